@@ -1,0 +1,431 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * libcluster: every instance of a clustered service gets a consistent view
+ * of its peers (a dense worker index and the cluster total), backed by a
+ * static configuration or by etcd, plus a connection advisor that says
+ * where new clients should connect and how many connections to move.
+ *
+ * Source-compatible with the original bbcarchdev libcluster API.
+ *
+ * Conventions
+ * -----------
+ * - Functions returning int return 0 on success and -1 on failure with
+ *   errno set, unless documented otherwise. A human-readable reason is
+ *   sent to the logger (see cluster_set_logger()).
+ * - On failure nothing changes: a rejected setter leaves the previous
+ *   value in place and nothing is written to the registry.
+ * - Names (cluster key, environment, partition, instance id) must be
+ *   1..128 bytes from [A-Za-z0-9._-] and must not be "." or "..".
+ *
+ * Thread contract
+ * ---------------
+ * - Getters (cluster_key(), cluster_index(), cluster_total(),
+ *   cluster_workers(), cluster_state(), cluster_members(), ...) are safe
+ *   from any thread at any time between cluster_create() and
+ *   cluster_destroy(), and never wait on the network: they read the last
+ *   view the library received.
+ * - Setters, cluster_join(), cluster_join_passive(), cluster_leave() and
+ *   cluster_destroy() are "control" calls. They are serialised internally,
+ *   so two threads may call them, but they take effect one after another.
+ *   cluster_destroy() must be the last call on a handle.
+ * - A joined dynamic (etcd) cluster runs two library threads: the ping
+ *   thread (lease keepalive, registration, status writes) and the balancer
+ *   thread (watch, view updates, callbacks). The static engine runs none.
+ * - When an advice callback is installed, a joined object also runs an
+ *   advisor thread that calls it once per advice interval.
+ * - Callbacks (balancer, advice, logger) run with no library lock held.
+ *   The balancer callback runs on the balancer thread, except the first
+ *   call, which runs inside cluster_join() on the caller's thread, and the
+ *   final one (index -1), which runs inside cluster_leave() on the
+ *   caller's thread. The advice callback runs on the advisor thread.
+ * - Inside a balancer or advice callback you may call any getter and
+ *   cluster_report(). Control calls that would wait for the calling
+ *   thread itself (cluster_leave(), cluster_destroy(), cluster_join())
+ *   fail with EDEADLK when called from a library thread.
+ * - The logger may be called from any library thread, concurrently; it
+ *   must not call back into libcluster.
+ * - The library uses libcurl with CURLOPT_NOSIGNAL and initialises it
+ *   once (thread-safely, libcurl >= 7.84). It installs no signal handlers
+ *   and never calls fork().
+ * - fork(): library threads do not survive fork(). A child that wants
+ *   membership creates its own handle; the parent's membership is
+ *   untouched. (The original's cluster_set_fork() was declared but never
+ *   implemented; it is not provided.)
+ */
+#ifndef LIBCLUSTER_H_
+# define LIBCLUSTER_H_                 1
+
+# include <stddef.h>
+# include <stdarg.h>
+
+# if defined(__GNUC__) && (__GNUC__ >= 4)
+#  define CLUSTER_EXTERN               __attribute__((visibility("default")))
+# else
+#  define CLUSTER_EXTERN
+# endif
+
+# ifdef __cplusplus
+extern "C" {
+# endif
+
+/** Package version of the header; compare with cluster_version(). */
+# define CLUSTER_VERSION_MAJOR         0
+# define CLUSTER_VERSION_MINOR         1
+# define CLUSTER_VERSION_PATCH         0
+
+/** Longest name (key, environment, partition, instance id), in bytes. */
+# define CLUSTER_NAME_MAX              128
+/** Longest published address, in bytes. */
+# define CLUSTER_ADDRESS_MAX           256
+/** Largest worker count of one instance. */
+# define CLUSTER_WORKERS_MAX           65535
+/** Lease TTL bounds and default, in seconds (etcd's floor is 2 s). */
+# define CLUSTER_TTL_MIN               2
+# define CLUSTER_TTL_MAX               3600
+# define CLUSTER_TTL_DEFAULT           5
+/** capacity for cluster_report(): no upper bound. 0 means draining. */
+# define CLUSTER_CAPACITY_UNBOUNDED    (-1LL)
+
+/** An opaque cluster connection (membership) object. */
+typedef struct cluster_struct CLUSTER;
+
+/** A snapshot of this instance's place in the cluster. */
+typedef struct cluster_state_struct CLUSTERSTATE;
+struct cluster_state_struct
+{
+	/** Global index of this instance's first worker, -1 if not counted. */
+	int index;
+	/** This instance's worker count. */
+	int workers;
+	/** Total workers in the cluster (all counted members). */
+	int total;
+	/** Non-zero if this instance joined passively. */
+	int passive;
+};
+
+/**
+ * Re-balance callback: called with the new state whenever this
+ * instance's base index or the cluster total changes. The return value is
+ * ignored. See the thread contract above for where it runs.
+ */
+typedef int (*CLUSTERBALANCE)(CLUSTER *cluster, CLUSTERSTATE *state);
+
+/**
+ * Logger: priority is a syslog LOG_* value (LOG_CRIT .. LOG_DEBUG); the
+ * formatted message ends in a newline.
+ */
+typedef void (*CLUSTERLOGGER)(int priority, const char *format, va_list ap);
+
+/** One member of the cluster as last seen by this instance (a copy). */
+typedef struct cluster_member_struct CLUSTERMEMBER;
+struct cluster_member_struct
+{
+	/** Instance id. */
+	char id[CLUSTER_NAME_MAX + 1];
+	/** Worker count. */
+	int workers;
+	/** Base index, or -1 for a passive member. */
+	int base;
+	/** Non-zero for a passive member (watching, not counted). */
+	int passive;
+	/** Non-zero for this instance. */
+	int self;
+	/** Non-zero if the member has published a status (below). */
+	int has_status;
+	/** Published address, "" if none. */
+	char address[CLUSTER_ADDRESS_MAX + 1];
+	/** Published load (connections). */
+	long long load;
+	/** Published capacity: CLUSTER_CAPACITY_UNBOUNDED, 0 (draining) or a maximum. */
+	long long capacity;
+	/** Milliseconds since this instance last received a change of the
+	 *  member's record (local clock; never compares clocks across hosts). */
+	long long age_ms;
+};
+
+/** One row of connection advice: move count connections to target. */
+typedef struct cluster_redirect_struct CLUSTERREDIRECT;
+struct cluster_redirect_struct
+{
+	/** Target instance id. */
+	char target[CLUSTER_NAME_MAX + 1];
+	/** Target's published address. */
+	char address[CLUSTER_ADDRESS_MAX + 1];
+	/** Number of this instance's connections to redirect there. */
+	int count;
+};
+
+/**
+ * Advice callback: called once per advice interval on the advisor thread
+ * with this instance's rows of the global plan (count may be 0: no
+ * redirects this round). The array is valid only during the call.
+ */
+typedef void (*CLUSTERADVICE)(CLUSTER *cluster, const CLUSTERREDIRECT *redirects, size_t count);
+
+/**
+ * Connection-advisor tuning. Initialise with cluster_advisor_config_init()
+ * and change the fields you care about. README.md "Connection advisor"
+ * explains how the seeds' knobs map onto these.
+ */
+typedef struct cluster_advisor_config_struct CLUSTERADVISORCONFIG;
+struct cluster_advisor_config_struct
+{
+	/** Set by cluster_advisor_config_init(); fields are only appended. */
+	unsigned int version;
+	/** Minimum time between two status writes to the registry (ms). */
+	int report_interval_ms;
+	/** Time between two advice rounds (ms). */
+	int advice_interval_ms;
+	/** Absolute band: a member within this many connections of its fair
+	 *  share is balanced (cluster-balancer "precision"). */
+	long long band_absolute;
+	/** Relative band: ... or within this fraction of its fair share
+	 *  (ClusterLoadBalancer "allowed_average_deviation_percent" / 100). */
+	double band_relative;
+	/** Fraction of its surplus a member may shed in one round
+	 *  (ClusterLoadBalancer "shed_percentage" / 100). */
+	double shed_fraction;
+	/** Most connections one member redirects in one round
+	 *  (cluster-balancer "stepSize", ClusterLoadBalancer "max_shed_count"); 0 = no limit. */
+	long long step_max;
+	/** Rounds that would redirect fewer than this are skipped
+	 *  (ClusterLoadBalancer "min_shed_count"), except when draining. */
+	long long step_min;
+	/** Cluster-wide redirect budget in connections per second, shared by
+	 *  all shedders; 0 = no limit. */
+	double budget_per_second;
+	/** Random spread applied to each interval, as a fraction (0.1 = +-10%). */
+	double jitter;
+	/** A member whose record has not changed for this long (ms, local
+	 *  receipt time) is treated as stale by the pick (0 = never). */
+	int stale_ms;
+};
+# define CLUSTER_ADVISOR_CONFIG_VERSION 1
+
+/* ------------------------------------------------------------------ */
+/* Lifecycle                                                            */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Create a cluster object for the cluster named key (a valid name).
+ * Defaults: environment "production", no partition, a random 32-hex-digit
+ * instance id, 1 worker, static engine (index 0, total 1), TTL
+ * CLUSTER_TTL_DEFAULT.
+ * @return the object, or NULL with errno EINVAL (bad key) or ENOMEM.
+ */
+CLUSTER_EXTERN CLUSTER *cluster_create(const char *key);
+
+/**
+ * Leave (if joined) and free the object. NULL is a harmless no-op.
+ * @return 0; -1/EDEADLK if called from a library callback (nothing freed).
+ */
+CLUSTER_EXTERN int cluster_destroy(CLUSTER *cluster);
+
+/**
+ * Join the cluster with the configured engine. When it returns 0 the
+ * balancer callback has already been called once. Already joined: 0.
+ * @return 0, or -1 with errno EINVAL (static index/total inconsistent,
+ *   bad configuration), EEXIST (a live instance already holds this
+ *   instance id), ECONNREFUSED/ETIMEDOUT/EIO (registry unreachable or
+ *   failing), EACCES (registry refused credentials), ENOMEM, EDEADLK.
+ */
+CLUSTER_EXTERN int cluster_join(CLUSTER *cluster);
+
+/**
+ * Join passively: watch the cluster and know its total and members, but
+ * do not take worker indices (index -1). Errors as cluster_join().
+ */
+CLUSTER_EXTERN int cluster_join_passive(CLUSTER *cluster);
+
+/**
+ * Leave the cluster: deregister, stop the library threads, and call the
+ * balancer callback with index -1. Returns within about one second even if
+ * the registry is hung or down. Not joined: 0.
+ * @return 0, or -1/EDEADLK from a library callback.
+ */
+CLUSTER_EXTERN int cluster_leave(CLUSTER *cluster);
+
+/* ------------------------------------------------------------------ */
+/* Configuration (refused with EPERM while joined unless noted)         */
+/* ------------------------------------------------------------------ */
+
+/** Enable (non-zero) or disable extra debug logging. Any time. Returns 0. */
+CLUSTER_EXTERN int cluster_set_verbose(CLUSTER *cluster, int verbose);
+
+/** Install the logger (NULL: the built-in one, which prints only
+ *  LOG_CRIT and more severe to stderr). Any time. Returns 0. */
+CLUSTER_EXTERN int cluster_set_logger(CLUSTER *cluster, CLUSTERLOGGER logger);
+
+/** Install the re-balance callback (NULL: none). Any time. Returns 0. */
+CLUSTER_EXTERN int cluster_set_balancer(CLUSTER *cluster, CLUSTERBALANCE callback);
+
+/**
+ * Cluster key. The pointer stays valid until cluster_destroy(): the key
+ * never changes.
+ */
+CLUSTER_EXTERN const char *cluster_key(CLUSTER *cluster);
+
+/**
+ * Environment name. Valid until the next cluster_set_env() or
+ * cluster_destroy() (so for as long as the object is joined).
+ */
+CLUSTER_EXTERN const char *cluster_env(CLUSTER *cluster);
+
+/** Set the environment (NULL restores "production"). EINVAL, EPERM. */
+CLUSTER_EXTERN int cluster_set_env(CLUSTER *cluster, const char *env);
+
+/** Instance id. Valid until the next cluster_set_instance(),
+ *  cluster_reset_instance() or cluster_destroy(). */
+CLUSTER_EXTERN const char *cluster_instance(CLUSTER *cluster);
+
+/** Set the instance id (a valid name; NULL is EINVAL). EINVAL, EPERM. */
+CLUSTER_EXTERN int cluster_set_instance(CLUSTER *cluster, const char *instance);
+
+/** Replace the instance id with a fresh random one. EPERM while joined. */
+CLUSTER_EXTERN int cluster_reset_instance(CLUSTER *cluster);
+
+/** Partition name, or NULL (errno 0) when none. Lifetime as cluster_env(). */
+CLUSTER_EXTERN const char *cluster_partition(CLUSTER *cluster);
+
+/** Set the partition (NULL: none). EINVAL, EPERM. */
+CLUSTER_EXTERN int cluster_set_partition(CLUSTER *cluster, const char *partition);
+
+/**
+ * Set this instance's worker count, 1..CLUSTER_WORKERS_MAX (EINVAL
+ * otherwise). Allowed while joined: the registry is updated at once and
+ * every member re-balances.
+ */
+CLUSTER_EXTERN int cluster_set_workers(CLUSTER *cluster, int workers);
+
+/** Deprecated alias of cluster_set_workers(), kept for old callers. */
+CLUSTER_EXTERN int cluster_set_threads(CLUSTER *cluster, int workers);
+
+/**
+ * Select the engine. NULL: static. "http://host:port/" or "https://...":
+ * etcd v3; several endpoints may be given separated by commas and are
+ * tried in turn. "etcd2+http://host:port/": the etcd v2 key layout of the
+ * original (for old clusters). Anything else: EINVAL and the previous
+ * engine stays. EPERM while joined.
+ */
+CLUSTER_EXTERN int cluster_set_registry(CLUSTER *cluster, const char *uri);
+
+/** Lease TTL in seconds, CLUSTER_TTL_MIN..CLUSTER_TTL_MAX. EINVAL, EPERM. */
+CLUSTER_EXTERN int cluster_set_ttl(CLUSTER *cluster, int seconds);
+
+/** Current lease TTL in seconds. */
+CLUSTER_EXTERN int cluster_ttl(CLUSTER *cluster);
+
+/**
+ * TLS files for https:// registries (PEM paths; any may be NULL). The
+ * files are read when joining. EPERM while joined.
+ */
+CLUSTER_EXTERN int cluster_set_tls(CLUSTER *cluster, const char *ca_file, const char *cert_file, const char *key_file);
+
+/** User name and password for registry authentication (NULL, NULL:
+ *  none). EINVAL if only one is given. EPERM while joined. */
+CLUSTER_EXTERN int cluster_set_credentials(CLUSTER *cluster, const char *user, const char *password);
+
+/** Static engine: this instance's base index (>= 0). EINVAL, EPERM. */
+CLUSTER_EXTERN int cluster_static_set_index(CLUSTER *cluster, int index);
+
+/** Static engine: the cluster total (>= 1). EINVAL, EPERM. */
+CLUSTER_EXTERN int cluster_static_set_total(CLUSTER *cluster, int total);
+
+/* ------------------------------------------------------------------ */
+/* State (never blocks on the network)                                  */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Global index of this instance's worker number worker (0-based,
+ * 0 <= worker < workers). @return the index, or -1 with errno EPERM (not
+ * joined), EINVAL (worker out of range) or ENOENT (joined but not counted:
+ * passive, or re-registering after the lease was lost).
+ */
+CLUSTER_EXTERN int cluster_index(CLUSTER *cluster, int worker);
+
+/** Cluster total, or 0 with errno EPERM when not joined. */
+CLUSTER_EXTERN int cluster_total(CLUSTER *cluster);
+
+/** This instance's worker count (whether or not joined). */
+CLUSTER_EXTERN int cluster_workers(CLUSTER *cluster);
+
+/** Copy the current state into *state. Works when not joined (index -1).
+ *  EINVAL if state is NULL. */
+CLUSTER_EXTERN int cluster_state(CLUSTER *cluster, CLUSTERSTATE *state);
+
+/**
+ * Copy the current member list, sorted by id (byte order), including
+ * passive members and this instance. *members is set to an array the
+ * caller frees with cluster_members_free() (NULL when *count is 0).
+ * EPERM when not joined, EINVAL on NULL arguments, ENOMEM.
+ */
+CLUSTER_EXTERN int cluster_members(CLUSTER *cluster, CLUSTERMEMBER **members, size_t *count);
+
+/** As cluster_members(), without this instance. */
+CLUSTER_EXTERN int cluster_peers(CLUSTER *cluster, CLUSTERMEMBER **members, size_t *count);
+
+/** Free an array returned by cluster_members() or cluster_peers(). */
+CLUSTER_EXTERN void cluster_members_free(CLUSTERMEMBER *members);
+
+/* ------------------------------------------------------------------ */
+/* Connection advisor                                                   */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Publish the address clients should use to reach this instance
+ * (printable ASCII without spaces, at most CLUSTER_ADDRESS_MAX bytes;
+ * NULL or "" clears it). Any time. EINVAL.
+ */
+CLUSTER_EXTERN int cluster_set_address(CLUSTER *cluster, const char *address);
+
+/**
+ * Report this instance's load (connections, >= 0) and capacity
+ * (CLUSTER_CAPACITY_UNBOUNDED, 0 = draining / out of service, or a
+ * maximum >= load). Any time, any thread. Written to the registry only
+ * when changed and at most once per report interval; never changes
+ * anyone's index or total. EINVAL on bad values.
+ */
+CLUSTER_EXTERN int cluster_report(CLUSTER *cluster, long long load, long long capacity);
+
+/** Fill *config with the defaults. */
+CLUSTER_EXTERN void cluster_advisor_config_init(CLUSTERADVISORCONFIG *config);
+
+/** Set the advisor tuning (copied). Any time. EINVAL names the bad field. */
+CLUSTER_EXTERN int cluster_set_advisor_config(CLUSTER *cluster, const CLUSTERADVISORCONFIG *config);
+
+/** Install the advice callback (NULL: no advice rounds). Any time. */
+CLUSTER_EXTERN int cluster_set_advisor(CLUSTER *cluster, CLUSTERADVICE callback);
+
+/**
+ * Where should a new client connect? Herd-safe: picks among members with
+ * spare room, weighted by their deficit, counting this instance's own
+ * recent picks as provisional load, so many callers between two reports
+ * spread out. Copies the chosen member into *target.
+ * @return 0, or -1 with errno EPERM (not joined), ENOENT (no member can
+ *   take a client: all draining, full or stale), EINVAL.
+ */
+CLUSTER_EXTERN int cluster_pick_target(CLUSTER *cluster, CLUSTERMEMBER *target);
+
+/**
+ * Compute this instance's rows of the current global plan now (the same
+ * rows the advice callback would receive). *redirects is freed with
+ * cluster_redirects_free(); NULL when *count is 0. Returns no rows while
+ * the view may be stale (registry unreachable). EPERM, EINVAL, ENOMEM.
+ */
+CLUSTER_EXTERN int cluster_advice(CLUSTER *cluster, CLUSTERREDIRECT **redirects, size_t *count);
+
+/** Free an array returned by cluster_advice(). */
+CLUSTER_EXTERN void cluster_redirects_free(CLUSTERREDIRECT *redirects);
+
+/* ------------------------------------------------------------------ */
+/* Misc                                                                 */
+/* ------------------------------------------------------------------ */
+
+/** Run-time library version string, e.g. "0.1.0". */
+CLUSTER_EXTERN const char *cluster_version(void);
+
+# ifdef __cplusplus
+}
+# endif
+
+#endif /*!LIBCLUSTER_H_*/

@@ -1,0 +1,172 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Private header: the cluster object, the engine interface and the
+ * helpers engines use to talk to the core. Nothing here is exported.
+ */
+#ifndef CLUSTER_INT_H_
+# define CLUSTER_INT_H_                1
+
+# ifdef HAVE_CONFIG_H
+#  include "config.h"
+# endif
+
+# include <pthread.h>
+# include <stdint.h>
+# include <syslog.h>
+# include "libcluster.h"
+# include "view.h"
+
+# if defined(__GNUC__)
+#  define CLUSTER__PRINTF(f, a)        __attribute__((format(printf, f, a)))
+# else
+#  define CLUSTER__PRINTF(f, a)
+# endif
+
+# define CLUSTER_DEFAULT_ENV           "production"
+/* Connect and overall timeouts of a unary registry request (ms). */
+# define CLUSTER_CONNECT_TIMEOUT_MS    1000
+# define CLUSTER_REQUEST_TIMEOUT_MS    2000
+/* cluster_leave() must return within this, whatever the registry does. */
+# define CLUSTER_LEAVE_BUDGET_MS       900
+
+typedef struct cluster__engine cluster__engine;
+
+/*
+ * An engine: how membership is established and watched. The core calls
+ * these with the control mutex held (never the state lock). The engine's
+ * private data lives in cluster->engine_data.
+ */
+struct cluster__engine
+{
+	const char *name;            /* log tag: "static", "etcd", "etcd2" */
+	/* Parse the registry URI and allocate engine_data. Returns 0 or an errno
+	 * value (EINVAL after logging the reason, ENOMEM). uri is NULL for static. */
+	int (*create)(CLUSTER *cluster, const char *uri);
+	/* Free engine_data (never called while joined). */
+	void (*destroy)(CLUSTER *cluster);
+	/* Join; cluster->passive says how. Before returning 0 the engine must
+	 * have published the initial view with cluster__publish_view().
+	 * Returns 0 or an errno value (logged). On failure nothing is left
+	 * registered (as far as the registry let us) and no thread runs. */
+	int (*join)(CLUSTER *cluster);
+	/* Leave: stop threads and deregister, bounded by CLUSTER_LEAVE_BUDGET_MS.
+	 * The core then reports index -1 to the callback. */
+	void (*leave)(CLUSTER *cluster);
+	/* While joined: cluster->workers changed; push it to the registry now.
+	 * Returns 0 or an errno value. May be NULL (nothing to push). */
+	int (*workers_changed)(CLUSTER *cluster);
+	/* While joined: the advisor status changed; write it when due. Must not
+	 * block on the network (wake a thread). May be NULL. */
+	void (*status_changed)(CLUSTER *cluster);
+};
+
+extern const cluster__engine cluster__engine_static;
+extern const cluster__engine cluster__engine_etcd3;
+extern const cluster__engine cluster__engine_etcd2;
+
+/* The advisor status this instance publishes. */
+typedef struct cluster__status cluster__status;
+struct cluster__status
+{
+	char address[CLUSTER_ADDRESS_MAX + 1];
+	long long load;
+	long long capacity;
+	int reported;                /* cluster_report() called at least once */
+	unsigned long seq;           /* bumped on every change */
+};
+
+struct cluster_struct
+{
+	/* Serialises control calls (setters, join, leave, destroy). */
+	pthread_mutex_t control;
+	/* Protects the fields marked (S). Never held across I/O or callbacks. */
+	pthread_mutex_t lock;
+
+	/* Configuration: written only by control calls, and (except workers)
+	 * only while not joined, so engines may read it freely while joined. */
+	char *key;
+	char *env;
+	char *partition;             /* NULL: none */
+	char *instance;
+	char *registry;              /* NULL: static */
+	int ttl;
+	char *ca_file, *cert_file, *key_file;
+	char *user, *password;
+	int static_index;
+	int static_total;
+	const cluster__engine *engine;
+	void *engine_data;
+
+	/* (S) */
+	CLUSTERLOGGER logger;
+	CLUSTERBALANCE balancer;
+	CLUSTERADVICE advice;
+	int verbose;
+	int joined;
+	int passive;
+	int workers;
+	cluster__view view;          /* last published view */
+	int index;                   /* last reported base (-1) */
+	int total;                   /* last reported total */
+	int announced;               /* the callback has seen this join's first view */
+	int fresh;                   /* the engine trusts the view (registry reachable) */
+	int64_t fresh_since_ms;
+	cluster__status status;
+	CLUSTERADVISORCONFIG advisor_config;
+	void *advisor;               /* advisor run-time state (advisor-api.c) */
+};
+
+/* --- logging (log.c) ------------------------------------------------ */
+
+/* Log through the cluster's logger; adds nothing, the caller writes the
+ * "libcluster: " prefix via the macros below. Safe from any thread. */
+void cluster__log(CLUSTER *cluster, int priority, const char *format, ...) CLUSTER__PRINTF(3, 4);
+void cluster__vlog(CLUSTER *cluster, int priority, const char *format, va_list ap);
+/* Non-zero if verbose logging is on. */
+int cluster__verbose(CLUSTER *cluster);
+
+/* --- core services for engines (cluster.c) ---------------------------- */
+
+/*
+ * Publish the member set the engine now believes in (any order). Computes
+ * the view, stores it, and if this instance's base or the total changed,
+ * logs and calls the balancer callback (no lock held). Call it with no
+ * lock held. Returns 0 or an errno value (the set was rejected, logged, and
+ * the previous view kept).
+ */
+int cluster__publish_view(CLUSTER *cluster, const cluster__member *members, size_t n, int64_t revision);
+
+/* Static engines: publish a fixed base and total for this instance alone
+ * (same notification path as cluster__publish_view). */
+int cluster__publish_static(CLUSTER *cluster, int base, int total);
+
+/* Engine's verdict on whether its view is current (watch connected, lease
+ * alive). The advisor gives no redirects while it is not. */
+void cluster__set_fresh(CLUSTER *cluster, int fresh);
+
+/* Copy of this instance's advisor status (for engines to publish). */
+void cluster__get_status(CLUSTER *cluster, cluster__status *out);
+
+/* Current worker count (state lock taken briefly). */
+int cluster__get_workers(CLUSTER *cluster);
+
+/* Callback bracketing: control calls fail with EDEADLK while the calling
+ * thread is inside a library callback. */
+void cluster__callback_enter(void);
+void cluster__callback_leave(void);
+int cluster__in_callback(void);
+
+/* Monotonic milliseconds. */
+int64_t cluster__now_ms(void);
+
+/* Validate a name per the header's rule; on failure returns EINVAL and
+ * logs "<field> ...: <rule>". */
+int cluster__check_name(CLUSTER *cluster, const char *field, const char *value);
+
+/* --- advisor glue (advisor-api.c) ------------------------------------ */
+
+int cluster__advisor_start(CLUSTER *cluster);   /* after join */
+void cluster__advisor_stop(CLUSTER *cluster);   /* before leave */
+void cluster__advisor_free(CLUSTER *cluster);   /* from destroy */
+
+#endif /*!CLUSTER_INT_H_*/

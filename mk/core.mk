@@ -1,0 +1,32 @@
+# SPDX-License-Identifier: Apache-2.0
+# Core: public API, logging, pure view math, static engine.
+LIBCLUSTER_SOURCES += \
+	libcluster/cluster-int.h \
+	libcluster/cluster.c \
+	libcluster/log.c \
+	libcluster/view.h \
+	libcluster/view.c \
+	libcluster/engine-static.c \
+	libcluster/engine-etcd2.c
+
+check_PROGRAMS += tests/test_view tests/test_api tests/test_static tests/headertest tests/headertest-cxx
+TESTS += tests/test_view tests/test_api tests/test_static tests/headertest tests/headertest-cxx tests/check-exports.sh
+EXTRA_DIST += tests/check-exports.sh tests/exports.txt tests/tsan.supp
+
+tests_test_view_SOURCES = tests/test_view.c
+tests_test_view_CFLAGS = $(TEST_CFLAGS)
+tests_test_view_LDADD = $(TEST_LDADD)
+tests_test_api_SOURCES = tests/test_api.c tests/testutil.h
+tests_test_api_CFLAGS = $(TEST_CFLAGS)
+tests_test_api_LDADD = $(TEST_LDADD)
+tests_test_static_SOURCES = tests/test_static.c tests/testutil.h
+tests_test_static_CFLAGS = $(TEST_CFLAGS)
+tests_test_static_LDADD = $(TEST_LDADD)
+
+# The public header alone, strict C99 and C++.
+tests_headertest_SOURCES = tests/headertest.c
+tests_headertest_CFLAGS = -std=c99 -pedantic -Wall -Wextra -Werror
+tests_headertest_LDADD = libcluster/libcluster.la
+tests_headertest_cxx_SOURCES = tests/headertest-cxx.cc
+tests_headertest_cxx_CXXFLAGS = -pedantic -Wall -Wextra -Werror
+tests_headertest_cxx_LDADD = libcluster/libcluster.la

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Small helpers shared by the API tests: a logger that records what the
+ * library said, and a balancer callback that records what it reported.
+ * Header-only so each test program stays self-contained.
+ */
+#ifndef CLUSTER_TESTUTIL_H_
+# define CLUSTER_TESTUTIL_H_           1
+
+# ifdef HAVE_CONFIG_H
+#  include "config.h"
+# endif
+# include <pthread.h>
+# include <stdarg.h>
+# include <stdio.h>
+# include <string.h>
+# include <libcluster.h>
+
+static pthread_mutex_t tu_lock = PTHREAD_MUTEX_INITIALIZER;
+static char tu_log[65536];
+static size_t tu_log_len;
+static int tu_calls;
+static CLUSTERSTATE tu_last;
+
+static void
+tu_logger(int priority, const char *format, va_list ap)
+{
+	char line[1024];
+	int n;
+
+	n = snprintf(line, sizeof(line), "<%d>", priority);
+	vsnprintf(line + n, sizeof(line) - (size_t) n, format, ap);
+	pthread_mutex_lock(&tu_lock);
+	n = snprintf(tu_log + tu_log_len, sizeof(tu_log) - tu_log_len, "%s", line);
+	if(n > 0 && tu_log_len + (size_t) n < sizeof(tu_log))
+	{
+		tu_log_len += (size_t) n;
+	}
+	pthread_mutex_unlock(&tu_lock);
+}
+
+static void
+tu_log_clear(void)
+{
+	pthread_mutex_lock(&tu_lock);
+	tu_log[0] = 0;
+	tu_log_len = 0;
+	pthread_mutex_unlock(&tu_lock);
+}
+
+/* Non-zero if some logged text contains needle. */
+static int
+tu_logged(const char *needle)
+{
+	int r;
+
+	pthread_mutex_lock(&tu_lock);
+	r = strstr(tu_log, needle) != NULL;
+	pthread_mutex_unlock(&tu_lock);
+	if(!r)
+	{
+		fprintf(stderr, "# log does not contain '%s'; log was:\n%s", needle, tu_log);
+	}
+	return r;
+}
+
+static int
+tu_balancer(CLUSTER *cluster, CLUSTERSTATE *state)
+{
+	(void) cluster;
+	pthread_mutex_lock(&tu_lock);
+	tu_calls++;
+	tu_last = *state;
+	pthread_mutex_unlock(&tu_lock);
+	return 0;
+}
+
+static void
+tu_reset(void)
+{
+	tu_log_clear();
+	pthread_mutex_lock(&tu_lock);
+	tu_calls = 0;
+	memset(&tu_last, 0, sizeof(tu_last));
+	pthread_mutex_unlock(&tu_lock);
+}
+
+/* A cluster with the recording logger and balancer installed. */
+static CLUSTER *
+tu_cluster(const char *key)
+{
+	CLUSTER *c = cluster_create(key);
+
+	if(c)
+	{
+		cluster_set_logger(c, tu_logger);
+		cluster_set_balancer(c, tu_balancer);
+	}
+	return c;
+}
+
+#endif /*!CLUSTER_TESTUTIL_H_*/
