@@ -1163,6 +1163,16 @@ copy_members(CLUSTER *cluster, CLUSTERMEMBER **members, size_t *count, int peers
 		o->load = m->load;
 		o->capacity = m->capacity;
 		o->age_ms = m->received_ms ? now - m->received_ms : 0;
+		if(self && cluster->status.reported)
+		{
+			/* our own row shows what we reported last, which the registry
+			 * copy may not carry yet (writes are rate-limited) */
+			o->has_status = 1;
+			memcpy(o->address, cluster->status.address, sizeof(o->address));
+			o->load = cluster->status.load;
+			o->capacity = cluster->status.capacity;
+			o->age_ms = 0;
+		}
 		n++;
 	}
 	pthread_mutex_unlock(&cluster->lock);

@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cluster-test: a demonstration client of libcluster. It uses nothing but
+ * the public header; this private header only ties its own files together.
+ */
+#ifndef CLUSTER_TEST_H_
+# define CLUSTER_TEST_H_               1
+
+# include <libcluster.h>
+
+# define CT_NAME                       "cluster-test"
+# define CT_DEFAULT_KEY                "cluster-test"
+
+/* Exit codes: success, a library call (or the system) failed, bad usage. */
+# define CT_EXIT_OK                    0
+# define CT_EXIT_ERROR                 1
+# define CT_EXIT_USAGE                 2
+
+/* Everything the command line asked for. A have_* flag is set only when the
+ * option was given: an absent option leaves the library's default alone. */
+struct ct_options
+{
+	int verbose;
+	int fork;
+	int passive;
+	int statuses;
+	int advice;
+	const char *key;
+	const char *env;
+	const char *partition;
+	const char *instance;
+	const char *registry;
+	const char *address;
+	int workers;
+	int have_workers;
+	int index;
+	int have_index;
+	int total;
+	int have_total;
+	int ttl;
+	int have_ttl;
+	long long load;
+	int have_load;
+	long long capacity;
+	int have_capacity;
+};
+
+/* options.c */
+
+/* Parse argv into *opts. Returns CT_EXIT_OK to carry on, -1 when -h
+ * printed the usage (exit 0), or CT_EXIT_USAGE after printing the reason. */
+int ct_parse_options(int argc, char **argv, struct ct_options *opts);
+void ct_usage(void);
+
+/* output.c */
+
+/* Print "cluster-test: " + the formatted message + a newline to stderr
+ * as one write. */
+void ct_message(const char *format, ...) __attribute__((format(printf, 1, 2)));
+/* As ct_message() with ": <strerror(err)>" appended. */
+void ct_failure(int err, const char *what);
+void ct_logger(int priority, const char *format, va_list ap);
+int ct_balancer(CLUSTER *cluster, CLUSTERSTATE *state);
+void ct_advice(CLUSTER *cluster, const CLUSTERREDIRECT *redirects, size_t count);
+/* Print the member table and the pick if the table differs from the last
+ * one printed (or always when force is set). Returns 0, or -1 with errno
+ * set when the library call failed. */
+int ct_print_statuses(CLUSTER *cluster, int force);
+void ct_output_cleanup(void);
+
+#endif /*!CLUSTER_TEST_H_*/

@@ -1,0 +1,249 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cluster-test: the command line. Only the shape of the arguments is
+ * checked here (a number where a number is needed); every value is passed
+ * to libcluster, which owns the rules and names the offending field.
+ */
+#include "cluster-test.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char usage_text[] =
+	"Usage: " CT_NAME " [OPTIONS]\n"
+	"\n"
+	"Join a cluster through libcluster, print every re-balance, and stay a\n"
+	"member until SIGINT or SIGTERM, then leave cleanly. " CT_NAME " does no\n"
+	"work itself; it shows what a clustered service would see.\n"
+	"\n"
+	"OPTIONS are one or more of:\n"
+	"  -h              Print this message and exit\n"
+	"  -v              Be more verbose (library debug logging)\n"
+	"  -F              Fork: check the options, fork, print the child's PID\n"
+	"                  and exit 0; the child joins and carries on\n"
+	"  -k KEY          Set the cluster key to KEY (default: " CT_DEFAULT_KEY ")\n"
+	"  -e ENV          Set the cluster environment to ENV (default: production)\n"
+	"  -p NAME         Set the cluster partition to NAME (default: none)\n"
+	"  -i ID           Set the instance identifier to ID (default: random)\n"
+	"  -n COUNT        Set the number of workers to COUNT (1..65535, default 1)\n"
+	"  -P              Join passively: watch the cluster, take no worker index\n"
+	" Registry (etcd) clustering:\n"
+	"  -r URI          Set the cluster registry URI: http://HOST:PORT/ or\n"
+	"                  https://..., several separated by commas (etcd v3),\n"
+	"                  or etcd2+http://HOST:PORT/ (the original's v2 layout)\n"
+	"  -t TTL          Set the registration lease to TTL seconds (2..3600,\n"
+	"                  default 5)\n"
+	" Static clustering (when -r is not given):\n"
+	"  -I INDEX        Set this instance's first worker index (default 0)\n"
+	"  -T COUNT        Set the cluster's total worker count (>= 1, default 1)\n"
+	" Connection advisor:\n"
+	"  -A ADDRESS      Publish ADDRESS (e.g. ws://host:port) for clients\n"
+	"  -L LOAD         Report LOAD current connections (>= 0, default 0)\n"
+	"  -C CAPACITY     Report CAPACITY connections at most (-1: unbounded,\n"
+	"                  the default; 0: draining, send no new clients here)\n"
+	"  -S              Print every member's status and the member a new client\n"
+	"                  would be sent to, at join and whenever they change\n"
+	"  -a              Print the connection advice of each advice round\n"
+	"\n"
+	"Every value is checked by libcluster: names are 1..128 characters from\n"
+	"[A-Za-z0-9._-] and not \".\" or \"..\". An option that is not given keeps\n"
+	"the library's default; an option that is given is always applied, so\n"
+	"-T 0 is refused (the original read 0 as \"not set\").\n"
+	"\n"
+	"Exit status: 0 success (including a clean leave after SIGINT/SIGTERM),\n"
+	"1 a libcluster call or the system failed (the reason is printed),\n"
+	"2 bad usage (unknown option, missing argument, not a number).\n"
+	"\n"
+	"Examples:\n"
+	"  " CT_NAME " -i node1 -n 2 -r http://127.0.0.1:2379/\n"
+	"  " CT_NAME " -i node1 -n 2 -I 0 -T 7        (static, workers #0-1 of 7)\n"
+	"  " CT_NAME " -r http://127.0.0.1:2379/ -A ws://10.0.0.1:80 -L 9 -C 10 -S -a\n";
+
+void
+ct_usage(void)
+{
+	fputs(usage_text, stdout);
+}
+
+/* One line saying what is wrong, then where to look: a usage error. */
+static int
+usage_error(const char *reason, int opt, const char *arg)
+{
+	if(arg)
+	{
+		fprintf(stderr, CT_NAME ": option -%c: %s, not '%s'\n", opt, reason, arg);
+	}
+	else if(opt)
+	{
+		fprintf(stderr, CT_NAME ": option -%c: %s\n", opt, reason);
+	}
+	else
+	{
+		fprintf(stderr, CT_NAME ": %s\n", reason);
+	}
+	fprintf(stderr, "Try '" CT_NAME " -h' for more information.\n");
+	return CT_EXIT_USAGE;
+}
+
+/* A whole decimal number (optional sign, no trailing junk) within
+ * [min, max]; the range here is only the C type's, the library checks
+ * the meaning. */
+static int
+parse_number(const char *arg, long long min, long long max, long long *out)
+{
+	char *end;
+	long long v;
+
+	errno = 0;
+	v = strtoll(arg, &end, 10);
+	if(end == arg || *end || errno == ERANGE || v < min || v > max)
+	{
+		return -1;
+	}
+	*out = v;
+	return 0;
+}
+
+/* Return value: the option's meaning, for messages that name the field. */
+static const char *
+number_field(int opt)
+{
+	switch(opt)
+	{
+	case 'n':
+		return "worker count";
+	case 'I':
+		return "static index";
+	case 'T':
+		return "static total";
+	case 't':
+		return "lease TTL";
+	case 'L':
+		return "load";
+	case 'C':
+		return "capacity";
+	}
+	return "value";
+}
+
+/* Parse a numeric option into an int or long long slot. */
+static int
+number_option(int opt, const char *arg, int *int_out, long long *ll_out, int *have)
+{
+	long long v;
+	char reason[96];
+
+	if(parse_number(arg, int_out ? INT_MIN : LLONG_MIN, int_out ? INT_MAX : LLONG_MAX, &v))
+	{
+		snprintf(reason, sizeof(reason), "the %s must be a whole number in range", number_field(opt));
+		return usage_error(reason, opt, arg);
+	}
+	if(int_out)
+	{
+		*int_out = (int) v;
+	}
+	else
+	{
+		*ll_out = v;
+	}
+	*have = 1;
+	return CT_EXIT_OK;
+}
+
+int
+ct_parse_options(int argc, char **argv, struct ct_options *opts)
+{
+	int c, r;
+
+	memset(opts, 0, sizeof(*opts));
+	opts->key = CT_DEFAULT_KEY;
+	opts->capacity = CLUSTER_CAPACITY_UNBOUNDED;
+	/* leading ':' = report a missing argument apart from an unknown option;
+	 * opterr = 0 = our messages, not getopt's */
+	opterr = 0;
+	while((c = getopt(argc, argv, ":hvFk:e:p:i:n:r:PI:T:t:A:L:C:Sa")) != -1)
+	{
+		r = CT_EXIT_OK;
+		switch(c)
+		{
+		case 'h':
+			ct_usage();
+			return -1;
+		case 'v':
+			opts->verbose = 1;
+			break;
+		case 'F':
+			opts->fork = 1;
+			break;
+		case 'k':
+			opts->key = optarg;
+			break;
+		case 'e':
+			opts->env = optarg;
+			break;
+		case 'p':
+			opts->partition = optarg;
+			break;
+		case 'i':
+			opts->instance = optarg;
+			break;
+		case 'n':
+			r = number_option(c, optarg, &opts->workers, NULL, &opts->have_workers);
+			break;
+		case 'r':
+			opts->registry = optarg;
+			break;
+		case 'P':
+			opts->passive = 1;
+			break;
+		case 'I':
+			r = number_option(c, optarg, &opts->index, NULL, &opts->have_index);
+			break;
+		case 'T':
+			r = number_option(c, optarg, &opts->total, NULL, &opts->have_total);
+			break;
+		case 't':
+			r = number_option(c, optarg, &opts->ttl, NULL, &opts->have_ttl);
+			break;
+		case 'A':
+			opts->address = optarg;
+			break;
+		case 'L':
+			r = number_option(c, optarg, NULL, &opts->load, &opts->have_load);
+			break;
+		case 'C':
+			r = number_option(c, optarg, NULL, &opts->capacity, &opts->have_capacity);
+			break;
+		case 'S':
+			opts->statuses = 1;
+			break;
+		case 'a':
+			opts->advice = 1;
+			break;
+		case ':':
+			return usage_error("missing argument", optopt, NULL);
+		default:
+			if(optopt > 32 && optopt < 127)
+			{
+				return usage_error("unknown option", optopt, NULL);
+			}
+			return usage_error("unknown option", 0, NULL);
+		}
+		if(r != CT_EXIT_OK)
+		{
+			return r;
+		}
+	}
+	if(optind < argc)
+	{
+		char reason[160];
+
+		snprintf(reason, sizeof(reason), "unexpected argument '%.100s' (options only)", argv[optind]);
+		return usage_error(reason, 0, NULL);
+	}
+	return CT_EXIT_OK;
+}

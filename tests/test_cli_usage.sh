@@ -1,0 +1,103 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+# cluster-test's command line: -h, and every bad input rejected with the
+# right exit code (1: the library refused the value, 2: usage) and a
+# message naming the field. No registry is needed.
+
+. "${top_srcdir:-.}/tests/test_cli_lib.sh"
+
+# expect_reject CODE REGEX ARGS...: cluster-test ARGS exits with CODE, never
+# joins, prints nothing on stdout, and stderr has a line matching REGEX.
+expect_reject()
+{
+	code=$1
+	regex=$2
+	shift 2
+	run_ct bad "$@"
+	if grep -q 'Function not implemented' "$WORK/bad.err"; then
+		skip "the advisor is not implemented yet (ENOSYS)"
+		return
+	fi
+	[ "$rc" -eq "$code" ] || fail "exit code $rc, expected $code" || return
+	has "$WORK/bad.err" "$regex" || fail "no line matching /$regex/" || return
+	[ ! -s "$WORK/bad.out" ] || fail "stdout is not empty" || return
+	! has "$WORK/bad.err" 'cluster joined' || fail "it joined anyway" || return
+	if [ "$code" -eq 1 ]; then
+		has "$WORK/bad.err" '^cluster-test: failed to [A-Za-z ]+: Invalid argument$' ||
+			fail "no 'cluster-test: failed to ...: Invalid argument' line" || return
+	else
+		has "$WORK/bad.err" "^Try 'cluster-test -h' for more information\.$" ||
+			fail "no usage hint" || return
+	fi
+}
+
+# --- -h -------------------------------------------------------------------
+
+case_help()
+{
+	run_ct help -h
+	[ "$rc" -eq 0 ] || fail "exit code $rc, expected 0" || return
+	has "$WORK/help.out" '^Usage: cluster-test \[OPTIONS\]$' || fail "no usage on stdout" || return
+	[ ! -s "$WORK/help.err" ] || fail "stderr is not empty" || return
+	for opt in h v F k e p i n r t P I T A L C S a; do
+		has "$WORK/help.out" "^  -$opt( |$)" || fail "-$opt is not documented" || return
+	done
+	has "$WORK/help.out" '^Exit status:' || fail "exit codes are not documented" || return
+}
+
+# --- usage errors (exit 2) ---------------------------------------------------
+
+case_unknown_option()   { expect_reject 2 '^cluster-test: option -x: unknown option$' -x; }
+case_missing_argument() { expect_reject 2 '^cluster-test: option -n: missing argument$' -n; }
+case_stray_argument()   { expect_reject 2 "^cluster-test: unexpected argument 'node1'" node1; }
+case_workers_not_num()  { expect_reject 2 "worker count must be a whole number.*'abc'" -n abc; }
+case_workers_trailing() { expect_reject 2 "worker count must be a whole number.*'2x'" -n 2x; }
+case_workers_huge()     { expect_reject 2 "worker count must be a whole number.*'99999999999'" -n 99999999999; }
+case_index_not_num()    { expect_reject 2 "static index must be a whole number.*''" -I ''; }
+case_total_not_num()    { expect_reject 2 "static total must be a whole number.*'7.5'" -T 7.5; }
+case_ttl_not_num()      { expect_reject 2 "lease TTL must be a whole number.*'5s'" -t 5s; }
+case_load_not_num()     { expect_reject 2 "load must be a whole number.*'lots'" -L lots; }
+case_capacity_not_num() { expect_reject 2 "capacity must be a whole number.*'1.5'" -C 1.5; }
+
+# --- values the library refuses (exit 1) --------------------------------------
+
+long_id=$(printf '%0129d' 0)
+
+case_workers_zero()     { expect_reject 1 '^libcluster<3>: .*worker count 0 ' -n 0; }
+case_workers_negative() { expect_reject 1 '^libcluster<3>: .*worker count -3 ' -n -3; }
+case_workers_too_many() { expect_reject 1 '^libcluster<3>: .*worker count 70000 ' -n 70000; }
+case_key_empty()        { expect_reject 1 "^cluster-test: invalid cluster key ''" -k ''; }
+case_key_slash()        { expect_reject 1 "^cluster-test: invalid cluster key 'a/b'" -k 'a/b'; }
+case_key_dotdot()       { expect_reject 1 "^cluster-test: invalid cluster key '\.\.'" -k '..'; }
+case_instance_too_long(){ expect_reject 1 "^libcluster<3>: .*instance id '0+(\.\.\.)?' is invalid" -i "$long_id"; }
+case_instance_empty()   { expect_reject 1 "^libcluster<3>: .*instance id '' is invalid" -i ''; }
+case_env_space()        { expect_reject 1 "^libcluster<3>: .*environment 'x y' is invalid" -e 'x y'; }
+case_env_empty()        { expect_reject 1 "^libcluster<3>: .*environment '' is invalid" -e ''; }
+case_partition_dot()    { expect_reject 1 "^libcluster<3>: .*partition '\.' is invalid" -p '.'; }
+case_registry_ftp()     { expect_reject 1 '^libcluster<3>: .*registry URI <ftp://x>' -r 'ftp://x'; }
+case_registry_broken()  { expect_reject 1 '^libcluster<3>: .*registry URI <https//broken>' -r 'https//broken'; }
+case_registry_empty()   { expect_reject 1 '^libcluster<3>: .*registry URI <>' -r ''; }
+case_ttl_too_short()    { expect_reject 1 '^libcluster<3>: .*TTL 1 is invalid' -t 1; }
+case_ttl_too_long()     { expect_reject 1 '^libcluster<3>: .*TTL 3601 is invalid' -t 3601; }
+case_index_negative()   { expect_reject 1 '^libcluster<3>: .*index -1 is invalid' -I -1; }
+case_total_zero()       { expect_reject 1 '^libcluster<3>: .*total 0 is invalid' -T 0; }
+case_index_not_below()  { expect_reject 1 '^libcluster<3>: .*instance index \(7\) is not less than' -I 7 -T 7; }
+case_highest_index()    { expect_reject 1 '^libcluster<3>: .*highest worker index \(5\) is not less than' -I 4 -T 5 -n 2; }
+case_fork_bad_option()  { expect_reject 1 '^libcluster<3>: .*worker count 0 ' -F -n 0; }
+case_load_negative()    { expect_reject 1 '^libcluster<3>: .*load' -L -1; }
+case_capacity_bad()     { expect_reject 1 '^libcluster<3>: .*capacity' -C -2; }
+case_capacity_below()   { expect_reject 1 '^libcluster<3>: .*capacity' -L 10 -C 5; }
+case_address_space()    { expect_reject 1 '^libcluster<3>: .*address' -A 'ws://a b'; }
+
+for c in help \
+	unknown_option missing_argument stray_argument workers_not_num workers_trailing \
+	workers_huge index_not_num total_not_num ttl_not_num load_not_num capacity_not_num \
+	workers_zero workers_negative workers_too_many key_empty key_slash key_dotdot \
+	instance_too_long instance_empty env_space env_empty partition_dot registry_ftp \
+	registry_broken registry_empty ttl_too_short ttl_too_long index_negative total_zero \
+	index_not_below highest_index fork_bad_option load_negative capacity_bad \
+	capacity_below address_space
+do
+	run_case "$c" "case_$c"
+done
+finish
