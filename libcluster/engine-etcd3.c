@@ -1,16 +1,1685 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* etcd v3 engine: placeholder until the engine lands. */
+/*
+ * etcd v3 engine (JSON gateway, /v3/...).
+ *
+ * Key layout: /<key>/[<partition>/]<env>/<instance-id>, value
+ * {"workers":N[,"address":..,"load":..,"capacity":..]} under a lease of
+ * cluster->ttl seconds.
+ *
+ * Threads (never holding cluster->lock or ed->m across network I/O or a
+ * publish):
+ * - the ping thread keeps the lease alive (one POST /v3/lease/keepalive
+ *   every TTL/3), writes the value when the worker count or the advisor
+ *   status changes, and re-registers when the lease or the key is lost;
+ * - the balancer (watch) thread holds one long-lived prefix watch, applies
+ *   its events to the member table and publishes a view per message; it
+ *   resumes by revision after a broken stream and re-reads the prefix only
+ *   after a compaction.
+ * A passive member registers nothing and runs only the watch thread.
+ */
 #include "cluster-int.h"
+#include "http.h"
+#include "etcd3-proto.h"
+
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* The watch must say "created" within this (ms); etcd answers a malformed
+ * create with silence. */
+#define WATCH_CREATED_TIMEOUT_MS       3000
+#define WATCH_BACKOFF_MIN_MS           50
+#define WATCH_BACKOFF_MAX_MS           1000
+/* Retry pause of the ping thread after a failed request (ms). */
+#define PING_RETRY_MS                  500
+
+typedef struct etcd3_conn etcd3_conn;
+struct etcd3_conn
+{
+	cluster__http *h;
+	int authed;                  /* holds a valid auth token (when credentials are set) */
+};
+
+typedef struct etcd3 etcd3;
+struct etcd3
+{
+	CLUSTER *c;
+	char **endpoints;
+	size_t n_endpoints;
+
+	/* fixed while joined */
+	char *prefix;                /* "/key/[partition/]env/" */
+	char *member_key;            /* prefix + instance id */
+	char *label;                 /* "key/[partition/]env" for log lines */
+	int ttl;                     /* granted TTL (s) */
+	int passive;
+	cluster__http_config cfg;
+	etcd3_conn ping;             /* ping thread's connection (join uses it first) */
+	etcd3_conn watch;            /* watch thread's connection */
+	pthread_t ping_thread, watch_thread;
+	int ping_running, watch_running;
+
+	pthread_mutex_t m;           /* protects the fields below; never held across I/O */
+	pthread_cond_t cv;
+	int stop;
+	int wake;                    /* the ping thread should look again */
+	int check_self;              /* the watch saw our key deleted */
+	int watch_kick;              /* the watch should reconnect (resume by revision) */
+	unsigned long value_gen;     /* bumped when the worker count changes */
+	unsigned long written_gen;   /* value_gen of the last value written */
+	unsigned long joined_seq;    /* status seq the join-time registration wrote */
+	int64_t lease;
+	int registered;
+	int lease_ok;
+	int watch_ok;
+
+	pthread_mutex_t fresh_m;     /* orders cluster__set_fresh() calls */
+
+	/* watch thread only (join fills them before it starts) */
+	cluster__etcd3_table table;
+	int64_t last_rev;
+};
+
+/* ---------------------------------------------------------------------- */
+/* small helpers                                                            */
+/* ---------------------------------------------------------------------- */
+
+static void
+deadline_in(struct timespec *ts, int64_t ms)
+{
+	if(ms < 0)
+	{
+		ms = 0;
+	}
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += (time_t) (ms / 1000);
+	ts->tv_nsec += (long) (ms % 1000) * 1000000L;
+	if(ts->tv_nsec >= 1000000000L)
+	{
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
 
 static int
-etcd3_create(CLUSTER *cluster, const char *uri)
+stopping(etcd3 *ed)
 {
-	(void) uri;
-	cluster__log(cluster, LOG_ERR, "libcluster: etcd: engine not built\n");
-	return ENOSYS;
+	int s;
+
+	pthread_mutex_lock(&ed->m);
+	s = ed->stop;
+	pthread_mutex_unlock(&ed->m);
+	return s;
+}
+
+/* Sleep up to ms, waking early on stop (returns non-zero then). */
+static int
+nap(etcd3 *ed, int64_t ms)
+{
+	struct timespec ts;
+	int s;
+
+	deadline_in(&ts, ms);
+	pthread_mutex_lock(&ed->m);
+	while(!ed->stop && !ed->watch_kick)
+	{
+		if(pthread_cond_timedwait(&ed->cv, &ed->m, &ts) == ETIMEDOUT)
+		{
+			break;
+		}
+	}
+	s = ed->stop;
+	pthread_mutex_unlock(&ed->m);
+	return s;
+}
+
+/* Freshness = watch connected and (passive or lease healthy). One mutex
+ * orders the calls so an older verdict never overwrites a newer one. */
+static void
+update_fresh(etcd3 *ed)
+{
+	int f;
+
+	pthread_mutex_lock(&ed->fresh_m);
+	pthread_mutex_lock(&ed->m);
+	f = ed->watch_ok && (ed->passive || (ed->registered && ed->lease_ok));
+	pthread_mutex_unlock(&ed->m);
+	cluster__set_fresh(ed->c, f);
+	pthread_mutex_unlock(&ed->fresh_m);
+}
+
+/* A printable copy of registry bytes for a log line. */
+static void
+printable(char *out, size_t outsz, const char *s, size_t len)
+{
+	size_t i, o = 0;
+
+	for(i = 0; i < len && o + 5 < outsz; i++)
+	{
+		unsigned char ch = (unsigned char) s[i];
+
+		if(ch >= 0x20 && ch < 0x7f)
+		{
+			out[o++] = (char) ch;
+		}
+		else
+		{
+			o += (size_t) snprintf(out + o, outsz - o, "\\x%02x", ch);
+		}
+	}
+	if(i < len && o + 4 < outsz)
+	{
+		memcpy(out + o, "...", 3);
+		o += 3;
+	}
+	out[o < outsz ? o : outsz - 1] = 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* requests                                                                 */
+/* ---------------------------------------------------------------------- */
+
+/* Turn a non-200 answer into an errno value and a reason for the log. */
+static int
+status_error(const cluster__http_response *resp, char *why, size_t whysz)
+{
+	char msg[256];
+	int code;
+
+	if(cluster__etcd3_parse_error(resp->body, resp->len, &code, msg, sizeof(msg)))
+	{
+		printable(msg, sizeof(msg), resp->body ? resp->body : "", resp->len > 120 ? 120 : resp->len);
+	}
+	snprintf(why, whysz, "HTTP %ld: %s", resp->status, msg);
+	switch(resp->status)
+	{
+	case 401:
+	case 403:
+		return EACCES;
+	case 404:
+		return ENOENT;
+	case 400:
+	case 412:
+		return EINVAL;
+	default:
+		return EIO;
+	}
+}
+
+/* Log in (etcd v3 auth) on one connection when credentials are set. */
+static int
+authenticate(etcd3 *ed, etcd3_conn *cn, char *why, size_t whysz)
+{
+	cluster__http_response resp;
+	char *body, *token = NULL;
+	int r;
+
+	cluster__http_set_token(cn->h, NULL);
+	body = cluster__etcd3_build_auth(ed->c->user, ed->c->password);
+	if(!body)
+	{
+		snprintf(why, whysz, "out of memory");
+		return ENOMEM;
+	}
+	r = cluster__http_request(cn->h, "POST", "/v3/auth/authenticate", NULL, body, &resp);
+	memset(body, 0, strlen(body));
+	free(body);
+	if(r)
+	{
+		snprintf(why, whysz, "%s", strerror(r));
+		return r;
+	}
+	if(resp.status != 200)
+	{
+		r = status_error(&resp, why, whysz);
+		cluster__http_response_free(&resp);
+		/* a refused password is a credentials problem whatever the code */
+		return r == EIO ? r : EACCES;
+	}
+	r = cluster__etcd3_parse_auth(resp.body, resp.len, &token);
+	cluster__http_response_free(&resp);
+	if(r)
+	{
+		snprintf(why, whysz, "malformed authenticate response");
+		return EIO;
+	}
+	r = cluster__http_set_token(cn->h, token);
+	memset(token, 0, strlen(token));
+	free(token);
+	if(!r)
+	{
+		cn->authed = 1;
+	}
+	return r;
+}
+
+/*
+ * One unary POST. Returns 0 only for HTTP 200 (resp then holds the body,
+ * to be freed by the caller); otherwise an errno value with a reason in
+ * why. Logs in first when credentials are set, and once more on 401
+ * (tokens expire when idle).
+ */
+static int
+rpc(etcd3 *ed, etcd3_conn *cn, const char *path, const char *body, cluster__http_response *resp, char *why, size_t whysz)
+{
+	int r, attempt;
+
+	memset(resp, 0, sizeof(*resp));
+	why[0] = 0;
+	if(!body)
+	{
+		snprintf(why, whysz, "out of memory");
+		return ENOMEM;
+	}
+	for(attempt = 0; attempt < 2; attempt++)
+	{
+		if(ed->c->user && !cn->authed)
+		{
+			r = authenticate(ed, cn, why, whysz);
+			if(r)
+			{
+				return r;
+			}
+		}
+		r = cluster__http_request(cn->h, "POST", path, NULL, body, resp);
+		if(r)
+		{
+			snprintf(why, whysz, "%s", strerror(r));
+			return r;
+		}
+		if(resp->status == 200)
+		{
+			return 0;
+		}
+		r = status_error(resp, why, whysz);
+		cluster__http_response_free(resp);
+		if(resp->status != 401 || !ed->c->user)
+		{
+			break;
+		}
+		cn->authed = 0;
+	}
+	return r;
+}
+
+/* The value this instance publishes, from the current worker count and
+ * advisor status. *gen / *seq say which changes it includes. */
+static char *
+member_value(etcd3 *ed, unsigned long *gen, unsigned long *seq)
+{
+	cluster__status st;
+	int workers;
+
+	pthread_mutex_lock(&ed->m);
+	*gen = ed->value_gen;
+	pthread_mutex_unlock(&ed->m);
+	workers = cluster__get_workers(ed->c);
+	cluster__get_status(ed->c, &st);
+	*seq = st.seq;
+	return cluster__etcd3_build_member_value(workers, st.reported, st.address, st.load, st.capacity);
+}
+
+static int
+revoke(etcd3 *ed, etcd3_conn *cn, int64_t lease)
+{
+	cluster__http_response resp;
+	char why[320];
+	char *body = cluster__etcd3_build_lease_id(lease);
+	int r;
+
+	r = rpc(ed, cn, "/v3/lease/revoke", body, &resp, why, sizeof(why));
+	free(body);
+	cluster__http_response_free(&resp);
+	if(r && r != ENOENT && r != ECANCELED)
+	{
+		cluster__log(ed->c, LOG_DEBUG, "libcluster: etcd: cannot revoke lease %llx: %s\n", (unsigned long long) lease, why);
+	}
+	return r;
+}
+
+/*
+ * Grant a lease and create our key under it with a put-if-absent txn. If
+ * the key exists under old_lease (our previous lease) it is taken over
+ * with a compare on that lease; under any other lease the new lease is
+ * revoked and EEXIST returned (*rev_out = the revision that saw it).
+ * On success ed->lease/registered/lease_ok are set.
+ */
+static int
+register_once(etcd3 *ed, etcd3_conn *cn, int64_t old_lease, int64_t *rev_out, unsigned long *seq_out, char *why, size_t whysz)
+{
+	cluster__http_response resp;
+	cluster__etcd3_txn txn;
+	unsigned long gen, seq;
+	int64_t lease, ttl;
+	char *value, *body;
+	int r;
+
+	*rev_out = 0;
+	memset(&txn, 0, sizeof(txn));
+	body = cluster__etcd3_build_grant(ed->c->ttl);
+	r = rpc(ed, cn, "/v3/lease/grant", body, &resp, why, whysz);
+	free(body);
+	if(r)
+	{
+		return r;
+	}
+	r = cluster__etcd3_parse_grant(resp.body, resp.len, &lease, &ttl);
+	cluster__http_response_free(&resp);
+	if(r)
+	{
+		snprintf(why, whysz, "malformed lease grant response");
+		return EIO;
+	}
+	ed->ttl = ttl > CLUSTER_TTL_MAX ? CLUSTER_TTL_MAX : (int) ttl;
+
+	value = member_value(ed, &gen, &seq);
+	body = value ? cluster__etcd3_build_create(ed->member_key, value, lease) : NULL;
+	if(!body)
+	{
+		free(value);
+		snprintf(why, whysz, "out of memory");
+		revoke(ed, cn, lease);
+		return ENOMEM;
+	}
+	r = rpc(ed, cn, "/v3/kv/txn", body, &resp, why, whysz);
+	free(body);
+	if(!r)
+	{
+		r = cluster__etcd3_parse_txn(resp.body, resp.len, &txn);
+		cluster__http_response_free(&resp);
+		if(r)
+		{
+			snprintf(why, whysz, "malformed txn response");
+			r = EIO;
+		}
+	}
+	if(!r && !txn.succeeded)
+	{
+		*rev_out = txn.revision;
+		if(txn.has_kv && txn.kv.lease == lease)
+		{
+			/* an earlier attempt of this very call went through */
+			txn.succeeded = 1;
+		}
+		else if(txn.has_kv && old_lease && txn.kv.lease == old_lease)
+		{
+			/* our own stale key: move it to the new lease, only if it is
+			 * still under the old one */
+			cluster__etcd3_txn_free(&txn);
+			body = cluster__etcd3_build_update(ed->member_key, value, lease, old_lease);
+			r = rpc(ed, cn, "/v3/kv/txn", body, &resp, why, whysz);
+			free(body);
+			if(!r)
+			{
+				r = cluster__etcd3_parse_txn(resp.body, resp.len, &txn);
+				cluster__http_response_free(&resp);
+				if(r)
+				{
+					snprintf(why, whysz, "malformed txn response");
+					r = EIO;
+				}
+			}
+		}
+		if(!r && !txn.succeeded)
+		{
+			snprintf(why, whysz, "key %s is held by lease %llx", ed->member_key, (unsigned long long) txn.kv.lease);
+			r = EEXIST;
+		}
+	}
+	/* the failure paths (EEXIST above all) hold a decoded kv too */
+	cluster__etcd3_txn_free(&txn);
+	free(value);
+	if(r)
+	{
+		if(r != ECANCELED)
+		{
+			revoke(ed, cn, lease);
+		}
+		return r;
+	}
+	pthread_mutex_lock(&ed->m);
+	ed->lease = lease;
+	ed->registered = 1;
+	ed->lease_ok = 1;
+	ed->check_self = 0;
+	if(gen > ed->written_gen)
+	{
+		ed->written_gen = gen;
+	}
+	pthread_cond_broadcast(&ed->cv);
+	pthread_mutex_unlock(&ed->m);
+	*seq_out = seq;
+	if(old_lease && old_lease != lease)
+	{
+		revoke(ed, cn, old_lease);
+	}
+	return 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* member table                                                             */
+/* ---------------------------------------------------------------------- */
+
+/* A kv -> member record; ENOENT: not a member key (ignored); EINVAL: a
+ * member key with a bad id or value (logged, left out). */
+static int
+member_from_kv(etcd3 *ed, const cluster__etcd3_kv *kv, cluster__member *rec)
+{
+	char shown[200];
+	const char *why;
+	int r;
+
+	memset(rec, 0, sizeof(*rec));
+	r = cluster__etcd3_member_id(ed->prefix, kv->key, kv->key_len, rec->id);
+	if(r == ENOENT)
+	{
+		return ENOENT;
+	}
+	if(r)
+	{
+		printable(shown, sizeof(shown), kv->key, kv->key_len);
+		cluster__log(ed->c, LOG_WARNING, "libcluster: etcd: ignoring key %s: the last part is not a valid instance id\n", shown);
+		return EINVAL;
+	}
+	r = cluster__etcd3_parse_member_value(kv->value, kv->value_len, rec, &why);
+	if(r)
+	{
+		cluster__log(ed->c, LOG_WARNING, "libcluster: etcd: leaving out member %s (key %s%s): %s\n", rec->id, ed->prefix, rec->id, why);
+		return EINVAL;
+	}
+	if(*why)
+	{
+		cluster__log(ed->c, LOG_WARNING, "libcluster: etcd: member %s (key %s%s): %s\n", rec->id, ed->prefix, rec->id, why);
+	}
+	rec->passive = 0;
+	rec->mod_revision = kv->mod_revision;
+	return 0;
+}
+
+/* Build a table from a range answer, keeping each unchanged member's
+ * receipt time from the old table. */
+static int
+table_from_range(etcd3 *ed, const cluster__etcd3_range *rg, cluster__etcd3_table *old, cluster__etcd3_table *out)
+{
+	int64_t now = cluster__now_ms();
+	size_t i;
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	for(i = 0; i < rg->n_kvs; i++)
+	{
+		cluster__member rec, *prev, *cur;
+
+		if(member_from_kv(ed, &rg->kvs[i], &rec))
+		{
+			continue;
+		}
+		r = cluster__etcd3_table_put(out, &rec, now, NULL);
+		if(r)
+		{
+			cluster__etcd3_table_free(out);
+			return r;
+		}
+		prev = old ? cluster__etcd3_table_find(old, rec.id) : NULL;
+		cur = cluster__etcd3_table_find(out, rec.id);
+		if(prev && cur && cluster__etcd3_member_same(prev, cur))
+		{
+			cur->received_ms = prev->received_ms;
+		}
+	}
+	return 0;
+}
+
+/* Read the whole prefix once: the member table at revision *rev. */
+static int
+read_prefix(etcd3 *ed, etcd3_conn *cn, cluster__etcd3_table *old, cluster__etcd3_table *out, int64_t *rev, char *why, size_t whysz)
+{
+	cluster__http_response resp;
+	cluster__etcd3_range rg;
+	char *body = cluster__etcd3_build_range(ed->prefix);
+	int r;
+
+	r = rpc(ed, cn, "/v3/kv/range", body, &resp, why, whysz);
+	free(body);
+	if(r)
+	{
+		return r;
+	}
+	r = cluster__etcd3_parse_range(resp.body, resp.len, &rg);
+	cluster__http_response_free(&resp);
+	if(r)
+	{
+		snprintf(why, whysz, "malformed range response");
+		return r == ENOMEM ? r : EIO;
+	}
+	if(rg.more)
+	{
+		/* we never set a limit: a server that pages anyway is not etcd */
+		cluster__etcd3_range_free(&rg);
+		snprintf(why, whysz, "range response is incomplete (\"more\")");
+		return EIO;
+	}
+	r = table_from_range(ed, &rg, old, out);
+	*rev = rg.revision;
+	cluster__etcd3_range_free(&rg);
+	return r;
+}
+
+static void
+publish(etcd3 *ed)
+{
+	cluster__publish_view(ed->c, ed->table.m, ed->table.n, ed->last_rev);
+}
+
+/* ---------------------------------------------------------------------- */
+/* watch (balancer) thread                                                  */
+/* ---------------------------------------------------------------------- */
+
+typedef struct watch_ctx watch_ctx;
+struct watch_ctx
+{
+	etcd3 *ed;
+	int created;
+	int64_t compacted;           /* > 0: history compacted at this revision */
+	int err;                     /* why the stream was abandoned */
+	char why[300];
+};
+
+/* Apply one message's events to the table, then publish once. */
+static void
+apply_events(etcd3 *ed, const cluster__etcd3_watch_msg *msg)
+{
+	int64_t now = cluster__now_ms();
+	size_t i;
+	int self_deleted = 0;
+
+	for(i = 0; i < msg->n_events; i++)
+	{
+		const cluster__etcd3_event *ev = &msg->events[i];
+		cluster__member rec;
+		int r;
+
+		if(ev->kv.mod_revision > ed->last_rev)
+		{
+			ed->last_rev = ev->kv.mod_revision;
+		}
+		if(ev->type == CLUSTER__ETCD3_DELETE)
+		{
+			memset(&rec, 0, sizeof(rec));
+			if(cluster__etcd3_member_id(ed->prefix, ev->kv.key, ev->kv.key_len, rec.id))
+			{
+				continue;
+			}
+			cluster__etcd3_table_del(&ed->table, rec.id);
+			if(!strcmp(rec.id, ed->c->instance))
+			{
+				self_deleted = 1;
+			}
+			continue;
+		}
+		r = member_from_kv(ed, &ev->kv, &rec);
+		if(r == ENOENT)
+		{
+			continue;
+		}
+		if(r)
+		{
+			/* left out: a member whose value we cannot read is not counted */
+			if(rec.id[0])
+			{
+				cluster__etcd3_table_del(&ed->table, rec.id);
+			}
+			continue;
+		}
+		if(cluster__etcd3_table_put(&ed->table, &rec, now, NULL))
+		{
+			cluster__log(ed->c, LOG_ERR, "libcluster: etcd: out of memory applying a watch event\n");
+		}
+	}
+	if(self_deleted && !ed->passive)
+	{
+		/* somebody removed our key (or our lease ran out): let the ping
+		 * thread check and re-register */
+		pthread_mutex_lock(&ed->m);
+		ed->check_self = 1;
+		ed->wake = 1;
+		pthread_cond_broadcast(&ed->cv);
+		pthread_mutex_unlock(&ed->m);
+	}
+	publish(ed);
+}
+
+static int
+watch_line(void *ctx, const char *line, size_t len)
+{
+	watch_ctx *w = ctx;
+	etcd3 *ed = w->ed;
+	cluster__etcd3_watch_msg msg;
+	char shown[120];
+	int r;
+
+	r = cluster__etcd3_parse_watch(line, len, &msg);
+	if(r)
+	{
+		printable(shown, sizeof(shown), line, len > 80 ? 80 : len);
+		snprintf(w->why, sizeof(w->why), "malformed watch message <%s>", shown);
+		w->err = r == ENOMEM ? ENOMEM : EBADMSG;
+		return 1;
+	}
+	if(msg.error)
+	{
+		snprintf(w->why, sizeof(w->why), "stream error %d: %s", msg.error_code, msg.error_message ? msg.error_message : "");
+		w->err = EIO;
+		cluster__etcd3_watch_msg_free(&msg);
+		return 1;
+	}
+	if(msg.canceled)
+	{
+		if(msg.compact_revision > 0)
+		{
+			w->compacted = msg.compact_revision;
+		}
+		else
+		{
+			snprintf(w->why, sizeof(w->why), "watch canceled: %s", msg.cancel_reason ? msg.cancel_reason : "(no reason)");
+			w->err = EIO;
+			if(msg.cancel_reason && (strstr(msg.cancel_reason, "Unauthenticated") || strstr(msg.cancel_reason, "auth token")))
+			{
+				ed->watch.authed = 0;
+			}
+		}
+		cluster__etcd3_watch_msg_free(&msg);
+		return 1;
+	}
+	if(msg.created)
+	{
+		w->created = 1;
+		pthread_mutex_lock(&ed->m);
+		ed->watch_ok = 1;
+		pthread_mutex_unlock(&ed->m);
+		update_fresh(ed);
+		if(cluster__verbose(ed->c))
+		{
+			cluster__log(ed->c, LOG_DEBUG, "libcluster: etcd: watching %s from revision %lld at %s\n", ed->prefix, (long long) ed->last_rev + 1,
+				cluster__http_endpoint(ed->watch.h));
+		}
+	}
+	else if(!w->created)
+	{
+		snprintf(w->why, sizeof(w->why), "watch message before \"created\"");
+		w->err = EBADMSG;
+		cluster__etcd3_watch_msg_free(&msg);
+		return 1;
+	}
+	if(msg.n_events)
+	{
+		apply_events(ed, &msg);
+	}
+	else if(!msg.created && msg.revision > ed->last_rev)
+	{
+		/* progress notification: nothing for us up to this revision */
+		ed->last_rev = msg.revision;
+	}
+	cluster__etcd3_watch_msg_free(&msg);
+	return 0;
+}
+
+/* After a compaction: read the prefix again and publish the difference. */
+static int
+reread(etcd3 *ed)
+{
+	cluster__etcd3_table t;
+	char why[320];
+	int64_t rev;
+	int r;
+
+	r = read_prefix(ed, &ed->watch, &ed->table, &t, &rev, why, sizeof(why));
+	if(r)
+	{
+		if(r != ECANCELED)
+		{
+			cluster__log(ed->c, LOG_WARNING, "libcluster: etcd: cannot re-read %s: %s\n", ed->prefix, why);
+		}
+		return r;
+	}
+	cluster__etcd3_table_free(&ed->table);
+	ed->table = t;
+	if(rev > ed->last_rev)
+	{
+		ed->last_rev = rev;
+	}
+	if(!cluster__etcd3_table_find(&ed->table, ed->c->instance) && !ed->passive)
+	{
+		pthread_mutex_lock(&ed->m);
+		ed->check_self = 1;
+		ed->wake = 1;
+		pthread_cond_broadcast(&ed->cv);
+		pthread_mutex_unlock(&ed->m);
+	}
+	publish(ed);
+	return 0;
+}
+
+static void *
+watch_main(void *arg)
+{
+	etcd3 *ed = arg;
+	int backoff = WATCH_BACKOFF_MIN_MS, failures = 0, need_reread = 0;
+
+	cluster__log(ed->c, LOG_DEBUG, "libcluster: etcd: re-balancing thread started for %s at %s\n", ed->label, cluster__http_endpoint(ed->watch.h));
+	while(!stopping(ed))
+	{
+		watch_ctx w;
+		char *body;
+		long status = 0;
+		int r, kicked;
+
+		if(need_reread)
+		{
+			if(reread(ed))
+			{
+				goto retry;
+			}
+			need_reread = 0;
+		}
+		memset(&w, 0, sizeof(w));
+		w.ed = ed;
+		pthread_mutex_lock(&ed->m);
+		ed->watch_kick = 0;
+		pthread_mutex_unlock(&ed->m);
+		if(ed->c->user && !ed->watch.authed)
+		{
+			r = authenticate(ed, &ed->watch, w.why, sizeof(w.why));
+			if(r)
+			{
+				goto failed;
+			}
+		}
+		body = cluster__etcd3_build_watch(ed->prefix, 1, ed->last_rev + 1);
+		if(!body)
+		{
+			snprintf(w.why, sizeof(w.why), "out of memory");
+			goto failed;
+		}
+		r = cluster__http_stream_ex(ed->watch.h, "/v3/watch", body, watch_line, &w, 0, WATCH_CREATED_TIMEOUT_MS, 0, &status);
+		free(body);
+		pthread_mutex_lock(&ed->m);
+		ed->watch_ok = 0;
+		kicked = ed->watch_kick;
+		ed->watch_kick = 0;
+		pthread_mutex_unlock(&ed->m);
+		update_fresh(ed);
+		if(stopping(ed))
+		{
+			break;
+		}
+		if(w.created)
+		{
+			backoff = WATCH_BACKOFF_MIN_MS;
+			failures = 0;
+		}
+		if(w.compacted)
+		{
+			cluster__log(ed->c, LOG_NOTICE, "libcluster: etcd: watch history of %s was compacted at revision %lld (we had %lld); re-reading\n",
+				ed->prefix, (long long) w.compacted, (long long) ed->last_rev);
+			need_reread = 1;
+			continue;
+		}
+		if(kicked && r == ECANCELED)
+		{
+			cluster__log(ed->c, LOG_DEBUG, "libcluster: etcd: reconnecting the watch after a registry outage (from revision %lld)\n", (long long) ed->last_rev + 1);
+			continue;
+		}
+		if(!w.err && !r)
+		{
+			snprintf(w.why, sizeof(w.why), status && status != 200 ? "HTTP status %ld" : "stream ended", status);
+		}
+		else if(!w.err)
+		{
+			snprintf(w.why, sizeof(w.why), "%s", strerror(r));
+		}
+failed:
+		failures++;
+		cluster__log(ed->c, failures == 1 ? LOG_WARNING : LOG_DEBUG, "libcluster: etcd: watch on %s at %s broke: %s; reconnecting\n", ed->prefix,
+			cluster__http_endpoint(ed->watch.h), w.why);
+retry:
+		cluster__http_next_endpoint(ed->watch.h);
+		if(nap(ed, backoff))
+		{
+			break;
+		}
+		backoff = backoff * 2 > WATCH_BACKOFF_MAX_MS ? WATCH_BACKOFF_MAX_MS : backoff * 2;
+	}
+	pthread_mutex_lock(&ed->m);
+	ed->watch_ok = 0;
+	pthread_mutex_unlock(&ed->m);
+	if(cluster__verbose(ed->c))
+	{
+		cluster__log(ed->c, LOG_DEBUG, "libcluster: etcd: re-balancing thread for %s stopped\n", ed->label);
+	}
+	return NULL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* ping thread                                                              */
+/* ---------------------------------------------------------------------- */
+
+typedef struct ping_state ping_state;
+struct ping_state
+{
+	int64_t next_keepalive;
+	int64_t last_ok;
+	int64_t retry_register;      /* when to try re-registering */
+	int64_t retry_write;         /* when a failed value write may be retried */
+	int64_t last_status_write;
+	unsigned long status_seq;    /* status seq included in the last write */
+	int failing;                 /* keepalives are failing */
+	int expired_warned;
+	int exists_warned;
+};
+
+static int
+refresh_ms(etcd3 *ed)
+{
+	int r = ed->ttl * 1000 / 3;
+
+	return r < 100 ? 100 : r;
+}
+
+/* The registry answered again after failures: the watch may be a dead
+ * connection nobody told us about, so make it reconnect (it resumes by
+ * revision, no re-read). */
+static void
+kick_watch(etcd3 *ed)
+{
+	pthread_mutex_lock(&ed->m);
+	ed->watch_kick = 1;
+	pthread_cond_broadcast(&ed->cv);
+	pthread_mutex_unlock(&ed->m);
+	cluster__http_interrupt(ed->watch.h);
+}
+
+static void
+lost_lease(etcd3 *ed, ping_state *ps, const char *how)
+{
+	cluster__log(ed->c, LOG_WARNING, "libcluster: etcd: lease %llx lost (%s); re-registering\n", (unsigned long long) ed->lease, how);
+	pthread_mutex_lock(&ed->m);
+	ed->registered = 0;
+	ed->lease_ok = 0;
+	pthread_mutex_unlock(&ed->m);
+	update_fresh(ed);
+	ps->retry_register = cluster__now_ms();
+}
+
+static void
+do_keepalive(etcd3 *ed, ping_state *ps)
+{
+	cluster__http_response resp;
+	int64_t id, ttl, now;
+	char why[320];
+	char *body;
+	int r;
+
+	body = cluster__etcd3_build_lease_id(ed->lease);
+	r = rpc(ed, &ed->ping, "/v3/lease/keepalive", body, &resp, why, sizeof(why));
+	free(body);
+	if(r == ECANCELED)
+	{
+		return;
+	}
+	if(!r)
+	{
+		r = cluster__etcd3_parse_keepalive(resp.body, resp.len, &id, &ttl);
+		if(r)
+		{
+			char shown[120];
+
+			printable(shown, sizeof(shown), resp.body ? resp.body : "", resp.len > 80 ? 80 : resp.len);
+			snprintf(why, sizeof(why), r == EIO ? "stream error <%s>" : "malformed keepalive response <%s>", shown);
+		}
+		cluster__http_response_free(&resp);
+	}
+	now = cluster__now_ms();
+	if(!r && ttl > 0)
+	{
+		if(ps->failing)
+		{
+			cluster__log(ed->c, LOG_NOTICE, "libcluster: etcd: registry reachable again at %s; lease %llx is alive\n",
+				cluster__http_endpoint(ed->ping.h), (unsigned long long) ed->lease);
+			kick_watch(ed);
+		}
+		ps->failing = 0;
+		ps->expired_warned = 0;
+		ps->last_ok = now;
+		ps->next_keepalive = now + refresh_ms(ed);
+		pthread_mutex_lock(&ed->m);
+		ed->lease_ok = 1;
+		pthread_mutex_unlock(&ed->m);
+		update_fresh(ed);
+		return;
+	}
+	if(!r)
+	{
+		/* TTL absent: etcd no longer knows the lease, our key is gone */
+		if(ps->failing)
+		{
+			kick_watch(ed);
+		}
+		ps->failing = 0;
+		ps->last_ok = now;
+		lost_lease(ed, ps, "the registry says it expired");
+		return;
+	}
+	if(!ps->failing)
+	{
+		cluster__log(ed->c, LOG_WARNING, "libcluster: etcd: lease keepalive failed: %s\n", why);
+		pthread_mutex_lock(&ed->m);
+		ed->lease_ok = 0;
+		pthread_mutex_unlock(&ed->m);
+		update_fresh(ed);
+	}
+	else if(cluster__verbose(ed->c))
+	{
+		cluster__log(ed->c, LOG_DEBUG, "libcluster: etcd: lease keepalive failed again: %s\n", why);
+	}
+	ps->failing = 1;
+	if(!ps->expired_warned && now - ps->last_ok > (int64_t) ed->ttl * 1000)
+	{
+		cluster__log(ed->c, LOG_WARNING, "libcluster: etcd: no keepalive for more than %d s: the lease has probably expired; "
+			"this instance re-registers as soon as the registry answers\n", ed->ttl);
+		ps->expired_warned = 1;
+	}
+	ps->next_keepalive = now + (refresh_ms(ed) < PING_RETRY_MS ? refresh_ms(ed) : PING_RETRY_MS);
+}
+
+static void
+do_register(etcd3 *ed, ping_state *ps)
+{
+	char why[320];
+	int64_t rev;
+	unsigned long seq = 0;
+	int r;
+
+	r = register_once(ed, &ed->ping, ed->lease, &rev, &seq, why, sizeof(why));
+	if(r == ECANCELED)
+	{
+		return;
+	}
+	if(!r)
+	{
+		int64_t now = cluster__now_ms();
+
+		cluster__log(ed->c, LOG_NOTICE, "libcluster: etcd: re-registered %s with lease %llx\n", ed->member_key, (unsigned long long) ed->lease);
+		ps->exists_warned = 0;
+		ps->failing = 0;
+		ps->last_ok = now;
+		ps->next_keepalive = now + refresh_ms(ed);
+		ps->status_seq = seq;
+		ps->last_status_write = now;
+		update_fresh(ed);
+		return;
+	}
+	if(r == EEXIST)
+	{
+		if(!ps->exists_warned)
+		{
+			cluster__log(ed->c, LOG_ERR, "libcluster: etcd: cannot re-register: instance id %s is held by another live instance (%s); retrying every %d s\n",
+				ed->c->instance, why, ed->ttl);
+			ps->exists_warned = 1;
+		}
+		ps->retry_register = cluster__now_ms() + (int64_t) ed->ttl * 1000;
+		return;
+	}
+	cluster__log(ed->c, ps->failing ? LOG_DEBUG : LOG_WARNING, "libcluster: etcd: cannot re-register %s: %s\n", ed->member_key, why);
+	ps->failing = 1;
+	ps->retry_register = cluster__now_ms() + PING_RETRY_MS;
+}
+
+/* Write the current value under our lease (only if the key is still
+ * ours). A key that is gone or held by another lease means re-register. */
+static void
+do_write(etcd3 *ed, ping_state *ps)
+{
+	cluster__http_response resp;
+	cluster__etcd3_txn txn;
+	unsigned long gen, seq;
+	char why[320];
+	char *value, *body;
+	int r;
+
+	value = member_value(ed, &gen, &seq);
+	body = value ? cluster__etcd3_build_update(ed->member_key, value, ed->lease, ed->lease) : NULL;
+	free(value);
+	r = rpc(ed, &ed->ping, "/v3/kv/txn", body, &resp, why, sizeof(why));
+	free(body);
+	if(r == ECANCELED)
+	{
+		return;
+	}
+	if(!r)
+	{
+		r = cluster__etcd3_parse_txn(resp.body, resp.len, &txn);
+		cluster__http_response_free(&resp);
+		if(r)
+		{
+			snprintf(why, sizeof(why), "malformed txn response");
+			r = EIO;
+		}
+	}
+	if(r)
+	{
+		cluster__log(ed->c, LOG_WARNING, "libcluster: etcd: cannot update %s: %s; retrying\n", ed->member_key, why);
+		ps->retry_write = cluster__now_ms() + PING_RETRY_MS;
+		return;
+	}
+	if(!txn.succeeded)
+	{
+		cluster__etcd3_txn_free(&txn);
+		lost_lease(ed, ps, "our key is gone or held by another lease");
+		return;
+	}
+	cluster__etcd3_txn_free(&txn);
+	if(cluster__verbose(ed->c))
+	{
+		cluster__log(ed->c, LOG_DEBUG, "libcluster: etcd: updated %s\n", ed->member_key);
+	}
+	ps->status_seq = seq;
+	ps->last_status_write = cluster__now_ms();
+	ps->retry_write = 0;
+	pthread_mutex_lock(&ed->m);
+	if(gen > ed->written_gen)
+	{
+		ed->written_gen = gen;
+	}
+	ed->check_self = 0;
+	pthread_cond_broadcast(&ed->cv);
+	pthread_mutex_unlock(&ed->m);
+}
+
+static int
+report_interval(CLUSTER *c)
+{
+	int ms;
+
+	pthread_mutex_lock(&c->lock);
+	ms = c->advisor_config.report_interval_ms;
+	pthread_mutex_unlock(&c->lock);
+	return ms > 0 ? ms : 1000;
+}
+
+static void *
+ping_main(void *arg)
+{
+	etcd3 *ed = arg;
+	ping_state *ps = calloc(1, sizeof(*ps));
+	int64_t now = cluster__now_ms();
+
+	if(!ps)
+	{
+		cluster__log(ed->c, LOG_CRIT, "libcluster: etcd: ping thread out of memory\n");
+		return NULL;
+	}
+	cluster__log(ed->c, LOG_DEBUG, "libcluster: etcd: ping thread starting with ttl=%d, refresh=%dms\n", ed->ttl, refresh_ms(ed));
+	ps->last_ok = now;
+	ps->next_keepalive = now + refresh_ms(ed);
+	ps->last_status_write = now;
+	/* start from what registration wrote, not from the current status: a
+	 * cluster_report() made between join and now must still be written */
+	ps->status_seq = ed->joined_seq;
+	for(;;)
+	{
+		cluster__status st;
+		struct timespec ts;
+		int64_t due, status_due = 0;
+		int registered, want_workers, want_status, check_self, interval;
+		enum { NOTHING, REGISTER, KEEPALIVE, WRITE } act = NOTHING;
+
+		pthread_mutex_lock(&ed->m);
+		ed->wake = 0;
+		pthread_mutex_unlock(&ed->m);
+		/* core state first, never under ed->m */
+		cluster__get_status(ed->c, &st);
+		interval = report_interval(ed->c);
+
+		pthread_mutex_lock(&ed->m);
+		if(ed->stop)
+		{
+			pthread_mutex_unlock(&ed->m);
+			break;
+		}
+		registered = ed->registered;
+		want_workers = ed->value_gen != ed->written_gen;
+		check_self = ed->check_self;
+		want_status = st.seq != ps->status_seq;
+		now = cluster__now_ms();
+		due = ps->next_keepalive;
+		if(!registered)
+		{
+			due = ps->retry_register;
+		}
+		else if(want_workers || check_self || want_status)
+		{
+			int64_t w = ps->retry_write > now ? ps->retry_write : now;
+
+			if(want_status && !want_workers && !check_self)
+			{
+				/* status alone: at most once per report interval */
+				status_due = ps->last_status_write + interval;
+				w = status_due > w ? status_due : w;
+			}
+			due = w < due ? w : due;
+		}
+		if(now < due && !ed->wake)
+		{
+			deadline_in(&ts, due - now);
+			pthread_cond_timedwait(&ed->cv, &ed->m, &ts);
+			pthread_mutex_unlock(&ed->m);
+			continue;
+		}
+		pthread_mutex_unlock(&ed->m);
+		if(now < due)
+		{
+			continue;
+		}
+		if(!registered)
+		{
+			act = REGISTER;
+		}
+		else if(now >= ps->next_keepalive)
+		{
+			act = KEEPALIVE;
+		}
+		else
+		{
+			act = WRITE;
+		}
+		switch(act)
+		{
+		case REGISTER:
+			do_register(ed, ps);
+			break;
+		case KEEPALIVE:
+			do_keepalive(ed, ps);
+			break;
+		case WRITE:
+			do_write(ed, ps);
+			break;
+		default:
+			break;
+		}
+	}
+	if(cluster__verbose(ed->c))
+	{
+		cluster__log(ed->c, LOG_DEBUG, "libcluster: etcd: ping thread stopped\n");
+	}
+	free(ps);
+	return NULL;
+}
+
+/* ---------------------------------------------------------------------- */
+/* engine entry points                                                      */
+/* ---------------------------------------------------------------------- */
+
+static int
+etcd3_create(CLUSTER *c, const char *uri)
+{
+	pthread_condattr_t ca;
+	const char *why;
+	etcd3 *ed;
+	int r;
+
+	ed = calloc(1, sizeof(*ed));
+	if(!ed)
+	{
+		return ENOMEM;
+	}
+	r = cluster__http_parse_endpoints(uri, &ed->endpoints, &ed->n_endpoints, &why);
+	if(r)
+	{
+		if(r == EINVAL)
+		{
+			cluster__log(c, LOG_ERR, "libcluster: etcd: invalid registry URI <%s>: %s\n", uri ? uri : "(null)", why);
+		}
+		free(ed);
+		return r;
+	}
+	ed->c = c;
+	pthread_mutex_init(&ed->m, NULL);
+	pthread_mutex_init(&ed->fresh_m, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&ed->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	c->engine_data = ed;
+	return 0;
+}
+
+static void
+etcd3_destroy(CLUSTER *c)
+{
+	etcd3 *ed = c->engine_data;
+
+	if(!ed)
+	{
+		return;
+	}
+	cluster__http_endpoints_free(ed->endpoints, ed->n_endpoints);
+	cluster__etcd3_table_free(&ed->table);
+	free(ed->prefix);
+	free(ed->member_key);
+	free(ed->label);
+	pthread_cond_destroy(&ed->cv);
+	pthread_mutex_destroy(&ed->m);
+	pthread_mutex_destroy(&ed->fresh_m);
+	free(ed);
+	c->engine_data = NULL;
+}
+
+/* Release everything join set up (threads must be stopped already). */
+static void
+release(etcd3 *ed)
+{
+	cluster__http_destroy(ed->ping.h);
+	cluster__http_destroy(ed->watch.h);
+	memset(&ed->ping, 0, sizeof(ed->ping));
+	memset(&ed->watch, 0, sizeof(ed->watch));
+	cluster__etcd3_table_free(&ed->table);
+	free(ed->prefix);
+	free(ed->member_key);
+	free(ed->label);
+	ed->prefix = ed->member_key = ed->label = NULL;
+	ed->lease = 0;
+	ed->registered = 0;
+	ed->lease_ok = 0;
+	ed->watch_ok = 0;
+}
+
+typedef struct wait_ctx wait_ctx;
+struct wait_ctx
+{
+	int created;
+	int deleted;
+	int failed;
+};
+
+static int
+wait_line(void *ctx, const char *line, size_t len)
+{
+	wait_ctx *w = ctx;
+	cluster__etcd3_watch_msg msg;
+	size_t i;
+
+	if(cluster__etcd3_parse_watch(line, len, &msg))
+	{
+		w->failed = 1;
+		return 1;
+	}
+	if(msg.error || msg.canceled)
+	{
+		w->failed = 1;
+		cluster__etcd3_watch_msg_free(&msg);
+		return 1;
+	}
+	w->created |= msg.created;
+	for(i = 0; i < msg.n_events; i++)
+	{
+		if(msg.events[i].type == CLUSTER__ETCD3_DELETE)
+		{
+			w->deleted = 1;
+		}
+	}
+	cluster__etcd3_watch_msg_free(&msg);
+	return w->deleted;
+}
+
+/*
+ * Initial registration. If the id is taken, watch that key until it is
+ * deleted (a crashed predecessor's lease runs out within its TTL) for at
+ * most TTL + 1 s, then fail with EEXIST: a second live instance with the
+ * same id never takes over silently.
+ */
+static int
+register_initial(etcd3 *ed)
+{
+	int64_t deadline = cluster__now_ms() + (int64_t) ed->c->ttl * 1000 + 1000;
+	char why[320];
+	unsigned long seq;
+	int64_t rev;
+	int r, waited = 0;
+
+	for(;;)
+	{
+		wait_ctx w;
+		char *body;
+		int64_t left;
+
+		r = register_once(ed, &ed->ping, 0, &rev, &seq, why, sizeof(why));
+		if(r != EEXIST)
+		{
+			ed->joined_seq = seq;
+			break;
+		}
+		left = deadline - cluster__now_ms();
+		if(left <= 0)
+		{
+			break;
+		}
+		if(!waited)
+		{
+			cluster__log(ed->c, LOG_NOTICE, "libcluster: etcd: instance id %s is already registered (%s); waiting up to %lld ms for it to expire\n",
+				ed->c->instance, why, (long long) left);
+			waited = 1;
+		}
+		memset(&w, 0, sizeof(w));
+		body = cluster__etcd3_build_watch(ed->member_key, 0, rev + 1);
+		if(!body)
+		{
+			return ENOMEM;
+		}
+		r = cluster__http_stream_ex(ed->ping.h, "/v3/watch", body, wait_line, &w, 0, WATCH_CREATED_TIMEOUT_MS, (int) left, NULL);
+		free(body);
+		if(r == ECANCELED || r == ENOMEM)
+		{
+			return r;
+		}
+		if(!w.deleted && (r || w.failed))
+		{
+			/* no usable watch: poll instead, briefly */
+			struct timespec ts = { 0, 200 * 1000000L };
+
+			nanosleep(&ts, NULL);
+		}
+	}
+	if(r == EEXIST)
+	{
+		cluster__log(ed->c, LOG_ERR, "libcluster: etcd: cannot join %s: instance id %s is in use by a live instance (%s)\n", ed->label, ed->c->instance, why);
+	}
+	else if(r)
+	{
+		cluster__log(ed->c, LOG_ERR, "libcluster: etcd: cannot register %s at %s: %s\n", ed->member_key, cluster__http_endpoint(ed->ping.h), why);
+	}
+	return r;
+}
+
+static int
+etcd3_join(CLUSTER *c)
+{
+	etcd3 *ed = c->engine_data;
+	char why[320];
+	int64_t rev;
+	size_t len;
+	int r;
+
+	if(!ed)
+	{
+		return EINVAL;
+	}
+	ed->passive = c->passive;
+	ed->ttl = c->ttl;
+	len = strlen(c->key) + (c->partition ? strlen(c->partition) + 1 : 0) + strlen(c->env) + 4;
+	ed->prefix = malloc(len);
+	ed->label = malloc(len);
+	ed->member_key = malloc(len + strlen(c->instance));
+	if(!ed->prefix || !ed->label || !ed->member_key)
+	{
+		release(ed);
+		return ENOMEM;
+	}
+	snprintf(ed->prefix, len, "/%s/%s%s%s/", c->key, c->partition ? c->partition : "", c->partition ? "/" : "", c->env);
+	snprintf(ed->label, len, "%s/%s%s%s", c->key, c->partition ? c->partition : "", c->partition ? "/" : "", c->env);
+	sprintf(ed->member_key, "%s%s", ed->prefix, c->instance);
+
+	memset(&ed->cfg, 0, sizeof(ed->cfg));
+	ed->cfg.endpoints = ed->endpoints;
+	ed->cfg.n_endpoints = ed->n_endpoints;
+	ed->cfg.connect_timeout_ms = CLUSTER_CONNECT_TIMEOUT_MS;
+	ed->cfg.timeout_ms = CLUSTER_REQUEST_TIMEOUT_MS;
+	ed->cfg.ca_file = c->ca_file;
+	ed->cfg.cert_file = c->cert_file;
+	ed->cfg.key_file = c->key_file;
+	ed->cfg.require_leader = 1;
+	ed->cfg.keepalive_idle_s = 2;
+
+	pthread_mutex_lock(&ed->m);
+	ed->stop = 0;
+	ed->wake = 0;
+	ed->check_self = 0;
+	ed->watch_kick = 0;
+	ed->value_gen = ed->written_gen = 0;
+	ed->lease = 0;
+	ed->registered = ed->lease_ok = ed->watch_ok = 0;
+	pthread_mutex_unlock(&ed->m);
+	ed->last_rev = 0;
+
+	ed->watch.h = cluster__http_create(&ed->cfg, c);
+	if(!ed->passive)
+	{
+		ed->ping.h = cluster__http_create(&ed->cfg, c);
+	}
+	if(!ed->watch.h || (!ed->passive && !ed->ping.h))
+	{
+		r = errno ? errno : ENOMEM;
+		release(ed);
+		return r;
+	}
+	if(!ed->passive)
+	{
+		r = register_initial(ed);
+		if(r)
+		{
+			release(ed);
+			return r;
+		}
+	}
+	r = read_prefix(ed, &ed->watch, NULL, &ed->table, &rev, why, sizeof(why));
+	if(r)
+	{
+		cluster__log(c, LOG_ERR, "libcluster: etcd: cannot read %s at %s: %s\n", ed->prefix, cluster__http_endpoint(ed->watch.h), why);
+		goto undo;
+	}
+	ed->last_rev = rev;
+	r = cluster__publish_view(c, ed->table.m, ed->table.n, rev);
+	if(r)
+	{
+		goto undo;
+	}
+	r = pthread_create(&ed->watch_thread, NULL, watch_main, ed);
+	if(r)
+	{
+		cluster__log(c, LOG_ERR, "libcluster: etcd: cannot start the re-balancing thread: %s\n", strerror(r));
+		goto undo;
+	}
+	ed->watch_running = 1;
+	if(!ed->passive)
+	{
+		r = pthread_create(&ed->ping_thread, NULL, ping_main, ed);
+		if(r)
+		{
+			cluster__log(c, LOG_ERR, "libcluster: etcd: cannot start the ping thread: %s\n", strerror(r));
+			goto undo;
+		}
+		ed->ping_running = 1;
+	}
+	cluster__log(c, LOG_DEBUG, "libcluster: etcd: %s %s as %s at revision %lld\n", ed->passive ? "watching" : "joined", ed->label, c->instance, (long long) rev);
+	return 0;
+undo:
+	pthread_mutex_lock(&ed->m);
+	ed->stop = 1;
+	pthread_cond_broadcast(&ed->cv);
+	pthread_mutex_unlock(&ed->m);
+	if(ed->watch_running)
+	{
+		cluster__http_cancel(ed->watch.h);
+		pthread_join(ed->watch_thread, NULL);
+		ed->watch_running = 0;
+	}
+	if(!ed->passive && ed->lease)
+	{
+		revoke(ed, &ed->ping, ed->lease);
+	}
+	release(ed);
+	return r;
+}
+
+/* Revoke the lease within what is left of the leave budget, trying the
+ * endpoints in turn from the one the ping thread used last. */
+static void
+revoke_bounded(etcd3 *ed, int64_t lease, int64_t deadline)
+{
+	cluster__http_config cfg = ed->cfg;
+	size_t start = 0, i;
+	const char *cur = ed->ping.h ? cluster__http_endpoint(ed->ping.h) : NULL;
+
+	for(i = 0; cur && i < ed->n_endpoints; i++)
+	{
+		if(!strcmp(ed->endpoints[i], cur))
+		{
+			start = i;
+		}
+	}
+	for(i = 0; i < ed->n_endpoints; i++)
+	{
+		int64_t left = deadline - cluster__now_ms();
+		etcd3_conn cn;
+		int r;
+
+		if(left < 20)
+		{
+			cluster__log(ed->c, LOG_WARNING, "libcluster: etcd: no time left to revoke lease %llx; %s disappears when it expires (%d s)\n",
+				(unsigned long long) lease, ed->member_key, ed->ttl);
+			return;
+		}
+		cfg.endpoints = &ed->endpoints[(start + i) % ed->n_endpoints];
+		cfg.n_endpoints = 1;
+		cfg.timeout_ms = (int) left;
+		cfg.connect_timeout_ms = (int) (left < CLUSTER_CONNECT_TIMEOUT_MS ? left : CLUSTER_CONNECT_TIMEOUT_MS);
+		cn.h = cluster__http_create(&cfg, ed->c);
+		cn.authed = 0;
+		if(!cn.h)
+		{
+			return;
+		}
+		r = revoke(ed, &cn, lease);
+		cluster__http_destroy(cn.h);
+		if(!r || r == ENOENT)
+		{
+			if(cluster__verbose(ed->c))
+			{
+				cluster__log(ed->c, LOG_DEBUG, "libcluster: etcd: revoked lease %llx\n", (unsigned long long) lease);
+			}
+			return;
+		}
+	}
+}
+
+static void
+etcd3_leave(CLUSTER *c)
+{
+	etcd3 *ed = c->engine_data;
+	int64_t start = cluster__now_ms();
+	int64_t lease;
+
+	if(!ed)
+	{
+		return;
+	}
+	pthread_mutex_lock(&ed->m);
+	ed->stop = 1;
+	pthread_cond_broadcast(&ed->cv);
+	pthread_mutex_unlock(&ed->m);
+	if(ed->ping.h)
+	{
+		cluster__http_cancel(ed->ping.h);
+	}
+	if(ed->watch.h)
+	{
+		cluster__http_cancel(ed->watch.h);
+	}
+	if(ed->ping_running)
+	{
+		pthread_join(ed->ping_thread, NULL);
+		ed->ping_running = 0;
+	}
+	if(ed->watch_running)
+	{
+		pthread_join(ed->watch_thread, NULL);
+		ed->watch_running = 0;
+	}
+	cluster__set_fresh(c, 0);
+	pthread_mutex_lock(&ed->m);
+	lease = ed->lease;
+	pthread_mutex_unlock(&ed->m);
+	if(!ed->passive && lease)
+	{
+		revoke_bounded(ed, lease, start + CLUSTER_LEAVE_BUDGET_MS);
+	}
+	cluster__log(c, LOG_DEBUG, "libcluster: etcd: left %s (%lld ms)\n", ed->label, (long long) (cluster__now_ms() - start));
+	release(ed);
+}
+
+/*
+ * The worker count changed: the ping thread (the only writer) puts the new
+ * value at once; wait a bounded time for it so the registry usually holds
+ * the new count when cluster_set_workers() returns. If the write has not
+ * happened by then the ping thread keeps retrying; the call still
+ * succeeds, because the count will reach the registry.
+ */
+static int
+etcd3_workers_changed(CLUSTER *c)
+{
+	etcd3 *ed = c->engine_data;
+	struct timespec ts;
+	unsigned long gen;
+	int done;
+
+	if(!ed || ed->passive)
+	{
+		return 0;
+	}
+	deadline_in(&ts, CLUSTER_REQUEST_TIMEOUT_MS + 500);
+	pthread_mutex_lock(&ed->m);
+	gen = ++ed->value_gen;
+	ed->wake = 1;
+	pthread_cond_broadcast(&ed->cv);
+	while(ed->written_gen < gen && !ed->stop)
+	{
+		if(pthread_cond_timedwait(&ed->cv, &ed->m, &ts) == ETIMEDOUT)
+		{
+			break;
+		}
+	}
+	done = ed->written_gen >= gen;
+	pthread_mutex_unlock(&ed->m);
+	if(!done)
+	{
+		cluster__log(c, LOG_WARNING, "libcluster: etcd: the new worker count is not in the registry yet; the ping thread keeps trying\n");
+	}
+	return 0;
+}
+
+static void
+etcd3_status_changed(CLUSTER *c)
+{
+	etcd3 *ed = c->engine_data;
+
+	if(!ed || ed->passive)
+	{
+		return;
+	}
+	pthread_mutex_lock(&ed->m);
+	ed->wake = 1;
+	pthread_cond_broadcast(&ed->cv);
+	pthread_mutex_unlock(&ed->m);
 }
 
 const cluster__engine cluster__engine_etcd3 = {
-	"etcd", etcd3_create, NULL, NULL, NULL, NULL, NULL
+	"etcd",
+	etcd3_create,
+	etcd3_destroy,
+	etcd3_join,
+	etcd3_leave,
+	etcd3_workers_changed,
+	etcd3_status_changed
 };

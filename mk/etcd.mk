@@ -1,3 +1,20 @@
 # SPDX-License-Identifier: Apache-2.0
-# (etcd fragment: owned by that area)
-LIBCLUSTER_SOURCES += libcluster/http.h libcluster/engine-etcd3.c
+# etcd v3 engine: the HTTP seam (libcurl), the pure protocol module and the
+# engine itself, with their unit tests (no etcd needed).
+LIBCLUSTER_SOURCES += \
+	libcluster/http.h \
+	libcluster/http-curl.c \
+	libcluster/etcd3-proto.h \
+	libcluster/etcd3-proto.c \
+	libcluster/engine-etcd3.c
+
+check_PROGRAMS += tests/test_http tests/test_etcd3_proto
+TESTS += tests/test_http tests/test_etcd3_proto
+EXTRA_DIST += tests/data/etcd3
+
+tests_test_http_SOURCES = tests/test_http.c tests/fakehttp.c tests/fakehttp.h
+tests_test_http_CFLAGS = $(TEST_CFLAGS)
+tests_test_http_LDADD = $(TEST_LDADD)
+tests_test_etcd3_proto_SOURCES = tests/test_etcd3_proto.c
+tests_test_etcd3_proto_CFLAGS = $(TEST_CFLAGS)
+tests_test_etcd3_proto_LDADD = $(TEST_LDADD)

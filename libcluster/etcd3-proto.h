@@ -1,0 +1,178 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * etcd v3 JSON gateway: the pure half of the engine. Base64, request
+ * builders, response and watch-message parsers, the member key/value
+ * format and the member table. No I/O, no locks, no globals: everything
+ * here is unit-tested with canned (and hostile) input.
+ *
+ * Parsers return 0, EBADMSG (not what etcd sends: bad JSON, wrong types,
+ * bad base64, numbers out of range) or ENOMEM, and leave their output
+ * empty on failure. int64 fields are accepted as JSON strings (what etcd
+ * sends; lease IDs exceed 2^53 and are kept exact) or as integral numbers
+ * up to 2^53. Absent fields are zero, as etcd omits zero values.
+ */
+#ifndef CLUSTER_ETCD3_PROTO_H_
+# define CLUSTER_ETCD3_PROTO_H_        1
+
+# include <stddef.h>
+# include <stdint.h>
+# include "view.h"
+
+/* ---- base64 (standard alphabet, with padding: what etcd requires) ---- */
+
+/* Encode; returns a NUL-terminated string to free(), or NULL (ENOMEM). */
+char *cluster__b64_encode(const void *data, size_t len);
+/* Decode strictly (length a multiple of 4, '=' only as final padding).
+ * *out is NUL-terminated (not counted in *outlen). 0, EBADMSG, ENOMEM. */
+int cluster__b64_decode(const char *in, size_t inlen, char **out, size_t *outlen);
+
+/* Range end of a prefix (clientv3 GetPrefixRangeEnd): end needs room for
+ * max(len, 1) bytes; returns its length. {0x00} means "no upper bound". */
+size_t cluster__etcd3_range_end(const unsigned char *prefix, size_t len, unsigned char *end);
+
+/* ---- request builders: malloc'd JSON, or NULL with errno ENOMEM ------ */
+
+/* {"key":prefix,"range_end":end(prefix)} */
+char *cluster__etcd3_build_range(const char *prefix);
+/* {"TTL":ttl} */
+char *cluster__etcd3_build_grant(int ttl);
+/* {"ID":"id"}: keepalive, revoke */
+char *cluster__etcd3_build_lease_id(int64_t id);
+/* put-if-absent: compare CREATE(key) == 0, put value under lease, else
+ * range the key (so the caller learns who holds it) */
+char *cluster__etcd3_build_create(const char *key, const char *value, int64_t lease);
+/* put only if the key is held by compare_lease: compare LEASE(key) ==
+ * compare_lease, put value under lease, else range the key */
+char *cluster__etcd3_build_update(const char *key, const char *value, int64_t lease, int64_t compare_lease);
+/* {"create_request":{key, range_end (prefix watch only), start_revision
+ * (if > 0), prev_kv, progress_notify}} */
+char *cluster__etcd3_build_watch(const char *key, int prefix, int64_t start_revision);
+/* {"name":user,"password":password} */
+char *cluster__etcd3_build_auth(const char *user, const char *password);
+/* Member value: {"workers":N} plus "address","load","capacity" when
+ * has_status. */
+char *cluster__etcd3_build_member_value(int workers, int has_status, const char *address, long long load, long long capacity);
+
+/* ---- responses -------------------------------------------------------- */
+
+typedef struct cluster__etcd3_kv cluster__etcd3_kv;
+struct cluster__etcd3_kv
+{
+	char *key;                   /* decoded, NUL-terminated, owned */
+	size_t key_len;
+	char *value;                 /* decoded, NUL-terminated, owned (never NULL) */
+	size_t value_len;
+	int64_t create_revision;
+	int64_t mod_revision;
+	int64_t version;
+	int64_t lease;
+};
+
+typedef struct cluster__etcd3_range cluster__etcd3_range;
+struct cluster__etcd3_range
+{
+	int64_t revision;            /* header.revision (> 0) */
+	cluster__etcd3_kv *kvs;
+	size_t n_kvs;
+	int more;
+};
+int cluster__etcd3_parse_range(const char *body, size_t len, cluster__etcd3_range *out);
+void cluster__etcd3_range_free(cluster__etcd3_range *r);
+
+typedef struct cluster__etcd3_txn cluster__etcd3_txn;
+struct cluster__etcd3_txn
+{
+	int succeeded;
+	int64_t revision;            /* header.revision (> 0) */
+	int has_kv;                  /* failure branch found the key */
+	cluster__etcd3_kv kv;
+};
+int cluster__etcd3_parse_txn(const char *body, size_t len, cluster__etcd3_txn *out);
+void cluster__etcd3_txn_free(cluster__etcd3_txn *t);
+
+/* Lease grant: ID must be non-zero, TTL > 0. */
+int cluster__etcd3_parse_grant(const char *body, size_t len, int64_t *id, int64_t *ttl);
+/* Keepalive reply {"result":{"ID":..,"TTL":..}}: *ttl 0 means the lease is
+ * gone (etcd omits TTL). A stream error {"error":{..}} returns EIO. */
+int cluster__etcd3_parse_keepalive(const char *body, size_t len, int64_t *id, int64_t *ttl);
+/* Authenticate reply: *token malloc'd. */
+int cluster__etcd3_parse_auth(const char *body, size_t len, char **token);
+/* Unary error body {"error":..,"message":..,"code":N}: copies the message
+ * (truncated) into msg; returns 0 if it is such a body, else EBADMSG. */
+int cluster__etcd3_parse_error(const char *body, size_t len, int *code, char *msg, size_t msgsz);
+
+/* ---- watch stream ------------------------------------------------------ */
+
+# define CLUSTER__ETCD3_PUT            0
+# define CLUSTER__ETCD3_DELETE         1
+
+typedef struct cluster__etcd3_event cluster__etcd3_event;
+struct cluster__etcd3_event
+{
+	int type;                    /* CLUSTER__ETCD3_PUT (type absent) or _DELETE */
+	cluster__etcd3_kv kv;        /* for DELETE only key and mod_revision */
+};
+
+typedef struct cluster__etcd3_watch_msg cluster__etcd3_watch_msg;
+struct cluster__etcd3_watch_msg
+{
+	int error;                   /* stream error object {"error":..}: the stream ends */
+	int error_code;              /* its grpc code (or "code") */
+	char *error_message;         /* owned, may be NULL */
+	int created;
+	int canceled;
+	int64_t watch_id;            /* absent = 0 */
+	int64_t revision;            /* header.revision, 0 if absent */
+	int64_t compact_revision;
+	char *cancel_reason;         /* owned, may be NULL */
+	cluster__etcd3_event *events;
+	size_t n_events;
+};
+/* One line of the stream. A message with no events, not created and not
+ * canceled is a progress notification. */
+int cluster__etcd3_parse_watch(const char *line, size_t len, cluster__etcd3_watch_msg *out);
+void cluster__etcd3_watch_msg_free(cluster__etcd3_watch_msg *m);
+
+/* ---- member records ---------------------------------------------------- */
+
+/*
+ * Map a key to a member id: the key must be prefix + id where id is a
+ * valid name (1..CLUSTER_NAME_MAX bytes of [A-Za-z0-9._-], not "." or
+ * ".."). Returns 0, ENOENT (not a direct child of the prefix: ignore) or
+ * EINVAL (a child whose name is not a valid id: worth a warning).
+ */
+int cluster__etcd3_member_id(const char *prefix, const char *key, size_t key_len, char id[CLUSTER_NAME_MAX + 1]);
+
+/*
+ * Parse a member value into m's workers and status fields (other fields
+ * untouched). Returns 0 or EINVAL with *why saying what is wrong (not a
+ * JSON object, workers missing or outside 1..CLUSTER_WORKERS_MAX). Unknown
+ * fields are ignored; malformed status fields only clear has_status, and
+ * then the call returns 0 with *why saying so (worth a warning).
+ */
+int cluster__etcd3_parse_member_value(const char *value, size_t len, cluster__member *m, const char **why);
+
+/* Non-zero if two records carry the same content (workers, passive,
+ * status); ids, revisions and times are not compared. */
+int cluster__etcd3_member_same(const cluster__member *a, const cluster__member *b);
+
+/* A member table kept sorted by id. */
+typedef struct cluster__etcd3_table cluster__etcd3_table;
+struct cluster__etcd3_table
+{
+	cluster__member *m;
+	size_t n;
+	size_t cap;
+};
+/* Insert or replace rec (by id). If the record's content (workers,
+ * passive, status) is unchanged the old received_ms is kept, otherwise it
+ * becomes now_ms. *changed (may be NULL) says whether the content changed.
+ * Returns 0 or ENOMEM. */
+int cluster__etcd3_table_put(cluster__etcd3_table *t, const cluster__member *rec, int64_t now_ms, int *changed);
+/* Remove id; returns 1 if it was there. */
+int cluster__etcd3_table_del(cluster__etcd3_table *t, const char *id);
+/* Find id; NULL if absent. */
+cluster__member *cluster__etcd3_table_find(cluster__etcd3_table *t, const char *id);
+void cluster__etcd3_table_free(cluster__etcd3_table *t);
+
+#endif /*!CLUSTER_ETCD3_PROTO_H_*/

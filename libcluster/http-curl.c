@@ -1,0 +1,1020 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The HTTP seam on libcurl. Each cluster__http owns one multi handle and
+ * one easy handle (so keepalive POSTs reuse their TCP connection). Requests
+ * are driven with curl_multi_poll(), which cluster__http_cancel() and
+ * cluster__http_interrupt() wake with curl_multi_wakeup() from any thread:
+ * that is what lets cluster_leave() return at once even when the registry
+ * is hung (SIGSTOPped) and a request or a watch stream is in progress.
+ */
+#include "cluster-int.h"
+#include "http.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <curl/curl.h>
+
+/* Endpoints are few; anything beyond this is a mistake, not a cluster. */
+#define HTTP_MAX_ENDPOINTS             64
+#define HTTP_MAX_URL                   1024
+
+struct cluster__http
+{
+	struct cluster_struct *c;
+	char **endpoints;
+	size_t n_endpoints;
+	size_t cur;
+	int connect_timeout_ms;
+	int timeout_ms;
+	int keepalive_idle_s;
+	int require_leader;
+	int verbose;
+	char *ca_file, *cert_file, *key_file;
+	char *user, *password;
+	char *token;
+	CURLM *multi;
+	CURL *easy;
+	/* cross-thread signals (atomics) */
+	int cancelled;
+	unsigned long interrupts;
+	/* per-request state, owned by the thread running the request */
+	char *body;
+	size_t len, cap;
+	char *etcd_index;
+	int xfer_err;                /* set by the write callback: EIO, ENOMEM */
+	int streaming;
+	cluster__linesplit ls;
+	cluster__http_line_cb cb;
+	void *ctx;
+	int64_t last_data_ms;
+};
+
+static pthread_once_t http_once = PTHREAD_ONCE_INIT;
+static CURLcode http_global_rc = CURLE_FAILED_INIT;
+
+/* libcurl's global state is initialised once per process, thread-safely
+ * (libcurl >= 7.84 makes curl_global_init itself thread-safe too). */
+static void
+http_global_init(void)
+{
+	http_global_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static int
+http_verbose(cluster__http *h)
+{
+	return h->verbose || (h->c && cluster__verbose(h->c));
+}
+
+/* ---------------------------------------------------------------------- */
+/* line splitter                                                            */
+/* ---------------------------------------------------------------------- */
+
+static int
+linesplit_deliver(cluster__linesplit *ls, const char *line, size_t len, cluster__http_line_cb cb, void *ctx)
+{
+	if(len && line[len - 1] == '\r')
+	{
+		len--;
+	}
+	ls->lines++;
+	if(cb(ctx, line, len))
+	{
+		ls->stopped = 1;
+	}
+	return 0;
+}
+
+/*
+ * Lines may be split across any number of slices, and one slice may hold
+ * many lines: complete lines inside the slice are delivered straight from
+ * it, only a partial tail is copied into the buffer.
+ */
+int
+cluster__linesplit_feed(cluster__linesplit *ls, const char *data, size_t n, cluster__http_line_cb cb, void *ctx)
+{
+	size_t max = ls->max ? ls->max : CLUSTER__HTTP_MAX_BODY;
+
+	while(n && !ls->stopped)
+	{
+		const char *nl = memchr(data, '\n', n);
+		size_t take = nl ? (size_t) (nl - data) : n;
+
+		if(ls->len + take > max)
+		{
+			return EIO;
+		}
+		if(nl && !ls->len)
+		{
+			/* whole line inside this slice */
+			linesplit_deliver(ls, data, take, cb, ctx);
+		}
+		else
+		{
+			if(ls->len + take + 1 > ls->cap)
+			{
+				size_t cap = ls->cap ? ls->cap : 256;
+				char *p;
+
+				while(cap < ls->len + take + 1)
+				{
+					cap *= 2;
+				}
+				p = realloc(ls->buf, cap);
+				if(!p)
+				{
+					return ENOMEM;
+				}
+				ls->buf = p;
+				ls->cap = cap;
+			}
+			memcpy(ls->buf + ls->len, data, take);
+			ls->len += take;
+			ls->buf[ls->len] = 0;
+			if(nl)
+			{
+				size_t whole = ls->len;
+
+				ls->len = 0;
+				linesplit_deliver(ls, ls->buf, whole, cb, ctx);
+			}
+		}
+		if(!nl)
+		{
+			break;
+		}
+		data = nl + 1;
+		n -= take + 1;
+	}
+	return 0;
+}
+
+int
+cluster__linesplit_finish(cluster__linesplit *ls, cluster__http_line_cb cb, void *ctx)
+{
+	size_t i;
+
+	if(ls->stopped || !ls->len)
+	{
+		ls->len = 0;
+		return 0;
+	}
+	for(i = 0; i < ls->len; i++)
+	{
+		if(!isspace((unsigned char) ls->buf[i]))
+		{
+			break;
+		}
+	}
+	if(i < ls->len)
+	{
+		size_t len = ls->len;
+
+		ls->len = 0;
+		linesplit_deliver(ls, ls->buf, len, cb, ctx);
+	}
+	ls->len = 0;
+	return 0;
+}
+
+void
+cluster__linesplit_free(cluster__linesplit *ls)
+{
+	free(ls->buf);
+	ls->buf = NULL;
+	ls->len = ls->cap = 0;
+}
+
+/* ---------------------------------------------------------------------- */
+/* endpoints                                                                */
+/* ---------------------------------------------------------------------- */
+
+void
+cluster__http_endpoints_free(char **endpoints, size_t n)
+{
+	size_t i;
+
+	if(!endpoints)
+	{
+		return;
+	}
+	for(i = 0; i < n; i++)
+	{
+		free(endpoints[i]);
+	}
+	free(endpoints);
+}
+
+/* Validate one "scheme://host:port[/path]" element (already trimmed) and
+ * produce its base URL; returns 0, EINVAL (*why set) or ENOMEM. */
+static int
+parse_one_endpoint(const char *s, size_t len, char **out, const char **why)
+{
+	size_t i, hstart, hend, pstart, plen;
+	const char *scheme;
+	unsigned long port = 0;
+	char *base;
+
+	if(len >= 7 && !strncasecmp(s, "http://", 7))
+	{
+		scheme = "http://";
+		i = 7;
+	}
+	else if(len >= 8 && !strncasecmp(s, "https://", 8))
+	{
+		scheme = "https://";
+		i = 8;
+	}
+	else
+	{
+		*why = "each endpoint must start with http:// or https://";
+		return EINVAL;
+	}
+	hstart = i;
+	if(i < len && s[i] == '[')
+	{
+		i++;
+		while(i < len && (isxdigit((unsigned char) s[i]) || s[i] == ':' || s[i] == '.'))
+		{
+			i++;
+		}
+		if(i >= len || s[i] != ']' || i == hstart + 1)
+		{
+			*why = "bad IPv6 address in endpoint (expected [addr]:port)";
+			return EINVAL;
+		}
+		i++;
+	}
+	else
+	{
+		while(i < len && (isalnum((unsigned char) s[i]) || s[i] == '.' || s[i] == '-' || s[i] == '_'))
+		{
+			i++;
+		}
+	}
+	hend = i;
+	if(hend == hstart)
+	{
+		*why = "endpoint has no host name";
+		return EINVAL;
+	}
+	if(i < len && s[i] == '@')
+	{
+		*why = "user information in an endpoint URI is not allowed (use cluster_set_credentials())";
+		return EINVAL;
+	}
+	if(i >= len || s[i] != ':')
+	{
+		*why = (i < len && s[i] != '/') ? "endpoint host name has invalid characters" : "endpoint has no port (expected host:port)";
+		return EINVAL;
+	}
+	i++;
+	pstart = i;
+	while(i < len && isdigit((unsigned char) s[i]))
+	{
+		port = port * 10 + (unsigned long) (s[i] - '0');
+		if(port > 65535)
+		{
+			break;
+		}
+		i++;
+	}
+	if(i == pstart || port < 1 || port > 65535)
+	{
+		*why = "endpoint port must be a number between 1 and 65535";
+		return EINVAL;
+	}
+	if(i < len && s[i] != '/')
+	{
+		*why = "unexpected characters after the endpoint port";
+		return EINVAL;
+	}
+	/* optional path prefix (for a proxy), trailing slashes dropped */
+	pstart = i;
+	for(; i < len; i++)
+	{
+		unsigned char ch = (unsigned char) s[i];
+
+		if(ch <= ' ' || ch >= 0x7f || ch == '?' || ch == '#' || ch == '%' || ch == '\\')
+		{
+			*why = "endpoint path must not contain spaces, '?', '#', '%' or control characters";
+			return EINVAL;
+		}
+	}
+	plen = len - pstart;
+	while(plen && s[pstart + plen - 1] == '/')
+	{
+		plen--;
+	}
+	if(strlen(scheme) + (hend - hstart) + 7 + plen > HTTP_MAX_URL)
+	{
+		*why = "endpoint URI is too long";
+		return EINVAL;
+	}
+	base = malloc(strlen(scheme) + (hend - hstart) + 8 + plen);
+	if(!base)
+	{
+		return ENOMEM;
+	}
+	sprintf(base, "%s%.*s:%lu%.*s", scheme, (int) (hend - hstart), s + hstart, port, (int) plen, s + pstart);
+	*out = base;
+	return 0;
+}
+
+int
+cluster__http_parse_endpoints(const char *uri, char ***endpoints, size_t *n, const char **why)
+{
+	char **list = NULL;
+	size_t count = 0;
+	const char *p;
+	int r;
+
+	*endpoints = NULL;
+	*n = 0;
+	*why = "";
+	if(!uri || !*uri)
+	{
+		*why = "the registry URI is empty";
+		return EINVAL;
+	}
+	list = calloc(HTTP_MAX_ENDPOINTS, sizeof(*list));
+	if(!list)
+	{
+		return ENOMEM;
+	}
+	p = uri;
+	for(;;)
+	{
+		const char *e = strchr(p, ',');
+		const char *end = e ? e : p + strlen(p);
+
+		while(p < end && (*p == ' ' || *p == '\t'))
+		{
+			p++;
+		}
+		while(end > p && (end[-1] == ' ' || end[-1] == '\t'))
+		{
+			end--;
+		}
+		if(p == end)
+		{
+			*why = "empty endpoint in the registry URI list";
+			r = EINVAL;
+			goto fail;
+		}
+		if(count == HTTP_MAX_ENDPOINTS)
+		{
+			*why = "too many endpoints in the registry URI list (at most 64)";
+			r = EINVAL;
+			goto fail;
+		}
+		r = parse_one_endpoint(p, (size_t) (end - p), &list[count], why);
+		if(r)
+		{
+			goto fail;
+		}
+		count++;
+		if(!e)
+		{
+			break;
+		}
+		p = e + 1;
+	}
+	*endpoints = list;
+	*n = count;
+	return 0;
+fail:
+	cluster__http_endpoints_free(list, count);
+	return r;
+}
+
+/* ---------------------------------------------------------------------- */
+/* handle                                                                   */
+/* ---------------------------------------------------------------------- */
+
+cluster__http *
+cluster__http_create(const cluster__http_config *config, struct cluster_struct *c)
+{
+	cluster__http *h;
+	size_t i;
+
+	pthread_once(&http_once, http_global_init);
+	if(http_global_rc != CURLE_OK)
+	{
+		errno = EIO;
+		return NULL;
+	}
+	if(!config || !config->n_endpoints || !config->endpoints)
+	{
+		errno = EINVAL;
+		return NULL;
+	}
+	h = calloc(1, sizeof(*h));
+	if(!h)
+	{
+		return NULL;
+	}
+	h->c = c;
+	h->endpoints = calloc(config->n_endpoints, sizeof(char *));
+	if(!h->endpoints)
+	{
+		goto fail;
+	}
+	for(i = 0; i < config->n_endpoints; i++)
+	{
+		h->endpoints[i] = strdup(config->endpoints[i]);
+		if(!h->endpoints[i])
+		{
+			goto fail;
+		}
+		h->n_endpoints++;
+	}
+	h->connect_timeout_ms = config->connect_timeout_ms > 0 ? config->connect_timeout_ms : CLUSTER_CONNECT_TIMEOUT_MS;
+	h->timeout_ms = config->timeout_ms > 0 ? config->timeout_ms : CLUSTER_REQUEST_TIMEOUT_MS;
+	h->keepalive_idle_s = config->keepalive_idle_s > 0 ? config->keepalive_idle_s : 2;
+	h->require_leader = config->require_leader;
+	h->verbose = config->verbose;
+	if((config->ca_file && !(h->ca_file = strdup(config->ca_file))) ||
+		(config->cert_file && !(h->cert_file = strdup(config->cert_file))) ||
+		(config->key_file && !(h->key_file = strdup(config->key_file))) ||
+		(config->user && !(h->user = strdup(config->user))) ||
+		(config->password && !(h->password = strdup(config->password))))
+	{
+		goto fail;
+	}
+	h->multi = curl_multi_init();
+	h->easy = curl_easy_init();
+	if(!h->multi || !h->easy)
+	{
+		goto fail;
+	}
+	return h;
+fail:
+	cluster__http_destroy(h);
+	errno = ENOMEM;
+	return NULL;
+}
+
+void
+cluster__http_destroy(cluster__http *h)
+{
+	if(!h)
+	{
+		return;
+	}
+	if(h->easy)
+	{
+		curl_easy_cleanup(h->easy);
+	}
+	if(h->multi)
+	{
+		curl_multi_cleanup(h->multi);
+	}
+	cluster__http_endpoints_free(h->endpoints, h->n_endpoints);
+	free(h->ca_file);
+	free(h->cert_file);
+	free(h->key_file);
+	free(h->user);
+	if(h->password)
+	{
+		memset(h->password, 0, strlen(h->password));
+	}
+	free(h->password);
+	if(h->token)
+	{
+		memset(h->token, 0, strlen(h->token));
+	}
+	free(h->token);
+	free(h->body);
+	free(h->etcd_index);
+	cluster__linesplit_free(&h->ls);
+	free(h);
+}
+
+void
+cluster__http_next_endpoint(cluster__http *h)
+{
+	h->cur = (h->cur + 1) % h->n_endpoints;
+}
+
+const char *
+cluster__http_endpoint(const cluster__http *h)
+{
+	return h->endpoints[h->cur];
+}
+
+void
+cluster__http_set_timeout(cluster__http *h, int timeout_ms)
+{
+	if(timeout_ms < 1)
+	{
+		timeout_ms = 1;
+	}
+	h->timeout_ms = timeout_ms;
+	if(h->connect_timeout_ms > timeout_ms)
+	{
+		h->connect_timeout_ms = timeout_ms;
+	}
+}
+
+int
+cluster__http_set_token(cluster__http *h, const char *token)
+{
+	char *t = NULL;
+
+	if(token && !(t = strdup(token)))
+	{
+		return ENOMEM;
+	}
+	if(h->token)
+	{
+		memset(h->token, 0, strlen(h->token));
+	}
+	free(h->token);
+	h->token = t;
+	return 0;
+}
+
+void
+cluster__http_cancel(cluster__http *h)
+{
+	__atomic_store_n(&h->cancelled, 1, __ATOMIC_SEQ_CST);
+	curl_multi_wakeup(h->multi);
+}
+
+void
+cluster__http_reset_cancel(cluster__http *h)
+{
+	__atomic_store_n(&h->cancelled, 0, __ATOMIC_SEQ_CST);
+}
+
+void
+cluster__http_interrupt(cluster__http *h)
+{
+	__atomic_add_fetch(&h->interrupts, 1, __ATOMIC_SEQ_CST);
+	curl_multi_wakeup(h->multi);
+}
+
+void
+cluster__http_response_free(cluster__http_response *resp)
+{
+	if(!resp)
+	{
+		return;
+	}
+	free(resp->body);
+	free(resp->etcd_index);
+	memset(resp, 0, sizeof(*resp));
+}
+
+/* ---------------------------------------------------------------------- */
+/* transfers                                                                */
+/* ---------------------------------------------------------------------- */
+
+static size_t
+on_write(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	cluster__http *h = ud;
+	size_t n = size * nmemb;
+	int r;
+
+	h->last_data_ms = cluster__now_ms();
+	if(h->streaming)
+	{
+		r = cluster__linesplit_feed(&h->ls, ptr, n, h->cb, h->ctx);
+		if(r)
+		{
+			h->xfer_err = r;
+			return 0;
+		}
+		/* a stop request ends the transfer (reported as success) */
+		return h->ls.stopped ? 0 : n;
+	}
+	if(h->len + n > CLUSTER__HTTP_MAX_BODY)
+	{
+		h->xfer_err = EIO;
+		return 0;
+	}
+	if(h->len + n + 1 > h->cap)
+	{
+		size_t cap = h->cap ? h->cap : 1024;
+		char *p;
+
+		while(cap < h->len + n + 1)
+		{
+			cap *= 2;
+		}
+		p = realloc(h->body, cap);
+		if(!p)
+		{
+			h->xfer_err = ENOMEM;
+			return 0;
+		}
+		h->body = p;
+		h->cap = cap;
+	}
+	memcpy(h->body + h->len, ptr, n);
+	h->len += n;
+	h->body[h->len] = 0;
+	return n;
+}
+
+static size_t
+on_header(char *ptr, size_t size, size_t nmemb, void *ud)
+{
+	cluster__http *h = ud;
+	size_t n = size * nmemb;
+	static const char name[] = "X-Etcd-Index:";
+
+	if(n > sizeof(name) - 1 && n < 256 && !strncasecmp(ptr, name, sizeof(name) - 1))
+	{
+		const char *v = ptr + sizeof(name) - 1;
+		size_t vl = n - (sizeof(name) - 1);
+
+		while(vl && (*v == ' ' || *v == '\t'))
+		{
+			v++;
+			vl--;
+		}
+		while(vl && (v[vl - 1] == '\r' || v[vl - 1] == '\n' || v[vl - 1] == ' '))
+		{
+			vl--;
+		}
+		free(h->etcd_index);
+		h->etcd_index = strndup(v, vl);
+	}
+	return n;
+}
+
+static int
+map_curl_error(CURLcode cc)
+{
+	switch(cc)
+	{
+	case CURLE_OK:
+		return 0;
+	case CURLE_COULDNT_CONNECT:
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+		return ECONNREFUSED;
+	case CURLE_OPERATION_TIMEDOUT:
+		return ETIMEDOUT;
+	case CURLE_OUT_OF_MEMORY:
+		return ENOMEM;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CIPHER:
+	case CURLE_SSL_CACERT_BADFILE:
+	case CURLE_SSL_ENGINE_NOTFOUND:
+	case CURLE_SSL_ENGINE_SETFAILED:
+	case CURLE_SSL_ISSUER_ERROR:
+	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_LOGIN_DENIED:
+		return EACCES;
+	default:
+		return EIO;
+	}
+}
+
+/* Configure the easy handle from scratch for one request (the connection
+ * cache lives in the multi handle, so reset does not lose connections). */
+static int
+setup(cluster__http *h, const char *method, const char *path, const char *content_type, const char *body, int stream, int total_ms, struct curl_slist **hdrs)
+{
+	char url[HTTP_MAX_URL + 512];
+	struct curl_slist *l = NULL, *t;
+	char line[64];
+
+	if(snprintf(url, sizeof(url), "%s%s", h->endpoints[h->cur], path) >= (int) sizeof(url))
+	{
+		return EINVAL;
+	}
+	curl_easy_reset(h->easy);
+	h->len = 0;
+	if(h->body)
+	{
+		h->body[0] = 0;
+	}
+	free(h->etcd_index);
+	h->etcd_index = NULL;
+	h->xfer_err = 0;
+	h->streaming = stream;
+	h->ls.len = 0;
+	h->ls.stopped = 0;
+	h->ls.lines = 0;
+	h->ls.max = CLUSTER__HTTP_MAX_BODY;
+
+	snprintf(line, sizeof(line), "Content-Type: %s", content_type ? content_type : "application/json");
+	if(!(t = curl_slist_append(l, line)))
+	{
+		goto oom;
+	}
+	l = t;
+	/* never wait a second for "100 Continue" on larger bodies */
+	if(!(t = curl_slist_append(l, "Expect:")))
+	{
+		goto oom;
+	}
+	l = t;
+	if(h->require_leader)
+	{
+		if(!(t = curl_slist_append(l, "Grpc-Metadata-Hasleader: true")))
+		{
+			goto oom;
+		}
+		l = t;
+	}
+	if(h->token)
+	{
+		char *a = malloc(strlen(h->token) + 16);
+
+		if(!a)
+		{
+			goto oom;
+		}
+		sprintf(a, "Authorization: %s", h->token);
+		t = curl_slist_append(l, a);
+		memset(a, 0, strlen(a));
+		free(a);
+		if(!t)
+		{
+			goto oom;
+		}
+		l = t;
+	}
+	*hdrs = l;
+
+	curl_easy_setopt(h->easy, CURLOPT_URL, url);
+	curl_easy_setopt(h->easy, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(h->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h->easy, CURLOPT_CONNECTTIMEOUT_MS, (long) h->connect_timeout_ms);
+	curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, (long) (stream ? total_ms : h->timeout_ms));
+	curl_easy_setopt(h->easy, CURLOPT_TCP_KEEPALIVE, 1L);
+	curl_easy_setopt(h->easy, CURLOPT_TCP_KEEPIDLE, (long) h->keepalive_idle_s);
+	curl_easy_setopt(h->easy, CURLOPT_TCP_KEEPINTVL, 1L);
+	curl_easy_setopt(h->easy, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, l);
+	curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, on_write);
+	curl_easy_setopt(h->easy, CURLOPT_WRITEDATA, h);
+	curl_easy_setopt(h->easy, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(h->easy, CURLOPT_HEADERDATA, h);
+	if(!strcmp(method, "GET"))
+	{
+		curl_easy_setopt(h->easy, CURLOPT_HTTPGET, 1L);
+	}
+	else
+	{
+		curl_easy_setopt(h->easy, CURLOPT_POSTFIELDS, body ? body : "");
+		curl_easy_setopt(h->easy, CURLOPT_POSTFIELDSIZE, (long) (body ? strlen(body) : 0));
+		if(strcmp(method, "POST"))
+		{
+			curl_easy_setopt(h->easy, CURLOPT_CUSTOMREQUEST, method);
+		}
+	}
+	if(h->ca_file)
+	{
+		curl_easy_setopt(h->easy, CURLOPT_CAINFO, h->ca_file);
+	}
+	if(h->cert_file)
+	{
+		curl_easy_setopt(h->easy, CURLOPT_SSLCERT, h->cert_file);
+	}
+	if(h->key_file)
+	{
+		curl_easy_setopt(h->easy, CURLOPT_SSLKEY, h->key_file);
+	}
+	if(h->user && h->password)
+	{
+		curl_easy_setopt(h->easy, CURLOPT_HTTPAUTH, (long) CURLAUTH_BASIC);
+		curl_easy_setopt(h->easy, CURLOPT_USERNAME, h->user);
+		curl_easy_setopt(h->easy, CURLOPT_PASSWORD, h->password);
+	}
+	if(http_verbose(h) && h->c)
+	{
+		cluster__log(h->c, LOG_DEBUG, "libcluster: http: %s %s%s\n", method, url, stream ? " (stream)" : "");
+	}
+	return 0;
+oom:
+	curl_slist_free_all(l);
+	return ENOMEM;
+}
+
+/*
+ * Drive one transfer to its end. Waits in curl_multi_poll() so that a
+ * cancel or interrupt from another thread (curl_multi_wakeup) is seen at
+ * once; the idle / first-line / total limits are enforced here because
+ * libcurl has no notion of them for a stream.
+ */
+static int
+perform(cluster__http *h, int idle_ms, int first_line_ms, int total_ms, long *status, CURLcode *ccout)
+{
+	unsigned long gen0 = __atomic_load_n(&h->interrupts, __ATOMIC_SEQ_CST);
+	int64_t start = cluster__now_ms();
+	CURLcode cc = CURLE_OK;
+	int running = 1, done = 0, r = 0;
+
+	*status = 0;
+	*ccout = CURLE_OK;
+	if(__atomic_load_n(&h->cancelled, __ATOMIC_SEQ_CST))
+	{
+		return ECANCELED;
+	}
+	if(curl_multi_add_handle(h->multi, h->easy) != CURLM_OK)
+	{
+		return EIO;
+	}
+	h->last_data_ms = start;
+	while(!done)
+	{
+		CURLMsg *msg;
+		int q, wait = 1000;
+		int64_t now, rem;
+
+		if(__atomic_load_n(&h->cancelled, __ATOMIC_SEQ_CST) || __atomic_load_n(&h->interrupts, __ATOMIC_SEQ_CST) != gen0)
+		{
+			r = ECANCELED;
+			break;
+		}
+		if(curl_multi_perform(h->multi, &running) != CURLM_OK)
+		{
+			r = EIO;
+			break;
+		}
+		while((msg = curl_multi_info_read(h->multi, &q)))
+		{
+			if(msg->msg == CURLMSG_DONE)
+			{
+				cc = msg->data.result;
+				done = 1;
+			}
+		}
+		if(done || !running)
+		{
+			done = 1;
+			break;
+		}
+		now = cluster__now_ms();
+		if(idle_ms > 0)
+		{
+			rem = h->last_data_ms + idle_ms - now;
+			if(rem <= 0)
+			{
+				r = ETIMEDOUT;
+				break;
+			}
+			wait = rem < wait ? (int) rem : wait;
+		}
+		if(first_line_ms > 0 && h->streaming && !h->ls.lines)
+		{
+			rem = start + first_line_ms - now;
+			if(rem <= 0)
+			{
+				r = ETIMEDOUT;
+				break;
+			}
+			wait = rem < wait ? (int) rem : wait;
+		}
+		if(total_ms > 0)
+		{
+			rem = start + total_ms - now;
+			if(rem <= 0)
+			{
+				r = ETIMEDOUT;
+				break;
+			}
+			wait = rem < wait ? (int) rem : wait;
+		}
+		if(curl_multi_poll(h->multi, NULL, 0, wait, NULL) != CURLM_OK)
+		{
+			r = EIO;
+			break;
+		}
+	}
+	curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, status);
+	curl_multi_remove_handle(h->multi, h->easy);
+	*ccout = cc;
+	if(r)
+	{
+		return r;
+	}
+	if(h->xfer_err)
+	{
+		return h->xfer_err;
+	}
+	if(h->streaming && h->ls.stopped)
+	{
+		return 0;
+	}
+	return map_curl_error(cc);
+}
+
+int
+cluster__http_request(cluster__http *h, const char *method, const char *path, const char *content_type, const char *body, cluster__http_response *resp)
+{
+	size_t attempt;
+	int r = EIO;
+
+	memset(resp, 0, sizeof(*resp));
+	for(attempt = 0; attempt < h->n_endpoints; attempt++)
+	{
+		struct curl_slist *hdrs = NULL;
+		CURLcode cc;
+		long status = 0;
+
+		r = setup(h, method, path, content_type, body, 0, 0, &hdrs);
+		if(r)
+		{
+			return r;
+		}
+		r = perform(h, 0, 0, 0, &status, &cc);
+		curl_slist_free_all(hdrs);
+		if(r == ECANCELED || r == ENOMEM)
+		{
+			return r;
+		}
+		if(!r)
+		{
+			if(status < 500 || attempt + 1 == h->n_endpoints)
+			{
+				resp->status = status;
+				resp->len = h->len;
+				resp->body = malloc(h->len + 1);
+				if(!resp->body)
+				{
+					return ENOMEM;
+				}
+				if(h->len)
+				{
+					memcpy(resp->body, h->body, h->len);
+				}
+				resp->body[h->len] = 0;
+				resp->etcd_index = h->etcd_index;
+				h->etcd_index = NULL;
+				return 0;
+			}
+			if(http_verbose(h) && h->c)
+			{
+				cluster__log(h->c, LOG_DEBUG, "libcluster: http: %s%s answered %ld; trying the next endpoint\n", h->endpoints[h->cur], path, status);
+			}
+		}
+		else if(http_verbose(h) && h->c)
+		{
+			cluster__log(h->c, LOG_DEBUG, "libcluster: http: %s%s failed: %s; trying the next endpoint\n", h->endpoints[h->cur], path,
+				r == EIO && cc != CURLE_OK ? curl_easy_strerror(cc) : strerror(r));
+		}
+		cluster__http_next_endpoint(h);
+	}
+	return r ? r : EIO;
+}
+
+int
+cluster__http_stream_ex(cluster__http *h, const char *path, const char *body, cluster__http_line_cb cb, void *ctx, int idle_timeout_ms, int first_line_timeout_ms, int total_timeout_ms, long *status_out)
+{
+	struct curl_slist *hdrs = NULL;
+	CURLcode cc;
+	long status = 0;
+	int r;
+
+	if(status_out)
+	{
+		*status_out = 0;
+	}
+	h->cb = cb;
+	h->ctx = ctx;
+	r = setup(h, "POST", path, NULL, body, 1, total_timeout_ms, &hdrs);
+	if(r)
+	{
+		return r;
+	}
+	r = perform(h, idle_timeout_ms, first_line_timeout_ms, total_timeout_ms, &status, &cc);
+	curl_slist_free_all(hdrs);
+	if(!r)
+	{
+		/* the last object may come without its newline (etcd's stream error) */
+		cluster__linesplit_finish(&h->ls, cb, ctx);
+	}
+	else if(http_verbose(h) && h->c && r != ECANCELED)
+	{
+		cluster__log(h->c, LOG_DEBUG, "libcluster: http: stream %s%s ended: %s\n", h->endpoints[h->cur], path,
+			r == EIO && cc != CURLE_OK ? curl_easy_strerror(cc) : strerror(r));
+	}
+	h->streaming = 0;
+	h->cb = NULL;
+	h->ctx = NULL;
+	if(status_out)
+	{
+		*status_out = status;
+	}
+	return r;
+}
+
+int
+cluster__http_stream(cluster__http *h, const char *path, const char *body, cluster__http_line_cb cb, void *ctx, int idle_timeout_ms, long *status_out)
+{
+	return cluster__http_stream_ex(h, path, body, cb, ctx, idle_timeout_ms, 0, 0, status_out);
+}

@@ -1,0 +1,316 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Scripted HTTP server for the hostile-response tests (see fakehttp.h).
+ * One thread, one connection at a time; stop() wakes it through a pipe.
+ */
+#ifdef HAVE_CONFIG_H
+# include "config.h"
+#endif
+#include "fakehttp.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+struct fakehttp
+{
+	const fakehttp_reply *script;
+	size_t n;
+	int lfd;
+	int stop_pipe[2];
+	int port;
+	char url[64];
+	pthread_t thread;
+	pthread_mutex_t m;
+	unsigned requests;
+	char last[8192];
+	char *all;                   /* every request, concatenated (bounded) */
+	size_t all_len;
+};
+
+/* Wait for fd to be readable (or the stop pipe); 0 ready, -1 stop/timeout. */
+static int
+wait_fd(fakehttp *f, int fd, int timeout_ms)
+{
+	struct pollfd p[2];
+
+	p[0].fd = fd;
+	p[0].events = POLLIN;
+	p[1].fd = f->stop_pipe[0];
+	p[1].events = POLLIN;
+	if(poll(p, 2, timeout_ms) <= 0 || (p[1].revents & POLLIN))
+	{
+		return -1;
+	}
+	return 0;
+}
+
+static void
+record(fakehttp *f, const char *req, size_t len)
+{
+	pthread_mutex_lock(&f->m);
+	f->requests++;
+	snprintf(f->last, sizeof(f->last), "%.*s", (int) len, req);
+	if(f->all_len + len < (1u << 20))
+	{
+		char *p = realloc(f->all, f->all_len + len + 1);
+
+		if(p)
+		{
+			f->all = p;
+			memcpy(f->all + f->all_len, req, len);
+			f->all_len += len;
+			f->all[f->all_len] = 0;
+		}
+	}
+	pthread_mutex_unlock(&f->m);
+}
+
+/* Read one request (head + Content-Length body); -1 on EOF/stop. */
+static int
+read_request(fakehttp *f, int fd)
+{
+	char buf[65536];
+	size_t len = 0;
+	char *end = NULL;
+	long clen = 0;
+
+	for(;;)
+	{
+		ssize_t r;
+
+		if(wait_fd(f, fd, 30000))
+		{
+			return -1;
+		}
+		r = read(fd, buf + len, sizeof(buf) - 1 - len);
+		if(r <= 0)
+		{
+			return -1;
+		}
+		len += (size_t) r;
+		buf[len] = 0;
+		if(!end && (end = strstr(buf, "\r\n\r\n")))
+		{
+			char *cl = strcasestr(buf, "\r\nContent-Length:");
+
+			if(cl && cl < end)
+			{
+				clen = strtol(cl + 17, NULL, 10);
+			}
+		}
+		if(end && len >= (size_t) (end + 4 - buf) + (size_t) clen)
+		{
+			break;
+		}
+		if(len >= sizeof(buf) - 1)
+		{
+			break;
+		}
+	}
+	record(f, buf, len);
+	return 0;
+}
+
+static void
+pause_ms(int ms)
+{
+	struct timespec ts = { ms / 1000, (long) (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Send one reply; returns non-zero if the connection must be closed. */
+static int
+send_reply(fakehttp *f, int fd, const fakehttp_reply *rp)
+{
+	size_t len = rp->len ? rp->len : strlen(rp->raw);
+	size_t off = 0;
+
+	while(off < len)
+	{
+		size_t n = rp->slice ? rp->slice : len - off;
+		ssize_t w;
+
+		if(n > len - off)
+		{
+			n = len - off;
+		}
+		w = send(fd, rp->raw + off, n, MSG_NOSIGNAL);
+		if(w <= 0)
+		{
+			return 1;
+		}
+		off += (size_t) w;
+		if(rp->slice && rp->slice_pause_ms && off < len)
+		{
+			pause_ms(rp->slice_pause_ms);
+		}
+	}
+	if(rp->hang_ms)
+	{
+		/* keep the socket open; a client closing it ends the hang */
+		struct pollfd p[2];
+
+		p[0].fd = fd;
+		p[0].events = POLLIN;
+		p[1].fd = f->stop_pipe[0];
+		p[1].events = POLLIN;
+		poll(p, 2, rp->hang_ms);
+		return 1;
+	}
+	return rp->close;
+}
+
+static void *
+serve(void *arg)
+{
+	fakehttp *f = arg;
+	size_t next = 0;
+
+	for(;;)
+	{
+		int fd;
+
+		if(wait_fd(f, f->lfd, -1))
+		{
+			break;
+		}
+		fd = accept(f->lfd, NULL, NULL);
+		if(fd < 0)
+		{
+			continue;
+		}
+		for(;;)
+		{
+			const fakehttp_reply *rp;
+
+			if(read_request(f, fd))
+			{
+				break;
+			}
+			rp = &f->script[next < f->n ? next : f->n - 1];
+			next++;
+			if(send_reply(f, fd, rp))
+			{
+				break;
+			}
+		}
+		close(fd);
+	}
+	return NULL;
+}
+
+fakehttp *
+fakehttp_start(const fakehttp_reply *script, size_t n)
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	fakehttp *f = calloc(1, sizeof(*f));
+	int one = 1;
+
+	if(!f)
+	{
+		return NULL;
+	}
+	f->script = script;
+	f->n = n;
+	pthread_mutex_init(&f->m, NULL);
+	f->lfd = socket(AF_INET, SOCK_STREAM, 0);
+	setsockopt(f->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if(f->lfd < 0 || bind(f->lfd, (struct sockaddr *) &sa, sizeof(sa)) || listen(f->lfd, 16) ||
+		getsockname(f->lfd, (struct sockaddr *) &sa, &sl) || pipe(f->stop_pipe))
+	{
+		if(f->lfd >= 0)
+		{
+			close(f->lfd);
+		}
+		free(f);
+		return NULL;
+	}
+	f->port = ntohs(sa.sin_port);
+	snprintf(f->url, sizeof(f->url), "http://127.0.0.1:%d", f->port);
+	if(pthread_create(&f->thread, NULL, serve, f))
+	{
+		close(f->lfd);
+		close(f->stop_pipe[0]);
+		close(f->stop_pipe[1]);
+		free(f);
+		return NULL;
+	}
+	return f;
+}
+
+int
+fakehttp_port(fakehttp *f)
+{
+	return f->port;
+}
+
+const char *
+fakehttp_url(fakehttp *f)
+{
+	return f->url;
+}
+
+unsigned
+fakehttp_requests(fakehttp *f)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&f->m);
+	n = f->requests;
+	pthread_mutex_unlock(&f->m);
+	return n;
+}
+
+void
+fakehttp_last_request(fakehttp *f, char *buf, size_t size)
+{
+	pthread_mutex_lock(&f->m);
+	snprintf(buf, size, "%s", f->last);
+	pthread_mutex_unlock(&f->m);
+}
+
+int
+fakehttp_seen(fakehttp *f, const char *needle)
+{
+	int r;
+
+	pthread_mutex_lock(&f->m);
+	r = f->all && strstr(f->all, needle) != NULL;
+	pthread_mutex_unlock(&f->m);
+	return r;
+}
+
+void
+fakehttp_stop(fakehttp *f)
+{
+	if(!f)
+	{
+		return;
+	}
+	if(write(f->stop_pipe[1], "x", 1) != 1)
+	{
+		/* the thread then only stops at its next timeout */
+	}
+	pthread_join(f->thread, NULL);
+	close(f->lfd);
+	close(f->stop_pipe[0]);
+	close(f->stop_pipe[1]);
+	pthread_mutex_destroy(&f->m);
+	free(f->all);
+	free(f);
+}
