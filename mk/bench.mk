@@ -1,3 +1,32 @@
 # SPDX-License-Identifier: Apache-2.0
-# (bench fragment: owned by that area)
+# Benchmarks against a private etcd (each starts its own through the test
+# harness). Built by `make` so they cannot rot; run with `make bench`
+# (all three) or `make bench-convergence`, `bench-steady`, `bench-memory`.
+# They print figures and assert nothing. BENCH_ARGS passes options, e.g.
+#   make bench-steady BENCH_ARGS='-d 60 10 50 200'
+BENCH_SOURCES = bench/benchlib.c bench/benchlib.h tests/etcdharness.c tests/etcdharness.h
+BENCH_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/tests $(CURL_CFLAGS) $(CJSON_CFLAGS)
+BENCH_LDADD = libcluster/libcluster-core.la $(CURL_LIBS) $(CJSON_LIBS) $(PTHREAD_LIBS)
 
+noinst_PROGRAMS += bench/bench-convergence bench/bench-steady bench/bench-memory
+bench_bench_convergence_SOURCES = bench/bench-convergence.c $(BENCH_SOURCES)
+bench_bench_convergence_CFLAGS = $(BENCH_CFLAGS)
+bench_bench_convergence_LDADD = $(BENCH_LDADD)
+bench_bench_steady_SOURCES = bench/bench-steady.c $(BENCH_SOURCES)
+bench_bench_steady_CFLAGS = $(BENCH_CFLAGS)
+bench_bench_steady_LDADD = $(BENCH_LDADD)
+bench_bench_memory_SOURCES = bench/bench-memory.c $(BENCH_SOURCES)
+bench_bench_memory_CFLAGS = $(BENCH_CFLAGS)
+bench_bench_memory_LDADD = $(BENCH_LDADD)
+
+bench-convergence: bench/bench-convergence$(EXEEXT)
+	ETCD='$(ETCD)' ./bench/bench-convergence$(EXEEXT) $(BENCH_ARGS)
+bench-steady: bench/bench-steady$(EXEEXT)
+	ETCD='$(ETCD)' ./bench/bench-steady$(EXEEXT) $(BENCH_ARGS)
+bench-memory: bench/bench-memory$(EXEEXT)
+	ETCD='$(ETCD)' ./bench/bench-memory$(EXEEXT) $(BENCH_ARGS)
+bench: bench/bench-convergence$(EXEEXT) bench/bench-steady$(EXEEXT) bench/bench-memory$(EXEEXT)
+	ETCD='$(ETCD)' ./bench/bench-convergence$(EXEEXT)
+	ETCD='$(ETCD)' ./bench/bench-steady$(EXEEXT)
+	ETCD='$(ETCD)' ./bench/bench-memory$(EXEEXT)
+.PHONY: bench bench-convergence bench-steady bench-memory

@@ -1,3 +1,42 @@
 # SPDX-License-Identifier: Apache-2.0
-# (integration fragment: owned by that area)
+# Integration: a private etcd per test program (tests/etcdharness.c), the
+# etcd scenarios, cluster-test against etcd, and `make demo`.
 
+# The harness as a command (shell tests, the demo, the benchmarks' docs).
+# Built by `make` so that `make demo` needs nothing more.
+noinst_PROGRAMS += tests/etcd-harness
+tests_etcd_harness_SOURCES = tests/etcd-harness-cli.c tests/etcdharness.c tests/etcdharness.h
+tests_etcd_harness_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(CJSON_CFLAGS)
+tests_etcd_harness_LDADD = $(CURL_LIBS) $(CJSON_LIBS) $(PTHREAD_LIBS)
+
+# One member in its own process (killed with SIGKILL by the tests).
+check_PROGRAMS += tests/etcd-member
+tests_etcd_member_SOURCES = tests/etcd-member.c
+tests_etcd_member_CFLAGS = $(TEST_CFLAGS)
+tests_etcd_member_LDADD = $(TEST_LDADD)
+
+ETCD_TEST_SOURCES = tests/etcdharness.c tests/etcdharness.h tests/etcdtest.c tests/etcdtest.h
+
+check_PROGRAMS += tests/test_etcd_harness tests/test_etcd_membership tests/test_etcd_outage
+TESTS += tests/test_etcd_harness tests/test_etcd_membership tests/test_etcd_outage tests/test_cli_etcd.sh
+EXTRA_DIST += tests/test_cli_etcd.sh demo/demo.sh
+
+# The harness alone, without the library.
+tests_test_etcd_harness_SOURCES = tests/test_etcd_harness.c tests/etcdharness.c tests/etcdharness.h
+tests_test_etcd_harness_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(CURL_CFLAGS) $(CJSON_CFLAGS)
+tests_test_etcd_harness_LDADD = $(CMOCKA_LIBS) $(CURL_LIBS) $(CJSON_LIBS) $(PTHREAD_LIBS)
+
+tests_test_etcd_membership_SOURCES = tests/test_etcd_membership.c $(ETCD_TEST_SOURCES)
+tests_test_etcd_membership_CFLAGS = $(TEST_CFLAGS)
+tests_test_etcd_membership_LDADD = $(TEST_LDADD)
+tests_test_etcd_outage_SOURCES = tests/test_etcd_outage.c $(ETCD_TEST_SOURCES)
+tests_test_etcd_outage_CFLAGS = $(TEST_CFLAGS)
+tests_test_etcd_outage_LDADD = $(TEST_LDADD)
+
+# The shell test needs the member helper and cluster-test built.
+tests/test_cli_etcd.log: tests/etcd-harness tests/etcd-member
+
+# The live demo: a private etcd, three cluster-test instances, one leaves.
+demo: all
+	@top_builddir='$(abs_top_builddir)' top_srcdir='$(abs_top_srcdir)' ETCD='$(ETCD)' \
+		$(SHELL) $(top_srcdir)/demo/demo.sh

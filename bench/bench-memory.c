@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * bench-memory: resident memory and threads per joined instance.
+ *
+ * For each N, N handles join one cluster in this process; VmRSS and the
+ * thread count from /proc/self/status are read before and after the
+ * joins (and after everyone left), and the growth is divided by N.
+ *
+ *   bench-memory [N ...]   (default: 1 10 50 200)
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "benchlib.h"
+#include "etcdharness.h"
+
+static int
+run_n(etcdh *h, int n)
+{
+	bl_member **m = calloc((size_t) n, sizeof(*m));
+	char key[64], id[64];
+	long rss0, rss1, rss2;
+	int th0, th1, th2, i, joined = 0, rc = 0;
+
+	snprintf(key, sizeof(key), "mem%d", n);
+	rss0 = bl_rss_kb();
+	th0 = bl_threads();
+	for(i = 0; i < n; i++)
+	{
+		snprintf(id, sizeof(id), "m%05d", i);
+		m[i] = bl_member_new(key, id, 1, etcdh_endpoint(h), 0);
+		if(!m[i] || cluster_join(m[i]->c))
+		{
+			fprintf(stderr, "bench: member %d could not join: %s\n", i, strerror(errno));
+			joined = i + (m[i] != NULL);
+			rc = -1;
+			goto out;
+		}
+	}
+	joined = n;
+	bl_set_target(m, (size_t) n, n);
+	if(bl_wait_target(60) < 0)
+	{
+		rc = -1;
+		goto out;
+	}
+	rss1 = bl_rss_kb();
+	th1 = bl_threads();
+	for(i = 0; i < n; i++)
+	{
+		bl_member_free(m[i]);
+	}
+	joined = 0;
+	rss2 = bl_rss_kb();
+	th2 = bl_threads();
+	printf("%6d %10ld %10ld %12.1f %10d %10d %12.2f %14ld\n", n, rss0, rss1,
+		(double) (rss1 - rss0) / n, th0, th1, (double) (th1 - th0) / n, rss2);
+	(void) th2;
+out:
+	for(i = 0; i < joined; i++)
+	{
+		bl_member_free(m[i]);
+	}
+	free(m);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	int ns[16], nn = 0, i;
+	etcdh *h;
+
+	for(i = 1; i < argc && nn < 16; i++)
+	{
+		ns[nn++] = atoi(argv[i]);
+	}
+	if(!nn)
+	{
+		ns[nn++] = 1;
+		ns[nn++] = 10;
+		ns[nn++] = 50;
+		ns[nn++] = 200;
+	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	if(etcdh_start(&h))
+	{
+		fprintf(stderr, "bench-memory: cannot start etcd\n");
+		return 1;
+	}
+	printf("bench-memory: handles joined in one process against %s\n\n", etcdh_endpoint(h));
+	printf("%6s %10s %10s %12s %10s %10s %12s %14s\n", "N", "RSS0 kB", "RSS kB", "kB/instance",
+		"threads0", "threads", "thr/instance", "RSS after kB");
+	for(i = 0; i < nn; i++)
+	{
+		if(run_n(h, ns[i]))
+		{
+			printf("%6d  failed (see stderr)\n", ns[i]);
+		}
+		fflush(stdout);
+	}
+	etcdh_destroy(h);
+	curl_global_cleanup();
+	return 0;
+}

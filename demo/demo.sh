@@ -1,0 +1,156 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+# The live demo (`make demo`): a private etcd on free loopback ports in a
+# temporary directory, three cluster-test instances (node1 -n 2, node2,
+# node3 -n 4 -> bases 0, 2, 3, total 7), node1 stopped with SIGTERM, the
+# others re-balancing (node2 0, node3 1, total 5). Everything it starts is
+# stopped by PID at the end, whatever happens. Exits non-zero if the
+# expected figures do not appear.
+
+here=$(cd "$(dirname "$0")" && pwd)
+: "${top_builddir:=$here/..}"
+H="$top_builddir/tests/etcd-harness"
+CT="$top_builddir/cluster-test/cluster-test"
+KEY=demo
+TIMEOUT=10
+
+for p in "$H" "$CT"; do
+	if [ ! -x "$p" ]; then
+		echo "demo: $p is not built; run 'make' first" >&2
+		exit 1
+	fi
+done
+"$H" available
+case $? in
+0) ;;
+*) echo "demo: etcd is not installed (Debian: apt-get install etcd-server)" >&2; exit 1 ;;
+esac
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/libcluster-demo.XXXXXX") || exit 1
+pids=""
+cleanup()
+{
+	for p in $pids; do
+		kill -TERM "$p" 2>/dev/null
+	done
+	for p in $pids; do
+		wait "$p" 2>/dev/null
+	done
+	"$H" stop "$WORK/etcd" >/dev/null 2>&1
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+say()
+{
+	printf '\n== %s\n' "$*"
+}
+
+die()
+{
+	echo "demo: FAILED: $*" >&2
+	for f in "$WORK"/node*.err; do
+		[ -f "$f" ] || continue
+		echo "--- $(basename "$f" .err), last lines:" >&2
+		tail -n 15 "$f" >&2
+	done
+	exit 1
+}
+
+# Print the interesting new lines of an instance's stderr since last time.
+show()
+{
+	f="$WORK/$1.err"
+	eval "seen=\${seen_$1:-0}"
+	total=$(wc -l <"$f")
+	sed -n "$((seen + 1)),${total}p" "$f" |
+		grep -E 're-balancing cluster|cluster has re-balanced:|first worker index:|worker count:|total cluster worker count:|joined a cluster|signal received|successfully left|libcluster<7>: [ *] [^ ]+ \[|has re-balanced: new base|no longer a member' |
+		sed "s/^/  [$1] /"
+	eval "seen_$1=$total"
+}
+
+# index and total of the last re-balance an instance printed
+last_state()
+{
+	awk '/cluster has re-balanced:/ { i = ""; t = "" }
+		/first worker index:/ { i = $NF }
+		/total cluster worker count:/ { t = $NF }
+		END { print i " " t }' "$WORK/$1.err"
+}
+
+expect()
+{
+	n=$((TIMEOUT * 10))
+	while [ "$n" -gt 0 ]; do
+		[ "$(last_state "$1")" = "$2 $3" ] && return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	die "$1 reports '$(last_state "$1")', expected first worker index $2 and total $3"
+}
+
+start()
+{
+	name=$1
+	shift
+	echo "\$ cluster-test -r $ENDPOINT -v $*"
+	"$CT" -k "$KEY" -r "$ENDPOINT" -v "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+	eval "pid_$name=$!"
+	pids="$pids $!"
+}
+
+stop()
+{
+	eval "p=\$pid_$1"
+	kill -TERM "$p"
+	n=$((TIMEOUT * 10))
+	while kill -0 "$p" 2>/dev/null && [ "$n" -gt 0 ]; do
+		sleep 0.1
+		n=$((n - 1))
+	done
+	kill -0 "$p" 2>/dev/null && die "$1 did not exit after SIGTERM"
+	wait "$p" || die "$1 exited with status $?"
+}
+
+ENDPOINT=$("$H" start "$WORK/etcd") || die "cannot start etcd"
+say "A private etcd is running at $ENDPOINT (PID $(cat "$WORK/etcd/etcd.pid"), data in $WORK)"
+
+say "node1 joins with 2 workers"
+start node1 -i node1 -n 2
+expect node1 0 2
+show node1
+
+say "node2 joins with 1 worker: it sorts after node1, so its base is 2"
+start node2 -i node2
+expect node2 2 3
+expect node1 0 3
+show node2
+show node1
+
+say "node3 joins with 4 workers: base 3, total 7 on every member"
+start node3 -i node3 -n 4
+expect node3 3 7
+expect node1 0 7
+expect node2 2 7
+show node3
+show node1
+show node2
+
+say "Every member agrees: node1 owns workers 0-1, node2 worker 2, node3 workers 3-6 of 7"
+
+say "Stopping node1 (SIGTERM): it leaves cleanly and the others re-balance at once"
+stop node1
+show node1
+expect node2 0 5
+expect node3 1 5
+show node2
+show node3
+
+say "node2 now has base 0 and node3 base 1, total 5. Stopping the rest."
+stop node2
+stop node3
+"$H" stop "$WORK/etcd" || die "cannot stop etcd"
+say "Demo finished: bases 0, 2, 3 / total 7, then 0, 1 / total 5, as expected."
+exit 0

@@ -1,0 +1,130 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * etcd test harness: runs a private, single-member etcd on free loopback
+ * ports in a temporary directory, and gives tests the levers they need
+ * (stop, kill -9, restart, SIGSTOP, compaction, raw puts, a connection-
+ * cutting TCP proxy). It talks to etcd with its own small libcurl code and
+ * never uses the library under test.
+ *
+ * Call the harness from one thread (normally main): the etcd child is
+ * tied to the thread that started it (it is killed if that thread dies,
+ * so a crashed test never leaves etcd running).
+ */
+#ifndef ETCDHARNESS_H_
+# define ETCDHARNESS_H_                1
+
+# include <stddef.h>
+# include <stdio.h>
+# include <sys/types.h>
+
+typedef struct etcdh etcdh;
+typedef struct etcdh_proxy etcdh_proxy;
+
+/* Return value of etcdh_start() when etcd is not installed and
+ * CLUSTER_REQUIRE_ETCD is unset (the automake "skip" status). */
+# define ETCDH_SKIP                    77
+
+/*
+ * Start a private etcd (temporary directory, free ports, --unsafe-no-fsync)
+ * and wait until /health says true. Retries with new ports if etcd fails
+ * to start. Returns 0, ETCDH_SKIP (etcd missing and CLUSTER_REQUIRE_ETCD
+ * unset) or -1 (error, reason printed to stderr).
+ */
+int etcdh_start(etcdh **out);
+
+/*
+ * As etcdh_start(), with options. dir: use this existing directory instead
+ * of a fresh temporary one (not removed by etcdh_destroy()); NULL for a
+ * temporary one. detached: put etcd in its own session and do not tie it
+ * to this thread (for the etcd-harness command, whose etcd outlives it).
+ * extra_args: NULL-terminated extra etcd flags, or NULL.
+ */
+int etcdh_start_opts(etcdh **out, const char *dir, int detached, const char *const *extra_args);
+
+/*
+ * Re-attach to an etcd started detached in dir (reads dir/etcd.state).
+ * Returns 0 or -1. The process is not a child: stop/kill poll for its end.
+ */
+int etcdh_attach(etcdh **out, const char *dir);
+
+/* True if etcd is installed (ETCD env, PATH, /usr/bin/etcd). */
+int etcdh_available(void);
+
+/* True if CLUSTER_REQUIRE_ETCD is set to something other than "" or "0". */
+int etcdh_required(void);
+
+/* "http://127.0.0.1:PORT/" (valid until etcdh_destroy()). */
+const char *etcdh_endpoint(etcdh *h);
+
+/* Client port, PID (0 when not running) and working directory. */
+int etcdh_port(etcdh *h);
+pid_t etcdh_pid(etcdh *h);
+const char *etcdh_dir(etcdh *h);
+
+/* Stop gracefully: SIGTERM, then SIGKILL after a deadline; reaps. 0/-1. */
+int etcdh_stop(etcdh *h);
+/* SIGKILL at once; reaps. 0/-1. */
+int etcdh_kill(etcdh *h);
+/* Start again on the same data directory and ports; waits for health. */
+int etcdh_restart(etcdh *h);
+/* SIGSTOP / SIGCONT. 0/-1. */
+int etcdh_pause(etcdh *h);
+int etcdh_resume(etcdh *h);
+/* Wait until /health says true (deadline x etcdh_timeout_mult()). 0/-1. */
+int etcdh_wait_healthy(etcdh *h, double seconds);
+
+/* Compact (physical) at the current store revision. 0/-1. */
+int etcdh_compact(etcdh *h);
+/* Current store revision, -1 on error. */
+long long etcdh_revision(etcdh *h);
+/* Raw v3 put without lease (for garbage injection). 0/-1. */
+int etcdh_put(etcdh *h, const char *key, const char *value);
+/* Raw v3 get: *value is malloc'd (caller frees); returns 1 found, 0
+ * absent, -1 error. value may be NULL to only test presence. */
+int etcdh_get(etcdh *h, const char *key, char **value);
+/* Number of keys starting with prefix, -1 on error. */
+long long etcdh_count(etcdh *h, const char *prefix);
+/* Delete one key (not its lease). Returns keys deleted, -1 on error. */
+int etcdh_delete(etcdh *h, const char *key);
+/* Revoke every lease etcd knows. Returns leases revoked, -1 on error. */
+int etcdh_revoke_all(etcdh *h);
+/* Lease ID attached to key (0 if none or absent), -1 on error. */
+long long etcdh_key_lease(etcdh *h, const char *key);
+
+/*
+ * GET /metrics; *text is malloc'd (caller frees). 0/-1. Helper to read one
+ * counter: the sum of all samples of name whose label set contains every
+ * comma-separated label in labels (e.g. "grpc_method=\"Range\""), or 0.
+ */
+int etcdh_metrics(etcdh *h, char **text);
+double etcdh_metric(const char *text, const char *name, const char *labels);
+
+/* Print the last lines of etcd's log to f (for failed tests). */
+void etcdh_log_tail(etcdh *h, FILE *f, int lines);
+
+/* Stop etcd if running, remove the temporary directory, free. NULL ok. */
+void etcdh_destroy(etcdh *h);
+/* Free the handle only, leaving etcd and its directory alone. */
+void etcdh_detach(etcdh *h);
+
+/* CLUSTER_TEST_TIMEOUT_MULTIPLIER as a float (default 1, never < 1). */
+double etcdh_timeout_mult(void);
+
+/* Monotonic clock in seconds. */
+double etcdh_now(void);
+
+/*
+ * A TCP forwarder on a free loopback port in front of etcd, run by its own
+ * thread. cut: close every live connection and reset new ones until
+ * restore (the client sees the registry drop out while etcd itself keeps
+ * running and accepting changes from others).
+ */
+int etcdh_proxy_start(etcdh *h, etcdh_proxy **out);
+const char *etcdh_proxy_endpoint(etcdh_proxy *p);
+void etcdh_proxy_cut(etcdh_proxy *p);
+void etcdh_proxy_restore(etcdh_proxy *p);
+/* Connections accepted and forwarded so far. */
+unsigned long etcdh_proxy_accepted(etcdh_proxy *p);
+void etcdh_proxy_stop(etcdh_proxy *p);
+
+#endif /*!ETCDHARNESS_H_*/

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Helpers for the etcd integration tests: in-process members whose
+ * balancer callbacks are recorded and can be awaited with deadlines, and
+ * members run as separate processes (tests/etcd-member) so that they can
+ * be killed with SIGKILL.
+ */
+#ifndef ETCDTEST_H_
+# define ETCDTEST_H_                   1
+
+# include <pthread.h>
+# include <sys/types.h>
+# include <libcluster.h>
+
+# define ET_HISTORY                    64
+
+typedef struct et_member et_member;
+struct et_member
+{
+	CLUSTER *c;
+	char id[CLUSTER_NAME_MAX + 1];
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int calls;                   /* (lock) balancer callbacks so far */
+	CLUSTERSTATE last;           /* (lock) state of the last callback */
+	CLUSTERSTATE hist[ET_HISTORY]; /* (lock) first ET_HISTORY callbacks */
+};
+
+/* Create and configure (key, id, workers, registry, ttl; ttl 0 keeps the
+ * default). Fails the test on any error. */
+et_member *et_member_new(const char *key, const char *id, int workers, const char *registry, int ttl);
+/* cluster_destroy() and free. NULL ok. */
+void et_member_free(et_member *m);
+
+/* Free every member still alive (test teardown after a failure). */
+void et_free_all(void);
+
+/* Join actively / passively; returns what the library returned. */
+int et_join(et_member *m);
+int et_join_passive(et_member *m);
+
+/* Callback count and last reported state, under the member's lock. */
+int et_calls(et_member *m);
+CLUSTERSTATE et_last(et_member *m);
+
+/*
+ * Wait until the member's last callback reports (index, total), at most
+ * seconds x CLUSTER_TEST_TIMEOUT_MULTIPLIER. 0 when reached; -1 after
+ * printing the member's callback history.
+ */
+int et_wait(et_member *m, int index, int total, double seconds);
+
+/*
+ * Wait until the member has had more than calls callbacks, at most
+ * seconds x multiplier. 0 if it has, -1 on timeout (used to watch a
+ * window in which nothing may happen).
+ */
+int et_wait_calls(et_member *m, int calls, double seconds);
+
+/* Print the member's callback history to stderr. */
+void et_dump(et_member *m);
+
+/* Seconds x CLUSTER_TEST_TIMEOUT_MULTIPLIER. */
+double et_t(double seconds);
+
+/*
+ * Run tests/etcd-member as a child process that joins and then waits for
+ * a signal. Returns its PID after it reported a successful join (its
+ * index and total in *index / *total if non-NULL), or -1 (join failed:
+ * errno set to the child's errno, or the child did not answer in time).
+ */
+pid_t et_spawn(const char *key, const char *id, int workers, const char *registry, int ttl, int *index, int *total);
+/* SIGKILL / SIGTERM the child and reap it; returns its wait status. */
+int et_kill(pid_t pid, int sig);
+
+/* Unique cluster key for this test run: "it-<name>-<pid>". */
+const char *et_key(const char *name);
+
+#endif /*!ETCDTEST_H_*/

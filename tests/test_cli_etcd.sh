@@ -1,0 +1,202 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+# cluster-test against a private etcd: the README's three-node cluster
+# (node1 -n 2, node2, node3 -n 4 -> bases 0, 2, 3, total 7) with the
+# member listing (`*` marks self, bases in brackets), SIGTERM and SIGINT
+# leaves and the re-balancing they cause, a passive watcher, a duplicate
+# id, a bad registry URI and a dead endpoint.
+# Exit 0 pass, 1 fail, 77 skip (etcd not installed, CLUSTER_REQUIRE_ETCD unset).
+
+: "${top_builddir:=.}"
+H="$top_builddir/tests/etcd-harness"
+CT="$top_builddir/cluster-test/cluster-test"
+MULT="${CLUSTER_TEST_TIMEOUT_MULTIPLIER:-1}"
+KEY="clitest$$"
+TTL=3
+
+"$H" available
+case $? in
+0) ;;
+77) echo "SKIP: etcd is not installed (Debian package etcd-server)"; exit 77 ;;
+*) echo "FAIL: etcd is required (CLUSTER_REQUIRE_ETCD) but not installed"; exit 1 ;;
+esac
+if [ ! -x "$CT" ]; then
+	echo "FAIL: cluster-test not built: $CT"
+	exit 1
+fi
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/cli-etcd.XXXXXX") || exit 1
+pids=""
+
+cleanup()
+{
+	# only what this script started, by PID
+	for p in $pids; do
+		kill -KILL "$p" 2>/dev/null
+	done
+	"$H" stop "$WORK/etcd" >/dev/null 2>&1
+	rm -rf "$WORK"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+failures=0
+fail()
+{
+	echo "FAIL: $*"
+	failures=$((failures + 1))
+	for f in "$WORK"/*.err; do
+		[ -f "$f" ] || continue
+		echo "--- $(basename "$f"):"
+		sed 's/^/  | /' "$f" | tail -40
+	done
+	"$H" log "$WORK/etcd" 15
+	exit 1
+}
+
+# Tenths of a second in BASE seconds x the multiplier (for polling loops).
+tenths()
+{
+	awk -v b="$1" -v m="$MULT" 'BEGIN { v = b * m * 10 + 0.5; if (v < 1) v = 1; printf "%d\n", v }'
+}
+
+# index and total of the last "cluster has re-balanced:" block in FILE
+last_state()
+{
+	awk '/cluster has re-balanced:/ { i = ""; t = "" }
+		/first worker index:/ { i = $NF }
+		/total cluster worker count:/ { t = $NF }
+		END { print i " " t }' "$1"
+}
+
+# wait_state NAME INDEX TOTAL SECONDS: NAME's last callback says so
+wait_state()
+{
+	n=$(tenths "$4")
+	while [ "$n" -gt 0 ]; do
+		[ "$(last_state "$WORK/$1.err")" = "$2 $3" ] && return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	fail "$1: last re-balance is '$(last_state "$WORK/$1.err")', expected '$2 $3'"
+}
+
+# wait_line NAME FIXED-STRING SECONDS
+wait_line()
+{
+	n=$(tenths "$3")
+	while [ "$n" -gt 0 ]; do
+		grep -qF -- "$2" "$WORK/$1.err" && return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	fail "$1: no line '$2'"
+}
+
+# start NAME ARGS...: cluster-test in the background, stderr to NAME.err
+start()
+{
+	name=$1
+	shift
+	"$CT" -k "$KEY" -r "$ENDPOINT" -t "$TTL" -v "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+	eval "pid_$name=$!"
+	pids="$pids $!"
+}
+
+# stop NAME SIGNAL: send it, wait (bounded) for a clean exit 0
+stop()
+{
+	eval "p=\$pid_$1"
+	kill -"$2" "$p"
+	n=$(tenths 5)
+	while kill -0 "$p" 2>/dev/null && [ "$n" -gt 0 ]; do
+		sleep 0.1
+		n=$((n - 1))
+	done
+	kill -0 "$p" 2>/dev/null && fail "$1 did not exit after SIG$2"
+	wait "$p"
+	rc=$?
+	[ $rc -eq 0 ] || fail "$1 exited with $rc after SIG$2"
+	grep -qF "successfully left the cluster" "$WORK/$1.err" || fail "$1 did not report leaving"
+}
+
+# run_fg NAME EXPECTED-RC ARGS...: a cluster-test that must exit by itself
+run_fg()
+{
+	name=$1
+	want=$2
+	shift 2
+	"$CT" -k "$KEY" -t "$TTL" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
+	p=$!
+	pids="$pids $p"
+	n=$(tenths 15)
+	while kill -0 "$p" 2>/dev/null && [ "$n" -gt 0 ]; do
+		sleep 0.1
+		n=$((n - 1))
+	done
+	kill -0 "$p" 2>/dev/null && fail "$name did not exit"
+	wait "$p"
+	rc=$?
+	[ $rc -eq "$want" ] || fail "$name exited with $rc, expected $want"
+}
+
+ENDPOINT=$("$H" start "$WORK/etcd") || fail "cannot start etcd"
+echo "etcd at $ENDPOINT"
+
+# --- the README's cluster
+start node1 -i node1 -n 2
+wait_state node1 0 2 5
+start node2 -i node2
+wait_state node2 2 3 5
+start node3 -i node3 -n 4
+wait_state node3 3 7 5
+wait_line node3 "actively-joined a cluster of 7 workers (our node is workers #3-6)" 5
+wait_state node1 0 7 5
+wait_state node2 2 7 5
+for line in "* node1 [0]" "  node2 [2]" "  node3 [3]"; do
+	wait_line node1 "libcluster<7>: $line" 5
+done
+for line in "  node1 [0]" "* node2 [2]" "  node3 [3]"; do
+	wait_line node2 "libcluster<7>: $line" 5
+done
+echo "ok: node1 -n 2, node2, node3 -n 4 -> bases 0, 2, 3, total 7"
+
+# --- a passive watcher knows the total and changes nobody's numbers
+start watcher -i watcher -P
+wait_line watcher "passively-joined a cluster of 7 workers" 5
+wait_state node1 0 7 0
+stop watcher TERM
+echo "ok: passive watcher"
+
+# --- a second live node2 is refused
+run_fg dup 1 -r "$ENDPOINT" -i node2
+grep -qF "failed to join cluster" "$WORK/dup.err" || fail "duplicate: no 'failed to join cluster' line"
+wait_state node2 2 7 0
+echo "ok: duplicate id refused"
+
+# --- SIGTERM: node1 leaves, the others re-balance
+stop node1 TERM
+[ "$(last_state "$WORK/node1.err" | cut -d' ' -f1)" = "-1" ] || fail "node1: last callback index is not -1"
+wait_state node2 0 5 5
+wait_state node3 1 5 5
+wait_line node2 "libcluster<7>: * node2 [0]" 5
+wait_line node2 "libcluster<7>:   node3 [1]" 5
+echo "ok: SIGTERM on node1 -> node2 0, node3 1, total 5"
+
+# --- SIGINT: node2 leaves
+stop node2 INT
+wait_state node3 0 4 5
+echo "ok: SIGINT on node2 -> node3 0, total 4"
+stop node3 TERM
+[ "$("$H" count "$WORK/etcd" "/$KEY/")" = 0 ] || fail "keys left in etcd after everyone left"
+
+# --- bad registry URI and a dead endpoint: exit 1 with the reason
+run_fg baduri 1 -r "ftp://127.0.0.1/" -i bad
+grep -qi "registry" "$WORK/baduri.err" || fail "bad URI: the reason does not name the registry"
+"$H" stop "$WORK/etcd" || fail "cannot stop etcd"
+run_fg dead 1 -r "$ENDPOINT" -i dead
+grep -qF "failed to join cluster" "$WORK/dead.err" || fail "dead endpoint: no 'failed to join cluster' line"
+echo "ok: bad URI and dead endpoint refused"
+
+echo "test_cli_etcd: all passed"
+exit 0

@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The etcd test harness on its own (no libcluster involved): if these
+ * fail, the integration tests' verdicts mean nothing.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <sys/types.h>
+
+#include <curl/curl.h>
+
+#include "etcdharness.h"
+
+static etcdh *H;
+
+static int
+setup(void **state)
+{
+	(void) state;
+	return etcdh_start(&H) ? -1 : 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void) state;
+	etcdh_destroy(H);
+	H = NULL;
+	return 0;
+}
+
+static size_t
+sink(char *p, size_t s, size_t n, void *u)
+{
+	(void) p;
+	(void) u;
+	return s * n;
+}
+
+/* Plain GET /health through url; returns the HTTP status (0: no answer). */
+static long
+health(const char *url, long timeout_ms)
+{
+	char full[256];
+	CURL *c = curl_easy_init();
+	long status = 0;
+
+	snprintf(full, sizeof(full), "%shealth", url);
+	curl_easy_setopt(c, CURLOPT_URL, full);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, timeout_ms);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+	if(curl_easy_perform(c) == CURLE_OK)
+	{
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	}
+	curl_easy_cleanup(c);
+	return status;
+}
+
+static void
+test_start_and_kv(void **state)
+{
+	char *v = NULL, *metrics = NULL;
+	long long rev, lease;
+	struct stat sb;
+	char dir[4096];
+
+	(void) state;
+	assert_true(strncmp(etcdh_endpoint(H), "http://127.0.0.1:", 17) == 0);
+	assert_true(etcdh_endpoint(H)[strlen(etcdh_endpoint(H)) - 1] == '/');
+	assert_true(etcdh_pid(H) > 0);
+	assert_int_equal(kill(etcdh_pid(H), 0), 0);
+	snprintf(dir, sizeof(dir), "%s", etcdh_dir(H));
+	assert_int_equal(stat(dir, &sb), 0);
+	assert_int_equal(health(etcdh_endpoint(H), 1000), 200);
+
+	rev = etcdh_revision(H);
+	assert_true(rev >= 1);
+	assert_int_equal(etcdh_put(H, "/h/a", "one"), 0);
+	assert_int_equal(etcdh_put(H, "/h/b", "{\"workers\":2}"), 0);
+	assert_int_equal(etcdh_put(H, "/h0", "outside"), 0);
+	assert_int_equal(etcdh_revision(H), rev + 3);
+	assert_int_equal(etcdh_get(H, "/h/a", &v), 1);
+	assert_string_equal(v, "one");
+	free(v);
+	assert_int_equal(etcdh_get(H, "/h/b", &v), 1);
+	assert_string_equal(v, "{\"workers\":2}");
+	free(v);
+	assert_int_equal(etcdh_get(H, "/h/none", &v), 0);
+	assert_null(v);
+	assert_int_equal(etcdh_count(H, "/h/"), 2);
+	lease = etcdh_key_lease(H, "/h/a");
+	assert_int_equal(lease, 0);
+	assert_int_equal(etcdh_delete(H, "/h/a"), 1);
+	assert_int_equal(etcdh_delete(H, "/h/a"), 0);
+	assert_int_equal(etcdh_count(H, "/h/"), 1);
+	assert_int_equal(etcdh_compact(H), 0);
+	assert_int_equal(etcdh_revoke_all(H), 0);
+
+	assert_int_equal(etcdh_metrics(H, &metrics), 0);
+	assert_true(etcdh_metric(metrics, "grpc_server_started_total", "grpc_method=\"Put\"") >= 3);
+	assert_true(etcdh_metric(metrics, "grpc_server_started_total", "grpc_method=\"Range\",grpc_type=\"unary\"") >= 1);
+	assert_true(etcdh_metric(metrics, "etcd_server_has_leader", NULL) == 1);
+	assert_true(etcdh_metric(metrics, "no_such_metric", NULL) == 0);
+	free(metrics);
+
+	/* destroy removes the temporary directory and stops etcd */
+	etcdh_destroy(H);
+	H = NULL;
+	assert_int_equal(stat(dir, &sb), -1);
+}
+
+static void
+test_stop_restart_keeps_data(void **state)
+{
+	char ep[128], *v = NULL;
+	pid_t old;
+
+	(void) state;
+	snprintf(ep, sizeof(ep), "%s", etcdh_endpoint(H));
+	assert_int_equal(etcdh_put(H, "/keep", "me"), 0);
+	old = etcdh_pid(H);
+	assert_int_equal(etcdh_stop(H), 0);
+	assert_int_equal(etcdh_pid(H), 0);
+	assert_int_equal(kill(old, 0), -1);
+	assert_int_equal(health(ep, 300), 0);
+	assert_int_equal(etcdh_restart(H), 0);
+	assert_string_equal(etcdh_endpoint(H), ep);
+	assert_true(etcdh_pid(H) > 0 && etcdh_pid(H) != old);
+	assert_int_equal(etcdh_get(H, "/keep", &v), 1);
+	assert_string_equal(v, "me");
+	free(v);
+	/* kill -9 and restart too */
+	assert_int_equal(etcdh_kill(H), 0);
+	assert_int_equal(etcdh_restart(H), 0);
+	assert_int_equal(etcdh_get(H, "/keep", NULL), 1);
+}
+
+static void
+test_pause_resume(void **state)
+{
+	double t0;
+
+	(void) state;
+	assert_int_equal(etcdh_pause(H), 0);
+	t0 = etcdh_now();
+	assert_int_equal(health(etcdh_endpoint(H), 300), 0);
+	assert_true(etcdh_now() - t0 < 2.0);
+	assert_int_equal(etcdh_resume(H), 0);
+	assert_int_equal(etcdh_wait_healthy(H, 5), 0);
+	/* stop works on a paused etcd too */
+	assert_int_equal(etcdh_pause(H), 0);
+	assert_int_equal(etcdh_stop(H), 0);
+	assert_int_equal(etcdh_pid(H), 0);
+}
+
+static void
+test_proxy(void **state)
+{
+	etcdh_proxy *p;
+
+	(void) state;
+	assert_int_equal(etcdh_proxy_start(H, &p), 0);
+	assert_true(strcmp(etcdh_proxy_endpoint(p), etcdh_endpoint(H)) != 0);
+	assert_int_equal(health(etcdh_proxy_endpoint(p), 1000), 200);
+	assert_true(etcdh_proxy_accepted(p) >= 1);
+	etcdh_proxy_cut(p);
+	assert_int_equal(health(etcdh_proxy_endpoint(p), 1000), 0);
+	/* etcd itself is fine meanwhile */
+	assert_int_equal(health(etcdh_endpoint(H), 1000), 200);
+	etcdh_proxy_restore(p);
+	assert_int_equal(health(etcdh_proxy_endpoint(p), 1000), 200);
+	etcdh_proxy_stop(p);
+}
+
+static void
+test_timeout_mult(void **state)
+{
+	(void) state;
+	setenv("CLUSTER_TEST_TIMEOUT_MULTIPLIER", "2.5", 1);
+	assert_true(etcdh_timeout_mult() == 2.5);
+	setenv("CLUSTER_TEST_TIMEOUT_MULTIPLIER", "junk", 1);
+	assert_true(etcdh_timeout_mult() == 1.0);
+	unsetenv("CLUSTER_TEST_TIMEOUT_MULTIPLIER");
+	assert_true(etcdh_timeout_mult() == 1.0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_start_and_kv, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_stop_restart_keeps_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_proxy, setup, teardown),
+		/* last: it changes the multiplier */
+		cmocka_unit_test(test_timeout_mult),
+	};
+	int rc;
+
+	if(!etcdh_available() && !etcdh_required())
+	{
+		printf("1..0 # SKIP etcd is not installed (Debian package etcd-server)\n");
+		return 0;
+	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	rc = cmocka_run_group_tests(tests, NULL, NULL);
+	curl_global_cleanup();
+	return rc;
+}

@@ -1,0 +1,462 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Registry trouble against a real etcd (a fresh private etcd per test):
+ * etcd restarted within the TTL (SIGTERM and SIGKILL), etcd down for
+ * longer than the TTL, leases revoked and keys deleted behind the
+ * members' backs, compaction while watches are cut off, and etcd frozen
+ * with SIGSTOP (leave and getters must not wait for it).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "etcdharness.h"
+#include "etcdtest.h"
+
+static etcdh *H;
+
+static int
+setup(void **state)
+{
+	(void) state;
+	if(etcdh_start(&H))
+	{
+		fprintf(stderr, "# cannot start etcd\n");
+		return -1;
+	}
+	fprintf(stderr, "# etcd at %s (pid %ld, dir %s)\n", etcdh_endpoint(H), (long) etcdh_pid(H), etcdh_dir(H));
+	return 0;
+}
+
+static int
+teardown(void **state)
+{
+	(void) state;
+	/* members a failed test left behind must not run on into the next */
+	et_free_all();
+	etcdh_destroy(H);
+	H = NULL;
+	return 0;
+}
+
+static et_member *
+member(const char *key, const char *id, int workers, const char *registry, int ttl)
+{
+	et_member *m = et_member_new(key, id, workers, registry ? registry : etcdh_endpoint(H), ttl);
+
+	assert_non_null(m);
+	return m;
+}
+
+/* The member's last callback and cluster_state() both say (index, total). */
+static void
+check_member(et_member *m, int index, int workers, int total, double seconds)
+{
+	CLUSTERSTATE st;
+
+	if(et_wait(m, index, total, seconds))
+	{
+		etcdh_log_tail(H, stderr, 20);
+		fail_msg("%s: expected index %d total %d", m->id, index, total);
+	}
+	assert_int_equal(cluster_state(m->c, &st), 0);
+	assert_int_equal(st.index, index);
+	assert_int_equal(st.workers, workers);
+	assert_int_equal(st.total, total);
+	assert_int_equal(cluster_total(m->c), total);
+	assert_int_equal(cluster_index(m->c, 0), index);
+}
+
+static const char *
+prefix(const char *key)
+{
+	static char k[512];
+
+	snprintf(k, sizeof(k), "/%s/production/", key);
+	return k;
+}
+
+/* node1 -n 2, node2, node3 -n 4 -> bases 0, 2, 3, total 7. */
+static void
+join_214(const char *key, et_member **m, int ttl, const char *registry)
+{
+	m[0] = member(key, "node1", 2, registry, ttl);
+	m[1] = member(key, "node2", 1, registry, ttl);
+	m[2] = member(key, "node3", 4, registry, ttl);
+	assert_int_equal(et_join(m[0]), 0);
+	assert_int_equal(et_join(m[1]), 0);
+	assert_int_equal(et_join(m[2]), 0);
+	check_member(m[0], 0, 2, 7, 3);
+	check_member(m[1], 2, 1, 7, 3);
+	check_member(m[2], 3, 4, 7, 3);
+}
+
+static void
+check_214(et_member **m, double seconds)
+{
+	check_member(m[0], 0, 2, 7, seconds);
+	check_member(m[1], 2, 1, 7, seconds);
+	check_member(m[2], 3, 4, 7, seconds);
+}
+
+/* A newcomer sorting first shifts everyone: proof that every watch is
+ * live again after an outage. */
+static void
+check_newcomer(const char *key, et_member **m, int ttl)
+{
+	et_member *n0 = member(key, "node0", 1, NULL, ttl);
+
+	assert_int_equal(et_join(n0), 0);
+	check_member(n0, 0, 1, 8, 0);
+	check_member(m[0], 1, 2, 8, 5);
+	check_member(m[1], 3, 1, 8, 5);
+	check_member(m[2], 4, 4, 8, 5);
+	et_member_free(n0);
+	check_214(m, 5);
+}
+
+static void
+free_all(et_member **m, int n)
+{
+	int i;
+
+	for(i = 0; i < n; i++)
+	{
+		et_member_free(m[i]);
+	}
+}
+
+/* Poll until n keys live under the cluster's prefix. */
+static int
+wait_keys(const char *key, long long n, double seconds)
+{
+	double deadline = etcdh_now() + et_t(seconds);
+
+	do
+	{
+		if(etcdh_count(H, prefix(key)) == n)
+		{
+			return 0;
+		}
+		usleep(50000);
+	}
+	while(etcdh_now() < deadline);
+	fprintf(stderr, "# %lld keys under %s, expected %lld\n", etcdh_count(H, prefix(key)), prefix(key), n);
+	return -1;
+}
+
+/* Poll until m lists n members. */
+static int
+wait_listed(et_member *m, size_t n, double seconds)
+{
+	double deadline = etcdh_now() + et_t(seconds);
+	CLUSTERMEMBER *rows;
+	size_t count;
+
+	do
+	{
+		if(cluster_members(m->c, &rows, &count) == 0)
+		{
+			cluster_members_free(rows);
+			if(count == n)
+			{
+				return 0;
+			}
+		}
+		usleep(20000);
+	}
+	while(etcdh_now() < deadline);
+	return -1;
+}
+
+/* etcd goes away and comes back before any lease could expire: nobody
+ * may notice (no callback at all), and the watches must resume. */
+static void
+restart_within_ttl(int hard)
+{
+	const char *key = et_key(hard ? "killrestart" : "restart");
+	const int ttl = 5;
+	et_member *m[3];
+	int calls[3], i;
+	double t0, down;
+
+	join_214(key, m, ttl, NULL);
+	for(i = 0; i < 3; i++)
+	{
+		calls[i] = et_calls(m[i]);
+	}
+	t0 = etcdh_now();
+	assert_int_equal(hard ? etcdh_kill(H) : etcdh_stop(H), 0);
+	assert_int_equal(etcdh_restart(H), 0);
+	down = etcdh_now() - t0;
+	fprintf(stderr, "# etcd was down for %.3f s (TTL %d s)\n", down, ttl);
+	assert_true(down < ttl);
+	/* a window of TTL + 1 s in which nothing may be reported */
+	if(et_wait_calls(m[0], calls[0], ttl + 1.0) == 0)
+	{
+		et_dump(m[0]);
+		fail_msg("node1 got a callback although etcd came back within the TTL");
+	}
+	for(i = 0; i < 3; i++)
+	{
+		if(et_calls(m[i]) != calls[i])
+		{
+			et_dump(m[i]);
+			fail_msg("%s got a callback although etcd came back within the TTL", m[i]->id);
+		}
+	}
+	check_214(m, 0);
+	assert_int_equal(etcdh_count(H, prefix(key)), 3);
+	check_newcomer(key, m, ttl);
+	free_all(m, 3);
+}
+
+static void
+test_restart_within_ttl(void **state)
+{
+	(void) state;
+	restart_within_ttl(0);
+}
+
+static void
+test_kill_restart_within_ttl(void **state)
+{
+	(void) state;
+	restart_within_ttl(1);
+}
+
+/* Time one getter call; they must never wait for the registry. */
+#define TIMED(worst, expr) do { double t_ = etcdh_now(); (void) (expr); \
+	t_ = etcdh_now() - t_; if(t_ > (worst)) { (worst) = t_; } } while(0)
+
+static double
+time_getters(et_member **m, int n)
+{
+	CLUSTERSTATE st;
+	CLUSTERMEMBER *rows;
+	size_t count;
+	double worst = 0;
+	int i;
+
+	for(i = 0; i < n; i++)
+	{
+		TIMED(worst, cluster_index(m[i]->c, 0));
+		TIMED(worst, cluster_total(m[i]->c));
+		TIMED(worst, cluster_state(m[i]->c, &st));
+		TIMED(worst, cluster_workers(m[i]->c));
+		rows = NULL;
+		TIMED(worst, cluster_members(m[i]->c, &rows, &count));
+		cluster_members_free(rows);
+	}
+	return worst;
+}
+
+static void
+test_down_longer_than_ttl(void **state)
+{
+	const char *key = et_key("longdown");
+	const int ttl = 2;
+	et_member *m[3];
+	double worst, t0;
+
+	(void) state;
+	join_214(key, m, ttl, NULL);
+	assert_int_equal(etcdh_stop(H), 0);
+	t0 = etcdh_now();
+	worst = time_getters(m, 3);
+	fprintf(stderr, "# slowest getter with etcd down: %.6f s\n", worst);
+	assert_true(worst < et_t(0.1));
+	/* stay down well past the TTL (this wait is the scenario itself) */
+	usleep((useconds_t) ((2 * ttl + 1) * 1000000));
+	worst = time_getters(m, 3);
+	fprintf(stderr, "# slowest getter after %.1f s down: %.6f s\n", etcdh_now() - t0, worst);
+	assert_true(worst < et_t(0.1));
+	assert_int_equal(etcdh_restart(H), 0);
+	/* everyone is registered again and agrees */
+	assert_int_equal(wait_keys(key, 3, 3 * ttl + 5), 0);
+	assert_int_equal(wait_listed(m[0], 3, 3 * ttl + 5), 0);
+	assert_int_equal(wait_listed(m[1], 3, 3 * ttl + 5), 0);
+	assert_int_equal(wait_listed(m[2], 3, 3 * ttl + 5), 0);
+	check_214(m, 3 * ttl + 5);
+	/* and stays so: the registrations are alive, not leftovers that
+	 * expire a TTL later */
+	usleep((useconds_t) (2 * ttl * 1000000));
+	assert_int_equal(etcdh_count(H, prefix(key)), 3);
+	check_214(m, 0);
+	check_newcomer(key, m, ttl);
+	free_all(m, 3);
+}
+
+/* Leases revoked behind the members' backs (what an operator or a lease
+ * expiry during a long partition does): they register again. */
+static void
+test_lease_revoked(void **state)
+{
+	const char *key = et_key("revoked");
+	const int ttl = 3;
+	et_member *m[3];
+	char k[600];
+	long long before;
+
+	(void) state;
+	join_214(key, m, ttl, NULL);
+	snprintf(k, sizeof(k), "%snode2", prefix(key));
+	before = etcdh_key_lease(H, k);
+	assert_true(before > 0);
+	/* (the members may be back before we could count them gone) */
+	assert_true(etcdh_revoke_all(H) >= 3);
+	assert_int_equal(wait_keys(key, 3, ttl + 3), 0);
+	assert_true(etcdh_key_lease(H, k) > 0);
+	assert_true(etcdh_key_lease(H, k) != before);
+	assert_int_equal(wait_listed(m[0], 3, ttl + 3), 0);
+	assert_int_equal(wait_listed(m[1], 3, ttl + 3), 0);
+	assert_int_equal(wait_listed(m[2], 3, ttl + 3), 0);
+	check_214(m, ttl + 3);
+	check_newcomer(key, m, ttl);
+	free_all(m, 3);
+}
+
+/* A member's key deleted while its process lives (the original's worst
+ * defect left it ejected for good): it must come back. */
+static void
+test_key_deleted(void **state)
+{
+	const char *key = et_key("deleted");
+	const int ttl = 3;
+	et_member *m[3];
+	char k[600];
+
+	(void) state;
+	join_214(key, m, ttl, NULL);
+	snprintf(k, sizeof(k), "%snode2", prefix(key));
+	assert_int_equal(etcdh_delete(H, k), 1);
+	assert_int_equal(wait_keys(key, 3, ttl + 3), 0);
+	assert_int_equal(etcdh_get(H, k, NULL), 1);
+	assert_int_equal(wait_listed(m[0], 3, ttl + 3), 0);
+	assert_int_equal(wait_listed(m[2], 3, ttl + 3), 0);
+	check_214(m, ttl + 3);
+	check_newcomer(key, m, ttl);
+	free_all(m, 3);
+}
+
+/* Two members reach etcd through a proxy that is cut; meanwhile others
+ * come and go, and the history is compacted away. When the link returns
+ * their watches cannot resume from their last revision: they must
+ * re-read, and miss nothing. */
+static void
+test_compaction_while_disconnected(void **state)
+{
+	const char *key = et_key("compact");
+	const int ttl = 5;
+	etcdh_proxy *proxy;
+	et_member *viaproxy[2], *leaver, *joiner;
+	long long rev_before, rev_after;
+
+	(void) state;
+	assert_int_equal(etcdh_proxy_start(H, &proxy), 0);
+	viaproxy[0] = member(key, "node1", 2, etcdh_proxy_endpoint(proxy), ttl);
+	viaproxy[1] = member(key, "node2", 1, etcdh_proxy_endpoint(proxy), ttl);
+	leaver = member(key, "node9", 1, NULL, ttl);
+	assert_int_equal(et_join(viaproxy[0]), 0);
+	assert_int_equal(et_join(viaproxy[1]), 0);
+	assert_int_equal(et_join(leaver), 0);
+	check_member(viaproxy[0], 0, 2, 4, 3);
+	check_member(viaproxy[1], 2, 1, 4, 3);
+	check_member(leaver, 3, 1, 4, 3);
+	assert_true(etcdh_proxy_accepted(proxy) > 0);
+
+	etcdh_proxy_cut(proxy);
+	rev_before = etcdh_revision(H);
+	joiner = member(key, "node0", 3, NULL, ttl);
+	assert_int_equal(et_join(joiner), 0);
+	check_member(joiner, 0, 3, 7, 0);
+	assert_int_equal(cluster_leave(leaver->c), 0);
+	check_member(joiner, 0, 3, 6, 3);
+	/* more history beyond the members' prefix, then compact it all */
+	assert_int_equal(etcdh_put(H, "/it-garbage/a", "1"), 0);
+	assert_int_equal(etcdh_put(H, "/it-garbage/a", "2"), 0);
+	assert_int_equal(etcdh_compact(H), 0);
+	rev_after = etcdh_revision(H);
+	fprintf(stderr, "# compacted at %lld (cut at %lld)\n", rev_after, rev_before);
+	assert_true(rev_after >= rev_before + 4);
+	/* the cut members have not seen any of it */
+	assert_int_equal(et_last(viaproxy[0]).total, 4);
+	etcdh_proxy_restore(proxy);
+
+	check_member(viaproxy[0], 3, 2, 6, 10);
+	check_member(viaproxy[1], 5, 1, 6, 10);
+	check_member(joiner, 0, 3, 6, 0);
+	assert_int_equal(wait_listed(viaproxy[0], 3, 3), 0);
+	assert_int_equal(wait_listed(viaproxy[1], 3, 3), 0);
+	assert_int_equal(etcdh_count(H, prefix(key)), 3);
+	et_member_free(viaproxy[0]);
+	et_member_free(viaproxy[1]);
+	et_member_free(leaver);
+	et_member_free(joiner);
+	etcdh_proxy_stop(proxy);
+}
+
+/* etcd frozen (SIGSTOP: connections open, nothing answers): getters
+ * return at once and leave/destroy return within a second. */
+static void
+test_sigstop(void **state)
+{
+	const char *key = et_key("sigstop");
+	const int ttl = 3;
+	et_member *m[3];
+	double worst, t0, took;
+
+	(void) state;
+	join_214(key, m, ttl, NULL);
+	assert_int_equal(etcdh_pause(H), 0);
+	worst = time_getters(m, 3);
+	fprintf(stderr, "# slowest getter with etcd frozen: %.6f s\n", worst);
+	assert_true(worst < et_t(0.1));
+	t0 = etcdh_now();
+	assert_int_equal(cluster_leave(m[0]->c), 0);
+	took = etcdh_now() - t0;
+	fprintf(stderr, "# cluster_leave with etcd frozen took %.3f s\n", took);
+	assert_true(took < et_t(1.0));
+	assert_int_equal(et_last(m[0]).index, -1);
+	t0 = etcdh_now();
+	et_member_free(m[1]);
+	m[1] = NULL;
+	took = etcdh_now() - t0;
+	fprintf(stderr, "# cluster_destroy with etcd frozen took %.3f s\n", took);
+	assert_true(took < et_t(1.0));
+	worst = time_getters(&m[2], 1);
+	assert_true(worst < et_t(0.1));
+	assert_int_equal(etcdh_resume(H), 0);
+	/* the leavers' keys go (revoked late or expired) and node3 follows */
+	check_member(m[2], 0, 4, 4, ttl + 3);
+	assert_int_equal(wait_keys(key, 1, 3), 0);
+	free_all(m, 3);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_restart_within_ttl, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_kill_restart_within_ttl, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_down_longer_than_ttl, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lease_revoked, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_key_deleted, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_compaction_while_disconnected, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_sigstop, setup, teardown),
+	};
+
+	if(!etcdh_available() && !etcdh_required())
+	{
+		printf("1..0 # SKIP etcd is not installed (Debian package etcd-server)\n");
+		return 0;
+	}
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
