@@ -1,16 +1,683 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* etcd v2 engine: placeholder until the engine lands. */
+/*
+ * etcd v2 engine ("etcd2+http://host:port/"): the original libcluster's
+ * key layout and value format, so old and new instances can share one
+ * directory on etcd 3.4/3.5 servers started with --enable-v2 (v2 is gone
+ * in etcd 3.6). Its defects are not kept:
+ *  - keys are refreshed with refresh=true (TTL only: wakes no watcher);
+ *  - a key that vanished (expired, deleted) is re-created: never ejected;
+ *  - the watch resumes from waitIndex and re-lists when history is gone;
+ *  - every request has a timeout and leave never waits for an event.
+ * Connection-advisor statuses need the v3 engine (v2 values are only the
+ * worker count).
+ */
 #include "cluster-int.h"
+#include "etcd2-proto.h"
+#include "etcd3-proto.h"
+#include "http.h"
+
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define FORM                           "application/x-www-form-urlencoded"
+/* A v2 long poll is re-armed after this much silence (not an error). */
+#define WATCH_POLL_MS                  60000
+
+typedef struct etcd2 etcd2;
+struct etcd2
+{
+	char **endpoints;
+	size_t n_endpoints;
+	char *dir;                   /* "/<key>[/<partition>]/<env>" */
+	char *dir_path;              /* "/v2/keys" + dir */
+	char *self_path;             /* dir_path + "/<id>" */
+	cluster__http *ping_http;
+	cluster__http *watch_http;
+	pthread_t ping_thread;
+	pthread_t watch_thread;
+	int ping_running;
+	int watch_running;
+	pthread_mutex_t mu;          /* guards the flags below; never held over I/O */
+	pthread_cond_t cv;
+	int stop;
+	int push_workers;
+	int ping_ok;
+	int watch_ok;
+	cluster__etcd3_table table;  /* join, then the watch thread only */
+	uint64_t next_index;
+};
+
+static etcd2 *
+E(CLUSTER *cluster)
+{
+	return cluster->engine_data;
+}
 
 static int
 etcd2_create(CLUSTER *cluster, const char *uri)
 {
-	(void) uri;
-	cluster__log(cluster, LOG_ERR, "libcluster: etcd2: engine not built\n");
-	return ENOSYS;
+	const char *why = "";
+	etcd2 *e;
+	int r;
+
+	e = calloc(1, sizeof(*e));
+	if(!e)
+	{
+		return ENOMEM;
+	}
+	/* "etcd2+http://a,etcd2+http://b" or "etcd2+http://a,http://b" */
+	{
+		char *plain = malloc(strlen(uri) + 1), *w = plain;
+		const char *p = uri;
+
+		if(!plain)
+		{
+			free(e);
+			return ENOMEM;
+		}
+		while(*p)
+		{
+			if(!strncmp(p, "etcd2+", 6) && (p == uri || p[-1] == ',' || p[-1] == ' '))
+			{
+				p += 6;
+				continue;
+			}
+			*w++ = *p++;
+		}
+		*w = 0;
+		r = cluster__http_parse_endpoints(plain, &e->endpoints, &e->n_endpoints, &why);
+		free(plain);
+	}
+	if(r)
+	{
+		if(r == EINVAL)
+		{
+			cluster__log(cluster, LOG_ERR, "libcluster: etcd2: invalid registry URI <%s>: %s\n", uri, why);
+		}
+		free(e);
+		return r;
+	}
+	pthread_mutex_init(&e->mu, NULL);
+	pthread_cond_init(&e->cv, NULL);
+	cluster->engine_data = e;
+	return 0;
+}
+
+static void
+etcd2_destroy(CLUSTER *cluster)
+{
+	etcd2 *e = E(cluster);
+
+	if(!e)
+	{
+		return;
+	}
+	cluster__http_endpoints_free(e->endpoints, e->n_endpoints);
+	pthread_mutex_destroy(&e->mu);
+	pthread_cond_destroy(&e->cv);
+	free(e);
+	cluster->engine_data = NULL;
+}
+
+static cluster__http *
+new_http(CLUSTER *cluster, int timeout_ms)
+{
+	etcd2 *e = E(cluster);
+	cluster__http_config cfg;
+
+	memset(&cfg, 0, sizeof(cfg));
+	cfg.endpoints = e->endpoints;
+	cfg.n_endpoints = e->n_endpoints;
+	cfg.connect_timeout_ms = CLUSTER_CONNECT_TIMEOUT_MS;
+	cfg.timeout_ms = timeout_ms;
+	cfg.ca_file = cluster->ca_file;
+	cfg.cert_file = cluster->cert_file;
+	cfg.key_file = cluster->key_file;
+	cfg.user = cluster->user;
+	cfg.password = cluster->password;
+	cfg.verbose = cluster__verbose(cluster);
+	return cluster__http_create(&cfg, cluster);
+}
+
+/* Wait up to ms for stop; returns non-zero if stopping. */
+static int
+pause_ms(etcd2 *e, int ms)
+{
+	struct timespec ts;
+	int stop;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (long) (ms % 1000) * 1000000L;
+	if(ts.tv_nsec >= 1000000000L)
+	{
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&e->mu);
+	while(!e->stop && !e->push_workers && pthread_cond_timedwait(&e->cv, &e->mu, &ts) == 0)
+	{
+	}
+	stop = e->stop;
+	pthread_mutex_unlock(&e->mu);
+	return stop;
+}
+
+static void
+update_fresh(CLUSTER *cluster, int *slot, int ok)
+{
+	etcd2 *e = E(cluster);
+	int fresh;
+
+	pthread_mutex_lock(&e->mu);
+	*slot = ok;
+	fresh = e->ping_ok && e->watch_ok;
+	pthread_mutex_unlock(&e->mu);
+	cluster__set_fresh(cluster, fresh);
+}
+
+/* HTTP status of a failed write/read -> errno for the application. */
+static int
+status_errno(long status)
+{
+	if(status == 401 || status == 403)
+	{
+		return EACCES;
+	}
+	return EIO;
+}
+
+/* PUT this instance's key. mode: "create" (prevExist=false), "update"
+ * (prevExist=true, new value: wakes watchers) or "refresh" (TTL only). */
+static int
+put_self(CLUSTER *cluster, cluster__http *http, const char *mode, long *status)
+{
+	etcd2 *e = E(cluster);
+	cluster__http_response resp;
+	char path[1024], body[64];
+	int r;
+
+	if(!strcmp(mode, "refresh"))
+	{
+		snprintf(path, sizeof(path), "%s?refresh=true&prevExist=true", e->self_path);
+		snprintf(body, sizeof(body), "ttl=%d", cluster->ttl);
+	}
+	else
+	{
+		snprintf(path, sizeof(path), "%s?prevExist=%s", e->self_path, strcmp(mode, "create") ? "true" : "false");
+		snprintf(body, sizeof(body), "value=%d&ttl=%d", cluster__get_workers(cluster), cluster->ttl);
+	}
+	memset(&resp, 0, sizeof(resp));
+	r = cluster__http_request(http, "PUT", path, FORM, body, &resp);
+	*status = resp.status;
+	cluster__http_response_free(&resp);
+	return r;
+}
+
+/* List the directory into the table; *index gets X-Etcd-Index. */
+static int
+list_dir(CLUSTER *cluster, cluster__http *http, uint64_t *index)
+{
+	etcd2 *e = E(cluster);
+	cluster__http_response resp;
+	cluster__member *m = NULL;
+	size_t n = 0, skipped = 0, i;
+	int r;
+
+	memset(&resp, 0, sizeof(resp));
+	r = cluster__http_request(http, "GET", e->dir_path, NULL, NULL, &resp);
+	if(r)
+	{
+		return r;
+	}
+	*index = resp.etcd_index ? strtoull(resp.etcd_index, NULL, 10) : 0;
+	if(resp.status == 404)
+	{
+		/* no directory yet: nobody has registered */
+		r = 0;
+	}
+	else if(resp.status != 200)
+	{
+		cluster__log(cluster, LOG_ERR, "libcluster: etcd2: listing %s failed with HTTP status %ld\n", e->dir, resp.status);
+		r = status_errno(resp.status);
+	}
+	else
+	{
+		r = cluster__etcd2_parse_list(resp.body, resp.len, e->dir, &m, &n, &skipped);
+		if(r == EPROTO)
+		{
+			cluster__log(cluster, LOG_ERR, "libcluster: etcd2: the listing of %s is not a v2 directory\n", e->dir);
+			r = EIO;
+		}
+	}
+	cluster__http_response_free(&resp);
+	if(r)
+	{
+		return r;
+	}
+	if(skipped)
+	{
+		cluster__log(cluster, LOG_WARNING, "libcluster: etcd2: left out %zu entries of %s that are not members (bad id or worker count)\n", skipped, e->dir);
+	}
+	cluster__etcd3_table_free(&e->table);
+	for(i = 0; i < n && !r; i++)
+	{
+		r = cluster__etcd3_table_put(&e->table, &m[i], cluster__now_ms(), NULL);
+	}
+	free(m);
+	if(!*index)
+	{
+		cluster__log(cluster, LOG_ERR, "libcluster: etcd2: the listing of %s carried no X-Etcd-Index\n", e->dir);
+		r = EIO;
+	}
+	return r;
+}
+
+static void
+publish(CLUSTER *cluster)
+{
+	etcd2 *e = E(cluster);
+
+	cluster__publish_view(cluster, e->table.m, e->table.n, (int64_t) e->next_index - 1);
+}
+
+/* Apply one long-poll answer; returns 0, or ESTALE when history is gone. */
+static int
+apply_watch(CLUSTER *cluster, cluster__http_response *resp)
+{
+	etcd2 *e = E(cluster);
+	cluster__etcd2_event ev;
+	uint64_t idx;
+	int code;
+
+	if(resp->status == 400 && !cluster__etcd2_parse_error(resp->body, resp->len, &code, &idx) && code == 401)
+	{
+		return ESTALE;
+	}
+	if(resp->status != 200 || cluster__etcd2_parse_event(resp->body, resp->len, e->dir, &ev))
+	{
+		cluster__log(cluster, LOG_WARNING, "libcluster: etcd2: unexpected watch answer (HTTP status %ld)\n", resp->status);
+		return EIO;
+	}
+	e->next_index = ev.modified_index + 1;
+	if(!ev.relevant)
+	{
+		return 0;
+	}
+	if(ev.removed || !ev.workers)
+	{
+		if(!ev.removed)
+		{
+			cluster__log(cluster, LOG_WARNING, "libcluster: etcd2: member %s has an invalid worker count; leaving it out\n", ev.id);
+		}
+		cluster__etcd3_table_del(&e->table, ev.id);
+	}
+	else
+	{
+		cluster__member m;
+
+		memset(&m, 0, sizeof(m));
+		memcpy(m.id, ev.id, sizeof(m.id));
+		m.workers = ev.workers;
+		m.mod_revision = (int64_t) ev.modified_index;
+		if(cluster__etcd3_table_put(&e->table, &m, cluster__now_ms(), NULL))
+		{
+			return ENOMEM;
+		}
+	}
+	publish(cluster);
+	return 0;
+}
+
+/*
+ * Balancer thread: long-poll the directory from next_index, apply each
+ * event, re-list when the history window has moved past us, back off and
+ * switch endpoints on errors.
+ */
+static void *
+watch_main(void *arg)
+{
+	CLUSTER *cluster = arg;
+	etcd2 *e = E(cluster);
+	int backoff = 50;
+
+	cluster__log(cluster, LOG_DEBUG, "libcluster: etcd2: re-balancing thread started for %s/%s at <%s>\n", cluster->key, cluster->env, cluster__http_endpoint(e->watch_http));
+	for(;;)
+	{
+		cluster__http_response resp;
+		char path[1100];
+		int r;
+
+		snprintf(path, sizeof(path), "%s?wait=true&recursive=true&waitIndex=%llu", e->dir_path, (unsigned long long) e->next_index);
+		memset(&resp, 0, sizeof(resp));
+		r = cluster__http_request(e->watch_http, "GET", path, NULL, NULL, &resp);
+		if(r == ECANCELED)
+		{
+			cluster__http_response_free(&resp);
+			break;
+		}
+		if(r == ETIMEDOUT)
+		{
+			/* a quiet directory: re-arm */
+			cluster__http_response_free(&resp);
+			update_fresh(cluster, &e->watch_ok, 1);
+			continue;
+		}
+		if(!r)
+		{
+			r = apply_watch(cluster, &resp);
+		}
+		cluster__http_response_free(&resp);
+		if(r == ESTALE)
+		{
+			uint64_t index;
+
+			cluster__log(cluster, LOG_NOTICE, "libcluster: etcd2: watch history of %s was cleared; re-reading\n", e->dir);
+			r = list_dir(cluster, e->watch_http, &index);
+			if(!r)
+			{
+				e->next_index = index + 1;
+				publish(cluster);
+			}
+		}
+		if(!r)
+		{
+			backoff = 50;
+			update_fresh(cluster, &e->watch_ok, 1);
+			continue;
+		}
+		update_fresh(cluster, &e->watch_ok, 0);
+		cluster__log(cluster, LOG_WARNING, "libcluster: etcd2: failed to receive changes from <%s>: %s; retrying in %d ms\n", cluster__http_endpoint(e->watch_http), strerror(r), backoff);
+		cluster__http_next_endpoint(e->watch_http);
+		if(pause_ms(e, backoff))
+		{
+			break;
+		}
+		backoff = backoff < 1000 ? backoff * 2 : 1000;
+	}
+	cluster__log(cluster, LOG_DEBUG, "libcluster: etcd2: balancing thread is terminating\n");
+	return NULL;
+}
+
+/*
+ * Ping thread: refresh the TTL every TTL/3 (refresh=true wakes nobody);
+ * push a new worker count at once; re-create the key if it vanished, so a
+ * live process is never ejected for good.
+ */
+static void *
+ping_main(void *arg)
+{
+	CLUSTER *cluster = arg;
+	etcd2 *e = E(cluster);
+	int interval = cluster->ttl * 1000 / 3;
+	int wait_ms = interval;
+
+	cluster__log(cluster, LOG_DEBUG, "libcluster: etcd2: ping thread starting with ttl=%d, refresh=%dms\n", cluster->ttl, interval);
+	while(!pause_ms(e, wait_ms))
+	{
+		const char *mode = "refresh";
+		long status = 0;
+		int r;
+
+		pthread_mutex_lock(&e->mu);
+		if(e->push_workers)
+		{
+			mode = "update";
+			e->push_workers = 0;
+		}
+		pthread_mutex_unlock(&e->mu);
+		r = put_self(cluster, e->ping_http, mode, &status);
+		if(!r && status == 404)
+		{
+			cluster__log(cluster, LOG_NOTICE, "libcluster: etcd2: registration of %s had gone; re-registering\n", cluster->instance);
+			r = put_self(cluster, e->ping_http, "create", &status);
+		}
+		if(r == ECANCELED)
+		{
+			break;
+		}
+		if(!r && status >= 200 && status < 300)
+		{
+			update_fresh(cluster, &e->ping_ok, 1);
+			wait_ms = interval;
+			continue;
+		}
+		if(!strcmp(mode, "update"))
+		{
+			pthread_mutex_lock(&e->mu);
+			e->push_workers = 1;
+			pthread_mutex_unlock(&e->mu);
+		}
+		update_fresh(cluster, &e->ping_ok, 0);
+		cluster__log(cluster, LOG_ERR, "libcluster: etcd2: failed to update registry: %s\n", r ? strerror(r) : "unexpected HTTP status");
+		cluster__http_next_endpoint(e->ping_http);
+		wait_ms = 1000;
+	}
+	cluster__log(cluster, LOG_DEBUG, "libcluster: etcd2: ping thread is terminating\n");
+	return NULL;
+}
+
+/* Create our key; if a live (or crashed) instance holds the id, wait up
+ * to TTL + 1 s for its key to expire before giving up with EEXIST. */
+static int
+register_self(CLUSTER *cluster)
+{
+	etcd2 *e = E(cluster);
+	int64_t deadline = cluster__now_ms() + cluster->ttl * 1000 + 1000;
+	int warned = 0;
+
+	for(;;)
+	{
+		long status = 0;
+		int r = put_self(cluster, e->ping_http, "create", &status);
+
+		if(r)
+		{
+			cluster__log(cluster, LOG_ERR, "libcluster: etcd2: cannot register %s at <%s>: %s\n", cluster->instance, cluster__http_endpoint(e->ping_http), strerror(r));
+			return r;
+		}
+		if(status == 201 || status == 200)
+		{
+			return 0;
+		}
+		if(status != 412)
+		{
+			cluster__log(cluster, LOG_ERR, "libcluster: etcd2: cannot register %s: HTTP status %ld\n", cluster->instance, status);
+			return status_errno(status);
+		}
+		if(cluster__now_ms() >= deadline)
+		{
+			cluster__log(cluster, LOG_ERR, "libcluster: etcd2: instance id %s is held by a live instance of %s/%s\n", cluster->instance, cluster->key, cluster->env);
+			return EEXIST;
+		}
+		if(!warned)
+		{
+			cluster__log(cluster, LOG_WARNING, "libcluster: etcd2: instance id %s is registered already; waiting up to %d s for it to expire\n", cluster->instance, cluster->ttl + 1);
+			warned = 1;
+		}
+		pause_ms(e, 250);
+	}
+}
+
+static void
+drop_http(etcd2 *e)
+{
+	cluster__http_destroy(e->ping_http);
+	cluster__http_destroy(e->watch_http);
+	e->ping_http = e->watch_http = NULL;
+	free(e->dir);
+	free(e->dir_path);
+	free(e->self_path);
+	e->dir = e->dir_path = e->self_path = NULL;
+	cluster__etcd3_table_free(&e->table);
+}
+
+static char *
+strfmt(const char *a, const char *b, const char *c, const char *d)
+{
+	size_t len = strlen(a) + strlen(b) + strlen(c) + strlen(d) + 1;
+	char *s = malloc(len);
+
+	if(s)
+	{
+		snprintf(s, len, "%s%s%s%s", a, b, c, d);
+	}
+	return s;
+}
+
+static int
+etcd2_join(CLUSTER *cluster)
+{
+	etcd2 *e = E(cluster);
+	uint64_t index = 0;
+	int r;
+
+	e->stop = 0;
+	e->push_workers = 0;
+	e->ping_ok = 1;
+	e->watch_ok = 1;
+	e->dir = cluster->partition ? strfmt("/", cluster->key, "/", cluster->partition) : strfmt("/", cluster->key, "", "");
+	if(e->dir)
+	{
+		char *d = strfmt(e->dir, "/", cluster->env, "");
+
+		free(e->dir);
+		e->dir = d;
+	}
+	e->dir_path = e->dir ? strfmt("/v2/keys", e->dir, "", "") : NULL;
+	e->self_path = e->dir_path ? strfmt(e->dir_path, "/", cluster->instance, "") : NULL;
+	e->ping_http = new_http(cluster, CLUSTER_REQUEST_TIMEOUT_MS);
+	e->watch_http = new_http(cluster, WATCH_POLL_MS);
+	if(!e->self_path || !e->ping_http || !e->watch_http)
+	{
+		drop_http(e);
+		return ENOMEM;
+	}
+	if(!cluster->passive)
+	{
+		r = register_self(cluster);
+		if(r)
+		{
+			drop_http(e);
+			return r;
+		}
+	}
+	r = list_dir(cluster, e->ping_http, &index);
+	if(r)
+	{
+		cluster__log(cluster, LOG_ERR, "libcluster: etcd2: cannot read %s at <%s>: %s\n", e->dir, cluster__http_endpoint(e->ping_http), strerror(r));
+		if(!cluster->passive)
+		{
+			cluster__http_response resp;
+
+			memset(&resp, 0, sizeof(resp));
+			cluster__http_request(e->ping_http, "DELETE", e->self_path, NULL, NULL, &resp);
+			cluster__http_response_free(&resp);
+		}
+		drop_http(e);
+		return r;
+	}
+	e->next_index = index + 1;
+	cluster__set_fresh(cluster, 1);
+	publish(cluster);
+	if(pthread_create(&e->watch_thread, NULL, watch_main, cluster) == 0)
+	{
+		e->watch_running = 1;
+	}
+	if(e->watch_running && !cluster->passive && pthread_create(&e->ping_thread, NULL, ping_main, cluster) == 0)
+	{
+		e->ping_running = 1;
+	}
+	if(!e->watch_running || (!cluster->passive && !e->ping_running))
+	{
+		cluster__log(cluster, LOG_CRIT, "libcluster: etcd2: cannot start library threads\n");
+		pthread_mutex_lock(&e->mu);
+		e->stop = 1;
+		pthread_cond_broadcast(&e->cv);
+		pthread_mutex_unlock(&e->mu);
+		cluster__http_cancel(e->watch_http);
+		if(e->watch_running)
+		{
+			pthread_join(e->watch_thread, NULL);
+		}
+		e->watch_running = 0;
+		drop_http(e);
+		return EAGAIN;
+	}
+	return 0;
+}
+
+/* Stop both threads (cancelling any request in flight), then delete our
+ * key within what is left of the leave budget. */
+static void
+etcd2_leave(CLUSTER *cluster)
+{
+	etcd2 *e = E(cluster);
+	int64_t start = cluster__now_ms();
+
+	pthread_mutex_lock(&e->mu);
+	e->stop = 1;
+	pthread_cond_broadcast(&e->cv);
+	pthread_mutex_unlock(&e->mu);
+	cluster__http_cancel(e->ping_http);
+	cluster__http_cancel(e->watch_http);
+	if(e->ping_running)
+	{
+		pthread_join(e->ping_thread, NULL);
+		e->ping_running = 0;
+	}
+	if(e->watch_running)
+	{
+		pthread_join(e->watch_thread, NULL);
+		e->watch_running = 0;
+	}
+	if(!cluster->passive)
+	{
+		int left = CLUSTER_LEAVE_BUDGET_MS - (int) (cluster__now_ms() - start);
+		cluster__http *http = left > 50 ? new_http(cluster, left) : NULL;
+
+		if(http)
+		{
+			cluster__http_response resp;
+
+			memset(&resp, 0, sizeof(resp));
+			if(cluster__http_request(http, "DELETE", e->self_path, NULL, NULL, &resp))
+			{
+				cluster__log(cluster, LOG_WARNING, "libcluster: etcd2: could not remove %s in time; it expires within %d s\n", cluster->instance, cluster->ttl);
+			}
+			cluster__http_response_free(&resp);
+			cluster__http_destroy(http);
+		}
+	}
+	drop_http(e);
+}
+
+static int
+etcd2_workers_changed(CLUSTER *cluster)
+{
+	etcd2 *e = E(cluster);
+
+	if(cluster->passive)
+	{
+		return 0;
+	}
+	/* the ping thread pushes it at once (and retries if etcd is away) */
+	pthread_mutex_lock(&e->mu);
+	e->push_workers = 1;
+	pthread_cond_broadcast(&e->cv);
+	pthread_mutex_unlock(&e->mu);
+	return 0;
 }
 
 const cluster__engine cluster__engine_etcd2 = {
-	"etcd2", etcd2_create, NULL, NULL, NULL, NULL, NULL
+	"etcd2",
+	etcd2_create,
+	etcd2_destroy,
+	etcd2_join,
+	etcd2_leave,
+	etcd2_workers_changed,
+	NULL
 };

@@ -7,15 +7,20 @@ LIBCLUSTER_SOURCES += \
 	libcluster/view.h \
 	libcluster/view.c \
 	libcluster/engine-static.c \
-	libcluster/engine-etcd2.c
+	libcluster/engine-etcd2.c \
+	libcluster/etcd2-proto.h \
+	libcluster/etcd2-proto.c
 
-check_PROGRAMS += tests/test_view tests/test_api tests/test_static tests/headertest tests/headertest-cxx
-TESTS += tests/test_view tests/test_api tests/test_static tests/headertest tests/headertest-cxx tests/check-exports.sh
+check_PROGRAMS += tests/test_view tests/test_api tests/test_static tests/test_etcd2_proto tests/headertest tests/headertest-cxx
+TESTS += tests/test_view tests/test_api tests/test_static tests/test_etcd2_proto tests/headertest tests/headertest-cxx tests/check-exports.sh
 EXTRA_DIST += tests/check-exports.sh tests/exports.txt tests/tsan.supp
 
 tests_test_view_SOURCES = tests/test_view.c
 tests_test_view_CFLAGS = $(TEST_CFLAGS)
 tests_test_view_LDADD = $(TEST_LDADD)
+tests_test_etcd2_proto_SOURCES = tests/test_etcd2_proto.c
+tests_test_etcd2_proto_CFLAGS = $(TEST_CFLAGS)
+tests_test_etcd2_proto_LDADD = $(TEST_LDADD)
 tests_test_api_SOURCES = tests/test_api.c tests/testutil.h
 tests_test_api_CFLAGS = $(TEST_CFLAGS)
 tests_test_api_LDADD = $(TEST_LDADD)
@@ -30,3 +35,10 @@ tests_headertest_LDADD = libcluster/libcluster.la
 tests_headertest_cxx_SOURCES = tests/headertest-cxx.cc
 tests_headertest_cxx_CXXFLAGS = -pedantic -Wall -Wextra -Werror
 tests_headertest_cxx_LDADD = libcluster/libcluster.la
+
+# The etcd v2 engine against a real etcd (--enable-v2); harness in mk/integration.mk.
+check_PROGRAMS += tests/test_etcd2
+TESTS += tests/test_etcd2
+tests_test_etcd2_SOURCES = tests/test_etcd2.c $(ETCD_TEST_SOURCES)
+tests_test_etcd2_CFLAGS = $(TEST_CFLAGS)
+tests_test_etcd2_LDADD = $(TEST_LDADD)
