@@ -1,17 +1,762 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Connection-advisor public API: placeholder until the advisor lands. */
+/*
+ * Connection-advisor public API: status reports, tuning, the herd-safe
+ * pick, the advice rows and the advisor thread. The arithmetic lives in
+ * advisor.c (pure); this file only takes snapshots under the state lock,
+ * calls it, logs why, and runs the advice callback with no lock held.
+ *
+ * Locks: the advisor's own mutex (adv->mu) protects the thread flags, the
+ * provisional-pick table and the random state. It may be held while
+ * taking cluster->lock, never the other way round.
+ */
 #include "cluster-int.h"
-#include <errno.h>
-#include <string.h>
+#include "advisor.h"
 
-int cluster_set_address(CLUSTER *c, const char *a) { (void) c; (void) a; errno = ENOSYS; return -1; }
-int cluster_report(CLUSTER *c, long long l, long long cap) { (void) c; (void) l; (void) cap; errno = ENOSYS; return -1; }
-void cluster_advisor_config_init(CLUSTERADVISORCONFIG *cfg) { memset(cfg, 0, sizeof(*cfg)); cfg->version = CLUSTER_ADVISOR_CONFIG_VERSION; }
-int cluster_set_advisor_config(CLUSTER *c, const CLUSTERADVISORCONFIG *cfg) { (void) c; (void) cfg; errno = ENOSYS; return -1; }
-int cluster_set_advisor(CLUSTER *c, CLUSTERADVICE cb) { (void) c; (void) cb; errno = ENOSYS; return -1; }
-int cluster_pick_target(CLUSTER *c, CLUSTERMEMBER *t) { (void) c; (void) t; errno = ENOSYS; return -1; }
-int cluster_advice(CLUSTER *c, CLUSTERREDIRECT **r, size_t *n) { (void) c; (void) r; (void) n; errno = ENOSYS; return -1; }
-void cluster_redirects_free(CLUSTERREDIRECT *r) { (void) r; }
-int cluster__advisor_start(CLUSTER *c) { (void) c; return 0; }
-void cluster__advisor_stop(CLUSTER *c) { (void) c; }
-void cluster__advisor_free(CLUSTER *c) { (void) c; }
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#ifdef HAVE_GETRANDOM
+# include <sys/random.h>
+#endif
+
+typedef struct cluster__advisor cluster__advisor;
+struct cluster__advisor
+{
+	CLUSTER *cluster;
+	pthread_mutex_t mu;
+	pthread_cond_t cond;
+	int active;                  /* between cluster__advisor_start() and _stop() */
+	int running;                 /* the thread exists and has not been joined */
+	int stop;                    /* ask the thread to finish */
+	int reconfig;                /* the interval changed: re-arm the timer */
+	pthread_t thread;
+	uint64_t rng;
+	cluster__adv_prov prov;
+};
+
+/* A consistent copy of what the advisor needs, taken under the lock. */
+typedef struct snapshot snapshot;
+struct snapshot
+{
+	cluster__view view;
+	cluster__adv_node *nodes;
+	CLUSTERADVISORCONFIG cfg;
+	int fresh;
+	int64_t now;
+};
+
+static int
+fail(int e)
+{
+	errno = e;
+	return -1;
+}
+
+/* ------------------------------------------------------------------ */
+/* run-time state                                                       */
+/* ------------------------------------------------------------------ */
+
+static uint64_t
+seed(const CLUSTER *cluster)
+{
+	uint64_t s = 0;
+
+#ifdef HAVE_GETRANDOM
+	if(getrandom(&s, sizeof(s), GRND_NONBLOCK) == (ssize_t) sizeof(s))
+	{
+		return s;
+	}
+#endif
+	/* no entropy source: different per process and per object is enough */
+	s = (uint64_t) time(NULL) ^ ((uint64_t) getpid() << 32) ^ (uint64_t) (uintptr_t) cluster ^ (uint64_t) cluster__now_ms();
+	return s;
+}
+
+/* The advisor state, created on first use (the core only calls
+ * cluster_advisor_config_init() when creating the object). */
+static cluster__advisor *
+get_advisor(CLUSTER *cluster)
+{
+	cluster__advisor *adv;
+	pthread_condattr_t ca;
+
+	pthread_mutex_lock(&cluster->lock);
+	adv = cluster->advisor;
+	if(!adv)
+	{
+		adv = calloc(1, sizeof(*adv));
+		if(adv)
+		{
+			adv->cluster = cluster;
+			adv->rng = seed(cluster);
+			pthread_mutex_init(&adv->mu, NULL);
+			pthread_condattr_init(&ca);
+			pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+			pthread_cond_init(&adv->cond, &ca);
+			pthread_condattr_destroy(&ca);
+			cluster->advisor = adv;
+		}
+	}
+	pthread_mutex_unlock(&cluster->lock);
+	return adv;
+}
+
+/*
+ * Copy the view, the tuning and the freshness flag. The static engine
+ * (and an etcd member before its first status write) has no status in
+ * its own record, so this instance's local status stands in for it.
+ */
+static int
+take_snapshot(CLUSTER *cluster, snapshot *s)
+{
+	size_t i;
+	int r;
+
+	memset(s, 0, sizeof(*s));
+	s->now = cluster__now_ms();
+	pthread_mutex_lock(&cluster->lock);
+	if(!cluster->joined)
+	{
+		pthread_mutex_unlock(&cluster->lock);
+		return EPERM;
+	}
+	r = cluster__view_copy(&s->view, &cluster->view);
+	if(r)
+	{
+		pthread_mutex_unlock(&cluster->lock);
+		return r;
+	}
+	s->cfg = cluster->advisor_config;
+	s->fresh = cluster->fresh;
+	if(s->view.self >= 0 && cluster->status.reported && !s->view.members[s->view.self].has_status)
+	{
+		cluster__member *m = &s->view.members[s->view.self];
+
+		m->has_status = 1;
+		m->load = cluster->status.load;
+		m->capacity = cluster->status.capacity;
+		memcpy(m->address, cluster->status.address, sizeof(m->address));
+	}
+	pthread_mutex_unlock(&cluster->lock);
+
+	s->nodes = calloc(s->view.count ? s->view.count : 1, sizeof(*s->nodes));
+	if(!s->nodes)
+	{
+		cluster__view_free(&s->view);
+		return ENOMEM;
+	}
+	for(i = 0; i < s->view.count; i++)
+	{
+		const cluster__member *m = &s->view.members[i];
+		cluster__adv_node *o = &s->nodes[i];
+
+		o->id = m->id;
+		o->workers = m->workers;
+		o->passive = m->passive;
+		o->has_status = m->has_status;
+		o->load = m->load;
+		o->capacity = m->capacity;
+		o->age_ms = m->received_ms ? s->now - m->received_ms : 0;
+		o->mod_revision = m->mod_revision;
+		o->received_ms = m->received_ms;
+	}
+	return 0;
+}
+
+static void
+drop_snapshot(snapshot *s)
+{
+	free(s->nodes);
+	cluster__view_free(&s->view);
+	memset(s, 0, sizeof(*s));
+}
+
+/* ------------------------------------------------------------------ */
+/* status                                                               */
+/* ------------------------------------------------------------------ */
+
+/* Tell the engine the status changed (it writes when due, never blocks
+ * here). Only while joined: before that the engine reads the status when
+ * it registers. */
+static void
+status_changed(CLUSTER *cluster, int joined)
+{
+	if(joined && cluster->engine && cluster->engine->status_changed)
+	{
+		cluster->engine->status_changed(cluster);
+	}
+}
+
+int
+cluster_set_address(CLUSTER *cluster, const char *address)
+{
+	size_t i, len;
+	int changed, joined;
+
+	if(!cluster)
+	{
+		return fail(EINVAL);
+	}
+	if(!address)
+	{
+		address = "";
+	}
+	len = strlen(address);
+	if(len > CLUSTER_ADDRESS_MAX)
+	{
+		cluster__log(cluster, LOG_ERR, "libcluster: address '%.40s...' is invalid: it must be at most %d bytes long\n", address, CLUSTER_ADDRESS_MAX);
+		return fail(EINVAL);
+	}
+	for(i = 0; i < len; i++)
+	{
+		unsigned char ch = (unsigned char) address[i];
+
+		if(ch <= 0x20 || ch >= 0x7f)
+		{
+			cluster__log(cluster, LOG_ERR, "libcluster: address '%.40s' is invalid: byte %zu (0x%02x) is not printable ASCII without spaces\n", address, i, ch);
+			return fail(EINVAL);
+		}
+	}
+	pthread_mutex_lock(&cluster->lock);
+	changed = strcmp(cluster->status.address, address) != 0;
+	if(changed)
+	{
+		memcpy(cluster->status.address, address, len + 1);
+		cluster->status.seq++;
+	}
+	joined = cluster->joined;
+	pthread_mutex_unlock(&cluster->lock);
+	if(changed)
+	{
+		cluster__log(cluster, LOG_DEBUG, "libcluster: advisor: address set to '%s'\n", address);
+		status_changed(cluster, joined);
+	}
+	return 0;
+}
+
+int
+cluster_report(CLUSTER *cluster, long long load, long long capacity)
+{
+	int changed, joined;
+
+	if(!cluster)
+	{
+		return fail(EINVAL);
+	}
+	if(load < 0 || load > CLUSTER__ADV_VALUE_MAX)
+	{
+		cluster__log(cluster, LOG_ERR, "libcluster: cluster_report: load %lld is invalid: it must be between 0 and %lld\n", load, CLUSTER__ADV_VALUE_MAX);
+		return fail(EINVAL);
+	}
+	if(capacity != CLUSTER_CAPACITY_UNBOUNDED && (capacity < 0 || capacity > CLUSTER__ADV_VALUE_MAX || (capacity > 0 && capacity < load)))
+	{
+		cluster__log(cluster, LOG_ERR, "libcluster: cluster_report: capacity %lld is invalid: it must be -1 (unbounded), 0 (draining) or a maximum between the load (%lld) and %lld\n",
+			capacity, load, CLUSTER__ADV_VALUE_MAX);
+		return fail(EINVAL);
+	}
+	pthread_mutex_lock(&cluster->lock);
+	changed = !cluster->status.reported || cluster->status.load != load || cluster->status.capacity != capacity;
+	if(changed)
+	{
+		cluster->status.load = load;
+		cluster->status.capacity = capacity;
+		cluster->status.reported = 1;
+		cluster->status.seq++;
+	}
+	joined = cluster->joined;
+	pthread_mutex_unlock(&cluster->lock);
+	if(changed)
+	{
+		status_changed(cluster, joined);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* tuning                                                               */
+/* ------------------------------------------------------------------ */
+
+void
+cluster_advisor_config_init(CLUSTERADVISORCONFIG *config)
+{
+	if(!config)
+	{
+		return;
+	}
+	memset(config, 0, sizeof(*config));
+	config->version = CLUSTER_ADVISOR_CONFIG_VERSION;
+	config->report_interval_ms = 1000;
+	config->advice_interval_ms = 5000;
+	config->band_absolute = 10;
+	config->band_relative = 0.05;
+	config->shed_fraction = 1.0;
+	config->step_max = 0;
+	config->step_min = 1;
+	config->budget_per_second = 500.0;
+	config->jitter = 0.1;
+	config->stale_ms = 0;
+}
+
+int
+cluster_set_advisor_config(CLUSTER *cluster, const CLUSTERADVISORCONFIG *config)
+{
+	cluster__advisor *adv;
+	const char *field, *rule;
+
+	if(!cluster)
+	{
+		return fail(EINVAL);
+	}
+	if(!config)
+	{
+		cluster__log(cluster, LOG_ERR, "libcluster: cluster_set_advisor_config() needs a configuration\n");
+		return fail(EINVAL);
+	}
+	if(cluster__adv_config_check(config, &field, &rule))
+	{
+		cluster__log(cluster, LOG_ERR, "libcluster: advisor configuration field %s is invalid: it %s\n", field, rule);
+		return fail(EINVAL);
+	}
+	pthread_mutex_lock(&cluster->lock);
+	cluster->advisor_config = *config;
+	adv = cluster->advisor;
+	pthread_mutex_unlock(&cluster->lock);
+	if(adv)
+	{
+		/* re-arm the advisor thread's timer with the new interval */
+		pthread_mutex_lock(&adv->mu);
+		adv->reconfig = 1;
+		pthread_cond_broadcast(&adv->cond);
+		pthread_mutex_unlock(&adv->mu);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* advice                                                               */
+/* ------------------------------------------------------------------ */
+
+/* One line saying why this instance got these rows. */
+static void
+explain(CLUSTER *cluster, const snapshot *s, const cluster__adv_plan *p, const CLUSTERREDIRECT *rows, size_t nrows)
+{
+	char buf[1024];
+	size_t off = 0, i;
+	long self = s->view.self;
+	const char *why;
+
+	if(p->balanced)
+	{
+		why = "balanced: every member is within its band";
+	}
+	else if(!p->moved)
+	{
+		why = "out of band, but limits allow no move this round";
+	}
+	else
+	{
+		why = "rebalancing";
+	}
+	if(self < 0 || p->role[self] == CLUSTER__ADV_OUT)
+	{
+		cluster__log(cluster, LOG_DEBUG, "libcluster: advice at revision %lld: this instance takes no part (no status, or passive); cluster load %lld, %s\n",
+			(long long) s->view.revision, p->total_load, why);
+		return;
+	}
+	for(i = 0; i < nrows && off < sizeof(buf) - 64; i++)
+	{
+		int n = snprintf(buf + off, sizeof(buf) - off, "%s%d -> %s", i ? ", " : "", rows[i].count, rows[i].target);
+
+		if(n < 0)
+		{
+			break;
+		}
+		off += (size_t) n < sizeof(buf) - off ? (size_t) n : sizeof(buf) - off - 1;
+	}
+	buf[off] = 0;
+	cluster__log(cluster, LOG_DEBUG, "libcluster: advice at revision %lld: load %lld, fair share %lld%s, band %lld, gap %lld (%s); cluster load %lld, minimum moves %lld, "
+		"plan wants %lld, round budget %lld, moving %lld this round; %s; redirect %s\n",
+		(long long) s->view.revision, s->nodes[self].load, p->share[self], p->role[self] == CLUSTER__ADV_DRAINING ? " (draining)" : "",
+		p->band[self], p->gap[self], p->out_of_band[self] ? "out of band" : "in band", p->total_load, p->surplus, p->wanted,
+		p->round_budget, p->moved, why, nrows ? buf : "nothing");
+}
+
+/* This instance's rows of the plan for the current snapshot. */
+static int
+compute_advice(CLUSTER *cluster, CLUSTERREDIRECT **out, size_t *count)
+{
+	snapshot s;
+	cluster__adv_plan p;
+	CLUSTERREDIRECT *rows = NULL;
+	size_t i, n = 0;
+	int r;
+
+	*out = NULL;
+	*count = 0;
+	r = take_snapshot(cluster, &s);
+	if(r)
+	{
+		return r;
+	}
+	if(!s.fresh)
+	{
+		/* fail-static: a stale view must not move anybody */
+		cluster__log(cluster, LOG_DEBUG, "libcluster: advice at revision %lld: no redirects: the view may be stale (registry unreachable)\n", (long long) s.view.revision);
+		drop_snapshot(&s);
+		return 0;
+	}
+	r = cluster__adv_plan_compute(&p, s.nodes, s.view.count, &s.cfg);
+	if(r)
+	{
+		drop_snapshot(&s);
+		return r;
+	}
+	if(s.view.self >= 0)
+	{
+		for(i = 0; i < p.nrows; i++)
+		{
+			n += p.rows[i].from == (size_t) s.view.self;
+		}
+	}
+	if(n)
+	{
+		rows = calloc(n, sizeof(*rows));
+		if(!rows)
+		{
+			cluster__adv_plan_free(&p);
+			drop_snapshot(&s);
+			return ENOMEM;
+		}
+		n = 0;
+		for(i = 0; i < p.nrows; i++)
+		{
+			const cluster__member *t;
+
+			if(p.rows[i].from != (size_t) s.view.self)
+			{
+				continue;
+			}
+			t = &s.view.members[p.rows[i].to];
+			memcpy(rows[n].target, t->id, sizeof(rows[n].target));
+			memcpy(rows[n].address, t->address, sizeof(rows[n].address));
+			rows[n].count = p.rows[i].count > INT_MAX ? INT_MAX : (int) p.rows[i].count;
+			n++;
+		}
+	}
+	explain(cluster, &s, &p, rows, n);
+	cluster__adv_plan_free(&p);
+	drop_snapshot(&s);
+	*out = rows;
+	*count = n;
+	return 0;
+}
+
+int
+cluster_advice(CLUSTER *cluster, CLUSTERREDIRECT **redirects, size_t *count)
+{
+	int r;
+
+	if(!cluster || !redirects || !count)
+	{
+		if(cluster)
+		{
+			cluster__log(cluster, LOG_ERR, "libcluster: cluster_advice() needs an array pointer and a count pointer\n");
+		}
+		return fail(EINVAL);
+	}
+	r = compute_advice(cluster, redirects, count);
+	return r ? fail(r) : 0;
+}
+
+void
+cluster_redirects_free(CLUSTERREDIRECT *redirects)
+{
+	free(redirects);
+}
+
+/* ------------------------------------------------------------------ */
+/* where should a new client connect?                                   */
+/* ------------------------------------------------------------------ */
+
+int
+cluster_pick_target(CLUSTER *cluster, CLUSTERMEMBER *target)
+{
+	cluster__advisor *adv;
+	snapshot s;
+	size_t at = 0;
+	int r;
+
+	if(!cluster || !target)
+	{
+		if(cluster)
+		{
+			cluster__log(cluster, LOG_ERR, "libcluster: cluster_pick_target() needs a target buffer\n");
+		}
+		return fail(EINVAL);
+	}
+	r = take_snapshot(cluster, &s);
+	if(r)
+	{
+		return fail(r);
+	}
+	adv = get_advisor(cluster);
+	if(!adv)
+	{
+		drop_snapshot(&s);
+		return fail(ENOMEM);
+	}
+	/* this instance's position lets the pick follow its own plan rows and
+	 * keep off the room other members' rows will fill */
+	pthread_mutex_lock(&adv->mu);
+	r = cluster__adv_pick(s.nodes, s.view.count, s.view.self >= 0 ? (size_t) s.view.self : CLUSTER__ADV_NO_SELF, &s.cfg, &adv->prov, s.now, &adv->rng, &at);
+	pthread_mutex_unlock(&adv->mu);
+	if(r)
+	{
+		if(r == ENOENT)
+		{
+			cluster__log(cluster, LOG_DEBUG, "libcluster: pick: no member can take a client (all draining, full, stale or without a status)\n");
+		}
+		drop_snapshot(&s);
+		return fail(r);
+	}
+	{
+		const cluster__member *m = &s.view.members[at];
+
+		memset(target, 0, sizeof(*target));
+		memcpy(target->id, m->id, sizeof(target->id));
+		target->workers = m->workers;
+		target->base = m->base;
+		target->passive = m->passive;
+		target->self = (long) at == s.view.self;
+		target->has_status = m->has_status;
+		memcpy(target->address, m->address, sizeof(target->address));
+		target->load = m->load;
+		target->capacity = m->capacity;
+		target->age_ms = s.nodes[at].age_ms;
+	}
+	drop_snapshot(&s);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* the advisor thread                                                   */
+/* ------------------------------------------------------------------ */
+
+/* One round: compute the rows and hand them to the callback, unlocked. */
+static void
+advice_round(CLUSTER *cluster)
+{
+	CLUSTERADVICE cb;
+	CLUSTERREDIRECT *rows = NULL;
+	size_t n = 0;
+	int r;
+
+	pthread_mutex_lock(&cluster->lock);
+	cb = cluster->advice;
+	pthread_mutex_unlock(&cluster->lock);
+	if(!cb)
+	{
+		return;
+	}
+	r = compute_advice(cluster, &rows, &n);
+	if(r)
+	{
+		cluster__log(cluster, LOG_WARNING, "libcluster: advisor: cannot compute advice: %s\n", strerror(r));
+		return;
+	}
+	cluster__callback_enter();
+	cb(cluster, rows, n);
+	cluster__callback_leave();
+	free(rows);
+}
+
+static void
+deadline_after(struct timespec *ts, int64_t ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += (time_t) (ms / 1000);
+	ts->tv_nsec += (long) (ms % 1000) * 1000000L;
+	if(ts->tv_nsec >= 1000000000L)
+	{
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+/* Sleep a jittered advice interval, run a round, repeat until stopped.
+ * Each wait is re-armed when the configuration changes. */
+static void *
+advisor_main(void *arg)
+{
+	cluster__advisor *adv = arg;
+	CLUSTER *cluster = adv->cluster;
+
+	for(;;)
+	{
+		CLUSTERADVISORCONFIG cfg;
+		struct timespec ts;
+		int stop, again = 0;
+
+		pthread_mutex_lock(&cluster->lock);
+		cfg = cluster->advisor_config;
+		pthread_mutex_unlock(&cluster->lock);
+
+		pthread_mutex_lock(&adv->mu);
+		adv->reconfig = 0;
+		deadline_after(&ts, cluster__adv_jittered(cfg.advice_interval_ms, cfg.jitter, &adv->rng));
+		while(!adv->stop && !adv->reconfig)
+		{
+			if(pthread_cond_timedwait(&adv->cond, &adv->mu, &ts) == ETIMEDOUT)
+			{
+				break;
+			}
+		}
+		stop = adv->stop;
+		again = adv->reconfig;
+		pthread_mutex_unlock(&adv->mu);
+		if(stop)
+		{
+			break;
+		}
+		if(!again)
+		{
+			advice_round(cluster);
+		}
+	}
+	return NULL;
+}
+
+/* Start the thread if the object is joined, a callback is installed and
+ * no thread runs yet. Called with adv->mu held. */
+static int
+maybe_start(cluster__advisor *adv)
+{
+	CLUSTERADVICE cb;
+	int r;
+
+	if(!adv->active || adv->running || adv->stop)
+	{
+		return 0;
+	}
+	pthread_mutex_lock(&adv->cluster->lock);
+	cb = adv->cluster->advice;
+	pthread_mutex_unlock(&adv->cluster->lock);
+	if(!cb)
+	{
+		return 0;
+	}
+	r = pthread_create(&adv->thread, NULL, advisor_main, adv);
+	if(r)
+	{
+		return r;
+	}
+	adv->running = 1;
+	return 0;
+}
+
+int
+cluster_set_advisor(CLUSTER *cluster, CLUSTERADVICE callback)
+{
+	cluster__advisor *adv;
+	int r;
+
+	if(!cluster)
+	{
+		return fail(EINVAL);
+	}
+	pthread_mutex_lock(&cluster->lock);
+	cluster->advice = callback;
+	pthread_mutex_unlock(&cluster->lock);
+	if(!callback)
+	{
+		/* a running thread idles until leave: it may be this very thread */
+		return 0;
+	}
+	adv = get_advisor(cluster);
+	if(!adv)
+	{
+		return fail(ENOMEM);
+	}
+	pthread_mutex_lock(&adv->mu);
+	r = maybe_start(adv);
+	pthread_mutex_unlock(&adv->mu);
+	if(r)
+	{
+		cluster__log(cluster, LOG_ERR, "libcluster: cannot start the advisor thread: %s\n", strerror(r));
+		return fail(r);
+	}
+	return 0;
+}
+
+int
+cluster__advisor_start(CLUSTER *cluster)
+{
+	cluster__advisor *adv = get_advisor(cluster);
+	int r;
+
+	if(!adv)
+	{
+		return ENOMEM;
+	}
+	pthread_mutex_lock(&adv->mu);
+	adv->active = 1;
+	adv->stop = 0;
+	r = maybe_start(adv);
+	pthread_mutex_unlock(&adv->mu);
+	return r;
+}
+
+void
+cluster__advisor_stop(CLUSTER *cluster)
+{
+	cluster__advisor *adv;
+	int running;
+
+	pthread_mutex_lock(&cluster->lock);
+	adv = cluster->advisor;
+	pthread_mutex_unlock(&cluster->lock);
+	if(!adv)
+	{
+		return;
+	}
+	pthread_mutex_lock(&adv->mu);
+	adv->active = 0;
+	adv->stop = 1;
+	running = adv->running;
+	pthread_cond_broadcast(&adv->cond);
+	pthread_mutex_unlock(&adv->mu);
+	if(running)
+	{
+		pthread_join(adv->thread, NULL);
+	}
+	pthread_mutex_lock(&adv->mu);
+	adv->running = 0;
+	adv->stop = 0;
+	/* picks made for the old membership mean nothing to the next one */
+	cluster__adv_prov_free(&adv->prov);
+	pthread_mutex_unlock(&adv->mu);
+}
+
+void
+cluster__advisor_free(CLUSTER *cluster)
+{
+	cluster__advisor *adv;
+
+	cluster__advisor_stop(cluster);
+	pthread_mutex_lock(&cluster->lock);
+	adv = cluster->advisor;
+	cluster->advisor = NULL;
+	pthread_mutex_unlock(&cluster->lock);
+	if(!adv)
+	{
+		return;
+	}
+	cluster__adv_prov_free(&adv->prov);
+	pthread_cond_destroy(&adv->cond);
+	pthread_mutex_destroy(&adv->mu);
+	free(adv);
+}

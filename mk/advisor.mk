@@ -1,3 +1,31 @@
 # SPDX-License-Identifier: Apache-2.0
-# (advisor fragment: owned by that area)
-LIBCLUSTER_SOURCES += libcluster/advisor-api.c
+# Connection advisor: pure plan/pick arithmetic, the public API and its
+# thread, the unit and etcd tests, and the deterministic simulator.
+LIBCLUSTER_SOURCES += \
+	libcluster/advisor.h \
+	libcluster/advisor.c \
+	libcluster/advisor-api.c
+
+check_PROGRAMS += tests/test_advisor tests/test_advisor_api tests/test_etcd_advisor
+TESTS += tests/test_advisor tests/test_advisor_api tests/test_etcd_advisor
+
+tests_test_advisor_SOURCES = tests/test_advisor.c
+tests_test_advisor_CFLAGS = $(TEST_CFLAGS)
+tests_test_advisor_LDADD = $(TEST_LDADD)
+tests_test_advisor_api_SOURCES = tests/test_advisor_api.c tests/testutil.h
+tests_test_advisor_api_CFLAGS = $(TEST_CFLAGS)
+tests_test_advisor_api_LDADD = $(TEST_LDADD)
+# Against a real etcd (skipped when etcd is absent and CLUSTER_REQUIRE_ETCD unset).
+tests_test_etcd_advisor_SOURCES = tests/test_etcd_advisor.c tests/testutil.h tests/etcdharness.c tests/etcdharness.h
+tests_test_etcd_advisor_CFLAGS = $(TEST_CFLAGS)
+tests_test_etcd_advisor_LDADD = $(TEST_LDADD)
+
+# The simulator: the same pure code the library runs, on a fake clock.
+noinst_PROGRAMS += bench/advisor-sim
+bench_advisor_sim_SOURCES = bench/advisor-sim.c
+bench_advisor_sim_CFLAGS = $(AM_CFLAGS)
+bench_advisor_sim_LDADD = libcluster/libcluster-core.la $(CURL_LIBS) $(CJSON_LIBS) $(PTHREAD_LIBS)
+
+bench-advisor: bench/advisor-sim$(EXEEXT)
+	./bench/advisor-sim$(EXEEXT)
+.PHONY: bench-advisor

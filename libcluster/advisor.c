@@ -1,0 +1,1078 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Pure connection-advisor arithmetic (see advisor.h). Every decision that
+ * must agree across members is made in exact integer arithmetic with
+ * deterministic tie-breaks (lower position in the id-sorted input wins), so
+ * members that see the same snapshot compute the same plan.
+ */
+#ifdef HAVE_CONFIG_H
+# include "config.h"
+#endif
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "advisor.h"
+
+#ifdef __SIZEOF_INT128__
+__extension__ typedef __int128 wide;
+#else
+typedef long double wide;        /* no 128-bit integers: close enough */
+#endif
+
+/* ------------------------------------------------------------------ */
+/* small helpers                                                        */
+/* ------------------------------------------------------------------ */
+
+typedef int (*idx_cmp)(size_t a, size_t b, const void *ctx);
+
+/* Stable bottom-up merge sort of an index array with a context, because
+ * qsort() has no portable context argument and ties must stay in order. */
+static void
+sort_idx(size_t *idx, size_t *tmp, size_t n, idx_cmp cmp, const void *ctx)
+{
+	size_t width, i, l, m, r, a, b, k;
+	size_t *src = idx, *dst = tmp, *t;
+
+	for(width = 1; width < n; width *= 2)
+	{
+		for(i = 0; i < n; i += 2 * width)
+		{
+			l = i;
+			m = i + width < n ? i + width : n;
+			r = i + 2 * width < n ? i + 2 * width : n;
+			a = l;
+			b = m;
+			for(k = l; k < r; k++)
+			{
+				if(a < m && (b >= r || cmp(src[a], src[b], ctx) <= 0))
+				{
+					dst[k] = src[a++];
+				}
+				else
+				{
+					dst[k] = src[b++];
+				}
+			}
+		}
+		t = src;
+		src = dst;
+		dst = t;
+	}
+	if(src != idx)
+	{
+		memcpy(idx, src, n * sizeof(*idx));
+	}
+}
+
+typedef struct apportion_ctx apportion_ctx;
+struct apportion_ctx
+{
+	const wide *rem;
+};
+
+static int
+cmp_remainder(size_t a, size_t b, const void *ctx)
+{
+	const apportion_ctx *c = ctx;
+
+	if(c->rem[a] != c->rem[b])
+	{
+		return c->rem[a] > c->rem[b] ? -1 : 1;
+	}
+	return a < b ? -1 : (a > b);
+}
+
+/*
+ * Split total into integer parts proportional to w[i] over the nodes with
+ * mask[i] set and w[i] > 0 (largest remainder; ties to the lower index),
+ * adding each part to out[i]. Exact, so every member gets the same split.
+ * The parts sum to total when some weight is positive; a part never
+ * exceeds its weight when total <= the sum of weights. Returns 0 or ENOMEM.
+ */
+static int
+apportion(long long total, const long long *w, const signed char *mask, size_t n, long long *out)
+{
+	wide W = 0, *rem;
+	size_t *idx, *tmp, i, k = 0;
+	long long given = 0;
+	apportion_ctx ctx;
+
+	if(total <= 0)
+	{
+		return 0;
+	}
+	for(i = 0; i < n; i++)
+	{
+		if(mask[i] && w[i] > 0)
+		{
+			W += w[i];
+		}
+	}
+	if(W <= 0)
+	{
+		return 0;
+	}
+	rem = calloc(n ? n : 1, sizeof(*rem));
+	idx = calloc(n ? n : 1, sizeof(*idx));
+	tmp = calloc(n ? n : 1, sizeof(*tmp));
+	if(!rem || !idx || !tmp)
+	{
+		free(rem);
+		free(idx);
+		free(tmp);
+		return ENOMEM;
+	}
+	for(i = 0; i < n; i++)
+	{
+		if(mask[i] && w[i] > 0)
+		{
+			wide p = (wide) total * w[i];
+#ifdef __SIZEOF_INT128__
+			long long q = (long long) (p / W);
+			rem[i] = p % W;
+#else
+			long long q = (long long) (p / W);
+			rem[i] = p - (wide) q * W;
+#endif
+			out[i] += q;
+			given += q;
+			idx[k++] = i;
+		}
+	}
+	ctx.rem = rem;
+	sort_idx(idx, tmp, k, cmp_remainder, &ctx);
+	for(i = 0; i < k && given < total; i++, given++)
+	{
+		out[idx[i]]++;
+	}
+	free(rem);
+	free(idx);
+	free(tmp);
+	return 0;
+}
+
+/* A status the advisor can use: published, in range and self-consistent.
+ * Anything else (garbage that slipped through) is treated as absent. */
+static int
+valid_status(const cluster__adv_node *m)
+{
+	if(!m->has_status || m->load < 0 || m->load > CLUSTER__ADV_VALUE_MAX)
+	{
+		return 0;
+	}
+	if(m->capacity == CLUSTER_CAPACITY_UNBOUNDED)
+	{
+		return 1;
+	}
+	return m->capacity >= 0 && m->capacity <= CLUSTER__ADV_VALUE_MAX && (m->capacity == 0 || m->capacity >= m->load);
+}
+
+/* ------------------------------------------------------------------ */
+/* configuration                                                        */
+/* ------------------------------------------------------------------ */
+
+int
+cluster__adv_config_check(const CLUSTERADVISORCONFIG *cfg, const char **field, const char **rule)
+{
+#define BAD(f, r) do { *field = (f); *rule = (r); return EINVAL; } while(0)
+	if(cfg->version < 1 || cfg->version > CLUSTER_ADVISOR_CONFIG_VERSION)
+	{
+		BAD("version", "must be set by cluster_advisor_config_init()");
+	}
+	if(cfg->report_interval_ms < 10 || cfg->report_interval_ms > 86400000)
+	{
+		BAD("report_interval_ms", "must be between 10 and 86400000");
+	}
+	if(cfg->advice_interval_ms < 10 || cfg->advice_interval_ms > 86400000)
+	{
+		BAD("advice_interval_ms", "must be between 10 and 86400000");
+	}
+	if(cfg->band_absolute < 0 || cfg->band_absolute > CLUSTER__ADV_VALUE_MAX)
+	{
+		BAD("band_absolute", "must be between 0 and 2^40");
+	}
+	if(!(cfg->band_relative >= 0.0 && cfg->band_relative <= 10.0))
+	{
+		BAD("band_relative", "must be a number between 0 and 10");
+	}
+	if(!(cfg->shed_fraction > 0.0 && cfg->shed_fraction <= 1.0))
+	{
+		BAD("shed_fraction", "must be a number greater than 0 and at most 1");
+	}
+	if(cfg->step_max < 0 || cfg->step_max > CLUSTER__ADV_VALUE_MAX)
+	{
+		BAD("step_max", "must be between 0 (no limit) and 2^40");
+	}
+	if(cfg->step_min < 0 || cfg->step_min > CLUSTER__ADV_VALUE_MAX)
+	{
+		BAD("step_min", "must be between 0 and 2^40");
+	}
+	if(cfg->step_max > 0 && cfg->step_min > cfg->step_max)
+	{
+		BAD("step_min", "must not exceed step_max");
+	}
+	if(!(cfg->budget_per_second >= 0.0 && cfg->budget_per_second <= 1e12))
+	{
+		BAD("budget_per_second", "must be a number between 0 (no limit) and 1e12");
+	}
+	if(!(cfg->jitter >= 0.0 && cfg->jitter <= 0.5))
+	{
+		BAD("jitter", "must be a number between 0 and 0.5");
+	}
+	if(cfg->stale_ms < 0)
+	{
+		BAD("stale_ms", "must be 0 (never stale) or more");
+	}
+	return 0;
+#undef BAD
+}
+
+long long
+cluster__adv_round_budget(const CLUSTERADVISORCONFIG *cfg)
+{
+	double b;
+
+	if(cfg->budget_per_second <= 0.0)
+	{
+		return -1;
+	}
+	/* the nominal interval, not the jittered one: every member must agree */
+	b = cfg->budget_per_second * (double) cfg->advice_interval_ms / 1000.0;
+	if(b < 1.0)
+	{
+		return 1;
+	}
+	if(b > (double) CLUSTER__ADV_VALUE_MAX)
+	{
+		return CLUSTER__ADV_VALUE_MAX;
+	}
+	return (long long) b;    /* truncation: b >= 1 */
+}
+
+/* ------------------------------------------------------------------ */
+/* fair shares                                                          */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Capacity-weighted water-filling. Bounded members weigh their capacity;
+ * unbounded members weigh workers x K, where K is the capacity per worker
+ * of the bounded members (1 when none are bounded), so both kinds are in
+ * the same unit. A member whose proportional share would exceed its
+ * capacity is pinned at its capacity and the rest is shared again. Load
+ * that fits nowhere stays with the members holding it (in proportion to
+ * how far they are above their pinned share), so shares always sum to the
+ * total load.
+ */
+int
+cluster__adv_shares(const cluster__adv_node *nodes, size_t n, signed char *role, long long *weight, long long *share, long long *unplaceable)
+{
+	long long total = 0, rem, sumcap = 0, sumw = 0, k = 1, left = 0;
+	signed char *active = NULL, *over = NULL;
+	long long *excess = NULL;
+	size_t i;
+	int any, r = 0;
+
+	for(i = 0; i < n; i++)
+	{
+		const cluster__adv_node *m = &nodes[i];
+
+		weight[i] = 0;
+		share[i] = 0;
+		role[i] = CLUSTER__ADV_OUT;
+		if(m->passive || !valid_status(m))
+		{
+			continue;
+		}
+		role[i] = m->capacity == 0 ? CLUSTER__ADV_DRAINING : CLUSTER__ADV_MEMBER;
+		total += m->load;
+		if(role[i] == CLUSTER__ADV_MEMBER && m->capacity > 0)
+		{
+			sumcap += m->capacity;
+			sumw += m->workers > 0 ? m->workers : 1;
+		}
+	}
+	if(sumw > 0)
+	{
+		k = sumcap / sumw;
+		if(k < 1)
+		{
+			k = 1;
+		}
+	}
+	active = calloc(n ? n : 1, 1);
+	over = calloc(n ? n : 1, 1);
+	excess = calloc(n ? n : 1, sizeof(*excess));
+	if(!active || !over || !excess)
+	{
+		r = ENOMEM;
+		goto done;
+	}
+	for(i = 0; i < n; i++)
+	{
+		if(role[i] != CLUSTER__ADV_MEMBER)
+		{
+			continue;
+		}
+		if(nodes[i].capacity > 0)
+		{
+			weight[i] = nodes[i].capacity;
+		}
+		else
+		{
+			weight[i] = (long long) (nodes[i].workers > 0 ? nodes[i].workers : 1) * k;
+		}
+		active[i] = 1;
+	}
+	rem = total;
+	do
+	{
+		wide W = 0;
+
+		any = 0;
+		for(i = 0; i < n; i++)
+		{
+			if(active[i])
+			{
+				W += weight[i];
+			}
+		}
+		if(W <= 0)
+		{
+			break;
+		}
+		/* saturate against this pass's level; the level only rises after */
+		for(i = 0; i < n; i++)
+		{
+			if(active[i] && nodes[i].capacity > 0 && (wide) rem * weight[i] > (wide) nodes[i].capacity * W)
+			{
+				over[i] = 1;
+				any = 1;
+			}
+		}
+		for(i = 0; i < n; i++)
+		{
+			if(over[i] && active[i])
+			{
+				active[i] = 0;
+				share[i] = nodes[i].capacity;
+				rem -= nodes[i].capacity;
+			}
+		}
+	}
+	while(any);
+	any = 0;
+	for(i = 0; i < n; i++)
+	{
+		any |= active[i];
+	}
+	if(any)
+	{
+		r = apportion(rem, weight, active, n, share);
+		if(r)
+		{
+			goto done;
+		}
+	}
+	else
+	{
+		left = rem;
+	}
+	if(left > 0)
+	{
+		/* over capacity: the rest stays where it is */
+		for(i = 0; i < n; i++)
+		{
+			over[i] = role[i] != CLUSTER__ADV_OUT && nodes[i].load > share[i];
+			excess[i] = over[i] ? nodes[i].load - share[i] : 0;
+		}
+		r = apportion(left, excess, over, n, share);
+	}
+done:
+	if(unplaceable)
+	{
+		*unplaceable = left;
+	}
+	free(active);
+	free(over);
+	free(excess);
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* the global plan                                                      */
+/* ------------------------------------------------------------------ */
+
+typedef struct order_ctx order_ctx;
+struct order_ctx
+{
+	const signed char *role;
+	const long long *amount;
+};
+
+/* Sources: draining members first (evacuation has priority), then the
+ * largest amount, then the lower id. */
+static int
+cmp_source(size_t a, size_t b, const void *ctx)
+{
+	const order_ctx *c = ctx;
+	int da = c->role[a] == CLUSTER__ADV_DRAINING, db = c->role[b] == CLUSTER__ADV_DRAINING;
+
+	if(da != db)
+	{
+		return da ? -1 : 1;
+	}
+	if(c->amount[a] != c->amount[b])
+	{
+		return c->amount[a] > c->amount[b] ? -1 : 1;
+	}
+	return a < b ? -1 : (a > b);
+}
+
+/* Targets: the largest wanted inflow, then the lower id. */
+static int
+cmp_target(size_t a, size_t b, const void *ctx)
+{
+	const order_ctx *c = ctx;
+
+	if(c->amount[a] != c->amount[b])
+	{
+		return c->amount[a] > c->amount[b] ? -1 : 1;
+	}
+	return a < b ? -1 : (a > b);
+}
+
+void
+cluster__adv_plan_free(cluster__adv_plan *plan)
+{
+	if(!plan)
+	{
+		return;
+	}
+	free(plan->role);
+	free(plan->weight);
+	free(plan->share);
+	free(plan->band);
+	free(plan->gap);
+	free(plan->out_of_band);
+	free(plan->shed);
+	free(plan->inflow);
+	free(plan->rows);
+	memset(plan, 0, sizeof(*plan));
+}
+
+static long long
+band_of(const CLUSTERADVISORCONFIG *cfg, long long share)
+{
+	long long rel = (long long) (cfg->band_relative * (double) share);    /* >= 0: truncation is floor */
+
+	return rel > cfg->band_absolute ? rel : cfg->band_absolute;
+}
+
+/*
+ * The plan, in five steps:
+ * 1. fair shares (water-filling) and each member's gap = load - share;
+ * 2. hysteresis: nothing moves unless some member is out of its band
+ *    max(band_absolute, band_relative x share), or a draining member
+ *    still holds connections;
+ * 3. what should move: every out-of-band member goes all the way to its
+ *    share; when the out-of-band surpluses and deficits differ, in-band
+ *    members on the short side make up the difference in proportion to
+ *    their gaps, so an empty new member is filled even when each full one
+ *    is only a little above its share;
+ * 4. limits: shed_fraction, step_max and step_min per member, then the
+ *    cluster-wide round budget handed out draining-first then largest-
+ *    first. A member cut short by the budget keeps more than its band of
+ *    gap, so the next round still sees it out of band and finishes the
+ *    job instead of stopping at the band edge;
+ * 5. matching: sources and targets in priority order, filled in turn
+ *    (north-west corner), inflow to a target never above its deficit.
+ */
+int
+cluster__adv_plan_compute(cluster__adv_plan *plan, const cluster__adv_node *nodes, size_t n, const CLUSTERADVISORCONFIG *cfg)
+{
+	long long so = 0, dout = 0, budget, left, placed;
+	long long *want_shed = NULL, *want_in = NULL, *limit = NULL;
+	signed char *mask = NULL;
+	size_t *src = NULL, *dst = NULL, *tmp = NULL, ns = 0, nt = 0, i, a, b;
+	order_ctx oc;
+	int any = 0, r = ENOMEM;
+	size_t m = n ? n : 1;
+
+	memset(plan, 0, sizeof(*plan));
+	plan->n = n;
+	plan->role = calloc(m, sizeof(*plan->role));
+	plan->weight = calloc(m, sizeof(*plan->weight));
+	plan->share = calloc(m, sizeof(*plan->share));
+	plan->band = calloc(m, sizeof(*plan->band));
+	plan->gap = calloc(m, sizeof(*plan->gap));
+	plan->out_of_band = calloc(m, sizeof(*plan->out_of_band));
+	plan->shed = calloc(m, sizeof(*plan->shed));
+	plan->inflow = calloc(m, sizeof(*plan->inflow));
+	want_shed = calloc(m, sizeof(*want_shed));
+	want_in = calloc(m, sizeof(*want_in));
+	limit = calloc(m, sizeof(*limit));
+	mask = calloc(m, sizeof(*mask));
+	src = calloc(m, sizeof(*src));
+	dst = calloc(m, sizeof(*dst));
+	tmp = calloc(m, sizeof(*tmp));
+	if(!plan->role || !plan->weight || !plan->share || !plan->band || !plan->gap || !plan->out_of_band || !plan->shed || !plan->inflow
+		|| !want_shed || !want_in || !limit || !mask || !src || !dst || !tmp)
+	{
+		goto fail;
+	}
+	plan->round_budget = cluster__adv_round_budget(cfg);
+	if(cluster__adv_shares(nodes, n, plan->role, plan->weight, plan->share, &plan->unplaceable))
+	{
+		goto fail;
+	}
+
+	/* 1-2: gaps, bands, who is out of band */
+	for(i = 0; i < n; i++)
+	{
+		long long g;
+
+		if(plan->role[i] == CLUSTER__ADV_OUT)
+		{
+			continue;
+		}
+		plan->total_load += nodes[i].load;
+		g = nodes[i].load - plan->share[i];
+		plan->gap[i] = g;
+		if(plan->role[i] == CLUSTER__ADV_DRAINING)
+		{
+			plan->band[i] = 0;
+			plan->out_of_band[i] = g > 0;
+		}
+		else
+		{
+			plan->band[i] = band_of(cfg, plan->share[i]);
+			plan->out_of_band[i] = g > plan->band[i] || -g > plan->band[i];
+		}
+		if(g > 0)
+		{
+			plan->surplus += g;
+			if(plan->out_of_band[i])
+			{
+				so += g;
+			}
+		}
+		else if(g < 0)
+		{
+			if(plan->out_of_band[i])
+			{
+				dout += -g;
+			}
+		}
+		any |= plan->out_of_band[i];
+	}
+	if(!any)
+	{
+		plan->balanced = 1;
+		r = 0;
+		goto done;
+	}
+
+	/* 3: what should move */
+	for(i = 0; i < n; i++)
+	{
+		if(!plan->out_of_band[i])
+		{
+			continue;
+		}
+		if(plan->gap[i] > 0)
+		{
+			want_shed[i] = plan->gap[i];
+		}
+		else
+		{
+			want_in[i] = -plan->gap[i];
+		}
+	}
+	if(dout > so)
+	{
+		for(i = 0; i < n; i++)
+		{
+			mask[i] = plan->role[i] != CLUSTER__ADV_OUT && !plan->out_of_band[i] && plan->gap[i] > 0;
+			limit[i] = mask[i] ? plan->gap[i] : 0;
+		}
+		if(apportion(dout - so, limit, mask, n, want_shed))
+		{
+			goto fail;
+		}
+	}
+	else if(so > dout)
+	{
+		for(i = 0; i < n; i++)
+		{
+			mask[i] = plan->role[i] == CLUSTER__ADV_MEMBER && !plan->out_of_band[i] && plan->gap[i] < 0;
+			limit[i] = mask[i] ? -plan->gap[i] : 0;
+		}
+		if(apportion(so - dout, limit, mask, n, want_in))
+		{
+			goto fail;
+		}
+	}
+	for(i = 0; i < n; i++)
+	{
+		plan->wanted += want_shed[i];
+	}
+
+	/* 4: per-member limits, then the round budget */
+	for(i = 0; i < n; i++)
+	{
+		long long w = want_shed[i];
+
+		limit[i] = 0;
+		if(w <= 0)
+		{
+			continue;
+		}
+		if(plan->role[i] == CLUSTER__ADV_MEMBER)
+		{
+			if(cfg->shed_fraction < 1.0)
+			{
+				double x = (double) w * cfg->shed_fraction;
+				long long f = (long long) x;
+
+				f += (double) f < x;    /* ceiling, without libm */
+
+				w = f < w ? f : w;
+			}
+			if(cfg->step_max > 0 && w > cfg->step_max)
+			{
+				w = cfg->step_max;
+			}
+			if(w < cfg->step_min)
+			{
+				w = 0;
+			}
+		}
+		else if(cfg->step_max > 0 && w > cfg->step_max)
+		{
+			/* draining ignores step_min and the fraction, not step_max */
+			w = cfg->step_max;
+		}
+		limit[i] = w;
+		if(w > 0)
+		{
+			src[ns++] = i;
+		}
+	}
+	oc.role = plan->role;
+	oc.amount = limit;
+	sort_idx(src, tmp, ns, cmp_source, &oc);
+	budget = plan->round_budget;
+	for(a = 0; a < ns; a++)
+	{
+		long long give = limit[src[a]];
+
+		i = src[a];
+		if(budget >= 0 && give > budget)
+		{
+			give = budget;
+			if(plan->role[i] == CLUSTER__ADV_MEMBER && plan->out_of_band[i] && plan->gap[i] - give <= plan->band[i])
+			{
+				/* do not strand it inside its band, off its share */
+				give = plan->gap[i] - plan->band[i] - 1;
+				if(give < 0)
+				{
+					give = 0;
+				}
+			}
+			if(plan->role[i] == CLUSTER__ADV_MEMBER && give < cfg->step_min)
+			{
+				give = 0;
+			}
+		}
+		plan->shed[i] = give;
+		plan->moved += give;
+		if(budget >= 0)
+		{
+			budget -= give;
+		}
+	}
+
+	/* 5: inflow, largest deficit first, then the matching */
+	left = plan->moved;
+	for(i = 0; i < n; i++)
+	{
+		if(want_in[i] > 0)
+		{
+			dst[nt++] = i;
+		}
+	}
+	oc.amount = want_in;
+	sort_idx(dst, tmp, nt, cmp_target, &oc);
+	for(b = 0; b < nt && left > 0; b++)
+	{
+		long long take = want_in[dst[b]] < left ? want_in[dst[b]] : left;
+
+		plan->inflow[dst[b]] = take;
+		left -= take;
+	}
+	/* conservation: the inflow side always has room for what was shed */
+	plan->rows = calloc(ns + nt + 1, sizeof(*plan->rows));
+	if(!plan->rows)
+	{
+		goto fail;
+	}
+	{
+		long long sleft = 0, tleft = 0;
+
+		a = 0;
+		b = 0;
+		placed = 0;
+		while(a < ns && b < nt)
+		{
+			long long c;
+
+			if(!sleft)
+			{
+				sleft = plan->shed[src[a]];
+				if(!sleft)
+				{
+					a++;
+					continue;
+				}
+			}
+			if(!tleft)
+			{
+				tleft = plan->inflow[dst[b]];
+				if(!tleft)
+				{
+					b++;
+					continue;
+				}
+			}
+			c = sleft < tleft ? sleft : tleft;
+			plan->rows[plan->nrows].from = src[a];
+			plan->rows[plan->nrows].to = dst[b];
+			plan->rows[plan->nrows].count = c;
+			plan->nrows++;
+			placed += c;
+			sleft -= c;
+			tleft -= c;
+			if(!sleft)
+			{
+				a++;
+			}
+			if(!tleft)
+			{
+				b++;
+			}
+		}
+		(void) placed;
+	}
+	r = 0;
+	goto done;
+fail:
+	cluster__adv_plan_free(plan);
+	r = ENOMEM;
+done:
+	free(want_shed);
+	free(want_in);
+	free(limit);
+	free(mask);
+	free(src);
+	free(dst);
+	free(tmp);
+	return r;
+}
+
+/* ------------------------------------------------------------------ */
+/* randomness                                                           */
+/* ------------------------------------------------------------------ */
+
+uint64_t
+cluster__adv_random(uint64_t *state)
+{
+	uint64_t z = (*state += 0x9e3779b97f4a7c15ULL);
+
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+uint64_t
+cluster__adv_random_below(uint64_t *state, uint64_t bound)
+{
+	uint64_t x, limit;
+
+	if(bound <= 1)
+	{
+		return 0;
+	}
+	/* rejection sampling: the largest multiple of bound below 2^64 */
+	limit = UINT64_MAX - UINT64_MAX % bound;
+	do
+	{
+		x = cluster__adv_random(state);
+	}
+	while(x >= limit);
+	return x % bound;
+}
+
+int64_t
+cluster__adv_jittered(int interval_ms, double jitter, uint64_t *rng)
+{
+	double u = (double) (cluster__adv_random(rng) >> 11) / 9007199254740992.0;
+	double v = (double) interval_ms * (1.0 + jitter * (2.0 * u - 1.0));
+
+	return v < 1.0 ? 1 : (int64_t) v;
+}
+
+/* ------------------------------------------------------------------ */
+/* herd-safe pick                                                       */
+/* ------------------------------------------------------------------ */
+
+void
+cluster__adv_prov_free(cluster__adv_prov *prov)
+{
+	free(prov->entries);
+	memset(prov, 0, sizeof(*prov));
+}
+
+int64_t
+cluster__adv_prov_timeout(const CLUSTERADVISORCONFIG *cfg)
+{
+	return 3 * (int64_t) cfg->report_interval_ms;
+}
+
+/* Position of id in the id-sorted nodes, or -1. */
+static long
+find_node(const cluster__adv_node *nodes, size_t n, const char *id)
+{
+	size_t lo = 0, hi = n;
+
+	while(lo < hi)
+	{
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(nodes[mid].id, id);
+
+		if(!c)
+		{
+			return (long) mid;
+		}
+		if(c < 0)
+		{
+			lo = mid + 1;
+		}
+		else
+		{
+			hi = mid;
+		}
+	}
+	return -1;
+}
+
+/* Draw one candidate with probability proportional to w[candidate]
+ * (weights <= 0 never win). Returns 0 and draws nothing when every weight
+ * is 0, so a skipped tier does not disturb the random stream. */
+static int
+sample_weighted(const size_t *cand, size_t ncand, const long long *w, uint64_t *rng, size_t *pick)
+{
+	wide total = 0, x;
+	size_t j;
+
+	for(j = 0; j < ncand; j++)
+	{
+		if(w[cand[j]] > 0)
+		{
+			total += w[cand[j]];
+		}
+	}
+	if(total <= 0)
+	{
+		return 0;
+	}
+	x = (wide) cluster__adv_random_below(rng, (uint64_t) total);
+	for(j = 0; j < ncand; j++)
+	{
+		long long d = w[cand[j]];
+
+		if(d <= 0)
+		{
+			continue;
+		}
+		*pick = cand[j];
+		if(x < d)
+		{
+			break;
+		}
+		x -= d;
+	}
+	return 1;
+}
+
+/*
+ * The pick knows the plan: every member derives the same rows from the
+ * same snapshot, so a shedder sends its redirected clients exactly along
+ * its own rows, and nobody else takes the room those rows will fill.
+ * Independent sampling by raw deficit cannot add up to each deficit
+ * exactly; this can. Tiers, each used only when the previous one has no
+ * weight left:
+ * 1. own rows: row(self, t) - provisional(t);
+ * 2. unclaimed room: share - load - provisional - rows of others into t;
+ * 3. any room: share - load - provisional (a caller that needs more than
+ *    the unclaimed room may use claimed room rather than push a client
+ *    onto a member already at or above its share);
+ * 4. two random choices, lower capacity-aware utilisation.
+ */
+int
+cluster__adv_pick(const cluster__adv_node *nodes, size_t n, size_t self, const CLUSTERADVISORCONFIG *cfg, cluster__adv_prov *prov, int64_t now_ms, uint64_t *rng, size_t *chosen)
+{
+	cluster__adv_plan plan;
+	long long *prov_count = NULL, *own = NULL, *w = NULL;
+	size_t *cand = NULL, ncand = 0, i, j, pick = 0;
+	int r = ENOMEM;
+	size_t m = n ? n : 1;
+
+	memset(&plan, 0, sizeof(plan));
+	prov_count = calloc(m, sizeof(*prov_count));
+	own = calloc(m, sizeof(*own));
+	w = calloc(m, sizeof(*w));
+	cand = calloc(m, sizeof(*cand));
+	if(!prov_count || !own || !w || !cand)
+	{
+		goto done;
+	}
+	/* the same plan every member computes from this snapshot */
+	if(cluster__adv_plan_compute(&plan, nodes, n, cfg))
+	{
+		goto done;
+	}
+	for(i = 0; i < plan.nrows; i++)
+	{
+		if(plan.rows[i].from == self)
+		{
+			own[plan.rows[i].to] += plan.rows[i].count;
+		}
+	}
+	/* forget picks the target has since reported, or that are too old */
+	for(i = 0, j = 0; i < prov->count; i++)
+	{
+		cluster__adv_prov_entry *e = &prov->entries[i];
+		long at = find_node(nodes, n, e->id);
+
+		if(at < 0 || nodes[at].mod_revision != e->mod_revision || nodes[at].received_ms != e->received_ms || now_ms >= e->expires_ms)
+		{
+			continue;
+		}
+		prov_count[at] += e->count;
+		if(i != j)
+		{
+			prov->entries[j] = *e;
+		}
+		j++;
+	}
+	prov->count = j;
+
+	for(i = 0; i < n; i++)
+	{
+		long long eff = nodes[i].load + prov_count[i];
+
+		if(plan.role[i] != CLUSTER__ADV_MEMBER)
+		{
+			continue;
+		}
+		if(cfg->stale_ms > 0 && nodes[i].age_ms > cfg->stale_ms)
+		{
+			continue;
+		}
+		if(nodes[i].capacity > 0 && eff >= nodes[i].capacity)
+		{
+			continue;
+		}
+		cand[ncand++] = i;
+	}
+	if(!ncand)
+	{
+		r = ENOENT;
+		goto done;
+	}
+	/* 1: this instance's own rows, in proportion to what is left of each */
+	for(j = 0; j < ncand; j++)
+	{
+		i = cand[j];
+		w[i] = own[i] - prov_count[i];
+	}
+	if(sample_weighted(cand, ncand, w, rng, &pick))
+	{
+		goto picked;
+	}
+	/* 2: room below the share, in proportion to what is left of it. Not
+	 * "room no row claims": independent callers would all crowd the few
+	 * unclaimed places, a herd; new clients and redirects share the room,
+	 * and the next round accounts for both. */
+	for(j = 0; j < ncand; j++)
+	{
+		i = cand[j];
+		w[i] = plan.share[i] - nodes[i].load - prov_count[i];
+	}
+	if(sample_weighted(cand, ncand, w, rng, &pick))
+	{
+		goto picked;
+	}
+	/* 3: nobody below its share: two random choices, lower utilisation */
+	{
+		size_t x = (size_t) cluster__adv_random_below(rng, ncand), y;
+
+		pick = cand[x];
+		if(ncand > 1)
+		{
+			y = (size_t) cluster__adv_random_below(rng, ncand - 1);
+			if(y >= x)
+			{
+				y++;
+			}
+			j = cand[y];
+			if((wide) (nodes[j].load + prov_count[j] + 1) * plan.weight[pick] < (wide) (nodes[pick].load + prov_count[pick] + 1) * plan.weight[j])
+			{
+				pick = j;
+			}
+		}
+	}
+
+picked:
+	/* count the pick as provisional load on its target */
+	for(i = 0; i < prov->count; i++)
+	{
+		if(!strcmp(prov->entries[i].id, nodes[pick].id))
+		{
+			break;
+		}
+	}
+	if(i == prov->count)
+	{
+		if(prov->count == prov->size)
+		{
+			size_t ns = prov->size ? prov->size * 2 : 8;
+			cluster__adv_prov_entry *ne = realloc(prov->entries, ns * sizeof(*ne));
+
+			if(!ne)
+			{
+				goto done;
+			}
+			prov->entries = ne;
+			prov->size = ns;
+		}
+		memset(&prov->entries[i], 0, sizeof(prov->entries[i]));
+		strncpy(prov->entries[i].id, nodes[pick].id, CLUSTER_NAME_MAX);
+		prov->entries[i].mod_revision = nodes[pick].mod_revision;
+		prov->entries[i].received_ms = nodes[pick].received_ms;
+		prov->count++;
+	}
+	prov->entries[i].count++;
+	prov->entries[i].expires_ms = now_ms + cluster__adv_prov_timeout(cfg);
+	*chosen = pick;
+	r = 0;
+done:
+	cluster__adv_plan_free(&plan);
+	free(prov_count);
+	free(own);
+	free(w);
+	free(cand);
+	return r;
+}

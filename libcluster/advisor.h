@@ -1,0 +1,164 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Pure connection-advisor arithmetic: fair shares, the global shed plan
+ * and the herd-safe pick. No I/O, no locks, no globals, no floating point
+ * in any decision that must agree across members: every member that feeds
+ * the same snapshot and configuration gets the same plan, bit for bit.
+ * Randomness (pick, jitter) comes from an explicit caller-owned state.
+ *
+ * The library (advisor-api.c), the unit tests and the simulator
+ * (bench/advisor-sim.c) all drive this same code.
+ */
+#ifndef CLUSTER_ADVISOR_H_
+# define CLUSTER_ADVISOR_H_            1
+
+# include <stddef.h>
+# include <stdint.h>
+# include "libcluster.h"
+
+/* Largest load or capacity the advisor accepts (2^40, about 1.1e12).
+ * Keeps every product in the exact 128-bit arithmetic below. */
+# define CLUSTER__ADV_VALUE_MAX        (1LL << 40)
+
+/* One member as the advisor sees it. Inputs are sorted by id (byte
+ * order), as a view is. */
+typedef struct cluster__adv_node cluster__adv_node;
+struct cluster__adv_node
+{
+	const char *id;              /* not owned */
+	int workers;                 /* weight when capacity is unbounded */
+	int passive;
+	int has_status;
+	long long load;
+	long long capacity;          /* CLUSTER_CAPACITY_UNBOUNDED, 0 draining, or a max */
+	int64_t age_ms;              /* local time since the record last changed */
+	int64_t mod_revision;        /* record identity, for provisional picks */
+	int64_t received_ms;
+};
+
+/* Role of a node in the plan. */
+# define CLUSTER__ADV_OUT              0    /* no valid status, or passive: ignored */
+# define CLUSTER__ADV_MEMBER           1    /* takes part; may be a target */
+# define CLUSTER__ADV_DRAINING         2    /* capacity 0: evacuate, never a target */
+
+/* One row of the global plan: move count connections from -> to. */
+typedef struct cluster__adv_row cluster__adv_row;
+struct cluster__adv_row
+{
+	size_t from;
+	size_t to;
+	long long count;
+};
+
+/* The global plan for one round, with everything needed to explain it. */
+typedef struct cluster__adv_plan cluster__adv_plan;
+struct cluster__adv_plan
+{
+	size_t n;
+	signed char *role;           /* CLUSTER__ADV_* per node */
+	long long *weight;           /* fair-share weight (0 unless MEMBER) */
+	long long *share;            /* fair share; shares sum to total_load */
+	long long *band;             /* hysteresis band around the share */
+	long long *gap;              /* load - share */
+	signed char *out_of_band;    /* |gap| > band (draining: gap > 0) */
+	long long *shed;             /* connections this node sends this round */
+	long long *inflow;           /* connections this node receives this round */
+	cluster__adv_row *rows;      /* ordered by source priority */
+	size_t nrows;
+	long long total_load;        /* sum of loads of MEMBER and DRAINING nodes */
+	long long surplus;           /* sum of positive gaps: the minimum to move */
+	long long wanted;            /* connections the plan wants moved (before limits) */
+	long long moved;             /* sum of rows this round */
+	long long round_budget;      /* cluster-wide cap for this round, -1 none */
+	long long unplaceable;       /* load that fits nowhere (cluster over capacity) */
+	int balanced;                /* nobody out of band: no rows */
+};
+
+/*
+ * Check a configuration. Returns 0, or EINVAL with *field naming the
+ * offending field and *rule saying what it must be.
+ */
+int cluster__adv_config_check(const CLUSTERADVISORCONFIG *cfg, const char **field, const char **rule);
+
+/* Connections one round may move cluster-wide (budget x nominal advice
+ * interval, at least 1), or -1 when the budget is unlimited. */
+long long cluster__adv_round_budget(const CLUSTERADVISORCONFIG *cfg);
+
+/*
+ * Fair shares only: fills role, weight and share (arrays of n) and
+ * returns the load that fits nowhere through *unplaceable (may be NULL).
+ * Returns 0.
+ */
+int cluster__adv_shares(const cluster__adv_node *nodes, size_t n, signed char *role, long long *weight, long long *share, long long *unplaceable);
+
+/* Compute the global plan. Returns 0 or ENOMEM (plan left empty). */
+int cluster__adv_plan_compute(cluster__adv_plan *plan, const cluster__adv_node *nodes, size_t n, const CLUSTERADVISORCONFIG *cfg);
+
+/* Release a plan (safe on an empty or zeroed plan). */
+void cluster__adv_plan_free(cluster__adv_plan *plan);
+
+/* Provisional picks: this instance's own recent picks per target, counted
+ * as extra load until the target's record changes or the entry expires. */
+typedef struct cluster__adv_prov_entry cluster__adv_prov_entry;
+struct cluster__adv_prov_entry
+{
+	char id[CLUSTER_NAME_MAX + 1];
+	long long count;
+	int64_t mod_revision;
+	int64_t received_ms;
+	int64_t expires_ms;
+};
+
+typedef struct cluster__adv_prov cluster__adv_prov;
+struct cluster__adv_prov
+{
+	cluster__adv_prov_entry *entries;
+	size_t count;
+	size_t size;
+};
+
+/* Release the provisional table's storage. */
+void cluster__adv_prov_free(cluster__adv_prov *prov);
+
+/* How long a provisional pick counts when the target's record does not
+ * change (ms): three report intervals. */
+int64_t cluster__adv_prov_timeout(const CLUSTERADVISORCONFIG *cfg);
+
+/* The self argument of cluster__adv_pick() for a caller that is not one
+ * of the nodes (or has no usable status). */
+# define CLUSTER__ADV_NO_SELF          ((size_t) -1)
+
+/*
+ * Herd-safe, plan-aware pick. self is the picking instance's position in
+ * nodes, or CLUSTER__ADV_NO_SELF. Drops provisional entries whose target
+ * changed record, vanished or expired. Eligible targets: valid status,
+ * not passive, not draining, not stale, not full counting provisional
+ * load. The pick computes the same global plan every member computes from
+ * this snapshot (cluster__adv_plan_compute) and samples among the eligible
+ * targets with probability proportional to the first of these weights
+ * that is positive somewhere (prov = provisional picks of this caller):
+ *   1. own rows: row(self, t) - prov[t], so a shedder's repeated picks
+ *      follow its rows exactly, in proportion, until they are exhausted;
+ *   2. room below the share: share[t] - load[t] - prov[t] (callers without
+ *      rows, e.g. new clients: independent callers spread in proportion
+ *      to the deficits instead of crowding the few places no row claims);
+ *   3. otherwise two random choices, lower capacity-aware utilisation.
+ * Hence when every shedder of one snapshot picks exactly its shed count,
+ * the picks land exactly on the plan: no target receives more than its
+ * inflow and nobody overshoots. A tier with no weight draws no random
+ * number. The chosen target's provisional count is then incremented.
+ * Returns 0 (*chosen set), ENOENT (nobody can take a client) or ENOMEM.
+ */
+int cluster__adv_pick(const cluster__adv_node *nodes, size_t n, size_t self, const CLUSTERADVISORCONFIG *cfg, cluster__adv_prov *prov, int64_t now_ms, uint64_t *rng, size_t *chosen);
+
+/* splitmix64: next pseudo-random 64-bit value from *state. */
+uint64_t cluster__adv_random(uint64_t *state);
+
+/* Uniform integer in [0, bound) (bound > 0), without modulo bias. */
+uint64_t cluster__adv_random_below(uint64_t *state, uint64_t bound);
+
+/* An interval with the configured jitter applied: interval_ms x (1 +- jitter),
+ * uniform, at least 1 ms. */
+int64_t cluster__adv_jittered(int interval_ms, double jitter, uint64_t *rng);
+
+#endif /*!CLUSTER_ADVISOR_H_*/

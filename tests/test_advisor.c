@@ -1,0 +1,1043 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Pure connection-advisor tests: fair shares, the global plan and the
+ * herd-safe pick, on hand-made cases, every small case, and many random
+ * ones, against the invariants the library promises (conservation, no
+ * overshoot, no overlap, determinism, evacuation, hysteresis, limits).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "advisor.h"
+
+#define MAXN 64
+
+static char ids[MAXN][16];
+
+static void
+make_ids(void)
+{
+	int i;
+
+	for(i = 0; i < MAXN; i++)
+	{
+		snprintf(ids[i], sizeof(ids[i]), "m%02d", i);
+	}
+}
+
+static void
+node(cluster__adv_node *m, int i, long long load, long long cap)
+{
+	memset(m, 0, sizeof(*m));
+	m->id = ids[i];
+	m->workers = 1;
+	m->has_status = 1;
+	m->load = load;
+	m->capacity = cap;
+	m->mod_revision = 1;
+	m->received_ms = 1;
+}
+
+static CLUSTERADVISORCONFIG
+unlimited(void)
+{
+	CLUSTERADVISORCONFIG c;
+
+	cluster_advisor_config_init(&c);
+	c.budget_per_second = 0;
+	return c;
+}
+
+/*
+ * Every invariant of one plan. Returns the plan (caller frees).
+ */
+static void
+check_plan(const cluster__adv_node *v, size_t n, const CLUSTERADVISORCONFIG *cfg, cluster__adv_plan *p)
+{
+	cluster__adv_plan q;
+	long long sum = 0, shed = 0, in = 0, *from, *to;
+	size_t i;
+
+	assert_int_equal(cluster__adv_plan_compute(p, v, n, cfg), 0);
+	from = calloc(n + 1, sizeof(*from));
+	to = calloc(n + 1, sizeof(*to));
+	assert_non_null(from);
+	assert_non_null(to);
+	for(i = 0; i < n; i++)
+	{
+		if(p->role[i] == CLUSTER__ADV_OUT)
+		{
+			assert_int_equal(p->share[i], 0);
+			assert_int_equal(p->shed[i], 0);
+			assert_int_equal(p->inflow[i], 0);
+			continue;
+		}
+		sum += p->share[i];
+		assert_true(p->share[i] >= 0);
+		if(!p->unplaceable)
+		{
+			/* shares respect capacity; draining members get nothing */
+			if(v[i].capacity > 0)
+			{
+				assert_true(p->share[i] <= v[i].capacity);
+			}
+			if(v[i].capacity == 0)
+			{
+				assert_int_equal(p->share[i], 0);
+			}
+		}
+		assert_int_equal(p->gap[i], v[i].load - p->share[i]);
+		/* nobody overshoots: sources stay at or above share, targets at or below */
+		assert_true(p->shed[i] <= (p->gap[i] > 0 ? p->gap[i] : 0));
+		assert_true(p->inflow[i] <= (p->gap[i] < 0 ? -p->gap[i] : 0));
+		assert_false(p->shed[i] && p->inflow[i]);
+		if(p->inflow[i])
+		{
+			assert_int_equal(p->role[i], CLUSTER__ADV_MEMBER);
+			if(v[i].capacity > 0)
+			{
+				assert_true(v[i].load + p->inflow[i] <= v[i].capacity);
+			}
+		}
+		if(cfg->step_max > 0)
+		{
+			assert_true(p->shed[i] <= cfg->step_max);
+		}
+		if(p->shed[i] && p->role[i] == CLUSTER__ADV_MEMBER)
+		{
+			assert_true(p->shed[i] >= cfg->step_min);
+		}
+		shed += p->shed[i];
+		in += p->inflow[i];
+	}
+	/* conservation */
+	assert_int_equal(sum + 0, p->total_load);
+	assert_int_equal(shed, in);
+	assert_int_equal(shed, p->moved);
+	if(p->round_budget >= 0)
+	{
+		assert_true(p->moved <= p->round_budget);
+	}
+	if(p->balanced)
+	{
+		assert_int_equal(p->nrows, 0);
+	}
+	/* rows add up per source and per target (so plans never overlap) */
+	for(i = 0; i < p->nrows; i++)
+	{
+		assert_true(p->rows[i].count > 0);
+		assert_true(p->rows[i].from < n && p->rows[i].to < n);
+		from[p->rows[i].from] += p->rows[i].count;
+		to[p->rows[i].to] += p->rows[i].count;
+	}
+	for(i = 0; i < n; i++)
+	{
+		assert_int_equal(from[i], p->shed[i]);
+		assert_int_equal(to[i], p->inflow[i]);
+	}
+	free(from);
+	free(to);
+	/* determinism: another member, another copy, the same plan */
+	{
+		cluster__adv_node *copy = malloc((n ? n : 1) * sizeof(*copy));
+		char (*cid)[16] = malloc((n ? n : 1) * sizeof(*cid));
+
+		assert_non_null(copy);
+		assert_non_null(cid);
+		for(i = 0; i < n; i++)
+		{
+			copy[i] = v[i];
+			strcpy(cid[i], v[i].id);
+			copy[i].id = cid[i];
+			copy[i].age_ms = (long long) i * 977;    /* local receipt times differ */
+		}
+		assert_int_equal(cluster__adv_plan_compute(&q, copy, n, cfg), 0);
+		assert_int_equal(q.nrows, p->nrows);
+		for(i = 0; i < p->nrows; i++)
+		{
+			assert_int_equal(q.rows[i].from, p->rows[i].from);
+			assert_int_equal(q.rows[i].to, p->rows[i].to);
+			assert_int_equal(q.rows[i].count, p->rows[i].count);
+		}
+		assert_memory_equal(q.share, p->share, n * sizeof(*q.share));
+		cluster__adv_plan_free(&q);
+		free(copy);
+		free(cid);
+	}
+}
+
+/* Apply a plan's rows to the loads. */
+static void
+apply(cluster__adv_node *v, const cluster__adv_plan *p)
+{
+	size_t i;
+
+	for(i = 0; i < p->nrows; i++)
+	{
+		v[p->rows[i].from].load -= p->rows[i].count;
+		v[p->rows[i].to].load += p->rows[i].count;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+
+static void
+test_shares(void **state)
+{
+	cluster__adv_node v[4];
+	signed char role[4];
+	long long w[4], s[4], left;
+
+	(void) state;
+	/* 10 over three equal members: largest remainder, ties to the lower id */
+	node(&v[0], 0, 10, -1);
+	node(&v[1], 1, 0, -1);
+	node(&v[2], 2, 0, -1);
+	assert_int_equal(cluster__adv_shares(v, 3, role, w, s, &left), 0);
+	assert_int_equal(s[0], 4);
+	assert_int_equal(s[1], 3);
+	assert_int_equal(s[2], 3);
+	assert_int_equal(left, 0);
+	/* workers weigh unbounded members */
+	v[1].workers = 3;
+	assert_int_equal(cluster__adv_shares(v, 3, role, w, s, &left), 0);
+	assert_int_equal(s[0] + s[1] + s[2], 10);
+	assert_int_equal(s[1], 6);
+	/* capacity weighs bounded members: 300 over caps 100 and 200 */
+	node(&v[0], 0, 100, 100);
+	node(&v[1], 1, 200, 1000);
+	node(&v[2], 2, 0, 200);
+	assert_int_equal(cluster__adv_shares(v, 3, role, w, s, &left), 0);
+	assert_int_equal(s[0], 23);    /* 300 x 100/1300 = 23.08 */
+	assert_int_equal(s[1], 231);   /* 230.77 -> rounded up (largest remainder) */
+	assert_int_equal(s[2], 46);
+	/* water-filling: a bounded member is pinned at its capacity */
+	node(&v[0], 0, 100, 100);
+	node(&v[1], 1, 500, -1);
+	assert_int_equal(cluster__adv_shares(v, 2, role, w, s, &left), 0);
+	assert_int_equal(w[1], 100);   /* K = 100 connections per worker */
+	assert_int_equal(s[0], 100);
+	assert_int_equal(s[1], 500);
+	/* draining, passive, no status and garbage take no share */
+	node(&v[0], 0, 50, 0);
+	node(&v[1], 1, 50, -1);
+	node(&v[2], 2, 50, -1);
+	v[2].passive = 1;
+	node(&v[3], 3, 70, 60);        /* capacity below load: garbage */
+	assert_int_equal(cluster__adv_shares(v, 4, role, w, s, &left), 0);
+	assert_int_equal(role[0], CLUSTER__ADV_DRAINING);
+	assert_int_equal(role[1], CLUSTER__ADV_MEMBER);
+	assert_int_equal(role[2], CLUSTER__ADV_OUT);
+	assert_int_equal(role[3], CLUSTER__ADV_OUT);
+	assert_int_equal(s[0], 0);
+	assert_int_equal(s[1], 100);
+	/* over capacity: the excess stays with whoever holds it */
+	node(&v[0], 0, 100, 0);
+	node(&v[1], 1, 50, 60);
+	assert_int_equal(cluster__adv_shares(v, 2, role, w, s, &left), 0);
+	assert_int_equal(left, 90);
+	assert_int_equal(s[1], 60);
+	assert_int_equal(s[0], 90);
+}
+
+static void
+test_hysteresis(void **state)
+{
+	CLUSTERADVISORCONFIG c = unlimited();
+	cluster__adv_node v[2];
+	cluster__adv_plan p;
+
+	(void) state;
+	/* inside the absolute band: nothing */
+	node(&v[0], 0, 105, -1);
+	node(&v[1], 1, 95, -1);
+	check_plan(v, 2, &c, &p);
+	assert_true(p.balanced);
+	cluster__adv_plan_free(&p);
+	/* outside: go all the way to the share, not to the band edge */
+	node(&v[0], 0, 120, -1);
+	node(&v[1], 1, 80, -1);
+	check_plan(v, 2, &c, &p);
+	assert_false(p.balanced);
+	assert_int_equal(p.nrows, 1);
+	assert_int_equal(p.rows[0].count, 20);
+	cluster__adv_plan_free(&p);
+	/* the relative band dominates at 1000: 5% = 50 */
+	node(&v[0], 0, 1040, -1);
+	node(&v[1], 1, 960, -1);
+	check_plan(v, 2, &c, &p);
+	assert_true(p.balanced);
+	cluster__adv_plan_free(&p);
+	node(&v[0], 0, 1060, -1);
+	node(&v[1], 1, 940, -1);
+	check_plan(v, 2, &c, &p);
+	assert_int_equal(p.moved, 60);
+	cluster__adv_plan_free(&p);
+}
+
+/* 49 full members and one empty: each full one is inside its band, but
+ * the empty one is not, so all of them give a little (ClusterLoadBalancer
+ * never fills it). */
+static void
+test_fill_empty(void **state)
+{
+	CLUSTERADVISORCONFIG c = unlimited();
+	cluster__adv_node v[50];
+	cluster__adv_plan p;
+	int i;
+
+	(void) state;
+	for(i = 0; i < 49; i++)
+	{
+		node(&v[i], i, 2000, -1);
+	}
+	node(&v[49], 49, 0, -1);
+	check_plan(v, 50, &c, &p);
+	assert_int_equal(p.share[49], 1960);
+	assert_int_equal(p.moved, 1960);
+	assert_int_equal(p.inflow[49], 1960);
+	assert_int_equal(p.nrows, 49);
+	apply(v, &p);
+	cluster__adv_plan_free(&p);
+	check_plan(v, 50, &c, &p);
+	assert_true(p.balanced);
+	for(i = 0; i < 50; i++)
+	{
+		assert_int_equal(v[i].load, 1960);
+	}
+	cluster__adv_plan_free(&p);
+}
+
+static void
+test_draining(void **state)
+{
+	CLUSTERADVISORCONFIG c;
+	cluster__adv_node v[4];
+	cluster__adv_plan p;
+	int i, rounds = 0;
+
+	(void) state;
+	cluster_advisor_config_init(&c);
+	c.budget_per_second = 10;      /* 50 per 5 s round */
+	c.step_min = 100;              /* ignored when draining */
+	for(i = 0; i < 4; i++)
+	{
+		node(&v[i], i, 300, -1);
+	}
+	v[2].capacity = 0;
+	do
+	{
+		check_plan(v, 4, &c, &p);
+		if(v[2].load)
+		{
+			/* evacuated at the budget, the draining member first */
+			assert_int_equal(p.shed[2], v[2].load < 50 ? v[2].load : 50);
+			assert_int_equal(p.moved, p.shed[2]);
+		}
+		apply(v, &p);
+		cluster__adv_plan_free(&p);
+	}
+	while(v[2].load && ++rounds < 100);
+	assert_int_equal(v[2].load, 0);
+	assert_int_equal(rounds, 5);
+	assert_int_equal(v[0].load + v[1].load + v[3].load, 1200);
+	/* with nowhere to go, nothing moves */
+	node(&v[0], 0, 10, 0);
+	node(&v[1], 1, 10, 10);
+	check_plan(v, 2, &c, &p);
+	assert_int_equal(p.moved, 0);
+	cluster__adv_plan_free(&p);
+}
+
+static void
+test_limits(void **state)
+{
+	CLUSTERADVISORCONFIG c = unlimited();
+	cluster__adv_node v[3];
+	cluster__adv_plan p;
+
+	(void) state;
+	node(&v[0], 0, 1000, -1);
+	node(&v[1], 1, 500, -1);
+	node(&v[2], 2, 0, -1);
+	/* step_max */
+	c.step_max = 100;
+	check_plan(v, 3, &c, &p);
+	assert_int_equal(p.shed[0], 100);
+	cluster__adv_plan_free(&p);
+	/* shed_fraction (rounded up) */
+	c.step_max = 0;
+	c.shed_fraction = 0.3;
+	check_plan(v, 3, &c, &p);
+	assert_int_equal(p.shed[0], 150);    /* 0.3 x 500 */
+	cluster__adv_plan_free(&p);
+	/* step_min skips small moves */
+	c.shed_fraction = 1.0;
+	c.step_min = 600;
+	check_plan(v, 3, &c, &p);
+	assert_int_equal(p.moved, 0);
+	assert_false(p.balanced);
+	cluster__adv_plan_free(&p);
+	/* the budget: 10/s x 5 s = 50 a round */
+	c.step_min = 1;
+	c.budget_per_second = 10;
+	check_plan(v, 3, &c, &p);
+	assert_int_equal(p.round_budget, 50);
+	assert_int_equal(p.moved, 50);
+	cluster__adv_plan_free(&p);
+}
+
+/* A member cut short by the budget is never left inside its band and off
+ * its share: the next round still finishes the job. */
+static void
+test_no_stranding(void **state)
+{
+	CLUSTERADVISORCONFIG c;
+	cluster__adv_node v[2];
+	cluster__adv_plan p;
+
+	(void) state;
+	cluster_advisor_config_init(&c);
+	c.budget_per_second = 99;      /* 495 a round */
+	node(&v[0], 0, 1000, -1);
+	node(&v[1], 1, 0, -1);
+	check_plan(v, 2, &c, &p);
+	assert_int_equal(p.band[0], 25);
+	assert_int_equal(p.moved, 474);      /* 500 - 25 - 1 */
+	apply(v, &p);
+	cluster__adv_plan_free(&p);
+	check_plan(v, 2, &c, &p);
+	assert_int_equal(p.moved, 26);
+	apply(v, &p);
+	cluster__adv_plan_free(&p);
+	assert_int_equal(v[0].load, 500);
+	assert_int_equal(v[1].load, 500);
+}
+
+/* Every case with up to 3 members, loads 0..4, capacities unbounded,
+ * draining, exact or roomy, 1 or 2 workers, no status; under three
+ * configurations. One unlimited round settles every case. */
+static void
+test_exhaustive(void **state)
+{
+	static const long long caps[] = { -1, 0, 0, 3 };    /* index 2: = load */
+	CLUSTERADVISORCONFIG cfgs[3];
+	cluster__adv_node v[3];
+	cluster__adv_plan p;
+	int n, k, c, idx[3], count = 0;
+
+	(void) state;
+	cfgs[0] = unlimited();
+	cfgs[0].band_absolute = 0;
+	cfgs[0].band_relative = 0;
+	cfgs[1] = unlimited();
+	cfgs[1].band_absolute = 1;
+	cfgs[2] = cfgs[0];
+	cfgs[2].budget_per_second = 0.4;   /* 2 a round */
+	for(n = 1; n <= 3; n++)
+	{
+		int combos = 1;
+
+		for(k = 0; k < n; k++)
+		{
+			combos *= 5 * 5 * 2;
+		}
+		for(k = 0; k < combos; k++)
+		{
+			int x = k, i;
+
+			for(i = 0; i < n; i++)
+			{
+				idx[i] = x % 50;
+				x /= 50;
+				node(&v[i], i, idx[i] % 5, 0);
+				switch((idx[i] / 5) % 5)
+				{
+				case 0: v[i].capacity = caps[0]; break;
+				case 1: v[i].capacity = 0; break;
+				case 2: v[i].capacity = v[i].load ? v[i].load : 1; break;
+				case 3: v[i].capacity = v[i].load + caps[3]; break;
+				default: v[i].has_status = 0; break;
+				}
+				v[i].workers = 1 + idx[i] / 25;
+			}
+			for(c = 0; c < 3; c++)
+			{
+				cluster__adv_node w[3];
+
+				memcpy(w, v, sizeof(w));
+				check_plan(w, (size_t) n, &cfgs[c], &p);
+				if(c < 2 && !p.unplaceable)
+				{
+					apply(w, &p);
+					cluster__adv_plan_free(&p);
+					check_plan(w, (size_t) n, &cfgs[c], &p);
+					assert_true(p.balanced || p.moved == 0);
+				}
+				cluster__adv_plan_free(&p);
+				count++;
+			}
+		}
+	}
+	assert_true(count > 370000);
+}
+
+/* Random larger clusters under random limits: invariants every round,
+ * and the loop reaches balance. */
+static void
+test_random(void **state)
+{
+	uint64_t rng = 42;
+	int t;
+
+	(void) state;
+	for(t = 0; t < 3000; t++)
+	{
+		CLUSTERADVISORCONFIG c;
+		cluster__adv_node v[MAXN];
+		cluster__adv_plan p;
+		size_t n = 1 + cluster__adv_random_below(&rng, MAXN), i;
+		int rounds = 0;
+
+		cluster_advisor_config_init(&c);
+		c.band_absolute = (long long) cluster__adv_random_below(&rng, 20);
+		c.band_relative = (double) cluster__adv_random_below(&rng, 20) / 100.0;
+		c.budget_per_second = (double) cluster__adv_random_below(&rng, 1000);
+		c.step_max = (long long) cluster__adv_random_below(&rng, 3) ? 0 : 50 + (long long) cluster__adv_random_below(&rng, 500);
+		c.step_min = 1 + (long long) cluster__adv_random_below(&rng, 5);
+		c.shed_fraction = cluster__adv_random_below(&rng, 2) ? 1.0 : 0.5;
+		for(i = 0; i < n; i++)
+		{
+			long long load = (long long) cluster__adv_random_below(&rng, 3000);
+			uint64_t kind = cluster__adv_random_below(&rng, 10);
+
+			node(&v[i], (int) i, load, kind < 5 ? -1 : kind < 6 ? 0 : load + (long long) cluster__adv_random_below(&rng, 3000));
+			v[i].workers = 1 + (int) cluster__adv_random_below(&rng, 8);
+			v[i].passive = kind == 9 && cluster__adv_random_below(&rng, 2);
+		}
+		for(;;)
+		{
+			check_plan(v, n, &c, &p);
+			if(p.balanced || !p.moved)
+			{
+				cluster__adv_plan_free(&p);
+				break;
+			}
+			apply(v, &p);
+			cluster__adv_plan_free(&p);
+			assert_true(++rounds < 10000);
+		}
+	}
+}
+
+/* ------------------------------------------------------------------ */
+
+static void
+test_pick_spread(void **state)
+{
+	CLUSTERADVISORCONFIG c;
+	cluster__adv_node v[10];
+	cluster__adv_prov prov = { NULL, 0, 0 };
+	long long got[10] = { 0 }, share[10], w[10];
+	signed char role[10];
+	uint64_t rng = 7;
+	size_t at;
+	int i;
+
+	(void) state;
+	cluster_advisor_config_init(&c);
+	/* after a rolling deploy: deficits sum to well over 1000 */
+	for(i = 0; i < 10; i++)
+	{
+		node(&v[i], i, 1000 + 150 * (i % 5), -1);
+	}
+	v[3].load = 0;
+	v[7].load = 200;
+	assert_int_equal(cluster__adv_shares(v, 10, role, w, share, NULL), 0);
+	for(i = 0; i < 1000; i++)
+	{
+		assert_int_equal(cluster__adv_pick(v, 10, CLUSTER__ADV_NO_SELF, &c, &prov, 1000, &rng, &at), 0);
+		got[at]++;
+	}
+	for(i = 0; i < 10; i++)
+	{
+		long long deficit = share[i] - v[i].load;
+
+		assert_true(got[i] <= (deficit > 0 ? deficit : 0));
+	}
+	assert_true(got[3] > 500);
+	/* the target reports: its provisional count is forgotten */
+	v[3].mod_revision = 2;
+	v[3].load += got[3];
+	v[7].load += got[7];
+	v[7].mod_revision = 2;
+	cluster__adv_prov_free(&prov);
+	/* nobody below share: two choices still spread (no single winner) */
+	for(i = 0; i < 10; i++)
+	{
+		node(&v[i], i, 100, -1);
+		got[i] = 0;
+	}
+	for(i = 0; i < 1000; i++)
+	{
+		assert_int_equal(cluster__adv_pick(v, 10, CLUSTER__ADV_NO_SELF, &c, &prov, 1000, &rng, &at), 0);
+		got[at]++;
+	}
+	for(i = 0; i < 10; i++)
+	{
+		assert_true(got[i] >= 90 && got[i] <= 110);
+	}
+	cluster__adv_prov_free(&prov);
+}
+
+static void
+test_pick_exclusions(void **state)
+{
+	CLUSTERADVISORCONFIG c;
+	cluster__adv_node v[4];
+	cluster__adv_prov prov = { NULL, 0, 0 };
+	uint64_t rng = 1;
+	size_t at = 99;
+	int i;
+
+	(void) state;
+	cluster_advisor_config_init(&c);
+	c.stale_ms = 5000;
+	node(&v[0], 0, 10, 0);         /* draining */
+	node(&v[1], 1, 10, 10);        /* full */
+	node(&v[2], 2, 0, -1);
+	v[2].age_ms = 6000;            /* stale */
+	node(&v[3], 3, 0, -1);
+	v[3].has_status = 0;           /* no status */
+	assert_int_equal(cluster__adv_pick(v, 4, CLUSTER__ADV_NO_SELF, &c, &prov, 0, &rng, &at), ENOENT);
+	/* the draining member's row goes to the stale one: still nobody */
+	assert_int_equal(cluster__adv_pick(v, 4, 0, &c, &prov, 0, &rng, &at), ENOENT);
+	assert_int_equal(cluster__adv_pick(v, 4, 2, &c, &prov, 0, &rng, &at), ENOENT);
+	v[2].age_ms = 100;
+	assert_int_equal(cluster__adv_pick(v, 4, CLUSTER__ADV_NO_SELF, &c, &prov, 0, &rng, &at), 0);
+	assert_int_equal(at, 2);
+	assert_int_equal(cluster__adv_pick(v, 4, 0, &c, &prov, 0, &rng, &at), 0);
+	assert_int_equal(at, 2);
+	cluster__adv_prov_free(&prov);
+	/* provisional load fills a bounded member: then it is full */
+	node(&v[1], 1, 8, 10);
+	v[2].age_ms = 6000;
+	cluster__adv_prov_free(&prov);
+	for(i = 0; i < 2; i++)
+	{
+		assert_int_equal(cluster__adv_pick(v, 4, CLUSTER__ADV_NO_SELF, &c, &prov, 0, &rng, &at), 0);
+		assert_int_equal(at, 1);
+	}
+	assert_int_equal(cluster__adv_pick(v, 4, CLUSTER__ADV_NO_SELF, &c, &prov, 0, &rng, &at), ENOENT);
+	/* ... until its record changes ... */
+	v[1].received_ms = 77;
+	assert_int_equal(cluster__adv_pick(v, 4, CLUSTER__ADV_NO_SELF, &c, &prov, 0, &rng, &at), 0);
+	assert_int_equal(cluster__adv_pick(v, 4, CLUSTER__ADV_NO_SELF, &c, &prov, 0, &rng, &at), 0);
+	assert_int_equal(cluster__adv_pick(v, 4, CLUSTER__ADV_NO_SELF, &c, &prov, 0, &rng, &at), ENOENT);
+	/* ... or the entry times out */
+	assert_int_equal(cluster__adv_pick(v, 4, CLUSTER__ADV_NO_SELF, &c, &prov, cluster__adv_prov_timeout(&c), &rng, &at), 0);
+	cluster__adv_prov_free(&prov);
+}
+
+/* A random cluster for the pick tests: mixed capacities, workers,
+ * draining, passive and status-less members, random limits. */
+static size_t
+random_cluster(uint64_t *rng, cluster__adv_node *v, CLUSTERADVISORCONFIG *c)
+{
+	size_t n = 2 + cluster__adv_random_below(rng, 30), i;
+
+	cluster_advisor_config_init(c);
+	c->band_absolute = (long long) cluster__adv_random_below(rng, 20);
+	c->band_relative = (double) cluster__adv_random_below(rng, 10) / 100.0;
+	c->budget_per_second = (double) cluster__adv_random_below(rng, 600);
+	c->step_max = cluster__adv_random_below(rng, 3) ? 0 : 20 + (long long) cluster__adv_random_below(rng, 300);
+	c->shed_fraction = cluster__adv_random_below(rng, 2) ? 1.0 : 0.5;
+	for(i = 0; i < n; i++)
+	{
+		long long load = (long long) cluster__adv_random_below(rng, 2000);
+		uint64_t kind = cluster__adv_random_below(rng, 12);
+
+		node(&v[i], (int) i, load, kind < 6 ? -1 : kind < 7 ? 0 : load + (long long) cluster__adv_random_below(rng, 2000));
+		v[i].workers = 1 + (int) cluster__adv_random_below(rng, 4);
+		v[i].passive = kind == 10;
+		v[i].has_status = kind != 11;
+	}
+	return n;
+}
+
+/* Per target: the plan's rows out of self. */
+static void
+own_rows(const cluster__adv_plan *p, size_t n, size_t self, long long *own)
+{
+	size_t i;
+
+	memset(own, 0, n * sizeof(*own));
+	for(i = 0; i < p->nrows; i++)
+	{
+		if(p->rows[i].from == self)
+		{
+			own[p->rows[i].to] += p->rows[i].count;
+		}
+	}
+}
+
+/* Room below the share, as the pick must see it (eligible targets only);
+ * returns the sum of the positive parts. */
+static long long
+room_below_share(const cluster__adv_node *v, size_t n, const cluster__adv_plan *p, const long long *mine, long long *room)
+{
+	long long sum = 0;
+	size_t i;
+
+	for(i = 0; i < n; i++)
+	{
+		room[i] = 0;
+		if(p->role[i] != CLUSTER__ADV_MEMBER || (v[i].capacity > 0 && v[i].load + mine[i] >= v[i].capacity))
+		{
+			continue;
+		}
+		room[i] = p->share[i] - v[i].load - mine[i];
+		sum += room[i] > 0 ? room[i] : 0;
+	}
+	return sum;
+}
+
+/* A shedder's picks follow its own rows: never more than a row into its
+ * target while rows remain, exactly its rows once it picked its shed
+ * count; the next pick takes room below some share while any is left. */
+static void
+test_pick_own_rows(void **state)
+{
+	uint64_t rng = 11, prng = 12;
+	int t, shedders = 0;
+
+	(void) state;
+	for(t = 0; t < 400; t++)
+	{
+		CLUSTERADVISORCONFIG c;
+		cluster__adv_node v[MAXN];
+		cluster__adv_plan p;
+		long long own[MAXN], got[MAXN], room[MAXN];
+		size_t n = random_cluster(&rng, v, &c), s, i, at;
+
+		assert_int_equal(cluster__adv_plan_compute(&p, v, n, &c), 0);
+		for(s = 0; s < n; s++)
+		{
+			cluster__adv_prov prov = { NULL, 0, 0 };
+			long long k;
+
+			if(!p.shed[s])
+			{
+				continue;
+			}
+			shedders++;
+			own_rows(&p, n, s, own);
+			memset(got, 0, sizeof(got));
+			for(k = 0; k < p.shed[s]; k++)
+			{
+				assert_int_equal(cluster__adv_pick(v, n, s, &c, &prov, 1000, &prng, &at), 0);
+				got[at]++;
+				assert_true(got[at] <= own[at]);
+			}
+			for(i = 0; i < n; i++)
+			{
+				assert_int_equal(got[i], own[i]);
+			}
+			/* rows exhausted: room below a share, when there is any */
+			if(room_below_share(v, n, &p, got, room) > 0)
+			{
+				assert_int_equal(cluster__adv_pick(v, n, s, &c, &prov, 1000, &prng, &at), 0);
+				assert_true(room[at] > 0);
+			}
+			cluster__adv_prov_free(&prov);
+		}
+		cluster__adv_plan_free(&p);
+	}
+	assert_true(shedders > 1000);
+}
+
+/* Every shedder of one snapshot answers each of its redirected clients
+ * with its own pick, in an interleaved order: the picks land exactly on
+ * the plan, so nobody crosses its share. */
+static void
+test_pick_all_shedders_no_overshoot(void **state)
+{
+	uint64_t rng = 21, prng = 22;
+	int t, moved = 0;
+
+	(void) state;
+	for(t = 0; t < 500; t++)
+	{
+		CLUSTERADVISORCONFIG c;
+		cluster__adv_node v[MAXN];
+		cluster__adv_plan p;
+		cluster__adv_prov prov[MAXN];
+		long long left[MAXN], after[MAXN], got[MAXN], pending = 0;
+		size_t n = random_cluster(&rng, v, &c), i, at;
+
+		memset(prov, 0, sizeof(prov));
+		memset(got, 0, sizeof(got));
+		assert_int_equal(cluster__adv_plan_compute(&p, v, n, &c), 0);
+		for(i = 0; i < n; i++)
+		{
+			left[i] = p.shed[i];
+			after[i] = v[i].load;
+			pending += left[i];
+		}
+		while(pending > 0)
+		{
+			/* a random shedder with clients left to place */
+			size_t s = cluster__adv_random_below(&prng, n);
+
+			if(!left[s])
+			{
+				continue;
+			}
+			assert_int_equal(cluster__adv_pick(v, n, s, &c, &prov[s], 1000, &prng, &at), 0);
+			left[s]--;
+			pending--;
+			after[s]--;
+			after[at]++;
+			got[at]++;
+			moved++;
+		}
+		for(i = 0; i < n; i++)
+		{
+			assert_int_equal(got[i], p.inflow[i]);
+			if(p.role[i] == CLUSTER__ADV_OUT)
+			{
+				continue;
+			}
+			if(p.gap[i] >= 0)
+			{
+				assert_true(after[i] >= p.share[i]);
+			}
+			else
+			{
+				assert_true(after[i] <= p.share[i]);
+			}
+			cluster__adv_prov_free(&prov[i]);
+		}
+		cluster__adv_plan_free(&p);
+	}
+	assert_true(moved > 100000);
+}
+
+/* A caller without rows (a new client's pick: not a member, or a member
+ * the plan does not move) takes room below a share whenever any is left,
+ * and many independent callers do not crowd one target: ten instances
+ * making 100 picks each from one snapshot whose deficits sum to 1000. */
+static void
+test_pick_callers_without_rows(void **state)
+{
+	CLUSTERADVISORCONFIG c;
+	cluster__adv_node v[MAXN];
+	cluster__adv_plan p;
+	long long got[MAXN], deficit[MAXN];
+	uint64_t rng = 31, prng = 32;
+	double worst = 0;
+	size_t at, n, i;
+	int t, k, inst;
+
+	(void) state;
+	cluster_advisor_config_init(&c);
+	for(t = 0; t < 300; t++)
+	{
+		n = random_cluster(&rng, v, &c);
+		assert_int_equal(cluster__adv_plan_compute(&p, v, n, &c), 0);
+		for(i = 0; i <= n; i++)
+		{
+			size_t self = i == n ? CLUSTER__ADV_NO_SELF : i;
+			cluster__adv_prov prov = { NULL, 0, 0 };
+
+			if(self != CLUSTER__ADV_NO_SELF && p.shed[self])
+			{
+				continue;
+			}
+			memset(got, 0, sizeof(got));
+			for(k = 0; k < 50; k++)
+			{
+				long long room = 0;
+				size_t j;
+				int r;
+
+				for(j = 0; j < n; j++)
+				{
+					long long left = p.share[j] - v[j].load - got[j];
+
+					if(p.role[j] == CLUSTER__ADV_MEMBER && left > 0 && (v[j].capacity < 0 || v[j].load + got[j] < v[j].capacity))
+					{
+						room += left;
+					}
+				}
+				r = cluster__adv_pick(v, n, self, &c, &prov, 0, &prng, &at);
+				if(r == ENOENT)
+				{
+					break;
+				}
+				assert_int_equal(r, 0);
+				if(room > 0)
+				{
+					/* never a member at or above its share while room is left */
+					assert_true(p.share[at] - v[at].load - got[at] > 0);
+				}
+				got[at]++;
+			}
+			cluster__adv_prov_free(&prov);
+		}
+		cluster__adv_plan_free(&p);
+	}
+	/* the herd case: ten callers, one snapshot, deficits 100 x 10 */
+	n = 20;
+	for(i = 0; i < n; i++)
+	{
+		node(&v[i], (int) i, i < 10 ? 1100 : 1000 - 100, -1);
+	}
+	assert_int_equal(cluster__adv_plan_compute(&p, v, n, &c), 0);
+	memset(got, 0, sizeof(got));
+	for(i = 0; i < n; i++)
+	{
+		deficit[i] = p.share[i] - v[i].load;
+	}
+	for(inst = 0; inst < 10; inst++)
+	{
+		cluster__adv_prov prov = { NULL, 0, 0 };
+
+		for(k = 0; k < 100; k++)
+		{
+			assert_int_equal(cluster__adv_pick(v, n, CLUSTER__ADV_NO_SELF, &c, &prov, 0, &prng, &at), 0);
+			got[at]++;
+		}
+		cluster__adv_prov_free(&prov);
+	}
+	for(i = 0; i < n; i++)
+	{
+		if(deficit[i] > 0)
+		{
+			double ratio = (double) got[i] / (double) deficit[i];
+
+			worst = ratio > worst ? ratio : worst;
+		}
+		else
+		{
+			assert_int_equal(got[i], 0);
+		}
+	}
+	print_message("ten independent callers: worst member got %.3fx its deficit\n", worst);
+	assert_true(worst < 1.5);
+	cluster__adv_plan_free(&p);
+}
+
+static void
+test_pick_deterministic(void **state)
+{
+	uint64_t rng = 41;
+	int t, k;
+
+	(void) state;
+	for(t = 0; t < 50; t++)
+	{
+		CLUSTERADVISORCONFIG c;
+		cluster__adv_node v[MAXN];
+		cluster__adv_plan p;
+		size_t n = random_cluster(&rng, v, &c), self = CLUSTER__ADV_NO_SELF, i;
+		cluster__adv_prov pa = { NULL, 0, 0 }, pb = { NULL, 0, 0 };
+		uint64_t ra = rng, rb = rng;
+
+		assert_int_equal(cluster__adv_plan_compute(&p, v, n, &c), 0);
+		for(i = 0; i < n && t % 2; i++)
+		{
+			if(p.shed[i])
+			{
+				self = i;
+				break;
+			}
+		}
+		cluster__adv_plan_free(&p);
+		for(k = 0; k < 200; k++)
+		{
+			size_t a = 0, b = 1;
+			int x = cluster__adv_pick(v, n, self, &c, &pa, 0, &ra, &a), y = cluster__adv_pick(v, n, self, &c, &pb, 0, &rb, &b);
+
+			assert_int_equal(x, y);
+			if(x)
+			{
+				break;
+			}
+			assert_int_equal(a, b);
+		}
+		assert_true(ra == rb);
+		assert_int_equal(pa.count, pb.count);
+		for(i = 0; i < pa.count; i++)
+		{
+			assert_string_equal(pa.entries[i].id, pb.entries[i].id);
+			assert_int_equal(pa.entries[i].count, pb.entries[i].count);
+		}
+		cluster__adv_prov_free(&pa);
+		cluster__adv_prov_free(&pb);
+	}
+}
+
+static void
+test_config_and_random(void **state)
+{
+	CLUSTERADVISORCONFIG c;
+	const char *field = NULL, *rule = NULL;
+	uint64_t rng = 3;
+	int i;
+
+	(void) state;
+	cluster_advisor_config_init(&c);
+	assert_int_equal(cluster__adv_config_check(&c, &field, &rule), 0);
+	assert_int_equal(cluster__adv_round_budget(&c), 2500);
+	c.shed_fraction = 0;
+	assert_int_equal(cluster__adv_config_check(&c, &field, &rule), EINVAL);
+	assert_string_equal(field, "shed_fraction");
+	cluster_advisor_config_init(&c);
+	c.step_max = 5;
+	c.step_min = 6;
+	assert_int_equal(cluster__adv_config_check(&c, &field, &rule), EINVAL);
+	assert_string_equal(field, "step_min");
+	cluster_advisor_config_init(&c);
+	c.jitter = 0.9;
+	assert_int_equal(cluster__adv_config_check(&c, &field, &rule), EINVAL);
+	assert_string_equal(field, "jitter");
+	for(i = 0; i < 10000; i++)
+	{
+		int64_t d = cluster__adv_jittered(5000, 0.1, &rng);
+
+		assert_true(d >= 4500 && d <= 5500);
+		assert_true(cluster__adv_random_below(&rng, 7) < 7);
+	}
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_shares),
+		cmocka_unit_test(test_hysteresis),
+		cmocka_unit_test(test_fill_empty),
+		cmocka_unit_test(test_draining),
+		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_no_stranding),
+		cmocka_unit_test(test_exhaustive),
+		cmocka_unit_test(test_random),
+		cmocka_unit_test(test_pick_spread),
+		cmocka_unit_test(test_pick_exclusions),
+		cmocka_unit_test(test_pick_own_rows),
+		cmocka_unit_test(test_pick_all_shedders_no_overshoot),
+		cmocka_unit_test(test_pick_callers_without_rows),
+		cmocka_unit_test(test_pick_deterministic),
+		cmocka_unit_test(test_config_and_random),
+	};
+
+	make_ids();
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

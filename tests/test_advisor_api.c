@@ -1,0 +1,404 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Connection-advisor public API: validation (EINVAL with a logged reason
+ * naming the field, nothing changed), status storage and the engine hook,
+ * advice rows from an injected view, fail-static, the pick on the static
+ * engine, and the advisor thread's callback.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "testutil.h"
+#include "cluster-int.h"
+#include "advisor.h"
+
+static double
+mult(void)
+{
+	const char *s = getenv("CLUSTER_TEST_TIMEOUT_MULTIPLIER");
+	double m = s ? atof(s) : 1.0;
+
+	return m < 1.0 ? 1.0 : m;
+}
+
+/* ------------------------------------------------------------------ */
+
+static void
+test_config(void **state)
+{
+	CLUSTER *c = tu_cluster("advcfg");
+	CLUSTERADVISORCONFIG cfg, before;
+
+	(void) state;
+	assert_non_null(c);
+	cluster_advisor_config_init(&cfg);
+	assert_int_equal(cfg.version, CLUSTER_ADVISOR_CONFIG_VERSION);
+	assert_int_equal(cfg.report_interval_ms, 1000);
+	assert_int_equal(cfg.advice_interval_ms, 5000);
+	assert_int_equal(cfg.band_absolute, 10);
+	assert_int_equal(cfg.step_min, 1);
+	/* the core initialised the object's config the same way */
+	assert_memory_equal(&c->advisor_config, &cfg, sizeof(cfg));
+	before = c->advisor_config;
+
+#define BAD(field, value) do { \
+		cluster_advisor_config_init(&cfg); \
+		cfg.field = value; \
+		tu_reset(); \
+		errno = 0; \
+		assert_int_equal(cluster_set_advisor_config(c, &cfg), -1); \
+		assert_int_equal(errno, EINVAL); \
+		assert_true(tu_logged("field " #field " is invalid")); \
+		assert_memory_equal(&c->advisor_config, &before, sizeof(before)); \
+	} while(0)
+	BAD(version, 0);
+	BAD(report_interval_ms, 0);
+	BAD(advice_interval_ms, -5);
+	BAD(band_absolute, -1);
+	BAD(band_relative, -0.1);
+	BAD(shed_fraction, 0.0);
+	BAD(shed_fraction, 1.5);
+	BAD(step_max, -1);
+	BAD(step_min, -1);
+	BAD(budget_per_second, -1.0);
+	BAD(jitter, 0.75);
+	BAD(stale_ms, -1);
+#undef BAD
+	assert_int_equal(cluster_set_advisor_config(c, NULL), -1);
+	assert_int_equal(errno, EINVAL);
+	cluster_advisor_config_init(&cfg);
+	cfg.band_absolute = 3;
+	assert_int_equal(cluster_set_advisor_config(c, &cfg), 0);
+	assert_int_equal(c->advisor_config.band_absolute, 3);
+	cluster_destroy(c);
+}
+
+static void
+test_report_validation(void **state)
+{
+	CLUSTER *c = tu_cluster("advrep");
+	unsigned long seq;
+
+	(void) state;
+	assert_non_null(c);
+	tu_reset();
+	assert_int_equal(cluster_report(c, -1, -1), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_true(tu_logged("load -1 is invalid"));
+	assert_int_equal(cluster_report(c, 10, 5), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_true(tu_logged("capacity 5 is invalid"));
+	assert_int_equal(cluster_report(c, 10, -2), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(cluster_report(c, CLUSTER__ADV_VALUE_MAX + 1, -1), -1);
+	assert_int_equal(c->status.reported, 0);
+	assert_int_equal(c->status.seq, 0);
+	/* valid: unbounded, draining (even with load), a maximum equal to the load */
+	assert_int_equal(cluster_report(c, 10, CLUSTER_CAPACITY_UNBOUNDED), 0);
+	assert_int_equal(c->status.reported, 1);
+	assert_int_equal(c->status.load, 10);
+	assert_int_equal(c->status.capacity, -1);
+	seq = c->status.seq;
+	assert_int_equal(cluster_report(c, 10, CLUSTER_CAPACITY_UNBOUNDED), 0);
+	assert_int_equal(c->status.seq, seq);    /* unchanged: no write */
+	assert_int_equal(cluster_report(c, 10, 0), 0);
+	assert_int_equal(cluster_report(c, 10, 10), 0);
+	assert_true(c->status.seq > seq);
+	/* a failed report leaves the last good one */
+	assert_int_equal(cluster_report(c, 11, 10), -1);
+	assert_int_equal(c->status.load, 10);
+	assert_int_equal(c->status.capacity, 10);
+	assert_int_equal(cluster_report(NULL, 1, 1), -1);
+	assert_int_equal(errno, EINVAL);
+	cluster_destroy(c);
+}
+
+static void
+test_address(void **state)
+{
+	CLUSTER *c = tu_cluster("advaddr");
+	char longer[CLUSTER_ADDRESS_MAX + 2];
+
+	(void) state;
+	assert_non_null(c);
+	assert_int_equal(cluster_set_address(c, "ws://host:8080/x"), 0);
+	assert_string_equal(c->status.address, "ws://host:8080/x");
+	tu_reset();
+	assert_int_equal(cluster_set_address(c, "ws://a b"), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_true(tu_logged("address"));
+	assert_int_equal(cluster_set_address(c, "ws://\x01"), -1);
+	assert_int_equal(cluster_set_address(c, "ws://\xc3\xa9"), -1);
+	memset(longer, 'a', sizeof(longer) - 1);
+	longer[sizeof(longer) - 1] = 0;
+	assert_int_equal(cluster_set_address(c, longer), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_string_equal(c->status.address, "ws://host:8080/x");
+	longer[CLUSTER_ADDRESS_MAX] = 0;    /* exactly the maximum is fine */
+	assert_int_equal(cluster_set_address(c, longer), 0);
+	assert_int_equal(cluster_set_address(c, NULL), 0);
+	assert_string_equal(c->status.address, "");
+	assert_int_equal(cluster_set_address(c, "x"), 0);
+	assert_int_equal(cluster_set_address(c, ""), 0);
+	assert_string_equal(c->status.address, "");
+	cluster_destroy(c);
+}
+
+/* ------------------------------------------------------------------ */
+
+static int hook_calls;
+
+static void
+counting_hook(CLUSTER *cluster)
+{
+	(void) cluster;
+	hook_calls++;
+}
+
+/* Static engine, one member: reports before and after join, the engine
+ * hook only while joined, the pick returns this instance, no advice. */
+static void
+test_static_single(void **state)
+{
+	static cluster__engine hooked;
+	CLUSTER *c = tu_cluster("advstatic");
+	CLUSTERMEMBER t;
+	CLUSTERREDIRECT *rows = (CLUSTERREDIRECT *) 1;
+	size_t n = 99;
+
+	(void) state;
+	assert_non_null(c);
+	assert_int_equal(cluster_pick_target(c, &t), -1);
+	assert_int_equal(errno, EPERM);
+	assert_int_equal(cluster_advice(c, &rows, &n), -1);
+	assert_int_equal(errno, EPERM);
+	assert_int_equal(cluster_pick_target(c, NULL), -1);
+	assert_int_equal(errno, EINVAL);
+
+	hooked = cluster__engine_static;
+	hooked.status_changed = counting_hook;
+	c->engine = &hooked;
+	hook_calls = 0;
+	assert_int_equal(cluster_set_address(c, "ws://me:1"), 0);
+	assert_int_equal(cluster_report(c, 5, -1), 0);
+	assert_int_equal(hook_calls, 0);      /* not joined: the engine reads it at join */
+	assert_int_equal(cluster_join(c), 0);
+	assert_int_equal(cluster_report(c, 6, -1), 0);
+	assert_int_equal(hook_calls, 1);
+	assert_int_equal(cluster_report(c, 6, -1), 0);
+	assert_int_equal(hook_calls, 1);      /* unchanged */
+	assert_int_equal(cluster_set_address(c, "ws://me:2"), 0);
+	assert_int_equal(hook_calls, 2);
+
+	memset(&t, 0, sizeof(t));
+	assert_int_equal(cluster_pick_target(c, &t), 0);
+	assert_string_equal(t.id, cluster_instance(c));
+	assert_true(t.self);
+	assert_true(t.has_status);
+	assert_string_equal(t.address, "ws://me:2");
+	assert_int_equal(t.load, 6);
+	assert_int_equal(cluster_advice(c, &rows, &n), 0);
+	assert_int_equal(n, 0);
+	assert_null(rows);
+	/* draining: nobody can take a client */
+	assert_int_equal(cluster_report(c, 6, 0), 0);
+	assert_int_equal(cluster_pick_target(c, &t), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(cluster_leave(c), 0);
+	assert_int_equal(cluster_report(c, 7, -1), 0);
+	assert_int_equal(hook_calls, 3);      /* the draining report counted; after leave, none */
+	c->engine = &cluster__engine_static;
+	cluster_destroy(c);
+}
+
+/* Three members injected as an etcd engine would publish them. */
+static void
+inject(CLUSTER *c, long long self_load, long long a_load, long long a_cap, long long b_load)
+{
+	cluster__member m[3];
+
+	memset(m, 0, sizeof(m));
+	snprintf(m[0].id, sizeof(m[0].id), "%s", cluster_instance(c));
+	snprintf(m[1].id, sizeof(m[1].id), "peer-a");
+	snprintf(m[2].id, sizeof(m[2].id), "peer-b");
+	m[0].load = self_load;
+	m[1].load = a_load;
+	m[2].load = b_load;
+	m[0].capacity = -1;
+	m[1].capacity = a_cap;
+	m[2].capacity = -1;
+	snprintf(m[1].address, sizeof(m[1].address), "ws://a:1");
+	snprintf(m[2].address, sizeof(m[2].address), "ws://b:1");
+	for(int i = 0; i < 3; i++)
+	{
+		m[i].workers = 1;
+		m[i].has_status = 1;
+		m[i].mod_revision = 40 + i;
+		m[i].received_ms = cluster__now_ms();
+	}
+	assert_int_equal(cluster__publish_view(c, m, 3, 42), 0);
+}
+
+static void
+test_advice_rows_and_fail_static(void **state)
+{
+	CLUSTER *c = tu_cluster("advrows");
+	CLUSTERREDIRECT *rows = NULL;
+	CLUSTERMEMBER t;
+	size_t n = 0;
+	int i, got_a = 0;
+
+	(void) state;
+	assert_non_null(c);
+	assert_int_equal(cluster_set_instance(c, "me"), 0);
+	assert_int_equal(cluster_join(c), 0);
+	/* 900 here, 0 and 0 there: 300 each */
+	inject(c, 900, 0, -1, 0);
+	tu_reset();
+	assert_int_equal(cluster_advice(c, &rows, &n), 0);
+	assert_int_equal(n, 2);
+	assert_string_equal(rows[0].target, "peer-a");
+	assert_string_equal(rows[0].address, "ws://a:1");
+	assert_int_equal(rows[0].count + rows[1].count, 600);
+	assert_int_equal(rows[0].count, 300);
+	assert_string_equal(rows[1].target, "peer-b");
+	cluster_redirects_free(rows);
+	/* explained at debug level */
+	assert_true(tu_logged("advice at revision 42"));
+	assert_true(tu_logged("fair share 300"));
+	assert_true(tu_logged("round budget 2500"));
+	/* fail-static: a stale view advises nothing */
+	cluster__set_fresh(c, 0);
+	rows = (CLUSTERREDIRECT *) 1;
+	assert_int_equal(cluster_advice(c, &rows, &n), 0);
+	assert_int_equal(n, 0);
+	assert_null(rows);
+	assert_true(tu_logged("may be stale"));
+	cluster__set_fresh(c, 1);
+	/* a draining peer is evacuated by its own rows, not ours */
+	inject(c, 100, 500, 0, 100);
+	assert_int_equal(cluster_advice(c, &rows, &n), 0);
+	assert_int_equal(n, 0);
+	/* the pick never chooses a draining member and spreads by deficit */
+	inject(c, 300, 0, 0, 0);
+	for(i = 0; i < 50; i++)
+	{
+		assert_int_equal(cluster_pick_target(c, &t), 0);
+		assert_string_not_equal(t.id, "peer-a");
+		got_a += !strcmp(t.id, "peer-b");
+	}
+	assert_int_equal(got_a, 50);      /* peer-b holds the only deficit (150) */
+	assert_int_equal(cluster_leave(c), 0);
+	assert_int_equal(cluster_advice(c, &rows, &n), -1);
+	assert_int_equal(errno, EPERM);
+	assert_int_equal(cluster_advice(c, NULL, &n), -1);
+	assert_int_equal(errno, EINVAL);
+	cluster_destroy(c);
+}
+
+/* ------------------------------------------------------------------ */
+
+static pthread_mutex_t cb_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cb_cond = PTHREAD_COND_INITIALIZER;
+static int cb_calls;
+static long long cb_total;
+static int cb_deadlk;
+
+static void
+advice_cb(CLUSTER *cluster, const CLUSTERREDIRECT *rows, size_t n)
+{
+	long long sum = 0;
+	size_t i;
+	int r;
+
+	for(i = 0; i < n; i++)
+	{
+		sum += rows[i].count;
+	}
+	/* control calls that would wait for this thread are refused */
+	r = cluster_leave(cluster);
+	pthread_mutex_lock(&cb_lock);
+	cb_deadlk += r == -1 && errno == EDEADLK;
+	cb_calls++;
+	cb_total = sum;
+	pthread_cond_broadcast(&cb_cond);
+	pthread_mutex_unlock(&cb_lock);
+}
+
+static int
+wait_calls(int want, double seconds)
+{
+	struct timespec ts;
+	int r = 0;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += (time_t) (seconds * mult()) + 1;
+	pthread_mutex_lock(&cb_lock);
+	while(cb_calls < want && r == 0)
+	{
+		r = pthread_cond_timedwait(&cb_cond, &cb_lock, &ts);
+	}
+	r = cb_calls >= want;
+	pthread_mutex_unlock(&cb_lock);
+	return r;
+}
+
+static void
+test_advisor_thread(void **state)
+{
+	CLUSTER *c = tu_cluster("advthread");
+	CLUSTERADVISORCONFIG cfg;
+	int after;
+
+	(void) state;
+	assert_non_null(c);
+	assert_int_equal(cluster_set_instance(c, "me"), 0);
+	cluster_advisor_config_init(&cfg);
+	cfg.advice_interval_ms = 20;
+	cfg.jitter = 0;
+	cfg.budget_per_second = 0;
+	assert_int_equal(cluster_set_advisor_config(c, &cfg), 0);
+	/* installed before join: the thread starts with the join */
+	assert_int_equal(cluster_set_advisor(c, advice_cb), 0);
+	assert_int_equal(cluster_join(c), 0);
+	inject(c, 900, 0, -1, 0);
+	assert_true(wait_calls(3, 5.0));
+	pthread_mutex_lock(&cb_lock);
+	assert_int_equal(cb_total, 600);
+	assert_true(cb_deadlk >= 1);
+	pthread_mutex_unlock(&cb_lock);
+	/* after leave, no more rounds */
+	assert_int_equal(cluster_leave(c), 0);
+	pthread_mutex_lock(&cb_lock);
+	after = cb_calls;
+	pthread_mutex_unlock(&cb_lock);
+	assert_false(wait_calls(after + 1, 0.2));
+	/* installed while joined: the thread starts then */
+	assert_int_equal(cluster_set_advisor(c, NULL), 0);
+	assert_int_equal(cluster_join(c), 0);
+	assert_false(wait_calls(after + 1, 0.1));
+	assert_int_equal(cluster_set_advisor(c, advice_cb), 0);
+	assert_true(wait_calls(after + 2, 5.0));
+	assert_int_equal(cluster_destroy(c), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_config),
+		cmocka_unit_test(test_report_validation),
+		cmocka_unit_test(test_address),
+		cmocka_unit_test(test_static_single),
+		cmocka_unit_test(test_advice_rows_and_fail_static),
+		cmocka_unit_test(test_advisor_thread),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,388 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Connection advisor against a real etcd (one private etcd for the
+ * program, a fresh cluster key per test): three members report; every
+ * member sees every status; each member's advice equals its rows of the
+ * pure plan computed from the same snapshot; a draining member is
+ * evacuated; a dead member's status disappears with its lease; garbage
+ * values are left out.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+#include <cjson/cJSON.h>
+
+#include "etcdharness.h"
+#include "testutil.h"
+#include "advisor.h"
+
+static etcdh *H;
+static int key_seq;
+
+static int
+group_setup(void **state)
+{
+	(void) state;
+	if(etcdh_start(&H))
+	{
+		fprintf(stderr, "# cannot start etcd\n");
+		return -1;
+	}
+	return 0;
+}
+
+static int
+group_teardown(void **state)
+{
+	(void) state;
+	etcdh_destroy(H);
+	return 0;
+}
+
+static const char *
+new_key(char *buf, size_t size)
+{
+	snprintf(buf, size, "itadv-%ld-%d", (long) getpid(), ++key_seq);
+	return buf;
+}
+
+static CLUSTER *
+member(const char *key, const char *id)
+{
+	CLUSTER *c = tu_cluster(key);
+	CLUSTERADVISORCONFIG cfg;
+
+	assert_non_null(c);
+	assert_int_equal(cluster_set_instance(c, id), 0);
+	assert_int_equal(cluster_set_registry(c, etcdh_endpoint(H)), 0);
+	assert_int_equal(cluster_set_ttl(c, 3), 0);
+	cluster_advisor_config_init(&cfg);
+	cfg.report_interval_ms = 100;
+	assert_int_equal(cluster_set_advisor_config(c, &cfg), 0);
+	if(cluster_join(c))
+	{
+		fail_msg("%s cannot join: %s", id, strerror(errno));
+	}
+	return c;
+}
+
+/* The member list as advisor nodes (ids point into the list). */
+static void
+nodes_of(const CLUSTERMEMBER *m, size_t n, cluster__adv_node *v)
+{
+	size_t i;
+
+	for(i = 0; i < n; i++)
+	{
+		memset(&v[i], 0, sizeof(v[i]));
+		v[i].id = m[i].id;
+		v[i].workers = m[i].workers;
+		v[i].passive = m[i].passive;
+		v[i].has_status = m[i].has_status;
+		v[i].load = m[i].load;
+		v[i].capacity = m[i].capacity;
+	}
+}
+
+/* Wait until c sees exactly the n (id, load, capacity) statuses given. */
+static int
+sees(CLUSTER *c, size_t n, const char *const *id, const long long *load, const long long *cap, double seconds)
+{
+	double deadline = etcdh_now() + seconds * etcdh_timeout_mult();
+
+	do
+	{
+		CLUSTERMEMBER *m = NULL;
+		size_t count = 0, i, ok = 0;
+
+		if(!cluster_members(c, &m, &count) && count == n)
+		{
+			for(i = 0; i < n; i++)
+			{
+				/* each member is checked from every member, so the registry has it */
+				ok += !strcmp(m[i].id, id[i]) && m[i].has_status == (load[i] >= 0) && (load[i] < 0 || (m[i].load == load[i] && m[i].capacity == cap[i]));
+			}
+		}
+		cluster_members_free(m);
+		if(ok == n)
+		{
+			return 1;
+		}
+		usleep(20000);
+	}
+	while(etcdh_now() < deadline);
+	{
+		/* say what was seen instead */
+		CLUSTERMEMBER *m = NULL;
+		size_t count = 0, i;
+
+		if(!cluster_members(c, &m, &count))
+		{
+			for(i = 0; i < count; i++)
+			{
+				fprintf(stderr, "# seen: %s status %d load %lld capacity %lld address '%s' self %d\n", m[i].id, m[i].has_status, m[i].load, m[i].capacity, m[i].address, m[i].self);
+			}
+			cluster_members_free(m);
+		}
+	}
+	return 0;
+}
+
+/* This member's advice equals its rows of the plan from its own snapshot. */
+static long long
+advice_matches_plan(CLUSTER *c, const char *self, long long *rows_total)
+{
+	CLUSTERMEMBER *m = NULL;
+	CLUSTERREDIRECT *r = NULL;
+	cluster__adv_node v[16];
+	cluster__adv_plan p;
+	CLUSTERADVISORCONFIG cfg;
+	size_t n = 0, nr = 0, i, k = 0;
+	long long sum = 0;
+
+	cluster_advisor_config_init(&cfg);
+	cfg.report_interval_ms = 100;
+	assert_int_equal(cluster_members(c, &m, &n), 0);
+	assert_true(n <= 16);
+	nodes_of(m, n, v);
+	assert_int_equal(cluster__adv_plan_compute(&p, v, n, &cfg), 0);
+	assert_int_equal(cluster_advice(c, &r, &nr), 0);
+	for(i = 0; i < p.nrows; i++)
+	{
+		if(strcmp(m[p.rows[i].from].id, self))
+		{
+			continue;
+		}
+		assert_true(k < nr);
+		assert_string_equal(r[k].target, m[p.rows[i].to].id);
+		assert_string_equal(r[k].address, m[p.rows[i].to].address);
+		assert_int_equal(r[k].count, p.rows[i].count);
+		sum += r[k].count;
+		k++;
+	}
+	assert_int_equal(k, nr);
+	cluster__adv_plan_free(&p);
+	cluster_redirects_free(r);
+	cluster_members_free(m);
+	*rows_total = sum;
+	return (long long) nr;
+}
+
+static void
+test_three_members(void **state)
+{
+	static const char *const ids[3] = { "a", "b", "c" };
+	char key[64];
+	CLUSTER *c[3];
+	long long load[3] = { 900, 0, 0 }, cap[3] = { -1, -1, -1 }, total;
+	int i;
+
+	(void) state;
+	new_key(key, sizeof(key));
+	for(i = 0; i < 3; i++)
+	{
+		char addr[32];
+
+		c[i] = member(key, ids[i]);
+		snprintf(addr, sizeof(addr), "ws://%s:80", ids[i]);
+		assert_int_equal(cluster_set_address(c[i], addr), 0);
+		assert_int_equal(cluster_report(c[i], load[i], cap[i]), 0);
+	}
+	for(i = 0; i < 3; i++)
+	{
+		assert_true(sees(c[i], 3, ids, load, cap, 10));
+	}
+	{
+		/* addresses travel too */
+		CLUSTERMEMBER *m = NULL;
+		size_t n = 0;
+
+		assert_int_equal(cluster_peers(c[1], &m, &n), 0);
+		assert_int_equal(n, 2);
+		assert_string_equal(m[0].address, "ws://a:80");
+		assert_string_equal(m[1].address, "ws://c:80");
+		cluster_members_free(m);
+	}
+	/* a sends 300 to b and 300 to c; b and c send nothing */
+	assert_int_equal(advice_matches_plan(c[0], "a", &total), 2);
+	assert_int_equal(total, 600);
+	assert_int_equal(advice_matches_plan(c[1], "b", &total), 0);
+	assert_int_equal(advice_matches_plan(c[2], "c", &total), 0);
+
+	/* draining: b holds 300 and goes out of service; its rows evacuate it */
+	load[0] = 300;
+	load[1] = 300;
+	load[2] = 300;
+	cap[1] = 0;
+	assert_int_equal(cluster_report(c[0], 300, -1), 0);
+	assert_int_equal(cluster_report(c[1], 300, 0), 0);
+	assert_int_equal(cluster_report(c[2], 300, -1), 0);
+	for(i = 0; i < 3; i++)
+	{
+		assert_true(sees(c[i], 3, ids, load, cap, 10));
+	}
+	assert_int_equal(advice_matches_plan(c[1], "b", &total), 2);
+	assert_int_equal(total, 300);
+	assert_int_equal(advice_matches_plan(c[0], "a", &total), 0);
+	{
+		/* nobody picks the draining member */
+		CLUSTERMEMBER t;
+
+		for(i = 0; i < 20; i++)
+		{
+			assert_int_equal(cluster_pick_target(c[2], &t), 0);
+			assert_string_not_equal(t.id, "b");
+		}
+	}
+	/* b leaves: its status goes with it */
+	assert_int_equal(cluster_destroy(c[1]), 0);
+	{
+		static const char *const ids2[2] = { "a", "c" };
+		long long l2[2] = { 300, 300 }, c2[2] = { -1, -1 };
+
+		assert_true(sees(c[0], 2, ids2, l2, c2, 10));
+	}
+	cluster_destroy(c[0]);
+	cluster_destroy(c[2]);
+}
+
+/* ------------------------------------------------------------------ */
+/* a dead member: a lease-bound record nobody keeps alive              */
+/* ------------------------------------------------------------------ */
+
+static char *
+b64(const char *s)
+{
+	static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+	size_t n = strlen(s), i, o = 0;
+	char *out = malloc(4 * (n / 3 + 1) + 1);
+	const unsigned char *u = (const unsigned char *) s;
+
+	assert_non_null(out);
+	for(i = 0; i < n; i += 3)
+	{
+		unsigned v = (unsigned) u[i] << 16 | (i + 1 < n ? (unsigned) u[i + 1] << 8 : 0) | (i + 2 < n ? u[i + 2] : 0);
+
+		out[o++] = t[(v >> 18) & 63];
+		out[o++] = t[(v >> 12) & 63];
+		out[o++] = i + 1 < n ? t[(v >> 6) & 63] : '=';
+		out[o++] = i + 2 < n ? t[v & 63] : '=';
+	}
+	out[o] = 0;
+	return out;
+}
+
+static size_t
+collect(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	char *buf = userdata;
+	size_t len = strlen(buf), add = size * nmemb;
+
+	if(len + add < 4096)
+	{
+		memcpy(buf + len, ptr, add);
+		buf[len + add] = 0;
+	}
+	return add;
+}
+
+static int
+post(const char *path, const char *body, char *out)
+{
+	char url[512];
+	CURL *h = curl_easy_init();
+	CURLcode rc;
+
+	snprintf(url, sizeof(url), "%s%s", etcdh_endpoint(H), path);
+	out[0] = 0;
+	curl_easy_setopt(h, CURLOPT_URL, url);
+	curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+	curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, collect);
+	curl_easy_setopt(h, CURLOPT_WRITEDATA, out);
+	curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 5000L);
+	rc = curl_easy_perform(h);
+	curl_easy_cleanup(h);
+	return rc == CURLE_OK ? 0 : -1;
+}
+
+static void
+put_with_lease(const char *key, const char *value, int ttl)
+{
+	char out[4096], body[1024];
+	cJSON *j, *id;
+	char *k = b64(key), *v = b64(value);
+
+	snprintf(body, sizeof(body), "{\"TTL\":%d}", ttl);
+	assert_int_equal(post("v3/lease/grant", body, out), 0);
+	j = cJSON_Parse(out);
+	assert_non_null(j);
+	id = cJSON_GetObjectItemCaseSensitive(j, "ID");
+	assert_true(cJSON_IsString(id));
+	snprintf(body, sizeof(body), "{\"key\":\"%s\",\"value\":\"%s\",\"lease\":\"%s\"}", k, v, id->valuestring);
+	cJSON_Delete(j);
+	assert_int_equal(post("v3/kv/put", body, out), 0);
+	assert_non_null(strstr(out, "header"));
+	free(k);
+	free(v);
+}
+
+static void
+test_dead_and_garbage(void **state)
+{
+	static const char *const with_ghost[3] = { "a", "bad", "ghost" };
+	static const char *const alone[2] = { "a", "bad" };
+	long long l3[3] = { 10, -1, 5 }, c3[3] = { -1, -1, -1 };
+	long long l2[2] = { 10, -1 }, c2[2] = { -1, -1 };
+	char key[64], path[256];
+	CLUSTER *a;
+	long long total;
+
+	(void) state;
+	new_key(key, sizeof(key));
+	a = member(key, "a");
+	assert_int_equal(cluster_report(a, 10, -1), 0);
+	tu_reset();
+	/* garbage: not JSON at all (left out, logged) and a bad status (kept
+	 * as a member without a status) */
+	snprintf(path, sizeof(path), "/%s/production/junk", key);
+	assert_int_equal(etcdh_put(H, path, "not json {"), 0);
+	snprintf(path, sizeof(path), "/%s/production/bad", key);
+	assert_int_equal(etcdh_put(H, path, "{\"workers\":1,\"load\":-5,\"capacity\":3}"), 0);
+	/* a member that dies: its lease is never kept alive */
+	snprintf(path, sizeof(path), "/%s/production/ghost", key);
+	put_with_lease(path, "{\"workers\":1,\"address\":\"ws://ghost\",\"load\":5,\"capacity\":-1}", 2);
+	assert_true(sees(a, 3, with_ghost, l3, c3, 10));
+	assert_true(tu_logged("junk"));
+	/* garbage never reaches the plan: a's advice is computed without it */
+	assert_int_equal(advice_matches_plan(a, "a", &total), 0);
+	/* the ghost's status disappears with its lease (TTL 2 s) */
+	assert_true(sees(a, 2, alone, l2, c2, 10));
+	cluster_destroy(a);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_three_members),
+		cmocka_unit_test(test_dead_and_garbage),
+	};
+
+	if(!etcdh_available() && !etcdh_required())
+	{
+		printf("1..0 # SKIP etcd is not installed (Debian package etcd-server)\n");
+		return 0;
+	}
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
