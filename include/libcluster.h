@@ -354,8 +354,10 @@ CLUSTER_EXTERN int cluster_workers(CLUSTER *cluster);
 CLUSTER_EXTERN int cluster_state(CLUSTER *cluster, CLUSTERSTATE *state);
 
 /**
- * Copy the current member list, sorted by id (byte order), including
- * passive members and this instance. *members is set to an array the
+ * Copy the current member list, sorted by id (byte order), including this
+ * instance. A passive instance registers nothing, so it is not listed (by
+ * others or by itself); the v2 engine and records written by other tools
+ * may still carry a passive flag, shown in CLUSTERMEMBER.passive. *members is set to an array the
  * caller frees with cluster_members_free() (NULL when *count is 0).
  * EPERM when not joined, EINVAL on NULL arguments, ENOMEM.
  */
