@@ -82,7 +82,6 @@ static cluster__advisor *
 get_advisor(CLUSTER *cluster)
 {
 	cluster__advisor *adv;
-	pthread_condattr_t ca;
 
 	pthread_mutex_lock(&cluster->lock);
 	adv = cluster->advisor;
@@ -94,10 +93,7 @@ get_advisor(CLUSTER *cluster)
 			adv->cluster = cluster;
 			adv->rng = seed(cluster);
 			pthread_mutex_init(&adv->mu, NULL);
-			pthread_condattr_init(&ca);
-			pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-			pthread_cond_init(&adv->cond, &ca);
-			pthread_condattr_destroy(&ca);
+			cluster__cond_init(&adv->cond);
 			cluster->advisor = adv;
 		}
 	}
@@ -574,19 +570,6 @@ advice_round(CLUSTER *cluster)
 	free(rows);
 }
 
-static void
-deadline_after(struct timespec *ts, int64_t ms)
-{
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += (time_t) (ms / 1000);
-	ts->tv_nsec += (long) (ms % 1000) * 1000000L;
-	if(ts->tv_nsec >= 1000000000L)
-	{
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 /* Sleep a jittered advice interval, run a round, repeat until stopped.
  * Each wait is re-armed when the configuration changes. */
 static void *
@@ -607,7 +590,7 @@ advisor_main(void *arg)
 
 		pthread_mutex_lock(&adv->mu);
 		adv->reconfig = 0;
-		deadline_after(&ts, cluster__adv_jittered(cfg.advice_interval_ms, cfg.jitter, &adv->rng));
+		cluster__deadline(&ts, cluster__adv_jittered(cfg.advice_interval_ms, cfg.jitter, &adv->rng));
 		while(!adv->stop && !adv->reconfig)
 		{
 			if(pthread_cond_timedwait(&adv->cond, &adv->mu, &ts) == ETIMEDOUT)

@@ -161,6 +161,13 @@ int cluster__in_callback(void);
 /* Monotonic milliseconds. */
 int64_t cluster__now_ms(void);
 
+/* Library threads wait on condition variables with timeouts on the
+ * monotonic clock, so that a wall-clock step neither wakes nor stalls
+ * them: initialise them with cluster__cond_init() and compute timeouts
+ * with cluster__deadline() (ms from now; negative counts as 0). */
+void cluster__cond_init(pthread_cond_t *cond);
+void cluster__deadline(struct timespec *ts, int64_t ms);
+
 /* Validate a name per the header's rule; on failure returns EINVAL and
  * logs "<field> ...: <rule>". */
 int cluster__check_name(CLUSTER *cluster, const char *field, const char *value);

@@ -101,7 +101,7 @@ etcd2_create(CLUSTER *cluster, const char *uri)
 		return r;
 	}
 	pthread_mutex_init(&e->mu, NULL);
-	pthread_cond_init(&e->cv, NULL);
+	cluster__cond_init(&e->cv);
 	cluster->engine_data = e;
 	return 0;
 }
@@ -149,14 +149,7 @@ pause_ms(etcd2 *e, int ms)
 	struct timespec ts;
 	int stop;
 
-	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (long) (ms % 1000) * 1000000L;
-	if(ts.tv_nsec >= 1000000000L)
-	{
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
+	cluster__deadline(&ts, ms);
 	pthread_mutex_lock(&e->mu);
 	while(!e->stop && !e->push_workers && pthread_cond_timedwait(&e->cv, &e->mu, &ts) == 0)
 	{

@@ -86,23 +86,6 @@ struct etcd3
 /* small helpers                                                            */
 /* ---------------------------------------------------------------------- */
 
-static void
-deadline_in(struct timespec *ts, int64_t ms)
-{
-	if(ms < 0)
-	{
-		ms = 0;
-	}
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += (time_t) (ms / 1000);
-	ts->tv_nsec += (long) (ms % 1000) * 1000000L;
-	if(ts->tv_nsec >= 1000000000L)
-	{
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
-
 static int
 stopping(etcd3 *ed)
 {
@@ -121,7 +104,7 @@ nap(etcd3 *ed, int64_t ms)
 	struct timespec ts;
 	int s;
 
-	deadline_in(&ts, ms);
+	cluster__deadline(&ts, ms);
 	pthread_mutex_lock(&ed->m);
 	while(!ed->stop && !ed->watch_kick)
 	{
@@ -304,6 +287,28 @@ rpc(etcd3 *ed, etcd3_conn *cn, const char *path, const char *body, cluster__http
 	return r;
 }
 
+/* A txn: POST body (freed here; NULL means out of memory) and parse the
+ * answer into *txn. Returns 0 or an errno value with a reason in why. */
+static int
+txn_rpc(etcd3 *ed, etcd3_conn *cn, char *body, cluster__etcd3_txn *txn, char *why, size_t whysz)
+{
+	cluster__http_response resp;
+	int r = rpc(ed, cn, "/v3/kv/txn", body, &resp, why, whysz);
+
+	free(body);
+	if(!r)
+	{
+		r = cluster__etcd3_parse_txn(resp.body, resp.len, txn);
+		cluster__http_response_free(&resp);
+		if(r)
+		{
+			snprintf(why, whysz, "malformed txn response");
+			r = EIO;
+		}
+	}
+	return r;
+}
+
 /* The value this instance publishes, from the current worker count and
  * advisor status. *gen / *seq say which changes it includes. */
 static char *
@@ -376,25 +381,7 @@ register_once(etcd3 *ed, etcd3_conn *cn, int64_t old_lease, int64_t *rev_out, un
 
 	value = member_value(ed, &gen, &seq);
 	body = value ? cluster__etcd3_build_create(ed->member_key, value, lease) : NULL;
-	if(!body)
-	{
-		free(value);
-		snprintf(why, whysz, "out of memory");
-		revoke(ed, cn, lease);
-		return ENOMEM;
-	}
-	r = rpc(ed, cn, "/v3/kv/txn", body, &resp, why, whysz);
-	free(body);
-	if(!r)
-	{
-		r = cluster__etcd3_parse_txn(resp.body, resp.len, &txn);
-		cluster__http_response_free(&resp);
-		if(r)
-		{
-			snprintf(why, whysz, "malformed txn response");
-			r = EIO;
-		}
-	}
+	r = txn_rpc(ed, cn, body, &txn, why, whysz);
 	if(!r && !txn.succeeded)
 	{
 		*rev_out = txn.revision;
@@ -409,18 +396,7 @@ register_once(etcd3 *ed, etcd3_conn *cn, int64_t old_lease, int64_t *rev_out, un
 			 * still under the old one */
 			cluster__etcd3_txn_free(&txn);
 			body = cluster__etcd3_build_update(ed->member_key, value, lease, old_lease);
-			r = rpc(ed, cn, "/v3/kv/txn", body, &resp, why, whysz);
-			free(body);
-			if(!r)
-			{
-				r = cluster__etcd3_parse_txn(resp.body, resp.len, &txn);
-				cluster__http_response_free(&resp);
-				if(r)
-				{
-					snprintf(why, whysz, "malformed txn response");
-					r = EIO;
-				}
-			}
+			r = txn_rpc(ed, cn, body, &txn, why, whysz);
 		}
 		if(!r && !txn.succeeded)
 		{
@@ -1042,7 +1018,6 @@ do_register(etcd3 *ed, ping_state *ps)
 static void
 do_write(etcd3 *ed, ping_state *ps)
 {
-	cluster__http_response resp;
 	cluster__etcd3_txn txn;
 	unsigned long gen, seq;
 	char why[320];
@@ -1052,21 +1027,10 @@ do_write(etcd3 *ed, ping_state *ps)
 	value = member_value(ed, &gen, &seq);
 	body = value ? cluster__etcd3_build_update(ed->member_key, value, ed->lease, ed->lease) : NULL;
 	free(value);
-	r = rpc(ed, &ed->ping, "/v3/kv/txn", body, &resp, why, sizeof(why));
-	free(body);
+	r = txn_rpc(ed, &ed->ping, body, &txn, why, sizeof(why));
 	if(r == ECANCELED)
 	{
 		return;
-	}
-	if(!r)
-	{
-		r = cluster__etcd3_parse_txn(resp.body, resp.len, &txn);
-		cluster__http_response_free(&resp);
-		if(r)
-		{
-			snprintf(why, sizeof(why), "malformed txn response");
-			r = EIO;
-		}
 	}
 	if(r)
 	{
@@ -1173,7 +1137,7 @@ ping_main(void *arg)
 		}
 		if(now < due && !ed->wake)
 		{
-			deadline_in(&ts, due - now);
+			cluster__deadline(&ts, due - now);
 			pthread_cond_timedwait(&ed->cv, &ed->m, &ts);
 			pthread_mutex_unlock(&ed->m);
 			continue;
@@ -1225,7 +1189,6 @@ ping_main(void *arg)
 static int
 etcd3_create(CLUSTER *c, const char *uri)
 {
-	pthread_condattr_t ca;
 	const char *why;
 	etcd3 *ed;
 	int r;
@@ -1248,10 +1211,7 @@ etcd3_create(CLUSTER *c, const char *uri)
 	ed->c = c;
 	pthread_mutex_init(&ed->m, NULL);
 	pthread_mutex_init(&ed->fresh_m, NULL);
-	pthread_condattr_init(&ca);
-	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-	pthread_cond_init(&ed->cv, &ca);
-	pthread_condattr_destroy(&ca);
+	cluster__cond_init(&ed->cv);
 	c->engine_data = ed;
 	return 0;
 }
@@ -1638,7 +1598,7 @@ etcd3_workers_changed(CLUSTER *c)
 	{
 		return 0;
 	}
-	deadline_in(&ts, CLUSTER_REQUEST_TIMEOUT_MS + 500);
+	cluster__deadline(&ts, CLUSTER_REQUEST_TIMEOUT_MS + 500);
 	pthread_mutex_lock(&ed->m);
 	gen = ++ed->value_gen;
 	ed->wake = 1;
