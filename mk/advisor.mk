@@ -16,7 +16,7 @@ tests_test_advisor_api_SOURCES = tests/test_advisor_api.c tests/testutil.h
 tests_test_advisor_api_CFLAGS = $(TEST_CFLAGS)
 tests_test_advisor_api_LDADD = $(TEST_LDADD)
 # Against a real etcd (skipped when etcd is absent and CLUSTER_REQUIRE_ETCD unset).
-tests_test_etcd_advisor_SOURCES = tests/test_etcd_advisor.c tests/testutil.h tests/etcdharness.c tests/etcdharness.h
+tests_test_etcd_advisor_SOURCES = tests/test_etcd_advisor.c tests/testutil.h $(ETCD_TEST_SOURCES)
 tests_test_etcd_advisor_CFLAGS = $(TEST_CFLAGS)
 tests_test_etcd_advisor_LDADD = $(TEST_LDADD)
 

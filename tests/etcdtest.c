@@ -442,3 +442,15 @@ et_kill(pid_t pid, int sig)
 	}
 	return status;
 }
+
+int
+et_etcd_start(etcdh **h, const char *const *extra_args)
+{
+	if(etcdh_start_opts(h, NULL, 0, extra_args))
+	{
+		fprintf(stderr, "# cannot start etcd\n");
+		return -1;
+	}
+	fprintf(stderr, "# etcd at %s (pid %ld, dir %s)\n", etcdh_endpoint(*h), (long) etcdh_pid(*h), etcdh_dir(*h));
+	return 0;
+}

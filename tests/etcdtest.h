@@ -73,6 +73,11 @@ pid_t et_spawn(const char *key, const char *id, int workers, const char *registr
 /* SIGKILL / SIGTERM the child and reap it; returns its wait status. */
 int et_kill(pid_t pid, int sig);
 
+/* Start a private etcd for a test group (extra etcd flags or NULL) and
+ * say where it runs on stderr. 0, or -1 after printing why. */
+struct etcdh;
+int et_etcd_start(struct etcdh **h, const char *const *extra_args);
+
 /* Unique cluster key for this test run: "it-<name>-<pid>". */
 const char *et_key(const char *name);
 

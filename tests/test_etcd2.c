@@ -73,11 +73,9 @@ static int
 setup(void **state)
 {
 	static const char *const v2args[] = { "--enable-v2", NULL };
-	int r;
 
 	(void) state;
-	r = etcdh_start_opts(&etcd, NULL, 0, v2args);
-	if(r)
+	if(et_etcd_start(&etcd, v2args))
 	{
 		return -1;
 	}

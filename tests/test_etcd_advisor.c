@@ -22,6 +22,7 @@
 #include <cjson/cJSON.h>
 
 #include "etcdharness.h"
+#include "etcdtest.h"
 #include "testutil.h"
 #include "advisor.h"
 
@@ -32,12 +33,7 @@ static int
 group_setup(void **state)
 {
 	(void) state;
-	if(etcdh_start(&H))
-	{
-		fprintf(stderr, "# cannot start etcd\n");
-		return -1;
-	}
-	return 0;
+	return et_etcd_start(&H, NULL);
 }
 
 static int

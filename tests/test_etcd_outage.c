@@ -26,13 +26,7 @@ static int
 setup(void **state)
 {
 	(void) state;
-	if(etcdh_start(&H))
-	{
-		fprintf(stderr, "# cannot start etcd\n");
-		return -1;
-	}
-	fprintf(stderr, "# etcd at %s (pid %ld, dir %s)\n", etcdh_endpoint(H), (long) etcdh_pid(H), etcdh_dir(H));
-	return 0;
+	return et_etcd_start(&H, NULL);
 }
 
 static int
