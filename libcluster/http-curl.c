@@ -89,6 +89,33 @@ linesplit_deliver(cluster__linesplit *ls, const char *line, size_t len, cluster_
 	return 0;
 }
 
+/* Grow *buf (capacity *cap) to hold need bytes, doubling from first.
+ * Returns 0 or ENOMEM (the buffer is left as it was). Sizes are bounded
+ * by CLUSTER__HTTP_MAX_BODY before this is called. */
+static int
+reserve(char **buf, size_t *cap, size_t need, size_t first)
+{
+	size_t c = *cap ? *cap : first;
+	char *p;
+
+	if(need <= *cap)
+	{
+		return 0;
+	}
+	while(c < need)
+	{
+		c *= 2;
+	}
+	p = realloc(*buf, c);
+	if(!p)
+	{
+		return ENOMEM;
+	}
+	*buf = p;
+	*cap = c;
+	return 0;
+}
+
 /*
  * Lines may be split across any number of slices, and one slice may hold
  * many lines: complete lines inside the slice are delivered straight from
@@ -115,22 +142,9 @@ cluster__linesplit_feed(cluster__linesplit *ls, const char *data, size_t n, clus
 		}
 		else
 		{
-			if(ls->len + take + 1 > ls->cap)
+			if(reserve(&ls->buf, &ls->cap, ls->len + take + 1, 256))
 			{
-				size_t cap = ls->cap ? ls->cap : 256;
-				char *p;
-
-				while(cap < ls->len + take + 1)
-				{
-					cap *= 2;
-				}
-				p = realloc(ls->buf, cap);
-				if(!p)
-				{
-					return ENOMEM;
-				}
-				ls->buf = p;
-				ls->cap = cap;
+				return ENOMEM;
 			}
 			memcpy(ls->buf + ls->len, data, take);
 			ls->len += take;
@@ -599,23 +613,10 @@ on_write(char *ptr, size_t size, size_t nmemb, void *ud)
 		h->xfer_err = EIO;
 		return 0;
 	}
-	if(h->len + n + 1 > h->cap)
+	if(reserve(&h->body, &h->cap, h->len + n + 1, 1024))
 	{
-		size_t cap = h->cap ? h->cap : 1024;
-		char *p;
-
-		while(cap < h->len + n + 1)
-		{
-			cap *= 2;
-		}
-		p = realloc(h->body, cap);
-		if(!p)
-		{
-			h->xfer_err = ENOMEM;
-			return 0;
-		}
-		h->body = p;
-		h->cap = cap;
+		h->xfer_err = ENOMEM;
+		return 0;
 	}
 	memcpy(h->body + h->len, ptr, n);
 	h->len += n;
