@@ -3,7 +3,10 @@
 # The live demo (`make demo`): a private etcd on free loopback ports in a
 # temporary directory, three cluster-test instances (node1 -n 2, node2,
 # node3 -n 4 -> bases 0, 2, 3, total 7), node1 stopped with SIGTERM, the
-# others re-balancing (node2 0, node3 1, total 5). Everything it starts is
+# others re-balancing (node2 0, node3 1, total 5). Then the connection
+# advisor after a rolling deploy: three full WebSocket-style servers and a
+# new empty one; new clients are sent to the new one and each full server
+# is advised to redirect its surplus there. Everything it starts is
 # stopped by PID at the end, whatever happens. Exits non-zero if the
 # expected figures do not appear.
 
@@ -51,7 +54,7 @@ say()
 die()
 {
 	echo "demo: FAILED: $*" >&2
-	for f in "$WORK"/node*.err; do
+	for f in "$WORK"/node*.err "$WORK"/ws*.err; do
 		[ -f "$f" ] || continue
 		echo "--- $(basename "$f" .err), last lines:" >&2
 		tail -n 15 "$f" >&2
@@ -148,9 +151,49 @@ expect node3 1 5
 show node2
 show node3
 
-say "node2 now has base 0 and node3 base 1, total 5. Stopping the rest."
+say "node2 now has base 0 and node3 base 1, total 5. Stopping them."
 stop node2
 stop node3
+
+# --- the connection advisor after a rolling deploy ----------------------
+KEY=demo-ws
+# wait until an instance printed a line matching an extended regex
+expect_line()
+{
+	n=$((TIMEOUT * 10))
+	while [ "$n" -gt 0 ]; do
+		grep -q -E "$2" "$WORK/$1.err" && return 0
+		sleep 0.1
+		n=$((n - 1))
+	done
+	die "$1 never printed a line matching '$2'"
+}
+
+say "A rolling deploy: ws1-ws3 hold 1000 connections each, ws4 has just started with none"
+for i in 1 2 3; do
+	start ws$i -i ws$i -A ws://127.0.0.1:900$i -L 1000 -S -a
+done
+start ws4 -i ws4 -A ws://127.0.0.1:9004 -L 0 -S -a
+expect_line ws4 'cluster members \(4\)'
+expect_line ws4 'a new client would be sent to ws4 '
+grep -A4 -E 'cluster members \(4\)' "$WORK/ws4.err" | tail -n 5 | sed 's/^/  [ws4] /'
+grep -E 'a new client would be sent' "$WORK/ws4.err" | tail -n 1 | sed 's/^/  [ws4] /'
+
+say "Each full server computes the same global plan (fair share 750 each) and acts on its own row"
+moved=0
+for i in 1 2 3; do
+	expect_line ws$i 'advice: redirect [0-9]+ connections to ws4 '
+	line=$(grep -E 'advice: redirect [0-9]+ connections to ws4 ' "$WORK/ws$i.err" | head -n 1)
+	echo "  [ws$i] $line"
+	count=$(echo "$line" | sed -E 's/.*redirect ([0-9]+) connections.*/\1/')
+	moved=$((moved + count))
+done
+[ "$moved" -eq 750 ] || die "the advice moves $moved connections to ws4, expected 750 (its fair share)"
+say "Together they redirect exactly 750 connections to ws4: its fair share, no more (no herd, no overshoot)"
+for i in 1 2 3 4; do
+	stop ws$i
+done
+
 "$H" stop "$WORK/etcd" || die "cannot stop etcd"
-say "Demo finished: bases 0, 2, 3 / total 7, then 0, 1 / total 5, as expected."
+say "Demo finished: bases 0, 2, 3 / total 7, then 0, 1 / total 5, then 3 x 250 redirects to the new server, as expected."
 exit 0
