@@ -563,7 +563,7 @@ scenario(const char *name, const state *s0, const CLUSTERADVISORCONFIG *cfg)
 }
 
 /* 1000 picks from one snapshot by callers that are not members (they
- * have no plan rows, so the pick uses unclaimed room, then any room):
+ * have no plan rows, so the pick samples by remaining deficit):
  * how much does any member receive relative to its deficit? Two snapshots: the 10 x 1k rolling deploy (total deficit
  * about 2500) and a tight one whose deficits sum to exactly 1000. */
 static void
@@ -636,10 +636,9 @@ pick_spread(const CLUSTERADVISORCONFIG *cfg)
 		s.load[i] = i < 5 ? 1200 : 800;
 	}
 	pick_spread_one("five members at 1200, five at 800", &s, cfg);
-	printf("\n(the goal is judged on one instance's 1000 picks. These callers are not members, so each first fills the room no\n"
-		"plan row claims; independent callers share no provisional counts, so each of them fills that same room: where it\n"
-		"is small next to the picks (after the rolling deploy the round budget leaves 51 of one member's deficit of 87\n"
-		"unclaimed), the rows for 10 and 100 callers show it received once per caller)\n");
+	printf("\n(the goal is judged on one instance's 1000 picks. These callers are not members, so they have no plan\n"
+		"rows and sample by remaining deficit; independent callers share no provisional counts, so their rows show\n"
+		"sampling noise once the picks approach the total deficit)\n");
 }
 
 int
