@@ -177,14 +177,21 @@ drop_snapshot(snapshot *s)
 
 /* Tell the engine the status changed (it writes when due, never blocks
  * here). Only while joined: before that the engine reads the status when
- * it registers. */
+ * it registers. Any thread may get here, so the engine is held in place
+ * against a concurrent leave + cluster_set_registry(). */
 static void
 status_changed(CLUSTER *cluster, int joined)
 {
-	if(joined && cluster->engine && cluster->engine->status_changed)
+	if(!joined)
+	{
+		return;
+	}
+	pthread_rwlock_rdlock(&cluster->engine_lock);
+	if(cluster->engine && cluster->engine->status_changed)
 	{
 		cluster->engine->status_changed(cluster);
 	}
+	pthread_rwlock_unlock(&cluster->engine_lock);
 }
 
 int

@@ -98,6 +98,10 @@ struct cluster_struct
 	int static_total;
 	const cluster__engine *engine;
 	void *engine_data;
+	/* Held for reading around engine hooks that any thread may trigger
+	 * (cluster_report() -> status_changed), for writing while the engine
+	 * or its data is replaced or freed. Nothing else is taken under it. */
+	pthread_rwlock_t engine_lock;
 
 	/* (S) */
 	CLUSTERLOGGER logger;

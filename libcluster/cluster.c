@@ -273,6 +273,7 @@ cluster_create(const char *key)
 	}
 	pthread_mutex_init(&c->control, NULL);
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_rwlock_init(&c->engine_lock, NULL);
 	c->key = strdup(key);
 	c->env = strdup(CLUSTER_DEFAULT_ENV);
 	c->instance = strdup(id);
@@ -306,10 +307,12 @@ cluster_destroy(CLUSTER *cluster)
 	}
 	cluster_leave(cluster);
 	cluster__advisor_free(cluster);
+	pthread_rwlock_wrlock(&cluster->engine_lock);
 	if(cluster->engine && cluster->engine->destroy && cluster->engine_data)
 	{
 		cluster->engine->destroy(cluster);
 	}
+	pthread_rwlock_unlock(&cluster->engine_lock);
 	cluster__view_free(&cluster->view);
 	free(cluster->key);
 	free(cluster->env);
@@ -325,6 +328,7 @@ cluster_destroy(CLUSTER *cluster)
 		memset(cluster->password, 0, strlen(cluster->password));
 	}
 	free(cluster->password);
+	pthread_rwlock_destroy(&cluster->engine_lock);
 	pthread_mutex_destroy(&cluster->lock);
 	pthread_mutex_destroy(&cluster->control);
 	free(cluster);
@@ -840,6 +844,7 @@ cluster_set_registry(CLUSTER *cluster, const char *uri)
 		control_end(cluster);
 		return fail(ENOMEM);
 	}
+	pthread_rwlock_wrlock(&cluster->engine_lock);
 	old_engine = cluster->engine;
 	old_data = cluster->engine_data;
 	cluster->engine = engine;
@@ -849,6 +854,7 @@ cluster_set_registry(CLUSTER *cluster, const char *uri)
 	{
 		cluster->engine = old_engine;
 		cluster->engine_data = old_data;
+		pthread_rwlock_unlock(&cluster->engine_lock);
 		free(copy);
 		control_end(cluster);
 		return fail(r);
@@ -863,6 +869,7 @@ cluster_set_registry(CLUSTER *cluster, const char *uri)
 		cluster->engine = engine;
 		cluster->engine_data = new_data;
 	}
+	pthread_rwlock_unlock(&cluster->engine_lock);
 	free(cluster->registry);
 	cluster->registry = copy;
 	control_end(cluster);

@@ -7,6 +7,7 @@
  * evacuated; a dead member's status disappears with its lease; garbage
  * values are left out.
  */
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -366,12 +367,65 @@ test_dead_and_garbage(void **state)
 	cluster_destroy(a);
 }
 
+/* cluster_report() from another thread while the object joins, leaves
+ * and switches registries (which frees the engine's data): the engine
+ * hook the report triggers must never run on freed data (ASan/TSan runs
+ * of this test catch it if it does). */
+static volatile int stop_reporting;
+static volatile int report_failures;
+
+/* Runs on its own thread: no cmocka asserts here (they longjmp into the
+ * main thread's context); failures are counted and checked after join. */
+static void *
+reporter(void *arg)
+{
+	CLUSTER *c = arg;
+	long long i = 0;
+
+	while(!stop_reporting)
+	{
+		if(cluster_report(c, i++ % 100, CLUSTER_CAPACITY_UNBOUNDED))
+		{
+			report_failures++;
+		}
+	}
+	return NULL;
+}
+
+static void
+test_report_races_registry_switch(void **state)
+{
+	char key[64];
+	CLUSTER *c;
+	pthread_t t;
+	int i;
+
+	(void) state;
+	c = member(new_key(key, sizeof(key)), "racer");
+	stop_reporting = 0;
+	report_failures = 0;
+	assert_int_equal(pthread_create(&t, NULL, reporter, c), 0);
+	for(i = 0; i < 15; i++)
+	{
+		assert_int_equal(cluster_join(c), 0);
+		assert_int_equal(cluster_total(c), 1);
+		assert_int_equal(cluster_leave(c), 0);
+		assert_int_equal(cluster_set_registry(c, NULL), 0);
+		assert_int_equal(cluster_set_registry(c, etcdh_endpoint(H)), 0);
+	}
+	stop_reporting = 1;
+	pthread_join(t, NULL);
+	assert_int_equal(report_failures, 0);
+	cluster_destroy(c);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_three_members),
 		cmocka_unit_test(test_dead_and_garbage),
+		cmocka_unit_test(test_report_races_registry_switch),
 	};
 
 	if(!etcdh_available() && !etcdh_required())
