@@ -269,12 +269,15 @@ list_dir(CLUSTER *cluster, cluster__http *http, uint64_t *index)
 	return r;
 }
 
-static void
+/* Returns cluster__publish_view()'s verdict (a member set whose total
+ * does not fit an int is refused). The index comes from the registry:
+ * subtract in unsigned arithmetic so a hostile one cannot overflow. */
+static int
 publish(CLUSTER *cluster)
 {
 	etcd2 *e = E(cluster);
 
-	cluster__publish_view(cluster, e->table.m, e->table.n, (int64_t) e->next_index - 1);
+	return cluster__publish_view(cluster, e->table.m, e->table.n, (int64_t) (e->next_index - 1));
 }
 
 /* Apply one long-poll answer; returns 0, or ESTALE when history is gone. */
@@ -559,6 +562,15 @@ etcd2_join(CLUSTER *cluster)
 		}
 	}
 	r = list_dir(cluster, e->ping_http, &index);
+	if(!r)
+	{
+		/* the first view must exist (and the callback have run) before
+		 * join returns; a listing that cannot make one is a failing registry */
+		e->next_index = index + 1;
+		cluster__set_fresh(cluster, 1);
+		r = publish(cluster);
+		r = r && r != ENOMEM ? EIO : r;
+	}
 	if(r)
 	{
 		cluster__log(cluster, LOG_ERR, "libcluster: etcd2: cannot read %s at <%s>: %s\n", e->dir, cluster__http_endpoint(e->ping_http), strerror(r));
@@ -573,9 +585,6 @@ etcd2_join(CLUSTER *cluster)
 		drop_http(e);
 		return r;
 	}
-	e->next_index = index + 1;
-	cluster__set_fresh(cluster, 1);
-	publish(cluster);
 	if(pthread_create(&e->watch_thread, NULL, watch_main, cluster) == 0)
 	{
 		e->watch_running = 1;

@@ -97,6 +97,14 @@ stopping(etcd3 *ed)
 	return s;
 }
 
+/* The revision after rev. Revisions come from the registry: a hostile
+ * one may send INT64_MAX, which must not overflow (undefined behaviour). */
+static int64_t
+next_rev(int64_t rev)
+{
+	return rev < INT64_MAX ? rev + 1 : INT64_MAX;
+}
+
 /* Sleep up to ms, waking early on stop (returns non-zero then). */
 static int
 nap(etcd3 *ed, int64_t ms)
@@ -678,7 +686,7 @@ watch_line(void *ctx, const char *line, size_t len)
 		update_fresh(ed);
 		if(cluster__verbose(ed->c))
 		{
-			cluster__log(ed->c, LOG_DEBUG, "libcluster: etcd: watching %s from revision %lld at %s\n", ed->prefix, (long long) ed->last_rev + 1,
+			cluster__log(ed->c, LOG_DEBUG, "libcluster: etcd: watching %s from revision %lld at %s\n", ed->prefix, (long long) next_rev(ed->last_rev),
 				cluster__http_endpoint(ed->watch.h));
 		}
 	}
@@ -773,7 +781,7 @@ watch_main(void *arg)
 				goto failed;
 			}
 		}
-		body = cluster__etcd3_build_watch(ed->prefix, 1, ed->last_rev + 1);
+		body = cluster__etcd3_build_watch(ed->prefix, 1, next_rev(ed->last_rev));
 		if(!body)
 		{
 			snprintf(w.why, sizeof(w.why), "out of memory");
@@ -805,7 +813,7 @@ watch_main(void *arg)
 		}
 		if(kicked && r == ECANCELED)
 		{
-			cluster__log(ed->c, LOG_DEBUG, "libcluster: etcd: reconnecting the watch after a registry outage (from revision %lld)\n", (long long) ed->last_rev + 1);
+			cluster__log(ed->c, LOG_DEBUG, "libcluster: etcd: reconnecting the watch after a registry outage (from revision %lld)\n", (long long) next_rev(ed->last_rev));
 			continue;
 		}
 		if(!w.err && !r)
@@ -1333,7 +1341,7 @@ register_initial(etcd3 *ed)
 			waited = 1;
 		}
 		memset(&w, 0, sizeof(w));
-		body = cluster__etcd3_build_watch(ed->member_key, 0, rev + 1);
+		body = cluster__etcd3_build_watch(ed->member_key, 0, next_rev(rev));
 		if(!body)
 		{
 			return ENOMEM;
@@ -1443,6 +1451,9 @@ etcd3_join(CLUSTER *c)
 	r = cluster__publish_view(c, ed->table.m, ed->table.n, rev);
 	if(r)
 	{
+		/* logged; members the registry holds that make no view (a total
+		 * past INT_MAX) are a failing registry to the caller */
+		r = r == ENOMEM ? r : EIO;
 		goto undo;
 	}
 	r = pthread_create(&ed->watch_thread, NULL, watch_main, ed);

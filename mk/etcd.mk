@@ -8,8 +8,8 @@ LIBCLUSTER_SOURCES += \
 	libcluster/etcd3-proto.c \
 	libcluster/engine-etcd3.c
 
-check_PROGRAMS += tests/test_http tests/test_etcd3_proto
-TESTS += tests/test_http tests/test_etcd3_proto
+check_PROGRAMS += tests/test_http tests/test_etcd3_proto tests/test_engine_hostile
+TESTS += tests/test_http tests/test_etcd3_proto tests/test_engine_hostile
 EXTRA_DIST += tests/data/etcd3
 
 tests_test_http_SOURCES = tests/test_http.c tests/fakehttp.c tests/fakehttp.h
@@ -18,3 +18,8 @@ tests_test_http_LDADD = $(TEST_LDADD)
 tests_test_etcd3_proto_SOURCES = tests/test_etcd3_proto.c
 tests_test_etcd3_proto_CFLAGS = $(TEST_CFLAGS)
 tests_test_etcd3_proto_LDADD = $(TEST_LDADD)
+# The engines (v3 and v2) through the public API against a server that
+# answers badly (tests/fakehttp.c feeds the malformed and hostile replies).
+tests_test_engine_hostile_SOURCES = tests/test_engine_hostile.c tests/fakehttp.c tests/fakehttp.h tests/testutil.h
+tests_test_engine_hostile_CFLAGS = $(TEST_CFLAGS)
+tests_test_engine_hostile_LDADD = $(TEST_LDADD)

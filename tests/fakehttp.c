@@ -2,6 +2,8 @@
 /*
  * Scripted HTTP server for the hostile-response tests (see fakehttp.h).
  * One thread, one connection at a time; stop() wakes it through a pipe.
+ * The routed variant gives each connection its own thread (joined by
+ * stop()) and picks the reply by the request line.
  */
 #ifdef HAVE_CONFIG_H
 # include "config.h"
@@ -35,7 +37,18 @@ struct fakehttp
 	char last[8192];
 	char *all;                   /* every request, concatenated (bounded) */
 	size_t all_len;
+	/* routed mode only */
+	const fakehttp_route *routes;
+	size_t n_routes;
+	unsigned *route_count;       /* requests answered per route */
+	char **route_last;           /* last request per route */
+	pthread_t *conns;            /* connection threads, joined by stop() */
+	size_t n_conns, cap_conns;
 };
+
+#define ROUTE_LAST_MAX                 8192
+
+static const fakehttp_reply not_found = { "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 0, 0, 0, 0, 0 };
 
 /* Wait for fd to be readable (or the stop pipe); 0 ready, -1 stop/timeout. */
 static int
@@ -52,6 +65,21 @@ wait_fd(fakehttp *f, int fd, int timeout_ms)
 		return -1;
 	}
 	return 0;
+}
+
+static void
+free_routes(fakehttp *f)
+{
+	size_t i;
+
+	for(i = 0; f->route_last && i < f->n_routes; i++)
+	{
+		free(f->route_last[i]);
+	}
+	free(f->route_last);
+	free(f->route_count);
+	f->route_last = NULL;
+	f->route_count = NULL;
 }
 
 static void
@@ -75,9 +103,10 @@ record(fakehttp *f, const char *req, size_t len)
 	pthread_mutex_unlock(&f->m);
 }
 
-/* Read one request (head + Content-Length body); -1 on EOF/stop. */
+/* Read one request (head + Content-Length body); -1 on EOF/stop. A copy
+ * (truncated, NUL-terminated) goes to out when it is not NULL. */
 static int
-read_request(fakehttp *f, int fd)
+read_request(fakehttp *f, int fd, char *out, size_t outsz)
 {
 	char buf[65536];
 	size_t len = 0;
@@ -118,6 +147,10 @@ read_request(fakehttp *f, int fd)
 		}
 	}
 	record(f, buf, len);
+	if(out && outsz)
+	{
+		snprintf(out, outsz, "%.*s", (int) len, buf);
+	}
 	return 0;
 }
 
@@ -171,6 +204,97 @@ send_reply(fakehttp *f, int fd, const fakehttp_reply *rp)
 	return rp->close;
 }
 
+/* Routed mode: the reply for one request, by its request line. */
+static const fakehttp_reply *
+route_reply(fakehttp *f, const char *req)
+{
+	const fakehttp_reply *rp = &not_found;
+	size_t i;
+
+	pthread_mutex_lock(&f->m);
+	for(i = 0; i < f->n_routes; i++)
+	{
+		const fakehttp_route *rt = &f->routes[i];
+
+		if(!strncmp(req, rt->match, strlen(rt->match)))
+		{
+			unsigned k = f->route_count[i]++;
+
+			rp = &rt->script[k < rt->n ? k : rt->n - 1];
+			snprintf(f->route_last[i], ROUTE_LAST_MAX, "%s", req);
+			break;
+		}
+	}
+	pthread_mutex_unlock(&f->m);
+	return rp;
+}
+
+typedef struct conn_arg conn_arg;
+struct conn_arg
+{
+	fakehttp *f;
+	int fd;
+};
+
+/* Routed mode: serve one connection until it closes or the server stops. */
+static void *
+conn_main(void *arg)
+{
+	conn_arg *ca = arg;
+	fakehttp *f = ca->f;
+	int fd = ca->fd;
+	char *req = malloc(ROUTE_LAST_MAX);
+
+	free(ca);
+	while(req && !read_request(f, fd, req, ROUTE_LAST_MAX))
+	{
+		if(send_reply(f, fd, route_reply(f, req)))
+		{
+			break;
+		}
+	}
+	free(req);
+	close(fd);
+	return NULL;
+}
+
+/* Routed mode: hand each accepted connection to a thread of its own. */
+static void
+spawn_conn(fakehttp *f, int fd)
+{
+	conn_arg *ca = malloc(sizeof(*ca));
+	int ok = 0;
+
+	pthread_mutex_lock(&f->m);
+	if(ca && f->n_conns == f->cap_conns)
+	{
+		size_t cap = f->cap_conns ? f->cap_conns * 2 : 16;
+		pthread_t *p = realloc(f->conns, cap * sizeof(*p));
+
+		if(p)
+		{
+			f->conns = p;
+			f->cap_conns = cap;
+		}
+	}
+	if(ca && f->n_conns < f->cap_conns)
+	{
+		ca->f = f;
+		ca->fd = fd;
+		if(!pthread_create(&f->conns[f->n_conns], NULL, conn_main, ca))
+		{
+			f->n_conns++;
+			ok = 1;
+		}
+	}
+	pthread_mutex_unlock(&f->m);
+	if(!ok)
+	{
+		free(ca);
+		close(fd);
+	}
+}
+
 static void *
 serve(void *arg)
 {
@@ -190,11 +314,16 @@ serve(void *arg)
 		{
 			continue;
 		}
+		if(f->routes)
+		{
+			spawn_conn(f, fd);
+			continue;
+		}
 		for(;;)
 		{
 			const fakehttp_reply *rp;
 
-			if(read_request(f, fd))
+			if(read_request(f, fd, NULL, 0))
 			{
 				break;
 			}
@@ -210,8 +339,9 @@ serve(void *arg)
 	return NULL;
 }
 
-fakehttp *
-fakehttp_start(const fakehttp_reply *script, size_t n)
+/* Common start: routes is NULL for the single-script server. */
+static fakehttp *
+start(const fakehttp_reply *script, size_t n, const fakehttp_route *routes, size_t n_routes)
 {
 	struct sockaddr_in sa;
 	socklen_t sl = sizeof(sa);
@@ -224,6 +354,29 @@ fakehttp_start(const fakehttp_reply *script, size_t n)
 	}
 	f->script = script;
 	f->n = n;
+	if(routes)
+	{
+		size_t i;
+
+		f->routes = routes;
+		f->n_routes = n_routes;
+		f->route_count = calloc(n_routes ? n_routes : 1, sizeof(*f->route_count));
+		f->route_last = calloc(n_routes ? n_routes : 1, sizeof(*f->route_last));
+		for(i = 0; f->route_last && i < n_routes; i++)
+		{
+			f->route_last[i] = calloc(1, ROUTE_LAST_MAX);
+			if(!f->route_last[i])
+			{
+				break;
+			}
+		}
+		if(!f->route_count || !f->route_last || i < n_routes)
+		{
+			free_routes(f);
+			free(f);
+			return NULL;
+		}
+	}
 	pthread_mutex_init(&f->m, NULL);
 	f->lfd = socket(AF_INET, SOCK_STREAM, 0);
 	setsockopt(f->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -237,6 +390,7 @@ fakehttp_start(const fakehttp_reply *script, size_t n)
 		{
 			close(f->lfd);
 		}
+		free_routes(f);
 		free(f);
 		return NULL;
 	}
@@ -247,10 +401,62 @@ fakehttp_start(const fakehttp_reply *script, size_t n)
 		close(f->lfd);
 		close(f->stop_pipe[0]);
 		close(f->stop_pipe[1]);
+		free_routes(f);
 		free(f);
 		return NULL;
 	}
 	return f;
+}
+
+fakehttp *
+fakehttp_start(const fakehttp_reply *script, size_t n)
+{
+	return start(script, n, NULL, 0);
+}
+
+fakehttp *
+fakehttp_start_routes(const fakehttp_route *routes, size_t n)
+{
+	return start(NULL, 0, routes, n);
+}
+
+/* Index of the route whose match is exactly match, or n_routes. */
+static size_t
+route_index(fakehttp *f, const char *match)
+{
+	size_t i;
+
+	for(i = 0; i < f->n_routes && strcmp(f->routes[i].match, match); i++)
+	{
+	}
+	return i;
+}
+
+unsigned
+fakehttp_route_requests(fakehttp *f, const char *match)
+{
+	unsigned n = 0;
+	size_t i;
+
+	pthread_mutex_lock(&f->m);
+	i = route_index(f, match);
+	if(i < f->n_routes)
+	{
+		n = f->route_count[i];
+	}
+	pthread_mutex_unlock(&f->m);
+	return n;
+}
+
+void
+fakehttp_route_last(fakehttp *f, const char *match, char *buf, size_t size)
+{
+	size_t i;
+
+	pthread_mutex_lock(&f->m);
+	i = route_index(f, match);
+	snprintf(buf, size, "%s", i < f->n_routes ? f->route_last[i] : "");
+	pthread_mutex_unlock(&f->m);
 }
 
 int
@@ -298,6 +504,8 @@ fakehttp_seen(fakehttp *f, const char *needle)
 void
 fakehttp_stop(fakehttp *f)
 {
+	size_t i;
+
 	if(!f)
 	{
 		return;
@@ -307,6 +515,13 @@ fakehttp_stop(fakehttp *f)
 		/* the thread then only stops at its next timeout */
 	}
 	pthread_join(f->thread, NULL);
+	/* the accept loop is gone: the list of connection threads is final */
+	for(i = 0; i < f->n_conns; i++)
+	{
+		pthread_join(f->conns[i], NULL);
+	}
+	free(f->conns);
+	free_routes(f);
 	close(f->lfd);
 	close(f->stop_pipe[0]);
 	close(f->stop_pipe[1]);

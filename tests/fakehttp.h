@@ -25,6 +25,28 @@ struct fakehttp_reply
 
 /* Start serving the script (copied by reference: keep it alive). */
 fakehttp *fakehttp_start(const fakehttp_reply *script, size_t n);
+
+/* One route of a routed server: requests whose request line ("POST
+ * /v3/watch HTTP/1.1") starts with match get the route's replies in turn
+ * (the last repeats). */
+typedef struct fakehttp_route fakehttp_route;
+struct fakehttp_route
+{
+	const char *match;
+	const fakehttp_reply *script;
+	size_t n;
+};
+
+/* Serve per-route scripts (kept by reference), each connection on its own
+ * thread, so a held stream does not stall other requests (an engine's
+ * ping and watch connections). The first matching route wins; a request
+ * no route matches gets a 404. */
+fakehttp *fakehttp_start_routes(const fakehttp_route *routes, size_t n);
+/* Requests so far answered by the route whose match is exactly match
+ * (0 if there is none). */
+unsigned fakehttp_route_requests(fakehttp *f, const char *match);
+/* Copy of the last request answered by that route ("" if none). */
+void fakehttp_route_last(fakehttp *f, const char *match, char *buf, size_t size);
 int fakehttp_port(fakehttp *f);
 /* "http://127.0.0.1:PORT" in a static-per-server buffer. */
 const char *fakehttp_url(fakehttp *f);
