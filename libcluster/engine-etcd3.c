@@ -1630,12 +1630,15 @@ etcd3_workers_changed(CLUSTER *c)
 	return 0;
 }
 
+/* Any thread, while joined (the core holds the engine in place). Only
+ * touches what ed->m guards: ed->passive is written by join on the
+ * control thread, so a passive member is simply woken for nothing. */
 static void
 etcd3_status_changed(CLUSTER *c)
 {
 	etcd3 *ed = c->engine_data;
 
-	if(!ed || ed->passive)
+	if(!ed)
 	{
 		return;
 	}

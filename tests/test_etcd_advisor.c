@@ -371,8 +371,8 @@ test_dead_and_garbage(void **state)
  * and switches registries (which frees the engine's data): the engine
  * hook the report triggers must never run on freed data (ASan/TSan runs
  * of this test catch it if it does). */
-static volatile int stop_reporting;
-static volatile int report_failures;
+static int stop_reporting;          /* atomic builtins only */
+static int report_failures;
 
 /* Runs on its own thread: no cmocka asserts here (they longjmp into the
  * main thread's context); failures are counted and checked after join. */
@@ -382,7 +382,7 @@ reporter(void *arg)
 	CLUSTER *c = arg;
 	long long i = 0;
 
-	while(!stop_reporting)
+	while(!__atomic_load_n(&stop_reporting, __ATOMIC_ACQUIRE))
 	{
 		/* thousands of reports per join/leave cycle, but paced: a thread
 		 * spinning flat out starves the library's threads under valgrind */
@@ -390,7 +390,7 @@ reporter(void *arg)
 
 		if(cluster_report(c, i++ % 100, CLUSTER_CAPACITY_UNBOUNDED))
 		{
-			report_failures++;
+			__atomic_add_fetch(&report_failures, 1, __ATOMIC_RELAXED);
 		}
 		nanosleep(&pace, NULL);
 	}
@@ -421,7 +421,7 @@ test_report_races_registry_switch(void **state)
 		assert_int_equal(cluster_set_registry(c, NULL), 0);
 		assert_int_equal(cluster_set_registry(c, etcdh_endpoint(H)), 0);
 	}
-	stop_reporting = 1;
+	__atomic_store_n(&stop_reporting, 1, __ATOMIC_RELEASE);
 	pthread_join(t, NULL);
 	assert_int_equal(report_failures, 0);
 	cluster_destroy(c);
