@@ -743,6 +743,27 @@ cluster__etcd3_range_free(cluster__etcd3_range *rg)
 	memset(rg, 0, sizeof(*rg));
 }
 
+/* Open a KV reply (range, txn): a JSON object whose header carries a
+ * positive revision. *root must be released with cJSON_Delete() (NULL
+ * when the body is not an object). Returns 0 or EBADMSG. */
+static int
+open_reply(const char *body, size_t len, cJSON **root, int64_t *revision)
+{
+	int r;
+
+	*root = parse_object(body, len);
+	if(!*root)
+	{
+		return EBADMSG;
+	}
+	r = get_header_revision(*root, revision);
+	if(!r && *revision <= 0)
+	{
+		r = EBADMSG;
+	}
+	return r;
+}
+
 int
 cluster__etcd3_parse_range(const char *body, size_t len, cluster__etcd3_range *out)
 {
@@ -751,16 +772,7 @@ cluster__etcd3_parse_range(const char *body, size_t len, cluster__etcd3_range *o
 	int r;
 
 	memset(out, 0, sizeof(*out));
-	root = parse_object(body, len);
-	if(!root)
-	{
-		return EBADMSG;
-	}
-	r = get_header_revision(root, &out->revision);
-	if(!r && out->revision <= 0)
-	{
-		r = EBADMSG;
-	}
+	r = open_reply(body, len, &root, &out->revision);
 	if(!r)
 	{
 		r = get_bool(root, "more", &out->more);
@@ -796,16 +808,7 @@ cluster__etcd3_parse_txn(const char *body, size_t len, cluster__etcd3_txn *out)
 	int r;
 
 	memset(out, 0, sizeof(*out));
-	root = parse_object(body, len);
-	if(!root)
-	{
-		return EBADMSG;
-	}
-	r = get_header_revision(root, &out->revision);
-	if(!r && out->revision <= 0)
-	{
-		r = EBADMSG;
-	}
+	r = open_reply(body, len, &root, &out->revision);
 	if(!r)
 	{
 		r = get_bool(root, "succeeded", &out->succeeded);
