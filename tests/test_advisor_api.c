@@ -18,15 +18,6 @@
 #include "cluster-int.h"
 #include "advisor.h"
 
-static double
-mult(void)
-{
-	const char *s = getenv("CLUSTER_TEST_TIMEOUT_MULTIPLIER");
-	double m = s ? atof(s) : 1.0;
-
-	return m < 1.0 ? 1.0 : m;
-}
-
 /* ------------------------------------------------------------------ */
 
 static void
@@ -338,7 +329,7 @@ wait_calls(int want, double seconds)
 	int r = 0;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += (time_t) (seconds * mult()) + 1;
+	ts.tv_sec += (time_t) (seconds * tu_timeout_mult()) + 1;
 	pthread_mutex_lock(&cb_lock);
 	while(cb_calls < want && r == 0)
 	{

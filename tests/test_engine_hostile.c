@@ -34,21 +34,6 @@
 
 /* ---- time ------------------------------------------------------------------ */
 
-static double
-multiplier(void)
-{
-	const char *s = getenv("CLUSTER_TEST_TIMEOUT_MULTIPLIER");
-	double m = s ? atof(s) : 1.0;
-
-	return m > 0 ? m : 1.0;
-}
-
-static int
-scaled(int ms)
-{
-	return (int) (ms * multiplier());
-}
-
 static int64_t
 now_ms(void)
 {
@@ -69,7 +54,7 @@ short_pause(void)
 /* Poll cond (an expression) every 10 ms until it holds or ms (scaled)
  * pass; evaluates to its final value. */
 #define WAIT_FOR(cond, ms) \
-	({ int64_t wf_end_ = now_ms() + scaled(ms); \
+	({ int64_t wf_end_ = now_ms() + tu_scaled_ms(ms); \
 	   while(!(cond) && now_ms() < wf_end_) short_pause(); \
 	   !!(cond); })
 
@@ -513,7 +498,7 @@ leave_fast(CLUSTER *c)
 
 	assert_int_equal(cluster_leave(c), 0);
 	took = now_ms() - t0;
-	if(took >= scaled(1000))
+	if(took >= tu_scaled_ms(1000))
 	{
 		fail_msg("cluster_leave() took %lld ms", (long long) took);
 	}
@@ -577,7 +562,7 @@ run_join_case(const join_case *jc)
 		fail_msg("%s: cluster_join() = %d errno %d (%s), want -1 errno %d (%s)", jc->name, r, e, strerror(e), jc->want, strerror(jc->want));
 	}
 	/* one request timeout (2 s) at most, plus the revoke */
-	assert_true(took < scaled(4000));
+	assert_true(took < tu_scaled_ms(4000));
 	assert_not_joined(c);
 	if(jc->log)
 	{

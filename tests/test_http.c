@@ -22,23 +22,9 @@
 #include <cmocka.h>
 
 #include "cluster-int.h"
+#include "testutil.h"
 #include "http.h"
 #include "fakehttp.h"
-
-static double
-multiplier(void)
-{
-	const char *s = getenv("CLUSTER_TEST_TIMEOUT_MULTIPLIER");
-	double m = s ? atof(s) : 1.0;
-
-	return m > 0 ? m : 1.0;
-}
-
-static int
-scaled(int ms)
-{
-	return (int) (ms * multiplier());
-}
 
 static int64_t
 now_ms(void)
@@ -55,7 +41,7 @@ make_http(char **eps, size_t n, int timeout_ms)
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.endpoints = eps;
 	cfg.n_endpoints = n;
-	cfg.connect_timeout_ms = scaled(1000);
+	cfg.connect_timeout_ms = tu_scaled_ms(1000);
 	cfg.timeout_ms = timeout_ms;
 	cfg.require_leader = 1;
 	h = cluster__http_create(&cfg, NULL);
@@ -275,7 +261,7 @@ test_request_ok_and_headers(void **state)
 	(void) state;
 	assert_non_null(f);
 	ep = strdup(fakehttp_url(f));
-	h = make_http(&ep, 1, scaled(2000));
+	h = make_http(&ep, 1, tu_scaled_ms(2000));
 	assert_int_equal(cluster__http_set_token(h, "tok.1"), 0);
 	assert_int_equal(cluster__http_request(h, "POST", "/v3/kv/range", NULL, "{\"key\":\"YQ==\"}", &resp), 0);
 	assert_int_equal(resp.status, 200);
@@ -318,7 +304,7 @@ test_request_failover(void **state)
 	fakehttp_stop(dead);
 	eps[1] = strdup(fakehttp_url(bad));
 	eps[2] = strdup(fakehttp_url(good));
-	h = make_http(eps, 3, scaled(2000));
+	h = make_http(eps, 3, tu_scaled_ms(2000));
 	assert_int_equal(cluster__http_request(h, "POST", "/v3/kv/put", NULL, "{}", &resp), 0);
 	assert_int_equal(resp.status, 200);
 	cluster__http_response_free(&resp);
@@ -332,13 +318,13 @@ test_request_failover(void **state)
 	cluster__http_destroy(h);
 
 	/* all endpoints answer 5xx: the last answer is returned */
-	h = make_http(&eps[1], 1, scaled(2000));
+	h = make_http(&eps[1], 1, tu_scaled_ms(2000));
 	assert_int_equal(cluster__http_request(h, "POST", "/v3/kv/put", NULL, "{}", &resp), 0);
 	assert_int_equal(resp.status, 503);
 	cluster__http_response_free(&resp);
 	cluster__http_destroy(h);
 	/* nobody listens at all */
-	h = make_http(&eps[0], 1, scaled(2000));
+	h = make_http(&eps[0], 1, tu_scaled_ms(2000));
 	assert_int_equal(cluster__http_request(h, "POST", "/v3/kv/put", NULL, "{}", &resp), ECONNREFUSED);
 	assert_null(resp.body);
 	cluster__http_destroy(h);
@@ -381,7 +367,7 @@ test_request_hostile(void **state)
 		char *ep = strdup(fakehttp_url(f));
 		int r;
 
-		h = make_http(&ep, 1, scaled(3000));
+		h = make_http(&ep, 1, tu_scaled_ms(3000));
 		r = cluster__http_request(h, "POST", "/v3/kv/range", NULL, "{}", &resp);
 		if(r != cases[i].want)
 		{
@@ -410,7 +396,7 @@ test_request_timeout(void **state)
 	t0 = now_ms();
 	assert_int_equal(cluster__http_request(h, "POST", "/v3/kv/range", NULL, "{}", &resp), ETIMEDOUT);
 	assert_true(now_ms() - t0 >= 250);
-	assert_true(now_ms() - t0 < scaled(2000));
+	assert_true(now_ms() - t0 < tu_scaled_ms(2000));
 	cluster__http_destroy(h);
 	fakehttp_stop(f);
 	free(ep);
@@ -465,7 +451,7 @@ test_cancel_and_interrupt(void **state)
 	t0 = now_ms();
 	assert_int_equal(pthread_create(&t, NULL, cancel_main, &c), 0);
 	assert_int_equal(cluster__http_request(h, "POST", "/v3/kv/range", NULL, "{}", &resp), ECANCELED);
-	assert_true(now_ms() - t0 < scaled(600));
+	assert_true(now_ms() - t0 < tu_scaled_ms(600));
 	pthread_join(t, NULL);
 	/* sticky until reset */
 	assert_int_equal(cluster__http_request(h, "POST", "/v3/kv/range", NULL, "{}", &resp), ECANCELED);
@@ -479,7 +465,7 @@ test_cancel_and_interrupt(void **state)
 	t0 = now_ms();
 	assert_int_equal(pthread_create(&t, NULL, cancel_main, &c), 0);
 	assert_int_equal(cluster__http_stream(h, "/v3/watch", "{}", collect, NULL, 0, &status), ECANCELED);
-	assert_true(now_ms() - t0 < scaled(600));
+	assert_true(now_ms() - t0 < tu_scaled_ms(600));
 	pthread_join(t, NULL);
 	cluster__http_destroy(h);
 	h = make_http(&ep2, 1, 2000);
@@ -533,7 +519,7 @@ test_stream_lines(void **state)
 
 	(void) state;
 	memset(&got, 0, sizeof(got));
-	assert_int_equal(cluster__http_stream_ex(h, "/v3/watch", "{}", collect, &got, scaled(2000), scaled(2000), 0, &status), 0);
+	assert_int_equal(cluster__http_stream_ex(h, "/v3/watch", "{}", collect, &got, tu_scaled_ms(2000), tu_scaled_ms(2000), 0, &status), 0);
 	assert_int_equal(status, 200);
 	assert_int_equal(got.n, 4);
 	assert_string_equal(got.v[0], "{\"result\":{\"created\":true}}");
@@ -585,7 +571,7 @@ test_stream_timeouts_and_limits(void **state)
 	h = make_http(&ep, 1, 2000);
 	t0 = now_ms();
 	assert_int_equal(cluster__http_stream_ex(h, "/v3/watch", "{}", collect, &got, 300, 0, 0, &status), ETIMEDOUT);
-	assert_true(now_ms() - t0 >= 250 && now_ms() - t0 < scaled(2000));
+	assert_true(now_ms() - t0 >= 250 && now_ms() - t0 < tu_scaled_ms(2000));
 	assert_int_equal(got.n, 1);
 	lines_free(&got);
 	cluster__http_destroy(h);
@@ -600,12 +586,12 @@ test_stream_timeouts_and_limits(void **state)
 	h = make_http(&ep, 1, 2000);
 	t0 = now_ms();
 	assert_int_equal(cluster__http_stream_ex(h, "/v3/watch", "{}", collect, &got, 0, 300, 0, &status), ETIMEDOUT);
-	assert_true(now_ms() - t0 < scaled(2000));
+	assert_true(now_ms() - t0 < tu_scaled_ms(2000));
 	assert_int_equal(got.n, 0);
 	/* the total limit */
 	t0 = now_ms();
 	assert_int_equal(cluster__http_stream_ex(h, "/v3/watch", "{}", collect, &got, 0, 0, 300, &status), ETIMEDOUT);
-	assert_true(now_ms() - t0 < scaled(2000));
+	assert_true(now_ms() - t0 < tu_scaled_ms(2000));
 	cluster__http_destroy(h);
 	fakehttp_stop(f);
 	free(raw);
@@ -627,7 +613,7 @@ test_stream_timeouts_and_limits(void **state)
 	f = fakehttp_start(script, 1);
 	ep = strdup(fakehttp_url(f));
 	h = make_http(&ep, 1, 2000);
-	assert_int_equal(cluster__http_stream(h, "/v3/watch", "{}", collect, &got, scaled(5000), &status), EIO);
+	assert_int_equal(cluster__http_stream(h, "/v3/watch", "{}", collect, &got, tu_scaled_ms(5000), &status), EIO);
 	assert_int_equal(got.n, 0);
 	cluster__http_destroy(h);
 	fakehttp_stop(f);
@@ -640,7 +626,7 @@ test_stream_timeouts_and_limits(void **state)
 	f = fakehttp_start(script, 1);
 	ep = strdup(fakehttp_url(f));
 	h = make_http(&ep, 1, 2000);
-	assert_int_equal(cluster__http_stream(h, "/v3/watch", "{}", collect, &got, scaled(5000), &status), EIO);
+	assert_int_equal(cluster__http_stream(h, "/v3/watch", "{}", collect, &got, tu_scaled_ms(5000), &status), EIO);
 	assert_int_equal(got.n, 1);
 	lines_free(&got);
 	cluster__http_destroy(h);

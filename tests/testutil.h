@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * Small helpers shared by the API tests: a logger that records what the
- * library said, and a balancer callback that records what it reported.
- * Header-only so each test program stays self-contained.
+ * library said, a balancer callback that records what it reported, and
+ * the timeout multiplier. Header-only (static inline, so a program may
+ * use any subset) so each test program stays self-contained.
  */
 #ifndef CLUSTER_TESTUTIL_H_
 # define CLUSTER_TESTUTIL_H_           1
@@ -13,8 +14,28 @@
 # include <pthread.h>
 # include <stdarg.h>
 # include <stdio.h>
+# include <stdlib.h>
 # include <string.h>
 # include <libcluster.h>
+
+/* CLUSTER_TEST_TIMEOUT_MULTIPLIER as a float: default 1, never below 1
+ * (slow runs stretch every timeout; nothing shrinks them). The same rule
+ * as the etcd harness's etcdh_timeout_mult(). */
+static inline double
+tu_timeout_mult(void)
+{
+	const char *s = getenv("CLUSTER_TEST_TIMEOUT_MULTIPLIER");
+	double m = s ? atof(s) : 1.0;
+
+	return m < 1.0 ? 1.0 : m;
+}
+
+/* ms stretched by the multiplier. */
+static inline int
+tu_scaled_ms(int ms)
+{
+	return (int) (ms * tu_timeout_mult());
+}
 
 static pthread_mutex_t tu_lock = PTHREAD_MUTEX_INITIALIZER;
 static char tu_log[65536];
@@ -22,7 +43,7 @@ static size_t tu_log_len;
 static int tu_calls;
 static CLUSTERSTATE tu_last;
 
-static void
+static inline void
 tu_logger(int priority, const char *format, va_list ap)
 {
 	char line[1024];
@@ -39,7 +60,7 @@ tu_logger(int priority, const char *format, va_list ap)
 	pthread_mutex_unlock(&tu_lock);
 }
 
-static void
+static inline void
 tu_log_clear(void)
 {
 	pthread_mutex_lock(&tu_lock);
@@ -49,7 +70,7 @@ tu_log_clear(void)
 }
 
 /* Non-zero if some logged text contains needle. */
-static int
+static inline int
 tu_logged(const char *needle)
 {
 	int r;
@@ -64,7 +85,7 @@ tu_logged(const char *needle)
 	return r;
 }
 
-static int
+static inline int
 tu_balancer(CLUSTER *cluster, CLUSTERSTATE *state)
 {
 	(void) cluster;
@@ -75,7 +96,7 @@ tu_balancer(CLUSTER *cluster, CLUSTERSTATE *state)
 	return 0;
 }
 
-static void
+static inline void
 tu_reset(void)
 {
 	tu_log_clear();
@@ -86,7 +107,7 @@ tu_reset(void)
 }
 
 /* A cluster with the recording logger and balancer installed. */
-static CLUSTER *
+static inline CLUSTER *
 tu_cluster(const char *key)
 {
 	CLUSTER *c = cluster_create(key);
