@@ -385,16 +385,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "bench-convergence: rounds 1..%d, bare samples 1..%d\n", MAX_SAMPLES / 2, MAX_SAMPLES - 8);
 		return 2;
 	}
-	for(i = optind; i < argc && nn < 16; i++)
-	{
-		ns[nn++] = atoi(argv[i]);
-	}
-	if(!nn)
-	{
-		ns[nn++] = 10;
-		ns[nn++] = 50;
-		ns[nn++] = 200;
-	}
+	nn = bl_sizes(argv + optind, argc - optind, ns, 16, (const int[]) { 10, 50, 200, 0 });
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if(etcdh_start(&h))
 	{

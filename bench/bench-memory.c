@@ -76,17 +76,7 @@ main(int argc, char **argv)
 	int ns[16], nn = 0, i;
 	etcdh *h;
 
-	for(i = 1; i < argc && nn < 16; i++)
-	{
-		ns[nn++] = atoi(argv[i]);
-	}
-	if(!nn)
-	{
-		ns[nn++] = 1;
-		ns[nn++] = 10;
-		ns[nn++] = 50;
-		ns[nn++] = 200;
-	}
+	nn = bl_sizes(argv + 1, argc - 1, ns, 16, (const int[]) { 1, 10, 50, 200, 0 });
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if(etcdh_start(&h))
 	{

@@ -135,15 +135,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "bench-steady: bad -d or -t\n");
 		return 2;
 	}
-	for(i = optind; i < argc && nn < 16; i++)
-	{
-		ns[nn++] = atoi(argv[i]);
-	}
-	if(!nn)
-	{
-		ns[nn++] = 10;
-		ns[nn++] = 50;
-	}
+	nn = bl_sizes(argv + optind, argc - optind, ns, 16, (const int[]) { 10, 50, 0 });
 	if(etcdh_start(&h))
 	{
 		fprintf(stderr, "bench-steady: cannot start etcd\n");

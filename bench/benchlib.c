@@ -266,6 +266,22 @@ bl_status_field(const char *name)
 	return v;
 }
 
+int
+bl_sizes(char **args, int nargs, int *ns, int max, const int *defaults)
+{
+	int n = 0, i;
+
+	for(i = 0; i < nargs && n < max; i++)
+	{
+		ns[n++] = atoi(args[i]);
+	}
+	for(i = 0; !n && defaults[i] && i < max; i++)
+	{
+		ns[i] = defaults[i];
+	}
+	return n ? n : i;
+}
+
 long
 bl_rss_kb(void)
 {

@@ -44,6 +44,11 @@ double bl_now(void);
 /* q-quantile (0..1) of v[0..n) (sorted in place), nearest rank. */
 double bl_quantile(double *v, size_t n, double q);
 
+/* The cluster sizes to measure: the numbers in args[0..nargs) (at most
+ * max), or the defaults (a 0-terminated list) when none are given.
+ * Returns how many were stored in ns. */
+int bl_sizes(char **args, int nargs, int *ns, int max, const int *defaults);
+
 /* VmRSS (kB) and Threads of this process from /proc/self/status. */
 long bl_rss_kb(void);
 int bl_threads(void);
