@@ -89,7 +89,7 @@ cluster__deadline(struct timespec *ts, int64_t ms)
 int
 cluster__check_name(CLUSTER *cluster, const char *field, const char *value)
 {
-	size_t len, i;
+	size_t len, bad = 0;
 
 	if(!value)
 	{
@@ -97,28 +97,21 @@ cluster__check_name(CLUSTER *cluster, const char *field, const char *value)
 		return EINVAL;
 	}
 	len = strlen(value);
-	if(!len || len > CLUSTER_NAME_MAX)
+	switch(cluster__name_check(value, len, &bad))
 	{
+	case CLUSTER__NAME_OK:
+		return 0;
+	case CLUSTER__NAME_LENGTH:
 		cluster__log(cluster, LOG_ERR, "libcluster: %s '%.*s%s' is invalid: it must be 1 to %d bytes long\n", field, 40, value, len > 40 ? "..." : "", CLUSTER_NAME_MAX);
-		return EINVAL;
-	}
-	if(!strcmp(value, ".") || !strcmp(value, ".."))
-	{
+		break;
+	case CLUSTER__NAME_DOTS:
 		cluster__log(cluster, LOG_ERR, "libcluster: %s '%s' is invalid: it must not be '.' or '..'\n", field, value);
-		return EINVAL;
+		break;
+	default:
+		cluster__log(cluster, LOG_ERR, "libcluster: %s '%.*s' is invalid: byte %zu (0x%02x) is not one of [A-Za-z0-9._-]\n", field, 40, value, bad, (unsigned char) value[bad]);
+		break;
 	}
-	for(i = 0; i < len; i++)
-	{
-		unsigned char ch = (unsigned char) value[i];
-
-		if(!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-			ch == '.' || ch == '_' || ch == '-'))
-		{
-			cluster__log(cluster, LOG_ERR, "libcluster: %s '%.*s' is invalid: byte %zu (0x%02x) is not one of [A-Za-z0-9._-]\n", field, 40, value, i, ch);
-			return EINVAL;
-		}
-	}
-	return 0;
+	return EINVAL;
 }
 
 static int

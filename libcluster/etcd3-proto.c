@@ -1172,7 +1172,7 @@ cluster__etcd3_parse_watch(const char *line, size_t len, cluster__etcd3_watch_ms
 int
 cluster__etcd3_member_id(const char *prefix, const char *key, size_t key_len, char id[CLUSTER_NAME_MAX + 1])
 {
-	size_t plen = strlen(prefix), n, i;
+	size_t plen = strlen(prefix), n;
 	const char *s;
 
 	id[0] = 0;
@@ -1186,18 +1186,9 @@ cluster__etcd3_member_id(const char *prefix, const char *key, size_t key_len, ch
 	{
 		return ENOENT;
 	}
-	if(n > CLUSTER_NAME_MAX || (n == 1 && s[0] == '.') || (n == 2 && s[0] == '.' && s[1] == '.'))
+	if(cluster__name_check(s, n, NULL) != CLUSTER__NAME_OK)
 	{
 		return EINVAL;
-	}
-	for(i = 0; i < n; i++)
-	{
-		unsigned char ch = (unsigned char) s[i];
-
-		if(!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-'))
-		{
-			return EINVAL;
-		}
 	}
 	memcpy(id, s, n);
 	id[n] = 0;

@@ -130,6 +130,36 @@ cluster__view_free(cluster__view *view)
 	view->base = -1;
 }
 
+int
+cluster__name_check(const char *s, size_t len, size_t *bad)
+{
+	size_t i;
+
+	if(!len || len > CLUSTER_NAME_MAX)
+	{
+		return CLUSTER__NAME_LENGTH;
+	}
+	if((len == 1 && s[0] == '.') || (len == 2 && s[0] == '.' && s[1] == '.'))
+	{
+		return CLUSTER__NAME_DOTS;
+	}
+	for(i = 0; i < len; i++)
+	{
+		unsigned char ch = (unsigned char) s[i];
+
+		if(!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+			ch == '.' || ch == '_' || ch == '-'))
+		{
+			if(bad)
+			{
+				*bad = i;
+			}
+			return CLUSTER__NAME_BYTE;
+		}
+	}
+	return CLUSTER__NAME_OK;
+}
+
 long
 cluster__view_find(const cluster__view *view, const char *id)
 {

@@ -69,6 +69,18 @@ void cluster__view_free(cluster__view *view);
 /* Compare two views (either may be empty). */
 void cluster__view_diff_compute(const cluster__view *before, const cluster__view *after, cluster__view_diff *diff);
 
+/*
+ * The name rule (cluster key, environment, partition, instance id, and so
+ * every member id): 1..CLUSTER_NAME_MAX bytes of [A-Za-z0-9._-], neither
+ * "." nor "..". Returns CLUSTER__NAME_OK or the rule the len bytes at s
+ * break; for CLUSTER__NAME_BYTE, *bad (if not NULL) gets the position.
+ */
+# define CLUSTER__NAME_OK              0
+# define CLUSTER__NAME_LENGTH          1
+# define CLUSTER__NAME_DOTS            2
+# define CLUSTER__NAME_BYTE            3
+int cluster__name_check(const char *s, size_t len, size_t *bad);
+
 /* Find id in a view (binary search); returns the position or -1. */
 long cluster__view_find(const cluster__view *view, const char *id);
 

@@ -330,6 +330,31 @@ test_unterminated_id(void **state)
 	cluster__view_free(&v);
 }
 
+/* The one name rule, shared by the setters and the engines' key parsing. */
+static void
+test_name_rule(void **state)
+{
+	char big[CLUSTER_NAME_MAX + 1];
+	size_t bad = 99;
+
+	(void) state;
+	memset(big, 'a', sizeof(big));
+	assert_int_equal(cluster__name_check("node-1_A.b", 10, NULL), CLUSTER__NAME_OK);
+	assert_int_equal(cluster__name_check("...", 3, NULL), CLUSTER__NAME_OK);
+	assert_int_equal(cluster__name_check(big, CLUSTER_NAME_MAX, NULL), CLUSTER__NAME_OK);
+	assert_int_equal(cluster__name_check(big, CLUSTER_NAME_MAX + 1, NULL), CLUSTER__NAME_LENGTH);
+	assert_int_equal(cluster__name_check("", 0, NULL), CLUSTER__NAME_LENGTH);
+	assert_int_equal(cluster__name_check(".", 1, NULL), CLUSTER__NAME_DOTS);
+	assert_int_equal(cluster__name_check("..", 2, NULL), CLUSTER__NAME_DOTS);
+	assert_int_equal(cluster__name_check("ab/c", 4, &bad), CLUSTER__NAME_BYTE);
+	assert_int_equal(bad, 2);
+	assert_int_equal(cluster__name_check("x\xc3\xa9", 3, &bad), CLUSTER__NAME_BYTE);
+	assert_int_equal(bad, 1);
+	/* only len bytes count: a NUL inside is a bad byte, not an end */
+	assert_int_equal(cluster__name_check("a\0b", 3, &bad), CLUSTER__NAME_BYTE);
+	assert_int_equal(bad, 1);
+}
+
 int
 main(void)
 {
@@ -345,6 +370,7 @@ main(void)
 		cmocka_unit_test(test_exhaustive_small),
 		cmocka_unit_test(test_diff),
 		cmocka_unit_test(test_unterminated_id),
+		cmocka_unit_test(test_name_rule),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
