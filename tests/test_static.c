@@ -5,8 +5,10 @@
 #include <setjmp.h>
 #include <cmocka.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "testutil.h"
 
@@ -191,6 +193,195 @@ test_destroy_joined(void **state)
 	assert_int_equal(tu_last.index, -1);
 }
 
+/* --- callbacks and the control lock ----------------------------------- */
+
+typedef struct setter_probe setter_probe;
+struct setter_probe
+{
+	CLUSTER *c;
+	pthread_mutex_t m;
+	pthread_cond_t cv;
+	int done;
+	int result;
+};
+
+static void *
+probe_main(void *arg)
+{
+	setter_probe *p = arg;
+	/* a control call from another thread: it needs the control lock */
+	int r = cluster_set_workers(p->c, cluster_workers(p->c));
+
+	pthread_mutex_lock(&p->m);
+	p->done = 1;
+	p->result = r;
+	pthread_cond_broadcast(&p->cv);
+	pthread_mutex_unlock(&p->m);
+	return NULL;
+}
+
+static setter_probe probe;
+static int probe_ok, probe_runs;
+
+/* From inside the callback, let another thread make a control call and
+ * wait (bounded) for it: if the library held its control lock around the
+ * callback, that call could not finish until the callback returned. */
+static int
+probing_balancer(CLUSTER *cluster, CLUSTERSTATE *state)
+{
+	struct timespec ts;
+	pthread_t t;
+
+	(void) state;
+	probe.c = cluster;
+	probe.done = 0;
+	assert_int_equal(pthread_create(&t, NULL, probe_main, &probe), 0);
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += 1 + tu_scaled_ms(1000) / 1000;
+	pthread_mutex_lock(&probe.m);
+	while(!probe.done)
+	{
+		if(pthread_cond_timedwait(&probe.cv, &probe.m, &ts))
+		{
+			break;
+		}
+	}
+	probe_ok += probe.done && probe.result == 0;
+	probe_runs++;
+	pthread_mutex_unlock(&probe.m);
+	/* not joined: with the old code it is still blocked on the lock */
+	pthread_detach(t);
+	return 0;
+}
+
+static void
+test_callbacks_run_without_the_control_lock(void **state)
+{
+	CLUSTER *c = static_member("a", 1, 0, 1);
+
+	(void) state;
+	pthread_mutex_init(&probe.m, NULL);
+	pthread_cond_init(&probe.cv, NULL);
+	probe_ok = probe_runs = 0;
+	cluster_set_balancer(c, probing_balancer);
+	/* the first callback runs inside cluster_join, the last inside leave */
+	assert_int_equal(cluster_join(c), 0);
+	assert_int_equal(probe_runs, 1);
+	assert_int_equal(probe_ok, 1);
+	/* let a probe that was blocked (old code) finish before leaving */
+	pthread_mutex_lock(&probe.m);
+	while(!probe.done)
+	{
+		pthread_cond_wait(&probe.cv, &probe.m);
+	}
+	pthread_mutex_unlock(&probe.m);
+	assert_int_equal(cluster_leave(c), 0);
+	assert_int_equal(probe_runs, 2);
+	assert_int_equal(probe_ok, 2);
+	pthread_mutex_lock(&probe.m);
+	while(!probe.done)
+	{
+		pthread_cond_wait(&probe.cv, &probe.m);
+	}
+	pthread_mutex_unlock(&probe.m);
+	cluster_destroy(c);
+	pthread_mutex_destroy(&probe.m);
+	pthread_cond_destroy(&probe.cv);
+}
+
+static CLUSTER *other_handle;
+static int other_result, other_errno;
+
+static int
+calls_other_handle(CLUSTER *cluster, CLUSTERSTATE *state)
+{
+	(void) cluster;
+	if(state->index >= 0)
+	{
+		other_result = cluster_set_workers(other_handle, 3);
+		other_errno = errno;
+	}
+	return 0;
+}
+
+/* The EDEADLK guard is per handle: a callback of A may configure B. */
+static void
+test_callback_may_configure_another_handle(void **state)
+{
+	CLUSTER *a = static_member("a", 1, 0, 1);
+	CLUSTER *b = static_member("b", 1, 0, 1);
+
+	(void) state;
+	other_handle = b;
+	other_result = -2;
+	cluster_set_balancer(a, calls_other_handle);
+	assert_int_equal(cluster_join(a), 0);
+	if(other_result)
+	{
+		fail_msg("cluster_set_workers(B) from A's callback returned %d (%s)", other_result, strerror(other_errno));
+	}
+	assert_int_equal(cluster_workers(b), 3);
+	cluster_destroy(a);
+	cluster_destroy(b);
+}
+
+/* --- string getters against setters on another thread ----------------- */
+
+static volatile int churn_stop;
+
+static void *
+env_churn(void *arg)
+{
+	CLUSTER *c = arg;
+	int i = 0;
+
+	while(!churn_stop)
+	{
+		cluster_set_env(c, (i++ & 1) ? "envaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" : "envbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
+		cluster_set_partition(c, (i & 2) ? "partaaaaaaaaaaaaaaaaaaaaaaaaaa" : NULL);
+	}
+	return NULL;
+}
+
+/* The header promises getters are safe from any thread: a string a getter
+ * returned must stay readable (and hold a value that was set) while a
+ * setter on another thread replaces it. Under ASan the old code reads
+ * freed memory here. */
+static void
+test_string_getters_survive_setters(void **state)
+{
+	CLUSTER *c = static_member("a", 1, 0, 1);
+	pthread_t t;
+	int i, bad = 0;
+
+	(void) state;
+	churn_stop = 0;
+	assert_int_equal(pthread_create(&t, NULL, env_churn, c), 0);
+	for(i = 0; i < 200000; i++)
+	{
+		const char *e = cluster_env(c);
+		const char *p = cluster_partition(c);
+		size_t n = strlen(e);
+
+		if(strncmp(e, "env", 3) || (n != 36 && n != 40))
+		{
+			bad++;
+		}
+		if(p && strncmp(p, "part", 4))
+		{
+			bad++;
+		}
+		if(strcmp(cluster_instance(c), "a"))
+		{
+			bad++;
+		}
+	}
+	churn_stop = 1;
+	pthread_join(t, NULL);
+	assert_int_equal(bad, 0);
+	cluster_destroy(c);
+}
+
 int
 main(void)
 {
@@ -201,6 +392,9 @@ main(void)
 		cmocka_unit_test(test_workers_while_joined),
 		cmocka_unit_test(test_members),
 		cmocka_unit_test(test_destroy_joined),
+		cmocka_unit_test(test_callbacks_run_without_the_control_lock),
+		cmocka_unit_test(test_callback_may_configure_another_handle),
+		cmocka_unit_test(test_string_getters_survive_setters),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
