@@ -40,6 +40,8 @@
 #define ETCDH_STOP_SECONDS      10.0
 #define ETCDH_HTTP_TIMEOUT_MS   3000L
 #define ETCDH_MAX_EXTRA         16
+#define ETCDH_CLUSTER_MAX       5
+#define ETCDH_TOKEN_MAX         256
 
 struct etcdh
 {
@@ -57,6 +59,19 @@ struct etcdh
 	int detached;
 	int paused;
 	char *extra[ETCDH_MAX_EXTRA + 1];
+	/* --initial-cluster: this member alone, or every member of its cluster */
+	char initial_cluster[ETCDH_CLUSTER_MAX * 96];
+	etcdh_cluster *cluster;      /* the cluster this member belongs to, or NULL */
+	char *root_password;         /* auth on: requests authenticate as root */
+	char token[ETCDH_TOKEN_MAX]; /* root's token ("" none yet) */
+};
+
+struct etcdh_cluster
+{
+	char dir[PATH_MAX];          /* temporary directory: one subdirectory per member */
+	int n;
+	etcdh *m[ETCDH_CLUSTER_MAX];
+	char endpoints[ETCDH_CLUSTER_MAX * 32];
 };
 
 static void etcdh__err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -214,14 +229,16 @@ etcdh__curl_init(void)
 }
 
 /* One request on a fresh handle: POST body (or GET when body is NULL) to
- * base + path. Returns the HTTP status (0 on a transport error) and hands
- * the reply body to *out (malloc'd, may be NULL). */
+ * base + path, with an Authorization header when token is not NULL or "".
+ * Returns the HTTP status (0 on a transport error) and hands the reply
+ * body to *out (malloc'd, may be NULL). */
 static long
-etcdh__http(const char *base, const char *path, const char *body, long timeout_ms, char **out)
+etcdh__http(const char *base, const char *path, const char *body, long timeout_ms, const char *token, char **out)
 {
 	CURL *curl;
 	struct etcdh__buf b = { NULL, 0 };
-	char url[256];
+	struct curl_slist *headers = NULL;
+	char url[256], auth[ETCDH_TOKEN_MAX + 32];
 	long status = 0;
 	CURLcode rc;
 
@@ -247,12 +264,20 @@ etcdh__http(const char *base, const char *path, const char *body, long timeout_m
 	{
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
 	}
+	if(token && *token)
+	{
+		/* the raw token: "Bearer ..." is refused by etcd */
+		snprintf(auth, sizeof(auth), "Authorization: %s", token);
+		headers = curl_slist_append(NULL, auth);
+		curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+	}
 	rc = curl_easy_perform(curl);
 	if(rc == CURLE_OK)
 	{
 		curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
 	}
 	curl_easy_cleanup(curl);
+	curl_slist_free_all(headers);
 	if(out)
 	{
 		*out = b.data;
@@ -264,15 +289,90 @@ etcdh__http(const char *base, const char *path, const char *body, long timeout_m
 	return status;
 }
 
-/* POST a v3 call and parse the JSON reply; NULL unless HTTP 200. */
+/*
+ * Log in as root (when auth was turned on through the harness) and keep
+ * the token in the handle. An etcd without auth says so: no token is
+ * needed then. 0 or -1.
+ */
+static int
+etcdh__login(etcdh *h)
+{
+	cJSON *body = cJSON_CreateObject(), *r = NULL, *tok;
+	char *text = NULL, *reply = NULL;
+	long status = 0;
+	int rc = -1;
+
+	h->token[0] = '\0';
+	if(body)
+	{
+		cJSON_AddStringToObject(body, "name", "root");
+		cJSON_AddStringToObject(body, "password", h->root_password);
+		text = cJSON_PrintUnformatted(body);
+	}
+	if(text)
+	{
+		status = etcdh__http(h->base, "/v3/auth/authenticate", text, ETCDH_HTTP_TIMEOUT_MS, NULL, &reply);
+	}
+	if(status == 200 && reply)
+	{
+		r = cJSON_Parse(reply);
+		tok = cJSON_GetObjectItemCaseSensitive(r, "token");
+		if(cJSON_IsString(tok) && tok->valuestring && strlen(tok->valuestring) < sizeof(h->token))
+		{
+			snprintf(h->token, sizeof(h->token), "%s", tok->valuestring);
+			rc = 0;
+		}
+	}
+	else if(reply && strstr(reply, "authentication is not enabled"))
+	{
+		rc = 0;
+	}
+	if(rc)
+	{
+		etcdh__err("authenticate as root: HTTP %ld %s", status, reply ? reply : "(no reply)");
+	}
+	cJSON_Delete(r);
+	cJSON_Delete(body);
+	free(text);
+	free(reply);
+	return rc;
+}
+
+/* A reply that asks for a (new) token: expired (401) or none (400). */
+static int
+etcdh__wants_login(long status, const char *reply)
+{
+	return status == 401 || (status == 400 && reply && strstr(reply, "user name is empty"));
+}
+
+/*
+ * POST a v3 call and parse the JSON reply; NULL unless HTTP 200. With auth
+ * on, the call carries root's token, and an expired token (simple tokens
+ * die after --auth-token-ttl idle seconds) is renewed once.
+ */
 static cJSON *
 etcdh__call(etcdh *h, const char *path, const char *body)
 {
 	char *reply = NULL;
-	long status;
+	long status = 0;
 	cJSON *json;
+	int attempt;
 
-	status = etcdh__http(h->base, path, body, ETCDH_HTTP_TIMEOUT_MS, &reply);
+	for(attempt = 0; attempt < 2; attempt++)
+	{
+		if(h->root_password && !h->token[0] && etcdh__login(h))
+		{
+			return NULL;
+		}
+		status = etcdh__http(h->base, path, body, ETCDH_HTTP_TIMEOUT_MS, h->token, &reply);
+		if(attempt > 0 || !h->root_password || !etcdh__wants_login(status, reply))
+		{
+			break;
+		}
+		h->token[0] = '\0';
+		free(reply);
+		reply = NULL;
+	}
 	if(status != 200 || !reply)
 	{
 		etcdh__err("%s: HTTP %ld %s", path, status, reply ? reply : "(no reply)");
@@ -406,13 +506,14 @@ etcdh__int(const cJSON *obj, const char *name)
 /* Ports, processes                                                     */
 /* ------------------------------------------------------------------ */
 
-/* Ask the kernel for n distinct free loopback ports. Both sockets stay
- * open until all numbers are known, so they differ; someone may still
+/* Ask the kernel for n (at most 2 x ETCDH_CLUSTER_MAX) distinct free
+ * loopback ports. All sockets stay open until all numbers are known, so
+ * they differ; someone may still
  * take one before etcd binds it, hence the retries in the caller. */
 static int
 etcdh__free_ports(int *ports, int n)
 {
-	int fds[4], i, rc = 0;
+	int fds[2 * ETCDH_CLUSTER_MAX], i, rc = 0;
 	struct sockaddr_in sa;
 	socklen_t sl;
 
@@ -507,7 +608,7 @@ etcdh__write_state(etcdh *h)
 static int
 etcdh__spawn(etcdh *h, const char *binary)
 {
-	char client[64], peer[64], cluster[160];
+	char client[64], peer[64];
 	const char *argv[32 + ETCDH_MAX_EXTRA];
 	int argc = 0, i, logfd, nullfd;
 	pid_t parent = getpid(), pid;
@@ -520,7 +621,6 @@ etcdh__spawn(etcdh *h, const char *binary)
 	}
 	snprintf(client, sizeof(client), "http://127.0.0.1:%d", h->client_port);
 	snprintf(peer, sizeof(peer), "http://127.0.0.1:%d", h->peer_port);
-	snprintf(cluster, sizeof(cluster), "%s=%s", h->name, peer);
 	argv[argc++] = binary;
 	argv[argc++] = "--name";
 	argv[argc++] = h->name;
@@ -535,7 +635,7 @@ etcdh__spawn(etcdh *h, const char *binary)
 	argv[argc++] = "--initial-advertise-peer-urls";
 	argv[argc++] = peer;
 	argv[argc++] = "--initial-cluster";
-	argv[argc++] = cluster;
+	argv[argc++] = h->initial_cluster;
 	argv[argc++] = "--unsafe-no-fsync";
 	for(i = 0; h->extra[i]; i++)
 	{
@@ -613,14 +713,14 @@ etcdh__healthy_once(etcdh *h)
 	long status;
 	int ok;
 
-	status = etcdh__http(h->base, "/health", NULL, 500, &reply);
+	status = etcdh__http(h->base, "/health", NULL, 500, NULL, &reply);
 	ok = status == 200 && reply && strstr(reply, "true");
 	free(reply);
 	if(!ok)
 	{
 		return 0;
 	}
-	status = etcdh__http(h->base, "/v3/cluster/member/list", "{}", 1000, &reply);
+	status = etcdh__http(h->base, "/v3/cluster/member/list", "{}", 1000, NULL, &reply);
 	ok = status == 200 && reply && strstr(reply, h->name);
 	free(reply);
 	return ok;
@@ -695,9 +795,10 @@ etcdh__terminate(etcdh *h, int graceful)
 	return -1;
 }
 
-/* One start attempt on the configured ports. */
+/* Spawn etcd on the configured ports without waiting for it: the members
+ * of a cluster only become healthy once a quorum of them runs. */
 static int
-etcdh__start_once(etcdh *h)
+etcdh__launch(etcdh *h)
 {
 	char binary[PATH_MAX];
 
@@ -708,7 +809,16 @@ etcdh__start_once(etcdh *h)
 	}
 	snprintf(h->endpoint, sizeof(h->endpoint), "http://127.0.0.1:%d/", h->client_port);
 	snprintf(h->base, sizeof(h->base), "http://127.0.0.1:%d", h->client_port);
-	if(etcdh__spawn(h, binary))
+	/* a restarted etcd has forgotten every simple token */
+	h->token[0] = '\0';
+	return etcdh__spawn(h, binary);
+}
+
+/* One start attempt on the configured ports. */
+static int
+etcdh__start_once(etcdh *h)
+{
+	if(etcdh__launch(h))
 	{
 		return -1;
 	}
@@ -740,57 +850,108 @@ etcdh__free(etcdh *h)
 	{
 		free(h->extra[i]);
 	}
+	free(h->root_password);
 	free(h);
 }
 
-int
-etcdh_start_opts(etcdh **out, const char *dir, int detached, const char *const *extra_args)
+/* Is etcd there to be started? 0 yes, else what the start functions
+ * return: ETCDH_SKIP, or -1 when CLUSTER_REQUIRE_ETCD insists. */
+static int
+etcdh__check_available(void)
 {
-	static unsigned counter;
-	etcdh *h;
-	int ports[2], attempt, i;
-	const char *tmp;
-
-	*out = NULL;
-	if(!etcdh_available())
+	if(etcdh_available())
 	{
-		if(etcdh_required())
-		{
-			etcdh__err("etcd is not installed but CLUSTER_REQUIRE_ETCD is set "
-				"(install the Debian package etcd-server)");
-			return -1;
-		}
-		return ETCDH_SKIP;
+		return 0;
 	}
-	h = calloc(1, sizeof(*h));
+	if(etcdh_required())
+	{
+		etcdh__err("etcd is not installed but CLUSTER_REQUIRE_ETCD is set "
+			"(install the Debian package etcd-server)");
+		return -1;
+	}
+	return ETCDH_SKIP;
+}
+
+/* A fresh temporary directory under $TMPDIR (or /tmp) into out. 0/-1. */
+static int
+etcdh__mktemp(char *out, size_t size)
+{
+	const char *tmp = getenv("TMPDIR");
+
+	snprintf(out, size, "%s/libcluster-etcd.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+	if(!mkdtemp(out))
+	{
+		etcdh__err("mkdtemp %s: %s", out, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+/* A handle for an etcd not yet started whose files live in dir (made
+ * if missing); the caller decides who owns the directory. */
+static etcdh *
+etcdh__new(const char *dir, int detached, const char *const *extra_args)
+{
+	etcdh *h = calloc(1, sizeof(*h));
+	int i;
+
 	if(!h)
 	{
-		return -1;
+		return NULL;
 	}
 	h->detached = detached;
 	for(i = 0; extra_args && extra_args[i] && i < ETCDH_MAX_EXTRA; i++)
 	{
 		h->extra[i] = strdup(extra_args[i]);
 	}
-	if(dir)
-	{
-		snprintf(h->dir, sizeof(h->dir), "%s", dir);
-		mkdir(h->dir, 0700);
-	}
-	else
-	{
-		tmp = getenv("TMPDIR");
-		snprintf(h->dir, sizeof(h->dir), "%s/libcluster-etcd.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-		if(!mkdtemp(h->dir))
-		{
-			etcdh__err("mkdtemp %s: %s", h->dir, strerror(errno));
-			etcdh__free(h);
-			return -1;
-		}
-		h->own_dir = 1;
-	}
+	snprintf(h->dir, sizeof(h->dir), "%s", dir);
+	mkdir(h->dir, 0700);
 	snprintf(h->datadir, sizeof(h->datadir), "%s/data", h->dir);
 	snprintf(h->logpath, sizeof(h->logpath), "%s/etcd.log", h->dir);
+	return h;
+}
+
+/* Give a handle new ports and a new member name, for a new start
+ * attempt. A failed attempt may have left a half-made data directory
+ * that names another member: each attempt starts clean. */
+static void
+etcdh__assign(etcdh *h, int client_port, int peer_port)
+{
+	static unsigned counter;
+
+	h->client_port = client_port;
+	h->peer_port = peer_port;
+	snprintf(h->name, sizeof(h->name), "h%ldx%u", (long) getpid(), counter++);
+	nftw(h->datadir, etcdh__rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	snprintf(h->initial_cluster, sizeof(h->initial_cluster), "%s=http://127.0.0.1:%d", h->name, h->peer_port);
+}
+
+int
+etcdh_start_opts(etcdh **out, const char *dir, int detached, const char *const *extra_args)
+{
+	etcdh *h;
+	int ports[2], attempt, rc;
+	char tmp[PATH_MAX];
+
+	*out = NULL;
+	if((rc = etcdh__check_available()))
+	{
+		return rc;
+	}
+	if(!dir && etcdh__mktemp(tmp, sizeof(tmp)))
+	{
+		return -1;
+	}
+	h = etcdh__new(dir ? dir : tmp, detached, extra_args);
+	if(!h)
+	{
+		if(!dir)
+		{
+			rmdir(tmp);
+		}
+		return -1;
+	}
+	h->own_dir = !dir;
 	for(attempt = 0; attempt < ETCDH_START_TRIES; attempt++)
 	{
 		if(etcdh__free_ports(ports, 2))
@@ -798,12 +959,7 @@ etcdh_start_opts(etcdh **out, const char *dir, int detached, const char *const *
 			etcdh__err("cannot find free loopback ports: %s", strerror(errno));
 			break;
 		}
-		h->client_port = ports[0];
-		h->peer_port = ports[1];
-		snprintf(h->name, sizeof(h->name), "h%ldx%u", (long) getpid(), counter++);
-		/* A failed attempt may have left a half-made data directory
-		 * that names another member: start each attempt clean. */
-		nftw(h->datadir, etcdh__rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+		etcdh__assign(h, ports[0], ports[1]);
 		if(etcdh__start_once(h) == 0)
 		{
 			*out = h;
@@ -856,6 +1012,7 @@ etcdh_attach(etcdh **out, const char *dir)
 	fclose(f);
 	snprintf(h->endpoint, sizeof(h->endpoint), "http://127.0.0.1:%d/", h->client_port);
 	snprintf(h->base, sizeof(h->base), "http://127.0.0.1:%d", h->client_port);
+	snprintf(h->initial_cluster, sizeof(h->initial_cluster), "%s=http://127.0.0.1:%d", h->name, h->peer_port);
 	h->detached = 1;
 	/* Only ever signal the etcd we started: its command line must name
 	 * this data directory (a recycled PID would not). */
@@ -962,6 +1119,204 @@ etcdh_resume(etcdh *h)
 	}
 	h->paused = 0;
 	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Multi-member clusters                                                */
+/* ------------------------------------------------------------------ */
+
+/* Launch every member, then wait for each to be healthy (none is before
+ * a quorum runs). 0, or -1 with every member stopped again. */
+static int
+etcdh__cluster_start_once(etcdh_cluster *cl)
+{
+	int i, ok = 1;
+
+	for(i = 0; i < cl->n && ok; i++)
+	{
+		ok = etcdh__launch(cl->m[i]) == 0;
+	}
+	for(i = 0; i < cl->n && ok; i++)
+	{
+		ok = etcdh_wait_healthy(cl->m[i], ETCDH_HEALTH_SECONDS) == 0;
+	}
+	for(i = 0; i < cl->n; i++)
+	{
+		if(ok)
+		{
+			etcdh__write_state(cl->m[i]);
+		}
+		else
+		{
+			etcdh__terminate(cl->m[i], 0);
+		}
+	}
+	return ok ? 0 : -1;
+}
+
+int
+etcdh_cluster_start(etcdh_cluster **out, int n, const char *const *extra_args)
+{
+	etcdh_cluster *cl;
+	int ports[2 * ETCDH_CLUSTER_MAX], attempt, i, rc;
+	char sub[PATH_MAX + 16], ic[ETCDH_CLUSTER_MAX * 96];
+	size_t len;
+
+	*out = NULL;
+	if(n < 1 || n > ETCDH_CLUSTER_MAX)
+	{
+		etcdh__err("a cluster has 1 to %d members, not %d", ETCDH_CLUSTER_MAX, n);
+		return -1;
+	}
+	if((rc = etcdh__check_available()))
+	{
+		return rc;
+	}
+	cl = calloc(1, sizeof(*cl));
+	if(!cl)
+	{
+		return -1;
+	}
+	if(etcdh__mktemp(cl->dir, sizeof(cl->dir)))
+	{
+		free(cl);
+		return -1;
+	}
+	for(cl->n = 0; cl->n < n; cl->n++)
+	{
+		snprintf(sub, sizeof(sub), "%s/m%d", cl->dir, cl->n);
+		cl->m[cl->n] = etcdh__new(sub, 0, extra_args);
+		if(!cl->m[cl->n])
+		{
+			etcdh_cluster_destroy(cl);
+			return -1;
+		}
+		cl->m[cl->n]->cluster = cl;
+	}
+	for(attempt = 0; attempt < ETCDH_START_TRIES; attempt++)
+	{
+		if(etcdh__free_ports(ports, 2 * n))
+		{
+			etcdh__err("cannot find free loopback ports: %s", strerror(errno));
+			break;
+		}
+		ic[0] = '\0';
+		for(i = 0, len = 0; i < n; i++)
+		{
+			etcdh__assign(cl->m[i], ports[2 * i], ports[2 * i + 1]);
+			len += (size_t) snprintf(ic + len, sizeof(ic) - len, "%s%s", i ? "," : "", cl->m[i]->initial_cluster);
+		}
+		for(i = 0; i < n; i++)
+		{
+			snprintf(cl->m[i]->initial_cluster, sizeof(cl->m[i]->initial_cluster), "%s", ic);
+		}
+		if(etcdh__cluster_start_once(cl) == 0)
+		{
+			cl->endpoints[0] = '\0';
+			for(i = 0, len = 0; i < n; i++)
+			{
+				len += (size_t) snprintf(cl->endpoints + len, sizeof(cl->endpoints) - len, "%s%s", i ? "," : "", cl->m[i]->endpoint);
+			}
+			*out = cl;
+			return 0;
+		}
+		etcdh__err("etcd cluster of %d did not start (attempt %d)", n, attempt + 1);
+	}
+	for(i = 0; i < n; i++)
+	{
+		etcdh_log_tail(cl->m[i], stderr, 10);
+	}
+	etcdh_cluster_destroy(cl);
+	return -1;
+}
+
+etcdh *
+etcdh_cluster_member(etcdh_cluster *cl, int i)
+{
+	return i >= 0 && i < cl->n ? cl->m[i] : NULL;
+}
+
+int
+etcdh_cluster_size(etcdh_cluster *cl)
+{
+	return cl->n;
+}
+
+const char *
+etcdh_cluster_endpoints(etcdh_cluster *cl)
+{
+	return cl->endpoints;
+}
+
+/* Member IDs are uint64 and sent as strings: too big for etcdh__int(). */
+static unsigned long long
+etcdh__u64(const cJSON *obj, const char *name)
+{
+	const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, name);
+
+	if(cJSON_IsString(item) && item->valuestring)
+	{
+		return strtoull(item->valuestring, NULL, 10);
+	}
+	return 0;
+}
+
+int
+etcdh_cluster_leader(etcdh_cluster *cl)
+{
+	unsigned long long id[ETCDH_CLUSTER_MAX], leader = 0;
+	cJSON *r;
+	int i;
+
+	for(i = 0; i < cl->n; i++)
+	{
+		id[i] = 0;
+		/* a stopped or frozen member cannot answer: do not wait for it */
+		if(!cl->m[i]->pid || cl->m[i]->paused)
+		{
+			continue;
+		}
+		r = etcdh__call(cl->m[i], "/v3/maintenance/status", "{}");
+		if(!r)
+		{
+			continue;
+		}
+		id[i] = etcdh__u64(cJSON_GetObjectItemCaseSensitive(r, "header"), "member_id");
+		if(!leader)
+		{
+			leader = etcdh__u64(r, "leader");
+		}
+		cJSON_Delete(r);
+	}
+	for(i = 0; i < cl->n && leader; i++)
+	{
+		if(id[i] == leader)
+		{
+			return i;
+		}
+	}
+	return -1;
+}
+
+void
+etcdh_cluster_destroy(etcdh_cluster *cl)
+{
+	int i;
+
+	if(!cl)
+	{
+		return;
+	}
+	for(i = 0; i < cl->n; i++)
+	{
+		etcdh__terminate(cl->m[i], 1);
+	}
+	for(i = 0; i < cl->n; i++)
+	{
+		etcdh__free(cl->m[i]);
+	}
+	nftw(cl->dir, etcdh__rm_cb, 16, FTW_DEPTH | FTW_PHYS);
+	free(cl);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1182,10 +1537,126 @@ etcdh_revoke_all(etcdh *h)
 	return n;
 }
 
+/* ------------------------------------------------------------------ */
+/* v3 authentication                                                    */
+/* ------------------------------------------------------------------ */
+
+/* From now on the handle (and every member of its cluster, which share
+ * one auth store) authenticates as root. */
+static int
+etcdh__set_root(etcdh *h, const char *root_password)
+{
+	etcdh *m;
+	int i, n = h->cluster ? h->cluster->n : 1;
+
+	for(i = 0; i < n; i++)
+	{
+		m = h->cluster ? h->cluster->m[i] : h;
+		free(m->root_password);
+		m->root_password = strdup(root_password);
+		m->token[0] = '\0';
+		if(!m->root_password)
+		{
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* POST an auth call whose body is a cJSON object (deleted here); 0/-1. */
+static int
+etcdh__auth_call(etcdh *h, const char *path, cJSON *body)
+{
+	char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+	cJSON *r = text ? etcdh__call(h, path, text) : NULL;
+
+	free(text);
+	cJSON_Delete(body);
+	if(!r)
+	{
+		return -1;
+	}
+	cJSON_Delete(r);
+	return 0;
+}
+
+/* {"<k1>":"<v1>","<k2>":"<v2>"}: what most auth calls take. */
+static cJSON *
+etcdh__pair(const char *k1, const char *v1, const char *k2, const char *v2)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if(o)
+	{
+		cJSON_AddStringToObject(o, k1, v1);
+		if(k2)
+		{
+			cJSON_AddStringToObject(o, k2, v2);
+		}
+	}
+	return o;
+}
+
+int
+etcdh_enable_auth(etcdh *h, const char *root_password)
+{
+	if(etcdh__auth_call(h, "/v3/auth/user/add", etcdh__pair("name", "root", "password", root_password)) ||
+	   etcdh__auth_call(h, "/v3/auth/role/add", etcdh__pair("name", "root", NULL, NULL)) ||
+	   etcdh__auth_call(h, "/v3/auth/user/grant", etcdh__pair("user", "root", "role", "root")) ||
+	   etcdh__auth_call(h, "/v3/auth/enable", cJSON_CreateObject()) ||
+	   etcdh__set_root(h, root_password))
+	{
+		return -1;
+	}
+	return etcdh__login(h);
+}
+
+int
+etcdh_add_user(etcdh *h, const char *root_password, const char *user, const char *password, const char *prefix)
+{
+	char *k, *e;
+	cJSON *grant, *perm;
+	int rc = -1;
+
+	/* an etcd whose auth was turned on elsewhere: learn root's password */
+	if(root_password && !h->root_password && etcdh__set_root(h, root_password))
+	{
+		return -1;
+	}
+	if(etcdh__auth_call(h, "/v3/auth/role/add", etcdh__pair("name", user, NULL, NULL)))
+	{
+		return -1;
+	}
+	k = etcdh__b64enc((const unsigned char *) prefix, strlen(prefix));
+	e = etcdh__prefix_end_b64(prefix);
+	grant = etcdh__pair("name", user, NULL, NULL);
+	perm = grant ? cJSON_AddObjectToObject(grant, "perm") : NULL;
+	if(k && e && perm)
+	{
+		cJSON_AddStringToObject(perm, "permType", "READWRITE");
+		cJSON_AddStringToObject(perm, "key", k);
+		cJSON_AddStringToObject(perm, "range_end", e);
+		rc = etcdh__auth_call(h, "/v3/auth/role/grant", grant);
+	}
+	else
+	{
+		cJSON_Delete(grant);
+	}
+	free(k);
+	free(e);
+	if(rc ||
+	   etcdh__auth_call(h, "/v3/auth/user/add", etcdh__pair("name", user, "password", password)) ||
+	   etcdh__auth_call(h, "/v3/auth/user/grant", etcdh__pair("user", user, "role", user)))
+	{
+		return -1;
+	}
+	return 0;
+}
+
 int
 etcdh_metrics(etcdh *h, char **text)
 {
-	long status = etcdh__http(h->base, "/metrics", NULL, ETCDH_HTTP_TIMEOUT_MS, text);
+	long status = etcdh__http(h->base, "/metrics", NULL, ETCDH_HTTP_TIMEOUT_MS, NULL, text);
 
 	if(status != 200 || !*text)
 	{

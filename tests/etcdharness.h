@@ -18,6 +18,7 @@
 # include <sys/types.h>
 
 typedef struct etcdh etcdh;
+typedef struct etcdh_cluster etcdh_cluster;
 typedef struct etcdh_proxy etcdh_proxy;
 
 /* Return value of etcdh_start() when etcd is not installed and
@@ -106,6 +107,47 @@ void etcdh_log_tail(etcdh *h, FILE *f, int lines);
 void etcdh_destroy(etcdh *h);
 /* Free the handle only, leaving etcd and its directory alone. */
 void etcdh_detach(etcdh *h);
+
+/*
+ * A cluster of n (1..5) members on free loopback ports, their files in one
+ * temporary directory, started together and each waited for until
+ * healthy (so a leader exists on return). extra_args: NULL-terminated
+ * etcd flags given to every member, or NULL. Returns 0, ETCDH_SKIP or -1
+ * as etcdh_start().
+ */
+int etcdh_cluster_start(etcdh_cluster **out, int n, const char *const *extra_args);
+/*
+ * Member i (0-based; NULL if out of range). stop, kill, restart, pause,
+ * resume, wait_healthy, endpoint and the raw operations work on it; it
+ * belongs to the cluster (never etcdh_destroy() it). Its etcdh_dir() is
+ * its own subdirectory.
+ */
+etcdh *etcdh_cluster_member(etcdh_cluster *cl, int i);
+int etcdh_cluster_size(etcdh_cluster *cl);
+/* "http://127.0.0.1:A/,http://127.0.0.1:B/,..." in member order (the
+ * form the library's registry URI takes). */
+const char *etcdh_cluster_endpoints(etcdh_cluster *cl);
+/* Index of the current leader as seen by the members that answer
+ * (/v3/maintenance/status; paused and stopped members are not asked),
+ * -1 if none of them is the leader. */
+int etcdh_cluster_leader(etcdh_cluster *cl);
+/* Stop every member (by PID), remove the directory, free. NULL ok. */
+void etcdh_cluster_destroy(etcdh_cluster *cl);
+
+/*
+ * v3 auth through the JSON gateway: create user root with root_password,
+ * grant it role root, enable auth. From then on the harness's own
+ * requests (put, get, count, revoke, ...) authenticate as root on this
+ * handle and on every member of its cluster, logging in again when the
+ * token expires. 0/-1.
+ */
+int etcdh_enable_auth(etcdh *h, const char *root_password);
+/*
+ * A role named user with readwrite on [prefix, prefix_end), and the user
+ * (password) granted it. Works before or after etcdh_enable_auth();
+ * root_password is used if auth was enabled by someone else. 0/-1.
+ */
+int etcdh_add_user(etcdh *h, const char *root_password, const char *user, const char *password, const char *prefix);
 
 /* CLUSTER_TEST_TIMEOUT_MULTIPLIER as a float (default 1, never < 1). */
 double etcdh_timeout_mult(void);

@@ -80,6 +80,7 @@ et_balancer(CLUSTER *c, CLUSTERSTATE *state)
 	if(m->calls < ET_HISTORY)
 	{
 		m->hist[m->calls] = *state;
+		m->when[m->calls] = etcdh_now();
 	}
 	m->calls++;
 	m->last = *state;

@@ -24,6 +24,7 @@ struct et_member
 	int calls;                   /* (lock) balancer callbacks so far */
 	CLUSTERSTATE last;           /* (lock) state of the last callback */
 	CLUSTERSTATE hist[ET_HISTORY]; /* (lock) first ET_HISTORY callbacks */
+	double when[ET_HISTORY];     /* (lock) their etcdh_now() times */
 };
 
 /* Create and configure (key, id, workers, registry, ttl; ttl 0 keeps the

@@ -21,6 +21,7 @@
 #include "etcdharness.h"
 
 static etcdh *H;
+static etcdh_cluster *CL;
 
 static int
 setup(void **state)
@@ -35,6 +36,25 @@ teardown(void **state)
 	(void) state;
 	etcdh_destroy(H);
 	H = NULL;
+	return 0;
+}
+
+static int
+setup_auth(void **state)
+{
+	/* simple tokens expire after 1 s idle: the harness must log in again */
+	static const char *const args[] = { "--auth-token-ttl=1", NULL };
+
+	(void) state;
+	return etcdh_start_opts(&H, NULL, 0, args) ? -1 : 0;
+}
+
+static int
+teardown_cluster(void **state)
+{
+	(void) state;
+	etcdh_cluster_destroy(CL);
+	CL = NULL;
 	return 0;
 }
 
@@ -184,6 +204,104 @@ test_proxy(void **state)
 	etcdh_proxy_stop(p);
 }
 
+/* Plain v3 put with no token: returns the HTTP status (0: no answer). */
+static long
+anonymous_put(const char *url)
+{
+	char full[256];
+	CURL *c = curl_easy_init();
+	long status = 0;
+
+	snprintf(full, sizeof(full), "%sv3/kv/put", url);
+	curl_easy_setopt(c, CURLOPT_URL, full);
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, 3000L);
+	curl_easy_setopt(c, CURLOPT_POSTFIELDS, "{\"key\":\"L2Fub24=\",\"value\":\"MQ==\"}");
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink);
+	if(curl_easy_perform(c) == CURLE_OK)
+	{
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	}
+	curl_easy_cleanup(c);
+	return status;
+}
+
+static void
+test_cluster(void **state)
+{
+	etcdh_cluster *cl;
+	char eps[512], dir[4096], *v = NULL;
+	struct stat sb;
+	int i, leader, other;
+
+	(void) state;
+	assert_int_equal(etcdh_cluster_start(&CL, 3, NULL), 0);
+	cl = CL;
+	assert_int_equal(etcdh_cluster_size(cl), 3);
+	assert_null(etcdh_cluster_member(cl, 3));
+	snprintf(eps, sizeof(eps), "%s,%s,%s", etcdh_endpoint(etcdh_cluster_member(cl, 0)),
+		etcdh_endpoint(etcdh_cluster_member(cl, 1)), etcdh_endpoint(etcdh_cluster_member(cl, 2)));
+	assert_string_equal(etcdh_cluster_endpoints(cl), eps);
+	for(i = 0; i < 3; i++)
+	{
+		assert_true(etcdh_pid(etcdh_cluster_member(cl, i)) > 0);
+		assert_int_equal(health(etcdh_endpoint(etcdh_cluster_member(cl, i)), 1000), 200);
+	}
+	leader = etcdh_cluster_leader(cl);
+	assert_true(leader >= 0 && leader < 3);
+	/* written through one member, read through another */
+	other = (leader + 1) % 3;
+	assert_int_equal(etcdh_put(etcdh_cluster_member(cl, leader), "/c/k", "v1"), 0);
+	assert_int_equal(etcdh_get(etcdh_cluster_member(cl, other), "/c/k", &v), 1);
+	assert_string_equal(v, "v1");
+	free(v);
+	assert_int_equal(etcdh_put(etcdh_cluster_member(cl, other), "/c/k", "v2"), 0);
+	assert_int_equal(etcdh_get(etcdh_cluster_member(cl, (leader + 2) % 3), "/c/k", &v), 1);
+	assert_string_equal(v, "v2");
+	free(v);
+	/* a frozen follower: the others still serve, the leader is found */
+	assert_int_equal(etcdh_pause(etcdh_cluster_member(cl, other)), 0);
+	assert_int_equal(etcdh_cluster_leader(cl), leader);
+	assert_int_equal(etcdh_put(etcdh_cluster_member(cl, leader), "/c/k", "v3"), 0);
+	assert_int_equal(etcdh_resume(etcdh_cluster_member(cl, other)), 0);
+	/* a member restarts and catches up */
+	assert_int_equal(etcdh_stop(etcdh_cluster_member(cl, other)), 0);
+	assert_int_equal(etcdh_put(etcdh_cluster_member(cl, leader), "/c/k", "v4"), 0);
+	assert_int_equal(etcdh_restart(etcdh_cluster_member(cl, other)), 0);
+	assert_int_equal(etcdh_get(etcdh_cluster_member(cl, other), "/c/k", &v), 1);
+	assert_string_equal(v, "v4");
+	free(v);
+	snprintf(dir, sizeof(dir), "%s", etcdh_dir(etcdh_cluster_member(cl, 0)));
+	etcdh_cluster_destroy(cl);
+	CL = NULL;
+	assert_int_equal(stat(dir, &sb), -1);
+}
+
+static void
+test_auth(void **state)
+{
+	etcdh *a = H;
+	char *v = NULL;
+
+	(void) state;
+	assert_int_equal(etcdh_add_user(a, NULL, "app", "apppw", "/app/"), 0);
+	assert_int_equal(anonymous_put(etcdh_endpoint(a)), 200);
+	assert_int_equal(etcdh_enable_auth(a, "rootpw"), 0);
+	assert_int_equal(anonymous_put(etcdh_endpoint(a)), 400);
+	assert_int_equal(etcdh_put(a, "/app/x", "1"), 0);
+	assert_int_equal(etcdh_get(a, "/app/x", &v), 1);
+	assert_string_equal(v, "1");
+	free(v);
+	/* the root token expires after 1 s idle: the harness logs in again */
+	sleep(3);
+	assert_int_equal(etcdh_count(a, "/app/"), 1);
+	assert_int_equal(etcdh_revoke_all(a), 0);
+	/* restarted etcd forgets tokens; health and requests still work */
+	assert_int_equal(etcdh_restart(a), 0);
+	assert_int_equal(etcdh_get(a, "/app/x", NULL), 1);
+}
+
 static void
 test_timeout_mult(void **state)
 {
@@ -204,6 +322,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_stop_restart_keeps_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_pause_resume, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_proxy, setup, teardown),
+		cmocka_unit_test_teardown(test_cluster, teardown_cluster),
+		cmocka_unit_test_setup_teardown(test_auth, setup_auth, teardown),
 		/* last: it changes the multiplier */
 		cmocka_unit_test(test_timeout_mult),
 	};
