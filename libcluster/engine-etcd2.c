@@ -7,7 +7,9 @@
  *  - keys are refreshed with refresh=true (TTL only: wakes no watcher);
  *  - a key that vanished (expired, deleted) is re-created: never ejected;
  *  - the watch resumes from waitIndex and re-lists when history is gone;
- *  - every request has a timeout and leave never waits for an event.
+ *  - every request has a timeout and leave never waits for an event;
+ *  - a failed write or watch is retried at a pace (500 ms; 50 ms doubling
+ *    to 1 s), never in a loop, and an outage is warned about once.
  * Connection-advisor statuses need the v3 engine (v2 values are only the
  * worker count).
  */
@@ -25,6 +27,10 @@
 #define FORM                           "application/x-www-form-urlencoded"
 /* A v2 long poll is re-armed after this much silence (not an error). */
 #define WATCH_POLL_MS                  60000
+#define WATCH_BACKOFF_MIN_MS           50
+#define WATCH_BACKOFF_MAX_MS           1000
+/* Retry pause of the ping thread after a failed request (ms). */
+#define PING_RETRY_MS                  500
 
 typedef struct etcd2 etcd2;
 struct etcd2
@@ -43,7 +49,8 @@ struct etcd2
 	pthread_mutex_t mu;          /* guards the flags below; never held over I/O */
 	pthread_cond_t cv;
 	int stop;
-	int push_workers;
+	unsigned long value_gen;     /* bumped when the worker count changes */
+	unsigned long written_gen;   /* value_gen of the last value written */
 	int ping_ok;
 	int watch_ok;
 	cluster__etcd3_table table;  /* join, then the watch thread only */
@@ -142,7 +149,8 @@ new_http(CLUSTER *cluster, int timeout_ms)
 	return cluster__http_create(&cfg, cluster);
 }
 
-/* Wait up to ms for stop; returns non-zero if stopping. */
+/* Wait up to ms for stop; returns non-zero if stopping. Nothing else
+ * cuts the wait short: a retry pause is a pause whatever happens. */
 static int
 pause_ms(etcd2 *e, int ms)
 {
@@ -151,7 +159,7 @@ pause_ms(etcd2 *e, int ms)
 
 	cluster__deadline(&ts, ms);
 	pthread_mutex_lock(&e->mu);
-	while(!e->stop && !e->push_workers && pthread_cond_timedwait(&e->cv, &e->mu, &ts) == 0)
+	while(!e->stop && pthread_cond_timedwait(&e->cv, &e->mu, &ts) == 0)
 	{
 	}
 	stop = e->stop;
@@ -210,9 +218,10 @@ put_self(CLUSTER *cluster, cluster__http *http, const char *mode, long *status)
 	return r;
 }
 
-/* List the directory into the table; *index gets X-Etcd-Index. */
+/* List the directory into the table; *index gets X-Etcd-Index. On an
+ * error the reason is in why: the caller logs it (once per outage). */
 static int
-list_dir(CLUSTER *cluster, cluster__http *http, uint64_t *index)
+list_dir(CLUSTER *cluster, cluster__http *http, uint64_t *index, char *why, size_t whylen)
 {
 	etcd2 *e = E(cluster);
 	cluster__http_response resp;
@@ -224,6 +233,7 @@ list_dir(CLUSTER *cluster, cluster__http *http, uint64_t *index)
 	r = cluster__http_request(http, "GET", e->dir_path, NULL, NULL, &resp);
 	if(r)
 	{
+		snprintf(why, whylen, "%s", strerror(r));
 		return r;
 	}
 	*index = resp.etcd_index ? strtoull(resp.etcd_index, NULL, 10) : 0;
@@ -234,7 +244,7 @@ list_dir(CLUSTER *cluster, cluster__http *http, uint64_t *index)
 	}
 	else if(resp.status != 200)
 	{
-		cluster__log(cluster, LOG_ERR, "libcluster: etcd2: listing %s failed with HTTP status %ld\n", e->dir, resp.status);
+		snprintf(why, whylen, "listing %s failed with HTTP status %ld", e->dir, resp.status);
 		r = status_errno(resp.status);
 	}
 	else
@@ -242,8 +252,12 @@ list_dir(CLUSTER *cluster, cluster__http *http, uint64_t *index)
 		r = cluster__etcd2_parse_list(resp.body, resp.len, e->dir, &m, &n, &skipped);
 		if(r == EPROTO)
 		{
-			cluster__log(cluster, LOG_ERR, "libcluster: etcd2: the listing of %s is not a v2 directory\n", e->dir);
+			snprintf(why, whylen, "the listing of %s is not a v2 directory", e->dir);
 			r = EIO;
+		}
+		else if(r)
+		{
+			snprintf(why, whylen, "%s", strerror(r));
 		}
 	}
 	cluster__http_response_free(&resp);
@@ -261,9 +275,13 @@ list_dir(CLUSTER *cluster, cluster__http *http, uint64_t *index)
 		r = cluster__etcd3_table_put(&e->table, &m[i], cluster__now_ms(), NULL);
 	}
 	free(m);
+	if(r)
+	{
+		snprintf(why, whylen, "%s", strerror(r));
+	}
 	if(!*index)
 	{
-		cluster__log(cluster, LOG_ERR, "libcluster: etcd2: the listing of %s carried no X-Etcd-Index\n", e->dir);
+		snprintf(why, whylen, "the listing of %s carried no X-Etcd-Index", e->dir);
 		r = EIO;
 	}
 	return r;
@@ -280,9 +298,11 @@ publish(CLUSTER *cluster)
 	return cluster__publish_view(cluster, e->table.m, e->table.n, (int64_t) (e->next_index - 1));
 }
 
-/* Apply one long-poll answer; returns 0, or ESTALE when history is gone. */
+/* Apply one long-poll answer; returns 0, or ESTALE when history is gone,
+ * or an error with the reason in why (the caller logs it: a registry
+ * that keeps answering nonsense must not fill the log). */
 static int
-apply_watch(CLUSTER *cluster, cluster__http_response *resp)
+apply_watch(CLUSTER *cluster, cluster__http_response *resp, char *why, size_t whylen)
 {
 	etcd2 *e = E(cluster);
 	cluster__etcd2_event ev;
@@ -295,7 +315,7 @@ apply_watch(CLUSTER *cluster, cluster__http_response *resp)
 	}
 	if(resp->status != 200 || cluster__etcd2_parse_event(resp->body, resp->len, e->dir, &ev))
 	{
-		cluster__log(cluster, LOG_WARNING, "libcluster: etcd2: unexpected watch answer (HTTP status %ld)\n", resp->status);
+		snprintf(why, whylen, "unexpected watch answer (HTTP status %ld)", resp->status);
 		return EIO;
 	}
 	e->next_index = ev.modified_index + 1;
@@ -321,6 +341,7 @@ apply_watch(CLUSTER *cluster, cluster__http_response *resp)
 		m.mod_revision = (int64_t) ev.modified_index;
 		if(cluster__etcd3_table_put(&e->table, &m, cluster__now_ms(), NULL))
 		{
+			snprintf(why, whylen, "%s", strerror(ENOMEM));
 			return ENOMEM;
 		}
 	}
@@ -330,41 +351,45 @@ apply_watch(CLUSTER *cluster, cluster__http_response *resp)
 
 /*
  * Balancer thread: long-poll the directory from next_index, apply each
- * event, re-list when the history window has moved past us, back off and
- * switch endpoints on errors.
+ * event, re-list when the history window has moved past us. On errors it
+ * switches endpoints and backs off (50 ms doubling to 1 s, reset by a good
+ * answer), as the v3 watch does; an outage is logged once at WARNING, its
+ * repeats only at DEBUG (verbose).
  */
 static void *
 watch_main(void *arg)
 {
 	CLUSTER *cluster = arg;
 	etcd2 *e = E(cluster);
-	int backoff = 50;
+	int backoff = WATCH_BACKOFF_MIN_MS, failures = 0;
 
 	cluster__log(cluster, LOG_DEBUG, "libcluster: etcd2: re-balancing thread started for %s/%s at <%s>\n", cluster->key, cluster->env, cluster__http_endpoint(e->watch_http));
 	for(;;)
 	{
 		cluster__http_response resp;
-		char path[1100];
+		char path[1100], why[320];
+		int64_t start;
 		int r;
 
 		snprintf(path, sizeof(path), "%s?wait=true&recursive=true&waitIndex=%llu", e->dir_path, (unsigned long long) e->next_index);
 		memset(&resp, 0, sizeof(resp));
+		why[0] = 0;
+		start = cluster__now_ms();
 		r = cluster__http_request(e->watch_http, "GET", path, NULL, NULL, &resp);
 		if(r == ECANCELED)
 		{
 			cluster__http_response_free(&resp);
 			break;
 		}
-		if(r == ETIMEDOUT)
+		if(r == ETIMEDOUT && cluster__now_ms() - start >= WATCH_POLL_MS / 2)
 		{
-			/* a quiet directory: re-arm */
-			cluster__http_response_free(&resp);
-			update_fresh(cluster, &e->watch_ok, 1);
-			continue;
+			/* a quiet directory: re-arm (a connect timeout comes far
+			 * sooner, and is a failure like any other) */
+			r = 0;
 		}
-		if(!r)
+		else if(!r)
 		{
-			r = apply_watch(cluster, &resp);
+			r = apply_watch(cluster, &resp, why, sizeof(why));
 		}
 		cluster__http_response_free(&resp);
 		if(r == ESTALE)
@@ -372,7 +397,7 @@ watch_main(void *arg)
 			uint64_t index;
 
 			cluster__log(cluster, LOG_NOTICE, "libcluster: etcd2: watch history of %s was cleared; re-reading\n", e->dir);
-			r = list_dir(cluster, e->watch_http, &index);
+			r = list_dir(cluster, e->watch_http, &index, why, sizeof(why));
 			if(!r)
 			{
 				e->next_index = index + 1;
@@ -381,18 +406,34 @@ watch_main(void *arg)
 		}
 		if(!r)
 		{
-			backoff = 50;
+			if(failures)
+			{
+				cluster__log(cluster, LOG_NOTICE, "libcluster: etcd2: receiving changes from <%s> again\n", cluster__http_endpoint(e->watch_http));
+			}
+			backoff = WATCH_BACKOFF_MIN_MS;
+			failures = 0;
 			update_fresh(cluster, &e->watch_ok, 1);
 			continue;
 		}
+		if(!why[0])
+		{
+			snprintf(why, sizeof(why), "%s", strerror(r));
+		}
 		update_fresh(cluster, &e->watch_ok, 0);
-		cluster__log(cluster, LOG_WARNING, "libcluster: etcd2: failed to receive changes from <%s>: %s; retrying in %d ms\n", cluster__http_endpoint(e->watch_http), strerror(r), backoff);
+		if(!failures++)
+		{
+			cluster__log(cluster, LOG_WARNING, "libcluster: etcd2: failed to receive changes from <%s>: %s; retrying\n", cluster__http_endpoint(e->watch_http), why);
+		}
+		else if(cluster__verbose(cluster))
+		{
+			cluster__log(cluster, LOG_DEBUG, "libcluster: etcd2: failed again to receive changes from <%s>: %s; retrying in %d ms\n", cluster__http_endpoint(e->watch_http), why, backoff);
+		}
 		cluster__http_next_endpoint(e->watch_http);
 		if(pause_ms(e, backoff))
 		{
 			break;
 		}
-		backoff = backoff < 1000 ? backoff * 2 : 1000;
+		backoff = backoff * 2 > WATCH_BACKOFF_MAX_MS ? WATCH_BACKOFF_MAX_MS : backoff * 2;
 	}
 	cluster__log(cluster, LOG_DEBUG, "libcluster: etcd2: balancing thread is terminating\n");
 	return NULL;
@@ -400,8 +441,12 @@ watch_main(void *arg)
 
 /*
  * Ping thread: refresh the TTL every TTL/3 (refresh=true wakes nobody);
- * push a new worker count at once; re-create the key if it vanished, so a
- * live process is never ejected for good.
+ * write a new worker count (value_gen ahead of written_gen) at once; re-
+ * create the key if it vanished, so a live process is never ejected for
+ * good. After a failure nothing is sent again for PING_RETRY_MS (or TTL/3
+ * if shorter), however often the count changes meanwhile: etcd being away
+ * must not make us spin. An outage is logged once at WARNING, its repeats
+ * only at DEBUG (verbose).
  */
 static void *
 ping_main(void *arg)
@@ -409,20 +454,50 @@ ping_main(void *arg)
 	CLUSTER *cluster = arg;
 	etcd2 *e = E(cluster);
 	int interval = cluster->ttl * 1000 / 3;
-	int wait_ms = interval;
+	int retry = interval < PING_RETRY_MS ? interval : PING_RETRY_MS;
+	int64_t next_refresh = cluster__now_ms() + interval, retry_at = 0;
+	int failures = 0;
 
 	cluster__log(cluster, LOG_DEBUG, "libcluster: etcd2: ping thread starting with ttl=%d, refresh=%dms\n", cluster->ttl, interval);
-	while(!pause_ms(e, wait_ms))
+	for(;;)
 	{
 		const char *mode = "refresh";
+		unsigned long gen;
 		long status = 0;
+		char why[64];
+		int64_t now;
 		int r;
 
 		pthread_mutex_lock(&e->mu);
-		if(e->push_workers)
+		for(;;)
+		{
+			struct timespec ts;
+			int64_t due = next_refresh;
+
+			now = cluster__now_ms();
+			if(e->value_gen != e->written_gen)
+			{
+				int64_t w = retry_at > now ? retry_at : now;
+
+				due = w < due ? w : due;
+			}
+			if(e->stop || now >= due)
+			{
+				break;
+			}
+			cluster__deadline(&ts, due - now);
+			pthread_cond_timedwait(&e->cv, &e->mu, &ts);
+		}
+		if(e->stop)
+		{
+			pthread_mutex_unlock(&e->mu);
+			break;
+		}
+		/* the count is read (by put_self) after gen: never older than gen */
+		gen = e->value_gen;
+		if(gen != e->written_gen)
 		{
 			mode = "update";
-			e->push_workers = 0;
 		}
 		pthread_mutex_unlock(&e->mu);
 		r = put_self(cluster, e->ping_http, mode, &status);
@@ -435,22 +510,46 @@ ping_main(void *arg)
 		{
 			break;
 		}
+		now = cluster__now_ms();
 		if(!r && status >= 200 && status < 300)
 		{
+			if(failures)
+			{
+				cluster__log(cluster, LOG_NOTICE, "libcluster: etcd2: registry reachable again at <%s>\n", cluster__http_endpoint(e->ping_http));
+			}
+			failures = 0;
+			next_refresh = now + interval;
+			retry_at = 0;
+			pthread_mutex_lock(&e->mu);
+			if(gen > e->written_gen)
+			{
+				e->written_gen = gen;
+			}
+			pthread_cond_broadcast(&e->cv);
+			pthread_mutex_unlock(&e->mu);
 			update_fresh(cluster, &e->ping_ok, 1);
-			wait_ms = interval;
 			continue;
 		}
-		if(!strcmp(mode, "update"))
+		if(r)
 		{
-			pthread_mutex_lock(&e->mu);
-			e->push_workers = 1;
-			pthread_mutex_unlock(&e->mu);
+			snprintf(why, sizeof(why), "%s", strerror(r));
+		}
+		else
+		{
+			snprintf(why, sizeof(why), "HTTP status %ld", status);
 		}
 		update_fresh(cluster, &e->ping_ok, 0);
-		cluster__log(cluster, LOG_ERR, "libcluster: etcd2: failed to update registry: %s\n", r ? strerror(r) : "unexpected HTTP status");
+		if(!failures++)
+		{
+			cluster__log(cluster, LOG_WARNING, "libcluster: etcd2: cannot %s %s at <%s>: %s; retrying every %d ms\n", mode, cluster->instance, cluster__http_endpoint(e->ping_http), why, retry);
+		}
+		else if(cluster__verbose(cluster))
+		{
+			cluster__log(cluster, LOG_DEBUG, "libcluster: etcd2: cannot %s %s at <%s> (%d failures in a row): %s\n", mode, cluster->instance, cluster__http_endpoint(e->ping_http), failures, why);
+		}
 		cluster__http_next_endpoint(e->ping_http);
-		wait_ms = 1000;
+		retry_at = now + PING_RETRY_MS;
+		next_refresh = now + retry;
 	}
 	cluster__log(cluster, LOG_DEBUG, "libcluster: etcd2: ping thread is terminating\n");
 	return NULL;
@@ -529,10 +628,11 @@ etcd2_join(CLUSTER *cluster)
 {
 	etcd2 *e = E(cluster);
 	uint64_t index = 0;
+	char why[320];
 	int r;
 
 	e->stop = 0;
-	e->push_workers = 0;
+	e->value_gen = e->written_gen = 0;
 	e->ping_ok = 1;
 	e->watch_ok = 1;
 	e->dir = cluster->partition ? strfmt("/", cluster->key, "/", cluster->partition) : strfmt("/", cluster->key, "", "");
@@ -561,7 +661,8 @@ etcd2_join(CLUSTER *cluster)
 			return r;
 		}
 	}
-	r = list_dir(cluster, e->ping_http, &index);
+	why[0] = 0;
+	r = list_dir(cluster, e->ping_http, &index, why, sizeof(why));
 	if(!r)
 	{
 		/* the first view must exist (and the callback have run) before
@@ -573,7 +674,7 @@ etcd2_join(CLUSTER *cluster)
 	}
 	if(r)
 	{
-		cluster__log(cluster, LOG_ERR, "libcluster: etcd2: cannot read %s at <%s>: %s\n", e->dir, cluster__http_endpoint(e->ping_http), strerror(r));
+		cluster__log(cluster, LOG_ERR, "libcluster: etcd2: cannot read %s at <%s>: %s\n", e->dir, cluster__http_endpoint(e->ping_http), why[0] ? why : strerror(r));
 		if(!cluster->passive)
 		{
 			cluster__http_response resp;
@@ -657,20 +758,41 @@ etcd2_leave(CLUSTER *cluster)
 	drop_http(e);
 }
 
+/*
+ * A new worker count: the ping thread writes it at once; wait a bounded
+ * time for that so the registry usually holds it when cluster_set_workers()
+ * returns. If etcd is away the ping thread keeps retrying (paced) and the
+ * call still succeeds, because the count will reach the registry.
+ */
 static int
 etcd2_workers_changed(CLUSTER *cluster)
 {
 	etcd2 *e = E(cluster);
+	struct timespec ts;
+	unsigned long gen;
+	int done;
 
 	if(cluster->passive)
 	{
 		return 0;
 	}
-	/* the ping thread pushes it at once (and retries if etcd is away) */
+	cluster__deadline(&ts, CLUSTER_REQUEST_TIMEOUT_MS + 500);
 	pthread_mutex_lock(&e->mu);
-	e->push_workers = 1;
+	gen = ++e->value_gen;
 	pthread_cond_broadcast(&e->cv);
+	while(e->written_gen < gen && !e->stop)
+	{
+		if(pthread_cond_timedwait(&e->cv, &e->mu, &ts) == ETIMEDOUT)
+		{
+			break;
+		}
+	}
+	done = e->written_gen >= gen;
 	pthread_mutex_unlock(&e->mu);
+	if(!done)
+	{
+		cluster__log(cluster, LOG_WARNING, "libcluster: etcd2: the new worker count is not in the registry yet; the ping thread keeps trying\n");
+	}
 	return 0;
 }
 

@@ -2,8 +2,8 @@
 /*
  * The etcd v2 engine against a real etcd started with --enable-v2: the
  * original's key layout and value format (a mixed fleet with an instance
- * of the original), re-registration after the key vanishes, leave, and
- * duplicate ids.
+ * of the original), re-registration after the key vanishes, leave,
+ * duplicate ids, and a worker count set while the registry is away.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,6 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
+#include <unistd.h>
+#include <pthread.h>
 #include <curl/curl.h>
 
 #include "etcdharness.h"
@@ -203,6 +206,130 @@ test_leave_and_workers(void **state)
 	}
 }
 
+/* Counts what one member logs (the logger has no context: one member at a
+ * time uses it). With verbose on, every request logs its request line,
+ * so the "http: PUT" / "http: GET" lines count the engine's attempts. */
+static pthread_mutex_t count_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned count_lines, count_warn, count_put, count_get;
+
+static void
+count_logger(int priority, const char *format, va_list ap)
+{
+	char line[2048];
+
+	vsnprintf(line, sizeof(line), format, ap);
+	pthread_mutex_lock(&count_lock);
+	count_lines++;
+	count_warn += priority <= LOG_WARNING;
+	count_put += strstr(line, "libcluster: http: PUT ") != NULL;
+	count_get += strstr(line, "libcluster: http: GET ") != NULL;
+	/* the first lines only: a spinning engine logs thousands */
+	if(count_lines <= 40)
+	{
+		fprintf(stderr, "# %.3f libcluster<%d>: %s", etcdh_now(), priority, line);
+	}
+	pthread_mutex_unlock(&count_lock);
+}
+
+static void
+count_reset(void)
+{
+	pthread_mutex_lock(&count_lock);
+	count_lines = count_warn = count_put = count_get = 0;
+	pthread_mutex_unlock(&count_lock);
+}
+
+/* Wait (with a deadline) until our v2 key holds value "workers". */
+static int
+wait_value(const char *path, int workers, double seconds)
+{
+	double end = etcdh_now() + et_t(seconds);
+	char want[32], body[4096];
+
+	snprintf(want, sizeof(want), "\"value\":\"%d\"", workers);
+	do
+	{
+		if(v2("GET", path, NULL, body) == 200 && strstr(body, want))
+		{
+			return 0;
+		}
+		usleep(50000);
+	}
+	while(etcdh_now() < end);
+	fprintf(stderr, "# %s never held %s; last answer: %s\n", path, want, body);
+	return -1;
+}
+
+/*
+ * Issue 9, defect 5: with the registry unreachable, a new worker count
+ * made the ping thread retry (and the watch thread wake) without pause:
+ * thousands of failed requests and error lines a second. The retries must
+ * be paced (500 ms for the write, 50 ms doubling to 1 s for the watch),
+ * said once at WARNING, and the count must still reach etcd afterwards.
+ */
+static void
+test_workers_update_while_etcd_down_does_not_spin(void **state)
+{
+	const char *key = et_key("v2spin");
+	char path[256], reg[300];
+	etcdh_proxy *proxy;
+	et_member *m;
+	double t0, window = et_t(3.0);
+	unsigned lines, warn, put, get;
+	int still_old, arrived, seen;
+
+	(void) state;
+	assert_int_equal(etcdh_proxy_start(etcd, &proxy), 0);
+	snprintf(reg, sizeof(reg), "etcd2+%s", etcdh_proxy_endpoint(proxy));
+	/* a long TTL: the key outlives the outage, so the update itself
+	 * (not a re-registration) has to carry the new count */
+	m = et_member_new(key, "node1", 1, reg, 30);
+	assert_non_null(m);
+	cluster_set_logger(m->c, count_logger);
+	cluster_set_verbose(m->c, 1);
+	assert_int_equal(et_join(m), 0);
+	assert_int_equal(et_wait(m, 0, 1, 5), 0);
+	snprintf(path, sizeof(path), "/%s/production/node1", key);
+	assert_int_equal(wait_value(path, 1, 1), 0);
+
+	count_reset();
+	etcdh_proxy_cut(proxy);
+	t0 = etcdh_now();
+	assert_int_equal(cluster_set_workers(m->c, 3), 0);
+	/* it may wait for the write, but only a bounded time */
+	assert_true(etcdh_now() - t0 < et_t(4.0));
+	while(etcdh_now() - t0 < window)
+	{
+		usleep(50000);
+	}
+	pthread_mutex_lock(&count_lock);
+	lines = count_lines;
+	warn = count_warn;
+	put = count_put;
+	get = count_get;
+	pthread_mutex_unlock(&count_lock);
+	fprintf(stderr, "# registry away for %.1f s: %u log lines (%u at WARNING or worse), %u PUT and %u watch GET attempts\n",
+		etcdh_now() - t0, lines, warn, put, get);
+	still_old = wait_value(path, 1, 0);
+	/* the registry is back: the update was not lost */
+	etcdh_proxy_restore(proxy);
+	arrived = wait_value(path, 3, 5);
+	seen = et_wait(m, 0, 3, 5);
+	/* clean up before judging: a spinning member must not outlive us */
+	et_member_free(m);
+	etcdh_proxy_stop(proxy);
+	/* the write is retried every 500 ms, the watch backs off to 1 s */
+	assert_true(put <= (unsigned) (window / 0.5) + 3);
+	assert_true(get <= (unsigned) window + 8);
+	/* each failing thread warns once (and set_workers says the count is
+	 * not in the registry yet); repeats are at DEBUG */
+	assert_true(warn <= 5);
+	assert_true(lines <= 5 * (put + get) + 10);
+	assert_int_equal(still_old, 0);
+	assert_int_equal(arrived, 0);
+	assert_int_equal(seen, 0);
+}
+
 static void
 test_duplicate(void **state)
 {
@@ -257,6 +384,7 @@ main(void)
 		cmocka_unit_test(test_mixed_fleet),
 		cmocka_unit_test(test_never_ejected),
 		cmocka_unit_test(test_leave_and_workers),
+		cmocka_unit_test(test_workers_update_while_etcd_down_does_not_spin),
 		cmocka_unit_test(test_duplicate),
 		cmocka_unit_test(test_passive),
 	};
