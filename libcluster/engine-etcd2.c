@@ -95,7 +95,9 @@ etcd2_create(CLUSTER *cluster, const char *uri)
 	{
 		if(r == EINVAL)
 		{
-			cluster__log(cluster, LOG_ERR, "libcluster: etcd2: invalid registry URI <%s>: %s\n", uri, why);
+			char shown[CLUSTER__ESCAPE_SIZE(200)];
+
+			cluster__log(cluster, LOG_ERR, "libcluster: etcd2: invalid registry URI <%s>: %s\n", cluster__escape(shown, sizeof(shown), uri, strlen(uri)), why);
 		}
 		free(e);
 		return r;
