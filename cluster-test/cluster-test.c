@@ -91,8 +91,10 @@ setup(const struct ct_options *o, int verbose)
 		{
 			/* no logger can be installed before the handle exists, so
 			 * the library could not say this itself */
-			ct_message("invalid cluster key '%.200s': a key is 1..%d characters from [A-Za-z0-9._-] and not \".\" or \"..\"",
-				o->key, CLUSTER_NAME_MAX);
+			char shown[4 * 60 + 4];
+
+			ct_message("invalid cluster key '%s': a key is 1..%d characters from [A-Za-z0-9._-] and not \".\" or \"..\"",
+				ct_escape(shown, sizeof(shown), o->key), CLUSTER_NAME_MAX);
 		}
 		return NULL;
 	}

@@ -54,6 +54,10 @@ void ct_usage(void);
 
 /* output.c */
 
+/* Quote a command-line value for a message: printable ASCII as is, every
+ * other byte and the backslash as \xHH (libcluster's rule), cut with "..."
+ * to fit outsz; always NUL-terminated (outsz > 0). Returns out. */
+const char *ct_escape(char *out, size_t outsz, const char *in);
 /* Print "cluster-test: " + the formatted message + a newline to stderr
  * as one write. */
 void ct_message(const char *format, ...) __attribute__((format(printf, 1, 2)));

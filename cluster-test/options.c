@@ -75,7 +75,9 @@ usage_error(const char *reason, int opt, const char *arg)
 {
 	if(arg)
 	{
-		fprintf(stderr, CT_NAME ": option -%c: %s, not '%s'\n", opt, reason, arg);
+		char shown[4 * 100 + 4];
+
+		fprintf(stderr, CT_NAME ": option -%c: %s, not '%s'\n", opt, reason, ct_escape(shown, sizeof(shown), arg));
 	}
 	else if(opt)
 	{
@@ -240,9 +242,9 @@ ct_parse_options(int argc, char **argv, struct ct_options *opts)
 	}
 	if(optind < argc)
 	{
-		char reason[160];
+		char reason[4 * 100 + 64], shown[4 * 100 + 4];
 
-		snprintf(reason, sizeof(reason), "unexpected argument '%.100s' (options only)", argv[optind]);
+		snprintf(reason, sizeof(reason), "unexpected argument '%s' (options only)", ct_escape(shown, sizeof(shown), argv[optind]));
 		return usage_error(reason, 0, NULL);
 	}
 	return CT_EXIT_OK;

@@ -16,6 +16,59 @@
 /* The member table last printed by ct_print_statuses() (main thread only). */
 static char *last_table;
 
+static size_t
+unit_len(unsigned char ch)
+{
+	return (ch >= 0x20 && ch < 0x7f && ch != '\\') ? 1 : 4;
+}
+
+/* libcluster's own quoting rule (its cluster__escape() is internal):
+ * printable ASCII but the backslash as is, every other byte as \xHH, cut
+ * with "..." after a whole escape when out is too small. */
+const char *
+ct_escape(char *out, size_t outsz, const char *in)
+{
+	static const char hex[] = "0123456789abcdef";
+	size_t o = 0, total = 0, reserve, i;
+
+	if(!outsz)
+	{
+		return out;
+	}
+	for(i = 0; in[i]; i++)
+	{
+		total += unit_len((unsigned char) in[i]);
+	}
+	/* cut only when the whole does not fit: then leave room for "..." */
+	reserve = total < outsz ? 0 : 3;
+	for(i = 0; in[i]; i++)
+	{
+		unsigned char ch = (unsigned char) in[i];
+
+		if(o + unit_len(ch) + reserve >= outsz)
+		{
+			break;
+		}
+		if(unit_len(ch) == 1)
+		{
+			out[o++] = (char) ch;
+		}
+		else
+		{
+			out[o++] = '\\';
+			out[o++] = 'x';
+			out[o++] = hex[ch >> 4];
+			out[o++] = hex[ch & 0x0f];
+		}
+	}
+	for(i = 0; reserve && i < 3 && o + 1 < outsz; i++)
+	{
+		out[o++] = '.';
+	}
+	out[o] = 0;
+	return out;
+}
+
 void
 ct_message(const char *format, ...)
 {

@@ -79,6 +79,23 @@ extern "C" {
 # define CLUSTER_ADDRESS_MAX           256
 /** Largest worker count of one instance. */
 # define CLUSTER_WORKERS_MAX           65535
+/**
+ * Most members (active and passive instances) one cluster may have, as
+ * the registry shows it to this process. A registry that holds more
+ * cannot make the process hold them all in memory: a registry answer
+ * listing more is refused before its records are decoded, a member that
+ * would go past the limit is not added, and the view is never a partial
+ * list: cluster_join() fails with E2BIG (after logging the limit and the
+ * registry prefix), and while joined the previous view is kept, marked
+ * stale, until the registry is back within the limit.
+ *
+ * Why 16384: sixteen times the 1,000 members the library is built for;
+ * every copy of the view then stays below ~8 MiB, a registry answer of
+ * that many typical records fits the 4 MiB a registry answer may take,
+ * and the total worker count (at most 16384 * CLUSTER_WORKERS_MAX) always
+ * fits an int.
+ */
+# define CLUSTER_MEMBERS_MAX           16384
 /** Lease TTL bounds and default, in seconds (etcd's floor is 2 s). */
 # define CLUSTER_TTL_MIN               2
 # define CLUSTER_TTL_MAX               3600

@@ -197,6 +197,7 @@ status_changed(CLUSTER *cluster, int joined)
 int
 cluster_set_address(CLUSTER *cluster, const char *address)
 {
+	char shown[CLUSTER__ESCAPE_SIZE(40)];
 	size_t i, len;
 	int changed, joined;
 
@@ -211,7 +212,8 @@ cluster_set_address(CLUSTER *cluster, const char *address)
 	len = strlen(address);
 	if(len > CLUSTER_ADDRESS_MAX)
 	{
-		cluster__log(cluster, LOG_ERR, "libcluster: address '%.40s...' is invalid: it must be at most %d bytes long\n", address, CLUSTER_ADDRESS_MAX);
+		cluster__log(cluster, LOG_ERR, "libcluster: address '%s...' is invalid: it must be at most %d bytes long\n",
+			cluster__escape(shown, sizeof(shown), address, 40), CLUSTER_ADDRESS_MAX);
 		return fail(EINVAL);
 	}
 	for(i = 0; i < len; i++)
@@ -220,7 +222,8 @@ cluster_set_address(CLUSTER *cluster, const char *address)
 
 		if(ch <= 0x20 || ch >= 0x7f)
 		{
-			cluster__log(cluster, LOG_ERR, "libcluster: address '%.40s' is invalid: byte %zu (0x%02x) is not printable ASCII without spaces\n", address, i, ch);
+			cluster__log(cluster, LOG_ERR, "libcluster: address '%s%s' is invalid: byte %zu (0x%02x) is not printable ASCII without spaces\n",
+				cluster__escape(shown, sizeof(shown), address, len > 40 ? 40 : len), len > 40 ? "..." : "", i, ch);
 			return fail(EINVAL);
 		}
 	}
@@ -235,7 +238,9 @@ cluster_set_address(CLUSTER *cluster, const char *address)
 	pthread_mutex_unlock(&cluster->lock);
 	if(changed)
 	{
-		cluster__log(cluster, LOG_DEBUG, "libcluster: advisor: address set to '%s'\n", address);
+		char all[CLUSTER__ESCAPE_SIZE(CLUSTER_ADDRESS_MAX)];
+
+		cluster__log(cluster, LOG_DEBUG, "libcluster: advisor: address set to '%s'\n", cluster__escape(all, sizeof(all), address, len));
 		status_changed(cluster, joined);
 	}
 	return 0;

@@ -176,6 +176,24 @@ void cluster__deadline(struct timespec *ts, int64_t ms);
  * logs "<field> ...: <rule>". */
 int cluster__check_name(CLUSTER *cluster, const char *field, const char *value);
 
+/* --- quoting input in log messages (escape.c) ------------------------ */
+
+/*
+ * Write the len bytes at in (NULL: "(null)") into out as one line of
+ * printable ASCII: bytes 0x20..0x7e stand for themselves, every other
+ * byte (control bytes, DEL, 0x80 and above, NUL) and the backslash itself
+ * become "\xHH" (lower-case hex), so the text is unambiguous and can
+ * neither forge a log line nor drive a terminal. If the result does not
+ * fit in outsz bytes it is cut after a whole byte's escape and ends with
+ * "..." (as much of it as fits). out is always NUL-terminated when outsz
+ * > 0 (nothing is written when it is 0). Returns out, to be used inline:
+ *   cluster__log(c, LOG_ERR, "... '%s' ...", cluster__escape(buf, sizeof(buf), v, strlen(v)));
+ * Pure: no I/O, no locks. CLUSTER__ESCAPE_SIZE(n) bytes always hold the
+ * escaping of n bytes in full.
+ */
+const char *cluster__escape(char *out, size_t outsz, const char *in, size_t len);
+# define CLUSTER__ESCAPE_SIZE(n)       (4 * (n) + 1)
+
 /* --- advisor glue (advisor-api.c) ------------------------------------ */
 
 int cluster__advisor_start(CLUSTER *cluster);   /* after join */

@@ -89,7 +89,10 @@ cluster__deadline(struct timespec *ts, int64_t ms)
 int
 cluster__check_name(CLUSTER *cluster, const char *field, const char *value)
 {
+	char shown[CLUSTER__ESCAPE_SIZE(40)];
+	const char *more;
 	size_t len, bad = 0;
+	int rule;
 
 	if(!value)
 	{
@@ -97,18 +100,25 @@ cluster__check_name(CLUSTER *cluster, const char *field, const char *value)
 		return EINVAL;
 	}
 	len = strlen(value);
-	switch(cluster__name_check(value, len, &bad))
+	rule = cluster__name_check(value, len, &bad);
+	if(rule == CLUSTER__NAME_OK)
 	{
-	case CLUSTER__NAME_OK:
 		return 0;
+	}
+	/* the value is what was refused: quote it escaped (a name may carry
+	 * any byte), its first 40 bytes */
+	cluster__escape(shown, sizeof(shown), value, len > 40 ? 40 : len);
+	more = len > 40 ? "..." : "";
+	switch(rule)
+	{
 	case CLUSTER__NAME_LENGTH:
-		cluster__log(cluster, LOG_ERR, "libcluster: %s '%.*s%s' is invalid: it must be 1 to %d bytes long\n", field, 40, value, len > 40 ? "..." : "", CLUSTER_NAME_MAX);
+		cluster__log(cluster, LOG_ERR, "libcluster: %s '%s%s' is invalid: it must be 1 to %d bytes long\n", field, shown, more, CLUSTER_NAME_MAX);
 		break;
 	case CLUSTER__NAME_DOTS:
-		cluster__log(cluster, LOG_ERR, "libcluster: %s '%s' is invalid: it must not be '.' or '..'\n", field, value);
+		cluster__log(cluster, LOG_ERR, "libcluster: %s '%s%s' is invalid: it must not be '.' or '..'\n", field, shown, more);
 		break;
 	default:
-		cluster__log(cluster, LOG_ERR, "libcluster: %s '%.*s' is invalid: byte %zu (0x%02x) is not one of [A-Za-z0-9._-]\n", field, 40, value, bad, (unsigned char) value[bad]);
+		cluster__log(cluster, LOG_ERR, "libcluster: %s '%s%s' is invalid: byte %zu (0x%02x) is not one of [A-Za-z0-9._-]\n", field, shown, more, bad, (unsigned char) value[bad]);
 		break;
 	}
 	return EINVAL;
@@ -828,7 +838,10 @@ cluster_set_registry(CLUSTER *cluster, const char *uri)
 	}
 	else
 	{
-		cluster__log(cluster, LOG_ERR, "libcluster: unsupported scheme in registry URI <%s>: expected http://, https://, etcd2+http:// or etcd2+https://\n", uri);
+		char shown[CLUSTER__ESCAPE_SIZE(200)];
+
+		cluster__log(cluster, LOG_ERR, "libcluster: unsupported scheme in registry URI <%s>: expected http://, https://, etcd2+http:// or etcd2+https://\n",
+			cluster__escape(shown, sizeof(shown), uri, strlen(uri)));
 		control_end(cluster);
 		return fail(EINVAL);
 	}

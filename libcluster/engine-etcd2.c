@@ -55,6 +55,7 @@ struct etcd2
 	int watch_ok;
 	cluster__etcd3_table table;  /* join, then the watch thread only */
 	uint64_t next_index;
+	int over_limit;              /* (watch thread) the directory was found past CLUSTER_MEMBERS_MAX */
 };
 
 static etcd2 *
@@ -102,7 +103,9 @@ etcd2_create(CLUSTER *cluster, const char *uri)
 	{
 		if(r == EINVAL)
 		{
-			cluster__log(cluster, LOG_ERR, "libcluster: etcd2: invalid registry URI <%s>: %s\n", uri, why);
+			char shown[CLUSTER__ESCAPE_SIZE(200)];
+
+			cluster__log(cluster, LOG_ERR, "libcluster: etcd2: invalid registry URI <%s>: %s\n", cluster__escape(shown, sizeof(shown), uri, strlen(uri)), why);
 		}
 		free(e);
 		return r;
@@ -218,13 +221,28 @@ put_self(CLUSTER *cluster, cluster__http *http, const char *mode, long *status)
 	return r;
 }
 
-/* List the directory into the table; *index gets X-Etcd-Index. On an
- * error the reason is in why: the caller logs it (once per outage). */
+/* The directory holds more members than the process will: say so once
+ * per episode (the watch thread retries while it lasts). */
+static void
+log_over_limit(CLUSTER *cluster)
+{
+	etcd2 *e = E(cluster);
+
+	cluster__log(cluster, e->over_limit ? LOG_DEBUG : LOG_ERR,
+		"libcluster: etcd2: %s holds more than CLUSTER_MEMBERS_MAX (%d) members; they are not read and the view is not updated\n",
+		e->dir, CLUSTER_MEMBERS_MAX);
+	e->over_limit = 1;
+}
+
+/* List the directory into the table; *index gets X-Etcd-Index. The table
+ * is replaced only by a complete listing: on failure it is unchanged and
+ * the reason is in why (the caller logs it, once per outage). */
 static int
 list_dir(CLUSTER *cluster, cluster__http *http, uint64_t *index, char *why, size_t whylen)
 {
 	etcd2 *e = E(cluster);
 	cluster__http_response resp;
+	cluster__etcd3_table t;
 	cluster__member *m = NULL;
 	size_t n = 0, skipped = 0, i;
 	int r;
@@ -255,6 +273,11 @@ list_dir(CLUSTER *cluster, cluster__http *http, uint64_t *index, char *why, size
 			snprintf(why, whylen, "the listing of %s is not a v2 directory", e->dir);
 			r = EIO;
 		}
+		else if(r == E2BIG)
+		{
+			log_over_limit(cluster);
+			snprintf(why, whylen, "%s holds more than CLUSTER_MEMBERS_MAX (%d) members", e->dir, CLUSTER_MEMBERS_MAX);
+		}
 		else if(r)
 		{
 			snprintf(why, whylen, "%s", strerror(r));
@@ -269,22 +292,34 @@ list_dir(CLUSTER *cluster, cluster__http *http, uint64_t *index, char *why, size
 	{
 		cluster__log(cluster, LOG_WARNING, "libcluster: etcd2: left out %zu entries of %s that are not members (bad id or worker count)\n", skipped, e->dir);
 	}
-	cluster__etcd3_table_free(&e->table);
+	memset(&t, 0, sizeof(t));
 	for(i = 0; i < n && !r; i++)
 	{
-		r = cluster__etcd3_table_put(&e->table, &m[i], cluster__now_ms(), NULL);
+		r = cluster__etcd3_table_put(&t, &m[i], cluster__now_ms(), NULL);
 	}
 	free(m);
-	if(r)
+	if(r == E2BIG)
+	{
+		log_over_limit(cluster);
+		snprintf(why, whylen, "%s holds more than CLUSTER_MEMBERS_MAX (%d) members", e->dir, CLUSTER_MEMBERS_MAX);
+	}
+	else if(r)
 	{
 		snprintf(why, whylen, "%s", strerror(r));
 	}
-	if(!*index)
+	if(!r && !*index)
 	{
 		snprintf(why, whylen, "the listing of %s carried no X-Etcd-Index", e->dir);
 		r = EIO;
 	}
-	return r;
+	if(r)
+	{
+		cluster__etcd3_table_free(&t);
+		return r;
+	}
+	cluster__etcd3_table_free(&e->table);
+	e->table = t;
+	return 0;
 }
 
 /* Returns cluster__publish_view()'s verdict (a member set whose total
@@ -298,16 +333,19 @@ publish(CLUSTER *cluster)
 	return cluster__publish_view(cluster, e->table.m, e->table.n, (int64_t) (e->next_index - 1));
 }
 
-/* Apply one long-poll answer; returns 0, or ESTALE when history is gone,
- * or an error with the reason in why (the caller logs it: a registry
- * that keeps answering nonsense must not fill the log). */
+/* Apply one long-poll answer; returns 0, ESTALE when history is gone,
+ * E2BIG when a new member would take the table past CLUSTER_MEMBERS_MAX
+ * (the table is then not the directory's whole content: nothing is
+ * published until a listing within the limit replaces it), or another
+ * error with the reason in why (the caller logs it: a registry that keeps
+ * answering nonsense must not fill the log). */
 static int
 apply_watch(CLUSTER *cluster, cluster__http_response *resp, char *why, size_t whylen)
 {
 	etcd2 *e = E(cluster);
 	cluster__etcd2_event ev;
 	uint64_t idx;
-	int code;
+	int code, r;
 
 	if(resp->status == 400 && !cluster__etcd2_parse_error(resp->body, resp->len, &code, &idx) && code == 401)
 	{
@@ -339,10 +377,15 @@ apply_watch(CLUSTER *cluster, cluster__http_response *resp, char *why, size_t wh
 		memcpy(m.id, ev.id, sizeof(m.id));
 		m.workers = ev.workers;
 		m.mod_revision = (int64_t) ev.modified_index;
-		if(cluster__etcd3_table_put(&e->table, &m, cluster__now_ms(), NULL))
+		r = cluster__etcd3_table_put(&e->table, &m, cluster__now_ms(), NULL);
+		if(r == E2BIG)
 		{
-			snprintf(why, whylen, "%s", strerror(ENOMEM));
-			return ENOMEM;
+			log_over_limit(cluster);
+			snprintf(why, whylen, "%s holds more than CLUSTER_MEMBERS_MAX (%d) members", e->dir, CLUSTER_MEMBERS_MAX);
+		}
+		if(r)
+		{
+			return r;
 		}
 	}
 	publish(cluster);
@@ -351,17 +394,43 @@ apply_watch(CLUSTER *cluster, cluster__http_response *resp, char *why, size_t wh
 
 /*
  * Balancer thread: long-poll the directory from next_index, apply each
- * event, re-list when the history window has moved past us. On errors it
- * switches endpoints and backs off (50 ms doubling to 1 s, reset by a good
- * answer), as the v3 watch does; an outage is logged once at WARNING, its
- * repeats only at DEBUG (verbose).
+ * event, re-list when the history window has moved past us or the table
+ * had to refuse a member (over CLUSTER_MEMBERS_MAX: until a listing is
+ * back within the limit the view stays as it was and is marked stale).
+ * On errors it switches endpoints and backs off (50 ms doubling to 1 s,
+ * reset by a good answer), as the v3 watch does; an outage is logged once
+ * at WARNING, its repeats only at DEBUG (verbose).
  */
+/* Watch thread: list the directory again and publish it; from then on
+ * watch from the listing's index. */
+static int
+relist(CLUSTER *cluster, char *why, size_t whylen)
+{
+	etcd2 *e = E(cluster);
+	uint64_t index;
+	int r;
+
+	r = list_dir(cluster, e->watch_http, &index, why, whylen);
+	if(r)
+	{
+		return r;
+	}
+	e->next_index = index + 1;
+	if(e->over_limit)
+	{
+		cluster__log(cluster, LOG_NOTICE, "libcluster: etcd2: %s is back within CLUSTER_MEMBERS_MAX (%d members)\n", e->dir, CLUSTER_MEMBERS_MAX);
+		e->over_limit = 0;
+	}
+	publish(cluster);
+	return 0;
+}
+
 static void *
 watch_main(void *arg)
 {
 	CLUSTER *cluster = arg;
 	etcd2 *e = E(cluster);
-	int backoff = WATCH_BACKOFF_MIN_MS, failures = 0;
+	int backoff = WATCH_BACKOFF_MIN_MS, failures = 0, need_list = 0;
 
 	cluster__log(cluster, LOG_DEBUG, "libcluster: etcd2: re-balancing thread started for %s/%s at <%s>\n", cluster->key, cluster->env, cluster__http_endpoint(e->watch_http));
 	for(;;)
@@ -371,6 +440,20 @@ watch_main(void *arg)
 		int64_t start;
 		int r;
 
+		why[0] = 0;
+		if(need_list)
+		{
+			r = relist(cluster, why, sizeof(why));
+			if(r == ECANCELED)
+			{
+				break;
+			}
+			if(r)
+			{
+				goto failed;
+			}
+			need_list = 0;
+		}
 		snprintf(path, sizeof(path), "%s?wait=true&recursive=true&waitIndex=%llu", e->dir_path, (unsigned long long) e->next_index);
 		memset(&resp, 0, sizeof(resp));
 		why[0] = 0;
@@ -394,15 +477,12 @@ watch_main(void *arg)
 		cluster__http_response_free(&resp);
 		if(r == ESTALE)
 		{
-			uint64_t index;
-
 			cluster__log(cluster, LOG_NOTICE, "libcluster: etcd2: watch history of %s was cleared; re-reading\n", e->dir);
-			r = list_dir(cluster, e->watch_http, &index, why, sizeof(why));
-			if(!r)
-			{
-				e->next_index = index + 1;
-				publish(cluster);
-			}
+			r = relist(cluster, why, sizeof(why));
+		}
+		if(r == ECANCELED)
+		{
+			break;
 		}
 		if(!r)
 		{
@@ -415,12 +495,19 @@ watch_main(void *arg)
 			update_fresh(cluster, &e->watch_ok, 1);
 			continue;
 		}
+failed:
 		if(!why[0])
 		{
 			snprintf(why, sizeof(why), "%s", strerror(r));
 		}
 		update_fresh(cluster, &e->watch_ok, 0);
-		if(!failures++)
+		if(r == E2BIG)
+		{
+			/* the table lacks the refused member: it is no view until a
+			 * listing within the limit replaces it (log_over_limit() said so) */
+			need_list = 1;
+		}
+		else if(!failures++)
 		{
 			cluster__log(cluster, LOG_WARNING, "libcluster: etcd2: failed to receive changes from <%s>: %s; retrying\n", cluster__http_endpoint(e->watch_http), why);
 		}
@@ -674,7 +761,11 @@ etcd2_join(CLUSTER *cluster)
 	}
 	if(r)
 	{
-		cluster__log(cluster, LOG_ERR, "libcluster: etcd2: cannot read %s at <%s>: %s\n", e->dir, cluster__http_endpoint(e->ping_http), why[0] ? why : strerror(r));
+		if(r != E2BIG)
+		{
+			/* (E2BIG was said, with the limit) */
+			cluster__log(cluster, LOG_ERR, "libcluster: etcd2: cannot read %s at <%s>: %s\n", e->dir, cluster__http_endpoint(e->ping_http), why[0] ? why : strerror(r));
+		}
 		if(!cluster->passive)
 		{
 			cluster__http_response resp;

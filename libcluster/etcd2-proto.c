@@ -104,6 +104,11 @@ cluster__etcd2_parse_list(const char *body, size_t len, const char *dir, cluster
 		return EPROTO;
 	}
 	cap = (size_t) cJSON_GetArraySize(nodes);
+	if(cap > CLUSTER_MEMBERS_MAX)
+	{
+		cJSON_Delete(root);
+		return E2BIG;
+	}
 	prefix = dir_prefix(dir);
 	if(!prefix || (cap && !(list = calloc(cap, sizeof(*list)))))
 	{

@@ -21,7 +21,9 @@ int cluster__etcd2_parse_workers(const char *text, size_t len);
  * the direct children of dir that are valid members. dir is the etcd key
  * of the directory without a trailing '/' (e.g. "/app/production").
  * *skipped counts children left out (sub-directories, bad ids, bad values).
- * Returns 0, EPROTO (not a v2 listing) or ENOMEM.
+ * Returns 0, EPROTO (not a v2 listing), E2BIG (more than
+ * CLUSTER_MEMBERS_MAX children: refused before any record is allocated)
+ * or ENOMEM.
  */
 int cluster__etcd2_parse_list(const char *body, size_t len, const char *dir, cluster__member **out, size_t *n, size_t *skipped);
 

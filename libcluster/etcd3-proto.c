@@ -702,6 +702,11 @@ parse_kvs(const cJSON *arr, cluster__etcd3_kv **out, size_t *n)
 	{
 		return 0;
 	}
+	/* no member set may be larger: refuse before decoding any record */
+	if(count > CLUSTER_MEMBERS_MAX)
+	{
+		return E2BIG;
+	}
 	*out = calloc(count, sizeof(**out));
 	if(!*out)
 	{
@@ -1354,10 +1359,19 @@ cluster__etcd3_table_put(cluster__etcd3_table *t, const cluster__member *rec, in
 	}
 	else
 	{
+		if(t->n >= CLUSTER_MEMBERS_MAX)
+		{
+			return E2BIG;
+		}
 		if(t->n == t->cap)
 		{
 			size_t cap = t->cap ? t->cap * 2 : 16;
 			cluster__member *p;
+
+			if(cap > CLUSTER_MEMBERS_MAX)
+			{
+				cap = CLUSTER_MEMBERS_MAX;
+			}
 
 			if(cap > SIZE_MAX / sizeof(*p))
 			{

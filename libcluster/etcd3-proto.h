@@ -76,6 +76,8 @@ struct cluster__etcd3_range
 	size_t n_kvs;
 	int more;
 };
+/* Also E2BIG: more than CLUSTER_MEMBERS_MAX kvs (refused before any is
+ * decoded; kvs that are not members count too). */
 int cluster__etcd3_parse_range(const char *body, size_t len, cluster__etcd3_range *out);
 void cluster__etcd3_range_free(cluster__etcd3_range *r);
 
@@ -156,7 +158,8 @@ int cluster__etcd3_parse_member_value(const char *value, size_t len, cluster__me
  * status); ids, revisions and times are not compared. */
 int cluster__etcd3_member_same(const cluster__member *a, const cluster__member *b);
 
-/* A member table kept sorted by id. */
+/* A member table kept sorted by id, of at most CLUSTER_MEMBERS_MAX
+ * members. */
 typedef struct cluster__etcd3_table cluster__etcd3_table;
 struct cluster__etcd3_table
 {
@@ -167,7 +170,10 @@ struct cluster__etcd3_table
 /* Insert or replace rec (by id). If the record's content (workers,
  * passive, status) is unchanged the old received_ms is kept, otherwise it
  * becomes now_ms. *changed (may be NULL) says whether the content changed.
- * Returns 0 or ENOMEM. */
+ * Returns 0, ENOMEM, or E2BIG when rec is a new member and the table
+ * already holds CLUSTER_MEMBERS_MAX: the table is then left as it was, and
+ * no longer the registry's whole member set (the caller must not publish
+ * it as such). */
 int cluster__etcd3_table_put(cluster__etcd3_table *t, const cluster__member *rec, int64_t now_ms, int *changed);
 /* Remove id; returns 1 if it was there. */
 int cluster__etcd3_table_del(cluster__etcd3_table *t, const char *id);

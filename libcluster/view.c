@@ -40,6 +40,10 @@ cluster__view_compute(cluster__view *out, const cluster__member *in, size_t n, c
 	{
 		return EINVAL;
 	}
+	if(n > CLUSTER_MEMBERS_MAX)
+	{
+		return E2BIG;
+	}
 	if(n)
 	{
 		if(n > SIZE_MAX / sizeof(*m))

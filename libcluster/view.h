@@ -54,8 +54,10 @@ struct cluster__view_diff
 
 /*
  * Build a view from n records (any order). self_id may be NULL.
- * Returns 0, or an errno value: EINVAL (duplicate id, empty id, workers
- * out of range), EOVERFLOW (total exceeds INT_MAX), ENOMEM.
+ * Returns 0, or an errno value: E2BIG (more than CLUSTER_MEMBERS_MAX
+ * records, checked before anything is copied), EINVAL (duplicate id, empty
+ * id, workers out of range), EOVERFLOW (total exceeds INT_MAX: the member
+ * limit makes that impossible, the check stays as a defence), ENOMEM.
  * On error *out is left empty (count 0, members NULL).
  */
 int cluster__view_compute(cluster__view *out, const cluster__member *in, size_t n, const char *self_id, int64_t revision);

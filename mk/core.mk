@@ -4,6 +4,7 @@ LIBCLUSTER_SOURCES += \
 	libcluster/cluster-int.h \
 	libcluster/cluster.c \
 	libcluster/log.c \
+	libcluster/escape.c \
 	libcluster/view.h \
 	libcluster/view.c \
 	libcluster/engine-static.c \
@@ -11,13 +12,16 @@ LIBCLUSTER_SOURCES += \
 	libcluster/etcd2-proto.h \
 	libcluster/etcd2-proto.c
 
-check_PROGRAMS += tests/test_view tests/test_api tests/test_static tests/test_etcd2_proto tests/headertest tests/headertest-cxx
-TESTS += tests/test_view tests/test_api tests/test_static tests/test_etcd2_proto tests/headertest tests/headertest-cxx tests/check-exports.sh
+check_PROGRAMS += tests/test_view tests/test_escape tests/test_api tests/test_static tests/test_etcd2_proto tests/headertest tests/headertest-cxx
+TESTS += tests/test_view tests/test_escape tests/test_api tests/test_static tests/test_etcd2_proto tests/headertest tests/headertest-cxx tests/check-exports.sh
 EXTRA_DIST += tests/check-exports.sh tests/exports.txt tests/tsan.supp
 
 tests_test_view_SOURCES = tests/test_view.c
 tests_test_view_CFLAGS = $(TEST_CFLAGS)
 tests_test_view_LDADD = $(TEST_LDADD)
+tests_test_escape_SOURCES = tests/test_escape.c
+tests_test_escape_CFLAGS = $(TEST_CFLAGS)
+tests_test_escape_LDADD = $(TEST_LDADD)
 tests_test_etcd2_proto_SOURCES = tests/test_etcd2_proto.c
 tests_test_etcd2_proto_CFLAGS = $(TEST_CFLAGS)
 tests_test_etcd2_proto_LDADD = $(TEST_LDADD)

@@ -386,6 +386,96 @@ test_logger_priorities(void **state)
 	cluster_destroy(c);
 }
 
+/* ---- messages that quote input ------------------------------------------- */
+
+#define CAPTURE_MAX                    16
+
+static char captured[CAPTURE_MAX][1024];
+static size_t n_captured;
+
+/* Keep each formatted message apart, to check it byte by byte. */
+static void
+capture_logger(int priority, const char *format, va_list ap)
+{
+	(void) priority;
+	if(n_captured < CAPTURE_MAX)
+	{
+		vsnprintf(captured[n_captured++], sizeof(captured[0]), format, ap);
+	}
+}
+
+/* One line of printable ASCII: no byte below 0x20 but the single
+ * trailing '\n', none at 0x7f or above. */
+static void
+assert_one_clean_line(const char *msg)
+{
+	size_t i, len = strlen(msg);
+
+	assert_true(len > 0);
+	for(i = 0; i < len; i++)
+	{
+		unsigned char ch = (unsigned char) msg[i];
+
+		if((ch < 0x20 && !(ch == '\n' && i == len - 1)) || ch >= 0x7f)
+		{
+			fail_msg("byte %zu (0x%02x) of the message is not printable: %s", i, ch, msg);
+		}
+	}
+	assert_int_equal(msg[len - 1], '\n');
+}
+
+/* Every message that quotes a rejected value quotes it escaped, so a
+ * value cannot forge a log line or send terminal escapes (issue 9,
+ * defect 11): "x\nforged" is logged as x\x0aforged. */
+static void
+test_rejected_names_are_logged_escaped(void **state)
+{
+	static const struct
+	{
+		int (*set)(CLUSTER *, const char *);
+		const char *value;
+		const char *shown;
+	} cases[] = {
+		{ cluster_set_instance, "x\nforged", "x\\x0aforged" },
+		{ cluster_set_env, "a\x1b[31mred", "a\\x1b[31mred" },
+		{ cluster_set_partition, "caf\xc3\xa9", "caf\\xc3\\xa9" },
+		{ cluster_set_instance, "back\\slash\r", "back\\x5cslash\\x0d" },
+		{ cluster_set_registry, "ftp://\nx", "ftp://\\x0ax" },
+		{ cluster_set_registry, "etcd2+http://h\x1b[2J:1/", "etcd2+http://h\\x1b[2J:1/" },
+		{ cluster_set_address, "ws://a\x7f\x80", "ws://a\\x7f\\x80" },
+	};
+	char longname[300];
+	CLUSTER *c = cluster_create("app");
+	size_t i;
+
+	(void) state;
+	assert_non_null(c);
+	cluster_set_logger(c, capture_logger);
+	for(i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	{
+		n_captured = 0;
+		errno = 0;
+		assert_int_equal(cases[i].set(c, cases[i].value), -1);
+		assert_int_equal(errno, EINVAL);
+		assert_int_equal(n_captured, 1);
+		assert_one_clean_line(captured[0]);
+		if(!strstr(captured[0], cases[i].shown))
+		{
+			fail_msg("case %zu: '%s' not in: %s", i, cases[i].shown, captured[0]);
+		}
+	}
+	/* too long, with a newline early enough to be quoted */
+	memset(longname, 'n', sizeof(longname) - 1);
+	longname[sizeof(longname) - 1] = 0;
+	longname[3] = '\n';
+	n_captured = 0;
+	assert_int_equal(cluster_set_instance(c, longname), -1);
+	assert_int_equal(n_captured, 1);
+	assert_one_clean_line(captured[0]);
+	assert_non_null(strstr(captured[0], "nnn\\x0annn"));
+	cluster_destroy(c);
+}
+
 int
 main(void)
 {
@@ -402,6 +492,7 @@ main(void)
 		cmocka_unit_test(test_index_range),
 		cmocka_unit_test(test_edeadlk_from_callback),
 		cmocka_unit_test(test_logger_priorities),
+		cmocka_unit_test(test_rejected_names_are_logged_escaped),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

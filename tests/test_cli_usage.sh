@@ -89,6 +89,30 @@ case_capacity_bad()     { expect_reject 1 '^libcluster<3>: .*capacity' -C -2; }
 case_capacity_below()   { expect_reject 1 '^libcluster<3>: .*capacity' -L 10 -C 5; }
 case_address_space()    { expect_reject 1 '^libcluster<3>: .*address' -A 'ws://a b'; }
 
+# --- input is quoted escaped: one line per message, no raw control bytes ------
+
+nl=$(printf '\nx'); nl=${nl%x}
+esc=$(printf '\033')
+
+# expect_escaped CODE REGEX ARGS...: rejected as expect_reject says, the
+# offending value shown escaped (REGEX), and stderr holds only lines that
+# start with a known prefix and carry no control or non-ASCII byte.
+expect_escaped()
+{
+	expect_reject "$@" || return
+	! grep -q -v -E -e '^(libcluster<[0-9]>|cluster-test): |^Try ' "$WORK/bad.err" ||
+		fail "a line of stderr does not start with a message prefix (forged line)" || return
+	! LC_ALL=C grep -q -e "$esc" -e "$(printf '\r')" -e "$(printf '\200')" -e "$(printf '\303')" "$WORK/bad.err" ||
+		fail "stderr carries a raw control or non-ASCII byte" || return
+}
+
+case_instance_newline() { expect_escaped 1 "^libcluster<3>: .*instance id 'x\\\\x0aforged' is invalid" -i "x${nl}forged"; }
+case_env_escape()       { expect_escaped 1 "^libcluster<3>: .*environment 'a\\\\x1b\\[31mred' is invalid" -e "a${esc}[31mred"; }
+case_registry_newline() { expect_escaped 1 "^libcluster<3>: .*registry URI <ftp://\\\\x0ax>" -r "ftp://${nl}x"; }
+case_key_newline()      { expect_escaped 1 "^cluster-test: invalid cluster key 'a\\\\x0aforged'" -k "a${nl}forged"; }
+case_workers_escape()   { expect_escaped 2 "worker count must be a whole number.*'1\\\\x1b\\[2J'" -n "1${esc}[2J"; }
+case_stray_newline()    { expect_escaped 2 "^cluster-test: unexpected argument 'x\\\\x0aforged'" "x${nl}forged"; }
+
 for c in help \
 	unknown_option missing_argument stray_argument workers_not_num workers_trailing \
 	workers_huge index_not_num total_not_num ttl_not_num load_not_num capacity_not_num \
@@ -96,7 +120,8 @@ for c in help \
 	instance_too_long instance_empty env_space env_empty partition_dot registry_ftp \
 	registry_broken registry_empty ttl_too_short ttl_too_long index_negative total_zero \
 	index_not_below highest_index fork_bad_option load_negative capacity_bad \
-	capacity_below address_space
+	capacity_below address_space instance_newline env_escape registry_newline key_newline \
+	workers_escape stray_newline
 do
 	run_case "$c" "case_$c"
 done

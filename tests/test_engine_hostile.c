@@ -416,6 +416,22 @@ total_is(CLUSTER *c, int want)
 	return !cluster_state(c, &st) && st.total == want;
 }
 
+/* How many times needle appears in the log. */
+static int
+times_logged(const char *needle)
+{
+	const char *p;
+	int n = 0;
+
+	pthread_mutex_lock(&tu_lock);
+	for(p = strstr(tu_log, needle); p; p = strstr(p + 1, needle))
+	{
+		n++;
+	}
+	pthread_mutex_unlock(&tu_lock);
+	return n;
+}
+
 /* ---- common steps ---------------------------------------------------------------- */
 
 static CLUSTER *
@@ -1069,7 +1085,8 @@ test_v3_join_absurd_members(void **state)
 	assert_true(tu_logged("leaving out member deep"));
 	finish(&v, c);
 
-	/* 40000 members of 65535 workers: more than INT_MAX in all */
+	/* 40000 members of 65535 workers: more than CLUSTER_MEMBERS_MAX (refused
+	 * by the parser) and past INT_MAX in all */
 	value = b64("{\"workers\":65535}");
 	for(i = 0; i < n; i++)
 	{
@@ -1098,6 +1115,95 @@ test_v3_join_absurd_members(void **state)
 	assert_int_equal(count(&v, R_REVOKE), 1);
 	assert_int_equal(cluster_join(c), 0);
 	assert_state(c, 2, 3);
+	finish(&v, c);
+}
+
+/* ---- v3: more members than CLUSTER_MEMBERS_MAX ------------------------------------ */
+
+/* n minimal member kvs "PREFIX mNNNNNN" (1 worker), comma-separated; as
+ * watch events ({"kv":..}) when events is set. */
+static const char *
+many_kvs(size_t n, int events, long long rev)
+{
+	size_t cap = n * 120 + 64, off = 0, i;
+	const char *value = b64("{\"workers\":1}");
+	char *s = keep(malloc(cap));
+
+	s[0] = 0;
+	for(i = 0; i < n; i++)
+	{
+		char key[64], *k;
+
+		snprintf(key, sizeof(key), PREFIX "m%06zu", i);
+		k = cluster__b64_encode(key, strlen(key));
+		assert_non_null(k);
+		off += (size_t) snprintf(s + off, cap - off, "%s%s{\"key\":\"%s\",\"value\":\"%s\",\"mod_revision\":\"%lld\"}%s", i ? "," : "",
+			events ? "{\"kv\":" : "", k, value, rev, events ? "}" : "");
+		free(k);
+		assert_true(off < cap);
+	}
+	return s;
+}
+
+/* A range answer holding CLUSTER_MEMBERS_MAX + 1 members: the parser
+ * refuses it before decoding a record, the join fails and hands its lease
+ * back, nothing is published, and a later join that reads a sane answer
+ * works. */
+static void
+test_v3_join_over_limit(void **state)
+{
+	v3fake v;
+	CLUSTER *c;
+	int r, e;
+
+	(void) state;
+	v3_init(&v, "6");
+	v.s[R_RANGE][0].raw = ok_json(range_body(42, fmt("%s,%s", kv(PREFIX "self", "{\"workers\":1}", 41), many_kvs(CLUSTER_MEMBERS_MAX, 0, 30))));
+	v3_then_good(&v, R_RANGE);
+	v3_start(&v);
+	c = new_cluster(v.url);
+	errno = 0;
+	r = cluster_join(c);
+	e = errno;
+	/* E2BIG is the documented errno; engine-etcd3.c's read_prefix() still
+	 * turns every parse failure but ENOMEM into EIO */
+	if(r != -1 || (e != E2BIG && e != EIO))
+	{
+		fail_msg("cluster_join() = %d errno %d (%s), want -1 E2BIG", r, e, strerror(e));
+	}
+	assert_not_joined(c);
+	assert_int_equal(count(&v, R_REVOKE), 1);
+	assert_int_equal(cluster_join(c), 0);
+	assert_state(c, 2, 3);
+	assert_members(c, "a:2,self:1");
+	finish(&v, c);
+}
+
+/* Watch events that would take the table past CLUSTER_MEMBERS_MAX: the
+ * process never holds more than the limit, every view it shows is
+ * consistent, and it leaves cleanly. */
+static void
+test_v3_watch_over_limit(void **state)
+{
+	v3fake v;
+	CLUSTER *c;
+	CLUSTERMEMBER *m = NULL;
+	size_t n = 0;
+
+	(void) state;
+	/* a and self, then one message with CLUSTER_MEMBERS_MAX - 1 puts */
+	c = watch_join(&v, stream(created(42), fmt("{\"result\":{\"header\":{\"revision\":\"43\"},\"events\":[%s]}}", many_kvs(CLUSTER_MEMBERS_MAX - 1, 1, 43)), NULL), 1);
+	/* the message was applied (a new view) or the stream abandoned */
+	if(!WAIT_FOR(calls() >= 2 || count(&v, R_WATCH) >= 2, 10000))
+	{
+		fail_msg("the watch message was not handled (calls %d, watches %u)", calls(), count(&v, R_WATCH));
+	}
+	assert_int_equal(cluster_members(c, &m, &n), 0);
+	cluster_members_free(m);
+	if(n > CLUSTER_MEMBERS_MAX)
+	{
+		fail_msg("the view holds %zu members, more than CLUSTER_MEMBERS_MAX (%d)", n, CLUSTER_MEMBERS_MAX);
+	}
 	finish(&v, c);
 }
 
@@ -1268,12 +1374,13 @@ test_v2_bad_listing(void **state)
 
 /* Listings a real etcd would never send: an X-Etcd-Index at the end of
  * the integer range (no overflow when the view's revision is derived from
- * it), and members whose worker counts add up past INT_MAX (the join
- * fails with EIO instead of returning without a view or a callback). */
+ * it), and more than CLUSTER_MEMBERS_MAX members (here of 65535 workers,
+ * past INT_MAX in all): the join fails with E2BIG, says why once, removes
+ * its key and can be retried. */
 static void
 test_v2_absurd_listing(void **state)
 {
-	size_t n = 40000, i, off = 0, cap = n * 100 + 512;
+	size_t n = CLUSTER_MEMBERS_MAX + 1, i, off = 0, cap = n * 100 + 512;
 	char *body = keep(malloc(cap));
 	v2fake v;
 	CLUSTER *c;
@@ -1311,11 +1418,13 @@ test_v2_absurd_listing(void **state)
 	errno = 0;
 	r = cluster_join(c);
 	e = errno;
-	if(r != -1 || e != EIO)
+	if(r != -1 || e != E2BIG)
 	{
-		fail_msg("cluster_join() = %d errno %d (%s), want -1 EIO", r, e, strerror(e));
+		fail_msg("cluster_join() = %d errno %d (%s), want -1 E2BIG", r, e, strerror(e));
 	}
 	assert_not_joined(c);
+	assert_true(tu_logged(fmt("<3>libcluster: etcd2: /hk/production holds more than CLUSTER_MEMBERS_MAX (%d) members", CLUSTER_MEMBERS_MAX)));
+	assert_int_equal(times_logged("cannot read"), 0);
 	assert_int_equal(v2_count(&v, V2_DELETE), 1);
 	assert_int_equal(cluster_join(c), 0);
 	assert_state(c, 2, 3);
@@ -1368,6 +1477,71 @@ test_v2_bad_watch(void **state)
 	stop_server(v.f);
 }
 
+/* A v2 listing of a, self and n - 2 minimal members m000000... */
+static const char *
+v2_listing_of(size_t n)
+{
+	size_t cap = n * 90 + 512, off = 0, i;
+	char *body = keep(malloc(cap));
+
+	off = (size_t) snprintf(body, cap, "{\"action\":\"get\",\"node\":{\"key\":\"/hk/production\",\"dir\":true,\"nodes\":["
+		"{\"key\":\"/hk/production/a\",\"value\":\"2\",\"modifiedIndex\":5},{\"key\":\"/hk/production/self\",\"value\":\"1\",\"modifiedIndex\":9}");
+	for(i = 0; i + 2 < n; i++)
+	{
+		off += (size_t) snprintf(body + off, cap - off, ",{\"key\":\"/hk/production/m%06zu\",\"value\":\"1\",\"modifiedIndex\":5}", i);
+	}
+	snprintf(body + off, cap - off, "]}}");
+	return v2_answer(200, "OK", "10", body);
+}
+
+/* A watch event that adds a member to a full table: refused, said once
+ * (LOG_ERR, naming the limit and the directory), the view stays the
+ * previous one (not a partial list), and the engine re-lists until the
+ * directory is back within the limit, then publishes what it holds. */
+static void
+test_v2_watch_over_limit(void **state)
+{
+	v2fake v;
+	CLUSTER *c;
+	const char *said;
+
+	(void) state;
+	v2_init(&v);
+	v.s[V2_LIST][0].raw = v2_listing_of(CLUSTER_MEMBERS_MAX);
+	v.s[V2_LIST][1].raw = v2_listing_of(CLUSTER_MEMBERS_MAX + 1);
+	v.s[V2_LIST][2].raw = v2_listing();
+	v.routes[V2_LIST].n = 3;
+	v.s[V2_WATCH][0].raw = v2_event("zz", "1", 11);
+	v.s[V2_WATCH][1].raw = "";
+	v.s[V2_WATCH][1].hang_ms = -1;
+	v.routes[V2_WATCH].n = 2;
+	v2_start(&v);
+	c = new_cluster(v.url);
+	assert_int_equal(cluster_join(c), 0);
+	assert_int_equal(calls(), 1);
+	assert_int_equal(cluster_total(c), CLUSTER_MEMBERS_MAX + 1);
+	if(!WAIT_FOR(v2_count(&v, V2_LIST) >= 3 && calls() >= 2, 10000))
+	{
+		fail_msg("listings %u, calls %d: no re-list after the refused member", v2_count(&v, V2_LIST), calls());
+	}
+	/* the full table was never shown with a member left out: the only
+	 * views were the joined one and the re-listed one */
+	assert_int_equal(calls(), 2);
+	assert_state(c, 2, 3);
+	assert_members(c, "a:2,self:1");
+	said = fmt("<3>libcluster: etcd2: /hk/production holds more than CLUSTER_MEMBERS_MAX (%d) members", CLUSTER_MEMBERS_MAX);
+	assert_true(tu_logged(said));
+	assert_int_equal(times_logged(said), 1);
+	if(!WAIT_FOR(v2_count(&v, V2_WATCH) >= 2, 5000))
+	{
+		fail_msg("no watch after the re-list");
+	}
+	assert_true(fakehttp_seen(v.f, "waitIndex=11 "));
+	leave_fast(c);
+	assert_int_equal(cluster_destroy(c), 0);
+	stop_server(v.f);
+}
+
 int
 main(void)
 {
@@ -1379,6 +1553,8 @@ main(void)
 		cmocka_unit_test_teardown(test_v3_join_bad_members, teardown),
 		cmocka_unit_test_teardown(test_v3_join_id_taken_huge_revision, teardown),
 		cmocka_unit_test_teardown(test_v3_join_absurd_members, teardown),
+		cmocka_unit_test_teardown(test_v3_join_over_limit, teardown),
+		cmocka_unit_test_teardown(test_v3_watch_over_limit, teardown),
 		cmocka_unit_test_teardown(test_v3_watch_bad_lines, teardown),
 		cmocka_unit_test_teardown(test_v3_watch_events_before_created, teardown),
 		cmocka_unit_test_teardown(test_v3_watch_bad_values, teardown),
@@ -1390,6 +1566,7 @@ main(void)
 		cmocka_unit_test_teardown(test_v2_bad_listing, teardown),
 		cmocka_unit_test_teardown(test_v2_absurd_listing, teardown),
 		cmocka_unit_test_teardown(test_v2_bad_watch, teardown),
+		cmocka_unit_test_teardown(test_v2_watch_over_limit, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

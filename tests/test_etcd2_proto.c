@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "etcd2-proto.h"
+#include <stdio.h>
 
 #define S(x) x, sizeof(x) - 1
 
@@ -178,12 +179,55 @@ test_hostile(void **state)
 	free(deep);
 }
 
+/* A v2 listing of n members under /a/p (malloc'd). */
+static char *
+listing_of(size_t n)
+{
+	size_t cap = n * 64 + 128, off = 0, i;
+	char *body = malloc(cap);
+
+	assert_non_null(body);
+	off += (size_t) snprintf(body, cap, "{\"action\":\"get\",\"node\":{\"key\":\"/a/p\",\"dir\":true,\"nodes\":[");
+	for(i = 0; i < n; i++)
+	{
+		off += (size_t) snprintf(body + off, cap - off, "%s{\"key\":\"/a/p/m%06zu\",\"value\":\"1\",\"modifiedIndex\":5}", i ? "," : "", i);
+	}
+	off += (size_t) snprintf(body + off, cap - off, "]}}");
+	assert_true(off < cap);
+	return body;
+}
+
+/* More children than CLUSTER_MEMBERS_MAX: E2BIG before any member record
+ * is allocated; exactly the limit is fine. */
+static void
+test_list_limit(void **state)
+{
+	cluster__member *m = (cluster__member *) 1;
+	size_t n = 9, skipped = 9;
+	char *body;
+
+	(void) state;
+	body = listing_of(CLUSTER_MEMBERS_MAX);
+	assert_int_equal(cluster__etcd2_parse_list(body, strlen(body), "/a/p", &m, &n, &skipped), 0);
+	assert_int_equal(n, CLUSTER_MEMBERS_MAX);
+	assert_int_equal(skipped, 0);
+	free(m);
+	free(body);
+	body = listing_of(CLUSTER_MEMBERS_MAX + 1);
+	m = (cluster__member *) 1;
+	assert_int_equal(cluster__etcd2_parse_list(body, strlen(body), "/a/p", &m, &n, &skipped), E2BIG);
+	assert_null(m);
+	assert_int_equal(n, 0);
+	free(body);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_workers),
 		cmocka_unit_test(test_list),
+		cmocka_unit_test(test_list_limit),
 		cmocka_unit_test(test_list_empty_and_bad),
 		cmocka_unit_test(test_events),
 		cmocka_unit_test(test_errors),

@@ -760,6 +760,108 @@ test_table(void **state)
 	assert_int_equal(t.n, 0);
 }
 
+/* The table holds at most CLUSTER_MEMBERS_MAX members: a new id beyond
+ * that is refused with E2BIG and leaves the table as it was, while
+ * updates of members already held and re-adds after a delete still work. */
+static void
+test_table_limit(void **state)
+{
+	cluster__etcd3_table t;
+	cluster__member rec;
+	size_t i, cap;
+	int changed = 7;
+
+	(void) state;
+	memset(&t, 0, sizeof(t));
+	memset(&rec, 0, sizeof(rec));
+	rec.workers = 1;
+	/* descending ids: every insert lands in front (worst case memmove) */
+	for(i = 0; i < CLUSTER_MEMBERS_MAX; i++)
+	{
+		snprintf(rec.id, sizeof(rec.id), "m%06zu", (size_t) CLUSTER_MEMBERS_MAX - i);
+		assert_int_equal(cluster__etcd3_table_put(&t, &rec, 100, NULL), 0);
+	}
+	assert_int_equal(t.n, CLUSTER_MEMBERS_MAX);
+	cap = t.cap;
+	/* one more, at either end or in the middle: refused, nothing moves */
+	strcpy(rec.id, "m000000");
+	assert_int_equal(cluster__etcd3_table_put(&t, &rec, 200, &changed), E2BIG);
+	assert_int_equal(changed, 7);
+	strcpy(rec.id, "z");
+	assert_int_equal(cluster__etcd3_table_put(&t, &rec, 200, NULL), E2BIG);
+	strcpy(rec.id, "m000001x");
+	assert_int_equal(cluster__etcd3_table_put(&t, &rec, 200, NULL), E2BIG);
+	assert_int_equal(t.n, CLUSTER_MEMBERS_MAX);
+	assert_int_equal(t.cap, cap);
+	assert_null(cluster__etcd3_table_find(&t, "m000000"));
+	assert_string_equal(t.m[0].id, "m000001");
+	for(i = 1; i < t.n; i++)
+	{
+		assert_true(strcmp(t.m[i - 1].id, t.m[i].id) < 0);
+	}
+	/* a member already held may change at the limit */
+	strcpy(rec.id, "m000002");
+	rec.workers = 9;
+	assert_int_equal(cluster__etcd3_table_put(&t, &rec, 300, &changed), 0);
+	assert_int_equal(changed, 1);
+	assert_int_equal(cluster__etcd3_table_find(&t, "m000002")->workers, 9);
+	/* below the limit again, a new member fits */
+	assert_int_equal(cluster__etcd3_table_del(&t, "m000003"), 1);
+	strcpy(rec.id, "z");
+	assert_int_equal(cluster__etcd3_table_put(&t, &rec, 400, NULL), 0);
+	assert_int_equal(t.n, CLUSTER_MEMBERS_MAX);
+	assert_int_equal(cluster__etcd3_table_put(&t, &rec, 400, NULL), 0);
+	strcpy(rec.id, "m000003");
+	assert_int_equal(cluster__etcd3_table_put(&t, &rec, 400, NULL), E2BIG);
+	cluster__etcd3_table_free(&t);
+}
+
+/* A range answer with n minimal member kvs under /a/p/ (malloc'd). */
+static char *
+range_of(size_t n)
+{
+	size_t cap = n * 80 + 128, off = 0, i;
+	char *body = malloc(cap);
+
+	assert_non_null(body);
+	off += (size_t) snprintf(body, cap, "{\"header\":{\"revision\":\"7\"},\"kvs\":[");
+	for(i = 0; i < n; i++)
+	{
+		char key[32], *k;
+
+		snprintf(key, sizeof(key), "/a/p/m%06zu", i);
+		k = b64(key);
+		off += (size_t) snprintf(body + off, cap - off, "%s{\"key\":\"%s\",\"value\":\"eyJ3b3JrZXJzIjoxfQ==\",\"mod_revision\":\"5\"}", i ? "," : "", k);
+		free(k);
+	}
+	off += (size_t) snprintf(body + off, cap - off, "],\"count\":\"%zu\"}", n);
+	assert_true(off < cap);
+	return body;
+}
+
+/* A range answer with more kvs than CLUSTER_MEMBERS_MAX is refused by
+ * the parser (E2BIG) before it decodes or allocates any of them. */
+static void
+test_parse_range_limit(void **state)
+{
+	cluster__etcd3_range rg;
+	char *body;
+
+	(void) state;
+	body = range_of(CLUSTER_MEMBERS_MAX);
+	assert_int_equal(cluster__etcd3_parse_range(body, strlen(body), &rg), 0);
+	assert_int_equal(rg.n_kvs, CLUSTER_MEMBERS_MAX);
+	assert_int_equal(rg.kvs[CLUSTER_MEMBERS_MAX - 1].key_len, strlen("/a/p/m000000"));
+	cluster__etcd3_range_free(&rg);
+	free(body);
+	body = range_of(CLUSTER_MEMBERS_MAX + 1);
+	memset(&rg, 0x55, sizeof(rg));
+	assert_int_equal(cluster__etcd3_parse_range(body, strlen(body), &rg), E2BIG);
+	assert_null(rg.kvs);
+	assert_int_equal(rg.n_kvs, 0);
+	free(body);
+}
+
 int
 main(void)
 {
@@ -782,6 +884,8 @@ main(void)
 		cmocka_unit_test(test_member_id),
 		cmocka_unit_test(test_member_value),
 		cmocka_unit_test(test_table),
+		cmocka_unit_test(test_table_limit),
+		cmocka_unit_test(test_parse_range_limit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -116,26 +116,37 @@ test_bad_records_rejected(void **state)
 	assert_int_equal(cluster__view_compute(&v, NULL, 1, "a", 0), EINVAL);
 }
 
-/* Enough maximal members to pass INT_MAX must be refused, not wrap. */
+/* More than CLUSTER_MEMBERS_MAX records never make a view (E2BIG, checked
+ * before anything is copied); the limit also keeps the largest possible
+ * total, CLUSTER_MEMBERS_MAX maximal members, below INT_MAX, so the
+ * EOVERFLOW check is a second line of defence. */
 static void
-test_total_overflow(void **state)
+test_members_limit(void **state)
 {
 	size_t n = (size_t) INT_MAX / CLUSTER_WORKERS_MAX + 1, i;
-	cluster__member *in = calloc(n, sizeof(*in));
+	cluster__member *in;
 	cluster__view v;
 
 	(void) state;
+	assert_true((long long) CLUSTER_MEMBERS_MAX * CLUSTER_WORKERS_MAX <= INT_MAX);
+	assert_true(n > CLUSTER_MEMBERS_MAX);
+	in = calloc(n, sizeof(*in));
 	assert_non_null(in);
 	for(i = 0; i < n; i++)
 	{
 		snprintf(in[i].id, sizeof(in[i].id), "m%06zu", i);
 		in[i].workers = CLUSTER_WORKERS_MAX;
 	}
-	assert_int_equal(cluster__view_compute(&v, in, n, NULL, 0), EOVERFLOW);
+	/* enough maximal members to pass INT_MAX: refused for their number */
+	assert_int_equal(cluster__view_compute(&v, in, n, NULL, 0), E2BIG);
 	assert_null(v.members);
-	/* one fewer fits exactly below INT_MAX */
-	assert_int_equal(cluster__view_compute(&v, in, n - 1, "m000001", 0), 0);
-	assert_int_equal(v.total, (int) ((n - 1) * CLUSTER_WORKERS_MAX));
+	assert_int_equal(cluster__view_compute(&v, in, CLUSTER_MEMBERS_MAX + 1, NULL, 0), E2BIG);
+	assert_null(v.members);
+	assert_int_equal(v.count, 0);
+	/* exactly the limit: the total fits */
+	assert_int_equal(cluster__view_compute(&v, in, CLUSTER_MEMBERS_MAX, "m000001", 0), 0);
+	assert_int_equal(v.count, CLUSTER_MEMBERS_MAX);
+	assert_int_equal(v.total, (int) (CLUSTER_MEMBERS_MAX * CLUSTER_WORKERS_MAX));
 	assert_int_equal(v.base, CLUSTER_WORKERS_MAX);
 	cluster__view_free(&v);
 	free(in);
@@ -364,7 +375,7 @@ main(void)
 		cmocka_unit_test(test_self_absent),
 		cmocka_unit_test(test_duplicates_rejected),
 		cmocka_unit_test(test_bad_records_rejected),
-		cmocka_unit_test(test_total_overflow),
+		cmocka_unit_test(test_members_limit),
 		cmocka_unit_test(test_passive_not_counted),
 		cmocka_unit_test(test_byte_order),
 		cmocka_unit_test(test_exhaustive_small),
