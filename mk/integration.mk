@@ -17,8 +17,8 @@ tests_etcd_member_LDADD = $(TEST_LDADD)
 
 ETCD_TEST_SOURCES = tests/etcdharness.c tests/etcdharness.h tests/etcdtest.c tests/etcdtest.h
 
-check_PROGRAMS += tests/test_etcd_harness tests/test_etcd_membership tests/test_etcd_outage tests/test_etcd_faults
-TESTS += tests/test_etcd_harness tests/test_etcd_membership tests/test_etcd_outage tests/test_etcd_faults tests/test_cli_etcd.sh
+check_PROGRAMS += tests/test_etcd_harness tests/test_etcd_membership tests/test_etcd_outage tests/test_etcd_faults tests/test_etcd_contract
+TESTS += tests/test_etcd_harness tests/test_etcd_membership tests/test_etcd_outage tests/test_etcd_faults tests/test_etcd_contract tests/test_cli_etcd.sh
 EXTRA_DIST += tests/test_cli_etcd.sh demo/demo.sh
 
 # The harness alone, without the library.
@@ -36,6 +36,11 @@ tests_test_etcd_outage_LDADD = $(TEST_LDADD)
 tests_test_etcd_faults_SOURCES = tests/test_etcd_faults.c $(ETCD_TEST_SOURCES)
 tests_test_etcd_faults_CFLAGS = $(TEST_CFLAGS)
 tests_test_etcd_faults_LDADD = $(TEST_LDADD)
+# The header's contract: fork rule, cancellable join, join retries,
+# callbacks outside libcurl (backtrace()/dladdr(): glibc, no -ldl needed).
+tests_test_etcd_contract_SOURCES = tests/test_etcd_contract.c $(ETCD_TEST_SOURCES)
+tests_test_etcd_contract_CFLAGS = $(TEST_CFLAGS)
+tests_test_etcd_contract_LDADD = $(TEST_LDADD)
 
 # The shell test needs the member helper and cluster-test built.
 tests/test_cli_etcd.log: tests/etcd-harness tests/etcd-member

@@ -1,0 +1,587 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The public contract of include/libcluster.h against a real etcd (a fresh
+ * private etcd per test), as regression tests for reported defects:
+ * - fork rule: a forked child's cluster_destroy() leaves the parent's
+ *   membership (key, lease, keepalive) untouched;
+ * - a join waiting for a predecessor's lease can be cancelled by
+ *   cluster_leave() from another thread (ECANCELED), promptly;
+ * - one slow registry answer does not fail a join: it retries within the
+ *   join deadline;
+ * - balancer callbacks never run inside libcurl (not inside a write
+ *   callback of the watch stream).
+ * Every wait is bounded: on a broken library the tests fail, never hang.
+ */
+#ifndef _GNU_SOURCE
+# define _GNU_SOURCE
+#endif
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <execinfo.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+
+#include "etcdharness.h"
+#include "etcdtest.h"
+
+static etcdh *H;
+
+static int
+setup(void **state)
+{
+	(void) state;
+	return et_etcd_start(&H, NULL);
+}
+
+static int
+teardown(void **state)
+{
+	(void) state;
+	/* a test that failed while etcd was frozen must not freeze cleanup */
+	if(H && etcdh_pid(H) > 0)
+	{
+		etcdh_resume(H);
+	}
+	et_free_all();
+	etcdh_destroy(H);
+	H = NULL;
+	return 0;
+}
+
+static et_member *
+member(const char *key, const char *id, int workers, int ttl)
+{
+	et_member *m = et_member_new(key, id, workers, etcdh_endpoint(H), ttl);
+
+	assert_non_null(m);
+	return m;
+}
+
+/* "/<key>/production/<id>": where the member's record lives in etcd. */
+static const char *
+member_key(const char *key, const char *id)
+{
+	static char k[512];
+
+	snprintf(k, sizeof(k), "/%s/production/%s", key, id);
+	return k;
+}
+
+/* ------------------------------------------------------------------ */
+/* a control call on its own thread, awaited with deadlines            */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Runs cluster_join() or cluster_leave() on a thread of its own so that
+ * the test can time it and give up on it instead of hanging with it.
+ */
+typedef struct call call;
+struct call
+{
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int (*fn)(CLUSTER *);
+	CLUSTER *c;
+	int done;                    /* (lock) fn returned */
+	int rc;                      /* (lock) its return value */
+	int err;                     /* (lock) errno after it */
+	double start;                /* etcdh_now() before the call */
+	double end;                  /* (lock) etcdh_now() after it */
+};
+
+static void *
+call_main(void *arg)
+{
+	call *k = arg;
+	int rc, err;
+	double end;
+
+	rc = k->fn(k->c);
+	err = errno;
+	end = etcdh_now();
+	pthread_mutex_lock(&k->lock);
+	k->rc = rc;
+	k->err = err;
+	k->end = end;
+	k->done = 1;
+	pthread_cond_broadcast(&k->cond);
+	pthread_mutex_unlock(&k->lock);
+	return NULL;
+}
+
+static void
+call_start(call *k, int (*fn)(CLUSTER *), CLUSTER *c)
+{
+	memset(k, 0, sizeof(*k));
+	pthread_mutex_init(&k->lock, NULL);
+	pthread_cond_init(&k->cond, NULL);
+	k->fn = fn;
+	k->c = c;
+	k->start = etcdh_now();
+	assert_int_equal(pthread_create(&k->thread, NULL, call_main, k), 0);
+}
+
+/* Wait until the call returned or the etcdh_now() deadline passed;
+ * returns non-zero if it returned. */
+static int
+call_wait(call *k, double deadline)
+{
+	int done;
+
+	pthread_mutex_lock(&k->lock);
+	while(!k->done)
+	{
+		double left = deadline - etcdh_now();
+		struct timespec ts;
+
+		if(left <= 0)
+		{
+			break;
+		}
+		pthread_mutex_unlock(&k->lock);
+		/* short naps: the deadline is on the monotonic clock */
+		ts.tv_sec = 0;
+		ts.tv_nsec = (long) ((left < 0.01 ? left : 0.01) * 1e9);
+		nanosleep(&ts, NULL);
+		pthread_mutex_lock(&k->lock);
+	}
+	done = k->done;
+	pthread_mutex_unlock(&k->lock);
+	return done;
+}
+
+/*
+ * Reap the call's thread before the test's assertions (a failed assertion
+ * must not free the member under a running call). A call that has not
+ * returned within the hard limit cannot be cleaned up: the program stops.
+ */
+static void
+call_finish(call *k, const char *what, double hard_limit)
+{
+	if(!call_wait(k, k->start + et_t(hard_limit)))
+	{
+		fprintf(stderr, "# %s has not returned after %.1f s: giving up on the program\n", what, etcdh_now() - k->start);
+		etcdh_resume(H);
+		etcdh_destroy(H);
+		_exit(1);
+	}
+	pthread_join(k->thread, NULL);
+	pthread_mutex_destroy(&k->lock);
+	pthread_cond_destroy(&k->cond);
+}
+
+/* ------------------------------------------------------------------ */
+/* 1. fork rule                                                         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Wait for the child at most seconds, watching the parent's key in etcd
+ * meanwhile (*gone_at: seconds after t0 when it was first seen missing, or
+ * -1). kill -9 the child if it is still there; GDB_CHILD=1 in the
+ * environment prints its stack first. Returns its wait status, or -1 if
+ * it had to be killed.
+ */
+static int
+reap_bounded(pid_t pid, double seconds, const char *mk, double t0, double *gone_at)
+{
+	double deadline = etcdh_now() + et_t(seconds);
+	const char *gdb = getenv("GDB_CHILD");
+	int status;
+	pid_t r;
+
+	*gone_at = -1;
+	do
+	{
+		r = waitpid(pid, &status, WNOHANG);
+		if(r == pid)
+		{
+			return status;
+		}
+		if(*gone_at < 0 && etcdh_get(H, mk, NULL) == 0)
+		{
+			*gone_at = etcdh_now() - t0;
+		}
+		usleep(20000);
+	}
+	while(etcdh_now() < deadline);
+	if(gdb && *gdb == '1')
+	{
+		char cmd[128];
+
+		snprintf(cmd, sizeof(cmd), "gdb -q -batch -p %ld -ex 'thread apply all bt' >&2 </dev/null", (long) pid);
+		if(system(cmd) == -1)
+		{
+			fprintf(stderr, "# cannot run gdb\n");
+		}
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, &status, 0);
+	return -1;
+}
+
+/* The header: "library threads do not survive fork() ... the parent's
+ * membership is untouched". A child that only destroys its copy of the
+ * handle must neither revoke the parent's lease nor delete its key, and
+ * must not hang doing so. */
+static void
+test_forked_child_destroy_keeps_parent_registered(void **state)
+{
+	const char *key = et_key("fork");
+	const int ttl = 2;
+	et_member *m;
+	char mk[512];
+	long long lease, now_lease;
+	double t0, window_end, took, gone_at;
+	int status, child_ok, calls;
+	unsigned int alarm_s;
+	pid_t pid;
+
+	(void) state;
+	m = member(key, "forker", 1, ttl);
+	assert_int_equal(et_join(m), 0);
+	assert_int_equal(et_wait(m, 0, 1, 3), 0);
+	snprintf(mk, sizeof(mk), "%s", member_key(key, "forker"));
+	assert_int_equal(etcdh_get(H, mk, NULL), 1);
+	lease = etcdh_key_lease(H, mk);
+	assert_true(lease > 0);
+	fprintf(stderr, "# parent %ld joined as %s with lease %llx\n", (long) getpid(), mk, (unsigned long long) lease);
+
+	calls = et_calls(m);
+	/* the child's own bound; GDB_CHILD=1 leaves it to reap_bounded() */
+	alarm_s = getenv("GDB_CHILD") && !strcmp(getenv("GDB_CHILD"), "1") ? 0 : (unsigned int) et_t(5);
+	fflush(stdout);
+	fflush(stderr);
+	t0 = etcdh_now();
+	pid = fork();
+	assert_true(pid >= 0);
+	if(pid == 0)
+	{
+		/* the child: destroy the inherited handle and nothing else */
+		alarm(alarm_s);
+		cluster_destroy(m->c);
+		_exit(0);
+	}
+	status = reap_bounded(pid, 6, mk, t0, &gone_at);
+	took = etcdh_now() - t0;
+	child_ok = status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	if(status == -1)
+	{
+		fprintf(stderr, "# child's cluster_destroy() hung: killed after %.3f s\n", took);
+	}
+	else if(WIFSIGNALED(status))
+	{
+		fprintf(stderr, "# child died of signal %d (%s) after %.3f s\n", WTERMSIG(status), strsignal(WTERMSIG(status)), took);
+	}
+	else
+	{
+		fprintf(stderr, "# child exited with %d after %.3f s\n", WEXITSTATUS(status), took);
+	}
+
+	/* the parent's record: same key, same lease, all along */
+	if(gone_at >= 0)
+	{
+		fail_msg("the parent's member key %s vanished %.3f s after the fork, during the child's cluster_destroy()", mk, gone_at);
+	}
+	if(etcdh_get(H, mk, NULL) != 1)
+	{
+		fail_msg("the parent's member key %s vanished after the child's cluster_destroy() (child took %.3f s)", mk, took);
+	}
+	now_lease = etcdh_key_lease(H, mk);
+	if(now_lease != lease)
+	{
+		fail_msg("the parent's key %s now has lease %llx, was %llx", mk, (unsigned long long) now_lease, (unsigned long long) lease);
+	}
+	if(et_calls(m) != calls)
+	{
+		et_dump(m);
+		fail_msg("the parent got %d balancer callback(s) while the child destroyed its copy of the handle", et_calls(m) - calls);
+	}
+	if(!child_ok)
+	{
+		fail_msg("the child's cluster_destroy() did not return within %.1f s (status %d)", et_t(5), status);
+	}
+
+	/* 2 x TTL later the key must still be there: the parent's keepalive
+	 * is alive (watched throughout so that a loss fails at once) */
+	window_end = etcdh_now() + 2.0 * ttl;
+	while(etcdh_now() < window_end)
+	{
+		if(etcdh_get(H, mk, NULL) != 1)
+		{
+			fail_msg("the parent's key %s expired %.3f s after the fork (TTL %d s): its keepalive died", mk, etcdh_now() - t0, ttl);
+		}
+		usleep(100000);
+	}
+	assert_int_equal(etcdh_key_lease(H, mk), lease);
+	assert_int_equal(et_calls(m), calls);
+	assert_int_equal(cluster_total(m->c), 1);
+	assert_int_equal(cluster_index(m->c, 0), 0);
+	et_member_free(m);
+}
+
+/* ------------------------------------------------------------------ */
+/* 2. cancelling a join                                                 */
+/* ------------------------------------------------------------------ */
+
+/* A join waiting for a crashed predecessor's lease must be cancellable:
+ * cluster_leave() from another thread returns promptly and the join fails
+ * with ECANCELED. */
+static void
+test_leave_cancels_a_waiting_join(void **state)
+{
+	const char *key = et_key("cancel");
+	const double bound = et_t(1.5);
+	et_member *m;
+	call join, leave;
+	pid_t pid;
+	int leave_done, join_done;
+	double t_leave, join_at;
+
+	(void) state;
+	pid = et_spawn(key, "dup", 1, etcdh_endpoint(H), 10, NULL, NULL);
+	assert_true(pid > 0);
+	et_kill(pid, SIGKILL);
+	/* the predecessor's key lingers until its lease runs out (~10 s) */
+	assert_int_equal(etcdh_get(H, member_key(key, "dup"), NULL), 1);
+
+	m = member(key, "dup", 1, 10);
+	call_start(&join, cluster_join, m->c);
+	usleep(500000);
+	pthread_mutex_lock(&join.lock);
+	join_done = join.done;
+	pthread_mutex_unlock(&join.lock);
+	if(join_done)
+	{
+		call_finish(&join, "cluster_join", 1);
+		fail_msg("cluster_join() returned %d (%s) before it could be cancelled: it did not wait for the predecessor", join.rc, strerror(join.err));
+	}
+
+	call_start(&leave, cluster_leave, m->c);
+	leave_done = call_wait(&leave, leave.start + bound);
+	join_done = call_wait(&join, leave.start + bound);
+	/* on a library that cannot cancel, both end when the join gives up */
+	call_finish(&leave, "cluster_leave", 20);
+	call_finish(&join, "cluster_join", 20);
+	t_leave = leave.end - leave.start;
+	join_at = join.end - leave.start;
+	fprintf(stderr, "# cluster_leave() took %.3f s; cluster_join() returned %d (%s) %.3f s after the leave started (bound %.3f s)\n",
+		t_leave, join.rc, join.rc ? strerror(join.err) : "ok", join_at, bound);
+	if(!leave_done)
+	{
+		fail_msg("cluster_leave() blocked behind the waiting join for %.3f s (bound %.3f s)", t_leave, bound);
+	}
+	if(!join_done)
+	{
+		fail_msg("the cancelled cluster_join() returned only %.3f s after cluster_leave() (bound %.3f s)", join_at, bound);
+	}
+	assert_int_equal(leave.rc, 0);
+	if(join.rc != -1 || join.err != ECANCELED)
+	{
+		fail_msg("cancelled cluster_join() returned %d errno %d (%s), expected -1 ECANCELED", join.rc, join.err, strerror(join.err));
+	}
+	et_member_free(m);
+}
+
+/* ------------------------------------------------------------------ */
+/* 3. a slow registry                                                   */
+/* ------------------------------------------------------------------ */
+
+/* etcd frozen for 2.5 s at join time (longer than one request timeout,
+ * well within the join deadline of at least 10 s): the join retries and
+ * succeeds. */
+static void
+test_join_survives_a_slow_registry(void **state)
+{
+	const char *key = et_key("slowjoin");
+	et_member *m;
+	call join;
+	double t0, resumed;
+	int done;
+
+	(void) state;
+	m = member(key, "slow", 1, 5);
+	assert_int_equal(etcdh_pause(H), 0);
+	t0 = etcdh_now();
+	call_start(&join, cluster_join, m->c);
+	usleep(2500000);
+	assert_int_equal(etcdh_resume(H), 0);
+	resumed = etcdh_now() - t0;
+	done = call_wait(&join, t0 + et_t(15));
+	call_finish(&join, "cluster_join", 30);
+	fprintf(stderr, "# etcd resumed after %.3f s; cluster_join() returned %d (%s) after %.3f s\n",
+		resumed, join.rc, join.rc ? strerror(join.err) : "ok", join.end - join.start);
+	if(!done)
+	{
+		fail_msg("cluster_join() did not return within %.1f s of etcd freezing", et_t(15));
+	}
+	if(join.rc != 0)
+	{
+		fail_msg("cluster_join() failed with %s after %.3f s although etcd answered again after %.3f s",
+			strerror(join.err), join.end - join.start, resumed);
+	}
+	assert_int_equal(etcdh_get(H, member_key(key, "slow"), NULL), 1);
+	assert_int_equal(et_wait(m, 0, 1, 3), 0);
+	et_member_free(m);
+}
+
+/* ------------------------------------------------------------------ */
+/* 4. callbacks outside libcurl                                         */
+/* ------------------------------------------------------------------ */
+
+#define CB_MAX                         16
+
+static pthread_mutex_t cb_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cb_cond = PTHREAD_COND_INITIALIZER;
+static int cb_calls;                  /* (cb_lock) */
+static int cb_in_curl[CB_MAX];        /* (cb_lock) call i ran inside libcurl */
+static int cb_main[CB_MAX];           /* (cb_lock) call i ran on the test's thread */
+static CLUSTERSTATE cb_state[CB_MAX]; /* (cb_lock) */
+static char cb_frame[CB_MAX][256];    /* (cb_lock) the libcurl frame seen */
+static pthread_t cb_test_thread;
+
+/* Whether a libcurl frame is on this thread's stack: the unwinder's view
+ * of the return addresses, each mapped to its object file. */
+static int
+inside_libcurl(char *frame, size_t size)
+{
+	void *pcs[128];
+	int n, i;
+
+	n = backtrace(pcs, 128);
+	for(i = 0; i < n; i++)
+	{
+		Dl_info info;
+
+		if(dladdr(pcs[i], &info) && info.dli_fname && strstr(info.dli_fname, "libcurl"))
+		{
+			snprintf(frame, size, "frame %d: %s(%s)", i, info.dli_fname, info.dli_sname ? info.dli_sname : "?");
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* Balancer callback of member A: records where it ran. */
+static int
+curl_probe(CLUSTER *c, CLUSTERSTATE *st)
+{
+	char frame[256] = "";
+	int in = inside_libcurl(frame, sizeof(frame));
+
+	(void) c;
+	pthread_mutex_lock(&cb_lock);
+	if(cb_calls < CB_MAX)
+	{
+		cb_in_curl[cb_calls] = in;
+		cb_main[cb_calls] = pthread_equal(pthread_self(), cb_test_thread);
+		cb_state[cb_calls] = *st;
+		snprintf(cb_frame[cb_calls], sizeof(cb_frame[cb_calls]), "%s", frame);
+	}
+	cb_calls++;
+	pthread_cond_broadcast(&cb_cond);
+	pthread_mutex_unlock(&cb_lock);
+	fprintf(stderr, "# %.3f a: callback index %d total %d on the %s thread%s%s\n", etcdh_now(), st->index, st->total,
+		pthread_equal(pthread_self(), cb_test_thread) ? "test's" : "library's", in ? ", inside libcurl: " : "", frame);
+	return 0;
+}
+
+/* Wait until A has had at least n callbacks; 0 or -1 on timeout. */
+static int
+cb_wait(int n, double seconds)
+{
+	double deadline = etcdh_now() + et_t(seconds);
+	int got;
+
+	pthread_mutex_lock(&cb_lock);
+	while(cb_calls < n && etcdh_now() < deadline)
+	{
+		struct timespec ts;
+
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 50 * 1000000L;
+		if(ts.tv_nsec >= 1000000000L)
+		{
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&cb_cond, &cb_lock, &ts);
+	}
+	got = cb_calls;
+	pthread_mutex_unlock(&cb_lock);
+	return got >= n ? 0 : -1;
+}
+
+/* A's first callback runs inside cluster_join() on the test's thread; the
+ * one for B's arrival runs on A's balancer thread. Neither may run inside
+ * libcurl (a callback inside curl's write callback stalls the watch and
+ * may not re-enter libcurl on that handle). */
+static void
+test_watch_callbacks_run_outside_libcurl(void **state)
+{
+	const char *key = et_key("curlcb");
+	et_member *a, *b;
+	int i, n;
+
+	(void) state;
+	pthread_mutex_lock(&cb_lock);
+	cb_calls = 0;
+	cb_test_thread = pthread_self();
+	pthread_mutex_unlock(&cb_lock);
+	a = member(key, "a", 1, 5);
+	assert_int_equal(cluster_set_balancer(a->c, curl_probe), 0);
+	b = member(key, "b", 1, 5);
+	assert_int_equal(et_join(a), 0);
+	assert_int_equal(cb_wait(1, 3), 0);
+	assert_int_equal(et_join(b), 0);
+	if(cb_wait(2, 5))
+	{
+		fail_msg("member a got no callback for b's arrival within %.1f s", et_t(5));
+	}
+	pthread_mutex_lock(&cb_lock);
+	n = cb_calls < CB_MAX ? cb_calls : CB_MAX;
+	pthread_mutex_unlock(&cb_lock);
+	/* the join and the watch thread must both have been exercised */
+	assert_true(cb_main[0]);
+	assert_int_equal(cb_state[1].total, 2);
+	assert_false(cb_main[1]);
+	for(i = 0; i < n; i++)
+	{
+		if(cb_in_curl[i])
+		{
+			fail_msg("balancer callback %d of %d (index %d total %d, on the %s thread) ran inside libcurl: %s",
+				i + 1, n, cb_state[i].index, cb_state[i].total, cb_main[i] ? "test's" : "balancer", cb_frame[i]);
+		}
+	}
+	et_member_free(b);
+	et_member_free(a);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_forked_child_destroy_keeps_parent_registered, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_leave_cancels_a_waiting_join, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_join_survives_a_slow_registry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_watch_callbacks_run_outside_libcurl, setup, teardown),
+	};
+
+	if(!etcdh_available() && !etcdh_required())
+	{
+		printf("1..0 # SKIP etcd is not installed (Debian package etcd-server)\n");
+		return 77;
+	}
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
