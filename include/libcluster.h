@@ -33,15 +33,21 @@
  *   thread (watch, view updates, callbacks). The static engine runs none.
  * - When an advice callback is installed, a joined object also runs an
  *   advisor thread that calls it once per advice interval.
- * - Callbacks (balancer, advice, logger) run with no library lock held.
- *   The balancer callback runs on the balancer thread, except the first
- *   call, which runs inside cluster_join() on the caller's thread, and the
- *   final one (index -1), which runs inside cluster_leave() on the
- *   caller's thread. The advice callback runs on the advisor thread.
+ * - Callbacks (balancer, advice, logger) run with no library lock held
+ *   and never from inside libcurl. The balancer callbacks of one handle
+ *   never overlap and arrive in order. The balancer callback runs on the
+ *   balancer thread, except the first call, which runs before
+ *   cluster_join() returns (on the caller's thread, after the library
+ *   has released its control lock), and the final one (index -1), which
+ *   runs inside cluster_leave() on the caller's thread. The advice
+ *   callback runs on the advisor thread.
  * - Inside a balancer or advice callback you may call any getter and
- *   cluster_report(). Control calls that would wait for the calling
- *   thread itself (cluster_leave(), cluster_destroy(), cluster_join())
- *   fail with EDEADLK when called from a library thread.
+ *   cluster_report(), and any call on another handle. Control calls on
+ *   the same handle (setters, cluster_join(), cluster_leave(),
+ *   cluster_destroy()) fail with EDEADLK there: they would wait for the
+ *   calling thread itself.
+ * - cluster_leave() (or cluster_destroy()) from another thread cancels a
+ *   cluster_join() still in progress: the join returns -1/ECANCELED.
  * - The logger may be called from any library thread, concurrently; it
  *   must not call back into libcluster.
  * - The library uses libcurl with CURLOPT_NOSIGNAL and initialises it
@@ -49,7 +55,10 @@
  *   and never calls fork().
  * - fork(): library threads do not survive fork(). A child that wants
  *   membership creates its own handle; the parent's membership is
- *   untouched. (The original's cluster_set_fork() was declared but never
+ *   untouched: the handle remembers the process that joined, and in any
+ *   other process cluster_leave() does nothing and cluster_destroy() only
+ *   frees memory (it neither revokes the parent's lease nor closes or
+ *   writes on the connections the child inherited). (The original's cluster_set_fork() was declared but never
  *   implemented; it is not provided.)
  */
 #ifndef LIBCLUSTER_H_
@@ -96,6 +105,12 @@ extern "C" {
  * fits an int.
  */
 # define CLUSTER_MEMBERS_MAX           16384
+/** Default settle window (ms): see cluster_set_settle(). */
+# define CLUSTER_SETTLE_DEFAULT_MS     100
+/** Default limit of one registry request (ms): see cluster_set_timeouts(). */
+# define CLUSTER_REQUEST_TIMEOUT_DEFAULT_MS 2000
+/** Default limit of a whole cluster_join() (ms): see cluster_set_timeouts(). */
+# define CLUSTER_JOIN_TIMEOUT_DEFAULT_MS 10000
 /** Lease TTL bounds and default, in seconds (etcd's floor is 2 s). */
 # define CLUSTER_TTL_MIN               2
 # define CLUSTER_TTL_MAX               3600
@@ -233,7 +248,10 @@ struct cluster_advisor_config_struct
 CLUSTER_EXTERN CLUSTER *cluster_create(const char *key);
 
 /**
- * Leave (if joined) and free the object. NULL is a harmless no-op.
+ * Leave (if joined) and free the object. NULL is a harmless no-op. From
+ * another thread it also cancels a cluster_join() in progress and waits
+ * for that call to return first. In a forked child it only frees memory
+ * (see the fork rule above).
  * @return 0; -1/EDEADLK if called from a library callback (nothing freed).
  */
 CLUSTER_EXTERN int cluster_destroy(CLUSTER *cluster);
@@ -241,10 +259,17 @@ CLUSTER_EXTERN int cluster_destroy(CLUSTER *cluster);
 /**
  * Join the cluster with the configured engine. When it returns 0 the
  * balancer callback has already been called once. Already joined: 0.
+ * A registry request that fails on the way (a timeout, a refused
+ * connection, a 5xx answer) is retried, on the next endpoint, until the
+ * join deadline (cluster_set_timeouts()) has passed. If the instance id is
+ * held by a crashed predecessor, the join also waits (up to TTL + 1 s) for
+ * its lease to run out.
  * @return 0, or -1 with errno EINVAL (static index/total inconsistent,
  *   bad configuration), EEXIST (a live instance already holds this
  *   instance id), ECONNREFUSED/ETIMEDOUT/EIO (registry unreachable or
- *   failing), EACCES (registry refused credentials), ENOMEM, EDEADLK.
+ *   failing until the join deadline), EACCES (registry refused
+ *   credentials), ECANCELED (cluster_leave() from another thread),
+ *   E2BIG (more than CLUSTER_MEMBERS_MAX members), ENOMEM, EDEADLK.
  */
 CLUSTER_EXTERN int cluster_join(CLUSTER *cluster);
 
@@ -283,16 +308,17 @@ CLUSTER_EXTERN int cluster_set_balancer(CLUSTER *cluster, CLUSTERBALANCE callbac
 CLUSTER_EXTERN const char *cluster_key(CLUSTER *cluster);
 
 /**
- * Environment name. Valid until the next cluster_set_env() or
- * cluster_destroy() (so for as long as the object is joined).
+ * Environment name. The pointer stays valid (and its text unchanged)
+ * until cluster_destroy(), even if cluster_set_env() replaces the value
+ * meanwhile on another thread: the next call returns the new value.
  */
 CLUSTER_EXTERN const char *cluster_env(CLUSTER *cluster);
 
 /** Set the environment (NULL restores "production"). EINVAL, EPERM. */
 CLUSTER_EXTERN int cluster_set_env(CLUSTER *cluster, const char *env);
 
-/** Instance id. Valid until the next cluster_set_instance(),
- *  cluster_reset_instance() or cluster_destroy(). */
+/** Instance id. The pointer stays valid until cluster_destroy(), as for
+ *  cluster_env(). */
 CLUSTER_EXTERN const char *cluster_instance(CLUSTER *cluster);
 
 /** Set the instance id (a valid name; NULL is EINVAL). EINVAL, EPERM. */
@@ -325,6 +351,28 @@ CLUSTER_EXTERN int cluster_set_threads(CLUSTER *cluster, int workers);
  * engine stays. EPERM while joined.
  */
 CLUSTER_EXTERN int cluster_set_registry(CLUSTER *cluster, const char *uri);
+
+/**
+ * Settle window in milliseconds (0..60000, default
+ * CLUSTER_SETTLE_DEFAULT_MS; any time). With the etcd v3 engine, a change
+ * of the member set is passed to the balancer callback (and to the
+ * getters) once no further change has arrived for this long, and at the
+ * latest five windows after the burst began: a rolling restart or a mass
+ * lease expiry reaches the application as one settled change instead of
+ * a callback per event. 0 delivers every change at once. The first view
+ * of a join and the final one of a leave are never delayed. EINVAL.
+ */
+CLUSTER_EXTERN int cluster_set_settle(CLUSTER *cluster, int ms);
+
+/**
+ * Time limits (ms) for registry requests: request_ms bounds one request
+ * (100..60000, default CLUSTER_REQUEST_TIMEOUT_DEFAULT_MS; a connect takes
+ * at most half of it, and at most 1 s), join_ms bounds all of
+ * cluster_join()'s retries (request_ms..600000, default
+ * CLUSTER_JOIN_TIMEOUT_DEFAULT_MS; not counting the wait for a crashed
+ * predecessor's lease). 0 keeps the current value. EINVAL, EPERM.
+ */
+CLUSTER_EXTERN int cluster_set_timeouts(CLUSTER *cluster, int request_ms, int join_ms);
 
 /** Lease TTL in seconds, CLUSTER_TTL_MIN..CLUSTER_TTL_MAX. EINVAL, EPERM. */
 CLUSTER_EXTERN int cluster_set_ttl(CLUSTER *cluster, int seconds);
@@ -359,6 +407,20 @@ CLUSTER_EXTERN int cluster_static_set_total(CLUSTER *cluster, int total);
  * passive, or re-registering after the lease was lost).
  */
 CLUSTER_EXTERN int cluster_index(CLUSTER *cluster, int worker);
+
+/**
+ * Freshness of the view: whether it is known to be current. With etcd it
+ * is current while the watch stream is connected and has answered its
+ * last heartbeat (a hung or partitioned endpoint is noticed within about
+ * two thirds of the TTL and the watch moves to another endpoint), this
+ * instance's lease is alive (active members), and no settled change is
+ * still waiting to be delivered. The static engine is always current.
+ * *revision (may be NULL) gets the registry revision the view reflects
+ * (0 for the static engine).
+ * @return 1 current, 0 possibly stale, -1 with errno EPERM (not joined)
+ *   or EINVAL (NULL handle).
+ */
+CLUSTER_EXTERN int cluster_view_fresh(CLUSTER *cluster, long long *revision);
 
 /** Cluster total, or 0 with errno EPERM when not joined. */
 CLUSTER_EXTERN int cluster_total(CLUSTER *cluster);

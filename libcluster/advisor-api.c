@@ -576,9 +576,9 @@ advice_round(CLUSTER *cluster)
 		cluster__log(cluster, LOG_WARNING, "libcluster: advisor: cannot compute advice: %s\n", strerror(r));
 		return;
 	}
-	cluster__callback_enter();
+	cluster__callback_enter(cluster);
 	cb(cluster, rows, n);
-	cluster__callback_leave();
+	cluster__callback_leave(cluster);
 	free(rows);
 }
 

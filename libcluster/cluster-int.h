@@ -11,6 +11,7 @@
 # endif
 
 # include <pthread.h>
+# include <sys/types.h>
 # include <stdint.h>
 # include <syslog.h>
 # include "libcluster.h"
@@ -60,6 +61,15 @@ struct cluster__engine
 	/* While joined: the advisor status changed; write it when due. Must not
 	 * block on the network (wake a thread). May be NULL. */
 	void (*status_changed)(CLUSTER *cluster);
+	/* Any thread, without the control lock (the core holds engine_lock for
+	 * reading): make a join in progress on another thread give up soon
+	 * with ECANCELED. The engine also polls cluster__join_cancelled().
+	 * May be NULL. */
+	void (*cancel_join)(CLUSTER *cluster);
+	/* Non-zero if the engine calls cluster__settle_tick() from its watch
+	 * thread, so that bursts of changes can settle before the callback;
+	 * otherwise every published view is delivered at once. */
+	int settles;
 };
 
 extern const cluster__engine cluster__engine_static;
@@ -77,6 +87,14 @@ struct cluster__status
 	unsigned long seq;           /* bumped on every change */
 };
 
+/* A name replaced while a getter may still hold it (freed by destroy). */
+typedef struct cluster__retired cluster__retired;
+struct cluster__retired
+{
+	cluster__retired *next;
+	char *s;
+};
+
 struct cluster_struct
 {
 	/* Serialises control calls (setters, join, leave, destroy). */
@@ -87,11 +105,14 @@ struct cluster_struct
 	/* Configuration: written only by control calls, and (except workers)
 	 * only while not joined, so engines may read it freely while joined. */
 	char *key;
-	char *env;
-	char *partition;             /* NULL: none */
-	char *instance;
+	char *env;                   /* env, partition, instance: written with */
+	char *partition;             /* atomic stores (getters read them from */
+	char *instance;              /* any thread), old values retired (S) */
+	cluster__retired *retired;
 	char *registry;              /* NULL: static */
 	int ttl;
+	int request_timeout_ms;      /* one registry request */
+	int join_timeout_ms;         /* all of cluster_join()'s retries */
 	char *ca_file, *cert_file, *key_file;
 	char *user, *password;
 	int static_index;
@@ -115,6 +136,17 @@ struct cluster_struct
 	int index;                   /* last reported base (-1) */
 	int total;                   /* last reported total */
 	int announced;               /* the callback has seen this join's first view */
+	int joining;                 /* a join holds the control lock: deliveries wait */
+	int join_cancel;             /* cluster_leave() asked that join to give up */
+	int join_threads;            /* threads still inside cluster_join() */
+	pid_t owner_pid;             /* the process that joined (atomic; fork rule) */
+	/* delivery (notify.c) */
+	cluster__view pending;       /* newest published view not yet delivered */
+	int has_pending;
+	int64_t pending_first_ms, pending_last_ms;
+	int settle_ms;               /* quiet window before a change is delivered */
+	int delivering;              /* a thread is delivering (callbacks in order) */
+	pthread_cond_t delivered;    /* signalled when delivering or join_threads drop */
 	int fresh;                   /* the engine trusts the view (registry reachable) */
 	int64_t fresh_since_ms;
 	cluster__status status;
@@ -133,12 +165,15 @@ int cluster__verbose(CLUSTER *cluster);
 
 /* --- core services for engines (cluster.c) ---------------------------- */
 
+/* --- delivery (notify.c) ---------------------------------------------- */
+
 /*
  * Publish the member set the engine now believes in (any order). Computes
- * the view, stores it, and if this instance's base or the total changed,
- * logs and calls the balancer callback (no lock held). Call it with no
- * lock held. Returns 0 or an errno value (the set was rejected, logged, and
- * the previous view kept).
+ * the view and queues it; it is delivered (stored, logged, and the
+ * balancer callback called if this instance's base or the total changed)
+ * at once, or after the settle window when the engine ticks. Call it with
+ * no lock held. Returns 0 or an errno value (the set was rejected, logged,
+ * and the previous view kept).
  */
 int cluster__publish_view(CLUSTER *cluster, const cluster__member *members, size_t n, int64_t revision);
 
@@ -156,11 +191,26 @@ void cluster__get_status(CLUSTER *cluster, cluster__status *out);
 /* Current worker count (state lock taken briefly). */
 int cluster__get_workers(CLUSTER *cluster);
 
-/* Callback bracketing: control calls fail with EDEADLK while the calling
- * thread is inside a library callback. */
-void cluster__callback_enter(void);
-void cluster__callback_leave(void);
-int cluster__in_callback(void);
+/* Deliver the pending view now (if any), on this thread, with no lock
+ * held during the callback. Callbacks of one handle never overlap. */
+void cluster__deliver(CLUSTER *cluster);
+
+/* Deliver a state that is not a view (leave's final index -1). */
+void cluster__deliver_state(CLUSTER *cluster, CLUSTERBALANCE cb, CLUSTERSTATE *state);
+
+/* For engines with settles set: deliver the pending view if its settle
+ * window has passed. Returns ms until it will be due, or -1 if nothing is
+ * pending (call again after the next publish). */
+int64_t cluster__settle_tick(CLUSTER *cluster);
+
+/* Callback bracketing, per handle: control calls on a handle fail with
+ * EDEADLK while the calling thread is inside one of its callbacks. */
+void cluster__callback_enter(CLUSTER *cluster);
+void cluster__callback_leave(CLUSTER *cluster);
+int cluster__in_callback(CLUSTER *cluster);
+
+/* Non-zero once cluster_leave() asked the join in progress to give up. */
+int cluster__join_cancelled(CLUSTER *cluster);
 
 /* Monotonic milliseconds. */
 int64_t cluster__now_ms(void);

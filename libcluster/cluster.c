@@ -18,28 +18,6 @@
 # include <sys/random.h>
 #endif
 
-/* Depth of library callbacks on this thread: control calls made from inside
- * one would wait for the calling thread itself. */
-static __thread int callback_depth;
-
-void
-cluster__callback_enter(void)
-{
-	callback_depth++;
-}
-
-void
-cluster__callback_leave(void)
-{
-	callback_depth--;
-}
-
-int
-cluster__in_callback(void)
-{
-	return callback_depth > 0;
-}
-
 int64_t
 cluster__now_ms(void)
 {
@@ -155,7 +133,7 @@ refuse_if_joined(CLUSTER *cluster)
 static int
 control_begin(CLUSTER *cluster)
 {
-	if(cluster__in_callback())
+	if(cluster__in_callback(cluster))
 	{
 		cluster__log(cluster, LOG_ERR, "libcluster: this call cannot be made from inside a libcluster callback\n");
 		return EDEADLK;
@@ -186,6 +164,44 @@ replace_string(char **slot, const char *value)
 	}
 	free(*slot);
 	*slot = copy;
+	return 0;
+}
+
+/*
+ * Replace a name that a getter may have handed out: the getters return
+ * the stored pointer (the original API), and a caller on another thread
+ * may still be reading it, so the old string is retired, not freed, and
+ * released only by cluster_destroy(). Names change rarely (only while
+ * not joined), so what is retired stays small.
+ */
+static int
+retire_and_replace(CLUSTER *cluster, char **slot, const char *value)
+{
+	cluster__retired *old = NULL;
+	char *copy = NULL;
+
+	if(value && !(copy = strdup(value)))
+	{
+		return ENOMEM;
+	}
+	if(*slot)
+	{
+		old = malloc(sizeof(*old));
+		if(!old)
+		{
+			free(copy);
+			return ENOMEM;
+		}
+	}
+	pthread_mutex_lock(&cluster->lock);
+	if(old)
+	{
+		old->s = *slot;
+		old->next = cluster->retired;
+		cluster->retired = old;
+	}
+	__atomic_store_n(slot, copy, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&cluster->lock);
 	return 0;
 }
 
@@ -276,6 +292,7 @@ cluster_create(const char *key)
 	}
 	pthread_mutex_init(&c->control, NULL);
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->delivered, NULL);
 	pthread_rwlock_init(&c->engine_lock, NULL);
 	c->key = strdup(key);
 	c->env = strdup(CLUSTER_DEFAULT_ENV);
@@ -287,6 +304,9 @@ cluster_create(const char *key)
 		return NULL;
 	}
 	c->ttl = CLUSTER_TTL_DEFAULT;
+	c->settle_ms = CLUSTER_SETTLE_DEFAULT_MS;
+	c->request_timeout_ms = CLUSTER_REQUEST_TIMEOUT_DEFAULT_MS;
+	c->join_timeout_ms = CLUSTER_JOIN_TIMEOUT_DEFAULT_MS;
 	c->workers = 1;
 	c->index = -1;
 	c->view.self = -1;
@@ -296,27 +316,30 @@ cluster_create(const char *key)
 	return c;
 }
 
-int
-cluster_destroy(CLUSTER *cluster)
+/* True when this process is not the one that joined: a forked child. */
+static int
+foreign_process(CLUSTER *cluster)
 {
-	if(!cluster)
-	{
-		return 0;
-	}
-	if(cluster__in_callback())
-	{
-		cluster__log(cluster, LOG_ERR, "libcluster: cluster_destroy() cannot be called from inside a libcluster callback\n");
-		return fail(EDEADLK);
-	}
-	cluster_leave(cluster);
-	cluster__advisor_free(cluster);
-	pthread_rwlock_wrlock(&cluster->engine_lock);
-	if(cluster->engine && cluster->engine->destroy && cluster->engine_data)
-	{
-		cluster->engine->destroy(cluster);
-	}
-	pthread_rwlock_unlock(&cluster->engine_lock);
+	pid_t owner = __atomic_load_n(&cluster->owner_pid, __ATOMIC_ACQUIRE);
+
+	return owner && owner != getpid();
+}
+
+/* Free what the handle owns that is plain memory, touching no lock, no
+ * thread and no connection. */
+static void
+free_memory(CLUSTER *cluster)
+{
+	cluster__retired *r, *next;
+
 	cluster__view_free(&cluster->view);
+	cluster__view_free(&cluster->pending);
+	for(r = cluster->retired; r; r = next)
+	{
+		next = r->next;
+		free(r->s);
+		free(r);
+	}
 	free(cluster->key);
 	free(cluster->env);
 	free(cluster->partition);
@@ -331,151 +354,54 @@ cluster_destroy(CLUSTER *cluster)
 		memset(cluster->password, 0, strlen(cluster->password));
 	}
 	free(cluster->password);
-	pthread_rwlock_destroy(&cluster->engine_lock);
-	pthread_mutex_destroy(&cluster->lock);
-	pthread_mutex_destroy(&cluster->control);
 	free(cluster);
-	return 0;
 }
 
 /*
- * Store a view and tell the application if this instance's base or the
- * total changed (or if this join has not reported anything yet). The
- * callback runs with no lock held, bracketed so that control calls made
- * from it fail with EDEADLK instead of deadlocking.
+ * In the process that joined: leave, wait for a join that another thread
+ * is still finishing, then release everything. In a forked child (which
+ * has none of the parent's threads, and shares its sockets): only free
+ * memory. The engine's connections are abandoned, not closed, so that
+ * nothing is written on a socket (a TLS close_notify) the parent still
+ * uses, and the parent's registration is left alone.
  */
-static int
-apply_view(CLUSTER *cluster, cluster__view *view)
+int
+cluster_destroy(CLUSTER *cluster)
 {
-	const char *tag = cluster->engine->name;
-	CLUSTERBALANCE cb;
-	CLUSTERSTATE st;
-	int old_base, old_total, notify, verbose;
-	size_t i;
-
+	if(!cluster)
+	{
+		return 0;
+	}
+	if(foreign_process(cluster))
+	{
+		free_memory(cluster);
+		return 0;
+	}
+	if(cluster__in_callback(cluster))
+	{
+		cluster__log(cluster, LOG_ERR, "libcluster: cluster_destroy() cannot be called from inside one of this handle's callbacks\n");
+		return fail(EDEADLK);
+	}
+	cluster_leave(cluster);
 	pthread_mutex_lock(&cluster->lock);
-	if(!cluster->joined)
+	while(cluster->join_threads || cluster->delivering)
 	{
-		/* a late publish racing with leave: nothing to report any more */
-		pthread_mutex_unlock(&cluster->lock);
-		cluster__view_free(view);
-		return 0;
+		pthread_cond_wait(&cluster->delivered, &cluster->lock);
 	}
-	old_base = cluster->index;
-	old_total = cluster->total;
-	notify = !cluster->announced || old_base != view->base || old_total != view->total;
-	cluster__view_free(&cluster->view);
-	cluster->view = *view;
-	cluster->index = view->base;
-	cluster->total = view->total;
-	cluster->announced = 1;
-	cb = cluster->balancer;
-	verbose = cluster->verbose;
-	st.index = cluster->index;
-	st.workers = cluster->workers;
-	st.total = cluster->total;
-	st.passive = cluster->passive;
 	pthread_mutex_unlock(&cluster->lock);
-	memset(view, 0, sizeof(*view));
-
-	if(!notify)
+	cluster__advisor_free(cluster);
+	pthread_rwlock_wrlock(&cluster->engine_lock);
+	if(cluster->engine && cluster->engine->destroy && cluster->engine_data)
 	{
-		return 0;
+		cluster->engine->destroy(cluster);
 	}
-	if(verbose)
-	{
-		cluster__log(cluster, LOG_DEBUG, "libcluster: %s: re-balancing cluster %s%s%s%s/%s:\n", tag, cluster->key,
-			cluster->partition ? "[" : "", cluster->partition ? cluster->partition : "", cluster->partition ? "]" : "", cluster->env);
-		/* the listing is read from the stored view under the lock, a line at a time */
-		for(i = 0;; i++)
-		{
-			char line[CLUSTER_NAME_MAX + 32];
-			int have = 0;
-
-			pthread_mutex_lock(&cluster->lock);
-			if(i < cluster->view.count)
-			{
-				const cluster__member *m = &cluster->view.members[i];
-
-				if(m->passive)
-				{
-					snprintf(line, sizeof(line), "%c %s [passive]\n", (long) i == cluster->view.self ? '*' : ' ', m->id);
-				}
-				else
-				{
-					snprintf(line, sizeof(line), "%c %s [%d]\n", (long) i == cluster->view.self ? '*' : ' ', m->id, m->base);
-				}
-				have = 1;
-			}
-			pthread_mutex_unlock(&cluster->lock);
-			if(!have)
-			{
-				break;
-			}
-			cluster__log(cluster, LOG_DEBUG, "%s", line);
-		}
-	}
-	if(old_base >= 0 && st.index < 0 && !st.passive)
-	{
-		cluster__log(cluster, LOG_NOTICE, "libcluster: %s: this instance is no longer a member of %s/%s\n", tag, cluster->key, cluster->env);
-	}
-	else
-	{
-		cluster__log(cluster, LOG_NOTICE, "libcluster: %s: cluster %s%s%s%s/%s has re-balanced: new base is %d (was %d), new total is %d (was %d)\n",
-			tag, cluster->key, cluster->partition ? "[" : "", cluster->partition ? cluster->partition : "", cluster->partition ? "]" : "",
-			cluster->env, st.index, old_base, st.total, old_total);
-	}
-	cluster__log(cluster, LOG_DEBUG, "libcluster: re-balanced; this instance has base index %d (%d workers) from a total of %d\n", st.index, st.workers, st.total);
-	if(cb)
-	{
-		cluster__callback_enter();
-		cb(cluster, &st);
-		cluster__callback_leave();
-	}
+	pthread_rwlock_unlock(&cluster->engine_lock);
+	pthread_rwlock_destroy(&cluster->engine_lock);
+	pthread_cond_destroy(&cluster->delivered);
+	pthread_mutex_destroy(&cluster->lock);
+	pthread_mutex_destroy(&cluster->control);
+	free_memory(cluster);
 	return 0;
-}
-
-int
-cluster__publish_view(CLUSTER *cluster, const cluster__member *members, size_t n, int64_t revision)
-{
-	cluster__view view;
-	int r;
-
-	r = cluster__view_compute(&view, members, n, cluster->instance, revision);
-	if(r)
-	{
-		cluster__log(cluster, LOG_ERR, "libcluster: %s: rejected a member set of %zu records at revision %lld: %s\n", cluster->engine->name, n, (long long) revision, strerror(r));
-		return r;
-	}
-	if(view.self >= 0 && cluster->passive)
-	{
-		/* an observer is never counted, even if a record with its id exists */
-		view.base = -1;
-	}
-	return apply_view(cluster, &view);
-}
-
-int
-cluster__publish_static(CLUSTER *cluster, int base, int total)
-{
-	cluster__view view;
-
-	memset(&view, 0, sizeof(view));
-	view.members = calloc(1, sizeof(*view.members));
-	if(!view.members)
-	{
-		return ENOMEM;
-	}
-	view.count = 1;
-	view.self = 0;
-	snprintf(view.members[0].id, sizeof(view.members[0].id), "%s", cluster->instance);
-	view.members[0].workers = cluster__get_workers(cluster);
-	view.members[0].passive = base < 0;
-	view.members[0].base = base;
-	view.members[0].received_ms = cluster__now_ms();
-	view.base = base;
-	view.total = total;
-	return apply_view(cluster, &view);
 }
 
 void
@@ -509,6 +435,13 @@ cluster__get_workers(CLUSTER *cluster)
 	return w;
 }
 
+/*
+ * Join. The engine publishes the first view while this thread holds the
+ * control lock; it waits as pending, and is delivered here once the lock
+ * is released, so that the first callback runs inside cluster_join() with
+ * no library lock held. A cluster_leave() from another thread may cancel
+ * a join still under way (ECANCELED).
+ */
 static int
 join(CLUSTER *cluster, int passive)
 {
@@ -526,37 +459,64 @@ join(CLUSTER *cluster, int passive)
 		control_end(cluster);
 		return 0;
 	}
-	/* joined before the engine runs, so the first callback (inside
-	 * cluster_join) may already use the getters */
+	/* joined before the engine runs, so the first callback may already
+	 * use the getters */
 	cluster->joined = 1;
+	cluster->joining = 1;
+	cluster->join_cancel = 0;
+	cluster->join_threads++;
 	cluster->passive = passive;
 	cluster->announced = 0;
 	cluster->index = -1;
 	cluster->total = 0;
 	cluster->fresh = 0;
 	pthread_mutex_unlock(&cluster->lock);
+	__atomic_store_n(&cluster->owner_pid, getpid(), __ATOMIC_RELEASE);
 
 	r = cluster->engine->join(cluster);
+	if(!r && cluster__join_cancelled(cluster))
+	{
+		/* the engine finished just as leave asked it to stop */
+		cluster->engine->leave(cluster);
+		r = ECANCELED;
+	}
+	pthread_mutex_lock(&cluster->lock);
+	cluster->joining = 0;
 	if(r)
 	{
-		pthread_mutex_lock(&cluster->lock);
 		cluster->joined = 0;
 		cluster->passive = 0;
 		cluster->index = -1;
 		cluster->total = 0;
 		cluster->fresh = 0;
+		cluster->has_pending = 0;
+		cluster__view_free(&cluster->pending);
 		cluster__view_free(&cluster->view);
-		pthread_mutex_unlock(&cluster->lock);
-		control_end(cluster);
-		return fail(r);
 	}
-	r = cluster__advisor_start(cluster);
-	if(r)
+	pthread_mutex_unlock(&cluster->lock);
+	if(r == ECANCELED)
 	{
-		cluster__log(cluster, LOG_ERR, "libcluster: cannot start the advisor thread: %s\n", strerror(r));
+		cluster__log(cluster, LOG_NOTICE, "libcluster: %s: join cancelled by cluster_leave()\n", cluster->engine->name);
+	}
+	if(!r)
+	{
+		r = cluster__advisor_start(cluster);
+		if(r)
+		{
+			cluster__log(cluster, LOG_ERR, "libcluster: cannot start the advisor thread: %s\n", strerror(r));
+			r = 0;
+		}
 	}
 	control_end(cluster);
-	return 0;
+	if(!r)
+	{
+		cluster__deliver(cluster);
+	}
+	pthread_mutex_lock(&cluster->lock);
+	cluster->join_threads--;
+	pthread_cond_broadcast(&cluster->delivered);
+	pthread_mutex_unlock(&cluster->lock);
+	return r ? fail(r) : 0;
 }
 
 int
@@ -572,12 +532,64 @@ cluster_join_passive(CLUSTER *cluster)
 }
 
 int
+cluster__join_cancelled(CLUSTER *cluster)
+{
+	int c;
+
+	pthread_mutex_lock(&cluster->lock);
+	c = cluster->join_cancel;
+	pthread_mutex_unlock(&cluster->lock);
+	return c;
+}
+
+/* Ask a join that another thread is running to give up at once (it may be
+ * waiting for a predecessor's lease or for a slow registry). */
+static void
+cancel_join(CLUSTER *cluster)
+{
+	int joining;
+
+	pthread_mutex_lock(&cluster->lock);
+	joining = cluster->joining;
+	if(joining)
+	{
+		cluster->join_cancel = 1;
+	}
+	pthread_mutex_unlock(&cluster->lock);
+	if(!joining)
+	{
+		return;
+	}
+	pthread_rwlock_rdlock(&cluster->engine_lock);
+	if(cluster->engine->cancel_join)
+	{
+		cluster->engine->cancel_join(cluster);
+	}
+	pthread_rwlock_unlock(&cluster->engine_lock);
+}
+
+int
 cluster_leave(CLUSTER *cluster)
 {
 	CLUSTERBALANCE cb;
 	CLUSTERSTATE st;
 	int r;
 
+	if(!cluster)
+	{
+		return fail(EINVAL);
+	}
+	if(foreign_process(cluster))
+	{
+		/* a forked child: the membership is the parent's */
+		return 0;
+	}
+	if(cluster__in_callback(cluster))
+	{
+		cluster__log(cluster, LOG_ERR, "libcluster: cluster_leave() cannot be called from inside one of this handle's callbacks\n");
+		return fail(EDEADLK);
+	}
+	cancel_join(cluster);
 	r = control_begin(cluster);
 	if(r)
 	{
@@ -610,18 +622,14 @@ cluster_leave(CLUSTER *cluster)
 	cluster->total = 0;
 	cluster->fresh = 0;
 	cluster->passive = 0;
+	cluster->has_pending = 0;
+	cluster__view_free(&cluster->pending);
 	cluster__view_free(&cluster->view);
 	cb = cluster->balancer;
 	pthread_mutex_unlock(&cluster->lock);
-
-	cluster__log(cluster, LOG_DEBUG, "libcluster: re-balanced; this instance has base index -1 (%d workers) from a total of %d\n", st.workers, st.total);
-	if(cb)
-	{
-		cluster__callback_enter();
-		cb(cluster, &st);
-		cluster__callback_leave();
-	}
 	control_end(cluster);
+	/* the final callback, on this thread, with no library lock held */
+	cluster__deliver_state(cluster, cb, &st);
 	return 0;
 }
 
@@ -665,20 +673,35 @@ cluster_key(CLUSTER *cluster)
 const char *
 cluster_env(CLUSTER *cluster)
 {
-	return cluster->env;
+	if(!cluster)
+	{
+		errno = EINVAL;
+		return NULL;
+	}
+	return __atomic_load_n(&cluster->env, __ATOMIC_ACQUIRE);
 }
 
 const char *
 cluster_instance(CLUSTER *cluster)
 {
-	return cluster->instance;
+	if(!cluster)
+	{
+		errno = EINVAL;
+		return NULL;
+	}
+	return __atomic_load_n(&cluster->instance, __ATOMIC_ACQUIRE);
 }
 
 const char *
 cluster_partition(CLUSTER *cluster)
 {
+	if(!cluster)
+	{
+		errno = EINVAL;
+		return NULL;
+	}
 	errno = 0;
-	return cluster->partition;
+	return __atomic_load_n(&cluster->partition, __ATOMIC_ACQUIRE);
 }
 
 /*
@@ -702,7 +725,7 @@ set_name(CLUSTER *cluster, char **slot, const char *field, const char *value, in
 	}
 	if(!r)
 	{
-		r = replace_string(slot, value);
+		r = retire_and_replace(cluster, slot, value);
 	}
 	control_end(cluster);
 	if(r)
@@ -711,7 +734,7 @@ set_name(CLUSTER *cluster, char **slot, const char *field, const char *value, in
 	}
 	if(cluster__verbose(cluster))
 	{
-		cluster__log(cluster, LOG_DEBUG, "libcluster: %s set to '%s'\n", field, *slot ? *slot : "(none)");
+		cluster__log(cluster, LOG_DEBUG, "libcluster: %s set to '%s'\n", field, value ? value : "(none)");
 	}
 	return 0;
 }
@@ -901,6 +924,60 @@ cluster_set_ttl(CLUSTER *cluster, int seconds)
 	if(!r)
 	{
 		cluster->ttl = seconds;
+	}
+	control_end(cluster);
+	return r ? fail(r) : 0;
+}
+
+int
+cluster_set_settle(CLUSTER *cluster, int ms)
+{
+	if(!cluster)
+	{
+		return fail(EINVAL);
+	}
+	if(ms < 0 || ms > 60000)
+	{
+		cluster__log(cluster, LOG_ERR, "libcluster: settle window %d ms is invalid: it must be between 0 and 60000\n", ms);
+		return fail(EINVAL);
+	}
+	pthread_mutex_lock(&cluster->lock);
+	cluster->settle_ms = ms;
+	pthread_mutex_unlock(&cluster->lock);
+	return 0;
+}
+
+int
+cluster_set_timeouts(CLUSTER *cluster, int request_ms, int join_ms)
+{
+	int r, req, jn;
+
+	if(!cluster)
+	{
+		return fail(EINVAL);
+	}
+	r = control_begin(cluster);
+	if(r)
+	{
+		return fail(r);
+	}
+	r = refuse_if_joined(cluster);
+	req = request_ms ? request_ms : cluster->request_timeout_ms;
+	jn = join_ms ? join_ms : cluster->join_timeout_ms;
+	if(!r && (req < 100 || req > 60000))
+	{
+		cluster__log(cluster, LOG_ERR, "libcluster: request timeout %d ms is invalid: it must be between 100 and 60000\n", req);
+		r = EINVAL;
+	}
+	if(!r && (jn < req || jn > 600000))
+	{
+		cluster__log(cluster, LOG_ERR, "libcluster: join timeout %d ms is invalid: it must be between the request timeout (%d) and 600000\n", jn, req);
+		r = EINVAL;
+	}
+	if(!r)
+	{
+		cluster->request_timeout_ms = req;
+		cluster->join_timeout_ms = jn;
 	}
 	control_end(cluster);
 	return r ? fail(r) : 0;
@@ -1111,6 +1188,36 @@ cluster_index(CLUSTER *cluster, int worker)
 		return fail(ENOENT);
 	}
 	return index + worker;
+}
+
+int
+cluster_view_fresh(CLUSTER *cluster, long long *revision)
+{
+	int joined, current;
+	long long rev;
+
+	if(!cluster)
+	{
+		return fail(EINVAL);
+	}
+	pthread_mutex_lock(&cluster->lock);
+	joined = cluster->joined;
+	rev = (long long) cluster->view.revision;
+	current = cluster->fresh && !cluster->has_pending && cluster->announced;
+	if(cluster->engine == &cluster__engine_static)
+	{
+		current = cluster->announced;
+	}
+	pthread_mutex_unlock(&cluster->lock);
+	if(!joined)
+	{
+		return fail(EPERM);
+	}
+	if(revision)
+	{
+		*revision = rev;
+	}
+	return current;
 }
 
 int

@@ -74,12 +74,15 @@ struct etcd3
 	int registered;
 	int lease_ok;
 	int watch_ok;
+	int id_taken;                /* another live instance holds our id */
+	int republish;               /* the watch thread should publish again */
 
 	pthread_mutex_t fresh_m;     /* orders cluster__set_fresh() calls */
 
 	/* watch thread only (join fills them before it starts) */
 	cluster__etcd3_table table;
 	int64_t last_rev;
+	int over_limit;              /* the prefix holds more than CLUSTER_MEMBERS_MAX */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -109,20 +112,39 @@ next_rev(int64_t rev)
 static int
 nap(etcd3 *ed, int64_t ms)
 {
-	struct timespec ts;
-	int s;
+	int64_t end = cluster__now_ms() + ms;
+	int s = 0;
 
-	cluster__deadline(&ts, ms);
-	pthread_mutex_lock(&ed->m);
-	while(!ed->stop && !ed->watch_kick)
+	for(;;)
 	{
-		if(pthread_cond_timedwait(&ed->cv, &ed->m, &ts) == ETIMEDOUT)
+		struct timespec ts;
+		/* a settling change is delivered on time even while we wait */
+		int64_t settle = cluster__settle_tick(ed->c);
+		int64_t now = cluster__now_ms(), wait = end - now;
+		int expired = 0;
+
+		if(wait <= 0)
+		{
+			break;
+		}
+		if(settle >= 0 && settle < wait)
+		{
+			wait = settle;
+		}
+		cluster__deadline(&ts, wait);
+		pthread_mutex_lock(&ed->m);
+		while(!ed->stop && !ed->watch_kick && !expired)
+		{
+			expired = pthread_cond_timedwait(&ed->cv, &ed->m, &ts) == ETIMEDOUT;
+		}
+		s = ed->stop;
+		expired = !s && !ed->watch_kick;
+		pthread_mutex_unlock(&ed->m);
+		if(!expired)
 		{
 			break;
 		}
 	}
-	s = ed->stop;
-	pthread_mutex_unlock(&ed->m);
 	return s;
 }
 
@@ -145,27 +167,7 @@ update_fresh(etcd3 *ed)
 static void
 printable(char *out, size_t outsz, const char *s, size_t len)
 {
-	size_t i, o = 0;
-
-	for(i = 0; i < len && o + 5 < outsz; i++)
-	{
-		unsigned char ch = (unsigned char) s[i];
-
-		if(ch >= 0x20 && ch < 0x7f)
-		{
-			out[o++] = (char) ch;
-		}
-		else
-		{
-			o += (size_t) snprintf(out + o, outsz - o, "\\x%02x", ch);
-		}
-	}
-	if(i < len && o + 4 < outsz)
-	{
-		memcpy(out + o, "...", 3);
-		o += 3;
-	}
-	out[o < outsz ? o : outsz - 1] = 0;
+	cluster__escape(out, outsz, s, len);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -176,14 +178,19 @@ printable(char *out, size_t outsz, const char *s, size_t len)
 static int
 status_error(const cluster__http_response *resp, char *why, size_t whysz)
 {
-	char msg[256];
+	char msg[256], shown[CLUSTER__ESCAPE_SIZE(64)];
 	int code;
 
+	/* the registry's words are quoted escaped, like any input */
 	if(cluster__etcd3_parse_error(resp->body, resp->len, &code, msg, sizeof(msg)))
 	{
-		printable(msg, sizeof(msg), resp->body ? resp->body : "", resp->len > 120 ? 120 : resp->len);
+		printable(shown, sizeof(shown), resp->body ? resp->body : "", resp->len > 64 ? 64 : resp->len);
 	}
-	snprintf(why, whysz, "HTTP %ld: %s", resp->status, msg);
+	else
+	{
+		printable(shown, sizeof(shown), msg, strlen(msg) > 64 ? 64 : strlen(msg));
+	}
+	snprintf(why, whysz, "HTTP %ld: %s", resp->status, shown);
 	switch(resp->status)
 	{
 	case 401:
@@ -255,7 +262,8 @@ authenticate(etcd3 *ed, etcd3_conn *cn, char *why, size_t whysz)
 static int
 rpc(etcd3 *ed, etcd3_conn *cn, const char *path, const char *body, cluster__http_response *resp, char *why, size_t whysz)
 {
-	int r, attempt;
+	long status;
+	int r = EIO, attempt;
 
 	memset(resp, 0, sizeof(*resp));
 	why[0] = 0;
@@ -284,9 +292,12 @@ rpc(etcd3 *ed, etcd3_conn *cn, const char *path, const char *body, cluster__http
 		{
 			return 0;
 		}
+		status = resp->status;
 		r = status_error(resp, why, whysz);
 		cluster__http_response_free(resp);
-		if(resp->status != 401 || !ed->c->user)
+		/* a token etcd no longer knows (expired, or etcd restarted with
+		 * simple tokens): log in again once, then retry */
+		if(!ed->c->user || !(status == 401 || (status == 400 && strstr(why, "user name is empty"))))
 		{
 			break;
 		}
@@ -428,6 +439,7 @@ register_once(etcd3 *ed, etcd3_conn *cn, int64_t old_lease, int64_t *rev_out, un
 	ed->registered = 1;
 	ed->lease_ok = 1;
 	ed->check_self = 0;
+	ed->id_taken = 0;
 	if(gen > ed->written_gen)
 	{
 		ed->written_gen = gen;
@@ -533,6 +545,11 @@ read_prefix(etcd3 *ed, etcd3_conn *cn, cluster__etcd3_table *old, cluster__etcd3
 	}
 	r = cluster__etcd3_parse_range(resp.body, resp.len, &rg);
 	cluster__http_response_free(&resp);
+	if(r == E2BIG)
+	{
+		snprintf(why, whysz, "%s holds more than CLUSTER_MEMBERS_MAX (%d) members", ed->prefix, CLUSTER_MEMBERS_MAX);
+		return r;
+	}
 	if(r)
 	{
 		snprintf(why, whysz, "malformed range response");
@@ -551,10 +568,43 @@ read_prefix(etcd3 *ed, etcd3_conn *cn, cluster__etcd3_table *old, cluster__etcd3
 	return r;
 }
 
+/*
+ * Publish the table. An active member that is only re-registering (its
+ * lease expired while the registry was away, or its key was deleted)
+ * still counts itself: it will be back within moments, and telling the
+ * application it left would make it drop its work for nothing. Only when
+ * another live instance holds our id is this instance shown as absent.
+ */
 static void
 publish(etcd3 *ed)
 {
-	cluster__publish_view(ed->c, ed->table.m, ed->table.n, ed->last_rev);
+	cluster__member *m;
+	int taken;
+
+	pthread_mutex_lock(&ed->m);
+	taken = ed->id_taken || ed->stop;
+	pthread_mutex_unlock(&ed->m);
+	if(ed->passive || taken || cluster__etcd3_table_find(&ed->table, ed->c->instance))
+	{
+		cluster__publish_view(ed->c, ed->table.m, ed->table.n, ed->last_rev);
+		return;
+	}
+	m = malloc((ed->table.n + 1) * sizeof(*m));
+	if(!m)
+	{
+		cluster__publish_view(ed->c, ed->table.m, ed->table.n, ed->last_rev);
+		return;
+	}
+	if(ed->table.n)
+	{
+		memcpy(m, ed->table.m, ed->table.n * sizeof(*m));
+	}
+	memset(&m[ed->table.n], 0, sizeof(*m));
+	snprintf(m[ed->table.n].id, sizeof(m[ed->table.n].id), "%s", ed->c->instance);
+	m[ed->table.n].workers = cluster__get_workers(ed->c);
+	m[ed->table.n].received_ms = cluster__now_ms();
+	cluster__publish_view(ed->c, m, ed->table.n + 1, ed->last_rev);
+	free(m);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -566,13 +616,16 @@ struct watch_ctx
 {
 	etcd3 *ed;
 	int created;
+	int heartbeat_ms;            /* progress request interval once created */
+	int64_t next_heartbeat;
 	int64_t compacted;           /* > 0: history compacted at this revision */
 	int err;                     /* why the stream was abandoned */
 	char why[300];
 };
 
-/* Apply one message's events to the table, then publish once. */
-static void
+/* Apply one message's events to the table, then publish once. Returns 0,
+ * or E2BIG (nothing published) when a new member would pass the limit. */
+static int
 apply_events(etcd3 *ed, const cluster__etcd3_watch_msg *msg)
 {
 	int64_t now = cluster__now_ms();
@@ -617,7 +670,15 @@ apply_events(etcd3 *ed, const cluster__etcd3_watch_msg *msg)
 			}
 			continue;
 		}
-		if(cluster__etcd3_table_put(&ed->table, &rec, now, NULL))
+		r = cluster__etcd3_table_put(&ed->table, &rec, now, NULL);
+		if(r == E2BIG)
+		{
+			/* the table cannot hold the registry's member set: it is no
+			 * view any more; the caller re-reads the prefix until it is
+			 * back within the limit, the previous view stays (stale) */
+			return E2BIG;
+		}
+		if(r)
 		{
 			cluster__log(ed->c, LOG_ERR, "libcluster: etcd: out of memory applying a watch event\n");
 		}
@@ -633,6 +694,7 @@ apply_events(etcd3 *ed, const cluster__etcd3_watch_msg *msg)
 		pthread_mutex_unlock(&ed->m);
 	}
 	publish(ed);
+	return 0;
 }
 
 static int
@@ -641,20 +703,23 @@ watch_line(void *ctx, const char *line, size_t len)
 	watch_ctx *w = ctx;
 	etcd3 *ed = w->ed;
 	cluster__etcd3_watch_msg msg;
-	char shown[120];
+	char shown[CLUSTER__ESCAPE_SIZE(60)];
 	int r;
 
 	r = cluster__etcd3_parse_watch(line, len, &msg);
 	if(r)
 	{
-		printable(shown, sizeof(shown), line, len > 80 ? 80 : len);
+		printable(shown, sizeof(shown), line, len > 60 ? 60 : len);
 		snprintf(w->why, sizeof(w->why), "malformed watch message <%s>", shown);
 		w->err = r == ENOMEM ? ENOMEM : EBADMSG;
 		return 1;
 	}
 	if(msg.error)
 	{
-		snprintf(w->why, sizeof(w->why), "stream error %d: %s", msg.error_code, msg.error_message ? msg.error_message : "");
+		const char *t = msg.error_message ? msg.error_message : "";
+
+		printable(shown, sizeof(shown), t, strlen(t) > 60 ? 60 : strlen(t));
+		snprintf(w->why, sizeof(w->why), "stream error %d: %s", msg.error_code, shown);
 		w->err = EIO;
 		cluster__etcd3_watch_msg_free(&msg);
 		return 1;
@@ -667,9 +732,13 @@ watch_line(void *ctx, const char *line, size_t len)
 		}
 		else
 		{
-			snprintf(w->why, sizeof(w->why), "watch canceled: %s", msg.cancel_reason ? msg.cancel_reason : "(no reason)");
+			const char *t = msg.cancel_reason ? msg.cancel_reason : "(no reason)";
+
+			printable(shown, sizeof(shown), t, strlen(t) > 60 ? 60 : strlen(t));
+			snprintf(w->why, sizeof(w->why), "watch canceled: %s", shown);
 			w->err = EIO;
-			if(msg.cancel_reason && (strstr(msg.cancel_reason, "Unauthenticated") || strstr(msg.cancel_reason, "auth token")))
+			if(msg.cancel_reason && (strstr(msg.cancel_reason, "Unauthenticated") || strstr(msg.cancel_reason, "auth token") ||
+				strstr(msg.cancel_reason, "user name is empty")))
 			{
 				ed->watch.authed = 0;
 			}
@@ -680,6 +749,7 @@ watch_line(void *ctx, const char *line, size_t len)
 	if(msg.created)
 	{
 		w->created = 1;
+		w->next_heartbeat = cluster__now_ms() + w->heartbeat_ms;
 		pthread_mutex_lock(&ed->m);
 		ed->watch_ok = 1;
 		pthread_mutex_unlock(&ed->m);
@@ -699,7 +769,19 @@ watch_line(void *ctx, const char *line, size_t len)
 	}
 	if(msg.n_events)
 	{
-		apply_events(ed, &msg);
+		if(apply_events(ed, &msg) == E2BIG)
+		{
+			snprintf(w->why, sizeof(w->why), "%s holds more than CLUSTER_MEMBERS_MAX (%d) members", ed->prefix, CLUSTER_MEMBERS_MAX);
+			w->err = E2BIG;
+			cluster__etcd3_watch_msg_free(&msg);
+			return 1;
+		}
+	}
+	else if(msg.watch_id == -1)
+	{
+		/* the answer to our heartbeat (progress request): the endpoint is
+		 * alive. Its revision is not used: etcd 3.4 may send it before
+		 * events of lower revisions that are still on their way. */
 	}
 	else if(!msg.created && msg.revision > ed->last_rev)
 	{
@@ -708,6 +790,55 @@ watch_line(void *ctx, const char *line, size_t len)
 	}
 	cluster__etcd3_watch_msg_free(&msg);
 	return 0;
+}
+
+/* Heartbeat of the watch stream: a progress request every TTL/3 (0.5 to
+ * 5 s), answered at once by a live endpoint. A hung one (SIGSTOPped, or
+ * cut off without a reset) answers nothing, and the stream is abandoned
+ * once nothing has arrived for a heartbeat plus a grace period: within
+ * two thirds of the TTL. */
+static int
+heartbeat_ms(const etcd3 *ed)
+{
+	int hb = ed->ttl * 1000 / 3;
+
+	return hb < 500 ? 500 : hb > 5000 ? 5000 : hb;
+}
+
+static int
+heartbeat_grace_ms(const etcd3 *ed)
+{
+	int hb = heartbeat_ms(ed);
+
+	return hb < 1000 ? 1000 : hb;
+}
+
+/* The watch stream's tick (outside libcurl): send a heartbeat when due,
+ * deliver a settled change when due; returns the next time to look. */
+static int64_t
+watch_tick(void *ctx)
+{
+	watch_ctx *w = ctx;
+	int64_t now = cluster__now_ms(), next = -1, settle;
+
+	if(w->created)
+	{
+		if(now >= w->next_heartbeat)
+		{
+			if(cluster__http_stream_send(w->ed->watch.h, "{\"progress_request\":{}}\n"))
+			{
+				return CLUSTER__HTTP_STOP;
+			}
+			w->next_heartbeat = now + w->heartbeat_ms;
+		}
+		next = w->next_heartbeat - now;
+	}
+	settle = cluster__settle_tick(w->ed->c);
+	if(settle >= 0 && (next < 0 || settle < next))
+	{
+		next = settle;
+	}
+	return next;
 }
 
 /* After a compaction: read the prefix again and publish the difference. */
@@ -720,6 +851,13 @@ reread(etcd3 *ed)
 	int r;
 
 	r = read_prefix(ed, &ed->watch, &ed->table, &t, &rev, why, sizeof(why));
+	if(r == E2BIG)
+	{
+		/* said once per episode; the watch thread retries meanwhile */
+		cluster__log(ed->c, ed->over_limit ? LOG_DEBUG : LOG_ERR, "libcluster: etcd: %s; the view is kept as it was and marked stale until it is back within the limit\n", why);
+		ed->over_limit = 1;
+		return r;
+	}
 	if(r)
 	{
 		if(r != ECANCELED)
@@ -727,6 +865,11 @@ reread(etcd3 *ed)
 			cluster__log(ed->c, LOG_WARNING, "libcluster: etcd: cannot re-read %s: %s\n", ed->prefix, why);
 		}
 		return r;
+	}
+	if(ed->over_limit)
+	{
+		cluster__log(ed->c, LOG_NOTICE, "libcluster: etcd: %s is back within CLUSTER_MEMBERS_MAX (%d members)\n", ed->prefix, CLUSTER_MEMBERS_MAX);
+		ed->over_limit = 0;
 	}
 	cluster__etcd3_table_free(&ed->table);
 	ed->table = t;
@@ -746,6 +889,24 @@ reread(etcd3 *ed)
 	return 0;
 }
 
+/* The ping thread changed what publish() shows (our id was taken or freed):
+ * publish again. Returns non-zero if it did. */
+static int
+republish(etcd3 *ed)
+{
+	int again;
+
+	pthread_mutex_lock(&ed->m);
+	again = ed->republish;
+	ed->republish = 0;
+	pthread_mutex_unlock(&ed->m);
+	if(again)
+	{
+		publish(ed);
+	}
+	return again;
+}
+
 static void *
 watch_main(void *arg)
 {
@@ -755,6 +916,7 @@ watch_main(void *arg)
 	cluster__log(ed->c, LOG_DEBUG, "libcluster: etcd: re-balancing thread started for %s at %s\n", ed->label, cluster__http_endpoint(ed->watch.h));
 	while(!stopping(ed))
 	{
+		cluster__http_stream_opts so;
 		watch_ctx w;
 		char *body;
 		long status = 0;
@@ -787,7 +949,15 @@ watch_main(void *arg)
 			snprintf(w.why, sizeof(w.why), "out of memory");
 			goto failed;
 		}
-		r = cluster__http_stream_ex(ed->watch.h, "/v3/watch", body, watch_line, &w, 0, WATCH_CREATED_TIMEOUT_MS, 0, &status);
+		memset(&so, 0, sizeof(so));
+		so.on_line = watch_line;
+		so.on_tick = watch_tick;
+		so.ctx = &w;
+		so.duplex = 1;
+		so.first_line_timeout_ms = WATCH_CREATED_TIMEOUT_MS;
+		so.idle_timeout_ms = heartbeat_ms(ed) + heartbeat_grace_ms(ed);
+		w.heartbeat_ms = heartbeat_ms(ed);
+		r = cluster__http_stream_run(ed->watch.h, "/v3/watch", body, &so, &status);
 		free(body);
 		pthread_mutex_lock(&ed->m);
 		ed->watch_ok = 0;
@@ -811,12 +981,29 @@ watch_main(void *arg)
 			need_reread = 1;
 			continue;
 		}
+		if(kicked && r == ECANCELED && republish(ed))
+		{
+			continue;
+		}
 		if(kicked && r == ECANCELED)
 		{
 			cluster__log(ed->c, LOG_DEBUG, "libcluster: etcd: reconnecting the watch after a registry outage (from revision %lld)\n", (long long) next_rev(ed->last_rev));
 			continue;
 		}
-		if(!w.err && !r)
+		if(w.err == E2BIG)
+		{
+			/* said once per episode; the view stays as it was, marked
+			 * stale, until a re-read finds the prefix within the limit */
+			cluster__log(ed->c, ed->over_limit ? LOG_DEBUG : LOG_ERR, "libcluster: etcd: %s; re-reading it, the view is kept as it was and marked stale meanwhile\n", w.why);
+			ed->over_limit = 1;
+			need_reread = 1;
+			goto retry;
+		}
+		if(!w.err && r == ETIMEDOUT && w.created)
+		{
+			snprintf(w.why, sizeof(w.why), "no answer to the heartbeat for %d ms (endpoint hung or cut off)", so.idle_timeout_ms);
+		}
+		else if(!w.err && !r)
 		{
 			snprintf(w.why, sizeof(w.why), status && status != 200 ? "HTTP status %ld" : "stream ended", status);
 		}
@@ -1007,6 +1194,16 @@ do_register(etcd3 *ed, ping_state *ps)
 	}
 	if(r == EEXIST)
 	{
+		pthread_mutex_lock(&ed->m);
+		if(!ed->id_taken)
+		{
+			/* now we really are not a member: say so (publish) */
+			ed->id_taken = 1;
+			ed->republish = 1;
+			ed->watch_kick = 1;
+		}
+		pthread_mutex_unlock(&ed->m);
+		cluster__http_interrupt(ed->watch.h);
 		if(!ps->exists_warned)
 		{
 			cluster__log(ed->c, LOG_ERR, "libcluster: etcd: cannot re-register: instance id %s is held by another live instance (%s); retrying every %d s\n",
@@ -1211,7 +1408,10 @@ etcd3_create(CLUSTER *c, const char *uri)
 	{
 		if(r == EINVAL)
 		{
-			cluster__log(c, LOG_ERR, "libcluster: etcd: invalid registry URI <%s>: %s\n", uri ? uri : "(null)", why);
+			char shown[CLUSTER__ESCAPE_SIZE(200)];
+
+			cluster__log(c, LOG_ERR, "libcluster: etcd: invalid registry URI <%s>: %s\n",
+				cluster__escape(shown, sizeof(shown), uri ? uri : "(null)", uri ? (strlen(uri) > 200 ? 200 : strlen(uri)) : 6), why);
 		}
 		free(ed);
 		return r;
@@ -1249,10 +1449,17 @@ etcd3_destroy(CLUSTER *c)
 static void
 release(etcd3 *ed)
 {
-	cluster__http_destroy(ed->ping.h);
-	cluster__http_destroy(ed->watch.h);
+	cluster__http *ph, *wh;
+
+	/* detached under ed->m: cancel_join() may be looking at them */
+	pthread_mutex_lock(&ed->m);
+	ph = ed->ping.h;
+	wh = ed->watch.h;
 	memset(&ed->ping, 0, sizeof(ed->ping));
 	memset(&ed->watch, 0, sizeof(ed->watch));
+	pthread_mutex_unlock(&ed->m);
+	cluster__http_destroy(ph);
+	cluster__http_destroy(wh);
 	cluster__etcd3_table_free(&ed->table);
 	free(ed->prefix);
 	free(ed->member_key);
@@ -1302,20 +1509,48 @@ wait_line(void *ctx, const char *line, size_t len)
 	return w->deleted;
 }
 
+/* Errors worth another try within the join deadline: the registry (or
+ * the way to it) failed, not our request. */
+static int
+transient(int r, const char *why)
+{
+	return r == ETIMEDOUT || r == ECONNREFUSED || (r == EIO && !strncmp(why, "HTTP 5", 6));
+}
+
+/* Wait up to ms for a join retry; non-zero if the join was cancelled. */
+static int
+join_pause(etcd3 *ed, int64_t ms)
+{
+	struct timespec ts;
+
+	cluster__deadline(&ts, ms);
+	pthread_mutex_lock(&ed->m);
+	while(!ed->stop)
+	{
+		if(pthread_cond_timedwait(&ed->cv, &ed->m, &ts) == ETIMEDOUT)
+		{
+			break;
+		}
+	}
+	pthread_mutex_unlock(&ed->m);
+	return cluster__join_cancelled(ed->c);
+}
+
 /*
- * Initial registration. If the id is taken, watch that key until it is
- * deleted (a crashed predecessor's lease runs out within its TTL) for at
- * most TTL + 1 s, then fail with EEXIST: a second live instance with the
- * same id never takes over silently.
+ * Initial registration. A failing registry (timeout, refused, 5xx) is
+ * retried until the join deadline. If the id is taken, watch that key
+ * until it is deleted (a crashed predecessor's lease runs out within its
+ * TTL) for at most TTL + 1 s, then fail with EEXIST: a second live
+ * instance with the same id never takes over silently.
  */
 static int
-register_initial(etcd3 *ed)
+register_initial(etcd3 *ed, int64_t join_deadline)
 {
 	int64_t deadline = cluster__now_ms() + (int64_t) ed->c->ttl * 1000 + 1000;
 	char why[320];
 	unsigned long seq;
 	int64_t rev;
-	int r, waited = 0;
+	int r, waited = 0, tries = 0;
 
 	for(;;)
 	{
@@ -1323,7 +1558,24 @@ register_initial(etcd3 *ed)
 		char *body;
 		int64_t left;
 
+		if(cluster__join_cancelled(ed->c))
+		{
+			return ECANCELED;
+		}
 		r = register_once(ed, &ed->ping, 0, &rev, &seq, why, sizeof(why));
+		if(transient(r, why) && cluster__now_ms() + 100 < join_deadline)
+		{
+			if(!tries++)
+			{
+				cluster__log(ed->c, LOG_NOTICE, "libcluster: etcd: cannot register %s at %s yet: %s; retrying until the join deadline\n",
+					ed->member_key, cluster__http_endpoint(ed->ping.h), why);
+			}
+			if(join_pause(ed, 100))
+			{
+				return ECANCELED;
+			}
+			continue;
+		}
 		if(r != EEXIST)
 		{
 			ed->joined_seq = seq;
@@ -1352,30 +1604,89 @@ register_initial(etcd3 *ed)
 		{
 			return r;
 		}
-		if(!w.deleted && (r || w.failed))
+		if(!w.deleted && (r || w.failed) && join_pause(ed, 200))
 		{
 			/* no usable watch: poll instead, briefly */
-			struct timespec ts = { 0, 200 * 1000000L };
-
-			nanosleep(&ts, NULL);
+			return ECANCELED;
 		}
 	}
 	if(r == EEXIST)
 	{
 		cluster__log(ed->c, LOG_ERR, "libcluster: etcd: cannot join %s: instance id %s is in use by a live instance (%s)\n", ed->label, ed->c->instance, why);
 	}
-	else if(r)
+	else if(r && r != ECANCELED)
 	{
 		cluster__log(ed->c, LOG_ERR, "libcluster: etcd: cannot register %s at %s: %s\n", ed->member_key, cluster__http_endpoint(ed->ping.h), why);
 	}
 	return r;
 }
 
+/* Read the prefix for the first view, retrying a failing registry until
+ * the join deadline. */
+static int
+read_initial(etcd3 *ed, int64_t join_deadline, int64_t *rev)
+{
+	char why[320];
+	int r, tries = 0;
+
+	for(;;)
+	{
+		if(cluster__join_cancelled(ed->c))
+		{
+			return ECANCELED;
+		}
+		r = read_prefix(ed, &ed->watch, NULL, &ed->table, rev, why, sizeof(why));
+		if(!transient(r, why) || cluster__now_ms() + 100 >= join_deadline)
+		{
+			break;
+		}
+		if(!tries++)
+		{
+			cluster__log(ed->c, LOG_NOTICE, "libcluster: etcd: cannot read %s at %s yet: %s; retrying until the join deadline\n",
+				ed->prefix, cluster__http_endpoint(ed->watch.h), why);
+		}
+		if(join_pause(ed, 100))
+		{
+			return ECANCELED;
+		}
+	}
+	if(r && r != ECANCELED)
+	{
+		cluster__log(ed->c, LOG_ERR, "libcluster: etcd: cannot read %s at %s: %s\n", ed->prefix, cluster__http_endpoint(ed->watch.h), why);
+	}
+	return r;
+}
+
+/* Any thread: make the join in progress give up (its requests fail with
+ * ECANCELED at once; handles made later see cluster__join_cancelled()). */
+static void
+etcd3_cancel_join(CLUSTER *c)
+{
+	etcd3 *ed = c->engine_data;
+
+	if(!ed)
+	{
+		return;
+	}
+	pthread_mutex_lock(&ed->m);
+	if(ed->ping.h)
+	{
+		cluster__http_cancel(ed->ping.h);
+	}
+	if(ed->watch.h)
+	{
+		cluster__http_cancel(ed->watch.h);
+	}
+	pthread_cond_broadcast(&ed->cv);
+	pthread_mutex_unlock(&ed->m);
+}
+
 static int
 etcd3_join(CLUSTER *c)
 {
 	etcd3 *ed = c->engine_data;
-	char why[320];
+	int64_t join_deadline = cluster__now_ms() + c->join_timeout_ms;
+	cluster__http *wh, *ph;
 	int64_t rev;
 	size_t len;
 	int r;
@@ -1402,8 +1713,9 @@ etcd3_join(CLUSTER *c)
 	memset(&ed->cfg, 0, sizeof(ed->cfg));
 	ed->cfg.endpoints = ed->endpoints;
 	ed->cfg.n_endpoints = ed->n_endpoints;
-	ed->cfg.connect_timeout_ms = CLUSTER_CONNECT_TIMEOUT_MS;
-	ed->cfg.timeout_ms = CLUSTER_REQUEST_TIMEOUT_MS;
+	/* a connect gets at most half of a request's time, and at most 1 s */
+	ed->cfg.timeout_ms = c->request_timeout_ms;
+	ed->cfg.connect_timeout_ms = c->request_timeout_ms / 2 < CLUSTER_CONNECT_TIMEOUT_MS ? c->request_timeout_ms / 2 : CLUSTER_CONNECT_TIMEOUT_MS;
 	ed->cfg.ca_file = c->ca_file;
 	ed->cfg.cert_file = c->cert_file;
 	ed->cfg.key_file = c->key_file;
@@ -1418,33 +1730,44 @@ etcd3_join(CLUSTER *c)
 	ed->value_gen = ed->written_gen = 0;
 	ed->lease = 0;
 	ed->registered = ed->lease_ok = ed->watch_ok = 0;
+	ed->id_taken = ed->republish = 0;
 	pthread_mutex_unlock(&ed->m);
 	ed->last_rev = 0;
+	ed->over_limit = 0;
 
-	ed->watch.h = cluster__http_create(&ed->cfg, c);
-	if(!ed->passive)
-	{
-		ed->ping.h = cluster__http_create(&ed->cfg, c);
-	}
-	if(!ed->watch.h || (!ed->passive && !ed->ping.h))
+	wh = cluster__http_create(&ed->cfg, c);
+	ph = ed->passive ? NULL : cluster__http_create(&ed->cfg, c);
+	if(!wh || (!ed->passive && !ph))
 	{
 		r = errno ? errno : ENOMEM;
+		cluster__http_destroy(wh);
+		cluster__http_destroy(ph);
 		release(ed);
 		return r;
 	}
+	/* published under ed->m, then the cancel flag checked: a concurrent
+	 * cancel_join() either cancels them or is seen here */
+	pthread_mutex_lock(&ed->m);
+	ed->watch.h = wh;
+	ed->ping.h = ph;
+	pthread_mutex_unlock(&ed->m);
+	if(cluster__join_cancelled(c))
+	{
+		release(ed);
+		return ECANCELED;
+	}
 	if(!ed->passive)
 	{
-		r = register_initial(ed);
+		r = register_initial(ed, join_deadline);
 		if(r)
 		{
 			release(ed);
 			return r;
 		}
 	}
-	r = read_prefix(ed, &ed->watch, NULL, &ed->table, &rev, why, sizeof(why));
+	r = read_initial(ed, join_deadline, &rev);
 	if(r)
 	{
-		cluster__log(c, LOG_ERR, "libcluster: etcd: cannot read %s at %s: %s\n", ed->prefix, cluster__http_endpoint(ed->watch.h), why);
 		goto undo;
 	}
 	ed->last_rev = rev;
@@ -1453,7 +1776,7 @@ etcd3_join(CLUSTER *c)
 	{
 		/* logged; members the registry holds that make no view (a total
 		 * past INT_MAX) are a failing registry to the caller */
-		r = r == ENOMEM ? r : EIO;
+		r = r == ENOMEM || r == E2BIG ? r : EIO;
 		goto undo;
 	}
 	r = pthread_create(&ed->watch_thread, NULL, watch_main, ed);
@@ -1488,69 +1811,29 @@ undo:
 	}
 	if(!ed->passive && ed->lease)
 	{
+		/* even when cancelled: the registration must not linger */
+		cluster__http_reset_cancel(ed->ping.h);
+		cluster__http_set_deadline(ed->ping.h, cluster__now_ms() + CLUSTER_LEAVE_BUDGET_MS);
 		revoke(ed, &ed->ping, ed->lease);
 	}
 	release(ed);
 	return r;
 }
 
-/* Revoke the lease within what is left of the leave budget, trying the
- * endpoints in turn from the one the ping thread used last. */
-static void
-revoke_bounded(etcd3 *ed, int64_t lease, int64_t deadline)
-{
-	cluster__http_config cfg = ed->cfg;
-	size_t start = 0, i;
-	const char *cur = ed->ping.h ? cluster__http_endpoint(ed->ping.h) : NULL;
-
-	for(i = 0; cur && i < ed->n_endpoints; i++)
-	{
-		if(!strcmp(ed->endpoints[i], cur))
-		{
-			start = i;
-		}
-	}
-	for(i = 0; i < ed->n_endpoints; i++)
-	{
-		int64_t left = deadline - cluster__now_ms();
-		etcd3_conn cn;
-		int r;
-
-		if(left < 20)
-		{
-			cluster__log(ed->c, LOG_WARNING, "libcluster: etcd: no time left to revoke lease %llx; %s disappears when it expires (%d s)\n",
-				(unsigned long long) lease, ed->member_key, ed->ttl);
-			return;
-		}
-		cfg.endpoints = &ed->endpoints[(start + i) % ed->n_endpoints];
-		cfg.n_endpoints = 1;
-		cfg.timeout_ms = (int) left;
-		cfg.connect_timeout_ms = (int) (left < CLUSTER_CONNECT_TIMEOUT_MS ? left : CLUSTER_CONNECT_TIMEOUT_MS);
-		cn.h = cluster__http_create(&cfg, ed->c);
-		cn.authed = 0;
-		if(!cn.h)
-		{
-			return;
-		}
-		r = revoke(ed, &cn, lease);
-		cluster__http_destroy(cn.h);
-		if(!r || r == ENOENT)
-		{
-			if(cluster__verbose(ed->c))
-			{
-				cluster__log(ed->c, LOG_DEBUG, "libcluster: etcd: revoked lease %llx\n", (unsigned long long) lease);
-			}
-			return;
-		}
-	}
-}
-
+/*
+ * Leave: stop both threads, then revoke the lease on the ping thread's own
+ * connection, which is already open and (with credentials) already holds
+ * a token: no new TCP or TLS handshake and no new login, so the revoke
+ * fits the budget even when many members leave at once. The request may
+ * fail over to the other endpoints, all within what is left of the budget.
+ */
 static void
 etcd3_leave(CLUSTER *c)
 {
 	etcd3 *ed = c->engine_data;
 	int64_t start = cluster__now_ms();
 	int64_t lease;
+	int r;
 
 	if(!ed)
 	{
@@ -1582,9 +1865,23 @@ etcd3_leave(CLUSTER *c)
 	pthread_mutex_lock(&ed->m);
 	lease = ed->lease;
 	pthread_mutex_unlock(&ed->m);
-	if(!ed->passive && lease)
+	if(!ed->passive && lease && ed->ping.h)
 	{
-		revoke_bounded(ed, lease, start + CLUSTER_LEAVE_BUDGET_MS);
+		cluster__http_reset_cancel(ed->ping.h);
+		cluster__http_set_deadline(ed->ping.h, start + CLUSTER_LEAVE_BUDGET_MS);
+		r = revoke(ed, &ed->ping, lease);
+		if(!r || r == ENOENT)
+		{
+			if(cluster__verbose(c))
+			{
+				cluster__log(c, LOG_DEBUG, "libcluster: etcd: revoked lease %llx\n", (unsigned long long) lease);
+			}
+		}
+		else
+		{
+			cluster__log(c, LOG_WARNING, "libcluster: etcd: could not revoke lease %llx within the leave budget; %s disappears when it expires (within %d s)\n",
+				(unsigned long long) lease, ed->member_key, ed->ttl);
+		}
 	}
 	cluster__log(c, LOG_DEBUG, "libcluster: etcd: left %s (%lld ms)\n", ed->label, (long long) (cluster__now_ms() - start));
 	release(ed);
@@ -1655,5 +1952,7 @@ const cluster__engine cluster__engine_etcd3 = {
 	etcd3_join,
 	etcd3_leave,
 	etcd3_workers_changed,
-	etcd3_status_changed
+	etcd3_status_changed,
+	etcd3_cancel_join,
+	1
 };

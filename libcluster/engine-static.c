@@ -95,5 +95,7 @@ const cluster__engine cluster__engine_static = {
 	static_join,
 	static_leave,
 	static_workers_changed,
-	NULL
+	NULL,
+	NULL,                        /* joins do not wait on the network for long */
+	0
 };

@@ -51,6 +51,16 @@ struct cluster__http
 	cluster__http_line_cb cb;
 	void *ctx;
 	int64_t last_data_ms;
+	int64_t deadline_ms;         /* absolute limit of unary requests, 0: none */
+	/* stream bytes received by libcurl, handed to cb by the transfer loop
+	 * (so that callbacks never run inside libcurl) */
+	char *in;
+	size_t in_len, in_cap;
+	/* duplex streams: bytes queued for the chunked request body */
+	int duplex;
+	int upload_paused;
+	char *out;
+	size_t out_len, out_off, out_cap;
 };
 
 static pthread_once_t http_once = PTHREAD_ONCE_INIT;
@@ -505,6 +515,8 @@ cluster__http_destroy(cluster__http *h)
 	free(h->token);
 	free(h->body);
 	free(h->etcd_index);
+	free(h->in);
+	free(h->out);
 	cluster__linesplit_free(&h->ls);
 	free(h);
 }
@@ -594,19 +606,26 @@ on_write(char *ptr, size_t size, size_t nmemb, void *ud)
 {
 	cluster__http *h = ud;
 	size_t n = size * nmemb;
-	int r;
 
 	h->last_data_ms = cluster__now_ms();
 	if(h->streaming)
 	{
-		r = cluster__linesplit_feed(&h->ls, ptr, n, h->cb, h->ctx);
-		if(r)
+		/* only buffered here: the transfer loop splits and delivers the
+		 * lines once libcurl has returned. What one turn of the loop may
+		 * receive is bounded like any line. */
+		if(h->in_len + n > 2 * (size_t) CLUSTER__HTTP_MAX_BODY)
 		{
-			h->xfer_err = r;
+			h->xfer_err = EIO;
 			return 0;
 		}
-		/* a stop request ends the transfer (reported as success) */
-		return h->ls.stopped ? 0 : n;
+		if(reserve(&h->in, &h->in_cap, h->in_len + n, 4096))
+		{
+			h->xfer_err = ENOMEM;
+			return 0;
+		}
+		memcpy(h->in + h->in_len, ptr, n);
+		h->in_len += n;
+		return n;
 	}
 	if(h->len + n > CLUSTER__HTTP_MAX_BODY)
 	{
@@ -651,6 +670,56 @@ on_header(char *ptr, size_t size, size_t nmemb, void *ud)
 	return n;
 }
 
+/* The chunked request body of a duplex stream: what is queued, then a
+ * pause until the transfer loop queues more (cluster__http_stream_send). */
+static size_t
+on_read(char *buf, size_t size, size_t nitems, void *ud)
+{
+	cluster__http *h = ud;
+	size_t room = size * nitems, n = h->out_len - h->out_off;
+
+	if(!n)
+	{
+		h->upload_paused = 1;
+		return CURL_READFUNC_PAUSE;
+	}
+	if(n > room)
+	{
+		n = room;
+	}
+	memcpy(buf, h->out + h->out_off, n);
+	h->out_off += n;
+	if(h->out_off == h->out_len)
+	{
+		h->out_off = h->out_len = 0;
+	}
+	return n;
+}
+
+int
+cluster__http_stream_send(cluster__http *h, const char *data)
+{
+	size_t n = strlen(data);
+
+	if(!h->duplex)
+	{
+		return EINVAL;
+	}
+	if(reserve(&h->out, &h->out_cap, h->out_len + n + 1, 256))
+	{
+		return ENOMEM;
+	}
+	memcpy(h->out + h->out_len, data, n);
+	h->out_len += n;
+	return 0;
+}
+
+void
+cluster__http_set_deadline(cluster__http *h, int64_t deadline_ms)
+{
+	h->deadline_ms = deadline_ms;
+}
+
 static int
 map_curl_error(CURLcode cc)
 {
@@ -690,6 +759,8 @@ setup(cluster__http *h, const char *method, const char *path, const char *conten
 	char url[HTTP_MAX_URL + 512];
 	struct curl_slist *l = NULL, *t;
 	char line[64];
+	long timeout = stream ? total_ms : h->timeout_ms;
+	long connect = h->connect_timeout_ms;
 
 	if(snprintf(url, sizeof(url), "%s%s", h->endpoints[h->cur], path) >= (int) sizeof(url))
 	{
@@ -709,6 +780,20 @@ setup(cluster__http *h, const char *method, const char *path, const char *conten
 	h->ls.stopped = 0;
 	h->ls.lines = 0;
 	h->ls.max = CLUSTER__HTTP_MAX_BODY;
+	h->in_len = 0;
+	h->out_len = h->out_off = 0;
+	h->upload_paused = 0;
+	if(!stream && h->deadline_ms)
+	{
+		int64_t left = h->deadline_ms - cluster__now_ms();
+
+		if(left < 1)
+		{
+			return ETIMEDOUT;
+		}
+		timeout = left < timeout ? (long) left : timeout;
+		connect = connect < timeout ? connect : timeout;
+	}
 
 	snprintf(line, sizeof(line), "Content-Type: %s", content_type ? content_type : "application/json");
 	if(!(t = curl_slist_append(l, line)))
@@ -716,12 +801,23 @@ setup(cluster__http *h, const char *method, const char *path, const char *conten
 		goto oom;
 	}
 	l = t;
-	/* never wait a second for "100 Continue" on larger bodies */
-	if(!(t = curl_slist_append(l, "Expect:")))
+	/* Never wait a second for "100 Continue" on larger bodies; except on
+	 * a duplex stream, where asking for it is what makes etcd's gateway
+	 * (Go's HTTP/1 server) leave the rest of the body unread while it
+	 * answers, instead of trying to consume it first and hanging. */
+	if(!(t = curl_slist_append(l, stream && h->duplex ? "Expect: 100-continue" : "Expect:")))
 	{
 		goto oom;
 	}
 	l = t;
+	if(stream && h->duplex)
+	{
+		if(!(t = curl_slist_append(l, "Transfer-Encoding: chunked")))
+		{
+			goto oom;
+		}
+		l = t;
+	}
 	if(h->require_leader)
 	{
 		if(!(t = curl_slist_append(l, "Grpc-Metadata-Hasleader: true")))
@@ -753,8 +849,8 @@ setup(cluster__http *h, const char *method, const char *path, const char *conten
 	curl_easy_setopt(h->easy, CURLOPT_URL, url);
 	curl_easy_setopt(h->easy, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h->easy, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(h->easy, CURLOPT_CONNECTTIMEOUT_MS, (long) h->connect_timeout_ms);
-	curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, (long) (stream ? total_ms : h->timeout_ms));
+	curl_easy_setopt(h->easy, CURLOPT_CONNECTTIMEOUT_MS, connect);
+	curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, timeout);
 	curl_easy_setopt(h->easy, CURLOPT_TCP_KEEPALIVE, 1L);
 	curl_easy_setopt(h->easy, CURLOPT_TCP_KEEPIDLE, (long) h->keepalive_idle_s);
 	curl_easy_setopt(h->easy, CURLOPT_TCP_KEEPINTVL, 1L);
@@ -767,6 +863,19 @@ setup(cluster__http *h, const char *method, const char *path, const char *conten
 	if(!strcmp(method, "GET"))
 	{
 		curl_easy_setopt(h->easy, CURLOPT_HTTPGET, 1L);
+	}
+	else if(stream && h->duplex)
+	{
+		/* the body so far is the first message; more follow as chunks */
+		curl_easy_setopt(h->easy, CURLOPT_POST, 1L);
+		curl_easy_setopt(h->easy, CURLOPT_READFUNCTION, on_read);
+		curl_easy_setopt(h->easy, CURLOPT_READDATA, h);
+		if(body && cluster__http_stream_send(h, body))
+		{
+			curl_slist_free_all(l);
+			*hdrs = NULL;
+			return ENOMEM;
+		}
 	}
 	else
 	{
@@ -805,14 +914,30 @@ oom:
 	return ENOMEM;
 }
 
+/* Hand what the stream received to its line callback, outside libcurl.
+ * Returns 0, or EIO/ENOMEM (a line too long, out of memory). */
+static int
+deliver_lines(cluster__http *h)
+{
+	int r = 0;
+
+	if(h->in_len && !h->ls.stopped)
+	{
+		r = cluster__linesplit_feed(&h->ls, h->in, h->in_len, h->cb, h->ctx);
+	}
+	h->in_len = 0;
+	return r;
+}
+
 /*
  * Drive one transfer to its end. Waits in curl_multi_poll() so that a
  * cancel or interrupt from another thread (curl_multi_wakeup) is seen at
  * once; the idle / first-line / total limits are enforced here because
- * libcurl has no notion of them for a stream.
+ * libcurl has no notion of them for a stream. A stream's lines are
+ * delivered here, between turns of libcurl, and its tick runs here too.
  */
 static int
-perform(cluster__http *h, int idle_ms, int first_line_ms, int total_ms, long *status, CURLcode *ccout)
+perform(cluster__http *h, int idle_ms, int first_line_ms, int total_ms, cluster__http_tick_cb tick, long *status, CURLcode *ccout)
 {
 	unsigned long gen0 = __atomic_load_n(&h->interrupts, __ATOMIC_SEQ_CST);
 	int64_t start = cluster__now_ms();
@@ -854,10 +979,43 @@ perform(cluster__http *h, int idle_ms, int first_line_ms, int total_ms, long *st
 				done = 1;
 			}
 		}
+		if(h->streaming)
+		{
+			if(!h->xfer_err)
+			{
+				h->xfer_err = deliver_lines(h);
+			}
+			if(h->xfer_err || h->ls.stopped)
+			{
+				/* a stop request ends the transfer (reported as success) */
+				done = 1;
+				break;
+			}
+		}
 		if(done || !running)
 		{
 			done = 1;
 			break;
+		}
+		if(tick)
+		{
+			int64_t t = tick(h->ctx);
+
+			if(t == CLUSTER__HTTP_STOP)
+			{
+				h->ls.stopped = 1;
+				break;
+			}
+			if(t >= 0)
+			{
+				wait = t < wait ? (int) t : wait;
+			}
+		}
+		if(h->duplex && h->upload_paused && h->out_len > h->out_off)
+		{
+			h->upload_paused = 0;
+			curl_easy_pause(h->easy, CURLPAUSE_CONT);
+			wait = 0;
 		}
 		now = cluster__now_ms();
 		if(idle_ms > 0)
@@ -932,7 +1090,7 @@ cluster__http_request(cluster__http *h, const char *method, const char *path, co
 		{
 			return r;
 		}
-		r = perform(h, 0, 0, 0, &status, &cc);
+		r = perform(h, 0, 0, 0, NULL, &status, &cc);
 		curl_slist_free_all(hdrs);
 		if(r == ECANCELED || r == ENOMEM)
 		{
@@ -974,7 +1132,7 @@ cluster__http_request(cluster__http *h, const char *method, const char *path, co
 }
 
 int
-cluster__http_stream_ex(cluster__http *h, const char *path, const char *body, cluster__http_line_cb cb, void *ctx, int idle_timeout_ms, int first_line_timeout_ms, int total_timeout_ms, long *status_out)
+cluster__http_stream_run(cluster__http *h, const char *path, const char *body, const cluster__http_stream_opts *o, long *status_out)
 {
 	struct curl_slist *hdrs = NULL;
 	CURLcode cc;
@@ -985,26 +1143,27 @@ cluster__http_stream_ex(cluster__http *h, const char *path, const char *body, cl
 	{
 		*status_out = 0;
 	}
-	h->cb = cb;
-	h->ctx = ctx;
-	r = setup(h, "POST", path, NULL, body, 1, total_timeout_ms, &hdrs);
-	if(r)
-	{
-		return r;
-	}
-	r = perform(h, idle_timeout_ms, first_line_timeout_ms, total_timeout_ms, &status, &cc);
-	curl_slist_free_all(hdrs);
+	h->cb = o->on_line;
+	h->ctx = o->ctx;
+	h->duplex = o->duplex;
+	r = setup(h, "POST", path, NULL, body, 1, o->total_timeout_ms, &hdrs);
 	if(!r)
 	{
-		/* the last object may come without its newline (etcd's stream error) */
-		cluster__linesplit_finish(&h->ls, cb, ctx);
-	}
-	else if(http_verbose(h) && h->c && r != ECANCELED)
-	{
-		cluster__log(h->c, LOG_DEBUG, "libcluster: http: stream %s%s ended: %s\n", h->endpoints[h->cur], path,
-			r == EIO && cc != CURLE_OK ? curl_easy_strerror(cc) : strerror(r));
+		r = perform(h, o->idle_timeout_ms, o->first_line_timeout_ms, o->total_timeout_ms, o->on_tick, &status, &cc);
+		curl_slist_free_all(hdrs);
+		if(!r)
+		{
+			/* the last object may come without its newline (etcd's stream error) */
+			cluster__linesplit_finish(&h->ls, h->cb, h->ctx);
+		}
+		else if(http_verbose(h) && h->c && r != ECANCELED)
+		{
+			cluster__log(h->c, LOG_DEBUG, "libcluster: http: stream %s%s ended: %s\n", h->endpoints[h->cur], path,
+				r == EIO && cc != CURLE_OK ? curl_easy_strerror(cc) : strerror(r));
+		}
 	}
 	h->streaming = 0;
+	h->duplex = 0;
 	h->cb = NULL;
 	h->ctx = NULL;
 	if(status_out)
@@ -1012,6 +1171,20 @@ cluster__http_stream_ex(cluster__http *h, const char *path, const char *body, cl
 		*status_out = status;
 	}
 	return r;
+}
+
+int
+cluster__http_stream_ex(cluster__http *h, const char *path, const char *body, cluster__http_line_cb cb, void *ctx, int idle_timeout_ms, int first_line_timeout_ms, int total_timeout_ms, long *status_out)
+{
+	cluster__http_stream_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.on_line = cb;
+	o.ctx = ctx;
+	o.idle_timeout_ms = idle_timeout_ms;
+	o.first_line_timeout_ms = first_line_timeout_ms;
+	o.total_timeout_ms = total_timeout_ms;
+	return cluster__http_stream_run(h, path, body, &o, status_out);
 }
 
 int

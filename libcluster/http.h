@@ -20,6 +20,7 @@
 # define CLUSTER_HTTP_H_               1
 
 # include <stddef.h>
+# include <stdint.h>
 
 /* Largest response body or stream line we accept (bytes). */
 # define CLUSTER__HTTP_MAX_BODY        (4u * 1024u * 1024u)
@@ -90,6 +91,45 @@ int cluster__http_stream(cluster__http *http, const char *path, const char *body
  * total_timeout_ms bounds the whole stream (then ETIMEDOUT).
  */
 int cluster__http_stream_ex(cluster__http *http, const char *path, const char *body, cluster__http_line_cb cb, void *ctx, int idle_timeout_ms, int first_line_timeout_ms, int total_timeout_ms, long *status_out);
+
+/* A stream's tick: called from the transfer loop between turns of
+ * libcurl (never inside it). Returns the longest wait (ms) before it
+ * wants to run again, -1 for no limit, or CLUSTER__HTTP_STOP to end the
+ * stream (the call then returns 0). */
+typedef int64_t (*cluster__http_tick_cb)(void *ctx);
+# define CLUSTER__HTTP_STOP            (-2)
+
+typedef struct cluster__http_stream_opts cluster__http_stream_opts;
+struct cluster__http_stream_opts
+{
+	cluster__http_line_cb on_line;
+	cluster__http_tick_cb on_tick;   /* may be NULL */
+	void *ctx;                       /* passed to both */
+	int idle_timeout_ms;             /* as cluster__http_stream_ex() */
+	int first_line_timeout_ms;
+	int total_timeout_ms;
+	/* Send the body as the first chunk of a chunked request that stays
+	 * open: on_line and on_tick may queue more with
+	 * cluster__http_stream_send() (etcd's watch progress requests). */
+	int duplex;
+};
+
+/*
+ * The general stream: as cluster__http_stream_ex(), with the options
+ * above. Lines are delivered by the transfer loop after libcurl returns,
+ * so on_line runs outside libcurl (it may take locks and call back into
+ * the library's core).
+ */
+int cluster__http_stream_run(cluster__http *http, const char *path, const char *body, const cluster__http_stream_opts *opts, long *status_out);
+
+/* During a duplex stream, from its on_line or on_tick: queue data for the
+ * request body. Returns 0, ENOMEM, or EINVAL when no duplex stream runs. */
+int cluster__http_stream_send(cluster__http *http, const char *data);
+
+/* Limit later unary requests to end by this monotonic time (ms; 0: no
+ * limit beyond the per-request one): a request that would start after it
+ * fails with ETIMEDOUT, one that starts before gets what is left. */
+void cluster__http_set_deadline(cluster__http *http, int64_t deadline_ms);
 
 /* Move to the next endpoint (round robin). */
 void cluster__http_next_endpoint(cluster__http *http);

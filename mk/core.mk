@@ -5,6 +5,7 @@ LIBCLUSTER_SOURCES += \
 	libcluster/cluster.c \
 	libcluster/log.c \
 	libcluster/escape.c \
+	libcluster/notify.c \
 	libcluster/view.h \
 	libcluster/view.c \
 	libcluster/engine-static.c \

@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -103,8 +104,34 @@ record(fakehttp *f, const char *req, size_t len)
 	pthread_mutex_unlock(&f->m);
 }
 
-/* Read one request (head + Content-Length body); -1 on EOF/stop. A copy
- * (truncated, NUL-terminated) goes to out when it is not NULL. */
+/* A chunked body (a duplex stream: etcd watch with heartbeats) holds a
+ * complete first chunk: its data is moved right after the head, so the
+ * request reads like an ordinary one. Returns non-zero when complete. */
+static int
+first_chunk(char *buf, size_t *len, char *body)
+{
+	char *crlf = strstr(body, "\r\n");
+	size_t n, hdr;
+
+	if(!crlf)
+	{
+		return 0;
+	}
+	n = strtoul(body, NULL, 16);
+	hdr = (size_t) (crlf + 2 - body);
+	if((size_t) (body - buf) + hdr + n > *len)
+	{
+		return 0;
+	}
+	memmove(body, crlf + 2, n);
+	*len = (size_t) (body - buf) + n;
+	buf[*len] = 0;
+	return 1;
+}
+
+/* Read one request (head + Content-Length body, or the first chunk of a
+ * chunked body); -1 on EOF/stop, 1 for a chunked (duplex) request, else
+ * 0. A copy (truncated, NUL-terminated) goes to out when it is not NULL. */
 static int
 read_request(fakehttp *f, int fd, char *out, size_t outsz)
 {
@@ -112,6 +139,7 @@ read_request(fakehttp *f, int fd, char *out, size_t outsz)
 	size_t len = 0;
 	char *end = NULL;
 	long clen = 0;
+	int chunked = 0;
 
 	for(;;)
 	{
@@ -132,12 +160,24 @@ read_request(fakehttp *f, int fd, char *out, size_t outsz)
 		{
 			char *cl = strcasestr(buf, "\r\nContent-Length:");
 
+			char *te = strcasestr(buf, "\r\nTransfer-Encoding: chunked");
+			char *ex = strcasestr(buf, "\r\nExpect: 100-continue");
+
 			if(cl && cl < end)
 			{
 				clen = strtol(cl + 17, NULL, 10);
 			}
+			chunked = te && te < end;
+			if(ex && ex < end && send(fd, "HTTP/1.1 100 Continue\r\n\r\n", 25, MSG_NOSIGNAL) != 25)
+			{
+				return -1;
+			}
 		}
-		if(end && len >= (size_t) (end + 4 - buf) + (size_t) clen)
+		if(end && chunked && first_chunk(buf, &len, end + 4))
+		{
+			break;
+		}
+		if(end && !chunked && len >= (size_t) (end + 4 - buf) + (size_t) clen)
 		{
 			break;
 		}
@@ -151,7 +191,50 @@ read_request(fakehttp *f, int fd, char *out, size_t outsz)
 	{
 		snprintf(out, outsz, "%.*s", (int) len, buf);
 	}
-	return 0;
+	return chunked;
+}
+
+/* Until the client closes the connection (or ms have passed, never if
+ * negative, or the server stops), read and drop what it sends: a duplex client keeps
+ * sending heartbeats, which must neither end a hang nor be taken for a
+ * request. */
+static int64_t
+fh_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+drain(fakehttp *f, int fd, int ms)
+{
+	int64_t end = fh_now_ms() + ms;
+
+	for(;;)
+	{
+		struct pollfd p[2];
+		char sink[4096];
+		int64_t left = ms < 0 ? -1 : end - fh_now_ms();
+
+		if(ms >= 0 && left <= 0)
+		{
+			return;
+		}
+		p[0].fd = fd;
+		p[0].events = POLLIN;
+		p[1].fd = f->stop_pipe[0];
+		p[1].events = POLLIN;
+		if(poll(p, 2, (int) left) <= 0 || (p[1].revents & POLLIN))
+		{
+			return;
+		}
+		if(read(fd, sink, sizeof(sink)) <= 0)
+		{
+			return;
+		}
+	}
 }
 
 static void
@@ -162,9 +245,11 @@ pause_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
-/* Send one reply; returns non-zero if the connection must be closed. */
+/* Send one reply; returns non-zero if the connection must be closed.
+ * duplex: the request was a duplex stream (its heartbeats are drained
+ * during a hang; any other request's next bytes end the hang). */
 static int
-send_reply(fakehttp *f, int fd, const fakehttp_reply *rp)
+send_reply(fakehttp *f, int fd, const fakehttp_reply *rp, int duplex)
 {
 	size_t len = rp->len ? rp->len : strlen(rp->raw);
 	size_t off = 0;
@@ -194,6 +279,11 @@ send_reply(fakehttp *f, int fd, const fakehttp_reply *rp)
 		/* keep the socket open; a client closing it ends the hang */
 		struct pollfd p[2];
 
+		if(duplex)
+		{
+			drain(f, fd, rp->hang_ms);
+			return 1;
+		}
 		p[0].fd = fd;
 		p[0].events = POLLIN;
 		p[1].fd = f->stop_pipe[0];
@@ -246,10 +336,18 @@ conn_main(void *arg)
 	char *req = malloc(ROUTE_LAST_MAX);
 
 	free(ca);
-	while(req && !read_request(f, fd, req, ROUTE_LAST_MAX))
+	while(req)
 	{
-		if(send_reply(f, fd, route_reply(f, req)))
+		int k = read_request(f, fd, req, ROUTE_LAST_MAX);
+
+		if(k < 0 || send_reply(f, fd, route_reply(f, req), k))
 		{
+			break;
+		}
+		if(k)
+		{
+			/* a duplex request owns its connection until the client goes */
+			drain(f, fd, 30000);
 			break;
 		}
 	}
@@ -322,15 +420,21 @@ serve(void *arg)
 		for(;;)
 		{
 			const fakehttp_reply *rp;
+			int k = read_request(f, fd, NULL, 0);
 
-			if(read_request(f, fd, NULL, 0))
+			if(k < 0)
 			{
 				break;
 			}
 			rp = &f->script[next < f->n ? next : f->n - 1];
 			next++;
-			if(send_reply(f, fd, rp))
+			if(send_reply(f, fd, rp, k))
 			{
+				break;
+			}
+			if(k)
+			{
+				drain(f, fd, 30000);
 				break;
 			}
 		}
