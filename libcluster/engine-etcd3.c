@@ -1736,7 +1736,25 @@ etcd3_join(CLUSTER *c)
 	ed->over_limit = 0;
 
 	wh = cluster__http_create(&ed->cfg, c);
-	ph = ed->passive ? NULL : cluster__http_create(&ed->cfg, c);
+	if(!ed->passive)
+	{
+		/* A keepalive stuck on a hung endpoint must fail over to the next
+		 * one while the lease still lives: give each ping request at most
+		 * a third of the TTL (the next keepalive is due after another). */
+		cluster__http_config pcfg = ed->cfg;
+		int limit = ed->ttl * 1000 / 3 < 500 ? 500 : ed->ttl * 1000 / 3;
+
+		if(pcfg.timeout_ms > limit)
+		{
+			pcfg.timeout_ms = limit;
+			pcfg.connect_timeout_ms = pcfg.connect_timeout_ms < limit / 2 ? pcfg.connect_timeout_ms : limit / 2;
+		}
+		ph = cluster__http_create(&pcfg, c);
+	}
+	else
+	{
+		ph = NULL;
+	}
 	if(!wh || (!ed->passive && !ph))
 	{
 		r = errno ? errno : ENOMEM;

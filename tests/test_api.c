@@ -476,6 +476,50 @@ test_rejected_names_are_logged_escaped(void **state)
 	cluster_destroy(c);
 }
 
+/* The settle window and the time limits: ranges checked, nothing changed
+ * on a refusal, and the limits are control settings (EPERM while joined). */
+static void
+test_settle_and_timeouts_validate(void **state)
+{
+	CLUSTER *c = tu_cluster("app");
+
+	(void) state;
+	tu_reset();
+	assert_int_equal(cluster_set_settle(c, -1), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_true(tu_logged("settle window -1 ms is invalid"));
+	assert_int_equal(cluster_set_settle(c, 60001), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(cluster_set_settle(c, 0), 0);
+	assert_int_equal(cluster_set_settle(c, 60000), 0);
+	assert_int_equal(cluster_set_settle(NULL, 10), -1);
+	assert_int_equal(errno, EINVAL);
+
+	assert_int_equal(cluster_set_timeouts(c, 99, 0), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_true(tu_logged("request timeout 99 ms is invalid"));
+	assert_int_equal(cluster_set_timeouts(c, 60001, 0), -1);
+	assert_int_equal(errno, EINVAL);
+	/* the join deadline must cover at least one request */
+	assert_int_equal(cluster_set_timeouts(c, 3000, 2000), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_true(tu_logged("join timeout 2000 ms is invalid"));
+	assert_int_equal(cluster_set_timeouts(c, 0, 600001), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(cluster_set_timeouts(c, 500, 1000), 0);
+	assert_int_equal(cluster_set_timeouts(c, 0, 0), 0);
+	assert_int_equal(cluster_set_timeouts(NULL, 0, 0), -1);
+	assert_int_equal(errno, EINVAL);
+
+	/* static: joined, the limits are refused, the view is current */
+	assert_int_equal(cluster_join(c), 0);
+	assert_int_equal(cluster_set_timeouts(c, 1000, 2000), -1);
+	assert_int_equal(errno, EPERM);
+	assert_int_equal(cluster_set_settle(c, 5), 0);
+	assert_int_equal(cluster_view_fresh(c, NULL), 1);
+	cluster_destroy(c);
+}
+
 int
 main(void)
 {
@@ -485,6 +529,7 @@ main(void)
 		cmocka_unit_test(test_name_setters_validate),
 		cmocka_unit_test(test_workers_validate),
 		cmocka_unit_test(test_ttl_tls_credentials),
+		cmocka_unit_test(test_settle_and_timeouts_validate),
 		cmocka_unit_test(test_registry),
 		cmocka_unit_test(test_static_setters_validate),
 		cmocka_unit_test(test_eperm_while_joined),

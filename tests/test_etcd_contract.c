@@ -9,7 +9,9 @@
  * - one slow registry answer does not fail a join: it retries within the
  *   join deadline;
  * - balancer callbacks never run inside libcurl (not inside a write
- *   callback of the watch stream).
+ *   callback of the watch stream);
+ * - cluster_view_fresh() follows the registry: stale soon after etcd
+ *   freezes, current again once it answers.
  * Every wait is bounded: on a broken library the tests fail, never hang.
  */
 #ifndef _GNU_SOURCE
@@ -568,6 +570,64 @@ test_watch_callbacks_run_outside_libcurl(void **state)
 	et_member_free(a);
 }
 
+/* Poll cluster_view_fresh() until it says want, at most seconds (x the
+ * multiplier); returns the time it took, or -1. */
+static double
+await_fresh(CLUSTER *c, int want, double seconds)
+{
+	double t0 = etcdh_now(), limit = et_t(seconds);
+
+	while(etcdh_now() - t0 < limit)
+	{
+		if(cluster_view_fresh(c, NULL) == want)
+		{
+			return etcdh_now() - t0;
+		}
+		usleep(10000);
+	}
+	return -1;
+}
+
+/* The view says whether it is current: fresh after the join (with the
+ * registry's revision), stale within two thirds of the TTL of etcd
+ * freezing (the watch heartbeat goes unanswered), fresh again once etcd
+ * answers; and an unjoined handle says EPERM. */
+static void
+test_view_freshness_follows_the_registry(void **state)
+{
+	et_member *m;
+	long long rev = 0;
+	double took;
+
+	(void) state;
+	m = et_member_new(et_key("fresh"), "f", 1, etcdh_endpoint(H), 3);
+	assert_non_null(m);
+	errno = 0;
+	assert_int_equal(cluster_view_fresh(m->c, &rev), -1);
+	assert_int_equal(errno, EPERM);
+	assert_int_equal(et_join(m), 0);
+	if(await_fresh(m->c, 1, 2.0) < 0)
+	{
+		fail_msg("the view is not fresh after the join");
+	}
+	assert_int_equal(cluster_view_fresh(m->c, &rev), 1);
+	assert_true(rev > 0);
+	assert_int_equal(etcdh_pause(H), 0);
+	took = await_fresh(m->c, 0, 3.0);
+	fprintf(stderr, "# etcd frozen: the view was marked stale after %.3f s (TTL 3 s)\n", took);
+	assert_int_equal(etcdh_resume(H), 0);
+	if(took < 0)
+	{
+		fail_msg("the view still claims to be current 3 s after etcd froze");
+	}
+	took = await_fresh(m->c, 1, 10.0);
+	fprintf(stderr, "# etcd resumed: the view was current again after %.3f s\n", took);
+	assert_true(took >= 0);
+	assert_int_equal(cluster_view_fresh(NULL, NULL), -1);
+	assert_int_equal(errno, EINVAL);
+	et_member_free(m);
+}
+
 int
 main(void)
 {
@@ -576,6 +636,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_leave_cancels_a_waiting_join, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_join_survives_a_slow_registry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_watch_callbacks_run_outside_libcurl, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_view_freshness_follows_the_registry, setup, teardown),
 	};
 
 	if(!etcdh_available() && !etcdh_required())
