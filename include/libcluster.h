@@ -269,7 +269,8 @@ CLUSTER_EXTERN int cluster_destroy(CLUSTER *cluster);
  *   instance id), ECONNREFUSED/ETIMEDOUT/EIO (registry unreachable or
  *   failing until the join deadline), EACCES (registry refused
  *   credentials), ECANCELED (cluster_leave() from another thread),
- *   E2BIG (more than CLUSTER_MEMBERS_MAX members), ENOMEM, EDEADLK.
+ *   E2BIG (more than CLUSTER_MEMBERS_MAX members), EPERM (a forked child
+ *   using its parent's handle), ENOMEM, EDEADLK.
  */
 CLUSTER_EXTERN int cluster_join(CLUSTER *cluster);
 

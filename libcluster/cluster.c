@@ -447,6 +447,13 @@ join(CLUSTER *cluster, int passive)
 {
 	int r;
 
+	if(foreign_process(cluster))
+	{
+		/* a forked child holds a copy of the parent's joined state */
+		cluster__log(cluster, LOG_ERR, "libcluster: this handle was joined by process %ld: a forked child must create its own handle\n",
+			(long) __atomic_load_n(&cluster->owner_pid, __ATOMIC_ACQUIRE));
+		return fail(EPERM);
+	}
 	r = control_begin(cluster);
 	if(r)
 	{
