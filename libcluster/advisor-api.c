@@ -189,7 +189,7 @@ status_changed(CLUSTER *cluster, int joined)
 	pthread_rwlock_rdlock(&cluster->engine_lock);
 	if(cluster->engine && cluster->engine->status_changed)
 	{
-		cluster->engine->status_changed(cluster);
+		cluster->engine->status_changed(cluster->engine_data);
 	}
 	pthread_rwlock_unlock(&cluster->engine_lock);
 }

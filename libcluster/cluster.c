@@ -7,53 +7,11 @@
 #include "cluster-int.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
-#ifdef HAVE_GETRANDOM
-# include <sys/random.h>
-#endif
-
-int64_t
-cluster__now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void
-cluster__cond_init(pthread_cond_t *cond)
-{
-	pthread_condattr_t attr;
-
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(cond, &attr);
-	pthread_condattr_destroy(&attr);
-}
-
-void
-cluster__deadline(struct timespec *ts, int64_t ms)
-{
-	if(ms < 0)
-	{
-		ms = 0;
-	}
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += (time_t) (ms / 1000);
-	ts->tv_nsec += (long) (ms % 1000) * 1000000L;
-	if(ts->tv_nsec >= 1000000000L)
-	{
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
-	}
-}
 
 /* ------------------------------------------------------------------ */
 /* helpers                                                              */
@@ -205,62 +163,6 @@ retire_and_replace(CLUSTER *cluster, char **slot, const char *value)
 	return 0;
 }
 
-/* A fresh random instance id: 32 lower-case hex digits, like a UUID
- * without dashes (the original's format). */
-static int
-random_instance(char out[33])
-{
-	unsigned char raw[16];
-	size_t got = 0;
-	int i;
-
-#ifdef HAVE_GETRANDOM
-	while(got < sizeof(raw))
-	{
-		ssize_t r = getrandom(raw + got, sizeof(raw) - got, 0);
-
-		if(r < 0)
-		{
-			if(errno == EINTR)
-			{
-				continue;
-			}
-			break;
-		}
-		got += (size_t) r;
-	}
-#endif
-	if(got < sizeof(raw))
-	{
-		int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-
-		got = 0;
-		while(fd >= 0 && got < sizeof(raw))
-		{
-			ssize_t r = read(fd, raw + got, sizeof(raw) - got);
-
-			if(r <= 0)
-			{
-				break;
-			}
-			got += (size_t) r;
-		}
-		if(fd >= 0)
-		{
-			close(fd);
-		}
-		if(got < sizeof(raw))
-		{
-			return EIO;
-		}
-	}
-	for(i = 0; i < 16; i++)
-	{
-		snprintf(out + i * 2, 3, "%02x", raw[i]);
-	}
-	return 0;
-}
-
 /* ------------------------------------------------------------------ */
 /* lifecycle                                                            */
 /* ------------------------------------------------------------------ */
@@ -278,7 +180,7 @@ cluster_create(const char *key)
 		errno = r;
 		return NULL;
 	}
-	r = random_instance(id);
+	r = cluster__random_id(id);
 	if(r)
 	{
 		cluster__log(NULL, LOG_CRIT, "libcluster: cannot read random bytes for an instance id\n");
@@ -313,6 +215,13 @@ cluster_create(const char *key)
 	c->view.base = -1;
 	c->engine = &cluster__engine_static;
 	cluster_advisor_config_init(&c->advisor_config);
+	r = c->engine->create(c, NULL, &c->engine_data);
+	if(r)
+	{
+		cluster_destroy(c);
+		errno = r;
+		return NULL;
+	}
 	return c;
 }
 
@@ -393,7 +302,8 @@ cluster_destroy(CLUSTER *cluster)
 	pthread_rwlock_wrlock(&cluster->engine_lock);
 	if(cluster->engine && cluster->engine->destroy && cluster->engine_data)
 	{
-		cluster->engine->destroy(cluster);
+		cluster->engine->destroy(cluster->engine_data);
+		cluster->engine_data = NULL;
 	}
 	pthread_rwlock_unlock(&cluster->engine_lock);
 	pthread_rwlock_destroy(&cluster->engine_lock);
@@ -433,6 +343,41 @@ cluster__get_workers(CLUSTER *cluster)
 	w = cluster->workers;
 	pthread_mutex_unlock(&cluster->lock);
 	return w;
+}
+
+/* The engine's fixed configuration for one join. The strings are the
+ * handle's own: setters refuse to change them while joined, and a
+ * replaced name is retired, not freed, so they outlive the engine's use. */
+static void
+engine_config(CLUSTER *cluster, int passive, cluster__engine_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->key = cluster->key;
+	cfg->env = cluster->env;
+	cfg->partition = cluster->partition;
+	cfg->instance = cluster->instance;
+	cfg->passive = passive;
+	cfg->ttl = cluster->ttl;
+	cfg->request_timeout_ms = cluster->request_timeout_ms;
+	cfg->join_timeout_ms = cluster->join_timeout_ms;
+	cfg->ca_file = cluster->ca_file;
+	cfg->cert_file = cluster->cert_file;
+	cfg->key_file = cluster->key_file;
+	cfg->user = cluster->user;
+	cfg->password = cluster->password;
+	cfg->static_index = cluster->static_index;
+	cfg->static_total = cluster->static_total;
+}
+
+int
+cluster__report_interval(CLUSTER *cluster)
+{
+	int ms;
+
+	pthread_mutex_lock(&cluster->lock);
+	ms = cluster->advisor_config.report_interval_ms;
+	pthread_mutex_unlock(&cluster->lock);
+	return ms > 0 ? ms : 1000;
 }
 
 /*
@@ -480,11 +425,12 @@ join(CLUSTER *cluster, int passive)
 	pthread_mutex_unlock(&cluster->lock);
 	__atomic_store_n(&cluster->owner_pid, getpid(), __ATOMIC_RELEASE);
 
-	r = cluster->engine->join(cluster);
+	engine_config(cluster, passive, &cluster->engine_cfg);
+	r = cluster->engine->join(cluster->engine_data, &cluster->engine_cfg);
 	if(!r && cluster__join_cancelled(cluster))
 	{
 		/* the engine finished just as leave asked it to stop */
-		cluster->engine->leave(cluster);
+		cluster->engine->leave(cluster->engine_data);
 		r = ECANCELED;
 	}
 	pthread_mutex_lock(&cluster->lock);
@@ -515,11 +461,19 @@ join(CLUSTER *cluster, int passive)
 		}
 	}
 	control_end(cluster);
+	pthread_mutex_lock(&cluster->lock);
 	if(!r)
 	{
+		/* the first callback has run when cluster_join() returns, here or
+		 * on the balancer thread if that one was quicker */
+		pthread_mutex_unlock(&cluster->lock);
 		cluster__deliver(cluster);
+		pthread_mutex_lock(&cluster->lock);
+		while(cluster->delivering)
+		{
+			pthread_cond_wait(&cluster->delivered, &cluster->lock);
+		}
 	}
-	pthread_mutex_lock(&cluster->lock);
 	cluster->join_threads--;
 	pthread_cond_broadcast(&cluster->delivered);
 	pthread_mutex_unlock(&cluster->lock);
@@ -570,7 +524,7 @@ cancel_join(CLUSTER *cluster)
 	pthread_rwlock_rdlock(&cluster->engine_lock);
 	if(cluster->engine->cancel_join)
 	{
-		cluster->engine->cancel_join(cluster);
+		cluster->engine->cancel_join(cluster->engine_data);
 	}
 	pthread_rwlock_unlock(&cluster->engine_lock);
 }
@@ -612,7 +566,7 @@ cluster_leave(CLUSTER *cluster)
 	pthread_mutex_unlock(&cluster->lock);
 
 	cluster__advisor_stop(cluster);
-	cluster->engine->leave(cluster);
+	cluster->engine->leave(cluster->engine_data);
 
 	pthread_mutex_lock(&cluster->lock);
 	cluster->joined = 0;
@@ -770,7 +724,7 @@ cluster_reset_instance(CLUSTER *cluster)
 	char id[33];
 	int r;
 
-	r = random_instance(id);
+	r = cluster__random_id(id);
 	if(r)
 	{
 		cluster__log(cluster, LOG_ERR, "libcluster: cannot read random bytes for an instance id\n");
@@ -803,20 +757,27 @@ cluster_set_workers(CLUSTER *cluster, int workers)
 	r = 0;
 	if(joined && old != workers && cluster->engine->workers_changed)
 	{
-		r = cluster->engine->workers_changed(cluster);
+		/* a view the engine publishes now is delivered once the control
+		 * lock is released, not under it */
+		pthread_mutex_lock(&cluster->lock);
+		cluster->holding++;
+		pthread_mutex_unlock(&cluster->lock);
+		r = cluster->engine->workers_changed(cluster->engine_data, workers);
+		pthread_mutex_lock(&cluster->lock);
+		cluster->holding--;
 		if(r)
 		{
 			/* the engine refused: keep what was there */
-			pthread_mutex_lock(&cluster->lock);
 			cluster->workers = old;
-			pthread_mutex_unlock(&cluster->lock);
 		}
+		pthread_mutex_unlock(&cluster->lock);
 	}
 	control_end(cluster);
 	if(r)
 	{
 		return fail(r);
 	}
+	cluster__deliver(cluster);
 	if(cluster__verbose(cluster))
 	{
 		cluster__log(cluster, LOG_DEBUG, "libcluster: number of workers in this cluster member set to %d\n", workers);
@@ -839,7 +800,7 @@ int
 cluster_set_registry(CLUSTER *cluster, const char *uri)
 {
 	const cluster__engine *engine, *old_engine;
-	void *old_data;
+	void *old_data, *new_data = NULL;
 	char *copy = NULL;
 	int r;
 
@@ -880,32 +841,24 @@ cluster_set_registry(CLUSTER *cluster, const char *uri)
 		control_end(cluster);
 		return fail(ENOMEM);
 	}
-	pthread_rwlock_wrlock(&cluster->engine_lock);
-	old_engine = cluster->engine;
-	old_data = cluster->engine_data;
-	cluster->engine = engine;
-	cluster->engine_data = NULL;
-	r = engine->create(cluster, uri);
+	/* the new engine first: on failure the old one stays, untouched */
+	r = engine->create(cluster, uri, &new_data);
 	if(r)
 	{
-		cluster->engine = old_engine;
-		cluster->engine_data = old_data;
-		pthread_rwlock_unlock(&cluster->engine_lock);
 		free(copy);
 		control_end(cluster);
 		return fail(r);
 	}
+	pthread_rwlock_wrlock(&cluster->engine_lock);
+	old_engine = cluster->engine;
+	old_data = cluster->engine_data;
+	cluster->engine = engine;
+	cluster->engine_data = new_data;
+	pthread_rwlock_unlock(&cluster->engine_lock);
 	if(old_data && old_engine->destroy)
 	{
-		void *new_data = cluster->engine_data;
-
-		cluster->engine = old_engine;
-		cluster->engine_data = old_data;
-		old_engine->destroy(cluster);
-		cluster->engine = engine;
-		cluster->engine_data = new_data;
+		old_engine->destroy(old_data);
 	}
-	pthread_rwlock_unlock(&cluster->engine_lock);
 	free(cluster->registry);
 	cluster->registry = copy;
 	control_end(cluster);

@@ -13,7 +13,8 @@
  * Connection-advisor statuses need the v3 engine (v2 values are only the
  * worker count).
  */
-#include "cluster-int.h"
+#include "util.h"
+#include "engine.h"
 #include "etcd2-proto.h"
 #include "etcd3-proto.h"
 #include "http.h"
@@ -35,6 +36,8 @@
 typedef struct etcd2 etcd2;
 struct etcd2
 {
+	CLUSTER *core;               /* the handle, for the hooks only */
+	const cluster__engine_config *cfg; /* while joined */
 	char **endpoints;
 	size_t n_endpoints;
 	char *dir;                   /* "/<key>[/<partition>]/<env>" */
@@ -58,14 +61,8 @@ struct etcd2
 	int over_limit;              /* (watch thread) the directory was found past CLUSTER_MEMBERS_MAX */
 };
 
-static etcd2 *
-E(CLUSTER *cluster)
-{
-	return cluster->engine_data;
-}
-
 static int
-etcd2_create(CLUSTER *cluster, const char *uri)
+etcd2_create(CLUSTER *core, const char *uri, void **out)
 {
 	const char *why = "";
 	etcd2 *e;
@@ -105,21 +102,22 @@ etcd2_create(CLUSTER *cluster, const char *uri)
 		{
 			char shown[CLUSTER__ESCAPE_SIZE(200)];
 
-			cluster__log(cluster, LOG_ERR, "libcluster: etcd2: invalid registry URI <%s>: %s\n", cluster__escape(shown, sizeof(shown), uri, strlen(uri)), why);
+			cluster__log(core, LOG_ERR, "libcluster: etcd2: invalid registry URI <%s>: %s\n", cluster__escape(shown, sizeof(shown), uri, strlen(uri)), why);
 		}
 		free(e);
 		return r;
 	}
+	e->core = core;
 	pthread_mutex_init(&e->mu, NULL);
 	cluster__cond_init(&e->cv);
-	cluster->engine_data = e;
+	*out = e;
 	return 0;
 }
 
 static void
-etcd2_destroy(CLUSTER *cluster)
+etcd2_destroy(void *engine)
 {
-	etcd2 *e = E(cluster);
+	etcd2 *e = engine;
 
 	if(!e)
 	{
@@ -129,13 +127,11 @@ etcd2_destroy(CLUSTER *cluster)
 	pthread_mutex_destroy(&e->mu);
 	pthread_cond_destroy(&e->cv);
 	free(e);
-	cluster->engine_data = NULL;
 }
 
 static cluster__http *
-new_http(CLUSTER *cluster, int timeout_ms)
+new_http(etcd2 *e, int timeout_ms)
 {
-	etcd2 *e = E(cluster);
 	cluster__http_config cfg;
 
 	memset(&cfg, 0, sizeof(cfg));
@@ -143,13 +139,13 @@ new_http(CLUSTER *cluster, int timeout_ms)
 	cfg.n_endpoints = e->n_endpoints;
 	cfg.connect_timeout_ms = CLUSTER_CONNECT_TIMEOUT_MS;
 	cfg.timeout_ms = timeout_ms;
-	cfg.ca_file = cluster->ca_file;
-	cfg.cert_file = cluster->cert_file;
-	cfg.key_file = cluster->key_file;
-	cfg.user = cluster->user;
-	cfg.password = cluster->password;
-	cfg.verbose = cluster__verbose(cluster);
-	return cluster__http_create(&cfg, cluster);
+	cfg.ca_file = e->cfg->ca_file;
+	cfg.cert_file = e->cfg->cert_file;
+	cfg.key_file = e->cfg->key_file;
+	cfg.user = e->cfg->user;
+	cfg.password = e->cfg->password;
+	cfg.verbose = cluster__verbose(e->core);
+	return cluster__http_create(&cfg, e->core);
 }
 
 /* Wait up to ms for stop; returns non-zero if stopping. Nothing else
@@ -171,16 +167,15 @@ pause_ms(etcd2 *e, int ms)
 }
 
 static void
-update_fresh(CLUSTER *cluster, int *slot, int ok)
+update_fresh(etcd2 *e, int *slot, int ok)
 {
-	etcd2 *e = E(cluster);
 	int fresh;
 
 	pthread_mutex_lock(&e->mu);
 	*slot = ok;
 	fresh = e->ping_ok && e->watch_ok;
 	pthread_mutex_unlock(&e->mu);
-	cluster__set_fresh(cluster, fresh);
+	cluster__set_fresh(e->core, fresh);
 }
 
 /* HTTP status of a failed write/read -> errno for the application. */
@@ -197,9 +192,8 @@ status_errno(long status)
 /* PUT this instance's key. mode: "create" (prevExist=false), "update"
  * (prevExist=true, new value: wakes watchers) or "refresh" (TTL only). */
 static int
-put_self(CLUSTER *cluster, cluster__http *http, const char *mode, long *status)
+put_self(etcd2 *e, cluster__http *http, const char *mode, long *status)
 {
-	etcd2 *e = E(cluster);
 	cluster__http_response resp;
 	char path[1024], body[64];
 	int r;
@@ -207,12 +201,12 @@ put_self(CLUSTER *cluster, cluster__http *http, const char *mode, long *status)
 	if(!strcmp(mode, "refresh"))
 	{
 		snprintf(path, sizeof(path), "%s?refresh=true&prevExist=true", e->self_path);
-		snprintf(body, sizeof(body), "ttl=%d", cluster->ttl);
+		snprintf(body, sizeof(body), "ttl=%d", e->cfg->ttl);
 	}
 	else
 	{
 		snprintf(path, sizeof(path), "%s?prevExist=%s", e->self_path, strcmp(mode, "create") ? "true" : "false");
-		snprintf(body, sizeof(body), "value=%d&ttl=%d", cluster__get_workers(cluster), cluster->ttl);
+		snprintf(body, sizeof(body), "value=%d&ttl=%d", cluster__get_workers(e->core), e->cfg->ttl);
 	}
 	memset(&resp, 0, sizeof(resp));
 	r = cluster__http_request(http, "PUT", path, FORM, body, &resp);
@@ -224,11 +218,10 @@ put_self(CLUSTER *cluster, cluster__http *http, const char *mode, long *status)
 /* The directory holds more members than the process will: say so once
  * per episode (the watch thread retries while it lasts). */
 static void
-log_over_limit(CLUSTER *cluster)
+log_over_limit(etcd2 *e)
 {
-	etcd2 *e = E(cluster);
 
-	cluster__log(cluster, e->over_limit ? LOG_DEBUG : LOG_ERR,
+	cluster__log(e->core, e->over_limit ? LOG_DEBUG : LOG_ERR,
 		"libcluster: etcd2: %s holds more than CLUSTER_MEMBERS_MAX (%d) members; they are not read and the view is not updated\n",
 		e->dir, CLUSTER_MEMBERS_MAX);
 	e->over_limit = 1;
@@ -238,9 +231,8 @@ log_over_limit(CLUSTER *cluster)
  * is replaced only by a complete listing: on failure it is unchanged and
  * the reason is in why (the caller logs it, once per outage). */
 static int
-list_dir(CLUSTER *cluster, cluster__http *http, uint64_t *index, char *why, size_t whylen)
+list_dir(etcd2 *e, cluster__http *http, uint64_t *index, char *why, size_t whylen)
 {
-	etcd2 *e = E(cluster);
 	cluster__http_response resp;
 	cluster__etcd3_table t;
 	cluster__member *m = NULL;
@@ -275,7 +267,7 @@ list_dir(CLUSTER *cluster, cluster__http *http, uint64_t *index, char *why, size
 		}
 		else if(r == E2BIG)
 		{
-			log_over_limit(cluster);
+			log_over_limit(e);
 			snprintf(why, whylen, "%s holds more than CLUSTER_MEMBERS_MAX (%d) members", e->dir, CLUSTER_MEMBERS_MAX);
 		}
 		else if(r)
@@ -290,7 +282,7 @@ list_dir(CLUSTER *cluster, cluster__http *http, uint64_t *index, char *why, size
 	}
 	if(skipped)
 	{
-		cluster__log(cluster, LOG_WARNING, "libcluster: etcd2: left out %zu entries of %s that are not members (bad id or worker count)\n", skipped, e->dir);
+		cluster__log(e->core, LOG_WARNING, "libcluster: etcd2: left out %zu entries of %s that are not members (bad id or worker count)\n", skipped, e->dir);
 	}
 	memset(&t, 0, sizeof(t));
 	for(i = 0; i < n && !r; i++)
@@ -300,7 +292,7 @@ list_dir(CLUSTER *cluster, cluster__http *http, uint64_t *index, char *why, size
 	free(m);
 	if(r == E2BIG)
 	{
-		log_over_limit(cluster);
+		log_over_limit(e);
 		snprintf(why, whylen, "%s holds more than CLUSTER_MEMBERS_MAX (%d) members", e->dir, CLUSTER_MEMBERS_MAX);
 	}
 	else if(r)
@@ -326,11 +318,10 @@ list_dir(CLUSTER *cluster, cluster__http *http, uint64_t *index, char *why, size
  * does not fit an int is refused). The index comes from the registry:
  * subtract in unsigned arithmetic so a hostile one cannot overflow. */
 static int
-publish(CLUSTER *cluster)
+publish(etcd2 *e)
 {
-	etcd2 *e = E(cluster);
 
-	return cluster__publish_view(cluster, e->table.m, e->table.n, (int64_t) (e->next_index - 1));
+	return cluster__publish_view(e->core, e->table.m, e->table.n, (int64_t) (e->next_index - 1));
 }
 
 /* Apply one long-poll answer; returns 0, ESTALE when history is gone,
@@ -340,9 +331,8 @@ publish(CLUSTER *cluster)
  * error with the reason in why (the caller logs it: a registry that keeps
  * answering nonsense must not fill the log). */
 static int
-apply_watch(CLUSTER *cluster, cluster__http_response *resp, char *why, size_t whylen)
+apply_watch(etcd2 *e, cluster__http_response *resp, char *why, size_t whylen)
 {
-	etcd2 *e = E(cluster);
 	cluster__etcd2_event ev;
 	uint64_t idx;
 	int code, r;
@@ -365,7 +355,7 @@ apply_watch(CLUSTER *cluster, cluster__http_response *resp, char *why, size_t wh
 	{
 		if(!ev.removed)
 		{
-			cluster__log(cluster, LOG_WARNING, "libcluster: etcd2: member %s has an invalid worker count; leaving it out\n", ev.id);
+			cluster__log(e->core, LOG_WARNING, "libcluster: etcd2: member %s has an invalid worker count; leaving it out\n", ev.id);
 		}
 		cluster__etcd3_table_del(&e->table, ev.id);
 	}
@@ -380,7 +370,7 @@ apply_watch(CLUSTER *cluster, cluster__http_response *resp, char *why, size_t wh
 		r = cluster__etcd3_table_put(&e->table, &m, cluster__now_ms(), NULL);
 		if(r == E2BIG)
 		{
-			log_over_limit(cluster);
+			log_over_limit(e);
 			snprintf(why, whylen, "%s holds more than CLUSTER_MEMBERS_MAX (%d) members", e->dir, CLUSTER_MEMBERS_MAX);
 		}
 		if(r)
@@ -388,7 +378,7 @@ apply_watch(CLUSTER *cluster, cluster__http_response *resp, char *why, size_t wh
 			return r;
 		}
 	}
-	publish(cluster);
+	publish(e);
 	return 0;
 }
 
@@ -404,13 +394,12 @@ apply_watch(CLUSTER *cluster, cluster__http_response *resp, char *why, size_t wh
 /* Watch thread: list the directory again and publish it; from then on
  * watch from the listing's index. */
 static int
-relist(CLUSTER *cluster, char *why, size_t whylen)
+relist(etcd2 *e, char *why, size_t whylen)
 {
-	etcd2 *e = E(cluster);
 	uint64_t index;
 	int r;
 
-	r = list_dir(cluster, e->watch_http, &index, why, whylen);
+	r = list_dir(e, e->watch_http, &index, why, whylen);
 	if(r)
 	{
 		return r;
@@ -418,21 +407,20 @@ relist(CLUSTER *cluster, char *why, size_t whylen)
 	e->next_index = index + 1;
 	if(e->over_limit)
 	{
-		cluster__log(cluster, LOG_NOTICE, "libcluster: etcd2: %s is back within CLUSTER_MEMBERS_MAX (%d members)\n", e->dir, CLUSTER_MEMBERS_MAX);
+		cluster__log(e->core, LOG_NOTICE, "libcluster: etcd2: %s is back within CLUSTER_MEMBERS_MAX (%d members)\n", e->dir, CLUSTER_MEMBERS_MAX);
 		e->over_limit = 0;
 	}
-	publish(cluster);
+	publish(e);
 	return 0;
 }
 
 static void *
 watch_main(void *arg)
 {
-	CLUSTER *cluster = arg;
-	etcd2 *e = E(cluster);
+	etcd2 *e = arg;
 	int backoff = WATCH_BACKOFF_MIN_MS, failures = 0, need_list = 0;
 
-	cluster__log(cluster, LOG_DEBUG, "libcluster: etcd2: re-balancing thread started for %s/%s at <%s>\n", cluster->key, cluster->env, cluster__http_endpoint(e->watch_http));
+	cluster__log(e->core, LOG_DEBUG, "libcluster: etcd2: re-balancing thread started for %s/%s at <%s>\n", e->cfg->key, e->cfg->env, cluster__http_endpoint(e->watch_http));
 	for(;;)
 	{
 		cluster__http_response resp;
@@ -443,7 +431,7 @@ watch_main(void *arg)
 		why[0] = 0;
 		if(need_list)
 		{
-			r = relist(cluster, why, sizeof(why));
+			r = relist(e, why, sizeof(why));
 			if(r == ECANCELED)
 			{
 				break;
@@ -472,13 +460,13 @@ watch_main(void *arg)
 		}
 		else if(!r)
 		{
-			r = apply_watch(cluster, &resp, why, sizeof(why));
+			r = apply_watch(e, &resp, why, sizeof(why));
 		}
 		cluster__http_response_free(&resp);
 		if(r == ESTALE)
 		{
-			cluster__log(cluster, LOG_NOTICE, "libcluster: etcd2: watch history of %s was cleared; re-reading\n", e->dir);
-			r = relist(cluster, why, sizeof(why));
+			cluster__log(e->core, LOG_NOTICE, "libcluster: etcd2: watch history of %s was cleared; re-reading\n", e->dir);
+			r = relist(e, why, sizeof(why));
 		}
 		if(r == ECANCELED)
 		{
@@ -488,11 +476,11 @@ watch_main(void *arg)
 		{
 			if(failures)
 			{
-				cluster__log(cluster, LOG_NOTICE, "libcluster: etcd2: receiving changes from <%s> again\n", cluster__http_endpoint(e->watch_http));
+				cluster__log(e->core, LOG_NOTICE, "libcluster: etcd2: receiving changes from <%s> again\n", cluster__http_endpoint(e->watch_http));
 			}
 			backoff = WATCH_BACKOFF_MIN_MS;
 			failures = 0;
-			update_fresh(cluster, &e->watch_ok, 1);
+			update_fresh(e, &e->watch_ok, 1);
 			continue;
 		}
 failed:
@@ -500,7 +488,7 @@ failed:
 		{
 			snprintf(why, sizeof(why), "%s", strerror(r));
 		}
-		update_fresh(cluster, &e->watch_ok, 0);
+		update_fresh(e, &e->watch_ok, 0);
 		if(r == E2BIG)
 		{
 			/* the table lacks the refused member: it is no view until a
@@ -509,11 +497,11 @@ failed:
 		}
 		else if(!failures++)
 		{
-			cluster__log(cluster, LOG_WARNING, "libcluster: etcd2: failed to receive changes from <%s>: %s; retrying\n", cluster__http_endpoint(e->watch_http), why);
+			cluster__log(e->core, LOG_WARNING, "libcluster: etcd2: failed to receive changes from <%s>: %s; retrying\n", cluster__http_endpoint(e->watch_http), why);
 		}
-		else if(cluster__verbose(cluster))
+		else if(cluster__verbose(e->core))
 		{
-			cluster__log(cluster, LOG_DEBUG, "libcluster: etcd2: failed again to receive changes from <%s>: %s; retrying in %d ms\n", cluster__http_endpoint(e->watch_http), why, backoff);
+			cluster__log(e->core, LOG_DEBUG, "libcluster: etcd2: failed again to receive changes from <%s>: %s; retrying in %d ms\n", cluster__http_endpoint(e->watch_http), why, backoff);
 		}
 		cluster__http_next_endpoint(e->watch_http);
 		if(pause_ms(e, backoff))
@@ -522,7 +510,7 @@ failed:
 		}
 		backoff = backoff * 2 > WATCH_BACKOFF_MAX_MS ? WATCH_BACKOFF_MAX_MS : backoff * 2;
 	}
-	cluster__log(cluster, LOG_DEBUG, "libcluster: etcd2: balancing thread is terminating\n");
+	cluster__log(e->core, LOG_DEBUG, "libcluster: etcd2: balancing thread is terminating\n");
 	return NULL;
 }
 
@@ -538,14 +526,13 @@ failed:
 static void *
 ping_main(void *arg)
 {
-	CLUSTER *cluster = arg;
-	etcd2 *e = E(cluster);
-	int interval = cluster->ttl * 1000 / 3;
+	etcd2 *e = arg;
+	int interval = e->cfg->ttl * 1000 / 3;
 	int retry = interval < PING_RETRY_MS ? interval : PING_RETRY_MS;
 	int64_t next_refresh = cluster__now_ms() + interval, retry_at = 0;
 	int failures = 0;
 
-	cluster__log(cluster, LOG_DEBUG, "libcluster: etcd2: ping thread starting with ttl=%d, refresh=%dms\n", cluster->ttl, interval);
+	cluster__log(e->core, LOG_DEBUG, "libcluster: etcd2: ping thread starting with ttl=%d, refresh=%dms\n", e->cfg->ttl, interval);
 	for(;;)
 	{
 		const char *mode = "refresh";
@@ -587,11 +574,11 @@ ping_main(void *arg)
 			mode = "update";
 		}
 		pthread_mutex_unlock(&e->mu);
-		r = put_self(cluster, e->ping_http, mode, &status);
+		r = put_self(e, e->ping_http, mode, &status);
 		if(!r && status == 404)
 		{
-			cluster__log(cluster, LOG_NOTICE, "libcluster: etcd2: registration of %s had gone; re-registering\n", cluster->instance);
-			r = put_self(cluster, e->ping_http, "create", &status);
+			cluster__log(e->core, LOG_NOTICE, "libcluster: etcd2: registration of %s had gone; re-registering\n", e->cfg->instance);
+			r = put_self(e, e->ping_http, "create", &status);
 		}
 		if(r == ECANCELED)
 		{
@@ -602,7 +589,7 @@ ping_main(void *arg)
 		{
 			if(failures)
 			{
-				cluster__log(cluster, LOG_NOTICE, "libcluster: etcd2: registry reachable again at <%s>\n", cluster__http_endpoint(e->ping_http));
+				cluster__log(e->core, LOG_NOTICE, "libcluster: etcd2: registry reachable again at <%s>\n", cluster__http_endpoint(e->ping_http));
 			}
 			failures = 0;
 			next_refresh = now + interval;
@@ -614,7 +601,7 @@ ping_main(void *arg)
 			}
 			pthread_cond_broadcast(&e->cv);
 			pthread_mutex_unlock(&e->mu);
-			update_fresh(cluster, &e->ping_ok, 1);
+			update_fresh(e, &e->ping_ok, 1);
 			continue;
 		}
 		if(r)
@@ -625,40 +612,39 @@ ping_main(void *arg)
 		{
 			snprintf(why, sizeof(why), "HTTP status %ld", status);
 		}
-		update_fresh(cluster, &e->ping_ok, 0);
+		update_fresh(e, &e->ping_ok, 0);
 		if(!failures++)
 		{
-			cluster__log(cluster, LOG_WARNING, "libcluster: etcd2: cannot %s %s at <%s>: %s; retrying every %d ms\n", mode, cluster->instance, cluster__http_endpoint(e->ping_http), why, retry);
+			cluster__log(e->core, LOG_WARNING, "libcluster: etcd2: cannot %s %s at <%s>: %s; retrying every %d ms\n", mode, e->cfg->instance, cluster__http_endpoint(e->ping_http), why, retry);
 		}
-		else if(cluster__verbose(cluster))
+		else if(cluster__verbose(e->core))
 		{
-			cluster__log(cluster, LOG_DEBUG, "libcluster: etcd2: cannot %s %s at <%s> (%d failures in a row): %s\n", mode, cluster->instance, cluster__http_endpoint(e->ping_http), failures, why);
+			cluster__log(e->core, LOG_DEBUG, "libcluster: etcd2: cannot %s %s at <%s> (%d failures in a row): %s\n", mode, e->cfg->instance, cluster__http_endpoint(e->ping_http), failures, why);
 		}
 		cluster__http_next_endpoint(e->ping_http);
 		retry_at = now + PING_RETRY_MS;
 		next_refresh = now + retry;
 	}
-	cluster__log(cluster, LOG_DEBUG, "libcluster: etcd2: ping thread is terminating\n");
+	cluster__log(e->core, LOG_DEBUG, "libcluster: etcd2: ping thread is terminating\n");
 	return NULL;
 }
 
 /* Create our key; if a live (or crashed) instance holds the id, wait up
  * to TTL + 1 s for its key to expire before giving up with EEXIST. */
 static int
-register_self(CLUSTER *cluster)
+register_self(etcd2 *e)
 {
-	etcd2 *e = E(cluster);
-	int64_t deadline = cluster__now_ms() + cluster->ttl * 1000 + 1000;
+	int64_t deadline = cluster__now_ms() + e->cfg->ttl * 1000 + 1000;
 	int warned = 0;
 
 	for(;;)
 	{
 		long status = 0;
-		int r = put_self(cluster, e->ping_http, "create", &status);
+		int r = put_self(e, e->ping_http, "create", &status);
 
 		if(r)
 		{
-			cluster__log(cluster, LOG_ERR, "libcluster: etcd2: cannot register %s at <%s>: %s\n", cluster->instance, cluster__http_endpoint(e->ping_http), strerror(r));
+			cluster__log(e->core, LOG_ERR, "libcluster: etcd2: cannot register %s at <%s>: %s\n", e->cfg->instance, cluster__http_endpoint(e->ping_http), strerror(r));
 			return r;
 		}
 		if(status == 201 || status == 200)
@@ -667,17 +653,17 @@ register_self(CLUSTER *cluster)
 		}
 		if(status != 412)
 		{
-			cluster__log(cluster, LOG_ERR, "libcluster: etcd2: cannot register %s: HTTP status %ld\n", cluster->instance, status);
+			cluster__log(e->core, LOG_ERR, "libcluster: etcd2: cannot register %s: HTTP status %ld\n", e->cfg->instance, status);
 			return status_errno(status);
 		}
 		if(cluster__now_ms() >= deadline)
 		{
-			cluster__log(cluster, LOG_ERR, "libcluster: etcd2: instance id %s is held by a live instance of %s/%s\n", cluster->instance, cluster->key, cluster->env);
+			cluster__log(e->core, LOG_ERR, "libcluster: etcd2: instance id %s is held by a live instance of %s/%s\n", e->cfg->instance, e->cfg->key, e->cfg->env);
 			return EEXIST;
 		}
 		if(!warned)
 		{
-			cluster__log(cluster, LOG_WARNING, "libcluster: etcd2: instance id %s is registered already; waiting up to %d s for it to expire\n", cluster->instance, cluster->ttl + 1);
+			cluster__log(e->core, LOG_WARNING, "libcluster: etcd2: instance id %s is registered already; waiting up to %d s for it to expire\n", e->cfg->instance, e->cfg->ttl + 1);
 			warned = 1;
 		}
 		pause_ms(e, 250);
@@ -711,37 +697,38 @@ strfmt(const char *a, const char *b, const char *c, const char *d)
 }
 
 static int
-etcd2_join(CLUSTER *cluster)
+etcd2_join(void *engine, const cluster__engine_config *cfg)
 {
-	etcd2 *e = E(cluster);
+	etcd2 *e = engine;
 	uint64_t index = 0;
 	char why[320];
 	int r;
 
+	e->cfg = cfg;
 	e->stop = 0;
 	e->value_gen = e->written_gen = 0;
 	e->ping_ok = 1;
 	e->watch_ok = 1;
-	e->dir = cluster->partition ? strfmt("/", cluster->key, "/", cluster->partition) : strfmt("/", cluster->key, "", "");
+	e->dir = e->cfg->partition ? strfmt("/", e->cfg->key, "/", e->cfg->partition) : strfmt("/", e->cfg->key, "", "");
 	if(e->dir)
 	{
-		char *d = strfmt(e->dir, "/", cluster->env, "");
+		char *d = strfmt(e->dir, "/", e->cfg->env, "");
 
 		free(e->dir);
 		e->dir = d;
 	}
 	e->dir_path = e->dir ? strfmt("/v2/keys", e->dir, "", "") : NULL;
-	e->self_path = e->dir_path ? strfmt(e->dir_path, "/", cluster->instance, "") : NULL;
-	e->ping_http = new_http(cluster, CLUSTER_REQUEST_TIMEOUT_MS);
-	e->watch_http = new_http(cluster, WATCH_POLL_MS);
+	e->self_path = e->dir_path ? strfmt(e->dir_path, "/", e->cfg->instance, "") : NULL;
+	e->ping_http = new_http(e, e->cfg->request_timeout_ms);
+	e->watch_http = new_http(e, WATCH_POLL_MS);
 	if(!e->self_path || !e->ping_http || !e->watch_http)
 	{
 		drop_http(e);
 		return ENOMEM;
 	}
-	if(!cluster->passive)
+	if(!e->cfg->passive)
 	{
-		r = register_self(cluster);
+		r = register_self(e);
 		if(r)
 		{
 			drop_http(e);
@@ -749,14 +736,14 @@ etcd2_join(CLUSTER *cluster)
 		}
 	}
 	why[0] = 0;
-	r = list_dir(cluster, e->ping_http, &index, why, sizeof(why));
+	r = list_dir(e, e->ping_http, &index, why, sizeof(why));
 	if(!r)
 	{
 		/* the first view must exist (and the callback have run) before
 		 * join returns; a listing that cannot make one is a failing registry */
 		e->next_index = index + 1;
-		cluster__set_fresh(cluster, 1);
-		r = publish(cluster);
+		cluster__set_fresh(e->core, 1);
+		r = publish(e);
 		r = r && r != ENOMEM ? EIO : r;
 	}
 	if(r)
@@ -764,9 +751,9 @@ etcd2_join(CLUSTER *cluster)
 		if(r != E2BIG)
 		{
 			/* (E2BIG was said, with the limit) */
-			cluster__log(cluster, LOG_ERR, "libcluster: etcd2: cannot read %s at <%s>: %s\n", e->dir, cluster__http_endpoint(e->ping_http), why[0] ? why : strerror(r));
+			cluster__log(e->core, LOG_ERR, "libcluster: etcd2: cannot read %s at <%s>: %s\n", e->dir, cluster__http_endpoint(e->ping_http), why[0] ? why : strerror(r));
 		}
-		if(!cluster->passive)
+		if(!e->cfg->passive)
 		{
 			cluster__http_response resp;
 
@@ -777,17 +764,17 @@ etcd2_join(CLUSTER *cluster)
 		drop_http(e);
 		return r;
 	}
-	if(pthread_create(&e->watch_thread, NULL, watch_main, cluster) == 0)
+	if(pthread_create(&e->watch_thread, NULL, watch_main, e) == 0)
 	{
 		e->watch_running = 1;
 	}
-	if(e->watch_running && !cluster->passive && pthread_create(&e->ping_thread, NULL, ping_main, cluster) == 0)
+	if(e->watch_running && !e->cfg->passive && pthread_create(&e->ping_thread, NULL, ping_main, e) == 0)
 	{
 		e->ping_running = 1;
 	}
-	if(!e->watch_running || (!cluster->passive && !e->ping_running))
+	if(!e->watch_running || (!e->cfg->passive && !e->ping_running))
 	{
-		cluster__log(cluster, LOG_CRIT, "libcluster: etcd2: cannot start library threads\n");
+		cluster__log(e->core, LOG_CRIT, "libcluster: etcd2: cannot start library threads\n");
 		pthread_mutex_lock(&e->mu);
 		e->stop = 1;
 		pthread_cond_broadcast(&e->cv);
@@ -807,9 +794,9 @@ etcd2_join(CLUSTER *cluster)
 /* Stop both threads (cancelling any request in flight), then delete our
  * key within what is left of the leave budget. */
 static void
-etcd2_leave(CLUSTER *cluster)
+etcd2_leave(void *engine)
 {
-	etcd2 *e = E(cluster);
+	etcd2 *e = engine;
 	int64_t start = cluster__now_ms();
 
 	pthread_mutex_lock(&e->mu);
@@ -828,10 +815,10 @@ etcd2_leave(CLUSTER *cluster)
 		pthread_join(e->watch_thread, NULL);
 		e->watch_running = 0;
 	}
-	if(!cluster->passive)
+	if(!e->cfg->passive)
 	{
 		int left = CLUSTER_LEAVE_BUDGET_MS - (int) (cluster__now_ms() - start);
-		cluster__http *http = left > 50 ? new_http(cluster, left) : NULL;
+		cluster__http *http = left > 50 ? new_http(e, left) : NULL;
 
 		if(http)
 		{
@@ -840,7 +827,7 @@ etcd2_leave(CLUSTER *cluster)
 			memset(&resp, 0, sizeof(resp));
 			if(cluster__http_request(http, "DELETE", e->self_path, NULL, NULL, &resp))
 			{
-				cluster__log(cluster, LOG_WARNING, "libcluster: etcd2: could not remove %s in time; it expires within %d s\n", cluster->instance, cluster->ttl);
+				cluster__log(e->core, LOG_WARNING, "libcluster: etcd2: could not remove %s in time; it expires within %d s\n", e->cfg->instance, e->cfg->ttl);
 			}
 			cluster__http_response_free(&resp);
 			cluster__http_destroy(http);
@@ -856,18 +843,19 @@ etcd2_leave(CLUSTER *cluster)
  * call still succeeds, because the count will reach the registry.
  */
 static int
-etcd2_workers_changed(CLUSTER *cluster)
+etcd2_workers_changed(void *engine, int workers)
 {
-	etcd2 *e = E(cluster);
+	etcd2 *e = engine;
 	struct timespec ts;
 	unsigned long gen;
 	int done;
 
-	if(cluster->passive)
+	if(e->cfg->passive)
 	{
 		return 0;
 	}
-	cluster__deadline(&ts, CLUSTER_REQUEST_TIMEOUT_MS + 500);
+	(void) workers;
+	cluster__deadline(&ts, e->cfg->request_timeout_ms + 500);
 	pthread_mutex_lock(&e->mu);
 	gen = ++e->value_gen;
 	pthread_cond_broadcast(&e->cv);
@@ -882,7 +870,7 @@ etcd2_workers_changed(CLUSTER *cluster)
 	pthread_mutex_unlock(&e->mu);
 	if(!done)
 	{
-		cluster__log(cluster, LOG_WARNING, "libcluster: etcd2: the new worker count is not in the registry yet; the ping thread keeps trying\n");
+		cluster__log(e->core, LOG_WARNING, "libcluster: etcd2: the new worker count is not in the registry yet; the ping thread keeps trying\n");
 	}
 	return 0;
 }

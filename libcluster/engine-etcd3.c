@@ -17,7 +17,8 @@
  *   after a compaction.
  * A passive member registers nothing and runs only the watch thread.
  */
-#include "cluster-int.h"
+#include "util.h"
+#include "engine.h"
 #include "http.h"
 #include "etcd3-proto.h"
 
@@ -45,7 +46,8 @@ struct etcd3_conn
 typedef struct etcd3 etcd3;
 struct etcd3
 {
-	CLUSTER *c;
+	CLUSTER *core;               /* the handle, for the hooks only */
+	const cluster__engine_config *cfg; /* while joined */
 	char **endpoints;
 	size_t n_endpoints;
 
@@ -55,7 +57,7 @@ struct etcd3
 	char *label;                 /* "key/[partition/]env" for log lines */
 	int ttl;                     /* granted TTL (s) */
 	int passive;
-	cluster__http_config cfg;
+	cluster__http_config hcfg;
 	etcd3_conn ping;             /* ping thread's connection (join uses it first) */
 	etcd3_conn watch;            /* watch thread's connection */
 	pthread_t ping_thread, watch_thread;
@@ -119,7 +121,7 @@ nap(etcd3 *ed, int64_t ms)
 	{
 		struct timespec ts;
 		/* a settling change is delivered on time even while we wait */
-		int64_t settle = cluster__settle_tick(ed->c);
+		int64_t settle = cluster__settle_tick(ed->core);
 		int64_t now = cluster__now_ms(), wait = end - now;
 		int expired = 0;
 
@@ -159,7 +161,7 @@ update_fresh(etcd3 *ed)
 	pthread_mutex_lock(&ed->m);
 	f = ed->watch_ok && (ed->passive || (ed->registered && ed->lease_ok));
 	pthread_mutex_unlock(&ed->m);
-	cluster__set_fresh(ed->c, f);
+	cluster__set_fresh(ed->core, f);
 	pthread_mutex_unlock(&ed->fresh_m);
 }
 
@@ -215,7 +217,7 @@ authenticate(etcd3 *ed, etcd3_conn *cn, char *why, size_t whysz)
 	int r;
 
 	cluster__http_set_token(cn->h, NULL);
-	body = cluster__etcd3_build_auth(ed->c->user, ed->c->password);
+	body = cluster__etcd3_build_auth(ed->cfg->user, ed->cfg->password);
 	if(!body)
 	{
 		snprintf(why, whysz, "out of memory");
@@ -274,7 +276,7 @@ rpc(etcd3 *ed, etcd3_conn *cn, const char *path, const char *body, cluster__http
 	}
 	for(attempt = 0; attempt < 2; attempt++)
 	{
-		if(ed->c->user && !cn->authed)
+		if(ed->cfg->user && !cn->authed)
 		{
 			r = authenticate(ed, cn, why, whysz);
 			if(r)
@@ -297,7 +299,7 @@ rpc(etcd3 *ed, etcd3_conn *cn, const char *path, const char *body, cluster__http
 		cluster__http_response_free(resp);
 		/* a token etcd no longer knows (expired, or etcd restarted with
 		 * simple tokens): log in again once, then retry */
-		if(!ed->c->user || !(status == 401 || (status == 400 && strstr(why, "user name is empty"))))
+		if(!ed->cfg->user || !(status == 401 || (status == 400 && strstr(why, "user name is empty"))))
 		{
 			break;
 		}
@@ -339,8 +341,8 @@ member_value(etcd3 *ed, unsigned long *gen, unsigned long *seq)
 	pthread_mutex_lock(&ed->m);
 	*gen = ed->value_gen;
 	pthread_mutex_unlock(&ed->m);
-	workers = cluster__get_workers(ed->c);
-	cluster__get_status(ed->c, &st);
+	workers = cluster__get_workers(ed->core);
+	cluster__get_status(ed->core, &st);
 	*seq = st.seq;
 	return cluster__etcd3_build_member_value(workers, st.reported, st.address, st.load, st.capacity);
 }
@@ -358,7 +360,7 @@ revoke(etcd3 *ed, etcd3_conn *cn, int64_t lease)
 	cluster__http_response_free(&resp);
 	if(r && r != ENOENT && r != ECANCELED)
 	{
-		cluster__log(ed->c, LOG_DEBUG, "libcluster: etcd: cannot revoke lease %llx: %s\n", (unsigned long long) lease, why);
+		cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: cannot revoke lease %llx: %s\n", (unsigned long long) lease, why);
 	}
 	return r;
 }
@@ -382,7 +384,7 @@ register_once(etcd3 *ed, etcd3_conn *cn, int64_t old_lease, int64_t *rev_out, un
 
 	*rev_out = 0;
 	memset(&txn, 0, sizeof(txn));
-	body = cluster__etcd3_build_grant(ed->c->ttl);
+	body = cluster__etcd3_build_grant(ed->cfg->ttl);
 	r = rpc(ed, cn, "/v3/lease/grant", body, &resp, why, whysz);
 	free(body);
 	if(r)
@@ -476,18 +478,18 @@ member_from_kv(etcd3 *ed, const cluster__etcd3_kv *kv, cluster__member *rec)
 	if(r)
 	{
 		printable(shown, sizeof(shown), kv->key, kv->key_len);
-		cluster__log(ed->c, LOG_WARNING, "libcluster: etcd: ignoring key %s: the last part is not a valid instance id\n", shown);
+		cluster__log(ed->core, LOG_WARNING, "libcluster: etcd: ignoring key %s: the last part is not a valid instance id\n", shown);
 		return EINVAL;
 	}
 	r = cluster__etcd3_parse_member_value(kv->value, kv->value_len, rec, &why);
 	if(r)
 	{
-		cluster__log(ed->c, LOG_WARNING, "libcluster: etcd: leaving out member %s (key %s%s): %s\n", rec->id, ed->prefix, rec->id, why);
+		cluster__log(ed->core, LOG_WARNING, "libcluster: etcd: leaving out member %s (key %s%s): %s\n", rec->id, ed->prefix, rec->id, why);
 		return EINVAL;
 	}
 	if(*why)
 	{
-		cluster__log(ed->c, LOG_WARNING, "libcluster: etcd: member %s (key %s%s): %s\n", rec->id, ed->prefix, rec->id, why);
+		cluster__log(ed->core, LOG_WARNING, "libcluster: etcd: member %s (key %s%s): %s\n", rec->id, ed->prefix, rec->id, why);
 	}
 	rec->passive = 0;
 	rec->mod_revision = kv->mod_revision;
@@ -584,15 +586,15 @@ publish(etcd3 *ed)
 	pthread_mutex_lock(&ed->m);
 	taken = ed->id_taken || ed->stop;
 	pthread_mutex_unlock(&ed->m);
-	if(ed->passive || taken || cluster__etcd3_table_find(&ed->table, ed->c->instance))
+	if(ed->passive || taken || cluster__etcd3_table_find(&ed->table, ed->cfg->instance))
 	{
-		cluster__publish_view(ed->c, ed->table.m, ed->table.n, ed->last_rev);
+		cluster__publish_view(ed->core, ed->table.m, ed->table.n, ed->last_rev);
 		return;
 	}
 	m = malloc((ed->table.n + 1) * sizeof(*m));
 	if(!m)
 	{
-		cluster__publish_view(ed->c, ed->table.m, ed->table.n, ed->last_rev);
+		cluster__publish_view(ed->core, ed->table.m, ed->table.n, ed->last_rev);
 		return;
 	}
 	if(ed->table.n)
@@ -600,10 +602,10 @@ publish(etcd3 *ed)
 		memcpy(m, ed->table.m, ed->table.n * sizeof(*m));
 	}
 	memset(&m[ed->table.n], 0, sizeof(*m));
-	snprintf(m[ed->table.n].id, sizeof(m[ed->table.n].id), "%s", ed->c->instance);
-	m[ed->table.n].workers = cluster__get_workers(ed->c);
+	snprintf(m[ed->table.n].id, sizeof(m[ed->table.n].id), "%s", ed->cfg->instance);
+	m[ed->table.n].workers = cluster__get_workers(ed->core);
 	m[ed->table.n].received_ms = cluster__now_ms();
-	cluster__publish_view(ed->c, m, ed->table.n + 1, ed->last_rev);
+	cluster__publish_view(ed->core, m, ed->table.n + 1, ed->last_rev);
 	free(m);
 }
 
@@ -650,7 +652,7 @@ apply_events(etcd3 *ed, const cluster__etcd3_watch_msg *msg)
 				continue;
 			}
 			cluster__etcd3_table_del(&ed->table, rec.id);
-			if(!strcmp(rec.id, ed->c->instance))
+			if(!strcmp(rec.id, ed->cfg->instance))
 			{
 				self_deleted = 1;
 			}
@@ -680,7 +682,7 @@ apply_events(etcd3 *ed, const cluster__etcd3_watch_msg *msg)
 		}
 		if(r)
 		{
-			cluster__log(ed->c, LOG_ERR, "libcluster: etcd: out of memory applying a watch event\n");
+			cluster__log(ed->core, LOG_ERR, "libcluster: etcd: out of memory applying a watch event\n");
 		}
 	}
 	if(self_deleted && !ed->passive)
@@ -754,9 +756,9 @@ watch_line(void *ctx, const char *line, size_t len)
 		ed->watch_ok = 1;
 		pthread_mutex_unlock(&ed->m);
 		update_fresh(ed);
-		if(cluster__verbose(ed->c))
+		if(cluster__verbose(ed->core))
 		{
-			cluster__log(ed->c, LOG_DEBUG, "libcluster: etcd: watching %s from revision %lld at %s\n", ed->prefix, (long long) next_rev(ed->last_rev),
+			cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: watching %s from revision %lld at %s\n", ed->prefix, (long long) next_rev(ed->last_rev),
 				cluster__http_endpoint(ed->watch.h));
 		}
 	}
@@ -833,7 +835,7 @@ watch_tick(void *ctx)
 		}
 		next = w->next_heartbeat - now;
 	}
-	settle = cluster__settle_tick(w->ed->c);
+	settle = cluster__settle_tick(w->ed->core);
 	if(settle >= 0 && (next < 0 || settle < next))
 	{
 		next = settle;
@@ -854,7 +856,7 @@ reread(etcd3 *ed)
 	if(r == E2BIG)
 	{
 		/* said once per episode; the watch thread retries meanwhile */
-		cluster__log(ed->c, ed->over_limit ? LOG_DEBUG : LOG_ERR, "libcluster: etcd: %s; the view is kept as it was and marked stale until it is back within the limit\n", why);
+		cluster__log(ed->core, ed->over_limit ? LOG_DEBUG : LOG_ERR, "libcluster: etcd: %s; the view is kept as it was and marked stale until it is back within the limit\n", why);
 		ed->over_limit = 1;
 		return r;
 	}
@@ -862,13 +864,13 @@ reread(etcd3 *ed)
 	{
 		if(r != ECANCELED)
 		{
-			cluster__log(ed->c, LOG_WARNING, "libcluster: etcd: cannot re-read %s: %s\n", ed->prefix, why);
+			cluster__log(ed->core, LOG_WARNING, "libcluster: etcd: cannot re-read %s: %s\n", ed->prefix, why);
 		}
 		return r;
 	}
 	if(ed->over_limit)
 	{
-		cluster__log(ed->c, LOG_NOTICE, "libcluster: etcd: %s is back within CLUSTER_MEMBERS_MAX (%d members)\n", ed->prefix, CLUSTER_MEMBERS_MAX);
+		cluster__log(ed->core, LOG_NOTICE, "libcluster: etcd: %s is back within CLUSTER_MEMBERS_MAX (%d members)\n", ed->prefix, CLUSTER_MEMBERS_MAX);
 		ed->over_limit = 0;
 	}
 	cluster__etcd3_table_free(&ed->table);
@@ -877,7 +879,7 @@ reread(etcd3 *ed)
 	{
 		ed->last_rev = rev;
 	}
-	if(!cluster__etcd3_table_find(&ed->table, ed->c->instance) && !ed->passive)
+	if(!cluster__etcd3_table_find(&ed->table, ed->cfg->instance) && !ed->passive)
 	{
 		pthread_mutex_lock(&ed->m);
 		ed->check_self = 1;
@@ -913,7 +915,7 @@ watch_main(void *arg)
 	etcd3 *ed = arg;
 	int backoff = WATCH_BACKOFF_MIN_MS, failures = 0, need_reread = 0;
 
-	cluster__log(ed->c, LOG_DEBUG, "libcluster: etcd: re-balancing thread started for %s at %s\n", ed->label, cluster__http_endpoint(ed->watch.h));
+	cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: re-balancing thread started for %s at %s\n", ed->label, cluster__http_endpoint(ed->watch.h));
 	while(!stopping(ed))
 	{
 		cluster__http_stream_opts so;
@@ -935,7 +937,7 @@ watch_main(void *arg)
 		pthread_mutex_lock(&ed->m);
 		ed->watch_kick = 0;
 		pthread_mutex_unlock(&ed->m);
-		if(ed->c->user && !ed->watch.authed)
+		if(ed->cfg->user && !ed->watch.authed)
 		{
 			r = authenticate(ed, &ed->watch, w.why, sizeof(w.why));
 			if(r)
@@ -976,7 +978,7 @@ watch_main(void *arg)
 		}
 		if(w.compacted)
 		{
-			cluster__log(ed->c, LOG_NOTICE, "libcluster: etcd: watch history of %s was compacted at revision %lld (we had %lld); re-reading\n",
+			cluster__log(ed->core, LOG_NOTICE, "libcluster: etcd: watch history of %s was compacted at revision %lld (we had %lld); re-reading\n",
 				ed->prefix, (long long) w.compacted, (long long) ed->last_rev);
 			need_reread = 1;
 			continue;
@@ -987,14 +989,14 @@ watch_main(void *arg)
 		}
 		if(kicked && r == ECANCELED)
 		{
-			cluster__log(ed->c, LOG_DEBUG, "libcluster: etcd: reconnecting the watch after a registry outage (from revision %lld)\n", (long long) next_rev(ed->last_rev));
+			cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: reconnecting the watch after a registry outage (from revision %lld)\n", (long long) next_rev(ed->last_rev));
 			continue;
 		}
 		if(w.err == E2BIG)
 		{
 			/* said once per episode; the view stays as it was, marked
 			 * stale, until a re-read finds the prefix within the limit */
-			cluster__log(ed->c, ed->over_limit ? LOG_DEBUG : LOG_ERR, "libcluster: etcd: %s; re-reading it, the view is kept as it was and marked stale meanwhile\n", w.why);
+			cluster__log(ed->core, ed->over_limit ? LOG_DEBUG : LOG_ERR, "libcluster: etcd: %s; re-reading it, the view is kept as it was and marked stale meanwhile\n", w.why);
 			ed->over_limit = 1;
 			need_reread = 1;
 			goto retry;
@@ -1013,7 +1015,7 @@ watch_main(void *arg)
 		}
 failed:
 		failures++;
-		cluster__log(ed->c, failures == 1 ? LOG_WARNING : LOG_DEBUG, "libcluster: etcd: watch on %s at %s broke: %s; reconnecting\n", ed->prefix,
+		cluster__log(ed->core, failures == 1 ? LOG_WARNING : LOG_DEBUG, "libcluster: etcd: watch on %s at %s broke: %s; reconnecting\n", ed->prefix,
 			cluster__http_endpoint(ed->watch.h), w.why);
 retry:
 		cluster__http_next_endpoint(ed->watch.h);
@@ -1026,9 +1028,9 @@ retry:
 	pthread_mutex_lock(&ed->m);
 	ed->watch_ok = 0;
 	pthread_mutex_unlock(&ed->m);
-	if(cluster__verbose(ed->c))
+	if(cluster__verbose(ed->core))
 	{
-		cluster__log(ed->c, LOG_DEBUG, "libcluster: etcd: re-balancing thread for %s stopped\n", ed->label);
+		cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: re-balancing thread for %s stopped\n", ed->label);
 	}
 	return NULL;
 }
@@ -1075,7 +1077,7 @@ kick_watch(etcd3 *ed)
 static void
 lost_lease(etcd3 *ed, ping_state *ps, const char *how)
 {
-	cluster__log(ed->c, LOG_WARNING, "libcluster: etcd: lease %llx lost (%s); re-registering\n", (unsigned long long) ed->lease, how);
+	cluster__log(ed->core, LOG_WARNING, "libcluster: etcd: lease %llx lost (%s); re-registering\n", (unsigned long long) ed->lease, how);
 	pthread_mutex_lock(&ed->m);
 	ed->registered = 0;
 	ed->lease_ok = 0;
@@ -1117,7 +1119,7 @@ do_keepalive(etcd3 *ed, ping_state *ps)
 	{
 		if(ps->failing)
 		{
-			cluster__log(ed->c, LOG_NOTICE, "libcluster: etcd: registry reachable again at %s; lease %llx is alive\n",
+			cluster__log(ed->core, LOG_NOTICE, "libcluster: etcd: registry reachable again at %s; lease %llx is alive\n",
 				cluster__http_endpoint(ed->ping.h), (unsigned long long) ed->lease);
 			kick_watch(ed);
 		}
@@ -1145,20 +1147,20 @@ do_keepalive(etcd3 *ed, ping_state *ps)
 	}
 	if(!ps->failing)
 	{
-		cluster__log(ed->c, LOG_WARNING, "libcluster: etcd: lease keepalive failed: %s\n", why);
+		cluster__log(ed->core, LOG_WARNING, "libcluster: etcd: lease keepalive failed: %s\n", why);
 		pthread_mutex_lock(&ed->m);
 		ed->lease_ok = 0;
 		pthread_mutex_unlock(&ed->m);
 		update_fresh(ed);
 	}
-	else if(cluster__verbose(ed->c))
+	else if(cluster__verbose(ed->core))
 	{
-		cluster__log(ed->c, LOG_DEBUG, "libcluster: etcd: lease keepalive failed again: %s\n", why);
+		cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: lease keepalive failed again: %s\n", why);
 	}
 	ps->failing = 1;
 	if(!ps->expired_warned && now - ps->last_ok > (int64_t) ed->ttl * 1000)
 	{
-		cluster__log(ed->c, LOG_WARNING, "libcluster: etcd: no keepalive for more than %d s: the lease has probably expired; "
+		cluster__log(ed->core, LOG_WARNING, "libcluster: etcd: no keepalive for more than %d s: the lease has probably expired; "
 			"this instance re-registers as soon as the registry answers\n", ed->ttl);
 		ps->expired_warned = 1;
 	}
@@ -1182,7 +1184,7 @@ do_register(etcd3 *ed, ping_state *ps)
 	{
 		int64_t now = cluster__now_ms();
 
-		cluster__log(ed->c, LOG_NOTICE, "libcluster: etcd: re-registered %s with lease %llx\n", ed->member_key, (unsigned long long) ed->lease);
+		cluster__log(ed->core, LOG_NOTICE, "libcluster: etcd: re-registered %s with lease %llx\n", ed->member_key, (unsigned long long) ed->lease);
 		ps->exists_warned = 0;
 		ps->failing = 0;
 		ps->last_ok = now;
@@ -1206,14 +1208,14 @@ do_register(etcd3 *ed, ping_state *ps)
 		cluster__http_interrupt(ed->watch.h);
 		if(!ps->exists_warned)
 		{
-			cluster__log(ed->c, LOG_ERR, "libcluster: etcd: cannot re-register: instance id %s is held by another live instance (%s); retrying every %d s\n",
-				ed->c->instance, why, ed->ttl);
+			cluster__log(ed->core, LOG_ERR, "libcluster: etcd: cannot re-register: instance id %s is held by another live instance (%s); retrying every %d s\n",
+				ed->cfg->instance, why, ed->ttl);
 			ps->exists_warned = 1;
 		}
 		ps->retry_register = cluster__now_ms() + (int64_t) ed->ttl * 1000;
 		return;
 	}
-	cluster__log(ed->c, ps->failing ? LOG_DEBUG : LOG_WARNING, "libcluster: etcd: cannot re-register %s: %s\n", ed->member_key, why);
+	cluster__log(ed->core, ps->failing ? LOG_DEBUG : LOG_WARNING, "libcluster: etcd: cannot re-register %s: %s\n", ed->member_key, why);
 	ps->failing = 1;
 	ps->retry_register = cluster__now_ms() + PING_RETRY_MS;
 }
@@ -1239,7 +1241,7 @@ do_write(etcd3 *ed, ping_state *ps)
 	}
 	if(r)
 	{
-		cluster__log(ed->c, LOG_WARNING, "libcluster: etcd: cannot update %s: %s; retrying\n", ed->member_key, why);
+		cluster__log(ed->core, LOG_WARNING, "libcluster: etcd: cannot update %s: %s; retrying\n", ed->member_key, why);
 		ps->retry_write = cluster__now_ms() + PING_RETRY_MS;
 		return;
 	}
@@ -1250,9 +1252,9 @@ do_write(etcd3 *ed, ping_state *ps)
 		return;
 	}
 	cluster__etcd3_txn_free(&txn);
-	if(cluster__verbose(ed->c))
+	if(cluster__verbose(ed->core))
 	{
-		cluster__log(ed->c, LOG_DEBUG, "libcluster: etcd: updated %s\n", ed->member_key);
+		cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: updated %s\n", ed->member_key);
 	}
 	ps->status_seq = seq;
 	ps->last_status_write = cluster__now_ms();
@@ -1267,17 +1269,6 @@ do_write(etcd3 *ed, ping_state *ps)
 	pthread_mutex_unlock(&ed->m);
 }
 
-static int
-report_interval(CLUSTER *c)
-{
-	int ms;
-
-	pthread_mutex_lock(&c->lock);
-	ms = c->advisor_config.report_interval_ms;
-	pthread_mutex_unlock(&c->lock);
-	return ms > 0 ? ms : 1000;
-}
-
 static void *
 ping_main(void *arg)
 {
@@ -1287,10 +1278,10 @@ ping_main(void *arg)
 
 	if(!ps)
 	{
-		cluster__log(ed->c, LOG_CRIT, "libcluster: etcd: ping thread out of memory\n");
+		cluster__log(ed->core, LOG_CRIT, "libcluster: etcd: ping thread out of memory\n");
 		return NULL;
 	}
-	cluster__log(ed->c, LOG_DEBUG, "libcluster: etcd: ping thread starting with ttl=%d, refresh=%dms\n", ed->ttl, refresh_ms(ed));
+	cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: ping thread starting with ttl=%d, refresh=%dms\n", ed->ttl, refresh_ms(ed));
 	ps->last_ok = now;
 	ps->next_keepalive = now + refresh_ms(ed);
 	ps->last_status_write = now;
@@ -1309,8 +1300,8 @@ ping_main(void *arg)
 		ed->wake = 0;
 		pthread_mutex_unlock(&ed->m);
 		/* core state first, never under ed->m */
-		cluster__get_status(ed->c, &st);
-		interval = report_interval(ed->c);
+		cluster__get_status(ed->core, &st);
+		interval = cluster__report_interval(ed->core);
 
 		pthread_mutex_lock(&ed->m);
 		if(ed->stop)
@@ -1379,9 +1370,9 @@ ping_main(void *arg)
 			break;
 		}
 	}
-	if(cluster__verbose(ed->c))
+	if(cluster__verbose(ed->core))
 	{
-		cluster__log(ed->c, LOG_DEBUG, "libcluster: etcd: ping thread stopped\n");
+		cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: ping thread stopped\n");
 	}
 	free(ps);
 	return NULL;
@@ -1392,7 +1383,7 @@ ping_main(void *arg)
 /* ---------------------------------------------------------------------- */
 
 static int
-etcd3_create(CLUSTER *c, const char *uri)
+etcd3_create(CLUSTER *c, const char *uri, void **out)
 {
 	const char *why;
 	etcd3 *ed;
@@ -1416,18 +1407,18 @@ etcd3_create(CLUSTER *c, const char *uri)
 		free(ed);
 		return r;
 	}
-	ed->c = c;
+	ed->core = c;
 	pthread_mutex_init(&ed->m, NULL);
 	pthread_mutex_init(&ed->fresh_m, NULL);
 	cluster__cond_init(&ed->cv);
-	c->engine_data = ed;
+	*out = ed;
 	return 0;
 }
 
 static void
-etcd3_destroy(CLUSTER *c)
+etcd3_destroy(void *engine)
 {
-	etcd3 *ed = c->engine_data;
+	etcd3 *ed = engine;
 
 	if(!ed)
 	{
@@ -1442,7 +1433,6 @@ etcd3_destroy(CLUSTER *c)
 	pthread_mutex_destroy(&ed->m);
 	pthread_mutex_destroy(&ed->fresh_m);
 	free(ed);
-	c->engine_data = NULL;
 }
 
 /* Release everything join set up (threads must be stopped already). */
@@ -1533,7 +1523,7 @@ join_pause(etcd3 *ed, int64_t ms)
 		}
 	}
 	pthread_mutex_unlock(&ed->m);
-	return cluster__join_cancelled(ed->c);
+	return cluster__join_cancelled(ed->core);
 }
 
 /*
@@ -1546,7 +1536,7 @@ join_pause(etcd3 *ed, int64_t ms)
 static int
 register_initial(etcd3 *ed, int64_t join_deadline)
 {
-	int64_t deadline = cluster__now_ms() + (int64_t) ed->c->ttl * 1000 + 1000;
+	int64_t deadline = cluster__now_ms() + (int64_t) ed->cfg->ttl * 1000 + 1000;
 	char why[320];
 	unsigned long seq;
 	int64_t rev;
@@ -1558,7 +1548,7 @@ register_initial(etcd3 *ed, int64_t join_deadline)
 		char *body;
 		int64_t left;
 
-		if(cluster__join_cancelled(ed->c))
+		if(cluster__join_cancelled(ed->core))
 		{
 			return ECANCELED;
 		}
@@ -1567,7 +1557,7 @@ register_initial(etcd3 *ed, int64_t join_deadline)
 		{
 			if(!tries++)
 			{
-				cluster__log(ed->c, LOG_NOTICE, "libcluster: etcd: cannot register %s at %s yet: %s; retrying until the join deadline\n",
+				cluster__log(ed->core, LOG_NOTICE, "libcluster: etcd: cannot register %s at %s yet: %s; retrying until the join deadline\n",
 					ed->member_key, cluster__http_endpoint(ed->ping.h), why);
 			}
 			if(join_pause(ed, 100))
@@ -1588,8 +1578,8 @@ register_initial(etcd3 *ed, int64_t join_deadline)
 		}
 		if(!waited)
 		{
-			cluster__log(ed->c, LOG_NOTICE, "libcluster: etcd: instance id %s is already registered (%s); waiting up to %lld ms for it to expire\n",
-				ed->c->instance, why, (long long) left);
+			cluster__log(ed->core, LOG_NOTICE, "libcluster: etcd: instance id %s is already registered (%s); waiting up to %lld ms for it to expire\n",
+				ed->cfg->instance, why, (long long) left);
 			waited = 1;
 		}
 		memset(&w, 0, sizeof(w));
@@ -1612,11 +1602,11 @@ register_initial(etcd3 *ed, int64_t join_deadline)
 	}
 	if(r == EEXIST)
 	{
-		cluster__log(ed->c, LOG_ERR, "libcluster: etcd: cannot join %s: instance id %s is in use by a live instance (%s)\n", ed->label, ed->c->instance, why);
+		cluster__log(ed->core, LOG_ERR, "libcluster: etcd: cannot join %s: instance id %s is in use by a live instance (%s)\n", ed->label, ed->cfg->instance, why);
 	}
 	else if(r && r != ECANCELED)
 	{
-		cluster__log(ed->c, LOG_ERR, "libcluster: etcd: cannot register %s at %s: %s\n", ed->member_key, cluster__http_endpoint(ed->ping.h), why);
+		cluster__log(ed->core, LOG_ERR, "libcluster: etcd: cannot register %s at %s: %s\n", ed->member_key, cluster__http_endpoint(ed->ping.h), why);
 	}
 	return r;
 }
@@ -1631,7 +1621,7 @@ read_initial(etcd3 *ed, int64_t join_deadline, int64_t *rev)
 
 	for(;;)
 	{
-		if(cluster__join_cancelled(ed->c))
+		if(cluster__join_cancelled(ed->core))
 		{
 			return ECANCELED;
 		}
@@ -1642,7 +1632,7 @@ read_initial(etcd3 *ed, int64_t join_deadline, int64_t *rev)
 		}
 		if(!tries++)
 		{
-			cluster__log(ed->c, LOG_NOTICE, "libcluster: etcd: cannot read %s at %s yet: %s; retrying until the join deadline\n",
+			cluster__log(ed->core, LOG_NOTICE, "libcluster: etcd: cannot read %s at %s yet: %s; retrying until the join deadline\n",
 				ed->prefix, cluster__http_endpoint(ed->watch.h), why);
 		}
 		if(join_pause(ed, 100))
@@ -1652,7 +1642,7 @@ read_initial(etcd3 *ed, int64_t join_deadline, int64_t *rev)
 	}
 	if(r && r != ECANCELED)
 	{
-		cluster__log(ed->c, LOG_ERR, "libcluster: etcd: cannot read %s at %s: %s\n", ed->prefix, cluster__http_endpoint(ed->watch.h), why);
+		cluster__log(ed->core, LOG_ERR, "libcluster: etcd: cannot read %s at %s: %s\n", ed->prefix, cluster__http_endpoint(ed->watch.h), why);
 	}
 	return r;
 }
@@ -1660,9 +1650,9 @@ read_initial(etcd3 *ed, int64_t join_deadline, int64_t *rev)
 /* Any thread: make the join in progress give up (its requests fail with
  * ECANCELED at once; handles made later see cluster__join_cancelled()). */
 static void
-etcd3_cancel_join(CLUSTER *c)
+etcd3_cancel_join(void *engine)
 {
-	etcd3 *ed = c->engine_data;
+	etcd3 *ed = engine;
 
 	if(!ed)
 	{
@@ -1682,9 +1672,9 @@ etcd3_cancel_join(CLUSTER *c)
 }
 
 static int
-etcd3_join(CLUSTER *c)
+etcd3_join(void *engine, const cluster__engine_config *c)
 {
-	etcd3 *ed = c->engine_data;
+	etcd3 *ed = engine;
 	int64_t join_deadline = cluster__now_ms() + c->join_timeout_ms;
 	cluster__http *wh, *ph;
 	int64_t rev;
@@ -1695,6 +1685,7 @@ etcd3_join(CLUSTER *c)
 	{
 		return EINVAL;
 	}
+	ed->cfg = c;
 	ed->passive = c->passive;
 	ed->ttl = c->ttl;
 	len = strlen(c->key) + (c->partition ? strlen(c->partition) + 1 : 0) + strlen(c->env) + 4;
@@ -1710,17 +1701,17 @@ etcd3_join(CLUSTER *c)
 	snprintf(ed->label, len, "%s/%s%s%s", c->key, c->partition ? c->partition : "", c->partition ? "/" : "", c->env);
 	sprintf(ed->member_key, "%s%s", ed->prefix, c->instance);
 
-	memset(&ed->cfg, 0, sizeof(ed->cfg));
-	ed->cfg.endpoints = ed->endpoints;
-	ed->cfg.n_endpoints = ed->n_endpoints;
+	memset(&ed->hcfg, 0, sizeof(ed->hcfg));
+	ed->hcfg.endpoints = ed->endpoints;
+	ed->hcfg.n_endpoints = ed->n_endpoints;
 	/* a connect gets at most half of a request's time, and at most 1 s */
-	ed->cfg.timeout_ms = c->request_timeout_ms;
-	ed->cfg.connect_timeout_ms = c->request_timeout_ms / 2 < CLUSTER_CONNECT_TIMEOUT_MS ? c->request_timeout_ms / 2 : CLUSTER_CONNECT_TIMEOUT_MS;
-	ed->cfg.ca_file = c->ca_file;
-	ed->cfg.cert_file = c->cert_file;
-	ed->cfg.key_file = c->key_file;
-	ed->cfg.require_leader = 1;
-	ed->cfg.keepalive_idle_s = 2;
+	ed->hcfg.timeout_ms = c->request_timeout_ms;
+	ed->hcfg.connect_timeout_ms = c->request_timeout_ms / 2 < CLUSTER_CONNECT_TIMEOUT_MS ? c->request_timeout_ms / 2 : CLUSTER_CONNECT_TIMEOUT_MS;
+	ed->hcfg.ca_file = c->ca_file;
+	ed->hcfg.cert_file = c->cert_file;
+	ed->hcfg.key_file = c->key_file;
+	ed->hcfg.require_leader = 1;
+	ed->hcfg.keepalive_idle_s = 2;
 
 	pthread_mutex_lock(&ed->m);
 	ed->stop = 0;
@@ -1735,13 +1726,13 @@ etcd3_join(CLUSTER *c)
 	ed->last_rev = 0;
 	ed->over_limit = 0;
 
-	wh = cluster__http_create(&ed->cfg, c);
+	wh = cluster__http_create(&ed->hcfg, ed->core);
 	if(!ed->passive)
 	{
 		/* A keepalive stuck on a hung endpoint must fail over to the next
 		 * one while the lease still lives: give each ping request at most
 		 * a third of the TTL (the next keepalive is due after another). */
-		cluster__http_config pcfg = ed->cfg;
+		cluster__http_config pcfg = ed->hcfg;
 		int limit = ed->ttl * 1000 / 3 < 500 ? 500 : ed->ttl * 1000 / 3;
 
 		if(pcfg.timeout_ms > limit)
@@ -1749,7 +1740,7 @@ etcd3_join(CLUSTER *c)
 			pcfg.timeout_ms = limit;
 			pcfg.connect_timeout_ms = pcfg.connect_timeout_ms < limit / 2 ? pcfg.connect_timeout_ms : limit / 2;
 		}
-		ph = cluster__http_create(&pcfg, c);
+		ph = cluster__http_create(&pcfg, ed->core);
 	}
 	else
 	{
@@ -1769,7 +1760,7 @@ etcd3_join(CLUSTER *c)
 	ed->watch.h = wh;
 	ed->ping.h = ph;
 	pthread_mutex_unlock(&ed->m);
-	if(cluster__join_cancelled(c))
+	if(cluster__join_cancelled(ed->core))
 	{
 		release(ed);
 		return ECANCELED;
@@ -1789,7 +1780,7 @@ etcd3_join(CLUSTER *c)
 		goto undo;
 	}
 	ed->last_rev = rev;
-	r = cluster__publish_view(c, ed->table.m, ed->table.n, rev);
+	r = cluster__publish_view(ed->core, ed->table.m, ed->table.n, rev);
 	if(r)
 	{
 		/* logged; members the registry holds that make no view (a total
@@ -1800,7 +1791,7 @@ etcd3_join(CLUSTER *c)
 	r = pthread_create(&ed->watch_thread, NULL, watch_main, ed);
 	if(r)
 	{
-		cluster__log(c, LOG_ERR, "libcluster: etcd: cannot start the re-balancing thread: %s\n", strerror(r));
+		cluster__log(ed->core, LOG_ERR, "libcluster: etcd: cannot start the re-balancing thread: %s\n", strerror(r));
 		goto undo;
 	}
 	ed->watch_running = 1;
@@ -1809,12 +1800,12 @@ etcd3_join(CLUSTER *c)
 		r = pthread_create(&ed->ping_thread, NULL, ping_main, ed);
 		if(r)
 		{
-			cluster__log(c, LOG_ERR, "libcluster: etcd: cannot start the ping thread: %s\n", strerror(r));
+			cluster__log(ed->core, LOG_ERR, "libcluster: etcd: cannot start the ping thread: %s\n", strerror(r));
 			goto undo;
 		}
 		ed->ping_running = 1;
 	}
-	cluster__log(c, LOG_DEBUG, "libcluster: etcd: %s %s as %s at revision %lld\n", ed->passive ? "watching" : "joined", ed->label, c->instance, (long long) rev);
+	cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: %s %s as %s at revision %lld\n", ed->passive ? "watching" : "joined", ed->label, c->instance, (long long) rev);
 	return 0;
 undo:
 	pthread_mutex_lock(&ed->m);
@@ -1846,9 +1837,9 @@ undo:
  * fail over to the other endpoints, all within what is left of the budget.
  */
 static void
-etcd3_leave(CLUSTER *c)
+etcd3_leave(void *engine)
 {
-	etcd3 *ed = c->engine_data;
+	etcd3 *ed = engine;
 	int64_t start = cluster__now_ms();
 	int64_t lease;
 	int r;
@@ -1879,7 +1870,7 @@ etcd3_leave(CLUSTER *c)
 		pthread_join(ed->watch_thread, NULL);
 		ed->watch_running = 0;
 	}
-	cluster__set_fresh(c, 0);
+	cluster__set_fresh(ed->core, 0);
 	pthread_mutex_lock(&ed->m);
 	lease = ed->lease;
 	pthread_mutex_unlock(&ed->m);
@@ -1890,18 +1881,18 @@ etcd3_leave(CLUSTER *c)
 		r = revoke(ed, &ed->ping, lease);
 		if(!r || r == ENOENT)
 		{
-			if(cluster__verbose(c))
+			if(cluster__verbose(ed->core))
 			{
-				cluster__log(c, LOG_DEBUG, "libcluster: etcd: revoked lease %llx\n", (unsigned long long) lease);
+				cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: revoked lease %llx\n", (unsigned long long) lease);
 			}
 		}
 		else
 		{
-			cluster__log(c, LOG_WARNING, "libcluster: etcd: could not revoke lease %llx within the leave budget; %s disappears when it expires (within %d s)\n",
+			cluster__log(ed->core, LOG_WARNING, "libcluster: etcd: could not revoke lease %llx within the leave budget; %s disappears when it expires (within %d s)\n",
 				(unsigned long long) lease, ed->member_key, ed->ttl);
 		}
 	}
-	cluster__log(c, LOG_DEBUG, "libcluster: etcd: left %s (%lld ms)\n", ed->label, (long long) (cluster__now_ms() - start));
+	cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: left %s (%lld ms)\n", ed->label, (long long) (cluster__now_ms() - start));
 	release(ed);
 }
 
@@ -1913,9 +1904,9 @@ etcd3_leave(CLUSTER *c)
  * succeeds, because the count will reach the registry.
  */
 static int
-etcd3_workers_changed(CLUSTER *c)
+etcd3_workers_changed(void *engine, int workers)
 {
-	etcd3 *ed = c->engine_data;
+	etcd3 *ed = engine;
 	struct timespec ts;
 	unsigned long gen;
 	int done;
@@ -1924,7 +1915,7 @@ etcd3_workers_changed(CLUSTER *c)
 	{
 		return 0;
 	}
-	cluster__deadline(&ts, CLUSTER_REQUEST_TIMEOUT_MS + 500);
+	cluster__deadline(&ts, ed->cfg->request_timeout_ms + 500);
 	pthread_mutex_lock(&ed->m);
 	gen = ++ed->value_gen;
 	ed->wake = 1;
@@ -1940,7 +1931,7 @@ etcd3_workers_changed(CLUSTER *c)
 	pthread_mutex_unlock(&ed->m);
 	if(!done)
 	{
-		cluster__log(c, LOG_WARNING, "libcluster: etcd: the new worker count is not in the registry yet; the ping thread keeps trying\n");
+		cluster__log(ed->core, LOG_WARNING, "libcluster: etcd: the new worker count is not in the registry yet; the ping thread keeps trying\n");
 	}
 	return 0;
 }
@@ -1949,9 +1940,9 @@ etcd3_workers_changed(CLUSTER *c)
  * touches what ed->m guards: ed->passive is written by join on the
  * control thread, so a passive member is simply woken for nothing. */
 static void
-etcd3_status_changed(CLUSTER *c)
+etcd3_status_changed(void *engine)
 {
-	etcd3 *ed = c->engine_data;
+	etcd3 *ed = engine;
 
 	if(!ed)
 	{

@@ -6,7 +6,7 @@
  * for other text, so everything but printable ASCII is written as \xHH.
  * No I/O, no locks, no globals.
  */
-#include "cluster-int.h"
+#include "util.h"
 
 #include <string.h>
 

@@ -7,7 +7,7 @@
  * that is what lets cluster_leave() return at once even when the registry
  * is hung (SIGSTOPped) and a request or a watch stream is in progress.
  */
-#include "cluster-int.h"
+#include "util.h"
 #include "http.h"
 
 #include <ctype.h>
@@ -458,7 +458,7 @@ cluster__http_create(const cluster__http_config *config, struct cluster_struct *
 		h->n_endpoints++;
 	}
 	h->connect_timeout_ms = config->connect_timeout_ms > 0 ? config->connect_timeout_ms : CLUSTER_CONNECT_TIMEOUT_MS;
-	h->timeout_ms = config->timeout_ms > 0 ? config->timeout_ms : CLUSTER_REQUEST_TIMEOUT_MS;
+	h->timeout_ms = config->timeout_ms > 0 ? config->timeout_ms : CLUSTER_REQUEST_TIMEOUT_DEFAULT_MS;
 	h->keepalive_idle_s = config->keepalive_idle_s > 0 ? config->keepalive_idle_s : 2;
 	h->require_leader = config->require_leader;
 	h->verbose = config->verbose;

@@ -139,11 +139,22 @@ delivery_end(CLUSTER *cluster)
 	pthread_cond_broadcast(&cluster->delivered);
 }
 
+/*
+ * Deliver what is pending. If another thread is delivering, leave it to
+ * that thread: it looks for a pending view again (under the lock) before
+ * it stops, so nothing is lost, and nobody waits for somebody else's
+ * callback to return (which could be waiting for us).
+ */
 void
 cluster__deliver(CLUSTER *cluster)
 {
 	pthread_mutex_lock(&cluster->lock);
-	delivery_begin(cluster);
+	if(cluster->delivering)
+	{
+		pthread_mutex_unlock(&cluster->lock);
+		return;
+	}
+	cluster->delivering = 1;
 	while(cluster->has_pending)
 	{
 		CLUSTERBALANCE cb;
@@ -245,7 +256,7 @@ queue_view(CLUSTER *cluster, cluster__view *view)
 	}
 	cluster->has_pending = 1;
 	cluster->pending_last_ms = now;
-	now_please = !cluster->joining && (!cluster->engine->settles || cluster->settle_ms <= 0 || !cluster->announced);
+	now_please = !cluster->joining && !cluster->holding && (!cluster->engine->settles || cluster->settle_ms <= 0 || !cluster->announced);
 	pthread_mutex_unlock(&cluster->lock);
 	if(now_please)
 	{

@@ -6,6 +6,9 @@ LIBCLUSTER_SOURCES += \
 	libcluster/log.c \
 	libcluster/escape.c \
 	libcluster/notify.c \
+	libcluster/util.h \
+	libcluster/util.c \
+	libcluster/engine.h \
 	libcluster/view.h \
 	libcluster/view.c \
 	libcluster/engine-static.c \

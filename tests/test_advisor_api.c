@@ -146,9 +146,9 @@ test_address(void **state)
 static int hook_calls;
 
 static void
-counting_hook(CLUSTER *cluster)
+counting_hook(void *engine)
 {
-	(void) cluster;
+	(void) engine;
 	hook_calls++;
 }
 

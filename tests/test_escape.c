@@ -11,7 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cluster-int.h"
+#include "util.h"
 
 /* The rule, written out independently of the implementation. */
 static size_t

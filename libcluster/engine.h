@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Private header: the engine interface. An engine (static, etcd v3,
+ * etcd v2) establishes and watches membership. It gets a fixed
+ * configuration when it joins and talks back to the core only through
+ * the hooks declared here, with the cluster handle as an opaque token:
+ * engines include this header and util.h, never cluster-int.h, so they
+ * cannot reach into the cluster object.
+ */
+#ifndef CLUSTER_ENGINE_H_
+# define CLUSTER_ENGINE_H_             1
+
+# include <stddef.h>
+# include <stdint.h>
+# include "libcluster.h"
+# include "view.h"
+
+/* What an engine needs to join, fixed for the whole time it is joined.
+ * The strings belong to the core and stay valid (and unchanged) until the
+ * engine's leave returns. */
+typedef struct cluster__engine_config cluster__engine_config;
+struct cluster__engine_config
+{
+	const char *key;
+	const char *env;
+	const char *partition;       /* NULL: none */
+	const char *instance;
+	int passive;                 /* watch only: register nothing */
+	int ttl;                     /* lease TTL (s) */
+	int request_timeout_ms;      /* one registry request */
+	int join_timeout_ms;         /* all of join's retries */
+	const char *ca_file;         /* TLS (each may be NULL) */
+	const char *cert_file;
+	const char *key_file;
+	const char *user;            /* credentials (both or neither) */
+	const char *password;
+	int static_index;            /* static engine: this member's base */
+	int static_total;            /* static engine: the cluster total (0: 1) */
+};
+
+typedef struct cluster__engine cluster__engine;
+
+/*
+ * An engine's entry points. The core calls create, destroy, join, leave
+ * and workers_changed as control calls (one at a time, with its control
+ * lock held and no other lock); status_changed and cancel_join may come
+ * from any thread at any time while the engine exists.
+ */
+struct cluster__engine
+{
+	const char *name;            /* log tag: "static", "etcd", "etcd2" */
+	/* Parse the registry URI (NULL for static) into a new engine for the
+	 * handle core (kept for the hooks). Returns 0 with *out set, or an
+	 * errno value (EINVAL after logging the reason, ENOMEM). */
+	int (*create)(CLUSTER *core, const char *uri, void **out);
+	/* Free the engine (never called while joined). */
+	void (*destroy)(void *engine);
+	/* Join with cfg (valid until leave returns). Before returning 0 the
+	 * engine has published the initial view (cluster__publish_view()).
+	 * Returns 0 or an errno value (logged); on failure nothing is left
+	 * registered (as far as the registry let us) and no thread runs. */
+	int (*join)(void *engine, const cluster__engine_config *cfg);
+	/* Leave: stop threads and deregister, within CLUSTER_LEAVE_BUDGET_MS.
+	 * The core then reports index -1 to the callback. */
+	void (*leave)(void *engine);
+	/* While joined: this instance's worker count is now workers; push it
+	 * to the registry. Returns 0 or an errno value (the core then keeps
+	 * the old count). May be NULL (nothing to push). */
+	int (*workers_changed)(void *engine, int workers);
+	/* While joined: the advisor status changed; write it when due. Must
+	 * not block on the network (wake a thread). May be NULL. */
+	void (*status_changed)(void *engine);
+	/* Make a join in progress on another thread give up soon with
+	 * ECANCELED (the engine also polls cluster__join_cancelled()). May be
+	 * NULL: the engine's joins do not wait long. */
+	void (*cancel_join)(void *engine);
+	/* Non-zero if the engine calls cluster__settle_tick() from its watch
+	 * thread, so that bursts of changes can settle before the callback;
+	 * otherwise every published view is delivered at once. */
+	int settles;
+};
+
+extern const cluster__engine cluster__engine_static;
+extern const cluster__engine cluster__engine_etcd3;
+extern const cluster__engine cluster__engine_etcd2;
+
+/* The advisor status this instance publishes. */
+typedef struct cluster__status cluster__status;
+struct cluster__status
+{
+	char address[CLUSTER_ADDRESS_MAX + 1];
+	long long load;
+	long long capacity;
+	int reported;                /* cluster_report() called at least once */
+	unsigned long seq;           /* bumped on every change */
+};
+
+/* --- hooks: what an engine may ask of the core ------------------------ */
+
+/*
+ * Publish the member set the engine now believes in (any order). The
+ * core computes the view and delivers it to the application (at once, or
+ * after the settle window when the engine ticks). Call it with no lock
+ * held. Returns 0 or an errno value (the set was rejected, logged, and
+ * the previous view kept).
+ */
+int cluster__publish_view(CLUSTER *core, const cluster__member *members, size_t n, int64_t revision);
+
+/* Static engines: publish a fixed base and total for this instance alone
+ * (same delivery path as cluster__publish_view). */
+int cluster__publish_static(CLUSTER *core, int base, int total);
+
+/* For engines with settles set: deliver the pending view if its settle
+ * window has passed. Returns ms until it will be due, or -1 if nothing is
+ * pending (call again after the next publish). */
+int64_t cluster__settle_tick(CLUSTER *core);
+
+/* The engine's verdict on whether its view is current (watch connected
+ * and answering, lease alive). The advisor gives no redirects while not. */
+void cluster__set_fresh(CLUSTER *core, int fresh);
+
+/* This instance's advisor status and worker count, now. */
+void cluster__get_status(CLUSTER *core, cluster__status *out);
+int cluster__get_workers(CLUSTER *core);
+
+/* The advisor's report interval (ms), which may change while joined. */
+int cluster__report_interval(CLUSTER *core);
+
+/* Non-zero once cluster_leave() asked the join in progress to give up. */
+int cluster__join_cancelled(CLUSTER *core);
+
+#endif /*!CLUSTER_ENGINE_H_*/
