@@ -4,7 +4,9 @@
  * ports in a temporary directory, and gives tests the levers they need
  * (stop, kill -9, restart, SIGSTOP, compaction, raw puts, a connection-
  * cutting TCP proxy). It talks to etcd with its own small libcurl code and
- * never uses the library under test.
+ * never uses the library under test. Three files implement it:
+ * etcdharness.c (processes and clusters), etcdclient.c (the HTTP client
+ * and auth) and etcdproxy.c (the proxy); etcdharness-private.h is theirs.
  *
  * Call the harness from one thread (normally main): the etcd child is
  * tied to the thread that started it (it is killed if that thread dies,
