@@ -56,17 +56,18 @@ etcdh__curl_init(void)
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 }
 
-/* One request on a fresh handle: POST body (or GET when body is NULL) to
- * base + path, with an Authorization header when token is not NULL or "".
- * Returns the HTTP status (0 on a transport error) and hands the reply
- * body to *out (malloc'd, may be NULL). */
-long
-etcdh__http(const char *base, const char *path, const char *body, long timeout_ms, const char *token, char **out)
+/* One request on a fresh handle: method (NULL: POST body, or GET when
+ * body is NULL) to url, with an Authorization header when token is not
+ * NULL or "". Every request of the harness and of the tests' raw calls
+ * goes through here. Returns the HTTP status (0 on a transport error) and
+ * hands the reply body to *out (malloc'd, may be NULL). */
+static long
+etcdh__request(const char *method, const char *url, const char *body, long timeout_ms, const char *token, char **out)
 {
 	CURL *curl;
 	struct etcdh__buf b = { NULL, 0 };
 	struct curl_slist *headers = NULL;
-	char url[256], auth[ETCDH_TOKEN_MAX + 32];
+	char auth[ETCDH_TOKEN_MAX + 32];
 	long status = 0;
 	CURLcode rc;
 
@@ -80,8 +81,11 @@ etcdh__http(const char *base, const char *path, const char *body, long timeout_m
 	{
 		return 0;
 	}
-	snprintf(url, sizeof(url), "%s%s", base, path);
 	curl_easy_setopt(curl, CURLOPT_URL, url);
+	if(method)
+	{
+		curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, method);
+	}
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
 	curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
@@ -115,6 +119,22 @@ etcdh__http(const char *base, const char *path, const char *body, long timeout_m
 		free(b.data);
 	}
 	return status;
+}
+
+/* A v3 call or probe of the harness's own: base + path, POST or GET. */
+long
+etcdh__http(const char *base, const char *path, const char *body, long timeout_ms, const char *token, char **out)
+{
+	char url[256];
+
+	snprintf(url, sizeof(url), "%s%s", base, path);
+	return etcdh__request(NULL, url, body, timeout_ms, token, out);
+}
+
+long
+etcdh_request(const char *method, const char *url, const char *body, long timeout_ms, char **out)
+{
+	return etcdh__request(method, url, body, timeout_ms, NULL, out);
 }
 
 /*

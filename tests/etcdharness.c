@@ -147,6 +147,18 @@ etcdh_required(void)
 	return s && *s && strcmp(s, "0") != 0;
 }
 
+/* One rule and one message for every test program that needs etcd. */
+int
+etcdh_skip(void)
+{
+	if(etcdh_available() || etcdh_required())
+	{
+		return 0;
+	}
+	printf("1..0 # SKIP etcd is not installed (Debian package etcd-server)\n");
+	return 1;
+}
+
 /* ------------------------------------------------------------------ */
 /* Ports, processes                                                     */
 /* ------------------------------------------------------------------ */
