@@ -4,7 +4,7 @@
 # (all three) or `make bench-convergence`, `bench-steady`, `bench-memory`.
 # They print figures and assert nothing. BENCH_ARGS passes options, e.g.
 #   make bench-steady BENCH_ARGS='-d 60 10 50 200'
-BENCH_SOURCES = bench/benchlib.c bench/benchlib.h tests/etcdharness.c tests/etcdharness.h
+BENCH_SOURCES = bench/benchlib.c bench/benchlib.h $(ETCD_HARNESS_SOURCES)
 BENCH_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/tests $(CURL_CFLAGS) $(CJSON_CFLAGS)
 BENCH_LDADD = libcluster/libcluster-core.la $(CURL_LIBS) $(CJSON_LIBS) $(PTHREAD_LIBS)
 

@@ -1,11 +1,16 @@
 # SPDX-License-Identifier: Apache-2.0
-# Integration: a private etcd per test program (tests/etcdharness.c), the
-# etcd scenarios, cluster-test against etcd, and `make demo`.
+# Integration: a private etcd per test program (the harness: process
+# supervision, HTTP client, TCP proxy), the etcd scenarios, cluster-test
+# against etcd, and `make demo`.
+
+# The harness, used by the tests, the etcd-harness command and the benchmarks.
+ETCD_HARNESS_SOURCES = tests/etcdharness.c tests/etcdclient.c tests/etcdproxy.c \
+	tests/etcdharness.h tests/etcdharness-private.h
 
 # The harness as a command (shell tests, the demo, the benchmarks' docs).
 # Built by `make` so that `make demo` needs nothing more.
 noinst_PROGRAMS += tests/etcd-harness
-tests_etcd_harness_SOURCES = tests/etcd-harness-cli.c tests/etcdharness.c tests/etcdharness.h
+tests_etcd_harness_SOURCES = tests/etcd-harness-cli.c $(ETCD_HARNESS_SOURCES)
 tests_etcd_harness_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(CJSON_CFLAGS)
 tests_etcd_harness_LDADD = $(CURL_LIBS) $(CJSON_LIBS) $(PTHREAD_LIBS)
 
@@ -15,14 +20,14 @@ tests_etcd_member_SOURCES = tests/etcd-member.c
 tests_etcd_member_CFLAGS = $(TEST_CFLAGS)
 tests_etcd_member_LDADD = $(TEST_LDADD)
 
-ETCD_TEST_SOURCES = tests/etcdharness.c tests/etcdharness.h tests/etcdtest.c tests/etcdtest.h
+ETCD_TEST_SOURCES = $(ETCD_HARNESS_SOURCES) tests/etcdtest.c tests/etcdtest.h
 
 check_PROGRAMS += tests/test_etcd_harness tests/test_etcd_membership tests/test_etcd_outage tests/test_etcd_faults tests/test_etcd_contract
 TESTS += tests/test_etcd_harness tests/test_etcd_membership tests/test_etcd_outage tests/test_etcd_faults tests/test_etcd_contract tests/test_cli_etcd.sh
 EXTRA_DIST += tests/test_cli_etcd.sh demo/demo.sh
 
 # The harness alone, without the library.
-tests_test_etcd_harness_SOURCES = tests/test_etcd_harness.c tests/etcdharness.c tests/etcdharness.h
+tests_test_etcd_harness_SOURCES = tests/test_etcd_harness.c $(ETCD_HARNESS_SOURCES)
 tests_test_etcd_harness_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(CURL_CFLAGS) $(CJSON_CFLAGS)
 tests_test_etcd_harness_LDADD = $(CMOCKA_LIBS) $(CURL_LIBS) $(CJSON_LIBS) $(PTHREAD_LIBS)
 

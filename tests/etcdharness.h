@@ -4,7 +4,9 @@
  * ports in a temporary directory, and gives tests the levers they need
  * (stop, kill -9, restart, SIGSTOP, compaction, raw puts, a connection-
  * cutting TCP proxy). It talks to etcd with its own small libcurl code and
- * never uses the library under test.
+ * never uses the library under test. Three files implement it:
+ * etcdharness.c (processes and clusters), etcdclient.c (the HTTP client
+ * and auth) and etcdproxy.c (the proxy); etcdharness-private.h is theirs.
  *
  * Call the harness from one thread (normally main): the etcd child is
  * tied to the thread that started it (it is killed if that thread dies,
@@ -54,6 +56,11 @@ int etcdh_available(void);
 /* True if CLUSTER_REQUIRE_ETCD is set to something other than "" or "0". */
 int etcdh_required(void);
 
+/* True, after printing the TAP line "1..0 # SKIP ..." to stdout, when etcd
+ * is not installed and not required: a test program's main() then returns
+ * at once. */
+int etcdh_skip(void);
+
 /* "http://127.0.0.1:PORT/" (valid until etcdh_destroy()). */
 const char *etcdh_endpoint(etcdh *h);
 
@@ -99,6 +106,15 @@ long long etcdh_key_lease(etcdh *h, const char *key);
  */
 int etcdh_metrics(etcdh *h, char **text);
 double etcdh_metric(const char *text, const char *name, const char *labels);
+
+/*
+ * A raw HTTP request with no token, for tests that speak to etcd as some
+ * other client would (the v2 API, a lease grant, /health): method (NULL:
+ * POST body, or GET when body is NULL) to the full url. Returns the HTTP
+ * status, 0 when there was no answer; the reply body in *out (malloc'd,
+ * NULL if none; caller frees) unless out is NULL.
+ */
+long etcdh_request(const char *method, const char *url, const char *body, long timeout_ms, char **out);
 
 /* Print the last lines of etcd's log to f (for failed tests). */
 void etcdh_log_tail(etcdh *h, FILE *f, int lines);

@@ -1,10 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Helpers for the etcd integration tests (see etcdtest.h).
+ * Helpers for the etcd integration tests (see etcdtest.h): the one copy
+ * of what every etcd test program needs around its scenarios.
  */
 #ifndef _GNU_SOURCE
 # define _GNU_SOURCE
 #endif
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -27,6 +32,8 @@
 
 static pthread_mutex_t et_table_lock = PTHREAD_MUTEX_INITIALIZER;
 static et_member *et_table[ET_MAX_MEMBERS];
+
+etcdh *et_etcd;
 
 double
 et_t(double seconds)
@@ -454,4 +461,139 @@ et_etcd_start(etcdh **h, const char *const *extra_args)
 	}
 	fprintf(stderr, "# etcd at %s (pid %ld, dir %s)\n", etcdh_endpoint(*h), (long) etcdh_pid(*h), etcdh_dir(*h));
 	return 0;
+}
+
+int
+et_setup(void **state)
+{
+	(void) state;
+	return et_etcd_start(&et_etcd, NULL);
+}
+
+/* Also used per group: a frozen etcd would make every leave wait. */
+int
+et_teardown(void **state)
+{
+	(void) state;
+	/* a test that failed while etcd was frozen must not freeze cleanup */
+	if(et_etcd && etcdh_pid(et_etcd) > 0)
+	{
+		etcdh_resume(et_etcd);
+	}
+	et_free_all();
+	etcdh_destroy(et_etcd);
+	et_etcd = NULL;
+	return 0;
+}
+
+int
+et_teardown_members(void **state)
+{
+	(void) state;
+	et_free_all();
+	return 0;
+}
+
+et_member *
+et_new(const char *key, const char *id, int workers, int ttl)
+{
+	return et_new_at(key, id, workers, NULL, ttl);
+}
+
+/* A member that cannot even be configured makes the rest of a test
+ * meaningless: stop it there. */
+et_member *
+et_new_at(const char *key, const char *id, int workers, const char *registry, int ttl)
+{
+	et_member *m = et_member_new(key, id, workers, registry ? registry : etcdh_endpoint(et_etcd), ttl);
+
+	assert_non_null(m);
+	return m;
+}
+
+/* The callback alone could be right while the getters lag (or the other
+ * way round): every view of the member is compared. */
+void
+et_check(et_member *m, int index, int workers, int total, double seconds)
+{
+	CLUSTERSTATE st;
+
+	if(et_wait(m, index, total, seconds))
+	{
+		if(et_etcd)
+		{
+			etcdh_log_tail(et_etcd, stderr, 20);
+		}
+		fail_msg("%s: expected index %d total %d", m->id, index, total);
+	}
+	assert_int_equal(et_last(m).workers, workers);
+	assert_int_equal(cluster_state(m->c, &st), 0);
+	assert_int_equal(st.index, index);
+	assert_int_equal(st.workers, workers);
+	assert_int_equal(st.total, total);
+	assert_int_equal(st.passive, 0);
+	assert_int_equal(cluster_total(m->c), total);
+	assert_int_equal(cluster_index(m->c, 0), index);
+	assert_int_equal(cluster_index(m->c, workers - 1), index + workers - 1);
+}
+
+void
+et_join_214(const char *key, et_member **m, const char *registry, int ttl, double seconds)
+{
+	m[0] = et_new_at(key, "node1", 2, registry, ttl);
+	m[1] = et_new_at(key, "node2", 1, registry, ttl);
+	m[2] = et_new_at(key, "node3", 4, registry, ttl);
+	assert_int_equal(et_join(m[0]), 0);
+	assert_int_equal(et_join(m[1]), 0);
+	assert_int_equal(et_join(m[2]), 0);
+	et_check(m[0], 0, 2, 7, seconds);
+	et_check(m[1], 2, 1, 7, seconds);
+	et_check(m[2], 3, 4, 7, seconds);
+}
+
+void
+et_free(et_member **m, int n)
+{
+	int i;
+
+	for(i = 0; i < n; i++)
+	{
+		et_member_free(m[i]);
+	}
+}
+
+/* printf into the next of a few static buffers: the path builders'
+ * results stay valid while a handful of others are built. */
+static const char *et_path(const char *format, ...) __attribute__((format(printf, 1, 2)));
+
+static const char *
+et_path(const char *format, ...)
+{
+	static char ring[8][512];
+	static int next;
+	char *p = ring[next++ % 8];
+	va_list ap;
+
+	va_start(ap, format);
+	vsnprintf(p, sizeof(ring[0]), format, ap);
+	va_end(ap);
+	return p;
+}
+
+const char *
+et_root(const char *key)
+{
+	return et_path("/%s/", key);
+}
+
+const char *
+et_prefix(const char *key)
+{
+	return et_path("/%s/production/", key);
+}
+
+const char *
+et_member_key(const char *key, const char *id)
+{
+	return et_path("/%s/production/%s", key, id);
 }

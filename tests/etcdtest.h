@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Helpers for the etcd integration tests: in-process members whose
- * balancer callbacks are recorded and can be awaited with deadlines, and
- * members run as separate processes (tests/etcd-member) so that they can
- * be killed with SIGKILL.
+ * Helpers for the etcd integration tests (cmocka programs): the program's
+ * private etcd with cmocka set-up and teardown, in-process members whose
+ * balancer callbacks are recorded and can be awaited with deadlines,
+ * assertions on a member's view, registry key builders, and members run
+ * as separate processes (tests/etcd-member) so that they can be killed
+ * with SIGKILL. Written once here so that every etcd test program checks
+ * the same things the same way.
  */
 #ifndef ETCDTEST_H_
 # define ETCDTEST_H_                   1
@@ -79,7 +82,57 @@ int et_kill(pid_t pid, int sig);
 struct etcdh;
 int et_etcd_start(struct etcdh **h, const char *const *extra_args);
 
+/* The program's private etcd: et_setup() starts it, et_teardown() stops
+ * it; NULL in between when set-up and teardown run per test. */
+extern struct etcdh *et_etcd;
+
+/* cmocka set-up (per test or per group): start et_etcd. 0 or -1. */
+int et_setup(void **state);
+/* cmocka teardown (per test or per group): wake et_etcd if a failed test
+ * left it frozen, free the members still alive, stop et_etcd. 0. */
+int et_teardown(void **state);
+/* cmocka teardown between the tests of a group sharing one etcd: free
+ * the members a failed test left behind, so that they do not run on into
+ * the next test. 0. */
+int et_teardown_members(void **state);
+
+/* et_member_new() that fails the test instead of returning NULL; on
+ * et_etcd, or (et_new_at) on registry (NULL: et_etcd). */
+et_member *et_new(const char *key, const char *id, int workers, int ttl);
+et_member *et_new_at(const char *key, const char *id, int workers, const char *registry, int ttl);
+
+/*
+ * Fail the test unless, within seconds x multiplier, the member's last
+ * callback says (index, workers, total) and cluster_state(),
+ * cluster_total() and cluster_index() agree with it (active member).
+ * On failure, the member's callback history and et_etcd's log tail go to
+ * stderr first.
+ */
+void et_check(et_member *m, int index, int workers, int total, double seconds);
+
+/*
+ * The README cluster: node1 -n 2, node2, node3 -n 4 on registry (NULL:
+ * et_etcd) join one after the other into m[0..2]; each is then checked
+ * at bases 0, 2, 3 of total 7 within seconds.
+ */
+void et_join_214(const char *key, et_member **m, const char *registry, int ttl, double seconds);
+
+/* et_member_free() each of m[0..n-1] (NULL entries ok). */
+void et_free(et_member **m, int n);
+
 /* Unique cluster key for this test run: "it-<name>-<pid>". */
 const char *et_key(const char *name);
+
+/*
+ * Registry paths (README: /<key>/[<partition>/]<env>/<id>) for the
+ * default environment. Each call returns one of a ring of static buffers,
+ * so a few results can be used together (main thread only):
+ * et_root: "/<key>/" (everything the cluster stores);
+ * et_prefix: "/<key>/production/" (its members);
+ * et_member_key: "/<key>/production/<id>" (one member's record).
+ */
+const char *et_root(const char *key);
+const char *et_prefix(const char *key);
+const char *et_member_key(const char *key, const char *id);
 
 #endif /*!ETCDTEST_H_*/

@@ -37,49 +37,6 @@
 #include "etcdharness.h"
 #include "etcdtest.h"
 
-static etcdh *H;
-
-static int
-setup(void **state)
-{
-	(void) state;
-	return et_etcd_start(&H, NULL);
-}
-
-static int
-teardown(void **state)
-{
-	(void) state;
-	/* a test that failed while etcd was frozen must not freeze cleanup */
-	if(H && etcdh_pid(H) > 0)
-	{
-		etcdh_resume(H);
-	}
-	et_free_all();
-	etcdh_destroy(H);
-	H = NULL;
-	return 0;
-}
-
-static et_member *
-member(const char *key, const char *id, int workers, int ttl)
-{
-	et_member *m = et_member_new(key, id, workers, etcdh_endpoint(H), ttl);
-
-	assert_non_null(m);
-	return m;
-}
-
-/* "/<key>/production/<id>": where the member's record lives in etcd. */
-static const char *
-member_key(const char *key, const char *id)
-{
-	static char k[512];
-
-	snprintf(k, sizeof(k), "/%s/production/%s", key, id);
-	return k;
-}
-
 /* ------------------------------------------------------------------ */
 /* a control call on its own thread, awaited with deadlines            */
 /* ------------------------------------------------------------------ */
@@ -175,8 +132,8 @@ call_finish(call *k, const char *what, double hard_limit)
 	if(!call_wait(k, k->start + et_t(hard_limit)))
 	{
 		fprintf(stderr, "# %s has not returned after %.1f s: giving up on the program\n", what, etcdh_now() - k->start);
-		etcdh_resume(H);
-		etcdh_destroy(H);
+		etcdh_resume(et_etcd);
+		etcdh_destroy(et_etcd);
 		_exit(1);
 	}
 	pthread_join(k->thread, NULL);
@@ -211,7 +168,7 @@ reap_bounded(pid_t pid, double seconds, const char *mk, double t0, double *gone_
 		{
 			return status;
 		}
-		if(*gone_at < 0 && etcdh_get(H, mk, NULL) == 0)
+		if(*gone_at < 0 && etcdh_get(et_etcd, mk, NULL) == 0)
 		{
 			*gone_at = etcdh_now() - t0;
 		}
@@ -251,12 +208,12 @@ test_forked_child_destroy_keeps_parent_registered(void **state)
 	pid_t pid;
 
 	(void) state;
-	m = member(key, "forker", 1, ttl);
+	m = et_new(key, "forker", 1, ttl);
 	assert_int_equal(et_join(m), 0);
 	assert_int_equal(et_wait(m, 0, 1, 3), 0);
-	snprintf(mk, sizeof(mk), "%s", member_key(key, "forker"));
-	assert_int_equal(etcdh_get(H, mk, NULL), 1);
-	lease = etcdh_key_lease(H, mk);
+	snprintf(mk, sizeof(mk), "%s", et_member_key(key, "forker"));
+	assert_int_equal(etcdh_get(et_etcd, mk, NULL), 1);
+	lease = etcdh_key_lease(et_etcd, mk);
 	assert_true(lease > 0);
 	fprintf(stderr, "# parent %ld joined as %s with lease %llx\n", (long) getpid(), mk, (unsigned long long) lease);
 
@@ -296,11 +253,11 @@ test_forked_child_destroy_keeps_parent_registered(void **state)
 	{
 		fail_msg("the parent's member key %s vanished %.3f s after the fork, during the child's cluster_destroy()", mk, gone_at);
 	}
-	if(etcdh_get(H, mk, NULL) != 1)
+	if(etcdh_get(et_etcd, mk, NULL) != 1)
 	{
 		fail_msg("the parent's member key %s vanished after the child's cluster_destroy() (child took %.3f s)", mk, took);
 	}
-	now_lease = etcdh_key_lease(H, mk);
+	now_lease = etcdh_key_lease(et_etcd, mk);
 	if(now_lease != lease)
 	{
 		fail_msg("the parent's key %s now has lease %llx, was %llx", mk, (unsigned long long) now_lease, (unsigned long long) lease);
@@ -320,13 +277,13 @@ test_forked_child_destroy_keeps_parent_registered(void **state)
 	window_end = etcdh_now() + 2.0 * ttl;
 	while(etcdh_now() < window_end)
 	{
-		if(etcdh_get(H, mk, NULL) != 1)
+		if(etcdh_get(et_etcd, mk, NULL) != 1)
 		{
 			fail_msg("the parent's key %s expired %.3f s after the fork (TTL %d s): its keepalive died", mk, etcdh_now() - t0, ttl);
 		}
 		usleep(100000);
 	}
-	assert_int_equal(etcdh_key_lease(H, mk), lease);
+	assert_int_equal(etcdh_key_lease(et_etcd, mk), lease);
 	assert_int_equal(et_calls(m), calls);
 	assert_int_equal(cluster_total(m->c), 1);
 	assert_int_equal(cluster_index(m->c, 0), 0);
@@ -352,13 +309,13 @@ test_leave_cancels_a_waiting_join(void **state)
 	double t_leave, join_at;
 
 	(void) state;
-	pid = et_spawn(key, "dup", 1, etcdh_endpoint(H), 10, NULL, NULL);
+	pid = et_spawn(key, "dup", 1, etcdh_endpoint(et_etcd), 10, NULL, NULL);
 	assert_true(pid > 0);
 	et_kill(pid, SIGKILL);
 	/* the predecessor's key lingers until its lease runs out (~10 s) */
-	assert_int_equal(etcdh_get(H, member_key(key, "dup"), NULL), 1);
+	assert_int_equal(etcdh_get(et_etcd, et_member_key(key, "dup"), NULL), 1);
 
-	m = member(key, "dup", 1, 10);
+	m = et_new(key, "dup", 1, 10);
 	call_start(&join, cluster_join, m->c);
 	usleep(500000);
 	pthread_mutex_lock(&join.lock);
@@ -413,12 +370,12 @@ test_join_survives_a_slow_registry(void **state)
 	int done;
 
 	(void) state;
-	m = member(key, "slow", 1, 5);
-	assert_int_equal(etcdh_pause(H), 0);
+	m = et_new(key, "slow", 1, 5);
+	assert_int_equal(etcdh_pause(et_etcd), 0);
 	t0 = etcdh_now();
 	call_start(&join, cluster_join, m->c);
 	usleep(2500000);
-	assert_int_equal(etcdh_resume(H), 0);
+	assert_int_equal(etcdh_resume(et_etcd), 0);
 	resumed = etcdh_now() - t0;
 	done = call_wait(&join, t0 + et_t(15));
 	call_finish(&join, "cluster_join", 30);
@@ -433,7 +390,7 @@ test_join_survives_a_slow_registry(void **state)
 		fail_msg("cluster_join() failed with %s after %.3f s although etcd answered again after %.3f s",
 			strerror(join.err), join.end - join.start, resumed);
 	}
-	assert_int_equal(etcdh_get(H, member_key(key, "slow"), NULL), 1);
+	assert_int_equal(etcdh_get(et_etcd, et_member_key(key, "slow"), NULL), 1);
 	assert_int_equal(et_wait(m, 0, 1, 3), 0);
 	et_member_free(m);
 }
@@ -541,9 +498,9 @@ test_watch_callbacks_run_outside_libcurl(void **state)
 	cb_calls = 0;
 	cb_test_thread = pthread_self();
 	pthread_mutex_unlock(&cb_lock);
-	a = member(key, "a", 1, 5);
+	a = et_new(key, "a", 1, 5);
 	assert_int_equal(cluster_set_balancer(a->c, curl_probe), 0);
-	b = member(key, "b", 1, 5);
+	b = et_new(key, "b", 1, 5);
 	assert_int_equal(et_join(a), 0);
 	assert_int_equal(cb_wait(1, 3), 0);
 	assert_int_equal(et_join(b), 0);
@@ -600,8 +557,7 @@ test_view_freshness_follows_the_registry(void **state)
 	double took;
 
 	(void) state;
-	m = et_member_new(et_key("fresh"), "f", 1, etcdh_endpoint(H), 3);
-	assert_non_null(m);
+	m = et_new(et_key("fresh"), "f", 1, 3);
 	errno = 0;
 	assert_int_equal(cluster_view_fresh(m->c, &rev), -1);
 	assert_int_equal(errno, EPERM);
@@ -612,10 +568,10 @@ test_view_freshness_follows_the_registry(void **state)
 	}
 	assert_int_equal(cluster_view_fresh(m->c, &rev), 1);
 	assert_true(rev > 0);
-	assert_int_equal(etcdh_pause(H), 0);
+	assert_int_equal(etcdh_pause(et_etcd), 0);
 	took = await_fresh(m->c, 0, 3.0);
 	fprintf(stderr, "# etcd frozen: the view was marked stale after %.3f s (TTL 3 s)\n", took);
-	assert_int_equal(etcdh_resume(H), 0);
+	assert_int_equal(etcdh_resume(et_etcd), 0);
 	if(took < 0)
 	{
 		fail_msg("the view still claims to be current 3 s after etcd froze");
@@ -632,16 +588,15 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_forked_child_destroy_keeps_parent_registered, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_leave_cancels_a_waiting_join, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_join_survives_a_slow_registry, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_watch_callbacks_run_outside_libcurl, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_view_freshness_follows_the_registry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_forked_child_destroy_keeps_parent_registered, et_setup, et_teardown),
+		cmocka_unit_test_setup_teardown(test_leave_cancels_a_waiting_join, et_setup, et_teardown),
+		cmocka_unit_test_setup_teardown(test_join_survives_a_slow_registry, et_setup, et_teardown),
+		cmocka_unit_test_setup_teardown(test_watch_callbacks_run_outside_libcurl, et_setup, et_teardown),
+		cmocka_unit_test_setup_teardown(test_view_freshness_follows_the_registry, et_setup, et_teardown),
 	};
 
-	if(!etcdh_available() && !etcdh_required())
+	if(etcdh_skip())
 	{
-		printf("1..0 # SKIP etcd is not installed (Debian package etcd-server)\n");
 		return 77;
 	}
 	return cmocka_run_group_tests(tests, NULL, NULL);

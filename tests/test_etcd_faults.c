@@ -23,7 +23,6 @@
 
 #define FAULT_MEMBERS 8
 
-static etcdh *H;
 static etcdh_cluster *CL;
 static etcdh *FROZEN;           /* a cluster member this test SIGSTOPped */
 static pid_t SPAWNED = -1;      /* a member process this test started */
@@ -32,9 +31,8 @@ static double T0;               /* when the test's setup began */
 static int
 setup(void **state)
 {
-	(void) state;
 	T0 = etcdh_now();
-	return et_etcd_start(&H, NULL);
+	return et_setup(state);
 }
 
 /* Simple auth tokens die after one idle second. */
@@ -45,7 +43,7 @@ setup_token_ttl(void **state)
 
 	(void) state;
 	T0 = etcdh_now();
-	return et_etcd_start(&H, args);
+	return et_etcd_start(&et_etcd, args);
 }
 
 static int
@@ -83,40 +81,11 @@ teardown(void **state)
 		etcdh_resume(FROZEN);
 		FROZEN = NULL;
 	}
-	et_free_all();
-	etcdh_destroy(H);
-	H = NULL;
+	et_teardown(state);
 	etcdh_cluster_destroy(CL);
 	CL = NULL;
 	fprintf(stderr, "# test took %.1f s with set-up and teardown\n", etcdh_now() - T0);
 	return 0;
-}
-
-static et_member *
-member(const char *key, const char *id, int workers, const char *registry, int ttl)
-{
-	et_member *m = et_member_new(key, id, workers, registry, ttl);
-
-	assert_non_null(m);
-	return m;
-}
-
-static const char *
-prefix(const char *key)
-{
-	static char k[512];
-
-	snprintf(k, sizeof(k), "/%s/", key);
-	return k;
-}
-
-static const char *
-member_key(const char *key, const char *id)
-{
-	static char k[512];
-
-	snprintf(k, sizeof(k), "/%s/production/%s", key, id);
-	return k;
 }
 
 static int
@@ -229,7 +198,7 @@ test_hung_endpoint_is_detected_and_left(void **state)
 	/* m1 m2 [m3: own process] m4 m5, one worker each */
 	for(i = 0; i < 4; i++)
 	{
-		m[i] = member(key, ids[i], 1, uri, ttl);
+		m[i] = et_new_at(key, ids[i], 1, uri, ttl);
 	}
 	assert_int_equal(et_join(m[0]), 0);
 	assert_int_equal(et_join(m[1]), 0);
@@ -250,7 +219,7 @@ test_hung_endpoint_is_detected_and_left(void **state)
 
 	/* m0 (two workers) sorts first: every survivor's index moves */
 	t_join = etcdh_now();
-	newcomer = member(key, "m0", 2, etcdh_endpoint(etcdh_cluster_member(CL, g)), ttl);
+	newcomer = et_new_at(key, "m0", 2, etcdh_endpoint(etcdh_cluster_member(CL, g)), ttl);
 	assert_int_equal(et_join(newcomer), 0);
 	t_kill = etcdh_now();
 	et_kill(SPAWNED, SIGKILL);
@@ -357,7 +326,7 @@ test_mass_lease_expiry_does_not_thrash(void **state)
 	for(i = 0; i < n; i++)
 	{
 		snprintf(id, sizeof(id), "w%d", i + 1);
-		m[i] = member(key, id, 1, etcdh_endpoint(H), ttl);
+		m[i] = et_new(key, id, 1, ttl);
 		assert_int_equal(et_join(m[i]), 0);
 	}
 	for(i = 0; i < n; i++)
@@ -368,15 +337,15 @@ test_mass_lease_expiry_does_not_thrash(void **state)
 	for(i = 0; i < n; i++)
 	{
 		before[i] = et_calls(m[i]);
-		lease[i] = etcdh_key_lease(H, member_key(key, m[i]->id));
+		lease[i] = etcdh_key_lease(et_etcd, et_member_key(key, m[i]->id));
 		assert_true(lease[i] > 0);
 	}
 
 	t_pause = etcdh_now();
-	assert_int_equal(etcdh_pause(H), 0);
+	assert_int_equal(etcdh_pause(et_etcd), 0);
 	/* hold the fault: every lease is long past its TTL on resume */
 	sleep((unsigned) (3 * ttl));
-	assert_int_equal(etcdh_resume(H), 0);
+	assert_int_equal(etcdh_resume(et_etcd), 0);
 	t_resume = etcdh_now();
 	fprintf(stderr, "# etcd frozen for %.3f s (TTL %d s)\n", t_resume - t_pause, ttl);
 
@@ -388,7 +357,7 @@ test_mass_lease_expiry_does_not_thrash(void **state)
 	assert_int_equal(wait_quiet(m, n, 2.0 * ttl, 30), 0);
 	for(i = 0; i < n; i++)
 	{
-		now = etcdh_key_lease(H, member_key(key, m[i]->id));
+		now = etcdh_key_lease(et_etcd, et_member_key(key, m[i]->id));
 		assert_true(now > 0);
 		replaced += now != lease[i];
 	}
@@ -429,7 +398,7 @@ wait_workers(const char *k, int workers, double seconds, char **last)
 	do
 	{
 		v = NULL;
-		if(etcdh_get(H, k, &v) == 1 && strstr(v, want))
+		if(etcdh_get(et_etcd, k, &v) == 1 && strstr(v, want))
 		{
 			free(*last);
 			*last = v;
@@ -461,13 +430,13 @@ test_auth_token_expiry_relogin(void **state)
 	int rc;
 
 	(void) state;
-	assert_int_equal(etcdh_enable_auth(H, "rootpw"), 0);
-	assert_int_equal(etcdh_add_user(H, "rootpw", "app", "apppw", prefix(key)), 0);
-	a = member(key, "t1", 1, etcdh_endpoint(H), 0);
+	assert_int_equal(etcdh_enable_auth(et_etcd, "rootpw"), 0);
+	assert_int_equal(etcdh_add_user(et_etcd, "rootpw", "app", "apppw", et_root(key)), 0);
+	a = et_new(key, "t1", 1, 0);
 	assert_int_equal(cluster_set_credentials(a->c, "app", "apppw"), 0);
 	assert_int_equal(et_join(a), 0);
 	assert_int_equal(et_wait(a, 0, 1, 5), 0);
-	assert_int_equal(wait_workers(member_key(key, "t1"), 1, 5, &value), 0);
+	assert_int_equal(wait_workers(et_member_key(key, "t1"), 1, 5, &value), 0);
 	free(value);
 
 	/* hold: the member's token expires (1 s idle) */
@@ -475,7 +444,7 @@ test_auth_token_expiry_relogin(void **state)
 	rc = cluster_set_workers(a->c, 3);
 	fprintf(stderr, "# cluster_set_workers(3) after the token expired returned %d\n", rc);
 	assert_int_equal(rc, 0);
-	if(wait_workers(member_key(key, "t1"), 3, 5, &value))
+	if(wait_workers(et_member_key(key, "t1"), 3, 5, &value))
 	{
 		fail_msg("etcd still holds %s for t1 %.1f s after cluster_set_workers(3) returned 0",
 			value ? value : "(nothing)", et_t(5));
@@ -483,7 +452,7 @@ test_auth_token_expiry_relogin(void **state)
 	free(value);
 
 	/* a newcomer counts the three workers */
-	b = member(key, "t2", 1, etcdh_endpoint(H), 0);
+	b = et_new(key, "t2", 1, 0);
 	assert_int_equal(cluster_set_credentials(b->c, "app", "apppw"), 0);
 	assert_int_equal(et_join(b), 0);
 	assert_int_equal(et_wait(b, 3, 4, 5), 0);
@@ -500,7 +469,7 @@ authentications(void)
 	char *text = NULL;
 	double n;
 
-	if(etcdh_metrics(H, &text))
+	if(etcdh_metrics(et_etcd, &text))
 	{
 		return -1;
 	}
@@ -554,12 +523,12 @@ test_leave_with_credentials_revokes_promptly(void **state)
 	int i;
 
 	(void) state;
-	assert_int_equal(etcdh_enable_auth(H, "rootpw"), 0);
-	assert_int_equal(etcdh_add_user(H, "rootpw", "app", "apppw", prefix(key)), 0);
+	assert_int_equal(etcdh_enable_auth(et_etcd, "rootpw"), 0);
+	assert_int_equal(etcdh_add_user(et_etcd, "rootpw", "app", "apppw", et_root(key)), 0);
 	for(i = 0; i < FAULT_MEMBERS; i++)
 	{
 		snprintf(id, sizeof(id), "l%d", i + 1);
-		m[i] = member(key, id, 1, etcdh_endpoint(H), ttl);
+		m[i] = et_new(key, id, 1, ttl);
 		assert_int_equal(cluster_set_credentials(m[i]->c, "app", "apppw"), 0);
 		assert_int_equal(et_join(m[i]), 0);
 	}
@@ -567,7 +536,7 @@ test_leave_with_credentials_revokes_promptly(void **state)
 	{
 		assert_int_equal(et_wait(m[i], i, FAULT_MEMBERS, 10), 0);
 	}
-	assert_int_equal(etcdh_count(H, prefix(key)), FAULT_MEMBERS);
+	assert_int_equal(etcdh_count(et_etcd, et_root(key)), FAULT_MEMBERS);
 
 	logins = authentications();
 	assert_true(logins >= 0);
@@ -586,12 +555,12 @@ test_leave_with_credentials_revokes_promptly(void **state)
 	/* (metrics before the count: the harness's own requests never add
 	 * a login here, its root token is fresh) */
 	logins = authentications() - logins;
-	keys = etcdh_count(H, prefix(key));
+	keys = etcdh_count(et_etcd, et_root(key));
 	for(i = 0; i < FAULT_MEMBERS; i++)
 	{
 		fprintf(stderr, "# %s: cluster_leave returned %d (%s) after %.3f s; key %s\n", m[i]->id, l[i].rc,
 			l[i].rc ? strerror(l[i].err) : "ok", l[i].took,
-			etcdh_get(H, member_key(key, m[i]->id), NULL) == 1 ? "LEFT BEHIND" : "gone");
+			etcdh_get(et_etcd, et_member_key(key, m[i]->id), NULL) == 1 ? "LEFT BEHIND" : "gone");
 		if(l[i].took > worst)
 		{
 			worst = l[i].took;
@@ -628,9 +597,8 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_leave_with_credentials_revokes_promptly, setup, teardown),
 	};
 
-	if(!etcdh_available() && !etcdh_required())
+	if(etcdh_skip())
 	{
-		printf("1..0 # SKIP etcd is not installed (Debian package etcd-server)\n");
 		return 0;
 	}
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -25,73 +25,6 @@
 #include "etcdharness.h"
 #include "etcdtest.h"
 
-static etcdh *H;
-
-static int
-group_setup(void **state)
-{
-	(void) state;
-	return et_etcd_start(&H, NULL);
-}
-
-static int
-group_teardown(void **state)
-{
-	(void) state;
-	etcdh_destroy(H);
-	return 0;
-}
-
-/* Members a failed test left behind must not run on into the next. */
-static int
-teardown(void **state)
-{
-	(void) state;
-	et_free_all();
-	return 0;
-}
-
-static et_member *
-member(const char *key, const char *id, int workers, int ttl)
-{
-	et_member *m = et_member_new(key, id, workers, etcdh_endpoint(H), ttl);
-
-	assert_non_null(m);
-	return m;
-}
-
-/* The member's callback and its cluster_state() both say (index, workers, total). */
-static void
-check_member(et_member *m, int index, int workers, int total, double seconds)
-{
-	CLUSTERSTATE st;
-
-	if(et_wait(m, index, total, seconds))
-	{
-		etcdh_log_tail(H, stderr, 20);
-		fail_msg("%s: expected index %d total %d", m->id, index, total);
-	}
-	assert_int_equal(et_last(m).workers, workers);
-	assert_int_equal(cluster_state(m->c, &st), 0);
-	assert_int_equal(st.index, index);
-	assert_int_equal(st.workers, workers);
-	assert_int_equal(st.total, total);
-	assert_int_equal(st.passive, 0);
-	assert_int_equal(cluster_total(m->c), total);
-	assert_int_equal(cluster_index(m->c, 0), index);
-	assert_int_equal(cluster_index(m->c, workers - 1), index + workers - 1);
-}
-
-/* The registry key of a member (README: /<key>/[<partition>/]<env>/<id>). */
-static const char *
-member_key(const char *key, const char *id)
-{
-	static char k[512];
-
-	snprintf(k, sizeof(k), "/%s/production/%s", key, id);
-	return k;
-}
-
 /* The stored value is a JSON object carrying the worker count. */
 static void
 check_registry_value(const char *key, const char *id, int workers)
@@ -100,11 +33,11 @@ check_registry_value(const char *key, const char *id, int workers)
 	cJSON *json, *item;
 	int found = 0;
 
-	assert_int_equal(etcdh_get(H, member_key(key, id), &value), 1);
+	assert_int_equal(etcdh_get(et_etcd, et_member_key(key, id), &value), 1);
 	json = cJSON_ParseWithLength(value, strlen(value));
 	if(!cJSON_IsObject(json))
 	{
-		fail_msg("value of %s is not a JSON object: %s", member_key(key, id), value);
+		fail_msg("value of %s is not a JSON object: %s", et_member_key(key, id), value);
 	}
 	cJSON_ArrayForEach(item, json)
 	{
@@ -115,7 +48,7 @@ check_registry_value(const char *key, const char *id, int workers)
 	}
 	if(!found)
 	{
-		fail_msg("value of %s does not carry %d workers: %s", member_key(key, id), workers, value);
+		fail_msg("value of %s does not carry %d workers: %s", et_member_key(key, id), workers, value);
 	}
 	cJSON_Delete(json);
 	free(value);
@@ -157,35 +90,25 @@ check_members(et_member *m, const struct expect *e, size_t n)
 	cluster_members_free(rows);
 }
 
-/* The README cluster: node1 -n 2, node2, node3 -n 4 -> bases 0, 2, 3, total 7. */
+/* The README cluster: node1 -n 2, node2, node3 -n 4 -> bases 0, 2, 3,
+ * total 7; unlike et_join_214(), each join is checked as it happens. */
 static void
-join_214(const char *key, et_member **m, int ttl)
+join_214_in_turn(const char *key, et_member **m, int ttl)
 {
-	m[0] = member(key, "node1", 2, ttl);
-	m[1] = member(key, "node2", 1, ttl);
-	m[2] = member(key, "node3", 4, ttl);
+	m[0] = et_new(key, "node1", 2, ttl);
+	m[1] = et_new(key, "node2", 1, ttl);
+	m[2] = et_new(key, "node3", 4, ttl);
 	assert_int_equal(et_join(m[0]), 0);
 	/* the first callback ran inside cluster_join() */
 	assert_true(et_calls(m[0]) >= 1);
-	check_member(m[0], 0, 2, 2, 0);
+	et_check(m[0], 0, 2, 2, 0);
 	assert_int_equal(et_join(m[1]), 0);
-	check_member(m[1], 2, 1, 3, 0);
-	check_member(m[0], 0, 2, 3, 3);
+	et_check(m[1], 2, 1, 3, 0);
+	et_check(m[0], 0, 2, 3, 3);
 	assert_int_equal(et_join(m[2]), 0);
-	check_member(m[2], 3, 4, 7, 0);
-	check_member(m[0], 0, 2, 7, 3);
-	check_member(m[1], 2, 1, 7, 3);
-}
-
-static void
-free_all(et_member **m, int n)
-{
-	int i;
-
-	for(i = 0; i < n; i++)
-	{
-		et_member_free(m[i]);
-	}
+	et_check(m[2], 3, 4, 7, 0);
+	et_check(m[0], 0, 2, 7, 3);
+	et_check(m[1], 2, 1, 7, 3);
 }
 
 static void
@@ -199,7 +122,7 @@ test_cluster_214(void **state)
 	int i;
 
 	(void) state;
-	join_214(key, m, 3);
+	join_214_in_turn(key, m, 3);
 	for(i = 0; i < 3; i++)
 	{
 		check_members(m[i], rows, 3);
@@ -216,10 +139,10 @@ test_cluster_214(void **state)
 	check_registry_value(key, "node1", 2);
 	check_registry_value(key, "node2", 1);
 	check_registry_value(key, "node3", 4);
-	assert_int_equal(etcdh_count(H, member_key(key, "")), 3);
-	free_all(m, 3);
+	assert_int_equal(etcdh_count(et_etcd, et_prefix(key)), 3);
+	et_free(m, 3);
 	/* destroy left the cluster: nothing remains registered */
-	assert_int_equal(etcdh_count(H, member_key(key, "")), 0);
+	assert_int_equal(etcdh_count(et_etcd, et_prefix(key)), 0);
 }
 
 static void
@@ -231,7 +154,7 @@ test_graceful_leave(void **state)
 	double t0, took;
 
 	(void) state;
-	join_214(key, m, 3);
+	join_214_in_turn(key, m, 3);
 	t0 = etcdh_now();
 	assert_int_equal(cluster_leave(m[0]->c), 0);
 	took = etcdh_now() - t0;
@@ -246,17 +169,17 @@ test_graceful_leave(void **state)
 	assert_int_equal(cluster_index(m[0]->c, 0), -1);
 	assert_int_equal(errno, EPERM);
 	/* the lease was revoked: the key is gone at once, not after the TTL */
-	assert_int_equal(etcdh_get(H, member_key(key, "node1"), NULL), 0);
-	check_member(m[1], 0, 1, 5, 3);
-	check_member(m[2], 1, 4, 5, 3);
+	assert_int_equal(etcdh_get(et_etcd, et_member_key(key, "node1"), NULL), 0);
+	et_check(m[1], 0, 1, 5, 3);
+	et_check(m[2], 1, 4, 5, 3);
 	/* leaving twice is harmless */
 	assert_int_equal(cluster_leave(m[0]->c), 0);
 	/* and the same handle can join again */
 	assert_int_equal(et_join(m[0]), 0);
-	check_member(m[0], 0, 2, 7, 0);
-	check_member(m[1], 2, 1, 7, 3);
-	check_member(m[2], 3, 4, 7, 3);
-	free_all(m, 3);
+	et_check(m[0], 0, 2, 7, 0);
+	et_check(m[1], 2, 1, 7, 3);
+	et_check(m[2], 3, 4, 7, 3);
+	et_free(m, 3);
 }
 
 static void
@@ -270,21 +193,21 @@ test_kill9_member(void **state)
 	double t0, took;
 
 	(void) state;
-	victim = et_spawn(key, "a-victim", 3, etcdh_endpoint(H), ttl, &index, &total);
+	victim = et_spawn(key, "a-victim", 3, etcdh_endpoint(et_etcd), ttl, &index, &total);
 	assert_true(victim > 0);
 	assert_int_equal(index, 0);
 	assert_int_equal(total, 3);
-	m = member(key, "b-survivor", 1, ttl);
+	m = et_new(key, "b-survivor", 1, ttl);
 	assert_int_equal(et_join(m), 0);
-	check_member(m, 3, 1, 4, 0);
+	et_check(m, 3, 1, 4, 0);
 	t0 = etcdh_now();
 	et_kill(victim, SIGKILL);
 	/* removed within TTL + 1 s of the crash */
-	check_member(m, 0, 1, 1, ttl + 1.0);
+	et_check(m, 0, 1, 1, ttl + 1.0);
 	took = etcdh_now() - t0;
 	fprintf(stderr, "# crashed member removed after %.3f s (TTL %d s)\n", took, ttl);
 	assert_true(took < et_t(ttl + 1.0));
-	assert_int_equal(etcdh_get(H, member_key(key, "a-victim"), NULL), 0);
+	assert_int_equal(etcdh_get(et_etcd, et_member_key(key, "a-victim"), NULL), 0);
 	et_member_free(m);
 }
 
@@ -300,13 +223,13 @@ test_duplicate_live(void **state)
 	CLUSTERSTATE st;
 
 	(void) state;
-	a = member(key, "dup", 2, ttl);
+	a = et_new(key, "dup", 2, ttl);
 	assert_int_equal(et_join(a), 0);
-	check_member(a, 0, 2, 2, 0);
-	lease = etcdh_key_lease(H, member_key(key, "dup"));
+	et_check(a, 0, 2, 2, 0);
+	lease = etcdh_key_lease(et_etcd, et_member_key(key, "dup"));
 	assert_true(lease > 0);
 	calls = et_calls(a);
-	b = member(key, "dup", 1, ttl);
+	b = et_new(key, "dup", 1, ttl);
 	t0 = etcdh_now();
 	assert_int_equal(et_join(b), -1);
 	assert_int_equal(errno, EEXIST);
@@ -319,15 +242,15 @@ test_duplicate_live(void **state)
 	assert_int_equal(st.index, -1);
 	assert_int_equal(cluster_total(b->c), 0);
 	/* the live member's key, lease and view are untouched */
-	assert_int_equal(etcdh_key_lease(H, member_key(key, "dup")), lease);
+	assert_int_equal(etcdh_key_lease(et_etcd, et_member_key(key, "dup")), lease);
 	check_registry_value(key, "dup", 2);
 	assert_int_equal(et_calls(a), calls);
-	check_member(a, 0, 2, 2, 0);
+	et_check(a, 0, 2, 2, 0);
 	/* and it is still a working member */
-	c = member(key, "other", 1, ttl);
+	c = et_new(key, "other", 1, ttl);
 	assert_int_equal(et_join(c), 0);
-	check_member(c, 2, 1, 3, 0);
-	check_member(a, 0, 2, 3, 3);
+	et_check(c, 2, 1, 3, 0);
+	et_check(a, 0, 2, 3, 3);
 	et_member_free(b);
 	et_member_free(c);
 	et_member_free(a);
@@ -344,14 +267,14 @@ test_duplicate_crashed(void **state)
 	double t0, took;
 
 	(void) state;
-	first = et_spawn(key, "phoenix", 2, etcdh_endpoint(H), ttl, NULL, NULL);
+	first = et_spawn(key, "phoenix", 2, etcdh_endpoint(et_etcd), ttl, NULL, NULL);
 	assert_true(first > 0);
-	old_lease = etcdh_key_lease(H, member_key(key, "phoenix"));
+	old_lease = etcdh_key_lease(et_etcd, et_member_key(key, "phoenix"));
 	assert_true(old_lease > 0);
 	et_kill(first, SIGKILL);
 	/* a restarted instance with the same id gets in once the crashed
 	 * one's lease has run out, without the caller retrying */
-	b = member(key, "phoenix", 1, ttl);
+	b = et_new(key, "phoenix", 1, ttl);
 	t0 = etcdh_now();
 	if(et_join(b))
 	{
@@ -360,8 +283,8 @@ test_duplicate_crashed(void **state)
 	took = etcdh_now() - t0;
 	fprintf(stderr, "# join after crashed predecessor took %.3f s\n", took);
 	assert_true(took < et_t(ttl + 2.0));
-	check_member(b, 0, 1, 1, 0);
-	new_lease = etcdh_key_lease(H, member_key(key, "phoenix"));
+	et_check(b, 0, 1, 1, 0);
+	new_lease = etcdh_key_lease(et_etcd, et_member_key(key, "phoenix"));
 	assert_true(new_lease > 0);
 	assert_true(new_lease != old_lease);
 	check_registry_value(key, "phoenix", 1);
@@ -376,17 +299,17 @@ test_set_workers(void **state)
 	int calls;
 
 	(void) state;
-	join_214(key, m, 3);
+	join_214_in_turn(key, m, 3);
 	assert_int_equal(cluster_set_workers(m[0]->c, 5), 0);
 	assert_int_equal(cluster_workers(m[0]->c), 5);
-	check_member(m[0], 0, 5, 10, 3);
-	check_member(m[1], 5, 1, 10, 3);
-	check_member(m[2], 6, 4, 10, 3);
+	et_check(m[0], 0, 5, 10, 3);
+	et_check(m[1], 5, 1, 10, 3);
+	et_check(m[2], 6, 4, 10, 3);
 	check_registry_value(key, "node1", 5);
 	assert_int_equal(cluster_set_workers(m[2]->c, 1), 0);
-	check_member(m[0], 0, 5, 7, 3);
-	check_member(m[1], 5, 1, 7, 3);
-	check_member(m[2], 6, 1, 7, 3);
+	et_check(m[0], 0, 5, 7, 3);
+	et_check(m[1], 5, 1, 7, 3);
+	et_check(m[2], 6, 1, 7, 3);
 	/* a bad count changes nothing */
 	calls = et_calls(m[1]);
 	assert_int_equal(cluster_set_workers(m[1]->c, 0), -1);
@@ -396,7 +319,7 @@ test_set_workers(void **state)
 	assert_int_equal(cluster_workers(m[1]->c), 1);
 	check_registry_value(key, "node2", 1);
 	assert_int_equal(et_calls(m[1]), calls);
-	free_all(m, 3);
+	et_free(m, 3);
 }
 
 static void
@@ -410,15 +333,15 @@ test_passive_observer(void **state)
 	int calls0, calls1;
 
 	(void) state;
-	m[0] = member(key, "node1", 2, 3);
-	m[1] = member(key, "node2", 1, 3);
+	m[0] = et_new(key, "node1", 2, 3);
+	m[1] = et_new(key, "node2", 1, 3);
 	assert_int_equal(et_join(m[0]), 0);
 	assert_int_equal(et_join(m[1]), 0);
-	check_member(m[0], 0, 2, 3, 3);
-	check_member(m[1], 2, 1, 3, 3);
+	et_check(m[0], 0, 2, 3, 3);
+	et_check(m[1], 2, 1, 3, 3);
 	calls0 = et_calls(m[0]);
 	calls1 = et_calls(m[1]);
-	obs = member(key, "obs", 1, 3);
+	obs = et_new(key, "obs", 1, 3);
 	assert_int_equal(et_join_passive(obs), 0);
 	assert_true(et_calls(obs) >= 1);
 	assert_int_equal(et_last(obs).index, -1);
@@ -448,14 +371,14 @@ test_passive_observer(void **state)
 	/* the others do not count it: no callback, same totals */
 	assert_int_equal(et_calls(m[0]), calls0);
 	assert_int_equal(et_calls(m[1]), calls1);
-	check_member(m[0], 0, 2, 3, 0);
-	check_member(m[1], 2, 1, 3, 0);
+	et_check(m[0], 0, 2, 3, 0);
+	et_check(m[1], 2, 1, 3, 0);
 	/* the observer follows later changes */
-	n0 = member(key, "node0", 4, 3);
+	n0 = et_new(key, "node0", 4, 3);
 	assert_int_equal(et_join(n0), 0);
-	check_member(n0, 0, 4, 7, 0);
-	check_member(m[0], 4, 2, 7, 3);
-	check_member(m[1], 6, 1, 7, 3);
+	et_check(n0, 0, 4, 7, 0);
+	et_check(m[0], 4, 2, 7, 3);
+	et_check(m[1], 6, 1, 7, 3);
 	if(et_wait(obs, -1, 7, 3))
 	{
 		fail_msg("observer did not follow the new total");
@@ -467,10 +390,10 @@ test_passive_observer(void **state)
 	et_member_free(obs);
 	/* a later change still reaches the others exactly once each */
 	assert_int_equal(cluster_leave(n0->c), 0);
-	check_member(m[0], 0, 2, 3, 3);
+	et_check(m[0], 0, 2, 3, 3);
 	assert_int_equal(et_calls(m[0]), calls0 + 1);
 	et_member_free(n0);
-	free_all(m, 2);
+	et_free(m, 2);
 }
 
 /* The header promises that cluster_members() includes passive members
@@ -484,16 +407,16 @@ test_passive_listed(void **state)
 	et_member *m, *obs;
 
 	(void) state;
-	m = member(key, "node1", 2, 3);
+	m = et_new(key, "node1", 2, 3);
 	assert_int_equal(et_join(m), 0);
-	obs = member(key, "obs", 1, 3);
+	obs = et_new(key, "obs", 1, 3);
 	assert_int_equal(et_join_passive(obs), 0);
 	/* the observer sees the members; it registers nothing, so it is listed
 	 * by nobody, itself included, and no key exists for it */
 	check_members(obs, rows, 1);
 	check_members(m, rows, 1);
-	assert_int_equal(etcdh_count(H, member_key(key, "obs")), 0);
-	assert_int_equal(etcdh_count(H, member_key(key, "node1")), 1);
+	assert_int_equal(etcdh_count(et_etcd, et_member_key(key, "obs")), 0);
+	assert_int_equal(etcdh_count(et_etcd, et_member_key(key, "node1")), 1);
 	et_member_free(obs);
 	et_member_free(m);
 }
@@ -523,18 +446,18 @@ test_bad_registry(void **state)
 		}
 	}
 	assert_int_equal(et_join(m), 0);
-	check_member(m, 0, 1, 1, 0);
+	et_check(m, 0, 1, 1, 0);
 	et_member_free(m);
-	assert_int_equal(etcdh_count(H, member_key(key, "")), 0);
+	assert_int_equal(etcdh_count(et_etcd, et_prefix(key)), 0);
 	/* a bad URI after a good one leaves the good one in place */
-	m = member(key, "good", 2, 3);
+	m = et_new(key, "good", 2, 3);
 	assert_int_equal(cluster_set_registry(m->c, "gopher://nowhere/"), -1);
 	assert_int_equal(errno, EINVAL);
 	assert_int_equal(et_join(m), 0);
-	check_member(m, 0, 2, 2, 0);
-	assert_int_equal(etcdh_count(H, member_key(key, "")), 1);
+	et_check(m, 0, 2, 2, 0);
+	assert_int_equal(etcdh_count(et_etcd, et_prefix(key)), 1);
 	/* and a joined handle refuses to change its registry */
-	snprintf(uri, sizeof(uri), "%s", etcdh_endpoint(H));
+	snprintf(uri, sizeof(uri), "%s", etcdh_endpoint(et_etcd));
 	assert_int_equal(cluster_set_registry(m->c, uri), -1);
 	assert_int_equal(errno, EPERM);
 	et_member_free(m);
@@ -588,15 +511,15 @@ test_dead_endpoint(void **state)
 	assert_int_equal(st.index, -1);
 	et_member_free(m);
 	/* with a live endpoint after the dead one, the join fails over */
-	snprintf(uri, sizeof(uri), "http://127.0.0.1:%d/,%s", dead_port(), etcdh_endpoint(H));
+	snprintf(uri, sizeof(uri), "http://127.0.0.1:%d/,%s", dead_port(), etcdh_endpoint(et_etcd));
 	m = et_member_new(key, "failover", 1, uri, 3);
 	assert_non_null(m);
 	if(et_join(m))
 	{
 		fail_msg("join with a dead then a live endpoint failed: %s", strerror(errno));
 	}
-	check_member(m, 0, 1, 1, 0);
-	assert_int_equal(etcdh_count(H, member_key(key, "")), 1);
+	et_check(m, 0, 1, 1, 0);
+	assert_int_equal(etcdh_count(et_etcd, et_prefix(key)), 1);
 	et_member_free(m);
 }
 
@@ -604,22 +527,21 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_teardown(test_cluster_214, teardown),
-		cmocka_unit_test_teardown(test_graceful_leave, teardown),
-		cmocka_unit_test_teardown(test_kill9_member, teardown),
-		cmocka_unit_test_teardown(test_duplicate_live, teardown),
-		cmocka_unit_test_teardown(test_duplicate_crashed, teardown),
-		cmocka_unit_test_teardown(test_set_workers, teardown),
-		cmocka_unit_test_teardown(test_passive_observer, teardown),
-		cmocka_unit_test_teardown(test_passive_listed, teardown),
-		cmocka_unit_test_teardown(test_bad_registry, teardown),
-		cmocka_unit_test_teardown(test_dead_endpoint, teardown),
+		cmocka_unit_test_teardown(test_cluster_214, et_teardown_members),
+		cmocka_unit_test_teardown(test_graceful_leave, et_teardown_members),
+		cmocka_unit_test_teardown(test_kill9_member, et_teardown_members),
+		cmocka_unit_test_teardown(test_duplicate_live, et_teardown_members),
+		cmocka_unit_test_teardown(test_duplicate_crashed, et_teardown_members),
+		cmocka_unit_test_teardown(test_set_workers, et_teardown_members),
+		cmocka_unit_test_teardown(test_passive_observer, et_teardown_members),
+		cmocka_unit_test_teardown(test_passive_listed, et_teardown_members),
+		cmocka_unit_test_teardown(test_bad_registry, et_teardown_members),
+		cmocka_unit_test_teardown(test_dead_endpoint, et_teardown_members),
 	};
 
-	if(!etcdh_available() && !etcdh_required())
+	if(etcdh_skip())
 	{
-		printf("1..0 # SKIP etcd is not installed (Debian package etcd-server)\n");
 		return 0;
 	}
-	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+	return cmocka_run_group_tests(tests, et_setup, et_teardown);
 }

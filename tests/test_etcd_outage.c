@@ -20,84 +20,12 @@
 #include "etcdharness.h"
 #include "etcdtest.h"
 
-static etcdh *H;
-
-static int
-setup(void **state)
-{
-	(void) state;
-	return et_etcd_start(&H, NULL);
-}
-
-static int
-teardown(void **state)
-{
-	(void) state;
-	/* members a failed test left behind must not run on into the next */
-	et_free_all();
-	etcdh_destroy(H);
-	H = NULL;
-	return 0;
-}
-
-static et_member *
-member(const char *key, const char *id, int workers, const char *registry, int ttl)
-{
-	et_member *m = et_member_new(key, id, workers, registry ? registry : etcdh_endpoint(H), ttl);
-
-	assert_non_null(m);
-	return m;
-}
-
-/* The member's last callback and cluster_state() both say (index, total). */
-static void
-check_member(et_member *m, int index, int workers, int total, double seconds)
-{
-	CLUSTERSTATE st;
-
-	if(et_wait(m, index, total, seconds))
-	{
-		etcdh_log_tail(H, stderr, 20);
-		fail_msg("%s: expected index %d total %d", m->id, index, total);
-	}
-	assert_int_equal(cluster_state(m->c, &st), 0);
-	assert_int_equal(st.index, index);
-	assert_int_equal(st.workers, workers);
-	assert_int_equal(st.total, total);
-	assert_int_equal(cluster_total(m->c), total);
-	assert_int_equal(cluster_index(m->c, 0), index);
-}
-
-static const char *
-prefix(const char *key)
-{
-	static char k[512];
-
-	snprintf(k, sizeof(k), "/%s/production/", key);
-	return k;
-}
-
-/* node1 -n 2, node2, node3 -n 4 -> bases 0, 2, 3, total 7. */
-static void
-join_214(const char *key, et_member **m, int ttl, const char *registry)
-{
-	m[0] = member(key, "node1", 2, registry, ttl);
-	m[1] = member(key, "node2", 1, registry, ttl);
-	m[2] = member(key, "node3", 4, registry, ttl);
-	assert_int_equal(et_join(m[0]), 0);
-	assert_int_equal(et_join(m[1]), 0);
-	assert_int_equal(et_join(m[2]), 0);
-	check_member(m[0], 0, 2, 7, 3);
-	check_member(m[1], 2, 1, 7, 3);
-	check_member(m[2], 3, 4, 7, 3);
-}
-
 static void
 check_214(et_member **m, double seconds)
 {
-	check_member(m[0], 0, 2, 7, seconds);
-	check_member(m[1], 2, 1, 7, seconds);
-	check_member(m[2], 3, 4, 7, seconds);
+	et_check(m[0], 0, 2, 7, seconds);
+	et_check(m[1], 2, 1, 7, seconds);
+	et_check(m[2], 3, 4, 7, seconds);
 }
 
 /* A newcomer sorting first shifts everyone: proof that every watch is
@@ -105,26 +33,15 @@ check_214(et_member **m, double seconds)
 static void
 check_newcomer(const char *key, et_member **m, int ttl)
 {
-	et_member *n0 = member(key, "node0", 1, NULL, ttl);
+	et_member *n0 = et_new(key, "node0", 1, ttl);
 
 	assert_int_equal(et_join(n0), 0);
-	check_member(n0, 0, 1, 8, 0);
-	check_member(m[0], 1, 2, 8, 5);
-	check_member(m[1], 3, 1, 8, 5);
-	check_member(m[2], 4, 4, 8, 5);
+	et_check(n0, 0, 1, 8, 0);
+	et_check(m[0], 1, 2, 8, 5);
+	et_check(m[1], 3, 1, 8, 5);
+	et_check(m[2], 4, 4, 8, 5);
 	et_member_free(n0);
 	check_214(m, 5);
-}
-
-static void
-free_all(et_member **m, int n)
-{
-	int i;
-
-	for(i = 0; i < n; i++)
-	{
-		et_member_free(m[i]);
-	}
 }
 
 /* Poll until n keys live under the cluster's prefix. */
@@ -135,14 +52,14 @@ wait_keys(const char *key, long long n, double seconds)
 
 	do
 	{
-		if(etcdh_count(H, prefix(key)) == n)
+		if(etcdh_count(et_etcd, et_prefix(key)) == n)
 		{
 			return 0;
 		}
 		usleep(50000);
 	}
 	while(etcdh_now() < deadline);
-	fprintf(stderr, "# %lld keys under %s, expected %lld\n", etcdh_count(H, prefix(key)), prefix(key), n);
+	fprintf(stderr, "# %lld keys under %s, expected %lld\n", etcdh_count(et_etcd, et_prefix(key)), et_prefix(key), n);
 	return -1;
 }
 
@@ -181,14 +98,14 @@ restart_within_ttl(int hard)
 	int calls[3], i;
 	double t0, down;
 
-	join_214(key, m, ttl, NULL);
+	et_join_214(key, m, NULL, ttl, 3);
 	for(i = 0; i < 3; i++)
 	{
 		calls[i] = et_calls(m[i]);
 	}
 	t0 = etcdh_now();
-	assert_int_equal(hard ? etcdh_kill(H) : etcdh_stop(H), 0);
-	assert_int_equal(etcdh_restart(H), 0);
+	assert_int_equal(hard ? etcdh_kill(et_etcd) : etcdh_stop(et_etcd), 0);
+	assert_int_equal(etcdh_restart(et_etcd), 0);
 	down = etcdh_now() - t0;
 	fprintf(stderr, "# etcd was down for %.3f s (TTL %d s)\n", down, ttl);
 	assert_true(down < ttl);
@@ -207,9 +124,9 @@ restart_within_ttl(int hard)
 		}
 	}
 	check_214(m, 0);
-	assert_int_equal(etcdh_count(H, prefix(key)), 3);
+	assert_int_equal(etcdh_count(et_etcd, et_prefix(key)), 3);
 	check_newcomer(key, m, ttl);
-	free_all(m, 3);
+	et_free(m, 3);
 }
 
 static void
@@ -261,8 +178,8 @@ test_down_longer_than_ttl(void **state)
 	double worst, t0;
 
 	(void) state;
-	join_214(key, m, ttl, NULL);
-	assert_int_equal(etcdh_stop(H), 0);
+	et_join_214(key, m, NULL, ttl, 3);
+	assert_int_equal(etcdh_stop(et_etcd), 0);
 	t0 = etcdh_now();
 	worst = time_getters(m, 3);
 	fprintf(stderr, "# slowest getter with etcd down: %.6f s\n", worst);
@@ -272,7 +189,7 @@ test_down_longer_than_ttl(void **state)
 	worst = time_getters(m, 3);
 	fprintf(stderr, "# slowest getter after %.1f s down: %.6f s\n", etcdh_now() - t0, worst);
 	assert_true(worst < et_t(0.1));
-	assert_int_equal(etcdh_restart(H), 0);
+	assert_int_equal(etcdh_restart(et_etcd), 0);
 	/* everyone is registered again and agrees */
 	assert_int_equal(wait_keys(key, 3, 3 * ttl + 5), 0);
 	assert_int_equal(wait_listed(m[0], 3, 3 * ttl + 5), 0);
@@ -282,10 +199,10 @@ test_down_longer_than_ttl(void **state)
 	/* and stays so: the registrations are alive, not leftovers that
 	 * expire a TTL later */
 	usleep((useconds_t) (2 * ttl * 1000000));
-	assert_int_equal(etcdh_count(H, prefix(key)), 3);
+	assert_int_equal(etcdh_count(et_etcd, et_prefix(key)), 3);
 	check_214(m, 0);
 	check_newcomer(key, m, ttl);
-	free_all(m, 3);
+	et_free(m, 3);
 }
 
 /* Leases revoked behind the members' backs (what an operator or a lease
@@ -300,21 +217,21 @@ test_lease_revoked(void **state)
 	long long before;
 
 	(void) state;
-	join_214(key, m, ttl, NULL);
-	snprintf(k, sizeof(k), "%snode2", prefix(key));
-	before = etcdh_key_lease(H, k);
+	et_join_214(key, m, NULL, ttl, 3);
+	snprintf(k, sizeof(k), "%snode2", et_prefix(key));
+	before = etcdh_key_lease(et_etcd, k);
 	assert_true(before > 0);
 	/* (the members may be back before we could count them gone) */
-	assert_true(etcdh_revoke_all(H) >= 3);
+	assert_true(etcdh_revoke_all(et_etcd) >= 3);
 	assert_int_equal(wait_keys(key, 3, ttl + 3), 0);
-	assert_true(etcdh_key_lease(H, k) > 0);
-	assert_true(etcdh_key_lease(H, k) != before);
+	assert_true(etcdh_key_lease(et_etcd, k) > 0);
+	assert_true(etcdh_key_lease(et_etcd, k) != before);
 	assert_int_equal(wait_listed(m[0], 3, ttl + 3), 0);
 	assert_int_equal(wait_listed(m[1], 3, ttl + 3), 0);
 	assert_int_equal(wait_listed(m[2], 3, ttl + 3), 0);
 	check_214(m, ttl + 3);
 	check_newcomer(key, m, ttl);
-	free_all(m, 3);
+	et_free(m, 3);
 }
 
 /* A member's key deleted while its process lives (the original's worst
@@ -328,16 +245,16 @@ test_key_deleted(void **state)
 	char k[600];
 
 	(void) state;
-	join_214(key, m, ttl, NULL);
-	snprintf(k, sizeof(k), "%snode2", prefix(key));
-	assert_int_equal(etcdh_delete(H, k), 1);
+	et_join_214(key, m, NULL, ttl, 3);
+	snprintf(k, sizeof(k), "%snode2", et_prefix(key));
+	assert_int_equal(etcdh_delete(et_etcd, k), 1);
 	assert_int_equal(wait_keys(key, 3, ttl + 3), 0);
-	assert_int_equal(etcdh_get(H, k, NULL), 1);
+	assert_int_equal(etcdh_get(et_etcd, k, NULL), 1);
 	assert_int_equal(wait_listed(m[0], 3, ttl + 3), 0);
 	assert_int_equal(wait_listed(m[2], 3, ttl + 3), 0);
 	check_214(m, ttl + 3);
 	check_newcomer(key, m, ttl);
-	free_all(m, 3);
+	et_free(m, 3);
 }
 
 /* Two members reach etcd through a proxy that is cut; meanwhile others
@@ -354,42 +271,42 @@ test_compaction_while_disconnected(void **state)
 	long long rev_before, rev_after;
 
 	(void) state;
-	assert_int_equal(etcdh_proxy_start(H, &proxy), 0);
-	viaproxy[0] = member(key, "node1", 2, etcdh_proxy_endpoint(proxy), ttl);
-	viaproxy[1] = member(key, "node2", 1, etcdh_proxy_endpoint(proxy), ttl);
-	leaver = member(key, "node9", 1, NULL, ttl);
+	assert_int_equal(etcdh_proxy_start(et_etcd, &proxy), 0);
+	viaproxy[0] = et_new_at(key, "node1", 2, etcdh_proxy_endpoint(proxy), ttl);
+	viaproxy[1] = et_new_at(key, "node2", 1, etcdh_proxy_endpoint(proxy), ttl);
+	leaver = et_new(key, "node9", 1, ttl);
 	assert_int_equal(et_join(viaproxy[0]), 0);
 	assert_int_equal(et_join(viaproxy[1]), 0);
 	assert_int_equal(et_join(leaver), 0);
-	check_member(viaproxy[0], 0, 2, 4, 3);
-	check_member(viaproxy[1], 2, 1, 4, 3);
-	check_member(leaver, 3, 1, 4, 3);
+	et_check(viaproxy[0], 0, 2, 4, 3);
+	et_check(viaproxy[1], 2, 1, 4, 3);
+	et_check(leaver, 3, 1, 4, 3);
 	assert_true(etcdh_proxy_accepted(proxy) > 0);
 
 	etcdh_proxy_cut(proxy);
-	rev_before = etcdh_revision(H);
-	joiner = member(key, "node0", 3, NULL, ttl);
+	rev_before = etcdh_revision(et_etcd);
+	joiner = et_new(key, "node0", 3, ttl);
 	assert_int_equal(et_join(joiner), 0);
-	check_member(joiner, 0, 3, 7, 0);
+	et_check(joiner, 0, 3, 7, 0);
 	assert_int_equal(cluster_leave(leaver->c), 0);
-	check_member(joiner, 0, 3, 6, 3);
+	et_check(joiner, 0, 3, 6, 3);
 	/* more history beyond the members' prefix, then compact it all */
-	assert_int_equal(etcdh_put(H, "/it-garbage/a", "1"), 0);
-	assert_int_equal(etcdh_put(H, "/it-garbage/a", "2"), 0);
-	assert_int_equal(etcdh_compact(H), 0);
-	rev_after = etcdh_revision(H);
+	assert_int_equal(etcdh_put(et_etcd, "/it-garbage/a", "1"), 0);
+	assert_int_equal(etcdh_put(et_etcd, "/it-garbage/a", "2"), 0);
+	assert_int_equal(etcdh_compact(et_etcd), 0);
+	rev_after = etcdh_revision(et_etcd);
 	fprintf(stderr, "# compacted at %lld (cut at %lld)\n", rev_after, rev_before);
 	assert_true(rev_after >= rev_before + 4);
 	/* the cut members have not seen any of it */
 	assert_int_equal(et_last(viaproxy[0]).total, 4);
 	etcdh_proxy_restore(proxy);
 
-	check_member(viaproxy[0], 3, 2, 6, 10);
-	check_member(viaproxy[1], 5, 1, 6, 10);
-	check_member(joiner, 0, 3, 6, 0);
+	et_check(viaproxy[0], 3, 2, 6, 10);
+	et_check(viaproxy[1], 5, 1, 6, 10);
+	et_check(joiner, 0, 3, 6, 0);
 	assert_int_equal(wait_listed(viaproxy[0], 3, 3), 0);
 	assert_int_equal(wait_listed(viaproxy[1], 3, 3), 0);
-	assert_int_equal(etcdh_count(H, prefix(key)), 3);
+	assert_int_equal(etcdh_count(et_etcd, et_prefix(key)), 3);
 	et_member_free(viaproxy[0]);
 	et_member_free(viaproxy[1]);
 	et_member_free(leaver);
@@ -408,8 +325,8 @@ test_sigstop(void **state)
 	double worst, t0, took;
 
 	(void) state;
-	join_214(key, m, ttl, NULL);
-	assert_int_equal(etcdh_pause(H), 0);
+	et_join_214(key, m, NULL, ttl, 3);
+	assert_int_equal(etcdh_pause(et_etcd), 0);
 	worst = time_getters(m, 3);
 	fprintf(stderr, "# slowest getter with etcd frozen: %.6f s\n", worst);
 	assert_true(worst < et_t(0.1));
@@ -427,29 +344,28 @@ test_sigstop(void **state)
 	assert_true(took < et_t(1.0));
 	worst = time_getters(&m[2], 1);
 	assert_true(worst < et_t(0.1));
-	assert_int_equal(etcdh_resume(H), 0);
+	assert_int_equal(etcdh_resume(et_etcd), 0);
 	/* the leavers' keys go (revoked late or expired) and node3 follows */
-	check_member(m[2], 0, 4, 4, ttl + 3);
+	et_check(m[2], 0, 4, 4, ttl + 3);
 	assert_int_equal(wait_keys(key, 1, 3), 0);
-	free_all(m, 3);
+	et_free(m, 3);
 }
 
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(test_restart_within_ttl, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_kill_restart_within_ttl, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_down_longer_than_ttl, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_lease_revoked, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_key_deleted, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_compaction_while_disconnected, setup, teardown),
-		cmocka_unit_test_setup_teardown(test_sigstop, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_restart_within_ttl, et_setup, et_teardown),
+		cmocka_unit_test_setup_teardown(test_kill_restart_within_ttl, et_setup, et_teardown),
+		cmocka_unit_test_setup_teardown(test_down_longer_than_ttl, et_setup, et_teardown),
+		cmocka_unit_test_setup_teardown(test_lease_revoked, et_setup, et_teardown),
+		cmocka_unit_test_setup_teardown(test_key_deleted, et_setup, et_teardown),
+		cmocka_unit_test_setup_teardown(test_compaction_while_disconnected, et_setup, et_teardown),
+		cmocka_unit_test_setup_teardown(test_sigstop, et_setup, et_teardown),
 	};
 
-	if(!etcdh_available() && !etcdh_required())
+	if(etcdh_skip())
 	{
-		printf("1..0 # SKIP etcd is not installed (Debian package etcd-server)\n");
 		return 0;
 	}
 	return cmocka_run_group_tests(tests, NULL, NULL);
