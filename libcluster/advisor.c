@@ -15,11 +15,225 @@
 
 #include "advisor.h"
 
-#ifdef __SIZEOF_INT128__
-__extension__ typedef __int128 wide;
-#else
-typedef long double wide;        /* no 128-bit integers: close enough */
-#endif
+typedef cluster__adv_u128 u128;
+
+/* ------------------------------------------------------------------ */
+/* exact 128-bit arithmetic                                             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Products of loads and weights need up to about 112 bits. They are done
+ * on two 64-bit halves in plain C, one code path on every platform: a
+ * compiler without __int128 must not round (long double did), or members
+ * built differently could compute different plans.
+ */
+
+#define LO32(x)                ((x) & 0xffffffffULL)
+
+static u128
+u128_of(uint64_t x)
+{
+	u128 r;
+
+	r.hi = 0;
+	r.lo = x;
+	return r;
+}
+
+cluster__adv_u128
+cluster__adv_u128_add(cluster__adv_u128 a, uint64_t b)
+{
+	a.lo += b;
+	a.hi += a.lo < b;    /* carry */
+	return a;
+}
+
+/* Schoolbook on 32-bit digits: four partial products, none overflows. */
+cluster__adv_u128
+cluster__adv_u128_mul(uint64_t a, uint64_t b)
+{
+	uint64_t p0 = LO32(a) * LO32(b), p1 = LO32(a) * (b >> 32);
+	uint64_t p2 = (a >> 32) * LO32(b), p3 = (a >> 32) * (b >> 32);
+	uint64_t mid = (p0 >> 32) + LO32(p1) + LO32(p2);    /* < 3 x 2^32 */
+	u128 r;
+
+	r.lo = (mid << 32) | LO32(p0);
+	r.hi = p3 + (p1 >> 32) + (p2 >> 32) + (mid >> 32);
+	return r;
+}
+
+cluster__adv_u128
+cluster__adv_u128_scale(cluster__adv_u128 a, uint64_t b)
+{
+	u128 r = cluster__adv_u128_mul(a.lo, b);
+
+	r.hi += a.hi * b;
+	return r;
+}
+
+int
+cluster__adv_u128_cmp(cluster__adv_u128 a, cluster__adv_u128 b)
+{
+	if(a.hi != b.hi)
+	{
+		return a.hi < b.hi ? -1 : 1;
+	}
+	if(a.lo != b.lo)
+	{
+		return a.lo < b.lo ? -1 : 1;
+	}
+	return 0;
+}
+
+static u128
+u128_sub(u128 a, u128 b)
+{
+	u128 r;
+
+	r.lo = a.lo - b.lo;
+	r.hi = a.hi - b.hi - (a.lo < b.lo);    /* borrow */
+	return r;
+}
+
+/* Leading zero bits of x (x != 0), without compiler builtins. */
+static int
+nlz64(uint64_t x)
+{
+	int n = 0;
+
+	if(!(x >> 32))
+	{
+		n += 32;
+		x <<= 32;
+	}
+	if(!(x >> 48))
+	{
+		n += 16;
+		x <<= 16;
+	}
+	if(!(x >> 56))
+	{
+		n += 8;
+		x <<= 8;
+	}
+	if(!(x >> 60))
+	{
+		n += 4;
+		x <<= 4;
+	}
+	if(!(x >> 62))
+	{
+		n += 2;
+		x <<= 2;
+	}
+	if(!(x >> 63))
+	{
+		n += 1;
+	}
+	return n;
+}
+
+/*
+ * (u1 x 2^64 + u0) / v for u1 < v, so the quotient fits in 64 bits:
+ * Knuth's algorithm D on 32-bit digits (Hacker's Delight, divlu). The
+ * divisor is normalised so each estimated digit is at most two too big.
+ */
+static uint64_t
+divlu(uint64_t u1, uint64_t u0, uint64_t v, uint64_t *rem)
+{
+	const uint64_t b = 1ULL << 32;
+	uint64_t vn1, vn0, un32, un21, un10, un1, un0, q1, q0, rhat;
+	int s = nlz64(v);
+
+	v <<= s;
+	vn1 = v >> 32;
+	vn0 = LO32(v);
+	un32 = s ? (u1 << s) | (u0 >> (64 - s)) : u1;
+	un10 = u0 << s;
+	un1 = un10 >> 32;
+	un0 = LO32(un10);
+	q1 = un32 / vn1;
+	rhat = un32 - q1 * vn1;
+	/* q1 * vn0 is only evaluated once q1 < b: no overflow */
+	while(q1 >= b || q1 * vn0 > b * rhat + un1)
+	{
+		q1--;
+		rhat += vn1;
+		if(rhat >= b)
+		{
+			break;
+		}
+	}
+	un21 = un32 * b + un1 - q1 * v;    /* modulo 2^64: the true value fits */
+	q0 = un21 / vn1;
+	rhat = un21 - q0 * vn1;
+	while(q0 >= b || q0 * vn0 > b * rhat + un0)
+	{
+		q0--;
+		rhat += vn1;
+		if(rhat >= b)
+		{
+			break;
+		}
+	}
+	*rem = (un21 * b + un0 - q0 * v) >> s;
+	return q1 * b + q0;
+}
+
+/*
+ * A 64-bit divisor goes through divlu (twice when the quotient is wider
+ * than 64 bits). A wider divisor leaves a quotient below 2^64: estimate it
+ * from the divisor's top 64 bits, normalised, with the dividend halved so
+ * divlu cannot overflow; the estimate is then exact or one too small
+ * (Hacker's Delight, divDu, on 64-bit words).
+ */
+cluster__adv_u128
+cluster__adv_u128_divmod(cluster__adv_u128 num, cluster__adv_u128 den, cluster__adv_u128 *rem)
+{
+	u128 q = u128_of(0), r = num;
+
+	if(!den.hi && !den.lo)
+	{
+		/* undefined: documented as 0, remainder num */
+	}
+	else if(!den.hi)
+	{
+		uint64_t high = 0, lo;
+
+		if(num.hi >= den.lo)
+		{
+			high = num.hi / den.lo;
+			num.hi %= den.lo;
+		}
+		q.hi = high;
+		q.lo = divlu(num.hi, num.lo, den.lo, &lo);
+		r = u128_of(lo);
+	}
+	else
+	{
+		int n = nlz64(den.hi);
+		uint64_t top = n ? (den.hi << n) | (den.lo >> (64 - n)) : den.hi;
+		uint64_t ignored, est;
+
+		est = divlu(num.hi >> 1, (num.lo >> 1) | (num.hi << 63), top, &ignored) >> (63 - n);
+		if(est)
+		{
+			est--;
+		}
+		r = u128_sub(num, cluster__adv_u128_scale(den, est));
+		if(cluster__adv_u128_cmp(r, den) >= 0)
+		{
+			est++;
+			r = u128_sub(r, den);
+		}
+		q.lo = est;
+	}
+	if(rem)
+	{
+		*rem = r;
+	}
+	return q;
+}
 
 /* ------------------------------------------------------------------ */
 /* small helpers                                                        */
@@ -69,7 +283,7 @@ sort_idx(size_t *idx, size_t *tmp, size_t n, idx_cmp cmp, const void *ctx)
 typedef struct apportion_ctx apportion_ctx;
 struct apportion_ctx
 {
-	const wide *rem;
+	const u128 *rem;
 };
 
 static int
@@ -77,9 +291,11 @@ cmp_remainder(size_t a, size_t b, const void *ctx)
 {
 	const apportion_ctx *c = ctx;
 
-	if(c->rem[a] != c->rem[b])
+	int d = cluster__adv_u128_cmp(c->rem[a], c->rem[b]);
+
+	if(d)
 	{
-		return c->rem[a] > c->rem[b] ? -1 : 1;
+		return -d;
 	}
 	return a < b ? -1 : (a > b);
 }
@@ -94,7 +310,7 @@ cmp_remainder(size_t a, size_t b, const void *ctx)
 static int
 apportion(long long total, const long long *w, const signed char *mask, size_t n, long long *out)
 {
-	wide W = 0, *rem;
+	u128 W = u128_of(0), *rem;
 	size_t *idx, *tmp, i, k = 0;
 	long long given = 0;
 	apportion_ctx ctx;
@@ -107,10 +323,10 @@ apportion(long long total, const long long *w, const signed char *mask, size_t n
 	{
 		if(mask[i] && w[i] > 0)
 		{
-			W += w[i];
+			W = cluster__adv_u128_add(W, (uint64_t) w[i]);
 		}
 	}
-	if(W <= 0)
+	if(!W.hi && !W.lo)
 	{
 		return 0;
 	}
@@ -128,14 +344,9 @@ apportion(long long total, const long long *w, const signed char *mask, size_t n
 	{
 		if(mask[i] && w[i] > 0)
 		{
-			wide p = (wide) total * w[i];
-#ifdef __SIZEOF_INT128__
-			long long q = (long long) (p / W);
-			rem[i] = p % W;
-#else
-			long long q = (long long) (p / W);
-			rem[i] = p - (wide) q * W;
-#endif
+			/* w[i] <= W, so q <= total */
+			long long q = (long long) cluster__adv_u128_divmod(cluster__adv_u128_mul((uint64_t) total, (uint64_t) w[i]), W, &rem[i]).lo;
+
 			out[i] += q;
 			given += q;
 			idx[k++] = i;
@@ -328,24 +539,26 @@ cluster__adv_shares(const cluster__adv_node *nodes, size_t n, signed char *role,
 	rem = total;
 	do
 	{
-		wide W = 0;
+		u128 W = u128_of(0);
 
 		any = 0;
 		for(i = 0; i < n; i++)
 		{
 			if(active[i])
 			{
-				W += weight[i];
+				W = cluster__adv_u128_add(W, (uint64_t) weight[i]);
 			}
 		}
-		if(W <= 0)
+		if(!W.hi && !W.lo)
 		{
 			break;
 		}
-		/* saturate against this pass's level; the level only rises after */
+		/* saturate against this pass's level; the level only rises after
+		 * (rem stays positive: a pass pins less than rem) */
 		for(i = 0; i < n; i++)
 		{
-			if(active[i] && nodes[i].capacity > 0 && (wide) rem * weight[i] > (wide) nodes[i].capacity * W)
+			if(active[i] && nodes[i].capacity > 0 && rem > 0
+				&& cluster__adv_u128_cmp(cluster__adv_u128_mul((uint64_t) rem, (uint64_t) weight[i]), cluster__adv_u128_scale(W, (uint64_t) nodes[i].capacity)) > 0)
 			{
 				over[i] = 1;
 				any = 1;
@@ -873,21 +1086,23 @@ find_node(const cluster__adv_node *nodes, size_t n, const char *id)
 static int
 sample_weighted(const size_t *cand, size_t ncand, const long long *w, uint64_t *rng, size_t *pick)
 {
-	wide total = 0, x;
+	u128 total = u128_of(0);
+	uint64_t x;
 	size_t j;
 
 	for(j = 0; j < ncand; j++)
 	{
 		if(w[cand[j]] > 0)
 		{
-			total += w[cand[j]];
+			total = cluster__adv_u128_add(total, (uint64_t) w[cand[j]]);
 		}
 	}
-	if(total <= 0)
+	if(!total.hi && !total.lo)
 	{
 		return 0;
 	}
-	x = (wide) cluster__adv_random_below(rng, (uint64_t) total);
+	/* the low 64 bits, as before (the total stays far below 2^64) */
+	x = cluster__adv_random_below(rng, total.lo);
 	for(j = 0; j < ncand; j++)
 	{
 		long long d = w[cand[j]];
@@ -897,11 +1112,11 @@ sample_weighted(const size_t *cand, size_t ncand, const long long *w, uint64_t *
 			continue;
 		}
 		*pick = cand[j];
-		if(x < d)
+		if(x < (uint64_t) d)
 		{
 			break;
 		}
-		x -= d;
+		x -= (uint64_t) d;
 	}
 	return 1;
 }
@@ -1028,7 +1243,9 @@ cluster__adv_pick(const cluster__adv_node *nodes, size_t n, size_t self, const C
 				y++;
 			}
 			j = cand[y];
-			if((wide) (nodes[j].load + prov_count[j] + 1) * plan.weight[pick] < (wide) (nodes[pick].load + prov_count[pick] + 1) * plan.weight[j])
+			/* cross-multiplied utilisations; every factor is positive */
+			if(cluster__adv_u128_cmp(cluster__adv_u128_mul((uint64_t) (nodes[j].load + prov_count[j] + 1), (uint64_t) plan.weight[pick]),
+				cluster__adv_u128_mul((uint64_t) (nodes[pick].load + prov_count[pick] + 1), (uint64_t) plan.weight[j])) < 0)
 			{
 				pick = j;
 			}
