@@ -467,23 +467,17 @@ cluster__adv_round_budget(const CLUSTERADVISORCONFIG *cfg)
 /* ------------------------------------------------------------------ */
 
 /*
- * Capacity-weighted water-filling. Bounded members weigh their capacity;
- * unbounded members weigh workers x K, where K is the capacity per worker
- * of the bounded members (1 when none are bounded), so both kinds are in
- * the same unit. A member whose proportional share would exceed its
- * capacity is pinned at its capacity and the rest is shared again. Load
- * that fits nowhere stays with the members holding it (in proportion to
- * how far they are above their pinned share), so shares always sum to the
- * total load.
+ * Who takes part, and the unit of the weights: roles (out, member,
+ * draining), shares and weights cleared, and K, the capacity per worker of
+ * the bounded members (1 when none are bounded), so that unbounded members
+ * (weighing workers x K) and bounded ones (weighing their capacity) are in
+ * the same unit. Returns the total load of the members and draining ones.
  */
-int
-cluster__adv_shares(const cluster__adv_node *nodes, size_t n, signed char *role, long long *weight, long long *share, long long *unplaceable)
+static long long
+fair_roles(const cluster__adv_node *nodes, size_t n, signed char *role, long long *weight, long long *share, long long *k)
 {
-	long long total = 0, rem, sumcap = 0, sumw = 0, k = 1, left = 0;
-	signed char *active = NULL, *over = NULL;
-	long long *excess = NULL;
+	long long total = 0, sumcap = 0, sumw = 0;
 	size_t i;
-	int any, r = 0;
 
 	for(i = 0; i < n; i++)
 	{
@@ -504,14 +498,89 @@ cluster__adv_shares(const cluster__adv_node *nodes, size_t n, signed char *role,
 			sumw += m->workers > 0 ? m->workers : 1;
 		}
 	}
+	*k = 1;
 	if(sumw > 0)
 	{
-		k = sumcap / sumw;
-		if(k < 1)
+		*k = sumcap / sumw;
+		if(*k < 1)
 		{
-			k = 1;
+			*k = 1;
 		}
 	}
+	return total;
+}
+
+/*
+ * Water-filling: a member whose proportional share of rem would exceed its
+ * capacity is pinned at its capacity (share set, active cleared) and the
+ * rest is shared again, until nobody overflows. Each pass saturates
+ * against that pass's level, which only rises after. Exact comparisons
+ * (rem x weight > capacity x sum of weights), so every member pins the
+ * same ones. Returns what is left for the unpinned active members.
+ */
+static long long
+water_fill(const cluster__adv_node *nodes, size_t n, const long long *weight, signed char *active, signed char *over, long long *share, long long rem)
+{
+	size_t i;
+	int any;
+
+	do
+	{
+		u128 W = u128_of(0);
+
+		any = 0;
+		for(i = 0; i < n; i++)
+		{
+			if(active[i])
+			{
+				W = cluster__adv_u128_add(W, (uint64_t) weight[i]);
+			}
+		}
+		if(!W.hi && !W.lo)
+		{
+			break;
+		}
+		/* rem stays positive: a pass pins less than rem */
+		for(i = 0; i < n; i++)
+		{
+			if(active[i] && nodes[i].capacity > 0 && rem > 0
+				&& cluster__adv_u128_cmp(cluster__adv_u128_mul((uint64_t) rem, (uint64_t) weight[i]), cluster__adv_u128_scale(W, (uint64_t) nodes[i].capacity)) > 0)
+			{
+				over[i] = 1;
+				any = 1;
+			}
+		}
+		for(i = 0; i < n; i++)
+		{
+			if(over[i] && active[i])
+			{
+				active[i] = 0;
+				share[i] = nodes[i].capacity;
+				rem -= nodes[i].capacity;
+			}
+		}
+	}
+	while(any);
+	return rem;
+}
+
+/*
+ * Capacity-weighted fair shares: roles and weights (fair_roles), pinning
+ * at capacity (water_fill), the rest apportioned by weight. Load that
+ * fits nowhere stays with the members holding it (in proportion to how
+ * far they are above their pinned share), so shares always sum to the
+ * total load.
+ */
+int
+cluster__adv_shares(const cluster__adv_node *nodes, size_t n, signed char *role, long long *weight, long long *share, long long *unplaceable)
+{
+	long long total, rem, k, left = 0;
+	signed char *active = NULL, *over = NULL;
+	long long *excess = NULL;
+	size_t i;
+	int any, r = 0;
+
+	total = fair_roles(nodes, n, role, weight, share, &k);
 	active = calloc(n ? n : 1, 1);
 	over = calloc(n ? n : 1, 1);
 	excess = calloc(n ? n : 1, sizeof(*excess));
@@ -536,45 +605,7 @@ cluster__adv_shares(const cluster__adv_node *nodes, size_t n, signed char *role,
 		}
 		active[i] = 1;
 	}
-	rem = total;
-	do
-	{
-		u128 W = u128_of(0);
-
-		any = 0;
-		for(i = 0; i < n; i++)
-		{
-			if(active[i])
-			{
-				W = cluster__adv_u128_add(W, (uint64_t) weight[i]);
-			}
-		}
-		if(!W.hi && !W.lo)
-		{
-			break;
-		}
-		/* saturate against this pass's level; the level only rises after
-		 * (rem stays positive: a pass pins less than rem) */
-		for(i = 0; i < n; i++)
-		{
-			if(active[i] && nodes[i].capacity > 0 && rem > 0
-				&& cluster__adv_u128_cmp(cluster__adv_u128_mul((uint64_t) rem, (uint64_t) weight[i]), cluster__adv_u128_scale(W, (uint64_t) nodes[i].capacity)) > 0)
-			{
-				over[i] = 1;
-				any = 1;
-			}
-		}
-		for(i = 0; i < n; i++)
-		{
-			if(over[i] && active[i])
-			{
-				active[i] = 0;
-				share[i] = nodes[i].capacity;
-				rem -= nodes[i].capacity;
-			}
-		}
-	}
-	while(any);
+	rem = water_fill(nodes, n, weight, active, over, share, total);
 	any = 0;
 	for(i = 0; i < n; i++)
 	{
@@ -675,6 +706,8 @@ cluster__adv_plan_free(cluster__adv_plan *plan)
 	memset(plan, 0, sizeof(*plan));
 }
 
+/* The hysteresis band around a share: max(band_absolute, band_relative x
+ * share), so small members are not chased over a handful of connections. */
 static long long
 band_of(const CLUSTERADVISORCONFIG *cfg, long long share)
 {
@@ -683,37 +716,33 @@ band_of(const CLUSTERADVISORCONFIG *cfg, long long share)
 	return rel > cfg->band_absolute ? rel : cfg->band_absolute;
 }
 
-/*
- * The plan, in five steps:
- * 1. fair shares (water-filling) and each member's gap = load - share;
- * 2. hysteresis: nothing moves unless some member is out of its band
- *    max(band_absolute, band_relative x share), or a draining member
- *    still holds connections;
- * 3. what should move: every out-of-band member goes all the way to its
- *    share; when the out-of-band surpluses and deficits differ, in-band
- *    members on the short side make up the difference in proportion to
- *    their gaps, so an empty new member is filled even when each full one
- *    is only a little above its share;
- * 4. limits: shed_fraction, step_max and step_min per member, then the
- *    cluster-wide round budget handed out draining-first then largest-
- *    first. A member cut short by the budget keeps more than its band of
- *    gap, so the next round still sees it out of band and finishes the
- *    job instead of stopping at the band edge;
- * 5. matching: sources and targets in priority order, filled in turn
- *    (north-west corner), inflow to a target never above its deficit.
- */
-int
-cluster__adv_plan_compute(cluster__adv_plan *plan, const cluster__adv_node *nodes, size_t n, const CLUSTERADVISORCONFIG *cfg)
+/* Scratch of one plan computation, handed from step to step. */
+typedef struct plan_work plan_work;
+struct plan_work
 {
-	long long so = 0, dout = 0, budget, left, placed;
-	long long *want_shed = NULL, *want_in = NULL, *limit = NULL;
-	signed char *mask = NULL;
-	size_t *src = NULL, *dst = NULL, *tmp = NULL, ns = 0, nt = 0, i, a, b;
-	order_ctx oc;
-	int any = 0, r = ENOMEM;
+	long long *want_shed;        /* what each source should send (step 3) */
+	long long *want_in;          /* what each target should receive (step 3) */
+	long long *limit;            /* apportion limits (3), then capped sheds (4) */
+	signed char *mask;           /* apportion mask (3) */
+	size_t *src;                 /* sources in priority order (4) */
+	size_t *dst;                 /* targets in priority order (5) */
+	size_t *tmp;                 /* sort scratch */
+	size_t ns;
+	size_t nt;
+	long long so;                /* out-of-band surplus */
+	long long dout;              /* out-of-band deficit */
+};
+
+/* Every array a plan and its scratch need, zeroed, in one place, so the
+ * steps below cannot fail for memory. Returns 0 or ENOMEM (the caller
+ * frees whatever was allocated). */
+static int
+plan_alloc(cluster__adv_plan *plan, size_t n, plan_work *wk)
+{
 	size_t m = n ? n : 1;
 
 	memset(plan, 0, sizeof(*plan));
+	memset(wk, 0, sizeof(*wk));
 	plan->n = n;
 	plan->role = calloc(m, sizeof(*plan->role));
 	plan->weight = calloc(m, sizeof(*plan->weight));
@@ -723,26 +752,46 @@ cluster__adv_plan_compute(cluster__adv_plan *plan, const cluster__adv_node *node
 	plan->out_of_band = calloc(m, sizeof(*plan->out_of_band));
 	plan->shed = calloc(m, sizeof(*plan->shed));
 	plan->inflow = calloc(m, sizeof(*plan->inflow));
-	want_shed = calloc(m, sizeof(*want_shed));
-	want_in = calloc(m, sizeof(*want_in));
-	limit = calloc(m, sizeof(*limit));
-	mask = calloc(m, sizeof(*mask));
-	src = calloc(m, sizeof(*src));
-	dst = calloc(m, sizeof(*dst));
-	tmp = calloc(m, sizeof(*tmp));
+	wk->want_shed = calloc(m, sizeof(*wk->want_shed));
+	wk->want_in = calloc(m, sizeof(*wk->want_in));
+	wk->limit = calloc(m, sizeof(*wk->limit));
+	wk->mask = calloc(m, sizeof(*wk->mask));
+	wk->src = calloc(m, sizeof(*wk->src));
+	wk->dst = calloc(m, sizeof(*wk->dst));
+	wk->tmp = calloc(m, sizeof(*wk->tmp));
 	if(!plan->role || !plan->weight || !plan->share || !plan->band || !plan->gap || !plan->out_of_band || !plan->shed || !plan->inflow
-		|| !want_shed || !want_in || !limit || !mask || !src || !dst || !tmp)
+		|| !wk->want_shed || !wk->want_in || !wk->limit || !wk->mask || !wk->src || !wk->dst || !wk->tmp)
 	{
-		goto fail;
+		return ENOMEM;
 	}
-	plan->round_budget = cluster__adv_round_budget(cfg);
-	if(cluster__adv_shares(nodes, n, plan->role, plan->weight, plan->share, &plan->unplaceable))
-	{
-		goto fail;
-	}
+	return 0;
+}
 
-	/* 1-2: gaps, bands, who is out of band */
-	for(i = 0; i < n; i++)
+static void
+plan_work_free(plan_work *wk)
+{
+	free(wk->want_shed);
+	free(wk->want_in);
+	free(wk->limit);
+	free(wk->mask);
+	free(wk->src);
+	free(wk->dst);
+	free(wk->tmp);
+}
+
+/*
+ * Steps 1-2, gaps and bands: each member's gap = load - share and its
+ * band; a draining member has no band (any load left is out of it). Sums
+ * the surplus and the out-of-band surplus and deficit. Returns non-zero
+ * when somebody is out of band, i.e. when anything is to move at all.
+ */
+static int
+plan_bands(cluster__adv_plan *plan, const cluster__adv_node *nodes, const CLUSTERADVISORCONFIG *cfg, plan_work *wk)
+{
+	size_t i;
+	int any = 0;
+
+	for(i = 0; i < plan->n; i++)
 	{
 		long long g;
 
@@ -768,26 +817,33 @@ cluster__adv_plan_compute(cluster__adv_plan *plan, const cluster__adv_node *node
 			plan->surplus += g;
 			if(plan->out_of_band[i])
 			{
-				so += g;
+				wk->so += g;
 			}
 		}
 		else if(g < 0)
 		{
 			if(plan->out_of_band[i])
 			{
-				dout += -g;
+				wk->dout += -g;
 			}
 		}
 		any |= plan->out_of_band[i];
 	}
-	if(!any)
-	{
-		plan->balanced = 1;
-		r = 0;
-		goto done;
-	}
+	return any;
+}
 
-	/* 3: what should move */
+/*
+ * Step 3, surplus and deficit: every out-of-band member goes all the way
+ * to its share. When the out-of-band surplus and deficit differ, in-band
+ * members on the short side make up the difference in proportion to their
+ * gaps (never past their share), so an empty new member is filled even
+ * when each full one is only a little above its share. Returns 0 or ENOMEM.
+ */
+static int
+plan_wanted(cluster__adv_plan *plan, plan_work *wk)
+{
+	size_t i, n = plan->n;
+
 	for(i = 0; i < n; i++)
 	{
 		if(!plan->out_of_band[i])
@@ -796,92 +852,118 @@ cluster__adv_plan_compute(cluster__adv_plan *plan, const cluster__adv_node *node
 		}
 		if(plan->gap[i] > 0)
 		{
-			want_shed[i] = plan->gap[i];
+			wk->want_shed[i] = plan->gap[i];
 		}
 		else
 		{
-			want_in[i] = -plan->gap[i];
+			wk->want_in[i] = -plan->gap[i];
 		}
 	}
-	if(dout > so)
+	if(wk->dout > wk->so)
 	{
 		for(i = 0; i < n; i++)
 		{
-			mask[i] = plan->role[i] != CLUSTER__ADV_OUT && !plan->out_of_band[i] && plan->gap[i] > 0;
-			limit[i] = mask[i] ? plan->gap[i] : 0;
+			wk->mask[i] = plan->role[i] != CLUSTER__ADV_OUT && !plan->out_of_band[i] && plan->gap[i] > 0;
+			wk->limit[i] = wk->mask[i] ? plan->gap[i] : 0;
 		}
-		if(apportion(dout - so, limit, mask, n, want_shed))
+		if(apportion(wk->dout - wk->so, wk->limit, wk->mask, n, wk->want_shed))
 		{
-			goto fail;
+			return ENOMEM;
 		}
 	}
-	else if(so > dout)
+	else if(wk->so > wk->dout)
 	{
 		for(i = 0; i < n; i++)
 		{
-			mask[i] = plan->role[i] == CLUSTER__ADV_MEMBER && !plan->out_of_band[i] && plan->gap[i] < 0;
-			limit[i] = mask[i] ? -plan->gap[i] : 0;
+			wk->mask[i] = plan->role[i] == CLUSTER__ADV_MEMBER && !plan->out_of_band[i] && plan->gap[i] < 0;
+			wk->limit[i] = wk->mask[i] ? -plan->gap[i] : 0;
 		}
-		if(apportion(so - dout, limit, mask, n, want_in))
+		if(apportion(wk->so - wk->dout, wk->limit, wk->mask, n, wk->want_in))
 		{
-			goto fail;
+			return ENOMEM;
 		}
 	}
 	for(i = 0; i < n; i++)
 	{
-		plan->wanted += want_shed[i];
+		plan->wanted += wk->want_shed[i];
 	}
+	return 0;
+}
 
-	/* 4: per-member limits, then the round budget */
-	for(i = 0; i < n; i++)
+/*
+ * Step 4a, per-member limits on what one source sends this round: a
+ * member sheds at most shed_fraction of its want (rounded up) and
+ * step_max, and nothing below step_min, so churn comes in sensible steps.
+ * Draining evacuation ignores the fraction and step_min (it must empty
+ * out whatever is left), but not step_max.
+ */
+static long long
+shed_limit(const CLUSTERADVISORCONFIG *cfg, int role, long long w)
+{
+	if(role == CLUSTER__ADV_MEMBER)
 	{
-		long long w = want_shed[i];
+		if(cfg->shed_fraction < 1.0)
+		{
+			double x = (double) w * cfg->shed_fraction;
+			long long f = (long long) x;
 
-		limit[i] = 0;
-		if(w <= 0)
+			f += (double) f < x;    /* ceiling, without libm */
+
+			w = f < w ? f : w;
+		}
+		if(cfg->step_max > 0 && w > cfg->step_max)
+		{
+			w = cfg->step_max;
+		}
+		if(w < cfg->step_min)
+		{
+			w = 0;
+		}
+	}
+	else if(cfg->step_max > 0 && w > cfg->step_max)
+	{
+		/* draining ignores step_min and the fraction, not step_max */
+		w = cfg->step_max;
+	}
+	return w;
+}
+
+/*
+ * Step 4b, the round budget: sources in priority order (draining first,
+ * then the largest, then the lower id) take from the cluster-wide budget
+ * in turn. A member cut short keeps more than its band of gap, so the
+ * next round still sees it out of band and finishes the job instead of
+ * stopping at the band edge. Fills plan->shed and the source order.
+ */
+static void
+plan_budget(cluster__adv_plan *plan, const CLUSTERADVISORCONFIG *cfg, plan_work *wk)
+{
+	long long budget;
+	order_ctx oc;
+	size_t i, a;
+
+	for(i = 0; i < plan->n; i++)
+	{
+		wk->limit[i] = 0;
+		if(wk->want_shed[i] <= 0)
 		{
 			continue;
 		}
-		if(plan->role[i] == CLUSTER__ADV_MEMBER)
+		wk->limit[i] = shed_limit(cfg, plan->role[i], wk->want_shed[i]);
+		if(wk->limit[i] > 0)
 		{
-			if(cfg->shed_fraction < 1.0)
-			{
-				double x = (double) w * cfg->shed_fraction;
-				long long f = (long long) x;
-
-				f += (double) f < x;    /* ceiling, without libm */
-
-				w = f < w ? f : w;
-			}
-			if(cfg->step_max > 0 && w > cfg->step_max)
-			{
-				w = cfg->step_max;
-			}
-			if(w < cfg->step_min)
-			{
-				w = 0;
-			}
-		}
-		else if(cfg->step_max > 0 && w > cfg->step_max)
-		{
-			/* draining ignores step_min and the fraction, not step_max */
-			w = cfg->step_max;
-		}
-		limit[i] = w;
-		if(w > 0)
-		{
-			src[ns++] = i;
+			wk->src[wk->ns++] = i;
 		}
 	}
 	oc.role = plan->role;
-	oc.amount = limit;
-	sort_idx(src, tmp, ns, cmp_source, &oc);
+	oc.amount = wk->limit;
+	sort_idx(wk->src, wk->tmp, wk->ns, cmp_source, &oc);
 	budget = plan->round_budget;
-	for(a = 0; a < ns; a++)
+	for(a = 0; a < wk->ns; a++)
 	{
-		long long give = limit[src[a]];
+		long long give = wk->limit[wk->src[a]];
 
-		i = src[a];
+		i = wk->src[a];
 		if(budget >= 0 && give > budget)
 		{
 			give = budget;
@@ -906,77 +988,134 @@ cluster__adv_plan_compute(cluster__adv_plan *plan, const cluster__adv_node *node
 			budget -= give;
 		}
 	}
+}
 
-	/* 5: inflow, largest deficit first, then the matching */
-	left = plan->moved;
-	for(i = 0; i < n; i++)
+/* Step 5a, inflow: what was shed goes to the largest deficits first (then
+ * the lower id), never above a target's deficit. Fills plan->inflow and
+ * the target order. */
+static void
+plan_inflow(cluster__adv_plan *plan, plan_work *wk)
+{
+	long long left = plan->moved;
+	order_ctx oc;
+	size_t i, b;
+
+	for(i = 0; i < plan->n; i++)
 	{
-		if(want_in[i] > 0)
+		if(wk->want_in[i] > 0)
 		{
-			dst[nt++] = i;
+			wk->dst[wk->nt++] = i;
 		}
 	}
-	oc.amount = want_in;
-	sort_idx(dst, tmp, nt, cmp_target, &oc);
-	for(b = 0; b < nt && left > 0; b++)
+	oc.role = plan->role;
+	oc.amount = wk->want_in;
+	sort_idx(wk->dst, wk->tmp, wk->nt, cmp_target, &oc);
+	for(b = 0; b < wk->nt && left > 0; b++)
 	{
-		long long take = want_in[dst[b]] < left ? want_in[dst[b]] : left;
+		long long take = wk->want_in[wk->dst[b]] < left ? wk->want_in[wk->dst[b]] : left;
 
-		plan->inflow[dst[b]] = take;
+		plan->inflow[wk->dst[b]] = take;
 		left -= take;
 	}
-	/* conservation: the inflow side always has room for what was shed */
-	plan->rows = calloc(ns + nt + 1, sizeof(*plan->rows));
+}
+
+/*
+ * Step 5b, matching surplus to deficit: sources and targets in priority
+ * order, filled in turn (north-west corner), so rows are few and every
+ * member derives the same ones. The inflow side always has room for what
+ * was shed (conservation). Returns 0 or ENOMEM.
+ */
+static int
+plan_match(cluster__adv_plan *plan, const plan_work *wk)
+{
+	long long sleft = 0, tleft = 0;
+	size_t a = 0, b = 0;
+
+	plan->rows = calloc(wk->ns + wk->nt + 1, sizeof(*plan->rows));
 	if(!plan->rows)
 	{
-		goto fail;
+		return ENOMEM;
 	}
+	while(a < wk->ns && b < wk->nt)
 	{
-		long long sleft = 0, tleft = 0;
+		long long c;
 
-		a = 0;
-		b = 0;
-		placed = 0;
-		while(a < ns && b < nt)
+		if(!sleft)
 		{
-			long long c;
-
-			if(!sleft)
-			{
-				sleft = plan->shed[src[a]];
-				if(!sleft)
-				{
-					a++;
-					continue;
-				}
-			}
-			if(!tleft)
-			{
-				tleft = plan->inflow[dst[b]];
-				if(!tleft)
-				{
-					b++;
-					continue;
-				}
-			}
-			c = sleft < tleft ? sleft : tleft;
-			plan->rows[plan->nrows].from = src[a];
-			plan->rows[plan->nrows].to = dst[b];
-			plan->rows[plan->nrows].count = c;
-			plan->nrows++;
-			placed += c;
-			sleft -= c;
-			tleft -= c;
+			sleft = plan->shed[wk->src[a]];
 			if(!sleft)
 			{
 				a++;
+				continue;
 			}
+		}
+		if(!tleft)
+		{
+			tleft = plan->inflow[wk->dst[b]];
 			if(!tleft)
 			{
 				b++;
+				continue;
 			}
 		}
-		(void) placed;
+		c = sleft < tleft ? sleft : tleft;
+		plan->rows[plan->nrows].from = wk->src[a];
+		plan->rows[plan->nrows].to = wk->dst[b];
+		plan->rows[plan->nrows].count = c;
+		plan->nrows++;
+		sleft -= c;
+		tleft -= c;
+		if(!sleft)
+		{
+			a++;
+		}
+		if(!tleft)
+		{
+			b++;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The plan, in five steps (each a function above):
+ * 1. fair shares (water-filling, cluster__adv_shares);
+ * 2. gaps and hysteresis bands: nothing moves unless some member is out
+ *    of its band or a draining member still holds connections;
+ * 3. surplus and deficit: what should move;
+ * 4. limits: per member, then the cluster-wide round budget;
+ * 5. inflow, then matching sources to targets into rows.
+ */
+int
+cluster__adv_plan_compute(cluster__adv_plan *plan, const cluster__adv_node *nodes, size_t n, const CLUSTERADVISORCONFIG *cfg)
+{
+	plan_work wk;
+	int r;
+
+	if(plan_alloc(plan, n, &wk))
+	{
+		goto fail;
+	}
+	plan->round_budget = cluster__adv_round_budget(cfg);
+	if(cluster__adv_shares(nodes, n, plan->role, plan->weight, plan->share, &plan->unplaceable))
+	{
+		goto fail;
+	}
+	if(!plan_bands(plan, nodes, cfg, &wk))
+	{
+		plan->balanced = 1;
+		r = 0;
+		goto done;
+	}
+	if(plan_wanted(plan, &wk))
+	{
+		goto fail;
+	}
+	plan_budget(plan, cfg, &wk);
+	plan_inflow(plan, &wk);
+	if(plan_match(plan, &wk))
+	{
+		goto fail;
 	}
 	r = 0;
 	goto done;
@@ -984,13 +1123,7 @@ fail:
 	cluster__adv_plan_free(plan);
 	r = ENOMEM;
 done:
-	free(want_shed);
-	free(want_in);
-	free(limit);
-	free(mask);
-	free(src);
-	free(dst);
-	free(tmp);
+	plan_work_free(&wk);
 	return r;
 }
 
