@@ -1254,51 +1254,31 @@ sample_weighted(const size_t *cand, size_t ncand, const long long *w, uint64_t *
 	return 1;
 }
 
-/*
- * The pick knows the plan: every member derives the same rows from the
- * same snapshot, so a shedder sends its redirected clients exactly along
- * its own rows, and nobody else takes the room those rows will fill.
- * Independent sampling by raw deficit cannot add up to each deficit
- * exactly; this can. Tiers, each used only when the previous one has no
- * weight left:
- * 1. own rows: row(self, t) - provisional(t);
- * 2. unclaimed room: share - load - provisional - rows of others into t;
- * 3. any room: share - load - provisional (a caller that needs more than
- *    the unclaimed room may use claimed room rather than push a client
- *    onto a member already at or above its share);
- * 4. two random choices, lower capacity-aware utilisation.
- */
-int
-cluster__adv_pick(const cluster__adv_node *nodes, size_t n, size_t self, const CLUSTERADVISORCONFIG *cfg, cluster__adv_prov *prov, int64_t now_ms, uint64_t *rng, size_t *chosen)
+/* What this instance's own rows send to each target: row(self, t), the
+ * weights of the first tier. */
+static void
+own_rows(const cluster__adv_plan *plan, size_t self, long long *own)
 {
-	cluster__adv_plan plan;
-	long long *prov_count = NULL, *own = NULL, *w = NULL;
-	size_t *cand = NULL, ncand = 0, i, j, pick = 0;
-	int r = ENOMEM;
-	size_t m = n ? n : 1;
+	size_t i;
 
-	memset(&plan, 0, sizeof(plan));
-	prov_count = calloc(m, sizeof(*prov_count));
-	own = calloc(m, sizeof(*own));
-	w = calloc(m, sizeof(*w));
-	cand = calloc(m, sizeof(*cand));
-	if(!prov_count || !own || !w || !cand)
+	for(i = 0; i < plan->nrows; i++)
 	{
-		goto done;
-	}
-	/* the same plan every member computes from this snapshot */
-	if(cluster__adv_plan_compute(&plan, nodes, n, cfg))
-	{
-		goto done;
-	}
-	for(i = 0; i < plan.nrows; i++)
-	{
-		if(plan.rows[i].from == self)
+		if(plan->rows[i].from == self)
 		{
-			own[plan.rows[i].to] += plan.rows[i].count;
+			own[plan->rows[i].to] += plan->rows[i].count;
 		}
 	}
-	/* forget picks the target has since reported, or that are too old */
+}
+
+/* Provisional load: forget picks the target has since reported (its
+ * record changed), that vanished or that are too old, and count the rest
+ * per target in prov_count, so repeated picks see their own effect before
+ * the targets report it. */
+static void
+prov_refresh(cluster__adv_prov *prov, const cluster__adv_node *nodes, size_t n, int64_t now_ms, long long *prov_count)
+{
+	size_t i, j;
+
 	for(i = 0, j = 0; i < prov->count; i++)
 	{
 		cluster__adv_prov_entry *e = &prov->entries[i];
@@ -1316,12 +1296,21 @@ cluster__adv_pick(const cluster__adv_node *nodes, size_t n, size_t self, const C
 		j++;
 	}
 	prov->count = j;
+}
 
-	for(i = 0; i < n; i++)
+/* The eligible targets, into cand: members (not draining, passive or
+ * without status), not stale, not full counting provisional load.
+ * Returns how many. */
+static size_t
+pick_candidates(const cluster__adv_node *nodes, const cluster__adv_plan *plan, const CLUSTERADVISORCONFIG *cfg, const long long *prov_count, size_t *cand)
+{
+	size_t i, ncand = 0;
+
+	for(i = 0; i < plan->n; i++)
 	{
 		long long eff = nodes[i].load + prov_count[i];
 
-		if(plan.role[i] != CLUSTER__ADV_MEMBER)
+		if(plan->role[i] != CLUSTER__ADV_MEMBER)
 		{
 			continue;
 		}
@@ -1335,61 +1324,77 @@ cluster__adv_pick(const cluster__adv_node *nodes, size_t n, size_t self, const C
 		}
 		cand[ncand++] = i;
 	}
-	if(!ncand)
-	{
-		r = ENOENT;
-		goto done;
-	}
-	/* 1: this instance's own rows, in proportion to what is left of each */
+	return ncand;
+}
+
+/* Tier 1, own plan rows: what is left of each of this instance's rows, so
+ * a shedder's repeated picks follow its rows exactly, in proportion,
+ * until they are exhausted. */
+static void
+own_row_weights(const size_t *cand, size_t ncand, const long long *own, const long long *prov_count, long long *w)
+{
+	size_t i, j;
+
 	for(j = 0; j < ncand; j++)
 	{
 		i = cand[j];
 		w[i] = own[i] - prov_count[i];
 	}
-	if(sample_weighted(cand, ncand, w, rng, &pick))
-	{
-		goto picked;
-	}
-	/* 2: room below the share, in proportion to what is left of it. Not
-	 * "room no row claims": independent callers would all crowd the few
-	 * unclaimed places, a herd; new clients and redirects share the room,
-	 * and the next round accounts for both. */
+}
+
+/* Tier 2, deficit sampling with provisional load: room below the share,
+ * in proportion to what is left of it. Not "room no row claims":
+ * independent callers (new clients) would all crowd the few unclaimed
+ * places, a herd; new clients and redirects share the room, and the next
+ * round accounts for both. */
+static void
+deficit_weights(const cluster__adv_node *nodes, const cluster__adv_plan *plan, const size_t *cand, size_t ncand, const long long *prov_count, long long *w)
+{
+	size_t i, j;
+
 	for(j = 0; j < ncand; j++)
 	{
 		i = cand[j];
-		w[i] = plan.share[i] - nodes[i].load - prov_count[i];
+		w[i] = plan->share[i] - nodes[i].load - prov_count[i];
 	}
-	if(sample_weighted(cand, ncand, w, rng, &pick))
-	{
-		goto picked;
-	}
-	/* 3: nobody below its share: two random choices, lower utilisation */
-	{
-		size_t x = (size_t) cluster__adv_random_below(rng, ncand), y;
+}
 
-		pick = cand[x];
-		if(ncand > 1)
+/* Tier 3, the power-of-two fallback when nobody is below its share:
+ * two distinct random candidates, the lower capacity-aware utilisation
+ * (load + provisional + 1) / weight wins (the first on a tie). */
+static size_t
+pick_two_choices(const cluster__adv_node *nodes, const cluster__adv_plan *plan, const long long *prov_count, const size_t *cand, size_t ncand, uint64_t *rng)
+{
+	size_t x = (size_t) cluster__adv_random_below(rng, ncand), y, j, pick = cand[x];
+
+	if(ncand > 1)
+	{
+		y = (size_t) cluster__adv_random_below(rng, ncand - 1);
+		if(y >= x)
 		{
-			y = (size_t) cluster__adv_random_below(rng, ncand - 1);
-			if(y >= x)
-			{
-				y++;
-			}
-			j = cand[y];
-			/* cross-multiplied utilisations; every factor is positive */
-			if(cluster__adv_u128_cmp(cluster__adv_u128_mul((uint64_t) (nodes[j].load + prov_count[j] + 1), (uint64_t) plan.weight[pick]),
-				cluster__adv_u128_mul((uint64_t) (nodes[pick].load + prov_count[pick] + 1), (uint64_t) plan.weight[j])) < 0)
-			{
-				pick = j;
-			}
+			y++;
+		}
+		j = cand[y];
+		/* cross-multiplied utilisations; every factor is positive */
+		if(cluster__adv_u128_cmp(cluster__adv_u128_mul((uint64_t) (nodes[j].load + prov_count[j] + 1), (uint64_t) plan->weight[pick]),
+			cluster__adv_u128_mul((uint64_t) (nodes[pick].load + prov_count[pick] + 1), (uint64_t) plan->weight[j])) < 0)
+		{
+			pick = j;
 		}
 	}
+	return pick;
+}
 
-picked:
-	/* count the pick as provisional load on its target */
+/* Count a pick as provisional load on its target, until the target's
+ * record changes or the entry expires. Returns 0 or ENOMEM. */
+static int
+prov_record(cluster__adv_prov *prov, const cluster__adv_node *target, const CLUSTERADVISORCONFIG *cfg, int64_t now_ms)
+{
+	size_t i;
+
 	for(i = 0; i < prov->count; i++)
 	{
-		if(!strcmp(prov->entries[i].id, nodes[pick].id))
+		if(!strcmp(prov->entries[i].id, target->id))
 		{
 			break;
 		}
@@ -1403,21 +1408,82 @@ picked:
 
 			if(!ne)
 			{
-				goto done;
+				return ENOMEM;
 			}
 			prov->entries = ne;
 			prov->size = ns;
 		}
 		memset(&prov->entries[i], 0, sizeof(prov->entries[i]));
-		strncpy(prov->entries[i].id, nodes[pick].id, CLUSTER_NAME_MAX);
-		prov->entries[i].mod_revision = nodes[pick].mod_revision;
-		prov->entries[i].received_ms = nodes[pick].received_ms;
+		strncpy(prov->entries[i].id, target->id, CLUSTER_NAME_MAX);
+		prov->entries[i].mod_revision = target->mod_revision;
+		prov->entries[i].received_ms = target->received_ms;
 		prov->count++;
 	}
 	prov->entries[i].count++;
 	prov->entries[i].expires_ms = now_ms + cluster__adv_prov_timeout(cfg);
-	*chosen = pick;
-	r = 0;
+	return 0;
+}
+
+/*
+ * The pick knows the plan: every member derives the same rows from the
+ * same snapshot, so a shedder sends its redirected clients exactly along
+ * its own rows. Independent sampling by raw deficit cannot add up to each
+ * deficit exactly; this can. Tiers, each used only when the previous one
+ * has no weight left (see advisor.h):
+ * 1. own plan rows: row(self, t) - provisional(t) (own_row_weights);
+ * 2. deficit sampling with provisional load: share - load - provisional
+ *    (deficit_weights);
+ * 3. the power-of-two fallback (pick_two_choices).
+ * A tier with no weight draws no random number (sample_weighted).
+ */
+int
+cluster__adv_pick(const cluster__adv_node *nodes, size_t n, size_t self, const CLUSTERADVISORCONFIG *cfg, cluster__adv_prov *prov, int64_t now_ms, uint64_t *rng, size_t *chosen)
+{
+	cluster__adv_plan plan;
+	long long *prov_count = NULL, *own = NULL, *w = NULL;
+	size_t *cand = NULL, ncand, pick = 0;
+	int r = ENOMEM;
+	size_t m = n ? n : 1;
+
+	memset(&plan, 0, sizeof(plan));
+	prov_count = calloc(m, sizeof(*prov_count));
+	own = calloc(m, sizeof(*own));
+	w = calloc(m, sizeof(*w));
+	cand = calloc(m, sizeof(*cand));
+	if(!prov_count || !own || !w || !cand)
+	{
+		goto done;
+	}
+	/* the same plan every member computes from this snapshot */
+	if(cluster__adv_plan_compute(&plan, nodes, n, cfg))
+	{
+		goto done;
+	}
+	own_rows(&plan, self, own);
+	prov_refresh(prov, nodes, n, now_ms, prov_count);
+	ncand = pick_candidates(nodes, &plan, cfg, prov_count, cand);
+	if(!ncand)
+	{
+		r = ENOENT;
+		goto done;
+	}
+	own_row_weights(cand, ncand, own, prov_count, w);
+	if(sample_weighted(cand, ncand, w, rng, &pick))
+	{
+		goto picked;
+	}
+	deficit_weights(nodes, &plan, cand, ncand, prov_count, w);
+	if(sample_weighted(cand, ncand, w, rng, &pick))
+	{
+		goto picked;
+	}
+	pick = pick_two_choices(nodes, &plan, prov_count, cand, ncand, rng);
+picked:
+	r = prov_record(prov, &nodes[pick], cfg, now_ms);
+	if(!r)
+	{
+		*chosen = pick;
+	}
 done:
 	cluster__adv_plan_free(&plan);
 	free(prov_count);
