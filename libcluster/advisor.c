@@ -15,11 +15,225 @@
 
 #include "advisor.h"
 
-#ifdef __SIZEOF_INT128__
-__extension__ typedef __int128 wide;
-#else
-typedef long double wide;        /* no 128-bit integers: close enough */
-#endif
+typedef cluster__adv_u128 u128;
+
+/* ------------------------------------------------------------------ */
+/* exact 128-bit arithmetic                                             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Products of loads and weights need up to about 112 bits. They are done
+ * on two 64-bit halves in plain C, one code path on every platform: a
+ * compiler without __int128 must not round (long double did), or members
+ * built differently could compute different plans.
+ */
+
+#define LO32(x)                ((x) & 0xffffffffULL)
+
+static u128
+u128_of(uint64_t x)
+{
+	u128 r;
+
+	r.hi = 0;
+	r.lo = x;
+	return r;
+}
+
+cluster__adv_u128
+cluster__adv_u128_add(cluster__adv_u128 a, uint64_t b)
+{
+	a.lo += b;
+	a.hi += a.lo < b;    /* carry */
+	return a;
+}
+
+/* Schoolbook on 32-bit digits: four partial products, none overflows. */
+cluster__adv_u128
+cluster__adv_u128_mul(uint64_t a, uint64_t b)
+{
+	uint64_t p0 = LO32(a) * LO32(b), p1 = LO32(a) * (b >> 32);
+	uint64_t p2 = (a >> 32) * LO32(b), p3 = (a >> 32) * (b >> 32);
+	uint64_t mid = (p0 >> 32) + LO32(p1) + LO32(p2);    /* < 3 x 2^32 */
+	u128 r;
+
+	r.lo = (mid << 32) | LO32(p0);
+	r.hi = p3 + (p1 >> 32) + (p2 >> 32) + (mid >> 32);
+	return r;
+}
+
+cluster__adv_u128
+cluster__adv_u128_scale(cluster__adv_u128 a, uint64_t b)
+{
+	u128 r = cluster__adv_u128_mul(a.lo, b);
+
+	r.hi += a.hi * b;
+	return r;
+}
+
+int
+cluster__adv_u128_cmp(cluster__adv_u128 a, cluster__adv_u128 b)
+{
+	if(a.hi != b.hi)
+	{
+		return a.hi < b.hi ? -1 : 1;
+	}
+	if(a.lo != b.lo)
+	{
+		return a.lo < b.lo ? -1 : 1;
+	}
+	return 0;
+}
+
+static u128
+u128_sub(u128 a, u128 b)
+{
+	u128 r;
+
+	r.lo = a.lo - b.lo;
+	r.hi = a.hi - b.hi - (a.lo < b.lo);    /* borrow */
+	return r;
+}
+
+/* Leading zero bits of x (x != 0), without compiler builtins. */
+static int
+nlz64(uint64_t x)
+{
+	int n = 0;
+
+	if(!(x >> 32))
+	{
+		n += 32;
+		x <<= 32;
+	}
+	if(!(x >> 48))
+	{
+		n += 16;
+		x <<= 16;
+	}
+	if(!(x >> 56))
+	{
+		n += 8;
+		x <<= 8;
+	}
+	if(!(x >> 60))
+	{
+		n += 4;
+		x <<= 4;
+	}
+	if(!(x >> 62))
+	{
+		n += 2;
+		x <<= 2;
+	}
+	if(!(x >> 63))
+	{
+		n += 1;
+	}
+	return n;
+}
+
+/*
+ * (u1 x 2^64 + u0) / v for u1 < v, so the quotient fits in 64 bits:
+ * Knuth's algorithm D on 32-bit digits (Hacker's Delight, divlu). The
+ * divisor is normalised so each estimated digit is at most two too big.
+ */
+static uint64_t
+divlu(uint64_t u1, uint64_t u0, uint64_t v, uint64_t *rem)
+{
+	const uint64_t b = 1ULL << 32;
+	uint64_t vn1, vn0, un32, un21, un10, un1, un0, q1, q0, rhat;
+	int s = nlz64(v);
+
+	v <<= s;
+	vn1 = v >> 32;
+	vn0 = LO32(v);
+	un32 = s ? (u1 << s) | (u0 >> (64 - s)) : u1;
+	un10 = u0 << s;
+	un1 = un10 >> 32;
+	un0 = LO32(un10);
+	q1 = un32 / vn1;
+	rhat = un32 - q1 * vn1;
+	/* q1 * vn0 is only evaluated once q1 < b: no overflow */
+	while(q1 >= b || q1 * vn0 > b * rhat + un1)
+	{
+		q1--;
+		rhat += vn1;
+		if(rhat >= b)
+		{
+			break;
+		}
+	}
+	un21 = un32 * b + un1 - q1 * v;    /* modulo 2^64: the true value fits */
+	q0 = un21 / vn1;
+	rhat = un21 - q0 * vn1;
+	while(q0 >= b || q0 * vn0 > b * rhat + un0)
+	{
+		q0--;
+		rhat += vn1;
+		if(rhat >= b)
+		{
+			break;
+		}
+	}
+	*rem = (un21 * b + un0 - q0 * v) >> s;
+	return q1 * b + q0;
+}
+
+/*
+ * A 64-bit divisor goes through divlu (twice when the quotient is wider
+ * than 64 bits). A wider divisor leaves a quotient below 2^64: estimate it
+ * from the divisor's top 64 bits, normalised, with the dividend halved so
+ * divlu cannot overflow; the estimate is then exact or one too small
+ * (Hacker's Delight, divDu, on 64-bit words).
+ */
+cluster__adv_u128
+cluster__adv_u128_divmod(cluster__adv_u128 num, cluster__adv_u128 den, cluster__adv_u128 *rem)
+{
+	u128 q = u128_of(0), r = num;
+
+	if(!den.hi && !den.lo)
+	{
+		/* undefined: documented as 0, remainder num */
+	}
+	else if(!den.hi)
+	{
+		uint64_t high = 0, lo;
+
+		if(num.hi >= den.lo)
+		{
+			high = num.hi / den.lo;
+			num.hi %= den.lo;
+		}
+		q.hi = high;
+		q.lo = divlu(num.hi, num.lo, den.lo, &lo);
+		r = u128_of(lo);
+	}
+	else
+	{
+		int n = nlz64(den.hi);
+		uint64_t top = n ? (den.hi << n) | (den.lo >> (64 - n)) : den.hi;
+		uint64_t ignored, est;
+
+		est = divlu(num.hi >> 1, (num.lo >> 1) | (num.hi << 63), top, &ignored) >> (63 - n);
+		if(est)
+		{
+			est--;
+		}
+		r = u128_sub(num, cluster__adv_u128_scale(den, est));
+		if(cluster__adv_u128_cmp(r, den) >= 0)
+		{
+			est++;
+			r = u128_sub(r, den);
+		}
+		q.lo = est;
+	}
+	if(rem)
+	{
+		*rem = r;
+	}
+	return q;
+}
 
 /* ------------------------------------------------------------------ */
 /* small helpers                                                        */
@@ -69,7 +283,7 @@ sort_idx(size_t *idx, size_t *tmp, size_t n, idx_cmp cmp, const void *ctx)
 typedef struct apportion_ctx apportion_ctx;
 struct apportion_ctx
 {
-	const wide *rem;
+	const u128 *rem;
 };
 
 static int
@@ -77,9 +291,11 @@ cmp_remainder(size_t a, size_t b, const void *ctx)
 {
 	const apportion_ctx *c = ctx;
 
-	if(c->rem[a] != c->rem[b])
+	int d = cluster__adv_u128_cmp(c->rem[a], c->rem[b]);
+
+	if(d)
 	{
-		return c->rem[a] > c->rem[b] ? -1 : 1;
+		return -d;
 	}
 	return a < b ? -1 : (a > b);
 }
@@ -94,7 +310,7 @@ cmp_remainder(size_t a, size_t b, const void *ctx)
 static int
 apportion(long long total, const long long *w, const signed char *mask, size_t n, long long *out)
 {
-	wide W = 0, *rem;
+	u128 W = u128_of(0), *rem;
 	size_t *idx, *tmp, i, k = 0;
 	long long given = 0;
 	apportion_ctx ctx;
@@ -107,10 +323,10 @@ apportion(long long total, const long long *w, const signed char *mask, size_t n
 	{
 		if(mask[i] && w[i] > 0)
 		{
-			W += w[i];
+			W = cluster__adv_u128_add(W, (uint64_t) w[i]);
 		}
 	}
-	if(W <= 0)
+	if(!W.hi && !W.lo)
 	{
 		return 0;
 	}
@@ -128,14 +344,9 @@ apportion(long long total, const long long *w, const signed char *mask, size_t n
 	{
 		if(mask[i] && w[i] > 0)
 		{
-			wide p = (wide) total * w[i];
-#ifdef __SIZEOF_INT128__
-			long long q = (long long) (p / W);
-			rem[i] = p % W;
-#else
-			long long q = (long long) (p / W);
-			rem[i] = p - (wide) q * W;
-#endif
+			/* w[i] <= W, so q <= total */
+			long long q = (long long) cluster__adv_u128_divmod(cluster__adv_u128_mul((uint64_t) total, (uint64_t) w[i]), W, &rem[i]).lo;
+
 			out[i] += q;
 			given += q;
 			idx[k++] = i;
@@ -256,23 +467,17 @@ cluster__adv_round_budget(const CLUSTERADVISORCONFIG *cfg)
 /* ------------------------------------------------------------------ */
 
 /*
- * Capacity-weighted water-filling. Bounded members weigh their capacity;
- * unbounded members weigh workers x K, where K is the capacity per worker
- * of the bounded members (1 when none are bounded), so both kinds are in
- * the same unit. A member whose proportional share would exceed its
- * capacity is pinned at its capacity and the rest is shared again. Load
- * that fits nowhere stays with the members holding it (in proportion to
- * how far they are above their pinned share), so shares always sum to the
- * total load.
+ * Who takes part, and the unit of the weights: roles (out, member,
+ * draining), shares and weights cleared, and K, the capacity per worker of
+ * the bounded members (1 when none are bounded), so that unbounded members
+ * (weighing workers x K) and bounded ones (weighing their capacity) are in
+ * the same unit. Returns the total load of the members and draining ones.
  */
-int
-cluster__adv_shares(const cluster__adv_node *nodes, size_t n, signed char *role, long long *weight, long long *share, long long *unplaceable)
+static long long
+fair_roles(const cluster__adv_node *nodes, size_t n, signed char *role, long long *weight, long long *share, long long *k)
 {
-	long long total = 0, rem, sumcap = 0, sumw = 0, k = 1, left = 0;
-	signed char *active = NULL, *over = NULL;
-	long long *excess = NULL;
+	long long total = 0, sumcap = 0, sumw = 0;
 	size_t i;
-	int any, r = 0;
 
 	for(i = 0; i < n; i++)
 	{
@@ -293,14 +498,89 @@ cluster__adv_shares(const cluster__adv_node *nodes, size_t n, signed char *role,
 			sumw += m->workers > 0 ? m->workers : 1;
 		}
 	}
+	*k = 1;
 	if(sumw > 0)
 	{
-		k = sumcap / sumw;
-		if(k < 1)
+		*k = sumcap / sumw;
+		if(*k < 1)
 		{
-			k = 1;
+			*k = 1;
 		}
 	}
+	return total;
+}
+
+/*
+ * Water-filling: a member whose proportional share of rem would exceed its
+ * capacity is pinned at its capacity (share set, active cleared) and the
+ * rest is shared again, until nobody overflows. Each pass saturates
+ * against that pass's level, which only rises after. Exact comparisons
+ * (rem x weight > capacity x sum of weights), so every member pins the
+ * same ones. Returns what is left for the unpinned active members.
+ */
+static long long
+water_fill(const cluster__adv_node *nodes, size_t n, const long long *weight, signed char *active, signed char *over, long long *share, long long rem)
+{
+	size_t i;
+	int any;
+
+	do
+	{
+		u128 W = u128_of(0);
+
+		any = 0;
+		for(i = 0; i < n; i++)
+		{
+			if(active[i])
+			{
+				W = cluster__adv_u128_add(W, (uint64_t) weight[i]);
+			}
+		}
+		if(!W.hi && !W.lo)
+		{
+			break;
+		}
+		/* rem stays positive: a pass pins less than rem */
+		for(i = 0; i < n; i++)
+		{
+			if(active[i] && nodes[i].capacity > 0 && rem > 0
+				&& cluster__adv_u128_cmp(cluster__adv_u128_mul((uint64_t) rem, (uint64_t) weight[i]), cluster__adv_u128_scale(W, (uint64_t) nodes[i].capacity)) > 0)
+			{
+				over[i] = 1;
+				any = 1;
+			}
+		}
+		for(i = 0; i < n; i++)
+		{
+			if(over[i] && active[i])
+			{
+				active[i] = 0;
+				share[i] = nodes[i].capacity;
+				rem -= nodes[i].capacity;
+			}
+		}
+	}
+	while(any);
+	return rem;
+}
+
+/*
+ * Capacity-weighted fair shares: roles and weights (fair_roles), pinning
+ * at capacity (water_fill), the rest apportioned by weight. Load that
+ * fits nowhere stays with the members holding it (in proportion to how
+ * far they are above their pinned share), so shares always sum to the
+ * total load.
+ */
+int
+cluster__adv_shares(const cluster__adv_node *nodes, size_t n, signed char *role, long long *weight, long long *share, long long *unplaceable)
+{
+	long long total, rem, k, left = 0;
+	signed char *active = NULL, *over = NULL;
+	long long *excess = NULL;
+	size_t i;
+	int any, r = 0;
+
+	total = fair_roles(nodes, n, role, weight, share, &k);
 	active = calloc(n ? n : 1, 1);
 	over = calloc(n ? n : 1, 1);
 	excess = calloc(n ? n : 1, sizeof(*excess));
@@ -325,43 +605,7 @@ cluster__adv_shares(const cluster__adv_node *nodes, size_t n, signed char *role,
 		}
 		active[i] = 1;
 	}
-	rem = total;
-	do
-	{
-		wide W = 0;
-
-		any = 0;
-		for(i = 0; i < n; i++)
-		{
-			if(active[i])
-			{
-				W += weight[i];
-			}
-		}
-		if(W <= 0)
-		{
-			break;
-		}
-		/* saturate against this pass's level; the level only rises after */
-		for(i = 0; i < n; i++)
-		{
-			if(active[i] && nodes[i].capacity > 0 && (wide) rem * weight[i] > (wide) nodes[i].capacity * W)
-			{
-				over[i] = 1;
-				any = 1;
-			}
-		}
-		for(i = 0; i < n; i++)
-		{
-			if(over[i] && active[i])
-			{
-				active[i] = 0;
-				share[i] = nodes[i].capacity;
-				rem -= nodes[i].capacity;
-			}
-		}
-	}
-	while(any);
+	rem = water_fill(nodes, n, weight, active, over, share, total);
 	any = 0;
 	for(i = 0; i < n; i++)
 	{
@@ -462,6 +706,8 @@ cluster__adv_plan_free(cluster__adv_plan *plan)
 	memset(plan, 0, sizeof(*plan));
 }
 
+/* The hysteresis band around a share: max(band_absolute, band_relative x
+ * share), so small members are not chased over a handful of connections. */
 static long long
 band_of(const CLUSTERADVISORCONFIG *cfg, long long share)
 {
@@ -470,37 +716,33 @@ band_of(const CLUSTERADVISORCONFIG *cfg, long long share)
 	return rel > cfg->band_absolute ? rel : cfg->band_absolute;
 }
 
-/*
- * The plan, in five steps:
- * 1. fair shares (water-filling) and each member's gap = load - share;
- * 2. hysteresis: nothing moves unless some member is out of its band
- *    max(band_absolute, band_relative x share), or a draining member
- *    still holds connections;
- * 3. what should move: every out-of-band member goes all the way to its
- *    share; when the out-of-band surpluses and deficits differ, in-band
- *    members on the short side make up the difference in proportion to
- *    their gaps, so an empty new member is filled even when each full one
- *    is only a little above its share;
- * 4. limits: shed_fraction, step_max and step_min per member, then the
- *    cluster-wide round budget handed out draining-first then largest-
- *    first. A member cut short by the budget keeps more than its band of
- *    gap, so the next round still sees it out of band and finishes the
- *    job instead of stopping at the band edge;
- * 5. matching: sources and targets in priority order, filled in turn
- *    (north-west corner), inflow to a target never above its deficit.
- */
-int
-cluster__adv_plan_compute(cluster__adv_plan *plan, const cluster__adv_node *nodes, size_t n, const CLUSTERADVISORCONFIG *cfg)
+/* Scratch of one plan computation, handed from step to step. */
+typedef struct plan_work plan_work;
+struct plan_work
 {
-	long long so = 0, dout = 0, budget, left, placed;
-	long long *want_shed = NULL, *want_in = NULL, *limit = NULL;
-	signed char *mask = NULL;
-	size_t *src = NULL, *dst = NULL, *tmp = NULL, ns = 0, nt = 0, i, a, b;
-	order_ctx oc;
-	int any = 0, r = ENOMEM;
+	long long *want_shed;        /* what each source should send (step 3) */
+	long long *want_in;          /* what each target should receive (step 3) */
+	long long *limit;            /* apportion limits (3), then capped sheds (4) */
+	signed char *mask;           /* apportion mask (3) */
+	size_t *src;                 /* sources in priority order (4) */
+	size_t *dst;                 /* targets in priority order (5) */
+	size_t *tmp;                 /* sort scratch */
+	size_t ns;
+	size_t nt;
+	long long so;                /* out-of-band surplus */
+	long long dout;              /* out-of-band deficit */
+};
+
+/* Every array a plan and its scratch need, zeroed, in one place, so the
+ * steps below cannot fail for memory. Returns 0 or ENOMEM (the caller
+ * frees whatever was allocated). */
+static int
+plan_alloc(cluster__adv_plan *plan, size_t n, plan_work *wk)
+{
 	size_t m = n ? n : 1;
 
 	memset(plan, 0, sizeof(*plan));
+	memset(wk, 0, sizeof(*wk));
 	plan->n = n;
 	plan->role = calloc(m, sizeof(*plan->role));
 	plan->weight = calloc(m, sizeof(*plan->weight));
@@ -510,26 +752,46 @@ cluster__adv_plan_compute(cluster__adv_plan *plan, const cluster__adv_node *node
 	plan->out_of_band = calloc(m, sizeof(*plan->out_of_band));
 	plan->shed = calloc(m, sizeof(*plan->shed));
 	plan->inflow = calloc(m, sizeof(*plan->inflow));
-	want_shed = calloc(m, sizeof(*want_shed));
-	want_in = calloc(m, sizeof(*want_in));
-	limit = calloc(m, sizeof(*limit));
-	mask = calloc(m, sizeof(*mask));
-	src = calloc(m, sizeof(*src));
-	dst = calloc(m, sizeof(*dst));
-	tmp = calloc(m, sizeof(*tmp));
+	wk->want_shed = calloc(m, sizeof(*wk->want_shed));
+	wk->want_in = calloc(m, sizeof(*wk->want_in));
+	wk->limit = calloc(m, sizeof(*wk->limit));
+	wk->mask = calloc(m, sizeof(*wk->mask));
+	wk->src = calloc(m, sizeof(*wk->src));
+	wk->dst = calloc(m, sizeof(*wk->dst));
+	wk->tmp = calloc(m, sizeof(*wk->tmp));
 	if(!plan->role || !plan->weight || !plan->share || !plan->band || !plan->gap || !plan->out_of_band || !plan->shed || !plan->inflow
-		|| !want_shed || !want_in || !limit || !mask || !src || !dst || !tmp)
+		|| !wk->want_shed || !wk->want_in || !wk->limit || !wk->mask || !wk->src || !wk->dst || !wk->tmp)
 	{
-		goto fail;
+		return ENOMEM;
 	}
-	plan->round_budget = cluster__adv_round_budget(cfg);
-	if(cluster__adv_shares(nodes, n, plan->role, plan->weight, plan->share, &plan->unplaceable))
-	{
-		goto fail;
-	}
+	return 0;
+}
 
-	/* 1-2: gaps, bands, who is out of band */
-	for(i = 0; i < n; i++)
+static void
+plan_work_free(plan_work *wk)
+{
+	free(wk->want_shed);
+	free(wk->want_in);
+	free(wk->limit);
+	free(wk->mask);
+	free(wk->src);
+	free(wk->dst);
+	free(wk->tmp);
+}
+
+/*
+ * Steps 1-2, gaps and bands: each member's gap = load - share and its
+ * band; a draining member has no band (any load left is out of it). Sums
+ * the surplus and the out-of-band surplus and deficit. Returns non-zero
+ * when somebody is out of band, i.e. when anything is to move at all.
+ */
+static int
+plan_bands(cluster__adv_plan *plan, const cluster__adv_node *nodes, const CLUSTERADVISORCONFIG *cfg, plan_work *wk)
+{
+	size_t i;
+	int any = 0;
+
+	for(i = 0; i < plan->n; i++)
 	{
 		long long g;
 
@@ -555,26 +817,33 @@ cluster__adv_plan_compute(cluster__adv_plan *plan, const cluster__adv_node *node
 			plan->surplus += g;
 			if(plan->out_of_band[i])
 			{
-				so += g;
+				wk->so += g;
 			}
 		}
 		else if(g < 0)
 		{
 			if(plan->out_of_band[i])
 			{
-				dout += -g;
+				wk->dout += -g;
 			}
 		}
 		any |= plan->out_of_band[i];
 	}
-	if(!any)
-	{
-		plan->balanced = 1;
-		r = 0;
-		goto done;
-	}
+	return any;
+}
 
-	/* 3: what should move */
+/*
+ * Step 3, surplus and deficit: every out-of-band member goes all the way
+ * to its share. When the out-of-band surplus and deficit differ, in-band
+ * members on the short side make up the difference in proportion to their
+ * gaps (never past their share), so an empty new member is filled even
+ * when each full one is only a little above its share. Returns 0 or ENOMEM.
+ */
+static int
+plan_wanted(cluster__adv_plan *plan, plan_work *wk)
+{
+	size_t i, n = plan->n;
+
 	for(i = 0; i < n; i++)
 	{
 		if(!plan->out_of_band[i])
@@ -583,92 +852,118 @@ cluster__adv_plan_compute(cluster__adv_plan *plan, const cluster__adv_node *node
 		}
 		if(plan->gap[i] > 0)
 		{
-			want_shed[i] = plan->gap[i];
+			wk->want_shed[i] = plan->gap[i];
 		}
 		else
 		{
-			want_in[i] = -plan->gap[i];
+			wk->want_in[i] = -plan->gap[i];
 		}
 	}
-	if(dout > so)
+	if(wk->dout > wk->so)
 	{
 		for(i = 0; i < n; i++)
 		{
-			mask[i] = plan->role[i] != CLUSTER__ADV_OUT && !plan->out_of_band[i] && plan->gap[i] > 0;
-			limit[i] = mask[i] ? plan->gap[i] : 0;
+			wk->mask[i] = plan->role[i] != CLUSTER__ADV_OUT && !plan->out_of_band[i] && plan->gap[i] > 0;
+			wk->limit[i] = wk->mask[i] ? plan->gap[i] : 0;
 		}
-		if(apportion(dout - so, limit, mask, n, want_shed))
+		if(apportion(wk->dout - wk->so, wk->limit, wk->mask, n, wk->want_shed))
 		{
-			goto fail;
+			return ENOMEM;
 		}
 	}
-	else if(so > dout)
+	else if(wk->so > wk->dout)
 	{
 		for(i = 0; i < n; i++)
 		{
-			mask[i] = plan->role[i] == CLUSTER__ADV_MEMBER && !plan->out_of_band[i] && plan->gap[i] < 0;
-			limit[i] = mask[i] ? -plan->gap[i] : 0;
+			wk->mask[i] = plan->role[i] == CLUSTER__ADV_MEMBER && !plan->out_of_band[i] && plan->gap[i] < 0;
+			wk->limit[i] = wk->mask[i] ? -plan->gap[i] : 0;
 		}
-		if(apportion(so - dout, limit, mask, n, want_in))
+		if(apportion(wk->so - wk->dout, wk->limit, wk->mask, n, wk->want_in))
 		{
-			goto fail;
+			return ENOMEM;
 		}
 	}
 	for(i = 0; i < n; i++)
 	{
-		plan->wanted += want_shed[i];
+		plan->wanted += wk->want_shed[i];
 	}
+	return 0;
+}
 
-	/* 4: per-member limits, then the round budget */
-	for(i = 0; i < n; i++)
+/*
+ * Step 4a, per-member limits on what one source sends this round: a
+ * member sheds at most shed_fraction of its want (rounded up) and
+ * step_max, and nothing below step_min, so churn comes in sensible steps.
+ * Draining evacuation ignores the fraction and step_min (it must empty
+ * out whatever is left), but not step_max.
+ */
+static long long
+shed_limit(const CLUSTERADVISORCONFIG *cfg, int role, long long w)
+{
+	if(role == CLUSTER__ADV_MEMBER)
 	{
-		long long w = want_shed[i];
+		if(cfg->shed_fraction < 1.0)
+		{
+			double x = (double) w * cfg->shed_fraction;
+			long long f = (long long) x;
 
-		limit[i] = 0;
-		if(w <= 0)
+			f += (double) f < x;    /* ceiling, without libm */
+
+			w = f < w ? f : w;
+		}
+		if(cfg->step_max > 0 && w > cfg->step_max)
+		{
+			w = cfg->step_max;
+		}
+		if(w < cfg->step_min)
+		{
+			w = 0;
+		}
+	}
+	else if(cfg->step_max > 0 && w > cfg->step_max)
+	{
+		/* draining ignores step_min and the fraction, not step_max */
+		w = cfg->step_max;
+	}
+	return w;
+}
+
+/*
+ * Step 4b, the round budget: sources in priority order (draining first,
+ * then the largest, then the lower id) take from the cluster-wide budget
+ * in turn. A member cut short keeps more than its band of gap, so the
+ * next round still sees it out of band and finishes the job instead of
+ * stopping at the band edge. Fills plan->shed and the source order.
+ */
+static void
+plan_budget(cluster__adv_plan *plan, const CLUSTERADVISORCONFIG *cfg, plan_work *wk)
+{
+	long long budget;
+	order_ctx oc;
+	size_t i, a;
+
+	for(i = 0; i < plan->n; i++)
+	{
+		wk->limit[i] = 0;
+		if(wk->want_shed[i] <= 0)
 		{
 			continue;
 		}
-		if(plan->role[i] == CLUSTER__ADV_MEMBER)
+		wk->limit[i] = shed_limit(cfg, plan->role[i], wk->want_shed[i]);
+		if(wk->limit[i] > 0)
 		{
-			if(cfg->shed_fraction < 1.0)
-			{
-				double x = (double) w * cfg->shed_fraction;
-				long long f = (long long) x;
-
-				f += (double) f < x;    /* ceiling, without libm */
-
-				w = f < w ? f : w;
-			}
-			if(cfg->step_max > 0 && w > cfg->step_max)
-			{
-				w = cfg->step_max;
-			}
-			if(w < cfg->step_min)
-			{
-				w = 0;
-			}
-		}
-		else if(cfg->step_max > 0 && w > cfg->step_max)
-		{
-			/* draining ignores step_min and the fraction, not step_max */
-			w = cfg->step_max;
-		}
-		limit[i] = w;
-		if(w > 0)
-		{
-			src[ns++] = i;
+			wk->src[wk->ns++] = i;
 		}
 	}
 	oc.role = plan->role;
-	oc.amount = limit;
-	sort_idx(src, tmp, ns, cmp_source, &oc);
+	oc.amount = wk->limit;
+	sort_idx(wk->src, wk->tmp, wk->ns, cmp_source, &oc);
 	budget = plan->round_budget;
-	for(a = 0; a < ns; a++)
+	for(a = 0; a < wk->ns; a++)
 	{
-		long long give = limit[src[a]];
+		long long give = wk->limit[wk->src[a]];
 
-		i = src[a];
+		i = wk->src[a];
 		if(budget >= 0 && give > budget)
 		{
 			give = budget;
@@ -693,77 +988,134 @@ cluster__adv_plan_compute(cluster__adv_plan *plan, const cluster__adv_node *node
 			budget -= give;
 		}
 	}
+}
 
-	/* 5: inflow, largest deficit first, then the matching */
-	left = plan->moved;
-	for(i = 0; i < n; i++)
+/* Step 5a, inflow: what was shed goes to the largest deficits first (then
+ * the lower id), never above a target's deficit. Fills plan->inflow and
+ * the target order. */
+static void
+plan_inflow(cluster__adv_plan *plan, plan_work *wk)
+{
+	long long left = plan->moved;
+	order_ctx oc;
+	size_t i, b;
+
+	for(i = 0; i < plan->n; i++)
 	{
-		if(want_in[i] > 0)
+		if(wk->want_in[i] > 0)
 		{
-			dst[nt++] = i;
+			wk->dst[wk->nt++] = i;
 		}
 	}
-	oc.amount = want_in;
-	sort_idx(dst, tmp, nt, cmp_target, &oc);
-	for(b = 0; b < nt && left > 0; b++)
+	oc.role = plan->role;
+	oc.amount = wk->want_in;
+	sort_idx(wk->dst, wk->tmp, wk->nt, cmp_target, &oc);
+	for(b = 0; b < wk->nt && left > 0; b++)
 	{
-		long long take = want_in[dst[b]] < left ? want_in[dst[b]] : left;
+		long long take = wk->want_in[wk->dst[b]] < left ? wk->want_in[wk->dst[b]] : left;
 
-		plan->inflow[dst[b]] = take;
+		plan->inflow[wk->dst[b]] = take;
 		left -= take;
 	}
-	/* conservation: the inflow side always has room for what was shed */
-	plan->rows = calloc(ns + nt + 1, sizeof(*plan->rows));
+}
+
+/*
+ * Step 5b, matching surplus to deficit: sources and targets in priority
+ * order, filled in turn (north-west corner), so rows are few and every
+ * member derives the same ones. The inflow side always has room for what
+ * was shed (conservation). Returns 0 or ENOMEM.
+ */
+static int
+plan_match(cluster__adv_plan *plan, const plan_work *wk)
+{
+	long long sleft = 0, tleft = 0;
+	size_t a = 0, b = 0;
+
+	plan->rows = calloc(wk->ns + wk->nt + 1, sizeof(*plan->rows));
 	if(!plan->rows)
 	{
-		goto fail;
+		return ENOMEM;
 	}
+	while(a < wk->ns && b < wk->nt)
 	{
-		long long sleft = 0, tleft = 0;
+		long long c;
 
-		a = 0;
-		b = 0;
-		placed = 0;
-		while(a < ns && b < nt)
+		if(!sleft)
 		{
-			long long c;
-
-			if(!sleft)
-			{
-				sleft = plan->shed[src[a]];
-				if(!sleft)
-				{
-					a++;
-					continue;
-				}
-			}
-			if(!tleft)
-			{
-				tleft = plan->inflow[dst[b]];
-				if(!tleft)
-				{
-					b++;
-					continue;
-				}
-			}
-			c = sleft < tleft ? sleft : tleft;
-			plan->rows[plan->nrows].from = src[a];
-			plan->rows[plan->nrows].to = dst[b];
-			plan->rows[plan->nrows].count = c;
-			plan->nrows++;
-			placed += c;
-			sleft -= c;
-			tleft -= c;
+			sleft = plan->shed[wk->src[a]];
 			if(!sleft)
 			{
 				a++;
+				continue;
 			}
+		}
+		if(!tleft)
+		{
+			tleft = plan->inflow[wk->dst[b]];
 			if(!tleft)
 			{
 				b++;
+				continue;
 			}
 		}
-		(void) placed;
+		c = sleft < tleft ? sleft : tleft;
+		plan->rows[plan->nrows].from = wk->src[a];
+		plan->rows[plan->nrows].to = wk->dst[b];
+		plan->rows[plan->nrows].count = c;
+		plan->nrows++;
+		sleft -= c;
+		tleft -= c;
+		if(!sleft)
+		{
+			a++;
+		}
+		if(!tleft)
+		{
+			b++;
+		}
+	}
+	return 0;
+}
+
+/*
+ * The plan, in five steps (each a function above):
+ * 1. fair shares (water-filling, cluster__adv_shares);
+ * 2. gaps and hysteresis bands: nothing moves unless some member is out
+ *    of its band or a draining member still holds connections;
+ * 3. surplus and deficit: what should move;
+ * 4. limits: per member, then the cluster-wide round budget;
+ * 5. inflow, then matching sources to targets into rows.
+ */
+int
+cluster__adv_plan_compute(cluster__adv_plan *plan, const cluster__adv_node *nodes, size_t n, const CLUSTERADVISORCONFIG *cfg)
+{
+	plan_work wk;
+	int r;
+
+	if(plan_alloc(plan, n, &wk))
+	{
+		goto fail;
+	}
+	plan->round_budget = cluster__adv_round_budget(cfg);
+	if(cluster__adv_shares(nodes, n, plan->role, plan->weight, plan->share, &plan->unplaceable))
+	{
+		goto fail;
+	}
+	if(!plan_bands(plan, nodes, cfg, &wk))
+	{
+		plan->balanced = 1;
+		r = 0;
+		goto done;
+	}
+	if(plan_wanted(plan, &wk))
+	{
+		goto fail;
+	}
+	plan_budget(plan, cfg, &wk);
+	plan_inflow(plan, &wk);
+	if(plan_match(plan, &wk))
+	{
+		goto fail;
 	}
 	r = 0;
 	goto done;
@@ -771,13 +1123,7 @@ fail:
 	cluster__adv_plan_free(plan);
 	r = ENOMEM;
 done:
-	free(want_shed);
-	free(want_in);
-	free(limit);
-	free(mask);
-	free(src);
-	free(dst);
-	free(tmp);
+	plan_work_free(&wk);
 	return r;
 }
 
@@ -873,21 +1219,23 @@ find_node(const cluster__adv_node *nodes, size_t n, const char *id)
 static int
 sample_weighted(const size_t *cand, size_t ncand, const long long *w, uint64_t *rng, size_t *pick)
 {
-	wide total = 0, x;
+	u128 total = u128_of(0);
+	uint64_t x;
 	size_t j;
 
 	for(j = 0; j < ncand; j++)
 	{
 		if(w[cand[j]] > 0)
 		{
-			total += w[cand[j]];
+			total = cluster__adv_u128_add(total, (uint64_t) w[cand[j]]);
 		}
 	}
-	if(total <= 0)
+	if(!total.hi && !total.lo)
 	{
 		return 0;
 	}
-	x = (wide) cluster__adv_random_below(rng, (uint64_t) total);
+	/* the low 64 bits, as before (the total stays far below 2^64) */
+	x = cluster__adv_random_below(rng, total.lo);
 	for(j = 0; j < ncand; j++)
 	{
 		long long d = w[cand[j]];
@@ -897,60 +1245,40 @@ sample_weighted(const size_t *cand, size_t ncand, const long long *w, uint64_t *
 			continue;
 		}
 		*pick = cand[j];
-		if(x < d)
+		if(x < (uint64_t) d)
 		{
 			break;
 		}
-		x -= d;
+		x -= (uint64_t) d;
 	}
 	return 1;
 }
 
-/*
- * The pick knows the plan: every member derives the same rows from the
- * same snapshot, so a shedder sends its redirected clients exactly along
- * its own rows, and nobody else takes the room those rows will fill.
- * Independent sampling by raw deficit cannot add up to each deficit
- * exactly; this can. Tiers, each used only when the previous one has no
- * weight left:
- * 1. own rows: row(self, t) - provisional(t);
- * 2. unclaimed room: share - load - provisional - rows of others into t;
- * 3. any room: share - load - provisional (a caller that needs more than
- *    the unclaimed room may use claimed room rather than push a client
- *    onto a member already at or above its share);
- * 4. two random choices, lower capacity-aware utilisation.
- */
-int
-cluster__adv_pick(const cluster__adv_node *nodes, size_t n, size_t self, const CLUSTERADVISORCONFIG *cfg, cluster__adv_prov *prov, int64_t now_ms, uint64_t *rng, size_t *chosen)
+/* What this instance's own rows send to each target: row(self, t), the
+ * weights of the first tier. */
+static void
+own_rows(const cluster__adv_plan *plan, size_t self, long long *own)
 {
-	cluster__adv_plan plan;
-	long long *prov_count = NULL, *own = NULL, *w = NULL;
-	size_t *cand = NULL, ncand = 0, i, j, pick = 0;
-	int r = ENOMEM;
-	size_t m = n ? n : 1;
+	size_t i;
 
-	memset(&plan, 0, sizeof(plan));
-	prov_count = calloc(m, sizeof(*prov_count));
-	own = calloc(m, sizeof(*own));
-	w = calloc(m, sizeof(*w));
-	cand = calloc(m, sizeof(*cand));
-	if(!prov_count || !own || !w || !cand)
+	for(i = 0; i < plan->nrows; i++)
 	{
-		goto done;
-	}
-	/* the same plan every member computes from this snapshot */
-	if(cluster__adv_plan_compute(&plan, nodes, n, cfg))
-	{
-		goto done;
-	}
-	for(i = 0; i < plan.nrows; i++)
-	{
-		if(plan.rows[i].from == self)
+		if(plan->rows[i].from == self)
 		{
-			own[plan.rows[i].to] += plan.rows[i].count;
+			own[plan->rows[i].to] += plan->rows[i].count;
 		}
 	}
-	/* forget picks the target has since reported, or that are too old */
+}
+
+/* Provisional load: forget picks the target has since reported (its
+ * record changed), that vanished or that are too old, and count the rest
+ * per target in prov_count, so repeated picks see their own effect before
+ * the targets report it. */
+static void
+prov_refresh(cluster__adv_prov *prov, const cluster__adv_node *nodes, size_t n, int64_t now_ms, long long *prov_count)
+{
+	size_t i, j;
+
 	for(i = 0, j = 0; i < prov->count; i++)
 	{
 		cluster__adv_prov_entry *e = &prov->entries[i];
@@ -968,12 +1296,21 @@ cluster__adv_pick(const cluster__adv_node *nodes, size_t n, size_t self, const C
 		j++;
 	}
 	prov->count = j;
+}
 
-	for(i = 0; i < n; i++)
+/* The eligible targets, into cand: members (not draining, passive or
+ * without status), not stale, not full counting provisional load.
+ * Returns how many. */
+static size_t
+pick_candidates(const cluster__adv_node *nodes, const cluster__adv_plan *plan, const CLUSTERADVISORCONFIG *cfg, const long long *prov_count, size_t *cand)
+{
+	size_t i, ncand = 0;
+
+	for(i = 0; i < plan->n; i++)
 	{
 		long long eff = nodes[i].load + prov_count[i];
 
-		if(plan.role[i] != CLUSTER__ADV_MEMBER)
+		if(plan->role[i] != CLUSTER__ADV_MEMBER)
 		{
 			continue;
 		}
@@ -987,59 +1324,77 @@ cluster__adv_pick(const cluster__adv_node *nodes, size_t n, size_t self, const C
 		}
 		cand[ncand++] = i;
 	}
-	if(!ncand)
-	{
-		r = ENOENT;
-		goto done;
-	}
-	/* 1: this instance's own rows, in proportion to what is left of each */
+	return ncand;
+}
+
+/* Tier 1, own plan rows: what is left of each of this instance's rows, so
+ * a shedder's repeated picks follow its rows exactly, in proportion,
+ * until they are exhausted. */
+static void
+own_row_weights(const size_t *cand, size_t ncand, const long long *own, const long long *prov_count, long long *w)
+{
+	size_t i, j;
+
 	for(j = 0; j < ncand; j++)
 	{
 		i = cand[j];
 		w[i] = own[i] - prov_count[i];
 	}
-	if(sample_weighted(cand, ncand, w, rng, &pick))
-	{
-		goto picked;
-	}
-	/* 2: room below the share, in proportion to what is left of it. Not
-	 * "room no row claims": independent callers would all crowd the few
-	 * unclaimed places, a herd; new clients and redirects share the room,
-	 * and the next round accounts for both. */
+}
+
+/* Tier 2, deficit sampling with provisional load: room below the share,
+ * in proportion to what is left of it. Not "room no row claims":
+ * independent callers (new clients) would all crowd the few unclaimed
+ * places, a herd; new clients and redirects share the room, and the next
+ * round accounts for both. */
+static void
+deficit_weights(const cluster__adv_node *nodes, const cluster__adv_plan *plan, const size_t *cand, size_t ncand, const long long *prov_count, long long *w)
+{
+	size_t i, j;
+
 	for(j = 0; j < ncand; j++)
 	{
 		i = cand[j];
-		w[i] = plan.share[i] - nodes[i].load - prov_count[i];
+		w[i] = plan->share[i] - nodes[i].load - prov_count[i];
 	}
-	if(sample_weighted(cand, ncand, w, rng, &pick))
-	{
-		goto picked;
-	}
-	/* 3: nobody below its share: two random choices, lower utilisation */
-	{
-		size_t x = (size_t) cluster__adv_random_below(rng, ncand), y;
+}
 
-		pick = cand[x];
-		if(ncand > 1)
+/* Tier 3, the power-of-two fallback when nobody is below its share:
+ * two distinct random candidates, the lower capacity-aware utilisation
+ * (load + provisional + 1) / weight wins (the first on a tie). */
+static size_t
+pick_two_choices(const cluster__adv_node *nodes, const cluster__adv_plan *plan, const long long *prov_count, const size_t *cand, size_t ncand, uint64_t *rng)
+{
+	size_t x = (size_t) cluster__adv_random_below(rng, ncand), y, j, pick = cand[x];
+
+	if(ncand > 1)
+	{
+		y = (size_t) cluster__adv_random_below(rng, ncand - 1);
+		if(y >= x)
 		{
-			y = (size_t) cluster__adv_random_below(rng, ncand - 1);
-			if(y >= x)
-			{
-				y++;
-			}
-			j = cand[y];
-			if((wide) (nodes[j].load + prov_count[j] + 1) * plan.weight[pick] < (wide) (nodes[pick].load + prov_count[pick] + 1) * plan.weight[j])
-			{
-				pick = j;
-			}
+			y++;
+		}
+		j = cand[y];
+		/* cross-multiplied utilisations; every factor is positive */
+		if(cluster__adv_u128_cmp(cluster__adv_u128_mul((uint64_t) (nodes[j].load + prov_count[j] + 1), (uint64_t) plan->weight[pick]),
+			cluster__adv_u128_mul((uint64_t) (nodes[pick].load + prov_count[pick] + 1), (uint64_t) plan->weight[j])) < 0)
+		{
+			pick = j;
 		}
 	}
+	return pick;
+}
 
-picked:
-	/* count the pick as provisional load on its target */
+/* Count a pick as provisional load on its target, until the target's
+ * record changes or the entry expires. Returns 0 or ENOMEM. */
+static int
+prov_record(cluster__adv_prov *prov, const cluster__adv_node *target, const CLUSTERADVISORCONFIG *cfg, int64_t now_ms)
+{
+	size_t i;
+
 	for(i = 0; i < prov->count; i++)
 	{
-		if(!strcmp(prov->entries[i].id, nodes[pick].id))
+		if(!strcmp(prov->entries[i].id, target->id))
 		{
 			break;
 		}
@@ -1053,21 +1408,82 @@ picked:
 
 			if(!ne)
 			{
-				goto done;
+				return ENOMEM;
 			}
 			prov->entries = ne;
 			prov->size = ns;
 		}
 		memset(&prov->entries[i], 0, sizeof(prov->entries[i]));
-		strncpy(prov->entries[i].id, nodes[pick].id, CLUSTER_NAME_MAX);
-		prov->entries[i].mod_revision = nodes[pick].mod_revision;
-		prov->entries[i].received_ms = nodes[pick].received_ms;
+		strncpy(prov->entries[i].id, target->id, CLUSTER_NAME_MAX);
+		prov->entries[i].mod_revision = target->mod_revision;
+		prov->entries[i].received_ms = target->received_ms;
 		prov->count++;
 	}
 	prov->entries[i].count++;
 	prov->entries[i].expires_ms = now_ms + cluster__adv_prov_timeout(cfg);
-	*chosen = pick;
-	r = 0;
+	return 0;
+}
+
+/*
+ * The pick knows the plan: every member derives the same rows from the
+ * same snapshot, so a shedder sends its redirected clients exactly along
+ * its own rows. Independent sampling by raw deficit cannot add up to each
+ * deficit exactly; this can. Tiers, each used only when the previous one
+ * has no weight left (see advisor.h):
+ * 1. own plan rows: row(self, t) - provisional(t) (own_row_weights);
+ * 2. deficit sampling with provisional load: share - load - provisional
+ *    (deficit_weights);
+ * 3. the power-of-two fallback (pick_two_choices).
+ * A tier with no weight draws no random number (sample_weighted).
+ */
+int
+cluster__adv_pick(const cluster__adv_node *nodes, size_t n, size_t self, const CLUSTERADVISORCONFIG *cfg, cluster__adv_prov *prov, int64_t now_ms, uint64_t *rng, size_t *chosen)
+{
+	cluster__adv_plan plan;
+	long long *prov_count = NULL, *own = NULL, *w = NULL;
+	size_t *cand = NULL, ncand, pick = 0;
+	int r = ENOMEM;
+	size_t m = n ? n : 1;
+
+	memset(&plan, 0, sizeof(plan));
+	prov_count = calloc(m, sizeof(*prov_count));
+	own = calloc(m, sizeof(*own));
+	w = calloc(m, sizeof(*w));
+	cand = calloc(m, sizeof(*cand));
+	if(!prov_count || !own || !w || !cand)
+	{
+		goto done;
+	}
+	/* the same plan every member computes from this snapshot */
+	if(cluster__adv_plan_compute(&plan, nodes, n, cfg))
+	{
+		goto done;
+	}
+	own_rows(&plan, self, own);
+	prov_refresh(prov, nodes, n, now_ms, prov_count);
+	ncand = pick_candidates(nodes, &plan, cfg, prov_count, cand);
+	if(!ncand)
+	{
+		r = ENOENT;
+		goto done;
+	}
+	own_row_weights(cand, ncand, own, prov_count, w);
+	if(sample_weighted(cand, ncand, w, rng, &pick))
+	{
+		goto picked;
+	}
+	deficit_weights(nodes, &plan, cand, ncand, prov_count, w);
+	if(sample_weighted(cand, ncand, w, rng, &pick))
+	{
+		goto picked;
+	}
+	pick = pick_two_choices(nodes, &plan, prov_count, cand, ncand, rng);
+picked:
+	r = prov_record(prov, &nodes[pick], cfg, now_ms);
+	if(!r)
+	{
+		*chosen = pick;
+	}
 done:
 	cluster__adv_plan_free(&plan);
 	free(prov_count);

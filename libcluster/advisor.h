@@ -20,6 +20,34 @@
  * Keeps every product in the exact 128-bit arithmetic below. */
 # define CLUSTER__ADV_VALUE_MAX        (1LL << 40)
 
+/*
+ * An unsigned 128-bit integer as two 64-bit halves: the advisor's only
+ * wide arithmetic. Plain C on every platform, with or without __int128,
+ * so every member computes the same plan bit for bit.
+ */
+typedef struct cluster__adv_u128 cluster__adv_u128;
+struct cluster__adv_u128
+{
+	uint64_t hi;
+	uint64_t lo;
+};
+
+/* a + b, modulo 2^128. */
+cluster__adv_u128 cluster__adv_u128_add(cluster__adv_u128 a, uint64_t b);
+
+/* a x b, exact. */
+cluster__adv_u128 cluster__adv_u128_mul(uint64_t a, uint64_t b);
+
+/* a x b, modulo 2^128 (exact while the product fits). */
+cluster__adv_u128 cluster__adv_u128_scale(cluster__adv_u128 a, uint64_t b);
+
+/* -1, 0 or 1 as a <, = or > b. */
+int cluster__adv_u128_cmp(cluster__adv_u128 a, cluster__adv_u128 b);
+
+/* num / den rounded down, and num mod den through *rem (may be NULL).
+ * den must not be 0 (the result is then 0, remainder num). */
+cluster__adv_u128 cluster__adv_u128_divmod(cluster__adv_u128 num, cluster__adv_u128 den, cluster__adv_u128 *rem);
+
 /* One member as the advisor sees it. Inputs are sorted by id (byte
  * order), as a view is. */
 typedef struct cluster__adv_node cluster__adv_node;

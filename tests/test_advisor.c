@@ -984,6 +984,184 @@ test_pick_deterministic(void **state)
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/* exact 128-bit arithmetic                                             */
+/* ------------------------------------------------------------------ */
+
+#ifdef __SIZEOF_INT128__
+/* The reference, in the test only: the advisor itself never uses it. */
+__extension__ typedef unsigned __int128 ref128;
+
+static ref128
+ref_of(cluster__adv_u128 x)
+{
+	return ((ref128) x.hi << 64) | x.lo;
+}
+#endif
+
+static cluster__adv_u128
+u128_make(uint64_t hi, uint64_t lo)
+{
+	cluster__adv_u128 r;
+
+	r.hi = hi;
+	r.lo = lo;
+	return r;
+}
+
+static void
+assert_u128(cluster__adv_u128 x, uint64_t hi, uint64_t lo)
+{
+	assert_true(x.hi == hi);
+	assert_true(x.lo == lo);
+}
+
+/* Edge values: powers of two and their neighbours at the digit and word
+ * boundaries, the value limit, and the signed and unsigned maxima. */
+static const uint64_t edges[] = {
+	0, 1, 2, 3, 0xffffffffULL, 0x100000000ULL, 0x100000001ULL,
+	(1ULL << 40) - 1, 1ULL << 40, (1ULL << 40) + 1, 0x7fffffffffffffffULL,
+	0x8000000000000000ULL, 0x8000000000000001ULL, 0xfffffffe00000001ULL,
+	0xffffffff00000000ULL, 0xfffffffffffffffeULL, 0xffffffffffffffffULL,
+};
+#define NEDGES (sizeof(edges) / sizeof(edges[0]))
+
+/* A random value of random bit length, so short and long operands (and
+ * every normalisation shift in the division) come up equally often. */
+static uint64_t
+rand_bits(uint64_t *rng)
+{
+	uint64_t x = cluster__adv_random(rng);
+	unsigned shift = (unsigned) cluster__adv_random_below(rng, 64);
+
+	if(!cluster__adv_random_below(rng, 8))
+	{
+		return edges[cluster__adv_random_below(rng, NEDGES)];
+	}
+	return x >> shift;
+}
+
+/* a x b checked against the reference (and, everywhere, its low half
+ * against plain 64-bit multiplication). */
+static void
+check_mul(uint64_t a, uint64_t b)
+{
+	cluster__adv_u128 p = cluster__adv_u128_mul(a, b);
+
+	assert_true(p.lo == a * b);
+#ifdef __SIZEOF_INT128__
+	assert_true(ref_of(p) == (ref128) a * b);
+#endif
+}
+
+/* One division checked two ways: num = q x den + rem with rem < den,
+ * computed with the helpers (on every platform), and q and rem against
+ * unsigned __int128 division, which rounds down: the advisor's old path. */
+static void
+check_divmod(cluster__adv_u128 num, cluster__adv_u128 den)
+{
+	cluster__adv_u128 q, r, back;
+
+	q = cluster__adv_u128_divmod(num, den, &r);
+	assert_true(cluster__adv_u128_cmp(r, den) < 0);
+	assert_true(!q.hi || !den.hi);
+	back = cluster__adv_u128_scale(den, q.lo);
+	back.hi += q.hi * den.lo;
+	back = cluster__adv_u128_add(back, r.lo);
+	back.hi += r.hi;
+	assert_int_equal(cluster__adv_u128_cmp(back, num), 0);
+#ifdef __SIZEOF_INT128__
+	assert_true(ref_of(q) == ref_of(num) / ref_of(den));
+	assert_true(ref_of(r) == ref_of(num) % ref_of(den));
+#endif
+}
+
+/* The advisor's a x b / c: total x weight / sum of weights. */
+static void
+check_muldiv(uint64_t a, uint64_t b, cluster__adv_u128 c)
+{
+	if(c.hi || c.lo)
+	{
+		check_divmod(cluster__adv_u128_mul(a, b), c);
+	}
+}
+
+static void
+test_u128(void **state)
+{
+	const uint64_t max = 0xffffffffffffffffULL;
+	cluster__adv_u128 q, r, x;
+	uint64_t rng = 11;
+	size_t i, j, k;
+	int t;
+
+	(void) state;
+	/* known values, checked on every platform */
+	assert_u128(cluster__adv_u128_mul(max, max), max - 1, 1);
+	assert_u128(cluster__adv_u128_mul(0x7fffffffffffffffULL, 0x7fffffffffffffffULL), 0x3fffffffffffffffULL, 1);
+	assert_u128(cluster__adv_u128_mul(1ULL << 40, 1ULL << 40), 1ULL << 16, 0);
+	assert_u128(cluster__adv_u128_add(u128_make(0, max), 1), 1, 0);
+	assert_u128(cluster__adv_u128_add(u128_make(max, max), 1), 0, 0);
+	assert_u128(cluster__adv_u128_scale(u128_make(1, 1), 3), 3, 3);
+	assert_int_equal(cluster__adv_u128_cmp(u128_make(1, 0), u128_make(0, max)), 1);
+	assert_int_equal(cluster__adv_u128_cmp(u128_make(0, 5), u128_make(0, 6)), -1);
+	assert_int_equal(cluster__adv_u128_cmp(u128_make(2, 5), u128_make(2, 5)), 0);
+	q = cluster__adv_u128_divmod(u128_make(max, max), u128_make(0, max), &r);
+	assert_u128(q, 1, 1);          /* 2^128 - 1 = (2^64 + 1)(2^64 - 1) */
+	assert_u128(r, 0, 0);
+	q = cluster__adv_u128_divmod(u128_make(max, max), u128_make(1, 0), &r);
+	assert_u128(q, 0, max);
+	assert_u128(r, 0, max);
+	q = cluster__adv_u128_divmod(u128_make(0, 7), u128_make(0, 2), &r);
+	assert_u128(q, 0, 3);          /* rounds down */
+	assert_u128(r, 0, 1);
+	q = cluster__adv_u128_divmod(u128_make(5, 0), u128_make(5, 1), &r);
+	assert_u128(q, 0, 0);
+	assert_u128(r, 5, 0);
+	q = cluster__adv_u128_divmod(u128_make(0, 9), u128_make(0, 0), &r);
+	assert_u128(q, 0, 0);          /* documented: 0, remainder num */
+	assert_u128(r, 0, 9);
+	assert_u128(cluster__adv_u128_divmod(u128_make(3, 4), u128_make(0, 1), NULL), 3, 4);
+
+	/* every pair and triple of edge values */
+	for(i = 0; i < NEDGES; i++)
+	{
+		for(j = 0; j < NEDGES; j++)
+		{
+			check_mul(edges[i], edges[j]);
+			for(k = 0; k < NEDGES; k++)
+			{
+				check_muldiv(edges[i], edges[j], u128_make(0, edges[k]));
+				check_divmod(u128_make(edges[i], edges[j]), u128_make(0, edges[k] ? edges[k] : 1));
+				check_divmod(u128_make(edges[i], edges[j]), u128_make(edges[k] ? edges[k] : 1, edges[j]));
+				check_divmod(u128_make(edges[i], edges[j]), u128_make(edges[k] >> 1, edges[i] | 1));
+			}
+		}
+	}
+	/* random operands of random lengths */
+	for(t = 0; t < 400000; t++)
+	{
+		uint64_t a = rand_bits(&rng), b = rand_bits(&rng);
+		cluster__adv_u128 den = u128_make(cluster__adv_random_below(&rng, 2) ? 0 : rand_bits(&rng), rand_bits(&rng));
+
+		check_mul(a, b);
+		check_muldiv(a, b, den);
+		check_divmod(u128_make(rand_bits(&rng), rand_bits(&rng)), den.hi || den.lo ? den : u128_make(0, 1));
+		/* the advisor's shape: a part of a weight sum, numerator a multiple
+		 * of the divisor give or take one (the remainder-order edge) */
+		x = cluster__adv_u128_scale(den, a);
+		if(den.hi || den.lo)
+		{
+			check_divmod(x, den);
+			check_divmod(cluster__adv_u128_add(x, 1), den);
+			if(x.hi || x.lo)
+			{
+				check_divmod(u128_make(x.hi - !x.lo, x.lo - 1), den);
+			}
+		}
+	}
+}
+
 static void
 test_config_and_random(void **state)
 {
@@ -1036,6 +1214,7 @@ main(void)
 		cmocka_unit_test(test_pick_callers_without_rows),
 		cmocka_unit_test(test_pick_deterministic),
 		cmocka_unit_test(test_config_and_random),
+		cmocka_unit_test(test_u128),
 	};
 
 	make_ids();
