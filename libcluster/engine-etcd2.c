@@ -17,6 +17,7 @@
 #include "engine.h"
 #include "etcd2-proto.h"
 #include "etcd3-proto.h"
+#include "member-table.h"
 #include "http.h"
 
 #include <errno.h>
@@ -56,7 +57,7 @@ struct etcd2
 	unsigned long written_gen;   /* value_gen of the last value written */
 	int ping_ok;
 	int watch_ok;
-	cluster__etcd3_table table;  /* join, then the watch thread only */
+	cluster__table table;  /* join, then the watch thread only */
 	uint64_t next_index;
 	int over_limit;              /* (watch thread) the directory was found past CLUSTER_MEMBERS_MAX */
 };
@@ -234,7 +235,7 @@ static int
 list_dir(etcd2 *e, cluster__http *http, uint64_t *index, char *why, size_t whylen)
 {
 	cluster__http_response resp;
-	cluster__etcd3_table t;
+	cluster__table t;
 	cluster__member *m = NULL;
 	size_t n = 0, skipped = 0, i;
 	int r;
@@ -287,7 +288,7 @@ list_dir(etcd2 *e, cluster__http *http, uint64_t *index, char *why, size_t whyle
 	memset(&t, 0, sizeof(t));
 	for(i = 0; i < n && !r; i++)
 	{
-		r = cluster__etcd3_table_put(&t, &m[i], cluster__now_ms(), NULL);
+		r = cluster__table_put(&t, &m[i], cluster__now_ms(), NULL);
 	}
 	free(m);
 	if(r == E2BIG)
@@ -306,10 +307,10 @@ list_dir(etcd2 *e, cluster__http *http, uint64_t *index, char *why, size_t whyle
 	}
 	if(r)
 	{
-		cluster__etcd3_table_free(&t);
+		cluster__table_free(&t);
 		return r;
 	}
-	cluster__etcd3_table_free(&e->table);
+	cluster__table_free(&e->table);
 	e->table = t;
 	return 0;
 }
@@ -357,7 +358,7 @@ apply_watch(etcd2 *e, cluster__http_response *resp, char *why, size_t whylen)
 		{
 			cluster__log(e->core, LOG_WARNING, "libcluster: etcd2: member %s has an invalid worker count; leaving it out\n", ev.id);
 		}
-		cluster__etcd3_table_del(&e->table, ev.id);
+		cluster__table_del(&e->table, ev.id);
 	}
 	else
 	{
@@ -367,7 +368,7 @@ apply_watch(etcd2 *e, cluster__http_response *resp, char *why, size_t whylen)
 		memcpy(m.id, ev.id, sizeof(m.id));
 		m.workers = ev.workers;
 		m.mod_revision = (int64_t) ev.modified_index;
-		r = cluster__etcd3_table_put(&e->table, &m, cluster__now_ms(), NULL);
+		r = cluster__table_put(&e->table, &m, cluster__now_ms(), NULL);
 		if(r == E2BIG)
 		{
 			log_over_limit(e);
@@ -680,7 +681,7 @@ drop_http(etcd2 *e)
 	free(e->dir_path);
 	free(e->self_path);
 	e->dir = e->dir_path = e->self_path = NULL;
-	cluster__etcd3_table_free(&e->table);
+	cluster__table_free(&e->table);
 }
 
 static char *

@@ -21,6 +21,7 @@
 #include "engine.h"
 #include "http.h"
 #include "etcd3-proto.h"
+#include "member-table.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -82,7 +83,7 @@ struct etcd3
 	pthread_mutex_t fresh_m;     /* orders cluster__set_fresh() calls */
 
 	/* watch thread only (join fills them before it starts) */
-	cluster__etcd3_table table;
+	cluster__table table;
 	int64_t last_rev;
 	int over_limit;              /* the prefix holds more than CLUSTER_MEMBERS_MAX */
 };
@@ -499,7 +500,7 @@ member_from_kv(etcd3 *ed, const cluster__etcd3_kv *kv, cluster__member *rec)
 /* Build a table from a range answer, keeping each unchanged member's
  * receipt time from the old table. */
 static int
-table_from_range(etcd3 *ed, const cluster__etcd3_range *rg, cluster__etcd3_table *old, cluster__etcd3_table *out)
+table_from_range(etcd3 *ed, const cluster__etcd3_range *rg, cluster__table *old, cluster__table *out)
 {
 	int64_t now = cluster__now_ms();
 	size_t i;
@@ -514,15 +515,15 @@ table_from_range(etcd3 *ed, const cluster__etcd3_range *rg, cluster__etcd3_table
 		{
 			continue;
 		}
-		r = cluster__etcd3_table_put(out, &rec, now, NULL);
+		r = cluster__table_put(out, &rec, now, NULL);
 		if(r)
 		{
-			cluster__etcd3_table_free(out);
+			cluster__table_free(out);
 			return r;
 		}
-		prev = old ? cluster__etcd3_table_find(old, rec.id) : NULL;
-		cur = cluster__etcd3_table_find(out, rec.id);
-		if(prev && cur && cluster__etcd3_member_same(prev, cur))
+		prev = old ? cluster__table_find(old, rec.id) : NULL;
+		cur = cluster__table_find(out, rec.id);
+		if(prev && cur && cluster__member_same(prev, cur))
 		{
 			cur->received_ms = prev->received_ms;
 		}
@@ -532,7 +533,7 @@ table_from_range(etcd3 *ed, const cluster__etcd3_range *rg, cluster__etcd3_table
 
 /* Read the whole prefix once: the member table at revision *rev. */
 static int
-read_prefix(etcd3 *ed, etcd3_conn *cn, cluster__etcd3_table *old, cluster__etcd3_table *out, int64_t *rev, char *why, size_t whysz)
+read_prefix(etcd3 *ed, etcd3_conn *cn, cluster__table *old, cluster__table *out, int64_t *rev, char *why, size_t whysz)
 {
 	cluster__http_response resp;
 	cluster__etcd3_range rg;
@@ -586,7 +587,7 @@ publish(etcd3 *ed)
 	pthread_mutex_lock(&ed->m);
 	taken = ed->id_taken || ed->stop;
 	pthread_mutex_unlock(&ed->m);
-	if(ed->passive || taken || cluster__etcd3_table_find(&ed->table, ed->cfg->instance))
+	if(ed->passive || taken || cluster__table_find(&ed->table, ed->cfg->instance))
 	{
 		cluster__publish_view(ed->core, ed->table.m, ed->table.n, ed->last_rev);
 		return;
@@ -651,7 +652,7 @@ apply_events(etcd3 *ed, const cluster__etcd3_watch_msg *msg)
 			{
 				continue;
 			}
-			cluster__etcd3_table_del(&ed->table, rec.id);
+			cluster__table_del(&ed->table, rec.id);
 			if(!strcmp(rec.id, ed->cfg->instance))
 			{
 				self_deleted = 1;
@@ -668,11 +669,11 @@ apply_events(etcd3 *ed, const cluster__etcd3_watch_msg *msg)
 			/* left out: a member whose value we cannot read is not counted */
 			if(rec.id[0])
 			{
-				cluster__etcd3_table_del(&ed->table, rec.id);
+				cluster__table_del(&ed->table, rec.id);
 			}
 			continue;
 		}
-		r = cluster__etcd3_table_put(&ed->table, &rec, now, NULL);
+		r = cluster__table_put(&ed->table, &rec, now, NULL);
 		if(r == E2BIG)
 		{
 			/* the table cannot hold the registry's member set: it is no
@@ -847,7 +848,7 @@ watch_tick(void *ctx)
 static int
 reread(etcd3 *ed)
 {
-	cluster__etcd3_table t;
+	cluster__table t;
 	char why[320];
 	int64_t rev;
 	int r;
@@ -873,13 +874,13 @@ reread(etcd3 *ed)
 		cluster__log(ed->core, LOG_NOTICE, "libcluster: etcd: %s is back within CLUSTER_MEMBERS_MAX (%d members)\n", ed->prefix, CLUSTER_MEMBERS_MAX);
 		ed->over_limit = 0;
 	}
-	cluster__etcd3_table_free(&ed->table);
+	cluster__table_free(&ed->table);
 	ed->table = t;
 	if(rev > ed->last_rev)
 	{
 		ed->last_rev = rev;
 	}
-	if(!cluster__etcd3_table_find(&ed->table, ed->cfg->instance) && !ed->passive)
+	if(!cluster__table_find(&ed->table, ed->cfg->instance) && !ed->passive)
 	{
 		pthread_mutex_lock(&ed->m);
 		ed->check_self = 1;
@@ -1425,7 +1426,7 @@ etcd3_destroy(void *engine)
 		return;
 	}
 	cluster__http_endpoints_free(ed->endpoints, ed->n_endpoints);
-	cluster__etcd3_table_free(&ed->table);
+	cluster__table_free(&ed->table);
 	free(ed->prefix);
 	free(ed->member_key);
 	free(ed->label);
@@ -1450,7 +1451,7 @@ release(etcd3 *ed)
 	pthread_mutex_unlock(&ed->m);
 	cluster__http_destroy(ph);
 	cluster__http_destroy(wh);
-	cluster__etcd3_table_free(&ed->table);
+	cluster__table_free(&ed->table);
 	free(ed->prefix);
 	free(ed->member_key);
 	free(ed->label);

@@ -2,7 +2,7 @@
 /*
  * etcd v3 JSON gateway: the pure half of the engine. Base64, request
  * builders, response and watch-message parsers, the member key/value
- * format and the member table. No I/O, no locks, no globals: everything
+ * format. No I/O, no locks, no globals: everything
  * here is unit-tested with canned (and hostile) input.
  *
  * Parsers return 0, EBADMSG (not what etcd sends: bad JSON, wrong types,
@@ -153,32 +153,5 @@ int cluster__etcd3_member_id(const char *prefix, const char *key, size_t key_len
  * then the call returns 0 with *why saying so (worth a warning).
  */
 int cluster__etcd3_parse_member_value(const char *value, size_t len, cluster__member *m, const char **why);
-
-/* Non-zero if two records carry the same content (workers, passive,
- * status); ids, revisions and times are not compared. */
-int cluster__etcd3_member_same(const cluster__member *a, const cluster__member *b);
-
-/* A member table kept sorted by id, of at most CLUSTER_MEMBERS_MAX
- * members. */
-typedef struct cluster__etcd3_table cluster__etcd3_table;
-struct cluster__etcd3_table
-{
-	cluster__member *m;
-	size_t n;
-	size_t cap;
-};
-/* Insert or replace rec (by id). If the record's content (workers,
- * passive, status) is unchanged the old received_ms is kept, otherwise it
- * becomes now_ms. *changed (may be NULL) says whether the content changed.
- * Returns 0, ENOMEM, or E2BIG when rec is a new member and the table
- * already holds CLUSTER_MEMBERS_MAX: the table is then left as it was, and
- * no longer the registry's whole member set (the caller must not publish
- * it as such). */
-int cluster__etcd3_table_put(cluster__etcd3_table *t, const cluster__member *rec, int64_t now_ms, int *changed);
-/* Remove id; returns 1 if it was there. */
-int cluster__etcd3_table_del(cluster__etcd3_table *t, const char *id);
-/* Find id; NULL if absent. */
-cluster__member *cluster__etcd3_table_find(cluster__etcd3_table *t, const char *id);
-void cluster__etcd3_table_free(cluster__etcd3_table *t);
 
 #endif /*!CLUSTER_ETCD3_PROTO_H_*/

@@ -10,7 +10,6 @@
 #include "util.h"
 #include "http.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,8 +17,7 @@
 #include <strings.h>
 #include <curl/curl.h>
 
-/* Endpoints are few; anything beyond this is a mistake, not a cluster. */
-#define HTTP_MAX_ENDPOINTS             64
+/* Endpoint base URLs are checked to be at most this long (endpoints.c). */
 #define HTTP_MAX_URL                   1024
 
 struct cluster__http
@@ -78,342 +76,6 @@ static int
 http_verbose(cluster__http *h)
 {
 	return h->verbose || (h->c && cluster__verbose(h->c));
-}
-
-/* ---------------------------------------------------------------------- */
-/* line splitter                                                            */
-/* ---------------------------------------------------------------------- */
-
-static int
-linesplit_deliver(cluster__linesplit *ls, const char *line, size_t len, cluster__http_line_cb cb, void *ctx)
-{
-	if(len && line[len - 1] == '\r')
-	{
-		len--;
-	}
-	ls->lines++;
-	if(cb(ctx, line, len))
-	{
-		ls->stopped = 1;
-	}
-	return 0;
-}
-
-/* Grow *buf (capacity *cap) to hold need bytes, doubling from first.
- * Returns 0 or ENOMEM (the buffer is left as it was). Sizes are bounded
- * by CLUSTER__HTTP_MAX_BODY before this is called. */
-static int
-reserve(char **buf, size_t *cap, size_t need, size_t first)
-{
-	size_t c = *cap ? *cap : first;
-	char *p;
-
-	if(need <= *cap)
-	{
-		return 0;
-	}
-	while(c < need)
-	{
-		c *= 2;
-	}
-	p = realloc(*buf, c);
-	if(!p)
-	{
-		return ENOMEM;
-	}
-	*buf = p;
-	*cap = c;
-	return 0;
-}
-
-/*
- * Lines may be split across any number of slices, and one slice may hold
- * many lines: complete lines inside the slice are delivered straight from
- * it, only a partial tail is copied into the buffer.
- */
-int
-cluster__linesplit_feed(cluster__linesplit *ls, const char *data, size_t n, cluster__http_line_cb cb, void *ctx)
-{
-	size_t max = ls->max ? ls->max : CLUSTER__HTTP_MAX_BODY;
-
-	while(n && !ls->stopped)
-	{
-		const char *nl = memchr(data, '\n', n);
-		size_t take = nl ? (size_t) (nl - data) : n;
-
-		if(ls->len + take > max)
-		{
-			return EIO;
-		}
-		if(nl && !ls->len)
-		{
-			/* whole line inside this slice */
-			linesplit_deliver(ls, data, take, cb, ctx);
-		}
-		else
-		{
-			if(reserve(&ls->buf, &ls->cap, ls->len + take + 1, 256))
-			{
-				return ENOMEM;
-			}
-			memcpy(ls->buf + ls->len, data, take);
-			ls->len += take;
-			ls->buf[ls->len] = 0;
-			if(nl)
-			{
-				size_t whole = ls->len;
-
-				ls->len = 0;
-				linesplit_deliver(ls, ls->buf, whole, cb, ctx);
-			}
-		}
-		if(!nl)
-		{
-			break;
-		}
-		data = nl + 1;
-		n -= take + 1;
-	}
-	return 0;
-}
-
-int
-cluster__linesplit_finish(cluster__linesplit *ls, cluster__http_line_cb cb, void *ctx)
-{
-	size_t i;
-
-	if(ls->stopped || !ls->len)
-	{
-		ls->len = 0;
-		return 0;
-	}
-	for(i = 0; i < ls->len; i++)
-	{
-		if(!isspace((unsigned char) ls->buf[i]))
-		{
-			break;
-		}
-	}
-	if(i < ls->len)
-	{
-		size_t len = ls->len;
-
-		ls->len = 0;
-		linesplit_deliver(ls, ls->buf, len, cb, ctx);
-	}
-	ls->len = 0;
-	return 0;
-}
-
-void
-cluster__linesplit_free(cluster__linesplit *ls)
-{
-	free(ls->buf);
-	ls->buf = NULL;
-	ls->len = ls->cap = 0;
-}
-
-/* ---------------------------------------------------------------------- */
-/* endpoints                                                                */
-/* ---------------------------------------------------------------------- */
-
-void
-cluster__http_endpoints_free(char **endpoints, size_t n)
-{
-	size_t i;
-
-	if(!endpoints)
-	{
-		return;
-	}
-	for(i = 0; i < n; i++)
-	{
-		free(endpoints[i]);
-	}
-	free(endpoints);
-}
-
-/* Validate one "scheme://host:port[/path]" element (already trimmed) and
- * produce its base URL; returns 0, EINVAL (*why set) or ENOMEM. */
-static int
-parse_one_endpoint(const char *s, size_t len, char **out, const char **why)
-{
-	size_t i, hstart, hend, pstart, plen;
-	const char *scheme;
-	unsigned long port = 0;
-	char *base;
-
-	if(len >= 7 && !strncasecmp(s, "http://", 7))
-	{
-		scheme = "http://";
-		i = 7;
-	}
-	else if(len >= 8 && !strncasecmp(s, "https://", 8))
-	{
-		scheme = "https://";
-		i = 8;
-	}
-	else
-	{
-		*why = "each endpoint must start with http:// or https://";
-		return EINVAL;
-	}
-	hstart = i;
-	if(i < len && s[i] == '[')
-	{
-		i++;
-		while(i < len && (isxdigit((unsigned char) s[i]) || s[i] == ':' || s[i] == '.'))
-		{
-			i++;
-		}
-		if(i >= len || s[i] != ']' || i == hstart + 1)
-		{
-			*why = "bad IPv6 address in endpoint (expected [addr]:port)";
-			return EINVAL;
-		}
-		i++;
-	}
-	else
-	{
-		while(i < len && (isalnum((unsigned char) s[i]) || s[i] == '.' || s[i] == '-' || s[i] == '_'))
-		{
-			i++;
-		}
-	}
-	hend = i;
-	if(hend == hstart)
-	{
-		*why = "endpoint has no host name";
-		return EINVAL;
-	}
-	if(i < len && s[i] == '@')
-	{
-		*why = "user information in an endpoint URI is not allowed (use cluster_set_credentials())";
-		return EINVAL;
-	}
-	if(i >= len || s[i] != ':')
-	{
-		*why = (i < len && s[i] != '/') ? "endpoint host name has invalid characters" : "endpoint has no port (expected host:port)";
-		return EINVAL;
-	}
-	i++;
-	pstart = i;
-	while(i < len && isdigit((unsigned char) s[i]))
-	{
-		port = port * 10 + (unsigned long) (s[i] - '0');
-		if(port > 65535)
-		{
-			break;
-		}
-		i++;
-	}
-	if(i == pstart || port < 1 || port > 65535)
-	{
-		*why = "endpoint port must be a number between 1 and 65535";
-		return EINVAL;
-	}
-	if(i < len && s[i] != '/')
-	{
-		*why = "unexpected characters after the endpoint port";
-		return EINVAL;
-	}
-	/* optional path prefix (for a proxy), trailing slashes dropped */
-	pstart = i;
-	for(; i < len; i++)
-	{
-		unsigned char ch = (unsigned char) s[i];
-
-		if(ch <= ' ' || ch >= 0x7f || ch == '?' || ch == '#' || ch == '%' || ch == '\\')
-		{
-			*why = "endpoint path must not contain spaces, '?', '#', '%' or control characters";
-			return EINVAL;
-		}
-	}
-	plen = len - pstart;
-	while(plen && s[pstart + plen - 1] == '/')
-	{
-		plen--;
-	}
-	if(strlen(scheme) + (hend - hstart) + 7 + plen > HTTP_MAX_URL)
-	{
-		*why = "endpoint URI is too long";
-		return EINVAL;
-	}
-	base = malloc(strlen(scheme) + (hend - hstart) + 8 + plen);
-	if(!base)
-	{
-		return ENOMEM;
-	}
-	sprintf(base, "%s%.*s:%lu%.*s", scheme, (int) (hend - hstart), s + hstart, port, (int) plen, s + pstart);
-	*out = base;
-	return 0;
-}
-
-int
-cluster__http_parse_endpoints(const char *uri, char ***endpoints, size_t *n, const char **why)
-{
-	char **list = NULL;
-	size_t count = 0;
-	const char *p;
-	int r;
-
-	*endpoints = NULL;
-	*n = 0;
-	*why = "";
-	if(!uri || !*uri)
-	{
-		*why = "the registry URI is empty";
-		return EINVAL;
-	}
-	list = calloc(HTTP_MAX_ENDPOINTS, sizeof(*list));
-	if(!list)
-	{
-		return ENOMEM;
-	}
-	p = uri;
-	for(;;)
-	{
-		const char *e = strchr(p, ',');
-		const char *end = e ? e : p + strlen(p);
-
-		while(p < end && (*p == ' ' || *p == '\t'))
-		{
-			p++;
-		}
-		while(end > p && (end[-1] == ' ' || end[-1] == '\t'))
-		{
-			end--;
-		}
-		if(p == end)
-		{
-			*why = "empty endpoint in the registry URI list";
-			r = EINVAL;
-			goto fail;
-		}
-		if(count == HTTP_MAX_ENDPOINTS)
-		{
-			*why = "too many endpoints in the registry URI list (at most 64)";
-			r = EINVAL;
-			goto fail;
-		}
-		r = parse_one_endpoint(p, (size_t) (end - p), &list[count], why);
-		if(r)
-		{
-			goto fail;
-		}
-		count++;
-		if(!e)
-		{
-			break;
-		}
-		p = e + 1;
-	}
-	*endpoints = list;
-	*n = count;
-	return 0;
-fail:
-	cluster__http_endpoints_free(list, count);
-	return r;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -618,7 +280,7 @@ on_write(char *ptr, size_t size, size_t nmemb, void *ud)
 			h->xfer_err = EIO;
 			return 0;
 		}
-		if(reserve(&h->in, &h->in_cap, h->in_len + n, 4096))
+		if(cluster__reserve(&h->in, &h->in_cap, h->in_len + n, 4096))
 		{
 			h->xfer_err = ENOMEM;
 			return 0;
@@ -632,7 +294,7 @@ on_write(char *ptr, size_t size, size_t nmemb, void *ud)
 		h->xfer_err = EIO;
 		return 0;
 	}
-	if(reserve(&h->body, &h->cap, h->len + n + 1, 1024))
+	if(cluster__reserve(&h->body, &h->cap, h->len + n + 1, 1024))
 	{
 		h->xfer_err = ENOMEM;
 		return 0;
@@ -705,7 +367,7 @@ cluster__http_stream_send(cluster__http *h, const char *data)
 	{
 		return EINVAL;
 	}
-	if(reserve(&h->out, &h->out_cap, h->out_len + n + 1, 256))
+	if(cluster__reserve(&h->out, &h->out_cap, h->out_len + n + 1, 256))
 	{
 		return ENOMEM;
 	}

@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef HAVE_GETRANDOM
@@ -109,3 +110,29 @@ cluster__random_id(char out[33])
 	return 0;
 }
 
+/* Grow *buf (capacity *cap) to hold need bytes, doubling from first.
+ * Returns 0 or ENOMEM (the buffer is left as it was). Callers bound
+ * sizes before they call it. */
+int
+cluster__reserve(char **buf, size_t *cap, size_t need, size_t first)
+{
+	size_t c = *cap ? *cap : first;
+	char *p;
+
+	if(need <= *cap)
+	{
+		return 0;
+	}
+	while(c < need)
+	{
+		c *= 2;
+	}
+	p = realloc(*buf, c);
+	if(!p)
+	{
+		return ENOMEM;
+	}
+	*buf = p;
+	*cap = c;
+	return 0;
+}

@@ -59,6 +59,10 @@ void cluster__deadline(struct timespec *ts, int64_t ms);
  * without dashes (the original's format). 0 or EIO. */
 int cluster__random_id(char out[33]);
 
+/* Grow *buf (capacity *cap) to hold need bytes, doubling from first.
+ * Returns 0 or ENOMEM (the buffer is left as it was). */
+int cluster__reserve(char **buf, size_t *cap, size_t need, size_t first);
+
 /* --- quoting input in log messages (escape.c) ------------------------ */
 
 /*

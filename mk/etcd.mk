@@ -4,8 +4,12 @@
 LIBCLUSTER_SOURCES += \
 	libcluster/http.h \
 	libcluster/http-curl.c \
+	libcluster/linesplit.c \
+	libcluster/endpoints.c \
 	libcluster/etcd3-proto.h \
 	libcluster/etcd3-proto.c \
+	libcluster/member-table.h \
+	libcluster/member-table.c \
 	libcluster/engine-etcd3.c
 
 check_PROGRAMS += tests/test_http tests/test_etcd3_proto tests/test_engine_hostile

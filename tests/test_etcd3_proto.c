@@ -20,6 +20,7 @@
 #include <cjson/cJSON.h>
 
 #include "etcd3-proto.h"
+#include "member-table.h"
 
 /* a string literal and its length */
 #define S(x)                           (x), strlen(x)
@@ -709,7 +710,7 @@ test_member_value(void **state)
 static void
 test_table(void **state)
 {
-	cluster__etcd3_table t;
+	cluster__table t;
 	cluster__member rec;
 	const char *ids[] = { "m", "c", "x", "a", "q", "b" };
 	size_t i;
@@ -722,7 +723,7 @@ test_table(void **state)
 		memset(&rec, 0, sizeof(rec));
 		strcpy(rec.id, ids[i]);
 		rec.workers = (int) i + 1;
-		assert_int_equal(cluster__etcd3_table_put(&t, &rec, 100, &changed), 0);
+		assert_int_equal(cluster__table_put(&t, &rec, 100, &changed), 0);
 		assert_int_equal(changed, 1);
 	}
 	assert_int_equal(t.n, 6);
@@ -735,28 +736,28 @@ test_table(void **state)
 	strcpy(rec.id, "q");
 	rec.workers = 5;
 	rec.mod_revision = 99;
-	assert_int_equal(cluster__etcd3_table_put(&t, &rec, 200, &changed), 0);
+	assert_int_equal(cluster__table_put(&t, &rec, 200, &changed), 0);
 	assert_int_equal(changed, 0);
-	assert_true(cluster__etcd3_table_find(&t, "q")->received_ms == 100);
-	assert_true(cluster__etcd3_table_find(&t, "q")->mod_revision == 99);
+	assert_true(cluster__table_find(&t, "q")->received_ms == 100);
+	assert_true(cluster__table_find(&t, "q")->mod_revision == 99);
 	rec.workers = 6;
-	assert_int_equal(cluster__etcd3_table_put(&t, &rec, 300, &changed), 0);
+	assert_int_equal(cluster__table_put(&t, &rec, 300, &changed), 0);
 	assert_int_equal(changed, 1);
-	assert_true(cluster__etcd3_table_find(&t, "q")->received_ms == 300);
+	assert_true(cluster__table_find(&t, "q")->received_ms == 300);
 	/* status change counts as a change */
 	rec.has_status = 1;
 	rec.load = 4;
-	assert_int_equal(cluster__etcd3_table_put(&t, &rec, 400, &changed), 0);
+	assert_int_equal(cluster__table_put(&t, &rec, 400, &changed), 0);
 	assert_int_equal(changed, 1);
-	assert_int_equal(cluster__etcd3_table_del(&t, "c"), 1);
-	assert_int_equal(cluster__etcd3_table_del(&t, "c"), 0);
-	assert_int_equal(cluster__etcd3_table_del(&t, "zz"), 0);
-	assert_null(cluster__etcd3_table_find(&t, "c"));
+	assert_int_equal(cluster__table_del(&t, "c"), 1);
+	assert_int_equal(cluster__table_del(&t, "c"), 0);
+	assert_int_equal(cluster__table_del(&t, "zz"), 0);
+	assert_null(cluster__table_find(&t, "c"));
 	assert_int_equal(t.n, 5);
 	assert_string_equal(t.m[0].id, "a");
 	assert_string_equal(t.m[1].id, "b");
 	assert_string_equal(t.m[2].id, "m");
-	cluster__etcd3_table_free(&t);
+	cluster__table_free(&t);
 	assert_int_equal(t.n, 0);
 }
 
@@ -766,7 +767,7 @@ test_table(void **state)
 static void
 test_table_limit(void **state)
 {
-	cluster__etcd3_table t;
+	cluster__table t;
 	cluster__member rec;
 	size_t i, cap;
 	int changed = 7;
@@ -779,21 +780,21 @@ test_table_limit(void **state)
 	for(i = 0; i < CLUSTER_MEMBERS_MAX; i++)
 	{
 		snprintf(rec.id, sizeof(rec.id), "m%06zu", (size_t) CLUSTER_MEMBERS_MAX - i);
-		assert_int_equal(cluster__etcd3_table_put(&t, &rec, 100, NULL), 0);
+		assert_int_equal(cluster__table_put(&t, &rec, 100, NULL), 0);
 	}
 	assert_int_equal(t.n, CLUSTER_MEMBERS_MAX);
 	cap = t.cap;
 	/* one more, at either end or in the middle: refused, nothing moves */
 	strcpy(rec.id, "m000000");
-	assert_int_equal(cluster__etcd3_table_put(&t, &rec, 200, &changed), E2BIG);
+	assert_int_equal(cluster__table_put(&t, &rec, 200, &changed), E2BIG);
 	assert_int_equal(changed, 7);
 	strcpy(rec.id, "z");
-	assert_int_equal(cluster__etcd3_table_put(&t, &rec, 200, NULL), E2BIG);
+	assert_int_equal(cluster__table_put(&t, &rec, 200, NULL), E2BIG);
 	strcpy(rec.id, "m000001x");
-	assert_int_equal(cluster__etcd3_table_put(&t, &rec, 200, NULL), E2BIG);
+	assert_int_equal(cluster__table_put(&t, &rec, 200, NULL), E2BIG);
 	assert_int_equal(t.n, CLUSTER_MEMBERS_MAX);
 	assert_int_equal(t.cap, cap);
-	assert_null(cluster__etcd3_table_find(&t, "m000000"));
+	assert_null(cluster__table_find(&t, "m000000"));
 	assert_string_equal(t.m[0].id, "m000001");
 	for(i = 1; i < t.n; i++)
 	{
@@ -802,18 +803,18 @@ test_table_limit(void **state)
 	/* a member already held may change at the limit */
 	strcpy(rec.id, "m000002");
 	rec.workers = 9;
-	assert_int_equal(cluster__etcd3_table_put(&t, &rec, 300, &changed), 0);
+	assert_int_equal(cluster__table_put(&t, &rec, 300, &changed), 0);
 	assert_int_equal(changed, 1);
-	assert_int_equal(cluster__etcd3_table_find(&t, "m000002")->workers, 9);
+	assert_int_equal(cluster__table_find(&t, "m000002")->workers, 9);
 	/* below the limit again, a new member fits */
-	assert_int_equal(cluster__etcd3_table_del(&t, "m000003"), 1);
+	assert_int_equal(cluster__table_del(&t, "m000003"), 1);
 	strcpy(rec.id, "z");
-	assert_int_equal(cluster__etcd3_table_put(&t, &rec, 400, NULL), 0);
+	assert_int_equal(cluster__table_put(&t, &rec, 400, NULL), 0);
 	assert_int_equal(t.n, CLUSTER_MEMBERS_MAX);
-	assert_int_equal(cluster__etcd3_table_put(&t, &rec, 400, NULL), 0);
+	assert_int_equal(cluster__table_put(&t, &rec, 400, NULL), 0);
 	strcpy(rec.id, "m000003");
-	assert_int_equal(cluster__etcd3_table_put(&t, &rec, 400, NULL), E2BIG);
-	cluster__etcd3_table_free(&t);
+	assert_int_equal(cluster__table_put(&t, &rec, 400, NULL), E2BIG);
+	cluster__table_free(&t);
 }
 
 /* A range answer with n minimal member kvs under /a/p/ (malloc'd). */
