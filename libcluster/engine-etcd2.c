@@ -15,6 +15,7 @@
  */
 #include "util.h"
 #include "engine.h"
+#include "waker.h"
 #include "etcd2-proto.h"
 #include "etcd3-proto.h"
 #include "member-table.h"
@@ -50,9 +51,9 @@ struct etcd2
 	pthread_t watch_thread;
 	int ping_running;
 	int watch_running;
-	pthread_mutex_t mu;          /* guards the flags below; never held over I/O */
-	pthread_cond_t cv;
-	int stop;
+	/* the threads' stop flag; its mutex also guards the fields below
+	 * and is never held over I/O */
+	cluster__waker w;
 	unsigned long value_gen;     /* bumped when the worker count changes */
 	unsigned long written_gen;   /* value_gen of the last value written */
 	int ping_ok;
@@ -109,8 +110,7 @@ etcd2_create(CLUSTER *core, const char *uri, void **out)
 		return r;
 	}
 	e->core = core;
-	pthread_mutex_init(&e->mu, NULL);
-	cluster__cond_init(&e->cv);
+	cluster__waker_init(&e->w);
 	*out = e;
 	return 0;
 }
@@ -125,8 +125,7 @@ etcd2_destroy(void *engine)
 		return;
 	}
 	cluster__http_endpoints_free(e->endpoints, e->n_endpoints);
-	pthread_mutex_destroy(&e->mu);
-	pthread_cond_destroy(&e->cv);
+	cluster__waker_destroy(&e->w);
 	free(e);
 }
 
@@ -154,17 +153,7 @@ new_http(etcd2 *e, int timeout_ms)
 static int
 pause_ms(etcd2 *e, int ms)
 {
-	struct timespec ts;
-	int stop;
-
-	cluster__deadline(&ts, ms);
-	pthread_mutex_lock(&e->mu);
-	while(!e->stop && pthread_cond_timedwait(&e->cv, &e->mu, &ts) == 0)
-	{
-	}
-	stop = e->stop;
-	pthread_mutex_unlock(&e->mu);
-	return stop;
+	return cluster__waker_nap(&e->w, ms, 0);
 }
 
 static void
@@ -172,10 +161,10 @@ update_fresh(etcd2 *e, int *slot, int ok)
 {
 	int fresh;
 
-	pthread_mutex_lock(&e->mu);
+	cluster__waker_lock(&e->w);
 	*slot = ok;
 	fresh = e->ping_ok && e->watch_ok;
-	pthread_mutex_unlock(&e->mu);
+	cluster__waker_unlock(&e->w);
 	cluster__set_fresh(e->core, fresh);
 }
 
@@ -543,10 +532,9 @@ ping_main(void *arg)
 		int64_t now;
 		int r;
 
-		pthread_mutex_lock(&e->mu);
+		cluster__waker_lock(&e->w);
 		for(;;)
 		{
-			struct timespec ts;
 			int64_t due = next_refresh;
 
 			now = cluster__now_ms();
@@ -556,16 +544,17 @@ ping_main(void *arg)
 
 				due = w < due ? w : due;
 			}
-			if(e->stop || now >= due)
+			if(e->w.stop || now >= due)
 			{
 				break;
 			}
-			cluster__deadline(&ts, due - now);
-			pthread_cond_timedwait(&e->cv, &e->mu, &ts);
+			/* any raise (a new worker count) makes it look again */
+			cluster__waker_nap_locked(&e->w, due - now, ~0u);
+			e->w.flags = 0;
 		}
-		if(e->stop)
+		if(e->w.stop)
 		{
-			pthread_mutex_unlock(&e->mu);
+			cluster__waker_unlock(&e->w);
 			break;
 		}
 		/* the count is read (by put_self) after gen: never older than gen */
@@ -574,7 +563,7 @@ ping_main(void *arg)
 		{
 			mode = "update";
 		}
-		pthread_mutex_unlock(&e->mu);
+		cluster__waker_unlock(&e->w);
 		r = put_self(e, e->ping_http, mode, &status);
 		if(!r && status == 404)
 		{
@@ -595,13 +584,13 @@ ping_main(void *arg)
 			failures = 0;
 			next_refresh = now + interval;
 			retry_at = 0;
-			pthread_mutex_lock(&e->mu);
+			cluster__waker_lock(&e->w);
 			if(gen > e->written_gen)
 			{
 				e->written_gen = gen;
 			}
-			pthread_cond_broadcast(&e->cv);
-			pthread_mutex_unlock(&e->mu);
+			cluster__waker_raise_locked(&e->w, 0);
+			cluster__waker_unlock(&e->w);
 			update_fresh(e, &e->ping_ok, 1);
 			continue;
 		}
@@ -706,7 +695,7 @@ etcd2_join(void *engine, const cluster__engine_config *cfg)
 	int r;
 
 	e->cfg = cfg;
-	e->stop = 0;
+	cluster__waker_reset(&e->w);
 	e->value_gen = e->written_gen = 0;
 	e->ping_ok = 1;
 	e->watch_ok = 1;
@@ -776,10 +765,7 @@ etcd2_join(void *engine, const cluster__engine_config *cfg)
 	if(!e->watch_running || (!e->cfg->passive && !e->ping_running))
 	{
 		cluster__log(e->core, LOG_CRIT, "libcluster: etcd2: cannot start library threads\n");
-		pthread_mutex_lock(&e->mu);
-		e->stop = 1;
-		pthread_cond_broadcast(&e->cv);
-		pthread_mutex_unlock(&e->mu);
+		cluster__waker_stop(&e->w);
 		cluster__http_cancel(e->watch_http);
 		if(e->watch_running)
 		{
@@ -800,10 +786,7 @@ etcd2_leave(void *engine)
 	etcd2 *e = engine;
 	int64_t start = cluster__now_ms();
 
-	pthread_mutex_lock(&e->mu);
-	e->stop = 1;
-	pthread_cond_broadcast(&e->cv);
-	pthread_mutex_unlock(&e->mu);
+	cluster__waker_stop(&e->w);
 	cluster__http_cancel(e->ping_http);
 	cluster__http_cancel(e->watch_http);
 	if(e->ping_running)
@@ -857,18 +840,18 @@ etcd2_workers_changed(void *engine, int workers)
 	}
 	(void) workers;
 	cluster__deadline(&ts, e->cfg->request_timeout_ms + 500);
-	pthread_mutex_lock(&e->mu);
+	cluster__waker_lock(&e->w);
 	gen = ++e->value_gen;
-	pthread_cond_broadcast(&e->cv);
-	while(e->written_gen < gen && !e->stop)
+	cluster__waker_raise_locked(&e->w, 1);
+	while(e->written_gen < gen && !e->w.stop)
 	{
-		if(pthread_cond_timedwait(&e->cv, &e->mu, &ts) == ETIMEDOUT)
+		if(pthread_cond_timedwait(&e->w.cv, &e->w.m, &ts) == ETIMEDOUT)
 		{
 			break;
 		}
 	}
 	done = e->written_gen >= gen;
-	pthread_mutex_unlock(&e->mu);
+	cluster__waker_unlock(&e->w);
 	if(!done)
 	{
 		cluster__log(e->core, LOG_WARNING, "libcluster: etcd2: the new worker count is not in the registry yet; the ping thread keeps trying\n");

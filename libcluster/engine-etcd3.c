@@ -6,7 +6,7 @@
  * {"workers":N[,"address":..,"load":..,"capacity":..]} under a lease of
  * cluster->ttl seconds.
  *
- * Threads (never holding cluster->lock or ed->m across network I/O or a
+ * Threads (never holding cluster->lock or the waker's mutex across network I/O or a
  * publish):
  * - the ping thread keeps the lease alive (one POST /v3/lease/keepalive
  *   every TTL/3), writes the value when the worker count or the advisor
@@ -19,6 +19,7 @@
  */
 #include "util.h"
 #include "engine.h"
+#include "waker.h"
 #include "http.h"
 #include "etcd3-proto.h"
 #include "member-table.h"
@@ -36,6 +37,12 @@
 #define WATCH_BACKOFF_MAX_MS           1000
 /* Retry pause of the ping thread after a failed request (ms). */
 #define PING_RETRY_MS                  500
+
+/* Wake-up flags (cluster__waker). */
+#define PING_WAKE                      0x1u   /* the ping thread should look again */
+#define CHECK_SELF                     0x2u   /* the watch saw our key deleted (kept until a write) */
+#define WATCH_KICK                     0x4u   /* the watch should reconnect (resume by revision) */
+#define REPUBLISH                      0x8u   /* the watch thread should publish again */
 
 typedef struct etcd3_conn etcd3_conn;
 struct etcd3_conn
@@ -64,12 +71,9 @@ struct etcd3
 	pthread_t ping_thread, watch_thread;
 	int ping_running, watch_running;
 
-	pthread_mutex_t m;           /* protects the fields below; never held across I/O */
-	pthread_cond_t cv;
-	int stop;
-	int wake;                    /* the ping thread should look again */
-	int check_self;              /* the watch saw our key deleted */
-	int watch_kick;              /* the watch should reconnect (resume by revision) */
+	/* the threads' stop flag and wake-ups (PING_WAKE, CHECK_SELF,
+	 * WATCH_KICK, REPUBLISH); its mutex also protects the fields below */
+	cluster__waker w;
 	unsigned long value_gen;     /* bumped when the worker count changes */
 	unsigned long written_gen;   /* value_gen of the last value written */
 	unsigned long joined_seq;    /* status seq the join-time registration wrote */
@@ -78,7 +82,6 @@ struct etcd3
 	int lease_ok;
 	int watch_ok;
 	int id_taken;                /* another live instance holds our id */
-	int republish;               /* the watch thread should publish again */
 
 	pthread_mutex_t fresh_m;     /* orders cluster__set_fresh() calls */
 
@@ -95,12 +98,7 @@ struct etcd3
 static int
 stopping(etcd3 *ed)
 {
-	int s;
-
-	pthread_mutex_lock(&ed->m);
-	s = ed->stop;
-	pthread_mutex_unlock(&ed->m);
-	return s;
+	return cluster__waker_stopping(&ed->w);
 }
 
 /* The revision after rev. Revisions come from the registry: a hostile
@@ -116,39 +114,30 @@ static int
 nap(etcd3 *ed, int64_t ms)
 {
 	int64_t end = cluster__now_ms() + ms;
-	int s = 0;
 
 	for(;;)
 	{
-		struct timespec ts;
 		/* a settling change is delivered on time even while we wait */
 		int64_t settle = cluster__settle_tick(ed->core);
-		int64_t now = cluster__now_ms(), wait = end - now;
-		int expired = 0;
+		int64_t wait = end - cluster__now_ms();
 
 		if(wait <= 0)
 		{
-			break;
+			return 0;
 		}
 		if(settle >= 0 && settle < wait)
 		{
 			wait = settle;
 		}
-		cluster__deadline(&ts, wait);
-		pthread_mutex_lock(&ed->m);
-		while(!ed->stop && !ed->watch_kick && !expired)
+		if(cluster__waker_nap(&ed->w, wait, WATCH_KICK))
 		{
-			expired = pthread_cond_timedwait(&ed->cv, &ed->m, &ts) == ETIMEDOUT;
+			return 1;
 		}
-		s = ed->stop;
-		expired = !s && !ed->watch_kick;
-		pthread_mutex_unlock(&ed->m);
-		if(!expired)
+		if(cluster__waker_peek(&ed->w, WATCH_KICK))
 		{
-			break;
+			return 0;
 		}
 	}
-	return s;
 }
 
 /* Freshness = watch connected and (passive or lease healthy). One mutex
@@ -159,9 +148,9 @@ update_fresh(etcd3 *ed)
 	int f;
 
 	pthread_mutex_lock(&ed->fresh_m);
-	pthread_mutex_lock(&ed->m);
+	cluster__waker_lock(&ed->w);
 	f = ed->watch_ok && (ed->passive || (ed->registered && ed->lease_ok));
-	pthread_mutex_unlock(&ed->m);
+	cluster__waker_unlock(&ed->w);
 	cluster__set_fresh(ed->core, f);
 	pthread_mutex_unlock(&ed->fresh_m);
 }
@@ -339,9 +328,9 @@ member_value(etcd3 *ed, unsigned long *gen, unsigned long *seq)
 	cluster__status st;
 	int workers;
 
-	pthread_mutex_lock(&ed->m);
+	cluster__waker_lock(&ed->w);
 	*gen = ed->value_gen;
-	pthread_mutex_unlock(&ed->m);
+	cluster__waker_unlock(&ed->w);
 	workers = cluster__get_workers(ed->core);
 	cluster__get_status(ed->core, &st);
 	*seq = st.seq;
@@ -437,18 +426,18 @@ register_once(etcd3 *ed, etcd3_conn *cn, int64_t old_lease, int64_t *rev_out, un
 		}
 		return r;
 	}
-	pthread_mutex_lock(&ed->m);
+	cluster__waker_lock(&ed->w);
 	ed->lease = lease;
 	ed->registered = 1;
 	ed->lease_ok = 1;
-	ed->check_self = 0;
+	ed->w.flags &= ~CHECK_SELF;
 	ed->id_taken = 0;
 	if(gen > ed->written_gen)
 	{
 		ed->written_gen = gen;
 	}
-	pthread_cond_broadcast(&ed->cv);
-	pthread_mutex_unlock(&ed->m);
+	pthread_cond_broadcast(&ed->w.cv);
+	cluster__waker_unlock(&ed->w);
 	*seq_out = seq;
 	if(old_lease && old_lease != lease)
 	{
@@ -584,9 +573,9 @@ publish(etcd3 *ed)
 	cluster__member *m;
 	int taken;
 
-	pthread_mutex_lock(&ed->m);
-	taken = ed->id_taken || ed->stop;
-	pthread_mutex_unlock(&ed->m);
+	cluster__waker_lock(&ed->w);
+	taken = ed->id_taken || ed->w.stop;
+	cluster__waker_unlock(&ed->w);
 	if(ed->passive || taken || cluster__table_find(&ed->table, ed->cfg->instance))
 	{
 		cluster__publish_view(ed->core, ed->table.m, ed->table.n, ed->last_rev);
@@ -690,11 +679,7 @@ apply_events(etcd3 *ed, const cluster__etcd3_watch_msg *msg)
 	{
 		/* somebody removed our key (or our lease ran out): let the ping
 		 * thread check and re-register */
-		pthread_mutex_lock(&ed->m);
-		ed->check_self = 1;
-		ed->wake = 1;
-		pthread_cond_broadcast(&ed->cv);
-		pthread_mutex_unlock(&ed->m);
+		cluster__waker_raise(&ed->w, CHECK_SELF | PING_WAKE);
 	}
 	publish(ed);
 	return 0;
@@ -753,9 +738,9 @@ watch_line(void *ctx, const char *line, size_t len)
 	{
 		w->created = 1;
 		w->next_heartbeat = cluster__now_ms() + w->heartbeat_ms;
-		pthread_mutex_lock(&ed->m);
+		cluster__waker_lock(&ed->w);
 		ed->watch_ok = 1;
-		pthread_mutex_unlock(&ed->m);
+		cluster__waker_unlock(&ed->w);
 		update_fresh(ed);
 		if(cluster__verbose(ed->core))
 		{
@@ -882,11 +867,7 @@ reread(etcd3 *ed)
 	}
 	if(!cluster__table_find(&ed->table, ed->cfg->instance) && !ed->passive)
 	{
-		pthread_mutex_lock(&ed->m);
-		ed->check_self = 1;
-		ed->wake = 1;
-		pthread_cond_broadcast(&ed->cv);
-		pthread_mutex_unlock(&ed->m);
+		cluster__waker_raise(&ed->w, CHECK_SELF | PING_WAKE);
 	}
 	publish(ed);
 	return 0;
@@ -899,10 +880,7 @@ republish(etcd3 *ed)
 {
 	int again;
 
-	pthread_mutex_lock(&ed->m);
-	again = ed->republish;
-	ed->republish = 0;
-	pthread_mutex_unlock(&ed->m);
+	again = cluster__waker_take(&ed->w, REPUBLISH) != 0;
 	if(again)
 	{
 		publish(ed);
@@ -935,9 +913,7 @@ watch_main(void *arg)
 		}
 		memset(&w, 0, sizeof(w));
 		w.ed = ed;
-		pthread_mutex_lock(&ed->m);
-		ed->watch_kick = 0;
-		pthread_mutex_unlock(&ed->m);
+		cluster__waker_take(&ed->w, WATCH_KICK);
 		if(ed->cfg->user && !ed->watch.authed)
 		{
 			r = authenticate(ed, &ed->watch, w.why, sizeof(w.why));
@@ -962,11 +938,10 @@ watch_main(void *arg)
 		w.heartbeat_ms = heartbeat_ms(ed);
 		r = cluster__http_stream_run(ed->watch.h, "/v3/watch", body, &so, &status);
 		free(body);
-		pthread_mutex_lock(&ed->m);
+		cluster__waker_lock(&ed->w);
 		ed->watch_ok = 0;
-		kicked = ed->watch_kick;
-		ed->watch_kick = 0;
-		pthread_mutex_unlock(&ed->m);
+		cluster__waker_unlock(&ed->w);
+		kicked = cluster__waker_take(&ed->w, WATCH_KICK) != 0;
 		update_fresh(ed);
 		if(stopping(ed))
 		{
@@ -1026,9 +1001,9 @@ retry:
 		}
 		backoff = backoff * 2 > WATCH_BACKOFF_MAX_MS ? WATCH_BACKOFF_MAX_MS : backoff * 2;
 	}
-	pthread_mutex_lock(&ed->m);
+	cluster__waker_lock(&ed->w);
 	ed->watch_ok = 0;
-	pthread_mutex_unlock(&ed->m);
+	cluster__waker_unlock(&ed->w);
 	if(cluster__verbose(ed->core))
 	{
 		cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: re-balancing thread for %s stopped\n", ed->label);
@@ -1068,10 +1043,7 @@ refresh_ms(etcd3 *ed)
 static void
 kick_watch(etcd3 *ed)
 {
-	pthread_mutex_lock(&ed->m);
-	ed->watch_kick = 1;
-	pthread_cond_broadcast(&ed->cv);
-	pthread_mutex_unlock(&ed->m);
+	cluster__waker_raise(&ed->w, WATCH_KICK);
 	cluster__http_interrupt(ed->watch.h);
 }
 
@@ -1079,10 +1051,10 @@ static void
 lost_lease(etcd3 *ed, ping_state *ps, const char *how)
 {
 	cluster__log(ed->core, LOG_WARNING, "libcluster: etcd: lease %llx lost (%s); re-registering\n", (unsigned long long) ed->lease, how);
-	pthread_mutex_lock(&ed->m);
+	cluster__waker_lock(&ed->w);
 	ed->registered = 0;
 	ed->lease_ok = 0;
-	pthread_mutex_unlock(&ed->m);
+	cluster__waker_unlock(&ed->w);
 	update_fresh(ed);
 	ps->retry_register = cluster__now_ms();
 }
@@ -1128,9 +1100,9 @@ do_keepalive(etcd3 *ed, ping_state *ps)
 		ps->expired_warned = 0;
 		ps->last_ok = now;
 		ps->next_keepalive = now + refresh_ms(ed);
-		pthread_mutex_lock(&ed->m);
+		cluster__waker_lock(&ed->w);
 		ed->lease_ok = 1;
-		pthread_mutex_unlock(&ed->m);
+		cluster__waker_unlock(&ed->w);
 		update_fresh(ed);
 		return;
 	}
@@ -1149,9 +1121,9 @@ do_keepalive(etcd3 *ed, ping_state *ps)
 	if(!ps->failing)
 	{
 		cluster__log(ed->core, LOG_WARNING, "libcluster: etcd: lease keepalive failed: %s\n", why);
-		pthread_mutex_lock(&ed->m);
+		cluster__waker_lock(&ed->w);
 		ed->lease_ok = 0;
-		pthread_mutex_unlock(&ed->m);
+		cluster__waker_unlock(&ed->w);
 		update_fresh(ed);
 	}
 	else if(cluster__verbose(ed->core))
@@ -1197,15 +1169,14 @@ do_register(etcd3 *ed, ping_state *ps)
 	}
 	if(r == EEXIST)
 	{
-		pthread_mutex_lock(&ed->m);
+		cluster__waker_lock(&ed->w);
 		if(!ed->id_taken)
 		{
 			/* now we really are not a member: say so (publish) */
 			ed->id_taken = 1;
-			ed->republish = 1;
-			ed->watch_kick = 1;
+			cluster__waker_raise_locked(&ed->w, REPUBLISH | WATCH_KICK);
 		}
-		pthread_mutex_unlock(&ed->m);
+		cluster__waker_unlock(&ed->w);
 		cluster__http_interrupt(ed->watch.h);
 		if(!ps->exists_warned)
 		{
@@ -1260,14 +1231,14 @@ do_write(etcd3 *ed, ping_state *ps)
 	ps->status_seq = seq;
 	ps->last_status_write = cluster__now_ms();
 	ps->retry_write = 0;
-	pthread_mutex_lock(&ed->m);
+	cluster__waker_lock(&ed->w);
 	if(gen > ed->written_gen)
 	{
 		ed->written_gen = gen;
 	}
-	ed->check_self = 0;
-	pthread_cond_broadcast(&ed->cv);
-	pthread_mutex_unlock(&ed->m);
+	ed->w.flags &= ~CHECK_SELF;
+	pthread_cond_broadcast(&ed->w.cv);
+	cluster__waker_unlock(&ed->w);
 }
 
 static void *
@@ -1292,27 +1263,24 @@ ping_main(void *arg)
 	for(;;)
 	{
 		cluster__status st;
-		struct timespec ts;
 		int64_t due, status_due = 0;
 		int registered, want_workers, want_status, check_self, interval;
 		enum { NOTHING, REGISTER, KEEPALIVE, WRITE } act = NOTHING;
 
-		pthread_mutex_lock(&ed->m);
-		ed->wake = 0;
-		pthread_mutex_unlock(&ed->m);
-		/* core state first, never under ed->m */
+		cluster__waker_take(&ed->w, PING_WAKE);
+		/* core state first, never under the waker's mutex */
 		cluster__get_status(ed->core, &st);
 		interval = cluster__report_interval(ed->core);
 
-		pthread_mutex_lock(&ed->m);
-		if(ed->stop)
+		cluster__waker_lock(&ed->w);
+		if(ed->w.stop)
 		{
-			pthread_mutex_unlock(&ed->m);
+			cluster__waker_unlock(&ed->w);
 			break;
 		}
 		registered = ed->registered;
 		want_workers = ed->value_gen != ed->written_gen;
-		check_self = ed->check_self;
+		check_self = (ed->w.flags & CHECK_SELF) != 0;
 		want_status = st.seq != ps->status_seq;
 		now = cluster__now_ms();
 		due = ps->next_keepalive;
@@ -1332,14 +1300,13 @@ ping_main(void *arg)
 			}
 			due = w < due ? w : due;
 		}
-		if(now < due && !ed->wake)
+		if(now < due && !(ed->w.flags & PING_WAKE))
 		{
-			cluster__deadline(&ts, due - now);
-			pthread_cond_timedwait(&ed->cv, &ed->m, &ts);
-			pthread_mutex_unlock(&ed->m);
+			cluster__waker_nap_locked(&ed->w, due - now, PING_WAKE);
+			cluster__waker_unlock(&ed->w);
 			continue;
 		}
-		pthread_mutex_unlock(&ed->m);
+		cluster__waker_unlock(&ed->w);
 		if(now < due)
 		{
 			continue;
@@ -1409,9 +1376,8 @@ etcd3_create(CLUSTER *c, const char *uri, void **out)
 		return r;
 	}
 	ed->core = c;
-	pthread_mutex_init(&ed->m, NULL);
+	cluster__waker_init(&ed->w);
 	pthread_mutex_init(&ed->fresh_m, NULL);
-	cluster__cond_init(&ed->cv);
 	*out = ed;
 	return 0;
 }
@@ -1430,8 +1396,7 @@ etcd3_destroy(void *engine)
 	free(ed->prefix);
 	free(ed->member_key);
 	free(ed->label);
-	pthread_cond_destroy(&ed->cv);
-	pthread_mutex_destroy(&ed->m);
+	cluster__waker_destroy(&ed->w);
 	pthread_mutex_destroy(&ed->fresh_m);
 	free(ed);
 }
@@ -1442,13 +1407,13 @@ release(etcd3 *ed)
 {
 	cluster__http *ph, *wh;
 
-	/* detached under ed->m: cancel_join() may be looking at them */
-	pthread_mutex_lock(&ed->m);
+	/* detached under the waker's mutex: cancel_join() may be looking at them */
+	cluster__waker_lock(&ed->w);
 	ph = ed->ping.h;
 	wh = ed->watch.h;
 	memset(&ed->ping, 0, sizeof(ed->ping));
 	memset(&ed->watch, 0, sizeof(ed->watch));
-	pthread_mutex_unlock(&ed->m);
+	cluster__waker_unlock(&ed->w);
 	cluster__http_destroy(ph);
 	cluster__http_destroy(wh);
 	cluster__table_free(&ed->table);
@@ -1512,18 +1477,7 @@ transient(int r, const char *why)
 static int
 join_pause(etcd3 *ed, int64_t ms)
 {
-	struct timespec ts;
-
-	cluster__deadline(&ts, ms);
-	pthread_mutex_lock(&ed->m);
-	while(!ed->stop)
-	{
-		if(pthread_cond_timedwait(&ed->cv, &ed->m, &ts) == ETIMEDOUT)
-		{
-			break;
-		}
-	}
-	pthread_mutex_unlock(&ed->m);
+	cluster__waker_nap(&ed->w, ms, 0);
 	return cluster__join_cancelled(ed->core);
 }
 
@@ -1659,7 +1613,7 @@ etcd3_cancel_join(void *engine)
 	{
 		return;
 	}
-	pthread_mutex_lock(&ed->m);
+	cluster__waker_lock(&ed->w);
 	if(ed->ping.h)
 	{
 		cluster__http_cancel(ed->ping.h);
@@ -1668,8 +1622,8 @@ etcd3_cancel_join(void *engine)
 	{
 		cluster__http_cancel(ed->watch.h);
 	}
-	pthread_cond_broadcast(&ed->cv);
-	pthread_mutex_unlock(&ed->m);
+	cluster__waker_raise_locked(&ed->w, 0);
+	cluster__waker_unlock(&ed->w);
 }
 
 static int
@@ -1714,16 +1668,13 @@ etcd3_join(void *engine, const cluster__engine_config *c)
 	ed->hcfg.require_leader = 1;
 	ed->hcfg.keepalive_idle_s = 2;
 
-	pthread_mutex_lock(&ed->m);
-	ed->stop = 0;
-	ed->wake = 0;
-	ed->check_self = 0;
-	ed->watch_kick = 0;
+	cluster__waker_reset(&ed->w);
+	cluster__waker_lock(&ed->w);
 	ed->value_gen = ed->written_gen = 0;
 	ed->lease = 0;
 	ed->registered = ed->lease_ok = ed->watch_ok = 0;
-	ed->id_taken = ed->republish = 0;
-	pthread_mutex_unlock(&ed->m);
+	ed->id_taken = 0;
+	cluster__waker_unlock(&ed->w);
 	ed->last_rev = 0;
 	ed->over_limit = 0;
 
@@ -1755,12 +1706,12 @@ etcd3_join(void *engine, const cluster__engine_config *c)
 		release(ed);
 		return r;
 	}
-	/* published under ed->m, then the cancel flag checked: a concurrent
+	/* published under the waker's mutex, then the cancel flag checked: a concurrent
 	 * cancel_join() either cancels them or is seen here */
-	pthread_mutex_lock(&ed->m);
+	cluster__waker_lock(&ed->w);
 	ed->watch.h = wh;
 	ed->ping.h = ph;
-	pthread_mutex_unlock(&ed->m);
+	cluster__waker_unlock(&ed->w);
 	if(cluster__join_cancelled(ed->core))
 	{
 		release(ed);
@@ -1809,10 +1760,7 @@ etcd3_join(void *engine, const cluster__engine_config *c)
 	cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: %s %s as %s at revision %lld\n", ed->passive ? "watching" : "joined", ed->label, c->instance, (long long) rev);
 	return 0;
 undo:
-	pthread_mutex_lock(&ed->m);
-	ed->stop = 1;
-	pthread_cond_broadcast(&ed->cv);
-	pthread_mutex_unlock(&ed->m);
+	cluster__waker_stop(&ed->w);
 	if(ed->watch_running)
 	{
 		cluster__http_cancel(ed->watch.h);
@@ -1849,10 +1797,7 @@ etcd3_leave(void *engine)
 	{
 		return;
 	}
-	pthread_mutex_lock(&ed->m);
-	ed->stop = 1;
-	pthread_cond_broadcast(&ed->cv);
-	pthread_mutex_unlock(&ed->m);
+	cluster__waker_stop(&ed->w);
 	if(ed->ping.h)
 	{
 		cluster__http_cancel(ed->ping.h);
@@ -1872,9 +1817,9 @@ etcd3_leave(void *engine)
 		ed->watch_running = 0;
 	}
 	cluster__set_fresh(ed->core, 0);
-	pthread_mutex_lock(&ed->m);
+	cluster__waker_lock(&ed->w);
 	lease = ed->lease;
-	pthread_mutex_unlock(&ed->m);
+	cluster__waker_unlock(&ed->w);
 	if(!ed->passive && lease && ed->ping.h)
 	{
 		cluster__http_reset_cancel(ed->ping.h);
@@ -1917,19 +1862,18 @@ etcd3_workers_changed(void *engine, int workers)
 		return 0;
 	}
 	cluster__deadline(&ts, ed->cfg->request_timeout_ms + 500);
-	pthread_mutex_lock(&ed->m);
+	cluster__waker_lock(&ed->w);
 	gen = ++ed->value_gen;
-	ed->wake = 1;
-	pthread_cond_broadcast(&ed->cv);
-	while(ed->written_gen < gen && !ed->stop)
+	cluster__waker_raise_locked(&ed->w, PING_WAKE);
+	while(ed->written_gen < gen && !ed->w.stop)
 	{
-		if(pthread_cond_timedwait(&ed->cv, &ed->m, &ts) == ETIMEDOUT)
+		if(pthread_cond_timedwait(&ed->w.cv, &ed->w.m, &ts) == ETIMEDOUT)
 		{
 			break;
 		}
 	}
 	done = ed->written_gen >= gen;
-	pthread_mutex_unlock(&ed->m);
+	cluster__waker_unlock(&ed->w);
 	if(!done)
 	{
 		cluster__log(ed->core, LOG_WARNING, "libcluster: etcd: the new worker count is not in the registry yet; the ping thread keeps trying\n");
@@ -1938,7 +1882,7 @@ etcd3_workers_changed(void *engine, int workers)
 }
 
 /* Any thread, while joined (the core holds the engine in place). Only
- * touches what ed->m guards: ed->passive is written by join on the
+ * touches what the waker guards: ed->passive is written by join on the
  * control thread, so a passive member is simply woken for nothing. */
 static void
 etcd3_status_changed(void *engine)
@@ -1949,10 +1893,7 @@ etcd3_status_changed(void *engine)
 	{
 		return;
 	}
-	pthread_mutex_lock(&ed->m);
-	ed->wake = 1;
-	pthread_cond_broadcast(&ed->cv);
-	pthread_mutex_unlock(&ed->m);
+	cluster__waker_raise(&ed->w, PING_WAKE);
 }
 
 const cluster__engine cluster__engine_etcd3 = {

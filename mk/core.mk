@@ -8,6 +8,8 @@ LIBCLUSTER_SOURCES += \
 	libcluster/notify.c \
 	libcluster/util.h \
 	libcluster/util.c \
+	libcluster/waker.h \
+	libcluster/waker.c \
 	libcluster/engine.h \
 	libcluster/view.h \
 	libcluster/view.c \
