@@ -331,7 +331,9 @@ cluster__publish_static(CLUSTER *cluster, int base, int total)
 	view.count = 1;
 	view.self = 0;
 	snprintf(view.members[0].id, sizeof(view.members[0].id), "%s", cluster->instance);
-	view.members[0].workers = cluster__get_workers(cluster);
+	pthread_mutex_lock(&cluster->lock);
+	view.members[0].workers = cluster->workers;
+	pthread_mutex_unlock(&cluster->lock);
 	view.members[0].passive = base < 0;
 	view.members[0].base = base;
 	view.members[0].received_ms = cluster__now_ms();
