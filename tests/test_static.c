@@ -327,7 +327,7 @@ test_callback_may_configure_another_handle(void **state)
 
 /* --- string getters against setters on another thread ----------------- */
 
-static volatile int churn_stop;
+static int churn_stop;             /* atomic */
 
 static void *
 env_churn(void *arg)
@@ -335,7 +335,7 @@ env_churn(void *arg)
 	CLUSTER *c = arg;
 	int i = 0;
 
-	while(!churn_stop)
+	while(!__atomic_load_n(&churn_stop, __ATOMIC_ACQUIRE))
 	{
 		cluster_set_env(c, (i++ & 1) ? "envaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" : "envbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb");
 		cluster_set_partition(c, (i & 2) ? "partaaaaaaaaaaaaaaaaaaaaaaaaaa" : NULL);
@@ -355,7 +355,7 @@ test_string_getters_survive_setters(void **state)
 	int i, bad = 0;
 
 	(void) state;
-	churn_stop = 0;
+	__atomic_store_n(&churn_stop, 0, __ATOMIC_RELEASE);
 	assert_int_equal(pthread_create(&t, NULL, env_churn, c), 0);
 	for(i = 0; i < 200000; i++)
 	{
@@ -377,7 +377,7 @@ test_string_getters_survive_setters(void **state)
 			bad++;
 		}
 	}
-	churn_stop = 1;
+	__atomic_store_n(&churn_stop, 1, __ATOMIC_RELEASE);
 	pthread_join(t, NULL);
 	assert_int_equal(bad, 0);
 	cluster_destroy(c);
