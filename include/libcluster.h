@@ -492,6 +492,39 @@ CLUSTER_EXTERN int cluster_peers(CLUSTER *cluster, CLUSTERMEMBER **members, size
 CLUSTER_EXTERN void cluster_members_free(CLUSTERMEMBER *members);
 
 /* ------------------------------------------------------------------ */
+/* Copies of the names                                                  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The pointer getters cluster_key(), cluster_env(), cluster_instance()
+ * and cluster_partition() already return text that stays valid and
+ * unchanged until cluster_destroy() (a replaced value is retired, not
+ * freed). These copy-out variants are for callers that want their own
+ * copy of a consistent value (to keep past cluster_destroy(), or to hand
+ * to code that should not hold library memory).
+ *
+ * Each writes the current value and a NUL into buf (size bytes) and
+ * returns its length, not counting the NUL. A buffer of
+ * CLUSTER_NAME_MAX + 1 bytes always fits. If the value does not fit,
+ * the call returns -1 with errno ERANGE and buf gets "" (when size > 0):
+ * never a truncated name, which could pass for a real one. A NULL handle
+ * or a NULL buf: -1/EINVAL, buf untouched.
+ */
+
+/** Copy the cluster key. See above. */
+CLUSTER_EXTERN int cluster_copy_key(CLUSTER *cluster, char *buf, size_t size);
+
+/** Copy the environment name. See above. */
+CLUSTER_EXTERN int cluster_copy_env(CLUSTER *cluster, char *buf, size_t size);
+
+/** Copy the instance id. See above. */
+CLUSTER_EXTERN int cluster_copy_instance(CLUSTER *cluster, char *buf, size_t size);
+
+/** Copy the partition name. With no partition: returns 0 and buf gets ""
+ *  (any size >= 1; a partition name is never empty). See above. */
+CLUSTER_EXTERN int cluster_copy_partition(CLUSTER *cluster, char *buf, size_t size);
+
+/* ------------------------------------------------------------------ */
 /* Connection advisor                                                   */
 /* ------------------------------------------------------------------ */
 

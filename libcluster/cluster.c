@@ -727,6 +727,82 @@ cluster_partition(CLUSTER *cluster)
 }
 
 /*
+ * Copy a name out for the copy-out getters. The value (read once, with
+ * the getters' atomic load) is never changed in place, only retired, so
+ * the copy is consistent without a lock. A buffer too small gets "", not
+ * a prefix that could pass for a real name.
+ */
+static int
+copy_name(CLUSTER *cluster, const char *const *slot, const char *field, char *buf, size_t size)
+{
+	const char *value;
+	size_t len;
+
+	if(!buf)
+	{
+		cluster__log(cluster, LOG_ERR, "libcluster: copying the %s needs a buffer\n", field);
+		return cluster__fail(cluster, EINVAL);
+	}
+	value = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+	if(!value)
+	{
+		value = "";
+	}
+	len = strlen(value);
+	if(len >= size)
+	{
+		if(size)
+		{
+			buf[0] = 0;
+		}
+		cluster__log(cluster, LOG_ERR, "libcluster: a buffer of %zu bytes is too small for the %s (%zu bytes and a NUL)\n", size, field, len);
+		return cluster__fail(cluster, ERANGE);
+	}
+	memcpy(buf, value, len + 1);
+	return (int) len;
+}
+
+int
+cluster_copy_key(CLUSTER *cluster, char *buf, size_t size)
+{
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
+	return copy_name(cluster, (const char *const *) &cluster->key, "cluster key", buf, size);
+}
+
+int
+cluster_copy_env(CLUSTER *cluster, char *buf, size_t size)
+{
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
+	return copy_name(cluster, (const char *const *) &cluster->env, "environment", buf, size);
+}
+
+int
+cluster_copy_instance(CLUSTER *cluster, char *buf, size_t size)
+{
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
+	return copy_name(cluster, (const char *const *) &cluster->instance, "instance id", buf, size);
+}
+
+int
+cluster_copy_partition(CLUSTER *cluster, char *buf, size_t size)
+{
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
+	return copy_name(cluster, (const char *const *) &cluster->partition, "partition", buf, size);
+}
+
+/*
  * The shape shared by the name setters: refuse inside callbacks and while
  * joined, validate, then swap the string; nothing changes on failure.
  */
