@@ -544,7 +544,7 @@ CLUSTER_EXTERN int cluster_set_address(CLUSTER *cluster, const char *address);
  */
 CLUSTER_EXTERN int cluster_report(CLUSTER *cluster, long long load, long long capacity);
 
-/** Fill *config with the defaults. */
+/** Fill *config with the defaults (config NULL: nothing, errno EINVAL). */
 CLUSTER_EXTERN void cluster_advisor_config_init(CLUSTERADVISORCONFIG *config);
 
 /** Set the advisor tuning (copied). Any time. EINVAL names the bad field. */
