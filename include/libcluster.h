@@ -11,11 +11,19 @@
  * -----------
  * - Functions returning int return 0 on success and -1 on failure with
  *   errno set, unless documented otherwise. A human-readable reason is
- *   sent to the logger (see cluster_set_logger()).
+ *   sent to the logger (see cluster_set_logger()), and kept for
+ *   cluster_errmsg() (see "Failure messages" below).
  * - On failure nothing changes: a rejected setter leaves the previous
  *   value in place and nothing is written to the registry.
  * - Names (cluster key, environment, partition, instance id) must be
  *   1..128 bytes from [A-Za-z0-9._-] and must not be "." or "..".
+ * - A NULL handle never crashes a call: functions returning int return
+ *   -1 with errno EINVAL, pointer getters return NULL with errno EINVAL,
+ *   and the three count getters cluster_total(), cluster_workers() and
+ *   cluster_ttl() return 0 with errno EINVAL. The exceptions, as free()
+ *   does: cluster_destroy(NULL) returns 0, and cluster_members_free(NULL)
+ *   and cluster_redirects_free(NULL) do nothing. cluster_errmsg(NULL)
+ *   is described with it.
  *
  * Thread contract
  * ---------------
@@ -147,6 +155,18 @@ typedef int (*CLUSTERBALANCE)(CLUSTER *cluster, CLUSTERSTATE *state);
  * formatted message ends in a newline.
  */
 typedef void (*CLUSTERLOGGER)(int priority, const char *format, va_list ap);
+
+/**
+ * Extended logger (cluster_set_logger2()): gets the handle the message is
+ * about, the userdata set with cluster_set_userdata() (as it was when the
+ * message was logged), the syslog priority, and the formatted message as
+ * one line without a trailing newline. Wherever a message quotes input
+ * (a rejected name, a registry answer) the library has already escaped
+ * it: control bytes, DEL, bytes >= 0x80 and the backslash appear as
+ * "\xHH". Runs under the same rules as CLUSTERLOGGER (any library thread,
+ * concurrently, no call back into libcluster).
+ */
+typedef void (*CLUSTERLOGGER2)(CLUSTER *cluster, void *userdata, int priority, const char *message);
 
 /** One member of the cluster as last seen by this instance (a copy). */
 typedef struct cluster_member_struct CLUSTERMEMBER;
@@ -296,8 +316,28 @@ CLUSTER_EXTERN int cluster_leave(CLUSTER *cluster);
 CLUSTER_EXTERN int cluster_set_verbose(CLUSTER *cluster, int verbose);
 
 /** Install the logger (NULL: the built-in one, which prints only
- *  LOG_CRIT and more severe to stderr). Any time. Returns 0. */
+ *  LOG_CRIT and more severe to stderr). Any time. Returns 0. An extended
+ *  logger (cluster_set_logger2()), while installed, wins over it. */
 CLUSTER_EXTERN int cluster_set_logger(CLUSTER *cluster, CLUSTERLOGGER logger);
+
+/**
+ * Install the extended logger (NULL: remove it; the classic logger, or
+ * the built-in one, takes over again). While set, every message goes to
+ * it and none to the classic logger. Any time. Returns 0.
+ */
+CLUSTER_EXTERN int cluster_set_logger2(CLUSTER *cluster, CLUSTERLOGGER2 logger);
+
+/**
+ * Attach an application pointer to the handle (NULL: none), for the
+ * callbacks: the balancer and advice callbacks read it back with
+ * cluster_userdata(), the extended logger receives it. The library never
+ * dereferences or frees it. Any time, any thread (also from callbacks).
+ * Returns 0.
+ */
+CLUSTER_EXTERN int cluster_set_userdata(CLUSTER *cluster, void *data);
+
+/** The pointer set by cluster_set_userdata(); NULL (errno 0) if none. */
+CLUSTER_EXTERN void *cluster_userdata(CLUSTER *cluster);
 
 /** Install the re-balance callback (NULL: none). Any time. Returns 0. */
 CLUSTER_EXTERN int cluster_set_balancer(CLUSTER *cluster, CLUSTERBALANCE callback);
@@ -378,7 +418,7 @@ CLUSTER_EXTERN int cluster_set_timeouts(CLUSTER *cluster, int request_ms, int jo
 /** Lease TTL in seconds, CLUSTER_TTL_MIN..CLUSTER_TTL_MAX. EINVAL, EPERM. */
 CLUSTER_EXTERN int cluster_set_ttl(CLUSTER *cluster, int seconds);
 
-/** Current lease TTL in seconds. */
+/** Current lease TTL in seconds; 0 with errno EINVAL for a NULL handle. */
 CLUSTER_EXTERN int cluster_ttl(CLUSTER *cluster);
 
 /**
@@ -423,10 +463,12 @@ CLUSTER_EXTERN int cluster_index(CLUSTER *cluster, int worker);
  */
 CLUSTER_EXTERN int cluster_view_fresh(CLUSTER *cluster, long long *revision);
 
-/** Cluster total, or 0 with errno EPERM when not joined. */
+/** Cluster total, or 0 with errno EPERM when not joined (EINVAL for a
+ *  NULL handle). */
 CLUSTER_EXTERN int cluster_total(CLUSTER *cluster);
 
-/** This instance's worker count (whether or not joined). */
+/** This instance's worker count (whether or not joined); 0 with errno
+ *  EINVAL for a NULL handle. */
 CLUSTER_EXTERN int cluster_workers(CLUSTER *cluster);
 
 /** Copy the current state into *state. Works when not joined (index -1).
@@ -450,6 +492,39 @@ CLUSTER_EXTERN int cluster_peers(CLUSTER *cluster, CLUSTERMEMBER **members, size
 CLUSTER_EXTERN void cluster_members_free(CLUSTERMEMBER *members);
 
 /* ------------------------------------------------------------------ */
+/* Copies of the names                                                  */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The pointer getters cluster_key(), cluster_env(), cluster_instance()
+ * and cluster_partition() already return text that stays valid and
+ * unchanged until cluster_destroy() (a replaced value is retired, not
+ * freed). These copy-out variants are for callers that want their own
+ * copy of a consistent value (to keep past cluster_destroy(), or to hand
+ * to code that should not hold library memory).
+ *
+ * Each writes the current value and a NUL into buf (size bytes) and
+ * returns its length, not counting the NUL. A buffer of
+ * CLUSTER_NAME_MAX + 1 bytes always fits. If the value does not fit,
+ * the call returns -1 with errno ERANGE and buf gets "" (when size > 0):
+ * never a truncated name, which could pass for a real one. A NULL handle
+ * or a NULL buf: -1/EINVAL, buf untouched.
+ */
+
+/** Copy the cluster key. See above. */
+CLUSTER_EXTERN int cluster_copy_key(CLUSTER *cluster, char *buf, size_t size);
+
+/** Copy the environment name. See above. */
+CLUSTER_EXTERN int cluster_copy_env(CLUSTER *cluster, char *buf, size_t size);
+
+/** Copy the instance id. See above. */
+CLUSTER_EXTERN int cluster_copy_instance(CLUSTER *cluster, char *buf, size_t size);
+
+/** Copy the partition name. With no partition: returns 0 and buf gets ""
+ *  (any size >= 1; a partition name is never empty). See above. */
+CLUSTER_EXTERN int cluster_copy_partition(CLUSTER *cluster, char *buf, size_t size);
+
+/* ------------------------------------------------------------------ */
 /* Connection advisor                                                   */
 /* ------------------------------------------------------------------ */
 
@@ -469,7 +544,7 @@ CLUSTER_EXTERN int cluster_set_address(CLUSTER *cluster, const char *address);
  */
 CLUSTER_EXTERN int cluster_report(CLUSTER *cluster, long long load, long long capacity);
 
-/** Fill *config with the defaults. */
+/** Fill *config with the defaults (config NULL: nothing, errno EINVAL). */
 CLUSTER_EXTERN void cluster_advisor_config_init(CLUSTERADVISORCONFIG *config);
 
 /** Set the advisor tuning (copied). Any time. EINVAL names the bad field. */
@@ -498,6 +573,33 @@ CLUSTER_EXTERN int cluster_advice(CLUSTER *cluster, CLUSTERREDIRECT **redirects,
 
 /** Free an array returned by cluster_advice(). */
 CLUSTER_EXTERN void cluster_redirects_free(CLUSTERREDIRECT *redirects);
+
+/* ------------------------------------------------------------------ */
+/* Failure messages                                                     */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Why the last failed libcluster call on this thread failed, as one line
+ * of text without a newline (the message the library logged, or one it
+ * recorded for a refusal it does not log, such as a getter asked before
+ * joining or a NULL argument), so a caller without a logger can say why:
+ *   if(cluster_join(c) == -1)
+ *       fprintf(stderr, "join: %s\n", cluster_errmsg(c));
+ *
+ * Design: thread-local. Each thread keeps one record: the reason for its
+ * own last failed call and the handle that call was made on.
+ * cluster_errmsg(cluster) returns that reason when it belongs to cluster,
+ * and "" otherwise (no failure on this thread yet, or the last one was on
+ * another handle). Threads that share a handle therefore never see or
+ * overwrite each other's messages, and reading one takes no lock.
+ * Like errno, a successful call does not clear it: read it right after a
+ * call returned failure. cluster_errmsg(NULL) returns the reason of a
+ * failed cluster_create() or of a call made with a NULL handle (those
+ * failures belong to no handle). Never returns NULL; never fails; does
+ * not change errno. The text stays valid until the next libcluster call
+ * on this thread (the next failure overwrites it); copy it to keep it.
+ */
+CLUSTER_EXTERN const char *cluster_errmsg(CLUSTER *cluster);
 
 /* ------------------------------------------------------------------ */
 /* Misc                                                                 */

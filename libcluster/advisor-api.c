@@ -49,13 +49,6 @@ struct snapshot
 	int64_t now;
 };
 
-static int
-fail(int e)
-{
-	errno = e;
-	return -1;
-}
-
 /* ------------------------------------------------------------------ */
 /* run-time state                                                       */
 /* ------------------------------------------------------------------ */
@@ -201,9 +194,9 @@ cluster_set_address(CLUSTER *cluster, const char *address)
 	size_t i, len;
 	int changed, joined;
 
-	if(!cluster)
+	if(cluster__enter(cluster, __func__))
 	{
-		return fail(EINVAL);
+		return -1;
 	}
 	if(!address)
 	{
@@ -214,7 +207,7 @@ cluster_set_address(CLUSTER *cluster, const char *address)
 	{
 		cluster__log(cluster, LOG_ERR, "libcluster: address '%s...' is invalid: it must be at most %d bytes long\n",
 			cluster__escape(shown, sizeof(shown), address, 40), CLUSTER_ADDRESS_MAX);
-		return fail(EINVAL);
+		return cluster__fail(cluster, EINVAL);
 	}
 	for(i = 0; i < len; i++)
 	{
@@ -224,7 +217,7 @@ cluster_set_address(CLUSTER *cluster, const char *address)
 		{
 			cluster__log(cluster, LOG_ERR, "libcluster: address '%s%s' is invalid: byte %zu (0x%02x) is not printable ASCII without spaces\n",
 				cluster__escape(shown, sizeof(shown), address, len > 40 ? 40 : len), len > 40 ? "..." : "", i, ch);
-			return fail(EINVAL);
+			return cluster__fail(cluster, EINVAL);
 		}
 	}
 	pthread_mutex_lock(&cluster->lock);
@@ -251,20 +244,20 @@ cluster_report(CLUSTER *cluster, long long load, long long capacity)
 {
 	int changed, joined;
 
-	if(!cluster)
+	if(cluster__enter(cluster, __func__))
 	{
-		return fail(EINVAL);
+		return -1;
 	}
 	if(load < 0 || load > CLUSTER__ADV_VALUE_MAX)
 	{
 		cluster__log(cluster, LOG_ERR, "libcluster: cluster_report: load %lld is invalid: it must be between 0 and %lld\n", load, CLUSTER__ADV_VALUE_MAX);
-		return fail(EINVAL);
+		return cluster__fail(cluster, EINVAL);
 	}
 	if(capacity != CLUSTER_CAPACITY_UNBOUNDED && (capacity < 0 || capacity > CLUSTER__ADV_VALUE_MAX || (capacity > 0 && capacity < load)))
 	{
 		cluster__log(cluster, LOG_ERR, "libcluster: cluster_report: capacity %lld is invalid: it must be -1 (unbounded), 0 (draining) or a maximum between the load (%lld) and %lld\n",
 			capacity, load, CLUSTER__ADV_VALUE_MAX);
-		return fail(EINVAL);
+		return cluster__fail(cluster, EINVAL);
 	}
 	pthread_mutex_lock(&cluster->lock);
 	changed = !cluster->status.reported || cluster->status.load != load || cluster->status.capacity != capacity;
@@ -293,6 +286,8 @@ cluster_advisor_config_init(CLUSTERADVISORCONFIG *config)
 {
 	if(!config)
 	{
+		/* recorded, not begun: cluster_create() calls this */
+		cluster__fail_msg(NULL, EINVAL, "libcluster: cluster_advisor_config_init(): the configuration pointer is NULL");
 		return;
 	}
 	memset(config, 0, sizeof(*config));
@@ -315,19 +310,19 @@ cluster_set_advisor_config(CLUSTER *cluster, const CLUSTERADVISORCONFIG *config)
 	cluster__advisor *adv;
 	const char *field, *rule;
 
-	if(!cluster)
+	if(cluster__enter(cluster, __func__))
 	{
-		return fail(EINVAL);
+		return -1;
 	}
 	if(!config)
 	{
 		cluster__log(cluster, LOG_ERR, "libcluster: cluster_set_advisor_config() needs a configuration\n");
-		return fail(EINVAL);
+		return cluster__fail(cluster, EINVAL);
 	}
 	if(cluster__adv_config_check(config, &field, &rule))
 	{
 		cluster__log(cluster, LOG_ERR, "libcluster: advisor configuration field %s is invalid: it %s\n", field, rule);
-		return fail(EINVAL);
+		return cluster__fail(cluster, EINVAL);
 	}
 	pthread_mutex_lock(&cluster->lock);
 	cluster->advisor_config = *config;
@@ -468,16 +463,21 @@ cluster_advice(CLUSTER *cluster, CLUSTERREDIRECT **redirects, size_t *count)
 {
 	int r;
 
-	if(!cluster || !redirects || !count)
+	if(cluster__enter(cluster, __func__))
 	{
-		if(cluster)
-		{
-			cluster__log(cluster, LOG_ERR, "libcluster: cluster_advice() needs an array pointer and a count pointer\n");
-		}
-		return fail(EINVAL);
+		return -1;
+	}
+	if(!redirects || !count)
+	{
+		cluster__log(cluster, LOG_ERR, "libcluster: cluster_advice() needs an array pointer and a count pointer\n");
+		return cluster__fail(cluster, EINVAL);
 	}
 	r = compute_advice(cluster, redirects, count);
-	return r ? fail(r) : 0;
+	if(r == EPERM)
+	{
+		return cluster__fail_msg(cluster, EPERM, "libcluster: cluster_advice(): this instance has not joined a cluster");
+	}
+	return r ? cluster__fail(cluster, r) : 0;
 }
 
 void
@@ -498,24 +498,29 @@ cluster_pick_target(CLUSTER *cluster, CLUSTERMEMBER *target)
 	size_t at = 0;
 	int r;
 
-	if(!cluster || !target)
+	if(cluster__enter(cluster, __func__))
 	{
-		if(cluster)
-		{
-			cluster__log(cluster, LOG_ERR, "libcluster: cluster_pick_target() needs a target buffer\n");
-		}
-		return fail(EINVAL);
+		return -1;
+	}
+	if(!target)
+	{
+		cluster__log(cluster, LOG_ERR, "libcluster: cluster_pick_target() needs a target buffer\n");
+		return cluster__fail(cluster, EINVAL);
 	}
 	r = take_snapshot(cluster, &s);
+	if(r == EPERM)
+	{
+		return cluster__fail_msg(cluster, EPERM, "libcluster: cluster_pick_target(): this instance has not joined a cluster");
+	}
 	if(r)
 	{
-		return fail(r);
+		return cluster__fail(cluster, r);
 	}
 	adv = get_advisor(cluster);
 	if(!adv)
 	{
 		drop_snapshot(&s);
-		return fail(ENOMEM);
+		return cluster__fail(cluster, ENOMEM);
 	}
 	/* this instance's position lets the pick follow its own plan rows and
 	 * keep off the room other members' rows will fill */
@@ -524,12 +529,14 @@ cluster_pick_target(CLUSTER *cluster, CLUSTERMEMBER *target)
 	pthread_mutex_unlock(&adv->mu);
 	if(r)
 	{
+		drop_snapshot(&s);
 		if(r == ENOENT)
 		{
+			/* a normal answer under load: logged for debugging only */
 			cluster__log(cluster, LOG_DEBUG, "libcluster: pick: no member can take a client (all draining, full, stale or without a status)\n");
+			return cluster__fail_msg(cluster, ENOENT, "libcluster: pick: no member can take a client (all draining, full, stale or without a status)");
 		}
-		drop_snapshot(&s);
-		return fail(r);
+		return cluster__fail(cluster, r);
 	}
 	{
 		const cluster__member *m = &s.view.members[at];
@@ -659,9 +666,9 @@ cluster_set_advisor(CLUSTER *cluster, CLUSTERADVICE callback)
 	cluster__advisor *adv;
 	int r;
 
-	if(!cluster)
+	if(cluster__enter(cluster, __func__))
 	{
-		return fail(EINVAL);
+		return -1;
 	}
 	pthread_mutex_lock(&cluster->lock);
 	cluster->advice = callback;
@@ -674,7 +681,7 @@ cluster_set_advisor(CLUSTER *cluster, CLUSTERADVICE callback)
 	adv = get_advisor(cluster);
 	if(!adv)
 	{
-		return fail(ENOMEM);
+		return cluster__fail(cluster, ENOMEM);
 	}
 	pthread_mutex_lock(&adv->mu);
 	r = maybe_start(adv);
@@ -682,7 +689,7 @@ cluster_set_advisor(CLUSTER *cluster, CLUSTERADVICE callback)
 	if(r)
 	{
 		cluster__log(cluster, LOG_ERR, "libcluster: cannot start the advisor thread: %s\n", strerror(r));
-		return fail(r);
+		return cluster__fail(cluster, r);
 	}
 	return 0;
 }

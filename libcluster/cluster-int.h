@@ -61,8 +61,15 @@ struct cluster_struct
 	 * or its data is replaced or freed. Nothing else is taken under it. */
 	pthread_rwlock_t engine_lock;
 
+	/* Fixed at creation, unique in the process: tells a thread's last
+	 * error message (log.c) apart from one of a freed handle whose
+	 * address a new handle reuses. */
+	unsigned long long serial;
+
 	/* (S) */
 	CLUSTERLOGGER logger;
+	CLUSTERLOGGER2 logger2;      /* wins over logger when set */
+	void *userdata;
 	CLUSTERBALANCE balancer;
 	CLUSTERADVICE advice;
 	int verbose;
@@ -111,6 +118,32 @@ int cluster__in_callback(CLUSTER *cluster);
 /* Validate a name per the header's rule; on failure returns EINVAL and
  * logs "<field> ...: <rule>". */
 int cluster__check_name(CLUSTER *cluster, const char *field, const char *value);
+
+/* --- failure messages (log.c): what cluster_errmsg() returns ---------- */
+
+/*
+ * Every public entry point that can fail starts with cluster__enter():
+ * it marks where this call's messages begin on this thread (so a failure
+ * reports what was logged during the call, not before it) and refuses a
+ * NULL handle: then it logs and records "<name>(): the handle is NULL",
+ * sets errno to EINVAL and returns -1. Otherwise it returns 0.
+ * cluster__begin() only marks (for cluster_create(), which has no handle).
+ */
+int cluster__enter(CLUSTER *cluster, const char *name);
+void cluster__begin(const char *name);
+
+/*
+ * Fail the call in progress with err: the thread's message for cluster
+ * becomes the most severe (then latest) message at LOG_NOTICE or above
+ * logged on this thread since the call began, or "<call>(): strerror"
+ * when none was. Sets errno; returns -1.
+ */
+int cluster__fail(CLUSTER *cluster, int err);
+
+/* Fail with this message, recorded but not logged (for refusals the
+ * library does not log: a getter asked too early, a normal "no member").
+ * Sets errno; returns -1. */
+int cluster__fail_msg(CLUSTER *cluster, int err, const char *format, ...) CLUSTER__PRINTF(3, 4);
 
 /* --- advisor glue (advisor-api.c) ------------------------------------ */
 

@@ -60,13 +60,6 @@ cluster__check_name(CLUSTER *cluster, const char *field, const char *value)
 	return EINVAL;
 }
 
-static int
-fail(int err)
-{
-	errno = err;
-	return -1;
-}
-
 /* Refuse a configuration change while joined (the original's rule). */
 static int
 refuse_if_joined(CLUSTER *cluster)
@@ -170,28 +163,32 @@ retire_and_replace(CLUSTER *cluster, char **slot, const char *value)
 CLUSTER *
 cluster_create(const char *key)
 {
+	static unsigned long long serials;
 	CLUSTER *c;
 	char id[33];
 	int r;
 
+	cluster__begin(__func__);
 	r = cluster__check_name(NULL, "cluster key", key);
 	if(r)
 	{
-		errno = r;
+		cluster__fail(NULL, r);
 		return NULL;
 	}
 	r = cluster__random_id(id);
 	if(r)
 	{
 		cluster__log(NULL, LOG_CRIT, "libcluster: cannot read random bytes for an instance id\n");
-		errno = r;
+		cluster__fail(NULL, r);
 		return NULL;
 	}
 	c = calloc(1, sizeof(*c));
 	if(!c)
 	{
+		cluster__fail(NULL, ENOMEM);
 		return NULL;
 	}
+	c->serial = __atomic_add_fetch(&serials, 1, __ATOMIC_RELAXED);
 	pthread_mutex_init(&c->control, NULL);
 	pthread_mutex_init(&c->lock, NULL);
 	pthread_cond_init(&c->delivered, NULL);
@@ -202,7 +199,7 @@ cluster_create(const char *key)
 	if(!c->key || !c->env || !c->instance)
 	{
 		cluster_destroy(c);
-		errno = ENOMEM;
+		cluster__fail_msg(NULL, ENOMEM, "libcluster: cluster_create(): out of memory");
 		return NULL;
 	}
 	c->ttl = CLUSTER_TTL_DEFAULT;
@@ -219,7 +216,7 @@ cluster_create(const char *key)
 	if(r)
 	{
 		cluster_destroy(c);
-		errno = r;
+		cluster__fail_msg(NULL, r, "libcluster: cluster_create(): cannot set up the static engine: %s", strerror(r));
 		return NULL;
 	}
 	return c;
@@ -281,6 +278,7 @@ cluster_destroy(CLUSTER *cluster)
 	{
 		return 0;
 	}
+	cluster__begin(__func__);
 	if(foreign_process(cluster))
 	{
 		free_memory(cluster);
@@ -289,7 +287,7 @@ cluster_destroy(CLUSTER *cluster)
 	if(cluster__in_callback(cluster))
 	{
 		cluster__log(cluster, LOG_ERR, "libcluster: cluster_destroy() cannot be called from inside one of this handle's callbacks\n");
-		return fail(EDEADLK);
+		return cluster__fail(cluster, EDEADLK);
 	}
 	cluster_leave(cluster);
 	pthread_mutex_lock(&cluster->lock);
@@ -397,12 +395,12 @@ join(CLUSTER *cluster, int passive)
 		/* a forked child holds a copy of the parent's joined state */
 		cluster__log(cluster, LOG_ERR, "libcluster: this handle was joined by process %ld: a forked child must create its own handle\n",
 			(long) __atomic_load_n(&cluster->owner_pid, __ATOMIC_ACQUIRE));
-		return fail(EPERM);
+		return cluster__fail(cluster, EPERM);
 	}
 	r = control_begin(cluster);
 	if(r)
 	{
-		return fail(r);
+		return cluster__fail(cluster, r);
 	}
 	pthread_mutex_lock(&cluster->lock);
 	if(cluster->joined)
@@ -477,18 +475,26 @@ join(CLUSTER *cluster, int passive)
 	cluster->join_threads--;
 	pthread_cond_broadcast(&cluster->delivered);
 	pthread_mutex_unlock(&cluster->lock);
-	return r ? fail(r) : 0;
+	return r ? cluster__fail(cluster, r) : 0;
 }
 
 int
 cluster_join(CLUSTER *cluster)
 {
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
 	return join(cluster, 0);
 }
 
 int
 cluster_join_passive(CLUSTER *cluster)
 {
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
 	return join(cluster, 1);
 }
 
@@ -536,9 +542,9 @@ cluster_leave(CLUSTER *cluster)
 	CLUSTERSTATE st;
 	int r;
 
-	if(!cluster)
+	if(cluster__enter(cluster, __func__))
 	{
-		return fail(EINVAL);
+		return -1;
 	}
 	if(foreign_process(cluster))
 	{
@@ -548,13 +554,13 @@ cluster_leave(CLUSTER *cluster)
 	if(cluster__in_callback(cluster))
 	{
 		cluster__log(cluster, LOG_ERR, "libcluster: cluster_leave() cannot be called from inside one of this handle's callbacks\n");
-		return fail(EDEADLK);
+		return cluster__fail(cluster, EDEADLK);
 	}
 	cancel_join(cluster);
 	r = control_begin(cluster);
 	if(r)
 	{
-		return fail(r);
+		return cluster__fail(cluster, r);
 	}
 	pthread_mutex_lock(&cluster->lock);
 	if(!cluster->joined)
@@ -601,6 +607,10 @@ cluster_leave(CLUSTER *cluster)
 int
 cluster_set_verbose(CLUSTER *cluster, int verbose)
 {
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
 	pthread_mutex_lock(&cluster->lock);
 	cluster->verbose = !!verbose;
 	pthread_mutex_unlock(&cluster->lock);
@@ -610,6 +620,10 @@ cluster_set_verbose(CLUSTER *cluster, int verbose)
 int
 cluster_set_logger(CLUSTER *cluster, CLUSTERLOGGER logger)
 {
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
 	pthread_mutex_lock(&cluster->lock);
 	cluster->logger = logger;
 	pthread_mutex_unlock(&cluster->lock);
@@ -619,24 +633,73 @@ cluster_set_logger(CLUSTER *cluster, CLUSTERLOGGER logger)
 int
 cluster_set_balancer(CLUSTER *cluster, CLUSTERBALANCE callback)
 {
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
 	pthread_mutex_lock(&cluster->lock);
 	cluster->balancer = callback;
 	pthread_mutex_unlock(&cluster->lock);
 	return 0;
 }
 
+int
+cluster_set_logger2(CLUSTER *cluster, CLUSTERLOGGER2 logger)
+{
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
+	pthread_mutex_lock(&cluster->lock);
+	cluster->logger2 = logger;
+	pthread_mutex_unlock(&cluster->lock);
+	return 0;
+}
+
+int
+cluster_set_userdata(CLUSTER *cluster, void *data)
+{
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
+	pthread_mutex_lock(&cluster->lock);
+	cluster->userdata = data;
+	pthread_mutex_unlock(&cluster->lock);
+	return 0;
+}
+
+void *
+cluster_userdata(CLUSTER *cluster)
+{
+	void *data;
+
+	if(cluster__enter(cluster, __func__))
+	{
+		return NULL;
+	}
+	pthread_mutex_lock(&cluster->lock);
+	data = cluster->userdata;
+	pthread_mutex_unlock(&cluster->lock);
+	errno = 0;
+	return data;
+}
+
 const char *
 cluster_key(CLUSTER *cluster)
 {
+	if(cluster__enter(cluster, __func__))
+	{
+		return NULL;
+	}
 	return cluster->key;
 }
 
 const char *
 cluster_env(CLUSTER *cluster)
 {
-	if(!cluster)
+	if(cluster__enter(cluster, __func__))
 	{
-		errno = EINVAL;
 		return NULL;
 	}
 	return __atomic_load_n(&cluster->env, __ATOMIC_ACQUIRE);
@@ -645,9 +708,8 @@ cluster_env(CLUSTER *cluster)
 const char *
 cluster_instance(CLUSTER *cluster)
 {
-	if(!cluster)
+	if(cluster__enter(cluster, __func__))
 	{
-		errno = EINVAL;
 		return NULL;
 	}
 	return __atomic_load_n(&cluster->instance, __ATOMIC_ACQUIRE);
@@ -656,13 +718,88 @@ cluster_instance(CLUSTER *cluster)
 const char *
 cluster_partition(CLUSTER *cluster)
 {
-	if(!cluster)
+	if(cluster__enter(cluster, __func__))
 	{
-		errno = EINVAL;
 		return NULL;
 	}
 	errno = 0;
 	return __atomic_load_n(&cluster->partition, __ATOMIC_ACQUIRE);
+}
+
+/*
+ * Copy a name out for the copy-out getters. The value (read once, with
+ * the getters' atomic load) is never changed in place, only retired, so
+ * the copy is consistent without a lock. A buffer too small gets "", not
+ * a prefix that could pass for a real name.
+ */
+static int
+copy_name(CLUSTER *cluster, const char *const *slot, const char *field, char *buf, size_t size)
+{
+	const char *value;
+	size_t len;
+
+	if(!buf)
+	{
+		cluster__log(cluster, LOG_ERR, "libcluster: copying the %s needs a buffer\n", field);
+		return cluster__fail(cluster, EINVAL);
+	}
+	value = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+	if(!value)
+	{
+		value = "";
+	}
+	len = strlen(value);
+	if(len >= size)
+	{
+		if(size)
+		{
+			buf[0] = 0;
+		}
+		cluster__log(cluster, LOG_ERR, "libcluster: a buffer of %zu bytes is too small for the %s (%zu bytes and a NUL)\n", size, field, len);
+		return cluster__fail(cluster, ERANGE);
+	}
+	memcpy(buf, value, len + 1);
+	return (int) len;
+}
+
+int
+cluster_copy_key(CLUSTER *cluster, char *buf, size_t size)
+{
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
+	return copy_name(cluster, (const char *const *) &cluster->key, "cluster key", buf, size);
+}
+
+int
+cluster_copy_env(CLUSTER *cluster, char *buf, size_t size)
+{
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
+	return copy_name(cluster, (const char *const *) &cluster->env, "environment", buf, size);
+}
+
+int
+cluster_copy_instance(CLUSTER *cluster, char *buf, size_t size)
+{
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
+	return copy_name(cluster, (const char *const *) &cluster->instance, "instance id", buf, size);
+}
+
+int
+cluster_copy_partition(CLUSTER *cluster, char *buf, size_t size)
+{
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
+	return copy_name(cluster, (const char *const *) &cluster->partition, "partition", buf, size);
 }
 
 /*
@@ -677,7 +814,7 @@ set_name(CLUSTER *cluster, char **slot, const char *field, const char *value, in
 	r = control_begin(cluster);
 	if(r)
 	{
-		return fail(r);
+		return cluster__fail(cluster, r);
 	}
 	r = refuse_if_joined(cluster);
 	if(!r && !(null_ok && !value))
@@ -691,7 +828,7 @@ set_name(CLUSTER *cluster, char **slot, const char *field, const char *value, in
 	control_end(cluster);
 	if(r)
 	{
-		return fail(r);
+		return cluster__fail(cluster, r);
 	}
 	if(cluster__verbose(cluster))
 	{
@@ -703,18 +840,30 @@ set_name(CLUSTER *cluster, char **slot, const char *field, const char *value, in
 int
 cluster_set_env(CLUSTER *cluster, const char *env)
 {
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
 	return set_name(cluster, &cluster->env, "environment", env ? env : CLUSTER_DEFAULT_ENV, 0);
 }
 
 int
 cluster_set_instance(CLUSTER *cluster, const char *instance)
 {
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
 	return set_name(cluster, &cluster->instance, "instance id", instance, 0);
 }
 
 int
 cluster_set_partition(CLUSTER *cluster, const char *partition)
 {
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
 	return set_name(cluster, &cluster->partition, "partition", partition, 1);
 }
 
@@ -724,11 +873,15 @@ cluster_reset_instance(CLUSTER *cluster)
 	char id[33];
 	int r;
 
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
 	r = cluster__random_id(id);
 	if(r)
 	{
 		cluster__log(cluster, LOG_ERR, "libcluster: cannot read random bytes for an instance id\n");
-		return fail(r);
+		return cluster__fail(cluster, r);
 	}
 	return set_name(cluster, &cluster->instance, "instance id", id, 0);
 }
@@ -738,16 +891,20 @@ cluster_set_workers(CLUSTER *cluster, int workers)
 {
 	int r, old, joined;
 
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
 	r = control_begin(cluster);
 	if(r)
 	{
-		return fail(r);
+		return cluster__fail(cluster, r);
 	}
 	if(workers < 1 || workers > CLUSTER_WORKERS_MAX)
 	{
 		cluster__log(cluster, LOG_ERR, "libcluster: worker count %d is invalid: it must be between 1 and %d\n", workers, CLUSTER_WORKERS_MAX);
 		control_end(cluster);
-		return fail(EINVAL);
+		return cluster__fail(cluster, EINVAL);
 	}
 	pthread_mutex_lock(&cluster->lock);
 	old = cluster->workers;
@@ -775,7 +932,7 @@ cluster_set_workers(CLUSTER *cluster, int workers)
 	control_end(cluster);
 	if(r)
 	{
-		return fail(r);
+		return cluster__fail(cluster, r);
 	}
 	cluster__deliver(cluster);
 	if(cluster__verbose(cluster))
@@ -788,6 +945,10 @@ cluster_set_workers(CLUSTER *cluster, int workers)
 int
 cluster_set_threads(CLUSTER *cluster, int workers)
 {
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
 	return cluster_set_workers(cluster, workers);
 }
 
@@ -804,16 +965,20 @@ cluster_set_registry(CLUSTER *cluster, const char *uri)
 	char *copy = NULL;
 	int r;
 
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
 	r = control_begin(cluster);
 	if(r)
 	{
-		return fail(r);
+		return cluster__fail(cluster, r);
 	}
 	r = refuse_if_joined(cluster);
 	if(r)
 	{
 		control_end(cluster);
-		return fail(r);
+		return cluster__fail(cluster, r);
 	}
 	if(!uri)
 	{
@@ -834,12 +999,12 @@ cluster_set_registry(CLUSTER *cluster, const char *uri)
 		cluster__log(cluster, LOG_ERR, "libcluster: unsupported scheme in registry URI <%s>: expected http://, https://, etcd2+http:// or etcd2+https://\n",
 			cluster__escape(shown, sizeof(shown), uri, strlen(uri)));
 		control_end(cluster);
-		return fail(EINVAL);
+		return cluster__fail(cluster, EINVAL);
 	}
 	if(uri && !(copy = strdup(uri)))
 	{
 		control_end(cluster);
-		return fail(ENOMEM);
+		return cluster__fail(cluster, ENOMEM);
 	}
 	/* the new engine first: on failure the old one stays, untouched */
 	r = engine->create(cluster, uri, &new_data);
@@ -847,7 +1012,7 @@ cluster_set_registry(CLUSTER *cluster, const char *uri)
 	{
 		free(copy);
 		control_end(cluster);
-		return fail(r);
+		return cluster__fail(cluster, r);
 	}
 	pthread_rwlock_wrlock(&cluster->engine_lock);
 	old_engine = cluster->engine;
@@ -870,10 +1035,14 @@ cluster_set_ttl(CLUSTER *cluster, int seconds)
 {
 	int r;
 
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
 	r = control_begin(cluster);
 	if(r)
 	{
-		return fail(r);
+		return cluster__fail(cluster, r);
 	}
 	r = refuse_if_joined(cluster);
 	if(!r && (seconds < CLUSTER_TTL_MIN || seconds > CLUSTER_TTL_MAX))
@@ -886,20 +1055,20 @@ cluster_set_ttl(CLUSTER *cluster, int seconds)
 		cluster->ttl = seconds;
 	}
 	control_end(cluster);
-	return r ? fail(r) : 0;
+	return r ? cluster__fail(cluster, r) : 0;
 }
 
 int
 cluster_set_settle(CLUSTER *cluster, int ms)
 {
-	if(!cluster)
+	if(cluster__enter(cluster, __func__))
 	{
-		return fail(EINVAL);
+		return -1;
 	}
 	if(ms < 0 || ms > 60000)
 	{
 		cluster__log(cluster, LOG_ERR, "libcluster: settle window %d ms is invalid: it must be between 0 and 60000\n", ms);
-		return fail(EINVAL);
+		return cluster__fail(cluster, EINVAL);
 	}
 	pthread_mutex_lock(&cluster->lock);
 	cluster->settle_ms = ms;
@@ -912,14 +1081,14 @@ cluster_set_timeouts(CLUSTER *cluster, int request_ms, int join_ms)
 {
 	int r, req, jn;
 
-	if(!cluster)
+	if(cluster__enter(cluster, __func__))
 	{
-		return fail(EINVAL);
+		return -1;
 	}
 	r = control_begin(cluster);
 	if(r)
 	{
-		return fail(r);
+		return cluster__fail(cluster, r);
 	}
 	r = refuse_if_joined(cluster);
 	req = request_ms ? request_ms : cluster->request_timeout_ms;
@@ -940,12 +1109,16 @@ cluster_set_timeouts(CLUSTER *cluster, int request_ms, int join_ms)
 		cluster->join_timeout_ms = jn;
 	}
 	control_end(cluster);
-	return r ? fail(r) : 0;
+	return r ? cluster__fail(cluster, r) : 0;
 }
 
 int
 cluster_ttl(CLUSTER *cluster)
 {
+	if(cluster__enter(cluster, __func__))
+	{
+		return 0;
+	}
 	return cluster->ttl;
 }
 
@@ -967,10 +1140,14 @@ cluster_set_tls(CLUSTER *cluster, const char *ca_file, const char *cert_file, co
 	char *ca = NULL, *cert = NULL, *key = NULL;
 	int r;
 
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
 	r = control_begin(cluster);
 	if(r)
 	{
-		return fail(r);
+		return cluster__fail(cluster, r);
 	}
 	r = refuse_if_joined(cluster);
 	if(!r)
@@ -1008,7 +1185,7 @@ cluster_set_tls(CLUSTER *cluster, const char *ca_file, const char *cert_file, co
 	free(cert);
 	free(key);
 	control_end(cluster);
-	return r ? fail(r) : 0;
+	return r ? cluster__fail(cluster, r) : 0;
 }
 
 int
@@ -1017,10 +1194,14 @@ cluster_set_credentials(CLUSTER *cluster, const char *user, const char *password
 	char *u = NULL, *p = NULL;
 	int r;
 
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
 	r = control_begin(cluster);
 	if(r)
 	{
-		return fail(r);
+		return cluster__fail(cluster, r);
 	}
 	r = refuse_if_joined(cluster);
 	if(!r && (!!user != !!password))
@@ -1052,7 +1233,7 @@ cluster_set_credentials(CLUSTER *cluster, const char *user, const char *password
 	free(u);
 	free(p);
 	control_end(cluster);
-	return r ? fail(r) : 0;
+	return r ? cluster__fail(cluster, r) : 0;
 }
 
 int
@@ -1060,10 +1241,14 @@ cluster_static_set_index(CLUSTER *cluster, int index)
 {
 	int r;
 
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
 	r = control_begin(cluster);
 	if(r)
 	{
-		return fail(r);
+		return cluster__fail(cluster, r);
 	}
 	r = refuse_if_joined(cluster);
 	if(!r && index < 0)
@@ -1078,7 +1263,7 @@ cluster_static_set_index(CLUSTER *cluster, int index)
 	control_end(cluster);
 	if(r)
 	{
-		return fail(r);
+		return cluster__fail(cluster, r);
 	}
 	if(cluster__verbose(cluster))
 	{
@@ -1092,10 +1277,14 @@ cluster_static_set_total(CLUSTER *cluster, int total)
 {
 	int r;
 
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
 	r = control_begin(cluster);
 	if(r)
 	{
-		return fail(r);
+		return cluster__fail(cluster, r);
 	}
 	r = refuse_if_joined(cluster);
 	if(!r && total < 1)
@@ -1110,7 +1299,7 @@ cluster_static_set_total(CLUSTER *cluster, int total)
 	control_end(cluster);
 	if(r)
 	{
-		return fail(r);
+		return cluster__fail(cluster, r);
 	}
 	if(cluster__verbose(cluster))
 	{
@@ -1128,6 +1317,10 @@ cluster_index(CLUSTER *cluster, int worker)
 {
 	int joined, index, workers;
 
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
 	pthread_mutex_lock(&cluster->lock);
 	joined = cluster->joined;
 	index = cluster->index;
@@ -1136,16 +1329,17 @@ cluster_index(CLUSTER *cluster, int worker)
 	if(!joined)
 	{
 		cluster__log(cluster, LOG_WARNING, "libcluster: cannot obtain the cluster index because this instance has not joined a cluster\n");
-		return fail(EPERM);
+		return cluster__fail(cluster, EPERM);
 	}
 	if(worker < 0 || worker >= workers)
 	{
 		cluster__log(cluster, LOG_ERR, "libcluster: worker number %d is invalid: this instance has workers 0 to %d\n", worker, workers - 1);
-		return fail(EINVAL);
+		return cluster__fail(cluster, EINVAL);
 	}
 	if(index < 0)
 	{
-		return fail(ENOENT);
+		/* a normal state (passive, or re-registering): not logged */
+		return cluster__fail_msg(cluster, ENOENT, "libcluster: this instance has no cluster index: it is passive, or re-registering after its lease was lost");
 	}
 	return index + worker;
 }
@@ -1156,9 +1350,9 @@ cluster_view_fresh(CLUSTER *cluster, long long *revision)
 	int joined, current;
 	long long rev;
 
-	if(!cluster)
+	if(cluster__enter(cluster, __func__))
 	{
-		return fail(EINVAL);
+		return -1;
 	}
 	pthread_mutex_lock(&cluster->lock);
 	joined = cluster->joined;
@@ -1171,7 +1365,7 @@ cluster_view_fresh(CLUSTER *cluster, long long *revision)
 	pthread_mutex_unlock(&cluster->lock);
 	if(!joined)
 	{
-		return fail(EPERM);
+		return cluster__fail_msg(cluster, EPERM, "libcluster: cluster_view_fresh(): this instance has not joined a cluster");
 	}
 	if(revision)
 	{
@@ -1185,6 +1379,10 @@ cluster_total(CLUSTER *cluster)
 {
 	int joined, total;
 
+	if(cluster__enter(cluster, __func__))
+	{
+		return 0;
+	}
 	pthread_mutex_lock(&cluster->lock);
 	joined = cluster->joined;
 	total = cluster->total;
@@ -1192,7 +1390,7 @@ cluster_total(CLUSTER *cluster)
 	if(!joined)
 	{
 		cluster__log(cluster, LOG_WARNING, "libcluster: cannot obtain the cluster total because this instance has not joined a cluster\n");
-		errno = EPERM;
+		cluster__fail(cluster, EPERM);
 		return 0;
 	}
 	return total;
@@ -1201,16 +1399,24 @@ cluster_total(CLUSTER *cluster)
 int
 cluster_workers(CLUSTER *cluster)
 {
+	if(cluster__enter(cluster, __func__))
+	{
+		return 0;
+	}
 	return cluster__get_workers(cluster);
 }
 
 int
 cluster_state(CLUSTER *cluster, CLUSTERSTATE *state)
 {
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
 	if(!state)
 	{
 		cluster__log(cluster, LOG_ERR, "libcluster: cluster_state() needs a buffer\n");
-		return fail(EINVAL);
+		return cluster__fail(cluster, EINVAL);
 	}
 	pthread_mutex_lock(&cluster->lock);
 	state->index = cluster->joined ? cluster->index : -1;
@@ -1231,8 +1437,8 @@ copy_members(CLUSTER *cluster, CLUSTERMEMBER **members, size_t *count, int peers
 
 	if(!members || !count)
 	{
-		cluster__log(cluster, LOG_ERR, "libcluster: cluster_members() needs an array pointer and a count pointer\n");
-		return fail(EINVAL);
+		cluster__log(cluster, LOG_ERR, "libcluster: %s() needs an array pointer and a count pointer\n", peers_only ? "cluster_peers" : "cluster_members");
+		return cluster__fail(cluster, EINVAL);
 	}
 	*members = NULL;
 	*count = 0;
@@ -1240,7 +1446,7 @@ copy_members(CLUSTER *cluster, CLUSTERMEMBER **members, size_t *count, int peers
 	if(!cluster->joined)
 	{
 		pthread_mutex_unlock(&cluster->lock);
-		return fail(EPERM);
+		return cluster__fail_msg(cluster, EPERM, "libcluster: %s(): this instance has not joined a cluster", peers_only ? "cluster_peers" : "cluster_members");
 	}
 	if(cluster->view.count)
 	{
@@ -1248,7 +1454,7 @@ copy_members(CLUSTER *cluster, CLUSTERMEMBER **members, size_t *count, int peers
 		if(!out)
 		{
 			pthread_mutex_unlock(&cluster->lock);
-			return fail(ENOMEM);
+			return cluster__fail(cluster, ENOMEM);
 		}
 	}
 	for(i = 0; i < cluster->view.count; i++)
@@ -1297,12 +1503,20 @@ copy_members(CLUSTER *cluster, CLUSTERMEMBER **members, size_t *count, int peers
 int
 cluster_members(CLUSTER *cluster, CLUSTERMEMBER **members, size_t *count)
 {
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
 	return copy_members(cluster, members, count, 0);
 }
 
 int
 cluster_peers(CLUSTER *cluster, CLUSTERMEMBER **members, size_t *count)
 {
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
 	return copy_members(cluster, members, count, 1);
 }
 
