@@ -191,7 +191,7 @@ cluster_create(const char *key)
 	c->serial = __atomic_add_fetch(&serials, 1, __ATOMIC_RELAXED);
 	pthread_mutex_init(&c->control, NULL);
 	pthread_mutex_init(&c->lock, NULL);
-	pthread_cond_init(&c->delivered, NULL);
+	cluster__cond_init(&c->delivered);
 	pthread_rwlock_init(&c->engine_lock, NULL);
 	c->key = strdup(key);
 	c->env = strdup(CLUSTER_DEFAULT_ENV);

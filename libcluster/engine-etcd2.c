@@ -411,6 +411,10 @@ watch_main(void *arg)
 	int backoff = WATCH_BACKOFF_MIN_MS, failures = 0, need_list = 0;
 
 	cluster__log(e->core, LOG_DEBUG, "libcluster: etcd2: re-balancing thread started for %s/%s at <%s>\n", e->cfg->key, e->cfg->env, cluster__http_endpoint(e->watch_http));
+	/* the join's own view first (delivered as cluster_join() ends) */
+	while(!cluster__first_view_delivered(e->core) && !cluster__waker_nap(&e->w, 5, 0))
+	{
+	}
 	for(;;)
 	{
 		cluster__http_response resp;

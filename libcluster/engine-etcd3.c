@@ -788,7 +788,7 @@ watch_line(void *ctx, const char *line, size_t len)
 static int
 heartbeat_ms(const etcd3 *ed)
 {
-	int hb = ed->ttl * 1000 / 3;
+	int hb = ed->cfg->ttl * 1000 / 3;
 
 	return hb < 500 ? 500 : hb > 5000 ? 5000 : hb;
 }
@@ -895,6 +895,10 @@ watch_main(void *arg)
 	int backoff = WATCH_BACKOFF_MIN_MS, failures = 0, need_reread = 0;
 
 	cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: re-balancing thread started for %s at %s\n", ed->label, cluster__http_endpoint(ed->watch.h));
+	/* the join's own view first (delivered as cluster_join() ends) */
+	while(!cluster__first_view_delivered(ed->core) && !cluster__waker_nap(&ed->w, 5, 0))
+	{
+	}
 	while(!stopping(ed))
 	{
 		cluster__http_stream_opts so;

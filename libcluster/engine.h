@@ -126,6 +126,12 @@ int cluster__get_workers(CLUSTER *core);
 /* The advisor's report interval (ms), which may change while joined. */
 int cluster__report_interval(CLUSTER *core);
 
+/* Non-zero once the join's first view has reached the application (or
+ * the handle is no longer joined). An engine's watch thread waits for it
+ * before it applies changes, so that the first callback shows the view
+ * the join read, and later changes follow one by one. */
+int cluster__first_view_delivered(CLUSTER *core);
+
 /* Non-zero once cluster_leave() asked the join in progress to give up. */
 int cluster__join_cancelled(CLUSTER *core);
 

@@ -341,3 +341,14 @@ cluster__publish_static(CLUSTER *cluster, int base, int total)
 	view.total = total;
 	return queue_view(cluster, &view);
 }
+
+int
+cluster__first_view_delivered(CLUSTER *cluster)
+{
+	int done;
+
+	pthread_mutex_lock(&cluster->lock);
+	done = !cluster->joined || (cluster->announced && !cluster->joining && !cluster->delivering);
+	pthread_mutex_unlock(&cluster->lock);
+	return done;
+}
