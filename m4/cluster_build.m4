@@ -19,7 +19,13 @@ AC_DEFUN([CLUSTER_BUILD_OPTIONS], [
 	AC_ARG_ENABLE([werror],
 		[AS_HELP_STRING([--enable-werror], [treat compiler warnings as errors])],
 		[], [enable_werror=no])
-	AS_IF([test "x$enable_werror" = xyes], [WARN_CFLAGS="$WARN_CFLAGS -Werror"])
+	dnl WERROR_CFLAGS alone for targets that set their own warning flags
+	dnl (the header tests): -Werror there too only when asked for.
+	WERROR_CFLAGS=""
+	AS_IF([test "x$enable_werror" = xyes], [WERROR_CFLAGS="-Werror"])
+	WARN_CFLAGS="$WARN_CFLAGS $WERROR_CFLAGS"
+	AC_SUBST([WERROR_CFLAGS])
+
 
 	AC_ARG_ENABLE([sanitizers],
 		[AS_HELP_STRING([--enable-sanitizers], [build with AddressSanitizer and UndefinedBehaviorSanitizer])],
