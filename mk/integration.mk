@@ -3,8 +3,8 @@
 # etcd scenarios, cluster-test against etcd, and `make demo`.
 
 # The harness as a command (shell tests, the demo, the benchmarks' docs).
-# Built by `make` so that `make demo` needs nothing more.
-noinst_PROGRAMS += tests/etcd-harness
+# A test tool, so `make check` and `make demo` build it, not `make`.
+check_PROGRAMS += tests/etcd-harness
 tests_etcd_harness_SOURCES = tests/etcd-harness-cli.c tests/etcdharness.c tests/etcdharness.h
 tests_etcd_harness_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(CJSON_CFLAGS)
 tests_etcd_harness_LDADD = $(CURL_LIBS) $(CJSON_LIBS) $(PTHREAD_LIBS)
@@ -42,10 +42,12 @@ tests_test_etcd_contract_SOURCES = tests/test_etcd_contract.c $(ETCD_TEST_SOURCE
 tests_test_etcd_contract_CFLAGS = $(TEST_CFLAGS)
 tests_test_etcd_contract_LDADD = $(TEST_LDADD)
 
-# The shell test needs the member helper and cluster-test built.
-tests/test_cli_etcd.log: tests/etcd-harness tests/etcd-member
+# The shell test needs the harness and the member helper (cluster-test is
+# built by `make`).
+tests/test_cli_etcd.log: tests/etcd-harness$(EXEEXT) tests/etcd-member$(EXEEXT)
 
 # The live demo: a private etcd, three cluster-test instances, one leaves.
-demo: all
+# The harness is a check program, so name it here.
+demo: all tests/etcd-harness$(EXEEXT)
 	@top_builddir='$(abs_top_builddir)' top_srcdir='$(abs_top_srcdir)' ETCD='$(ETCD)' \
 		$(SHELL) $(top_srcdir)/demo/demo.sh
