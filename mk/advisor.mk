@@ -6,8 +6,7 @@ LIBCLUSTER_SOURCES += \
 	libcluster/advisor.c \
 	libcluster/advisor-api.c
 
-check_PROGRAMS += tests/test_advisor tests/test_advisor_api tests/test_etcd_advisor
-TESTS += tests/test_advisor tests/test_advisor_api tests/test_etcd_advisor
+CMOCKA_TESTS += tests/test_advisor tests/test_advisor_api tests/test_etcd_advisor
 
 tests_test_advisor_SOURCES = tests/test_advisor.c
 tests_test_advisor_CFLAGS = $(TEST_CFLAGS)

@@ -17,8 +17,8 @@ tests_etcd_member_LDADD = $(TEST_LDADD)
 
 ETCD_TEST_SOURCES = tests/etcdharness.c tests/etcdharness.h tests/etcdtest.c tests/etcdtest.h
 
-check_PROGRAMS += tests/test_etcd_harness tests/test_etcd_membership tests/test_etcd_outage tests/test_etcd_faults tests/test_etcd_contract
-TESTS += tests/test_etcd_harness tests/test_etcd_membership tests/test_etcd_outage tests/test_etcd_faults tests/test_etcd_contract tests/test_cli_etcd.sh
+CMOCKA_TESTS += tests/test_etcd_harness tests/test_etcd_membership tests/test_etcd_outage tests/test_etcd_faults tests/test_etcd_contract
+TESTS += tests/test_cli_etcd.sh
 EXTRA_DIST += tests/test_cli_etcd.sh demo/demo.sh
 
 # The harness alone, without the library.
