@@ -19,7 +19,7 @@ TIMEOUT=10
 
 for p in "$H" "$CT"; do
 	if [ ! -x "$p" ]; then
-		echo "demo: $p is not built; run 'make' first" >&2
+		echo "demo: $p is not built; run 'make demo'" >&2
 		exit 1
 	fi
 done

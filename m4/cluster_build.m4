@@ -19,7 +19,12 @@ AC_DEFUN([CLUSTER_BUILD_OPTIONS], [
 	AC_ARG_ENABLE([werror],
 		[AS_HELP_STRING([--enable-werror], [treat compiler warnings as errors])],
 		[], [enable_werror=no])
-	AS_IF([test "x$enable_werror" = xyes], [WARN_CFLAGS="$WARN_CFLAGS -Werror"])
+	dnl WERROR_CFLAGS alone for targets that set their own warning flags
+	dnl (the header tests): -Werror there too only when asked for.
+	WERROR_CFLAGS=""
+	AS_IF([test "x$enable_werror" = xyes], [WERROR_CFLAGS="-Werror"])
+	WARN_CFLAGS="$WARN_CFLAGS $WERROR_CFLAGS"
+	AC_SUBST([WERROR_CFLAGS])
 
 	AC_ARG_ENABLE([sanitizers],
 		[AS_HELP_STRING([--enable-sanitizers], [build with AddressSanitizer and UndefinedBehaviorSanitizer])],
@@ -44,4 +49,44 @@ AC_DEFUN([CLUSTER_BUILD_OPTIONS], [
 	VISIBILITY_CFLAGS=""
 	AX_CHECK_COMPILE_FLAG([-fvisibility=hidden], [VISIBILITY_CFLAGS="-fvisibility=hidden"])
 	AC_SUBST([VISIBILITY_CFLAGS])
+])
+
+# CLUSTER_CHECK_CMOCKA: cmocka runs the unit tests, but nothing else needs
+# it, so a machine without it can still build the library, cluster-test
+# and the shell tests. --with-cmocka=check (the default) uses cmocka when
+# pkg-config finds it; --with-cmocka makes its absence an error (bootstrap
+# and distcheck pass it, so that CI never loses its unit tests silently);
+# --without-cmocka builds no cmocka program. Sets the HAVE_CMOCKA
+# conditional.
+AC_DEFUN([CLUSTER_CHECK_CMOCKA], [
+	AC_ARG_WITH([cmocka],
+		[AS_HELP_STRING([--without-cmocka],
+			[build no cmocka unit-test program (default: build them if cmocka is found; --with-cmocka: require it)])],
+		[], [with_cmocka=check])
+	have_cmocka=no
+	CMOCKA_MISSING="configured --without-cmocka"
+	AS_IF([test "x$with_cmocka" != xno], [
+		CMOCKA_MISSING="cmocka not found"
+		PKG_CHECK_MODULES([CMOCKA], [cmocka >= 1.1], [have_cmocka=yes], [
+			AS_IF([test "x$with_cmocka" = xyes],
+				[AC_MSG_ERROR([cmocka >= 1.1 not found: install the Debian package libcmocka-dev])])])])
+	AS_IF([test "x$have_cmocka" = xno],
+		[AC_MSG_NOTICE([cmocka not found or disabled: make check will not build the unit-test programs (Debian package libcmocka-dev)])])
+	dnl What make check says about the programs it did not build.
+	AC_SUBST([CMOCKA_MISSING])
+	AM_CONDITIONAL([HAVE_CMOCKA], [test "x$have_cmocka" = xyes])
+])
+
+# CLUSTER_CHECK_CXX: C++ is used only by tests/headertest-cxx. AC_PROG_CXX
+# "succeeds" even when no C++ compiler is installed (it falls back to the
+# name g++), so check that one really compiles and links. Sets HAVE_CXX.
+AC_DEFUN([CLUSTER_CHECK_CXX], [
+	AC_CACHE_CHECK([whether the C++ compiler works], [cluster_cv_cxx_works], [
+		AC_LANG_PUSH([C++])
+		AC_LINK_IFELSE([AC_LANG_PROGRAM([[#include <cstdio>]], [[std::puts("C++");]])],
+			[cluster_cv_cxx_works=yes], [cluster_cv_cxx_works=no])
+		AC_LANG_POP([C++])])
+	AS_IF([test "x$cluster_cv_cxx_works" = xno],
+		[AC_MSG_NOTICE([no working C++ compiler: make check will not build the C++ header test (Debian package g++)])])
+	AM_CONDITIONAL([HAVE_CXX], [test "x$cluster_cv_cxx_works" = xyes])
 ])

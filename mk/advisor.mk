@@ -6,8 +6,7 @@ LIBCLUSTER_SOURCES += \
 	libcluster/advisor.c \
 	libcluster/advisor-api.c
 
-check_PROGRAMS += tests/test_advisor tests/test_advisor_api tests/test_etcd_advisor
-TESTS += tests/test_advisor tests/test_advisor_api tests/test_etcd_advisor
+CMOCKA_TESTS += tests/test_advisor tests/test_advisor_api tests/test_etcd_advisor
 
 tests_test_advisor_SOURCES = tests/test_advisor.c
 tests_test_advisor_CFLAGS = $(TEST_CFLAGS)
@@ -21,7 +20,8 @@ tests_test_etcd_advisor_CFLAGS = $(TEST_CFLAGS)
 tests_test_etcd_advisor_LDADD = $(TEST_LDADD)
 
 # The simulator: the same pure code the library runs, on a fake clock.
-noinst_PROGRAMS += bench/advisor-sim
+# Built by `make check` (so it cannot rot) and `make bench-advisor`, not by `make`.
+check_PROGRAMS += bench/advisor-sim
 bench_advisor_sim_SOURCES = bench/advisor-sim.c
 bench_advisor_sim_CFLAGS = $(AM_CFLAGS)
 bench_advisor_sim_LDADD = libcluster/libcluster-core.la $(CURL_LIBS) $(CJSON_LIBS) $(PTHREAD_LIBS)

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Benchmarks against a private etcd (each starts its own through the test
-# harness). Built by `make` so they cannot rot; run with `make bench`
+# harness). Built by `make check` so that they cannot rot (plain `make`
+# builds only what gets installed); run with `make bench`
 # (all three) or `make bench-convergence`, `bench-steady`, `bench-memory`.
 # They print figures and assert nothing. BENCH_ARGS passes options, e.g.
 #   make bench-steady BENCH_ARGS='-d 60 10 50 200'
@@ -8,7 +9,7 @@ BENCH_SOURCES = bench/benchlib.c bench/benchlib.h $(ETCD_HARNESS_SOURCES)
 BENCH_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/tests $(CURL_CFLAGS) $(CJSON_CFLAGS)
 BENCH_LDADD = libcluster/libcluster-core.la $(CURL_LIBS) $(CJSON_LIBS) $(PTHREAD_LIBS)
 
-noinst_PROGRAMS += bench/bench-convergence bench/bench-steady bench/bench-memory
+check_PROGRAMS += bench/bench-convergence bench/bench-steady bench/bench-memory
 bench_bench_convergence_SOURCES = bench/bench-convergence.c $(BENCH_SOURCES)
 bench_bench_convergence_CFLAGS = $(BENCH_CFLAGS)
 bench_bench_convergence_LDADD = $(BENCH_LDADD)

@@ -12,8 +12,7 @@ LIBCLUSTER_SOURCES += \
 	libcluster/member-table.c \
 	libcluster/engine-etcd3.c
 
-check_PROGRAMS += tests/test_http tests/test_etcd3_proto tests/test_engine_hostile
-TESTS += tests/test_http tests/test_etcd3_proto tests/test_engine_hostile
+CMOCKA_TESTS += tests/test_http tests/test_etcd3_proto tests/test_engine_hostile
 EXTRA_DIST += tests/data/etcd3
 
 tests_test_http_SOURCES = tests/test_http.c tests/fakehttp.c tests/fakehttp.h

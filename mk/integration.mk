@@ -8,8 +8,8 @@ ETCD_HARNESS_SOURCES = tests/etcdharness.c tests/etcdclient.c tests/etcdproxy.c 
 	tests/etcdharness.h tests/etcdharness-private.h
 
 # The harness as a command (shell tests, the demo, the benchmarks' docs).
-# Built by `make` so that `make demo` needs nothing more.
-noinst_PROGRAMS += tests/etcd-harness
+# A test tool, so `make check` and `make demo` build it, not `make`.
+check_PROGRAMS += tests/etcd-harness
 tests_etcd_harness_SOURCES = tests/etcd-harness-cli.c $(ETCD_HARNESS_SOURCES)
 tests_etcd_harness_CFLAGS = $(AM_CFLAGS) $(CURL_CFLAGS) $(CJSON_CFLAGS)
 tests_etcd_harness_LDADD = $(CURL_LIBS) $(CJSON_LIBS) $(PTHREAD_LIBS)
@@ -22,8 +22,8 @@ tests_etcd_member_LDADD = $(TEST_LDADD)
 
 ETCD_TEST_SOURCES = $(ETCD_HARNESS_SOURCES) tests/etcdtest.c tests/etcdtest.h
 
-check_PROGRAMS += tests/test_etcd_harness tests/test_etcd_membership tests/test_etcd_outage tests/test_etcd_faults tests/test_etcd_contract
-TESTS += tests/test_etcd_harness tests/test_etcd_membership tests/test_etcd_outage tests/test_etcd_faults tests/test_etcd_contract tests/test_cli_etcd.sh
+CMOCKA_TESTS += tests/test_etcd_harness tests/test_etcd_membership tests/test_etcd_outage tests/test_etcd_faults tests/test_etcd_contract
+TESTS += tests/test_cli_etcd.sh
 EXTRA_DIST += tests/test_cli_etcd.sh demo/demo.sh
 
 # The harness alone, without the library.
@@ -47,10 +47,12 @@ tests_test_etcd_contract_SOURCES = tests/test_etcd_contract.c $(ETCD_TEST_SOURCE
 tests_test_etcd_contract_CFLAGS = $(TEST_CFLAGS)
 tests_test_etcd_contract_LDADD = $(TEST_LDADD)
 
-# The shell test needs the member helper and cluster-test built.
-tests/test_cli_etcd.log: tests/etcd-harness tests/etcd-member
+# The shell test needs the harness and the member helper (cluster-test is
+# built by `make`).
+tests/test_cli_etcd.log: tests/etcd-harness$(EXEEXT) tests/etcd-member$(EXEEXT)
 
 # The live demo: a private etcd, three cluster-test instances, one leaves.
-demo: all
+# The harness is a check program, so name it here.
+demo: all tests/etcd-harness$(EXEEXT)
 	@top_builddir='$(abs_top_builddir)' top_srcdir='$(abs_top_srcdir)' ETCD='$(ETCD)' \
 		$(SHELL) $(top_srcdir)/demo/demo.sh
