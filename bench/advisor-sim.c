@@ -24,8 +24,8 @@
 
 #include "advisor.h"
 
-#define MAXN                           64
-#define HORIZON_S                      36000    /* 10 h of simulated time */
+#define MAXN      64
+#define HORIZON_S 36000 /* 10 h of simulated time */
 
 typedef struct state state;
 struct state
@@ -40,13 +40,13 @@ typedef struct result result;
 struct result
 {
 	int converged;
-	long long rounds;            /* rounds of the algorithm's own interval */
+	long long rounds; /* rounds of the algorithm's own interval */
 	long long time_s;
 	long long moved;
-	long long overshoot;         /* sum over members of the worst crossing of the fair share */
-	double max_avg, min_avg;     /* final load / fair share, extremes */
+	long long overshoot;     /* sum over members of the worst crossing of the fair share */
+	double max_avg, min_avg; /* final load / fair share, extremes */
 	long long capacity_violations;
-	int within_band;             /* every member's worst crossing stayed inside its band */
+	int within_band; /* every member's worst crossing stayed inside its band */
 };
 
 static char ids[MAXN][16];
@@ -186,7 +186,8 @@ run_ours(state s, const CLUSTERADVISORCONFIG *cfg, int use_pick)
 	yardstick(&s, cfg, share, band, &min_moves);
 	for(i = 0; i < s.n; i++)
 	{
-		side[i] = s.load[i] > share[i] ? 1 : s.load[i] < share[i] ? -1 : 0;
+		side[i] = s.load[i] > share[i] ? 1 : s.load[i] < share[i] ? -1 :
+																	0;
 	}
 	for(round = 1; round * cfg->advice_interval_ms <= HORIZON_S * 1000LL; round++)
 	{
@@ -220,7 +221,7 @@ run_ours(state s, const CLUSTERADVISORCONFIG *cfg, int use_pick)
 			}
 		}
 		r.moved += p.moved;
-		quiet = p.moved ? 0 : quiet + 1;    /* before the free clears p */
+		quiet = p.moved ? 0 : quiet + 1; /* before the free clears p */
 		cluster__adv_plan_free(&p);
 		track_overshoot(&s, share, side, worst);
 		if(!r.converged && settled(&s, share, band))
@@ -259,7 +260,8 @@ run_cb(state s, const CLUSTERADVISORCONFIG *cfg)
 	yardstick(&s, cfg, share, band, &min_moves);
 	for(i = 0; i < s.n; i++)
 	{
-		side[i] = s.load[i] > share[i] ? 1 : s.load[i] < share[i] ? -1 : 0;
+		side[i] = s.load[i] > share[i] ? 1 : s.load[i] < share[i] ? -1 :
+																	0;
 	}
 	for(round = 1; round * interval_ms <= HORIZON_S * 1000LL; round++)
 	{
@@ -317,7 +319,7 @@ run_cb(state s, const CLUSTERADVISORCONFIG *cfg)
 		}
 		if(!moved)
 		{
-			break;    /* deterministic: nothing will ever move again */
+			break; /* deterministic: nothing will ever move again */
 		}
 	}
 	finish(&s, share, band, worst, &r);
@@ -342,8 +344,9 @@ run_clb(state s, const CLUSTERADVISORCONFIG *cfg, int least_loaded)
 	yardstick(&s, cfg, share, band, &min_moves);
 	for(i = 0; i < s.n; i++)
 	{
-		side[i] = s.load[i] > share[i] ? 1 : s.load[i] < share[i] ? -1 : 0;
-		tiebreak[i] = cluster__adv_random(&rng);    /* drawn once, like :rand at start */
+		side[i] = s.load[i] > share[i] ? 1 : s.load[i] < share[i] ? -1 :
+																	0;
+		tiebreak[i] = cluster__adv_random(&rng); /* drawn once, like :rand at start */
 	}
 	for(round = 1; round * interval_ms <= HORIZON_S * 1000LL; round++)
 	{
@@ -407,7 +410,7 @@ run_clb(state s, const CLUSTERADVISORCONFIG *cfg, int least_loaded)
 		idle = amount ? 0 : idle + 1;
 		if(idle >= 2)
 		{
-			break;    /* it stopped acting; nothing changes any more */
+			break; /* it stopped acting; nothing changes any more */
 		}
 	}
 	finish(&s, share, band, worst, &r);
@@ -637,8 +640,8 @@ pick_spread(const CLUSTERADVISORCONFIG *cfg)
 	}
 	pick_spread_one("five members at 1200, five at 800", &s, cfg);
 	printf("\n(the goal is judged on one instance's 1000 picks. These callers are not members, so they have no plan\n"
-		"rows and sample by remaining deficit; independent callers share no provisional counts, so their rows show\n"
-		"sampling noise once the picks approach the total deficit)\n");
+		   "rows and sample by remaining deficit; independent callers share no provisional counts, so their rows show\n"
+		   "sampling noise once the picks approach the total deficit)\n");
 }
 
 int

@@ -35,9 +35,9 @@ struct watcher
 {
 	struct bare *b;
 	pthread_t thread;
-	long events;                 /* (b->lock) */
-	double last_event;           /* (b->lock) */
-	int created;                 /* (b->lock) */
+	long events;       /* (b->lock) */
+	double last_event; /* (b->lock) */
+	int created;       /* (b->lock) */
 	char line[65536];
 	size_t len;
 };
@@ -399,7 +399,8 @@ main(int argc, char **argv)
 	bare_p99 = bl_quantile(bare, nb, 0.99);
 	rtt_p50 = bl_quantile(rtt, nb, 0.5);
 	printf("bare etcd (libcurl HTTP/1.1, v3 gateway): put start -> watch event over %zu puts: "
-		"p50 %.2f ms, p99 %.2f ms (put RTT p50 %.2f ms)\n", nb, bare_p50, bare_p99, rtt_p50);
+		   "p50 %.2f ms, p99 %.2f ms (put RTT p50 %.2f ms)\n",
+		nb, bare_p50, bare_p99, rtt_p50);
 	fflush(stdout);
 	printf("\nlibrary: change -> last of N callbacks; fan-out: put -> last of N raw watch streams\n");
 	printf("%6s %8s %9s %9s %9s %9s %9s %11s %11s %11s %8s\n",

@@ -21,10 +21,10 @@
 static pthread_mutex_t bl_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t bl_cond = PTHREAD_COND_INITIALIZER;
 static bl_member *bl_table[BL_MAX];
-static char bl_watched[BL_MAX];   /* members the current target applies to */
+static char bl_watched[BL_MAX]; /* members the current target applies to */
 static int bl_target = -1;
-static size_t bl_missing;         /* watched members not yet at the target */
-static double bl_done_at;         /* when the last one got there */
+static size_t bl_missing; /* watched members not yet at the target */
+static double bl_done_at; /* when the last one got there */
 
 double
 bl_now(void)
@@ -98,8 +98,8 @@ bl_member_new(const char *key, const char *id, int workers, const char *registry
 	m->index = -1;
 	m->c = cluster_create(key);
 	if(!m->c || cluster_set_logger(m->c, bl_logger) || cluster_set_balancer(m->c, bl_balancer) ||
-	   cluster_set_instance(m->c, id) || cluster_set_workers(m->c, workers) ||
-	   cluster_set_registry(m->c, registry) || (ttl && cluster_set_ttl(m->c, ttl)))
+		cluster_set_instance(m->c, id) || cluster_set_workers(m->c, workers) ||
+		cluster_set_registry(m->c, registry) || (ttl && cluster_set_ttl(m->c, ttl)))
 	{
 		fprintf(stderr, "bench: cannot configure member %s: %s\n", id, strerror(errno));
 		cluster_destroy(m->c);

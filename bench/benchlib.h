@@ -5,11 +5,11 @@
  * member reports a given total), percentiles, and /proc readings.
  */
 #ifndef BENCHLIB_H_
-# define BENCHLIB_H_                   1
+#define BENCHLIB_H_ 1
 
-# include <stdarg.h>
-# include <stddef.h>
-# include <libcluster.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <libcluster.h>
 
 /* A member of the pool. */
 typedef struct bl_member bl_member;
@@ -17,7 +17,7 @@ struct bl_member
 {
 	CLUSTER *c;
 	int slot;
-	int total;                   /* last total reported (under the pool lock) */
+	int total; /* last total reported (under the pool lock) */
 	int index;
 	long calls;
 };

@@ -29,7 +29,7 @@
 #include <unistd.h>
 
 /* How often -S looks for a changed member table, in seconds. */
-#define STATUS_POLL_SECONDS            1
+#define STATUS_POLL_SECONDS 1
 
 static void
 ignore_signal(int sig)

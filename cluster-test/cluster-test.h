@@ -4,17 +4,17 @@
  * the public header; this private header only ties its own files together.
  */
 #ifndef CLUSTER_TEST_H_
-# define CLUSTER_TEST_H_               1
+#define CLUSTER_TEST_H_ 1
 
-# include <libcluster.h>
+#include <libcluster.h>
 
-# define CT_NAME                       "cluster-test"
-# define CT_DEFAULT_KEY                "cluster-test"
+#define CT_NAME        "cluster-test"
+#define CT_DEFAULT_KEY "cluster-test"
 
 /* Exit codes: success, a library call (or the system) failed, bad usage. */
-# define CT_EXIT_OK                    0
-# define CT_EXIT_ERROR                 1
-# define CT_EXIT_USAGE                 2
+#define CT_EXIT_OK    0
+#define CT_EXIT_ERROR 1
+#define CT_EXIT_USAGE 2
 
 /* Everything the command line asked for. A have_* flag is set only when the
  * option was given: an absent option leaves the library's default alone. */

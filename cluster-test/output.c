@@ -133,9 +133,9 @@ ct_balancer(CLUSTER *cluster, CLUSTERSTATE *state)
 	(void) cluster;
 
 	fprintf(stderr, CT_NAME ": cluster has re-balanced:\n"
-		"   %-28s%d\n"
-		"   %-28s%d\n"
-		"   %-28s%d\n",
+							"   %-28s%d\n"
+							"   %-28s%d\n"
+							"   %-28s%d\n",
 		"first worker index:", state->index,
 		"worker count:", state->workers,
 		"total cluster worker count:", state->total);

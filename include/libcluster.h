@@ -70,32 +70,32 @@
  *   implemented; it is not provided.)
  */
 #ifndef LIBCLUSTER_H_
-# define LIBCLUSTER_H_                 1
+#define LIBCLUSTER_H_ 1
 
-# include <stddef.h>
-# include <stdarg.h>
+#include <stddef.h>
+#include <stdarg.h>
 
-# if defined(__GNUC__) && (__GNUC__ >= 4)
-#  define CLUSTER_EXTERN               __attribute__((visibility("default")))
-# else
-#  define CLUSTER_EXTERN
-# endif
+#if defined(__GNUC__) && (__GNUC__ >= 4)
+# define CLUSTER_EXTERN __attribute__((visibility("default")))
+#else
+# define CLUSTER_EXTERN
+#endif
 
-# ifdef __cplusplus
+#ifdef __cplusplus
 extern "C" {
-# endif
+#endif
 
 /** Package version of the header; compare with cluster_version(). */
-# define CLUSTER_VERSION_MAJOR         0
-# define CLUSTER_VERSION_MINOR         1
-# define CLUSTER_VERSION_PATCH         0
+#define CLUSTER_VERSION_MAJOR 0
+#define CLUSTER_VERSION_MINOR 1
+#define CLUSTER_VERSION_PATCH 0
 
 /** Longest name (key, environment, partition, instance id), in bytes. */
-# define CLUSTER_NAME_MAX              128
+#define CLUSTER_NAME_MAX 128
 /** Longest published address, in bytes. */
-# define CLUSTER_ADDRESS_MAX           256
+#define CLUSTER_ADDRESS_MAX 256
 /** Largest worker count of one instance. */
-# define CLUSTER_WORKERS_MAX           65535
+#define CLUSTER_WORKERS_MAX 65535
 /**
  * Most members (active and passive instances) one cluster may have, as
  * the registry shows it to this process. A registry that holds more
@@ -112,19 +112,19 @@ extern "C" {
  * and the total worker count (at most 16384 * CLUSTER_WORKERS_MAX) always
  * fits an int.
  */
-# define CLUSTER_MEMBERS_MAX           16384
+#define CLUSTER_MEMBERS_MAX 16384
 /** Default settle window (ms): see cluster_set_settle(). */
-# define CLUSTER_SETTLE_DEFAULT_MS     100
+#define CLUSTER_SETTLE_DEFAULT_MS 100
 /** Default limit of one registry request (ms): see cluster_set_timeouts(). */
-# define CLUSTER_REQUEST_TIMEOUT_DEFAULT_MS 2000
+#define CLUSTER_REQUEST_TIMEOUT_DEFAULT_MS 2000
 /** Default limit of a whole cluster_join() (ms): see cluster_set_timeouts(). */
-# define CLUSTER_JOIN_TIMEOUT_DEFAULT_MS 10000
+#define CLUSTER_JOIN_TIMEOUT_DEFAULT_MS 10000
 /** Lease TTL bounds and default, in seconds (etcd's floor is 2 s). */
-# define CLUSTER_TTL_MIN               2
-# define CLUSTER_TTL_MAX               3600
-# define CLUSTER_TTL_DEFAULT           5
+#define CLUSTER_TTL_MIN     2
+#define CLUSTER_TTL_MAX     3600
+#define CLUSTER_TTL_DEFAULT 5
 /** capacity for cluster_report(): no upper bound. 0 means draining. */
-# define CLUSTER_CAPACITY_UNBOUNDED    (-1LL)
+#define CLUSTER_CAPACITY_UNBOUNDED (-1LL)
 
 /** An opaque cluster connection (membership) object. */
 typedef struct cluster_struct CLUSTER;
@@ -252,7 +252,7 @@ struct cluster_advisor_config_struct
 	 *  receipt time) is treated as stale by the pick (0 = never). */
 	int stale_ms;
 };
-# define CLUSTER_ADVISOR_CONFIG_VERSION 1
+#define CLUSTER_ADVISOR_CONFIG_VERSION 1
 
 /* ------------------------------------------------------------------ */
 /* Lifecycle                                                            */
@@ -608,8 +608,8 @@ CLUSTER_EXTERN const char *cluster_errmsg(CLUSTER *cluster);
 /** Run-time library version string, e.g. "0.1.0". */
 CLUSTER_EXTERN const char *cluster_version(void);
 
-# ifdef __cplusplus
+#ifdef __cplusplus
 }
-# endif
+#endif
 
 #endif /*!LIBCLUSTER_H_*/

@@ -29,10 +29,10 @@ struct cluster__advisor
 	CLUSTER *cluster;
 	pthread_mutex_t mu;
 	pthread_cond_t cond;
-	int active;                  /* between cluster__advisor_start() and _stop() */
-	int running;                 /* the thread exists and has not been joined */
-	int stop;                    /* ask the thread to finish */
-	int reconfig;                /* the interval changed: re-arm the timer */
+	int active;   /* between cluster__advisor_start() and _stop() */
+	int running;  /* the thread exists and has not been joined */
+	int stop;     /* ask the thread to finish */
+	int reconfig; /* the interval changed: re-arm the timer */
 	pthread_t thread;
 	uint64_t rng;
 	cluster__adv_prov prov;
@@ -382,7 +382,7 @@ explain(CLUSTER *cluster, const snapshot *s, const cluster__adv_plan *p, const C
 	}
 	buf[off] = 0;
 	cluster__log(cluster, LOG_DEBUG, "libcluster: advice at revision %lld: load %lld, fair share %lld%s, band %lld, gap %lld (%s); cluster load %lld, minimum moves %lld, "
-		"plan wants %lld, round budget %lld, moving %lld this round; %s; redirect %s\n",
+									 "plan wants %lld, round budget %lld, moving %lld this round; %s; redirect %s\n",
 		(long long) s->view.revision, s->nodes[self].load, p->share[self], p->role[self] == CLUSTER__ADV_DRAINING ? " (draining)" : "",
 		p->band[self], p->gap[self], p->out_of_band[self] ? "out of band" : "in band", p->total_load, p->surplus, p->wanted,
 		p->round_budget, p->moved, why, nrows ? buf : "nothing");

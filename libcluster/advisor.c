@@ -28,7 +28,7 @@ typedef cluster__adv_u128 u128;
  * built differently could compute different plans.
  */
 
-#define LO32(x)                ((x) & 0xffffffffULL)
+#define LO32(x) ((x) &0xffffffffULL)
 
 static u128
 u128_of(uint64_t x)
@@ -44,7 +44,7 @@ cluster__adv_u128
 cluster__adv_u128_add(cluster__adv_u128 a, uint64_t b)
 {
 	a.lo += b;
-	a.hi += a.lo < b;    /* carry */
+	a.hi += a.lo < b; /* carry */
 	return a;
 }
 
@@ -54,7 +54,7 @@ cluster__adv_u128_mul(uint64_t a, uint64_t b)
 {
 	uint64_t p0 = LO32(a) * LO32(b), p1 = LO32(a) * (b >> 32);
 	uint64_t p2 = (a >> 32) * LO32(b), p3 = (a >> 32) * (b >> 32);
-	uint64_t mid = (p0 >> 32) + LO32(p1) + LO32(p2);    /* < 3 x 2^32 */
+	uint64_t mid = (p0 >> 32) + LO32(p1) + LO32(p2); /* < 3 x 2^32 */
 	u128 r;
 
 	r.lo = (mid << 32) | LO32(p0);
@@ -91,7 +91,7 @@ u128_sub(u128 a, u128 b)
 	u128 r;
 
 	r.lo = a.lo - b.lo;
-	r.hi = a.hi - b.hi - (a.lo < b.lo);    /* borrow */
+	r.hi = a.hi - b.hi - (a.lo < b.lo); /* borrow */
 	return r;
 }
 
@@ -164,7 +164,7 @@ divlu(uint64_t u1, uint64_t u0, uint64_t v, uint64_t *rem)
 			break;
 		}
 	}
-	un21 = un32 * b + un1 - q1 * v;    /* modulo 2^64: the true value fits */
+	un21 = un32 * b + un1 - q1 * v; /* modulo 2^64: the true value fits */
 	q0 = un21 / vn1;
 	rhat = un21 - q0 * vn1;
 	while(q0 >= b || q0 * vn0 > b * rhat + un0)
@@ -387,7 +387,14 @@ valid_status(const cluster__adv_node *m)
 int
 cluster__adv_config_check(const CLUSTERADVISORCONFIG *cfg, const char **field, const char **rule)
 {
-#define BAD(f, r) do { *field = (f); *rule = (r); return EINVAL; } while(0)
+#define BAD(f, r) \
+ do \
+ { \
+  *field = (f); \
+  *rule = (r); \
+  return EINVAL; \
+ } \
+ while(0)
 	if(cfg->version < 1 || cfg->version > CLUSTER_ADVISOR_CONFIG_VERSION)
 	{
 		BAD("version", "must be set by cluster_advisor_config_init()");
@@ -459,7 +466,7 @@ cluster__adv_round_budget(const CLUSTERADVISORCONFIG *cfg)
 	{
 		return CLUSTER__ADV_VALUE_MAX;
 	}
-	return (long long) b;    /* truncation: b >= 1 */
+	return (long long) b; /* truncation: b >= 1 */
 }
 
 /* ------------------------------------------------------------------ */
@@ -543,8 +550,7 @@ water_fill(const cluster__adv_node *nodes, size_t n, const long long *weight, si
 		/* rem stays positive: a pass pins less than rem */
 		for(i = 0; i < n; i++)
 		{
-			if(active[i] && nodes[i].capacity > 0 && rem > 0
-				&& cluster__adv_u128_cmp(cluster__adv_u128_mul((uint64_t) rem, (uint64_t) weight[i]), cluster__adv_u128_scale(W, (uint64_t) nodes[i].capacity)) > 0)
+			if(active[i] && nodes[i].capacity > 0 && rem > 0 && cluster__adv_u128_cmp(cluster__adv_u128_mul((uint64_t) rem, (uint64_t) weight[i]), cluster__adv_u128_scale(W, (uint64_t) nodes[i].capacity)) > 0)
 			{
 				over[i] = 1;
 				any = 1;
@@ -711,7 +717,7 @@ cluster__adv_plan_free(cluster__adv_plan *plan)
 static long long
 band_of(const CLUSTERADVISORCONFIG *cfg, long long share)
 {
-	long long rel = (long long) (cfg->band_relative * (double) share);    /* >= 0: truncation is floor */
+	long long rel = (long long) (cfg->band_relative * (double) share); /* >= 0: truncation is floor */
 
 	return rel > cfg->band_absolute ? rel : cfg->band_absolute;
 }
@@ -720,17 +726,17 @@ band_of(const CLUSTERADVISORCONFIG *cfg, long long share)
 typedef struct plan_work plan_work;
 struct plan_work
 {
-	long long *want_shed;        /* what each source should send (step 3) */
-	long long *want_in;          /* what each target should receive (step 3) */
-	long long *limit;            /* apportion limits (3), then capped sheds (4) */
-	signed char *mask;           /* apportion mask (3) */
-	size_t *src;                 /* sources in priority order (4) */
-	size_t *dst;                 /* targets in priority order (5) */
-	size_t *tmp;                 /* sort scratch */
+	long long *want_shed; /* what each source should send (step 3) */
+	long long *want_in;   /* what each target should receive (step 3) */
+	long long *limit;     /* apportion limits (3), then capped sheds (4) */
+	signed char *mask;    /* apportion mask (3) */
+	size_t *src;          /* sources in priority order (4) */
+	size_t *dst;          /* targets in priority order (5) */
+	size_t *tmp;          /* sort scratch */
 	size_t ns;
 	size_t nt;
-	long long so;                /* out-of-band surplus */
-	long long dout;              /* out-of-band deficit */
+	long long so;   /* out-of-band surplus */
+	long long dout; /* out-of-band deficit */
 };
 
 /* Every array a plan and its scratch need, zeroed, in one place, so the
@@ -759,8 +765,7 @@ plan_alloc(cluster__adv_plan *plan, size_t n, plan_work *wk)
 	wk->src = calloc(m, sizeof(*wk->src));
 	wk->dst = calloc(m, sizeof(*wk->dst));
 	wk->tmp = calloc(m, sizeof(*wk->tmp));
-	if(!plan->role || !plan->weight || !plan->share || !plan->band || !plan->gap || !plan->out_of_band || !plan->shed || !plan->inflow
-		|| !wk->want_shed || !wk->want_in || !wk->limit || !wk->mask || !wk->src || !wk->dst || !wk->tmp)
+	if(!plan->role || !plan->weight || !plan->share || !plan->band || !plan->gap || !plan->out_of_band || !plan->shed || !plan->inflow || !wk->want_shed || !wk->want_in || !wk->limit || !wk->mask || !wk->src || !wk->dst || !wk->tmp)
 	{
 		return ENOMEM;
 	}
@@ -907,7 +912,7 @@ shed_limit(const CLUSTERADVISORCONFIG *cfg, int role, long long w)
 			double x = (double) w * cfg->shed_fraction;
 			long long f = (long long) x;
 
-			f += (double) f < x;    /* ceiling, without libm */
+			f += (double) f < x; /* ceiling, without libm */
 
 			w = f < w ? f : w;
 		}
@@ -1377,7 +1382,7 @@ pick_two_choices(const cluster__adv_node *nodes, const cluster__adv_plan *plan, 
 		j = cand[y];
 		/* cross-multiplied utilisations; every factor is positive */
 		if(cluster__adv_u128_cmp(cluster__adv_u128_mul((uint64_t) (nodes[j].load + prov_count[j] + 1), (uint64_t) plan->weight[pick]),
-			cluster__adv_u128_mul((uint64_t) (nodes[pick].load + prov_count[pick] + 1), (uint64_t) plan->weight[j])) < 0)
+			   cluster__adv_u128_mul((uint64_t) (nodes[pick].load + prov_count[pick] + 1), (uint64_t) plan->weight[j])) < 0)
 		{
 			pick = j;
 		}

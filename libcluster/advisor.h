@@ -10,15 +10,15 @@
  * (bench/advisor-sim.c) all drive this same code.
  */
 #ifndef CLUSTER_ADVISOR_H_
-# define CLUSTER_ADVISOR_H_            1
+#define CLUSTER_ADVISOR_H_ 1
 
-# include <stddef.h>
-# include <stdint.h>
-# include "libcluster.h"
+#include <stddef.h>
+#include <stdint.h>
+#include "libcluster.h"
 
 /* Largest load or capacity the advisor accepts (2^40, about 1.1e12).
  * Keeps every product in the exact 128-bit arithmetic below. */
-# define CLUSTER__ADV_VALUE_MAX        (1LL << 40)
+#define CLUSTER__ADV_VALUE_MAX (1LL << 40)
 
 /*
  * An unsigned 128-bit integer as two 64-bit halves: the advisor's only
@@ -53,21 +53,21 @@ cluster__adv_u128 cluster__adv_u128_divmod(cluster__adv_u128 num, cluster__adv_u
 typedef struct cluster__adv_node cluster__adv_node;
 struct cluster__adv_node
 {
-	const char *id;              /* not owned */
-	int workers;                 /* weight when capacity is unbounded */
+	const char *id; /* not owned */
+	int workers;    /* weight when capacity is unbounded */
 	int passive;
 	int has_status;
 	long long load;
-	long long capacity;          /* CLUSTER_CAPACITY_UNBOUNDED, 0 draining, or a max */
-	int64_t age_ms;              /* local time since the record last changed */
-	int64_t mod_revision;        /* record identity, for provisional picks */
+	long long capacity;   /* CLUSTER_CAPACITY_UNBOUNDED, 0 draining, or a max */
+	int64_t age_ms;       /* local time since the record last changed */
+	int64_t mod_revision; /* record identity, for provisional picks */
 	int64_t received_ms;
 };
 
 /* Role of a node in the plan. */
-# define CLUSTER__ADV_OUT              0    /* no valid status, or passive: ignored */
-# define CLUSTER__ADV_MEMBER           1    /* takes part; may be a target */
-# define CLUSTER__ADV_DRAINING         2    /* capacity 0: evacuate, never a target */
+#define CLUSTER__ADV_OUT      0 /* no valid status, or passive: ignored */
+#define CLUSTER__ADV_MEMBER   1 /* takes part; may be a target */
+#define CLUSTER__ADV_DRAINING 2 /* capacity 0: evacuate, never a target */
 
 /* One row of the global plan: move count connections from -> to. */
 typedef struct cluster__adv_row cluster__adv_row;
@@ -83,23 +83,23 @@ typedef struct cluster__adv_plan cluster__adv_plan;
 struct cluster__adv_plan
 {
 	size_t n;
-	signed char *role;           /* CLUSTER__ADV_* per node */
-	long long *weight;           /* fair-share weight (0 unless MEMBER) */
-	long long *share;            /* fair share; shares sum to total_load */
-	long long *band;             /* hysteresis band around the share */
-	long long *gap;              /* load - share */
-	signed char *out_of_band;    /* |gap| > band (draining: gap > 0) */
-	long long *shed;             /* connections this node sends this round */
-	long long *inflow;           /* connections this node receives this round */
-	cluster__adv_row *rows;      /* ordered by source priority */
+	signed char *role;        /* CLUSTER__ADV_* per node */
+	long long *weight;        /* fair-share weight (0 unless MEMBER) */
+	long long *share;         /* fair share; shares sum to total_load */
+	long long *band;          /* hysteresis band around the share */
+	long long *gap;           /* load - share */
+	signed char *out_of_band; /* |gap| > band (draining: gap > 0) */
+	long long *shed;          /* connections this node sends this round */
+	long long *inflow;        /* connections this node receives this round */
+	cluster__adv_row *rows;   /* ordered by source priority */
 	size_t nrows;
-	long long total_load;        /* sum of loads of MEMBER and DRAINING nodes */
-	long long surplus;           /* sum of positive gaps: the minimum to move */
-	long long wanted;            /* connections the plan wants moved (before limits) */
-	long long moved;             /* sum of rows this round */
-	long long round_budget;      /* cluster-wide cap for this round, -1 none */
-	long long unplaceable;       /* load that fits nowhere (cluster over capacity) */
-	int balanced;                /* nobody out of band: no rows */
+	long long total_load;   /* sum of loads of MEMBER and DRAINING nodes */
+	long long surplus;      /* sum of positive gaps: the minimum to move */
+	long long wanted;       /* connections the plan wants moved (before limits) */
+	long long moved;        /* sum of rows this round */
+	long long round_budget; /* cluster-wide cap for this round, -1 none */
+	long long unplaceable;  /* load that fits nowhere (cluster over capacity) */
+	int balanced;           /* nobody out of band: no rows */
 };
 
 /*
@@ -154,7 +154,7 @@ int64_t cluster__adv_prov_timeout(const CLUSTERADVISORCONFIG *cfg);
 
 /* The self argument of cluster__adv_pick() for a caller that is not one
  * of the nodes (or has no usable status). */
-# define CLUSTER__ADV_NO_SELF          ((size_t) -1)
+#define CLUSTER__ADV_NO_SELF ((size_t) -1)
 
 /*
  * Herd-safe, plan-aware pick. self is the picking instance's position in

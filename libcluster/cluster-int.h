@@ -6,22 +6,22 @@
  * exported.
  */
 #ifndef CLUSTER_INT_H_
-# define CLUSTER_INT_H_                1
+#define CLUSTER_INT_H_ 1
 
-# ifdef HAVE_CONFIG_H
-#  include "config.h"
-# endif
+#ifdef HAVE_CONFIG_H
+# include "config.h"
+#endif
 
-# include <pthread.h>
-# include <sys/types.h>
-# include <stdint.h>
-# include <syslog.h>
-# include "libcluster.h"
-# include "view.h"
-# include "util.h"
-# include "engine.h"
+#include <pthread.h>
+#include <sys/types.h>
+#include <stdint.h>
+#include <syslog.h>
+#include "libcluster.h"
+#include "view.h"
+#include "util.h"
+#include "engine.h"
 
-# define CLUSTER_DEFAULT_ENV           "production"
+#define CLUSTER_DEFAULT_ENV "production"
 
 /* A name replaced while a getter may still hold it (freed by destroy). */
 typedef struct cluster__retired cluster__retired;
@@ -41,20 +41,20 @@ struct cluster_struct
 	/* Configuration: written only by control calls, and (except workers)
 	 * only while not joined, so engines may read it freely while joined. */
 	char *key;
-	char *env;                   /* env, partition, instance: written with */
-	char *partition;             /* atomic stores (getters read them from */
-	char *instance;              /* any thread), old values retired (S) */
+	char *env;       /* env, partition, instance: written with */
+	char *partition; /* atomic stores (getters read them from */
+	char *instance;  /* any thread), old values retired (S) */
 	cluster__retired *retired;
-	char *registry;              /* NULL: static */
+	char *registry; /* NULL: static */
 	int ttl;
-	int request_timeout_ms;      /* one registry request */
-	int join_timeout_ms;         /* all of cluster_join()'s retries */
+	int request_timeout_ms; /* one registry request */
+	int join_timeout_ms;    /* all of cluster_join()'s retries */
 	char *ca_file, *cert_file, *key_file;
 	char *user, *password;
 	int static_index;
 	int static_total;
 	const cluster__engine *engine;
-	void *engine_data;           /* what engine->create made */
+	void *engine_data;                 /* what engine->create made */
 	cluster__engine_config engine_cfg; /* what the engine joined with */
 	/* Held for reading around engine hooks that any thread may trigger
 	 * (cluster_report() -> status_changed), for writing while the engine
@@ -68,7 +68,7 @@ struct cluster_struct
 
 	/* (S) */
 	CLUSTERLOGGER logger;
-	CLUSTERLOGGER2 logger2;      /* wins over logger when set */
+	CLUSTERLOGGER2 logger2; /* wins over logger when set */
 	void *userdata;
 	CLUSTERBALANCE balancer;
 	CLUSTERADVICE advice;
@@ -76,28 +76,28 @@ struct cluster_struct
 	int joined;
 	int passive;
 	int workers;
-	cluster__view view;          /* last published view */
-	int index;                   /* last reported base (-1) */
-	int total;                   /* last reported total */
-	int announced;               /* the callback has seen this join's first view */
-	int joining;                 /* a join holds the control lock: deliveries wait */
-	int holding;                 /* a control call runs an engine hook: its thread
+	cluster__view view; /* last published view */
+	int index;          /* last reported base (-1) */
+	int total;          /* last reported total */
+	int announced;      /* the callback has seen this join's first view */
+	int joining;        /* a join holds the control lock: deliveries wait */
+	int holding;        /* a control call runs an engine hook: its thread
 	                              * delivers after releasing the control lock */
-	int join_cancel;             /* cluster_leave() asked that join to give up */
-	int join_threads;            /* threads still inside cluster_join() */
-	pid_t owner_pid;             /* the process that joined (atomic; fork rule) */
+	int join_cancel;    /* cluster_leave() asked that join to give up */
+	int join_threads;   /* threads still inside cluster_join() */
+	pid_t owner_pid;    /* the process that joined (atomic; fork rule) */
 	/* delivery (notify.c) */
-	cluster__view pending;       /* newest published view not yet delivered */
+	cluster__view pending; /* newest published view not yet delivered */
 	int has_pending;
 	int64_t pending_first_ms, pending_last_ms;
-	int settle_ms;               /* quiet window before a change is delivered */
-	int delivering;              /* a thread is delivering (callbacks in order) */
-	pthread_cond_t delivered;    /* signalled when delivering or join_threads drop */
-	int fresh;                   /* the engine trusts the view (registry reachable) */
+	int settle_ms;            /* quiet window before a change is delivered */
+	int delivering;           /* a thread is delivering (callbacks in order) */
+	pthread_cond_t delivered; /* signalled when delivering or join_threads drop */
+	int fresh;                /* the engine trusts the view (registry reachable) */
 	int64_t fresh_since_ms;
 	cluster__status status;
 	CLUSTERADVISORCONFIG advisor_config;
-	void *advisor;               /* advisor run-time state (advisor-api.c) */
+	void *advisor; /* advisor run-time state (advisor-api.c) */
 };
 
 /* --- delivery (notify.c) ---------------------------------------------- */
@@ -147,8 +147,8 @@ int cluster__fail_msg(CLUSTER *cluster, int err, const char *format, ...) CLUSTE
 
 /* --- advisor glue (advisor-api.c) ------------------------------------ */
 
-int cluster__advisor_start(CLUSTER *cluster);   /* after join */
-void cluster__advisor_stop(CLUSTER *cluster);   /* before leave */
-void cluster__advisor_free(CLUSTER *cluster);   /* from destroy */
+int cluster__advisor_start(CLUSTER *cluster); /* after join */
+void cluster__advisor_stop(CLUSTER *cluster); /* before leave */
+void cluster__advisor_free(CLUSTER *cluster); /* from destroy */
 
 #endif /*!CLUSTER_INT_H_*/

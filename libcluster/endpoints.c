@@ -13,8 +13,8 @@
 #include <string.h>
 
 /* Endpoints are few; anything beyond this is a mistake, not a cluster. */
-#define HTTP_MAX_ENDPOINTS             64
-#define HTTP_MAX_URL                   1024
+#define HTTP_MAX_ENDPOINTS 64
+#define HTTP_MAX_URL       1024
 
 
 void
@@ -215,4 +215,3 @@ fail:
 	cluster__http_endpoints_free(list, count);
 	return r;
 }
-

@@ -27,24 +27,24 @@
 #include <string.h>
 #include <time.h>
 
-#define FORM                           "application/x-www-form-urlencoded"
+#define FORM "application/x-www-form-urlencoded"
 /* A v2 long poll is re-armed after this much silence (not an error). */
-#define WATCH_POLL_MS                  60000
-#define WATCH_BACKOFF_MIN_MS           50
-#define WATCH_BACKOFF_MAX_MS           1000
+#define WATCH_POLL_MS        60000
+#define WATCH_BACKOFF_MIN_MS 50
+#define WATCH_BACKOFF_MAX_MS 1000
 /* Retry pause of the ping thread after a failed request (ms). */
-#define PING_RETRY_MS                  500
+#define PING_RETRY_MS 500
 
 typedef struct etcd2 etcd2;
 struct etcd2
 {
-	CLUSTER *core;               /* the handle, for the hooks only */
+	CLUSTER *core;                     /* the handle, for the hooks only */
 	const cluster__engine_config *cfg; /* while joined */
 	char **endpoints;
 	size_t n_endpoints;
-	char *dir;                   /* "/<key>[/<partition>]/<env>" */
-	char *dir_path;              /* "/v2/keys" + dir */
-	char *self_path;             /* dir_path + "/<id>" */
+	char *dir;       /* "/<key>[/<partition>]/<env>" */
+	char *dir_path;  /* "/v2/keys" + dir */
+	char *self_path; /* dir_path + "/<id>" */
 	cluster__http *ping_http;
 	cluster__http *watch_http;
 	pthread_t ping_thread;
@@ -54,13 +54,13 @@ struct etcd2
 	/* the threads' stop flag; its mutex also guards the fields below
 	 * and is never held over I/O */
 	cluster__waker w;
-	unsigned long value_gen;     /* bumped when the worker count changes */
-	unsigned long written_gen;   /* value_gen of the last value written */
+	unsigned long value_gen;   /* bumped when the worker count changes */
+	unsigned long written_gen; /* value_gen of the last value written */
 	int ping_ok;
 	int watch_ok;
-	cluster__table table;  /* join, then the watch thread only */
+	cluster__table table; /* join, then the watch thread only */
 	uint64_t next_index;
-	int over_limit;              /* (watch thread) the directory was found past CLUSTER_MEMBERS_MAX */
+	int over_limit; /* (watch thread) the directory was found past CLUSTER_MEMBERS_MAX */
 };
 
 static int
@@ -210,7 +210,6 @@ put_self(etcd2 *e, cluster__http *http, const char *mode, long *status)
 static void
 log_over_limit(etcd2 *e)
 {
-
 	cluster__log(e->core, e->over_limit ? LOG_DEBUG : LOG_ERR,
 		"libcluster: etcd2: %s holds more than CLUSTER_MEMBERS_MAX (%d) members; they are not read and the view is not updated\n",
 		e->dir, CLUSTER_MEMBERS_MAX);
@@ -310,7 +309,6 @@ list_dir(etcd2 *e, cluster__http *http, uint64_t *index, char *why, size_t whyle
 static int
 publish(etcd2 *e)
 {
-
 	return cluster__publish_view(e->core, e->table.m, e->table.n, (int64_t) (e->next_index - 1));
 }
 
@@ -872,5 +870,5 @@ const cluster__engine cluster__engine_etcd2 = {
 	etcd2_workers_changed,
 	NULL,
 	NULL,
-	0                            /* no settle tick: every view is delivered at once */
+	0 /* no settle tick: every view is delivered at once */
 };

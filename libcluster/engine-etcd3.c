@@ -32,63 +32,63 @@
 
 /* The watch must say "created" within this (ms); etcd answers a malformed
  * create with silence. */
-#define WATCH_CREATED_TIMEOUT_MS       3000
-#define WATCH_BACKOFF_MIN_MS           50
-#define WATCH_BACKOFF_MAX_MS           1000
+#define WATCH_CREATED_TIMEOUT_MS 3000
+#define WATCH_BACKOFF_MIN_MS     50
+#define WATCH_BACKOFF_MAX_MS     1000
 /* Retry pause of the ping thread after a failed request (ms). */
-#define PING_RETRY_MS                  500
+#define PING_RETRY_MS 500
 
 /* Wake-up flags (cluster__waker). */
-#define PING_WAKE                      0x1u   /* the ping thread should look again */
-#define CHECK_SELF                     0x2u   /* the watch saw our key deleted (kept until a write) */
-#define WATCH_KICK                     0x4u   /* the watch should reconnect (resume by revision) */
-#define REPUBLISH                      0x8u   /* the watch thread should publish again */
+#define PING_WAKE  0x1u /* the ping thread should look again */
+#define CHECK_SELF 0x2u /* the watch saw our key deleted (kept until a write) */
+#define WATCH_KICK 0x4u /* the watch should reconnect (resume by revision) */
+#define REPUBLISH  0x8u /* the watch thread should publish again */
 
 typedef struct etcd3_conn etcd3_conn;
 struct etcd3_conn
 {
 	cluster__http *h;
-	int authed;                  /* holds a valid auth token (when credentials are set) */
+	int authed; /* holds a valid auth token (when credentials are set) */
 };
 
 typedef struct etcd3 etcd3;
 struct etcd3
 {
-	CLUSTER *core;               /* the handle, for the hooks only */
+	CLUSTER *core;                     /* the handle, for the hooks only */
 	const cluster__engine_config *cfg; /* while joined */
 	char **endpoints;
 	size_t n_endpoints;
 
 	/* fixed while joined */
-	char *prefix;                /* "/key/[partition/]env/" */
-	char *member_key;            /* prefix + instance id */
-	char *label;                 /* "key/[partition/]env" for log lines */
-	int ttl;                     /* granted TTL (s) */
+	char *prefix;     /* "/key/[partition/]env/" */
+	char *member_key; /* prefix + instance id */
+	char *label;      /* "key/[partition/]env" for log lines */
+	int ttl;          /* granted TTL (s) */
 	int passive;
 	cluster__http_config hcfg;
-	etcd3_conn ping;             /* ping thread's connection (join uses it first) */
-	etcd3_conn watch;            /* watch thread's connection */
+	etcd3_conn ping;  /* ping thread's connection (join uses it first) */
+	etcd3_conn watch; /* watch thread's connection */
 	pthread_t ping_thread, watch_thread;
 	int ping_running, watch_running;
 
 	/* the threads' stop flag and wake-ups (PING_WAKE, CHECK_SELF,
 	 * WATCH_KICK, REPUBLISH); its mutex also protects the fields below */
 	cluster__waker w;
-	unsigned long value_gen;     /* bumped when the worker count changes */
-	unsigned long written_gen;   /* value_gen of the last value written */
-	unsigned long joined_seq;    /* status seq the join-time registration wrote */
+	unsigned long value_gen;   /* bumped when the worker count changes */
+	unsigned long written_gen; /* value_gen of the last value written */
+	unsigned long joined_seq;  /* status seq the join-time registration wrote */
 	int64_t lease;
 	int registered;
 	int lease_ok;
 	int watch_ok;
-	int id_taken;                /* another live instance holds our id */
+	int id_taken; /* another live instance holds our id */
 
-	pthread_mutex_t fresh_m;     /* orders cluster__set_fresh() calls */
+	pthread_mutex_t fresh_m; /* orders cluster__set_fresh() calls */
 
 	/* watch thread only (join fills them before it starts) */
 	cluster__table table;
 	int64_t last_rev;
-	int over_limit;              /* the prefix holds more than CLUSTER_MEMBERS_MAX */
+	int over_limit; /* the prefix holds more than CLUSTER_MEMBERS_MAX */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -608,10 +608,10 @@ struct watch_ctx
 {
 	etcd3 *ed;
 	int created;
-	int heartbeat_ms;            /* progress request interval once created */
+	int heartbeat_ms; /* progress request interval once created */
 	int64_t next_heartbeat;
-	int64_t compacted;           /* > 0: history compacted at this revision */
-	int err;                     /* why the stream was abandoned */
+	int64_t compacted; /* > 0: history compacted at this revision */
+	int err;           /* why the stream was abandoned */
 	char why[300];
 };
 
@@ -726,7 +726,7 @@ watch_line(void *ctx, const char *line, size_t len)
 			snprintf(w->why, sizeof(w->why), "watch canceled: %s", shown);
 			w->err = EIO;
 			if(msg.cancel_reason && (strstr(msg.cancel_reason, "Unauthenticated") || strstr(msg.cancel_reason, "auth token") ||
-				strstr(msg.cancel_reason, "user name is empty")))
+										strstr(msg.cancel_reason, "user name is empty")))
 			{
 				ed->watch.authed = 0;
 			}
@@ -790,7 +790,8 @@ heartbeat_ms(const etcd3 *ed)
 {
 	int hb = ed->cfg->ttl * 1000 / 3;
 
-	return hb < 500 ? 500 : hb > 5000 ? 5000 : hb;
+	return hb < 500 ? 500 : hb > 5000 ? 5000 :
+										hb;
 }
 
 static int
@@ -1024,11 +1025,11 @@ struct ping_state
 {
 	int64_t next_keepalive;
 	int64_t last_ok;
-	int64_t retry_register;      /* when to try re-registering */
-	int64_t retry_write;         /* when a failed value write may be retried */
+	int64_t retry_register; /* when to try re-registering */
+	int64_t retry_write;    /* when a failed value write may be retried */
 	int64_t last_status_write;
-	unsigned long status_seq;    /* status seq included in the last write */
-	int failing;                 /* keepalives are failing */
+	unsigned long status_seq; /* status seq included in the last write */
+	int failing;              /* keepalives are failing */
 	int expired_warned;
 	int exists_warned;
 };
@@ -1138,7 +1139,8 @@ do_keepalive(etcd3 *ed, ping_state *ps)
 	if(!ps->expired_warned && now - ps->last_ok > (int64_t) ed->ttl * 1000)
 	{
 		cluster__log(ed->core, LOG_WARNING, "libcluster: etcd: no keepalive for more than %d s: the lease has probably expired; "
-			"this instance re-registers as soon as the registry answers\n", ed->ttl);
+											"this instance re-registers as soon as the registry answers\n",
+			ed->ttl);
 		ps->expired_warned = 1;
 	}
 	ps->next_keepalive = now + (refresh_ms(ed) < PING_RETRY_MS ? refresh_ms(ed) : PING_RETRY_MS);
@@ -1269,7 +1271,13 @@ ping_main(void *arg)
 		cluster__status st;
 		int64_t due, status_due = 0;
 		int registered, want_workers, want_status, check_self, interval;
-		enum { NOTHING, REGISTER, KEEPALIVE, WRITE } act = NOTHING;
+		enum
+		{
+			NOTHING,
+			REGISTER,
+			KEEPALIVE,
+			WRITE
+		} act = NOTHING;
 
 		cluster__waker_take(&ed->w, PING_WAKE);
 		/* core state first, never under the waker's mutex */

@@ -13,7 +13,7 @@ typedef struct static_engine static_engine;
 struct static_engine
 {
 	CLUSTER *core;
-	const cluster__engine_config *cfg;   /* while joined */
+	const cluster__engine_config *cfg; /* while joined */
 };
 
 static int
@@ -117,6 +117,6 @@ const cluster__engine cluster__engine_static = {
 	static_leave,
 	static_workers_changed,
 	NULL,
-	NULL,                        /* joins do not wait on the network */
+	NULL, /* joins do not wait on the network */
 	0
 };

@@ -8,12 +8,12 @@
  * cannot reach into the cluster object.
  */
 #ifndef CLUSTER_ENGINE_H_
-# define CLUSTER_ENGINE_H_             1
+#define CLUSTER_ENGINE_H_ 1
 
-# include <stddef.h>
-# include <stdint.h>
-# include "libcluster.h"
-# include "view.h"
+#include <stddef.h>
+#include <stdint.h>
+#include "libcluster.h"
+#include "view.h"
 
 /* What an engine needs to join, fixed for the whole time it is joined.
  * The strings belong to the core and stay valid (and unchanged) until the
@@ -23,19 +23,19 @@ struct cluster__engine_config
 {
 	const char *key;
 	const char *env;
-	const char *partition;       /* NULL: none */
+	const char *partition; /* NULL: none */
 	const char *instance;
-	int passive;                 /* watch only: register nothing */
-	int ttl;                     /* lease TTL (s) */
-	int request_timeout_ms;      /* one registry request */
-	int join_timeout_ms;         /* all of join's retries */
-	const char *ca_file;         /* TLS (each may be NULL) */
+	int passive;            /* watch only: register nothing */
+	int ttl;                /* lease TTL (s) */
+	int request_timeout_ms; /* one registry request */
+	int join_timeout_ms;    /* all of join's retries */
+	const char *ca_file;    /* TLS (each may be NULL) */
 	const char *cert_file;
 	const char *key_file;
-	const char *user;            /* credentials (both or neither) */
+	const char *user; /* credentials (both or neither) */
 	const char *password;
-	int static_index;            /* static engine: this member's base */
-	int static_total;            /* static engine: the cluster total (0: 1) */
+	int static_index; /* static engine: this member's base */
+	int static_total; /* static engine: the cluster total (0: 1) */
 };
 
 typedef struct cluster__engine cluster__engine;
@@ -48,7 +48,7 @@ typedef struct cluster__engine cluster__engine;
  */
 struct cluster__engine
 {
-	const char *name;            /* log tag: "static", "etcd", "etcd2" */
+	const char *name; /* log tag: "static", "etcd", "etcd2" */
 	/* Parse the registry URI (NULL for static) into a new engine for the
 	 * handle core (kept for the hooks). Returns 0 with *out set, or an
 	 * errno value (EINVAL after logging the reason, ENOMEM). */
@@ -91,8 +91,8 @@ struct cluster__status
 	char address[CLUSTER_ADDRESS_MAX + 1];
 	long long load;
 	long long capacity;
-	int reported;                /* cluster_report() called at least once */
-	unsigned long seq;           /* bumped on every change */
+	int reported;      /* cluster_report() called at least once */
+	unsigned long seq; /* bumped on every change */
 };
 
 /* --- hooks: what an engine may ask of the core ------------------------ */

@@ -6,11 +6,11 @@
  * can share one directory (mixed fleets). No I/O, no locks.
  */
 #ifndef CLUSTER_ETCD2_PROTO_H_
-# define CLUSTER_ETCD2_PROTO_H_        1
+#define CLUSTER_ETCD2_PROTO_H_ 1
 
-# include <stddef.h>
-# include <stdint.h>
-# include "view.h"
+#include <stddef.h>
+#include <stdint.h>
+#include "view.h"
 
 /* A strict decimal worker count, "1".."65535": no sign, spaces or junk.
  * Returns the count, or 0 if the text is not one. */
@@ -30,11 +30,11 @@ int cluster__etcd2_parse_list(const char *body, size_t len, const char *dir, clu
 typedef struct cluster__etcd2_event cluster__etcd2_event;
 struct cluster__etcd2_event
 {
-	int relevant;                /* a direct child of dir with a valid id */
-	int removed;                 /* delete / expire / compareAndDelete */
-	int workers;                 /* for a write: the new count, 0 if the value is bad */
+	int relevant; /* a direct child of dir with a valid id */
+	int removed;  /* delete / expire / compareAndDelete */
+	int workers;  /* for a write: the new count, 0 if the value is bad */
 	char id[CLUSTER_NAME_MAX + 1];
-	uint64_t modified_index;     /* continue watching from this + 1 */
+	uint64_t modified_index; /* continue watching from this + 1 */
 };
 
 /* One long-poll answer. Returns 0, EPROTO or ENOMEM. */

@@ -16,7 +16,7 @@
 
 /* 2^53: a JSON number this large may already have been rounded by the
  * parser, so numbers must stay strictly below it. */
-#define EXACT_DOUBLE_MAX               9007199254740992.0
+#define EXACT_DOUBLE_MAX 9007199254740992.0
 
 /* ---------------------------------------------------------------------- */
 /* base64                                                                   */

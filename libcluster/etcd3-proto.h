@@ -12,11 +12,11 @@
  * up to 2^53. Absent fields are zero, as etcd omits zero values.
  */
 #ifndef CLUSTER_ETCD3_PROTO_H_
-# define CLUSTER_ETCD3_PROTO_H_        1
+#define CLUSTER_ETCD3_PROTO_H_ 1
 
-# include <stddef.h>
-# include <stdint.h>
-# include "view.h"
+#include <stddef.h>
+#include <stdint.h>
+#include "view.h"
 
 /* ---- base64 (standard alphabet, with padding: what etcd requires) ---- */
 
@@ -58,9 +58,9 @@ char *cluster__etcd3_build_member_value(int workers, int has_status, const char 
 typedef struct cluster__etcd3_kv cluster__etcd3_kv;
 struct cluster__etcd3_kv
 {
-	char *key;                   /* decoded, NUL-terminated, owned */
+	char *key; /* decoded, NUL-terminated, owned */
 	size_t key_len;
-	char *value;                 /* decoded, NUL-terminated, owned (never NULL) */
+	char *value; /* decoded, NUL-terminated, owned (never NULL) */
 	size_t value_len;
 	int64_t create_revision;
 	int64_t mod_revision;
@@ -71,7 +71,7 @@ struct cluster__etcd3_kv
 typedef struct cluster__etcd3_range cluster__etcd3_range;
 struct cluster__etcd3_range
 {
-	int64_t revision;            /* header.revision (> 0) */
+	int64_t revision; /* header.revision (> 0) */
 	cluster__etcd3_kv *kvs;
 	size_t n_kvs;
 	int more;
@@ -85,8 +85,8 @@ typedef struct cluster__etcd3_txn cluster__etcd3_txn;
 struct cluster__etcd3_txn
 {
 	int succeeded;
-	int64_t revision;            /* header.revision (> 0) */
-	int has_kv;                  /* failure branch found the key */
+	int64_t revision; /* header.revision (> 0) */
+	int has_kv;       /* failure branch found the key */
 	cluster__etcd3_kv kv;
 };
 int cluster__etcd3_parse_txn(const char *body, size_t len, cluster__etcd3_txn *out);
@@ -105,28 +105,28 @@ int cluster__etcd3_parse_error(const char *body, size_t len, int *code, char *ms
 
 /* ---- watch stream ------------------------------------------------------ */
 
-# define CLUSTER__ETCD3_PUT            0
-# define CLUSTER__ETCD3_DELETE         1
+#define CLUSTER__ETCD3_PUT    0
+#define CLUSTER__ETCD3_DELETE 1
 
 typedef struct cluster__etcd3_event cluster__etcd3_event;
 struct cluster__etcd3_event
 {
-	int type;                    /* CLUSTER__ETCD3_PUT (type absent) or _DELETE */
-	cluster__etcd3_kv kv;        /* for DELETE only key and mod_revision */
+	int type;             /* CLUSTER__ETCD3_PUT (type absent) or _DELETE */
+	cluster__etcd3_kv kv; /* for DELETE only key and mod_revision */
 };
 
 typedef struct cluster__etcd3_watch_msg cluster__etcd3_watch_msg;
 struct cluster__etcd3_watch_msg
 {
-	int error;                   /* stream error object {"error":..}: the stream ends */
-	int error_code;              /* its grpc code (or "code") */
-	char *error_message;         /* owned, may be NULL */
+	int error;           /* stream error object {"error":..}: the stream ends */
+	int error_code;      /* its grpc code (or "code") */
+	char *error_message; /* owned, may be NULL */
 	int created;
 	int canceled;
-	int64_t watch_id;            /* absent = 0 */
-	int64_t revision;            /* header.revision, 0 if absent */
+	int64_t watch_id; /* absent = 0 */
+	int64_t revision; /* header.revision, 0 if absent */
 	int64_t compact_revision;
-	char *cancel_reason;         /* owned, may be NULL */
+	char *cancel_reason; /* owned, may be NULL */
 	cluster__etcd3_event *events;
 	size_t n_events;
 };

@@ -18,7 +18,7 @@
 #include <curl/curl.h>
 
 /* Endpoint base URLs are checked to be at most this long (endpoints.c). */
-#define HTTP_MAX_URL                   1024
+#define HTTP_MAX_URL 1024
 
 struct cluster__http
 {
@@ -43,13 +43,13 @@ struct cluster__http
 	char *body;
 	size_t len, cap;
 	char *etcd_index;
-	int xfer_err;                /* set by the write callback: EIO, ENOMEM */
+	int xfer_err; /* set by the write callback: EIO, ENOMEM */
 	int streaming;
 	cluster__linesplit ls;
 	cluster__http_line_cb cb;
 	void *ctx;
 	int64_t last_data_ms;
-	int64_t deadline_ms;         /* absolute limit of unary requests, 0: none */
+	int64_t deadline_ms; /* absolute limit of unary requests, 0: none */
 	/* stream bytes received by libcurl, handed to cb by the transfer loop
 	 * (so that callbacks never run inside libcurl) */
 	char *in;

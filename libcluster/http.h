@@ -17,40 +17,40 @@
  * make us allocate without limit.
  */
 #ifndef CLUSTER_HTTP_H_
-# define CLUSTER_HTTP_H_               1
+#define CLUSTER_HTTP_H_ 1
 
-# include <stddef.h>
-# include <stdint.h>
+#include <stddef.h>
+#include <stdint.h>
 
 /* Largest response body or stream line we accept (bytes). */
-# define CLUSTER__HTTP_MAX_BODY        (4u * 1024u * 1024u)
+#define CLUSTER__HTTP_MAX_BODY (4u * 1024u * 1024u)
 
 typedef struct cluster__http cluster__http;
 
 typedef struct cluster__http_config cluster__http_config;
 struct cluster__http_config
 {
-	char **endpoints;            /* base URLs without trailing '/', e.g. "http://127.0.0.1:2379" */
+	char **endpoints; /* base URLs without trailing '/', e.g. "http://127.0.0.1:2379" */
 	size_t n_endpoints;
 	int connect_timeout_ms;
-	int timeout_ms;              /* overall limit of a unary request */
-	const char *ca_file;         /* TLS (may be NULL) */
+	int timeout_ms;      /* overall limit of a unary request */
+	const char *ca_file; /* TLS (may be NULL) */
 	const char *cert_file;
 	const char *key_file;
-	const char *user;            /* HTTP basic auth (etcd v2) or NULL */
+	const char *user; /* HTTP basic auth (etcd v2) or NULL */
 	const char *password;
-	int require_leader;          /* send Grpc-Metadata-Hasleader: true */
-	int verbose;                 /* log request lines at LOG_DEBUG */
-	int keepalive_idle_s;        /* TCP keepalive idle time (0: 2 s) */
+	int require_leader;   /* send Grpc-Metadata-Hasleader: true */
+	int verbose;          /* log request lines at LOG_DEBUG */
+	int keepalive_idle_s; /* TCP keepalive idle time (0: 2 s) */
 };
 
 typedef struct cluster__http_response cluster__http_response;
 struct cluster__http_response
 {
-	long status;                 /* HTTP status, 0 if no response */
-	char *body;                  /* NUL-terminated, owned; may be NULL */
+	long status; /* HTTP status, 0 if no response */
+	char *body;  /* NUL-terminated, owned; may be NULL */
 	size_t len;
-	char *etcd_index;            /* value of an X-Etcd-Index header (v2), owned; may be NULL */
+	char *etcd_index; /* value of an X-Etcd-Index header (v2), owned; may be NULL */
 };
 
 /* Receives each complete line of a streamed response (without the '\n'),
@@ -97,15 +97,15 @@ int cluster__http_stream_ex(cluster__http *http, const char *path, const char *b
  * wants to run again, -1 for no limit, or CLUSTER__HTTP_STOP to end the
  * stream (the call then returns 0). */
 typedef int64_t (*cluster__http_tick_cb)(void *ctx);
-# define CLUSTER__HTTP_STOP            (-2)
+#define CLUSTER__HTTP_STOP (-2)
 
 typedef struct cluster__http_stream_opts cluster__http_stream_opts;
 struct cluster__http_stream_opts
 {
 	cluster__http_line_cb on_line;
-	cluster__http_tick_cb on_tick;   /* may be NULL */
-	void *ctx;                       /* passed to both */
-	int idle_timeout_ms;             /* as cluster__http_stream_ex() */
+	cluster__http_tick_cb on_tick; /* may be NULL */
+	void *ctx;                     /* passed to both */
+	int idle_timeout_ms;           /* as cluster__http_stream_ex() */
 	int first_line_timeout_ms;
 	int total_timeout_ms;
 	/* Send the body as the first chunk of a chunked request that stays
@@ -172,9 +172,9 @@ struct cluster__linesplit
 	char *buf;
 	size_t len;
 	size_t cap;
-	size_t max;                  /* 0: CLUSTER__HTTP_MAX_BODY */
-	int stopped;                 /* cb asked to stop: later input is ignored */
-	unsigned long lines;         /* lines delivered so far */
+	size_t max;          /* 0: CLUSTER__HTTP_MAX_BODY */
+	int stopped;         /* cb asked to stop: later input is ignored */
+	unsigned long lines; /* lines delivered so far */
 };
 /* Returns 0, EIO (line too long) or ENOMEM. */
 int cluster__linesplit_feed(cluster__linesplit *ls, const char *data, size_t n, cluster__http_line_cb cb, void *ctx);

@@ -113,4 +113,3 @@ cluster__linesplit_free(cluster__linesplit *ls)
 	ls->buf = NULL;
 	ls->len = ls->cap = 0;
 }
-

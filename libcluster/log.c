@@ -19,7 +19,7 @@
 #include <string.h>
 
 /* The longest failure message kept (longer ones are cut). */
-#define ERRMSG_MAX                     1024
+#define ERRMSG_MAX 1024
 
 typedef struct errstate errstate;
 struct errstate

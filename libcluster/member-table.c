@@ -44,7 +44,7 @@ int
 cluster__member_same(const cluster__member *a, const cluster__member *b)
 {
 	return a->workers == b->workers && a->passive == b->passive && a->has_status == b->has_status &&
-		(!a->has_status || (a->load == b->load && a->capacity == b->capacity && !strcmp(a->address, b->address)));
+		   (!a->has_status || (a->load == b->load && a->capacity == b->capacity && !strcmp(a->address, b->address)));
 }
 
 int

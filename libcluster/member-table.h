@@ -5,11 +5,11 @@
  * no locks, no globals.
  */
 #ifndef CLUSTER_MEMBER_TABLE_H_
-# define CLUSTER_MEMBER_TABLE_H_       1
+#define CLUSTER_MEMBER_TABLE_H_ 1
 
-# include <stddef.h>
-# include <stdint.h>
-# include "view.h"
+#include <stddef.h>
+#include <stdint.h>
+#include "view.h"
 
 /* Non-zero if two records carry the same content (workers, passive,
  * status); ids, revisions and times are not compared. */

@@ -17,12 +17,12 @@
 
 /* A burst of changes is delivered once it has been quiet for the settle
  * window, but never later than this many windows after its first change. */
-#define SETTLE_MAX_WINDOWS             5
+#define SETTLE_MAX_WINDOWS 5
 
 /* The handles whose callbacks are running on this thread, innermost last.
  * Deeper nesting than this is not tracked by handle: every handle then
  * counts as busy (a refusal, never a deadlock). */
-#define CALLBACK_NEST_MAX              8
+#define CALLBACK_NEST_MAX 8
 static __thread CLUSTER *callback_handles[CALLBACK_NEST_MAX];
 static __thread unsigned callback_depth;
 

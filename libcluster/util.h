@@ -5,33 +5,33 @@
  * in log lines). Engines and parsers include this, never cluster-int.h.
  */
 #ifndef CLUSTER_UTIL_H_
-# define CLUSTER_UTIL_H_               1
+#define CLUSTER_UTIL_H_ 1
 
-# ifdef HAVE_CONFIG_H
-#  include "config.h"
-# endif
+#ifdef HAVE_CONFIG_H
+# include "config.h"
+#endif
 
-# include <pthread.h>
-# include <stdarg.h>
-# include <stddef.h>
-# include <stdint.h>
-# include <syslog.h>
-# include <time.h>
-# include "libcluster.h"
+#include <pthread.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <syslog.h>
+#include <time.h>
+#include "libcluster.h"
 
-# if defined(__GNUC__)
-#  define CLUSTER__PRINTF(f, a)        __attribute__((format(printf, f, a)))
-# else
-#  define CLUSTER__PRINTF(f, a)
-# endif
+#if defined(__GNUC__)
+# define CLUSTER__PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+# define CLUSTER__PRINTF(f, a)
+#endif
 
 /* The longest a connect may take (ms); a request gets at most half of its
  * own limit for it. */
-# define CLUSTER_CONNECT_TIMEOUT_MS    1000
+#define CLUSTER_CONNECT_TIMEOUT_MS 1000
 /* The engines' share of cluster_leave() (stop threads, deregister), so
  * that the call returns within a second whatever the registry does; the
  * rest is margin for the final callback and a loaded machine. */
-# define CLUSTER_LEAVE_BUDGET_MS       700
+#define CLUSTER_LEAVE_BUDGET_MS 700
 
 /* --- logging (log.c) ------------------------------------------------ */
 
@@ -79,6 +79,6 @@ int cluster__reserve(char **buf, size_t *cap, size_t need, size_t first);
  * escaping of n bytes in full.
  */
 const char *cluster__escape(char *out, size_t outsz, const char *in, size_t len);
-# define CLUSTER__ESCAPE_SIZE(n)       (4 * (n) + 1)
+#define CLUSTER__ESCAPE_SIZE(n) (4 * (n) + 1)
 
 #endif /*!CLUSTER_UTIL_H_*/

@@ -152,7 +152,7 @@ cluster__name_check(const char *s, size_t len, size_t *bad)
 		unsigned char ch = (unsigned char) s[i];
 
 		if(!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
-			ch == '.' || ch == '_' || ch == '-'))
+			   ch == '.' || ch == '_' || ch == '-'))
 		{
 			if(bad)
 			{
@@ -194,7 +194,7 @@ static int
 status_differs(const cluster__member *a, const cluster__member *b)
 {
 	return a->has_status != b->has_status || a->load != b->load ||
-		a->capacity != b->capacity || strcmp(a->address, b->address);
+		   a->capacity != b->capacity || strcmp(a->address, b->address);
 }
 
 /*

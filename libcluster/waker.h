@@ -8,18 +8,18 @@
  * broadcast code.
  */
 #ifndef CLUSTER_WAKER_H_
-# define CLUSTER_WAKER_H_              1
+#define CLUSTER_WAKER_H_ 1
 
-# include <pthread.h>
-# include <stdint.h>
+#include <pthread.h>
+#include <stdint.h>
 
 typedef struct cluster__waker cluster__waker;
 struct cluster__waker
 {
-	pthread_mutex_t m;           /* never held across I/O or a callback */
+	pthread_mutex_t m; /* never held across I/O or a callback */
 	pthread_cond_t cv;
-	int stop;                    /* (m) the threads should end */
-	unsigned flags;              /* (m) raised, not yet taken */
+	int stop;       /* (m) the threads should end */
+	unsigned flags; /* (m) raised, not yet taken */
 };
 
 void cluster__waker_init(cluster__waker *w);

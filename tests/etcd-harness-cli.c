@@ -15,21 +15,22 @@ static void
 usage(FILE *f)
 {
 	fputs("Usage: etcd-harness COMMAND DIR [ARGS]\n"
-		"  available               exit 0 if etcd is installed, 77 if not (1 if\n"
-		"                          CLUSTER_REQUIRE_ETCD is set and it is not)\n"
-		"  start DIR [FLAG...]     start etcd in DIR on free loopback ports; print\n"
-		"                          the endpoint; write DIR/etcd.pid, DIR/endpoint\n"
-		"  stop DIR                SIGTERM (SIGKILL after a deadline) that etcd\n"
-		"  kill DIR                SIGKILL it\n"
-		"  restart DIR             start it again on the same ports and data\n"
-		"  pause DIR | resume DIR  SIGSTOP / SIGCONT\n"
-		"  endpoint DIR            print the endpoint\n"
-		"  compact DIR             compact at the current revision\n"
-		"  put DIR KEY VALUE       raw v3 put\n"
-		"  get DIR KEY             print the value (exit 1 if absent)\n"
-		"  count DIR PREFIX        print the number of keys under PREFIX\n"
-		"  metrics DIR             print /metrics\n"
-		"  log DIR [LINES]         print the tail of etcd's log\n", f);
+		  "  available               exit 0 if etcd is installed, 77 if not (1 if\n"
+		  "                          CLUSTER_REQUIRE_ETCD is set and it is not)\n"
+		  "  start DIR [FLAG...]     start etcd in DIR on free loopback ports; print\n"
+		  "                          the endpoint; write DIR/etcd.pid, DIR/endpoint\n"
+		  "  stop DIR                SIGTERM (SIGKILL after a deadline) that etcd\n"
+		  "  kill DIR                SIGKILL it\n"
+		  "  restart DIR             start it again on the same ports and data\n"
+		  "  pause DIR | resume DIR  SIGSTOP / SIGCONT\n"
+		  "  endpoint DIR            print the endpoint\n"
+		  "  compact DIR             compact at the current revision\n"
+		  "  put DIR KEY VALUE       raw v3 put\n"
+		  "  get DIR KEY             print the value (exit 1 if absent)\n"
+		  "  count DIR PREFIX        print the number of keys under PREFIX\n"
+		  "  metrics DIR             print /metrics\n"
+		  "  log DIR [LINES]         print the tail of etcd's log\n",
+		f);
 }
 
 int

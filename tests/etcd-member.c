@@ -62,8 +62,8 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	c = cluster_create(key);
 	if(!c || cluster_set_logger(c, logger) || (id && cluster_set_instance(c, id)) ||
-	   cluster_set_workers(c, workers) || (uri && cluster_set_registry(c, uri)) ||
-	   (ttl && cluster_set_ttl(c, ttl)))
+		cluster_set_workers(c, workers) || (uri && cluster_set_registry(c, uri)) ||
+		(ttl && cluster_set_ttl(c, ttl)))
 	{
 		printf("failed %d\n", errno);
 		return 1;

@@ -321,7 +321,7 @@ etcdh__prefix_end_b64(const char *prefix)
 		return etcdh__b64enc(end, 1);
 	}
 	memcpy(end, prefix, len);
-	for(i = len; i-- > 0; )
+	for(i = len; i-- > 0;)
 	{
 		if(end[i] < 0xff)
 		{
@@ -683,10 +683,10 @@ int
 etcdh_enable_auth(etcdh *h, const char *root_password)
 {
 	if(etcdh__auth_call(h, "/v3/auth/user/add", etcdh__pair("name", "root", "password", root_password)) ||
-	   etcdh__auth_call(h, "/v3/auth/role/add", etcdh__pair("name", "root", NULL, NULL)) ||
-	   etcdh__auth_call(h, "/v3/auth/user/grant", etcdh__pair("user", "root", "role", "root")) ||
-	   etcdh__auth_call(h, "/v3/auth/enable", cJSON_CreateObject()) ||
-	   etcdh__set_root(h, root_password))
+		etcdh__auth_call(h, "/v3/auth/role/add", etcdh__pair("name", "root", NULL, NULL)) ||
+		etcdh__auth_call(h, "/v3/auth/user/grant", etcdh__pair("user", "root", "role", "root")) ||
+		etcdh__auth_call(h, "/v3/auth/enable", cJSON_CreateObject()) ||
+		etcdh__set_root(h, root_password))
 	{
 		return -1;
 	}
@@ -727,8 +727,8 @@ etcdh_add_user(etcdh *h, const char *root_password, const char *user, const char
 	free(k);
 	free(e);
 	if(rc ||
-	   etcdh__auth_call(h, "/v3/auth/user/add", etcdh__pair("name", user, "password", password)) ||
-	   etcdh__auth_call(h, "/v3/auth/user/grant", etcdh__pair("user", user, "role", user)))
+		etcdh__auth_call(h, "/v3/auth/user/add", etcdh__pair("name", user, "password", password)) ||
+		etcdh__auth_call(h, "/v3/auth/user/grant", etcdh__pair("user", user, "role", user)))
 	{
 		return -1;
 	}

@@ -7,36 +7,36 @@
  * etcdproxy.c stands between them and the library.
  */
 #ifndef ETCDHARNESS_PRIVATE_H_
-# define ETCDHARNESS_PRIVATE_H_        1
+#define ETCDHARNESS_PRIVATE_H_ 1
 
-# include <limits.h>
-# include <sys/types.h>
+#include <limits.h>
+#include <sys/types.h>
 
-# include <cjson/cJSON.h>
+#include <cjson/cJSON.h>
 
-# include "etcdharness.h"
+#include "etcdharness.h"
 
-#define ETCDH_START_TRIES       5
-#define ETCDH_HEALTH_SECONDS    15.0
-#define ETCDH_STOP_SECONDS      10.0
-#define ETCDH_HTTP_TIMEOUT_MS   3000L
-#define ETCDH_MAX_EXTRA         16
-#define ETCDH_CLUSTER_MAX       5
-#define ETCDH_TOKEN_MAX         256
+#define ETCDH_START_TRIES     5
+#define ETCDH_HEALTH_SECONDS  15.0
+#define ETCDH_STOP_SECONDS    10.0
+#define ETCDH_HTTP_TIMEOUT_MS 3000L
+#define ETCDH_MAX_EXTRA       16
+#define ETCDH_CLUSTER_MAX     5
+#define ETCDH_TOKEN_MAX       256
 
 struct etcdh
 {
-	char dir[PATH_MAX];          /* working directory */
-	int own_dir;                 /* created by us: removed at destroy */
+	char dir[PATH_MAX]; /* working directory */
+	int own_dir;        /* created by us: removed at destroy */
 	char datadir[PATH_MAX + 16];
 	char logpath[PATH_MAX + 16];
-	char name[64];               /* member name, unique per start */
+	char name[64]; /* member name, unique per start */
 	char endpoint[64];
-	char base[64];               /* endpoint without the trailing slash */
+	char base[64]; /* endpoint without the trailing slash */
 	int client_port;
 	int peer_port;
-	pid_t pid;                   /* 0: not running */
-	int is_child;                /* we can waitpid() it */
+	pid_t pid;    /* 0: not running */
+	int is_child; /* we can waitpid() it */
 	int detached;
 	int paused;
 	char *extra[ETCDH_MAX_EXTRA + 1];
@@ -49,7 +49,7 @@ struct etcdh
 
 struct etcdh_cluster
 {
-	char dir[PATH_MAX];          /* temporary directory: one subdirectory per member */
+	char dir[PATH_MAX]; /* temporary directory: one subdirectory per member */
 	int n;
 	etcdh *m[ETCDH_CLUSTER_MAX];
 	char endpoints[ETCDH_CLUSTER_MAX * 32];

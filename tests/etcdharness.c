@@ -182,7 +182,7 @@ etcdh__free_ports(int *ports, int n)
 		sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 		sl = sizeof(sa);
 		if(fds[i] < 0 || bind(fds[i], (struct sockaddr *) &sa, sizeof(sa)) ||
-		   getsockname(fds[i], (struct sockaddr *) &sa, &sl))
+			getsockname(fds[i], (struct sockaddr *) &sa, &sl))
 		{
 			rc = -1;
 			ports[i] = 0;
@@ -523,7 +523,7 @@ etcdh__check_available(void)
 	if(etcdh_required())
 	{
 		etcdh__err("etcd is not installed but CLUSTER_REQUIRE_ETCD is set "
-			"(install the Debian package etcd-server)");
+				   "(install the Debian package etcd-server)");
 		return -1;
 	}
 	return ETCDH_SKIP;

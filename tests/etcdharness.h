@@ -13,11 +13,11 @@
  * so a crashed test never leaves etcd running).
  */
 #ifndef ETCDHARNESS_H_
-# define ETCDHARNESS_H_                1
+#define ETCDHARNESS_H_ 1
 
-# include <stddef.h>
-# include <stdio.h>
-# include <sys/types.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <sys/types.h>
 
 typedef struct etcdh etcdh;
 typedef struct etcdh_cluster etcdh_cluster;
@@ -25,7 +25,7 @@ typedef struct etcdh_proxy etcdh_proxy;
 
 /* Return value of etcdh_start() when etcd is not installed and
  * CLUSTER_REQUIRE_ETCD is unset (the automake "skip" status). */
-# define ETCDH_SKIP                    77
+#define ETCDH_SKIP 77
 
 /*
  * Start a private etcd (temporary directory, free ports, --unsafe-no-fsync)

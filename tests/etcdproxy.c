@@ -164,7 +164,7 @@ etcdh__proxy_main(void *arg)
 			short a = pfd[2 + 2 * i].revents, b = pfd[3 + 2 * i].revents;
 
 			if((a && etcdh__pump(p->fds[i][0], p->fds[i][1])) ||
-			   (b && etcdh__pump(p->fds[i][1], p->fds[i][0])))
+				(b && etcdh__pump(p->fds[i][1], p->fds[i][0])))
 			{
 				etcdh__close_pair(p, i);
 			}
@@ -224,11 +224,11 @@ etcdh_proxy_start(etcdh *h, etcdh_proxy **out)
 	sa.sin_family = AF_INET;
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
 	if(p->listen_fd < 0 ||
-	   setsockopt(p->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	   bind(p->listen_fd, (struct sockaddr *) &sa, sizeof(sa)) ||
-	   listen(p->listen_fd, 64) ||
-	   getsockname(p->listen_fd, (struct sockaddr *) &sa, &sl) ||
-	   pipe2(p->wake, O_CLOEXEC | O_NONBLOCK))
+		setsockopt(p->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+		bind(p->listen_fd, (struct sockaddr *) &sa, sizeof(sa)) ||
+		listen(p->listen_fd, 64) ||
+		getsockname(p->listen_fd, (struct sockaddr *) &sa, &sl) ||
+		pipe2(p->wake, O_CLOEXEC | O_NONBLOCK))
 	{
 		etcdh__err("proxy: %s", strerror(errno));
 		if(p->listen_fd >= 0)

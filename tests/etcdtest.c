@@ -115,12 +115,12 @@ et_member_new(const char *key, const char *id, int workers, const char *registry
 	m->last.index = -1;
 	m->c = cluster_create(key);
 	if(!m->c ||
-	   cluster_set_logger(m->c, et_logger) ||
-	   cluster_set_balancer(m->c, et_balancer) ||
-	   cluster_set_instance(m->c, id) ||
-	   cluster_set_workers(m->c, workers) ||
-	   (registry && cluster_set_registry(m->c, registry)) ||
-	   (ttl && cluster_set_ttl(m->c, ttl)))
+		cluster_set_logger(m->c, et_logger) ||
+		cluster_set_balancer(m->c, et_balancer) ||
+		cluster_set_instance(m->c, id) ||
+		cluster_set_workers(m->c, workers) ||
+		(registry && cluster_set_registry(m->c, registry)) ||
+		(ttl && cluster_set_ttl(m->c, ttl)))
 	{
 		fprintf(stderr, "# cannot configure member %s: %s\n", id, strerror(errno));
 		cluster_destroy(m->c);

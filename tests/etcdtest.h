@@ -9,13 +9,13 @@
  * the same things the same way.
  */
 #ifndef ETCDTEST_H_
-# define ETCDTEST_H_                   1
+#define ETCDTEST_H_ 1
 
-# include <pthread.h>
-# include <sys/types.h>
-# include <libcluster.h>
+#include <pthread.h>
+#include <sys/types.h>
+#include <libcluster.h>
 
-# define ET_HISTORY                    64
+#define ET_HISTORY 64
 
 typedef struct et_member et_member;
 struct et_member
@@ -24,10 +24,10 @@ struct et_member
 	char id[CLUSTER_NAME_MAX + 1];
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	int calls;                   /* (lock) balancer callbacks so far */
-	CLUSTERSTATE last;           /* (lock) state of the last callback */
+	int calls;                     /* (lock) balancer callbacks so far */
+	CLUSTERSTATE last;             /* (lock) state of the last callback */
 	CLUSTERSTATE hist[ET_HISTORY]; /* (lock) first ET_HISTORY callbacks */
-	double when[ET_HISTORY];     /* (lock) their etcdh_now() times */
+	double when[ET_HISTORY];       /* (lock) their etcdh_now() times */
 };
 
 /* Create and configure (key, id, workers, registry, ttl; ttl 0 keeps the

@@ -36,18 +36,18 @@ struct fakehttp
 	pthread_mutex_t m;
 	unsigned requests;
 	char last[8192];
-	char *all;                   /* every request, concatenated (bounded) */
+	char *all; /* every request, concatenated (bounded) */
 	size_t all_len;
 	/* routed mode only */
 	const fakehttp_route *routes;
 	size_t n_routes;
-	unsigned *route_count;       /* requests answered per route */
-	char **route_last;           /* last request per route */
-	pthread_t *conns;            /* connection threads, joined by stop() */
+	unsigned *route_count; /* requests answered per route */
+	char **route_last;     /* last request per route */
+	pthread_t *conns;      /* connection threads, joined by stop() */
 	size_t n_conns, cap_conns;
 };
 
-#define ROUTE_LAST_MAX                 8192
+#define ROUTE_LAST_MAX 8192
 
 static const fakehttp_reply not_found = { "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", 0, 0, 0, 0, 0 };
 

@@ -6,21 +6,21 @@
  * gets the next scripted reply (the last one repeats).
  */
 #ifndef CLUSTER_FAKEHTTP_H_
-# define CLUSTER_FAKEHTTP_H_           1
+#define CLUSTER_FAKEHTTP_H_ 1
 
-# include <stddef.h>
+#include <stddef.h>
 
 typedef struct fakehttp fakehttp;
 
 typedef struct fakehttp_reply fakehttp_reply;
 struct fakehttp_reply
 {
-	const char *raw;             /* exact bytes to send (status line, headers, body) */
-	size_t len;                  /* 0: strlen(raw) */
-	size_t slice;                /* send in slices of this many bytes (0: at once) */
-	int slice_pause_ms;          /* pause between slices */
-	int hang_ms;                 /* then keep the connection open this long (-1: until stopped) */
-	int close;                   /* then close the connection */
+	const char *raw;    /* exact bytes to send (status line, headers, body) */
+	size_t len;         /* 0: strlen(raw) */
+	size_t slice;       /* send in slices of this many bytes (0: at once) */
+	int slice_pause_ms; /* pause between slices */
+	int hang_ms;        /* then keep the connection open this long (-1: until stopped) */
+	int close;          /* then close the connection */
 };
 
 /* Start serving the script (copied by reference: keep it alive). */

@@ -20,7 +20,10 @@ main(void)
 	CLUSTERADVISORCONFIG cfg;
 	CLUSTERBALANCE cb = on_balance;
 
-	(void) st; (void) m; (void) r; (void) cb;
+	(void) st;
+	(void) m;
+	(void) r;
+	(void) cb;
 	cluster_advisor_config_init(&cfg);
 	printf("1..1\nok 1 - libcluster.h compiles alone as C99 (version %s)\n", cluster_version());
 	return 0;

@@ -146,7 +146,7 @@ check_plan(const cluster__adv_node *v, size_t n, const CLUSTERADVISORCONFIG *cfg
 	/* determinism: another member, another copy, the same plan */
 	{
 		cluster__adv_node *copy = malloc((n ? n : 1) * sizeof(*copy));
-		char (*cid)[16] = malloc((n ? n : 1) * sizeof(*cid));
+		char(*cid)[16] = malloc((n ? n : 1) * sizeof(*cid));
 
 		assert_non_null(copy);
 		assert_non_null(cid);
@@ -155,7 +155,7 @@ check_plan(const cluster__adv_node *v, size_t n, const CLUSTERADVISORCONFIG *cfg
 			copy[i] = v[i];
 			strcpy(cid[i], v[i].id);
 			copy[i].id = cid[i];
-			copy[i].age_ms = (long long) i * 977;    /* local receipt times differ */
+			copy[i].age_ms = (long long) i * 977; /* local receipt times differ */
 		}
 		assert_int_equal(cluster__adv_plan_compute(&q, copy, n, cfg), 0);
 		assert_int_equal(q.nrows, p->nrows);
@@ -214,14 +214,14 @@ test_shares(void **state)
 	node(&v[1], 1, 200, 1000);
 	node(&v[2], 2, 0, 200);
 	assert_int_equal(cluster__adv_shares(v, 3, role, w, s, &left), 0);
-	assert_int_equal(s[0], 23);    /* 300 x 100/1300 = 23.08 */
-	assert_int_equal(s[1], 231);   /* 230.77 -> rounded up (largest remainder) */
+	assert_int_equal(s[0], 23);  /* 300 x 100/1300 = 23.08 */
+	assert_int_equal(s[1], 231); /* 230.77 -> rounded up (largest remainder) */
 	assert_int_equal(s[2], 46);
 	/* water-filling: a bounded member is pinned at its capacity */
 	node(&v[0], 0, 100, 100);
 	node(&v[1], 1, 500, -1);
 	assert_int_equal(cluster__adv_shares(v, 2, role, w, s, &left), 0);
-	assert_int_equal(w[1], 100);   /* K = 100 connections per worker */
+	assert_int_equal(w[1], 100); /* K = 100 connections per worker */
 	assert_int_equal(s[0], 100);
 	assert_int_equal(s[1], 500);
 	/* draining, passive, no status and garbage take no share */
@@ -229,7 +229,7 @@ test_shares(void **state)
 	node(&v[1], 1, 50, -1);
 	node(&v[2], 2, 50, -1);
 	v[2].passive = 1;
-	node(&v[3], 3, 70, 60);        /* capacity below load: garbage */
+	node(&v[3], 3, 70, 60); /* capacity below load: garbage */
 	assert_int_equal(cluster__adv_shares(v, 4, role, w, s, &left), 0);
 	assert_int_equal(role[0], CLUSTER__ADV_DRAINING);
 	assert_int_equal(role[1], CLUSTER__ADV_MEMBER);
@@ -324,8 +324,8 @@ test_draining(void **state)
 
 	(void) state;
 	cluster_advisor_config_init(&c);
-	c.budget_per_second = 10;      /* 50 per 5 s round */
-	c.step_min = 100;              /* ignored when draining */
+	c.budget_per_second = 10; /* 50 per 5 s round */
+	c.step_min = 100;         /* ignored when draining */
 	for(i = 0; i < 4; i++)
 	{
 		node(&v[i], i, 300, -1);
@@ -375,7 +375,7 @@ test_limits(void **state)
 	c.step_max = 0;
 	c.shed_fraction = 0.3;
 	check_plan(v, 3, &c, &p);
-	assert_int_equal(p.shed[0], 150);    /* 0.3 x 500 */
+	assert_int_equal(p.shed[0], 150); /* 0.3 x 500 */
 	cluster__adv_plan_free(&p);
 	/* step_min skips small moves */
 	c.shed_fraction = 1.0;
@@ -404,12 +404,12 @@ test_no_stranding(void **state)
 
 	(void) state;
 	cluster_advisor_config_init(&c);
-	c.budget_per_second = 99;      /* 495 a round */
+	c.budget_per_second = 99; /* 495 a round */
 	node(&v[0], 0, 1000, -1);
 	node(&v[1], 1, 0, -1);
 	check_plan(v, 2, &c, &p);
 	assert_int_equal(p.band[0], 25);
-	assert_int_equal(p.moved, 474);      /* 500 - 25 - 1 */
+	assert_int_equal(p.moved, 474); /* 500 - 25 - 1 */
 	apply(v, &p);
 	cluster__adv_plan_free(&p);
 	check_plan(v, 2, &c, &p);
@@ -426,7 +426,7 @@ test_no_stranding(void **state)
 static void
 test_exhaustive(void **state)
 {
-	static const long long caps[] = { -1, 0, 0, 3 };    /* index 2: = load */
+	static const long long caps[] = { -1, 0, 0, 3 }; /* index 2: = load */
 	CLUSTERADVISORCONFIG cfgs[3];
 	cluster__adv_node v[3];
 	cluster__adv_plan p;
@@ -439,7 +439,7 @@ test_exhaustive(void **state)
 	cfgs[1] = unlimited();
 	cfgs[1].band_absolute = 1;
 	cfgs[2] = cfgs[0];
-	cfgs[2].budget_per_second = 0.4;   /* 2 a round */
+	cfgs[2].budget_per_second = 0.4; /* 2 a round */
 	for(n = 1; n <= 3; n++)
 	{
 		int combos = 1;
@@ -517,7 +517,8 @@ test_random(void **state)
 			long long load = (long long) cluster__adv_random_below(&rng, 3000);
 			uint64_t kind = cluster__adv_random_below(&rng, 10);
 
-			node(&v[i], (int) i, load, kind < 5 ? -1 : kind < 6 ? 0 : load + (long long) cluster__adv_random_below(&rng, 3000));
+			node(&v[i], (int) i, load, kind < 5 ? -1 : kind < 6 ? 0 :
+																  load + (long long) cluster__adv_random_below(&rng, 3000));
 			v[i].workers = 1 + (int) cluster__adv_random_below(&rng, 8);
 			v[i].passive = kind == 9 && cluster__adv_random_below(&rng, 2);
 		}
@@ -609,12 +610,12 @@ test_pick_exclusions(void **state)
 	(void) state;
 	cluster_advisor_config_init(&c);
 	c.stale_ms = 5000;
-	node(&v[0], 0, 10, 0);         /* draining */
-	node(&v[1], 1, 10, 10);        /* full */
+	node(&v[0], 0, 10, 0);  /* draining */
+	node(&v[1], 1, 10, 10); /* full */
 	node(&v[2], 2, 0, -1);
-	v[2].age_ms = 6000;            /* stale */
+	v[2].age_ms = 6000; /* stale */
 	node(&v[3], 3, 0, -1);
-	v[3].has_status = 0;           /* no status */
+	v[3].has_status = 0; /* no status */
 	assert_int_equal(cluster__adv_pick(v, 4, CLUSTER__ADV_NO_SELF, &c, &prov, 0, &rng, &at), ENOENT);
 	/* the draining member's row goes to the stale one: still nobody */
 	assert_int_equal(cluster__adv_pick(v, 4, 0, &c, &prov, 0, &rng, &at), ENOENT);
@@ -663,7 +664,8 @@ random_cluster(uint64_t *rng, cluster__adv_node *v, CLUSTERADVISORCONFIG *c)
 		long long load = (long long) cluster__adv_random_below(rng, 2000);
 		uint64_t kind = cluster__adv_random_below(rng, 12);
 
-		node(&v[i], (int) i, load, kind < 6 ? -1 : kind < 7 ? 0 : load + (long long) cluster__adv_random_below(rng, 2000));
+		node(&v[i], (int) i, load, kind < 6 ? -1 : kind < 7 ? 0 :
+															  load + (long long) cluster__adv_random_below(rng, 2000));
 		v[i].workers = 1 + (int) cluster__adv_random_below(rng, 4);
 		v[i].passive = kind == 10;
 		v[i].has_status = kind != 11;
@@ -1019,10 +1021,23 @@ assert_u128(cluster__adv_u128 x, uint64_t hi, uint64_t lo)
 /* Edge values: powers of two and their neighbours at the digit and word
  * boundaries, the value limit, and the signed and unsigned maxima. */
 static const uint64_t edges[] = {
-	0, 1, 2, 3, 0xffffffffULL, 0x100000000ULL, 0x100000001ULL,
-	(1ULL << 40) - 1, 1ULL << 40, (1ULL << 40) + 1, 0x7fffffffffffffffULL,
-	0x8000000000000000ULL, 0x8000000000000001ULL, 0xfffffffe00000001ULL,
-	0xffffffff00000000ULL, 0xfffffffffffffffeULL, 0xffffffffffffffffULL,
+	0,
+	1,
+	2,
+	3,
+	0xffffffffULL,
+	0x100000000ULL,
+	0x100000001ULL,
+	(1ULL << 40) - 1,
+	1ULL << 40,
+	(1ULL << 40) + 1,
+	0x7fffffffffffffffULL,
+	0x8000000000000000ULL,
+	0x8000000000000001ULL,
+	0xfffffffe00000001ULL,
+	0xffffffff00000000ULL,
+	0xfffffffffffffffeULL,
+	0xffffffffffffffffULL,
 };
 #define NEDGES (sizeof(edges) / sizeof(edges[0]))
 
@@ -1107,19 +1122,19 @@ test_u128(void **state)
 	assert_int_equal(cluster__adv_u128_cmp(u128_make(0, 5), u128_make(0, 6)), -1);
 	assert_int_equal(cluster__adv_u128_cmp(u128_make(2, 5), u128_make(2, 5)), 0);
 	q = cluster__adv_u128_divmod(u128_make(max, max), u128_make(0, max), &r);
-	assert_u128(q, 1, 1);          /* 2^128 - 1 = (2^64 + 1)(2^64 - 1) */
+	assert_u128(q, 1, 1); /* 2^128 - 1 = (2^64 + 1)(2^64 - 1) */
 	assert_u128(r, 0, 0);
 	q = cluster__adv_u128_divmod(u128_make(max, max), u128_make(1, 0), &r);
 	assert_u128(q, 0, max);
 	assert_u128(r, 0, max);
 	q = cluster__adv_u128_divmod(u128_make(0, 7), u128_make(0, 2), &r);
-	assert_u128(q, 0, 3);          /* rounds down */
+	assert_u128(q, 0, 3); /* rounds down */
 	assert_u128(r, 0, 1);
 	q = cluster__adv_u128_divmod(u128_make(5, 0), u128_make(5, 1), &r);
 	assert_u128(q, 0, 0);
 	assert_u128(r, 5, 0);
 	q = cluster__adv_u128_divmod(u128_make(0, 9), u128_make(0, 0), &r);
-	assert_u128(q, 0, 0);          /* documented: 0, remainder num */
+	assert_u128(q, 0, 0); /* documented: 0, remainder num */
 	assert_u128(r, 0, 9);
 	assert_u128(cluster__adv_u128_divmod(u128_make(3, 4), u128_make(0, 1), NULL), 3, 4);
 

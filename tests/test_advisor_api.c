@@ -38,16 +38,19 @@ test_config(void **state)
 	assert_memory_equal(&c->advisor_config, &cfg, sizeof(cfg));
 	before = c->advisor_config;
 
-#define BAD(field, value) do { \
-		cluster_advisor_config_init(&cfg); \
-		cfg.field = value; \
-		tu_reset(); \
-		errno = 0; \
-		assert_int_equal(cluster_set_advisor_config(c, &cfg), -1); \
-		assert_int_equal(errno, EINVAL); \
-		assert_true(tu_logged("field " #field " is invalid")); \
-		assert_memory_equal(&c->advisor_config, &before, sizeof(before)); \
-	} while(0)
+#define BAD(field, value) \
+ do \
+ { \
+  cluster_advisor_config_init(&cfg); \
+  cfg.field = value; \
+  tu_reset(); \
+  errno = 0; \
+  assert_int_equal(cluster_set_advisor_config(c, &cfg), -1); \
+  assert_int_equal(errno, EINVAL); \
+  assert_true(tu_logged("field " #field " is invalid")); \
+  assert_memory_equal(&c->advisor_config, &before, sizeof(before)); \
+ } \
+ while(0)
 	BAD(version, 0);
 	BAD(report_interval_ms, 0);
 	BAD(advice_interval_ms, -5);
@@ -97,7 +100,7 @@ test_report_validation(void **state)
 	assert_int_equal(c->status.capacity, -1);
 	seq = c->status.seq;
 	assert_int_equal(cluster_report(c, 10, CLUSTER_CAPACITY_UNBOUNDED), 0);
-	assert_int_equal(c->status.seq, seq);    /* unchanged: no write */
+	assert_int_equal(c->status.seq, seq); /* unchanged: no write */
 	assert_int_equal(cluster_report(c, 10, 0), 0);
 	assert_int_equal(cluster_report(c, 10, 10), 0);
 	assert_true(c->status.seq > seq);
@@ -131,7 +134,7 @@ test_address(void **state)
 	assert_int_equal(cluster_set_address(c, longer), -1);
 	assert_int_equal(errno, EINVAL);
 	assert_string_equal(c->status.address, "ws://host:8080/x");
-	longer[CLUSTER_ADDRESS_MAX] = 0;    /* exactly the maximum is fine */
+	longer[CLUSTER_ADDRESS_MAX] = 0; /* exactly the maximum is fine */
 	assert_int_equal(cluster_set_address(c, longer), 0);
 	assert_int_equal(cluster_set_address(c, NULL), 0);
 	assert_string_equal(c->status.address, "");
@@ -178,12 +181,12 @@ test_static_single(void **state)
 	hook_calls = 0;
 	assert_int_equal(cluster_set_address(c, "ws://me:1"), 0);
 	assert_int_equal(cluster_report(c, 5, -1), 0);
-	assert_int_equal(hook_calls, 0);      /* not joined: the engine reads it at join */
+	assert_int_equal(hook_calls, 0); /* not joined: the engine reads it at join */
 	assert_int_equal(cluster_join(c), 0);
 	assert_int_equal(cluster_report(c, 6, -1), 0);
 	assert_int_equal(hook_calls, 1);
 	assert_int_equal(cluster_report(c, 6, -1), 0);
-	assert_int_equal(hook_calls, 1);      /* unchanged */
+	assert_int_equal(hook_calls, 1); /* unchanged */
 	assert_int_equal(cluster_set_address(c, "ws://me:2"), 0);
 	assert_int_equal(hook_calls, 2);
 
@@ -203,7 +206,7 @@ test_static_single(void **state)
 	assert_int_equal(errno, ENOENT);
 	assert_int_equal(cluster_leave(c), 0);
 	assert_int_equal(cluster_report(c, 7, -1), 0);
-	assert_int_equal(hook_calls, 3);      /* the draining report counted; after leave, none */
+	assert_int_equal(hook_calls, 3); /* the draining report counted; after leave, none */
 	c->engine = &cluster__engine_static;
 	cluster_destroy(c);
 }
@@ -284,7 +287,7 @@ test_advice_rows_and_fail_static(void **state)
 		assert_string_not_equal(t.id, "peer-a");
 		got_a += !strcmp(t.id, "peer-b");
 	}
-	assert_int_equal(got_a, 50);      /* peer-b holds the only deficit (150) */
+	assert_int_equal(got_a, 50); /* peer-b holds the only deficit (150) */
 	assert_int_equal(cluster_leave(c), 0);
 	assert_int_equal(cluster_advice(c, &rows, &n), -1);
 	assert_int_equal(errno, EPERM);

@@ -20,7 +20,18 @@
 #include "testutil.h"
 
 static const char *bad_names[] = {
-	"", ".", "..", "a/b", "a b", "x?y", "h#1", "p%41", "../evil", "caf\xc3\xa9", "tab\there", "new\nline",
+	"",
+	".",
+	"..",
+	"a/b",
+	"a b",
+	"x?y",
+	"h#1",
+	"p%41",
+	"../evil",
+	"caf\xc3\xa9",
+	"tab\there",
+	"new\nline",
 };
 
 static void
@@ -379,7 +390,7 @@ test_logger_priorities(void **state)
 
 	(void) state;
 	tu_reset();
-	cluster_set_workers(c, 0);             /* LOG_ERR: dropped without a logger */
+	cluster_set_workers(c, 0); /* LOG_ERR: dropped without a logger */
 	assert_int_equal(tu_log_len, 0);
 	cluster_set_logger(c, tu_logger);
 	cluster_set_workers(c, 0);
@@ -393,7 +404,7 @@ test_logger_priorities(void **state)
 
 /* ---- messages that quote input ------------------------------------------- */
 
-#define CAPTURE_MAX                    16
+#define CAPTURE_MAX 16
 
 static char captured[CAPTURE_MAX][1024];
 static size_t n_captured;
@@ -532,12 +543,40 @@ test_settle_and_timeouts_validate(void **state)
  * arguments), gives its documented result and errno and never crashes.
  * Each thunk returns the call's result as an intptr_t.
  */
-#define THUNK(fn, ...)                 static intptr_t t_##fn(void) { return (intptr_t) fn(__VA_ARGS__); }
-#define THUNK_VOID(fn, ...)            static intptr_t t_##fn(void) { fn(__VA_ARGS__); return 0; }
+#define THUNK(fn, ...) \
+ static intptr_t t_##fn(void) \
+ { \
+  return (intptr_t) fn(__VA_ARGS__); \
+ }
+#define THUNK_VOID(fn, ...) \
+ static intptr_t t_##fn(void) \
+ { \
+  fn(__VA_ARGS__); \
+  return 0; \
+ }
 
-static int null_balancer(CLUSTER *cluster, CLUSTERSTATE *st) { (void) cluster; (void) st; return 0; }
-static void null_logger2(CLUSTER *cluster, void *ud, int prio, const char *msg) { (void) cluster; (void) ud; (void) prio; (void) msg; }
-static void null_advice(CLUSTER *cluster, const CLUSTERREDIRECT *r, size_t n) { (void) cluster; (void) r; (void) n; }
+static int
+null_balancer(CLUSTER *cluster, CLUSTERSTATE *st)
+{
+	(void) cluster;
+	(void) st;
+	return 0;
+}
+static void
+null_logger2(CLUSTER *cluster, void *ud, int prio, const char *msg)
+{
+	(void) cluster;
+	(void) ud;
+	(void) prio;
+	(void) msg;
+}
+static void
+null_advice(CLUSTER *cluster, const CLUSTERREDIRECT *r, size_t n)
+{
+	(void) cluster;
+	(void) r;
+	(void) n;
+}
 static CLUSTERSTATE null_state;
 static CLUSTERMEMBER *null_members, null_member;
 static CLUSTERREDIRECT *null_redirects;
@@ -605,12 +644,12 @@ enum null_result
 {
 	NR_MINUS1_EINVAL,
 	NR_NULL_EINVAL,
-	NR_CREATE,             /* cluster_create(NULL): NULL/EINVAL, a NULL key */
+	NR_CREATE, /* cluster_create(NULL): NULL/EINVAL, a NULL key */
 	NR_ZERO_EINVAL,
-	NR_ZERO_UNTOUCHED,     /* cluster_destroy(NULL): 0, a no-op */
-	NR_VOID_UNTOUCHED,     /* the free functions */
-	NR_VOID_EINVAL,        /* cluster_advisor_config_init(NULL) */
-	NR_STRING_UNTOUCHED,   /* cluster_errmsg(NULL), cluster_version(): never NULL */
+	NR_ZERO_UNTOUCHED,   /* cluster_destroy(NULL): 0, a no-op */
+	NR_VOID_UNTOUCHED,   /* the free functions */
+	NR_VOID_EINVAL,      /* cluster_advisor_config_init(NULL) */
+	NR_STRING_UNTOUCHED, /* cluster_errmsg(NULL), cluster_version(): never NULL */
 };
 
 static const struct
@@ -619,7 +658,10 @@ static const struct
 	intptr_t (*call)(void);
 	enum null_result expect;
 } null_table[] = {
-#define ROW(fn, r)                     { #fn, t_##fn, r }
+#define ROW(fn, r) \
+ { \
+#  fn, t_##fn, r \
+ }
 	ROW(cluster_create, NR_CREATE),
 	ROW(cluster_destroy, NR_ZERO_UNTOUCHED),
 	ROW(cluster_join, NR_MINUS1_EINVAL),

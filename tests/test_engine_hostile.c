@@ -54,7 +54,7 @@ short_pause(void)
 /* Poll cond (an expression) every 10 ms until it holds or ms (scaled)
  * pass; evaluates to its final value. */
 #define WAIT_FOR(cond, ms) \
-	({ int64_t wf_end_ = now_ms() + tu_scaled_ms(ms); \
+ ({ int64_t wf_end_ = now_ms() + tu_scaled_ms(ms); \
 	   while(!(cond) && now_ms() < wf_end_) short_pause(); \
 	   !!(cond); })
 
@@ -142,8 +142,8 @@ stream(const char *first, ...)
 
 /* ---- etcd v3 bodies ------------------------------------------------------------ */
 
-#define LEASE                          "7587869785474965258"
-#define PREFIX                         "/hk/production/"
+#define LEASE  "7587869785474965258"
+#define PREFIX "/hk/production/"
 
 static const char *
 kv(const char *key, const char *value, long long rev)
@@ -173,13 +173,27 @@ ev_put(const char *key, const char *value, long long rev)
 
 /* ---- a fake etcd v3 gateway ------------------------------------------------------ */
 
-enum { R_GRANT, R_TXN, R_RANGE, R_KEEPALIVE, R_REVOKE, R_WATCH, R_N };
-
-static const char *const route_match[R_N] = {
-	"POST /v3/lease/grant ", "POST /v3/kv/txn ", "POST /v3/kv/range ", "POST /v3/lease/keepalive ", "POST /v3/lease/revoke ", "POST /v3/watch ",
+enum
+{
+	R_GRANT,
+	R_TXN,
+	R_RANGE,
+	R_KEEPALIVE,
+	R_REVOKE,
+	R_WATCH,
+	R_N
 };
 
-#define SCRIPT_MAX                     8
+static const char *const route_match[R_N] = {
+	"POST /v3/lease/grant ",
+	"POST /v3/kv/txn ",
+	"POST /v3/kv/range ",
+	"POST /v3/lease/keepalive ",
+	"POST /v3/lease/revoke ",
+	"POST /v3/watch ",
+};
+
+#define SCRIPT_MAX 8
 
 /* The fake server of the running test. A failing assertion leaves the
  * test early; its server (whose scripts live in the test's frame) must
@@ -207,7 +221,7 @@ typedef struct v3fake v3fake;
 struct v3fake
 {
 	fakehttp_reply s[R_N][SCRIPT_MAX];
-	fakehttp_reply good[R_N];    /* each route's good answer */
+	fakehttp_reply good[R_N]; /* each route's good answer */
 	fakehttp_route routes[R_N];
 	fakehttp *f;
 	char url[80];
@@ -545,10 +559,10 @@ typedef struct join_case join_case;
 struct join_case
 {
 	const char *name;
-	int route;                   /* the request answered badly */
-	fakehttp_reply reply;        /* raw NULL: filled in by the test */
-	int want;                    /* errno of cluster_join() */
-	const char *log;             /* expected in the log (NULL: anything) */
+	int route;            /* the request answered badly */
+	fakehttp_reply reply; /* raw NULL: filled in by the test */
+	int want;             /* errno of cluster_join() */
+	const char *log;      /* expected in the log (NULL: anything) */
 };
 
 /* Join against a server whose answer to one request is bad: the join
@@ -600,7 +614,8 @@ run_join_case(const join_case *jc)
 	{
 		/* retried until the join deadline, each granted lease handed back */
 		assert_true(count(&v, jc->route) >= 2);
-		assert_int_equal(count(&v, R_REVOKE), jc->route == R_GRANT ? 0 : jc->route == R_TXN ? count(&v, R_TXN) : 1);
+		assert_int_equal(count(&v, R_REVOKE), jc->route == R_GRANT ? 0 : jc->route == R_TXN ? count(&v, R_TXN) :
+																							  1);
 	}
 	else
 	{
@@ -767,15 +782,15 @@ test_v3_join_bad_members(void **state)
 	(void) state;
 	v3_init(&v, "6");
 	v.s[R_RANGE][0].raw = ok_json(range_body(42, fmt("%s,%s,%s,%s,%s,%s,%s,%s,%s",
-		kv(PREFIX "a", "{\"workers\":3,\"future\":[1,{}]}", 30),
-		kv(PREFIX "bad1", "{\"workers\":", 31),
-		kv(PREFIX "bad2", "{\"workers\":0}", 32),
-		kv(PREFIX "bad3", "{\"workers\":70000}", 33),
-		kv(PREFIX "bad4", "[2]", 34),
-		kv(PREFIX "bad id", "{\"workers\":2}", 35),
-		kv("/other/production/x", "{\"workers\":5}", 36),
-		kv(PREFIX "sub/nested", "{\"workers\":5}", 37),
-		kv(PREFIX "self", "{\"workers\":2}", 41))));
+													 kv(PREFIX "a", "{\"workers\":3,\"future\":[1,{}]}", 30),
+													 kv(PREFIX "bad1", "{\"workers\":", 31),
+													 kv(PREFIX "bad2", "{\"workers\":0}", 32),
+													 kv(PREFIX "bad3", "{\"workers\":70000}", 33),
+													 kv(PREFIX "bad4", "[2]", 34),
+													 kv(PREFIX "bad id", "{\"workers\":2}", 35),
+													 kv("/other/production/x", "{\"workers\":5}", 36),
+													 kv(PREFIX "sub/nested", "{\"workers\":5}", 37),
+													 kv(PREFIX "self", "{\"workers\":2}", 41))));
 	v3_start(&v);
 	c = new_cluster(v.url);
 	assert_int_equal(cluster_set_workers(c, 2), 0);
@@ -1031,10 +1046,11 @@ test_v3_join_id_taken_huge_revision(void **state)
 	(void) state;
 	v3_init(&v, "6");
 	v3_set(&v, R_TXN, 0, ok_json(fmt("{\"header\":{\"revision\":\"%lld\"},\"responses\":[{\"response_range\":{\"header\":{\"revision\":\"9\"},"
-		"\"kvs\":[%s],\"count\":\"1\"}}]}", (long long) INT64_MAX, kv(PREFIX "self", "{\"workers\":1}", 9))), 0);
+									 "\"kvs\":[%s],\"count\":\"1\"}}]}",
+							 (long long) INT64_MAX, kv(PREFIX "self", "{\"workers\":1}", 9))),
+		0);
 	v3_then_good(&v, R_TXN);
-	v3_set(&v, R_WATCH, 0, stream(created(42), fmt("{\"result\":{\"header\":{\"revision\":\"50\"},\"events\":[{\"type\":\"DELETE\",\"kv\":{\"key\":\"%s\",\"mod_revision\":\"50\"}}]}}",
-		b64(PREFIX "self")), NULL), 1);
+	v3_set(&v, R_WATCH, 0, stream(created(42), fmt("{\"result\":{\"header\":{\"revision\":\"50\"},\"events\":[{\"type\":\"DELETE\",\"kv\":{\"key\":\"%s\",\"mod_revision\":\"50\"}}]}}", b64(PREFIX "self")), NULL), 1);
 	v3_then_good(&v, R_WATCH);
 	v3_start(&v);
 	c = new_cluster(v.url);
@@ -1069,8 +1085,7 @@ test_v3_watch_compaction_bad_reread(void **state)
 	v3_then_good(&v, R_WATCH);
 	v3_then_good(&v, R_RANGE);
 	v3_set(&v, R_RANGE, 1, ok_json("{\"header\":{\"revision\":\"60\"},\"kvs\":[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[["), 0);
-	v3_set(&v, R_RANGE, 2, ok_json(range_body(60, fmt("%s,%s,%s", kv(PREFIX "a", "{\"workers\":2}", 30), kv(PREFIX "b", "{\"workers\":4}", 58),
-		kv(PREFIX "self", "{\"workers\":1}", 41)))), 0);
+	v3_set(&v, R_RANGE, 2, ok_json(range_body(60, fmt("%s,%s,%s", kv(PREFIX "a", "{\"workers\":2}", 30), kv(PREFIX "b", "{\"workers\":4}", 58), kv(PREFIX "self", "{\"workers\":1}", 41)))), 0);
 	v3_start(&v);
 	c = new_cluster(v.url);
 	assert_int_equal(cluster_join(c), 0);
@@ -1106,7 +1121,7 @@ test_v3_join_absurd_members(void **state)
 	deep[200000] = 0;
 	v3_init(&v, "6");
 	v.s[R_RANGE][0].raw = ok_json(range_body(42, fmt("%s,%s,%s", kv(PREFIX "a", "{\"workers\":2}", 30), kv(PREFIX "deep", deep, 31),
-		kv(PREFIX "self", "{\"workers\":1}", 41))));
+													 kv(PREFIX "self", "{\"workers\":1}", 41))));
 	v3_start(&v);
 	c = new_cluster(v.url);
 	assert_int_equal(cluster_join(c), 0);
@@ -1270,10 +1285,20 @@ test_v3_keepalive_garbage(void **state)
 
 /* ---- v2 engine ------------------------------------------------------------------- */
 
-enum { V2_WATCH, V2_LIST, V2_PUT, V2_DELETE, V2_N };
+enum
+{
+	V2_WATCH,
+	V2_LIST,
+	V2_PUT,
+	V2_DELETE,
+	V2_N
+};
 
 static const char *const v2_match[V2_N] = {
-	"GET /v2/keys/hk/production?wait=true", "GET /v2/keys/hk/production ", "PUT /v2/keys/hk/production/self?", "DELETE /v2/keys/hk/production/self ",
+	"GET /v2/keys/hk/production?wait=true",
+	"GET /v2/keys/hk/production ",
+	"PUT /v2/keys/hk/production/self?",
+	"DELETE /v2/keys/hk/production/self ",
 };
 
 typedef struct v2fake v2fake;
@@ -1296,15 +1321,14 @@ static const char *
 v2_listing(void)
 {
 	return v2_answer(200, "OK", "10", "{\"action\":\"get\",\"node\":{\"key\":\"/hk/production\",\"dir\":true,\"nodes\":["
-		"{\"key\":\"/hk/production/a\",\"value\":\"2\",\"modifiedIndex\":5,\"createdIndex\":5},"
-		"{\"key\":\"/hk/production/self\",\"value\":\"1\",\"modifiedIndex\":9,\"createdIndex\":9}],\"modifiedIndex\":2,\"createdIndex\":2}}");
+									  "{\"key\":\"/hk/production/a\",\"value\":\"2\",\"modifiedIndex\":5,\"createdIndex\":5},"
+									  "{\"key\":\"/hk/production/self\",\"value\":\"1\",\"modifiedIndex\":9,\"createdIndex\":9}],\"modifiedIndex\":2,\"createdIndex\":2}}");
 }
 
 static const char *
 v2_event(const char *id, const char *value, int index)
 {
-	return v2_answer(200, "OK", fmt("%d", index), fmt("{\"action\":\"set\",\"node\":{\"key\":\"/hk/production/%s\",\"value\":\"%s\",\"modifiedIndex\":%d,\"createdIndex\":%d}}",
-		id, value, index, index));
+	return v2_answer(200, "OK", fmt("%d", index), fmt("{\"action\":\"set\",\"node\":{\"key\":\"/hk/production/%s\",\"value\":\"%s\",\"modifiedIndex\":%d,\"createdIndex\":%d}}", id, value, index, index));
 }
 
 static void
@@ -1516,7 +1540,7 @@ v2_listing_of(size_t n)
 	char *body = keep(malloc(cap));
 
 	off = (size_t) snprintf(body, cap, "{\"action\":\"get\",\"node\":{\"key\":\"/hk/production\",\"dir\":true,\"nodes\":["
-		"{\"key\":\"/hk/production/a\",\"value\":\"2\",\"modifiedIndex\":5},{\"key\":\"/hk/production/self\",\"value\":\"1\",\"modifiedIndex\":9}");
+									   "{\"key\":\"/hk/production/a\",\"value\":\"2\",\"modifiedIndex\":5},{\"key\":\"/hk/production/self\",\"value\":\"1\",\"modifiedIndex\":9}");
 	for(i = 0; i + 2 < n; i++)
 	{
 		off += (size_t) snprintf(body + off, cap - off, ",{\"key\":\"/hk/production/m%06zu\",\"value\":\"1\",\"modifiedIndex\":5}", i);

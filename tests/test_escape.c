@@ -127,7 +127,14 @@ static void
 test_truncation_edges(void **state)
 {
 	static const char *inputs[] = {
-		"abcdefgh", "\n\n\n\n", "a\nb\x1b" "c\xff" "d", "\\\\\\", "x\nforged", "\x80",
+		"abcdefgh",
+		"\n\n\n\n",
+		"a\nb\x1b"
+		"c\xff"
+		"d",
+		"\\\\\\",
+		"x\nforged",
+		"\x80",
 	};
 	char full[64], out[80], unit[5];
 	size_t k, sz;
@@ -153,7 +160,7 @@ test_truncation_edges(void **state)
 			assert_ptr_equal(cluster__escape(out, sz, in, len), out);
 			olen = strlen(out);
 			assert_true(olen < sz);
-			assert_int_equal(out[sz], '#');   /* nothing past outsz */
+			assert_int_equal(out[sz], '#'); /* nothing past outsz */
 			if(sz > flen)
 			{
 				assert_string_equal(out, full);

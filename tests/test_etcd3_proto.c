@@ -23,7 +23,7 @@
 #include "member-table.h"
 
 /* a string literal and its length */
-#define S(x)                           (x), strlen(x)
+#define S(x) (x), strlen(x)
 
 /* ---- helpers ---------------------------------------------------------- */
 
@@ -83,8 +83,15 @@ static void
 test_b64_round_trip(void **state)
 {
 	static const char *vec[][2] = {
-		{ "", "" }, { "f", "Zg==" }, { "fo", "Zm8=" }, { "foo", "Zm9v" }, { "foob", "Zm9vYg==" },
-		{ "fooba", "Zm9vYmE=" }, { "foobar", "Zm9vYmFy" }, { "/members/", "L21lbWJlcnMv" }, { "/members0", "L21lbWJlcnMw" },
+		{ "", "" },
+		{ "f", "Zg==" },
+		{ "fo", "Zm8=" },
+		{ "foo", "Zm9v" },
+		{ "foob", "Zm9vYg==" },
+		{ "fooba", "Zm9vYmE=" },
+		{ "foobar", "Zm9vYmFy" },
+		{ "/members/", "L21lbWJlcnMv" },
+		{ "/members0", "L21lbWJlcnMw" },
 	};
 	unsigned char all[256];
 	size_t i, n;
@@ -127,13 +134,13 @@ static void
 test_b64_rejects(void **state)
 {
 	static const char *bad[] = {
-		"eA",        /* unpadded: etcd refuses it too */
-		"Zm9v-A==",  /* URL-safe alphabet */
+		"eA",       /* unpadded: etcd refuses it too */
+		"Zm9v-A==", /* URL-safe alphabet */
 		"Zm9v_A==",
-		"Zg=a",      /* data after padding */
-		"Z===",      /* too much padding */
+		"Zg=a", /* data after padding */
+		"Z===", /* too much padding */
 		"====",
-		"Zg==Zg==",  /* padding in the middle */
+		"Zg==Zg==", /* padding in the middle */
 		"Zm 9v",
 		"Zm9v\n",
 		"Zm9",
@@ -239,15 +246,17 @@ test_build_txn(void **state)
 	want = malloc(1024);
 	s = cluster__etcd3_build_create("/svc/production/a", "{\"workers\":2}", INT64_C(7587869785474965258));
 	snprintf(want, 1024, "{\"compare\":[{\"key\":\"%s\",\"target\":\"CREATE\",\"result\":\"EQUAL\",\"create_revision\":\"0\"}],"
-		"\"success\":[{\"request_put\":{\"key\":\"%s\",\"value\":\"%s\",\"lease\":\"7587869785474965258\"}}],"
-		"\"failure\":[{\"request_range\":{\"key\":\"%s\"}}]}", k, k, v, k);
+						 "\"success\":[{\"request_put\":{\"key\":\"%s\",\"value\":\"%s\",\"lease\":\"7587869785474965258\"}}],"
+						 "\"failure\":[{\"request_range\":{\"key\":\"%s\"}}]}",
+		k, k, v, k);
 	assert_string_equal(s, want);
 	free(s);
 
 	s = cluster__etcd3_build_update("/svc/production/a", "{\"workers\":2}", 12, 11);
 	snprintf(want, 1024, "{\"compare\":[{\"key\":\"%s\",\"target\":\"LEASE\",\"result\":\"EQUAL\",\"lease\":\"11\"}],"
-		"\"success\":[{\"request_put\":{\"key\":\"%s\",\"value\":\"%s\",\"lease\":\"12\"}}],"
-		"\"failure\":[{\"request_range\":{\"key\":\"%s\"}}]}", k, k, v, k);
+						 "\"success\":[{\"request_put\":{\"key\":\"%s\",\"value\":\"%s\",\"lease\":\"12\"}}],"
+						 "\"failure\":[{\"request_range\":{\"key\":\"%s\"}}]}",
+		k, k, v, k);
 	assert_string_equal(s, want);
 	free(s);
 	free(want);
@@ -320,26 +329,26 @@ test_parse_range_hostile(void **state)
 		"[]",
 		"null",
 		"\"x\"",
-		"{}",                                                           /* no header/revision */
+		"{}", /* no header/revision */
 		"{\"header\":{\"revision\":\"0\"}}",
 		"{\"header\":{\"revision\":\"-3\"}}",
 		"{\"header\":{\"revision\":\"abc\"}}",
-		"{\"header\":{\"revision\":\"99999999999999999999\"}}",         /* > int64 */
+		"{\"header\":{\"revision\":\"99999999999999999999\"}}", /* > int64 */
 		"{\"header\":{\"revision\":1e300}}",
 		"{\"header\":{\"revision\":1.5}}",
-		"{\"header\":{\"revision\":9007199254740993}}",                 /* number beyond 2^53 */
+		"{\"header\":{\"revision\":9007199254740993}}", /* number beyond 2^53 */
 		"{\"header\":{\"revision\":true}}",
 		"{\"header\":[],\"kvs\":[]}",
 		"{\"header\":{\"revision\":\"1\"},\"kvs\":{}}",
 		"{\"header\":{\"revision\":\"1\"},\"kvs\":[1]}",
-		"{\"header\":{\"revision\":\"1\"},\"kvs\":[{}]}",                /* kv without key */
+		"{\"header\":{\"revision\":\"1\"},\"kvs\":[{}]}", /* kv without key */
 		"{\"header\":{\"revision\":\"1\"},\"kvs\":[{\"key\":\"\"}]}",
-		"{\"header\":{\"revision\":\"1\"},\"kvs\":[{\"key\":\"eA\"}]}",   /* unpadded base64 */
+		"{\"header\":{\"revision\":\"1\"},\"kvs\":[{\"key\":\"eA\"}]}", /* unpadded base64 */
 		"{\"header\":{\"revision\":\"1\"},\"kvs\":[{\"key\":\"YQ==\",\"value\":\"!!!!\"}]}",
 		"{\"header\":{\"revision\":\"1\"},\"kvs\":[{\"key\":\"YQ==\",\"value\":5}]}",
 		"{\"header\":{\"revision\":\"1\"},\"kvs\":[{\"key\":\"YQ==\",\"lease\":\"12x\"}]}",
 		"{\"header\":{\"revision\":\"1\"},\"kvs\":[{\"key\":\"YQ==\",\"mod_revision\":\"-1\"}]}",
-		"{\"header\":{\"revision\":\"1\"},\"kvs\":[{\"key\":\"YQ==\"},{\"key\":7}]}",   /* second kv bad: no leak */
+		"{\"header\":{\"revision\":\"1\"},\"kvs\":[{\"key\":\"YQ==\"},{\"key\":7}]}", /* second kv bad: no leak */
 		"{\"header\":{\"revision\":\"1\"},\"more\":\"true\"}",
 		"{\"header\":{\"revision\":\"1\"}} trailing",
 	};
@@ -447,7 +456,7 @@ test_parse_lease(void **state)
 	free(body);
 	assert_int_equal(cluster__etcd3_parse_grant(S("{\"ID\":\"0\",\"TTL\":\"5\"}"), &id, &ttl), EBADMSG);
 	assert_int_equal(cluster__etcd3_parse_grant(S("{\"ID\":\"12\"}"), &id, &ttl), EBADMSG);
-	assert_int_equal(cluster__etcd3_parse_grant(S("{\"ID\":7587869785474965258,\"TTL\":5}"), &id, &ttl), EBADMSG);   /* inexact double */
+	assert_int_equal(cluster__etcd3_parse_grant(S("{\"ID\":7587869785474965258,\"TTL\":5}"), &id, &ttl), EBADMSG); /* inexact double */
 
 	body = load("keepalive-ok.json", &len);
 	assert_int_equal(cluster__etcd3_parse_keepalive(body, len, &id, &ttl), 0);
@@ -667,8 +676,21 @@ static void
 test_member_value(void **state)
 {
 	static const char *bad[] = {
-		"", "2", "\"2\"", "[]", "null", "{", "{}", "{\"workers\":0}", "{\"workers\":65536}", "{\"workers\":-1}",
-		"{\"workers\":1.5}", "{\"workers\":\"2\"}", "{\"workers\":true}", "{\"workers\":1e400}", "{\"Workers\":2}",
+		"",
+		"2",
+		"\"2\"",
+		"[]",
+		"null",
+		"{",
+		"{}",
+		"{\"workers\":0}",
+		"{\"workers\":65536}",
+		"{\"workers\":-1}",
+		"{\"workers\":1.5}",
+		"{\"workers\":\"2\"}",
+		"{\"workers\":true}",
+		"{\"workers\":1e400}",
+		"{\"Workers\":2}",
 	};
 	cluster__member m;
 	const char *why;
@@ -687,7 +709,7 @@ test_member_value(void **state)
 	assert_int_equal(cluster__etcd3_parse_member_value(S("{\"workers\":1,\"x\":{\"y\":[]}}"), &m, &why), 0);
 	assert_int_equal(m.workers, 1);
 	assert_int_equal(m.has_status, 0);
-	assert_string_equal(why, "");          /* no status at all: nothing to warn about */
+	assert_string_equal(why, ""); /* no status at all: nothing to warn about */
 	/* malformed status fields only drop the status, with a reason to log */
 	assert_int_equal(cluster__etcd3_parse_member_value(S("{\"workers\":2,\"load\":-1,\"capacity\":5}"), &m, &why), 0);
 	assert_int_equal(m.workers, 2);

@@ -336,7 +336,7 @@ test_dead_and_garbage(void **state)
  * and switches registries (which frees the engine's data): the engine
  * hook the report triggers must never run on freed data (ASan/TSan runs
  * of this test catch it if it does). */
-static int stop_reporting;          /* atomic builtins only */
+static int stop_reporting; /* atomic builtins only */
 static int report_failures;
 
 /* Runs on its own thread: no cmocka asserts here (they longjmp into the

@@ -53,11 +53,11 @@ struct call
 	pthread_cond_t cond;
 	int (*fn)(CLUSTER *);
 	CLUSTER *c;
-	int done;                    /* (lock) fn returned */
-	int rc;                      /* (lock) its return value */
-	int err;                     /* (lock) errno after it */
-	double start;                /* etcdh_now() before the call */
-	double end;                  /* (lock) etcdh_now() after it */
+	int done;     /* (lock) fn returned */
+	int rc;       /* (lock) its return value */
+	int err;      /* (lock) errno after it */
+	double start; /* etcdh_now() before the call */
+	double end;   /* (lock) etcdh_now() after it */
 };
 
 static void *
@@ -399,7 +399,7 @@ test_join_survives_a_slow_registry(void **state)
 /* 4. callbacks outside libcurl                                         */
 /* ------------------------------------------------------------------ */
 
-#define CB_MAX                         16
+#define CB_MAX 16
 
 static pthread_mutex_t cb_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cb_cond = PTHREAD_COND_INITIALIZER;

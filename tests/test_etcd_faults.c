@@ -24,9 +24,9 @@
 #define FAULT_MEMBERS 8
 
 static etcdh_cluster *CL;
-static etcdh *FROZEN;           /* a cluster member this test SIGSTOPped */
-static pid_t SPAWNED = -1;      /* a member process this test started */
-static double T0;               /* when the test's setup began */
+static etcdh *FROZEN;      /* a cluster member this test SIGSTOPped */
+static pid_t SPAWNED = -1; /* a member process this test started */
+static double T0;          /* when the test's setup began */
 
 static int
 setup(void **state)
@@ -266,7 +266,8 @@ test_hung_endpoint_is_detected_and_left(void **state)
 	if(failed)
 	{
 		fail_msg("%d of 5 surviving members did not reach the new view within %.1f s of the kill "
-			"with endpoint %d frozen", failed, et_t(ttl + 3.0), f);
+				 "with endpoint %d frozen",
+			failed, et_t(ttl + 3.0), f);
 	}
 	for(i = 0; i < 4; i++)
 	{
@@ -377,7 +378,8 @@ test_mass_lease_expiry_does_not_thrash(void **state)
 	if(said_left || most > 2)
 	{
 		fail_msg("%d of %d members reported index -1 (not a member) while only re-registering; "
-			"up to %d callbacks per member for one expiry episode (at most 2 allowed)", said_left, n, most);
+				 "up to %d callbacks per member for one expiry episode (at most 2 allowed)",
+			said_left, n, most);
 	}
 	for(i = 0; i < n; i++)
 	{

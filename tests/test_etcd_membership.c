@@ -426,8 +426,12 @@ test_bad_registry(void **state)
 {
 	const char *key = et_key("baduri");
 	static const char *const bad[] = {
-		"", "ftp://127.0.0.1:2379/", "127.0.0.1:2379", "http://",
-		"http://127.0.0.1:99999/", "etcd2+ftp://127.0.0.1/",
+		"",
+		"ftp://127.0.0.1:2379/",
+		"127.0.0.1:2379",
+		"http://",
+		"http://127.0.0.1:99999/",
+		"etcd2+ftp://127.0.0.1/",
 	};
 	char uri[256];
 	et_member *m;

@@ -144,8 +144,18 @@ test_kill_restart_within_ttl(void **state)
 }
 
 /* Time one getter call; they must never wait for the registry. */
-#define TIMED(worst, expr) do { double t_ = etcdh_now(); (void) (expr); \
-	t_ = etcdh_now() - t_; if(t_ > (worst)) { (worst) = t_; } } while(0)
+#define TIMED(worst, expr) \
+ do \
+ { \
+  double t_ = etcdh_now(); \
+  (void) (expr); \
+  t_ = etcdh_now() - t_; \
+  if(t_ > (worst)) \
+  { \
+   (worst) = t_; \
+  } \
+ } \
+ while(0)
 
 static double
 time_getters(et_member **m, int n)

@@ -55,9 +55,27 @@ static void
 test_endpoints(void **state)
 {
 	static const char *bad[] = {
-		"", "127.0.0.1:2379", "ftp://a:1/", "http://", "http://:2379", "http://a", "http://a/", "http://a:0/", "http://a:65536/",
-		"http://a:12x/", "http://a:1,", ",http://a:1", "http://a:1,,http://b:2", "http://u:p@a:1/", "http://a b:1/",
-		"http://a:1/x?y", "http://a:1/#f", "http://[::1/", "http://[]:1/", "etcd2+http://a:1/", "http://a:1/p q",
+		"",
+		"127.0.0.1:2379",
+		"ftp://a:1/",
+		"http://",
+		"http://:2379",
+		"http://a",
+		"http://a/",
+		"http://a:0/",
+		"http://a:65536/",
+		"http://a:12x/",
+		"http://a:1,",
+		",http://a:1",
+		"http://a:1,,http://b:2",
+		"http://u:p@a:1/",
+		"http://a b:1/",
+		"http://a:1/x?y",
+		"http://a:1/#f",
+		"http://[::1/",
+		"http://[]:1/",
+		"etcd2+http://a:1/",
+		"http://a:1/p q",
 	};
 	char **eps;
 	const char *why;
@@ -100,7 +118,7 @@ struct lines
 {
 	char **v;
 	size_t n;
-	size_t stop_after;           /* 0: never */
+	size_t stop_after; /* 0: never */
 };
 
 static int
@@ -347,10 +365,10 @@ test_request_hostile(void **state)
 		fakehttp_reply r;
 		int want;
 	} cases[] = {
-		{ { NULL, 0, 0, 0, 0, 1 }, EIO },                                                           /* oversized body */
+		{ { NULL, 0, 0, 0, 0, 1 }, EIO },                                                            /* oversized body */
 		{ { "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"a\":1", 0, 0, 0, 0, 1 }, EIO },        /* truncated */
-		{ { "SSH-2.0-OpenSSH_9.2\r\n", 0, 0, 0, 0, 1 }, EIO },                                         /* not HTTP */
-		{ { "", 0, 0, 0, 0, 1 }, EIO },                                                             /* empty reply */
+		{ { "SSH-2.0-OpenSSH_9.2\r\n", 0, 0, 0, 0, 1 }, EIO },                                       /* not HTTP */
+		{ { "", 0, 0, 0, 0, 1 }, EIO },                                                              /* empty reply */
 		{ { "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nxx", 0, 0, 0, 0, 1 }, EIO }, /* bad chunking */
 	};
 	size_t i;

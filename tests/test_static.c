@@ -35,7 +35,11 @@ static_member(const char *id, int workers, int index, int total)
 static void
 test_readme_cluster(void **state)
 {
-	struct { const char *id; int workers, index; } m[3] = { { "node1", 2, 0 }, { "node2", 1, 2 }, { "node3", 4, 3 } };
+	struct
+	{
+		const char *id;
+		int workers, index;
+	} m[3] = { { "node1", 2, 0 }, { "node2", 1, 2 }, { "node3", 4, 3 } };
 	int i;
 
 	(void) state;
@@ -327,7 +331,7 @@ test_callback_may_configure_another_handle(void **state)
 
 /* --- string getters against setters on another thread ----------------- */
 
-static int churn_stop;             /* atomic */
+static int churn_stop; /* atomic */
 
 static void *
 env_churn(void *arg)

@@ -284,8 +284,8 @@ test_diff(void **state)
 	assert_int_equal(d.removed, 1);
 	assert_int_equal(d.changed, 1);
 	assert_int_equal(d.status_changed, 0);
-	assert_int_equal(d.base_changed, 1);   /* 3 -> 2 */
-	assert_int_equal(d.total_changed, 1);  /* 7 -> 8 */
+	assert_int_equal(d.base_changed, 1);  /* 3 -> 2 */
+	assert_int_equal(d.total_changed, 1); /* 7 -> 8 */
 
 	/* status-only change moves nobody */
 	b[1] = mk("c", 4, 0);

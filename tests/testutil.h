@@ -6,17 +6,17 @@
  * use any subset) so each test program stays self-contained.
  */
 #ifndef CLUSTER_TESTUTIL_H_
-# define CLUSTER_TESTUTIL_H_           1
+#define CLUSTER_TESTUTIL_H_ 1
 
-# ifdef HAVE_CONFIG_H
-#  include "config.h"
-# endif
-# include <pthread.h>
-# include <stdarg.h>
-# include <stdio.h>
-# include <stdlib.h>
-# include <string.h>
-# include <libcluster.h>
+#ifdef HAVE_CONFIG_H
+# include "config.h"
+#endif
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <libcluster.h>
 
 /* CLUSTER_TEST_TIMEOUT_MULTIPLIER as a float: default 1, never below 1
  * (slow runs stretch every timeout; nothing shrinks them). The same rule
