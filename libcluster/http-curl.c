@@ -413,49 +413,14 @@ map_curl_error(CURLcode cc)
 	}
 }
 
-/* Configure the easy handle from scratch for one request (the connection
- * cache lives in the multi handle, so reset does not lose connections). */
-static int
-setup(cluster__http *h, const char *method, const char *path, const char *content_type, const char *body, int stream, int total_ms, struct curl_slist **hdrs)
+/* The request's headers: the content type, no "Expect" delay (except a
+ * duplex stream, see below), etcd's leader requirement and the auth
+ * token. Returns the list, or NULL when out of memory. */
+static struct curl_slist *
+request_headers(cluster__http *h, const char *content_type, int stream)
 {
-	char url[HTTP_MAX_URL + 512];
 	struct curl_slist *l = NULL, *t;
 	char line[64];
-	long timeout = stream ? total_ms : h->timeout_ms;
-	long connect = h->connect_timeout_ms;
-
-	if(snprintf(url, sizeof(url), "%s%s", h->endpoints[h->cur], path) >= (int) sizeof(url))
-	{
-		return EINVAL;
-	}
-	curl_easy_reset(h->easy);
-	h->len = 0;
-	if(h->body)
-	{
-		h->body[0] = 0;
-	}
-	free(h->etcd_index);
-	h->etcd_index = NULL;
-	h->xfer_err = 0;
-	h->streaming = stream;
-	h->ls.len = 0;
-	h->ls.stopped = 0;
-	h->ls.lines = 0;
-	h->ls.max = CLUSTER__HTTP_MAX_BODY;
-	h->in_len = 0;
-	h->out_len = h->out_off = 0;
-	h->upload_paused = 0;
-	if(!stream && h->deadline_ms)
-	{
-		int64_t left = h->deadline_ms - cluster__now_ms();
-
-		if(left < 1)
-		{
-			return ETIMEDOUT;
-		}
-		timeout = left < timeout ? (long) left : timeout;
-		connect = connect < timeout ? connect : timeout;
-	}
 
 	snprintf(line, sizeof(line), "Content-Type: %s", content_type ? content_type : "application/json");
 	if(!(t = curl_slist_append(l, line)))
@@ -505,6 +470,60 @@ setup(cluster__http *h, const char *method, const char *path, const char *conten
 			goto oom;
 		}
 		l = t;
+	}
+	return l;
+oom:
+	curl_slist_free_all(l);
+	return NULL;
+}
+
+/* Configure the easy handle from scratch for one request (the connection
+ * cache lives in the multi handle, so reset does not lose connections). */
+static int
+setup(cluster__http *h, const char *method, const char *path, const char *content_type, const char *body, int stream, int total_ms, struct curl_slist **hdrs)
+{
+	char url[HTTP_MAX_URL + 512];
+	struct curl_slist *l;
+	long timeout = stream ? total_ms : h->timeout_ms;
+	long connect = h->connect_timeout_ms;
+
+	if(snprintf(url, sizeof(url), "%s%s", h->endpoints[h->cur], path) >= (int) sizeof(url))
+	{
+		return EINVAL;
+	}
+	curl_easy_reset(h->easy);
+	h->len = 0;
+	if(h->body)
+	{
+		h->body[0] = 0;
+	}
+	free(h->etcd_index);
+	h->etcd_index = NULL;
+	h->xfer_err = 0;
+	h->streaming = stream;
+	h->ls.len = 0;
+	h->ls.stopped = 0;
+	h->ls.lines = 0;
+	h->ls.max = CLUSTER__HTTP_MAX_BODY;
+	h->in_len = 0;
+	h->out_len = h->out_off = 0;
+	h->upload_paused = 0;
+	if(!stream && h->deadline_ms)
+	{
+		int64_t left = h->deadline_ms - cluster__now_ms();
+
+		if(left < 1)
+		{
+			return ETIMEDOUT;
+		}
+		timeout = left < timeout ? (long) left : timeout;
+		connect = connect < timeout ? connect : timeout;
+	}
+
+	l = request_headers(h, content_type, stream);
+	if(!l)
+	{
+		return ENOMEM;
 	}
 	*hdrs = l;
 
@@ -571,9 +590,6 @@ setup(cluster__http *h, const char *method, const char *path, const char *conten
 		cluster__log(h->c, LOG_DEBUG, "libcluster: http: %s %s%s\n", method, url, stream ? " (stream)" : "");
 	}
 	return 0;
-oom:
-	curl_slist_free_all(l);
-	return ENOMEM;
 }
 
 /* Hand what the stream received to its line callback, outside libcurl.
