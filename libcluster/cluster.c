@@ -231,6 +231,35 @@ foreign_process(CLUSTER *cluster)
 	return owner && owner != getpid();
 }
 
+/* What forked children inherited but cannot release (an engine with the
+ * connections it shares with the parent, the advisor's thread state): kept
+ * referenced for the life of the process, abandoned on purpose rather than
+ * lost. Only a child's cluster_destroy() adds to it. */
+typedef struct abandoned abandoned;
+struct abandoned
+{
+	abandoned *next;
+	void *engine;
+	void *advisor;
+};
+static abandoned *abandoned_list;
+
+static void
+abandon(CLUSTER *cluster)
+{
+	abandoned *a = malloc(sizeof(*a));
+
+	if(a)
+	{
+		a->engine = cluster->engine_data;
+		a->advisor = cluster->advisor;
+		a->next = __atomic_load_n(&abandoned_list, __ATOMIC_ACQUIRE);
+		while(!__atomic_compare_exchange_n(&abandoned_list, &a->next, a, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		{
+		}
+	}
+}
+
 /* Free what the handle owns that is plain memory, touching no lock, no
  * thread and no connection. */
 static void
@@ -281,6 +310,7 @@ cluster_destroy(CLUSTER *cluster)
 	cluster__begin(__func__);
 	if(foreign_process(cluster))
 	{
+		abandon(cluster);
 		free_memory(cluster);
 		return 0;
 	}

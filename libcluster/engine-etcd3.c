@@ -89,6 +89,11 @@ struct etcd3
 	cluster__table table;
 	int64_t last_rev;
 	int over_limit; /* the prefix holds more than CLUSTER_MEMBERS_MAX */
+	/* Thread memory kept reachable from here, not only from the threads'
+	 * stacks: a forked child, which has none of the threads, must not see
+	 * it as lost (see cluster_destroy()'s fork rule). */
+	char *watch_body; /* (watch thread) the request of the current stream */
+	void *ping_state; /* (ping thread) its state */
 };
 
 /* ---------------------------------------------------------------------- */
@@ -941,7 +946,9 @@ watch_main(void *arg)
 		so.first_line_timeout_ms = WATCH_CREATED_TIMEOUT_MS;
 		so.idle_timeout_ms = heartbeat_ms(ed) + heartbeat_grace_ms(ed);
 		w.heartbeat_ms = heartbeat_ms(ed);
+		ed->watch_body = body;
 		r = cluster__http_stream_run(ed->watch.h, "/v3/watch", body, &so, &status);
+		ed->watch_body = NULL;
 		free(body);
 		cluster__waker_lock(&ed->w);
 		ed->watch_ok = 0;
@@ -1259,6 +1266,7 @@ ping_main(void *arg)
 		cluster__log(ed->core, LOG_CRIT, "libcluster: etcd: ping thread out of memory\n");
 		return NULL;
 	}
+	ed->ping_state = ps;
 	cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: ping thread starting with ttl=%d, refresh=%dms\n", ed->ttl, refresh_ms(ed));
 	ps->last_ok = now;
 	ps->next_keepalive = now + refresh_ms(ed);
