@@ -9,6 +9,7 @@
 #ifndef _GNU_SOURCE
 # define _GNU_SOURCE
 #endif
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -756,14 +757,69 @@ etcdh_restart(etcdh *h)
 	return -1;
 }
 
+/* Non-zero once every thread of pid is in the stopped state ('T' in
+ * /proc/PID/task/TID/stat). */
+static int
+all_threads_stopped(pid_t pid)
+{
+	char path[64];
+	DIR *d;
+	struct dirent *de;
+	int all = 1, seen = 0;
+
+	snprintf(path, sizeof(path), "/proc/%ld/task", (long) pid);
+	d = opendir(path);
+	if(!d)
+	{
+		return 1;
+	}
+	while(all && (de = readdir(d)))
+	{
+		char stat[384], buf[512], *p;
+		FILE *f;
+
+		if(de->d_name[0] == '.')
+		{
+			continue;
+		}
+		snprintf(stat, sizeof(stat), "/proc/%ld/task/%s/stat", (long) pid, de->d_name);
+		f = fopen(stat, "r");
+		if(!f)
+		{
+			continue;
+		}
+		p = fgets(buf, sizeof(buf), f) ? strrchr(buf, ')') : NULL;
+		fclose(f);
+		/* the state follows the command name: "... (etcd) T ..." */
+		if(p && p[1] == ' ' && p[2] != 'T' && p[2] != 't')
+		{
+			all = 0;
+		}
+		seen++;
+	}
+	closedir(d);
+	return all && seen;
+}
+
 int
 etcdh_pause(etcdh *h)
 {
+	double end;
+
 	if(!h->pid || kill(h->pid, SIGSTOP) < 0)
 	{
 		return -1;
 	}
 	h->paused = 1;
+	/* kill() returns before every thread has stopped: wait until they
+	 * all have, so that no request sent next is still served */
+	end = etcdh_now() + 2.0 * etcdh_timeout_mult();
+	while(!all_threads_stopped(h->pid) && etcdh_now() < end)
+	{
+		struct timespec ts = { 0, 1000000L };
+
+		nanosleep(&ts, NULL);
+	}
 	return 0;
 }
 
