@@ -160,13 +160,6 @@ update_fresh(etcd3 *ed)
 	pthread_mutex_unlock(&ed->fresh_m);
 }
 
-/* A printable copy of registry bytes for a log line. */
-static void
-printable(char *out, size_t outsz, const char *s, size_t len)
-{
-	cluster__escape(out, outsz, s, len);
-}
-
 /* ---------------------------------------------------------------------- */
 /* requests                                                                 */
 /* ---------------------------------------------------------------------- */
@@ -181,11 +174,11 @@ status_error(const cluster__http_response *resp, char *why, size_t whysz)
 	/* the registry's words are quoted escaped, like any input */
 	if(cluster__etcd3_parse_error(resp->body, resp->len, &code, msg, sizeof(msg)))
 	{
-		printable(shown, sizeof(shown), resp->body ? resp->body : "", resp->len > 64 ? 64 : resp->len);
+		cluster__escape(shown, sizeof(shown), resp->body ? resp->body : "", resp->len > 64 ? 64 : resp->len);
 	}
 	else
 	{
-		printable(shown, sizeof(shown), msg, strlen(msg) > 64 ? 64 : strlen(msg));
+		cluster__escape(shown, sizeof(shown), msg, strlen(msg) > 64 ? 64 : strlen(msg));
 	}
 	snprintf(why, whysz, "HTTP %ld: %s", resp->status, shown);
 	switch(resp->status)
@@ -472,7 +465,7 @@ member_from_kv(etcd3 *ed, const cluster__etcd3_kv *kv, cluster__member *rec)
 	}
 	if(r)
 	{
-		printable(shown, sizeof(shown), kv->key, kv->key_len);
+		cluster__escape(shown, sizeof(shown), kv->key, kv->key_len);
 		cluster__log(ed->core, LOG_WARNING, "libcluster: etcd: ignoring key %s: the last part is not a valid instance id\n", shown);
 		return EINVAL;
 	}
@@ -702,7 +695,7 @@ watch_line(void *ctx, const char *line, size_t len)
 	r = cluster__etcd3_parse_watch(line, len, &msg);
 	if(r)
 	{
-		printable(shown, sizeof(shown), line, len > 60 ? 60 : len);
+		cluster__escape(shown, sizeof(shown), line, len > 60 ? 60 : len);
 		snprintf(w->why, sizeof(w->why), "malformed watch message <%s>", shown);
 		w->err = r == ENOMEM ? ENOMEM : EBADMSG;
 		return 1;
@@ -711,7 +704,7 @@ watch_line(void *ctx, const char *line, size_t len)
 	{
 		const char *t = msg.error_message ? msg.error_message : "";
 
-		printable(shown, sizeof(shown), t, strlen(t) > 60 ? 60 : strlen(t));
+		cluster__escape(shown, sizeof(shown), t, strlen(t) > 60 ? 60 : strlen(t));
 		snprintf(w->why, sizeof(w->why), "stream error %d: %s", msg.error_code, shown);
 		w->err = EIO;
 		cluster__etcd3_watch_msg_free(&msg);
@@ -727,7 +720,7 @@ watch_line(void *ctx, const char *line, size_t len)
 		{
 			const char *t = msg.cancel_reason ? msg.cancel_reason : "(no reason)";
 
-			printable(shown, sizeof(shown), t, strlen(t) > 60 ? 60 : strlen(t));
+			cluster__escape(shown, sizeof(shown), t, strlen(t) > 60 ? 60 : strlen(t));
 			snprintf(w->why, sizeof(w->why), "watch canceled: %s", shown);
 			w->err = EIO;
 			if(msg.cancel_reason && (strstr(msg.cancel_reason, "Unauthenticated") || strstr(msg.cancel_reason, "auth token") ||
@@ -1094,7 +1087,7 @@ do_keepalive(etcd3 *ed, ping_state *ps)
 		{
 			char shown[120];
 
-			printable(shown, sizeof(shown), resp.body ? resp.body : "", resp.len > 80 ? 80 : resp.len);
+			cluster__escape(shown, sizeof(shown), resp.body ? resp.body : "", resp.len > 80 ? 80 : resp.len);
 			snprintf(why, sizeof(why), r == EIO ? "stream error <%s>" : "malformed keepalive response <%s>", shown);
 		}
 		cluster__http_response_free(&resp);
