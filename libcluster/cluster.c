@@ -7,6 +7,7 @@
 #include "cluster-int.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -760,20 +761,25 @@ cluster_partition(CLUSTER *cluster)
  * Copy a name out for the copy-out getters. The value (read once, with
  * the getters' atomic load) is never changed in place, only retired, so
  * the copy is consistent without a lock. A buffer too small gets "", not
- * a prefix that could pass for a real name.
+ * a prefix that could pass for a real name. The name is the field at
+ * offset in the handle (the handle may be NULL: refused by name first).
  */
 static int
-copy_name(CLUSTER *cluster, const char *const *slot, const char *field, char *buf, size_t size)
+copy_name(CLUSTER *cluster, const char *name, size_t offset, const char *field, char *buf, size_t size)
 {
 	const char *value;
 	size_t len;
 
+	if(cluster__enter(cluster, name))
+	{
+		return -1;
+	}
 	if(!buf)
 	{
 		cluster__log(cluster, LOG_ERR, "libcluster: copying the %s needs a buffer\n", field);
 		return cluster__fail(cluster, EINVAL);
 	}
-	value = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+	value = __atomic_load_n((char **) ((char *) cluster + offset), __ATOMIC_ACQUIRE);
 	if(!value)
 	{
 		value = "";
@@ -795,41 +801,25 @@ copy_name(CLUSTER *cluster, const char *const *slot, const char *field, char *bu
 int
 cluster_copy_key(CLUSTER *cluster, char *buf, size_t size)
 {
-	if(cluster__enter(cluster, __func__))
-	{
-		return -1;
-	}
-	return copy_name(cluster, (const char *const *) &cluster->key, "cluster key", buf, size);
+	return copy_name(cluster, __func__, offsetof(CLUSTER, key), "cluster key", buf, size);
 }
 
 int
 cluster_copy_env(CLUSTER *cluster, char *buf, size_t size)
 {
-	if(cluster__enter(cluster, __func__))
-	{
-		return -1;
-	}
-	return copy_name(cluster, (const char *const *) &cluster->env, "environment", buf, size);
+	return copy_name(cluster, __func__, offsetof(CLUSTER, env), "environment", buf, size);
 }
 
 int
 cluster_copy_instance(CLUSTER *cluster, char *buf, size_t size)
 {
-	if(cluster__enter(cluster, __func__))
-	{
-		return -1;
-	}
-	return copy_name(cluster, (const char *const *) &cluster->instance, "instance id", buf, size);
+	return copy_name(cluster, __func__, offsetof(CLUSTER, instance), "instance id", buf, size);
 }
 
 int
 cluster_copy_partition(CLUSTER *cluster, char *buf, size_t size)
 {
-	if(cluster__enter(cluster, __func__))
-	{
-		return -1;
-	}
-	return copy_name(cluster, (const char *const *) &cluster->partition, "partition", buf, size);
+	return copy_name(cluster, __func__, offsetof(CLUSTER, partition), "partition", buf, size);
 }
 
 /*
