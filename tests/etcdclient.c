@@ -236,6 +236,33 @@ etcdh__call(etcdh *h, const char *path, const char *body)
 	return json;
 }
 
+/* POST text (NULL: out of memory) to path when only success matters:
+ * 0 if etcd answered 200, else -1. */
+static int
+etcdh__post_text(etcdh *h, const char *path, const char *text)
+{
+	cJSON *r = text ? etcdh__call(h, path, text) : NULL;
+
+	if(!r)
+	{
+		return -1;
+	}
+	cJSON_Delete(r);
+	return 0;
+}
+
+/* The same with a cJSON body (NULL: out of memory), deleted here. */
+static int
+etcdh__post(etcdh *h, const char *path, cJSON *body)
+{
+	char *text = body ? cJSON_PrintUnformatted(body) : NULL;
+	int rc = etcdh__post_text(h, path, text);
+
+	free(text);
+	cJSON_Delete(body);
+	return rc;
+}
+
 /* ------------------------------------------------------------------ */
 /* base64 (standard alphabet, padded: what the v3 gateway insists on)   */
 /* ------------------------------------------------------------------ */
@@ -425,20 +452,13 @@ etcdh_compact(etcdh *h)
 {
 	long long rev = etcdh_revision(h);
 	char body[128];
-	cJSON *r;
 
 	if(rev < 0)
 	{
 		return -1;
 	}
 	snprintf(body, sizeof(body), "{\"revision\":\"%lld\",\"physical\":true}", rev);
-	r = etcdh__call(h, "/v3/kv/compaction", body);
-	if(!r)
-	{
-		return -1;
-	}
-	cJSON_Delete(r);
-	return 0;
+	return etcdh__post_text(h, "/v3/kv/compaction", body);
 }
 
 int
@@ -446,29 +466,16 @@ etcdh_put(etcdh *h, const char *key, const char *value)
 {
 	char *k = etcdh__b64enc((const unsigned char *) key, strlen(key));
 	char *v = etcdh__b64enc((const unsigned char *) value, strlen(value));
-	cJSON *body = cJSON_CreateObject(), *r = NULL;
-	char *text = NULL;
+	cJSON *body = k && v ? cJSON_CreateObject() : NULL;
 
-	if(k && v && body)
+	if(body)
 	{
 		cJSON_AddStringToObject(body, "key", k);
 		cJSON_AddStringToObject(body, "value", v);
-		text = cJSON_PrintUnformatted(body);
-	}
-	if(text)
-	{
-		r = etcdh__call(h, "/v3/kv/put", text);
 	}
 	free(k);
 	free(v);
-	free(text);
-	cJSON_Delete(body);
-	if(!r)
-	{
-		return -1;
-	}
-	cJSON_Delete(r);
-	return 0;
+	return etcdh__post(h, "/v3/kv/put", body);
 }
 
 /* Range over key (or the prefix when prefix is set); returns the reply. */
@@ -645,23 +652,6 @@ etcdh__set_root(etcdh *h, const char *root_password)
 	return 0;
 }
 
-/* POST an auth call whose body is a cJSON object (deleted here); 0/-1. */
-static int
-etcdh__auth_call(etcdh *h, const char *path, cJSON *body)
-{
-	char *text = body ? cJSON_PrintUnformatted(body) : NULL;
-	cJSON *r = text ? etcdh__call(h, path, text) : NULL;
-
-	free(text);
-	cJSON_Delete(body);
-	if(!r)
-	{
-		return -1;
-	}
-	cJSON_Delete(r);
-	return 0;
-}
-
 /* {"<k1>":"<v1>","<k2>":"<v2>"}: what most auth calls take. */
 static cJSON *
 etcdh__pair(const char *k1, const char *v1, const char *k2, const char *v2)
@@ -682,10 +672,10 @@ etcdh__pair(const char *k1, const char *v1, const char *k2, const char *v2)
 int
 etcdh_enable_auth(etcdh *h, const char *root_password)
 {
-	if(etcdh__auth_call(h, "/v3/auth/user/add", etcdh__pair("name", "root", "password", root_password)) ||
-		etcdh__auth_call(h, "/v3/auth/role/add", etcdh__pair("name", "root", NULL, NULL)) ||
-		etcdh__auth_call(h, "/v3/auth/user/grant", etcdh__pair("user", "root", "role", "root")) ||
-		etcdh__auth_call(h, "/v3/auth/enable", cJSON_CreateObject()) ||
+	if(etcdh__post(h, "/v3/auth/user/add", etcdh__pair("name", "root", "password", root_password)) ||
+		etcdh__post(h, "/v3/auth/role/add", etcdh__pair("name", "root", NULL, NULL)) ||
+		etcdh__post(h, "/v3/auth/user/grant", etcdh__pair("user", "root", "role", "root")) ||
+		etcdh__post(h, "/v3/auth/enable", cJSON_CreateObject()) ||
 		etcdh__set_root(h, root_password))
 	{
 		return -1;
@@ -705,7 +695,7 @@ etcdh_add_user(etcdh *h, const char *root_password, const char *user, const char
 	{
 		return -1;
 	}
-	if(etcdh__auth_call(h, "/v3/auth/role/add", etcdh__pair("name", user, NULL, NULL)))
+	if(etcdh__post(h, "/v3/auth/role/add", etcdh__pair("name", user, NULL, NULL)))
 	{
 		return -1;
 	}
@@ -718,7 +708,7 @@ etcdh_add_user(etcdh *h, const char *root_password, const char *user, const char
 		cJSON_AddStringToObject(perm, "permType", "READWRITE");
 		cJSON_AddStringToObject(perm, "key", k);
 		cJSON_AddStringToObject(perm, "range_end", e);
-		rc = etcdh__auth_call(h, "/v3/auth/role/grant", grant);
+		rc = etcdh__post(h, "/v3/auth/role/grant", grant);
 	}
 	else
 	{
@@ -727,8 +717,8 @@ etcdh_add_user(etcdh *h, const char *root_password, const char *user, const char
 	free(k);
 	free(e);
 	if(rc ||
-		etcdh__auth_call(h, "/v3/auth/user/add", etcdh__pair("name", user, "password", password)) ||
-		etcdh__auth_call(h, "/v3/auth/user/grant", etcdh__pair("user", user, "role", user)))
+		etcdh__post(h, "/v3/auth/user/add", etcdh__pair("name", user, "password", password)) ||
+		etcdh__post(h, "/v3/auth/user/grant", etcdh__pair("user", user, "role", user)))
 	{
 		return -1;
 	}
