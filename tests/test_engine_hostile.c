@@ -522,6 +522,23 @@ assert_not_joined(CLUSTER *c)
 	assert_null(m);
 }
 
+/* cluster_join() fails with errno want (what names the case) and leaves
+ * nothing behind. */
+static void
+assert_join_fails(CLUSTER *c, int want, const char *what)
+{
+	int r, e;
+
+	errno = 0;
+	r = cluster_join(c);
+	e = errno;
+	if(r != -1 || e != want)
+	{
+		fail_msg("%s: cluster_join() = %d errno %d (%s), want -1 errno %d (%s)", what, r, e, strerror(e), want, strerror(want));
+	}
+	assert_not_joined(c);
+}
+
 /* Leave within the one-second budget; the last callback says index -1. */
 static void
 leave_fast(CLUSTER *c)
@@ -578,7 +595,6 @@ run_join_case(const join_case *jc)
 	v3fake v;
 	CLUSTER *c;
 	int64_t t0, took;
-	int r, e;
 
 	fprintf(stderr, "# join case: %s\n", jc->name);
 	v3_init(&v, "6");
@@ -595,17 +611,10 @@ run_join_case(const join_case *jc)
 	}
 
 	t0 = now_ms();
-	errno = 0;
-	r = cluster_join(c);
-	e = errno;
+	assert_join_fails(c, jc->want, jc->name);
 	took = now_ms() - t0;
-	if(r != -1 || e != jc->want)
-	{
-		fail_msg("%s: cluster_join() = %d errno %d (%s), want -1 errno %d (%s)", jc->name, r, e, strerror(e), jc->want, strerror(jc->want));
-	}
 	/* one request timeout (2 s) at most, plus the revoke */
 	assert_true(took < tu_scaled_ms(4000));
-	assert_not_joined(c);
 	if(jc->log)
 	{
 		assert_true(tu_logged(jc->log));
@@ -700,7 +709,6 @@ test_v3_join_unreachable(void **state)
 	fakehttp *gone;
 	CLUSTER *c;
 	char url[80];
-	int r, e;
 
 	(void) state;
 	run_join_case(&hang);
@@ -710,12 +718,7 @@ test_v3_join_unreachable(void **state)
 	snprintf(url, sizeof(url), "%s/", fakehttp_url(gone));
 	fakehttp_stop(gone);
 	c = new_cluster(url);
-	errno = 0;
-	r = cluster_join(c);
-	e = errno;
-	assert_int_equal(r, -1);
-	assert_int_equal(e, ECONNREFUSED);
-	assert_not_joined(c);
+	assert_join_fails(c, ECONNREFUSED, "nothing listening");
 	assert_int_equal(cluster_destroy(c), 0);
 }
 
@@ -1111,21 +1114,13 @@ join_over_limit(const char *kvs)
 {
 	v3fake v;
 	CLUSTER *c;
-	int r, e;
 
 	v3_init(&v, "6");
 	v.s[R_RANGE][0].raw = ok_json(range_body(42, kvs));
 	v3_then_good(&v, R_RANGE);
 	v3_start(&v);
 	c = new_cluster(v.url);
-	errno = 0;
-	r = cluster_join(c);
-	e = errno;
-	if(r != -1 || e != E2BIG)
-	{
-		fail_msg("cluster_join() = %d errno %d (%s), want -1 E2BIG", r, e, strerror(e));
-	}
-	assert_not_joined(c);
+	assert_join_fails(c, E2BIG, "over the limit");
 	assert_int_equal(count(&v, R_REVOKE), 1);
 	assert_int_equal(cluster_join(c), 0);
 	assert_state(c, 2, 3);
@@ -1387,7 +1382,6 @@ test_v2_bad_listing(void **state)
 	{
 		v2fake v;
 		CLUSTER *c;
-		int r, e;
 
 		fprintf(stderr, "# v2 listing case: %s\n", cases[i].name);
 		v2_init(&v);
@@ -1396,14 +1390,7 @@ test_v2_bad_listing(void **state)
 		v.routes[V2_LIST].n = 2;
 		v2_start(&v);
 		c = new_cluster(v.url);
-		errno = 0;
-		r = cluster_join(c);
-		e = errno;
-		if(r != -1 || e != EIO)
-		{
-			fail_msg("%s: cluster_join() = %d errno %d (%s), want -1 EIO", cases[i].name, r, e, strerror(e));
-		}
-		assert_not_joined(c);
+		assert_join_fails(c, EIO, cases[i].name);
 		assert_true(tu_logged(cases[i].log));
 		assert_int_equal(v2_count(&v, V2_LIST), 1);
 		assert_int_equal(v2_count(&v, V2_DELETE), 1);
@@ -1431,7 +1418,6 @@ test_v2_absurd_listing(void **state)
 	char *body = keep(malloc(cap));
 	v2fake v;
 	CLUSTER *c;
-	int r, e;
 
 	(void) state;
 	v2_init(&v);
@@ -1462,14 +1448,7 @@ test_v2_absurd_listing(void **state)
 	v.routes[V2_LIST].n = 2;
 	v2_start(&v);
 	c = new_cluster(v.url);
-	errno = 0;
-	r = cluster_join(c);
-	e = errno;
-	if(r != -1 || e != E2BIG)
-	{
-		fail_msg("cluster_join() = %d errno %d (%s), want -1 E2BIG", r, e, strerror(e));
-	}
-	assert_not_joined(c);
+	assert_join_fails(c, E2BIG, "v2 over the limit");
 	assert_true(tu_logged(fmt("<3>libcluster: etcd2: /hk/production holds more than CLUSTER_MEMBERS_MAX (%d) members", CLUSTER_MEMBERS_MAX)));
 	assert_int_equal(times_logged("cannot read"), 0);
 	assert_int_equal(v2_count(&v, V2_DELETE), 1);
