@@ -251,8 +251,19 @@ struct cluster_advisor_config_struct
 	/** A member whose record has not changed for this long (ms, local
 	 *  receipt time) is treated as stale by the pick (0 = never). */
 	int stale_ms;
+	/* --- version 2 --- */
+	/** Cluster-wide budget of status writes per second (etcd v3): a
+	 *  member's effective report interval stretches to
+	 *  members / status_writes_per_second seconds when that is longer than
+	 *  report_interval_ms, so that the registry's fan-out stays bounded as
+	 *  the cluster grows. 0 = no limit. */
+	double status_writes_per_second;
+	/** A new load is written only once it differs from the last written
+	 *  one by more than this fraction of the advisor's band (capacity and
+	 *  address changes are always written). 0 = every change. */
+	double report_deadband;
 };
-#define CLUSTER_ADVISOR_CONFIG_VERSION 1
+#define CLUSTER_ADVISOR_CONFIG_VERSION 2
 
 /* ------------------------------------------------------------------ */
 /* Lifecycle                                                            */

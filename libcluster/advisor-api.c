@@ -16,6 +16,7 @@
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -302,6 +303,8 @@ cluster_advisor_config_init(CLUSTERADVISORCONFIG *config)
 	config->budget_per_second = 500.0;
 	config->jitter = 0.1;
 	config->stale_ms = 0;
+	config->status_writes_per_second = 20.0;
+	config->report_deadband = 0.25;
 }
 
 int
@@ -325,7 +328,21 @@ cluster_set_advisor_config(CLUSTER *cluster, const CLUSTERADVISORCONFIG *config)
 		return cluster__fail(cluster, EINVAL);
 	}
 	pthread_mutex_lock(&cluster->lock);
-	cluster->advisor_config = *config;
+	if(config->version < 2)
+	{
+		/* a caller built against version 1 passed the shorter structure:
+		 * take its fields, keep the defaults of the newer ones */
+		CLUSTERADVISORCONFIG full;
+
+		cluster_advisor_config_init(&full);
+		memcpy(&full, config, offsetof(CLUSTERADVISORCONFIG, status_writes_per_second));
+		full.version = CLUSTER_ADVISOR_CONFIG_VERSION;
+		cluster->advisor_config = full;
+	}
+	else
+	{
+		cluster->advisor_config = *config;
+	}
 	adv = cluster->advisor;
 	pthread_mutex_unlock(&cluster->lock);
 	if(adv)

@@ -443,6 +443,17 @@ cluster__adv_config_check(const CLUSTERADVISORCONFIG *cfg, const char **field, c
 	{
 		BAD("stale_ms", "must be 0 (never stale) or more");
 	}
+	if(cfg->version >= 2)
+	{
+		if(!(cfg->status_writes_per_second >= 0.0 && cfg->status_writes_per_second <= 1e6))
+		{
+			BAD("status_writes_per_second", "must be a number between 0 (no limit) and 1e6");
+		}
+		if(!(cfg->report_deadband >= 0.0 && cfg->report_deadband <= 1.0))
+		{
+			BAD("report_deadband", "must be a number between 0 and 1");
+		}
+	}
 	return 0;
 #undef BAD
 }

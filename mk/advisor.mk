@@ -4,7 +4,9 @@
 LIBCLUSTER_SOURCES += \
 	libcluster/advisor.h \
 	libcluster/advisor.c \
-	libcluster/advisor-api.c
+	libcluster/advisor-api.c \
+	libcluster/report-policy.h \
+	libcluster/report-policy.c
 
 CMOCKA_TESTS += tests/test_advisor tests/test_advisor_api tests/test_etcd_advisor
 

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Private header: when a member writes its advisor status (load,
+ * capacity, address) to the registry. Every member of N writes through
+ * the same rule, so the cluster-wide write rate -- and with it the
+ * registry's fan-out to the members that watch statuses -- stays bounded
+ * as N grows. Pure: no I/O, no locks, no globals.
+ */
+#ifndef CLUSTER_REPORT_POLICY_H_
+#define CLUSTER_REPORT_POLICY_H_ 1
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct cluster__report_policy cluster__report_policy;
+struct cluster__report_policy
+{
+	int interval_ms;          /* the advisor's report_interval_ms */
+	double writes_per_second; /* cluster-wide budget; 0 = no limit */
+	double deadband;          /* fraction of the band; 0 = every change */
+	long long band_absolute;  /* the advisor's bands */
+	double band_relative;
+};
+
+/* A status as written (or about to be). */
+typedef struct cluster__report_sample cluster__report_sample;
+struct cluster__report_sample
+{
+	int valid; /* 0: never written */
+	long long load;
+	long long capacity;
+	int64_t at_ms; /* when it was written (monotonic ms) */
+};
+
+/* The effective report interval (ms) in a cluster of n members. */
+int64_t cluster__report_interval_for(const cluster__report_policy *p, size_t n);
+
+/*
+ * When cur should be written, given the last written status and the
+ * member count n: an absolute monotonic time in ms (now_ms or earlier
+ * means now), or INT64_MAX if cur need not be written at all. forced
+ * (an address change, the first write) ignores the deadband but not the
+ * interval.
+ */
+int64_t cluster__report_due(const cluster__report_policy *p, const cluster__report_sample *last,
+	const cluster__report_sample *cur, size_t n, int forced, int64_t now_ms);
+
+#endif /*!CLUSTER_REPORT_POLICY_H_*/
