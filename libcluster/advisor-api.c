@@ -39,12 +39,21 @@ struct cluster__advisor
 	cluster__adv_prov prov;
 };
 
+/* What a snapshot keeps per member besides its advisor node. */
+typedef struct snap_member snap_member;
+struct snap_member
+{
+	const char *address; /* "" when none */
+	int base;
+};
+
 /* A consistent copy of what the advisor needs, taken under the lock. */
 typedef struct snapshot snapshot;
 struct snapshot
 {
-	cluster__view view;
+	cluster__view view; /* a shared reference: the ids and statuses live there */
 	cluster__adv_node *nodes;
+	snap_member *members; /* in view order, like nodes */
 	CLUSTERADVISORCONFIG cfg;
 	int fresh;
 	int64_t now;
@@ -96,15 +105,20 @@ get_advisor(CLUSTER *cluster)
 }
 
 /*
- * Copy the view, the tuning and the freshness flag. The static engine
- * (and an etcd member before its first status write) has no status in
- * its own record, so this instance's local status stands in for it.
+ * Share the view (O(1) under the lock), copy the tuning and the freshness
+ * flag, then build the advisor's node array walking the view unlocked.
+ * The static engine (and an etcd member before its first status write)
+ * has no status in its own record, so this instance's local status
+ * stands in for it.
  */
 static int
 take_snapshot(CLUSTER *cluster, snapshot *s)
 {
-	size_t i;
-	int r;
+	cluster__view_iter it;
+	cluster__view_entry e;
+	cluster__status local;
+	char *self_address;
+	size_t i, n;
 
 	memset(s, 0, sizeof(*s));
 	s->now = cluster__now_ms();
@@ -114,45 +128,51 @@ take_snapshot(CLUSTER *cluster, snapshot *s)
 		pthread_mutex_unlock(&cluster->lock);
 		return EPERM;
 	}
-	r = cluster__view_copy(&s->view, &cluster->view);
-	if(r)
-	{
-		pthread_mutex_unlock(&cluster->lock);
-		return r;
-	}
+	cluster__view_copy(&s->view, &cluster->view);
 	s->cfg = cluster->advisor_config;
 	s->fresh = cluster->fresh;
-	if(s->view.self >= 0 && cluster->status.reported && !s->view.members[s->view.self].has_status)
-	{
-		cluster__member *m = &s->view.members[s->view.self];
-
-		m->has_status = 1;
-		m->load = cluster->status.load;
-		m->capacity = cluster->status.capacity;
-		memcpy(m->address, cluster->status.address, sizeof(m->address));
-	}
+	local = cluster->status;
 	pthread_mutex_unlock(&cluster->lock);
 
-	s->nodes = calloc(s->view.count ? s->view.count : 1, sizeof(*s->nodes));
-	if(!s->nodes)
+	n = s->view.count;
+	s->nodes = calloc(n ? n : 1, sizeof(*s->nodes));
+	s->members = calloc(1, (n ? n : 1) * sizeof(*s->members) + sizeof(local.address));
+	if(!s->nodes || !s->members)
 	{
+		free(s->nodes);
+		free(s->members);
 		cluster__view_free(&s->view);
 		return ENOMEM;
 	}
-	for(i = 0; i < s->view.count; i++)
+	self_address = (char *) (s->members + (n ? n : 1));
+	memcpy(self_address, local.address, sizeof(local.address));
+	cluster__view_iter_init(&it, &s->view);
+	for(i = 0; i < n && cluster__view_next(&it, &e); i++)
 	{
-		const cluster__member *m = &s->view.members[i];
 		cluster__adv_node *o = &s->nodes[i];
 
-		o->id = m->id;
-		o->workers = m->workers;
-		o->passive = m->passive;
-		o->has_status = m->has_status;
-		o->load = m->load;
-		o->capacity = m->capacity;
-		o->age_ms = m->received_ms ? s->now - m->received_ms : 0;
-		o->mod_revision = m->mod_revision;
-		o->received_ms = m->received_ms;
+		o->id = e.node->id;
+		o->workers = e.node->workers;
+		o->passive = e.node->passive;
+		o->age_ms = e.received_ms ? s->now - e.received_ms : 0;
+		o->mod_revision = e.mod_revision;
+		o->received_ms = e.received_ms;
+		s->members[i].address = "";
+		s->members[i].base = e.base;
+		if(e.status)
+		{
+			o->has_status = 1;
+			o->load = e.status->load;
+			o->capacity = e.status->capacity;
+			s->members[i].address = e.status->address;
+		}
+		else if(e.self && local.reported)
+		{
+			o->has_status = 1;
+			o->load = local.load;
+			o->capacity = local.capacity;
+			s->members[i].address = self_address;
+		}
 	}
 	return 0;
 }
@@ -161,6 +181,7 @@ static void
 drop_snapshot(snapshot *s)
 {
 	free(s->nodes);
+	free(s->members);
 	cluster__view_free(&s->view);
 	memset(s, 0, sizeof(*s));
 }
@@ -454,15 +475,12 @@ compute_advice(CLUSTER *cluster, CLUSTERREDIRECT **out, size_t *count)
 		n = 0;
 		for(i = 0; i < p.nrows; i++)
 		{
-			const cluster__member *t;
-
 			if(p.rows[i].from != (size_t) s.view.self)
 			{
 				continue;
 			}
-			t = &s.view.members[p.rows[i].to];
-			memcpy(rows[n].target, t->id, sizeof(rows[n].target));
-			memcpy(rows[n].address, t->address, sizeof(rows[n].address));
+			snprintf(rows[n].target, sizeof(rows[n].target), "%s", s.nodes[p.rows[i].to].id);
+			snprintf(rows[n].address, sizeof(rows[n].address), "%s", s.members[p.rows[i].to].address);
 			rows[n].count = p.rows[i].count > INT_MAX ? INT_MAX : (int) p.rows[i].count;
 			n++;
 		}
@@ -556,19 +574,19 @@ cluster_pick_target(CLUSTER *cluster, CLUSTERMEMBER *target)
 		return cluster__fail(cluster, r);
 	}
 	{
-		const cluster__member *m = &s.view.members[at];
+		const cluster__adv_node *m = &s.nodes[at];
 
 		memset(target, 0, sizeof(*target));
-		memcpy(target->id, m->id, sizeof(target->id));
+		snprintf(target->id, sizeof(target->id), "%s", m->id);
 		target->workers = m->workers;
-		target->base = m->base;
+		target->base = s.members[at].base;
 		target->passive = m->passive;
 		target->self = (long) at == s.view.self;
 		target->has_status = m->has_status;
-		memcpy(target->address, m->address, sizeof(target->address));
+		snprintf(target->address, sizeof(target->address), "%s", s.members[at].address);
 		target->load = m->load;
 		target->capacity = m->capacity;
-		target->age_ms = s.nodes[at].age_ms;
+		target->age_ms = m->age_ms;
 	}
 	drop_snapshot(&s);
 	return 0;

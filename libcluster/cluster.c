@@ -1447,13 +1447,16 @@ cluster_state(CLUSTER *cluster, CLUSTERSTATE *state)
 	return 0;
 }
 
-/* Copy the stored view (all members, or all but this instance). */
+/* Copy the stored view (all members, or all but this instance): O(N),
+ * the size of the answer, walking the view in id order under the lock. */
 static int
 copy_members(CLUSTER *cluster, CLUSTERMEMBER **members, size_t *count, int peers_only)
 {
 	CLUSTERMEMBER *out = NULL;
 	int64_t now = cluster__now_ms();
-	size_t i, n = 0;
+	cluster__view_iter it;
+	cluster__view_entry e;
+	size_t n = 0;
 
 	if(!members || !count)
 	{
@@ -1477,27 +1480,30 @@ copy_members(CLUSTER *cluster, CLUSTERMEMBER **members, size_t *count, int peers
 			return cluster__fail(cluster, ENOMEM);
 		}
 	}
-	for(i = 0; i < cluster->view.count; i++)
+	cluster__view_iter_init(&it, &cluster->view);
+	while(cluster__view_next(&it, &e))
 	{
-		const cluster__member *m = &cluster->view.members[i];
+		const cluster__node *m = e.node;
 		CLUSTERMEMBER *o = &out[n];
-		int self = (long) i == cluster->view.self;
 
-		if(peers_only && self)
+		if(peers_only && e.self)
 		{
 			continue;
 		}
-		memcpy(o->id, m->id, sizeof(o->id));
+		memcpy(o->id, m->id, (size_t) m->idlen + 1);
 		o->workers = m->workers;
-		o->base = m->base;
+		o->base = e.base;
 		o->passive = m->passive;
-		o->self = self;
-		o->has_status = m->has_status;
-		memcpy(o->address, m->address, sizeof(o->address));
-		o->load = m->load;
-		o->capacity = m->capacity;
-		o->age_ms = m->received_ms ? now - m->received_ms : 0;
-		if(self && cluster->status.reported)
+		o->self = e.self;
+		if(e.status)
+		{
+			o->has_status = 1;
+			snprintf(o->address, sizeof(o->address), "%s", e.status->address);
+			o->load = e.status->load;
+			o->capacity = e.status->capacity;
+		}
+		o->age_ms = e.received_ms ? now - e.received_ms : 0;
+		if(e.self && cluster->status.reported)
 		{
 			/* our own row shows what we reported last, which the registry
 			 * copy may not carry yet (writes are rate-limited) */

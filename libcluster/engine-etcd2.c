@@ -303,13 +303,13 @@ list_dir(etcd2 *e, cluster__http *http, uint64_t *index, char *why, size_t whyle
 	return 0;
 }
 
-/* Returns cluster__publish_view()'s verdict (a member set whose total
- * does not fit an int is refused). The index comes from the registry:
- * subtract in unsigned arithmetic so a hostile one cannot overflow. */
+/* Returns cluster__publish_tables()'s verdict. The index comes from the
+ * registry: subtract in unsigned arithmetic so a hostile one cannot
+ * overflow. */
 static int
 publish(etcd2 *e)
 {
-	return cluster__publish_view(e->core, e->table.m, e->table.n, (int64_t) (e->next_index - 1));
+	return cluster__publish_tables(e->core, &e->table, NULL, (int64_t) (e->next_index - 1));
 }
 
 /* Apply one long-poll answer; returns 0, ESTALE when history is gone,

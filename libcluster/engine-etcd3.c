@@ -496,23 +496,19 @@ table_from_range(etcd3 *ed, const cluster__etcd3_range *rg, cluster__table *old,
 	memset(out, 0, sizeof(*out));
 	for(i = 0; i < rg->n_kvs; i++)
 	{
-		cluster__member rec, *prev, *cur;
+		cluster__member rec;
+		const cluster__node *prev;
 
 		if(member_from_kv(ed, &rg->kvs[i], &rec))
 		{
 			continue;
 		}
-		r = cluster__table_put(out, &rec, now, NULL);
+		prev = old ? cluster__table_find(old, rec.id) : NULL;
+		r = cluster__table_put(out, &rec, prev && cluster__node_same(prev, &rec) ? prev->received_ms : now, NULL);
 		if(r)
 		{
 			cluster__table_free(out);
 			return r;
-		}
-		prev = old ? cluster__table_find(old, rec.id) : NULL;
-		cur = cluster__table_find(out, rec.id);
-		if(prev && cur && cluster__member_same(prev, cur))
-		{
-			cur->received_ms = prev->received_ms;
 		}
 	}
 	return 0;
@@ -568,7 +564,8 @@ read_prefix(etcd3 *ed, etcd3_conn *cn, cluster__table *old, cluster__table *out,
 static void
 publish(etcd3 *ed)
 {
-	cluster__member *m;
+	cluster__table t;
+	cluster__member self;
 	int taken;
 
 	cluster__waker_lock(&ed->w);
@@ -576,25 +573,21 @@ publish(etcd3 *ed)
 	cluster__waker_unlock(&ed->w);
 	if(ed->passive || taken || cluster__table_find(&ed->table, ed->cfg->instance))
 	{
-		cluster__publish_view(ed->core, ed->table.m, ed->table.n, ed->last_rev);
+		cluster__publish_tables(ed->core, &ed->table, NULL, ed->last_rev);
 		return;
 	}
-	m = malloc((ed->table.n + 1) * sizeof(*m));
-	if(!m)
+	/* ourselves put into a shared copy: O(log N), the table untouched */
+	cluster__table_share(&t, &ed->table);
+	memset(&self, 0, sizeof(self));
+	snprintf(self.id, sizeof(self.id), "%s", ed->cfg->instance);
+	self.workers = cluster__get_workers(ed->core);
+	if(cluster__table_put(&t, &self, cluster__now_ms(), NULL))
 	{
-		cluster__publish_view(ed->core, ed->table.m, ed->table.n, ed->last_rev);
-		return;
+		cluster__table_free(&t);
+		cluster__table_share(&t, &ed->table);
 	}
-	if(ed->table.n)
-	{
-		memcpy(m, ed->table.m, ed->table.n * sizeof(*m));
-	}
-	memset(&m[ed->table.n], 0, sizeof(*m));
-	snprintf(m[ed->table.n].id, sizeof(m[ed->table.n].id), "%s", ed->cfg->instance);
-	m[ed->table.n].workers = cluster__get_workers(ed->core);
-	m[ed->table.n].received_ms = cluster__now_ms();
-	cluster__publish_view(ed->core, m, ed->table.n + 1, ed->last_rev);
-	free(m);
+	cluster__publish_tables(ed->core, &t, NULL, ed->last_rev);
+	cluster__table_free(&t);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -1745,7 +1738,7 @@ etcd3_join(void *engine, const cluster__engine_config *c)
 		goto undo;
 	}
 	ed->last_rev = rev;
-	r = cluster__publish_view(ed->core, ed->table.m, ed->table.n, rev);
+	r = cluster__publish_tables(ed->core, &ed->table, NULL, rev);
 	if(r)
 	{
 		/* logged; members the registry holds that make no view (a total

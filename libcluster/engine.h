@@ -56,7 +56,7 @@ struct cluster__engine
 	/* Free the engine (never called while joined). */
 	void (*destroy)(void *engine);
 	/* Join with cfg (valid until leave returns). Before returning 0 the
-	 * engine has published the initial view (cluster__publish_view()).
+	 * engine has published the initial view (cluster__publish_tables()).
 	 * Returns 0 or an errno value (logged); on failure nothing is left
 	 * registered (as far as the registry let us) and no thread runs. */
 	int (*join)(void *engine, const cluster__engine_config *cfg);
@@ -98,16 +98,28 @@ struct cluster__status
 /* --- hooks: what an engine may ask of the core ------------------------ */
 
 /*
- * Publish the member set the engine now believes in (any order). The
- * core computes the view and delivers it to the application (at once, or
- * after the settle window when the engine ticks). Call it with no lock
- * held. Returns 0 or an errno value (the set was rejected, logged, and
- * the previous view kept).
+ * Publish the membership the engine now believes in: members (a table
+ * version) and, when statuses live in their own registry keys, the
+ * statuses table (NULL: none; a member's own status fields stand). The
+ * core shares both versions (the engine keeps and goes on updating its
+ * own), computes this instance's base and the total in O(log N) and
+ * delivers the view to the application (at once, or after the settle
+ * window when the engine ticks). Call it with no lock held. Returns 0 (a
+ * table is always a valid member set).
+ */
+int cluster__publish_tables(CLUSTER *core, const cluster__table *members, const cluster__table *statuses, int64_t revision);
+
+/*
+ * The same from n member records (any order), for tests and callers that
+ * hold no table: builds one (O(n log n)). Returns 0 or an errno value (the
+ * set was rejected, logged, and the previous view kept): E2BIG (more than
+ * CLUSTER_MEMBERS_MAX records), EINVAL (a duplicate or invalid record),
+ * ENOMEM.
  */
 int cluster__publish_view(CLUSTER *core, const cluster__member *members, size_t n, int64_t revision);
 
 /* Static engines: publish a fixed base and total for this instance alone
- * (same delivery path as cluster__publish_view). */
+ * (same delivery path as cluster__publish_tables). */
 int cluster__publish_static(CLUSTER *core, int base, int total);
 
 /* For engines with settles set: deliver the pending view if its settle

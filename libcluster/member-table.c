@@ -1,8 +1,21 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The member table both registry engines keep: sorted by id, updated one
- * record at a time, bounded by CLUSTER_MEMBERS_MAX. Pure: no I/O, no
- * locks, no globals.
+ * The member table (see member-table.h): a persistent weight-balanced
+ * tree. Balance follows Adams' weight-balanced trees with the parameters
+ * (delta 3, ratio 2) and the weight = size + 1 test that Hirai and
+ * Yamamoto proved correct for insert and delete: every subtree holds at
+ * most 3/4 of its parent's weight, so the height stays logarithmic
+ * whatever ids the registry sends (a hash-priority treap would not be,
+ * against chosen ids).
+ *
+ * Every operation is written functionally: a function receives the old
+ * subtree borrowed (never modified) and returns a new subtree it owns
+ * (one reference). "Owned" arguments are references the callee consumes.
+ * An allocation failure sets ctx->err; from then on every constructor
+ * only releases what it was given, so the half-built new version is freed
+ * and the old one is untouched.
+ *
+ * Pure: no I/O, no locks, no globals.
  */
 #include "member-table.h"
 
@@ -10,127 +23,625 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define DELTA 3
+#define RATIO 2
 
-/* Position of id, or where it would be inserted (*found says which). */
-static size_t
-table_pos(const cluster__table *t, const char *id, int *found)
+typedef struct build build;
+struct build
 {
-	size_t lo = 0, hi = t->n;
+	int err; /* ENOMEM once an allocation failed */
+};
 
-	*found = 0;
-	while(lo < hi)
+/* ------------------------------------------------------------------ */
+/* references                                                           */
+/* ------------------------------------------------------------------ */
+
+static cluster__node *
+node_ref(const cluster__node *n)
+{
+	cluster__node *m = (cluster__node *) n;
+
+	if(m)
 	{
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(t->m[mid].id, id);
+		__atomic_add_fetch(&m->refs, 1, __ATOMIC_RELAXED);
+	}
+	return m;
+}
 
-		if(!c)
+static const cluster__status_rec *
+status_ref(const cluster__status_rec *s)
+{
+	if(s)
+	{
+		__atomic_add_fetch(&((cluster__status_rec *) s)->refs, 1, __ATOMIC_RELAXED);
+	}
+	return s;
+}
+
+static void
+status_release(const cluster__status_rec *s)
+{
+	if(s && !__atomic_sub_fetch(&((cluster__status_rec *) s)->refs, 1, __ATOMIC_ACQ_REL))
+	{
+		free((void *) s);
+	}
+}
+
+/* Drop one reference; a node whose last reference goes frees itself and
+ * drops its children's. Recursion is bounded by the tree height. */
+static void
+node_release(cluster__node *n)
+{
+	while(n && !__atomic_sub_fetch(&n->refs, 1, __ATOMIC_ACQ_REL))
+	{
+		cluster__node *l = n->left, *r = n->right;
+
+		status_release(n->status);
+		free(n);
+		node_release(l);
+		n = r;
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* construction                                                         */
+/* ------------------------------------------------------------------ */
+
+static unsigned
+size_of(const cluster__node *n)
+{
+	return n ? n->count : 0;
+}
+
+static int
+sum_of(const cluster__node *n)
+{
+	return n ? n->sum : 0;
+}
+
+static int
+own_workers(const cluster__node *n)
+{
+	return n->passive ? 0 : n->workers;
+}
+
+/* A bare node for an id of len bytes, children unset. */
+static cluster__node *
+node_alloc(build *b, size_t len)
+{
+	cluster__node *n = malloc(sizeof(*n) + len + 1);
+
+	if(!n)
+	{
+		b->err = ENOMEM;
+		return NULL;
+	}
+	memset(n, 0, sizeof(*n));
+	n->refs = 1;
+	n->idlen = (unsigned char) len;
+	return n;
+}
+
+/* A new node carrying src's record over the children l and r (owned),
+ * with its aggregates computed. */
+static cluster__node *
+mk(build *b, const cluster__node *src, cluster__node *l, cluster__node *r)
+{
+	cluster__node *n = b->err ? NULL : node_alloc(b, src->idlen);
+
+	if(!n)
+	{
+		node_release(l);
+		node_release(r);
+		return NULL;
+	}
+	memcpy(n->id, src->id, (size_t) src->idlen + 1);
+	n->workers = src->workers;
+	n->passive = src->passive;
+	n->status = status_ref(src->status);
+	n->mod_revision = src->mod_revision;
+	n->received_ms = src->received_ms;
+	n->left = l;
+	n->right = r;
+	n->count = size_of(l) + size_of(r) + 1;
+	n->sum = sum_of(l) + sum_of(r) + own_workers(n);
+	return n;
+}
+
+/* Weight a may be at most DELTA times weight b. */
+static int
+balanced(const cluster__node *a, const cluster__node *b)
+{
+	return DELTA * (size_of(a) + 1) >= size_of(b) + 1;
+}
+
+/* A single rotation restores balance when the outer grandchild is the
+ * heavier one (by RATIO). */
+static int
+single(const cluster__node *inner, const cluster__node *outer)
+{
+	return size_of(inner) + 1 < RATIO * (size_of(outer) + 1);
+}
+
+/*
+ * mk() for subtrees that may be out of balance by one insert or delete:
+ * rotate once or twice as needed. Every node it takes apart is owned and
+ * released after its parts have their own references.
+ */
+static cluster__node *
+balance(build *b, const cluster__node *src, cluster__node *l, cluster__node *r)
+{
+	cluster__node *out;
+
+	if(b->err || (balanced(l, r) && balanced(r, l)))
+	{
+		return mk(b, src, l, r);
+	}
+	if(size_of(l) > size_of(r))
+	{
+		/* rotate right: l is not empty */
+		if(single(l->right, l->left))
 		{
-			*found = 1;
-			return mid;
-		}
-		if(c < 0)
-		{
-			lo = mid + 1;
+			out = mk(b, l, node_ref(l->left), mk(b, src, node_ref(l->right), r));
 		}
 		else
 		{
-			hi = mid;
+			const cluster__node *lr = l->right;
+
+			out = mk(b, lr, mk(b, l, node_ref(l->left), node_ref(lr->left)), mk(b, src, node_ref(lr->right), r));
 		}
-	}
-	return lo;
-}
-
-int
-cluster__member_same(const cluster__member *a, const cluster__member *b)
-{
-	return a->workers == b->workers && a->passive == b->passive && a->has_status == b->has_status &&
-		   (!a->has_status || (a->load == b->load && a->capacity == b->capacity && !strcmp(a->address, b->address)));
-}
-
-int
-cluster__table_put(cluster__table *t, const cluster__member *rec, int64_t now_ms, int *changed)
-{
-	int found, ch = 1;
-	size_t pos = table_pos(t, rec->id, &found);
-	int64_t received = now_ms;
-
-	if(found)
-	{
-		if(cluster__member_same(&t->m[pos], rec))
-		{
-			ch = 0;
-			received = t->m[pos].received_ms;
-		}
-		t->m[pos] = *rec;
-		t->m[pos].received_ms = received;
+		node_release(l);
 	}
 	else
 	{
-		if(t->n >= CLUSTER_MEMBERS_MAX)
+		/* rotate left: r is not empty */
+		if(single(r->left, r->right))
 		{
-			return E2BIG;
+			out = mk(b, r, mk(b, src, l, node_ref(r->left)), node_ref(r->right));
 		}
-		if(t->n == t->cap)
+		else
 		{
-			size_t cap = t->cap ? t->cap * 2 : 16;
-			cluster__member *p;
+			const cluster__node *rl = r->left;
 
-			if(cap > CLUSTER_MEMBERS_MAX)
-			{
-				cap = CLUSTER_MEMBERS_MAX;
-			}
-
-			if(cap > SIZE_MAX / sizeof(*p))
-			{
-				return ENOMEM;
-			}
-			p = realloc(t->m, cap * sizeof(*p));
-			if(!p)
-			{
-				return ENOMEM;
-			}
-			t->m = p;
-			t->cap = cap;
+			out = mk(b, rl, mk(b, src, l, node_ref(rl->left)), mk(b, r, node_ref(rl->right), node_ref(r->right)));
 		}
-		memmove(&t->m[pos + 1], &t->m[pos], (t->n - pos) * sizeof(*t->m));
-		t->m[pos] = *rec;
-		t->m[pos].received_ms = received;
-		t->n++;
+		node_release(r);
 	}
+	return out;
+}
+
+/* ------------------------------------------------------------------ */
+/* insert and delete                                                    */
+/* ------------------------------------------------------------------ */
+
+/* t (borrowed) with leaf (owned, childless) added or put in place of the
+ * node with the same id. */
+static cluster__node *
+insert(build *b, const cluster__node *t, cluster__node *leaf)
+{
+	int c;
+
+	if(!t)
+	{
+		return leaf;
+	}
+	c = strcmp(leaf->id, t->id);
+	if(!c)
+	{
+		/* same id: the new record over the old children */
+		leaf->left = node_ref(t->left);
+		leaf->right = node_ref(t->right);
+		leaf->count = t->count;
+		leaf->sum = sum_of(t->left) + sum_of(t->right) + own_workers(leaf);
+		return leaf;
+	}
+	if(c < 0)
+	{
+		return balance(b, t, insert(b, t->left, leaf), node_ref(t->right));
+	}
+	return balance(b, t, node_ref(t->left), insert(b, t->right, leaf));
+}
+
+/* t (borrowed, not empty) without its smallest node, which goes to *min. */
+static cluster__node *
+without_min(build *b, const cluster__node *t, const cluster__node **min)
+{
+	if(!t->left)
+	{
+		*min = t;
+		return node_ref(t->right);
+	}
+	return balance(b, t, without_min(b, t->left, min), node_ref(t->right));
+}
+
+static cluster__node *
+without_max(build *b, const cluster__node *t, const cluster__node **max)
+{
+	if(!t->right)
+	{
+		*max = t;
+		return node_ref(t->left);
+	}
+	return balance(b, t, node_ref(t->left), without_max(b, t->right, max));
+}
+
+/* The node t (borrowed) removed: its neighbour from the heavier side
+ * takes its place (which can only bring the two sides closer). */
+static cluster__node *
+glue(build *b, const cluster__node *t)
+{
+	const cluster__node *m = NULL;
+	cluster__node *rest, *out;
+
+	if(!t->left)
+	{
+		return node_ref(t->right);
+	}
+	if(!t->right)
+	{
+		return node_ref(t->left);
+	}
+	if(size_of(t->left) > size_of(t->right))
+	{
+		rest = without_max(b, t->left, &m);
+		out = balance(b, m, rest, node_ref(t->right));
+	}
+	else
+	{
+		rest = without_min(b, t->right, &m);
+		out = balance(b, m, node_ref(t->left), rest);
+	}
+	return out;
+}
+
+/* t (borrowed) without id; the caller checked that id is there. */
+static cluster__node *delete(build *b, const cluster__node *t, const char *id)
+{
+	int c = strcmp(id, t->id);
+
+	if(!c)
+	{
+		return glue(b, t);
+	}
+	if(c < 0)
+	{
+		return balance(b, t, delete(b, t->left, id), node_ref(t->right));
+	}
+	return balance(b, t, node_ref(t->left), delete(b, t->right, id));
+}
+
+/* ------------------------------------------------------------------ */
+/* public operations                                                    */
+/* ------------------------------------------------------------------ */
+
+const cluster__node *
+cluster__table_find(const cluster__table *t, const char *id)
+{
+	const cluster__node *n = t->root;
+
+	while(n)
+	{
+		int c = strcmp(id, n->id);
+
+		if(!c)
+		{
+			return n;
+		}
+		n = c < 0 ? n->left : n->right;
+	}
+	return NULL;
+}
+
+static int
+status_same(const cluster__status_rec *s, const cluster__member *rec)
+{
+	if(!s || !rec->has_status)
+	{
+		return !s && !rec->has_status;
+	}
+	return s->load == rec->load && s->capacity == rec->capacity && !strcmp(s->address, rec->address);
+}
+
+int
+cluster__node_same(const cluster__node *n, const cluster__member *rec)
+{
+	return n->workers == rec->workers && n->passive == !!rec->passive && status_same(n->status, rec);
+}
+
+/*
+ * The one insert path for member and status records. The new leaf shares
+ * the old node's status record when the status is unchanged, so a member
+ * that re-registers or bumps its worker count costs no new status.
+ */
+static int
+put(cluster__table *t, const cluster__member *rec, int workers, int passive, int64_t now_ms, int *changed)
+{
+	const char *end = memchr(rec->id, 0, sizeof(rec->id));
+	const cluster__node *old;
+	cluster__node *leaf, *root;
+	cluster__member want;
+	build b = { 0 };
+	size_t len;
+	int same;
+
+	if(!end || end == rec->id || (rec->has_status && !memchr(rec->address, 0, sizeof(rec->address))))
+	{
+		return EINVAL;
+	}
+	len = (size_t) (end - rec->id);
+	want = *rec;
+	want.workers = workers;
+	want.passive = passive;
+	old = cluster__table_find(t, rec->id);
+	if(!old && cluster__table_count(t) >= CLUSTER_MEMBERS_MAX)
+	{
+		return E2BIG;
+	}
+	same = old && cluster__node_same(old, &want);
+	if(same && old->mod_revision == rec->mod_revision)
+	{
+		/* nothing to store: keep the version as it is */
+		if(changed)
+		{
+			*changed = 0;
+		}
+		return 0;
+	}
+	leaf = node_alloc(&b, len);
+	if(!leaf)
+	{
+		return ENOMEM;
+	}
+	memcpy(leaf->id, rec->id, len + 1);
+	leaf->workers = workers;
+	leaf->passive = (unsigned char) !!passive;
+	leaf->mod_revision = rec->mod_revision;
+	leaf->received_ms = same ? old->received_ms : now_ms;
+	leaf->count = 1;
+	leaf->sum = own_workers(leaf);
+	if(old && status_same(old->status, rec))
+	{
+		leaf->status = status_ref(old->status);
+	}
+	else if(rec->has_status)
+	{
+		size_t alen = strlen(rec->address);
+		cluster__status_rec *s = malloc(sizeof(*s) + alen + 1);
+
+		if(!s)
+		{
+			free(leaf);
+			return ENOMEM;
+		}
+		s->refs = 1;
+		s->load = rec->load;
+		s->capacity = rec->capacity;
+		memcpy(s->address, rec->address, alen + 1);
+		leaf->status = s;
+	}
+	root = insert(&b, t->root, leaf);
+	if(b.err)
+	{
+		node_release(root);
+		return b.err;
+	}
+	node_release(t->root);
+	t->root = root;
 	if(changed)
 	{
-		*changed = ch;
+		*changed = !same;
 	}
 	return 0;
 }
 
 int
+cluster__table_put(cluster__table *t, const cluster__member *rec, int64_t now_ms, int *changed)
+{
+	if(rec->workers < 1 || rec->workers > CLUSTER_WORKERS_MAX)
+	{
+		return EINVAL;
+	}
+	return put(t, rec, rec->workers, rec->passive, now_ms, changed);
+}
+
+int
+cluster__table_put_status(cluster__table *t, const cluster__member *rec, int64_t now_ms, int *changed)
+{
+	if(!rec->has_status)
+	{
+		return EINVAL;
+	}
+	return put(t, rec, 0, 1, now_ms, changed);
+}
+
+int
 cluster__table_del(cluster__table *t, const char *id)
 {
-	int found;
-	size_t pos = table_pos(t, id, &found);
+	build b = { 0 };
+	cluster__node *root;
 
-	if(!found)
+	if(!cluster__table_find(t, id))
 	{
 		return 0;
 	}
-	memmove(&t->m[pos], &t->m[pos + 1], (t->n - pos - 1) * sizeof(*t->m));
-	t->n--;
+	root = delete(&b, t->root, id);
+	if(b.err)
+	{
+		node_release(root);
+		return -1;
+	}
+	node_release(t->root);
+	t->root = root;
 	return 1;
-}
-
-cluster__member *
-cluster__table_find(cluster__table *t, const char *id)
-{
-	int found;
-	size_t pos = table_pos(t, id, &found);
-
-	return found ? &t->m[pos] : NULL;
 }
 
 void
 cluster__table_free(cluster__table *t)
 {
-	free(t->m);
-	memset(t, 0, sizeof(*t));
+	node_release(t->root);
+	t->root = NULL;
+}
+
+void
+cluster__table_share(cluster__table *out, const cluster__table *in)
+{
+	out->root = node_ref(in->root);
+}
+
+size_t
+cluster__table_count(const cluster__table *t)
+{
+	return size_of(t->root);
+}
+
+int
+cluster__table_total(const cluster__table *t)
+{
+	return sum_of(t->root);
+}
+
+long
+cluster__table_rank(const cluster__table *t, const char *id, int *base)
+{
+	const cluster__node *n = t->root;
+	size_t pos = 0;
+	int sum = 0;
+	long found = -1;
+
+	while(n)
+	{
+		int c = strcmp(id, n->id);
+
+		if(c < 0)
+		{
+			n = n->left;
+			continue;
+		}
+		pos += size_of(n->left);
+		sum += sum_of(n->left);
+		if(!c)
+		{
+			found = (long) pos;
+			break;
+		}
+		pos++;
+		sum += own_workers(n);
+		n = n->right;
+	}
+	if(base)
+	{
+		*base = sum;
+	}
+	return found;
+}
+
+const cluster__node *
+cluster__table_at(const cluster__table *t, size_t pos, int *base)
+{
+	const cluster__node *n = t->root;
+	int sum = 0;
+
+	while(n)
+	{
+		size_t left = size_of(n->left);
+
+		if(pos < left)
+		{
+			n = n->left;
+			continue;
+		}
+		sum += sum_of(n->left);
+		if(pos == left)
+		{
+			break;
+		}
+		pos -= left + 1;
+		sum += own_workers(n);
+		n = n->right;
+	}
+	if(base)
+	{
+		*base = sum;
+	}
+	return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* iteration                                                            */
+/* ------------------------------------------------------------------ */
+
+static void
+push_left(cluster__table_iter *it, const cluster__node *n)
+{
+	for(; n && it->depth < CLUSTER__TABLE_DEPTH; n = n->left)
+	{
+		it->stack[it->depth++] = n;
+	}
+}
+
+void
+cluster__table_iter_init(cluster__table_iter *it, const cluster__table *t)
+{
+	it->depth = 0;
+	push_left(it, t->root);
+}
+
+const cluster__node *
+cluster__table_iter_next(cluster__table_iter *it)
+{
+	const cluster__node *n;
+
+	if(!it->depth)
+	{
+		return NULL;
+	}
+	n = it->stack[--it->depth];
+	push_left(it, n->right);
+	return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* invariants (tests)                                                   */
+/* ------------------------------------------------------------------ */
+
+/* Check the subtree n, whose ids must sort strictly between lo and hi
+ * (NULL: unbounded); returns its height or -1. */
+static int
+check(const cluster__node *n, const char *lo, const char *hi)
+{
+	int hl, hr;
+
+	if(!n)
+	{
+		return 0;
+	}
+	if(!__atomic_load_n(&n->refs, __ATOMIC_RELAXED) || n->idlen < 1 || n->idlen > CLUSTER_NAME_MAX ||
+		strlen(n->id) != n->idlen || (lo && strcmp(lo, n->id) >= 0) || (hi && strcmp(n->id, hi) >= 0))
+	{
+		return -1;
+	}
+	if(n->count != size_of(n->left) + size_of(n->right) + 1 || n->sum != sum_of(n->left) + sum_of(n->right) + own_workers(n) ||
+		!balanced(n->left, n->right) || !balanced(n->right, n->left))
+	{
+		return -1;
+	}
+	if(n->status && !__atomic_load_n(&n->status->refs, __ATOMIC_RELAXED))
+	{
+		return -1;
+	}
+	hl = check(n->left, lo, n->id);
+	hr = check(n->right, n->id, hi);
+	if(hl < 0 || hr < 0)
+	{
+		return -1;
+	}
+	return 1 + (hl > hr ? hl : hr);
+}
+
+int
+cluster__table_check(const cluster__table *t)
+{
+	int h = check(t->root, NULL, NULL);
+
+	return h < 0 || h > CLUSTER__TABLE_DEPTH ? -1 : 0;
 }

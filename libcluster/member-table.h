@@ -1,41 +1,143 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Private header: the member table both registry engines keep, sorted by
- * id, updated one record at a time from registry events. Pure: no I/O,
- * no locks, no globals.
+ * Private header: the member table, a persistent (path-copying),
+ * reference-counted, weight-balanced search tree keyed by id (byte order)
+ * with order statistics. Each update makes O(log N) new nodes and shares
+ * the rest with the version before it, so a version is a value: a reader
+ * (a published view, a getter's snapshot) keeps one with an O(1) share
+ * while the engine goes on updating its own. Every node carries the node
+ * count and the counted (non-passive) workers of its subtree, so a
+ * member's base index and the total are O(log N) queries.
+ *
+ * Pure: no I/O, no locks, no globals. Nodes never change once built;
+ * only their reference counts do (atomically), so versions may be shared
+ * and released from any thread. Writes to one cluster__table (put, del,
+ * free) need one writer at a time, as for any value.
  */
 #ifndef CLUSTER_MEMBER_TABLE_H_
 #define CLUSTER_MEMBER_TABLE_H_ 1
 
 #include <stddef.h>
 #include <stdint.h>
-#include "view.h"
+#include "libcluster.h"
 
-/* Non-zero if two records carry the same content (workers, passive,
- * status); ids, revisions and times are not compared. */
-int cluster__member_same(const cluster__member *a, const cluster__member *b);
+/* One member record as an engine parses it from the registry: the input
+ * of cluster__table_put(). Fixed buffers, so it is a stack value only;
+ * the table stores records compactly. */
+typedef struct cluster__member cluster__member;
+struct cluster__member
+{
+	char id[CLUSTER_NAME_MAX + 1];
+	int workers; /* 1..CLUSTER_WORKERS_MAX */
+	int passive; /* watching, not counted */
+	/* connection-advisor status (has_status == 0: none published) */
+	int has_status;
+	char address[CLUSTER_ADDRESS_MAX + 1];
+	long long load;
+	long long capacity; /* CLUSTER_CAPACITY_UNBOUNDED, 0 draining, or max */
+	/* bookkeeping */
+	int64_t mod_revision; /* registry revision of the record (0 if unknown) */
+	int64_t received_ms;  /* local monotonic ms when the record last changed */
+};
 
-/* A member table kept sorted by id, of at most CLUSTER_MEMBERS_MAX
- * members. */
+/* An advisor status as the table stores it: immutable once built,
+ * shared by every node (of any version) that carries the same status. */
+typedef struct cluster__status_rec cluster__status_rec;
+struct cluster__status_rec
+{
+	unsigned refs; /* atomic */
+	long long load;
+	long long capacity;
+	char address[]; /* NUL-terminated, at most CLUSTER_ADDRESS_MAX bytes */
+};
+
+/* One stored member. Callers read the record fields; the tree fields
+ * (left, right, refs, count, sum) belong to member-table.c. A node
+ * returned by a lookup stays valid while the version it came from is
+ * held. */
+typedef struct cluster__node cluster__node;
+struct cluster__node
+{
+	cluster__node *left, *right;
+	const cluster__status_rec *status; /* NULL: no status */
+	int64_t mod_revision;
+	int64_t received_ms;
+	unsigned refs;  /* atomic */
+	unsigned count; /* nodes in this subtree */
+	int sum;        /* workers of the counted members in this subtree */
+	int workers;    /* 0 in a statuses table */
+	unsigned char passive;
+	unsigned char idlen;
+	char id[]; /* NUL-terminated */
+};
+
+/* A table version: NULL root is the empty table, so a zeroed struct is a
+ * valid empty table. Assigning the struct moves the reference. */
 typedef struct cluster__table cluster__table;
 struct cluster__table
 {
-	cluster__member *m;
-	size_t n;
-	size_t cap;
+	cluster__node *root;
 };
-/* Insert or replace rec (by id). If the record's content (workers,
+
+/* Deepest possible tree (weights shrink by 3/4 per level at worst:
+ * log(CLUSTER_MEMBERS_MAX + 1) / log(4/3) < 35), with room to spare. */
+#define CLUSTER__TABLE_DEPTH 64
+
+/*
+ * Insert or replace rec (by id). If the record's content (workers,
  * passive, status) is unchanged the old received_ms is kept, otherwise it
  * becomes now_ms. *changed (may be NULL) says whether the content changed.
- * Returns 0, ENOMEM, or E2BIG when rec is a new member and the table
- * already holds CLUSTER_MEMBERS_MAX: the table is then left as it was, and
- * no longer the registry's whole member set (the caller must not publish
- * it as such). */
+ * Returns 0, EINVAL (empty or unterminated id, workers outside
+ * 1..CLUSTER_WORKERS_MAX, unterminated address), ENOMEM, or E2BIG when
+ * rec is a new member and the table already holds CLUSTER_MEMBERS_MAX.
+ * On error the table is left as it was (after E2BIG it is no longer the
+ * registry's whole member set: the caller must not publish it as such).
+ * Versions shared before the call never change.
+ */
 int cluster__table_put(cluster__table *t, const cluster__member *rec, int64_t now_ms, int *changed);
-/* Remove id; returns 1 if it was there. */
+/* The same for a statuses table (one advisor status per id, kept apart
+ * from membership): rec->has_status must be set (else EINVAL); workers
+ * and passive are ignored, the node is stored as passive with 0 workers. */
+int cluster__table_put_status(cluster__table *t, const cluster__member *rec, int64_t now_ms, int *changed);
+/* Remove id; returns 1 if it was there, 0 if not, -1 (table unchanged)
+ * when out of memory. */
 int cluster__table_del(cluster__table *t, const char *id);
-/* Find id; NULL if absent. */
-cluster__member *cluster__table_find(cluster__table *t, const char *id);
+/* Find id; NULL if absent. Valid while this version is held. */
+const cluster__node *cluster__table_find(const cluster__table *t, const char *id);
+/* Release this version (nodes shared with other versions stay) and make
+ * *t empty. */
 void cluster__table_free(cluster__table *t);
+/* *out becomes another reference to the version in *in: O(1). */
+void cluster__table_share(cluster__table *out, const cluster__table *in);
+
+/* Number of members; sum of the workers of the counted members. */
+size_t cluster__table_count(const cluster__table *t);
+int cluster__table_total(const cluster__table *t);
+/* Position of id in id order, or -1 if absent. *base (may be NULL) gets
+ * the workers of the counted members whose ids sort before id, whether or
+ * not id is present. O(log N). */
+long cluster__table_rank(const cluster__table *t, const char *id, int *base);
+/* The member at position pos (NULL past the end); *base (may be NULL) as
+ * for cluster__table_rank. O(log N). */
+const cluster__node *cluster__table_at(const cluster__table *t, size_t pos, int *base);
+
+/* Non-zero if the node carries the content of rec (workers, passive,
+ * status); ids, revisions and times are not compared. */
+int cluster__node_same(const cluster__node *n, const cluster__member *rec);
+
+/* In-order iteration over one version (which must be held meanwhile). */
+typedef struct cluster__table_iter cluster__table_iter;
+struct cluster__table_iter
+{
+	const cluster__node *stack[CLUSTER__TABLE_DEPTH];
+	unsigned depth;
+};
+void cluster__table_iter_init(cluster__table_iter *it, const cluster__table *t);
+/* The next member in id order, or NULL at the end. */
+const cluster__node *cluster__table_iter_next(cluster__table_iter *it);
+
+/* Check every invariant of a version (order, counts, sums, balance,
+ * reference counts, terminated ids); returns 0 or -1. For tests. */
+int cluster__table_check(const cluster__table *t);
 
 #endif /*!CLUSTER_MEMBER_TABLE_H_*/

@@ -66,46 +66,40 @@ cluster__in_callback(CLUSTER *cluster)
 }
 
 /* Log the listing and the re-balance line for a delivered change. The
- * listing is read from the stored view a line at a time under the lock. */
+ * listing walks a shared copy of the stored view (O(1) to take), so the
+ * lock is held only while taking it. */
 static void
 log_change(CLUSTER *cluster, const CLUSTERSTATE *st, int old_base, int old_total)
 {
 	const char *tag = cluster->engine->name;
 	const char *part = cluster->partition;
-	size_t i;
 
 	if(cluster__verbose(cluster))
 	{
+		cluster__view view;
+		cluster__view_iter it;
+		cluster__view_entry e;
+
 		cluster__log(cluster, LOG_DEBUG, "libcluster: %s: re-balancing cluster %s%s%s%s/%s:\n", tag, cluster->key,
 			part ? "[" : "", part ? part : "", part ? "]" : "", cluster->env);
-		for(i = 0;; i++)
+		pthread_mutex_lock(&cluster->lock);
+		cluster__view_copy(&view, &cluster->view);
+		pthread_mutex_unlock(&cluster->lock);
+		cluster__view_iter_init(&it, &view);
+		while(cluster__view_next(&it, &e))
 		{
-			char line[CLUSTER_NAME_MAX + 32];
-			int have = 0;
+			char mark = e.self ? '*' : ' ';
 
-			pthread_mutex_lock(&cluster->lock);
-			if(i < cluster->view.count)
+			if(e.node->passive)
 			{
-				const cluster__member *m = &cluster->view.members[i];
-				char mark = (long) i == cluster->view.self ? '*' : ' ';
-
-				if(m->passive)
-				{
-					snprintf(line, sizeof(line), "%c %s [passive]\n", mark, m->id);
-				}
-				else
-				{
-					snprintf(line, sizeof(line), "%c %s [%d]\n", mark, m->id, m->base);
-				}
-				have = 1;
+				cluster__log(cluster, LOG_DEBUG, "%c %s [passive]\n", mark, e.node->id);
 			}
-			pthread_mutex_unlock(&cluster->lock);
-			if(!have)
+			else
 			{
-				break;
+				cluster__log(cluster, LOG_DEBUG, "%c %s [%d]\n", mark, e.node->id, e.base);
 			}
-			cluster__log(cluster, LOG_DEBUG, "%s", line);
 		}
+		cluster__view_free(&view);
 	}
 	if(old_base >= 0 && st->index < 0 && !st->passive)
 	{
@@ -290,14 +284,45 @@ cluster__settle_tick(CLUSTER *cluster)
 }
 
 int
-cluster__publish_view(CLUSTER *cluster, const cluster__member *members, size_t n, int64_t revision)
+cluster__publish_tables(CLUSTER *cluster, const cluster__table *members, const cluster__table *statuses, int64_t revision)
 {
 	cluster__view view;
-	int r;
 
-	r = cluster__view_compute(&view, members, n, cluster->instance, revision);
+	cluster__view_make(&view, members, statuses, cluster->instance, revision);
+	if(view.self >= 0 && cluster->passive)
+	{
+		/* an observer is never counted, even if a record with its id exists */
+		view.base = -1;
+	}
+	return queue_view(cluster, &view);
+}
+
+/* Builds a table from the records, each keeping its own receipt time
+ * (now when it has none), then publishes it. */
+int
+cluster__publish_view(CLUSTER *cluster, const cluster__member *members, size_t n, int64_t revision)
+{
+	cluster__table t;
+	int64_t now = cluster__now_ms();
+	size_t i;
+	int r = 0;
+
+	memset(&t, 0, sizeof(t));
+	if(n > CLUSTER_MEMBERS_MAX)
+	{
+		r = E2BIG;
+	}
+	for(i = 0; i < n && !r; i++)
+	{
+		r = cluster__table_put(&t, &members[i], members[i].received_ms ? members[i].received_ms : now, NULL);
+		if(!r && cluster__table_count(&t) != i + 1)
+		{
+			r = EINVAL; /* a duplicate id */
+		}
+	}
 	if(r)
 	{
+		cluster__table_free(&t);
 		if(r == E2BIG)
 		{
 			cluster__log(cluster, LOG_ERR, "libcluster: %s: rejected a member set of %zu records at revision %lld: more than CLUSTER_MEMBERS_MAX (%d)\n",
@@ -309,34 +334,36 @@ cluster__publish_view(CLUSTER *cluster, const cluster__member *members, size_t n
 		}
 		return r;
 	}
-	if(view.self >= 0 && cluster->passive)
-	{
-		/* an observer is never counted, even if a record with its id exists */
-		view.base = -1;
-	}
-	return queue_view(cluster, &view);
+	r = cluster__publish_tables(cluster, &t, NULL, revision);
+	cluster__table_free(&t);
+	return r;
 }
 
+/* The static engine's view: this instance alone, its base and the total
+ * fixed by configuration rather than computed (offset shifts the base). */
 int
 cluster__publish_static(CLUSTER *cluster, int base, int total)
 {
+	cluster__table t;
+	cluster__member self;
 	cluster__view view;
+	int r;
 
-	memset(&view, 0, sizeof(view));
-	view.members = calloc(1, sizeof(*view.members));
-	if(!view.members)
-	{
-		return ENOMEM;
-	}
-	view.count = 1;
-	view.self = 0;
-	snprintf(view.members[0].id, sizeof(view.members[0].id), "%s", cluster->instance);
+	memset(&t, 0, sizeof(t));
+	memset(&self, 0, sizeof(self));
+	snprintf(self.id, sizeof(self.id), "%s", cluster->instance);
 	pthread_mutex_lock(&cluster->lock);
-	view.members[0].workers = cluster->workers;
+	self.workers = cluster->workers;
 	pthread_mutex_unlock(&cluster->lock);
-	view.members[0].passive = base < 0;
-	view.members[0].base = base;
-	view.members[0].received_ms = cluster__now_ms();
+	self.passive = base < 0;
+	r = cluster__table_put(&t, &self, cluster__now_ms(), NULL);
+	if(r)
+	{
+		return r;
+	}
+	cluster__view_make(&view, &t, NULL, cluster->instance, 0);
+	cluster__table_free(&t);
+	view.offset = base < 0 ? 0 : base;
 	view.base = base;
 	view.total = total;
 	return queue_view(cluster, &view);

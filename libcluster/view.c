@@ -1,137 +1,130 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Pure view computation (see view.h). No I/O, no locks, no globals.
+ * Pure views (see view.h). No I/O, no locks, no globals.
  */
 #include "view.h"
 
-#include <errno.h>
-#include <limits.h>
-#include <stdlib.h>
 #include <string.h>
 
-static int
-member_cmp(const void *a, const void *b)
+void
+cluster__view_init(cluster__view *view)
 {
-	const cluster__member *ma = a, *mb = b;
-
-	/* strcmp compares as unsigned char: byte order, as the original did */
-	return strcmp(ma->id, mb->id);
+	memset(view, 0, sizeof(*view));
+	view->self = -1;
+	view->base = -1;
 }
 
 /*
- * Copy, sort by id, reject what cannot be a consistent view (empty or
- * duplicate ids, worker counts out of range, a total that overflows int),
- * then assign each counted member its base as the prefix sum of the
- * workers before it. Every member computes the same result from the same
- * set, whatever order the registry returned it in.
+ * Everything a delivery compares (this instance's base, the total) comes
+ * from the subtree sums in O(log N): the view never walks the members.
  */
-int
-cluster__view_compute(cluster__view *out, const cluster__member *in, size_t n, const char *self_id, int64_t revision)
+void
+cluster__view_make(cluster__view *out, const cluster__table *members, const cluster__table *statuses, const char *self_id, int64_t revision)
 {
-	cluster__member *m = NULL;
-	long long sum = 0;
-	size_t i;
-
-	memset(out, 0, sizeof(*out));
-	out->self = -1;
-	out->base = -1;
+	cluster__view_init(out);
+	cluster__table_share(&out->members, members);
+	if(statuses)
+	{
+		cluster__table_share(&out->statuses, statuses);
+	}
+	out->count = cluster__table_count(members);
+	out->total = cluster__table_total(members);
 	out->revision = revision;
-	if(n && !in)
+	if(self_id)
 	{
-		return EINVAL;
-	}
-	if(n > CLUSTER_MEMBERS_MAX)
-	{
-		return E2BIG;
-	}
-	if(n)
-	{
-		if(n > SIZE_MAX / sizeof(*m))
+		int base;
+		long pos = cluster__table_rank(members, self_id, &base);
+
+		if(pos >= 0)
 		{
-			return ENOMEM;
-		}
-		m = malloc(n * sizeof(*m));
-		if(!m)
-		{
-			return ENOMEM;
-		}
-		memcpy(m, in, n * sizeof(*m));
-	}
-	for(i = 0; i < n; i++)
-	{
-		/* ids come from fixed buffers: force termination before comparing */
-		m[i].id[CLUSTER_NAME_MAX] = 0;
-		m[i].address[CLUSTER_ADDRESS_MAX] = 0;
-		if(!m[i].id[0] || m[i].workers < 1 || m[i].workers > CLUSTER_WORKERS_MAX)
-		{
-			free(m);
-			return EINVAL;
+			out->self = pos;
+			out->base = cluster__table_find(members, self_id)->passive ? -1 : base;
 		}
 	}
-	if(n > 1)
-	{
-		qsort(m, n, sizeof(*m), member_cmp);
-	}
-	for(i = 0; i < n; i++)
-	{
-		if(i && !strcmp(m[i - 1].id, m[i].id))
-		{
-			free(m);
-			return EINVAL;
-		}
-		if(m[i].passive)
-		{
-			m[i].base = -1;
-		}
-		else
-		{
-			if(sum + m[i].workers > INT_MAX)
-			{
-				free(m);
-				return EOVERFLOW;
-			}
-			m[i].base = (int) sum;
-			sum += m[i].workers;
-		}
-		if(self_id && !strcmp(m[i].id, self_id))
-		{
-			out->self = (long) i;
-			out->base = m[i].base;
-		}
-	}
-	out->members = m;
-	out->count = n;
-	out->total = (int) sum;
-	return 0;
 }
 
-int
+void
 cluster__view_copy(cluster__view *out, const cluster__view *in)
 {
 	*out = *in;
-	out->members = NULL;
-	if(!in->count)
-	{
-		out->count = 0;
-		return 0;
-	}
-	out->members = malloc(in->count * sizeof(*out->members));
-	if(!out->members)
-	{
-		out->count = 0;
-		return ENOMEM;
-	}
-	memcpy(out->members, in->members, in->count * sizeof(*out->members));
-	return 0;
+	cluster__table_share(&out->members, &in->members);
+	cluster__table_share(&out->statuses, &in->statuses);
 }
 
 void
 cluster__view_free(cluster__view *view)
 {
-	free(view->members);
-	memset(view, 0, sizeof(*view));
-	view->self = -1;
-	view->base = -1;
+	cluster__table_free(&view->members);
+	cluster__table_free(&view->statuses);
+	cluster__view_init(view);
+}
+
+/* Fill an entry; sn is the member's record in the statuses table (NULL:
+ * none, the member's own status stands). */
+static void
+entry(const cluster__view *view, const cluster__node *n, const cluster__node *sn, size_t pos, int sum, cluster__view_entry *out)
+{
+	out->node = n;
+	out->status = sn ? sn->status : n->status;
+	out->mod_revision = n->mod_revision;
+	out->received_ms = n->received_ms;
+	if(sn)
+	{
+		out->mod_revision = sn->mod_revision > n->mod_revision ? sn->mod_revision : n->mod_revision;
+		out->received_ms = sn->received_ms > n->received_ms ? sn->received_ms : n->received_ms;
+	}
+	out->pos = pos;
+	out->base = n->passive ? -1 : view->offset + sum;
+	out->self = (long) pos == view->self;
+}
+
+int
+cluster__view_at(const cluster__view *view, size_t pos, cluster__view_entry *out)
+{
+	int sum;
+	const cluster__node *n = cluster__table_at(&view->members, pos, &sum);
+	const cluster__node *s;
+
+	if(!n)
+	{
+		return -1;
+	}
+	s = cluster__table_find(&view->statuses, n->id);
+	entry(view, n, s, pos, sum, out);
+	return 0;
+}
+
+void
+cluster__view_iter_init(cluster__view_iter *it, const cluster__view *view)
+{
+	it->view = view;
+	cluster__table_iter_init(&it->members, &view->members);
+	cluster__table_iter_init(&it->statuses, &view->statuses);
+	it->status_next = cluster__table_iter_next(&it->statuses);
+	it->pos = 0;
+	it->sum = 0;
+}
+
+/* Both tables are in id order: the status cursor only moves forward,
+ * skipping statuses of ids that are not members. */
+int
+cluster__view_next(cluster__view_iter *it, cluster__view_entry *out)
+{
+	const cluster__node *n = cluster__table_iter_next(&it->members);
+	int c = 1;
+
+	if(!n)
+	{
+		return 0;
+	}
+	while(it->status_next && (c = strcmp(it->status_next->id, n->id)) < 0)
+	{
+		it->status_next = cluster__table_iter_next(&it->statuses);
+	}
+	entry(it->view, n, it->status_next && !c ? it->status_next : NULL, it->pos, it->sum, out);
+	it->pos++;
+	it->sum += n->passive ? 0 : n->workers;
+	return 1;
 }
 
 int
@@ -162,94 +155,4 @@ cluster__name_check(const char *s, size_t len, size_t *bad)
 		}
 	}
 	return CLUSTER__NAME_OK;
-}
-
-long
-cluster__view_find(const cluster__view *view, const char *id)
-{
-	size_t lo = 0, hi = view->count;
-
-	while(lo < hi)
-	{
-		size_t mid = lo + (hi - lo) / 2;
-		int r = strcmp(view->members[mid].id, id);
-
-		if(!r)
-		{
-			return (long) mid;
-		}
-		if(r < 0)
-		{
-			lo = mid + 1;
-		}
-		else
-		{
-			hi = mid;
-		}
-	}
-	return -1;
-}
-
-static int
-status_differs(const cluster__member *a, const cluster__member *b)
-{
-	return a->has_status != b->has_status || a->load != b->load ||
-		   a->capacity != b->capacity || strcmp(a->address, b->address);
-}
-
-/*
- * Merge-walk two sorted views. Membership changes (workers, passive) and
- * status-only changes are counted apart, because only the former may move
- * anyone's index.
- */
-void
-cluster__view_diff_compute(const cluster__view *before, const cluster__view *after, cluster__view_diff *diff)
-{
-	size_t i = 0, j = 0;
-
-	memset(diff, 0, sizeof(*diff));
-	while(i < before->count || j < after->count)
-	{
-		int r;
-
-		if(i == before->count)
-		{
-			r = 1;
-		}
-		else if(j == after->count)
-		{
-			r = -1;
-		}
-		else
-		{
-			r = strcmp(before->members[i].id, after->members[j].id);
-		}
-		if(r < 0)
-		{
-			diff->removed++;
-			i++;
-		}
-		else if(r > 0)
-		{
-			diff->added++;
-			j++;
-		}
-		else
-		{
-			const cluster__member *a = &before->members[i], *b = &after->members[j];
-
-			if(a->workers != b->workers || a->passive != b->passive)
-			{
-				diff->changed++;
-			}
-			else if(status_differs(a, b))
-			{
-				diff->status_changed++;
-			}
-			i++;
-			j++;
-		}
-	}
-	diff->base_changed = before->base != after->base;
-	diff->total_changed = before->total != after->total;
 }

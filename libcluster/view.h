@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Pure view computation: a set of member records -> sorted view with each
- * member's base index, this instance's base and the total, plus a diff
- * between two views. No I/O, no locks, no globals: safe to test
- * exhaustively.
+ * Pure views: an immutable snapshot of the membership as one instance
+ * sees it, made from two member-table versions (members, and advisor
+ * statuses kept apart from membership) with this instance's position,
+ * base and the total. Making, copying and dropping a view is O(log N) at
+ * most: it shares the table versions, never copies records. No I/O, no
+ * locks, no globals: safe to test exhaustively.
  */
 #ifndef CLUSTER_VIEW_H_
 #define CLUSTER_VIEW_H_ 1
@@ -11,65 +13,72 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "libcluster.h"
-
-/* One member record, as an engine learnt it from the registry. */
-typedef struct cluster__member cluster__member;
-struct cluster__member
-{
-	char id[CLUSTER_NAME_MAX + 1];
-	int workers; /* 1..CLUSTER_WORKERS_MAX */
-	int passive; /* watching, not counted */
-	int base;    /* output of cluster__view_compute(); -1 if passive */
-	/* connection-advisor status (has_status == 0: none published) */
-	int has_status;
-	char address[CLUSTER_ADDRESS_MAX + 1];
-	long long load;
-	long long capacity; /* CLUSTER_CAPACITY_UNBOUNDED, 0 draining, or max */
-	/* bookkeeping */
-	int64_t mod_revision; /* registry revision of the record (0 if unknown) */
-	int64_t received_ms;  /* local monotonic ms when the record last changed */
-};
+#include "member-table.h"
 
 typedef struct cluster__view cluster__view;
 struct cluster__view
 {
-	cluster__member *members; /* sorted by id (byte order); owned */
-	size_t count;
-	long self;        /* position of this instance in members, -1 if absent */
-	int base;         /* this instance's base index, -1 if absent or passive */
-	int total;        /* sum of workers of counted (non-passive) members */
-	int64_t revision; /* registry revision the view reflects (0 if static) */
+	cluster__table members;  /* a shared version, sorted by id (byte order) */
+	cluster__table statuses; /* a shared version (empty: none kept apart) */
+	size_t count;            /* members */
+	long self;               /* position of this instance, -1 if absent */
+	int base;                /* this instance's base index, -1 if absent or passive */
+	int total;               /* sum of workers of counted (non-passive) members */
+	int offset;              /* added to every counted member's base (static engine) */
+	int64_t revision;        /* registry revision the view reflects (0 if static) */
 };
 
-typedef struct cluster__view_diff cluster__view_diff;
-struct cluster__view_diff
-{
-	size_t added;          /* ids in new but not old */
-	size_t removed;        /* ids in old but not new */
-	size_t changed;        /* same id, different workers/passive */
-	size_t status_changed; /* same id, only the advisor status differs */
-	int base_changed;      /* this instance's base differs */
-	int total_changed;
-};
+/* An empty view (no members, self absent). */
+void cluster__view_init(cluster__view *view);
 
 /*
- * Build a view from n records (any order). self_id may be NULL.
- * Returns 0, or an errno value: E2BIG (more than CLUSTER_MEMBERS_MAX
- * records, checked before anything is copied), EINVAL (duplicate id, empty
- * id, workers out of range), EOVERFLOW (total exceeds INT_MAX: the member
- * limit makes that impossible, the check stays as a defence), ENOMEM.
- * On error *out is left empty (count 0, members NULL).
+ * A view of members with the statuses of statuses (NULL: none) for
+ * self_id (may be NULL) at revision: shares both versions, so the caller
+ * keeps its own. A member's status is the statuses table's record for
+ * its id when there is one, else the member record's own; statuses of ids
+ * that are not members are ignored. Never fails: O(log N).
  */
-int cluster__view_compute(cluster__view *out, const cluster__member *in, size_t n, const char *self_id, int64_t revision);
+void cluster__view_make(cluster__view *out, const cluster__table *members, const cluster__table *statuses, const char *self_id, int64_t revision);
 
-/* Deep copy; returns 0 or ENOMEM. */
-int cluster__view_copy(cluster__view *out, const cluster__view *in);
+/* Another reference to the same snapshot: O(1), never fails. */
+void cluster__view_copy(cluster__view *out, const cluster__view *in);
 
-/* Release a view's storage and reset it to empty. */
+/* Release a view's references and reset it to empty. */
 void cluster__view_free(cluster__view *view);
 
-/* Compare two views (either may be empty). */
-void cluster__view_diff_compute(const cluster__view *before, const cluster__view *after, cluster__view_diff *diff);
+/* One member of a view as readers see it. Pointers stay valid while the
+ * view is held. */
+typedef struct cluster__view_entry cluster__view_entry;
+struct cluster__view_entry
+{
+	const cluster__node *node;         /* id, workers, passive */
+	const cluster__status_rec *status; /* the member's status; NULL: none */
+	/* the later of the member record's and its separate status record's
+	 * (registry revision; local monotonic ms of the last change) */
+	int64_t mod_revision;
+	int64_t received_ms;
+	size_t pos; /* position in id order */
+	int base;   /* base index, -1 if passive */
+	int self;   /* this instance */
+};
+
+/* Member pos (0..count-1) in O(log N); returns 0, or -1 past the end. */
+int cluster__view_at(const cluster__view *view, size_t pos, cluster__view_entry *out);
+
+/* In-order iteration over a view (held meanwhile): O(1) amortised per
+ * member, statuses merged in by walking both tables side by side. */
+typedef struct cluster__view_iter cluster__view_iter;
+struct cluster__view_iter
+{
+	const cluster__view *view;
+	cluster__table_iter members, statuses;
+	const cluster__node *status_next; /* next status record not yet passed */
+	size_t pos;
+	int sum;
+};
+void cluster__view_iter_init(cluster__view_iter *it, const cluster__view *view);
+/* Fill *out with the next member; returns 1, or 0 at the end. */
+int cluster__view_next(cluster__view_iter *it, cluster__view_entry *out);
 
 /*
  * The name rule (cluster key, environment, partition, instance id, and so
@@ -82,8 +91,5 @@ void cluster__view_diff_compute(const cluster__view *before, const cluster__view
 #define CLUSTER__NAME_DOTS   2
 #define CLUSTER__NAME_BYTE   3
 int cluster__name_check(const char *s, size_t len, size_t *bad);
-
-/* Find id in a view (binary search); returns the position or -1. */
-long cluster__view_find(const cluster__view *view, const char *id);
 
 #endif /*!CLUSTER_VIEW_H_*/

@@ -13,6 +13,8 @@ LIBCLUSTER_SOURCES += \
 	libcluster/engine.h \
 	libcluster/view.h \
 	libcluster/view.c \
+	libcluster/member-table.h \
+	libcluster/member-table.c \
 	libcluster/engine-static.c \
 	libcluster/engine-etcd2.c \
 	libcluster/etcd2-proto.h \
@@ -20,7 +22,7 @@ LIBCLUSTER_SOURCES += \
 
 # Test programs that use cmocka go in CMOCKA_TESTS, never straight into
 # check_PROGRAMS/TESTS: Makefile.am adds them only when configure found it.
-CMOCKA_TESTS += tests/test_view tests/test_escape tests/test_api tests/test_static tests/test_etcd2_proto
+CMOCKA_TESTS += tests/test_view tests/test_member_table tests/test_escape tests/test_api tests/test_static tests/test_etcd2_proto
 check_PROGRAMS += tests/headertest
 TESTS += tests/headertest tests/check-exports.sh
 EXTRA_DIST += tests/check-exports.sh tests/exports.txt tests/tsan.supp
@@ -28,6 +30,9 @@ EXTRA_DIST += tests/check-exports.sh tests/exports.txt tests/tsan.supp
 tests_test_view_SOURCES = tests/test_view.c
 tests_test_view_CFLAGS = $(TEST_CFLAGS)
 tests_test_view_LDADD = $(TEST_LDADD)
+tests_test_member_table_SOURCES = tests/test_member_table.c
+tests_test_member_table_CFLAGS = $(TEST_CFLAGS)
+tests_test_member_table_LDADD = $(TEST_LDADD)
 tests_test_escape_SOURCES = tests/test_escape.c
 tests_test_escape_CFLAGS = $(TEST_CFLAGS)
 tests_test_escape_LDADD = $(TEST_LDADD)

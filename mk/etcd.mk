@@ -8,8 +8,6 @@ LIBCLUSTER_SOURCES += \
 	libcluster/endpoints.c \
 	libcluster/etcd3-proto.h \
 	libcluster/etcd3-proto.c \
-	libcluster/member-table.h \
-	libcluster/member-table.c \
 	libcluster/engine-etcd3.c
 
 CMOCKA_TESTS += tests/test_http tests/test_etcd3_proto tests/test_engine_hostile

@@ -748,10 +748,10 @@ test_table(void **state)
 		assert_int_equal(cluster__table_put(&t, &rec, 100, &changed), 0);
 		assert_int_equal(changed, 1);
 	}
-	assert_int_equal(t.n, 6);
-	for(i = 1; i < t.n; i++)
+	assert_int_equal(cluster__table_count(&t), 6);
+	for(i = 1; i < cluster__table_count(&t); i++)
 	{
-		assert_true(strcmp(t.m[i - 1].id, t.m[i].id) < 0);
+		assert_true(strcmp(cluster__table_at(&t, i - 1, NULL)->id, cluster__table_at(&t, i, NULL)->id) < 0);
 	}
 	/* same content: received time kept; new revision stored */
 	memset(&rec, 0, sizeof(rec));
@@ -775,12 +775,12 @@ test_table(void **state)
 	assert_int_equal(cluster__table_del(&t, "c"), 0);
 	assert_int_equal(cluster__table_del(&t, "zz"), 0);
 	assert_null(cluster__table_find(&t, "c"));
-	assert_int_equal(t.n, 5);
-	assert_string_equal(t.m[0].id, "a");
-	assert_string_equal(t.m[1].id, "b");
-	assert_string_equal(t.m[2].id, "m");
+	assert_int_equal(cluster__table_count(&t), 5);
+	assert_string_equal(cluster__table_at(&t, 0, NULL)->id, "a");
+	assert_string_equal(cluster__table_at(&t, 1, NULL)->id, "b");
+	assert_string_equal(cluster__table_at(&t, 2, NULL)->id, "m");
 	cluster__table_free(&t);
-	assert_int_equal(t.n, 0);
+	assert_int_equal(cluster__table_count(&t), 0);
 }
 
 /* The table holds at most CLUSTER_MEMBERS_MAX members: a new id beyond
@@ -791,21 +791,22 @@ test_table_limit(void **state)
 {
 	cluster__table t;
 	cluster__member rec;
-	size_t i, cap;
+	cluster__node *root;
+	size_t i;
 	int changed = 7;
 
 	(void) state;
 	memset(&t, 0, sizeof(t));
 	memset(&rec, 0, sizeof(rec));
 	rec.workers = 1;
-	/* descending ids: every insert lands in front (worst case memmove) */
+	/* descending ids: every insert lands in front */
 	for(i = 0; i < CLUSTER_MEMBERS_MAX; i++)
 	{
 		snprintf(rec.id, sizeof(rec.id), "m%06zu", (size_t) CLUSTER_MEMBERS_MAX - i);
 		assert_int_equal(cluster__table_put(&t, &rec, 100, NULL), 0);
 	}
-	assert_int_equal(t.n, CLUSTER_MEMBERS_MAX);
-	cap = t.cap;
+	assert_int_equal(cluster__table_count(&t), CLUSTER_MEMBERS_MAX);
+	root = t.root;
 	/* one more, at either end or in the middle: refused, nothing moves */
 	strcpy(rec.id, "m000000");
 	assert_int_equal(cluster__table_put(&t, &rec, 200, &changed), E2BIG);
@@ -814,14 +815,11 @@ test_table_limit(void **state)
 	assert_int_equal(cluster__table_put(&t, &rec, 200, NULL), E2BIG);
 	strcpy(rec.id, "m000001x");
 	assert_int_equal(cluster__table_put(&t, &rec, 200, NULL), E2BIG);
-	assert_int_equal(t.n, CLUSTER_MEMBERS_MAX);
-	assert_int_equal(t.cap, cap);
+	assert_int_equal(cluster__table_count(&t), CLUSTER_MEMBERS_MAX);
+	assert_ptr_equal(t.root, root);
 	assert_null(cluster__table_find(&t, "m000000"));
-	assert_string_equal(t.m[0].id, "m000001");
-	for(i = 1; i < t.n; i++)
-	{
-		assert_true(strcmp(t.m[i - 1].id, t.m[i].id) < 0);
-	}
+	assert_string_equal(cluster__table_at(&t, 0, NULL)->id, "m000001");
+	assert_int_equal(cluster__table_check(&t), 0);
 	/* a member already held may change at the limit */
 	strcpy(rec.id, "m000002");
 	rec.workers = 9;
@@ -832,7 +830,7 @@ test_table_limit(void **state)
 	assert_int_equal(cluster__table_del(&t, "m000003"), 1);
 	strcpy(rec.id, "z");
 	assert_int_equal(cluster__table_put(&t, &rec, 400, NULL), 0);
-	assert_int_equal(t.n, CLUSTER_MEMBERS_MAX);
+	assert_int_equal(cluster__table_count(&t), CLUSTER_MEMBERS_MAX);
 	assert_int_equal(cluster__table_put(&t, &rec, 400, NULL), 0);
 	strcpy(rec.id, "m000003");
 	assert_int_equal(cluster__table_put(&t, &rec, 400, NULL), E2BIG);
