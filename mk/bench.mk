@@ -2,8 +2,11 @@
 # Benchmarks against a private etcd (each starts its own through the test
 # harness). Built by `make check` so that they cannot rot (plain `make`
 # builds only what gets installed); run with `make bench`
-# (all three) or `make bench-convergence`, `bench-steady`, `bench-memory`.
-# They print figures and assert nothing. BENCH_ARGS passes options, e.g.
+# (all four) or `make bench-convergence`, `bench-steady`, `bench-memory`,
+# `bench-view`. They print figures and assert nothing, except bench-view
+# (no etcd: the view's CPU per event against the old copy-and-sort
+# approach), whose verdict fails when the per-event cost is not nearly
+# flat in N. BENCH_ARGS passes options, e.g.
 #   make bench-steady BENCH_ARGS='-d 60 10 50 200'
 BENCH_SOURCES = bench/benchlib.c bench/benchlib.h $(ETCD_HARNESS_SOURCES)
 BENCH_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/tests $(CURL_CFLAGS) $(CJSON_CFLAGS)
@@ -19,6 +22,10 @@ bench_bench_steady_LDADD = $(BENCH_LDADD)
 bench_bench_memory_SOURCES = bench/bench-memory.c $(BENCH_SOURCES)
 bench_bench_memory_CFLAGS = $(BENCH_CFLAGS)
 bench_bench_memory_LDADD = $(BENCH_LDADD)
+check_PROGRAMS += bench/bench-view
+bench_bench_view_SOURCES = bench/bench-view.c
+bench_bench_view_CFLAGS = $(AM_CFLAGS)
+bench_bench_view_LDADD = libcluster/libcluster-core.la $(CURL_LIBS) $(CJSON_LIBS) $(PTHREAD_LIBS)
 
 bench-convergence: bench/bench-convergence$(EXEEXT)
 	ETCD='$(ETCD)' ./bench/bench-convergence$(EXEEXT) $(BENCH_ARGS)
@@ -26,8 +33,11 @@ bench-steady: bench/bench-steady$(EXEEXT)
 	ETCD='$(ETCD)' ./bench/bench-steady$(EXEEXT) $(BENCH_ARGS)
 bench-memory: bench/bench-memory$(EXEEXT)
 	ETCD='$(ETCD)' ./bench/bench-memory$(EXEEXT) $(BENCH_ARGS)
-bench: bench/bench-convergence$(EXEEXT) bench/bench-steady$(EXEEXT) bench/bench-memory$(EXEEXT)
+bench-view: bench/bench-view$(EXEEXT)
+	./bench/bench-view$(EXEEXT) $(BENCH_ARGS)
+bench: bench/bench-convergence$(EXEEXT) bench/bench-steady$(EXEEXT) bench/bench-memory$(EXEEXT) bench/bench-view$(EXEEXT)
 	ETCD='$(ETCD)' ./bench/bench-convergence$(EXEEXT)
 	ETCD='$(ETCD)' ./bench/bench-steady$(EXEEXT)
 	ETCD='$(ETCD)' ./bench/bench-memory$(EXEEXT)
-.PHONY: bench bench-convergence bench-steady bench-memory
+	./bench/bench-view$(EXEEXT)
+.PHONY: bench bench-convergence bench-steady bench-memory bench-view
