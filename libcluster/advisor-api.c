@@ -159,12 +159,12 @@ take_snapshot(CLUSTER *cluster, snapshot *s)
 		o->received_ms = e.received_ms;
 		s->members[i].address = "";
 		s->members[i].base = e.base;
-		if(e.status)
+		if(e.has_status)
 		{
 			o->has_status = 1;
-			o->load = e.status->load;
-			o->capacity = e.status->capacity;
-			s->members[i].address = e.status->address;
+			o->load = e.load;
+			o->capacity = e.capacity;
+			s->members[i].address = e.address;
 		}
 		else if(e.self && local.reported)
 		{

@@ -1495,12 +1495,12 @@ copy_members(CLUSTER *cluster, CLUSTERMEMBER **members, size_t *count, int peers
 		o->base = e.base;
 		o->passive = m->passive;
 		o->self = e.self;
-		if(e.status)
+		if(e.has_status)
 		{
 			o->has_status = 1;
-			snprintf(o->address, sizeof(o->address), "%s", e.status->address);
-			o->load = e.status->load;
-			o->capacity = e.status->capacity;
+			snprintf(o->address, sizeof(o->address), "%s", e.address);
+			o->load = e.load;
+			o->capacity = e.capacity;
 		}
 		o->age_ms = e.received_ms ? now - e.received_ms : 0;
 		if(e.self && cluster->status.reported)

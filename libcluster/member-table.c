@@ -20,8 +20,12 @@
 #include "member-table.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+
+/* Subtree sizes are kept in 16 bits. */
+typedef char cluster__members_max_fits[CLUSTER_MEMBERS_MAX <= 65535 ? 1 : -1];
 
 #define DELTA 3
 #define RATIO 2
@@ -48,35 +52,17 @@ node_ref(const cluster__node *n)
 	return m;
 }
 
-static const cluster__status_rec *
-status_ref(const cluster__status_rec *s)
-{
-	if(s)
-	{
-		__atomic_add_fetch(&((cluster__status_rec *) s)->refs, 1, __ATOMIC_RELAXED);
-	}
-	return s;
-}
-
-static void
-status_release(const cluster__status_rec *s)
-{
-	if(s && !__atomic_sub_fetch(&((cluster__status_rec *) s)->refs, 1, __ATOMIC_ACQ_REL))
-	{
-		free((void *) s);
-	}
-}
-
 /* Drop one reference; a node whose last reference goes frees itself and
- * drops its children's. Recursion is bounded by the tree height. */
+ * drops its children's. A holder of the only reference needs no atomic
+ * decrement: nobody else can reach the node to change its count. The
+ * recursion is bounded by the tree height. */
 static void
 node_release(cluster__node *n)
 {
-	while(n && !__atomic_sub_fetch(&n->refs, 1, __ATOMIC_ACQ_REL))
+	while(n && (__atomic_load_n(&n->refs, __ATOMIC_ACQUIRE) == 1 || !__atomic_sub_fetch(&n->refs, 1, __ATOMIC_ACQ_REL)))
 	{
 		cluster__node *l = n->left, *r = n->right;
 
-		status_release(n->status);
 		free(n);
 		node_release(l);
 		n = r;
@@ -105,20 +91,27 @@ own_workers(const cluster__node *n)
 	return n->passive ? 0 : n->workers;
 }
 
-/* A bare node for an id of len bytes, children unset. */
-static cluster__node *
-node_alloc(build *b, size_t len)
+/* Bytes after the fixed fields: the id, and with a status the address,
+ * load and capacity. */
+static size_t
+tail_size(size_t idlen, int has_status, size_t addrlen)
 {
-	cluster__node *n = malloc(sizeof(*n) + len + 1);
+	return idlen + 1 + (has_status ? addrlen + 1 + 2 * sizeof(long long) : 0);
+}
+
+/* A bare node with room for tail bytes, children unset. */
+static cluster__node *
+node_alloc(build *b, size_t tail)
+{
+	cluster__node *n = malloc(offsetof(cluster__node, id) + tail);
 
 	if(!n)
 	{
 		b->err = ENOMEM;
 		return NULL;
 	}
-	memset(n, 0, sizeof(*n));
+	memset(n, 0, offsetof(cluster__node, id));
 	n->refs = 1;
-	n->idlen = (unsigned char) len;
 	return n;
 }
 
@@ -127,7 +120,8 @@ node_alloc(build *b, size_t len)
 static cluster__node *
 mk(build *b, const cluster__node *src, cluster__node *l, cluster__node *r)
 {
-	cluster__node *n = b->err ? NULL : node_alloc(b, src->idlen);
+	size_t tail = tail_size(src->idlen, src->has_status, src->addrlen);
+	cluster__node *n = b->err ? NULL : node_alloc(b, tail);
 
 	if(!n)
 	{
@@ -135,15 +129,11 @@ mk(build *b, const cluster__node *src, cluster__node *l, cluster__node *r)
 		node_release(r);
 		return NULL;
 	}
-	memcpy(n->id, src->id, (size_t) src->idlen + 1);
-	n->workers = src->workers;
-	n->passive = src->passive;
-	n->status = status_ref(src->status);
-	n->mod_revision = src->mod_revision;
-	n->received_ms = src->received_ms;
+	memcpy(n, src, offsetof(cluster__node, id) + tail);
+	n->refs = 1;
 	n->left = l;
 	n->right = r;
-	n->count = size_of(l) + size_of(r) + 1;
+	n->count = (unsigned short) (size_of(l) + size_of(r) + 1);
 	n->sum = sum_of(l) + sum_of(r) + own_workers(n);
 	return n;
 }
@@ -332,43 +322,71 @@ cluster__table_find(const cluster__table *t, const char *id)
 	return NULL;
 }
 
-static int
-status_same(const cluster__status_rec *s, const cluster__member *rec)
+int
+cluster__node_status(const cluster__node *n, const char **address, long long *load, long long *capacity)
 {
-	if(!s || !rec->has_status)
+	const char *addr = "";
+	long long v[2] = { 0, 0 };
+
+	if(n->has_status)
 	{
-		return !s && !rec->has_status;
+		addr = n->id + n->idlen + 1;
+		memcpy(v, addr + n->addrlen + 1, sizeof(v));
 	}
-	return s->load == rec->load && s->capacity == rec->capacity && !strcmp(s->address, rec->address);
+	if(address)
+	{
+		*address = addr;
+	}
+	if(load)
+	{
+		*load = v[0];
+	}
+	if(capacity)
+	{
+		*capacity = v[1];
+	}
+	return n->has_status;
+}
+
+static int
+status_same(const cluster__node *n, const cluster__member *rec)
+{
+	const char *addr;
+	long long load, cap;
+
+	if(!n->has_status || !rec->has_status)
+	{
+		return !n->has_status && !rec->has_status;
+	}
+	cluster__node_status(n, &addr, &load, &cap);
+	return load == rec->load && cap == rec->capacity && !strcmp(addr, rec->address);
 }
 
 int
 cluster__node_same(const cluster__node *n, const cluster__member *rec)
 {
-	return n->workers == rec->workers && n->passive == !!rec->passive && status_same(n->status, rec);
+	return n->workers == rec->workers && n->passive == !!rec->passive && status_same(n, rec);
 }
 
-/*
- * The one insert path for member and status records. The new leaf shares
- * the old node's status record when the status is unchanged, so a member
- * that re-registers or bumps its worker count costs no new status.
- */
+/* The one insert path for member and status records. */
 static int
 put(cluster__table *t, const cluster__member *rec, int workers, int passive, int64_t now_ms, int *changed)
 {
 	const char *end = memchr(rec->id, 0, sizeof(rec->id));
+	const char *aend = rec->has_status ? memchr(rec->address, 0, sizeof(rec->address)) : rec->address;
 	const cluster__node *old;
 	cluster__node *leaf, *root;
 	cluster__member want;
 	build b = { 0 };
-	size_t len;
+	size_t len, alen;
 	int same;
 
-	if(!end || end == rec->id || (rec->has_status && !memchr(rec->address, 0, sizeof(rec->address))))
+	if(!end || end == rec->id || !aend)
 	{
 		return EINVAL;
 	}
 	len = (size_t) (end - rec->id);
+	alen = (size_t) (aend - rec->address);
 	want = *rec;
 	want.workers = workers;
 	want.passive = passive;
@@ -387,37 +405,29 @@ put(cluster__table *t, const cluster__member *rec, int workers, int passive, int
 		}
 		return 0;
 	}
-	leaf = node_alloc(&b, len);
+	leaf = node_alloc(&b, tail_size(len, rec->has_status, alen));
 	if(!leaf)
 	{
 		return ENOMEM;
 	}
-	memcpy(leaf->id, rec->id, len + 1);
-	leaf->workers = workers;
+	leaf->workers = (unsigned short) workers;
 	leaf->passive = (unsigned char) !!passive;
+	leaf->idlen = (unsigned char) len;
 	leaf->mod_revision = rec->mod_revision;
 	leaf->received_ms = same ? old->received_ms : now_ms;
 	leaf->count = 1;
 	leaf->sum = own_workers(leaf);
-	if(old && status_same(old->status, rec))
+	memcpy(leaf->id, rec->id, len + 1);
+	if(rec->has_status)
 	{
-		leaf->status = status_ref(old->status);
-	}
-	else if(rec->has_status)
-	{
-		size_t alen = strlen(rec->address);
-		cluster__status_rec *s = malloc(sizeof(*s) + alen + 1);
+		long long v[2];
 
-		if(!s)
-		{
-			free(leaf);
-			return ENOMEM;
-		}
-		s->refs = 1;
-		s->load = rec->load;
-		s->capacity = rec->capacity;
-		memcpy(s->address, rec->address, alen + 1);
-		leaf->status = s;
+		v[0] = rec->load;
+		v[1] = rec->capacity;
+		leaf->has_status = 1;
+		leaf->addrlen = (unsigned short) alen;
+		memcpy(leaf->id + len + 1, rec->address, alen + 1);
+		memcpy(leaf->id + len + 1 + alen + 1, v, sizeof(v));
 	}
 	root = insert(&b, t->root, leaf);
 	if(b.err)
@@ -625,7 +635,7 @@ check(const cluster__node *n, const char *lo, const char *hi)
 	{
 		return -1;
 	}
-	if(n->status && !__atomic_load_n(&n->status->refs, __ATOMIC_RELAXED))
+	if(n->has_status && strlen(n->id + n->idlen + 1) != n->addrlen)
 	{
 		return -1;
 	}

@@ -40,36 +40,36 @@ struct cluster__member
 	int64_t received_ms;  /* local monotonic ms when the record last changed */
 };
 
-/* An advisor status as the table stores it: immutable once built,
- * shared by every node (of any version) that carries the same status. */
-typedef struct cluster__status_rec cluster__status_rec;
-struct cluster__status_rec
-{
-	unsigned refs; /* atomic */
-	long long load;
-	long long capacity;
-	char address[]; /* NUL-terminated, at most CLUSTER_ADDRESS_MAX bytes */
-};
-
-/* One stored member. Callers read the record fields; the tree fields
- * (left, right, refs, count, sum) belong to member-table.c. A node
+/*
+ * One stored member: one allocation, sized to its id and address. Callers
+ * read the record fields (id, workers, passive, has_status, mod_revision,
+ * received_ms; the status through cluster__node_status()); the tree
+ * fields (left, right, refs, count, sum) belong to member-table.c. A node
  * returned by a lookup stays valid while the version it came from is
- * held. */
+ * held.
+ */
 typedef struct cluster__node cluster__node;
 struct cluster__node
 {
 	cluster__node *left, *right;
-	const cluster__status_rec *status; /* NULL: no status */
 	int64_t mod_revision;
 	int64_t received_ms;
-	unsigned refs;  /* atomic */
-	unsigned count; /* nodes in this subtree */
-	int sum;        /* workers of the counted members in this subtree */
-	int workers;    /* 0 in a statuses table */
+	unsigned refs;          /* atomic */
+	int sum;                /* workers of the counted members in this subtree */
+	unsigned short count;   /* nodes in this subtree (<= CLUSTER_MEMBERS_MAX) */
+	unsigned short workers; /* 0 in a statuses table */
 	unsigned char passive;
+	unsigned char has_status;
 	unsigned char idlen;
-	char id[]; /* NUL-terminated */
+	unsigned short addrlen;
+	/* the id and its NUL; with a status, the address and its NUL, then
+	 * load and capacity (unaligned: read through cluster__node_status()) */
+	char id[];
 };
+
+/* The node's advisor status: its address ("" if none), *load and
+ * *capacity (both may be NULL; 0 if none). Returns has_status. */
+int cluster__node_status(const cluster__node *n, const char **address, long long *load, long long *capacity);
 
 /* A table version: NULL root is the empty table, so a zeroed struct is a
  * valid empty table. Assigning the struct moves the reference. */

@@ -65,7 +65,7 @@ static void
 entry(const cluster__view *view, const cluster__node *n, const cluster__node *sn, size_t pos, int sum, cluster__view_entry *out)
 {
 	out->node = n;
-	out->status = sn ? sn->status : n->status;
+	out->has_status = cluster__node_status(sn ? sn : n, &out->address, &out->load, &out->capacity);
 	out->mod_revision = n->mod_revision;
 	out->received_ms = n->received_ms;
 	if(sn)

@@ -51,8 +51,13 @@ void cluster__view_free(cluster__view *view);
 typedef struct cluster__view_entry cluster__view_entry;
 struct cluster__view_entry
 {
-	const cluster__node *node;         /* id, workers, passive */
-	const cluster__status_rec *status; /* the member's status; NULL: none */
+	const cluster__node *node; /* id, workers, passive */
+	/* the member's status: from the statuses table when it holds one
+	 * for the id, else the member record's own */
+	int has_status;
+	const char *address; /* "" when none */
+	long long load;
+	long long capacity;
 	/* the later of the member record's and its separate status record's
 	 * (registry revision; local monotonic ms of the last change) */
 	int64_t mod_revision;

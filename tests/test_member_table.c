@@ -172,11 +172,15 @@ check_against(const cluster__table *t, const model *m)
 		assert_int_equal(n->passive, x->passive);
 		assert_true(n->mod_revision == x->rev);
 		assert_true(n->received_ms == x->recv);
-		assert_int_equal(n->status != NULL, x->has_status);
-		if(n->status)
+		assert_int_equal(n->has_status, x->has_status);
 		{
-			assert_true(n->status->load == x->load);
-			assert_string_equal(n->status->address, x->address);
+			const char *addr;
+			long long load, cap;
+
+			assert_int_equal(cluster__node_status(n, &addr, &load, &cap), x->has_status);
+			assert_true(load == x->load);
+			assert_true(cap == 0);
+			assert_string_equal(addr, x->address);
 		}
 		assert_int_equal(cluster__table_rank(t, x->id, &base), (long) i);
 		assert_int_equal(base, sum);
@@ -346,7 +350,8 @@ test_put_semantics(void **state)
 	cluster__table t, old;
 	cluster__member rec;
 	const cluster__node *n;
-	const cluster__status_rec *st;
+	const char *addr;
+	long long load;
 	int changed = -1;
 
 	(void) state;
@@ -357,40 +362,44 @@ test_put_semantics(void **state)
 	snprintf(rec.address, sizeof(rec.address), "ws://q:1");
 	assert_int_equal(cluster__table_put(&t, &rec, 100, &changed), 0);
 	assert_int_equal(changed, 1);
-	st = cluster__table_find(&t, "q")->status;
 	/* the very same record again: nothing changes, not even the version */
 	cluster__table_share(&old, &t);
 	assert_int_equal(cluster__table_put(&t, &rec, 200, &changed), 0);
 	assert_int_equal(changed, 0);
 	assert_ptr_equal(t.root, old.root);
-	/* same content, new revision: stored, receipt time kept, status shared */
+	/* same content, new revision: stored, receipt time kept */
 	rec.mod_revision = 99;
 	assert_int_equal(cluster__table_put(&t, &rec, 300, &changed), 0);
 	assert_int_equal(changed, 0);
 	n = cluster__table_find(&t, "q");
 	assert_true(n->received_ms == 100);
 	assert_true(n->mod_revision == 99);
-	assert_ptr_equal(n->status, st);
 	assert_ptr_not_equal(t.root, old.root);
 	assert_true(cluster__table_find(&old, "q")->mod_revision == 0);
-	/* workers change: a change; the unchanged status is still shared */
+	/* workers change: a change; the status stays */
 	rec.workers = 6;
 	assert_int_equal(cluster__table_put(&t, &rec, 400, &changed), 0);
 	assert_int_equal(changed, 1);
 	n = cluster__table_find(&t, "q");
 	assert_true(n->received_ms == 400);
-	assert_ptr_equal(n->status, st);
+	assert_int_equal(cluster__node_status(n, &addr, &load, NULL), 1);
+	assert_true(load == 3);
+	assert_string_equal(addr, "ws://q:1");
 	/* status change is a change */
 	rec.load = 4;
 	assert_int_equal(cluster__table_put(&t, &rec, 500, &changed), 0);
 	assert_int_equal(changed, 1);
-	assert_true(cluster__table_find(&t, "q")->status->load == 4);
-	assert_true(cluster__table_find(&old, "q")->status->load == 3);
+	cluster__node_status(cluster__table_find(&t, "q"), NULL, &load, NULL);
+	assert_true(load == 4);
+	cluster__node_status(cluster__table_find(&old, "q"), NULL, &load, NULL);
+	assert_true(load == 3);
 	/* status dropped */
 	rec.has_status = 0;
 	assert_int_equal(cluster__table_put(&t, &rec, 600, &changed), 0);
 	assert_int_equal(changed, 1);
-	assert_null(cluster__table_find(&t, "q")->status);
+	assert_int_equal(cluster__node_status(cluster__table_find(&t, "q"), &addr, &load, NULL), 0);
+	assert_string_equal(addr, "");
+	assert_true(load == 0);
 	/* passive: kept, not counted */
 	rec = rec_of("p", 7, 1);
 	assert_int_equal(cluster__table_put(&t, &rec, 700, &changed), 0);
@@ -456,7 +465,12 @@ test_invalid_records(void **state)
 	assert_ptr_equal(t.root, root);
 	assert_int_equal(cluster__table_put(&t, &rec, 1, NULL), 0);
 	assert_int_equal(strlen(cluster__table_find(&t, rec.id)->id), CLUSTER_NAME_MAX);
-	assert_int_equal(strlen(cluster__table_find(&t, rec.id)->status->address), CLUSTER_ADDRESS_MAX);
+	{
+		const char *addr;
+
+		assert_int_equal(cluster__node_status(cluster__table_find(&t, rec.id), &addr, NULL, NULL), 1);
+		assert_int_equal(strlen(addr), CLUSTER_ADDRESS_MAX);
+	}
 	/* a status record needs a status */
 	rec = rec_of("s", 1, 0);
 	assert_int_equal(cluster__table_put_status(&t, &rec, 1, NULL), EINVAL);

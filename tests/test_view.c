@@ -66,7 +66,8 @@ test_readme_example(void **state)
 		assert_int_equal(e.base, bases[i]);
 		assert_int_equal(e.self, 1);
 		assert_int_equal(e.pos, i);
-		assert_null(e.status);
+		assert_int_equal(e.has_status, 0);
+		assert_string_equal(e.address, "");
 		cluster__view_free(&v);
 	}
 	cluster__table_free(&t);
@@ -317,29 +318,31 @@ test_statuses(void **state)
 	while(cluster__view_next(&it, &e))
 	{
 		assert_int_equal(cluster__view_at(&v, e.pos, &at), 0);
-		assert_ptr_equal(at.status, e.status);
+		assert_int_equal(at.has_status, e.has_status);
+		assert_ptr_equal(at.address, e.address);
+		assert_true(at.load == e.load);
 		assert_true(at.mod_revision == e.mod_revision);
 		assert_true(at.received_ms == e.received_ms);
 		switch(i++)
 		{
 		case 0:
-			assert_null(e.status);
+			assert_int_equal(e.has_status, 0);
 			break;
 		case 1:
-			assert_non_null(e.status);
-			assert_true(e.status->load == 10);
-			assert_string_equal(e.status->address, "ws://b");
+			assert_int_equal(e.has_status, 1);
+			assert_true(e.load == 10);
+			assert_string_equal(e.address, "ws://b");
 			assert_true(e.mod_revision == 20);
 			assert_true(e.received_ms == 500);
 			break;
 		case 2:
-			assert_true(e.status->load == 2);
-			assert_string_equal(e.status->address, "ws://c");
+			assert_true(e.load == 2);
+			assert_string_equal(e.address, "ws://c");
 			assert_true(e.received_ms == 1);
 			break;
 		default:
 			assert_string_equal(e.node->id, "e");
-			assert_true(e.status->load == 12);
+			assert_true(e.load == 12);
 			assert_true(e.mod_revision == 50);
 			assert_true(e.received_ms == 1);
 			break;
