@@ -204,32 +204,61 @@ balance(build *b, const cluster__node *src, cluster__node *l, cluster__node *r)
 /* insert and delete                                                    */
 /* ------------------------------------------------------------------ */
 
-/* t (borrowed) with leaf (owned, childless) added or put in place of the
- * node with the same id. */
-static cluster__node *
-insert(build *b, const cluster__node *t, cluster__node *leaf)
+/* The nodes from the root down to where id is or would be, with the side
+ * taken at each; one walk serves both the lookup and the rebuild. */
+typedef struct path path;
+struct path
 {
-	int c;
+	const cluster__node *node[CLUSTER__TABLE_DEPTH];
+	unsigned char right[CLUSTER__TABLE_DEPTH];
+	unsigned depth;             /* nodes above the target */
+	const cluster__node *found; /* the node with id, or NULL */
+	int deep;                   /* deeper than the bound (never: defence) */
+};
 
-	if(!t)
+static void
+find_path(const cluster__table *t, const char *id, path *p)
+{
+	const cluster__node *n = t->root;
+
+	p->depth = 0;
+	p->found = NULL;
+	p->deep = 0;
+	while(n)
 	{
-		return leaf;
+		int c = strcmp(id, n->id);
+
+		if(!c)
+		{
+			p->found = n;
+			return;
+		}
+		if(p->depth == CLUSTER__TABLE_DEPTH)
+		{
+			p->deep = 1;
+			return;
+		}
+		p->node[p->depth] = n;
+		p->right[p->depth] = c > 0;
+		p->depth++;
+		n = c < 0 ? n->left : n->right;
 	}
-	c = strcmp(leaf->id, t->id);
-	if(!c)
+}
+
+/* Copy the path above the target bottom-up around sub (owned, the new
+ * subtree where the target was), rebalancing each level: the new root. */
+static cluster__node *
+rebuild(build *b, const path *p, cluster__node *sub)
+{
+	unsigned i = p->depth;
+
+	while(i--)
 	{
-		/* same id: the new record over the old children */
-		leaf->left = node_ref(t->left);
-		leaf->right = node_ref(t->right);
-		leaf->count = t->count;
-		leaf->sum = sum_of(t->left) + sum_of(t->right) + own_workers(leaf);
-		return leaf;
+		const cluster__node *n = p->node[i];
+
+		sub = p->right[i] ? balance(b, n, node_ref(n->left), sub) : balance(b, n, sub, node_ref(n->right));
 	}
-	if(c < 0)
-	{
-		return balance(b, t, insert(b, t->left, leaf), node_ref(t->right));
-	}
-	return balance(b, t, node_ref(t->left), insert(b, t->right, leaf));
+	return sub;
 }
 
 /* t (borrowed, not empty) without its smallest node, which goes to *min. */
@@ -282,22 +311,6 @@ glue(build *b, const cluster__node *t)
 		out = balance(b, m, node_ref(t->left), rest);
 	}
 	return out;
-}
-
-/* t (borrowed) without id; the caller checked that id is there. */
-static cluster__node *delete(build *b, const cluster__node *t, const char *id)
-{
-	int c = strcmp(id, t->id);
-
-	if(!c)
-	{
-		return glue(b, t);
-	}
-	if(c < 0)
-	{
-		return balance(b, t, delete(b, t->left, id), node_ref(t->right));
-	}
-	return balance(b, t, node_ref(t->left), delete(b, t->right, id));
 }
 
 /* ------------------------------------------------------------------ */
@@ -378,6 +391,7 @@ put(cluster__table *t, const cluster__member *rec, int workers, int passive, int
 	cluster__node *leaf, *root;
 	cluster__member want;
 	build b = { 0 };
+	path p;
 	size_t len, alen;
 	int same;
 
@@ -390,7 +404,12 @@ put(cluster__table *t, const cluster__member *rec, int workers, int passive, int
 	want = *rec;
 	want.workers = workers;
 	want.passive = passive;
-	old = cluster__table_find(t, rec->id);
+	find_path(t, rec->id, &p);
+	if(p.deep)
+	{
+		return EOVERFLOW;
+	}
+	old = p.found;
 	if(!old && cluster__table_count(t) >= CLUSTER_MEMBERS_MAX)
 	{
 		return E2BIG;
@@ -429,7 +448,15 @@ put(cluster__table *t, const cluster__member *rec, int workers, int passive, int
 		memcpy(leaf->id + len + 1, rec->address, alen + 1);
 		memcpy(leaf->id + len + 1 + alen + 1, v, sizeof(v));
 	}
-	root = insert(&b, t->root, leaf);
+	if(old)
+	{
+		/* the new record over the old children */
+		leaf->left = node_ref(old->left);
+		leaf->right = node_ref(old->right);
+		leaf->count = old->count;
+		leaf->sum = sum_of(old->left) + sum_of(old->right) + own_workers(leaf);
+	}
+	root = rebuild(&b, &p, leaf);
 	if(b.err)
 	{
 		node_release(root);
@@ -469,12 +496,18 @@ cluster__table_del(cluster__table *t, const char *id)
 {
 	build b = { 0 };
 	cluster__node *root;
+	path p;
 
-	if(!cluster__table_find(t, id))
+	find_path(t, id, &p);
+	if(p.deep)
+	{
+		return -1;
+	}
+	if(!p.found)
 	{
 		return 0;
 	}
-	root = delete(&b, t->root, id);
+	root = rebuild(&b, &p, glue(&b, p.found));
 	if(b.err)
 	{
 		node_release(root);
@@ -510,13 +543,12 @@ cluster__table_total(const cluster__table *t)
 	return sum_of(t->root);
 }
 
-long
-cluster__table_rank(const cluster__table *t, const char *id, int *base)
+const cluster__node *
+cluster__table_locate(const cluster__table *t, const char *id, long *pos, int *base)
 {
 	const cluster__node *n = t->root;
-	size_t pos = 0;
+	size_t at = 0;
 	int sum = 0;
-	long found = -1;
 
 	while(n)
 	{
@@ -527,22 +559,34 @@ cluster__table_rank(const cluster__table *t, const char *id, int *base)
 			n = n->left;
 			continue;
 		}
-		pos += size_of(n->left);
+		at += size_of(n->left);
 		sum += sum_of(n->left);
 		if(!c)
 		{
-			found = (long) pos;
 			break;
 		}
-		pos++;
+		at++;
 		sum += own_workers(n);
 		n = n->right;
+	}
+	if(pos)
+	{
+		*pos = n ? (long) at : -1;
 	}
 	if(base)
 	{
 		*base = sum;
 	}
-	return found;
+	return n;
+}
+
+long
+cluster__table_rank(const cluster__table *t, const char *id, int *base)
+{
+	long pos;
+
+	cluster__table_locate(t, id, &pos, base);
+	return pos;
 }
 
 const cluster__node *

@@ -89,7 +89,8 @@ struct cluster__table
  * becomes now_ms. *changed (may be NULL) says whether the content changed.
  * Returns 0, EINVAL (empty or unterminated id, workers outside
  * 1..CLUSTER_WORKERS_MAX, unterminated address), ENOMEM, or E2BIG when
- * rec is a new member and the table already holds CLUSTER_MEMBERS_MAX.
+ * rec is a new member and the table already holds CLUSTER_MEMBERS_MAX
+ * (EOVERFLOW would mean a tree deeper than the balance allows: never).
  * On error the table is left as it was (after E2BIG it is no longer the
  * registry's whole member set: the caller must not publish it as such).
  * Versions shared before the call never change.
@@ -117,6 +118,9 @@ int cluster__table_total(const cluster__table *t);
  * the workers of the counted members whose ids sort before id, whether or
  * not id is present. O(log N). */
 long cluster__table_rank(const cluster__table *t, const char *id, int *base);
+/* The same in the same walk: returns the node with id (NULL if absent),
+ * *pos (may be NULL) its position or -1, *base as above. */
+const cluster__node *cluster__table_locate(const cluster__table *t, const char *id, long *pos, int *base);
 /* The member at position pos (NULL past the end); *base (may be NULL) as
  * for cluster__table_rank. O(log N). */
 const cluster__node *cluster__table_at(const cluster__table *t, size_t pos, int *base);

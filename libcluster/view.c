@@ -33,12 +33,13 @@ cluster__view_make(cluster__view *out, const cluster__table *members, const clus
 	if(self_id)
 	{
 		int base;
-		long pos = cluster__table_rank(members, self_id, &base);
+		long pos;
+		const cluster__node *n = cluster__table_locate(members, self_id, &pos, &base);
 
-		if(pos >= 0)
+		if(n)
 		{
 			out->self = pos;
-			out->base = cluster__table_find(members, self_id)->passive ? -1 : base;
+			out->base = n->passive ? -1 : base;
 		}
 	}
 }
