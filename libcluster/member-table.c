@@ -129,8 +129,10 @@ mk(build *b, const cluster__node *src, cluster__node *l, cluster__node *r)
 		node_release(r);
 		return NULL;
 	}
-	memcpy(n, src, offsetof(cluster__node, id) + tail);
-	n->refs = 1;
+	/* everything but the links and the count of references, which other
+	 * threads may be changing */
+	memcpy(&n->mod_revision, &src->mod_revision, offsetof(cluster__node, refs) - offsetof(cluster__node, mod_revision));
+	memcpy(&n->sum, &src->sum, offsetof(cluster__node, id) + tail - offsetof(cluster__node, sum));
 	n->left = l;
 	n->right = r;
 	n->count = (unsigned short) (size_of(l) + size_of(r) + 1);
