@@ -11,7 +11,7 @@
  * Every operation is written functionally: a function receives the old
  * subtree borrowed (never modified) and returns a new subtree it owns
  * (one reference). "Owned" arguments are references the callee consumes.
- * An allocation failure sets ctx->err; from then on every constructor
+ * An allocation failure sets b->err; from then on every constructor
  * only releases what it was given, so the half-built new version is freed
  * and the old one is untouched.
  *

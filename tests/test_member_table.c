@@ -3,8 +3,11 @@
  * The persistent member table against a naive model (a sorted array with
  * prefix sums): randomized operation sequences checked after every step,
  * old versions checked after later changes and released in any order,
- * the member limit, invalid records, releases from another thread. Run
- * it under valgrind or ASan to see that every version is freed.
+ * the member limit, invalid records, allocation failures at every point
+ * of an update, releases from another thread. Run it under valgrind or
+ * ASan to see that every version is freed.
+ *
+ * Linked with -Wl,--wrap=malloc: malloc fails on demand (fail_after).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +21,26 @@
 #include <string.h>
 
 #include "member-table.h"
+
+/* -1: malloc works; k >= 0: k more calls succeed, then every one fails. */
+static long fail_after = -1;
+
+void *__real_malloc(size_t size);
+void *__wrap_malloc(size_t size);
+
+void *
+__wrap_malloc(size_t size)
+{
+	if(fail_after == 0)
+	{
+		return NULL;
+	}
+	if(fail_after > 0)
+	{
+		fail_after--;
+	}
+	return __real_malloc(size);
+}
 
 /* ------------------------------------------------------------------ */
 /* the model                                                            */
@@ -681,6 +704,61 @@ test_every_order(void **state)
 	assert_int_equal(orders, 720);
 }
 
+/*
+ * Out of memory at every point of an update: for each operation, fail
+ * the k-th allocation for k = 0, 1, ... until the operation succeeds.
+ * Every failure must leave the table exactly as it was (same version)
+ * and free whatever half-built nodes it made (valgrind/ASan see leaks).
+ */
+static void
+test_out_of_memory(void **state)
+{
+	cluster__table t;
+	model m = { NULL, 0 };
+	unsigned op, failures = 0;
+
+	(void) state;
+	memset(&t, 0, sizeof(t));
+	rng_state = 4242;
+	for(op = 0; op < 300; op++)
+	{
+		cluster__member rec = random_rec(150);
+		int del = op > 150 && rnd(3) == 0;
+		long k;
+
+		for(k = 0;; k++)
+		{
+			cluster__node *before = t.root;
+			int r, ch, mch;
+
+			fail_after = k;
+			r = del ? cluster__table_del(&t, rec.id) : cluster__table_put(&t, &rec, op, &ch);
+			fail_after = -1;
+			if(r == (del ? -1 : ENOMEM))
+			{
+				assert_ptr_equal(t.root, before);
+				check_against(&t, &m);
+				failures++;
+				continue;
+			}
+			if(del)
+			{
+				assert_int_equal(r, model_del(&m, rec.id));
+			}
+			else
+			{
+				assert_int_equal(r, model_put(&m, &rec, op, &mch));
+				assert_int_equal(ch, mch);
+			}
+			check_against(&t, &m);
+			break;
+		}
+	}
+	assert_true(failures > 300);
+	cluster__table_free(&t);
+	free(m.r);
+}
+
 /* ------------------------------------------------------------------ */
 /* versions released by another thread                                  */
 /* ------------------------------------------------------------------ */
@@ -797,6 +875,7 @@ main(void)
 		cmocka_unit_test(test_status_table),
 		cmocka_unit_test(test_limit),
 		cmocka_unit_test(test_every_order),
+		cmocka_unit_test(test_out_of_memory),
 		cmocka_unit_test(test_release_from_another_thread),
 	};
 
