@@ -57,17 +57,17 @@ static int
 bl_balancer(CLUSTER *c, CLUSTERSTATE *st)
 {
 	double now = bl_now();
+	bl_member *m;
 	int i;
 
 	pthread_mutex_lock(&bl_lock);
-	for(i = 0; i < BL_MAX; i++)
+	/* the handle's userdata points at its member (set by bl_member_new()):
+	 * no search, so the bench's own cost per callback does not grow with
+	 * the pool */
+	m = cluster_userdata(c);
+	if(m && m->c == c && bl_table[m->slot] == m)
 	{
-		bl_member *m = bl_table[i];
-
-		if(!m || m->c != c)
-		{
-			continue;
-		}
+		i = m->slot;
 		m->calls++;
 		m->index = st->index;
 		if(bl_watched[i] && bl_target >= 0 && m->total != bl_target && st->total == bl_target)
@@ -83,7 +83,6 @@ bl_balancer(CLUSTER *c, CLUSTERSTATE *st)
 			bl_missing++;
 		}
 		m->total = st->total;
-		break;
 	}
 	pthread_mutex_unlock(&bl_lock);
 	return 0;
@@ -104,7 +103,8 @@ bl_member_new(const char *key, const char *id, int workers, const char *registry
 	m->c = cluster_create(key);
 	if(!m->c || cluster_set_logger(m->c, bl_logger) || cluster_set_balancer(m->c, bl_balancer) ||
 		cluster_set_instance(m->c, id) || cluster_set_workers(m->c, workers) ||
-		cluster_set_registry(m->c, registry) || (ttl && cluster_set_ttl(m->c, ttl)))
+		cluster_set_registry(m->c, registry) || (ttl && cluster_set_ttl(m->c, ttl)) ||
+		cluster_set_userdata(m->c, m))
 	{
 		fprintf(stderr, "bench: cannot configure member %s: %s\n", id, strerror(errno));
 		cluster_destroy(m->c);
@@ -676,10 +676,13 @@ bl_raise_nofile(void)
 	return (long) rl.rlim_cur;
 }
 
-/* Walk /proc/net/tcp and tcp6 and hand every socket whose remote port is
- * port (the client side of a connection to etcd) to fn. */
+/* Walk /proc/net/tcp and tcp6 and hand every socket of a connection to
+ * port to fn with the connection's client port: the client side (remote
+ * port is port; client 1) and, since etcd runs on this host, the server
+ * side (local port is port; client 0), which is the one left in
+ * TIME_WAIT when etcd closed first. */
 static void
-bl_tcp_walk(int port, void (*fn)(void *arg, unsigned lport, unsigned state), void *arg)
+bl_tcp_walk(int port, void (*fn)(void *arg, unsigned cport, unsigned state, int client), void *arg)
 {
 	static const char *const files[] = { "/proc/net/tcp", "/proc/net/tcp6" };
 	char line[512], local[64], remote[64], *colon;
@@ -701,14 +704,22 @@ bl_tcp_walk(int port, void (*fn)(void *arg, unsigned lport, unsigned state), voi
 				continue;
 			}
 			colon = strrchr(remote, ':');
-			if(!colon || sscanf(colon + 1, "%x", &rport) != 1 || (int) rport != port)
+			if(!colon || sscanf(colon + 1, "%x", &rport) != 1)
 			{
 				continue;
 			}
 			colon = strrchr(local, ':');
-			if(colon && sscanf(colon + 1, "%x", &lport) == 1)
+			if(!colon || sscanf(colon + 1, "%x", &lport) != 1)
 			{
-				fn(arg, lport, state);
+				continue;
+			}
+			if((int) rport == port)
+			{
+				fn(arg, lport, state, 1);
+			}
+			else if((int) lport == port && rport != 0)
+			{
+				fn(arg, rport, state, 0);
 			}
 		}
 		fclose(f);
@@ -716,10 +727,10 @@ bl_tcp_walk(int port, void (*fn)(void *arg, unsigned lport, unsigned state), voi
 }
 
 static void
-count_established(void *arg, unsigned lport, unsigned state)
+count_established(void *arg, unsigned cport, unsigned state, int client)
 {
-	(void) lport;
-	if(state == 1)
+	(void) cport;
+	if(client && state == 1)
 	{
 		++*(int *) arg;
 	}
@@ -735,10 +746,11 @@ bl_tcp_established(int port)
 }
 
 static void
-mark_port(void *arg, unsigned lport, unsigned state)
+mark_port(void *arg, unsigned cport, unsigned state, int client)
 {
 	(void) state;
-	((unsigned char *) arg)[lport & 0xffff] = 1;
+	(void) client;
+	((unsigned char *) arg)[cport & 0xffff] = 1;
 }
 
 void

@@ -3,13 +3,16 @@
 # harness). Built by `make check` so that they cannot rot (plain `make`
 # builds only what gets installed); run with `make bench`
 # (all three) or `make bench-convergence`, `bench-steady`, `bench-memory`.
+# bench-scale (issue 13: N = 10 50 200 1000, ~10 minutes) is not part of
+# `make bench`: run it with `make bench-scale`, or old against new library
+# with bench/compare-scale.sh.
 # They print figures and assert nothing. BENCH_ARGS passes options, e.g.
 #   make bench-steady BENCH_ARGS='-d 60 10 50 200'
 BENCH_SOURCES = bench/benchlib.c bench/benchlib.h $(ETCD_HARNESS_SOURCES)
 BENCH_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/tests $(CURL_CFLAGS) $(CJSON_CFLAGS)
 BENCH_LDADD = libcluster/libcluster-core.la $(CURL_LIBS) $(CJSON_LIBS) $(PTHREAD_LIBS)
 
-check_PROGRAMS += bench/bench-convergence bench/bench-steady bench/bench-memory
+check_PROGRAMS += bench/bench-convergence bench/bench-steady bench/bench-memory bench/bench-scale
 bench_bench_convergence_SOURCES = bench/bench-convergence.c $(BENCH_SOURCES)
 bench_bench_convergence_CFLAGS = $(BENCH_CFLAGS)
 bench_bench_convergence_LDADD = $(BENCH_LDADD)
@@ -19,6 +22,10 @@ bench_bench_steady_LDADD = $(BENCH_LDADD)
 bench_bench_memory_SOURCES = bench/bench-memory.c $(BENCH_SOURCES)
 bench_bench_memory_CFLAGS = $(BENCH_CFLAGS)
 bench_bench_memory_LDADD = $(BENCH_LDADD)
+bench_bench_scale_SOURCES = bench/bench-scale.c $(BENCH_SOURCES)
+bench_bench_scale_CFLAGS = $(BENCH_CFLAGS)
+bench_bench_scale_LDADD = $(BENCH_LDADD) -lm
+EXTRA_DIST += bench/compare-scale.sh
 
 bench-convergence: bench/bench-convergence$(EXEEXT)
 	ETCD='$(ETCD)' ./bench/bench-convergence$(EXEEXT) $(BENCH_ARGS)
@@ -26,8 +33,10 @@ bench-steady: bench/bench-steady$(EXEEXT)
 	ETCD='$(ETCD)' ./bench/bench-steady$(EXEEXT) $(BENCH_ARGS)
 bench-memory: bench/bench-memory$(EXEEXT)
 	ETCD='$(ETCD)' ./bench/bench-memory$(EXEEXT) $(BENCH_ARGS)
+bench-scale: bench/bench-scale$(EXEEXT)
+	ETCD='$(ETCD)' ./bench/bench-scale$(EXEEXT) $(BENCH_ARGS)
 bench: bench/bench-convergence$(EXEEXT) bench/bench-steady$(EXEEXT) bench/bench-memory$(EXEEXT)
 	ETCD='$(ETCD)' ./bench/bench-convergence$(EXEEXT)
 	ETCD='$(ETCD)' ./bench/bench-steady$(EXEEXT)
 	ETCD='$(ETCD)' ./bench/bench-memory$(EXEEXT)
-.PHONY: bench bench-convergence bench-steady bench-memory
+.PHONY: bench bench-convergence bench-steady bench-memory bench-scale
