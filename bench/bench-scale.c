@@ -1172,7 +1172,8 @@ out:
 	free(sa.metrics);
 	free(sb.metrics);
 	fprintf(stderr, "bench-scale: N=%d: leaving\n", n);
-	pool_run(m, created, 1, o->joiners, n);
+	/* a leave may take up to a second when etcd is swamped: more threads */
+	pool_run(m, created, 1, 4 * o->joiners, n);
 	free(m);
 	return rc;
 }
