@@ -1096,7 +1096,8 @@ run_n(etcdh *h, int n, const struct opts *o, struct result *res)
 		cluster_set_settle(m[i]->c, 0);
 	}
 	fprintf(stderr, "bench-scale: N=%d: joined in %.1f s; quiet window %.0f s\n", n, res->setup_s, o->quiet_s);
-	bl_sleep(2.0);
+	/* let the joins' own traffic (watch backlog, settle windows) drain */
+	bl_sleep(2.0 + n / 200.0);
 
 	/* quiet: etcd CPU per member-second, keepalive streams, background */
 	tcpu_take(&ta);
@@ -1425,7 +1426,7 @@ main(int argc, char **argv)
 			failed++;
 			continue;
 		}
-		fprintf(stderr, "bench-scale: N=%d: yardstick\n", ns[i]);
+		fprintf(stderr, "bench-scale: N=%d: yardstick (%.0f s so far)\n", ns[i], bl_now() - t0);
 		if(yardstick(h, ns[i], CLUSTER_TTL_DEFAULT, (int) fan_samples, o.quiet_s, &res[i]))
 		{
 			res[i].ok = 0;
