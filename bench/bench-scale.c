@@ -28,8 +28,13 @@
  * compares figures of this run. All latency runs use a settle window of 0
  * (cluster_set_settle(c, 0)); setup joins keep the default.
  *
- *   bench-scale [-r ROUNDS] [-q QUIET_S] [-s STORM_S] [-x PLAIN] [-j JOINERS] [N ...]
- *   (default: -r 10 -q 10 -s 20 -x 3 -j 8, N: 10 50 200 1000)
+ *   bench-scale [-r ROUNDS] [-q QUIET_S] [-s STORM_S] [-T SETUP_S] [-x PLAIN] [-j JOINERS] [N ...]
+ *   (default: -r 10 -q 10 -s 20 -T 300 -x 3 -j 8, N: 10 50 200 1000)
+ *
+ * -T bounds the setup: joins still missing after it make the library
+ * part of that N "failed" (with how many joined), and the yardstick is
+ * still measured. A library that cannot hold N members on the machine
+ * then shows as such instead of running for an hour.
  */
 #ifndef _GNU_SOURCE
 # define _GNU_SOURCE
@@ -62,6 +67,7 @@ struct opts
 	int rounds;
 	double quiet_s;
 	double storm_s;
+	double setup_s;
 	int plain;
 	int joiners;
 };
@@ -91,6 +97,8 @@ struct result
 	/* 5 */
 	double rss_kb, tcp_per, leave_conns;
 	int join_retries;
+	int yard_ok;
+	char why[192]; /* why the library part failed */
 };
 
 /* ---- members ------------------------------------------------------------ */
@@ -108,8 +116,9 @@ struct pool
 {
 	bl_member **m;
 	int n;
-	int next, done, failed, retried; /* (lock) */
-	int leave;                       /* 0: join, 1: free */
+	int next, done, failed, retried, exited; /* (lock) */
+	int leave;                               /* 0: join, 1: free */
+	double deadline;                         /* no join is started after it */
 	pthread_mutex_t lock;
 };
 
@@ -125,11 +134,13 @@ pool_worker(void *arg)
 	{
 		pthread_mutex_lock(&p->lock);
 		i = p->next++;
-		pthread_mutex_unlock(&p->lock);
-		if(i >= p->n)
+		if(i >= p->n || (!p->leave && bl_now() > p->deadline))
 		{
+			p->exited++;
+			pthread_mutex_unlock(&p->lock);
 			return NULL;
 		}
+		pthread_mutex_unlock(&p->lock);
 		r = 0;
 		if(p->leave)
 		{
@@ -158,11 +169,12 @@ pool_worker(void *arg)
 	}
 }
 
-/* Run the pool with `threads` workers, printing progress on stderr.
- * Returns the number of failures; *retried (may be NULL) gets the number
- * of members whose join needed more than one try. */
+/* Run the pool with `threads` workers, printing progress on stderr;
+ * joins stop being started after limit seconds. Returns the number of
+ * members not joined (failed or not tried); *retried (may be NULL) gets
+ * the number of members whose join needed more than one try. */
 static int
-pool_run(bl_member **m, int n, int leave, int threads, int label, int *retried)
+pool_run(bl_member **m, int n, int leave, int threads, int label, double limit, int *retried)
 {
 	struct pool p;
 	pthread_t t[64];
@@ -173,6 +185,7 @@ pool_run(bl_member **m, int n, int leave, int threads, int label, int *retried)
 	p.m = m;
 	p.n = n;
 	p.leave = leave;
+	p.deadline = t0 + limit;
 	pthread_mutex_init(&p.lock, NULL);
 	threads = threads < 1 ? 1 : threads > 64 ? 64 :
 											   threads;
@@ -180,12 +193,17 @@ pool_run(bl_member **m, int n, int leave, int threads, int label, int *retried)
 	{
 		pthread_create(&t[i], NULL, pool_worker, &p);
 	}
-	while(done < n)
+	for(;;)
 	{
 		bl_sleep(0.5);
 		pthread_mutex_lock(&p.lock);
 		done = p.done;
+		i = p.exited;
 		pthread_mutex_unlock(&p.lock);
+		if(i == threads)
+		{
+			break;
+		}
 		if(done != last && n >= 100)
 		{
 			fprintf(stderr, "\rbench-scale: N=%d: %s %d/%d (%.0f s) ", label, leave ? "left" : "joined", done, n,
@@ -201,7 +219,7 @@ pool_run(bl_member **m, int n, int leave, int threads, int label, int *retried)
 	{
 		pthread_join(t[i], NULL);
 	}
-	failed = p.failed;
+	failed = p.failed + (n - p.done);
 	if(retried)
 	{
 		*retried = p.retried;
@@ -1042,8 +1060,10 @@ run_n(etcdh *h, int n, const struct opts *o, struct result *res)
 	}
 	/* advisor users in parallel, then the plain ones one at a time, so
 	 * the threads each one starts can be told apart */
-	if(pool_run(m, nadv, 0, o->joiners, n, &res->join_retries))
+	if((k = pool_run(m, nadv, 0, o->joiners, n, o->setup_s, &res->join_retries)) != 0)
 	{
+		snprintf(res->why, sizeof(res->why), "setup: only %d of %d members joined in %.0f s (-T %.0f)", nadv - k, n,
+			bl_now() - t0, o->setup_s);
 		goto out;
 	}
 	g_nplain_tids = 0;
@@ -1201,7 +1221,7 @@ out:
 	free(sb.metrics);
 	fprintf(stderr, "bench-scale: N=%d: leaving\n", n);
 	/* a leave may take up to a second when etcd is swamped: more threads */
-	pool_run(m, created, 1, 4 * o->joiners, n, NULL);
+	pool_run(m, created, 1, 4 * o->joiners, n, 1e9, NULL);
 	free(m);
 	return rc;
 }
@@ -1226,9 +1246,12 @@ print_tables(const struct result *r, int nn, const struct opts *o, double fan_sa
 		"fan p99 ms", "p99/fan", "<=2x");
 	for(i = 0; i < nn; i++)
 	{
-		if(!r[i].ok)
+		if(!r[i].ok || !r[i].yard_ok)
 		{
-			printf("%6d  failed (see stderr)\n", r[i].n);
+			printf("%6d  %s; fan-out p50 %.2f p99 %.2f ms%s\n", r[i].n,
+				r[i].ok ? "library measured" : r[i].why[0] ? r[i].why :
+															 "library part failed (see stderr)",
+				r[i].fan_p50, r[i].fan_p99, r[i].yard_ok ? "" : " (yardstick failed, see stderr)");
 			continue;
 		}
 		printf("%6d %8zu %4d %9.2f %9.2f %11.2f %11.2f %9.2fx %7s\n", r[i].n, r[i].q_samples, r[i].q_timeouts,
@@ -1336,14 +1359,23 @@ print_tables(const struct result *r, int nn, const struct opts *o, double fan_sa
 	printf("\n4. etcd CPU per member-second in steady state (%.0f s window); yardstick: N leases kept alive by one "
 		   "POST /v3/lease/keepalive each per TTL/3 + N raw watchers\n",
 		o->quiet_s);
-	printf("%6s %12s %12s %10s %14s %14s\n", "N", "lib us/m-s", "yard us/m-s", "lib/yard", "KA streams/m-s",
-		"yard KA/m-s");
+	printf("   (etcd cores: the whole etcd CPU as a number of busy cores; near the machine's %ld cores the figure is "
+		   "capped by the machine, not by etcd)\n",
+		sysconf(_SC_NPROCESSORS_ONLN));
+	printf("%6s %12s %12s %10s %14s %14s %10s %10s\n", "N", "lib us/m-s", "yard us/m-s", "lib/yard", "KA streams/m-s",
+		"yard KA/m-s", "lib cores", "yard cores");
 	for(i = 0; i < nn; i++)
 	{
-		if(r[i].ok)
+		if(r[i].ok && r[i].yard_ok)
 		{
-			printf("%6d %12.1f %12.1f %9.2fx %14.3f %14.3f\n", r[i].n, r[i].etcd_lib_us, r[i].etcd_yard_us,
-				r[i].etcd_yard_us > 0 ? r[i].etcd_lib_us / r[i].etcd_yard_us : 0.0, r[i].ka_lib, r[i].ka_yard);
+			printf("%6d %12.1f %12.1f %9.2fx %14.3f %14.3f %10.2f %10.2f\n", r[i].n, r[i].etcd_lib_us, r[i].etcd_yard_us,
+				r[i].etcd_yard_us > 0 ? r[i].etcd_lib_us / r[i].etcd_yard_us : 0.0, r[i].ka_lib, r[i].ka_yard,
+				r[i].etcd_lib_us * r[i].n / 1e6, r[i].etcd_yard_us * r[i].n / 1e6);
+		}
+		else if(r[i].yard_ok)
+		{
+			printf("%6d %12s %12.1f %10s %14s %14.3f %10s %10.2f\n", r[i].n, "n/a", r[i].etcd_yard_us, "n/a", "n/a",
+				r[i].ka_yard, "n/a", r[i].etcd_yard_us * r[i].n / 1e6);
 		}
 	}
 
@@ -1358,20 +1390,24 @@ print_tables(const struct result *r, int nn, const struct opts *o, double fan_sa
 			printf("%6d %10.1f %10.2f %12.2f %8.1f %13d\n", r[i].n, r[i].rss_kb, r[i].tcp_per, r[i].leave_conns,
 				r[i].setup_s, r[i].join_retries);
 		}
+		else
+		{
+			printf("%6d  %s\n", r[i].n, r[i].why[0] ? r[i].why : "library part failed (see stderr)");
+		}
 	}
 }
 
 int
 main(int argc, char **argv)
 {
-	struct opts o = { 10, 10.0, 20.0, 3, 8 };
+	struct opts o = { 10, 10.0, 20.0, 300.0, 3, 8 };
 	struct result res[MAX_N];
 	int ns[MAX_N], nn, i, opt, failed = 0;
 	double t0 = bl_now(), fan_samples;
 	long nofile;
 	etcdh *h;
 
-	while((opt = getopt(argc, argv, "r:q:s:x:j:")) != -1)
+	while((opt = getopt(argc, argv, "r:q:s:T:x:j:")) != -1)
 	{
 		switch(opt)
 		{
@@ -1380,13 +1416,16 @@ main(int argc, char **argv)
 		case 's': o.storm_s = atof(optarg); break;
 		case 'x': o.plain = atoi(optarg); break;
 		case 'j': o.joiners = atoi(optarg); break;
+		case 'T': o.setup_s = atof(optarg); break;
 		default:
 			fprintf(stderr,
-				"usage: bench-scale [-r ROUNDS] [-q QUIET_S] [-s STORM_S] [-x PLAIN] [-j JOINERS] [N ...]\n");
+				"usage: bench-scale [-r ROUNDS] [-q QUIET_S] [-s STORM_S] [-T SETUP_S] [-x PLAIN] [-j JOINERS] "
+				"[N ...]\n");
 			return 2;
 		}
 	}
-	if(o.rounds < 1 || o.rounds > MAX_SAMPLES / 2 || o.quiet_s < 1 || o.storm_s < 1 || o.plain < 0 ||
+	if(o.rounds < 1 || o.rounds > MAX_SAMPLES / 2 || o.quiet_s < 1 || o.storm_s < 1 || o.setup_s < 1 ||
+		o.plain < 0 ||
 		o.joiners < 1)
 	{
 		fprintf(stderr, "bench-scale: rounds 1..%d, -q and -s >= 1, -x >= 0, -j >= 1\n", MAX_SAMPLES / 2);
@@ -1424,12 +1463,11 @@ main(int argc, char **argv)
 		{
 			res[i].ok = 0;
 			failed++;
-			continue;
 		}
 		fprintf(stderr, "bench-scale: N=%d: yardstick (%.0f s so far)\n", ns[i], bl_now() - t0);
-		if(yardstick(h, ns[i], CLUSTER_TTL_DEFAULT, (int) fan_samples, o.quiet_s, &res[i]))
+		res[i].yard_ok = yardstick(h, ns[i], CLUSTER_TTL_DEFAULT, (int) fan_samples, o.quiet_s, &res[i]) == 0;
+		if(!res[i].yard_ok)
 		{
-			res[i].ok = 0;
 			failed++;
 		}
 	}
