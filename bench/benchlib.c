@@ -11,8 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/types.h>
 #include <syslog.h>
 #include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
 
 #include "benchlib.h"
 
@@ -52,17 +57,17 @@ static int
 bl_balancer(CLUSTER *c, CLUSTERSTATE *st)
 {
 	double now = bl_now();
+	bl_member *m;
 	int i;
 
 	pthread_mutex_lock(&bl_lock);
-	for(i = 0; i < BL_MAX; i++)
+	/* the handle's userdata points at its member (set by bl_member_new()):
+	 * no search, so the bench's own cost per callback does not grow with
+	 * the pool */
+	m = cluster_userdata(c);
+	if(m && m->c == c && bl_table[m->slot] == m)
 	{
-		bl_member *m = bl_table[i];
-
-		if(!m || m->c != c)
-		{
-			continue;
-		}
+		i = m->slot;
 		m->calls++;
 		m->index = st->index;
 		if(bl_watched[i] && bl_target >= 0 && m->total != bl_target && st->total == bl_target)
@@ -78,7 +83,6 @@ bl_balancer(CLUSTER *c, CLUSTERSTATE *st)
 			bl_missing++;
 		}
 		m->total = st->total;
-		break;
 	}
 	pthread_mutex_unlock(&bl_lock);
 	return 0;
@@ -99,7 +103,8 @@ bl_member_new(const char *key, const char *id, int workers, const char *registry
 	m->c = cluster_create(key);
 	if(!m->c || cluster_set_logger(m->c, bl_logger) || cluster_set_balancer(m->c, bl_balancer) ||
 		cluster_set_instance(m->c, id) || cluster_set_workers(m->c, workers) ||
-		cluster_set_registry(m->c, registry) || (ttl && cluster_set_ttl(m->c, ttl)))
+		cluster_set_registry(m->c, registry) || (ttl && cluster_set_ttl(m->c, ttl)) ||
+		cluster_set_userdata(m->c, m))
 	{
 		fprintf(stderr, "bench: cannot configure member %s: %s\n", id, strerror(errno));
 		cluster_destroy(m->c);
@@ -292,4 +297,465 @@ int
 bl_threads(void)
 {
 	return (int) bl_status_field("Threads");
+}
+
+/* ---- raw etcd watchers (the yardstick for fan-out) ------------------- */
+
+/* One raw watcher: its own long-lived /v3/watch stream on a thread. */
+struct bl_watcher
+{
+	bl_bare *b;
+	pthread_t thread;
+	int started;
+	long events;       /* (b->lock) */
+	double last_event; /* (b->lock) */
+	int created;       /* (b->lock) */
+	int ended;         /* (b->lock) */
+	char line[65536];
+	size_t len;
+};
+
+struct bl_bare
+{
+	const char *endpoint;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int stop;
+	int n;
+	struct bl_watcher *w;
+};
+
+/* Split the stream on '\n' (libcurl hands over arbitrary slices) and
+ * timestamp each message that carries events. */
+static size_t
+bare_write(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct bl_watcher *w = userdata;
+	bl_bare *b = w->b;
+	size_t n = size * nmemb, i;
+	double now = bl_now();
+
+	for(i = 0; i < n; i++)
+	{
+		if(ptr[i] != '\n')
+		{
+			if(w->len < sizeof(w->line) - 1)
+			{
+				w->line[w->len++] = ptr[i];
+			}
+			continue;
+		}
+		w->line[w->len] = '\0';
+		pthread_mutex_lock(&b->lock);
+		if(strstr(w->line, "\"created\":true"))
+		{
+			w->created = 1;
+		}
+		if(strstr(w->line, "\"events\""))
+		{
+			w->events++;
+			w->last_event = now;
+		}
+		pthread_cond_broadcast(&b->cond);
+		pthread_mutex_unlock(&b->lock);
+		w->len = 0;
+	}
+	return n;
+}
+
+static int
+bare_progress(void *userdata, curl_off_t a, curl_off_t b2, curl_off_t c, curl_off_t d)
+{
+	struct bl_watcher *w = userdata;
+	int stop;
+
+	(void) a;
+	(void) b2;
+	(void) c;
+	(void) d;
+	pthread_mutex_lock(&w->b->lock);
+	stop = w->b->stop;
+	pthread_mutex_unlock(&w->b->lock);
+	return stop;
+}
+
+static void *
+bare_watch(void *arg)
+{
+	struct bl_watcher *w = arg;
+	char url[256];
+	CURL *curl = curl_easy_init();
+	struct curl_slist *hdr = curl_slist_append(NULL, "Grpc-Metadata-Hasleader: true");
+
+	snprintf(url, sizeof(url), "%sv3/watch", w->b->endpoint);
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(curl, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(curl, CURLOPT_POSTFIELDS,
+		"{\"create_request\":{\"key\":\"L2JlbmNoLWJhcmUv\",\"range_end\":\"L2JlbmNoLWJhcmUw\"}}");
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, bare_write);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, w);
+	curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+	curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, bare_progress);
+	curl_easy_setopt(curl, CURLOPT_XFERINFODATA, w);
+	curl_easy_perform(curl);
+	curl_slist_free_all(hdr);
+	curl_easy_cleanup(curl);
+	pthread_mutex_lock(&w->b->lock);
+	w->ended = 1;
+	pthread_cond_broadcast(&w->b->cond);
+	pthread_mutex_unlock(&w->b->lock);
+	return NULL;
+}
+
+static size_t
+discard(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	(void) ptr;
+	(void) userdata;
+	return size * nmemb;
+}
+
+/* Fewest events any watcher has seen, and the latest arrival among them
+ * (called with the lock held). */
+static long
+bare_min_events(bl_bare *b, double *last)
+{
+	long min = -1;
+	int i;
+
+	*last = 0;
+	for(i = 0; i < b->n; i++)
+	{
+		if(min < 0 || b->w[i].events < min)
+		{
+			min = b->w[i].events;
+		}
+		if(b->w[i].last_event > *last)
+		{
+			*last = b->w[i].last_event;
+		}
+	}
+	return min;
+}
+
+/* Threads with small stacks: a thousand watchers must not reserve
+ * 8 MiB of address space each. */
+static int
+bl_thread_small(pthread_t *t, void *(*fn)(void *), void *arg)
+{
+	pthread_attr_t attr;
+	int r;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setstacksize(&attr, 256 * 1024);
+	r = pthread_create(t, &attr, fn, arg);
+	pthread_attr_destroy(&attr);
+	return r;
+}
+
+bl_bare *
+bl_bare_start(const char *endpoint, int watchers)
+{
+	bl_bare *b = calloc(1, sizeof(*b));
+	double deadline = bl_now() + 60;
+	int i, ready = 0, ended = 0;
+
+	if(!b)
+	{
+		return NULL;
+	}
+	b->endpoint = endpoint;
+	b->n = watchers;
+	b->w = calloc((size_t) watchers, sizeof(*b->w));
+	pthread_mutex_init(&b->lock, NULL);
+	pthread_cond_init(&b->cond, NULL);
+	for(i = 0; b->w && i < watchers; i++)
+	{
+		b->w[i].b = b;
+		b->w[i].started = bl_thread_small(&b->w[i].thread, bare_watch, &b->w[i]) == 0;
+		if(!b->w[i].started)
+		{
+			fprintf(stderr, "bench: cannot start raw watcher %d\n", i);
+			break;
+		}
+	}
+	if(!b->w || i < watchers)
+	{
+		bl_bare_stop(b);
+		return NULL;
+	}
+	pthread_mutex_lock(&b->lock);
+	for(;;)
+	{
+		for(ready = 0, ended = 0, i = 0; i < watchers; i++)
+		{
+			ready += b->w[i].created;
+			ended += b->w[i].ended;
+		}
+		if(ready == watchers || ended || bl_now() > deadline)
+		{
+			break;
+		}
+		bl_cond_wait_for(&b->cond, &b->lock, 0.2);
+	}
+	pthread_mutex_unlock(&b->lock);
+	if(ready < watchers)
+	{
+		fprintf(stderr, "bench: only %d of %d raw watch streams opened\n", ready, watchers);
+		bl_bare_stop(b);
+		return NULL;
+	}
+	return b;
+}
+
+size_t
+bl_bare_latency(bl_bare *b, int samples, double *out, double *rtt_out)
+{
+	CURL *put = curl_easy_init();
+	char url[256];
+	struct curl_slist *hdr = curl_slist_append(NULL, "Grpc-Metadata-Hasleader: true");
+	struct timespec pause = { 0, 10 * 1000000L };
+	size_t n = 0;
+	double t0, t1, last;
+	long want;
+	int i, lost = 0;
+
+	snprintf(url, sizeof(url), "%sv3/kv/put", b->endpoint);
+	curl_easy_setopt(put, CURLOPT_URL, url);
+	curl_easy_setopt(put, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(put, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(put, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(put, CURLOPT_HTTPHEADER, hdr);
+	curl_easy_setopt(put, CURLOPT_TIMEOUT_MS, 2000L);
+	curl_easy_setopt(put, CURLOPT_POSTFIELDS, "{\"key\":\"L2JlbmNoLWJhcmUvaw==\",\"value\":\"eA==\"}");
+	curl_easy_setopt(put, CURLOPT_WRITEFUNCTION, discard);
+	for(i = 0; i < samples + 5 && !lost; i++)
+	{
+		pthread_mutex_lock(&b->lock);
+		want = bare_min_events(b, &last) + 1;
+		pthread_mutex_unlock(&b->lock);
+		t0 = bl_now();
+		if(curl_easy_perform(put) != CURLE_OK)
+		{
+			fprintf(stderr, "bench: bare put failed\n");
+			break;
+		}
+		t1 = bl_now();
+		pthread_mutex_lock(&b->lock);
+		while(bare_min_events(b, &last) < want)
+		{
+			if(bl_cond_wait_for(&b->cond, &b->lock, 30) && bl_now() - t1 > 29)
+			{
+				fprintf(stderr, "bench: a raw watcher never got the event\n");
+				lost = 1;
+				break;
+			}
+		}
+		/* the first few warm the connections up and are not counted */
+		if(i >= 5 && !lost)
+		{
+			rtt_out[n] = (t1 - t0) * 1000.0;
+			out[n++] = (last - t0) * 1000.0;
+		}
+		pthread_mutex_unlock(&b->lock);
+		nanosleep(&pause, NULL);
+	}
+	curl_slist_free_all(hdr);
+	curl_easy_cleanup(put);
+	return n;
+}
+
+void
+bl_bare_stop(bl_bare *b)
+{
+	int i;
+
+	if(!b)
+	{
+		return;
+	}
+	pthread_mutex_lock(&b->lock);
+	b->stop = 1;
+	pthread_mutex_unlock(&b->lock);
+	for(i = 0; b->w && i < b->n; i++)
+	{
+		if(b->w[i].started)
+		{
+			pthread_join(b->w[i].thread, NULL);
+		}
+	}
+	pthread_mutex_destroy(&b->lock);
+	pthread_cond_destroy(&b->cond);
+	free(b->w);
+	free(b);
+}
+
+/* ---- waiting, CPU, sockets --------------------------------------------- */
+
+int
+bl_cond_wait_for(pthread_cond_t *cond, pthread_mutex_t *lock, double seconds)
+{
+	struct timespec ts;
+	double deadline;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	deadline = (double) ts.tv_sec + (double) ts.tv_nsec / 1e9 + seconds;
+	ts.tv_sec = (time_t) deadline;
+	ts.tv_nsec = (long) ((deadline - (double) ts.tv_sec) * 1e9);
+	return pthread_cond_timedwait(cond, lock, &ts) == ETIMEDOUT;
+}
+
+void
+bl_sleep(double seconds)
+{
+	struct timespec ts;
+
+	if(seconds <= 0)
+	{
+		return;
+	}
+	ts.tv_sec = (time_t) seconds;
+	ts.tv_nsec = (long) ((seconds - (double) ts.tv_sec) * 1e9);
+	while(nanosleep(&ts, &ts) && errno == EINTR)
+	{
+	}
+}
+
+double
+bl_self_cpu(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return (double) ru.ru_utime.tv_sec + (double) ru.ru_utime.tv_usec / 1e6 + (double) ru.ru_stime.tv_sec +
+		   (double) ru.ru_stime.tv_usec / 1e6;
+}
+
+/* utime and stime are fields 14 and 15 of /proc/PID/stat; the command
+ * name (field 2) may hold spaces, so count from its closing ')'. */
+double
+bl_pid_cpu(pid_t pid)
+{
+	char path[64], buf[1024], *p;
+	unsigned long long ut = 0, st = 0;
+	size_t len;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%ld/stat", (long) pid);
+	f = fopen(path, "r");
+	if(!f)
+	{
+		return -1;
+	}
+	len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = '\0';
+	p = strrchr(buf, ')');
+	if(!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut, &st) != 2)
+	{
+		return -1;
+	}
+	return (double) (ut + st) / (double) sysconf(_SC_CLK_TCK);
+}
+
+long
+bl_raise_nofile(void)
+{
+	struct rlimit rl;
+
+	if(getrlimit(RLIMIT_NOFILE, &rl))
+	{
+		return -1;
+	}
+	rl.rlim_cur = rl.rlim_max;
+	setrlimit(RLIMIT_NOFILE, &rl);
+	getrlimit(RLIMIT_NOFILE, &rl);
+	return (long) rl.rlim_cur;
+}
+
+/* Walk /proc/net/tcp and tcp6 and hand every socket of a connection to
+ * port to fn with the connection's client port: the client side (remote
+ * port is port; client 1) and, since etcd runs on this host, the server
+ * side (local port is port; client 0), which is the one left in
+ * TIME_WAIT when etcd closed first. */
+static void
+bl_tcp_walk(int port, void (*fn)(void *arg, unsigned cport, unsigned state, int client), void *arg)
+{
+	static const char *const files[] = { "/proc/net/tcp", "/proc/net/tcp6" };
+	char line[512], local[64], remote[64], *colon;
+	unsigned state, lport, rport;
+	size_t i;
+	FILE *f;
+
+	for(i = 0; i < 2; i++)
+	{
+		f = fopen(files[i], "r");
+		if(!f)
+		{
+			continue;
+		}
+		while(fgets(line, sizeof(line), f))
+		{
+			if(sscanf(line, " %*d: %63s %63s %x", local, remote, &state) != 3)
+			{
+				continue;
+			}
+			colon = strrchr(remote, ':');
+			if(!colon || sscanf(colon + 1, "%x", &rport) != 1)
+			{
+				continue;
+			}
+			colon = strrchr(local, ':');
+			if(!colon || sscanf(colon + 1, "%x", &lport) != 1)
+			{
+				continue;
+			}
+			if((int) rport == port)
+			{
+				fn(arg, lport, state, 1);
+			}
+			else if((int) lport == port && rport != 0)
+			{
+				fn(arg, rport, state, 0);
+			}
+		}
+		fclose(f);
+	}
+}
+
+static void
+count_established(void *arg, unsigned cport, unsigned state, int client)
+{
+	(void) cport;
+	if(client && state == 1)
+	{
+		++*(int *) arg;
+	}
+}
+
+int
+bl_tcp_established(int port)
+{
+	int n = 0;
+
+	bl_tcp_walk(port, count_established, &n);
+	return n;
+}
+
+static void
+mark_port(void *arg, unsigned cport, unsigned state, int client)
+{
+	(void) state;
+	(void) client;
+	((unsigned char *) arg)[cport & 0xffff] = 1;
+}
+
+void
+bl_tcp_ports(int port, unsigned char *seen)
+{
+	memset(seen, 0, 65536);
+	bl_tcp_walk(port, mark_port, seen);
 }

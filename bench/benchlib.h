@@ -7,8 +7,10 @@
 #ifndef BENCHLIB_H_
 #define BENCHLIB_H_ 1
 
+#include <pthread.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/types.h>
 #include <libcluster.h>
 
 /* A member of the pool. */
@@ -55,5 +57,39 @@ int bl_threads(void);
 
 /* Quiet logger (only LOG_ERR and worse) for the benchmarks. */
 void bl_logger(int priority, const char *format, va_list ap);
+
+/*
+ * Raw etcd watchers, the yardstick for the library's fan-out: watchers
+ * long-lived /v3/watch streams over libcurl (one thread each) on the
+ * prefix /bench-bare/. bl_bare_start() returns once every stream is
+ * created (NULL on failure, printed). bl_bare_latency() does samples
+ * puts (after 5 unrecorded warm-up puts) and stores, in ms, the time from
+ * starting each put until the last watcher has its event (out) and the
+ * put's round trip (rtt_out); returns the sample count.
+ */
+typedef struct bl_bare bl_bare;
+bl_bare *bl_bare_start(const char *endpoint, int watchers);
+size_t bl_bare_latency(bl_bare *b, int samples, double *out, double *rtt_out);
+void bl_bare_stop(bl_bare *b);
+
+/* pthread_cond_timedwait() for seconds from now; non-zero on timeout. */
+int bl_cond_wait_for(pthread_cond_t *cond, pthread_mutex_t *lock, double seconds);
+/* Sleep (restarted on EINTR). */
+void bl_sleep(double seconds);
+
+/* CPU seconds (user + system) used so far: this process (getrusage),
+ * another process (/proc/PID/stat; -1 on error). */
+double bl_self_cpu(void);
+double bl_pid_cpu(pid_t pid);
+
+/* Raise RLIMIT_NOFILE to its hard limit; returns the new soft limit. */
+long bl_raise_nofile(void);
+
+/* Client-side TCP sockets to port on this host (/proc/net/tcp, tcp6):
+ * the number ESTABLISHED, and the set of their local ports in any state
+ * (seen[65536] set to 1 per port; TIME_WAIT included, so connections
+ * opened and closed meanwhile still show). */
+int bl_tcp_established(int port);
+void bl_tcp_ports(int port, unsigned char *seen);
 
 #endif /*!BENCHLIB_H_*/
