@@ -4,6 +4,8 @@
 LIBCLUSTER_SOURCES += \
 	libcluster/advisor.h \
 	libcluster/advisor.c \
+	libcluster/advisor-picker.h \
+	libcluster/advisor-picker.c \
 	libcluster/advisor-api.c \
 	libcluster/report-policy.h \
 	libcluster/report-policy.c
