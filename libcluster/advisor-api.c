@@ -26,31 +26,6 @@
 # include <sys/random.h>
 #endif
 
-/* A consistent copy of what the advisor needs, taken under the lock. */
-typedef struct snapshot snapshot;
-struct snapshot
-{
-	cluster__view view;
-	cluster__adv_node *nodes;
-	CLUSTERADVISORCONFIG cfg;
-	int fresh;
-	int64_t now;
-};
-
-/* What the pick reuses from one call to the next: a snapshot and the
- * picker built from it, with the key they were taken under. */
-typedef struct pick_cache pick_cache;
-struct pick_cache
-{
-	int valid;
-	uint64_t view_gen;        /* cluster->view_gen */
-	unsigned long status_seq; /* cluster->status.seq */
-	CLUSTERADVISORCONFIG cfg; /* cluster->advisor_config */
-	snapshot s;
-	cluster__adv_picker picker;
-	unsigned long long builds;
-};
-
 typedef struct cluster__advisor cluster__advisor;
 struct cluster__advisor
 {
@@ -64,7 +39,18 @@ struct cluster__advisor
 	pthread_t thread;
 	uint64_t rng;
 	cluster__adv_prov prov;
-	pick_cache cache;
+	struct pick_cache *cache; /* the pick's (NULL before the first pick) */
+};
+
+/* A consistent copy of what the advisor needs, taken under the lock. */
+typedef struct snapshot snapshot;
+struct snapshot
+{
+	cluster__view view;
+	cluster__adv_node *nodes;
+	CLUSTERADVISORCONFIG cfg;
+	int fresh;
+	int64_t now;
 };
 
 /* ------------------------------------------------------------------ */
@@ -524,6 +510,20 @@ cluster_redirects_free(CLUSTERREDIRECT *redirects)
 /* where should a new client connect?                                   */
 /* ------------------------------------------------------------------ */
 
+/* What the pick reuses from one call to the next: a snapshot and the
+ * picker built from it, with the key they were taken under. */
+typedef struct pick_cache pick_cache;
+struct pick_cache
+{
+	int valid;
+	uint64_t view_gen;        /* cluster->view_gen */
+	unsigned long status_seq; /* cluster->status.seq */
+	CLUSTERADVISORCONFIG cfg; /* cluster->advisor_config */
+	snapshot s;
+	cluster__adv_picker picker;
+	unsigned long long builds;
+};
+
 /* Every field of the tuning, compared one by one (no padding bytes). */
 static int
 same_config(const CLUSTERADVISORCONFIG *a, const CLUSTERADVISORCONFIG *b)
@@ -534,11 +534,14 @@ same_config(const CLUSTERADVISORCONFIG *a, const CLUSTERADVISORCONFIG *b)
 		   a->stale_ms == b->stale_ms && a->status_writes_per_second == b->status_writes_per_second && a->report_deadband == b->report_deadband;
 }
 
-/* Forget the cached snapshot and picker. Called with adv->mu held. */
+/* Forget the cached snapshot and picker (the build count stays). Called
+ * with adv->mu held. */
 static void
-cache_drop(pick_cache *pc)
+cache_drop(cluster__advisor *adv)
 {
-	if(pc->valid)
+	pick_cache *pc = adv->cache;
+
+	if(pc && pc->valid)
 	{
 		cluster__adv_picker_free(&pc->picker);
 		drop_snapshot(&pc->s);
@@ -560,12 +563,21 @@ cache_drop(pick_cache *pc)
 static int
 cache_refresh(CLUSTER *cluster, cluster__advisor *adv)
 {
-	pick_cache *pc = &adv->cache;
+	pick_cache *pc = adv->cache;
 	CLUSTERADVISORCONFIG cfg;
 	uint64_t gen;
 	unsigned long seq;
 	long self;
 	int r;
+
+	if(!pc)
+	{
+		pc = adv->cache = calloc(1, sizeof(*pc));
+		if(!pc)
+		{
+			return ENOMEM;
+		}
+	}
 
 	pthread_mutex_lock(&cluster->lock);
 	if(!cluster->joined)
@@ -581,7 +593,7 @@ cache_refresh(CLUSTER *cluster, cluster__advisor *adv)
 	{
 		return 0;
 	}
-	cache_drop(pc);
+	cache_drop(adv);
 	r = take_snapshot(cluster, &pc->s);
 	if(r)
 	{
@@ -610,7 +622,7 @@ cache_refresh(CLUSTER *cluster, cluster__advisor *adv)
 static int
 cached_pick(CLUSTER *cluster, cluster__advisor *adv, CLUSTERMEMBER *target)
 {
-	pick_cache *pc = &adv->cache;
+	pick_cache *pc;
 	const cluster__member *m;
 	size_t at = 0;
 	int r;
@@ -620,6 +632,7 @@ cached_pick(CLUSTER *cluster, cluster__advisor *adv, CLUSTERMEMBER *target)
 	{
 		return r;
 	}
+	pc = adv->cache;
 	r = cluster__adv_picker_pick(&pc->picker, &adv->prov, cluster__now_ms(), &adv->rng, &at);
 	if(r)
 	{
@@ -685,7 +698,7 @@ cluster__advisor_pick_builds(CLUSTER *cluster)
 	if(adv)
 	{
 		pthread_mutex_lock(&adv->mu);
-		n = adv->cache.builds;
+		n = adv->cache ? adv->cache->builds : 0;
 		pthread_mutex_unlock(&adv->mu);
 	}
 	return n;
@@ -842,7 +855,7 @@ cluster__advisor_start(CLUSTER *cluster)
 	adv->active = 1;
 	adv->stop = 0;
 	/* a new membership: nothing cached from a previous one */
-	cache_drop(&adv->cache);
+	cache_drop(adv);
 	r = maybe_start(adv);
 	pthread_mutex_unlock(&adv->mu);
 	return r;
@@ -876,7 +889,7 @@ cluster__advisor_stop(CLUSTER *cluster)
 	adv->stop = 0;
 	/* picks made for the old membership mean nothing to the next one */
 	cluster__adv_prov_free(&adv->prov);
-	cache_drop(&adv->cache);
+	cache_drop(adv);
 	pthread_mutex_unlock(&adv->mu);
 }
 
@@ -895,7 +908,8 @@ cluster__advisor_free(CLUSTER *cluster)
 		return;
 	}
 	cluster__adv_prov_free(&adv->prov);
-	cache_drop(&adv->cache);
+	cache_drop(adv);
+	free(adv->cache);
 	pthread_cond_destroy(&adv->cond);
 	pthread_mutex_destroy(&adv->mu);
 	free(adv);
