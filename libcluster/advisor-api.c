@@ -543,6 +543,7 @@ cache_drop(cluster__advisor *adv)
 
 	if(pc && pc->valid)
 	{
+		cluster__adv_picker_sync(&pc->picker, &adv->prov);
 		cluster__adv_picker_free(&pc->picker);
 		drop_snapshot(&pc->s);
 		pc->valid = 0;
@@ -888,8 +889,8 @@ cluster__advisor_stop(CLUSTER *cluster)
 	adv->running = 0;
 	adv->stop = 0;
 	/* picks made for the old membership mean nothing to the next one */
+	cache_drop(adv); /* first: it writes its counts back into the table */
 	cluster__adv_prov_free(&adv->prov);
-	cache_drop(adv);
 	pthread_mutex_unlock(&adv->mu);
 }
 
@@ -907,9 +908,9 @@ cluster__advisor_free(CLUSTER *cluster)
 	{
 		return;
 	}
-	cluster__adv_prov_free(&adv->prov);
 	cache_drop(adv);
 	free(adv->cache);
+	cluster__adv_prov_free(&adv->prov);
 	pthread_cond_destroy(&adv->cond);
 	pthread_mutex_destroy(&adv->mu);
 	free(adv);

@@ -54,13 +54,13 @@ fen_find(const uint64_t *tree, size_t n, size_t top, uint64_t x)
 static void
 fen_set(uint64_t *tree, size_t n, long long *cur, size_t i, long long v, uint64_t *total)
 {
-	uint64_t delta = (uint64_t) v - (uint64_t) cur[i];
+	uint64_t delta = (uint64_t) v - (uint64_t) *cur;
 
 	if(delta)
 	{
 		fen_add(tree, n, i, delta);
 		*total += delta;
-		cur[i] = v;
+		*cur = v;
 	}
 }
 
@@ -70,24 +70,20 @@ fen_set(uint64_t *tree, size_t n, long long *cur, size_t i, long long v, uint64_
 
 /* Stale at the picker's time: the record is older than stale_ms. */
 static int
-is_stale(const cluster__adv_picker *pk, size_t i)
+is_stale(const cluster__adv_picker *pk, const cluster__adv_pick_slot *t)
 {
-	const cluster__adv_node *m = &pk->nodes[i];
-
-	return pk->cfg.stale_ms > 0 && m->received_ms && pk->now_ms - m->received_ms > pk->cfg.stale_ms;
+	return pk->cfg.stale_ms > 0 && t->received_ms && pk->now_ms - t->received_ms > pk->cfg.stale_ms;
 }
 
 /* pick_candidates(), for one target. */
 static int
-eligible(const cluster__adv_picker *pk, size_t i)
+eligible(const cluster__adv_picker *pk, const cluster__adv_pick_slot *t)
 {
-	const cluster__adv_node *m = &pk->nodes[i];
-
-	if(pk->plan.role[i] != CLUSTER__ADV_MEMBER || is_stale(pk, i))
+	if(!t->member || is_stale(pk, t))
 	{
 		return 0;
 	}
-	return !(m->capacity > 0 && m->load + pk->prov[i] >= m->capacity);
+	return !(t->capacity > 0 && t->load + t->prov >= t->capacity);
 }
 
 /* Bring one target's eligibility and tier weights (own_row_weights(),
@@ -95,94 +91,100 @@ eligible(const cluster__adv_picker *pk, size_t i)
 static void
 refresh(cluster__adv_picker *pk, size_t i)
 {
-	int c = eligible(pk, i);
-	long long a = c ? pk->own[i] - pk->prov[i] : 0;
-	long long b = c ? pk->plan.share[i] - pk->nodes[i].load - pk->prov[i] : 0;
+	cluster__adv_pick_slot *t = &pk->slot[i];
+	int c = eligible(pk, t);
+	long long a = c ? t->own - t->prov : 0;
+	long long b = c ? t->room - t->prov : 0;
 
-	fen_set(pk->f1, pk->n, pk->w1, i, a > 0 ? a : 0, &pk->t1);
-	fen_set(pk->f2, pk->n, pk->w2, i, b > 0 ? b : 0, &pk->t2);
-	if(c != pk->cand[i])
+	fen_set(pk->f1, pk->n, &t->w1, i, a > 0 ? a : 0, &pk->t1);
+	fen_set(pk->f2, pk->n, &t->w2, i, b > 0 ? b : 0, &pk->t2);
+	if(c != t->cand)
 	{
 		fen_add(pk->fc, pk->n, i, c ? 1 : (uint64_t) -1);
 		pk->nc += c ? 1 : (uint64_t) -1;
-		pk->cand[i] = (signed char) c;
+		t->cand = (signed char) c;
 	}
 }
 
-/* The list of live provisional entries, oldest pick first. A pick makes
- * its entry the newest and expiry is now + a constant, so the list is
- * also in expiry order. */
-static void
-lru_unlink(cluster__adv_picker *pk, size_t i)
+/* One provisional expiry to apply: at key, for the target at pos. */
+typedef struct cluster__adv_pick_due keyed;
+struct cluster__adv_pick_due
 {
-	if(pk->older[i] != NONE)
-	{
-		pk->newer[pk->older[i]] = pk->newer[i];
-	}
-	else
-	{
-		pk->oldest = pk->newer[i];
-	}
-	if(pk->newer[i] != NONE)
-	{
-		pk->older[pk->newer[i]] = pk->older[i];
-	}
-	else
-	{
-		pk->newest = pk->older[i];
-	}
-	pk->older[i] = pk->newer[i] = NONE;
-}
+	int64_t key;
+	size_t pos;
+};
 
+/* Queue a target's expiry. A pick sets its target's expiry to now + a
+ * constant, so the queue is in expiry order; an item is outdated once its
+ * target was picked again (its expiry moved on) and is then skipped. A
+ * full queue is compacted to its current items first: at most one per
+ * target, so at least half the room comes back and the cost stays O(1)
+ * per pick, amortised, in sequential memory (a linked list by target
+ * would touch two more targets' cache lines per pick). */
 static void
-lru_append(cluster__adv_picker *pk, size_t i)
+due_push(cluster__adv_picker *pk, size_t i)
 {
-	pk->older[i] = pk->newest;
-	pk->newer[i] = NONE;
-	if(pk->newest != NONE)
+	if(pk->due_len == pk->due_size)
 	{
-		pk->newer[pk->newest] = i;
+		size_t k, j = 0;
+
+		for(k = pk->due_head; k < pk->due_len; k++)
+		{
+			const cluster__adv_pick_slot *t = &pk->slot[pk->due[k].pos];
+
+			if(t->prov > 0 && t->expires == pk->due[k].key)
+			{
+				pk->due[j++] = pk->due[k];
+			}
+		}
+		pk->due_head = 0;
+		pk->due_len = j;
 	}
-	else
-	{
-		pk->oldest = i;
-	}
-	pk->newest = i;
+	pk->due[pk->due_len].key = pk->slot[i].expires;
+	pk->due[pk->due_len++].pos = i;
 }
 
 /* Time passes: members whose record got too old leave the candidates,
  * provisional entries that expired stop counting (their table entries
- * keep count 0, and the next build drops them as prov_refresh() would). */
+ * get count 0 when synced, and the next build drops them as
+ * prov_refresh() would). */
 static void
-advance(cluster__adv_picker *pk, cluster__adv_prov *prov, int64_t now_ms)
+advance(cluster__adv_picker *pk, int64_t now_ms)
 {
 	if(now_ms > pk->now_ms)
 	{
 		pk->now_ms = now_ms;
 	}
-	while(pk->next_stale < pk->nstale && is_stale(pk, pk->stale[pk->next_stale]))
+	while(pk->next_stale < pk->nstale && is_stale(pk, &pk->slot[pk->stale[pk->next_stale]]))
 	{
 		refresh(pk, pk->stale[pk->next_stale++]);
 	}
-	while(pk->oldest != NONE && pk->expires[pk->oldest] <= pk->now_ms)
+	while(pk->due_head < pk->due_len && pk->due[pk->due_head].key <= pk->now_ms)
 	{
-		size_t i = pk->oldest;
+		size_t i = pk->due[pk->due_head].pos;
+		cluster__adv_pick_slot *t = &pk->slot[i];
 
-		lru_unlink(pk, i);
-		pk->prov[i] = 0;
-		prov->entries[pk->entry[i]].count = 0;
-		refresh(pk, i);
+		if(t->prov > 0 && t->expires == pk->due[pk->due_head].key)
+		{
+			t->prov = 0;
+			refresh(pk, i);
+		}
+		pk->due_head++;
 	}
 }
 
-/* prov_record(), with the entry found through its target's position. */
+/* prov_record(), with the entry found through its target's position;
+ * the count and expiry stay in the slot until synced. */
 static int
 record(cluster__adv_picker *pk, cluster__adv_prov *prov, size_t i)
 {
-	cluster__adv_prov_entry *e;
+	cluster__adv_pick_slot *t = &pk->slot[i];
+	int64_t expires = pk->now_ms + cluster__adv_prov_timeout(&pk->cfg);
 
-	if(pk->entry[i] == NONE)
+	if(t->entry == NONE)
 	{
+		cluster__adv_prov_entry *e;
+
 		if(prov->count == prov->size)
 		{
 			size_t ns = prov->size ? prov->size * 2 : 8;
@@ -200,32 +202,38 @@ record(cluster__adv_picker *pk, cluster__adv_prov *prov, size_t i)
 		strncpy(e->id, pk->nodes[i].id, CLUSTER_NAME_MAX);
 		e->mod_revision = pk->nodes[i].mod_revision;
 		e->received_ms = pk->nodes[i].received_ms;
-		pk->entry[i] = prov->count++;
+		t->entry = prov->count++;
 	}
-	else if(pk->prov[i] > 0)
+	if(!(t->prov > 0 && t->expires == expires))
 	{
-		lru_unlink(pk, i);
+		t->expires = expires;
+		due_push(pk, i); /* not twice for one expiry */
 	}
-	e = &prov->entries[pk->entry[i]];
-	e->count++;
-	e->expires_ms = pk->now_ms + cluster__adv_prov_timeout(&pk->cfg);
-	pk->prov[i] = e->count;
-	pk->expires[i] = e->expires_ms;
-	lru_append(pk, i);
+	t->prov++;
 	refresh(pk, i);
 	return 0;
+}
+
+void
+cluster__adv_picker_sync(const cluster__adv_picker *pk, cluster__adv_prov *prov)
+{
+	size_t i;
+
+	for(i = 0; i < pk->n; i++)
+	{
+		const cluster__adv_pick_slot *t = &pk->slot[i];
+
+		if(t->entry != NONE)
+		{
+			prov->entries[t->entry].count = t->prov;
+			prov->entries[t->entry].expires_ms = t->expires;
+		}
+	}
 }
 
 /* ------------------------------------------------------------------ */
 /* build                                                                */
 /* ------------------------------------------------------------------ */
-
-typedef struct keyed keyed;
-struct keyed
-{
-	int64_t key;
-	size_t pos;
-};
 
 static int
 cmp_keyed(const void *a, const void *b)
@@ -268,8 +276,8 @@ find_pos(const cluster__adv_node *nodes, size_t n, const char *id)
 
 /* prov_refresh(): drop the entries whose target changed record, vanished
  * or expired; count the rest per target, remember where each is, and
- * chain the targets with a positive count in expiry order (a target is
- * on that list exactly while its count is positive). Returns 0 or ENOMEM. */
+ * queue the expiries of those with a positive count, earliest first.
+ * Returns 0 or ENOMEM. */
 static int
 build_prov(cluster__adv_picker *pk, cluster__adv_prov *prov)
 {
@@ -294,24 +302,24 @@ build_prov(cluster__adv_picker *pk, cluster__adv_prov *prov)
 		{
 			prov->entries[j] = *e;
 		}
-		pk->prov[at] += e->count;
-		pk->entry[at] = j;
-		pk->expires[at] = e->expires_ms;
+		pk->slot[at].prov += e->count;
+		pk->slot[at].entry = j;
+		pk->slot[at].expires = e->expires_ms;
 		j++;
 	}
 	prov->count = j;
 	for(i = 0; i < pk->n; i++)
 	{
-		if(pk->prov[i] > 0)
+		if(pk->slot[i].prov > 0)
 		{
-			order[k].key = pk->expires[i];
+			order[k].key = pk->slot[i].expires;
 			order[k++].pos = i;
 		}
 	}
 	qsort(order, k, sizeof(*order), cmp_keyed);
 	for(i = 0; i < k; i++)
 	{
-		lru_append(pk, order[i].pos);
+		pk->due[pk->due_len++] = order[i];
 	}
 	free(order);
 	return 0;
@@ -339,7 +347,7 @@ build_stale(cluster__adv_picker *pk)
 	}
 	for(i = 0; i < pk->n; i++)
 	{
-		if(pk->plan.role[i] == CLUSTER__ADV_MEMBER && pk->nodes[i].received_ms && !is_stale(pk, i))
+		if(pk->slot[i].member && pk->slot[i].received_ms && !is_stale(pk, &pk->slot[i]))
 		{
 			order[k].key = pk->nodes[i].received_ms;
 			order[k++].pos = i;
@@ -355,17 +363,20 @@ build_stale(cluster__adv_picker *pk)
 	return 0;
 }
 
-/* Fill a Fenwick tree from its values in O(n). */
+/* Fill a Fenwick tree in O(n), once tree[i + 1] holds the value of
+ * position i. */
 static void
-fen_build(uint64_t *tree, size_t n, const long long *v, uint64_t *total)
+fen_build(uint64_t *tree, size_t n, uint64_t *total)
 {
 	size_t i, j;
 
 	*total = 0;
 	for(i = 1; i <= n; i++)
 	{
-		tree[i] += (uint64_t) v[i - 1];
-		*total += (uint64_t) v[i - 1];
+		*total += tree[i]; /* the values, before any is propagated */
+	}
+	for(i = 1; i <= n; i++)
+	{
 		j = i + (i & (~i + 1));
 		if(j <= n)
 		{
@@ -379,7 +390,6 @@ cluster__adv_picker_build(cluster__adv_picker *pk, const cluster__adv_node *node
 	cluster__adv_prov *prov, int64_t now_ms)
 {
 	size_t m = n ? n : 1, i;
-	long long *ones;
 
 	memset(pk, 0, sizeof(*pk));
 	pk->nodes = nodes;
@@ -387,38 +397,37 @@ cluster__adv_picker_build(cluster__adv_picker *pk, const cluster__adv_node *node
 	pk->self = self;
 	pk->cfg = *cfg;
 	pk->now_ms = now_ms;
-	pk->oldest = pk->newest = NONE;
-	pk->own = calloc(m, sizeof(*pk->own));
-	pk->prov = calloc(m, sizeof(*pk->prov));
-	pk->entry = malloc(m * sizeof(*pk->entry));
-	pk->expires = calloc(m, sizeof(*pk->expires));
-	pk->older = malloc(m * sizeof(*pk->older));
-	pk->newer = malloc(m * sizeof(*pk->newer));
-	pk->cand = calloc(m, sizeof(*pk->cand));
-	pk->w1 = calloc(m, sizeof(*pk->w1));
-	pk->w2 = calloc(m, sizeof(*pk->w2));
+	pk->slot = calloc(m, sizeof(*pk->slot));
+	pk->due_size = 2 * m + 8;
+	pk->due = calloc(pk->due_size, sizeof(*pk->due));
 	pk->f1 = calloc(m + 1, sizeof(*pk->f1));
 	pk->f2 = calloc(m + 1, sizeof(*pk->f2));
 	pk->fc = calloc(m + 1, sizeof(*pk->fc));
-	ones = calloc(m, sizeof(*ones));
-	if(!pk->own || !pk->prov || !pk->entry || !pk->expires || !pk->older || !pk->newer || !pk->cand || !pk->w1 || !pk->w2 || !pk->f1 || !pk->f2 || !pk->fc || !ones)
+	if(!pk->slot || !pk->due || !pk->f1 || !pk->f2 || !pk->fc)
 	{
 		goto fail;
-	}
-	for(i = 0; i < m; i++)
-	{
-		pk->entry[i] = pk->older[i] = pk->newer[i] = NONE;
 	}
 	/* the same plan every member computes from this snapshot */
 	if(cluster__adv_plan_compute(&pk->plan, nodes, n, cfg))
 	{
 		goto fail;
 	}
+	for(i = 0; i < n; i++)
+	{
+		cluster__adv_pick_slot *t = &pk->slot[i];
+
+		t->load = nodes[i].load;
+		t->capacity = nodes[i].capacity;
+		t->received_ms = nodes[i].received_ms;
+		t->room = pk->plan.share[i] - nodes[i].load;
+		t->member = pk->plan.role[i] == CLUSTER__ADV_MEMBER;
+		t->entry = NONE;
+	}
 	for(i = 0; i < pk->plan.nrows; i++)
 	{
 		if(pk->plan.rows[i].from == self)
 		{
-			pk->own[pk->plan.rows[i].to] += pk->plan.rows[i].count;
+			pk->slot[pk->plan.rows[i].to].own += pk->plan.rows[i].count;
 		}
 	}
 	if(build_prov(pk, prov) || build_stale(pk))
@@ -427,30 +436,27 @@ cluster__adv_picker_build(cluster__adv_picker *pk, const cluster__adv_node *node
 	}
 	for(i = 0; i < n; i++)
 	{
-		long long a, b;
+		cluster__adv_pick_slot *t = &pk->slot[i];
 
-		pk->cand[i] = (signed char) eligible(pk, i);
-		if(!pk->cand[i])
+		t->cand = (signed char) eligible(pk, t);
+		if(t->cand)
 		{
-			continue;
+			t->w1 = t->own - t->prov > 0 ? t->own - t->prov : 0;
+			t->w2 = t->room - t->prov > 0 ? t->room - t->prov : 0;
+			pk->f1[i + 1] = (uint64_t) t->w1;
+			pk->f2[i + 1] = (uint64_t) t->w2;
+			pk->fc[i + 1] = 1;
 		}
-		a = pk->own[i] - pk->prov[i];
-		b = pk->plan.share[i] - nodes[i].load - pk->prov[i];
-		pk->w1[i] = a > 0 ? a : 0;
-		pk->w2[i] = b > 0 ? b : 0;
-		ones[i] = 1;
 	}
-	fen_build(pk->f1, n, pk->w1, &pk->t1);
-	fen_build(pk->f2, n, pk->w2, &pk->t2);
-	fen_build(pk->fc, n, ones, &pk->nc);
+	fen_build(pk->f1, n, &pk->t1);
+	fen_build(pk->f2, n, &pk->t2);
+	fen_build(pk->fc, n, &pk->nc);
 	for(pk->top = n ? 1 : 0; pk->top && pk->top <= n / 2; pk->top *= 2)
 	{
 	}
 	pk->built = 1;
-	free(ones);
 	return 0;
 fail:
-	free(ones);
 	cluster__adv_picker_free(pk);
 	return ENOMEM;
 }
@@ -475,8 +481,8 @@ two_choices(const cluster__adv_picker *pk, uint64_t *rng)
 			y++;
 		}
 		j = fen_find(pk->fc, pk->n, pk->top, y);
-		if(cluster__adv_u128_cmp(cluster__adv_u128_mul((uint64_t) (pk->nodes[j].load + pk->prov[j] + 1), (uint64_t) pk->plan.weight[pick]),
-			   cluster__adv_u128_mul((uint64_t) (pk->nodes[pick].load + pk->prov[pick] + 1), (uint64_t) pk->plan.weight[j])) < 0)
+		if(cluster__adv_u128_cmp(cluster__adv_u128_mul((uint64_t) (pk->slot[j].load + pk->slot[j].prov + 1), (uint64_t) pk->plan.weight[pick]),
+			   cluster__adv_u128_mul((uint64_t) (pk->slot[pick].load + pk->slot[pick].prov + 1), (uint64_t) pk->plan.weight[j])) < 0)
 		{
 			pick = j;
 		}
@@ -496,7 +502,7 @@ cluster__adv_picker_pick(cluster__adv_picker *pk, cluster__adv_prov *prov, int64
 	{
 		return ENOMEM; /* a failed build */
 	}
-	advance(pk, prov, now_ms);
+	advance(pk, now_ms);
 	if(!pk->nc)
 	{
 		return ENOENT;
@@ -525,15 +531,8 @@ void
 cluster__adv_picker_free(cluster__adv_picker *pk)
 {
 	cluster__adv_plan_free(&pk->plan);
-	free(pk->own);
-	free(pk->prov);
-	free(pk->entry);
-	free(pk->expires);
-	free(pk->older);
-	free(pk->newer);
-	free(pk->cand);
-	free(pk->w1);
-	free(pk->w2);
+	free(pk->slot);
+	free(pk->due);
 	free(pk->f1);
 	free(pk->f2);
 	free(pk->fc);

@@ -19,6 +19,25 @@
 
 #include "advisor.h"
 
+/* Everything one pick reads or writes about one target, together, so
+ * that a pick touches a couple of cache lines per target, not one per
+ * array (at a few thousand members the arrays outgrow the caches). */
+typedef struct cluster__adv_pick_slot cluster__adv_pick_slot;
+struct cluster__adv_pick_slot
+{
+	long long load;      /* the node's */
+	long long capacity;  /* the node's */
+	int64_t received_ms; /* the node's */
+	long long room;      /* share - load */
+	long long own;       /* row(self, t) */
+	long long prov;      /* provisional picks (live entries) */
+	long long w1, w2;    /* tier weights as stored in the trees */
+	int64_t expires;     /* the provisional entry's expiry */
+	size_t entry;        /* position of the entry in the table, or (size_t) -1 */
+	signed char member;  /* role CLUSTER__ADV_MEMBER */
+	signed char cand;    /* eligible target */
+};
+
 typedef struct cluster__adv_picker cluster__adv_picker;
 struct cluster__adv_picker
 {
@@ -27,16 +46,10 @@ struct cluster__adv_picker
 	size_t self;
 	CLUSTERADVISORCONFIG cfg;
 	cluster__adv_plan plan;
-	int64_t now_ms;   /* latest time seen (time never goes back) */
-	long long *own;   /* row(self, t) */
-	long long *prov;  /* provisional picks per target (live entries) */
-	size_t *entry;    /* position of the target's entry in the table, or (size_t) -1 */
-	int64_t *expires; /* the entry's expiry */
-	size_t *older;    /* targets with provisional picks, oldest pick first: */
-	size_t *newer;    /* a list by position, so expiry is O(1) */
-	size_t oldest, newest;
-	signed char *cand;   /* eligible target */
-	long long *w1, *w2;  /* tier weights as stored in the trees */
+	int64_t now_ms;                    /* latest time seen (time never goes back) */
+	cluster__adv_pick_slot *slot;      /* per target */
+	struct cluster__adv_pick_due *due; /* provisional expiries, earliest first */
+	size_t due_head, due_len, due_size;
 	uint64_t *f1, *f2;   /* Fenwick trees: tier 1, tier 2 weights */
 	uint64_t *fc;        /* Fenwick tree: 1 per candidate */
 	uint64_t t1, t2, nc; /* their totals */
@@ -59,14 +72,23 @@ int cluster__adv_picker_build(cluster__adv_picker *pk, const cluster__adv_node *
 /*
  * One pick at now_ms, with the provisional table given to
  * cluster__adv_picker_build() (and used by nothing else in between): the
- * same answer, random draws and provisional bookkeeping as
- * cluster__adv_pick() on the same snapshot, with each node's age_ms taken
+ * same answer, random draws and provisional bookkeeping (once synced,
+ * see cluster__adv_picker_sync()) as cluster__adv_pick() on the same snapshot, with each node's age_ms taken
  * as now_ms - received_ms (0 when received_ms is 0). now_ms earlier than
  * a previous call counts as that call's time. Returns 0 (*chosen set),
  * ENOENT or ENOMEM. O(log n), plus O(1) per member that went stale or
  * provisional entry that expired since the previous call.
  */
 int cluster__adv_picker_pick(cluster__adv_picker *pk, cluster__adv_prov *prov, int64_t now_ms, uint64_t *rng, size_t *chosen);
+
+/*
+ * Write the provisional counts and expiries back into the table. The
+ * picker keeps them per target and touches the table only to add an
+ * entry, so that a pick stays within a few cache lines: call this before
+ * the table is used by anything but the picker (another build,
+ * cluster__adv_pick(), inspection).
+ */
+void cluster__adv_picker_sync(const cluster__adv_picker *pk, cluster__adv_prov *prov);
 
 /* Release a picker (safe on a zeroed or failed one). */
 void cluster__adv_picker_free(cluster__adv_picker *pk);

@@ -5,6 +5,10 @@
 # (all three) or `make bench-convergence`, `bench-steady`, `bench-memory`.
 # They print figures and assert nothing. BENCH_ARGS passes options, e.g.
 #   make bench-steady BENCH_ARGS='-d 60 10 50 200'
+# bench-pick needs no registry (pure pick code and a static handle): it
+# prints the pick's cost at N = 1000 and 4000 and an O(1) verdict, and
+# exits 1 when the verdict fails (`make bench-pick BENCH_ARGS=--no-cache`
+# shows it failing with the cache disabled).
 BENCH_SOURCES = bench/benchlib.c bench/benchlib.h $(ETCD_HARNESS_SOURCES)
 BENCH_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/tests $(CURL_CFLAGS) $(CJSON_CFLAGS)
 BENCH_LDADD = libcluster/libcluster-core.la $(CURL_LIBS) $(CJSON_LIBS) $(PTHREAD_LIBS)
@@ -20,14 +24,21 @@ bench_bench_memory_SOURCES = bench/bench-memory.c $(BENCH_SOURCES)
 bench_bench_memory_CFLAGS = $(BENCH_CFLAGS)
 bench_bench_memory_LDADD = $(BENCH_LDADD)
 
+check_PROGRAMS += bench/bench-pick
+bench_bench_pick_SOURCES = bench/bench-pick.c
+bench_bench_pick_CFLAGS = $(AM_CFLAGS)
+bench_bench_pick_LDADD = libcluster/libcluster-core.la $(CURL_LIBS) $(CJSON_LIBS) $(PTHREAD_LIBS)
+
 bench-convergence: bench/bench-convergence$(EXEEXT)
 	ETCD='$(ETCD)' ./bench/bench-convergence$(EXEEXT) $(BENCH_ARGS)
 bench-steady: bench/bench-steady$(EXEEXT)
 	ETCD='$(ETCD)' ./bench/bench-steady$(EXEEXT) $(BENCH_ARGS)
 bench-memory: bench/bench-memory$(EXEEXT)
 	ETCD='$(ETCD)' ./bench/bench-memory$(EXEEXT) $(BENCH_ARGS)
+bench-pick: bench/bench-pick$(EXEEXT)
+	./bench/bench-pick$(EXEEXT) $(BENCH_ARGS)
 bench: bench/bench-convergence$(EXEEXT) bench/bench-steady$(EXEEXT) bench/bench-memory$(EXEEXT)
 	ETCD='$(ETCD)' ./bench/bench-convergence$(EXEEXT)
 	ETCD='$(ETCD)' ./bench/bench-steady$(EXEEXT)
 	ETCD='$(ETCD)' ./bench/bench-memory$(EXEEXT)
-.PHONY: bench bench-convergence bench-steady bench-memory
+.PHONY: bench bench-convergence bench-steady bench-memory bench-pick

@@ -1059,6 +1059,7 @@ test_picker_matches_pick(void **state)
 			}
 			if(k % 97 == 96)
 			{
+				cluster__adv_picker_sync(&pk, &pb);
 				cluster__adv_picker_free(&pk);
 				assert_int_equal(cluster__adv_picker_build(&pk, v, n, self, &c, &pb, now), 0);
 			}
@@ -1070,6 +1071,24 @@ test_picker_matches_pick(void **state)
 			}
 			picks += !x;
 			enoent += x == ENOENT;
+		}
+		/* the same provisional load per target, once synced */
+		cluster__adv_picker_sync(&pk, &pb);
+		for(i = 0; i < pa.count + pb.count; i++)
+		{
+			const cluster__adv_prov_entry *e = i < pa.count ? &pa.entries[i] : &pb.entries[i - pa.count];
+			const cluster__adv_prov *other = i < pa.count ? &pb : &pa;
+			long long mine = e->expires_ms > now ? e->count : 0, theirs = 0;
+			size_t j;
+
+			for(j = 0; j < other->count; j++)
+			{
+				if(!strcmp(other->entries[j].id, e->id) && other->entries[j].expires_ms > now)
+				{
+					theirs += other->entries[j].count;
+				}
+			}
+			assert_int_equal(mine, theirs);
 		}
 		cluster__adv_picker_free(&pk);
 		cluster__adv_prov_free(&pa);
