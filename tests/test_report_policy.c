@@ -224,14 +224,15 @@ test_due(void **state)
 	}
 }
 
-/* What is due waits for the stretched interval; n = 0 and budget 0 fall
- * back to the configured one; a due time near INT64_MAX saturates below
- * "never". */
+/* What is due waits for the stretched interval, unless it moved by more
+ * than half a band; n = 0 and budget 0 fall back to the configured
+ * interval; a due time near INT64_MAX saturates below "never". */
 static void
 test_due_interval(void **state)
 {
 	cluster__report_policy p = defaults();
-	cluster__report_sample last = sample(1, 100, -1, 4000), cur = sample(1, 200, -1, 0);
+	/* band 50 (5% of 1000): deadband 12.5, half band 25 */
+	cluster__report_sample last = sample(1, 1000, -1, 4000), cur = sample(1, 1020, -1, 0);
 
 	(void) state;
 	assert_int_equal(cluster__report_due(&p, &last, &cur, 0, 0, 5000), 5000);
@@ -239,15 +240,27 @@ test_due_interval(void **state)
 	assert_int_equal(cluster__report_due(&p, &last, &cur, 200, 0, 5000), 14000);
 	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 5000), 54000);
 	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 1, 5000), 54000);
-	/* a capacity change waits too */
-	cur = sample(1, 100, 0, 0);
+	/* more than half a band: the configured interval, whatever n */
+	cur.load = 1026;
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 5000), 5000);
+	assert_int_equal(cluster__report_due(&p, &last, &cur, (size_t) -1, 0, 5000), 5000);
+	cur.load = 974;
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 5000), 5000);
+	cur.load = 975; /* exactly half a band is not more */
 	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 5000), 54000);
-	/* the first write does not */
+	cur.load = 1025;
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 5000), 54000);
+	/* a capacity change waits the stretched interval, unless the load moved */
+	cur = sample(1, 1000, 0, 0);
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 5000), 54000);
+	cur.load = 1100;
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 5000), 5000);
+	/* the first write does not wait */
 	last.valid = 0;
 	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 5000), 5000);
 	/* no budget */
-	last = sample(1, 100, -1, 4000);
-	cur = sample(1, 200, -1, 0);
+	last = sample(1, 1000, -1, 4000);
+	cur = sample(1, 1020, -1, 0);
 	p.writes_per_second = 0.0;
 	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000000, 0, 5000), 5000);
 	/* overflow-safe */
@@ -259,6 +272,59 @@ test_due_interval(void **state)
 	assert_int_equal(cluster__report_due(&p, &last, &cur, (size_t) -1, 0, 5000), INT64_MAX - 1);
 	last.at_ms = INT64_MAX - 86400002;
 	assert_int_equal(cluster__report_due(&p, &last, &cur, (size_t) -1, 0, 5000), INT64_MAX - 2);
+}
+
+/* The two thresholds against each other, at n = 1000 (stretched interval
+ * 50 s, configured 1 s): the deadband, half a band, whichever is larger
+ * decides a prompt write. */
+static void
+test_due_tiers(void **state)
+{
+	static const struct
+	{
+		double deadband;
+		long long band_absolute;
+		long long last, cur;
+		int64_t want; /* after the last write, or NEVER */
+	} cases[] = {
+		/* deadband 0.25 of band 10: 2.5; half band 5 */
+		{ 0.25, 10, 100, 102, NEVER },
+		{ 0.25, 10, 100, 103, 50000 },
+		{ 0.25, 10, 100, 105, 50000 },
+		{ 0.25, 10, 100, 106, 1000 },
+		{ 0.25, 10, 100, 94, 1000 },
+		/* deadband 0: every change, prompt past half a band */
+		{ 0.0, 10, 100, 101, 50000 },
+		{ 0.0, 10, 100, 105, 50000 },
+		{ 0.0, 10, 100, 106, 1000 },
+		/* no band: every change is more than half of it */
+		{ 0.0, 0, 0, 1, 1000 },
+		{ 0.25, 0, 10, 11, 1000 }, /* 5% of 10 truncates to 0 */
+		/* deadband 1 (above half): only past the whole band, then prompt */
+		{ 1.0, 10, 100, 110, NEVER },
+		{ 1.0, 10, 100, 111, 1000 },
+		/* deadband 0.5 equals half a band: past it is prompt */
+		{ 0.5, 10, 100, 105, NEVER },
+		{ 0.5, 10, 100, 106, 1000 },
+	};
+	size_t i;
+
+	(void) state;
+	for(i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	{
+		cluster__report_policy p = defaults();
+		cluster__report_sample last = sample(1, cases[i].last, -1, 10000), cur = sample(1, cases[i].cur, -1, 0);
+		int64_t got, want = cases[i].want == NEVER ? NEVER : 10000 + cases[i].want;
+
+		p.deadband = cases[i].deadband;
+		p.band_absolute = cases[i].band_absolute;
+		got = cluster__report_due(&p, &last, &cur, 1000, 0, 10000);
+		if(got != want)
+		{
+			fail_msg("case %zu: %lld -> %lld (deadband %g, band %lld): due %lld, want %lld", i, cases[i].last, cases[i].cur, cases[i].deadband,
+				cases[i].band_absolute, (long long) got, (long long) want);
+		}
+	}
 }
 
 /* A load that drifts one connection at a time is written once per
@@ -301,6 +367,7 @@ main(void)
 		cmocka_unit_test(test_interval_budget_holds),
 		cmocka_unit_test(test_due),
 		cmocka_unit_test(test_due_interval),
+		cmocka_unit_test(test_due_tiers),
 		cmocka_unit_test(test_due_drift),
 	};
 
