@@ -18,50 +18,116 @@
 #define NONE ((size_t) -1)
 
 /* ------------------------------------------------------------------ */
-/* Fenwick trees: prefix sums over positions 0..n-1, 1-based inside     */
+/* sum trees: prefix sums over positions, eight children per node      */
 /* ------------------------------------------------------------------ */
 
-/* Add delta (modulo 2^64: a decrease is a wrapped negative) at position i. */
-static void
-fen_add(uint64_t *tree, size_t n, size_t i, uint64_t delta)
+#define FAN 8
+
+/* The levels for n leaves, zeroed. Returns 0 or ENOMEM. */
+static int
+st_init(cluster__adv_sumtree *t, size_t n)
 {
-	for(i++; i <= n; i += i & (~i + 1))
+	size_t len = n ? n : 1, size = 0;
+
+	memset(t, 0, sizeof(*t));
+	for(;;)
 	{
-		tree[i] += delta;
+		t->off[t->levels++] = size;
+		size += (len + FAN - 1) / FAN * FAN;
+		if(len <= FAN || t->levels == CLUSTER__ADV_SUMTREE_LEVELS)
+		{
+			break;
+		}
+		len = (len + FAN - 1) / FAN;
 	}
+	t->v = calloc(size, sizeof(*t->v));
+	return t->v ? 0 : ENOMEM;
 }
 
-/* The first position whose prefix sum exceeds x (x < the total). The
- * linear scan of cluster__adv_pick() picks the same one: it subtracts the
- * weights in position order until x falls inside one. */
-static size_t
-fen_find(const uint64_t *tree, size_t n, size_t top, uint64_t x)
+/* Once the leaves are set: every inner sum and the total, in O(n). */
+static void
+st_build(cluster__adv_sumtree *t)
 {
-	size_t pos = 0, step;
+	int l;
+	size_t j, c;
 
-	for(step = top; step; step >>= 1)
+	for(l = 1; l < t->levels; l++)
 	{
-		if(pos + step <= n && tree[pos + step] <= x)
+		size_t len = (t->off[l] - t->off[l - 1]) / FAN; /* one sum per group below */
+
+		for(j = 0; j < len; j++)
 		{
-			pos += step;
-			x -= tree[pos];
+			uint64_t sum = 0;
+
+			for(c = 0; c < FAN; c++)
+			{
+				sum += t->v[t->off[l - 1] + j * FAN + c];
+			}
+			t->v[t->off[l] + j] = sum;
 		}
 	}
-	return pos;
+	t->total = 0;
+	for(c = 0; c < FAN; c++)
+	{
+		t->total += t->v[t->off[t->levels - 1] + c];
+	}
 }
 
-/* Set position i of a tree to v (its current value in *cur). */
+/* Add delta (modulo 2^64: a decrease is a wrapped negative) at leaf i. */
 static void
-fen_set(uint64_t *tree, size_t n, long long *cur, size_t i, long long v, uint64_t *total)
+st_add(cluster__adv_sumtree *t, size_t i, uint64_t delta)
+{
+	int l;
+
+	for(l = 0; l < t->levels; l++, i /= FAN)
+	{
+		t->v[t->off[l] + i] += delta;
+	}
+	t->total += delta;
+}
+
+/* The first position whose prefix sum exceeds x (x < total). The linear
+ * scan of cluster__adv_pick() picks the same one: it subtracts the
+ * weights in position order until x falls inside one. */
+static size_t
+st_find(const cluster__adv_sumtree *t, uint64_t x)
+{
+	size_t idx = 0;
+	int l;
+
+	for(l = t->levels - 1; l >= 0; l--)
+	{
+		const uint64_t *g = t->v + t->off[l] + idx * FAN;
+		size_t c;
+
+		/* x is below this group's sum, so the last child takes the rest */
+		for(c = 0; c < FAN - 1 && x >= g[c]; c++)
+		{
+			x -= g[c];
+		}
+		idx = idx * FAN + c;
+	}
+	return idx;
+}
+
+/* Set leaf i to v (its current value in *cur). */
+static void
+st_set(cluster__adv_sumtree *t, long long *cur, size_t i, long long v)
 {
 	uint64_t delta = (uint64_t) v - (uint64_t) *cur;
 
 	if(delta)
 	{
-		fen_add(tree, n, i, delta);
-		*total += delta;
+		st_add(t, i, delta);
 		*cur = v;
 	}
+}
+
+static void
+st_free(cluster__adv_sumtree *t)
+{
+	free(t->v);
+	memset(t, 0, sizeof(*t));
 }
 
 /* ------------------------------------------------------------------ */
@@ -96,12 +162,11 @@ refresh(cluster__adv_picker *pk, size_t i)
 	long long a = c ? t->own - t->prov : 0;
 	long long b = c ? t->room - t->prov : 0;
 
-	fen_set(pk->f1, pk->n, &t->w1, i, a > 0 ? a : 0, &pk->t1);
-	fen_set(pk->f2, pk->n, &t->w2, i, b > 0 ? b : 0, &pk->t2);
+	st_set(&pk->w1, &t->w1, i, a > 0 ? a : 0);
+	st_set(&pk->w2, &t->w2, i, b > 0 ? b : 0);
 	if(c != t->cand)
 	{
-		fen_add(pk->fc, pk->n, i, c ? 1 : (uint64_t) -1);
-		pk->nc += c ? 1 : (uint64_t) -1;
+		st_add(&pk->cands, i, c ? 1 : (uint64_t) -1);
 		t->cand = (signed char) c;
 	}
 }
@@ -363,28 +428,6 @@ build_stale(cluster__adv_picker *pk)
 	return 0;
 }
 
-/* Fill a Fenwick tree in O(n), once tree[i + 1] holds the value of
- * position i. */
-static void
-fen_build(uint64_t *tree, size_t n, uint64_t *total)
-{
-	size_t i, j;
-
-	*total = 0;
-	for(i = 1; i <= n; i++)
-	{
-		*total += tree[i]; /* the values, before any is propagated */
-	}
-	for(i = 1; i <= n; i++)
-	{
-		j = i + (i & (~i + 1));
-		if(j <= n)
-		{
-			tree[j] += tree[i];
-		}
-	}
-}
-
 int
 cluster__adv_picker_build(cluster__adv_picker *pk, const cluster__adv_node *nodes, size_t n, size_t self, const CLUSTERADVISORCONFIG *cfg,
 	cluster__adv_prov *prov, int64_t now_ms)
@@ -400,10 +443,7 @@ cluster__adv_picker_build(cluster__adv_picker *pk, const cluster__adv_node *node
 	pk->slot = calloc(m, sizeof(*pk->slot));
 	pk->due_size = 2 * m + 8;
 	pk->due = calloc(pk->due_size, sizeof(*pk->due));
-	pk->f1 = calloc(m + 1, sizeof(*pk->f1));
-	pk->f2 = calloc(m + 1, sizeof(*pk->f2));
-	pk->fc = calloc(m + 1, sizeof(*pk->fc));
-	if(!pk->slot || !pk->due || !pk->f1 || !pk->f2 || !pk->fc)
+	if(!pk->slot || !pk->due || st_init(&pk->w1, n) || st_init(&pk->w2, n) || st_init(&pk->cands, n))
 	{
 		goto fail;
 	}
@@ -443,17 +483,14 @@ cluster__adv_picker_build(cluster__adv_picker *pk, const cluster__adv_node *node
 		{
 			t->w1 = t->own - t->prov > 0 ? t->own - t->prov : 0;
 			t->w2 = t->room - t->prov > 0 ? t->room - t->prov : 0;
-			pk->f1[i + 1] = (uint64_t) t->w1;
-			pk->f2[i + 1] = (uint64_t) t->w2;
-			pk->fc[i + 1] = 1;
+			pk->w1.v[i] = (uint64_t) t->w1;
+			pk->w2.v[i] = (uint64_t) t->w2;
+			pk->cands.v[i] = 1;
 		}
 	}
-	fen_build(pk->f1, n, &pk->t1);
-	fen_build(pk->f2, n, &pk->t2);
-	fen_build(pk->fc, n, &pk->nc);
-	for(pk->top = n ? 1 : 0; pk->top && pk->top <= n / 2; pk->top *= 2)
-	{
-	}
+	st_build(&pk->w1);
+	st_build(&pk->w2);
+	st_build(&pk->cands);
 	pk->built = 1;
 	return 0;
 fail:
@@ -465,22 +502,22 @@ fail:
 /* pick                                                                 */
 /* ------------------------------------------------------------------ */
 
-/* Tier 3, pick_two_choices(): the candidates are counted in fc, so the
+/* Tier 3, pick_two_choices(): the candidates are counted in a tree, so the
  * x-th of them is found in the tree instead of a list. */
 static size_t
 two_choices(const cluster__adv_picker *pk, uint64_t *rng)
 {
-	size_t x = (size_t) cluster__adv_random_below(rng, pk->nc), y, pick, j;
+	size_t x = (size_t) cluster__adv_random_below(rng, pk->cands.total), y, pick, j;
 
-	pick = fen_find(pk->fc, pk->n, pk->top, x);
-	if(pk->nc > 1)
+	pick = st_find(&pk->cands, x);
+	if(pk->cands.total > 1)
 	{
-		y = (size_t) cluster__adv_random_below(rng, pk->nc - 1);
+		y = (size_t) cluster__adv_random_below(rng, pk->cands.total - 1);
 		if(y >= x)
 		{
 			y++;
 		}
-		j = fen_find(pk->fc, pk->n, pk->top, y);
+		j = st_find(&pk->cands, y);
 		if(cluster__adv_u128_cmp(cluster__adv_u128_mul((uint64_t) (pk->slot[j].load + pk->slot[j].prov + 1), (uint64_t) pk->plan.weight[pick]),
 			   cluster__adv_u128_mul((uint64_t) (pk->slot[pick].load + pk->slot[pick].prov + 1), (uint64_t) pk->plan.weight[j])) < 0)
 		{
@@ -503,17 +540,17 @@ cluster__adv_picker_pick(cluster__adv_picker *pk, cluster__adv_prov *prov, int64
 		return ENOMEM; /* a failed build */
 	}
 	advance(pk, now_ms);
-	if(!pk->nc)
+	if(!pk->cands.total)
 	{
 		return ENOENT;
 	}
-	if(pk->t1)
+	if(pk->w1.total)
 	{
-		pick = fen_find(pk->f1, pk->n, pk->top, cluster__adv_random_below(rng, pk->t1));
+		pick = st_find(&pk->w1, cluster__adv_random_below(rng, pk->w1.total));
 	}
-	else if(pk->t2)
+	else if(pk->w2.total)
 	{
-		pick = fen_find(pk->f2, pk->n, pk->top, cluster__adv_random_below(rng, pk->t2));
+		pick = st_find(&pk->w2, cluster__adv_random_below(rng, pk->w2.total));
 	}
 	else
 	{
@@ -533,9 +570,9 @@ cluster__adv_picker_free(cluster__adv_picker *pk)
 	cluster__adv_plan_free(&pk->plan);
 	free(pk->slot);
 	free(pk->due);
-	free(pk->f1);
-	free(pk->f2);
-	free(pk->fc);
+	st_free(&pk->w1);
+	st_free(&pk->w2);
+	st_free(&pk->cands);
 	free(pk->stale);
 	memset(pk, 0, sizeof(*pk));
 }

@@ -8,16 +8,29 @@
  * derives from the snapshot changes except the provisional counts (one
  * target per pick), the provisional entries that expire and the members
  * that go stale with time. The picker keeps the plan and the tier weights
- * in Fenwick trees (prefix sums with point updates) and applies exactly
+ * in sum trees (prefix sums with point updates) and applies exactly
  * those events, so that it returns exactly what cluster__adv_pick() would
  * return for the same snapshot, provisional table, time and random state,
- * pick after pick (tests/test_advisor.c checks it), at a cost that hardly
- * grows with n. Pure: no I/O, no locks, no globals.
+ * pick after pick (tests/test_advisor.c checks it), at a cost of
+ * O(log n) in base 8: the same four levels from 513 to 4096 members. Pure: no I/O, no locks, no globals.
  */
 #ifndef CLUSTER_ADVISOR_PICKER_H_
 #define CLUSTER_ADVISOR_PICKER_H_ 1
 
 #include "advisor.h"
+
+/* Prefix sums over positions with point updates, eight children per
+ * node, so that finding the position where a running sum passes x reads
+ * one run of eight sums per level: 4 levels for 513 to 4096 targets. */
+#define CLUSTER__ADV_SUMTREE_LEVELS 24
+typedef struct cluster__adv_sumtree cluster__adv_sumtree;
+struct cluster__adv_sumtree
+{
+	uint64_t *v;                             /* every level, leaves first, each padded to a multiple of 8 */
+	size_t off[CLUSTER__ADV_SUMTREE_LEVELS]; /* where each level starts in v */
+	int levels;
+	uint64_t total;
+};
 
 /* Everything one pick reads or writes about one target, together, so
  * that a pick touches a couple of cache lines per target, not one per
@@ -50,12 +63,11 @@ struct cluster__adv_picker
 	cluster__adv_pick_slot *slot;      /* per target */
 	struct cluster__adv_pick_due *due; /* provisional expiries, earliest first */
 	size_t due_head, due_len, due_size;
-	uint64_t *f1, *f2;   /* Fenwick trees: tier 1, tier 2 weights */
-	uint64_t *fc;        /* Fenwick tree: 1 per candidate */
-	uint64_t t1, t2, nc; /* their totals */
-	size_t top;          /* highest power of two <= n (0 when n is 0) */
-	int built;           /* cluster__adv_picker_build() succeeded */
-	size_t *stale;       /* candidates by stale deadline, earliest first */
+	cluster__adv_sumtree w1, w2; /* tier 1, tier 2 weights */
+	cluster__adv_sumtree cands;  /* 1 per candidate */
+	size_t top;                  /* highest power of two <= n (0 when n is 0) */
+	int built;                   /* cluster__adv_picker_build() succeeded */
+	size_t *stale;               /* candidates by stale deadline, earliest first */
 	size_t nstale, next_stale;
 };
 

@@ -1099,6 +1099,87 @@ test_picker_matches_pick(void **state)
 	assert_true(enoent > 1000);
 }
 
+/* The same side by side on larger clusters (the picker's sum trees get
+ * three and four levels), with a shedder and a caller without rows,
+ * through every tier as the deficits run out. */
+static void
+test_picker_matches_pick_large(void **state)
+{
+	static const size_t sizes[] = { 65, 513, 600, 1500 };
+	uint64_t rng = 777;
+	size_t z;
+
+	(void) state;
+	for(z = 0; z < sizeof(sizes) / sizeof(sizes[0]) * 2; z++)
+	{
+		size_t n = sizes[z / 2], self = CLUSTER__ADV_NO_SELF, i;
+		cluster__adv_node *v = calloc(n, sizeof(*v));
+		char(*names)[16] = calloc(n, sizeof(*names));
+		CLUSTERADVISORCONFIG c;
+		cluster__adv_plan p;
+		cluster__adv_picker pk;
+		cluster__adv_prov pa = { NULL, 0, 0 }, pb = { NULL, 0, 0 };
+		uint64_t ra, rb;
+		int64_t now = 600;
+		int k;
+
+		assert_non_null(v);
+		assert_non_null(names);
+		cluster_advisor_config_init(&c);
+		c.report_interval_ms = 20;
+		c.stale_ms = 400;
+		for(i = 0; i < n; i++)
+		{
+			uint64_t kind = cluster__adv_random_below(&rng, 10);
+
+			snprintf(names[i], sizeof(names[i]), "x%05u", (unsigned) (i % 100000));
+			memset(&v[i], 0, sizeof(v[i]));
+			v[i].id = names[i];
+			v[i].workers = 1;
+			v[i].has_status = kind != 9;
+			v[i].load = (long long) cluster__adv_random_below(&rng, 60);
+			v[i].capacity = kind < 6 ? -1 : kind == 6 ? 0 :
+														v[i].load + (long long) cluster__adv_random_below(&rng, 4);
+			v[i].mod_revision = 1;
+			v[i].received_ms = 1 + (int64_t) cluster__adv_random_below(&rng, 600);
+		}
+		assert_int_equal(cluster__adv_plan_compute(&p, v, n, &c), 0);
+		for(i = 0; i < n && z % 2; i++)
+		{
+			if(p.shed[i])
+			{
+				self = i;
+				break;
+			}
+		}
+		cluster__adv_plan_free(&p);
+		ra = rb = rng;
+		assert_int_equal(cluster__adv_picker_build(&pk, v, n, self, &c, &pb, now), 0);
+		for(k = 0; k < 600; k++)
+		{
+			size_t a = 0, b = 1;
+			int x, y;
+
+			now += (int64_t) cluster__adv_random_below(&rng, 3);
+			for(i = 0; i < n; i++)
+			{
+				v[i].age_ms = now - v[i].received_ms;
+			}
+			x = cluster__adv_pick(v, n, self, &c, &pa, now, &ra, &a);
+			y = cluster__adv_picker_pick(&pk, &pb, now, &rb, &b);
+			if(x != y || (!x && a != b) || ra != rb)
+			{
+				fail_msg("n %zu (self %zu), pick %d at %lld: pick %d -> %zu, picker %d -> %zu", n, self, k, (long long) now, x, a, y, b);
+			}
+		}
+		cluster__adv_picker_free(&pk);
+		cluster__adv_prov_free(&pa);
+		cluster__adv_prov_free(&pb);
+		free(v);
+		free(names);
+	}
+}
+
 /* ------------------------------------------------------------------ */
 /* exact 128-bit arithmetic                                             */
 /* ------------------------------------------------------------------ */
@@ -1342,6 +1423,7 @@ main(void)
 		cmocka_unit_test(test_pick_callers_without_rows),
 		cmocka_unit_test(test_pick_deterministic),
 		cmocka_unit_test(test_picker_matches_pick),
+		cmocka_unit_test(test_picker_matches_pick_large),
 		cmocka_unit_test(test_config_and_random),
 		cmocka_unit_test(test_u128),
 	};
