@@ -260,7 +260,14 @@ main(int argc, char **argv)
 	for(s = 0; s < 2; s++)
 	{
 		api[s] = no_cache ? -1 : run_api(v[s], sizes[s], 100000);
-		printf("| %5zu | %30.0f | %22.0f | %16.3f | %24.0f |\n", sizes[s], uncached[s], cached[s], build[s] / 1e6, api[s]);
+		if(api[s] < 0)
+		{
+			printf("| %5zu | %30.0f | %22.0f | %16s | %24s |\n", sizes[s], uncached[s], cached[s], "-", "-");
+		}
+		else
+		{
+			printf("| %5zu | %30.0f | %22.0f | %16.3f | %24.0f |\n", sizes[s], uncached[s], cached[s], build[s] / 1e6, api[s]);
+		}
 		free(v[s]);
 	}
 	ok = cached[1] <= 1.5 * cached[0];
