@@ -641,13 +641,14 @@ cached_pick(CLUSTER *cluster, cluster__advisor *adv, CLUSTERMEMBER *target)
 	}
 	m = &pc->s.view.members[at];
 	memset(target, 0, sizeof(*target));
-	memcpy(target->id, m->id, sizeof(target->id));
+	/* only the bytes in use: the record is cold, its buffers are long */
+	memcpy(target->id, m->id, strnlen(m->id, sizeof(target->id) - 1));
 	target->workers = m->workers;
 	target->base = m->base;
 	target->passive = m->passive;
 	target->self = (long) at == pc->s.view.self;
 	target->has_status = m->has_status;
-	memcpy(target->address, m->address, sizeof(target->address));
+	memcpy(target->address, m->address, strnlen(m->address, sizeof(target->address) - 1));
 	target->load = m->load;
 	target->capacity = m->capacity;
 	target->age_ms = m->received_ms ? pc->picker.now_ms - m->received_ms : 0;
