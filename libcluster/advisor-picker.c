@@ -244,7 +244,7 @@ static int
 record(cluster__adv_picker *pk, cluster__adv_prov *prov, size_t i)
 {
 	cluster__adv_pick_slot *t = &pk->slot[i];
-	int64_t expires = pk->now_ms + cluster__adv_prov_timeout(&pk->cfg);
+	int64_t expires = pk->now_ms + cluster__adv_prov_timeout(&pk->cfg, pk->n);
 
 	if(t->entry == NONE)
 	{

@@ -643,7 +643,7 @@ test_pick_exclusions(void **state)
 	assert_int_equal(cluster__adv_pick(v, 4, CLUSTER__ADV_NO_SELF, &c, &prov, 0, &rng, &at), 0);
 	assert_int_equal(cluster__adv_pick(v, 4, CLUSTER__ADV_NO_SELF, &c, &prov, 0, &rng, &at), ENOENT);
 	/* ... or the entry times out */
-	assert_int_equal(cluster__adv_pick(v, 4, CLUSTER__ADV_NO_SELF, &c, &prov, cluster__adv_prov_timeout(&c), &rng, &at), 0);
+	assert_int_equal(cluster__adv_pick(v, 4, CLUSTER__ADV_NO_SELF, &c, &prov, cluster__adv_prov_timeout(&c, 4), &rng, &at), 0);
 	cluster__adv_prov_free(&prov);
 }
 
