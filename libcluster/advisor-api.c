@@ -517,7 +517,7 @@ struct pick_cache
 {
 	int valid;
 	uint64_t view_gen;        /* cluster->view_gen */
-	unsigned long status_seq; /* cluster->status.seq */
+	unsigned long status_seq; /* cluster->status.seq, or 0 when unused */
 	CLUSTERADVISORCONFIG cfg; /* cluster->advisor_config */
 	snapshot s;
 	cluster__adv_picker picker;
@@ -552,8 +552,12 @@ cache_drop(cluster__advisor *adv)
 
 /*
  * Make the cache current: what it holds is reused while the view (its
- * generation), this instance's own status (it stands in for a record
- * without one) and the tuning are those it was built under. The key is
+ * generation), the tuning and, when this instance's record has no status
+ * (the static engine, or before the first write), this instance's local
+ * status (it stands in for the record's: take_snapshot()) are those it
+ * was built under. Once the record carries a status, a local report
+ * changes nothing the pick sees until it is written and comes back as a
+ * new view: it does not cost a rebuild. The key is
  * read before the snapshot is taken, so the snapshot is never older than
  * its key: a change racing with the build only costs one more build.
  * Time needs no key: the picker itself applies the members going stale
@@ -587,7 +591,11 @@ cache_refresh(CLUSTER *cluster, cluster__advisor *adv)
 		return EPERM;
 	}
 	gen = cluster->view_gen;
-	seq = cluster->status.seq;
+	seq = 0;
+	if(cluster->view.self >= 0 && !cluster->view.members[cluster->view.self].has_status)
+	{
+		seq = cluster->status.seq + 1; /* never 0 */
+	}
 	cfg = cluster->advisor_config;
 	pthread_mutex_unlock(&cluster->lock);
 	if(pc->valid && pc->view_gen == gen && pc->status_seq == seq && same_config(&pc->cfg, &cfg))
