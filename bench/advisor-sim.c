@@ -11,8 +11,11 @@
  * stepSize to the same least-loaded peer when max - min > precision;
  * ClusterLoadBalancer: only the single most-loaded member sheds
  * trunc((self - avg) x 50%), 10..100, when above avg x 1.25) and run on
- * the same start states. Prints figures and PASS/FAIL per goal; asserts
- * nothing (it is a benchmark). Usage: advisor-sim [seed]
+ * the same start states. A last section runs the advisor at N = 200 and
+ * 1000 with every status going through the report policy
+ * (report-policy.c), so that plans are made from statuses up to one
+ * stretched report interval old. Prints figures and PASS/FAIL per goal;
+ * asserts nothing (it is a benchmark). Usage: advisor-sim [seed]
  */
 #ifdef HAVE_CONFIG_H
 # include "config.h"
@@ -23,6 +26,8 @@
 #include <string.h>
 
 #include "advisor.h"
+#include "advisor-picker.h"
+#include "report-policy.h"
 
 #define MAXN      64
 #define HORIZON_S 36000 /* 10 h of simulated time */
@@ -644,6 +649,349 @@ pick_spread(const CLUSTERADVISORCONFIG *cfg)
 		   "sampling noise once the picks approach the total deficit)\n");
 }
 
+/* ------------------------------------------------------------------ */
+/* statuses through the report policy (issue 13)                        */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The same advisor, but nobody sees anybody's true load: every member
+ * writes its status through the report policy (report-policy.c: the
+ * deadband and the interval stretched to N / status_writes_per_second),
+ * and every plan is computed from the written statuses, up to one
+ * effective interval old (10 s at N = 200, 50 s at N = 1000 with the
+ * default budget of 20 writes/s). Each member's first write is spread
+ * over the first interval, as joins are. The fake clock ticks every
+ * second (statuses due are written), advice rounds every advice interval.
+ * Sources act on their own rows; clients reconnect where advised, or
+ * through the herd-safe pick (the picker, built per source per round).
+ * The goals are judged on the true loads, as above.
+ */
+typedef struct pol_result pol_result;
+struct pol_result
+{
+	result r;
+	long long writes;    /* status writes, cluster-wide */
+	double peak_rate;    /* most writes in one second, cluster-wide */
+	double mean_rate;    /* writes per second over the run */
+	long long max_stale; /* largest |true - written| load seen at a round */
+};
+
+static char (*pol_ids)[16];
+
+static void
+pol_rolling(int n, long long c, long long *load)
+{
+	uint64_t rng = master_seed ^ (uint64_t) (n * 131 + c);
+	int i, k;
+
+	for(i = 0; i < n; i++)
+	{
+		load[i] = c;
+	}
+	for(k = 0; k < n; k++)
+	{
+		long long x;
+
+		for(x = 0; x < load[k]; x++)
+		{
+			int to = (int) cluster__adv_random_below(&rng, (uint64_t) (n - 1));
+
+			load[to >= k ? to + 1 : to]++;
+		}
+		load[k] = 0;
+	}
+}
+
+static void
+pol_nodes(int n, const long long *written, const int64_t *written_at, const long long *version, cluster__adv_node *v)
+{
+	int i;
+
+	for(i = 0; i < n; i++)
+	{
+		memset(&v[i], 0, sizeof(v[i]));
+		v[i].id = pol_ids[i];
+		v[i].workers = 1;
+		v[i].has_status = 1;
+		v[i].load = written[i];
+		v[i].capacity = CLUSTER_CAPACITY_UNBOUNDED;
+		v[i].mod_revision = version[i];
+		v[i].received_ms = written_at[i] + 1;
+	}
+}
+
+static pol_result
+run_policy(int n, const long long *start, const CLUSTERADVISORCONFIG *cfg, int use_pick, long long *min_moves_out, long long *goal_out)
+{
+	long long *load = calloc((size_t) n, sizeof(*load)), *written = calloc((size_t) n, sizeof(*written));
+	long long *version = calloc((size_t) n, sizeof(*version)), *share = calloc((size_t) n, sizeof(*share));
+	long long *band = calloc((size_t) n, sizeof(*band)), *worst = calloc((size_t) n, sizeof(*worst));
+	int64_t *written_at = calloc((size_t) n, sizeof(*written_at));
+	int *side = calloc((size_t) n, sizeof(*side));
+	cluster__adv_node *v = calloc((size_t) n, sizeof(*v));
+	cluster__adv_prov *prov = calloc((size_t) n, sizeof(*prov));
+	cluster__report_policy pol;
+	uint64_t rng = master_seed ^ 0x9011c7;
+	int64_t now, interval, first_round_ms = cfg->advice_interval_ms;
+	long long round = 0, min_moves = 0, budget = cluster__adv_round_budget(cfg), second_writes = 0;
+	int i, quiet = 0;
+	pol_result pr;
+
+	memset(&pr, 0, sizeof(pr));
+	pol.interval_ms = cfg->report_interval_ms;
+	pol.writes_per_second = cfg->status_writes_per_second;
+	pol.deadband = cfg->report_deadband;
+	pol.band_absolute = cfg->band_absolute;
+	pol.band_relative = cfg->band_relative;
+	interval = cluster__report_interval_for(&pol, (size_t) n);
+	/* the yardstick: shares of the true loads (the total never changes) */
+	memcpy(load, start, (size_t) n * sizeof(*load));
+	for(i = 0; i < n; i++)
+	{
+		written_at[i] = -(int64_t) cluster__adv_random_below(&rng, (uint64_t) interval) - 1; /* joins spread over one interval */
+		written[i] = load[i];
+		version[i] = 1;
+	}
+	{
+		cluster__adv_plan p;
+
+		pol_nodes(n, load, written_at, version, v);
+		cluster__adv_plan_compute(&p, v, (size_t) n, cfg);
+		for(i = 0; i < n; i++)
+		{
+			share[i] = p.share[i];
+			band[i] = p.band[i];
+			side[i] = load[i] > share[i] ? 1 : load[i] < share[i] ? -1 :
+																	0;
+		}
+		min_moves = p.surplus;
+		cluster__adv_plan_free(&p);
+	}
+	*min_moves_out = min_moves;
+	*goal_out = (min_moves + budget - 1) / budget + 2;
+	for(now = 0; now <= HORIZON_S * 1000LL; now += 1000)
+	{
+		/* statuses due are written */
+		for(i = 0; i < n; i++)
+		{
+			cluster__report_sample last, cur;
+
+			last.valid = 1;
+			last.load = written[i];
+			last.capacity = CLUSTER_CAPACITY_UNBOUNDED;
+			last.at_ms = written_at[i];
+			cur = last;
+			cur.load = load[i];
+			if(cluster__report_due(&pol, &last, &cur, (size_t) n, 0, now) <= now)
+			{
+				written[i] = load[i];
+				written_at[i] = now;
+				version[i]++;
+				pr.writes++;
+				second_writes++;
+			}
+		}
+		if((double) second_writes > pr.peak_rate)
+		{
+			pr.peak_rate = (double) second_writes;
+		}
+		second_writes = 0;
+		if(now < first_round_ms || now % cfg->advice_interval_ms)
+		{
+			continue;
+		}
+		/* an advice round: everybody plans from the written statuses */
+		{
+			cluster__adv_plan p;
+			size_t k;
+
+			round++;
+			pol_nodes(n, written, written_at, version, v);
+			for(i = 0; i < n; i++)
+			{
+				long long d = load[i] - written[i];
+
+				d = d < 0 ? -d : d;
+				pr.max_stale = d > pr.max_stale ? d : pr.max_stale;
+			}
+			cluster__adv_plan_compute(&p, v, (size_t) n, cfg);
+			for(k = 0; k < p.nrows; k++)
+			{
+				long long c;
+				size_t from = p.rows[k].from;
+				cluster__adv_picker pk;
+
+				load[from] -= p.rows[k].count;
+				if(!use_pick)
+				{
+					load[p.rows[k].to] += p.rows[k].count;
+					continue;
+				}
+				/* the source answers each redirected client with its pick */
+				if(cluster__adv_picker_build(&pk, v, (size_t) n, from, cfg, &prov[from], now))
+				{
+					load[p.rows[k].to] += p.rows[k].count;
+					continue;
+				}
+				for(c = 0; c < p.rows[k].count; c++)
+				{
+					size_t at = 0;
+
+					if(cluster__adv_picker_pick(&pk, &prov[from], now, &rng, &at))
+					{
+						at = p.rows[k].to;
+					}
+					load[at]++;
+				}
+				cluster__adv_picker_sync(&pk, &prov[from]);
+				cluster__adv_picker_free(&pk);
+			}
+			pr.r.moved += p.moved;
+			quiet = p.moved ? 0 : quiet + 1;
+			cluster__adv_plan_free(&p);
+		}
+		for(i = 0; i < n; i++)
+		{
+			long long over = side[i] <= 0 ? load[i] - share[i] : share[i] - load[i];
+
+			if(side[i] == 0)
+			{
+				over = load[i] > share[i] ? load[i] - share[i] : share[i] - load[i];
+			}
+			worst[i] = over > worst[i] ? over : worst[i];
+		}
+		if(!pr.r.converged)
+		{
+			int ok = 1;
+
+			for(i = 0; i < n && ok; i++)
+			{
+				long long g = load[i] - share[i];
+
+				ok = !(g > band[i] || -g > band[i]);
+			}
+			if(ok)
+			{
+				pr.r.converged = 1;
+				pr.r.rounds = round;
+				pr.r.time_s = now / 1000;
+			}
+		}
+		if(pr.r.converged && quiet >= 3)
+		{
+			break;
+		}
+	}
+	pr.mean_rate = now > 0 ? (double) pr.writes * 1000.0 / (double) now : 0;
+	/* final figures, as finish() */
+	pr.r.within_band = 1;
+	{
+		int first = 1;
+
+		for(i = 0; i < n; i++)
+		{
+			double u = share[i] > 0 ? (double) load[i] / (double) share[i] : 0;
+
+			pr.r.overshoot += worst[i];
+			pr.r.within_band &= worst[i] <= band[i];
+			if(share[i] > 0 && (first || u > pr.r.max_avg))
+			{
+				pr.r.max_avg = u;
+			}
+			if(share[i] > 0 && (first || u < pr.r.min_avg))
+			{
+				pr.r.min_avg = u;
+			}
+			first &= !(share[i] > 0);
+		}
+	}
+	for(i = 0; i < n; i++)
+	{
+		cluster__adv_prov_free(&prov[i]);
+	}
+	free(load);
+	free(written);
+	free(version);
+	free(share);
+	free(band);
+	free(worst);
+	free(written_at);
+	free(side);
+	free(v);
+	free(prov);
+	return pr;
+}
+
+static int policy_pass = 1;
+
+/* The policy runs, N = 200 and 1000, a rolling deploy of 1k each. */
+static void
+policy_runs(const CLUSTERADVISORCONFIG *cfg)
+{
+	static const int sizes[2] = { 200, 1000 };
+	int s, mode, i;
+
+	pol_ids = calloc(1000, sizeof(*pol_ids));
+	if(!pol_ids)
+	{
+		return;
+	}
+	for(i = 0; i < 1000; i++)
+	{
+		snprintf(pol_ids[i], sizeof(pol_ids[i]), "p%04d", i);
+	}
+	printf("\n### statuses through the report policy (deadband %.2f of the band, %.0f status writes/s cluster-wide)\n", cfg->report_deadband,
+		cfg->status_writes_per_second);
+	for(s = 0; s < 2; s++)
+	{
+		int n = sizes[s];
+		long long *start = calloc((size_t) n, sizeof(*start));
+		cluster__report_policy pol;
+
+		if(!start)
+		{
+			return;
+		}
+		memset(&pol, 0, sizeof(pol));
+		pol.interval_ms = cfg->report_interval_ms;
+		pol.writes_per_second = cfg->status_writes_per_second;
+		pol_rolling(n, 1000, start);
+		printf("\nrolling deploy %d x 1k: effective report interval %lld ms (each member's view of the others is up to that old)\n\n", n,
+			(long long) cluster__report_interval_for(&pol, (size_t) n));
+		printf("| %-34s | %-28s | %8s | %7s | %9s | %7s | %7s | %-22s | %s |\n", "clients reconnect", "converged after", "moved", "/min", "overshoot", "max/fs", "min/fs",
+			"writes/s (mean, peak)", "max stale load");
+		printf("|------------------------------------|------------------------------|----------|---------|-----------|---------|---------|------------------------|----------------|\n");
+		for(mode = 0; mode < 2; mode++)
+		{
+			long long min_moves = 0, goal = 0;
+			pol_result pr = run_policy(n, start, cfg, mode, &min_moves, &goal);
+			char conv[64];
+			int g_moved = pr.r.moved <= min_moves * 105 / 100, g_over = pr.r.overshoot == 0, g_conv = pr.r.converged && pr.r.rounds <= goal;
+			int g_budget = pr.mean_rate <= cfg->status_writes_per_second * 1.0001;
+
+			if(pr.r.converged)
+			{
+				snprintf(conv, sizeof(conv), "%lld s (%lld rounds of %d s)", pr.r.time_s, pr.r.rounds, cfg->advice_interval_ms / 1000);
+			}
+			else
+			{
+				snprintf(conv, sizeof(conv), "never (> %d s)", HORIZON_S);
+			}
+			printf("| %-34s | %-28s | %8lld | %6.2fx | %9lld | %7.2f | %7.2f | %8.1f, %-12.0f | %14lld |\n", mode ? "through the herd-safe pick" : "where advised", conv,
+				pr.r.moved, min_moves ? (double) pr.r.moved / (double) min_moves : 0.0, pr.r.overshoot, pr.r.max_avg, pr.r.min_avg, pr.mean_rate, pr.peak_rate,
+				pr.max_stale);
+			printf("goals (%s): moved <= 1.05x minimum %s (%lld vs %lld); zero overshoot %s (%lld%s); converged within %lld rounds %s (%lld); "
+				   "mean status writes <= budget %s\n",
+				mode ? "pick" : "advised", pf(g_moved), pr.r.moved, min_moves, pf(g_over), pr.r.overshoot,
+				pr.r.overshoot && pr.r.within_band ? ", every crossing inside the member's band" : "", goal, pf(g_conv), pr.r.converged ? pr.r.rounds : -1,
+				pf(g_budget));
+			policy_pass &= g_moved && g_over && g_conv && g_budget;
+		}
+		free(start);
+	}
+	free(pol_ids);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -683,6 +1031,8 @@ main(int argc, char **argv)
 	draining(&s);
 	scenario("one member draining (10 x 1k, member 4 capacity 0)", &s, &cfg);
 	pick_spread(&cfg);
+	policy_runs(&cfg);
+	printf("\nreport-policy runs: %s\n", policy_pass ? "every goal PASS" : "some goal FAIL");
 	printf("\noverall: %s\n", all_pass ? "every goal PASS" : "some goal FAIL");
 	return 0;
 }

@@ -256,7 +256,9 @@ struct cluster_advisor_config_struct
 	 *  member's effective report interval stretches to
 	 *  members / status_writes_per_second seconds when that is longer than
 	 *  report_interval_ms, so that the registry's fan-out stays bounded as
-	 *  the cluster grows. 0 = no limit. */
+	 *  the cluster grows; a load that moved by more than half the
+	 *  advisor's band is still written after report_interval_ms (the plan
+	 *  must see it). 0 = no limit. */
 	double status_writes_per_second;
 	/** A new load is written only once it differs from the last written
 	 *  one by more than this fraction of the advisor's band (capacity and

@@ -6,11 +6,13 @@
  * calls it, logs why, and runs the advice callback with no lock held.
  *
  * Locks: the advisor's own mutex (adv->mu) protects the thread flags, the
- * provisional-pick table and the random state. It may be held while
- * taking cluster->lock, never the other way round.
+ * provisional-pick table, the random state and the pick's cache. It may
+ * be held while taking cluster->lock, never the other way round; nothing
+ * logs, calls back or does I/O while holding it.
  */
 #include "cluster-int.h"
 #include "advisor.h"
+#include "advisor-picker.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -37,6 +39,7 @@ struct cluster__advisor
 	pthread_t thread;
 	uint64_t rng;
 	cluster__adv_prov prov;
+	struct pick_cache *cache; /* the pick's (NULL before the first pick) */
 };
 
 /* What a snapshot keeps per member besides its advisor node. */
@@ -525,12 +528,169 @@ cluster_redirects_free(CLUSTERREDIRECT *redirects)
 /* where should a new client connect?                                   */
 /* ------------------------------------------------------------------ */
 
+/* What the pick reuses from one call to the next: a snapshot and the
+ * picker built from it, with the key they were taken under. */
+typedef struct pick_cache pick_cache;
+struct pick_cache
+{
+	int valid;
+	uint64_t view_gen;        /* cluster->view_gen */
+	unsigned long status_seq; /* cluster->status.seq, or 0 when unused */
+	CLUSTERADVISORCONFIG cfg; /* cluster->advisor_config */
+	snapshot s;
+	cluster__adv_picker picker;
+	unsigned long long builds;
+};
+
+/* Every field of the tuning, compared one by one (no padding bytes). */
+static int
+same_config(const CLUSTERADVISORCONFIG *a, const CLUSTERADVISORCONFIG *b)
+{
+	return a->version == b->version && a->report_interval_ms == b->report_interval_ms && a->advice_interval_ms == b->advice_interval_ms &&
+		   a->band_absolute == b->band_absolute && a->band_relative == b->band_relative && a->shed_fraction == b->shed_fraction &&
+		   a->step_max == b->step_max && a->step_min == b->step_min && a->budget_per_second == b->budget_per_second && a->jitter == b->jitter &&
+		   a->stale_ms == b->stale_ms && a->status_writes_per_second == b->status_writes_per_second && a->report_deadband == b->report_deadband;
+}
+
+/* Forget the cached snapshot and picker (the build count stays). Called
+ * with adv->mu held. */
+static void
+cache_drop(cluster__advisor *adv)
+{
+	pick_cache *pc = adv->cache;
+
+	if(pc && pc->valid)
+	{
+		cluster__adv_picker_sync(&pc->picker, &adv->prov);
+		cluster__adv_picker_free(&pc->picker);
+		drop_snapshot(&pc->s);
+		pc->valid = 0;
+	}
+}
+
+/*
+ * Make the cache current: what it holds is reused while the view (its
+ * generation), the tuning and, when this instance's record has no status
+ * (the static engine, or before the first write), this instance's local
+ * status (it stands in for the record's: take_snapshot()) are those it
+ * was built under. Once the record carries a status, a local report
+ * changes nothing the pick sees until it is written and comes back as a
+ * new view: it does not cost a rebuild. The key is
+ * read before the snapshot is taken, so the snapshot is never older than
+ * its key: a change racing with the build only costs one more build.
+ * Time needs no key: the picker itself applies the members going stale
+ * and the provisional picks expiring (advisor-picker.h). Called with
+ * adv->mu held (it takes cluster->lock, in that order). Returns 0, EPERM
+ * (not joined) or ENOMEM.
+ */
+static int
+cache_refresh(CLUSTER *cluster, cluster__advisor *adv)
+{
+	pick_cache *pc = adv->cache;
+	CLUSTERADVISORCONFIG cfg;
+	uint64_t gen;
+	unsigned long seq;
+	long self;
+	int r;
+
+	if(!pc)
+	{
+		pc = adv->cache = calloc(1, sizeof(*pc));
+		if(!pc)
+		{
+			return ENOMEM;
+		}
+	}
+
+	pthread_mutex_lock(&cluster->lock);
+	if(!cluster->joined)
+	{
+		pthread_mutex_unlock(&cluster->lock);
+		return EPERM;
+	}
+	gen = cluster->view_gen;
+	seq = 0;
+	if(cluster->view.self >= 0)
+	{
+		cluster__view_entry self_e;
+
+		if(!cluster__view_at(&cluster->view, (size_t) cluster->view.self, &self_e) && !self_e.has_status)
+		{
+			seq = cluster->status.seq + 1; /* never 0 */
+		}
+	}
+	cfg = cluster->advisor_config;
+	pthread_mutex_unlock(&cluster->lock);
+	if(pc->valid && pc->view_gen == gen && pc->status_seq == seq && same_config(&pc->cfg, &cfg))
+	{
+		return 0;
+	}
+	cache_drop(adv);
+	r = take_snapshot(cluster, &pc->s);
+	if(r)
+	{
+		return r;
+	}
+	/* this instance's position lets the pick follow its own plan rows and
+	 * keep off the room other members' rows will fill */
+	self = pc->s.view.self;
+	r = cluster__adv_picker_build(&pc->picker, pc->s.nodes, pc->s.view.count, self >= 0 ? (size_t) self : CLUSTER__ADV_NO_SELF, &pc->s.cfg,
+		&adv->prov, pc->s.now);
+	if(r)
+	{
+		drop_snapshot(&pc->s);
+		return r;
+	}
+	pc->valid = 1;
+	pc->view_gen = gen;
+	pc->status_seq = seq;
+	pc->cfg = cfg;
+	pc->builds++;
+	return 0;
+}
+
+/* One pick from the cache into *target. Called with adv->mu held.
+ * Returns 0, EPERM, ENOENT or ENOMEM. */
+static int
+cached_pick(CLUSTER *cluster, cluster__advisor *adv, CLUSTERMEMBER *target)
+{
+	pick_cache *pc;
+	const cluster__adv_node *m;
+	size_t at = 0;
+	int r;
+
+	r = cache_refresh(cluster, adv);
+	if(r)
+	{
+		return r;
+	}
+	pc = adv->cache;
+	r = cluster__adv_picker_pick(&pc->picker, &adv->prov, cluster__now_ms(), &adv->rng, &at);
+	if(r)
+	{
+		return r;
+	}
+	m = &pc->s.nodes[at];
+	memset(target, 0, sizeof(*target));
+	/* only the bytes in use: the buffers are long */
+	memcpy(target->id, m->id, strnlen(m->id, sizeof(target->id) - 1));
+	target->workers = m->workers;
+	target->base = pc->s.members[at].base;
+	target->passive = m->passive;
+	target->self = (long) at == pc->s.view.self;
+	target->has_status = m->has_status;
+	memcpy(target->address, pc->s.members[at].address, strnlen(pc->s.members[at].address, sizeof(target->address) - 1));
+	target->load = m->load;
+	target->capacity = m->capacity;
+	/* the snapshot's age plus the time since the snapshot was taken */
+	target->age_ms = m->age_ms + (pc->picker.now_ms > pc->s.now ? pc->picker.now_ms - pc->s.now : 0);
+	return 0;
+}
+
 int
 cluster_pick_target(CLUSTER *cluster, CLUSTERMEMBER *target)
 {
 	cluster__advisor *adv;
-	snapshot s;
-	size_t at = 0;
 	int r;
 
 	if(cluster__enter(cluster, __func__))
@@ -542,54 +702,40 @@ cluster_pick_target(CLUSTER *cluster, CLUSTERMEMBER *target)
 		cluster__log(cluster, LOG_ERR, "libcluster: cluster_pick_target() needs a target buffer\n");
 		return cluster__fail(cluster, EINVAL);
 	}
-	r = take_snapshot(cluster, &s);
+	adv = get_advisor(cluster);
+	if(!adv)
+	{
+		return cluster__fail(cluster, ENOMEM);
+	}
+	pthread_mutex_lock(&adv->mu);
+	r = cached_pick(cluster, adv, target);
+	pthread_mutex_unlock(&adv->mu);
 	if(r == EPERM)
 	{
 		return cluster__fail_msg(cluster, EPERM, "libcluster: cluster_pick_target(): this instance has not joined a cluster");
 	}
-	if(r)
+	if(r == ENOENT)
 	{
-		return cluster__fail(cluster, r);
+		/* a normal answer under load: logged for debugging only */
+		cluster__log(cluster, LOG_DEBUG, "libcluster: pick: no member can take a client (all draining, full, stale or without a status)\n");
+		return cluster__fail_msg(cluster, ENOENT, "libcluster: pick: no member can take a client (all draining, full, stale or without a status)");
 	}
-	adv = get_advisor(cluster);
-	if(!adv)
-	{
-		drop_snapshot(&s);
-		return cluster__fail(cluster, ENOMEM);
-	}
-	/* this instance's position lets the pick follow its own plan rows and
-	 * keep off the room other members' rows will fill */
-	pthread_mutex_lock(&adv->mu);
-	r = cluster__adv_pick(s.nodes, s.view.count, s.view.self >= 0 ? (size_t) s.view.self : CLUSTER__ADV_NO_SELF, &s.cfg, &adv->prov, s.now, &adv->rng, &at);
-	pthread_mutex_unlock(&adv->mu);
-	if(r)
-	{
-		drop_snapshot(&s);
-		if(r == ENOENT)
-		{
-			/* a normal answer under load: logged for debugging only */
-			cluster__log(cluster, LOG_DEBUG, "libcluster: pick: no member can take a client (all draining, full, stale or without a status)\n");
-			return cluster__fail_msg(cluster, ENOENT, "libcluster: pick: no member can take a client (all draining, full, stale or without a status)");
-		}
-		return cluster__fail(cluster, r);
-	}
-	{
-		const cluster__adv_node *m = &s.nodes[at];
+	return r ? cluster__fail(cluster, r) : 0;
+}
 
-		memset(target, 0, sizeof(*target));
-		snprintf(target->id, sizeof(target->id), "%s", m->id);
-		target->workers = m->workers;
-		target->base = s.members[at].base;
-		target->passive = m->passive;
-		target->self = (long) at == s.view.self;
-		target->has_status = m->has_status;
-		snprintf(target->address, sizeof(target->address), "%s", s.members[at].address);
-		target->load = m->load;
-		target->capacity = m->capacity;
-		target->age_ms = m->age_ms;
+unsigned long long
+cluster__advisor_pick_builds(CLUSTER *cluster)
+{
+	cluster__advisor *adv = get_advisor(cluster);
+	unsigned long long n = 0;
+
+	if(adv)
+	{
+		pthread_mutex_lock(&adv->mu);
+		n = adv->cache ? adv->cache->builds : 0;
+		pthread_mutex_unlock(&adv->mu);
 	}
-	drop_snapshot(&s);
-	return 0;
+	return n;
 }
 
 /* ------------------------------------------------------------------ */
@@ -742,6 +888,8 @@ cluster__advisor_start(CLUSTER *cluster)
 	pthread_mutex_lock(&adv->mu);
 	adv->active = 1;
 	adv->stop = 0;
+	/* a new membership: nothing cached from a previous one */
+	cache_drop(adv);
 	r = maybe_start(adv);
 	pthread_mutex_unlock(&adv->mu);
 	return r;
@@ -774,6 +922,7 @@ cluster__advisor_stop(CLUSTER *cluster)
 	adv->running = 0;
 	adv->stop = 0;
 	/* picks made for the old membership mean nothing to the next one */
+	cache_drop(adv); /* first: it writes its counts back into the table */
 	cluster__adv_prov_free(&adv->prov);
 	pthread_mutex_unlock(&adv->mu);
 }
@@ -792,6 +941,8 @@ cluster__advisor_free(CLUSTER *cluster)
 	{
 		return;
 	}
+	cache_drop(adv);
+	free(adv->cache);
 	cluster__adv_prov_free(&adv->prov);
 	pthread_cond_destroy(&adv->cond);
 	pthread_mutex_destroy(&adv->mu);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "advisor.h"
+#include "report-policy.h"
 
 typedef cluster__adv_u128 u128;
 
@@ -1196,10 +1197,19 @@ cluster__adv_prov_free(cluster__adv_prov *prov)
 	memset(prov, 0, sizeof(*prov));
 }
 
+/* With statuses written through the report policy, a target whose load
+ * the picks moved by less than half a band publishes it only after the
+ * stretched interval: forgetting the picks sooner would let the same
+ * targets be picked again (a herd). */
 int64_t
-cluster__adv_prov_timeout(const CLUSTERADVISORCONFIG *cfg)
+cluster__adv_prov_timeout(const CLUSTERADVISORCONFIG *cfg, size_t n)
 {
-	return 3 * (int64_t) cfg->report_interval_ms;
+	cluster__report_policy p;
+
+	memset(&p, 0, sizeof(p));
+	p.interval_ms = cfg->report_interval_ms;
+	p.writes_per_second = cfg->version >= 2 ? cfg->status_writes_per_second : 0.0;
+	return 3 * cluster__report_interval_for(&p, n);
 }
 
 /* Position of id in the id-sorted nodes, or -1. */
@@ -1404,7 +1414,7 @@ pick_two_choices(const cluster__adv_node *nodes, const cluster__adv_plan *plan, 
 /* Count a pick as provisional load on its target, until the target's
  * record changes or the entry expires. Returns 0 or ENOMEM. */
 static int
-prov_record(cluster__adv_prov *prov, const cluster__adv_node *target, const CLUSTERADVISORCONFIG *cfg, int64_t now_ms)
+prov_record(cluster__adv_prov *prov, const cluster__adv_node *target, const CLUSTERADVISORCONFIG *cfg, size_t n, int64_t now_ms)
 {
 	size_t i;
 
@@ -1436,7 +1446,7 @@ prov_record(cluster__adv_prov *prov, const cluster__adv_node *target, const CLUS
 		prov->count++;
 	}
 	prov->entries[i].count++;
-	prov->entries[i].expires_ms = now_ms + cluster__adv_prov_timeout(cfg);
+	prov->entries[i].expires_ms = now_ms + cluster__adv_prov_timeout(cfg, n);
 	return 0;
 }
 
@@ -1495,7 +1505,7 @@ cluster__adv_pick(const cluster__adv_node *nodes, size_t n, size_t self, const C
 	}
 	pick = pick_two_choices(nodes, &plan, prov_count, cand, ncand, rng);
 picked:
-	r = prov_record(prov, &nodes[pick], cfg, now_ms);
+	r = prov_record(prov, &nodes[pick], cfg, n, now_ms);
 	if(!r)
 	{
 		*chosen = pick;

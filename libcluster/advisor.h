@@ -149,8 +149,10 @@ struct cluster__adv_prov
 void cluster__adv_prov_free(cluster__adv_prov *prov);
 
 /* How long a provisional pick counts when the target's record does not
- * change (ms): three report intervals. */
-int64_t cluster__adv_prov_timeout(const CLUSTERADVISORCONFIG *cfg);
+ * change (ms), in a cluster of n members: three effective report
+ * intervals (report-policy.h), the longest a target may take to publish
+ * the load the picks gave it. */
+int64_t cluster__adv_prov_timeout(const CLUSTERADVISORCONFIG *cfg, size_t n);
 
 /* The self argument of cluster__adv_pick() for a caller that is not one
  * of the nodes (or has no usable status). */

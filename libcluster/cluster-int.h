@@ -77,6 +77,7 @@ struct cluster_struct
 	int passive;
 	int workers;
 	cluster__view view; /* last published view */
+	uint64_t view_gen;  /* bumped each time view is replaced (the pick's cache key) */
 	int index;          /* last reported base (-1) */
 	int total;          /* last reported total */
 	int announced;      /* the callback has seen this join's first view */
@@ -150,5 +151,7 @@ int cluster__fail_msg(CLUSTER *cluster, int err, const char *format, ...) CLUSTE
 int cluster__advisor_start(CLUSTER *cluster); /* after join */
 void cluster__advisor_stop(CLUSTER *cluster); /* before leave */
 void cluster__advisor_free(CLUSTER *cluster); /* from destroy */
+/* How many times the pick built its cache (tests and benchmarks). */
+unsigned long long cluster__advisor_pick_builds(CLUSTER *cluster);
 
 #endif /*!CLUSTER_INT_H_*/

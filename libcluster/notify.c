@@ -176,6 +176,7 @@ cluster__deliver(CLUSTER *cluster)
 		notify = !cluster->announced || old_base != cluster->pending.base || old_total != cluster->pending.total;
 		cluster__view_free(&cluster->view);
 		cluster->view = cluster->pending;
+		cluster->view_gen++;
 		memset(&cluster->pending, 0, sizeof(cluster->pending));
 		cluster->index = cluster->view.base;
 		cluster->total = cluster->view.total;

@@ -32,7 +32,9 @@ struct cluster__report_sample
 	int64_t at_ms; /* when it was written (monotonic ms) */
 };
 
-/* The effective report interval (ms) in a cluster of n members. */
+/* The effective report interval (ms) in a cluster of n members:
+ * max(interval_ms (1000 when unset), ceil(n x 1000 / writes_per_second)),
+ * at most one day; writes_per_second <= 0 means no limit. */
 int64_t cluster__report_interval_for(const cluster__report_policy *p, size_t n);
 
 /*
@@ -40,7 +42,14 @@ int64_t cluster__report_interval_for(const cluster__report_policy *p, size_t n);
  * member count n: an absolute monotonic time in ms (now_ms or earlier
  * means now), or INT64_MAX if cur need not be written at all. forced
  * (an address change, the first write) ignores the deadband but not the
- * interval.
+ * interval. The rule, with band = max(band_absolute, band_relative x
+ * last->load): the first write (last->valid == 0) is due at now_ms; a load
+ * that moved from last->load by more than half the band (and the
+ * deadband) is due interval_ms after last->at_ms; a capacity change, a
+ * forced write, or a load that moved by more than deadband x band is due
+ * one effective interval (cluster__report_interval_for) after
+ * last->at_ms; anything else is never due (an unchanged status is not
+ * refreshed: the lease keeps the key).
  */
 int64_t cluster__report_due(const cluster__report_policy *p, const cluster__report_sample *last,
 	const cluster__report_sample *cur, size_t n, int forced, int64_t now_ms);

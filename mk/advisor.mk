@@ -4,11 +4,13 @@
 LIBCLUSTER_SOURCES += \
 	libcluster/advisor.h \
 	libcluster/advisor.c \
+	libcluster/advisor-picker.h \
+	libcluster/advisor-picker.c \
 	libcluster/advisor-api.c \
 	libcluster/report-policy.h \
 	libcluster/report-policy.c
 
-CMOCKA_TESTS += tests/test_advisor tests/test_advisor_api tests/test_etcd_advisor
+CMOCKA_TESTS += tests/test_advisor tests/test_advisor_api tests/test_etcd_advisor tests/test_report_policy
 
 tests_test_advisor_SOURCES = tests/test_advisor.c
 tests_test_advisor_CFLAGS = $(TEST_CFLAGS)
@@ -16,6 +18,9 @@ tests_test_advisor_LDADD = $(TEST_LDADD)
 tests_test_advisor_api_SOURCES = tests/test_advisor_api.c tests/testutil.h
 tests_test_advisor_api_CFLAGS = $(TEST_CFLAGS)
 tests_test_advisor_api_LDADD = $(TEST_LDADD)
+tests_test_report_policy_SOURCES = tests/test_report_policy.c
+tests_test_report_policy_CFLAGS = $(TEST_CFLAGS)
+tests_test_report_policy_LDADD = $(TEST_LDADD)
 # Against a real etcd (skipped when etcd is absent and CLUSTER_REQUIRE_ETCD unset).
 tests_test_etcd_advisor_SOURCES = tests/test_etcd_advisor.c tests/testutil.h $(ETCD_TEST_SOURCES)
 tests_test_etcd_advisor_CFLAGS = $(TEST_CFLAGS)

@@ -11,6 +11,10 @@
 # old against new library with bench/compare-scale.sh. BENCH_ARGS passes
 # options, e.g.
 #   make bench-steady BENCH_ARGS='-d 60 10 50 200'
+# bench-pick needs no registry (pure pick code and a static handle): it
+# prints the pick's cost at N = 1000 and 4000 and an O(1) verdict, and
+# exits 1 when the verdict fails (`make bench-pick BENCH_ARGS=--no-cache`
+# shows it failing with the cache disabled).
 BENCH_SOURCES = bench/benchlib.c bench/benchlib.h $(ETCD_HARNESS_SOURCES)
 BENCH_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/tests $(CURL_CFLAGS) $(CJSON_CFLAGS)
 BENCH_LDADD = libcluster/libcluster-core.la $(CURL_LIBS) $(CJSON_LIBS) $(PTHREAD_LIBS)
@@ -34,6 +38,11 @@ bench_bench_scale_CFLAGS = $(BENCH_CFLAGS)
 bench_bench_scale_LDADD = $(BENCH_LDADD) -lm
 EXTRA_DIST += bench/compare-scale.sh
 
+check_PROGRAMS += bench/bench-pick
+bench_bench_pick_SOURCES = bench/bench-pick.c
+bench_bench_pick_CFLAGS = $(AM_CFLAGS)
+bench_bench_pick_LDADD = libcluster/libcluster-core.la $(CURL_LIBS) $(CJSON_LIBS) $(PTHREAD_LIBS)
+
 bench-convergence: bench/bench-convergence$(EXEEXT)
 	ETCD='$(ETCD)' ./bench/bench-convergence$(EXEEXT) $(BENCH_ARGS)
 bench-steady: bench/bench-steady$(EXEEXT)
@@ -44,9 +53,12 @@ bench-view: bench/bench-view$(EXEEXT)
 	./bench/bench-view$(EXEEXT) $(BENCH_ARGS)
 bench-scale: bench/bench-scale$(EXEEXT)
 	ETCD='$(ETCD)' ./bench/bench-scale$(EXEEXT) $(BENCH_ARGS)
-bench: bench/bench-convergence$(EXEEXT) bench/bench-steady$(EXEEXT) bench/bench-memory$(EXEEXT) bench/bench-view$(EXEEXT)
+bench-pick: bench/bench-pick$(EXEEXT)
+	./bench/bench-pick$(EXEEXT) $(BENCH_ARGS)
+bench: bench/bench-convergence$(EXEEXT) bench/bench-steady$(EXEEXT) bench/bench-memory$(EXEEXT) bench/bench-view$(EXEEXT) bench/bench-pick$(EXEEXT)
 	ETCD='$(ETCD)' ./bench/bench-convergence$(EXEEXT)
 	ETCD='$(ETCD)' ./bench/bench-steady$(EXEEXT)
 	ETCD='$(ETCD)' ./bench/bench-memory$(EXEEXT)
 	./bench/bench-view$(EXEEXT)
-.PHONY: bench bench-convergence bench-steady bench-memory bench-view bench-scale
+	./bench/bench-pick$(EXEEXT)
+.PHONY: bench bench-convergence bench-steady bench-memory bench-view bench-scale bench-pick

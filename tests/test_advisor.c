@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "advisor.h"
+#include "advisor-picker.h"
 
 #define MAXN 64
 
@@ -642,7 +643,7 @@ test_pick_exclusions(void **state)
 	assert_int_equal(cluster__adv_pick(v, 4, CLUSTER__ADV_NO_SELF, &c, &prov, 0, &rng, &at), 0);
 	assert_int_equal(cluster__adv_pick(v, 4, CLUSTER__ADV_NO_SELF, &c, &prov, 0, &rng, &at), ENOENT);
 	/* ... or the entry times out */
-	assert_int_equal(cluster__adv_pick(v, 4, CLUSTER__ADV_NO_SELF, &c, &prov, cluster__adv_prov_timeout(&c), &rng, &at), 0);
+	assert_int_equal(cluster__adv_pick(v, 4, CLUSTER__ADV_NO_SELF, &c, &prov, cluster__adv_prov_timeout(&c, 4), &rng, &at), 0);
 	cluster__adv_prov_free(&prov);
 }
 
@@ -986,6 +987,199 @@ test_pick_deterministic(void **state)
 	}
 }
 
+/*
+ * The picker built once per snapshot (advisor-picker.c) against
+ * cluster__adv_pick() computing everything per pick: on random clusters
+ * with tight capacities, members going stale and provisional picks
+ * expiring while time passes, both must make the same picks, the same
+ * ENOENTs and the same random draws, pick after pick; the picker is
+ * rebuilt now and then from its own provisional table, as a cache is
+ * rebuilt with the same view.
+ */
+static void
+test_picker_matches_pick(void **state)
+{
+	static const int intervals[] = { 10, 20, 50, 1000 };
+	static const int stales[] = { 0, 40, 150, 500 };
+	uint64_t rng = 4242;
+	int t, k, picks = 0, enoent = 0;
+
+	(void) state;
+	for(t = 0; t < 300; t++)
+	{
+		CLUSTERADVISORCONFIG c;
+		cluster__adv_node v[MAXN];
+		cluster__adv_plan p;
+		cluster__adv_picker pk;
+		size_t n = t % 25 == 0 ? (size_t) (t % 50 == 0) : random_cluster(&rng, v, &c), self = CLUSTER__ADV_NO_SELF, i;
+		cluster__adv_prov pa = { NULL, 0, 0 }, pb = { NULL, 0, 0 };
+		uint64_t ra, rb;
+		int64_t now = 600;
+
+		if(n <= 1)
+		{
+			/* n = 0, and a lone member */
+			cluster_advisor_config_init(&c);
+			node(&v[0], 0, 5, -1);
+		}
+		c.report_interval_ms = intervals[cluster__adv_random_below(&rng, 4)];
+		c.stale_ms = stales[cluster__adv_random_below(&rng, 4)];
+		for(i = 0; i < n; i++)
+		{
+			uint64_t kind = cluster__adv_random_below(&rng, 8);
+
+			v[i].received_ms = kind == 0 ? 0 : 1 + (int64_t) cluster__adv_random_below(&rng, 600);
+			if(kind == 1 && v[i].capacity > 0)
+			{
+				v[i].capacity = v[i].load + (long long) cluster__adv_random_below(&rng, 3); /* nearly full */
+			}
+			v[i].mod_revision = 1 + (int64_t) cluster__adv_random_below(&rng, 3);
+		}
+		assert_int_equal(cluster__adv_plan_compute(&p, v, n, &c), 0);
+		for(i = 0; i < n && t % 3; i++)
+		{
+			if(p.shed[i] || (t % 3 == 2 && p.role[i] == CLUSTER__ADV_MEMBER))
+			{
+				self = i;
+				break;
+			}
+		}
+		cluster__adv_plan_free(&p);
+		ra = rb = rng;
+		assert_int_equal(cluster__adv_picker_build(&pk, v, n, self, &c, &pb, now), 0);
+		for(k = 0; k < 400; k++)
+		{
+			size_t a = 0, b = 1;
+			int x, y;
+
+			now += (int64_t) cluster__adv_random_below(&rng, 12);
+			for(i = 0; i < n; i++)
+			{
+				v[i].age_ms = v[i].received_ms ? now - v[i].received_ms : 0;
+			}
+			if(k % 97 == 96)
+			{
+				cluster__adv_picker_sync(&pk, &pb);
+				cluster__adv_picker_free(&pk);
+				assert_int_equal(cluster__adv_picker_build(&pk, v, n, self, &c, &pb, now), 0);
+			}
+			x = cluster__adv_pick(v, n, self, &c, &pa, now, &ra, &a);
+			y = cluster__adv_picker_pick(&pk, &pb, now, &rb, &b);
+			if(x != y || (!x && a != b) || ra != rb)
+			{
+				fail_msg("cluster %d (n %zu, self %zu), pick %d at %lld: pick %d -> %zu, picker %d -> %zu", t, n, self, k, (long long) now, x, a, y, b);
+			}
+			picks += !x;
+			enoent += x == ENOENT;
+		}
+		/* the same provisional load per target, once synced */
+		cluster__adv_picker_sync(&pk, &pb);
+		for(i = 0; i < pa.count + pb.count; i++)
+		{
+			const cluster__adv_prov_entry *e = i < pa.count ? &pa.entries[i] : &pb.entries[i - pa.count];
+			const cluster__adv_prov *other = i < pa.count ? &pb : &pa;
+			long long mine = e->expires_ms > now ? e->count : 0, theirs = 0;
+			size_t j;
+
+			for(j = 0; j < other->count; j++)
+			{
+				if(!strcmp(other->entries[j].id, e->id) && other->entries[j].expires_ms > now)
+				{
+					theirs += other->entries[j].count;
+				}
+			}
+			assert_int_equal(mine, theirs);
+		}
+		cluster__adv_picker_free(&pk);
+		cluster__adv_prov_free(&pa);
+		cluster__adv_prov_free(&pb);
+	}
+	/* both outcomes were exercised */
+	assert_true(picks > 10000);
+	assert_true(enoent > 1000);
+}
+
+/* The same side by side on larger clusters (the picker's sum trees get
+ * three and four levels), with a shedder and a caller without rows,
+ * through every tier as the deficits run out. */
+static void
+test_picker_matches_pick_large(void **state)
+{
+	static const size_t sizes[] = { 65, 513, 600, 1500 };
+	uint64_t rng = 777;
+	size_t z;
+
+	(void) state;
+	for(z = 0; z < sizeof(sizes) / sizeof(sizes[0]) * 2; z++)
+	{
+		size_t n = sizes[z / 2], self = CLUSTER__ADV_NO_SELF, i;
+		cluster__adv_node *v = calloc(n, sizeof(*v));
+		char(*names)[16] = calloc(n, sizeof(*names));
+		CLUSTERADVISORCONFIG c;
+		cluster__adv_plan p;
+		cluster__adv_picker pk;
+		cluster__adv_prov pa = { NULL, 0, 0 }, pb = { NULL, 0, 0 };
+		uint64_t ra, rb;
+		int64_t now = 600;
+		int k;
+
+		assert_non_null(v);
+		assert_non_null(names);
+		cluster_advisor_config_init(&c);
+		c.report_interval_ms = 20;
+		c.stale_ms = 400;
+		for(i = 0; i < n; i++)
+		{
+			uint64_t kind = cluster__adv_random_below(&rng, 10);
+
+			snprintf(names[i], sizeof(names[i]), "x%05u", (unsigned) (i % 100000));
+			memset(&v[i], 0, sizeof(v[i]));
+			v[i].id = names[i];
+			v[i].workers = 1;
+			v[i].has_status = kind != 9;
+			v[i].load = (long long) cluster__adv_random_below(&rng, 60);
+			v[i].capacity = kind < 6 ? -1 : kind == 6 ? 0 :
+														v[i].load + (long long) cluster__adv_random_below(&rng, 4);
+			v[i].mod_revision = 1;
+			v[i].received_ms = 1 + (int64_t) cluster__adv_random_below(&rng, 600);
+		}
+		assert_int_equal(cluster__adv_plan_compute(&p, v, n, &c), 0);
+		for(i = 0; i < n && z % 2; i++)
+		{
+			if(p.shed[i])
+			{
+				self = i;
+				break;
+			}
+		}
+		cluster__adv_plan_free(&p);
+		ra = rb = rng;
+		assert_int_equal(cluster__adv_picker_build(&pk, v, n, self, &c, &pb, now), 0);
+		for(k = 0; k < 600; k++)
+		{
+			size_t a = 0, b = 1;
+			int x, y;
+
+			now += (int64_t) cluster__adv_random_below(&rng, 3);
+			for(i = 0; i < n; i++)
+			{
+				v[i].age_ms = now - v[i].received_ms;
+			}
+			x = cluster__adv_pick(v, n, self, &c, &pa, now, &ra, &a);
+			y = cluster__adv_picker_pick(&pk, &pb, now, &rb, &b);
+			if(x != y || (!x && a != b) || ra != rb)
+			{
+				fail_msg("n %zu (self %zu), pick %d at %lld: pick %d -> %zu, picker %d -> %zu", n, self, k, (long long) now, x, a, y, b);
+			}
+		}
+		cluster__adv_picker_free(&pk);
+		cluster__adv_prov_free(&pa);
+		cluster__adv_prov_free(&pb);
+		free(v);
+		free(names);
+	}
+}
+
 /* ------------------------------------------------------------------ */
 /* exact 128-bit arithmetic                                             */
 /* ------------------------------------------------------------------ */
@@ -1228,6 +1422,8 @@ main(void)
 		cmocka_unit_test(test_pick_all_shedders_no_overshoot),
 		cmocka_unit_test(test_pick_callers_without_rows),
 		cmocka_unit_test(test_pick_deterministic),
+		cmocka_unit_test(test_picker_matches_pick),
+		cmocka_unit_test(test_picker_matches_pick_large),
 		cmocka_unit_test(test_config_and_random),
 		cmocka_unit_test(test_u128),
 	};

@@ -197,6 +197,16 @@ test_static_single(void **state)
 	assert_true(t.has_status);
 	assert_string_equal(t.address, "ws://me:2");
 	assert_int_equal(t.load, 6);
+	/* the record has no status: the local one stands in, and a new
+	 * report reaches the (cached) pick */
+	assert_int_equal(cluster_report(c, 8, -1), 0);
+	assert_int_equal(cluster_pick_target(c, &t), 0);
+	assert_int_equal(t.load, 8);
+	assert_int_equal(cluster_set_address(c, "ws://me:3"), 0);
+	assert_int_equal(cluster_pick_target(c, &t), 0);
+	assert_string_equal(t.address, "ws://me:3");
+	assert_int_equal(cluster_report(c, 6, -1), 0);
+	assert_int_equal(cluster_set_address(c, "ws://me:2"), 0);
 	assert_int_equal(cluster_advice(c, &rows, &n), 0);
 	assert_int_equal(n, 0);
 	assert_null(rows);
@@ -206,7 +216,7 @@ test_static_single(void **state)
 	assert_int_equal(errno, ENOENT);
 	assert_int_equal(cluster_leave(c), 0);
 	assert_int_equal(cluster_report(c, 7, -1), 0);
-	assert_int_equal(hook_calls, 3); /* the draining report counted; after leave, none */
+	assert_int_equal(hook_calls, 7); /* four for the cache checks, the draining report; after leave, none */
 	c->engine = &cluster__engine_static;
 	cluster_destroy(c);
 }
@@ -293,6 +303,147 @@ test_advice_rows_and_fail_static(void **state)
 	assert_int_equal(errno, EPERM);
 	assert_int_equal(cluster_advice(c, NULL, &n), -1);
 	assert_int_equal(errno, EINVAL);
+	cluster_destroy(c);
+}
+
+static void
+sleep_ms(int ms)
+{
+	struct timespec ts;
+
+	ts.tv_sec = ms / 1000;
+	ts.tv_nsec = (long) (ms % 1000) * 1000000L;
+	nanosleep(&ts, NULL);
+}
+
+/* The pick's cache: built once per view, status and tuning, reused in
+ * between; a new view with the same registry revision is still a new
+ * view; members going stale with time need no new view. */
+static void
+test_pick_cache(void **state)
+{
+	CLUSTER *c = tu_cluster("advcache");
+	CLUSTERADVISORCONFIG cfg;
+	CLUSTERMEMBER t;
+	unsigned long long b0;
+	int i, got_a = 0, got_b = 0;
+
+	(void) state;
+	assert_non_null(c);
+	assert_int_equal(cluster_set_instance(c, "me"), 0);
+	assert_int_equal(cluster_join(c), 0);
+	/* 900 here, 0 and 0 there: both peers have room (300 each) */
+	inject(c, 900, 0, -1, 0);
+	b0 = cluster__advisor_pick_builds(c);
+	for(i = 0; i < 200; i++)
+	{
+		assert_int_equal(cluster_pick_target(c, &t), 0);
+		got_a += !strcmp(t.id, "peer-a");
+		got_b += !strcmp(t.id, "peer-b");
+	}
+	assert_int_equal(cluster__advisor_pick_builds(c), b0 + 1); /* one build, 200 picks */
+	assert_int_equal(got_a + got_b, 200);
+	assert_in_range(got_a, 60, 140);
+	/* the same revision (42), different loads: peer-a drains */
+	inject(c, 300, 0, 0, 0);
+	for(i = 0; i < 50; i++)
+	{
+		assert_int_equal(cluster_pick_target(c, &t), 0);
+		assert_string_equal(t.id, "peer-b");
+		assert_string_equal(t.address, "ws://b:1");
+	}
+	assert_int_equal(cluster__advisor_pick_builds(c), b0 + 2);
+	/* the tuning and this instance's status are part of the key */
+	cluster_advisor_config_init(&cfg);
+	cfg.stale_ms = tu_scaled_ms(300);
+	assert_int_equal(cluster_set_advisor_config(c, &cfg), 0);
+	assert_int_equal(cluster_pick_target(c, &t), 0);
+	assert_int_equal(cluster__advisor_pick_builds(c), b0 + 3);
+	/* a local report while the record carries a status: the pick sees
+	 * the record, so the cache stays */
+	assert_int_equal(cluster_report(c, 300, -1), 0);
+	assert_int_equal(cluster_pick_target(c, &t), 0);
+	assert_int_equal(cluster__advisor_pick_builds(c), b0 + 3);
+	assert_int_equal(cluster_report(c, 310, -1), 0);
+	assert_int_equal(cluster_pick_target(c, &t), 0);
+	assert_int_equal(cluster__advisor_pick_builds(c), b0 + 3);
+	/* time alone: every record goes stale, the same cache says so */
+	sleep_ms(tu_scaled_ms(300) + 100);
+	assert_int_equal(cluster_pick_target(c, &t), -1);
+	assert_int_equal(errno, ENOENT);
+	assert_int_equal(cluster__advisor_pick_builds(c), b0 + 3);
+	/* a fresh view brings them back */
+	inject(c, 300, 0, 0, 0);
+	assert_int_equal(cluster_pick_target(c, &t), 0);
+	assert_true(t.age_ms >= 0 && t.age_ms < cfg.stale_ms);
+	assert_int_equal(cluster_leave(c), 0);
+	assert_int_equal(cluster_pick_target(c, &t), -1);
+	assert_int_equal(errno, EPERM);
+	cluster_destroy(c);
+}
+
+/* Several threads pick while views are replaced under them: every pick
+ * answers from one consistent view. */
+typedef struct picker_arg picker_arg;
+struct picker_arg
+{
+	CLUSTER *c;
+	int ok, bad;
+};
+
+static void *
+picker_thread(void *p)
+{
+	picker_arg *a = p;
+	CLUSTERMEMBER t;
+	int i;
+
+	for(i = 0; i < 3000; i++)
+	{
+		if(cluster_pick_target(a->c, &t) == 0 && (!strcmp(t.id, "peer-a") || !strcmp(t.id, "peer-b")))
+		{
+			a->ok++;
+		}
+		else
+		{
+			a->bad++;
+		}
+	}
+	return NULL;
+}
+
+static void
+test_pick_threads(void **state)
+{
+	CLUSTER *c = tu_cluster("advthreads");
+	pthread_t th[4];
+	picker_arg args[4];
+	int i;
+
+	(void) state;
+	assert_non_null(c);
+	assert_int_equal(cluster_set_instance(c, "me"), 0);
+	assert_int_equal(cluster_join(c), 0);
+	/* always plenty of room on both peers, none here */
+	inject(c, 90000, 0, -1, 0);
+	for(i = 0; i < 4; i++)
+	{
+		args[i].c = c;
+		args[i].ok = args[i].bad = 0;
+		assert_int_equal(pthread_create(&th[i], NULL, picker_thread, &args[i]), 0);
+	}
+	for(i = 0; i < 20; i++)
+	{
+		inject(c, 90000, i, -1, 20 - i);
+		sleep_ms(1);
+	}
+	for(i = 0; i < 4; i++)
+	{
+		assert_int_equal(pthread_join(th[i], NULL), 0);
+		assert_int_equal(args[i].bad, 0);
+		assert_int_equal(args[i].ok, 3000);
+	}
+	assert_int_equal(cluster_leave(c), 0);
 	cluster_destroy(c);
 }
 
@@ -391,6 +542,8 @@ main(void)
 		cmocka_unit_test(test_address),
 		cmocka_unit_test(test_static_single),
 		cmocka_unit_test(test_advice_rows_and_fail_static),
+		cmocka_unit_test(test_pick_cache),
+		cmocka_unit_test(test_pick_threads),
 		cmocka_unit_test(test_advisor_thread),
 	};
 

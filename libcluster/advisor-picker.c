@@ -1,0 +1,578 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The herd-safe pick, built once per snapshot (see advisor-picker.h).
+ * Pure. Every rule here restates one of cluster__adv_pick() (advisor.c),
+ * event by event instead of from scratch; test_advisor.c runs both side
+ * by side and requires the same picks.
+ */
+#ifdef HAVE_CONFIG_H
+# include "config.h"
+#endif
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "advisor-picker.h"
+
+#define NONE ((size_t) -1)
+
+/* ------------------------------------------------------------------ */
+/* sum trees: prefix sums over positions, eight children per node      */
+/* ------------------------------------------------------------------ */
+
+#define FAN 8
+
+/* The levels for n leaves, zeroed. Returns 0 or ENOMEM. */
+static int
+st_init(cluster__adv_sumtree *t, size_t n)
+{
+	size_t len = n ? n : 1, size = 0;
+
+	memset(t, 0, sizeof(*t));
+	for(;;)
+	{
+		t->off[t->levels++] = size;
+		size += (len + FAN - 1) / FAN * FAN;
+		if(len <= FAN || t->levels == CLUSTER__ADV_SUMTREE_LEVELS)
+		{
+			break;
+		}
+		len = (len + FAN - 1) / FAN;
+	}
+	t->v = calloc(size, sizeof(*t->v));
+	return t->v ? 0 : ENOMEM;
+}
+
+/* Once the leaves are set: every inner sum and the total, in O(n). */
+static void
+st_build(cluster__adv_sumtree *t)
+{
+	int l;
+	size_t j, c;
+
+	for(l = 1; l < t->levels; l++)
+	{
+		size_t len = (t->off[l] - t->off[l - 1]) / FAN; /* one sum per group below */
+
+		for(j = 0; j < len; j++)
+		{
+			uint64_t sum = 0;
+
+			for(c = 0; c < FAN; c++)
+			{
+				sum += t->v[t->off[l - 1] + j * FAN + c];
+			}
+			t->v[t->off[l] + j] = sum;
+		}
+	}
+	t->total = 0;
+	for(c = 0; c < FAN; c++)
+	{
+		t->total += t->v[t->off[t->levels - 1] + c];
+	}
+}
+
+/* Add delta (modulo 2^64: a decrease is a wrapped negative) at leaf i. */
+static void
+st_add(cluster__adv_sumtree *t, size_t i, uint64_t delta)
+{
+	int l;
+
+	for(l = 0; l < t->levels; l++, i /= FAN)
+	{
+		t->v[t->off[l] + i] += delta;
+	}
+	t->total += delta;
+}
+
+/* The first position whose prefix sum exceeds x (x < total). The linear
+ * scan of cluster__adv_pick() picks the same one: it subtracts the
+ * weights in position order until x falls inside one. */
+static size_t
+st_find(const cluster__adv_sumtree *t, uint64_t x)
+{
+	size_t idx = 0;
+	int l;
+
+	for(l = t->levels - 1; l >= 0; l--)
+	{
+		const uint64_t *g = t->v + t->off[l] + idx * FAN;
+		size_t c;
+
+		/* x is below this group's sum, so the last child takes the rest */
+		for(c = 0; c < FAN - 1 && x >= g[c]; c++)
+		{
+			x -= g[c];
+		}
+		idx = idx * FAN + c;
+	}
+	return idx;
+}
+
+/* Set leaf i to v (its current value in *cur). */
+static void
+st_set(cluster__adv_sumtree *t, long long *cur, size_t i, long long v)
+{
+	uint64_t delta = (uint64_t) v - (uint64_t) *cur;
+
+	if(delta)
+	{
+		st_add(t, i, delta);
+		*cur = v;
+	}
+}
+
+static void
+st_free(cluster__adv_sumtree *t)
+{
+	free(t->v);
+	memset(t, 0, sizeof(*t));
+}
+
+/* ------------------------------------------------------------------ */
+/* the rules of cluster__adv_pick(), one target at a time               */
+/* ------------------------------------------------------------------ */
+
+/* Stale at the picker's time: the record is older than stale_ms. */
+static int
+is_stale(const cluster__adv_picker *pk, const cluster__adv_pick_slot *t)
+{
+	return pk->cfg.stale_ms > 0 && t->received_ms && pk->now_ms - t->received_ms > pk->cfg.stale_ms;
+}
+
+/* pick_candidates(), for one target. */
+static int
+eligible(const cluster__adv_picker *pk, const cluster__adv_pick_slot *t)
+{
+	if(!t->member || is_stale(pk, t))
+	{
+		return 0;
+	}
+	return !(t->capacity > 0 && t->load + t->prov >= t->capacity);
+}
+
+/* Bring one target's eligibility and tier weights (own_row_weights(),
+ * deficit_weights(); only positive weights count) up to date. */
+static void
+refresh(cluster__adv_picker *pk, size_t i)
+{
+	cluster__adv_pick_slot *t = &pk->slot[i];
+	int c = eligible(pk, t);
+	long long a = c ? t->own - t->prov : 0;
+	long long b = c ? t->room - t->prov : 0;
+
+	st_set(&pk->w1, &t->w1, i, a > 0 ? a : 0);
+	st_set(&pk->w2, &t->w2, i, b > 0 ? b : 0);
+	if(c != t->cand)
+	{
+		st_add(&pk->cands, i, c ? 1 : (uint64_t) -1);
+		t->cand = (signed char) c;
+	}
+}
+
+/* One provisional expiry to apply: at key, for the target at pos. */
+typedef struct cluster__adv_pick_due keyed;
+struct cluster__adv_pick_due
+{
+	int64_t key;
+	size_t pos;
+};
+
+/* Queue a target's expiry. A pick sets its target's expiry to now + a
+ * constant, so the queue is in expiry order; an item is outdated once its
+ * target was picked again (its expiry moved on) and is then skipped. A
+ * full queue is compacted to its current items first: at most one per
+ * target, so at least half the room comes back and the cost stays O(1)
+ * per pick, amortised, in sequential memory (a linked list by target
+ * would touch two more targets' cache lines per pick). */
+static void
+due_push(cluster__adv_picker *pk, size_t i)
+{
+	if(pk->due_len == pk->due_size)
+	{
+		size_t k, j = 0;
+
+		for(k = pk->due_head; k < pk->due_len; k++)
+		{
+			const cluster__adv_pick_slot *t = &pk->slot[pk->due[k].pos];
+
+			if(t->prov > 0 && t->expires == pk->due[k].key)
+			{
+				pk->due[j++] = pk->due[k];
+			}
+		}
+		pk->due_head = 0;
+		pk->due_len = j;
+	}
+	pk->due[pk->due_len].key = pk->slot[i].expires;
+	pk->due[pk->due_len++].pos = i;
+}
+
+/* Time passes: members whose record got too old leave the candidates,
+ * provisional entries that expired stop counting (their table entries
+ * get count 0 when synced, and the next build drops them as
+ * prov_refresh() would). */
+static void
+advance(cluster__adv_picker *pk, int64_t now_ms)
+{
+	if(now_ms > pk->now_ms)
+	{
+		pk->now_ms = now_ms;
+	}
+	while(pk->next_stale < pk->nstale && is_stale(pk, &pk->slot[pk->stale[pk->next_stale]]))
+	{
+		refresh(pk, pk->stale[pk->next_stale++]);
+	}
+	while(pk->due_head < pk->due_len && pk->due[pk->due_head].key <= pk->now_ms)
+	{
+		size_t i = pk->due[pk->due_head].pos;
+		cluster__adv_pick_slot *t = &pk->slot[i];
+
+		if(t->prov > 0 && t->expires == pk->due[pk->due_head].key)
+		{
+			t->prov = 0;
+			refresh(pk, i);
+		}
+		pk->due_head++;
+	}
+}
+
+/* prov_record(), with the entry found through its target's position;
+ * the count and expiry stay in the slot until synced. */
+static int
+record(cluster__adv_picker *pk, cluster__adv_prov *prov, size_t i)
+{
+	cluster__adv_pick_slot *t = &pk->slot[i];
+	int64_t expires = pk->now_ms + cluster__adv_prov_timeout(&pk->cfg, pk->n);
+
+	if(t->entry == NONE)
+	{
+		cluster__adv_prov_entry *e;
+
+		if(prov->count == prov->size)
+		{
+			size_t ns = prov->size ? prov->size * 2 : 8;
+			cluster__adv_prov_entry *ne = realloc(prov->entries, ns * sizeof(*ne));
+
+			if(!ne)
+			{
+				return ENOMEM;
+			}
+			prov->entries = ne;
+			prov->size = ns;
+		}
+		e = &prov->entries[prov->count];
+		memset(e, 0, sizeof(*e));
+		strncpy(e->id, pk->nodes[i].id, CLUSTER_NAME_MAX);
+		e->mod_revision = pk->nodes[i].mod_revision;
+		e->received_ms = pk->nodes[i].received_ms;
+		t->entry = prov->count++;
+	}
+	if(!(t->prov > 0 && t->expires == expires))
+	{
+		t->expires = expires;
+		due_push(pk, i); /* not twice for one expiry */
+	}
+	t->prov++;
+	refresh(pk, i);
+	return 0;
+}
+
+void
+cluster__adv_picker_sync(const cluster__adv_picker *pk, cluster__adv_prov *prov)
+{
+	size_t i;
+
+	for(i = 0; i < pk->n; i++)
+	{
+		const cluster__adv_pick_slot *t = &pk->slot[i];
+
+		if(t->entry != NONE)
+		{
+			prov->entries[t->entry].count = t->prov;
+			prov->entries[t->entry].expires_ms = t->expires;
+		}
+	}
+}
+
+/* ------------------------------------------------------------------ */
+/* build                                                                */
+/* ------------------------------------------------------------------ */
+
+static int
+cmp_keyed(const void *a, const void *b)
+{
+	const keyed *x = a, *y = b;
+
+	if(x->key != y->key)
+	{
+		return x->key < y->key ? -1 : 1;
+	}
+	return x->pos < y->pos ? -1 : (x->pos > y->pos);
+}
+
+/* Position of id in the id-sorted nodes, or NONE. */
+static size_t
+find_pos(const cluster__adv_node *nodes, size_t n, const char *id)
+{
+	size_t lo = 0, hi = n;
+
+	while(lo < hi)
+	{
+		size_t mid = lo + (hi - lo) / 2;
+		int c = strcmp(nodes[mid].id, id);
+
+		if(!c)
+		{
+			return mid;
+		}
+		if(c < 0)
+		{
+			lo = mid + 1;
+		}
+		else
+		{
+			hi = mid;
+		}
+	}
+	return NONE;
+}
+
+/* prov_refresh(): drop the entries whose target changed record, vanished
+ * or expired; count the rest per target, remember where each is, and
+ * queue the expiries of those with a positive count, earliest first.
+ * Returns 0 or ENOMEM. */
+static int
+build_prov(cluster__adv_picker *pk, cluster__adv_prov *prov)
+{
+	keyed *order;
+	size_t i, j, k = 0;
+
+	order = calloc(prov->count ? prov->count : 1, sizeof(*order));
+	if(!order)
+	{
+		return ENOMEM;
+	}
+	for(i = 0, j = 0; i < prov->count; i++)
+	{
+		cluster__adv_prov_entry *e = &prov->entries[i];
+		size_t at = find_pos(pk->nodes, pk->n, e->id);
+
+		if(at == NONE || pk->nodes[at].mod_revision != e->mod_revision || pk->nodes[at].received_ms != e->received_ms || pk->now_ms >= e->expires_ms)
+		{
+			continue;
+		}
+		if(i != j)
+		{
+			prov->entries[j] = *e;
+		}
+		pk->slot[at].prov += e->count;
+		pk->slot[at].entry = j;
+		pk->slot[at].expires = e->expires_ms;
+		j++;
+	}
+	prov->count = j;
+	for(i = 0; i < pk->n; i++)
+	{
+		if(pk->slot[i].prov > 0)
+		{
+			order[k].key = pk->slot[i].expires;
+			order[k++].pos = i;
+		}
+	}
+	qsort(order, k, sizeof(*order), cmp_keyed);
+	for(i = 0; i < k; i++)
+	{
+		pk->due[pk->due_len++] = order[i];
+	}
+	free(order);
+	return 0;
+}
+
+/* The candidates that may still go stale, by deadline (received_ms
+ * orders them: the deadline is received_ms + stale_ms). Returns 0 or
+ * ENOMEM. */
+static int
+build_stale(cluster__adv_picker *pk)
+{
+	keyed *order;
+	size_t i, k = 0;
+
+	if(pk->cfg.stale_ms <= 0)
+	{
+		return 0;
+	}
+	order = calloc(pk->n ? pk->n : 1, sizeof(*order));
+	pk->stale = calloc(pk->n ? pk->n : 1, sizeof(*pk->stale));
+	if(!order || !pk->stale)
+	{
+		free(order);
+		return ENOMEM;
+	}
+	for(i = 0; i < pk->n; i++)
+	{
+		if(pk->slot[i].member && pk->slot[i].received_ms && !is_stale(pk, &pk->slot[i]))
+		{
+			order[k].key = pk->nodes[i].received_ms;
+			order[k++].pos = i;
+		}
+	}
+	qsort(order, k, sizeof(*order), cmp_keyed);
+	for(i = 0; i < k; i++)
+	{
+		pk->stale[i] = order[i].pos;
+	}
+	pk->nstale = k;
+	free(order);
+	return 0;
+}
+
+int
+cluster__adv_picker_build(cluster__adv_picker *pk, const cluster__adv_node *nodes, size_t n, size_t self, const CLUSTERADVISORCONFIG *cfg,
+	cluster__adv_prov *prov, int64_t now_ms)
+{
+	size_t m = n ? n : 1, i;
+
+	memset(pk, 0, sizeof(*pk));
+	pk->nodes = nodes;
+	pk->n = n;
+	pk->self = self;
+	pk->cfg = *cfg;
+	pk->now_ms = now_ms;
+	pk->slot = calloc(m, sizeof(*pk->slot));
+	pk->due_size = 2 * m + 8;
+	pk->due = calloc(pk->due_size, sizeof(*pk->due));
+	if(!pk->slot || !pk->due || st_init(&pk->w1, n) || st_init(&pk->w2, n) || st_init(&pk->cands, n))
+	{
+		goto fail;
+	}
+	/* the same plan every member computes from this snapshot */
+	if(cluster__adv_plan_compute(&pk->plan, nodes, n, cfg))
+	{
+		goto fail;
+	}
+	for(i = 0; i < n; i++)
+	{
+		cluster__adv_pick_slot *t = &pk->slot[i];
+
+		t->load = nodes[i].load;
+		t->capacity = nodes[i].capacity;
+		t->received_ms = nodes[i].received_ms;
+		t->room = pk->plan.share[i] - nodes[i].load;
+		t->member = pk->plan.role[i] == CLUSTER__ADV_MEMBER;
+		t->entry = NONE;
+	}
+	for(i = 0; i < pk->plan.nrows; i++)
+	{
+		if(pk->plan.rows[i].from == self)
+		{
+			pk->slot[pk->plan.rows[i].to].own += pk->plan.rows[i].count;
+		}
+	}
+	if(build_prov(pk, prov) || build_stale(pk))
+	{
+		goto fail;
+	}
+	for(i = 0; i < n; i++)
+	{
+		cluster__adv_pick_slot *t = &pk->slot[i];
+
+		t->cand = (signed char) eligible(pk, t);
+		if(t->cand)
+		{
+			t->w1 = t->own - t->prov > 0 ? t->own - t->prov : 0;
+			t->w2 = t->room - t->prov > 0 ? t->room - t->prov : 0;
+			pk->w1.v[i] = (uint64_t) t->w1;
+			pk->w2.v[i] = (uint64_t) t->w2;
+			pk->cands.v[i] = 1;
+		}
+	}
+	st_build(&pk->w1);
+	st_build(&pk->w2);
+	st_build(&pk->cands);
+	pk->built = 1;
+	return 0;
+fail:
+	cluster__adv_picker_free(pk);
+	return ENOMEM;
+}
+
+/* ------------------------------------------------------------------ */
+/* pick                                                                 */
+/* ------------------------------------------------------------------ */
+
+/* Tier 3, pick_two_choices(): the candidates are counted in a tree, so the
+ * x-th of them is found in the tree instead of a list. */
+static size_t
+two_choices(const cluster__adv_picker *pk, uint64_t *rng)
+{
+	size_t x = (size_t) cluster__adv_random_below(rng, pk->cands.total), y, pick, j;
+
+	pick = st_find(&pk->cands, x);
+	if(pk->cands.total > 1)
+	{
+		y = (size_t) cluster__adv_random_below(rng, pk->cands.total - 1);
+		if(y >= x)
+		{
+			y++;
+		}
+		j = st_find(&pk->cands, y);
+		if(cluster__adv_u128_cmp(cluster__adv_u128_mul((uint64_t) (pk->slot[j].load + pk->slot[j].prov + 1), (uint64_t) pk->plan.weight[pick]),
+			   cluster__adv_u128_mul((uint64_t) (pk->slot[pick].load + pk->slot[pick].prov + 1), (uint64_t) pk->plan.weight[j])) < 0)
+		{
+			pick = j;
+		}
+	}
+	return pick;
+}
+
+/* The tiers of cluster__adv_pick(): own rows, then deficits, then two
+ * choices; a tier without weight draws nothing. */
+int
+cluster__adv_picker_pick(cluster__adv_picker *pk, cluster__adv_prov *prov, int64_t now_ms, uint64_t *rng, size_t *chosen)
+{
+	size_t pick;
+	int r;
+
+	if(!pk->built)
+	{
+		return ENOMEM; /* a failed build */
+	}
+	advance(pk, now_ms);
+	if(!pk->cands.total)
+	{
+		return ENOENT;
+	}
+	if(pk->w1.total)
+	{
+		pick = st_find(&pk->w1, cluster__adv_random_below(rng, pk->w1.total));
+	}
+	else if(pk->w2.total)
+	{
+		pick = st_find(&pk->w2, cluster__adv_random_below(rng, pk->w2.total));
+	}
+	else
+	{
+		pick = two_choices(pk, rng);
+	}
+	r = record(pk, prov, pick);
+	if(!r)
+	{
+		*chosen = pick;
+	}
+	return r;
+}
+
+void
+cluster__adv_picker_free(cluster__adv_picker *pk)
+{
+	cluster__adv_plan_free(&pk->plan);
+	free(pk->slot);
+	free(pk->due);
+	st_free(&pk->w1);
+	st_free(&pk->w2);
+	st_free(&pk->cands);
+	free(pk->stale);
+	memset(pk, 0, sizeof(*pk));
+}

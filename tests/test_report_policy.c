@@ -1,0 +1,375 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Status report policy (report-policy.c): the effective interval for n
+ * members under a write budget, and when a status is due, as tables of
+ * cases with their boundaries (deadband 0, budget 0, n = 0, huge n,
+ * times near INT64_MAX), plus a sweep checking the budget holds.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "report-policy.h"
+
+/* The library defaults: 1 s, 20 writes/s, a quarter band, max(10, 5%). */
+static cluster__report_policy
+defaults(void)
+{
+	cluster__report_policy p;
+
+	memset(&p, 0, sizeof(p));
+	p.interval_ms = 1000;
+	p.writes_per_second = 20.0;
+	p.deadband = 0.25;
+	p.band_absolute = 10;
+	p.band_relative = 0.05;
+	return p;
+}
+
+static void
+test_interval(void **state)
+{
+	static const struct
+	{
+		int interval_ms;
+		double wps;
+		size_t n;
+		int64_t want;
+	} cases[] = {
+		/* no budget: the configured interval, whatever n */
+		{ 1000, 0.0, 0, 1000 },
+		{ 1000, 0.0, 1000000, 1000 },
+		{ 250, -1.0, 5000, 250 },
+		/* n = 0 and small n: the configured interval */
+		{ 1000, 20.0, 0, 1000 },
+		{ 1000, 20.0, 1, 1000 },
+		{ 1000, 20.0, 20, 1000 },
+		/* the boundary: 20 members at 20/s write once a second */
+		{ 1000, 20.0, 21, 1050 },
+		{ 1000, 20.0, 200, 10000 },
+		{ 1000, 20.0, 1000, 50000 },
+		{ 1000, 20.0, 4000, 200000 },
+		/* rounded up so that the budget holds */
+		{ 10, 3.0, 1, 334 },
+		{ 10, 3.0, 2, 667 },
+		{ 10, 7.0, 10, 1429 },
+		/* an unset interval stands for 1 s */
+		{ 0, 0.0, 5, 1000 },
+		{ -5, 20.0, 5, 1000 },
+		/* a long configured interval wins over a short stretch */
+		{ 60000, 20.0, 1000, 60000 },
+		/* huge n or a tiny budget: one day at most, no overflow */
+		{ 1000, 20.0, (size_t) -1, 86400000 },
+		{ 1000, 1e-9, 2, 86400000 },
+		{ 1000, 1e6, (size_t) -1, 86400000 },
+		{ 1000, 1e6, 1000000, 1000 },
+	};
+	size_t i;
+
+	(void) state;
+	for(i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	{
+		cluster__report_policy p = defaults();
+
+		p.interval_ms = cases[i].interval_ms;
+		p.writes_per_second = cases[i].wps;
+		if(cluster__report_interval_for(&p, cases[i].n) != cases[i].want)
+		{
+			fail_msg("case %zu: interval_for(%d ms, %g/s, n %zu) = %lld, want %lld", i, cases[i].interval_ms, cases[i].wps, cases[i].n,
+				(long long) cluster__report_interval_for(&p, cases[i].n), (long long) cases[i].want);
+		}
+	}
+}
+
+/* The cluster-wide rate of n members each writing once per interval never
+ * exceeds the budget, and the interval is never shorter than configured. */
+static void
+test_interval_budget_holds(void **state)
+{
+	static const double budgets[] = { 0.5, 1.0, 3.0, 7.0, 20.0, 100.0, 1234.5 };
+	size_t b, n;
+
+	(void) state;
+	for(b = 0; b < sizeof(budgets) / sizeof(budgets[0]); b++)
+	{
+		for(n = 0; n <= 5000; n += n < 50 ? 1 : 37)
+		{
+			cluster__report_policy p = defaults();
+			int64_t iv;
+
+			p.writes_per_second = budgets[b];
+			iv = cluster__report_interval_for(&p, n);
+			assert_true(iv >= p.interval_ms);
+			assert_true((double) n * 1000.0 / (double) iv <= budgets[b] * (1.0 + 1e-12));
+			/* and not longer than needed: one ms less would break it */
+			if(iv > p.interval_ms)
+			{
+				assert_true((double) n * 1000.0 / (double) (iv - 1) > budgets[b]);
+			}
+		}
+	}
+}
+
+static cluster__report_sample
+sample(int valid, long long load, long long capacity, int64_t at)
+{
+	cluster__report_sample s;
+
+	s.valid = valid;
+	s.load = load;
+	s.capacity = capacity;
+	s.at_ms = at;
+	return s;
+}
+
+#define NEVER INT64_MAX
+
+static void
+test_due(void **state)
+{
+	/* band = max(10, 5% of the last written load) unless said otherwise;
+	 * the threshold is deadband x band; the interval is 1 s (n = 10) */
+	static const struct
+	{
+		double deadband;
+		long long band_absolute;
+		double band_relative;
+		int valid;
+		long long last_load, last_cap, cur_load, cur_cap;
+		int forced;
+		int64_t want; /* NEVER, or ms after the last write (now = 5000, last at 4000) */
+		int now;      /* want is "now" */
+	} cases[] = {
+		/* first write: now, whatever else */
+		{ 0.25, 10, 0.05, 0, 0, 0, 7, -1, 0, 0, 1 },
+		{ 0.25, 10, 0.05, 0, 0, 0, 7, -1, 1, 0, 1 },
+		/* unchanged: never, unless forced */
+		{ 0.25, 10, 0.05, 1, 100, -1, 100, -1, 0, NEVER, 0 },
+		{ 0.25, 10, 0.05, 1, 100, -1, 100, -1, 1, 1000, 0 },
+		{ 0.0, 10, 0.05, 1, 100, -1, 100, -1, 0, NEVER, 0 },
+		/* band 10 (5% of 100 is 5), threshold 2.5: 2 is not enough, 3 is */
+		{ 0.25, 10, 0.05, 1, 100, -1, 102, -1, 0, NEVER, 0 },
+		{ 0.25, 10, 0.05, 1, 100, -1, 98, -1, 0, NEVER, 0 },
+		{ 0.25, 10, 0.05, 1, 100, -1, 103, -1, 0, 1000, 0 },
+		{ 0.25, 10, 0.05, 1, 100, -1, 97, -1, 0, 1000, 0 },
+		/* band 50 (5% of 1000), threshold 12.5 */
+		{ 0.25, 10, 0.05, 1, 1000, -1, 1012, -1, 0, NEVER, 0 },
+		{ 0.25, 10, 0.05, 1, 1000, -1, 1013, -1, 0, 1000, 0 },
+		{ 0.25, 10, 0.05, 1, 1000, -1, 988, -1, 0, NEVER, 0 },
+		{ 0.25, 10, 0.05, 1, 1000, -1, 987, -1, 0, 1000, 0 },
+		/* the reference is the last written load, not the new one:
+		 * from 1000 to 1013 is written, from 1013 back to 1000 is judged
+		 * against 5% of 1013 = 50 (truncated) as well */
+		{ 0.25, 10, 0.05, 1, 1013, -1, 1000, -1, 0, 1000, 0 },
+		/* band 1% of 2199 = 21.99 truncated to 21, as the plan's band:
+		 * 19 is more than 0.9 x 21 (but not than 0.9 x 21.99) */
+		{ 0.9, 0, 0.01, 1, 2199, -1, 2218, -1, 0, 1000, 0 },
+		{ 0.9, 0, 0.01, 1, 2199, -1, 2217, -1, 0, NEVER, 0 },
+		/* exactly on the threshold is not more than it */
+		{ 0.5, 10, 0.0, 1, 100, -1, 105, -1, 0, NEVER, 0 },
+		{ 0.5, 10, 0.0, 1, 100, -1, 106, -1, 0, 1000, 0 },
+		/* deadband 0: every change */
+		{ 0.0, 10, 0.05, 1, 100, -1, 101, -1, 0, 1000, 0 },
+		{ 0.0, 10, 0.05, 1, 100, -1, 99, -1, 0, 1000, 0 },
+		/* deadband 1: a whole band */
+		{ 1.0, 10, 0.05, 1, 100, -1, 110, -1, 0, NEVER, 0 },
+		{ 1.0, 10, 0.05, 1, 100, -1, 111, -1, 0, 1000, 0 },
+		/* no band at all: every change */
+		{ 0.25, 0, 0.0, 1, 100, -1, 101, -1, 0, 1000, 0 },
+		/* from and to zero */
+		{ 0.25, 10, 0.05, 1, 0, -1, 2, -1, 0, NEVER, 0 },
+		{ 0.25, 10, 0.05, 1, 0, -1, 3, -1, 0, 1000, 0 },
+		{ 0.25, 10, 0.05, 1, 3, -1, 0, -1, 0, 1000, 0 },
+		/* a capacity change is always written, even with the same load */
+		{ 0.25, 10, 0.05, 1, 100, -1, 100, 200, 0, 1000, 0 },
+		{ 0.25, 10, 0.05, 1, 100, 200, 100, 0, 0, 1000, 0 },
+		{ 0.25, 10, 0.05, 1, 100, 0, 101, -1, 0, 1000, 0 },
+		{ 1.0, 10, 0.05, 1, 100, 200, 100, 201, 0, 1000, 0 },
+		/* a small move with a capacity change: written (for the capacity) */
+		{ 0.25, 10, 0.05, 1, 100, 200, 101, 300, 0, 1000, 0 },
+		/* large values: 2^40 and beyond, no overflow */
+		{ 0.25, 10, 0.05, 1, 1LL << 40, -1, (1LL << 40) - 1, -1, 0, NEVER, 0 },
+		{ 0.25, 10, 0.05, 1, 1LL << 40, -1, 0, -1, 0, 1000, 0 },
+		{ 0.25, 10, 10.0, 1, 1LL << 40, -1, 0, -1, 0, NEVER, 0 },
+		{ 0.25, 10, 0.05, 1, 0, -1, INT64_MAX, -1, 0, 1000, 0 },
+		{ 0.25, 10, 0.05, 1, INT64_MAX, -1, 0, -1, 0, 1000, 0 },
+		{ 0.25, 10, 10.0, 1, INT64_MAX, -1, 0, -1, 0, 1000, 0 },
+		{ 0.0, 10, 0.05, 1, INT64_MIN, -1, INT64_MAX, -1, 0, 1000, 0 },
+	};
+	size_t i;
+
+	(void) state;
+	for(i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	{
+		cluster__report_policy p = defaults();
+		cluster__report_sample last = sample(cases[i].valid, cases[i].last_load, cases[i].last_cap, 4000);
+		cluster__report_sample cur = sample(1, cases[i].cur_load, cases[i].cur_cap, 0);
+		int64_t want = cases[i].now ? 5000 : cases[i].want == NEVER ? NEVER :
+																	  4000 + cases[i].want;
+		int64_t got;
+
+		p.deadband = cases[i].deadband;
+		p.band_absolute = cases[i].band_absolute;
+		p.band_relative = cases[i].band_relative;
+		got = cluster__report_due(&p, &last, &cur, 10, cases[i].forced, 5000);
+		if(got != want)
+		{
+			fail_msg("case %zu: %lld/%lld -> %lld/%lld (forced %d, deadband %g): due %lld, want %lld", i, cases[i].last_load, cases[i].last_cap,
+				cases[i].cur_load, cases[i].cur_cap, cases[i].forced, cases[i].deadband, (long long) got, (long long) want);
+		}
+	}
+}
+
+/* What is due waits for the stretched interval, unless it moved by more
+ * than half a band; n = 0 and budget 0 fall back to the configured
+ * interval; a due time near INT64_MAX saturates below "never". */
+static void
+test_due_interval(void **state)
+{
+	cluster__report_policy p = defaults();
+	/* band 50 (5% of 1000): deadband 12.5, half band 25 */
+	cluster__report_sample last = sample(1, 1000, -1, 4000), cur = sample(1, 1020, -1, 0);
+
+	(void) state;
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 0, 0, 5000), 5000);
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 20, 0, 5000), 5000);
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 200, 0, 5000), 14000);
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 5000), 54000);
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 1, 5000), 54000);
+	/* more than half a band: the configured interval, whatever n */
+	cur.load = 1026;
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 5000), 5000);
+	assert_int_equal(cluster__report_due(&p, &last, &cur, (size_t) -1, 0, 5000), 5000);
+	cur.load = 974;
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 5000), 5000);
+	cur.load = 975; /* exactly half a band is not more */
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 5000), 54000);
+	cur.load = 1025;
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 5000), 54000);
+	/* a capacity change waits the stretched interval, unless the load moved */
+	cur = sample(1, 1000, 0, 0);
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 5000), 54000);
+	cur.load = 1100;
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 5000), 5000);
+	/* the first write does not wait */
+	last.valid = 0;
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 5000), 5000);
+	/* no budget */
+	last = sample(1, 1000, -1, 4000);
+	cur = sample(1, 1020, -1, 0);
+	p.writes_per_second = 0.0;
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000000, 0, 5000), 5000);
+	/* overflow-safe */
+	last.at_ms = INT64_MAX - 10;
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 10, 0, 5000), INT64_MAX - 1);
+	p.writes_per_second = 20.0;
+	assert_int_equal(cluster__report_due(&p, &last, &cur, (size_t) -1, 0, 5000), INT64_MAX - 1);
+	last.at_ms = INT64_MAX - 86400000;
+	assert_int_equal(cluster__report_due(&p, &last, &cur, (size_t) -1, 0, 5000), INT64_MAX - 1);
+	last.at_ms = INT64_MAX - 86400002;
+	assert_int_equal(cluster__report_due(&p, &last, &cur, (size_t) -1, 0, 5000), INT64_MAX - 2);
+}
+
+/* The two thresholds against each other, at n = 1000 (stretched interval
+ * 50 s, configured 1 s): the deadband, half a band, whichever is larger
+ * decides a prompt write. */
+static void
+test_due_tiers(void **state)
+{
+	static const struct
+	{
+		double deadband;
+		long long band_absolute;
+		long long last, cur;
+		int64_t want; /* after the last write, or NEVER */
+	} cases[] = {
+		/* deadband 0.25 of band 10: 2.5; half band 5 */
+		{ 0.25, 10, 100, 102, NEVER },
+		{ 0.25, 10, 100, 103, 50000 },
+		{ 0.25, 10, 100, 105, 50000 },
+		{ 0.25, 10, 100, 106, 1000 },
+		{ 0.25, 10, 100, 94, 1000 },
+		/* deadband 0: every change, prompt past half a band */
+		{ 0.0, 10, 100, 101, 50000 },
+		{ 0.0, 10, 100, 105, 50000 },
+		{ 0.0, 10, 100, 106, 1000 },
+		/* no band: every change is more than half of it */
+		{ 0.0, 0, 0, 1, 1000 },
+		{ 0.25, 0, 10, 11, 1000 }, /* 5% of 10 truncates to 0 */
+		/* deadband 1 (above half): only past the whole band, then prompt */
+		{ 1.0, 10, 100, 110, NEVER },
+		{ 1.0, 10, 100, 111, 1000 },
+		/* deadband 0.5 equals half a band: past it is prompt */
+		{ 0.5, 10, 100, 105, NEVER },
+		{ 0.5, 10, 100, 106, 1000 },
+	};
+	size_t i;
+
+	(void) state;
+	for(i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	{
+		cluster__report_policy p = defaults();
+		cluster__report_sample last = sample(1, cases[i].last, -1, 10000), cur = sample(1, cases[i].cur, -1, 0);
+		int64_t got, want = cases[i].want == NEVER ? NEVER : 10000 + cases[i].want;
+
+		p.deadband = cases[i].deadband;
+		p.band_absolute = cases[i].band_absolute;
+		got = cluster__report_due(&p, &last, &cur, 1000, 0, 10000);
+		if(got != want)
+		{
+			fail_msg("case %zu: %lld -> %lld (deadband %g, band %lld): due %lld, want %lld", i, cases[i].last, cases[i].cur, cases[i].deadband,
+				cases[i].band_absolute, (long long) got, (long long) want);
+		}
+	}
+}
+
+/* A load that drifts one connection at a time is written once per
+ * deadband step: the others' value is never off by more than the
+ * threshold, and the number of writes is about drift / threshold. */
+static void
+test_due_drift(void **state)
+{
+	cluster__report_policy p = defaults();
+	cluster__report_sample last = sample(1, 1000, -1, 0), cur;
+	long long load, writes = 0;
+	int64_t t = 0;
+
+	(void) state;
+	for(load = 1000; load <= 2000; load++)
+	{
+		int64_t due;
+
+		cur = sample(1, load, -1, 0);
+		t += 1000;
+		due = cluster__report_due(&p, &last, &cur, 10, 0, t);
+		if(due != INT64_MAX)
+		{
+			assert_true(due <= t); /* the interval passed long ago */
+			last = sample(1, load, -1, t);
+			writes++;
+		}
+		/* never off by more than a quarter of the band */
+		assert_true((double) (load - last.load) <= 0.25 * (double) (last.load / 20 > 10 ? last.load / 20 : 10));
+	}
+	/* about 1000 / (0.25 x 5% x ~1500): between 40 and 90 writes, not 1000 */
+	assert_in_range(writes, 40, 90);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_interval),
+		cmocka_unit_test(test_interval_budget_holds),
+		cmocka_unit_test(test_due),
+		cmocka_unit_test(test_due_interval),
+		cmocka_unit_test(test_due_tiers),
+		cmocka_unit_test(test_due_drift),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
