@@ -57,6 +57,7 @@ struct cluster__http
 	/* duplex streams: bytes queued for the chunked request body */
 	int duplex;
 	int upload_paused;
+	int out_eof; /* end the chunked body once out is sent */
 	char *out;
 	size_t out_len, out_off, out_cap;
 };
@@ -342,6 +343,11 @@ on_read(char *buf, size_t size, size_t nitems, void *ud)
 
 	if(!n)
 	{
+		if(h->out_eof)
+		{
+			/* the last chunk: the server sees the end of the request body */
+			return 0;
+		}
 		h->upload_paused = 1;
 		return CURL_READFUNC_PAUSE;
 	}
@@ -374,6 +380,21 @@ cluster__http_stream_send(cluster__http *h, const char *data)
 	memcpy(h->out + h->out_len, data, n);
 	h->out_len += n;
 	return 0;
+}
+
+void
+cluster__http_stream_end(cluster__http *h)
+{
+	if(h->duplex)
+	{
+		h->out_eof = 1;
+	}
+}
+
+void
+cluster__http_wake(cluster__http *h)
+{
+	curl_multi_wakeup(h->multi);
 }
 
 void
@@ -507,6 +528,7 @@ setup(cluster__http *h, const char *method, const char *path, const char *conten
 	h->ls.max = CLUSTER__HTTP_MAX_BODY;
 	h->in_len = 0;
 	h->out_len = h->out_off = 0;
+	h->out_eof = 0;
 	h->upload_paused = 0;
 	if(!stream && h->deadline_ms)
 	{
@@ -689,7 +711,7 @@ perform(cluster__http *h, int idle_ms, int first_line_ms, int total_ms, cluster_
 				wait = t < wait ? (int) t : wait;
 			}
 		}
-		if(h->duplex && h->upload_paused && h->out_len > h->out_off)
+		if(h->duplex && h->upload_paused && (h->out_len > h->out_off || h->out_eof))
 		{
 			h->upload_paused = 0;
 			curl_easy_pause(h->easy, CURLPAUSE_CONT);
