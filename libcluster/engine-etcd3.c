@@ -31,6 +31,13 @@
  * So an instance holds two TCP connections. One is not possible over
  * HTTP/1.1: the watch and the keepalive are two concurrent streams, and a
  * connection carries one request at a time.
+ * Over plain HTTP/1.1 etcd's gateway (Go's net/http) answers a streamed
+ * request whose body is still open with "Connection: close" (it cannot
+ * tell where the body ends while it answers; golang issue 11549), so the
+ * connection of an ended keepalive stream is not reused: the request
+ * after it (a write, the revoke at leave) opens a new one, and the next
+ * stream keeps that. Over HTTPS (HTTP/2) the connection stays. Either
+ * way an instance never holds more than two at a time.
  * A passive member registers nothing and runs only the watch thread.
  */
 #include "util.h"
@@ -2356,13 +2363,13 @@ undo:
 
 /*
  * Leave: stop both threads, then revoke the lease on the ping thread's own
- * connection, which is already open and (with credentials) already holds
- * a token: no new TCP or TLS handshake and no new login, so the revoke
- * fits the budget even when many members leave at once. The ping thread
- * is given STOP_END_MS to end its keepalive stream cleanly (which keeps
- * the connection open for the revoke); only then is it cut. The revoke
- * may fail over to the other endpoints, all within what is left of the
- * budget.
+ * handle, which (with credentials) already holds a token: no new login,
+ * so the revoke fits the budget even when many members leave at once. The
+ * ping thread is given STOP_END_MS to end its keepalive stream cleanly
+ * (over HTTP/2 that keeps the connection for the revoke; over HTTP/1.1
+ * etcd closes it, see the top of this file); only then is it cut. The
+ * revoke may fail over to the other endpoints, all within what is left of
+ * the budget.
  */
 static void
 etcd3_leave(void *engine)

@@ -128,9 +128,10 @@ int cluster__http_stream_send(cluster__http *http, const char *data);
 
 /* During a duplex stream, from its on_line or on_tick: end the request
  * body once what is queued has been sent (the last chunk). The stream
- * then runs until the server ends its answer; a server that does so
- * leaves the connection reusable for the next request (etcd's keepalive
- * stream ends when its request body does). */
+ * then runs until the server ends its answer (etcd's keepalive stream
+ * ends when its request body does). Whether the connection can carry the
+ * next request is the server's choice: Go's HTTP/1.1 server closes it
+ * after a duplex exchange, HTTP/2 keeps it. */
 void cluster__http_stream_end(cluster__http *http);
 
 /* Thread-safe: make the transfer loop of the request in progress run its
