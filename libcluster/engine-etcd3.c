@@ -63,10 +63,11 @@
 #define PING_RETRY_MS 500
 
 /* Wake-up flags (cluster__waker). */
-#define PING_WAKE  0x1u /* the ping thread should look again */
-#define CHECK_SELF 0x2u /* the watch saw our key deleted (kept until a write) */
-#define WATCH_KICK 0x4u /* the watch should reconnect (resume by revision) */
-#define REPUBLISH  0x8u /* the watch thread should publish again */
+#define PING_WAKE  0x1u  /* the ping thread should look again */
+#define CHECK_SELF 0x2u  /* the watch saw our key deleted (kept until a write) */
+#define WATCH_KICK 0x4u  /* the watch should reconnect (resume by revision) */
+#define REPUBLISH  0x8u  /* the watch thread should publish again */
+#define WATCH_ADD  0x10u /* reconnect to add the status watch (no outage) */
 
 /* The watch ids etcd assigns on our stream (in order of the creates). */
 #define MEMBER_WATCH 0
@@ -756,6 +757,7 @@ struct watch_ctx
 	int64_t next_heartbeat;
 	int64_t compacted; /* > 0: history compacted at this revision */
 	int err;           /* why the stream was abandoned */
+	int restart;       /* ended to add the status watch */
 	char why[300];
 };
 
@@ -980,6 +982,11 @@ watch_tick(void *ctx)
 	watch_ctx *w = ctx;
 	int64_t now = cluster__now_ms(), next = -1, settle;
 
+	if(!w->ed->status_rev && cluster__waker_peek(&w->ed->w, WATCH_ADD))
+	{
+		w->restart = 1;
+		return CLUSTER__HTTP_STOP;
+	}
 	if(w->created)
 	{
 		if(now >= w->next_heartbeat)
@@ -1160,6 +1167,16 @@ republish(etcd3 *ed)
 	return again;
 }
 
+/* The watch is not connected: the view is stale until it is again. */
+static void
+watch_down(etcd3 *ed)
+{
+	cluster__waker_lock(&ed->w);
+	ed->watch_ok = 0;
+	cluster__waker_unlock(&ed->w);
+	update_fresh(ed);
+}
+
 static void *
 watch_main(void *arg)
 {
@@ -1187,6 +1204,7 @@ watch_main(void *arg)
 			}
 			need_reread = 0;
 		}
+		cluster__waker_take(&ed->w, WATCH_ADD);
 		if(!ed->status_rev && wants_statuses(ed) && add_statuses(ed))
 		{
 			goto retry;
@@ -1220,11 +1238,14 @@ watch_main(void *arg)
 		r = cluster__http_stream_run(ed->watch.h, "/v3/watch", body, &so, &status);
 		ed->watch_body = NULL;
 		free(body);
-		cluster__waker_lock(&ed->w);
-		ed->watch_ok = 0;
-		cluster__waker_unlock(&ed->w);
 		kicked = cluster__waker_take(&ed->w, WATCH_KICK) != 0;
-		update_fresh(ed);
+		if(w.restart && !stopping(ed))
+		{
+			/* a healthy stream ended to add the status watch: the view
+			 * stays current, the next stream resumes both at once */
+			continue;
+		}
+		watch_down(ed);
 		if(stopping(ed))
 		{
 			break;
@@ -1273,10 +1294,12 @@ watch_main(void *arg)
 			snprintf(w.why, sizeof(w.why), "%s", strerror(r));
 		}
 failed:
+		watch_down(ed);
 		failures++;
 		cluster__log(ed->core, failures == 1 ? LOG_WARNING : LOG_DEBUG, "libcluster: etcd: watch on %s at %s broke: %s; reconnecting\n", ed->prefix,
 			cluster__http_endpoint(ed->watch.h), w.why);
 retry:
+		watch_down(ed);
 		cluster__http_next_endpoint(ed->watch.h);
 		if(nap(ed, backoff))
 		{
@@ -2520,10 +2543,11 @@ etcd3_want_statuses(void *engine, int wait_ms)
 	if(!ed->want_statuses)
 	{
 		ed->want_statuses = 1;
+		/* the watch thread's stream tick sees it (or its next turn does) */
+		cluster__waker_raise_locked(&ed->w, WATCH_ADD);
 		if(ed->watch.h)
 		{
-			cluster__waker_raise_locked(&ed->w, WATCH_KICK);
-			cluster__http_interrupt(ed->watch.h);
+			cluster__http_wake(ed->watch.h);
 		}
 	}
 	while(wait_ms > 0 && ed->watch.h && !ed->statuses_ready && !ed->w.stop)

@@ -5,7 +5,9 @@
  * member sees every status; each member's advice equals its rows of the
  * pure plan computed from the same snapshot; a draining member is
  * evacuated; a dead member's status disappears with its lease; garbage
- * values are left out.
+ * values are left out. Statuses reach only members that use the advisor
+ * (others hold no status watch at all), also one that starts using it
+ * after its join; status writes are spaced by the report policy.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -392,6 +394,209 @@ test_report_races_registry_switch(void **state)
 	cluster_destroy(c);
 }
 
+/* ------------------------------------------------------------------ */
+/* who watches statuses, and how often they are written                */
+/* ------------------------------------------------------------------ */
+
+/* A member that never touches the advisor (only joins; may report). */
+static CLUSTER *
+plain_member(const char *key, const char *id)
+{
+	CLUSTER *c = tu_cluster(key);
+
+	assert_non_null(c);
+	assert_int_equal(cluster_set_instance(c, id), 0);
+	assert_int_equal(cluster_set_registry(c, etcdh_endpoint(et_etcd)), 0);
+	assert_int_equal(cluster_set_ttl(c, 3), 0);
+	if(cluster_join(c))
+	{
+		fail_msg("%s cannot join: %s", id, strerror(errno));
+	}
+	return c;
+}
+
+static double
+metric(const char *name, const char *labels)
+{
+	char *text = NULL;
+	double v;
+
+	assert_int_equal(etcdh_metrics(et_etcd, &text), 0);
+	v = etcdh_metric(text, name, labels);
+	free(text);
+	return v;
+}
+
+/* Wait until the metric equals want; its last value. */
+static double
+await_metric_eq(const char *name, double want, double seconds)
+{
+	double deadline = etcdh_now() + seconds * etcdh_timeout_mult(), v;
+
+	while((v = metric(name, NULL)) != want && etcdh_now() < deadline)
+	{
+		usleep(20000);
+	}
+	return v;
+}
+
+/* Wait until etcd holds key with a value containing needle. */
+static int
+await_value(const char *key, const char *needle, double seconds)
+{
+	double deadline = etcdh_now() + seconds * etcdh_timeout_mult();
+
+	do
+	{
+		char *v = NULL;
+		int hit = etcdh_get(et_etcd, key, &v) == 1 && strstr(v, needle);
+
+		free(v);
+		if(hit)
+		{
+			return 1;
+		}
+		usleep(20000);
+	}
+	while(etcdh_now() < deadline);
+	return 0;
+}
+
+/* The status c's view shows for id: 1 with *load set, 0 none, -1 no such
+ * member. */
+static int
+status_seen(CLUSTER *c, const char *id, long long *load)
+{
+	CLUSTERMEMBER *m = NULL;
+	size_t n = 0, i;
+	int r = -1;
+
+	assert_int_equal(cluster_members(c, &m, &n), 0);
+	for(i = 0; i < n; i++)
+	{
+		if(!strcmp(m[i].id, id))
+		{
+			r = m[i].has_status;
+			*load = m[i].load;
+		}
+	}
+	cluster_members_free(m);
+	return r;
+}
+
+/*
+ * A member's status storm reaches only members that use the advisor:
+ * two members that never use it hold one watch each (members) and none
+ * on statuses, and their views carry no statuses while one of them
+ * reports; a third member that starts using the advisor after its join
+ * sees the statuses from its first pick on (the pick waits for the first
+ * status read) and holds the second watch. (Before statuses had keys of
+ * their own, every report went to every member.)
+ */
+static void
+test_status_storm_reaches_only_advisor_users(void **state)
+{
+	const char *watchers = "etcd_debugging_mvcc_watcher_total";
+	char key[64], skey[256], want[64];
+	CLUSTER *quiet, *busy, *late;
+	CLUSTERMEMBER t;
+	double w0;
+	long long k, load = -1;
+
+	(void) state;
+	new_key(key, sizeof(key));
+	snprintf(skey, sizeof(skey), "/%s/production@status/busy", key);
+	w0 = metric(watchers, NULL);
+	quiet = plain_member(key, "quiet");
+	busy = plain_member(key, "busy");
+	assert_int_equal(cluster_set_address(busy, "ws://busy:1"), 0);
+	assert_true(await_metric_eq(watchers, w0 + 2, 5) == w0 + 2);
+	for(k = 1; k <= 30; k++)
+	{
+		struct timespec pace = { 0, 20 * 1000000L };
+
+		assert_int_equal(cluster_report(busy, k * 1000, -1), 0);
+		nanosleep(&pace, NULL);
+	}
+	/* the default policy writes the last report within a second or so */
+	assert_true(await_value(skey, "\"load\":30000", 10));
+	assert_int_equal(status_seen(quiet, "busy", &load), 0);
+	assert_true(metric(watchers, NULL) == w0 + 2);
+
+	late = plain_member(key, "late");
+	assert_int_equal(status_seen(late, "busy", &load), 0);
+	assert_int_equal(cluster_pick_target(late, &t), 0);
+	/* the only member with a status, and seen right away */
+	assert_string_equal(t.id, "busy");
+	assert_int_equal(status_seen(late, "busy", &load), 1);
+	assert_int_equal(load, 30000);
+	assert_true(await_metric_eq(watchers, w0 + 4, 5) == w0 + 4);
+	/* later reports reach it through its status watch */
+	assert_int_equal(cluster_report(busy, 77, -1), 0);
+	snprintf(want, sizeof(want), "\"load\":77");
+	assert_true(await_value(skey, want, 10));
+	{
+		double deadline = etcdh_now() + 5 * etcdh_timeout_mult();
+
+		while((status_seen(late, "busy", &load) != 1 || load != 77) && etcdh_now() < deadline)
+		{
+			usleep(20000);
+		}
+		assert_int_equal(load, 77);
+	}
+	assert_int_equal(status_seen(quiet, "busy", &load), 0);
+	cluster_destroy(late);
+	cluster_destroy(busy);
+	cluster_destroy(quiet);
+}
+
+/* With a low cluster-wide budget (status_writes_per_second), a member
+ * whose load changes every 20 ms writes its status at most once per
+ * members / budget seconds, and still writes the final value. */
+static void
+test_report_policy_spaces_writes(void **state)
+{
+	char key[64], skey[256];
+	CLUSTER *c;
+	CLUSTERADVISORCONFIG cfg;
+	double puts0, puts, t0, took, allowed;
+	long long k;
+
+	(void) state;
+	new_key(key, sizeof(key));
+	snprintf(skey, sizeof(skey), "/%s/production@status/p", key);
+	c = tu_cluster(key);
+	assert_non_null(c);
+	assert_int_equal(cluster_set_instance(c, "p"), 0);
+	assert_int_equal(cluster_set_registry(c, etcdh_endpoint(et_etcd)), 0);
+	assert_int_equal(cluster_set_ttl(c, 3), 0);
+	cluster_advisor_config_init(&cfg);
+	cfg.report_interval_ms = 100;
+	cfg.status_writes_per_second = 2.0; /* one member: every 500 ms */
+	assert_int_equal(cluster_set_advisor_config(c, &cfg), 0);
+	assert_int_equal(cluster_join(c), 0);
+	assert_int_equal(cluster_report(c, 1, -1), 0);
+	assert_true(await_value(skey, "\"load\":1,", 5));
+	puts0 = metric("etcd_mvcc_put_total", NULL);
+	t0 = etcdh_now();
+	for(k = 2; k <= 100; k++)
+	{
+		struct timespec pace = { 0, 20 * 1000000L };
+
+		assert_int_equal(cluster_report(c, k * 1000, -1), 0);
+		nanosleep(&pace, NULL);
+	}
+	took = etcdh_now() - t0;
+	assert_true(await_value(skey, "\"load\":100000", 5));
+	puts = metric("etcd_mvcc_put_total", NULL) - puts0;
+	/* one write per 500 ms of the storm, plus the last one after it */
+	allowed = took / 0.5 + 2;
+	fprintf(stderr, "# %lld reports in %.2f s: %.0f status writes (at most %.1f allowed)\n", k - 2, took, puts, allowed);
+	assert_true(puts >= 2);
+	assert_true(puts <= allowed);
+	cluster_destroy(c);
+}
+
 int
 main(void)
 {
@@ -399,6 +604,8 @@ main(void)
 		cmocka_unit_test(test_three_members),
 		cmocka_unit_test(test_dead_and_garbage),
 		cmocka_unit_test(test_report_races_registry_switch),
+		cmocka_unit_test(test_status_storm_reaches_only_advisor_users),
+		cmocka_unit_test(test_report_policy_spaces_writes),
 	};
 
 	if(etcdh_skip())
