@@ -59,6 +59,26 @@
 #define WATCH_CREATED_TIMEOUT_MS 3000
 #define WATCH_BACKOFF_MIN_MS     50
 #define WATCH_BACKOFF_MAX_MS     1000
+/*
+ * Stack of each engine thread. They run short, fixed call chains (libcurl,
+ * cJSON, whose nesting limit of 1000 bounds the deepest: a 990-deep
+ * hostile watch message needs about 100 KiB at -O2), so 256 KiB is a safe
+ * margin where glibc reserves 8 MiB each; a process with a thousand
+ * instances runs two thousand of these threads. (Only touched pages count
+ * towards RSS either way.) Sanitizer builds, whose frames are several
+ * times larger, keep the default.
+ */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+# define THREAD_STACK 0
+#elif defined(__has_feature)
+# if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#  define THREAD_STACK 0
+# endif
+#endif
+#ifndef THREAD_STACK
+# define THREAD_STACK (256 * 1024)
+#endif
+
 /* Retry pause of the ping thread after a failed request (ms). */
 #define PING_RETRY_MS 500
 
@@ -1978,6 +1998,31 @@ etcd3_destroy(void *engine)
 	free(ed);
 }
 
+/* Start an engine thread with THREAD_STACK (see there). */
+static int
+start_thread(pthread_t *t, void *(*fn)(void *), etcd3 *ed)
+{
+	pthread_attr_t attr;
+	int r;
+
+	if(!THREAD_STACK)
+	{
+		return pthread_create(t, NULL, fn, ed);
+	}
+	r = pthread_attr_init(&attr);
+	if(r)
+	{
+		return r;
+	}
+	r = pthread_attr_setstacksize(&attr, THREAD_STACK);
+	if(!r)
+	{
+		r = pthread_create(t, &attr, fn, ed);
+	}
+	pthread_attr_destroy(&attr);
+	return r;
+}
+
 /* Release everything join set up (threads must be stopped already). */
 static void
 release(etcd3 *ed)
@@ -2346,7 +2391,7 @@ etcd3_join(void *engine, const cluster__engine_config *c)
 		r = r == ENOMEM || r == E2BIG ? r : EIO;
 		goto undo;
 	}
-	r = pthread_create(&ed->watch_thread, NULL, watch_main, ed);
+	r = start_thread(&ed->watch_thread, watch_main, ed);
 	if(r)
 	{
 		cluster__log(ed->core, LOG_ERR, "libcluster: etcd: cannot start the re-balancing thread: %s\n", strerror(r));
@@ -2355,7 +2400,7 @@ etcd3_join(void *engine, const cluster__engine_config *c)
 	ed->watch_running = 1;
 	if(!ed->passive)
 	{
-		r = pthread_create(&ed->ping_thread, NULL, ping_main, ed);
+		r = start_thread(&ed->ping_thread, ping_main, ed);
 		if(r)
 		{
 			cluster__log(ed->core, LOG_ERR, "libcluster: etcd: cannot start the ping thread: %s\n", strerror(r));

@@ -20,6 +20,16 @@
 /* Endpoint base URLs are checked to be at most this long (endpoints.c). */
 #define HTTP_MAX_URL 1024
 
+/* libcurl's per-handle buffers. A process may run a thousand instances,
+ * each with two handles, and libcurl's defaults (16 KiB to receive, 64
+ * KiB to upload once a read callback is used, as our duplex streams do)
+ * would be most of an instance's memory. Neither limits what we accept:
+ * a received message of any size is assembled by the line splitter (up to
+ * CLUSTER__HTTP_MAX_BODY), and what we send is a few hundred bytes at a
+ * time. 16 KiB is the smallest upload buffer libcurl allows. */
+#define HTTP_RECV_BUFFER   4096L
+#define HTTP_UPLOAD_BUFFER 16384L
+
 struct cluster__http
 {
 	struct cluster_struct *c;
@@ -558,6 +568,8 @@ setup(cluster__http *h, const char *method, const char *path, const char *conten
 	curl_easy_setopt(h->easy, CURLOPT_TCP_KEEPIDLE, (long) h->keepalive_idle_s);
 	curl_easy_setopt(h->easy, CURLOPT_TCP_KEEPINTVL, 1L);
 	curl_easy_setopt(h->easy, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(h->easy, CURLOPT_BUFFERSIZE, HTTP_RECV_BUFFER);
+	curl_easy_setopt(h->easy, CURLOPT_UPLOAD_BUFFERSIZE, HTTP_UPLOAD_BUFFER);
 	curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, l);
 	curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, on_write);
 	curl_easy_setopt(h->easy, CURLOPT_WRITEDATA, h);
