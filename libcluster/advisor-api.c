@@ -206,9 +206,15 @@ want_statuses(CLUSTER *cluster, int wait)
 	{
 		return;
 	}
+	/* never from inside one of this handle's callbacks: that may be the
+	 * very engine thread the wait is for */
 	pthread_mutex_lock(&cluster->lock);
 	ms = wait && cluster->joined ? cluster->request_timeout_ms : 0;
 	pthread_mutex_unlock(&cluster->lock);
+	if(ms && cluster__in_callback(cluster))
+	{
+		ms = 0;
+	}
 	pthread_rwlock_rdlock(&cluster->engine_lock);
 	if(cluster->engine && cluster->engine->want_statuses)
 	{
