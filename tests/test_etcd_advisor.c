@@ -552,7 +552,8 @@ test_status_storm_reaches_only_advisor_users(void **state)
 
 /* With a low cluster-wide budget (status_writes_per_second), a member
  * whose load changes every 20 ms writes its status at most once per
- * members / budget seconds, and still writes the final value. */
+ * members / budget seconds, and still writes the final value; a member
+ * that starts draining (capacity 0) writes that at once. */
 static void
 test_report_policy_spaces_writes(void **state)
 {
@@ -594,6 +595,15 @@ test_report_policy_spaces_writes(void **state)
 	fprintf(stderr, "# %lld reports in %.2f s: %.0f status writes (at most %.1f allowed)\n", k - 2, took, puts, allowed);
 	assert_true(puts >= 2);
 	assert_true(puts <= allowed);
+
+	/* draining is written at once, whatever the interval (here 20 s) */
+	cfg.status_writes_per_second = 0.05;
+	assert_int_equal(cluster_set_advisor_config(c, &cfg), 0);
+	assert_int_equal(cluster_report(c, 5, -1), 0);
+	assert_int_equal(cluster_report(c, 5, 0), 0);
+	t0 = etcdh_now();
+	assert_true(await_value(skey, "\"capacity\":0", 3));
+	fprintf(stderr, "# draining written after %.3f s (interval 20 s)\n", etcdh_now() - t0);
 	cluster_destroy(c);
 }
 
