@@ -607,6 +607,61 @@ test_report_policy_spaces_writes(void **state)
 	cluster_destroy(c);
 }
 
+/* A passive observer that uses the advisor (a load balancer, say) watches
+ * statuses through a proxy; the proxy cuts its connections while a
+ * member reports twice; once they are back, the status watch resumes
+ * from the revision it had reached, so the observer ends with the last
+ * report without any re-read of the prefix. */
+static void
+test_status_watch_resumes_after_a_cut(void **state)
+{
+	char key[64], skey[256];
+	CLUSTER *busy, *lb;
+	CLUSTERMEMBER t;
+	etcdh_proxy *p;
+	double deadline;
+	long long load = -1, ranges0;
+
+	(void) state;
+	new_key(key, sizeof(key));
+	snprintf(skey, sizeof(skey), "/%s/production@status/busy", key);
+	busy = plain_member(key, "busy");
+	assert_int_equal(cluster_report(busy, 10, -1), 0);
+	assert_true(await_value(skey, "\"load\":10,", 5));
+
+	assert_int_equal(etcdh_proxy_start(et_etcd, &p), 0);
+	lb = tu_cluster(key);
+	assert_non_null(lb);
+	assert_int_equal(cluster_set_instance(lb, "lb"), 0);
+	assert_int_equal(cluster_set_registry(lb, etcdh_proxy_endpoint(p)), 0);
+	assert_int_equal(cluster_set_ttl(lb, 3), 0);
+	assert_int_equal(cluster_join_passive(lb), 0);
+	assert_int_equal(cluster_pick_target(lb, &t), 0);
+	assert_string_equal(t.id, "busy");
+	assert_int_equal(status_seen(lb, "busy", &load), 1);
+	assert_int_equal(load, 10);
+
+	etcdh_proxy_cut(p);
+	assert_int_equal(cluster_report(busy, 20, -1), 0);
+	assert_true(await_value(skey, "\"load\":20,", 5));
+	assert_int_equal(cluster_report(busy, 30, -1), 0);
+	assert_true(await_value(skey, "\"load\":30,", 5));
+	/* (the harness's own reads are ranges too: counted from here) */
+	ranges0 = (long long) metric("grpc_server_started_total", "grpc_method=\"Range\"");
+	etcdh_proxy_restore(p);
+	deadline = etcdh_now() + 10 * etcdh_timeout_mult();
+	while((status_seen(lb, "busy", &load) != 1 || load != 30) && etcdh_now() < deadline)
+	{
+		usleep(20000);
+	}
+	assert_int_equal(load, 30);
+	/* resumed by revision: nobody re-read a prefix */
+	assert_int_equal((long long) metric("grpc_server_started_total", "grpc_method=\"Range\""), ranges0);
+	cluster_destroy(lb);
+	etcdh_proxy_stop(p);
+	cluster_destroy(busy);
+}
+
 int
 main(void)
 {
@@ -616,6 +671,7 @@ main(void)
 		cmocka_unit_test(test_report_races_registry_switch),
 		cmocka_unit_test(test_status_storm_reaches_only_advisor_users),
 		cmocka_unit_test(test_report_policy_spaces_writes),
+		cmocka_unit_test(test_status_watch_resumes_after_a_cut),
 	};
 
 	if(etcdh_skip())
