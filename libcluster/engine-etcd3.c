@@ -1263,6 +1263,7 @@ watch_main(void *arg)
 		{
 			/* a healthy stream ended to add the status watch: the view
 			 * stays current, the next stream resumes both at once */
+			republish(ed);
 			continue;
 		}
 		watch_down(ed);
@@ -1288,7 +1289,6 @@ watch_main(void *arg)
 		}
 		if(kicked && r == ECANCELED)
 		{
-			/* after a registry outage, or to add the status watch */
 			cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: reconnecting the watch (from revision %lld)\n", (long long) next_rev(ed->last_rev));
 			continue;
 		}
@@ -1314,7 +1314,6 @@ watch_main(void *arg)
 			snprintf(w.why, sizeof(w.why), "%s", strerror(r));
 		}
 failed:
-		watch_down(ed);
 		failures++;
 		cluster__log(ed->core, failures == 1 ? LOG_WARNING : LOG_DEBUG, "libcluster: etcd: watch on %s at %s broke: %s; reconnecting\n", ed->prefix,
 			cluster__http_endpoint(ed->watch.h), w.why);
