@@ -30,6 +30,12 @@
 #define HTTP_RECV_BUFFER   4096L
 #define HTTP_UPLOAD_BUFFER 16384L
 
+/* Our own buffers that grew past this for one large answer (the range of
+ * a big cluster, a long watch replay) are released once it has been
+ * handed over: with a thousand instances in a process, each keeping its
+ * largest answer ever would cost more than everything else it holds. */
+#define HTTP_KEEP_BUFFER 16384u
+
 struct cluster__http
 {
 	struct cluster_struct *c;
@@ -626,6 +632,19 @@ setup(cluster__http *h, const char *method, const char *path, const char *conten
 	return 0;
 }
 
+/* Release buf if it holds nothing (used 0) and has grown past
+ * HTTP_KEEP_BUFFER. */
+static void
+trim(char **buf, size_t *cap, size_t used)
+{
+	if(!used && *cap > HTTP_KEEP_BUFFER)
+	{
+		free(*buf);
+		*buf = NULL;
+		*cap = 0;
+	}
+}
+
 /* Hand what the stream received to its line callback, outside libcurl.
  * Returns 0, or EIO/ENOMEM (a line too long, out of memory). */
 static int
@@ -638,6 +657,8 @@ deliver_lines(cluster__http *h)
 		r = cluster__linesplit_feed(&h->ls, h->in, h->in_len, h->cb, h->ctx);
 	}
 	h->in_len = 0;
+	trim(&h->in, &h->in_cap, 0);
+	trim(&h->ls.buf, &h->ls.cap, h->ls.len);
 	return r;
 }
 
@@ -826,6 +847,8 @@ cluster__http_request(cluster__http *h, const char *method, const char *path, co
 				resp->body[h->len] = 0;
 				resp->etcd_index = h->etcd_index;
 				h->etcd_index = NULL;
+				h->len = 0;
+				trim(&h->body, &h->cap, 0);
 				return 0;
 			}
 			if(http_verbose(h) && h->c)
@@ -878,6 +901,8 @@ cluster__http_stream_run(cluster__http *h, const char *path, const char *body, c
 	h->duplex = 0;
 	h->cb = NULL;
 	h->ctx = NULL;
+	h->ls.len = 0;
+	trim(&h->ls.buf, &h->ls.cap, 0);
 	if(status_out)
 	{
 		*status_out = status;
