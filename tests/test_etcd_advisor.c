@@ -303,9 +303,9 @@ put_with_lease(const char *key, const char *value, int ttl)
 static void
 test_dead_and_garbage(void **state)
 {
-	static const char *const with_ghost[3] = { "a", "bad", "ghost" };
+	static const char *const with_ghost[4] = { "a", "bad", "ghost", "ghost2" };
 	static const char *const alone[2] = { "a", "bad" };
-	long long l3[3] = { 10, -1, 5 }, c3[3] = { -1, -1, -1 };
+	long long l3[4] = { 10, -1, 5, 6 }, c3[4] = { -1, -1, -1, -1 };
 	long long l2[2] = { 10, -1 }, c2[2] = { -1, -1 };
 	char key[64], path[256];
 	CLUSTER *a;
@@ -322,14 +322,25 @@ test_dead_and_garbage(void **state)
 	assert_int_equal(etcdh_put(et_etcd, path, "not json {"), 0);
 	snprintf(path, sizeof(path), "/%s/production/bad", key);
 	assert_int_equal(etcdh_put(et_etcd, path, "{\"workers\":1,\"load\":-5,\"capacity\":3}"), 0);
-	/* a member that dies: its lease is never kept alive */
+	/* ... and a status key that is not JSON: ignored (logged), the member
+	 * stays, without a status */
+	snprintf(path, sizeof(path), "/%s/production@status/bad", key);
+	assert_int_equal(etcdh_put(et_etcd, path, "not json {"), 0);
+	/* a member that dies: its lease is never kept alive; one written by a
+	 * version from before the status keys (status in the member value),
+	 * one with a status key of its own */
 	snprintf(path, sizeof(path), "/%s/production/ghost", key);
 	put_with_lease(path, "{\"workers\":1,\"address\":\"ws://ghost\",\"load\":5,\"capacity\":-1}", 2);
-	assert_true(sees(a, 3, with_ghost, l3, c3, 10));
+	snprintf(path, sizeof(path), "/%s/production/ghost2", key);
+	put_with_lease(path, "{\"workers\":1}", 2);
+	snprintf(path, sizeof(path), "/%s/production@status/ghost2", key);
+	put_with_lease(path, "{\"address\":\"ws://ghost2\",\"load\":6,\"capacity\":-1}", 2);
+	assert_true(sees(a, 4, with_ghost, l3, c3, 10));
 	assert_true(tu_logged("junk"));
+	assert_true(tu_logged("ignoring the status of bad"));
 	/* garbage never reaches the plan: a's advice is computed without it */
 	assert_int_equal(advice_matches_plan(a, "a", &total), 0);
-	/* the ghost's status disappears with its lease (TTL 2 s) */
+	/* the ghosts and their statuses disappear with their leases (TTL 2 s) */
 	assert_true(sees(a, 2, alone, l2, c2, 10));
 	cluster_destroy(a);
 }
