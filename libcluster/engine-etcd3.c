@@ -36,7 +36,8 @@
  * tell where the body ends while it answers; golang issue 11549), so the
  * connection of an ended keepalive stream is not reused: the request
  * after it (a write, the revoke at leave) opens a new one, and the next
- * stream keeps that. Over HTTPS (HTTP/2) the connection stays. Either
+ * stream keeps that. Over HTTPS etcd speaks HTTP/2, where a stream ends
+ * without closing the connection (expected; not measured here). Either
  * way an instance never holds more than two at a time.
  * A passive member registers nothing and runs only the watch thread.
  */
@@ -2433,7 +2434,7 @@ undo:
  * handle, which (with credentials) already holds a token: no new login,
  * so the revoke fits the budget even when many members leave at once. The
  * ping thread is given STOP_END_MS to end its keepalive stream cleanly
- * (over HTTP/2 that keeps the connection for the revoke; over HTTP/1.1
+ * (over HTTP/2 that should keep the connection for the revoke; over HTTP/1.1
  * etcd closes it, see the top of this file); only then is it cut. The
  * revoke may fail over to the other endpoints, all within what is left of
  * the budget.

@@ -131,7 +131,7 @@ int cluster__http_stream_send(cluster__http *http, const char *data);
  * then runs until the server ends its answer (etcd's keepalive stream
  * ends when its request body does). Whether the connection can carry the
  * next request is the server's choice: Go's HTTP/1.1 server closes it
- * after a duplex exchange, HTTP/2 keeps it. */
+ * after a duplex exchange, HTTP/2 should keep it. */
 void cluster__http_stream_end(cluster__http *http);
 
 /* Thread-safe: make the transfer loop of the request in progress run its
