@@ -622,7 +622,8 @@ test_report_policy_spaces_writes(void **state)
  * statuses through a proxy; the proxy cuts its connections while a
  * member reports twice; once they are back, the status watch resumes
  * from the revision it had reached, so the observer ends with the last
- * report without any re-read of the prefix. */
+ * report without any re-read of the prefix. After a cut during which the
+ * history was compacted, it reads both prefixes again. */
 static void
 test_status_watch_resumes_after_a_cut(void **state)
 {
@@ -668,6 +669,22 @@ test_status_watch_resumes_after_a_cut(void **state)
 	assert_int_equal(load, 30);
 	/* resumed by revision: nobody re-read a prefix */
 	assert_int_equal((long long) metric("grpc_server_started_total", "grpc_method=\"Range\""), ranges0);
+
+	/* again, but the history is compacted meanwhile: both prefixes are
+	 * read again, and the last report shows */
+	tu_reset();
+	etcdh_proxy_cut(p);
+	assert_int_equal(cluster_report(busy, 40, -1), 0);
+	assert_true(await_value(skey, "\"load\":40,", 5));
+	assert_int_equal(etcdh_compact(et_etcd), 0);
+	etcdh_proxy_restore(p);
+	deadline = etcdh_now() + 10 * etcdh_timeout_mult();
+	while((status_seen(lb, "busy", &load) != 1 || load != 40) && etcdh_now() < deadline)
+	{
+		usleep(20000);
+	}
+	assert_int_equal(load, 40);
+	assert_true(tu_logged("was compacted"));
 	cluster_destroy(lb);
 	etcdh_proxy_stop(p);
 	cluster_destroy(busy);
