@@ -22,7 +22,10 @@
  *   member and status writes, re-registration, leave's revoke) go on the
  *   same connection: it ends the upload (etcd then ends the answer), makes
  *   the request, and opens the stream again when the next keepalive is
- *   due. Status writes are paced by the report policy (report-policy.h);
+ *   due. While writes come at least as often as keepalives, keepalives
+ *   are plain requests instead (one object each), until a keepalive
+ *   interval passes without a write. Status writes are paced by the
+ *   report policy (report-policy.h);
  * - the balancer (watch) thread holds one long-lived watch stream with the
  *   member prefix watch (id 0) and, for advisor users, the status prefix
  *   watch (id 1). It applies events to two tables (members, statuses),
@@ -1361,7 +1364,11 @@ struct ping_state
 	int64_t end_by;  /* the upload was ended: the answer must end by then */
 	int answered;    /* keepalives answered on this stream */
 	int lease_gone;  /* etcd answered without a TTL */
-	int err;         /* why the stream was abandoned (0: it was not) */
+	int ended_for_write;
+	/* keepalives as plain requests while writes are frequent */
+	int unary;
+	int wrote; /* a write since the last keepalive */
+	int err;   /* why the stream was abandoned (0: it was not) */
 	char why[320];
 };
 
@@ -1516,10 +1523,11 @@ keepalive_ok(etcd3 *ed, ping_state *ps)
 	update_fresh(ed);
 }
 
-/* A keepalive stream failed (why): the next one goes to the next
- * endpoint, at once while there are endpoints left to try. */
+/* A keepalive failed (why). After a stream, the next one goes to the
+ * next endpoint, at once while there are endpoints left to try (a plain
+ * request has tried them all already). */
 static void
-keepalive_failed(etcd3 *ed, ping_state *ps, const char *why)
+keepalive_failed(etcd3 *ed, ping_state *ps, int stream, const char *why)
 {
 	int64_t now = cluster__now_ms();
 
@@ -1543,10 +1551,74 @@ keepalive_failed(etcd3 *ed, ping_state *ps, const char *why)
 			ed->ttl);
 		ps->expired_warned = 1;
 	}
-	cluster__http_next_endpoint(ed->ping.h);
+	if(stream)
+	{
+		cluster__http_next_endpoint(ed->ping.h);
+	}
 	ps->ka_failures++;
-	ps->next_keepalive = now + ((size_t) ps->ka_failures < ed->n_endpoints ? 0 : refresh_ms(ed) < PING_RETRY_MS ? refresh_ms(ed) :
-																												  PING_RETRY_MS);
+	ps->next_keepalive = now + (stream && (size_t) ps->ka_failures < ed->n_endpoints ? 0 : refresh_ms(ed) < PING_RETRY_MS ? refresh_ms(ed) :
+																															PING_RETRY_MS);
+}
+
+/* etcd answered a keepalive without a TTL: the lease is gone. */
+static void
+keepalive_lease_gone(etcd3 *ed, ping_state *ps)
+{
+	if(ps->failing)
+	{
+		kick_watch(ed);
+	}
+	ps->failing = 0;
+	ps->ka_failures = 0;
+	ps->last_ok = cluster__now_ms();
+	lost_lease(ed, ps, "the registry says it expired");
+}
+
+/*
+ * One keepalive as a plain request (one object in the body: etcd answers
+ * and ends the stream at once, and the connection stays open). Used while
+ * writes come at least as often as keepalives: a stream would be ended by
+ * each write, and over HTTP/1.1 its connection with it (see the top).
+ */
+static void
+keepalive_unary(etcd3 *ed, ping_state *ps)
+{
+	cluster__http_response resp;
+	int64_t id, ttl = 0;
+	char why[320], *body = cluster__etcd3_build_lease_id(ed->lease);
+	int r;
+
+	ps->next_keepalive = cluster__now_ms() + refresh_ms(ed);
+	r = rpc(ed, &ed->ping, "/v3/lease/keepalive", body, &resp, why, sizeof(why));
+	free(body);
+	if(r == ECANCELED)
+	{
+		return;
+	}
+	if(!r)
+	{
+		r = cluster__etcd3_parse_keepalive(resp.body, resp.len, &id, &ttl);
+		if(r)
+		{
+			char shown[120];
+
+			cluster__escape(shown, sizeof(shown), resp.body ? resp.body : "", resp.len > 80 ? 80 : resp.len);
+			snprintf(why, sizeof(why), r == EIO ? "stream error <%s>" : "malformed keepalive response <%s>", shown);
+		}
+		cluster__http_response_free(&resp);
+	}
+	if(!r && ttl > 0)
+	{
+		keepalive_ok(ed, ps);
+	}
+	else if(!r)
+	{
+		keepalive_lease_gone(ed, ps);
+	}
+	else
+	{
+		keepalive_failed(ed, ps, 0, why);
+	}
 }
 
 /* ---- the keepalive stream ---- */
@@ -1645,6 +1717,7 @@ ka_tick(void *ctx)
 	act = ping_next(ed, ps, now, &due, &member, &status, &registered);
 	if(act != ACT_NONE || !registered)
 	{
+		ps->ended_for_write = act == ACT_WRITE;
 		cluster__http_stream_end(ed->ping.h);
 		ps->end_by = now + (act == ACT_STOP ? STOP_END_MS : ed->ping_timeout_ms);
 		return 0;
@@ -1683,6 +1756,7 @@ keepalive_stream(etcd3 *ed, ping_state *ps)
 	int r;
 
 	ps->end_by = 0;
+	ps->ended_for_write = 0;
 	ps->answered = 0;
 	ps->lease_gone = 0;
 	ps->err = 0;
@@ -1709,15 +1783,14 @@ keepalive_stream(etcd3 *ed, ping_state *ps)
 	}
 	if(ps->lease_gone)
 	{
-		if(ps->failing)
-		{
-			kick_watch(ed);
-		}
-		ps->failing = 0;
-		ps->ka_failures = 0;
-		ps->last_ok = cluster__now_ms();
-		lost_lease(ed, ps, "the registry says it expired");
+		keepalive_lease_gone(ed, ps);
 		return;
+	}
+	if(ps->ended_for_write && ps->answered <= 1)
+	{
+		/* a write came before the second keepalive: plain requests
+		 * until a keepalive interval passes without one */
+		ps->unary = 1;
 	}
 	if(!ps->err && status == 200 && (ps->answered || (ps->end_by && !r)))
 	{
@@ -1743,7 +1816,7 @@ keepalive_stream(etcd3 *ed, ping_state *ps)
 	{
 		snprintf(why, sizeof(why), status && status != 200 ? "HTTP status %ld" : "the stream ended without an answer", status);
 	}
-	keepalive_failed(ed, ps, why);
+	keepalive_failed(ed, ps, 1, why);
 }
 
 /* ---- unary requests on the ping connection ---- */
@@ -1857,6 +1930,7 @@ do_write(etcd3 *ed, ping_state *ps, int member, int status)
 		status_written(ps, &st, cluster__now_ms());
 	}
 	ps->retry_write = 0;
+	ps->wrote = 1;
 	cluster__waker_lock(&ed->w);
 	if(member && gen > ed->written_gen)
 	{
@@ -1916,9 +1990,17 @@ ping_main(void *arg)
 			do_write(ed, ps, member, status);
 			continue;
 		}
+		if(registered && now >= ps->next_keepalive && ps->unary)
+		{
+			keepalive_unary(ed, ps);
+			ps->unary = ps->wrote;
+			ps->wrote = 0;
+			continue;
+		}
 		if(registered && now >= ps->next_keepalive)
 		{
 			keepalive_stream(ed, ps);
+			ps->wrote = 0;
 			continue;
 		}
 		if(registered && ps->next_keepalive < due)

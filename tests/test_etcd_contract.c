@@ -714,6 +714,55 @@ test_keepalive_stream_and_leave_connections(void **state)
 	etcdh_proxy_stop(p);
 }
 
+/* A member whose status changes faster than its keepalives come does
+ * not open a connection per write: after the first write has ended the
+ * keepalive stream (and, over HTTP/1.1, its connection), keepalives go
+ * as plain requests on the same connection as the writes. */
+static void
+test_frequent_writes_keep_their_connection(void **state)
+{
+	const char *key = et_key("kawrites");
+	const int ttl = 3;
+	CLUSTERADVISORCONFIG cfg;
+	etcdh_proxy *p;
+	et_member *m;
+	double puts0, puts, t_end;
+	unsigned long conns;
+	long long k = 0;
+
+	(void) state;
+	assert_int_equal(etcdh_proxy_start(et_etcd, &p), 0);
+	m = et_new_at(key, "w1", 1, etcdh_proxy_endpoint(p), ttl);
+	cluster_advisor_config_init(&cfg);
+	cfg.report_interval_ms = 200;
+	cfg.status_writes_per_second = 0;
+	assert_int_equal(cluster_set_advisor_config(m->c, &cfg), 0);
+	assert_int_equal(et_join(m), 0);
+	et_check(m, 0, 1, 1, 5);
+	/* settle into the pattern: a write every 200 ms for two keepalives */
+	t_end = etcdh_now() + 2.0;
+	while(etcdh_now() < t_end)
+	{
+		assert_int_equal(cluster_report(m->c, ++k * 100, -1), 0);
+		usleep(50000);
+	}
+	conns = etcdh_proxy_accepted(p);
+	puts0 = metric("etcd_mvcc_put_total", NULL);
+	t_end = etcdh_now() + 4.0;
+	while(etcdh_now() < t_end)
+	{
+		assert_int_equal(cluster_report(m->c, ++k * 100, -1), 0);
+		usleep(50000);
+	}
+	puts = metric("etcd_mvcc_put_total", NULL) - puts0;
+	fprintf(stderr, "# %.0f status writes in 4 s: %lu new connections\n", puts, etcdh_proxy_accepted(p) - conns);
+	assert_true(puts >= 8);
+	assert_true(etcdh_proxy_accepted(p) - conns <= 1);
+	assert_int_equal(etcdh_count(et_etcd, et_prefix(key)), 1);
+	et_member_free(m);
+	etcdh_proxy_stop(p);
+}
+
 int
 main(void)
 {
@@ -725,6 +774,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_view_freshness_follows_the_registry, et_setup, et_teardown),
 		cmocka_unit_test_setup_teardown(test_status_key_beside_member_key, et_setup, et_teardown),
 		cmocka_unit_test_setup_teardown(test_keepalive_stream_and_leave_connections, et_setup, et_teardown),
+		cmocka_unit_test_setup_teardown(test_frequent_writes_keep_their_connection, et_setup, et_teardown),
 	};
 
 	if(etcdh_skip())
