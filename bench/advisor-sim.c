@@ -727,6 +727,7 @@ run_policy(int n, const long long *start, const CLUSTERADVISORCONFIG *cfg, int u
 	long long *version = calloc((size_t) n, sizeof(*version)), *share = calloc((size_t) n, sizeof(*share));
 	long long *band = calloc((size_t) n, sizeof(*band)), *worst = calloc((size_t) n, sizeof(*worst));
 	int64_t *written_at = calloc((size_t) n, sizeof(*written_at));
+	double *credit = calloc((size_t) n, sizeof(*credit));
 	int *side = calloc((size_t) n, sizeof(*side));
 	cluster__adv_node *v = calloc((size_t) n, sizeof(*v));
 	cluster__adv_prov *prov = calloc((size_t) n, sizeof(*prov));
@@ -749,6 +750,7 @@ run_policy(int n, const long long *start, const CLUSTERADVISORCONFIG *cfg, int u
 	for(i = 0; i < n; i++)
 	{
 		written_at[i] = -(int64_t) cluster__adv_random_below(&rng, (uint64_t) interval) - 1; /* joins spread over one interval */
+		credit[i] = CLUSTER__REPORT_BURST - 1.0;
 		written[i] = load[i];
 		version[i] = 1;
 	}
@@ -780,10 +782,12 @@ run_policy(int n, const long long *start, const CLUSTERADVISORCONFIG *cfg, int u
 			last.load = written[i];
 			last.capacity = CLUSTER_CAPACITY_UNBOUNDED;
 			last.at_ms = written_at[i];
+			last.credit = credit[i];
 			cur = last;
 			cur.load = load[i];
 			if(cluster__report_due(&pol, &last, &cur, (size_t) n, 0, now) <= now)
 			{
+				credit[i] = cluster__report_credit(&pol, &last, (size_t) n, now);
 				written[i] = load[i];
 				written_at[i] = now;
 				version[i]++;
@@ -916,6 +920,7 @@ run_policy(int n, const long long *start, const CLUSTERADVISORCONFIG *cfg, int u
 	free(band);
 	free(worst);
 	free(written_at);
+	free(credit);
 	free(side);
 	free(v);
 	free(prov);

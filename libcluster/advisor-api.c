@@ -212,6 +212,41 @@ status_changed(CLUSTER *cluster, int joined)
 	pthread_rwlock_unlock(&cluster->engine_lock);
 }
 
+/*
+ * The advisor is in use (cluster_set_advisor(), cluster_set_advisor_config(),
+ * cluster_pick_target(), cluster_advice()): from now on the engine keeps
+ * other members' statuses. Members that only report never pay for the
+ * others' status traffic. Once per handle. With wait (pick, advice) a
+ * joined engine may hold this call, bounded by the request timeout and
+ * without I/O, until its first status read has reached the view, so that
+ * the first answer is not made without any status.
+ */
+static void
+want_statuses(CLUSTER *cluster, int wait)
+{
+	int ms;
+
+	if(__atomic_load_n(&cluster->want_statuses, __ATOMIC_ACQUIRE) || __atomic_exchange_n(&cluster->want_statuses, 1, __ATOMIC_ACQ_REL))
+	{
+		return;
+	}
+	/* never from inside one of this handle's callbacks: that may be the
+	 * very engine thread the wait is for */
+	pthread_mutex_lock(&cluster->lock);
+	ms = wait && cluster->joined ? cluster->request_timeout_ms : 0;
+	pthread_mutex_unlock(&cluster->lock);
+	if(ms && cluster__in_callback(cluster))
+	{
+		ms = 0;
+	}
+	pthread_rwlock_rdlock(&cluster->engine_lock);
+	if(cluster->engine && cluster->engine->want_statuses)
+	{
+		cluster->engine->want_statuses(cluster->engine_data, ms);
+	}
+	pthread_rwlock_unlock(&cluster->engine_lock);
+}
+
 int
 cluster_set_address(CLUSTER *cluster, const char *address)
 {
@@ -351,6 +386,7 @@ cluster_set_advisor_config(CLUSTER *cluster, const CLUSTERADVISORCONFIG *config)
 		cluster__log(cluster, LOG_ERR, "libcluster: advisor configuration field %s is invalid: it %s\n", field, rule);
 		return cluster__fail(cluster, EINVAL);
 	}
+	want_statuses(cluster, 0);
 	pthread_mutex_lock(&cluster->lock);
 	if(config->version < 2)
 	{
@@ -510,6 +546,7 @@ cluster_advice(CLUSTER *cluster, CLUSTERREDIRECT **redirects, size_t *count)
 		cluster__log(cluster, LOG_ERR, "libcluster: cluster_advice() needs an array pointer and a count pointer\n");
 		return cluster__fail(cluster, EINVAL);
 	}
+	want_statuses(cluster, 1);
 	r = compute_advice(cluster, redirects, count);
 	if(r == EPERM)
 	{
@@ -702,6 +739,7 @@ cluster_pick_target(CLUSTER *cluster, CLUSTERMEMBER *target)
 		cluster__log(cluster, LOG_ERR, "libcluster: cluster_pick_target() needs a target buffer\n");
 		return cluster__fail(cluster, EINVAL);
 	}
+	want_statuses(cluster, 1);
 	adv = get_advisor(cluster);
 	if(!adv)
 	{
@@ -851,6 +889,7 @@ cluster_set_advisor(CLUSTER *cluster, CLUSTERADVICE callback)
 	{
 		return -1;
 	}
+	want_statuses(cluster, 0);
 	pthread_mutex_lock(&cluster->lock);
 	cluster->advice = callback;
 	pthread_mutex_unlock(&cluster->lock);

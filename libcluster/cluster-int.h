@@ -99,6 +99,9 @@ struct cluster_struct
 	cluster__status status;
 	CLUSTERADVISORCONFIG advisor_config;
 	void *advisor; /* advisor run-time state (advisor-api.c) */
+	/* The advisor has been used (set once, atomics): engines keep other
+	 * members' statuses from then on (engine.h want_statuses). */
+	int want_statuses;
 };
 
 /* --- delivery (notify.c) ---------------------------------------------- */

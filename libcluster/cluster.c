@@ -5,6 +5,7 @@
  * reaches the application.
  */
 #include "cluster-int.h"
+#include "report-policy.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -394,6 +395,7 @@ engine_config(CLUSTER *cluster, int passive, cluster__engine_config *cfg)
 	cfg->key_file = cluster->key_file;
 	cfg->user = cluster->user;
 	cfg->password = cluster->password;
+	cfg->want_statuses = __atomic_load_n(&cluster->want_statuses, __ATOMIC_ACQUIRE);
 	cfg->static_index = cluster->static_index;
 	cfg->static_total = cluster->static_total;
 }
@@ -407,6 +409,18 @@ cluster__report_interval(CLUSTER *cluster)
 	ms = cluster->advisor_config.report_interval_ms;
 	pthread_mutex_unlock(&cluster->lock);
 	return ms > 0 ? ms : 1000;
+}
+
+void
+cluster__get_report_policy(CLUSTER *cluster, cluster__report_policy *out)
+{
+	pthread_mutex_lock(&cluster->lock);
+	out->interval_ms = cluster->advisor_config.report_interval_ms > 0 ? cluster->advisor_config.report_interval_ms : 1000;
+	out->writes_per_second = cluster->advisor_config.status_writes_per_second;
+	out->deadband = cluster->advisor_config.report_deadband;
+	out->band_absolute = cluster->advisor_config.band_absolute;
+	out->band_relative = cluster->advisor_config.band_relative;
+	pthread_mutex_unlock(&cluster->lock);
 }
 
 /*

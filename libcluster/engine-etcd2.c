@@ -870,5 +870,6 @@ const cluster__engine cluster__engine_etcd2 = {
 	etcd2_workers_changed,
 	NULL,
 	NULL,
+	NULL,
 	0 /* no settle tick: every view is delivered at once */
 };

@@ -2,19 +2,46 @@
 /*
  * etcd v3 engine (JSON gateway, /v3/...).
  *
- * Key layout: /<key>/[<partition>/]<env>/<instance-id>, value
- * {"workers":N[,"address":..,"load":..,"capacity":..]} under a lease of
- * cluster->ttl seconds.
+ * Key layout, both keys under one lease of cluster->ttl seconds:
+ * - member key /<key>/[<partition>/]<env>/<instance-id>, value
+ *   {"workers":N}; every member watches this prefix;
+ * - status key /<key>/[<partition>/]<env>@status/<instance-id>, value
+ *   {"address":..,"load":..,"capacity":..}, present only while a status
+ *   is reported. "@" is not allowed in names, so this prefix can never be
+ *   an env or a partition, and it lies outside the member prefix's range:
+ *   a member's status reports never reach members that do not ask for
+ *   them. Only instances that use the advisor (engine.h want_statuses)
+ *   watch it. Status fields found in a member value (writers from before
+ *   the split) are still read.
  *
  * Threads (never holding cluster->lock or the waker's mutex across network I/O or a
- * publish):
- * - the ping thread keeps the lease alive (one POST /v3/lease/keepalive
- *   every TTL/3), writes the value when the worker count or the advisor
- *   status changes, and re-registers when the lease or the key is lost;
- * - the balancer (watch) thread holds one long-lived prefix watch, applies
- *   its events to the member table and publishes a view per message; it
- *   resumes by revision after a broken stream and re-reads the prefix only
- *   after a compaction.
+ * publish), each with its own HTTP connection:
+ * - the ping thread keeps the lease alive on one long-lived keepalive
+ *   stream (POST /v3/lease/keepalive, chunked upload, one {"ID":..} every
+ *   TTL/3, one result line back each). The unary requests it needs (the
+ *   member and status writes, re-registration, leave's revoke) go on the
+ *   same connection: it ends the upload (etcd then ends the answer), makes
+ *   the request, and opens the stream again when the next keepalive is
+ *   due. While writes come at least as often as keepalives, keepalives
+ *   are plain requests instead (one object each), until a keepalive
+ *   interval passes without a write. Status writes are paced by the
+ *   report policy (report-policy.h);
+ * - the balancer (watch) thread holds one long-lived watch stream with the
+ *   member prefix watch (id 0) and, for advisor users, the status prefix
+ *   watch (id 1). It applies events to two tables (members, statuses),
+ *   publishes a merged view per message, resumes both watches by revision
+ *   after a broken stream and re-reads only after a compaction.
+ * So an instance holds two TCP connections. One is not possible over
+ * HTTP/1.1: the watch and the keepalive are two concurrent streams, and a
+ * connection carries one request at a time.
+ * Over plain HTTP/1.1 etcd's gateway (Go's net/http) answers a streamed
+ * request whose body is still open with "Connection: close" (it cannot
+ * tell where the body ends while it answers; golang issue 11549), so the
+ * connection of an ended keepalive stream is not reused: the request
+ * after it (a write, the revoke at leave) opens a new one, and the next
+ * stream keeps that. Over HTTPS etcd speaks HTTP/2, where a stream ends
+ * without closing the connection (expected; not measured here). Either
+ * way an instance never holds more than two at a time.
  * A passive member registers nothing and runs only the watch thread.
  */
 #include "util.h"
@@ -23,6 +50,7 @@
 #include "http.h"
 #include "etcd3-proto.h"
 #include "member-table.h"
+#include "report-policy.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -35,14 +63,42 @@
 #define WATCH_CREATED_TIMEOUT_MS 3000
 #define WATCH_BACKOFF_MIN_MS     50
 #define WATCH_BACKOFF_MAX_MS     1000
+/*
+ * Stack of each engine thread. They run short, fixed call chains (libcurl,
+ * cJSON, whose nesting limit of 1000 bounds the deepest: a 990-deep
+ * hostile watch message needs about 100 KiB at -O2), so 256 KiB is a safe
+ * margin where glibc reserves 8 MiB each; a process with a thousand
+ * instances runs two thousand of these threads. (Only touched pages count
+ * towards RSS either way.) Sanitizer builds, whose frames are several
+ * times larger, keep the default.
+ */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+# define THREAD_STACK 0
+#elif defined(__has_feature)
+# if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(memory_sanitizer)
+#  define THREAD_STACK 0
+# endif
+#endif
+#ifndef THREAD_STACK
+# define THREAD_STACK (256 * 1024)
+#endif
+
 /* Retry pause of the ping thread after a failed request (ms). */
 #define PING_RETRY_MS 500
 
 /* Wake-up flags (cluster__waker). */
-#define PING_WAKE  0x1u /* the ping thread should look again */
-#define CHECK_SELF 0x2u /* the watch saw our key deleted (kept until a write) */
-#define WATCH_KICK 0x4u /* the watch should reconnect (resume by revision) */
-#define REPUBLISH  0x8u /* the watch thread should publish again */
+#define PING_WAKE  0x1u  /* the ping thread should look again */
+#define CHECK_SELF 0x2u  /* the watch saw our key deleted (kept until a write) */
+#define WATCH_KICK 0x4u  /* the watch should reconnect (resume by revision) */
+#define REPUBLISH  0x8u  /* the watch thread should publish again */
+#define WATCH_ADD  0x10u /* reconnect to add the status watch (no outage) */
+
+/* The watch ids etcd assigns on our stream (in order of the creates). */
+#define MEMBER_WATCH 0
+#define STATUS_WATCH 1
+/* How long leave lets the keepalive stream end cleanly (ms), so that the
+ * revoke reuses its connection; then it is cut. */
+#define STOP_END_MS 300
 
 typedef struct etcd3_conn etcd3_conn;
 struct etcd3_conn
@@ -60,11 +116,14 @@ struct etcd3
 	size_t n_endpoints;
 
 	/* fixed while joined */
-	char *prefix;     /* "/key/[partition/]env/" */
-	char *member_key; /* prefix + instance id */
-	char *label;      /* "key/[partition/]env" for log lines */
-	int ttl;          /* granted TTL (s) */
+	char *prefix;        /* "/key/[partition/]env/" */
+	char *member_key;    /* prefix + instance id */
+	char *status_prefix; /* "/key/[partition/]env@status/" */
+	char *status_key;    /* status_prefix + instance id */
+	char *label;         /* "key/[partition/]env" for log lines */
+	int ttl;             /* granted TTL (s) */
 	int passive;
+	int ping_timeout_ms; /* a ping request, or a keepalive's answer */
 	cluster__http_config hcfg;
 	etcd3_conn ping;  /* ping thread's connection (join uses it first) */
 	etcd3_conn watch; /* watch thread's connection */
@@ -74,21 +133,27 @@ struct etcd3
 	/* the threads' stop flag and wake-ups (PING_WAKE, CHECK_SELF,
 	 * WATCH_KICK, REPUBLISH); its mutex also protects the fields below */
 	cluster__waker w;
-	unsigned long value_gen;   /* bumped when the worker count changes */
-	unsigned long written_gen; /* value_gen of the last value written */
-	unsigned long joined_seq;  /* status seq the join-time registration wrote */
+	unsigned long value_gen;       /* bumped when the worker count changes */
+	unsigned long written_gen;     /* value_gen of the last value written */
+	cluster__status joined_status; /* the status registration wrote (reported 0: none) */
 	int64_t lease;
 	int registered;
 	int lease_ok;
 	int watch_ok;
-	int id_taken; /* another live instance holds our id */
+	int id_taken;       /* another live instance holds our id */
+	int want_statuses;  /* the advisor is in use (sticky, survives leave) */
+	int statuses_ready; /* this join's first status read reached the view */
+	size_t n_members;   /* members in the last published view (report policy) */
+	int ping_exited;    /* the ping thread has ended (leave waits for it) */
 
 	pthread_mutex_t fresh_m; /* orders cluster__set_fresh() calls */
 
 	/* watch thread only (join fills them before it starts) */
-	cluster__table table;
-	int64_t last_rev;
-	int over_limit; /* the prefix holds more than CLUSTER_MEMBERS_MAX */
+	cluster__table table;    /* members */
+	cluster__table statuses; /* statuses (advisor users only) */
+	int64_t last_rev;        /* of the member watch */
+	int64_t status_rev;      /* of the status watch; 0: not watched */
+	int over_limit;          /* the prefix holds more than CLUSTER_MEMBERS_MAX */
 	/* Thread memory kept reachable from here, not only from the threads'
 	 * stacks: a forked child, which has none of the threads, must not see
 	 * it as lost (see cluster_destroy()'s fork rule). */
@@ -158,6 +223,20 @@ update_fresh(etcd3 *ed)
 	cluster__waker_unlock(&ed->w);
 	cluster__set_fresh(ed->core, f);
 	pthread_mutex_unlock(&ed->fresh_m);
+}
+
+/* Wake the ping thread with flags: out of its nap, or, while it runs the
+ * keepalive stream, out of the stream's poll (its tick looks again). */
+static void
+wake_ping(etcd3 *ed, unsigned flags)
+{
+	cluster__waker_lock(&ed->w);
+	cluster__waker_raise_locked(&ed->w, flags | PING_WAKE);
+	if(ed->ping.h)
+	{
+		cluster__http_wake(ed->ping.h);
+	}
+	cluster__waker_unlock(&ed->w);
 }
 
 /* ---------------------------------------------------------------------- */
@@ -318,21 +397,32 @@ txn_rpc(etcd3 *ed, etcd3_conn *cn, char *body, cluster__etcd3_txn *txn, char *wh
 	return r;
 }
 
-/* The value this instance publishes, from the current worker count and
- * advisor status. *gen / *seq say which changes it includes. */
+/* The member value, from the current worker count; *gen says which
+ * worker change it includes. */
 static char *
-member_value(etcd3 *ed, unsigned long *gen, unsigned long *seq)
+member_value(etcd3 *ed, unsigned long *gen)
 {
-	cluster__status st;
-	int workers;
-
 	cluster__waker_lock(&ed->w);
 	*gen = ed->value_gen;
 	cluster__waker_unlock(&ed->w);
-	workers = cluster__get_workers(ed->core);
-	cluster__get_status(ed->core, &st);
-	*seq = st.seq;
-	return cluster__etcd3_build_member_value(workers, st.reported, st.address, st.load, st.capacity);
+	return cluster__etcd3_build_member_value(cluster__get_workers(ed->core), 0, NULL, 0, 0);
+}
+
+/* The status value of st, or NULL when none is reported (*oom says
+ * whether NULL means out of memory). */
+static char *
+status_value(const cluster__status *st, int *oom)
+{
+	char *v;
+
+	*oom = 0;
+	if(!st->reported)
+	{
+		return NULL;
+	}
+	v = cluster__etcd3_build_status_value(st->address, st->load, st->capacity);
+	*oom = !v;
+	return v;
 }
 
 static int
@@ -354,21 +444,24 @@ revoke(etcd3 *ed, etcd3_conn *cn, int64_t lease)
 }
 
 /*
- * Grant a lease and create our key under it with a put-if-absent txn. If
+ * Grant a lease and create our key under it with a put-if-absent txn
+ * (our status key too, in the same txn, when a status is reported). If
  * the key exists under old_lease (our previous lease) it is taken over
  * with a compare on that lease; under any other lease the new lease is
  * revoked and EEXIST returned (*rev_out = the revision that saw it).
- * On success ed->lease/registered/lease_ok are set.
+ * On success ed->lease/registered/lease_ok are set and *st_out holds the
+ * status written (reported 0: none).
  */
 static int
-register_once(etcd3 *ed, etcd3_conn *cn, int64_t old_lease, int64_t *rev_out, unsigned long *seq_out, char *why, size_t whysz)
+register_once(etcd3 *ed, etcd3_conn *cn, int64_t old_lease, int64_t *rev_out, cluster__status *st_out, char *why, size_t whysz)
 {
 	cluster__http_response resp;
 	cluster__etcd3_txn txn;
-	unsigned long gen, seq;
+	cluster__status st;
+	unsigned long gen;
 	int64_t lease, ttl;
-	char *value, *body;
-	int r;
+	char *value, *svalue, *body;
+	int r, oom;
 
 	*rev_out = 0;
 	memset(&txn, 0, sizeof(txn));
@@ -388,8 +481,10 @@ register_once(etcd3 *ed, etcd3_conn *cn, int64_t old_lease, int64_t *rev_out, un
 	}
 	ed->ttl = ttl > CLUSTER_TTL_MAX ? CLUSTER_TTL_MAX : (int) ttl;
 
-	value = member_value(ed, &gen, &seq);
-	body = value ? cluster__etcd3_build_create(ed->member_key, value, lease) : NULL;
+	cluster__get_status(ed->core, &st);
+	value = member_value(ed, &gen);
+	svalue = status_value(&st, &oom);
+	body = value && !oom ? cluster__etcd3_build_write(ed->member_key, 0, ed->member_key, value, svalue ? ed->status_key : NULL, svalue, lease) : NULL;
 	r = txn_rpc(ed, cn, body, &txn, why, whysz);
 	if(!r && !txn.succeeded)
 	{
@@ -404,7 +499,7 @@ register_once(etcd3 *ed, etcd3_conn *cn, int64_t old_lease, int64_t *rev_out, un
 			/* our own stale key: move it to the new lease, only if it is
 			 * still under the old one */
 			cluster__etcd3_txn_free(&txn);
-			body = cluster__etcd3_build_update(ed->member_key, value, lease, old_lease);
+			body = cluster__etcd3_build_write(ed->member_key, old_lease, ed->member_key, value, svalue ? ed->status_key : NULL, svalue, lease);
 			r = txn_rpc(ed, cn, body, &txn, why, whysz);
 		}
 		if(!r && !txn.succeeded)
@@ -416,6 +511,7 @@ register_once(etcd3 *ed, etcd3_conn *cn, int64_t old_lease, int64_t *rev_out, un
 	/* the failure paths (EEXIST above all) hold a decoded kv too */
 	cluster__etcd3_txn_free(&txn);
 	free(value);
+	free(svalue);
 	if(r)
 	{
 		if(r != ECANCELED)
@@ -436,7 +532,7 @@ register_once(etcd3 *ed, etcd3_conn *cn, int64_t old_lease, int64_t *rev_out, un
 	}
 	pthread_cond_broadcast(&ed->w.cv);
 	cluster__waker_unlock(&ed->w);
-	*seq_out = seq;
+	*st_out = st;
 	if(old_lease && old_lease != lease)
 	{
 		revoke(ed, cn, old_lease);
@@ -484,10 +580,40 @@ member_from_kv(etcd3 *ed, const cluster__etcd3_kv *kv, cluster__member *rec)
 	return 0;
 }
 
-/* Build a table from a range answer, keeping each unchanged member's
- * receipt time from the old table. */
+/* A kv of the status prefix -> status record (id and status fields);
+ * ENOENT: not a status key (ignored); EINVAL: a bad id or value (logged,
+ * left out). */
 static int
-table_from_range(etcd3 *ed, const cluster__etcd3_range *rg, cluster__table *old, cluster__table *out)
+status_from_kv(etcd3 *ed, const cluster__etcd3_kv *kv, cluster__member *rec)
+{
+	const char *why;
+
+	memset(rec, 0, sizeof(*rec));
+	if(cluster__etcd3_member_id(ed->status_prefix, kv->key, kv->key_len, rec->id))
+	{
+		/* a bad id has no member key either: it is never shown */
+		return ENOENT;
+	}
+	if(cluster__etcd3_parse_status_value(kv->value, kv->value_len, rec, &why))
+	{
+		cluster__log(ed->core, LOG_WARNING, "libcluster: etcd: ignoring the status of %s (key %s%s): %s\n", rec->id, ed->status_prefix, rec->id, why);
+		return EINVAL;
+	}
+	rec->mod_revision = kv->mod_revision;
+	return 0;
+}
+
+/* A kv of either prefix -> its record (statuses: status_from_kv). */
+static int
+record_from_kv(etcd3 *ed, int statuses, const cluster__etcd3_kv *kv, cluster__member *rec)
+{
+	return statuses ? status_from_kv(ed, kv, rec) : member_from_kv(ed, kv, rec);
+}
+
+/* Build a table (members, or statuses) from a range answer, keeping each
+ * unchanged record's receipt time from the old table. */
+static int
+table_from_range(etcd3 *ed, int statuses, const cluster__etcd3_range *rg, cluster__table *old, cluster__table *out)
 {
 	int64_t now = cluster__now_ms();
 	size_t i;
@@ -499,12 +625,13 @@ table_from_range(etcd3 *ed, const cluster__etcd3_range *rg, cluster__table *old,
 		cluster__member rec;
 		const cluster__node *prev;
 
-		if(member_from_kv(ed, &rg->kvs[i], &rec))
+		if(record_from_kv(ed, statuses, &rg->kvs[i], &rec))
 		{
 			continue;
 		}
 		prev = old ? cluster__table_find(old, rec.id) : NULL;
-		r = cluster__table_put(out, &rec, prev && cluster__node_same(prev, &rec) ? prev->received_ms : now, NULL);
+		r = (statuses ? cluster__table_put_status : cluster__table_put)(out, &rec,
+			prev && cluster__node_same(prev, &rec) ? prev->received_ms : now, NULL);
 		if(r)
 		{
 			cluster__table_free(out);
@@ -514,13 +641,15 @@ table_from_range(etcd3 *ed, const cluster__etcd3_range *rg, cluster__table *old,
 	return 0;
 }
 
-/* Read the whole prefix once: the member table at revision *rev. */
+/* Read a whole prefix once (the members, or with statuses set the
+ * statuses): the table at revision *rev. */
 static int
-read_prefix(etcd3 *ed, etcd3_conn *cn, cluster__table *old, cluster__table *out, int64_t *rev, char *why, size_t whysz)
+read_prefix(etcd3 *ed, etcd3_conn *cn, int statuses, cluster__table *old, cluster__table *out, int64_t *rev, char *why, size_t whysz)
 {
 	cluster__http_response resp;
 	cluster__etcd3_range rg;
-	char *body = cluster__etcd3_build_range(ed->prefix);
+	const char *prefix = statuses ? ed->status_prefix : ed->prefix;
+	char *body = cluster__etcd3_build_range(prefix);
 	int r;
 
 	r = rpc(ed, cn, "/v3/kv/range", body, &resp, why, whysz);
@@ -533,7 +662,7 @@ read_prefix(etcd3 *ed, etcd3_conn *cn, cluster__table *old, cluster__table *out,
 	cluster__http_response_free(&resp);
 	if(r == E2BIG)
 	{
-		snprintf(why, whysz, "%s holds more than CLUSTER_MEMBERS_MAX (%d) members", ed->prefix, CLUSTER_MEMBERS_MAX);
+		snprintf(why, whysz, "%s holds more than CLUSTER_MEMBERS_MAX (%d) %s", prefix, CLUSTER_MEMBERS_MAX, statuses ? "statuses" : "members");
 		return r;
 	}
 	if(r)
@@ -548,33 +677,38 @@ read_prefix(etcd3 *ed, etcd3_conn *cn, cluster__table *old, cluster__table *out,
 		snprintf(why, whysz, "range response is incomplete (\"more\")");
 		return EIO;
 	}
-	r = table_from_range(ed, &rg, old, out);
+	r = table_from_range(ed, statuses, &rg, old, out);
 	*rev = rg.revision;
 	cluster__etcd3_range_free(&rg);
 	return r;
 }
 
 /*
- * Publish the table. An active member that is only re-registering (its
- * lease expired while the registry was away, or its key was deleted)
- * still counts itself: it will be back within moments, and telling the
- * application it left would make it drop its work for nothing. Only when
- * another live instance holds our id is this instance shown as absent.
+ * Publish the member table and the statuses table (the one place that
+ * hands the engine's two tables to the core). Returns
+ * cluster__publish_tables()'s verdict.
+ *
+ * An active member that is only re-registering (its lease expired while
+ * the registry was away, or its key was deleted) still counts itself: it
+ * will be back within moments, and telling the application it left would
+ * make it drop its work for nothing. Only when another live instance
+ * holds our id is this instance shown as absent.
  */
-static void
+static int
 publish(etcd3 *ed)
 {
 	cluster__table t;
 	cluster__member self;
-	int taken;
+	int taken, add_self, r;
 
 	cluster__waker_lock(&ed->w);
 	taken = ed->id_taken || ed->w.stop;
+	ed->n_members = cluster__table_count(&ed->table);
 	cluster__waker_unlock(&ed->w);
-	if(ed->passive || taken || cluster__table_find(&ed->table, ed->cfg->instance))
+	add_self = !ed->passive && !taken && !cluster__table_find(&ed->table, ed->cfg->instance);
+	if(!add_self)
 	{
-		cluster__publish_tables(ed->core, &ed->table, NULL, ed->last_rev);
-		return;
+		return cluster__publish_tables(ed->core, &ed->table, &ed->statuses, ed->last_rev);
 	}
 	/* ourselves put into a shared copy: O(log N), the table untouched */
 	cluster__table_share(&t, &ed->table);
@@ -586,8 +720,9 @@ publish(etcd3 *ed)
 		cluster__table_free(&t);
 		cluster__table_share(&t, &ed->table);
 	}
-	cluster__publish_tables(ed->core, &t, NULL, ed->last_rev);
+	r = cluster__publish_tables(ed->core, &t, &ed->statuses, ed->last_rev);
 	cluster__table_free(&t);
+	return r;
 }
 
 /* ---------------------------------------------------------------------- */
@@ -603,14 +738,20 @@ struct watch_ctx
 	int64_t next_heartbeat;
 	int64_t compacted; /* > 0: history compacted at this revision */
 	int err;           /* why the stream was abandoned */
+	int restart;       /* ended to add the status watch */
 	char why[300];
 };
 
-/* Apply one message's events to the table, then publish once. Returns 0,
- * or E2BIG (nothing published) when a new member would pass the limit. */
+/* Apply one message's events to the table its watch feeds (the status
+ * watch's to the statuses), then publish once. Returns 0, or E2BIG
+ * (nothing published) when a new member would pass the limit. */
 static int
 apply_events(etcd3 *ed, const cluster__etcd3_watch_msg *msg)
 {
+	int statuses = ed->status_rev && msg->watch_id == STATUS_WATCH;
+	cluster__table *t = statuses ? &ed->statuses : &ed->table;
+	int64_t *rev = statuses ? &ed->status_rev : &ed->last_rev;
+	const char *prefix = statuses ? ed->status_prefix : ed->prefix;
 	int64_t now = cluster__now_ms();
 	size_t i;
 	int self_deleted = 0;
@@ -621,39 +762,45 @@ apply_events(etcd3 *ed, const cluster__etcd3_watch_msg *msg)
 		cluster__member rec;
 		int r;
 
-		if(ev->kv.mod_revision > ed->last_rev)
+		if(ev->kv.mod_revision > *rev)
 		{
-			ed->last_rev = ev->kv.mod_revision;
+			*rev = ev->kv.mod_revision;
 		}
 		if(ev->type == CLUSTER__ETCD3_DELETE)
 		{
 			memset(&rec, 0, sizeof(rec));
-			if(cluster__etcd3_member_id(ed->prefix, ev->kv.key, ev->kv.key_len, rec.id))
+			if(cluster__etcd3_member_id(prefix, ev->kv.key, ev->kv.key_len, rec.id))
 			{
 				continue;
 			}
-			cluster__table_del(&ed->table, rec.id);
-			if(!strcmp(rec.id, ed->cfg->instance))
+			cluster__table_del(t, rec.id);
+			if(!statuses && !strcmp(rec.id, ed->cfg->instance))
 			{
 				self_deleted = 1;
 			}
 			continue;
 		}
-		r = member_from_kv(ed, &ev->kv, &rec);
+		r = record_from_kv(ed, statuses, &ev->kv, &rec);
 		if(r == ENOENT)
 		{
 			continue;
 		}
 		if(r)
 		{
-			/* left out: a member whose value we cannot read is not counted */
+			/* left out: a record we cannot read does not count */
 			if(rec.id[0])
 			{
-				cluster__table_del(&ed->table, rec.id);
+				cluster__table_del(t, rec.id);
 			}
 			continue;
 		}
-		r = cluster__table_put(&ed->table, &rec, now, NULL);
+		r = (statuses ? cluster__table_put_status : cluster__table_put)(t, &rec, now, NULL);
+		if(r == E2BIG && statuses)
+		{
+			/* more statuses than members can exist only for members
+			 * beyond the limit, which the view cannot show anyway */
+			continue;
+		}
 		if(r == E2BIG)
 		{
 			/* the table cannot hold the registry's member set: it is no
@@ -670,7 +817,7 @@ apply_events(etcd3 *ed, const cluster__etcd3_watch_msg *msg)
 	{
 		/* somebody removed our key (or our lease ran out): let the ping
 		 * thread check and re-register */
-		cluster__waker_raise(&ed->w, CHECK_SELF | PING_WAKE);
+		wake_ping(ed, CHECK_SELF);
 	}
 	publish(ed);
 	return 0;
@@ -725,7 +872,14 @@ watch_line(void *ctx, const char *line, size_t len)
 		cluster__etcd3_watch_msg_free(&msg);
 		return 1;
 	}
-	if(msg.created)
+	if(msg.created && msg.watch_id == STATUS_WATCH && ed->status_rev)
+	{
+		if(cluster__verbose(ed->core))
+		{
+			cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: watching %s from revision %lld\n", ed->status_prefix, (long long) next_rev(ed->status_rev));
+		}
+	}
+	else if(msg.created)
 	{
 		w->created = 1;
 		w->next_heartbeat = cluster__now_ms() + w->heartbeat_ms;
@@ -761,6 +915,14 @@ watch_line(void *ctx, const char *line, size_t len)
 		/* the answer to our heartbeat (progress request): the endpoint is
 		 * alive. Its revision is not used: etcd 3.4 may send it before
 		 * events of lower revisions that are still on their way. */
+	}
+	else if(!msg.created && msg.watch_id == STATUS_WATCH && ed->status_rev)
+	{
+		/* progress notification of the status watch */
+		if(msg.revision > ed->status_rev)
+		{
+			ed->status_rev = msg.revision;
+		}
 	}
 	else if(!msg.created && msg.revision > ed->last_rev)
 	{
@@ -801,6 +963,11 @@ watch_tick(void *ctx)
 	watch_ctx *w = ctx;
 	int64_t now = cluster__now_ms(), next = -1, settle;
 
+	if(!w->ed->status_rev && cluster__waker_peek(&w->ed->w, WATCH_ADD))
+	{
+		w->restart = 1;
+		return CLUSTER__HTTP_STOP;
+	}
 	if(w->created)
 	{
 		if(now >= w->next_heartbeat)
@@ -821,22 +988,32 @@ watch_tick(void *ctx)
 	return next;
 }
 
-/* After a compaction: read the prefix again and publish the difference. */
+/* After a compaction: read the prefix again (and the statuses, when
+ * watched) and publish the difference. */
 static int
 reread(etcd3 *ed)
 {
-	cluster__table t;
+	cluster__table t, ts;
 	char why[320];
-	int64_t rev;
+	int64_t rev, srev = 0;
 	int r;
 
-	r = read_prefix(ed, &ed->watch, &ed->table, &t, &rev, why, sizeof(why));
+	memset(&ts, 0, sizeof(ts));
+	r = read_prefix(ed, &ed->watch, 0, &ed->table, &t, &rev, why, sizeof(why));
 	if(r == E2BIG)
 	{
 		/* said once per episode; the watch thread retries meanwhile */
 		cluster__log(ed->core, ed->over_limit ? LOG_DEBUG : LOG_ERR, "libcluster: etcd: %s; the view is kept as it was and marked stale until it is back within the limit\n", why);
 		ed->over_limit = 1;
 		return r;
+	}
+	if(!r && ed->status_rev)
+	{
+		r = read_prefix(ed, &ed->watch, 1, &ed->statuses, &ts, &srev, why, sizeof(why));
+		if(r)
+		{
+			cluster__table_free(&t);
+		}
 	}
 	if(r)
 	{
@@ -857,12 +1034,103 @@ reread(etcd3 *ed)
 	{
 		ed->last_rev = rev;
 	}
+	if(ed->status_rev)
+	{
+		cluster__table_free(&ed->statuses);
+		ed->statuses = ts;
+		if(srev > ed->status_rev)
+		{
+			ed->status_rev = srev;
+		}
+	}
 	if(!cluster__table_find(&ed->table, ed->cfg->instance) && !ed->passive)
 	{
-		cluster__waker_raise(&ed->w, CHECK_SELF | PING_WAKE);
+		wake_ping(ed, CHECK_SELF);
 	}
 	publish(ed);
 	return 0;
+}
+
+static int
+wants_statuses(etcd3 *ed)
+{
+	int want;
+
+	cluster__waker_lock(&ed->w);
+	want = ed->want_statuses;
+	cluster__waker_unlock(&ed->w);
+	return want;
+}
+
+/* The first status read made for this join: say so to a pick waiting in
+ * want_statuses(). */
+static void
+statuses_are_ready(etcd3 *ed)
+{
+	cluster__waker_lock(&ed->w);
+	ed->statuses_ready = 1;
+	pthread_cond_broadcast(&ed->w.cv);
+	cluster__waker_unlock(&ed->w);
+}
+
+/*
+ * The advisor came into use after join: read the statuses on the watch
+ * connection (between two streams: a connection carries one request at a
+ * time), publish them, and let the view reach the application (past the
+ * settle window) before a waiting pick is released. The next stream then
+ * carries the status watch too, from the revision read.
+ */
+static int
+add_statuses(etcd3 *ed)
+{
+	char why[320];
+	int64_t rev, settle;
+	int r;
+
+	cluster__table_free(&ed->statuses);
+	r = read_prefix(ed, &ed->watch, 1, NULL, &ed->statuses, &rev, why, sizeof(why));
+	if(r)
+	{
+		if(r != ECANCELED)
+		{
+			cluster__log(ed->core, LOG_WARNING, "libcluster: etcd: cannot read %s: %s\n", ed->status_prefix, why);
+		}
+		return r;
+	}
+	ed->status_rev = rev > 0 ? rev : 1;
+	publish(ed);
+	while((settle = cluster__settle_tick(ed->core)) >= 0)
+	{
+		if(cluster__waker_nap(&ed->w, settle, 0))
+		{
+			break;
+		}
+	}
+	statuses_are_ready(ed);
+	return 0;
+}
+
+/* The watch request: the member watch and, when statuses are watched,
+ * the status watch, each from the revision after the last one seen (ids
+ * 0 and 1, assigned in this order). */
+static char *
+watch_request(etcd3 *ed)
+{
+	char *a = cluster__etcd3_build_watch(ed->prefix, 1, next_rev(ed->last_rev)), *b, *both;
+
+	if(!a || !ed->status_rev)
+	{
+		return a;
+	}
+	b = cluster__etcd3_build_watch(ed->status_prefix, 1, next_rev(ed->status_rev));
+	both = b ? malloc(strlen(a) + strlen(b) + 2) : NULL;
+	if(both)
+	{
+		sprintf(both, "%s\n%s", a, b);
+	}
+	free(a);
+	free(b);
+	return both;
 }
 
 /* The ping thread changed what publish() shows (our id was taken or freed):
@@ -878,6 +1146,16 @@ republish(etcd3 *ed)
 		publish(ed);
 	}
 	return again;
+}
+
+/* The watch is not connected: the view is stale until it is again. */
+static void
+watch_down(etcd3 *ed)
+{
+	cluster__waker_lock(&ed->w);
+	ed->watch_ok = 0;
+	cluster__waker_unlock(&ed->w);
+	update_fresh(ed);
 }
 
 static void *
@@ -907,6 +1185,11 @@ watch_main(void *arg)
 			}
 			need_reread = 0;
 		}
+		cluster__waker_take(&ed->w, WATCH_ADD);
+		if(!ed->status_rev && wants_statuses(ed) && add_statuses(ed))
+		{
+			goto retry;
+		}
 		memset(&w, 0, sizeof(w));
 		w.ed = ed;
 		cluster__waker_take(&ed->w, WATCH_KICK);
@@ -918,7 +1201,7 @@ watch_main(void *arg)
 				goto failed;
 			}
 		}
-		body = cluster__etcd3_build_watch(ed->prefix, 1, next_rev(ed->last_rev));
+		body = watch_request(ed);
 		if(!body)
 		{
 			snprintf(w.why, sizeof(w.why), "out of memory");
@@ -936,11 +1219,15 @@ watch_main(void *arg)
 		r = cluster__http_stream_run(ed->watch.h, "/v3/watch", body, &so, &status);
 		ed->watch_body = NULL;
 		free(body);
-		cluster__waker_lock(&ed->w);
-		ed->watch_ok = 0;
-		cluster__waker_unlock(&ed->w);
 		kicked = cluster__waker_take(&ed->w, WATCH_KICK) != 0;
-		update_fresh(ed);
+		if(w.restart && !stopping(ed))
+		{
+			/* a healthy stream ended to add the status watch: the view
+			 * stays current, the next stream resumes both at once */
+			republish(ed);
+			continue;
+		}
+		watch_down(ed);
 		if(stopping(ed))
 		{
 			break;
@@ -963,7 +1250,7 @@ watch_main(void *arg)
 		}
 		if(kicked && r == ECANCELED)
 		{
-			cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: reconnecting the watch after a registry outage (from revision %lld)\n", (long long) next_rev(ed->last_rev));
+			cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: reconnecting the watch (from revision %lld)\n", (long long) next_rev(ed->last_rev));
 			continue;
 		}
 		if(w.err == E2BIG)
@@ -992,6 +1279,7 @@ failed:
 		cluster__log(ed->core, failures == 1 ? LOG_WARNING : LOG_DEBUG, "libcluster: etcd: watch on %s at %s broke: %s; reconnecting\n", ed->prefix,
 			cluster__http_endpoint(ed->watch.h), w.why);
 retry:
+		watch_down(ed);
 		cluster__http_next_endpoint(ed->watch.h);
 		if(nap(ed, backoff))
 		{
@@ -1016,15 +1304,40 @@ retry:
 typedef struct ping_state ping_state;
 struct ping_state
 {
+	etcd3 *ed;
 	int64_t next_keepalive;
 	int64_t last_ok;
 	int64_t retry_register; /* when to try re-registering */
-	int64_t retry_write;    /* when a failed value write may be retried */
-	int64_t last_status_write;
-	unsigned long status_seq; /* status seq included in the last write */
-	int failing;              /* keepalives are failing */
+	int64_t retry_write;    /* when a failed write may be retried */
+	int failing;            /* keepalives are failing */
+	int ka_failures;        /* keepalive streams failed in a row */
 	int expired_warned;
 	int exists_warned;
+	/* the status as written under the current lease (valid 0: none) */
+	cluster__report_sample written;
+	cluster__report_policy pol; /* the policy and member count last used */
+	size_t pol_n;
+	char written_address[CLUSTER_ADDRESS_MAX + 1];
+	/* the keepalive stream in progress */
+	int64_t ka_sent; /* when the unanswered keepalive went out, 0: none */
+	int64_t end_by;  /* the upload was ended: the answer must end by then */
+	int answered;    /* keepalives answered on this stream */
+	int lease_gone;  /* etcd answered without a TTL */
+	int ended_for_write;
+	/* keepalives as plain requests while writes are frequent */
+	int unary;
+	int wrote; /* a write since the last keepalive */
+	int err;   /* why the stream was abandoned (0: it was not) */
+	char why[320];
+};
+
+/* What the ping thread does next. */
+enum
+{
+	ACT_NONE,
+	ACT_STOP,
+	ACT_REGISTER,
+	ACT_WRITE
 };
 
 static int
@@ -1055,18 +1368,189 @@ lost_lease(etcd3 *ed, ping_state *ps, const char *how)
 	cluster__waker_unlock(&ed->w);
 	update_fresh(ed);
 	ps->retry_register = cluster__now_ms();
+	ps->written.valid = 0;
 }
 
+/* Remember st as the status now in the registry (reported 0: none). */
 static void
-do_keepalive(etcd3 *ed, ping_state *ps)
+status_written(ping_state *ps, const cluster__status *st, int64_t now)
+{
+	ps->written.credit = cluster__report_credit(&ps->pol, &ps->written, ps->pol_n, now);
+	ps->written.valid = st->reported;
+	ps->written.load = st->load;
+	ps->written.capacity = st->capacity;
+	ps->written.at_ms = now;
+	memcpy(ps->written_address, st->address, sizeof(ps->written_address));
+}
+
+/*
+ * When the status st should be written (monotonic ms; INT64_MAX: not at
+ * all), by the report policy over n members. The first report and an
+ * address change are forced; a member that starts draining (capacity 0)
+ * writes at once, so that nobody keeps sending it clients. A status no
+ * longer reported is removed at once.
+ */
+static int64_t
+status_due(const ping_state *ps, const cluster__status *st, const cluster__report_policy *pol, size_t n, int64_t now)
+{
+	cluster__report_sample cur;
+	int forced;
+
+	if(!st->reported)
+	{
+		return ps->written.valid ? now : INT64_MAX;
+	}
+	if(ps->written.valid && st->capacity == 0 && ps->written.capacity != 0)
+	{
+		return now;
+	}
+	cur.valid = 1;
+	cur.load = st->load;
+	cur.capacity = st->capacity;
+	cur.at_ms = now;
+	forced = !ps->written.valid || strcmp(st->address, ps->written_address) != 0;
+	return cluster__report_due(pol, &ps->written, &cur, n, forced, now);
+}
+
+/*
+ * What the ping thread should do now besides keepalives: stop, register,
+ * write (*member: the member value is due, *status: the status is), or
+ * nothing until *due (INT64_MAX: nothing planned). Reads the core's state
+ * first, never under the waker's mutex.
+ */
+static int
+ping_next(etcd3 *ed, ping_state *ps, int64_t now, int64_t *due, int *member, int *status, int *registered)
+{
+	cluster__status st;
+	cluster__report_policy pol;
+	int64_t sdue, wdue = INT64_MAX;
+	size_t n;
+
+	cluster__get_status(ed->core, &st);
+	cluster__get_report_policy(ed->core, &pol);
+	cluster__waker_lock(&ed->w);
+	if(ed->w.stop)
+	{
+		cluster__waker_unlock(&ed->w);
+		return ACT_STOP;
+	}
+	*registered = ed->registered;
+	*member = ed->value_gen != ed->written_gen || (ed->w.flags & CHECK_SELF);
+	n = ed->n_members;
+	cluster__waker_unlock(&ed->w);
+	if(!*registered)
+	{
+		*due = ps->retry_register;
+		return now >= *due ? ACT_REGISTER : ACT_NONE;
+	}
+	ps->pol = pol;
+	ps->pol_n = n;
+	sdue = status_due(ps, &st, &pol, n, now);
+	*status = sdue <= now;
+	if(*member)
+	{
+		wdue = now;
+	}
+	if(sdue < wdue)
+	{
+		wdue = sdue;
+	}
+	if(wdue != INT64_MAX && ps->retry_write > wdue)
+	{
+		wdue = ps->retry_write;
+	}
+	*due = wdue;
+	return wdue <= now ? ACT_WRITE : ACT_NONE;
+}
+
+/* A keepalive was answered with a TTL: the lease lives. */
+static void
+keepalive_ok(etcd3 *ed, ping_state *ps)
+{
+	int64_t now = cluster__now_ms();
+
+	if(ps->failing)
+	{
+		cluster__log(ed->core, LOG_NOTICE, "libcluster: etcd: registry reachable again at %s; lease %llx is alive\n", cluster__http_endpoint(ed->ping.h),
+			(unsigned long long) ed->lease);
+		kick_watch(ed);
+	}
+	ps->failing = 0;
+	ps->ka_failures = 0;
+	ps->expired_warned = 0;
+	ps->last_ok = now;
+	cluster__waker_lock(&ed->w);
+	ed->lease_ok = 1;
+	cluster__waker_unlock(&ed->w);
+	update_fresh(ed);
+}
+
+/* A keepalive failed (why). After a stream, the next one goes to the
+ * next endpoint, at once while there are endpoints left to try (a plain
+ * request has tried them all already). */
+static void
+keepalive_failed(etcd3 *ed, ping_state *ps, int stream, const char *why)
+{
+	int64_t now = cluster__now_ms();
+
+	if(!ps->failing)
+	{
+		cluster__log(ed->core, LOG_WARNING, "libcluster: etcd: lease keepalive at %s failed: %s\n", cluster__http_endpoint(ed->ping.h), why);
+		cluster__waker_lock(&ed->w);
+		ed->lease_ok = 0;
+		cluster__waker_unlock(&ed->w);
+		update_fresh(ed);
+	}
+	else if(cluster__verbose(ed->core))
+	{
+		cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: lease keepalive at %s failed again: %s\n", cluster__http_endpoint(ed->ping.h), why);
+	}
+	ps->failing = 1;
+	if(!ps->expired_warned && now - ps->last_ok > (int64_t) ed->ttl * 1000)
+	{
+		cluster__log(ed->core, LOG_WARNING, "libcluster: etcd: no keepalive for more than %d s: the lease has probably expired; "
+											"this instance re-registers as soon as the registry answers\n",
+			ed->ttl);
+		ps->expired_warned = 1;
+	}
+	if(stream)
+	{
+		cluster__http_next_endpoint(ed->ping.h);
+	}
+	ps->ka_failures++;
+	ps->next_keepalive = now + (stream && (size_t) ps->ka_failures < ed->n_endpoints ? 0 : refresh_ms(ed) < PING_RETRY_MS ? refresh_ms(ed) :
+																															PING_RETRY_MS);
+}
+
+/* etcd answered a keepalive without a TTL: the lease is gone. */
+static void
+keepalive_lease_gone(etcd3 *ed, ping_state *ps)
+{
+	if(ps->failing)
+	{
+		kick_watch(ed);
+	}
+	ps->failing = 0;
+	ps->ka_failures = 0;
+	ps->last_ok = cluster__now_ms();
+	lost_lease(ed, ps, "the registry says it expired");
+}
+
+/*
+ * One keepalive as a plain request (one object in the body: etcd answers
+ * and ends the stream at once, and the connection stays open). Used while
+ * writes come at least as often as keepalives: a stream would be ended by
+ * each write, and over HTTP/1.1 its connection with it (see the top).
+ */
+static void
+keepalive_unary(etcd3 *ed, ping_state *ps)
 {
 	cluster__http_response resp;
-	int64_t id, ttl, now;
-	char why[320];
-	char *body;
+	int64_t id, ttl = 0;
+	char why[320], *body = cluster__etcd3_build_lease_id(ed->lease);
 	int r;
 
-	body = cluster__etcd3_build_lease_id(ed->lease);
+	ps->next_keepalive = cluster__now_ms() + refresh_ms(ed);
 	r = rpc(ed, &ed->ping, "/v3/lease/keepalive", body, &resp, why, sizeof(why));
 	free(body);
 	if(r == ECANCELED)
@@ -1085,69 +1569,229 @@ do_keepalive(etcd3 *ed, ping_state *ps)
 		}
 		cluster__http_response_free(&resp);
 	}
-	now = cluster__now_ms();
 	if(!r && ttl > 0)
 	{
-		if(ps->failing)
-		{
-			cluster__log(ed->core, LOG_NOTICE, "libcluster: etcd: registry reachable again at %s; lease %llx is alive\n",
-				cluster__http_endpoint(ed->ping.h), (unsigned long long) ed->lease);
-			kick_watch(ed);
-		}
-		ps->failing = 0;
-		ps->expired_warned = 0;
-		ps->last_ok = now;
-		ps->next_keepalive = now + refresh_ms(ed);
-		cluster__waker_lock(&ed->w);
-		ed->lease_ok = 1;
-		cluster__waker_unlock(&ed->w);
-		update_fresh(ed);
-		return;
+		keepalive_ok(ed, ps);
 	}
-	if(!r)
+	else if(!r)
+	{
+		keepalive_lease_gone(ed, ps);
+	}
+	else
+	{
+		keepalive_failed(ed, ps, 0, why);
+	}
+}
+
+/* ---- the keepalive stream ---- */
+
+/* One answer line of the keepalive stream. */
+static int
+ka_line(void *ctx, const char *line, size_t len)
+{
+	ping_state *ps = ctx;
+	int64_t id, ttl;
+	int r;
+
+	r = cluster__etcd3_parse_keepalive(line, len, &id, &ttl);
+	if(r)
+	{
+		char shown[120];
+
+		cluster__escape(shown, sizeof(shown), line, len > 80 ? 80 : len);
+		snprintf(ps->why, sizeof(ps->why), r == EIO ? "stream error <%s>" : "malformed keepalive response <%s>", shown);
+		ps->err = EIO;
+		return 1;
+	}
+	ps->ka_sent = 0;
+	if(ttl <= 0)
 	{
 		/* TTL absent: etcd no longer knows the lease, our key is gone */
-		if(ps->failing)
+		ps->lease_gone = 1;
+		return 1;
+	}
+	ps->answered++;
+	keepalive_ok(ps->ed, ps);
+	return 0;
+}
+
+/* One keepalive request line ("{"ID":..}\n"), malloc'd; NULL: ENOMEM. */
+static char *
+ka_request(etcd3 *ed)
+{
+	char *id = cluster__etcd3_build_lease_id(ed->lease), *line;
+
+	line = id ? malloc(strlen(id) + 2) : NULL;
+	if(line)
+	{
+		sprintf(line, "%s\n", id);
+	}
+	free(id);
+	return line;
+}
+
+/* Queue one keepalive request on the stream. */
+static int
+ka_send(etcd3 *ed, ping_state *ps, int64_t now)
+{
+	char *line = ka_request(ed);
+	int r = line ? cluster__http_stream_send(ed->ping.h, line) : ENOMEM;
+
+	free(line);
+	if(!r)
+	{
+		ps->ka_sent = now;
+		ps->next_keepalive = now + refresh_ms(ed);
+	}
+	return r;
+}
+
+/*
+ * The keepalive stream's tick (outside libcurl): a keepalive every TTL/3;
+ * an unanswered one abandons the stream after ping_timeout_ms (a hung
+ * endpoint). When a write is due, or on leave, it ends the upload: etcd
+ * then ends the stream and the connection is free for the request.
+ */
+static int64_t
+ka_tick(void *ctx)
+{
+	ping_state *ps = ctx;
+	etcd3 *ed = ps->ed;
+	int64_t now = cluster__now_ms(), due, next;
+	int act, member, status, registered;
+
+	if(ps->end_by)
+	{
+		if(now >= ps->end_by)
 		{
-			kick_watch(ed);
+			snprintf(ps->why, sizeof(ps->why), "the keepalive stream did not end when asked");
+			ps->err = ETIMEDOUT;
+			return CLUSTER__HTTP_STOP;
 		}
-		ps->failing = 0;
-		ps->last_ok = now;
-		lost_lease(ed, ps, "the registry says it expired");
+		return ps->end_by - now;
+	}
+	if(ps->ka_sent && now - ps->ka_sent >= ed->ping_timeout_ms)
+	{
+		snprintf(ps->why, sizeof(ps->why), "no answer for %d ms (endpoint hung or cut off)", ed->ping_timeout_ms);
+		ps->err = ETIMEDOUT;
+		return CLUSTER__HTTP_STOP;
+	}
+	act = ping_next(ed, ps, now, &due, &member, &status, &registered);
+	if(act != ACT_NONE || !registered)
+	{
+		ps->ended_for_write = act == ACT_WRITE;
+		cluster__http_stream_end(ed->ping.h);
+		ps->end_by = now + (act == ACT_STOP ? STOP_END_MS : ed->ping_timeout_ms);
+		return 0;
+	}
+	if(now >= ps->next_keepalive && !ps->ka_sent && ka_send(ed, ps, now))
+	{
+		snprintf(ps->why, sizeof(ps->why), "out of memory");
+		ps->err = ENOMEM;
+		return CLUSTER__HTTP_STOP;
+	}
+	next = ps->next_keepalive - now;
+	if(ps->ka_sent && ps->ka_sent + ed->ping_timeout_ms - now < next)
+	{
+		next = ps->ka_sent + ed->ping_timeout_ms - now;
+	}
+	if(due != INT64_MAX && due - now < next)
+	{
+		next = due - now;
+	}
+	return next < 0 ? 0 : next;
+}
+
+/*
+ * Run the keepalive stream on the ping connection until a write is due,
+ * leave, or a failure. It opens with the keepalive that is due; a stream
+ * that ends after its keepalives were answered (or because we ended it)
+ * is no failure, the next one opens when the next keepalive is due.
+ */
+static void
+keepalive_stream(etcd3 *ed, ping_state *ps)
+{
+	cluster__http_stream_opts so;
+	int64_t now = cluster__now_ms();
+	long status = 0;
+	char why[320], *first;
+	int r;
+
+	ps->end_by = 0;
+	ps->ended_for_write = 0;
+	ps->answered = 0;
+	ps->lease_gone = 0;
+	ps->err = 0;
+	ps->why[0] = 0;
+	first = ka_request(ed);
+	if(!first)
+	{
+		ps->next_keepalive = now + PING_RETRY_MS;
 		return;
 	}
-	if(!ps->failing)
+	ps->ka_sent = now;
+	ps->next_keepalive = now + refresh_ms(ed);
+	memset(&so, 0, sizeof(so));
+	so.on_line = ka_line;
+	so.on_tick = ka_tick;
+	so.ctx = ps;
+	so.duplex = 1;
+	so.first_line_timeout_ms = ed->ping_timeout_ms;
+	r = cluster__http_stream_run(ed->ping.h, "/v3/lease/keepalive", first, &so, &status);
+	free(first);
+	if(r == ECANCELED)
 	{
-		cluster__log(ed->core, LOG_WARNING, "libcluster: etcd: lease keepalive failed: %s\n", why);
-		cluster__waker_lock(&ed->w);
-		ed->lease_ok = 0;
-		cluster__waker_unlock(&ed->w);
-		update_fresh(ed);
+		return;
 	}
-	else if(cluster__verbose(ed->core))
+	if(ps->lease_gone)
 	{
-		cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: lease keepalive failed again: %s\n", why);
+		keepalive_lease_gone(ed, ps);
+		return;
 	}
-	ps->failing = 1;
-	if(!ps->expired_warned && now - ps->last_ok > (int64_t) ed->ttl * 1000)
+	if(ps->ended_for_write && ps->answered <= 1)
 	{
-		cluster__log(ed->core, LOG_WARNING, "libcluster: etcd: no keepalive for more than %d s: the lease has probably expired; "
-											"this instance re-registers as soon as the registry answers\n",
-			ed->ttl);
-		ps->expired_warned = 1;
+		/* a write came before the second keepalive: plain requests
+		 * until a keepalive interval passes without one */
+		ps->unary = 1;
 	}
-	ps->next_keepalive = now + (refresh_ms(ed) < PING_RETRY_MS ? refresh_ms(ed) : PING_RETRY_MS);
+	if(!ps->err && status == 200 && (ps->answered || (ps->end_by && !r)))
+	{
+		/* ended as asked, or by the server (or the way to it) after
+		 * answering: the next keepalive opens a new stream, and finds
+		 * out whether the endpoint still answers */
+		if(ps->ka_sent)
+		{
+			/* ended with a keepalive unanswered: send it again soon */
+			ps->next_keepalive = cluster__now_ms();
+		}
+		return;
+	}
+	if(ps->err)
+	{
+		snprintf(why, sizeof(why), "%s", ps->why);
+	}
+	else if(r)
+	{
+		snprintf(why, sizeof(why), "%s", r == ETIMEDOUT ? "no answer (endpoint hung or cut off)" : strerror(r));
+	}
+	else
+	{
+		snprintf(why, sizeof(why), status && status != 200 ? "HTTP status %ld" : "the stream ended without an answer", status);
+	}
+	keepalive_failed(ed, ps, 1, why);
 }
+
+/* ---- unary requests on the ping connection ---- */
 
 static void
 do_register(etcd3 *ed, ping_state *ps)
 {
+	cluster__status st;
 	char why[320];
 	int64_t rev;
-	unsigned long seq = 0;
 	int r;
 
-	r = register_once(ed, &ed->ping, ed->lease, &rev, &seq, why, sizeof(why));
+	r = register_once(ed, &ed->ping, ed->lease, &rev, &st, why, sizeof(why));
 	if(r == ECANCELED)
 	{
 		return;
@@ -1159,10 +1803,10 @@ do_register(etcd3 *ed, ping_state *ps)
 		cluster__log(ed->core, LOG_NOTICE, "libcluster: etcd: re-registered %s with lease %llx\n", ed->member_key, (unsigned long long) ed->lease);
 		ps->exists_warned = 0;
 		ps->failing = 0;
+		ps->ka_failures = 0;
 		ps->last_ok = now;
 		ps->next_keepalive = now + refresh_ms(ed);
-		ps->status_seq = seq;
-		ps->last_status_write = now;
+		status_written(ps, &st, now);
 		update_fresh(ed);
 		return;
 	}
@@ -1191,20 +1835,36 @@ do_register(etcd3 *ed, ping_state *ps)
 	ps->retry_register = cluster__now_ms() + PING_RETRY_MS;
 }
 
-/* Write the current value under our lease (only if the key is still
- * ours). A key that is gone or held by another lease means re-register. */
+/* Write the member value (member) and/or the status (status: put it, or
+ * delete the key when none is reported) in one txn, only if the member
+ * key is still ours. A key that is gone or held by another lease means
+ * re-register. */
 static void
-do_write(etcd3 *ed, ping_state *ps)
+do_write(etcd3 *ed, ping_state *ps, int member, int status)
 {
 	cluster__etcd3_txn txn;
-	unsigned long gen, seq;
+	cluster__status st;
+	unsigned long gen = 0;
 	char why[320];
-	char *value, *body;
-	int r;
+	char *value = NULL, *svalue = NULL, *body = NULL;
+	int r, oom = 0;
 
-	value = member_value(ed, &gen, &seq);
-	body = value ? cluster__etcd3_build_update(ed->member_key, value, ed->lease, ed->lease) : NULL;
+	cluster__get_status(ed->core, &st);
+	if(member)
+	{
+		value = member_value(ed, &gen);
+		oom = !value;
+	}
+	if(status && !oom)
+	{
+		svalue = status_value(&st, &oom);
+	}
+	if(!oom)
+	{
+		body = cluster__etcd3_build_write(ed->member_key, ed->lease, member ? ed->member_key : NULL, value, status ? ed->status_key : NULL, svalue, ed->lease);
+	}
 	free(value);
+	free(svalue);
 	r = txn_rpc(ed, &ed->ping, body, &txn, why, sizeof(why));
 	if(r == ECANCELED)
 	{
@@ -1225,21 +1885,27 @@ do_write(etcd3 *ed, ping_state *ps)
 	cluster__etcd3_txn_free(&txn);
 	if(cluster__verbose(ed->core))
 	{
-		cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: updated %s\n", ed->member_key);
+		cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: updated %s%s%s\n", member ? ed->member_key : "", member && status ? " and " : "", status ? ed->status_key : "");
 	}
-	ps->status_seq = seq;
-	ps->last_status_write = cluster__now_ms();
+	if(status)
+	{
+		status_written(ps, &st, cluster__now_ms());
+	}
 	ps->retry_write = 0;
+	ps->wrote = 1;
 	cluster__waker_lock(&ed->w);
-	if(gen > ed->written_gen)
+	if(member && gen > ed->written_gen)
 	{
 		ed->written_gen = gen;
 	}
+	/* the guard found our key under our lease */
 	ed->w.flags &= ~CHECK_SELF;
 	pthread_cond_broadcast(&ed->w.cv);
 	cluster__waker_unlock(&ed->w);
 }
 
+/* The ping thread: register when needed, write when due, and otherwise
+ * sit in the keepalive stream (or nap until the next keepalive). */
 static void *
 ping_main(void *arg)
 {
@@ -1250,105 +1916,71 @@ ping_main(void *arg)
 	if(!ps)
 	{
 		cluster__log(ed->core, LOG_CRIT, "libcluster: etcd: ping thread out of memory\n");
+		cluster__waker_lock(&ed->w);
+		ed->ping_exited = 1;
+		pthread_cond_broadcast(&ed->w.cv);
+		cluster__waker_unlock(&ed->w);
 		return NULL;
 	}
 	ed->ping_state = ps;
+	ps->ed = ed;
 	cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: ping thread starting with ttl=%d, refresh=%dms\n", ed->ttl, refresh_ms(ed));
 	ps->last_ok = now;
 	ps->next_keepalive = now + refresh_ms(ed);
-	ps->last_status_write = now;
 	/* start from what registration wrote, not from the current status: a
 	 * cluster_report() made between join and now must still be written */
-	ps->status_seq = ed->joined_seq;
+	status_written(ps, &ed->joined_status, now);
 	for(;;)
 	{
-		cluster__status st;
-		int64_t due, status_due = 0;
-		int registered, want_workers, want_status, check_self, interval;
-		enum
-		{
-			NOTHING,
-			REGISTER,
-			KEEPALIVE,
-			WRITE
-		} act = NOTHING;
+		int64_t due;
+		int act, member = 0, status = 0, registered = 0;
 
 		cluster__waker_take(&ed->w, PING_WAKE);
-		/* core state first, never under the waker's mutex */
-		cluster__get_status(ed->core, &st);
-		interval = cluster__report_interval(ed->core);
-
-		cluster__waker_lock(&ed->w);
-		if(ed->w.stop)
-		{
-			cluster__waker_unlock(&ed->w);
-			break;
-		}
-		registered = ed->registered;
-		want_workers = ed->value_gen != ed->written_gen;
-		check_self = (ed->w.flags & CHECK_SELF) != 0;
-		want_status = st.seq != ps->status_seq;
 		now = cluster__now_ms();
-		due = ps->next_keepalive;
-		if(!registered)
+		act = ping_next(ed, ps, now, &due, &member, &status, &registered);
+		if(act == ACT_STOP)
 		{
-			due = ps->retry_register;
+			break;
 		}
-		else if(want_workers || check_self || want_status)
+		if(act == ACT_REGISTER)
 		{
-			int64_t w = ps->retry_write > now ? ps->retry_write : now;
-
-			if(want_status && !want_workers && !check_self)
-			{
-				/* status alone: at most once per report interval */
-				status_due = ps->last_status_write + interval;
-				w = status_due > w ? status_due : w;
-			}
-			due = w < due ? w : due;
-		}
-		if(now < due && !(ed->w.flags & PING_WAKE))
-		{
-			cluster__waker_nap_locked(&ed->w, due - now, PING_WAKE);
-			cluster__waker_unlock(&ed->w);
-			continue;
-		}
-		cluster__waker_unlock(&ed->w);
-		if(now < due)
-		{
-			continue;
-		}
-		if(!registered)
-		{
-			act = REGISTER;
-		}
-		else if(now >= ps->next_keepalive)
-		{
-			act = KEEPALIVE;
-		}
-		else
-		{
-			act = WRITE;
-		}
-		switch(act)
-		{
-		case REGISTER:
 			do_register(ed, ps);
-			break;
-		case KEEPALIVE:
-			do_keepalive(ed, ps);
-			break;
-		case WRITE:
-			do_write(ed, ps);
-			break;
-		default:
-			break;
+			continue;
 		}
+		if(act == ACT_WRITE)
+		{
+			do_write(ed, ps, member, status);
+			continue;
+		}
+		if(registered && now >= ps->next_keepalive && ps->unary)
+		{
+			keepalive_unary(ed, ps);
+			ps->unary = ps->wrote;
+			ps->wrote = 0;
+			continue;
+		}
+		if(registered && now >= ps->next_keepalive)
+		{
+			keepalive_stream(ed, ps);
+			ps->wrote = 0;
+			continue;
+		}
+		if(registered && ps->next_keepalive < due)
+		{
+			due = ps->next_keepalive;
+		}
+		cluster__waker_nap(&ed->w, due == INT64_MAX ? 1000 : due - now, PING_WAKE);
 	}
 	if(cluster__verbose(ed->core))
 	{
 		cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: ping thread stopped\n");
 	}
+	ed->ping_state = NULL;
 	free(ps);
+	cluster__waker_lock(&ed->w);
+	ed->ping_exited = 1;
+	pthread_cond_broadcast(&ed->w.cv);
+	cluster__waker_unlock(&ed->w);
 	return NULL;
 }
 
@@ -1399,12 +2031,40 @@ etcd3_destroy(void *engine)
 	}
 	cluster__http_endpoints_free(ed->endpoints, ed->n_endpoints);
 	cluster__table_free(&ed->table);
+	cluster__table_free(&ed->statuses);
 	free(ed->prefix);
 	free(ed->member_key);
+	free(ed->status_prefix);
+	free(ed->status_key);
 	free(ed->label);
 	cluster__waker_destroy(&ed->w);
 	pthread_mutex_destroy(&ed->fresh_m);
 	free(ed);
+}
+
+/* Start an engine thread with THREAD_STACK (see there). */
+static int
+start_thread(pthread_t *t, void *(*fn)(void *), etcd3 *ed)
+{
+	pthread_attr_t attr;
+	int r;
+
+	if(!THREAD_STACK)
+	{
+		return pthread_create(t, NULL, fn, ed);
+	}
+	r = pthread_attr_init(&attr);
+	if(r)
+	{
+		return r;
+	}
+	r = pthread_attr_setstacksize(&attr, THREAD_STACK);
+	if(!r)
+	{
+		r = pthread_create(t, &attr, fn, ed);
+	}
+	pthread_attr_destroy(&attr);
+	return r;
 }
 
 /* Release everything join set up (threads must be stopped already). */
@@ -1423,10 +2083,14 @@ release(etcd3 *ed)
 	cluster__http_destroy(ph);
 	cluster__http_destroy(wh);
 	cluster__table_free(&ed->table);
+	cluster__table_free(&ed->statuses);
 	free(ed->prefix);
 	free(ed->member_key);
+	free(ed->status_prefix);
+	free(ed->status_key);
 	free(ed->label);
-	ed->prefix = ed->member_key = ed->label = NULL;
+	ed->prefix = ed->member_key = ed->status_prefix = ed->status_key = ed->label = NULL;
+	ed->status_rev = 0;
 	ed->lease = 0;
 	ed->registered = 0;
 	ed->lease_ok = 0;
@@ -1499,7 +2163,7 @@ register_initial(etcd3 *ed, int64_t join_deadline)
 {
 	int64_t deadline = cluster__now_ms() + (int64_t) ed->cfg->ttl * 1000 + 1000;
 	char why[320];
-	unsigned long seq;
+	cluster__status st;
 	int64_t rev;
 	int r, waited = 0, tries = 0;
 
@@ -1513,7 +2177,7 @@ register_initial(etcd3 *ed, int64_t join_deadline)
 		{
 			return ECANCELED;
 		}
-		r = register_once(ed, &ed->ping, 0, &rev, &seq, why, sizeof(why));
+		r = register_once(ed, &ed->ping, 0, &rev, &st, why, sizeof(why));
 		if(transient(r, why) && cluster__now_ms() + 100 < join_deadline)
 		{
 			if(!tries++)
@@ -1529,7 +2193,7 @@ register_initial(etcd3 *ed, int64_t join_deadline)
 		}
 		if(r != EEXIST)
 		{
-			ed->joined_seq = seq;
+			ed->joined_status = st;
 			break;
 		}
 		left = deadline - cluster__now_ms();
@@ -1572,11 +2236,12 @@ register_initial(etcd3 *ed, int64_t join_deadline)
 	return r;
 }
 
-/* Read the prefix for the first view, retrying a failing registry until
- * the join deadline. */
+/* Read the prefix (or the status prefix) for the first view, retrying a
+ * failing registry until the join deadline. */
 static int
-read_initial(etcd3 *ed, int64_t join_deadline, int64_t *rev)
+read_initial(etcd3 *ed, int statuses, int64_t join_deadline, int64_t *rev)
 {
+	const char *prefix = statuses ? ed->status_prefix : ed->prefix;
 	char why[320];
 	int r, tries = 0;
 
@@ -1586,7 +2251,7 @@ read_initial(etcd3 *ed, int64_t join_deadline, int64_t *rev)
 		{
 			return ECANCELED;
 		}
-		r = read_prefix(ed, &ed->watch, NULL, &ed->table, rev, why, sizeof(why));
+		r = read_prefix(ed, &ed->watch, statuses, NULL, statuses ? &ed->statuses : &ed->table, rev, why, sizeof(why));
 		if(!transient(r, why) || cluster__now_ms() + 100 >= join_deadline)
 		{
 			break;
@@ -1594,7 +2259,7 @@ read_initial(etcd3 *ed, int64_t join_deadline, int64_t *rev)
 		if(!tries++)
 		{
 			cluster__log(ed->core, LOG_NOTICE, "libcluster: etcd: cannot read %s at %s yet: %s; retrying until the join deadline\n",
-				ed->prefix, cluster__http_endpoint(ed->watch.h), why);
+				prefix, cluster__http_endpoint(ed->watch.h), why);
 		}
 		if(join_pause(ed, 100))
 		{
@@ -1603,7 +2268,7 @@ read_initial(etcd3 *ed, int64_t join_deadline, int64_t *rev)
 	}
 	if(r && r != ECANCELED)
 	{
-		cluster__log(ed->core, LOG_ERR, "libcluster: etcd: cannot read %s at %s: %s\n", ed->prefix, cluster__http_endpoint(ed->watch.h), why);
+		cluster__log(ed->core, LOG_ERR, "libcluster: etcd: cannot read %s at %s: %s\n", prefix, cluster__http_endpoint(ed->watch.h), why);
 	}
 	return r;
 }
@@ -1653,7 +2318,9 @@ etcd3_join(void *engine, const cluster__engine_config *c)
 	ed->prefix = malloc(len);
 	ed->label = malloc(len);
 	ed->member_key = malloc(len + strlen(c->instance));
-	if(!ed->prefix || !ed->label || !ed->member_key)
+	ed->status_prefix = malloc(len + 7);
+	ed->status_key = malloc(len + 7 + strlen(c->instance));
+	if(!ed->prefix || !ed->label || !ed->member_key || !ed->status_prefix || !ed->status_key)
 	{
 		release(ed);
 		return ENOMEM;
@@ -1661,6 +2328,8 @@ etcd3_join(void *engine, const cluster__engine_config *c)
 	snprintf(ed->prefix, len, "/%s/%s%s%s/", c->key, c->partition ? c->partition : "", c->partition ? "/" : "", c->env);
 	snprintf(ed->label, len, "%s/%s%s%s", c->key, c->partition ? c->partition : "", c->partition ? "/" : "", c->env);
 	sprintf(ed->member_key, "%s%s", ed->prefix, c->instance);
+	sprintf(ed->status_prefix, "/%s/%s%s%s@status/", c->key, c->partition ? c->partition : "", c->partition ? "/" : "", c->env);
+	sprintf(ed->status_key, "%s%s", ed->status_prefix, c->instance);
 
 	memset(&ed->hcfg, 0, sizeof(ed->hcfg));
 	ed->hcfg.endpoints = ed->endpoints;
@@ -1680,8 +2349,14 @@ etcd3_join(void *engine, const cluster__engine_config *c)
 	ed->lease = 0;
 	ed->registered = ed->lease_ok = ed->watch_ok = 0;
 	ed->id_taken = 0;
+	ed->statuses_ready = 0;
+	ed->ping_exited = 0;
+	ed->n_members = 0;
+	ed->want_statuses |= c->want_statuses;
+	memset(&ed->joined_status, 0, sizeof(ed->joined_status));
 	cluster__waker_unlock(&ed->w);
 	ed->last_rev = 0;
+	ed->status_rev = 0;
 	ed->over_limit = 0;
 
 	wh = cluster__http_create(&ed->hcfg, ed->core);
@@ -1698,6 +2373,8 @@ etcd3_join(void *engine, const cluster__engine_config *c)
 			pcfg.timeout_ms = limit;
 			pcfg.connect_timeout_ms = pcfg.connect_timeout_ms < limit / 2 ? pcfg.connect_timeout_ms : limit / 2;
 		}
+		/* a keepalive on the stream gets as long to be answered */
+		ed->ping_timeout_ms = pcfg.timeout_ms;
 		ph = cluster__http_create(&pcfg, ed->core);
 	}
 	else
@@ -1732,13 +2409,25 @@ etcd3_join(void *engine, const cluster__engine_config *c)
 			return r;
 		}
 	}
-	r = read_initial(ed, join_deadline, &rev);
+	r = read_initial(ed, 0, join_deadline, &rev);
 	if(r)
 	{
 		goto undo;
 	}
 	ed->last_rev = rev;
-	r = cluster__publish_tables(ed->core, &ed->table, NULL, rev);
+	if(wants_statuses(ed))
+	{
+		int64_t srev;
+
+		r = read_initial(ed, 1, join_deadline, &srev);
+		if(r)
+		{
+			goto undo;
+		}
+		ed->status_rev = srev > 0 ? srev : 1;
+		statuses_are_ready(ed);
+	}
+	r = publish(ed);
 	if(r)
 	{
 		/* logged; members the registry holds that make no view (a total
@@ -1746,7 +2435,7 @@ etcd3_join(void *engine, const cluster__engine_config *c)
 		r = r == ENOMEM || r == E2BIG ? r : EIO;
 		goto undo;
 	}
-	r = pthread_create(&ed->watch_thread, NULL, watch_main, ed);
+	r = start_thread(&ed->watch_thread, watch_main, ed);
 	if(r)
 	{
 		cluster__log(ed->core, LOG_ERR, "libcluster: etcd: cannot start the re-balancing thread: %s\n", strerror(r));
@@ -1755,7 +2444,7 @@ etcd3_join(void *engine, const cluster__engine_config *c)
 	ed->watch_running = 1;
 	if(!ed->passive)
 	{
-		r = pthread_create(&ed->ping_thread, NULL, ping_main, ed);
+		r = start_thread(&ed->ping_thread, ping_main, ed);
 		if(r)
 		{
 			cluster__log(ed->core, LOG_ERR, "libcluster: etcd: cannot start the ping thread: %s\n", strerror(r));
@@ -1786,10 +2475,13 @@ undo:
 
 /*
  * Leave: stop both threads, then revoke the lease on the ping thread's own
- * connection, which is already open and (with credentials) already holds
- * a token: no new TCP or TLS handshake and no new login, so the revoke
- * fits the budget even when many members leave at once. The request may
- * fail over to the other endpoints, all within what is left of the budget.
+ * handle, which (with credentials) already holds a token: no new login,
+ * so the revoke fits the budget even when many members leave at once. The
+ * ping thread is given STOP_END_MS to end its keepalive stream cleanly
+ * (over HTTP/2 that should keep the connection for the revoke; over HTTP/1.1
+ * etcd closes it, see the top of this file); only then is it cut. The
+ * revoke may fail over to the other endpoints, all within what is left of
+ * the budget.
  */
 static void
 etcd3_leave(void *engine)
@@ -1804,16 +2496,31 @@ etcd3_leave(void *engine)
 		return;
 	}
 	cluster__waker_stop(&ed->w);
-	if(ed->ping.h)
-	{
-		cluster__http_cancel(ed->ping.h);
-	}
 	if(ed->watch.h)
 	{
 		cluster__http_cancel(ed->watch.h);
 	}
 	if(ed->ping_running)
 	{
+		struct timespec ts;
+		int exited;
+
+		cluster__deadline(&ts, STOP_END_MS + 50);
+		cluster__waker_lock(&ed->w);
+		if(ed->ping.h)
+		{
+			cluster__http_wake(ed->ping.h);
+		}
+		while(!ed->ping_exited && pthread_cond_timedwait(&ed->w.cv, &ed->w.m, &ts) != ETIMEDOUT)
+		{
+		}
+		exited = ed->ping_exited;
+		cluster__waker_unlock(&ed->w);
+		if(!exited && ed->ping.h)
+		{
+			/* busy with a slow request: cut it */
+			cluster__http_cancel(ed->ping.h);
+		}
 		pthread_join(ed->ping_thread, NULL);
 		ed->ping_running = 0;
 	}
@@ -1871,6 +2578,10 @@ etcd3_workers_changed(void *engine, int workers)
 	cluster__waker_lock(&ed->w);
 	gen = ++ed->value_gen;
 	cluster__waker_raise_locked(&ed->w, PING_WAKE);
+	if(ed->ping.h)
+	{
+		cluster__http_wake(ed->ping.h);
+	}
 	while(ed->written_gen < gen && !ed->w.stop)
 	{
 		if(pthread_cond_timedwait(&ed->w.cv, &ed->w.m, &ts) == ETIMEDOUT)
@@ -1899,7 +2610,43 @@ etcd3_status_changed(void *engine)
 	{
 		return;
 	}
-	cluster__waker_raise(&ed->w, PING_WAKE);
+	wake_ping(ed, 0);
+}
+
+/* Any thread, joined or not (the core holds the engine in place): from
+ * now on watch the statuses. While joined the watch thread is made to
+ * reconnect, reads them and adds the status watch; a pick may wait here
+ * (condition variable, no I/O) for that, up to wait_ms. */
+static void
+etcd3_want_statuses(void *engine, int wait_ms)
+{
+	etcd3 *ed = engine;
+	struct timespec ts;
+
+	if(!ed)
+	{
+		return;
+	}
+	cluster__deadline(&ts, wait_ms > 0 ? wait_ms : 0);
+	cluster__waker_lock(&ed->w);
+	if(!ed->want_statuses)
+	{
+		ed->want_statuses = 1;
+		/* the watch thread's stream tick sees it (or its next turn does) */
+		cluster__waker_raise_locked(&ed->w, WATCH_ADD);
+		if(ed->watch.h)
+		{
+			cluster__http_wake(ed->watch.h);
+		}
+	}
+	while(wait_ms > 0 && ed->watch.h && !ed->statuses_ready && !ed->w.stop)
+	{
+		if(pthread_cond_timedwait(&ed->w.cv, &ed->w.m, &ts) == ETIMEDOUT)
+		{
+			break;
+		}
+	}
+	cluster__waker_unlock(&ed->w);
 }
 
 const cluster__engine cluster__engine_etcd3 = {
@@ -1911,5 +2658,6 @@ const cluster__engine cluster__engine_etcd3 = {
 	etcd3_workers_changed,
 	etcd3_status_changed,
 	etcd3_cancel_join,
+	etcd3_want_statuses,
 	1
 };

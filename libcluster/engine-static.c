@@ -118,5 +118,6 @@ const cluster__engine cluster__engine_static = {
 	static_workers_changed,
 	NULL,
 	NULL, /* joins do not wait on the network */
+	NULL,
 	0
 };

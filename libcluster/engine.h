@@ -34,8 +34,9 @@ struct cluster__engine_config
 	const char *key_file;
 	const char *user; /* credentials (both or neither) */
 	const char *password;
-	int static_index; /* static engine: this member's base */
-	int static_total; /* static engine: the cluster total (0: 1) */
+	int want_statuses; /* the advisor is in use: watch others' statuses */
+	int static_index;  /* static engine: this member's base */
+	int static_total;  /* static engine: the cluster total (0: 1) */
 };
 
 typedef struct cluster__engine cluster__engine;
@@ -74,6 +75,13 @@ struct cluster__engine
 	 * ECANCELED (the engine also polls cluster__join_cancelled()). May be
 	 * NULL: the engine's joins do not wait long. */
 	void (*cancel_join)(void *engine);
+	/* Any thread, joined or not: this instance now uses the advisor, so
+	 * the engine should keep other members' statuses in its views from
+	 * now on (the core calls it once per handle; a later join gets
+	 * cfg->want_statuses). If joined and wait_ms > 0, wait up to wait_ms
+	 * (no I/O, a condition variable) until the statuses have reached the
+	 * view. May be NULL (every view carries statuses anyway). */
+	void (*want_statuses)(void *engine, int wait_ms);
 	/* Non-zero if the engine calls cluster__settle_tick() from its watch
 	 * thread, so that bursts of changes can settle before the callback;
 	 * otherwise every published view is delivered at once. */
@@ -137,6 +145,10 @@ int cluster__get_workers(CLUSTER *core);
 
 /* The advisor's report interval (ms), which may change while joined. */
 int cluster__report_interval(CLUSTER *core);
+
+/* The status write policy from the advisor configuration, now. */
+struct cluster__report_policy;
+void cluster__get_report_policy(CLUSTER *core, struct cluster__report_policy *out);
 
 /* Non-zero once the join's first view has reached the application (or
  * the handle is no longer joined). An engine's watch thread waits for it

@@ -274,12 +274,41 @@ cluster__etcd3_build_lease_id(int64_t id)
 	return finish(root, !root || add_i64(root, "ID", id));
 }
 
-/* A txn on one key: one compare, put on success, range on failure. */
-static char *
-build_txn(const char *key, const char *value, int64_t lease, const char *target, int64_t operand)
+/* Add one success op of a write txn: put key = value under lease, or
+ * delete key when value is NULL. Returns 0 or -1 (out of memory). */
+static int
+add_write_op(cJSON *succ, const char *key, const char *value, int64_t lease)
 {
-	cJSON *root, *cmp, *c, *succ, *op, *put, *fail, *rng;
-	size_t klen = strlen(key);
+	cJSON *op = cJSON_CreateObject(), *req;
+	int bad = 0;
+
+	if(!op)
+	{
+		return -1;
+	}
+	cJSON_AddItemToArray(succ, op);
+	req = cJSON_AddObjectToObject(op, value ? "request_put" : "request_delete_range");
+	if(!req)
+	{
+		return -1;
+	}
+	bad |= add_bytes(req, "key", key, strlen(key));
+	if(value)
+	{
+		bad |= add_bytes(req, "value", value, strlen(value));
+		if(lease)
+		{
+			bad |= add_i64(req, "lease", lease);
+		}
+	}
+	return bad ? -1 : 0;
+}
+
+char *
+cluster__etcd3_build_write(const char *guard_key, int64_t guard_lease, const char *key1, const char *value1, const char *key2, const char *value2, int64_t lease)
+{
+	cJSON *root, *cmp, *c, *succ, *op, *fail, *rng;
+	const char *target = guard_lease ? "LEASE" : "CREATE";
 	int bad = 0;
 
 	root = cJSON_CreateObject();
@@ -297,27 +326,17 @@ build_txn(const char *key, const char *value, int64_t lease, const char *target,
 		return finish(root, 1);
 	}
 	cJSON_AddItemToArray(cmp, c);
-	bad |= add_bytes(c, "key", key, klen);
+	bad |= add_bytes(c, "key", guard_key, strlen(guard_key));
 	bad |= !cJSON_AddStringToObject(c, "target", target);
 	bad |= !cJSON_AddStringToObject(c, "result", "EQUAL");
-	bad |= add_i64(c, !strcmp(target, "CREATE") ? "create_revision" : "lease", operand);
-
-	op = cJSON_CreateObject();
-	if(!op)
+	bad |= add_i64(c, guard_lease ? "lease" : "create_revision", guard_lease);
+	if(key1)
 	{
-		return finish(root, 1);
+		bad |= add_write_op(succ, key1, value1, lease);
 	}
-	cJSON_AddItemToArray(succ, op);
-	put = cJSON_AddObjectToObject(op, "request_put");
-	if(!put)
+	if(key2)
 	{
-		return finish(root, 1);
-	}
-	bad |= add_bytes(put, "key", key, klen);
-	bad |= add_bytes(put, "value", value, strlen(value));
-	if(lease)
-	{
-		bad |= add_i64(put, "lease", lease);
+		bad |= add_write_op(succ, key2, value2, lease);
 	}
 
 	op = cJSON_CreateObject();
@@ -331,20 +350,20 @@ build_txn(const char *key, const char *value, int64_t lease, const char *target,
 	{
 		return finish(root, 1);
 	}
-	bad |= add_bytes(rng, "key", key, klen);
+	bad |= add_bytes(rng, "key", guard_key, strlen(guard_key));
 	return finish(root, bad);
 }
 
 char *
 cluster__etcd3_build_create(const char *key, const char *value, int64_t lease)
 {
-	return build_txn(key, value, lease, "CREATE", 0);
+	return cluster__etcd3_build_write(key, 0, key, value, NULL, NULL, lease);
 }
 
 char *
 cluster__etcd3_build_update(const char *key, const char *value, int64_t lease, int64_t compare_lease)
 {
-	return build_txn(key, value, lease, "LEASE", compare_lease);
+	return cluster__etcd3_build_write(key, compare_lease, key, value, NULL, NULL, lease);
 }
 
 char *
@@ -397,6 +416,21 @@ cluster__etcd3_build_member_value(int workers, int has_status, const char *addre
 			bad |= add_raw_ll(root, "load", load);
 			bad |= add_raw_ll(root, "capacity", capacity);
 		}
+	}
+	return finish(root, bad);
+}
+
+char *
+cluster__etcd3_build_status_value(const char *address, long long load, long long capacity)
+{
+	cJSON *root = cJSON_CreateObject();
+	int bad = !root;
+
+	if(root)
+	{
+		bad |= !cJSON_AddStringToObject(root, "address", address ? address : "");
+		bad |= add_raw_ll(root, "load", load);
+		bad |= add_raw_ll(root, "capacity", capacity);
 	}
 	return finish(root, bad);
 }
@@ -1219,40 +1253,15 @@ get_ll(const cJSON *it, long long lo, long long hi, long long *out)
 	return 0;
 }
 
-int
-cluster__etcd3_parse_member_value(const char *value, size_t len, cluster__member *m, const char **why)
+/* Read the advisor status fields (address, load, capacity) of a parsed
+ * value into m. Returns 0 when they are absent or valid (has_status says
+ * which), EINVAL when some are present but malformed (has_status 0). */
+static int
+status_fields(const cJSON *root, cluster__member *m)
 {
-	const cJSON *w, *a, *l, *c;
-	long long workers, load, cap;
-	cJSON *root;
+	const cJSON *a, *l, *c;
+	long long load, cap;
 
-	*why = "";
-	if(!value || !len)
-	{
-		*why = "the value is empty";
-		return EINVAL;
-	}
-	root = parse_whole(value, len);
-	if(!root || !cJSON_IsObject(root))
-	{
-		cJSON_Delete(root);
-		*why = "the value is not a JSON object";
-		return EINVAL;
-	}
-	w = cJSON_GetObjectItemCaseSensitive(root, "workers");
-	if(!w)
-	{
-		cJSON_Delete(root);
-		*why = "the value has no \"workers\" field";
-		return EINVAL;
-	}
-	if(get_ll(w, 1, CLUSTER_WORKERS_MAX, &workers))
-	{
-		cJSON_Delete(root);
-		*why = "\"workers\" is not an integer between 1 and 65535";
-		return EINVAL;
-	}
-	m->workers = (int) workers;
 	m->has_status = 0;
 	m->address[0] = 0;
 	m->load = 0;
@@ -1291,7 +1300,69 @@ cluster__etcd3_parse_member_value(const char *value, size_t len, cluster__member
 			m->address[0] = 0;
 		}
 	}
-	if(!m->has_status && (a || l || c))
+	return !m->has_status && (a || l || c) ? EINVAL : 0;
+}
+
+int
+cluster__etcd3_parse_status_value(const char *value, size_t len, cluster__member *m, const char **why)
+{
+	cJSON *root;
+
+	*why = "";
+	root = value && len ? parse_whole(value, len) : NULL;
+	if(!root || !cJSON_IsObject(root))
+	{
+		cJSON_Delete(root);
+		m->has_status = 0;
+		*why = "the status is not a JSON object";
+		return EINVAL;
+	}
+	if(status_fields(root, m) || !m->has_status)
+	{
+		cJSON_Delete(root);
+		m->has_status = 0;
+		*why = "the status (address, load >= 0, capacity >= -1) is missing or malformed";
+		return EINVAL;
+	}
+	cJSON_Delete(root);
+	return 0;
+}
+
+int
+cluster__etcd3_parse_member_value(const char *value, size_t len, cluster__member *m, const char **why)
+{
+	const cJSON *w;
+	long long workers;
+	cJSON *root;
+
+	*why = "";
+	if(!value || !len)
+	{
+		*why = "the value is empty";
+		return EINVAL;
+	}
+	root = parse_whole(value, len);
+	if(!root || !cJSON_IsObject(root))
+	{
+		cJSON_Delete(root);
+		*why = "the value is not a JSON object";
+		return EINVAL;
+	}
+	w = cJSON_GetObjectItemCaseSensitive(root, "workers");
+	if(!w)
+	{
+		cJSON_Delete(root);
+		*why = "the value has no \"workers\" field";
+		return EINVAL;
+	}
+	if(get_ll(w, 1, CLUSTER_WORKERS_MAX, &workers))
+	{
+		cJSON_Delete(root);
+		*why = "\"workers\" is not an integer between 1 and 65535";
+		return EINVAL;
+	}
+	m->workers = (int) workers;
+	if(status_fields(root, m))
 	{
 		/* the member counts; only its advisor status is unusable */
 		*why = "its status (address, load >= 0, capacity >= -1) is malformed; its status is ignored";

@@ -38,6 +38,12 @@ char *cluster__etcd3_build_range(const char *prefix);
 char *cluster__etcd3_build_grant(int ttl);
 /* {"ID":"id"}: keepalive, revoke */
 char *cluster__etcd3_build_lease_id(int64_t id);
+/* A guarded write txn: compare LEASE(guard_key) == guard_lease, or, when
+ * guard_lease is 0, CREATE(guard_key) == 0 (absent); on success write
+ * key1 and key2 (each skipped when NULL): put the value under lease, or
+ * delete the key when its value is NULL; on failure range guard_key (so
+ * the caller learns who holds it). */
+char *cluster__etcd3_build_write(const char *guard_key, int64_t guard_lease, const char *key1, const char *value1, const char *key2, const char *value2, int64_t lease);
 /* put-if-absent: compare CREATE(key) == 0, put value under lease, else
  * range the key (so the caller learns who holds it) */
 char *cluster__etcd3_build_create(const char *key, const char *value, int64_t lease);
@@ -52,6 +58,9 @@ char *cluster__etcd3_build_auth(const char *user, const char *password);
 /* Member value: {"workers":N} plus "address","load","capacity" when
  * has_status. */
 char *cluster__etcd3_build_member_value(int workers, int has_status, const char *address, long long load, long long capacity);
+/* Status value (the member's status key): {"address":..,"load":..,
+ * "capacity":..}. */
+char *cluster__etcd3_build_status_value(const char *address, long long load, long long capacity);
 
 /* ---- responses -------------------------------------------------------- */
 
@@ -153,5 +162,12 @@ int cluster__etcd3_member_id(const char *prefix, const char *key, size_t key_len
  * then the call returns 0 with *why saying so (worth a warning).
  */
 int cluster__etcd3_parse_member_value(const char *value, size_t len, cluster__member *m, const char **why);
+
+/*
+ * Parse a status value ({"address":..,"load":..,"capacity":..}) into m's
+ * status fields (has_status 1). Returns 0, or EINVAL (has_status 0) with
+ * *why saying what is wrong.
+ */
+int cluster__etcd3_parse_status_value(const char *value, size_t len, cluster__member *m, const char **why);
 
 #endif /*!CLUSTER_ETCD3_PROTO_H_*/

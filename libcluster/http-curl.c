@@ -20,6 +20,22 @@
 /* Endpoint base URLs are checked to be at most this long (endpoints.c). */
 #define HTTP_MAX_URL 1024
 
+/* libcurl's per-handle buffers. A process may run a thousand instances,
+ * each with two handles, and libcurl's defaults (16 KiB to receive, 64
+ * KiB to upload once a read callback is used, as our duplex streams do)
+ * would be most of an instance's memory. Neither limits what we accept:
+ * a received message of any size is assembled by the line splitter (up to
+ * CLUSTER__HTTP_MAX_BODY), and what we send is a few hundred bytes at a
+ * time. 16 KiB is the smallest upload buffer libcurl allows. */
+#define HTTP_RECV_BUFFER   4096L
+#define HTTP_UPLOAD_BUFFER 16384L
+
+/* Our own buffers that grew past this for one large answer (the range of
+ * a big cluster, a long watch replay) are released once it has been
+ * handed over: with a thousand instances in a process, each keeping its
+ * largest answer ever would cost more than everything else it holds. */
+#define HTTP_KEEP_BUFFER 16384u
+
 struct cluster__http
 {
 	struct cluster_struct *c;
@@ -57,6 +73,7 @@ struct cluster__http
 	/* duplex streams: bytes queued for the chunked request body */
 	int duplex;
 	int upload_paused;
+	int out_eof; /* end the chunked body once out is sent */
 	char *out;
 	size_t out_len, out_off, out_cap;
 };
@@ -342,6 +359,11 @@ on_read(char *buf, size_t size, size_t nitems, void *ud)
 
 	if(!n)
 	{
+		if(h->out_eof)
+		{
+			/* the last chunk: the server sees the end of the request body */
+			return 0;
+		}
 		h->upload_paused = 1;
 		return CURL_READFUNC_PAUSE;
 	}
@@ -374,6 +396,21 @@ cluster__http_stream_send(cluster__http *h, const char *data)
 	memcpy(h->out + h->out_len, data, n);
 	h->out_len += n;
 	return 0;
+}
+
+void
+cluster__http_stream_end(cluster__http *h)
+{
+	if(h->duplex)
+	{
+		h->out_eof = 1;
+	}
+}
+
+void
+cluster__http_wake(cluster__http *h)
+{
+	curl_multi_wakeup(h->multi);
 }
 
 void
@@ -507,6 +544,7 @@ setup(cluster__http *h, const char *method, const char *path, const char *conten
 	h->ls.max = CLUSTER__HTTP_MAX_BODY;
 	h->in_len = 0;
 	h->out_len = h->out_off = 0;
+	h->out_eof = 0;
 	h->upload_paused = 0;
 	if(!stream && h->deadline_ms)
 	{
@@ -536,6 +574,8 @@ setup(cluster__http *h, const char *method, const char *path, const char *conten
 	curl_easy_setopt(h->easy, CURLOPT_TCP_KEEPIDLE, (long) h->keepalive_idle_s);
 	curl_easy_setopt(h->easy, CURLOPT_TCP_KEEPINTVL, 1L);
 	curl_easy_setopt(h->easy, CURLOPT_TCP_NODELAY, 1L);
+	curl_easy_setopt(h->easy, CURLOPT_BUFFERSIZE, HTTP_RECV_BUFFER);
+	curl_easy_setopt(h->easy, CURLOPT_UPLOAD_BUFFERSIZE, HTTP_UPLOAD_BUFFER);
 	curl_easy_setopt(h->easy, CURLOPT_HTTPHEADER, l);
 	curl_easy_setopt(h->easy, CURLOPT_WRITEFUNCTION, on_write);
 	curl_easy_setopt(h->easy, CURLOPT_WRITEDATA, h);
@@ -592,6 +632,19 @@ setup(cluster__http *h, const char *method, const char *path, const char *conten
 	return 0;
 }
 
+/* Release buf if it holds nothing (used 0) and has grown past
+ * HTTP_KEEP_BUFFER. */
+static void
+trim(char **buf, size_t *cap, size_t used)
+{
+	if(!used && *cap > HTTP_KEEP_BUFFER)
+	{
+		free(*buf);
+		*buf = NULL;
+		*cap = 0;
+	}
+}
+
 /* Hand what the stream received to its line callback, outside libcurl.
  * Returns 0, or EIO/ENOMEM (a line too long, out of memory). */
 static int
@@ -604,6 +657,8 @@ deliver_lines(cluster__http *h)
 		r = cluster__linesplit_feed(&h->ls, h->in, h->in_len, h->cb, h->ctx);
 	}
 	h->in_len = 0;
+	trim(&h->in, &h->in_cap, 0);
+	trim(&h->ls.buf, &h->ls.cap, h->ls.len);
 	return r;
 }
 
@@ -689,7 +744,7 @@ perform(cluster__http *h, int idle_ms, int first_line_ms, int total_ms, cluster_
 				wait = t < wait ? (int) t : wait;
 			}
 		}
-		if(h->duplex && h->upload_paused && h->out_len > h->out_off)
+		if(h->duplex && h->upload_paused && (h->out_len > h->out_off || h->out_eof))
 		{
 			h->upload_paused = 0;
 			curl_easy_pause(h->easy, CURLPAUSE_CONT);
@@ -792,6 +847,8 @@ cluster__http_request(cluster__http *h, const char *method, const char *path, co
 				resp->body[h->len] = 0;
 				resp->etcd_index = h->etcd_index;
 				h->etcd_index = NULL;
+				h->len = 0;
+				trim(&h->body, &h->cap, 0);
 				return 0;
 			}
 			if(http_verbose(h) && h->c)
@@ -844,6 +901,8 @@ cluster__http_stream_run(cluster__http *h, const char *path, const char *body, c
 	h->duplex = 0;
 	h->cb = NULL;
 	h->ctx = NULL;
+	h->ls.len = 0;
+	trim(&h->ls.buf, &h->ls.cap, 0);
 	if(status_out)
 	{
 		*status_out = status;

@@ -126,6 +126,18 @@ int cluster__http_stream_run(cluster__http *http, const char *path, const char *
  * request body. Returns 0, ENOMEM, or EINVAL when no duplex stream runs. */
 int cluster__http_stream_send(cluster__http *http, const char *data);
 
+/* During a duplex stream, from its on_line or on_tick: end the request
+ * body once what is queued has been sent (the last chunk). The stream
+ * then runs until the server ends its answer (etcd's keepalive stream
+ * ends when its request body does). Whether the connection can carry the
+ * next request is the server's choice: Go's HTTP/1.1 server closes it
+ * after a duplex exchange, HTTP/2 should keep it. */
+void cluster__http_stream_end(cluster__http *http);
+
+/* Thread-safe: make the transfer loop of the request in progress run its
+ * tick now (nothing is aborted). */
+void cluster__http_wake(cluster__http *http);
+
 /* Limit later unary requests to end by this monotonic time (ms; 0: no
  * limit beyond the per-request one): a request that would start after it
  * fails with ETIMEDOUT, one that starts before gets what is left. */

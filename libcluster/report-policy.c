@@ -16,14 +16,18 @@
  *   members drifting inside their bands together write at most
  *   writes_per_second times a second, on average;
  * - except a load that moved by more than half a band: that waits only
- *   interval_ms. Such a move is what the plan must see (the simulator,
- *   bench/advisor-sim.c, shows what happens when it waits the stretched
- *   interval: every member plans from a load up to a minute old, sources
- *   shed the same surplus again round after round, 2.2x to 2.7x the
- *   minimum moves and no convergence at N = 1000). Such moves come from
- *   rebalancing (bounded by the round budget) or from real shifts of the
- *   load; steady drift inside the band, which is what dominates the write
- *   rate of a large balanced cluster, stays within the budget;
+ *   interval_ms, if the member has a write token saved. Such a move is
+ *   what the plan must see (the simulator, bench/advisor-sim.c, shows
+ *   what happens when it waits the stretched interval: every member plans
+ *   from a load up to a minute old, sources shed the same surplus again
+ *   round after round, 2.2x to 2.7x the minimum moves and no convergence
+ *   at N = 1000). Tokens accrue at one per effective interval, up to
+ *   CLUSTER__REPORT_BURST, and every write spends one: a member quiet for
+ *   a while writes its rebalancing moves at once, while a member whose
+ *   load jumps by more than the band every second (a status storm) is
+ *   held to one write per effective interval, so the cluster-wide rate
+ *   stays within the budget whatever the loads do (bursts included:
+ *   at most BURST writes per member above the budget in any window);
  * - an unchanged status is never rewritten: the lease keeps the key alive
  *   and the others keep the last written value.
  */
@@ -116,11 +120,41 @@ cluster__report_due(const cluster__report_policy *p, const cluster__report_sampl
 	{
 		return INT64_MAX;
 	}
-	/* a move the plan must see waits only the configured interval */
-	interval = moved == 2 ? cluster__report_interval_for(p, 0) : cluster__report_interval_for(p, n);
+	interval = cluster__report_interval_for(p, n);
+	if(moved == 2)
+	{
+		/* a move the plan must see waits only the configured interval,
+		 * and for a saved token: (1 - credit) intervals after the last
+		 * write there is one again */
+		int64_t base = cluster__report_interval_for(p, 0);
+		double wait = last->credit >= 1.0 ? 0.0 : (1.0 - last->credit) * (double) interval;
+
+		interval = wait > (double) base ? (wait < (double) interval ? (int64_t) wait + 1 : interval) : base;
+	}
 	if(last->at_ms >= INT64_MAX - interval)
 	{
 		return INT64_MAX - 1; /* due, one day; INT64_MAX means never */
 	}
 	return last->at_ms + interval;
+}
+
+double
+cluster__report_credit(const cluster__report_policy *p, const cluster__report_sample *last, size_t n, int64_t now_ms)
+{
+	double tokens;
+
+	if(!last->valid)
+	{
+		return CLUSTER__REPORT_BURST - 1.0;
+	}
+	tokens = last->credit;
+	if(now_ms > last->at_ms)
+	{
+		tokens += (double) (now_ms - last->at_ms) / (double) cluster__report_interval_for(p, n);
+	}
+	if(tokens > CLUSTER__REPORT_BURST)
+	{
+		tokens = CLUSTER__REPORT_BURST;
+	}
+	return tokens - 1.0;
 }

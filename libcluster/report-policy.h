@@ -30,7 +30,14 @@ struct cluster__report_sample
 	long long load;
 	long long capacity;
 	int64_t at_ms; /* when it was written (monotonic ms) */
+	double credit; /* write tokens left after that write
+	                * (cluster__report_credit()) */
 };
+
+/* Write tokens a member may save up: after a quiet spell it may write
+ * this many large load moves at the configured interval before it falls
+ * back to one write per effective interval. */
+#define CLUSTER__REPORT_BURST 3.0
 
 /* The effective report interval (ms) in a cluster of n members:
  * max(interval_ms (1000 when unset), ceil(n x 1000 / writes_per_second)),
@@ -53,5 +60,13 @@ int64_t cluster__report_interval_for(const cluster__report_policy *p, size_t n);
  */
 int64_t cluster__report_due(const cluster__report_policy *p, const cluster__report_sample *last,
 	const cluster__report_sample *cur, size_t n, int forced, int64_t now_ms);
+
+/*
+ * The write tokens left after a write at now_ms that follows last (not
+ * valid: the first write). Tokens accrue at one per effective interval
+ * up to CLUSTER__REPORT_BURST; each write spends one. Store the result in
+ * the new sample's credit.
+ */
+double cluster__report_credit(const cluster__report_policy *p, const cluster__report_sample *last, size_t n, int64_t now_ms);
 
 #endif /*!CLUSTER_REPORT_POLICY_H_*/

@@ -140,6 +140,15 @@ stream(const char *first, ...)
 	return s;
 }
 
+/* A keepalive stream's answer as etcd sends it: one line per keepalive
+ * (here one), the stream's end, and the connection closed (the fake does
+ * not read the rest of a chunked request). */
+static const char *
+ka_answer(const char *line)
+{
+	return fmt("%s0\r\n\r\n", stream(line, NULL));
+}
+
 /* ---- etcd v3 bodies ------------------------------------------------------------ */
 
 #define LEASE  "7587869785474965258"
@@ -244,7 +253,8 @@ v3_init(v3fake *v, const char *grant_ttl)
 	v->s[R_GRANT][0].raw = ok_json(fmt("{\"header\":{\"revision\":\"40\"},\"ID\":\"" LEASE "\",\"TTL\":\"%s\"}", grant_ttl));
 	v->s[R_TXN][0].raw = ok_json("{\"header\":{\"revision\":\"41\"},\"succeeded\":true,\"responses\":[{\"response_put\":{\"header\":{\"revision\":\"41\"}}}]}");
 	v->s[R_RANGE][0].raw = ok_json(range_body(42, fmt("%s,%s", kv(PREFIX "a", "{\"workers\":2}", 30), kv(PREFIX "self", "{\"workers\":1}", 41))));
-	v->s[R_KEEPALIVE][0].raw = ok_json(fmt("{\"result\":{\"header\":{\"revision\":\"42\"},\"ID\":\"" LEASE "\",\"TTL\":\"%s\"}}", grant_ttl));
+	v->s[R_KEEPALIVE][0].raw = ka_answer(fmt("{\"result\":{\"header\":{\"revision\":\"42\"},\"ID\":\"" LEASE "\",\"TTL\":\"%s\"}}", grant_ttl));
+	v->s[R_KEEPALIVE][0].close = 1;
 	v->s[R_REVOKE][0].raw = ok_json("{\"header\":{\"revision\":\"43\"}}");
 	v->s[R_WATCH][0].raw = stream(created(42), NULL);
 	v->s[R_WATCH][0].hang_ms = -1;
@@ -1252,8 +1262,8 @@ test_v3_keepalive_garbage(void **state)
 
 	(void) state;
 	v3_init(&v, "3");
-	v3_set(&v, R_KEEPALIVE, 0, ok_json("{\"result\":[1,2,3]}"), 0);
-	v3_set(&v, R_KEEPALIVE, 1, ok_json("\xff\xfe"), 0);
+	v3_set(&v, R_KEEPALIVE, 0, ka_answer("{\"result\":[1,2,3]}"), 0);
+	v3_set(&v, R_KEEPALIVE, 1, ka_answer("\xff\xfe"), 0);
 	v3_then_good(&v, R_KEEPALIVE);
 	v3_start(&v);
 	c = new_cluster(v.url);

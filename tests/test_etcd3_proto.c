@@ -264,6 +264,83 @@ test_build_txn(void **state)
 	free(v);
 }
 
+/* The guarded two-key write: the member key and the status key put under
+ * one lease (or the status key deleted), guarded by the member key. */
+static void
+test_build_write(void **state)
+{
+	char *s, *k, *v, *sk, *sv, *want;
+
+	(void) state;
+	k = b64("/svc/production/a");
+	v = b64("{\"workers\":2}");
+	sk = b64("/svc/production@status/a");
+	sv = b64("{\"address\":\"x:1\",\"load\":3,\"capacity\":-1}");
+	want = malloc(2048);
+	s = cluster__etcd3_build_write("/svc/production/a", 0, "/svc/production/a", "{\"workers\":2}", "/svc/production@status/a",
+		"{\"address\":\"x:1\",\"load\":3,\"capacity\":-1}", 7);
+	snprintf(want, 2048, "{\"compare\":[{\"key\":\"%s\",\"target\":\"CREATE\",\"result\":\"EQUAL\",\"create_revision\":\"0\"}],"
+						 "\"success\":[{\"request_put\":{\"key\":\"%s\",\"value\":\"%s\",\"lease\":\"7\"}},"
+						 "{\"request_put\":{\"key\":\"%s\",\"value\":\"%s\",\"lease\":\"7\"}}],"
+						 "\"failure\":[{\"request_range\":{\"key\":\"%s\"}}]}",
+		k, k, v, sk, sv, k);
+	assert_string_equal(s, want);
+	free(s);
+
+	/* status only, removed: the member key is only compared */
+	s = cluster__etcd3_build_write("/svc/production/a", 9, NULL, NULL, "/svc/production@status/a", NULL, 9);
+	snprintf(want, 2048, "{\"compare\":[{\"key\":\"%s\",\"target\":\"LEASE\",\"result\":\"EQUAL\",\"lease\":\"9\"}],"
+						 "\"success\":[{\"request_delete_range\":{\"key\":\"%s\"}}],"
+						 "\"failure\":[{\"request_range\":{\"key\":\"%s\"}}]}",
+		k, sk, k);
+	assert_string_equal(s, want);
+	free(s);
+	free(want);
+	free(k);
+	free(v);
+	free(sk);
+	free(sv);
+}
+
+/* Status values: built and read back; a status key never carries
+ * workers, and a malformed one is refused as a whole. */
+static void
+test_status_value(void **state)
+{
+	static const char *const bad[] = {
+		"",
+		"not json",
+		"[]",
+		"{}",
+		"{\"address\":\"a\"}",
+		"{\"load\":-1,\"capacity\":5}",
+		"{\"load\":1,\"capacity\":-2}",
+		"{\"address\":\"a b\",\"load\":1,\"capacity\":5}",
+		"{\"address\":7,\"load\":1,\"capacity\":5}",
+	};
+	cluster__member m;
+	const char *why;
+	size_t i;
+	char *s;
+
+	(void) state;
+	s = cluster__etcd3_build_status_value("10.1.2.3:8080", 12, 0);
+	assert_string_equal(s, "{\"address\":\"10.1.2.3:8080\",\"load\":12,\"capacity\":0}");
+	memset(&m, 0, sizeof(m));
+	assert_int_equal(cluster__etcd3_parse_status_value(s, strlen(s), &m, &why), 0);
+	assert_int_equal(m.has_status, 1);
+	assert_string_equal(m.address, "10.1.2.3:8080");
+	assert_true(m.load == 12 && m.capacity == 0);
+	free(s);
+	for(i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+	{
+		memset(&m, 0, sizeof(m));
+		assert_int_equal(cluster__etcd3_parse_status_value(bad[i], strlen(bad[i]), &m, &why), EINVAL);
+		assert_int_equal(m.has_status, 0);
+		assert_true(*why);
+	}
+}
+
 static void
 test_build_member_value(void **state)
 {
@@ -894,6 +971,8 @@ main(void)
 		cmocka_unit_test(test_build_lease),
 		cmocka_unit_test(test_build_txn),
 		cmocka_unit_test(test_build_member_value),
+		cmocka_unit_test(test_build_write),
+		cmocka_unit_test(test_status_value),
 		cmocka_unit_test(test_parse_range),
 		cmocka_unit_test(test_parse_range_hostile),
 		cmocka_unit_test(test_parse_deep_nesting),

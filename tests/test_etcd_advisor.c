@@ -5,7 +5,9 @@
  * member sees every status; each member's advice equals its rows of the
  * pure plan computed from the same snapshot; a draining member is
  * evacuated; a dead member's status disappears with its lease; garbage
- * values are left out.
+ * values are left out. Statuses reach only members that use the advisor
+ * (others hold no status watch at all), also one that starts using it
+ * after its join; status writes are spaced by the report policy.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -301,9 +303,9 @@ put_with_lease(const char *key, const char *value, int ttl)
 static void
 test_dead_and_garbage(void **state)
 {
-	static const char *const with_ghost[3] = { "a", "bad", "ghost" };
+	static const char *const with_ghost[4] = { "a", "bad", "ghost", "ghost2" };
 	static const char *const alone[2] = { "a", "bad" };
-	long long l3[3] = { 10, -1, 5 }, c3[3] = { -1, -1, -1 };
+	long long l3[4] = { 10, -1, 5, 6 }, c3[4] = { -1, -1, -1, -1 };
 	long long l2[2] = { 10, -1 }, c2[2] = { -1, -1 };
 	char key[64], path[256];
 	CLUSTER *a;
@@ -320,14 +322,25 @@ test_dead_and_garbage(void **state)
 	assert_int_equal(etcdh_put(et_etcd, path, "not json {"), 0);
 	snprintf(path, sizeof(path), "/%s/production/bad", key);
 	assert_int_equal(etcdh_put(et_etcd, path, "{\"workers\":1,\"load\":-5,\"capacity\":3}"), 0);
-	/* a member that dies: its lease is never kept alive */
+	/* ... and a status key that is not JSON: ignored (logged), the member
+	 * stays, without a status */
+	snprintf(path, sizeof(path), "/%s/production@status/bad", key);
+	assert_int_equal(etcdh_put(et_etcd, path, "not json {"), 0);
+	/* a member that dies: its lease is never kept alive; one written by a
+	 * version from before the status keys (status in the member value),
+	 * one with a status key of its own */
 	snprintf(path, sizeof(path), "/%s/production/ghost", key);
 	put_with_lease(path, "{\"workers\":1,\"address\":\"ws://ghost\",\"load\":5,\"capacity\":-1}", 2);
-	assert_true(sees(a, 3, with_ghost, l3, c3, 10));
+	snprintf(path, sizeof(path), "/%s/production/ghost2", key);
+	put_with_lease(path, "{\"workers\":1}", 2);
+	snprintf(path, sizeof(path), "/%s/production@status/ghost2", key);
+	put_with_lease(path, "{\"address\":\"ws://ghost2\",\"load\":6,\"capacity\":-1}", 2);
+	assert_true(sees(a, 4, with_ghost, l3, c3, 10));
 	assert_true(tu_logged("junk"));
+	assert_true(tu_logged("ignoring the status of bad"));
 	/* garbage never reaches the plan: a's advice is computed without it */
 	assert_int_equal(advice_matches_plan(a, "a", &total), 0);
-	/* the ghost's status disappears with its lease (TTL 2 s) */
+	/* the ghosts and their statuses disappear with their leases (TTL 2 s) */
 	assert_true(sees(a, 2, alone, l2, c2, 10));
 	cluster_destroy(a);
 }
@@ -392,6 +405,291 @@ test_report_races_registry_switch(void **state)
 	cluster_destroy(c);
 }
 
+/* ------------------------------------------------------------------ */
+/* who watches statuses, and how often they are written                */
+/* ------------------------------------------------------------------ */
+
+/* A member that never touches the advisor (only joins; may report). */
+static CLUSTER *
+plain_member(const char *key, const char *id)
+{
+	CLUSTER *c = tu_cluster(key);
+
+	assert_non_null(c);
+	assert_int_equal(cluster_set_instance(c, id), 0);
+	assert_int_equal(cluster_set_registry(c, etcdh_endpoint(et_etcd)), 0);
+	assert_int_equal(cluster_set_ttl(c, 3), 0);
+	if(cluster_join(c))
+	{
+		fail_msg("%s cannot join: %s", id, strerror(errno));
+	}
+	return c;
+}
+
+static double
+metric(const char *name, const char *labels)
+{
+	char *text = NULL;
+	double v;
+
+	assert_int_equal(etcdh_metrics(et_etcd, &text), 0);
+	v = etcdh_metric(text, name, labels);
+	free(text);
+	return v;
+}
+
+/* Wait until the metric equals want; its last value. */
+static double
+await_metric_eq(const char *name, double want, double seconds)
+{
+	double deadline = etcdh_now() + seconds * etcdh_timeout_mult(), v;
+
+	while((v = metric(name, NULL)) != want && etcdh_now() < deadline)
+	{
+		usleep(20000);
+	}
+	return v;
+}
+
+/* Wait until etcd holds key with a value containing needle. */
+static int
+await_value(const char *key, const char *needle, double seconds)
+{
+	double deadline = etcdh_now() + seconds * etcdh_timeout_mult();
+
+	do
+	{
+		char *v = NULL;
+		int hit = etcdh_get(et_etcd, key, &v) == 1 && strstr(v, needle);
+
+		free(v);
+		if(hit)
+		{
+			return 1;
+		}
+		usleep(20000);
+	}
+	while(etcdh_now() < deadline);
+	return 0;
+}
+
+/* The status c's view shows for id: 1 with *load set, 0 none, -1 no such
+ * member. */
+static int
+status_seen(CLUSTER *c, const char *id, long long *load)
+{
+	CLUSTERMEMBER *m = NULL;
+	size_t n = 0, i;
+	int r = -1;
+
+	assert_int_equal(cluster_members(c, &m, &n), 0);
+	for(i = 0; i < n; i++)
+	{
+		if(!strcmp(m[i].id, id))
+		{
+			r = m[i].has_status;
+			*load = m[i].load;
+		}
+	}
+	cluster_members_free(m);
+	return r;
+}
+
+/*
+ * A member's status storm reaches only members that use the advisor:
+ * two members that never use it hold one watch each (members) and none
+ * on statuses, and their views carry no statuses while one of them
+ * reports; a third member that starts using the advisor after its join
+ * sees the statuses from its first pick on (the pick waits for the first
+ * status read) and holds the second watch. (Before statuses had keys of
+ * their own, every report went to every member.)
+ */
+static void
+test_status_storm_reaches_only_advisor_users(void **state)
+{
+	const char *watchers = "etcd_debugging_mvcc_watcher_total";
+	char key[64], skey[256], want[64];
+	CLUSTER *quiet, *busy, *late;
+	CLUSTERMEMBER t;
+	double w0;
+	long long k, load = -1;
+
+	(void) state;
+	new_key(key, sizeof(key));
+	snprintf(skey, sizeof(skey), "/%s/production@status/busy", key);
+	w0 = metric(watchers, NULL);
+	quiet = plain_member(key, "quiet");
+	busy = plain_member(key, "busy");
+	assert_int_equal(cluster_set_address(busy, "ws://busy:1"), 0);
+	assert_true(await_metric_eq(watchers, w0 + 2, 5) == w0 + 2);
+	for(k = 1; k <= 30; k++)
+	{
+		struct timespec pace = { 0, 20 * 1000000L };
+
+		assert_int_equal(cluster_report(busy, k * 1000, -1), 0);
+		nanosleep(&pace, NULL);
+	}
+	/* the default policy writes the last report within a second or so */
+	assert_true(await_value(skey, "\"load\":30000", 10));
+	assert_int_equal(status_seen(quiet, "busy", &load), 0);
+	assert_true(metric(watchers, NULL) == w0 + 2);
+
+	late = plain_member(key, "late");
+	assert_int_equal(status_seen(late, "busy", &load), 0);
+	assert_int_equal(cluster_pick_target(late, &t), 0);
+	/* the only member with a status, and seen right away */
+	assert_string_equal(t.id, "busy");
+	assert_int_equal(status_seen(late, "busy", &load), 1);
+	assert_int_equal(load, 30000);
+	assert_true(await_metric_eq(watchers, w0 + 4, 5) == w0 + 4);
+	/* later reports reach it through its status watch */
+	assert_int_equal(cluster_report(busy, 77, -1), 0);
+	snprintf(want, sizeof(want), "\"load\":77");
+	assert_true(await_value(skey, want, 10));
+	{
+		double deadline = etcdh_now() + 5 * etcdh_timeout_mult();
+
+		while((status_seen(late, "busy", &load) != 1 || load != 77) && etcdh_now() < deadline)
+		{
+			usleep(20000);
+		}
+		assert_int_equal(load, 77);
+	}
+	assert_int_equal(status_seen(quiet, "busy", &load), 0);
+	cluster_destroy(late);
+	cluster_destroy(busy);
+	cluster_destroy(quiet);
+}
+
+/* With a low cluster-wide budget (status_writes_per_second), a member
+ * whose load changes every 20 ms writes its status at most once per
+ * members / budget seconds, and still writes the final value; a member
+ * that starts draining (capacity 0) writes that at once. */
+static void
+test_report_policy_spaces_writes(void **state)
+{
+	char key[64], skey[256];
+	CLUSTER *c;
+	CLUSTERADVISORCONFIG cfg;
+	double puts0, puts, t0, took, allowed;
+	long long k;
+
+	(void) state;
+	new_key(key, sizeof(key));
+	snprintf(skey, sizeof(skey), "/%s/production@status/p", key);
+	c = tu_cluster(key);
+	assert_non_null(c);
+	assert_int_equal(cluster_set_instance(c, "p"), 0);
+	assert_int_equal(cluster_set_registry(c, etcdh_endpoint(et_etcd)), 0);
+	assert_int_equal(cluster_set_ttl(c, 3), 0);
+	cluster_advisor_config_init(&cfg);
+	cfg.report_interval_ms = 100;
+	cfg.status_writes_per_second = 2.0; /* one member: every 500 ms */
+	assert_int_equal(cluster_set_advisor_config(c, &cfg), 0);
+	assert_int_equal(cluster_join(c), 0);
+	assert_int_equal(cluster_report(c, 1, -1), 0);
+	assert_true(await_value(skey, "\"load\":1,", 5));
+	puts0 = metric("etcd_mvcc_put_total", NULL);
+	t0 = etcdh_now();
+	for(k = 2; k <= 100; k++)
+	{
+		struct timespec pace = { 0, 20 * 1000000L };
+
+		assert_int_equal(cluster_report(c, k * 1000, -1), 0);
+		nanosleep(&pace, NULL);
+	}
+	took = etcdh_now() - t0;
+	assert_true(await_value(skey, "\"load\":100000", 5));
+	puts = metric("etcd_mvcc_put_total", NULL) - puts0;
+	/* one write per 500 ms of the storm, plus the last one after it */
+	allowed = took / 0.5 + 2;
+	fprintf(stderr, "# %lld reports in %.2f s: %.0f status writes (at most %.1f allowed)\n", k - 2, took, puts, allowed);
+	assert_true(puts >= 2);
+	assert_true(puts <= allowed);
+
+	/* draining is written at once, whatever the interval (here 20 s) */
+	cfg.status_writes_per_second = 0.05;
+	assert_int_equal(cluster_set_advisor_config(c, &cfg), 0);
+	assert_int_equal(cluster_report(c, 5, -1), 0);
+	assert_int_equal(cluster_report(c, 5, 0), 0);
+	t0 = etcdh_now();
+	assert_true(await_value(skey, "\"capacity\":0", 3));
+	fprintf(stderr, "# draining written after %.3f s (interval 20 s)\n", etcdh_now() - t0);
+	cluster_destroy(c);
+}
+
+/* A passive observer that uses the advisor (a load balancer, say) watches
+ * statuses through a proxy; the proxy cuts its connections while a
+ * member reports twice; once they are back, the status watch resumes
+ * from the revision it had reached, so the observer ends with the last
+ * report without any re-read of the prefix. After a cut during which the
+ * history was compacted, it reads both prefixes again. */
+static void
+test_status_watch_resumes_after_a_cut(void **state)
+{
+	char key[64], skey[256];
+	CLUSTER *busy, *lb;
+	CLUSTERMEMBER t;
+	etcdh_proxy *p;
+	double deadline;
+	long long load = -1, ranges0;
+
+	(void) state;
+	new_key(key, sizeof(key));
+	snprintf(skey, sizeof(skey), "/%s/production@status/busy", key);
+	busy = plain_member(key, "busy");
+	assert_int_equal(cluster_report(busy, 10, -1), 0);
+	assert_true(await_value(skey, "\"load\":10,", 5));
+
+	assert_int_equal(etcdh_proxy_start(et_etcd, &p), 0);
+	lb = tu_cluster(key);
+	assert_non_null(lb);
+	assert_int_equal(cluster_set_instance(lb, "lb"), 0);
+	assert_int_equal(cluster_set_registry(lb, etcdh_proxy_endpoint(p)), 0);
+	assert_int_equal(cluster_set_ttl(lb, 3), 0);
+	assert_int_equal(cluster_join_passive(lb), 0);
+	assert_int_equal(cluster_pick_target(lb, &t), 0);
+	assert_string_equal(t.id, "busy");
+	assert_int_equal(status_seen(lb, "busy", &load), 1);
+	assert_int_equal(load, 10);
+
+	etcdh_proxy_cut(p);
+	assert_int_equal(cluster_report(busy, 20, -1), 0);
+	assert_true(await_value(skey, "\"load\":20,", 5));
+	assert_int_equal(cluster_report(busy, 30, -1), 0);
+	assert_true(await_value(skey, "\"load\":30,", 5));
+	/* (the harness's own reads are ranges too: counted from here) */
+	ranges0 = (long long) metric("grpc_server_started_total", "grpc_method=\"Range\"");
+	etcdh_proxy_restore(p);
+	deadline = etcdh_now() + 10 * etcdh_timeout_mult();
+	while((status_seen(lb, "busy", &load) != 1 || load != 30) && etcdh_now() < deadline)
+	{
+		usleep(20000);
+	}
+	assert_int_equal(load, 30);
+	/* resumed by revision: nobody re-read a prefix */
+	assert_int_equal((long long) metric("grpc_server_started_total", "grpc_method=\"Range\""), ranges0);
+
+	/* again, but the history is compacted meanwhile: both prefixes are
+	 * read again, and the last report shows */
+	tu_reset();
+	etcdh_proxy_cut(p);
+	assert_int_equal(cluster_report(busy, 40, -1), 0);
+	assert_true(await_value(skey, "\"load\":40,", 5));
+	assert_int_equal(etcdh_compact(et_etcd), 0);
+	etcdh_proxy_restore(p);
+	deadline = etcdh_now() + 10 * etcdh_timeout_mult();
+	while((status_seen(lb, "busy", &load) != 1 || load != 40) && etcdh_now() < deadline)
+	{
+		usleep(20000);
+	}
+	assert_int_equal(load, 40);
+	assert_true(tu_logged("was compacted"));
+	cluster_destroy(lb);
+	etcdh_proxy_stop(p);
+	cluster_destroy(busy);
+}
+
 int
 main(void)
 {
@@ -399,6 +697,9 @@ main(void)
 		cmocka_unit_test(test_three_members),
 		cmocka_unit_test(test_dead_and_garbage),
 		cmocka_unit_test(test_report_races_registry_switch),
+		cmocka_unit_test(test_status_storm_reaches_only_advisor_users),
+		cmocka_unit_test(test_report_policy_spaces_writes),
+		cmocka_unit_test(test_status_watch_resumes_after_a_cut),
 	};
 
 	if(etcdh_skip())

@@ -11,7 +11,12 @@
  * - balancer callbacks never run inside libcurl (not inside a write
  *   callback of the watch stream);
  * - cluster_view_fresh() follows the registry: stale soon after etcd
- *   freezes, current again once it answers.
+ *   freezes, current again once it answers;
+ * - the status lives in its own key beside the member key (outside the
+ *   member prefix, under the same lease);
+ * - the lease is kept alive on one keepalive stream (etcd starts no new
+ *   LeaseKeepAlive stream per keepalive), an instance holds two
+ *   connections, and leave revokes at once.
  * Every wait is bounded: on a broken library the tests fail, never hang.
  */
 #ifndef _GNU_SOURCE
@@ -584,6 +589,180 @@ test_view_freshness_follows_the_registry(void **state)
 	et_member_free(m);
 }
 
+/* ------------------------------------------------------------------ */
+/* key layout and connections                                          */
+/* ------------------------------------------------------------------ */
+
+/* One counter of et_etcd's /metrics. */
+static double
+metric(const char *name, const char *labels)
+{
+	char *text = NULL;
+	double v;
+
+	assert_int_equal(etcdh_metrics(et_etcd, &text), 0);
+	v = etcdh_metric(text, name, labels);
+	free(text);
+	return v;
+}
+
+/* Wait until the metric reaches at least want; its last value. */
+static double
+await_metric(const char *name, const char *labels, double want, double seconds)
+{
+	double deadline = etcdh_now() + et_t(seconds), v;
+
+	while((v = metric(name, labels)) < want && etcdh_now() < deadline)
+	{
+		usleep(20000);
+	}
+	return v;
+}
+
+/* The status is written beside the member key, not into it: under
+ * /<key>/production@status/<id> (outside the member prefix, so a member
+ * watch never sees it), under the member's lease; the member value keeps
+ * only the worker count. Leave removes both. */
+static void
+test_status_key_beside_member_key(void **state)
+{
+	const char *key = et_key("statuskey");
+	char skey[256], *v = NULL;
+	double deadline;
+	et_member *m;
+	long long lease;
+
+	(void) state;
+	snprintf(skey, sizeof(skey), "/%s/production@status/s1", key);
+	m = et_new(key, "s1", 2, 3);
+	assert_int_equal(et_join(m), 0);
+	assert_int_equal(cluster_set_address(m->c, "ws://s1:1"), 0);
+	assert_int_equal(cluster_report(m->c, 7, 10), 0);
+	deadline = etcdh_now() + et_t(5);
+	while(etcdh_get(et_etcd, skey, NULL) != 1 && etcdh_now() < deadline)
+	{
+		usleep(10000);
+	}
+	assert_int_equal(etcdh_get(et_etcd, skey, &v), 1);
+	assert_non_null(strstr(v, "\"address\":\"ws://s1:1\""));
+	assert_non_null(strstr(v, "\"load\":7"));
+	assert_non_null(strstr(v, "\"capacity\":10"));
+	assert_null(strstr(v, "workers"));
+	free(v);
+	v = NULL;
+	assert_int_equal(etcdh_get(et_etcd, et_member_key(key, "s1"), &v), 1);
+	assert_string_equal(v, "{\"workers\":2}");
+	free(v);
+	/* the member prefix holds the member key only */
+	assert_int_equal(etcdh_count(et_etcd, et_prefix(key)), 1);
+	lease = etcdh_key_lease(et_etcd, et_member_key(key, "s1"));
+	assert_true(lease > 0);
+	assert_int_equal(etcdh_key_lease(et_etcd, skey), lease);
+	assert_int_equal(cluster_leave(m->c), 0);
+	assert_int_equal(etcdh_count(et_etcd, et_root(key)), 0);
+	et_member_free(m);
+}
+
+/*
+ * The lease lives on one keepalive stream: over several TTLs etcd counts
+ * keepalive messages but no new LeaseKeepAlive streams (the old engine
+ * started one per keepalive). The instance holds two connections (watch
+ * and ping, counted by a proxy in front of etcd), and leave revokes the
+ * lease: the key is gone at once (revoked, not expired).
+ */
+static void
+test_keepalive_stream_and_leave_connections(void **state)
+{
+	const char *key = et_key("kastream");
+	const char *ka = "grpc_method=\"LeaseKeepAlive\"";
+	const int ttl = 2;
+	etcdh_proxy *p;
+	et_member *m;
+	double streams0, streams1, msgs0, msgs1, revoked0;
+	unsigned long conns;
+
+	(void) state;
+	assert_int_equal(etcdh_proxy_start(et_etcd, &p), 0);
+	m = et_new_at(key, "k1", 1, etcdh_proxy_endpoint(p), ttl);
+	assert_int_equal(et_join(m), 0);
+	et_check(m, 0, 1, 1, 5);
+	streams0 = await_metric("grpc_server_started_total", ka, 1, ttl);
+	msgs0 = metric("grpc_server_msg_received_total", ka);
+	assert_true(streams0 >= 1);
+	/* a keepalive every TTL/3: six of them span two TTLs at least */
+	msgs1 = await_metric("grpc_server_msg_received_total", ka, msgs0 + 6, 4 * ttl);
+	streams1 = metric("grpc_server_started_total", ka);
+	fprintf(stderr, "# keepalive messages %.0f -> %.0f, LeaseKeepAlive streams %.0f -> %.0f, connections %lu\n", msgs0, msgs1, streams0, streams1,
+		etcdh_proxy_accepted(p));
+	assert_true(msgs1 >= msgs0 + 6);
+	assert_true(streams1 == streams0);
+	assert_int_equal(etcdh_count(et_etcd, et_prefix(key)), 1);
+	conns = etcdh_proxy_accepted(p);
+	assert_int_equal(conns, 2);
+
+	/* leave revokes at once (the key is gone now, not after the TTL). Its
+	 * revoke cannot reuse the keepalive stream's connection over plain
+	 * HTTP/1.1 (etcd answers a duplex stream with "Connection: close"),
+	 * so it opens one, and only one */
+	revoked0 = metric("etcd_debugging_lease_revoked_total", NULL);
+	assert_int_equal(cluster_leave(m->c), 0);
+	assert_int_equal(etcdh_count(et_etcd, et_prefix(key)), 0);
+	assert_true(metric("etcd_debugging_lease_revoked_total", NULL) >= revoked0 + 1);
+	fprintf(stderr, "# connections after leave: %lu\n", etcdh_proxy_accepted(p));
+	assert_true(etcdh_proxy_accepted(p) <= conns + 1);
+	et_member_free(m);
+	etcdh_proxy_stop(p);
+}
+
+/* A member whose status changes faster than its keepalives come does
+ * not open a connection per write: after the first write has ended the
+ * keepalive stream (and, over HTTP/1.1, its connection), keepalives go
+ * as plain requests on the same connection as the writes. */
+static void
+test_frequent_writes_keep_their_connection(void **state)
+{
+	const char *key = et_key("kawrites");
+	const int ttl = 3;
+	CLUSTERADVISORCONFIG cfg;
+	etcdh_proxy *p;
+	et_member *m;
+	double puts0, puts, t_end;
+	unsigned long conns;
+	long long k = 0;
+
+	(void) state;
+	assert_int_equal(etcdh_proxy_start(et_etcd, &p), 0);
+	m = et_new_at(key, "w1", 1, etcdh_proxy_endpoint(p), ttl);
+	cluster_advisor_config_init(&cfg);
+	cfg.report_interval_ms = 200;
+	cfg.status_writes_per_second = 0;
+	assert_int_equal(cluster_set_advisor_config(m->c, &cfg), 0);
+	assert_int_equal(et_join(m), 0);
+	et_check(m, 0, 1, 1, 5);
+	/* settle into the pattern: a write every 200 ms for two keepalives */
+	t_end = etcdh_now() + 2.0;
+	while(etcdh_now() < t_end)
+	{
+		assert_int_equal(cluster_report(m->c, ++k * 100, -1), 0);
+		usleep(50000);
+	}
+	conns = etcdh_proxy_accepted(p);
+	puts0 = metric("etcd_mvcc_put_total", NULL);
+	t_end = etcdh_now() + 4.0;
+	while(etcdh_now() < t_end)
+	{
+		assert_int_equal(cluster_report(m->c, ++k * 100, -1), 0);
+		usleep(50000);
+	}
+	puts = metric("etcd_mvcc_put_total", NULL) - puts0;
+	fprintf(stderr, "# %.0f status writes in 4 s: %lu new connections\n", puts, etcdh_proxy_accepted(p) - conns);
+	assert_true(puts >= 8);
+	assert_true(etcdh_proxy_accepted(p) - conns <= 1);
+	assert_int_equal(etcdh_count(et_etcd, et_prefix(key)), 1);
+	et_member_free(m);
+	etcdh_proxy_stop(p);
+}
+
 int
 main(void)
 {
@@ -593,6 +772,9 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_join_survives_a_slow_registry, et_setup, et_teardown),
 		cmocka_unit_test_setup_teardown(test_watch_callbacks_run_outside_libcurl, et_setup, et_teardown),
 		cmocka_unit_test_setup_teardown(test_view_freshness_follows_the_registry, et_setup, et_teardown),
+		cmocka_unit_test_setup_teardown(test_status_key_beside_member_key, et_setup, et_teardown),
+		cmocka_unit_test_setup_teardown(test_keepalive_stream_and_leave_connections, et_setup, et_teardown),
+		cmocka_unit_test_setup_teardown(test_frequent_writes_keep_their_connection, et_setup, et_teardown),
 	};
 
 	if(etcdh_skip())

@@ -170,7 +170,9 @@ print_calls(et_member *m, int first, double t0, int *left)
  * SIGSTOPped (TCP still accepts, nothing answers). A sixth member joins
  * through a healthy endpoint and one of the five is killed with SIGKILL:
  * every survivor must see both within one TTL + 3 s, not keep its old
- * view for as long as the endpoint stays frozen.
+ * view for as long as the endpoint stays frozen, and the keepalive
+ * streams stuck on the frozen endpoint must fail over before the leases
+ * run out.
  */
 static void
 test_hung_endpoint_is_detected_and_left(void **state)
@@ -183,6 +185,7 @@ test_hung_endpoint_is_detected_and_left(void **state)
 	et_member *m[4], *newcomer;
 	double t_join, t_kill, deadline, left, took[5], sorted[5], seen;
 	int leader, f, g, h, i, index = -2, total = -2, failed = 0;
+	long long lease[4];
 	CLUSTERSTATE st;
 
 	(void) state;
@@ -211,6 +214,11 @@ test_hung_endpoint_is_detected_and_left(void **state)
 		assert_int_equal(et_wait(m[i], i < 2 ? i : i + 1, 5, 5), 0);
 	}
 
+	for(i = 0; i < 4; i++)
+	{
+		lease[i] = etcdh_key_lease(etcdh_cluster_member(CL, g), et_member_key(key, ids[i]));
+		assert_true(lease[i] > 0);
+	}
 	FROZEN = etcdh_cluster_member(CL, f);
 	assert_int_equal(etcdh_pause(FROZEN), 0);
 	/* hold the fault one TTL so lease renewals have met the frozen
@@ -261,6 +269,19 @@ test_hung_endpoint_is_detected_and_left(void **state)
 		sorted[2] < 1e9 ? sorted[2] : etcdh_now() - t_kill, sorted[4] < 1e9 ? "" : "> ",
 		sorted[4] < 1e9 ? sorted[4] : etcdh_now() - t_kill, et_t(ttl + 3.0));
 
+	/* the keepalive streams stuck on the frozen endpoint failed over in
+	 * time: every lease is still the one from before the freeze (an
+	 * expired lease would have meant a re-registration under a new one) */
+	for(i = 0; i < 4; i++)
+	{
+		long long now = etcdh_key_lease(etcdh_cluster_member(CL, g), et_member_key(key, ids[i]));
+
+		if(now != lease[i])
+		{
+			fprintf(stderr, "# %s: lease %llx before the freeze, %llx now\n", ids[i], lease[i], now);
+			failed++;
+		}
+	}
 	assert_int_equal(etcdh_resume(FROZEN), 0);
 	FROZEN = NULL;
 	if(failed)

@@ -123,6 +123,7 @@ sample(int valid, long long load, long long capacity, int64_t at)
 	s.load = load;
 	s.capacity = capacity;
 	s.at_ms = at;
+	s.credit = 1.0; /* one write token saved: large moves are prompt */
 	return s;
 }
 
@@ -277,6 +278,53 @@ test_due_interval(void **state)
 /* The two thresholds against each other, at n = 1000 (stretched interval
  * 50 s, configured 1 s): the deadband, half a band, whichever is larger
  * decides a prompt write. */
+/* The write tokens: a member whose load jumps by more than a band at
+ * every report (a status storm) is held to the budget, one write per
+ * effective interval after its saved tokens are spent; a member quiet for
+ * a while gets its tokens back, up to the burst, and writes large moves
+ * promptly again. */
+static void
+test_tokens_bound_a_storm(void **state)
+{
+	cluster__report_policy p = defaults();
+	cluster__report_sample last = sample(0, 0, -1, 0), cur;
+	int64_t now, interval = cluster__report_interval_for(&p, 1000); /* 50 s */
+	long long writes = 0, load = 1000;
+
+	(void) state;
+	assert_int_equal(interval, 50000);
+	for(now = 0; now < 1000000; now += 1000)
+	{
+		load = load == 1000 ? 2000 : 1000; /* twenty bands every second */
+		cur = sample(1, load, -1, now);
+		if(cluster__report_due(&p, &last, &cur, 1000, 0, now) <= now)
+		{
+			cur.credit = cluster__report_credit(&p, &last, 1000, now);
+			assert_true(cur.credit >= -1e-9);
+			last = cur;
+			writes++;
+		}
+	}
+	/* 1000 s at one write per 50 s, plus the burst saved at the start */
+	assert_true(writes <= 1000000 / interval + (long long) CLUSTER__REPORT_BURST);
+	assert_true(writes >= 1000000 / interval - 1);
+	/* quiet for three intervals: the burst is back, large moves are prompt */
+	last.at_ms = now;
+	last.credit = 0.0;
+	now += 3 * interval;
+	cur = sample(1, last.load + 500, -1, now);
+	assert_int_equal(cluster__report_credit(&p, &last, 1000, now), CLUSTER__REPORT_BURST - 1.0);
+	assert_true(cluster__report_due(&p, &last, &cur, 1000, 0, now) <= now);
+	/* with no token saved the same move waits a whole interval */
+	last.at_ms = now;
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, now), now + interval);
+	/* half a token saved: half an interval */
+	last.credit = 0.5;
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, now), now + interval / 2 + 1);
+	/* the first write leaves the burst less one */
+	assert_int_equal(cluster__report_credit(&p, &(cluster__report_sample) { 0 }, 1000, now), CLUSTER__REPORT_BURST - 1.0);
+}
+
 static void
 test_due_tiers(void **state)
 {
@@ -368,6 +416,7 @@ main(void)
 		cmocka_unit_test(test_due),
 		cmocka_unit_test(test_due_interval),
 		cmocka_unit_test(test_due_tiers),
+		cmocka_unit_test(test_tokens_bound_a_storm),
 		cmocka_unit_test(test_due_drift),
 	};
 
