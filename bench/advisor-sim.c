@@ -749,8 +749,8 @@ run_policy(int n, const long long *start, const CLUSTERADVISORCONFIG *cfg, int u
 	memcpy(load, start, (size_t) n * sizeof(*load));
 	for(i = 0; i < n; i++)
 	{
-		written_at[i] = -(int64_t) cluster__adv_random_below(&rng, (uint64_t) interval) - 1; /* joins spread over one interval */
-		credit[i] = CLUSTER__REPORT_BURST - 1.0;
+		written_at[i] = -(int64_t) cluster__adv_random_below(&rng, (uint64_t) interval) - 1;      /* joins spread over one interval */
+		credit[i] = cluster__report_credit(&pol, &(cluster__report_sample) { 0 }, (size_t) n, 0); /* after the first write */
 		written[i] = load[i];
 		version[i] = 1;
 	}

@@ -36,7 +36,8 @@ struct cluster__report_sample
 
 /* Write tokens a member may save up: after a quiet spell it may write
  * this many large load moves at the configured interval before it falls
- * back to one write per effective interval. */
+ * back to one write per effective interval (report-policy.c says why
+ * three). */
 #define CLUSTER__REPORT_BURST 3.0
 
 /* The effective report interval (ms) in a cluster of n members:

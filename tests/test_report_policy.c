@@ -308,7 +308,8 @@ test_tokens_bound_a_storm(void **state)
 	/* 1000 s at one write per 50 s, plus the burst saved at the start */
 	assert_true(writes <= 1000000 / interval + (long long) CLUSTER__REPORT_BURST);
 	assert_true(writes >= 1000000 / interval - 1);
-	/* quiet for three intervals: the burst is back, large moves are prompt */
+	/* quiet for three intervals: one token is back (the burst), a large
+	 * move is prompt */
 	last.at_ms = now;
 	last.credit = 0.0;
 	now += 3 * interval;
