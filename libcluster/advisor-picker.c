@@ -248,26 +248,11 @@ record(cluster__adv_picker *pk, cluster__adv_prov *prov, size_t i)
 
 	if(t->entry == NONE)
 	{
-		cluster__adv_prov_entry *e;
-
-		if(prov->count == prov->size)
+		if(!cluster__adv_prov_append(prov, &pk->nodes[i]))
 		{
-			size_t ns = prov->size ? prov->size * 2 : 8;
-			cluster__adv_prov_entry *ne = realloc(prov->entries, ns * sizeof(*ne));
-
-			if(!ne)
-			{
-				return ENOMEM;
-			}
-			prov->entries = ne;
-			prov->size = ns;
+			return ENOMEM;
 		}
-		e = &prov->entries[prov->count];
-		memset(e, 0, sizeof(*e));
-		strncpy(e->id, pk->nodes[i].id, CLUSTER_NAME_MAX);
-		e->mod_revision = pk->nodes[i].mod_revision;
-		e->received_ms = pk->nodes[i].received_ms;
-		t->entry = prov->count++;
+		t->entry = prov->count - 1;
 	}
 	if(!(t->prov > 0 && t->expires == expires))
 	{

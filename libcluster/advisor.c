@@ -1411,6 +1411,33 @@ pick_two_choices(const cluster__adv_node *nodes, const cluster__adv_plan *plan, 
 	return pick;
 }
 
+/* A new entry for target at the end of the provisional table (count 0,
+ * no expiry yet); NULL when out of memory. */
+cluster__adv_prov_entry *
+cluster__adv_prov_append(cluster__adv_prov *prov, const cluster__adv_node *target)
+{
+	cluster__adv_prov_entry *e;
+
+	if(prov->count == prov->size)
+	{
+		size_t ns = prov->size ? prov->size * 2 : 8;
+		cluster__adv_prov_entry *ne = realloc(prov->entries, ns * sizeof(*ne));
+
+		if(!ne)
+		{
+			return NULL;
+		}
+		prov->entries = ne;
+		prov->size = ns;
+	}
+	e = &prov->entries[prov->count++];
+	memset(e, 0, sizeof(*e));
+	strncpy(e->id, target->id, CLUSTER_NAME_MAX);
+	e->mod_revision = target->mod_revision;
+	e->received_ms = target->received_ms;
+	return e;
+}
+
 /* Count a pick as provisional load on its target, until the target's
  * record changes or the entry expires. Returns 0 or ENOMEM. */
 static int
@@ -1425,25 +1452,9 @@ prov_record(cluster__adv_prov *prov, const cluster__adv_node *target, const CLUS
 			break;
 		}
 	}
-	if(i == prov->count)
+	if(i == prov->count && !cluster__adv_prov_append(prov, target))
 	{
-		if(prov->count == prov->size)
-		{
-			size_t ns = prov->size ? prov->size * 2 : 8;
-			cluster__adv_prov_entry *ne = realloc(prov->entries, ns * sizeof(*ne));
-
-			if(!ne)
-			{
-				return ENOMEM;
-			}
-			prov->entries = ne;
-			prov->size = ns;
-		}
-		memset(&prov->entries[i], 0, sizeof(prov->entries[i]));
-		strncpy(prov->entries[i].id, target->id, CLUSTER_NAME_MAX);
-		prov->entries[i].mod_revision = target->mod_revision;
-		prov->entries[i].received_ms = target->received_ms;
-		prov->count++;
+		return ENOMEM;
 	}
 	prov->entries[i].count++;
 	prov->entries[i].expires_ms = now_ms + cluster__adv_prov_timeout(cfg, n);

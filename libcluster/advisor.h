@@ -145,6 +145,10 @@ struct cluster__adv_prov
 	size_t size;
 };
 
+/* A new entry for target at the end of the provisional table (count 0,
+ * no expiry yet); NULL when out of memory. */
+cluster__adv_prov_entry *cluster__adv_prov_append(cluster__adv_prov *prov, const cluster__adv_node *target);
+
 /* Release the provisional table's storage. */
 void cluster__adv_prov_free(cluster__adv_prov *prov);
 

@@ -597,3 +597,17 @@ et_member_key(const char *key, const char *id)
 {
 	return et_path("/%s/production/%s", key, id);
 }
+
+/* One counter of et_etcd's /metrics (as etcdh_metric() reads it;
+ * labels may be NULL). */
+double
+et_metric(const char *name, const char *labels)
+{
+	char *text = NULL;
+	double v;
+
+	assert_int_equal(etcdh_metrics(et_etcd, &text), 0);
+	v = etcdh_metric(text, name, labels);
+	free(text);
+	return v;
+}

@@ -115,6 +115,9 @@ void et_check(et_member *m, int index, int workers, int total, double seconds);
  * et_etcd) join one after the other into m[0..2]; each is then checked
  * at bases 0, 2, 3 of total 7 within seconds.
  */
+/* One counter of et_etcd's /metrics (labels may be NULL). */
+double et_metric(const char *name, const char *labels);
+
 void et_join_214(const char *key, et_member **m, const char *registry, int ttl, double seconds);
 
 /* et_member_free() each of m[0..n-1] (NULL entries ok). */

@@ -427,25 +427,13 @@ plain_member(const char *key, const char *id)
 	return c;
 }
 
-static double
-metric(const char *name, const char *labels)
-{
-	char *text = NULL;
-	double v;
-
-	assert_int_equal(etcdh_metrics(et_etcd, &text), 0);
-	v = etcdh_metric(text, name, labels);
-	free(text);
-	return v;
-}
-
 /* Wait until the metric equals want; its last value. */
 static double
 await_metric_eq(const char *name, double want, double seconds)
 {
 	double deadline = etcdh_now() + seconds * etcdh_timeout_mult(), v;
 
-	while((v = metric(name, NULL)) != want && etcdh_now() < deadline)
+	while((v = et_metric(name, NULL)) != want && etcdh_now() < deadline)
 	{
 		usleep(20000);
 	}
@@ -518,7 +506,7 @@ test_status_storm_reaches_only_advisor_users(void **state)
 	(void) state;
 	new_key(key, sizeof(key));
 	snprintf(skey, sizeof(skey), "/%s/production@status/busy", key);
-	w0 = metric(watchers, NULL);
+	w0 = et_metric(watchers, NULL);
 	quiet = plain_member(key, "quiet");
 	busy = plain_member(key, "busy");
 	assert_int_equal(cluster_set_address(busy, "ws://busy:1"), 0);
@@ -533,7 +521,7 @@ test_status_storm_reaches_only_advisor_users(void **state)
 	/* the default policy writes the last report within a second or so */
 	assert_true(await_value(skey, "\"load\":30000", 10));
 	assert_int_equal(status_seen(quiet, "busy", &load), 0);
-	assert_true(metric(watchers, NULL) == w0 + 2);
+	assert_true(et_metric(watchers, NULL) == w0 + 2);
 
 	late = plain_member(key, "late");
 	assert_int_equal(status_seen(late, "busy", &load), 0);
@@ -591,7 +579,7 @@ test_report_policy_spaces_writes(void **state)
 	assert_int_equal(cluster_join(c), 0);
 	assert_int_equal(cluster_report(c, 1, -1), 0);
 	assert_true(await_value(skey, "\"load\":1,", 5));
-	puts0 = metric("etcd_mvcc_put_total", NULL);
+	puts0 = et_metric("etcd_mvcc_put_total", NULL);
 	t0 = etcdh_now();
 	for(k = 2; k <= 100; k++)
 	{
@@ -602,7 +590,7 @@ test_report_policy_spaces_writes(void **state)
 	}
 	took = etcdh_now() - t0;
 	assert_true(await_value(skey, "\"load\":100000", 5));
-	puts = metric("etcd_mvcc_put_total", NULL) - puts0;
+	puts = et_metric("etcd_mvcc_put_total", NULL) - puts0;
 	/* one write per 500 ms of the storm, plus the tokens saved before it
 	 * (the burst), plus the last one after it; unpaced it would be 99 */
 	allowed = took / 0.5 + CLUSTER__REPORT_BURST + 1;
@@ -662,7 +650,7 @@ test_status_watch_resumes_after_a_cut(void **state)
 	assert_int_equal(cluster_report(busy, 30, -1), 0);
 	assert_true(await_value(skey, "\"load\":30,", 5));
 	/* (the harness's own reads are ranges too: counted from here) */
-	ranges0 = (long long) metric("grpc_server_started_total", "grpc_method=\"Range\"");
+	ranges0 = (long long) et_metric("grpc_server_started_total", "grpc_method=\"Range\"");
 	etcdh_proxy_restore(p);
 	deadline = etcdh_now() + 10 * etcdh_timeout_mult();
 	while((status_seen(lb, "busy", &load) != 1 || load != 30) && etcdh_now() < deadline)
@@ -671,7 +659,7 @@ test_status_watch_resumes_after_a_cut(void **state)
 	}
 	assert_int_equal(load, 30);
 	/* resumed by revision: nobody re-read a prefix */
-	assert_int_equal((long long) metric("grpc_server_started_total", "grpc_method=\"Range\""), ranges0);
+	assert_int_equal((long long) et_metric("grpc_server_started_total", "grpc_method=\"Range\""), ranges0);
 
 	/* again, but the history is compacted meanwhile: both prefixes are
 	 * read again, and the last report shows */

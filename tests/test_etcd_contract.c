@@ -593,26 +593,13 @@ test_view_freshness_follows_the_registry(void **state)
 /* key layout and connections                                          */
 /* ------------------------------------------------------------------ */
 
-/* One counter of et_etcd's /metrics. */
-static double
-metric(const char *name, const char *labels)
-{
-	char *text = NULL;
-	double v;
-
-	assert_int_equal(etcdh_metrics(et_etcd, &text), 0);
-	v = etcdh_metric(text, name, labels);
-	free(text);
-	return v;
-}
-
 /* Wait until the metric reaches at least want; its last value. */
 static double
 await_metric(const char *name, const char *labels, double want, double seconds)
 {
 	double deadline = etcdh_now() + et_t(seconds), v;
 
-	while((v = metric(name, labels)) < want && etcdh_now() < deadline)
+	while((v = et_metric(name, labels)) < want && etcdh_now() < deadline)
 	{
 		usleep(20000);
 	}
@@ -687,11 +674,11 @@ test_keepalive_stream_and_leave_connections(void **state)
 	assert_int_equal(et_join(m), 0);
 	et_check(m, 0, 1, 1, 5);
 	streams0 = await_metric("grpc_server_started_total", ka, 1, ttl);
-	msgs0 = metric("grpc_server_msg_received_total", ka);
+	msgs0 = et_metric("grpc_server_msg_received_total", ka);
 	assert_true(streams0 >= 1);
 	/* a keepalive every TTL/3: six of them span two TTLs at least */
 	msgs1 = await_metric("grpc_server_msg_received_total", ka, msgs0 + 6, 4 * ttl);
-	streams1 = metric("grpc_server_started_total", ka);
+	streams1 = et_metric("grpc_server_started_total", ka);
 	fprintf(stderr, "# keepalive messages %.0f -> %.0f, LeaseKeepAlive streams %.0f -> %.0f, connections %lu\n", msgs0, msgs1, streams0, streams1,
 		etcdh_proxy_accepted(p));
 	assert_true(msgs1 >= msgs0 + 6);
@@ -704,10 +691,10 @@ test_keepalive_stream_and_leave_connections(void **state)
 	 * revoke cannot reuse the keepalive stream's connection over plain
 	 * HTTP/1.1 (etcd answers a duplex stream with "Connection: close"),
 	 * so it opens one, and only one */
-	revoked0 = metric("etcd_debugging_lease_revoked_total", NULL);
+	revoked0 = et_metric("etcd_debugging_lease_revoked_total", NULL);
 	assert_int_equal(cluster_leave(m->c), 0);
 	assert_int_equal(etcdh_count(et_etcd, et_prefix(key)), 0);
-	assert_true(metric("etcd_debugging_lease_revoked_total", NULL) >= revoked0 + 1);
+	assert_true(et_metric("etcd_debugging_lease_revoked_total", NULL) >= revoked0 + 1);
 	fprintf(stderr, "# connections after leave: %lu\n", etcdh_proxy_accepted(p));
 	assert_true(etcdh_proxy_accepted(p) <= conns + 1);
 	et_member_free(m);
@@ -747,14 +734,14 @@ test_frequent_writes_keep_their_connection(void **state)
 		usleep(50000);
 	}
 	conns = etcdh_proxy_accepted(p);
-	puts0 = metric("etcd_mvcc_put_total", NULL);
+	puts0 = et_metric("etcd_mvcc_put_total", NULL);
 	t_end = etcdh_now() + 4.0;
 	while(etcdh_now() < t_end)
 	{
 		assert_int_equal(cluster_report(m->c, ++k * 100, -1), 0);
 		usleep(50000);
 	}
-	puts = metric("etcd_mvcc_put_total", NULL) - puts0;
+	puts = et_metric("etcd_mvcc_put_total", NULL) - puts0;
 	fprintf(stderr, "# %.0f status writes in 4 s: %lu new connections\n", puts, etcdh_proxy_accepted(p) - conns);
 	assert_true(puts >= 8);
 	assert_true(etcdh_proxy_accepted(p) - conns <= 1);
