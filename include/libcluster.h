@@ -258,7 +258,8 @@ struct cluster_advisor_config_struct
 	 *  report_interval_ms, so that the registry's fan-out stays bounded as
 	 *  the cluster grows; a load that moved by more than half the
 	 *  advisor's band is still written after report_interval_ms (the plan
-	 *  must see it). 0 = no limit. */
+	 *  must see it) while the member has a saved write token (one accrues
+	 *  per stretched interval, up to three). 0 = no limit. */
 	double status_writes_per_second;
 	/** A new load is written only once it differs from the last written
 	 *  one by more than this fraction of the advisor's band (capacity and
