@@ -807,14 +807,6 @@ struct yard_thread
 	int k;
 };
 
-static size_t
-null_write(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-	(void) ptr;
-	(void) userdata;
-	return size * nmemb;
-}
-
 /* One POST /v3/lease/keepalive per lease per TTL/3, as the library of
  * main does: lease j is renewed at phase j / n of the period. */
 static void *
@@ -822,21 +814,13 @@ yard_keepalive(void *arg)
 {
 	struct yard_thread *yt = arg;
 	struct yard *y = yt->y;
-	CURL *curl = curl_easy_init();
 	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
-	char url[256], body[96];
+	CURL *curl = bl_curl_post(y->endpoint, "v3/lease/keepalive", hdr, 2000L);
+	char body[96];
 	double due, now;
 	long cycle;
 	int j, stop = 0;
 
-	snprintf(url, sizeof(url), "%sv3/lease/keepalive", y->endpoint);
-	curl_easy_setopt(curl, CURLOPT_URL, url);
-	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
-	curl_easy_setopt(curl, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
-	curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, 2000L);
-	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, null_write);
 	for(cycle = 0; !stop; cycle++)
 	{
 		for(j = yt->k; j < y->n && !stop; j += y->nthreads)

@@ -379,20 +379,46 @@ bare_progress(void *userdata, curl_off_t a, curl_off_t b2, curl_off_t c, curl_of
 	return stop;
 }
 
-static void *
-bare_watch(void *arg)
+static size_t
+discard(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
-	struct bl_watcher *w = arg;
-	char url[256];
-	CURL *curl = curl_easy_init();
-	struct curl_slist *hdr = curl_slist_append(NULL, "Grpc-Metadata-Hasleader: true");
+	(void) ptr;
+	(void) userdata;
+	return size * nmemb;
+}
 
-	snprintf(url, sizeof(url), "%sv3/watch", w->b->endpoint);
-	curl_easy_setopt(curl, CURLOPT_URL, url);
+/* One set-up for every raw request the benches make (benchlib.h). */
+CURL *
+bl_curl_post(const char *endpoint, const char *path, struct curl_slist *hdr, long timeout_ms)
+{
+	CURL *curl = curl_easy_init();
+	char url[256];
+
+	if(!curl)
+	{
+		return NULL;
+	}
+	snprintf(url, sizeof(url), "%s%s", endpoint, path);
+	curl_easy_setopt(curl, CURLOPT_URL, url); /* libcurl copies it */
 	curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
 	curl_easy_setopt(curl, CURLOPT_TCP_NODELAY, 1L);
 	curl_easy_setopt(curl, CURLOPT_HTTPHEADER, hdr);
+	if(timeout_ms)
+	{
+		curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+	}
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, discard);
+	return curl;
+}
+
+static void *
+bare_watch(void *arg)
+{
+	struct bl_watcher *w = arg;
+	struct curl_slist *hdr = curl_slist_append(NULL, "Grpc-Metadata-Hasleader: true");
+	CURL *curl = bl_curl_post(w->b->endpoint, "v3/watch", hdr, 0);
+
 	curl_easy_setopt(curl, CURLOPT_POSTFIELDS,
 		"{\"create_request\":{\"key\":\"L2JlbmNoLWJhcmUv\",\"range_end\":\"L2JlbmNoLWJhcmUw\"}}");
 	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, bare_write);
@@ -408,14 +434,6 @@ bare_watch(void *arg)
 	pthread_cond_broadcast(&w->b->cond);
 	pthread_mutex_unlock(&w->b->lock);
 	return NULL;
-}
-
-static size_t
-discard(char *ptr, size_t size, size_t nmemb, void *userdata)
-{
-	(void) ptr;
-	(void) userdata;
-	return size * nmemb;
 }
 
 /* Fewest events any watcher has seen, and the latest arrival among them
@@ -514,24 +532,15 @@ bl_bare_start(const char *endpoint, int watchers)
 size_t
 bl_bare_latency(bl_bare *b, int samples, double *out, double *rtt_out)
 {
-	CURL *put = curl_easy_init();
-	char url[256];
 	struct curl_slist *hdr = curl_slist_append(NULL, "Grpc-Metadata-Hasleader: true");
+	CURL *put = bl_curl_post(b->endpoint, "v3/kv/put", hdr, 2000L);
 	struct timespec pause = { 0, 10 * 1000000L };
 	size_t n = 0;
 	double t0, t1, last;
 	long want;
 	int i, lost = 0;
 
-	snprintf(url, sizeof(url), "%sv3/kv/put", b->endpoint);
-	curl_easy_setopt(put, CURLOPT_URL, url);
-	curl_easy_setopt(put, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(put, CURLOPT_NOPROXY, "*");
-	curl_easy_setopt(put, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(put, CURLOPT_HTTPHEADER, hdr);
-	curl_easy_setopt(put, CURLOPT_TIMEOUT_MS, 2000L);
 	curl_easy_setopt(put, CURLOPT_POSTFIELDS, "{\"key\":\"L2JlbmNoLWJhcmUvaw==\",\"value\":\"eA==\"}");
-	curl_easy_setopt(put, CURLOPT_WRITEFUNCTION, discard);
 	for(i = 0; i < samples + 5 && !lost; i++)
 	{
 		pthread_mutex_lock(&b->lock);

@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <sys/types.h>
+#include <curl/curl.h>
 #include <libcluster.h>
 
 /* A member of the pool. */
@@ -91,5 +92,12 @@ long bl_raise_nofile(void);
  * opened and closed meanwhile still show). */
 int bl_tcp_established(int port);
 void bl_tcp_ports(int port, unsigned char *seen);
+
+/* A POST handle to endpoint + path (endpoint ends in '/') with the
+ * benches' raw-request settings: no signals, no proxy, TCP_NODELAY, the
+ * headers hdr (kept by the caller until cleanup), a timeout unless
+ * timeout_ms is 0, and the answer discarded unless the caller installs a
+ * writer. NULL if libcurl cannot make one. */
+CURL *bl_curl_post(const char *endpoint, const char *path, struct curl_slist *hdr, long timeout_ms);
 
 #endif /*!BENCHLIB_H_*/
