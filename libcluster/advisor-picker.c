@@ -297,33 +297,6 @@ cmp_keyed(const void *a, const void *b)
 	return x->pos < y->pos ? -1 : (x->pos > y->pos);
 }
 
-/* Position of id in the id-sorted nodes, or NONE. */
-static size_t
-find_pos(const cluster__adv_node *nodes, size_t n, const char *id)
-{
-	size_t lo = 0, hi = n;
-
-	while(lo < hi)
-	{
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(nodes[mid].id, id);
-
-		if(!c)
-		{
-			return mid;
-		}
-		if(c < 0)
-		{
-			lo = mid + 1;
-		}
-		else
-		{
-			hi = mid;
-		}
-	}
-	return NONE;
-}
-
 /* prov_refresh(): drop the entries whose target changed record, vanished
  * or expired; count the rest per target, remember where each is, and
  * queue the expiries of those with a positive count, earliest first.
@@ -342,9 +315,9 @@ build_prov(cluster__adv_picker *pk, cluster__adv_prov *prov)
 	for(i = 0, j = 0; i < prov->count; i++)
 	{
 		cluster__adv_prov_entry *e = &prov->entries[i];
-		size_t at = find_pos(pk->nodes, pk->n, e->id);
+		long at = cluster__adv_find_node(pk->nodes, pk->n, e->id);
 
-		if(at == NONE || pk->nodes[at].mod_revision != e->mod_revision || pk->nodes[at].received_ms != e->received_ms || pk->now_ms >= e->expires_ms)
+		if(at < 0 || pk->nodes[at].mod_revision != e->mod_revision || pk->nodes[at].received_ms != e->received_ms || pk->now_ms >= e->expires_ms)
 		{
 			continue;
 		}

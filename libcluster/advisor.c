@@ -1212,9 +1212,9 @@ cluster__adv_prov_timeout(const CLUSTERADVISORCONFIG *cfg, size_t n)
 	return 3 * cluster__report_interval_for(&p, n);
 }
 
-/* Position of id in the id-sorted nodes, or -1. */
-static long
-find_node(const cluster__adv_node *nodes, size_t n, const char *id)
+/* Binary search over the snapshot, which is sorted by id. */
+long
+cluster__adv_find_node(const cluster__adv_node *nodes, size_t n, const char *id)
 {
 	size_t lo = 0, hi = n;
 
@@ -1308,7 +1308,7 @@ prov_refresh(cluster__adv_prov *prov, const cluster__adv_node *nodes, size_t n, 
 	for(i = 0, j = 0; i < prov->count; i++)
 	{
 		cluster__adv_prov_entry *e = &prov->entries[i];
-		long at = find_node(nodes, n, e->id);
+		long at = cluster__adv_find_node(nodes, n, e->id);
 
 		if(at < 0 || nodes[at].mod_revision != e->mod_revision || nodes[at].received_ms != e->received_ms || now_ms >= e->expires_ms)
 		{

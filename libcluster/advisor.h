@@ -145,6 +145,9 @@ struct cluster__adv_prov
 	size_t size;
 };
 
+/* Position of id in nodes (n of them, sorted by id), or -1. */
+long cluster__adv_find_node(const cluster__adv_node *nodes, size_t n, const char *id);
+
 /* A new entry for target at the end of the provisional table (count 0,
  * no expiry yet); NULL when out of memory. */
 cluster__adv_prov_entry *cluster__adv_prov_append(cluster__adv_prov *prov, const cluster__adv_node *target);
