@@ -739,11 +739,7 @@ run_policy(int n, const long long *start, const CLUSTERADVISORCONFIG *cfg, int u
 	pol_result pr;
 
 	memset(&pr, 0, sizeof(pr));
-	pol.interval_ms = cfg->report_interval_ms;
-	pol.writes_per_second = cfg->status_writes_per_second;
-	pol.deadband = cfg->report_deadband;
-	pol.band_absolute = cfg->band_absolute;
-	pol.band_relative = cfg->band_relative;
+	cluster__report_policy_of(&pol, cfg);
 	interval = cluster__report_interval_for(&pol, (size_t) n);
 	/* the yardstick: shares of the true loads (the total never changes) */
 	memcpy(load, start, (size_t) n * sizeof(*load));
@@ -957,9 +953,7 @@ policy_runs(const CLUSTERADVISORCONFIG *cfg)
 		{
 			return;
 		}
-		memset(&pol, 0, sizeof(pol));
-		pol.interval_ms = cfg->report_interval_ms;
-		pol.writes_per_second = cfg->status_writes_per_second;
+		cluster__report_policy_of(&pol, cfg);
 		pol_rolling(n, 1000, start);
 		printf("\nrolling deploy %d x 1k: effective report interval %lld ms (each member's view of the others is up to that old)\n\n", n,
 			(long long) cluster__report_interval_for(&pol, (size_t) n));

@@ -1206,9 +1206,7 @@ cluster__adv_prov_timeout(const CLUSTERADVISORCONFIG *cfg, size_t n)
 {
 	cluster__report_policy p;
 
-	memset(&p, 0, sizeof(p));
-	p.interval_ms = cfg->report_interval_ms;
-	p.writes_per_second = cfg->version >= 2 ? cfg->status_writes_per_second : 0.0;
+	cluster__report_policy_of(&p, cfg);
 	return 3 * cluster__report_interval_for(&p, n);
 }
 

@@ -415,11 +415,7 @@ void
 cluster__get_report_policy(CLUSTER *cluster, cluster__report_policy *out)
 {
 	pthread_mutex_lock(&cluster->lock);
-	out->interval_ms = cluster->advisor_config.report_interval_ms > 0 ? cluster->advisor_config.report_interval_ms : 1000;
-	out->writes_per_second = cluster->advisor_config.status_writes_per_second;
-	out->deadband = cluster->advisor_config.report_deadband;
-	out->band_absolute = cluster->advisor_config.band_absolute;
-	out->band_relative = cluster->advisor_config.band_relative;
+	cluster__report_policy_of(out, &cluster->advisor_config);
 	pthread_mutex_unlock(&cluster->lock);
 }
 

@@ -35,6 +35,8 @@
  */
 #include "report-policy.h"
 
+#include <string.h>
+
 /* The longest effective interval (ms): one day, the longest
  * report_interval_ms the configuration accepts. */
 #define REPORT_INTERVAL_MAX 86400000
@@ -159,4 +161,18 @@ cluster__report_credit(const cluster__report_policy *p, const cluster__report_sa
 		tokens = CLUSTER__REPORT_BURST;
 	}
 	return tokens - 1.0;
+}
+
+void
+cluster__report_policy_of(cluster__report_policy *out, const CLUSTERADVISORCONFIG *cfg)
+{
+	memset(out, 0, sizeof(*out));
+	out->interval_ms = cfg->report_interval_ms;
+	out->band_absolute = cfg->band_absolute;
+	out->band_relative = cfg->band_relative;
+	if(cfg->version >= 2)
+	{
+		out->writes_per_second = cfg->status_writes_per_second;
+		out->deadband = cfg->report_deadband;
+	}
 }

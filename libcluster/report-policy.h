@@ -11,6 +11,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include "libcluster.h"
 
 typedef struct cluster__report_policy cluster__report_policy;
 struct cluster__report_policy
@@ -21,6 +22,10 @@ struct cluster__report_policy
 	long long band_absolute;  /* the advisor's bands */
 	double band_relative;
 };
+
+/* The policy an advisor configuration sets (the version 2 fields count
+ * only in a version 2 structure: before, no budget and no deadband). */
+void cluster__report_policy_of(cluster__report_policy *out, const CLUSTERADVISORCONFIG *cfg);
 
 /* A status as written (or about to be). */
 typedef struct cluster__report_sample cluster__report_sample;
