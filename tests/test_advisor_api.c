@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <setjmp.h>
 #include <cmocka.h>
+#include <math.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,7 +64,29 @@ test_config(void **state)
 	BAD(budget_per_second, -1.0);
 	BAD(jitter, 0.75);
 	BAD(stale_ms, -1);
+	BAD(status_writes_per_second, -1.0);
+	BAD(status_writes_per_second, NAN);
+	BAD(status_writes_per_second, 2e6);
+	BAD(report_deadband, -0.1);
+	BAD(report_deadband, 1.5);
+	BAD(report_deadband, NAN);
 #undef BAD
+	/* a caller built against version 1 passes the shorter structure:
+	 * its fields are taken, the version 2 fields keep their defaults */
+	{
+		CLUSTERADVISORCONFIG v1, def;
+
+		cluster_advisor_config_init(&def);
+		memset(&v1, 0xff, sizeof(v1)); /* garbage past the v1 fields */
+		memcpy(&v1, &def, offsetof(CLUSTERADVISORCONFIG, status_writes_per_second));
+		v1.version = 1;
+		v1.band_absolute = 7;
+		assert_int_equal(cluster_set_advisor_config(c, &v1), 0);
+		assert_int_equal(c->advisor_config.band_absolute, 7);
+		assert_int_equal(c->advisor_config.version, CLUSTER_ADVISOR_CONFIG_VERSION);
+		assert_true(c->advisor_config.status_writes_per_second == def.status_writes_per_second);
+		assert_true(c->advisor_config.report_deadband == def.report_deadband);
+	}
 	assert_int_equal(cluster_set_advisor_config(c, NULL), -1);
 	assert_int_equal(errno, EINVAL);
 	cluster_advisor_config_init(&cfg);
