@@ -589,6 +589,91 @@ CLUSTER_EXTERN int cluster_advice(CLUSTER *cluster, CLUSTERREDIRECT **redirects,
 CLUSTER_EXTERN void cluster_redirects_free(CLUSTERREDIRECT *redirects);
 
 /* ------------------------------------------------------------------ */
+/* Shard ownership                                                      */
+/* ------------------------------------------------------------------ */
+
+/** Most shards a cluster may divide (cluster_set_shards()). */
+#define CLUSTER_SHARDS_MAX 1000000
+/** Default shard settle window (ms): membership changes this close
+ *  together are re-assigned in one step. */
+#define CLUSTER_SHARD_SETTLE_DEFAULT_MS 300
+
+/** One shard with its fencing token. */
+typedef struct cluster_shard_struct CLUSTERSHARD;
+struct cluster_shard_struct
+{
+	/** The shard, 0 .. shards-1. */
+	unsigned int shard;
+	/** Fencing token: strictly increases every time the shard changes
+	 *  owner (the registry revision of the assignment that gave it to its
+	 *  owner; 1 with the static engine). Pass it to the systems you write
+	 *  to so that they can refuse a former owner's late writes. */
+	long long token;
+};
+
+/**
+ * Shard callback: this instance must stop working on the released shards
+ * (before it returns) and may start on the acquired ones. Either list may
+ * be empty; the two never share a shard. Called on a library thread with
+ * no library lock held; calls of one handle never overlap. A shard is
+ * given to another member only after this callback has returned for its
+ * release here, or after this instance's lease ran out (see README "Shard
+ * ownership" for the guarantee and its one assumption). The arrays are
+ * valid only during the call.
+ */
+typedef void (*CLUSTERSHARDS)(CLUSTER *cluster, const CLUSTERSHARD *acquired, size_t n_acquired, const CLUSTERSHARD *released, size_t n_released);
+
+/**
+ * Divide the cluster's work into shards 0 .. shards-1 (1 ..
+ * CLUSTER_SHARDS_MAX), each owned by exactly one live member, balanced by
+ * worker count and moved as little as possible; 0 turns shard ownership
+ * off (the default). Every member of the cluster must use the same count.
+ * Only while not joined: EPERM while joined, EINVAL out of range. With the
+ * etcd v2 engine cluster_join() then fails with ENOTSUP.
+ */
+CLUSTER_EXTERN int cluster_set_shards(CLUSTER *cluster, int shards);
+
+/** The shard count set by cluster_set_shards() (0: off). */
+CLUSTER_EXTERN int cluster_shards(CLUSTER *cluster);
+
+/**
+ * Install the shard callback. Required (cluster_join() fails with EINVAL
+ * without it) when shards are set. Only while not joined (EPERM).
+ */
+CLUSTER_EXTERN int cluster_set_shard_callback(CLUSTER *cluster, CLUSTERSHARDS callback);
+
+/**
+ * How long membership changes settle before they are re-assigned (ms, 0
+ * .. 60000; default CLUSTER_SHARD_SETTLE_DEFAULT_MS), so that a rolling
+ * restart does not move shards once per member. Only while not joined
+ * (EPERM); EINVAL out of range.
+ */
+CLUSTER_EXTERN int cluster_set_shard_settle(CLUSTER *cluster, int ms);
+
+/**
+ * The shards this instance owns now (acquired through the callback and
+ * not yet released), ascending. *shards is freed with cluster_shards_free()
+ * (NULL when *count is 0). Never blocks on the network.
+ * @return 0, or -1 with errno EPERM (not joined, or shards not set), EINVAL, ENOMEM.
+ */
+CLUSTER_EXTERN int cluster_owned_shards(CLUSTER *cluster, CLUSTERSHARD **shards, size_t *count);
+
+/** Free an array returned by cluster_owned_shards(). */
+CLUSTER_EXTERN void cluster_shards_free(CLUSTERSHARD *shards);
+
+/**
+ * Who owns shard now, as this instance last read the assignment: copies
+ * the owner's instance id into id (size bytes, at least
+ * CLUSTER_NAME_MAX + 1 always suffice; id may be NULL) and its token into
+ * *token (may be NULL). Never blocks on the network.
+ * @return 0, or -1 with errno EPERM (not joined, or shards not set),
+ *   ERANGE (shard out of range), ENOENT (no owner right now: the shard is
+ *   being handed over, or no member can take it), ENOSPC (id too small),
+ *   EINVAL.
+ */
+CLUSTER_EXTERN int cluster_shard_owner(CLUSTER *cluster, int shard, char *id, size_t size, long long *token);
+
+/* ------------------------------------------------------------------ */
 /* Failure messages                                                     */
 /* ------------------------------------------------------------------ */
 
