@@ -118,10 +118,12 @@ cluster__shard_map_init(cluster__shard_map *m, uint32_t shards)
 	{
 		return ENOMEM;
 	}
-	memset(m->runs, 0, sizeof(*m->runs));
+	m->runs[0].start = 0;
 	m->runs[0].len = shards;
 	m->runs[0].owner = -1;
 	m->runs[0].next = -1;
+	m->runs[0].token = 0;
+	m->runs[0].since = 0;
 	m->n_runs = 1;
 	m->shards = shards;
 	return 0;
@@ -1045,10 +1047,11 @@ struct plan
 	ent *ents;         /* cur's owners, then the live members */
 	int32_t *live_of;  /* per cur owner: its entity among the live, or -1 */
 	signed char *gone; /* per cur owner: expired() asked (1/0), -1 not yet */
-	run *w;            /* the runs after steps 1 and 2 */
-	uint32_t *cut;     /* per run of w: shards donated from its top */
-	run *o;            /* the output runs */
-	int64_t *held, *quota;
+	run *o;            /* the runs: after steps 1 and 2 at o + room, the
+	                    * output from o up */
+	int64_t *held;     /* per live member: held, then what it must give */
+	int64_t *quota;    /* per live member: quota, then what it needs */
+	uint32_t *from;    /* per live member: its first shard given away */
 	extra *ex;
 };
 
@@ -1058,11 +1061,10 @@ plan_free(plan *p)
 	free(p->ents);
 	free(p->live_of);
 	free(p->gone);
-	free(p->w);
-	free(p->cut);
 	free(p->o);
 	free(p->held);
 	free(p->quota);
+	free(p->from);
 	free(p->ex);
 }
 
@@ -1102,8 +1104,8 @@ quotas(plan *p, const cluster__shard_member *live, size_t n_live, uint32_t shard
 }
 
 /* Steps 1 and 2 for one run of cur, into *out; returns whether a
- * hand-over is still pending. n_cur: cur's owner count (the live members'
- * entities follow). */
+ * hand-over is still pending. Entities: cur's owners, then the live
+ * members. */
 static int
 settle_run(plan *p, const cluster__shard_map *cur, const run *r, const cluster__shard_member *live, cluster__shard_expired_fn expired, void *ctx, run *out)
 {
@@ -1153,16 +1155,109 @@ settle_run(plan *p, const cluster__shard_map *cur, const run *r, const cluster__
 }
 
 /*
- * Steps 1 and 2 in one pass over the runs, step 3 in two more (one
- * backwards to cut each donor's highest shards, one forwards to hand the
- * pool to the receivers in id order), so the cost is O(runs + members)
- * plus the sort of the one-more candidates; then normalise().
+ * Step 3 over the settled runs at o + room: the donors' excess comes off
+ * their highest shards (one pass backwards finds where each donor's gift
+ * starts), and the pool (unowned shards and gifts, in shard order) goes to
+ * the receivers in id order (one pass forwards, writing from o up: each
+ * donor and each receiver splits at most one run, and room covers that,
+ * so the writes never overtake the reads). Returns the shards moved; *n
+ * gets the output's run count.
+ */
+static size_t
+hand_out(plan *p, size_t n_cur, size_t n_live, size_t n_runs, size_t room, size_t *n)
+{
+	size_t i, n_o = 0, rc = 0, moved = 0;
+	run *w = p->o + room;
+
+	for(i = 0; i < n_live; i++)
+	{
+		p->from[i] = UINT32_MAX;
+	}
+	for(i = n_runs; i-- > 0;)
+	{
+		const run *r = &w[i];
+		int64_t *give = r->owner >= (int32_t) n_cur ? &p->held[r->owner - (int32_t) n_cur] : NULL;
+
+		if(give && *give > 0)
+		{
+			uint32_t c = *give < r->len ? (uint32_t) *give : r->len;
+
+			p->from[r->owner - (int32_t) n_cur] = r->start + r->len - c;
+			*give -= c;
+		}
+	}
+	for(i = 0; i < n_runs; i++)
+	{
+		run r = w[i];
+		uint32_t start = r.start, len = r.len;
+		int grant = r.owner < 0;
+
+		if(!grant)
+		{
+			uint32_t from = r.owner >= (int32_t) n_cur ? p->from[r.owner - (int32_t) n_cur] : UINT32_MAX;
+
+			if(from >= r.start + r.len)
+			{
+				p->o[n_o++] = r;
+				continue;
+			}
+			if(from > r.start)
+			{
+				p->o[n_o] = r;
+				p->o[n_o++].len = from - r.start;
+				start = from;
+				len = r.start + r.len - from;
+			}
+		}
+		while(len)
+		{
+			uint32_t t;
+
+			while(rc < n_live && p->quota[rc] <= 0)
+			{
+				rc++;
+			}
+			p->o[n_o] = r;
+			p->o[n_o].start = start;
+			if(rc == n_live)
+			{
+				p->o[n_o++].len = len; /* nobody needs it (blocked shards) */
+				break;
+			}
+			t = p->quota[rc] < len ? (uint32_t) p->quota[rc] : len;
+			p->o[n_o].len = t;
+			if(grant)
+			{
+				p->o[n_o].owner = (int32_t) (n_cur + rc);
+				p->o[n_o].token = 0;
+			}
+			else
+			{
+				p->o[n_o].next = (int32_t) (n_cur + rc);
+				p->o[n_o].since = 0;
+			}
+			n_o++;
+			p->quota[rc] -= t;
+			moved += t;
+			start += t;
+			len -= t;
+		}
+	}
+	*n = n_o;
+	return moved;
+}
+
+/*
+ * Steps 1 and 2 in one pass over the runs, step 3 in two more (see
+ * hand_out()), so the cost is O(runs + members) plus the sort of the
+ * one-more candidates; then normalise(). One array of runs serves all
+ * three passes.
  */
 int
 cluster__shard_plan(const cluster__shard_map *cur, const cluster__shard_member *live, size_t n_live, cluster__shard_expired_fn expired, void *ctx, cluster__shard_map *next, int *changed, size_t *moves)
 {
 	plan p;
-	size_t n_cur = cur->n_owners, i, k, n_o = 0, rc = 0, moved = 0;
+	size_t n_cur = cur->n_owners, i, n_o, moved = 0, room = 2 * n_live + 2;
 	int64_t total = 0;
 	int pending = 0, err;
 
@@ -1190,13 +1285,12 @@ cluster__shard_plan(const cluster__shard_map *cur, const cluster__shard_member *
 	p.ents = ents_of(cur, n_live, &err);
 	p.live_of = malloc((n_cur ? n_cur : 1) * sizeof(*p.live_of));
 	p.gone = malloc(n_cur ? n_cur : 1);
-	p.w = malloc(cur->n_runs * sizeof(*p.w));
-	p.cut = malloc(cur->n_runs * sizeof(*p.cut));
-	p.o = malloc((cur->n_runs + 2 * n_live + 2) * sizeof(*p.o));
+	p.o = malloc((cur->n_runs + room) * sizeof(*p.o));
 	p.held = malloc((n_live ? n_live : 1) * sizeof(*p.held));
 	p.quota = malloc((n_live ? n_live : 1) * sizeof(*p.quota));
+	p.from = malloc((n_live ? n_live : 1) * sizeof(*p.from));
 	p.ex = malloc((n_live ? n_live : 1) * sizeof(*p.ex));
-	if(err || (!p.ents && n_cur + n_live) || !p.live_of || !p.gone || !p.w || !p.cut || !p.o || !p.held || !p.quota || !p.ex)
+	if(err || (!p.ents && n_cur + n_live) || !p.live_of || !p.gone || !p.o || !p.held || !p.quota || !p.from || !p.ex)
 	{
 		plan_free(&p);
 		return ENOMEM;
@@ -1216,11 +1310,10 @@ cluster__shard_plan(const cluster__shard_map *cur, const cluster__shard_member *
 		p.live_of[i] = l >= 0 && live[l].incarnation == cur->owners[i].incarnation ? (int32_t) (n_cur + (size_t) l) : -1;
 		p.gone[i] = -1;
 	}
-
 	/* steps 1 and 2 */
 	for(i = 0; i < cur->n_runs; i++)
 	{
-		run *r = &p.w[i];
+		run *r = &p.o[room + i];
 
 		pending |= settle_run(&p, cur, &cur->runs[i], live, expired, ctx, r);
 		if(r->owner >= (int32_t) n_cur)
@@ -1228,11 +1321,10 @@ cluster__shard_plan(const cluster__shard_map *cur, const cluster__shard_member *
 			p.held[r->owner - (int32_t) n_cur] += r->len;
 		}
 	}
-
-	/* step 3: quotas; from here on held[] is what a member still has to
-	 * give and quota[] what it still needs */
 	if(!pending && total > 0)
 	{
+		/* step 3: from here on held[] is what a member must give and
+		 * quota[] what it needs */
 		quotas(&p, live, n_live, cur->shards, total);
 		for(i = 0; i < n_live; i++)
 		{
@@ -1241,78 +1333,12 @@ cluster__shard_plan(const cluster__shard_map *cur, const cluster__shard_member *
 			p.held[i] = h > q ? h - q : 0;
 			p.quota[i] = q > h ? q - h : 0;
 		}
+		moved = hand_out(&p, n_cur, n_live, cur->n_runs, room, &n_o);
 	}
-	/* each donor's excess is cut from its highest shards */
-	for(k = cur->n_runs; k-- > 0;)
+	else
 	{
-		run *r = &p.w[k];
-
-		p.cut[k] = 0;
-		if(!pending && total > 0 && r->owner >= (int32_t) n_cur && p.held[r->owner - (int32_t) n_cur] > 0)
-		{
-			int64_t *give = &p.held[r->owner - (int32_t) n_cur];
-
-			p.cut[k] = (uint32_t) (*give < r->len ? *give : r->len);
-			*give -= p.cut[k];
-		}
-	}
-	/* the pool (unowned shards and the cuts) in shard order, to the
-	 * receivers in id order */
-	for(i = 0; i < cur->n_runs; i++)
-	{
-		run r = p.w[i];
-		uint32_t start, len;
-		int grant = r.owner < 0;
-
-		if(pending || total <= 0 || (!grant && !p.cut[i]))
-		{
-			p.o[n_o++] = r;
-			continue;
-		}
-		len = grant ? r.len : p.cut[i];
-		start = r.start + r.len - len;
-		if(!grant)
-		{
-			p.o[n_o] = r;
-			p.o[n_o].len = r.len - len;
-			n_o += p.o[n_o].len > 0;
-		}
-		while(len)
-		{
-			uint32_t t;
-
-			while(rc < n_live && p.quota[rc] <= 0)
-			{
-				rc++;
-			}
-			if(rc == n_live)
-			{
-				p.o[n_o] = r;
-				p.o[n_o].start = start;
-				p.o[n_o].len = len;
-				n_o++;
-				break;
-			}
-			t = p.quota[rc] < len ? (uint32_t) p.quota[rc] : len;
-			p.o[n_o] = r;
-			p.o[n_o].start = start;
-			p.o[n_o].len = t;
-			if(grant)
-			{
-				p.o[n_o].owner = (int32_t) (n_cur + rc);
-				p.o[n_o].token = 0;
-			}
-			else
-			{
-				p.o[n_o].next = (int32_t) (n_cur + rc);
-				p.o[n_o].since = 0;
-			}
-			n_o++;
-			p.quota[rc] -= t;
-			moved += t;
-			start += t;
-			len -= t;
-		}
+		memmove(p.o, p.o + room, cur->n_runs * sizeof(*p.o));
+		n_o = cur->n_runs;
 	}
 	err = normalise(p.ents, n_cur + n_live, p.o, n_o, cur->shards, next);
 	p.o = NULL;

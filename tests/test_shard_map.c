@@ -1544,6 +1544,445 @@ test_exhaustive(void **state)
 	fprintf(stderr, "# exhaustive: %zu settles checked\n", checked);
 }
 
+/* ------------------------------------------------------------------ */
+/* random membership changes                                            */
+/* ------------------------------------------------------------------ */
+
+typedef struct tally tally;
+struct tally
+{
+	size_t moves, minimum, changes, at_minimum, midflight;
+};
+
+/* Per shard, the slot the map gives it to (-1: nobody or pending). */
+static void
+owners_now(const sim *s, int *out)
+{
+	int *so = slots_of(s, &s->cur);
+	size_t i, k;
+
+	for(i = 0; i < s->cur.n_runs; i++)
+	{
+		const cluster__shard_run *r = &s->cur.runs[i];
+
+		for(k = r->start; k < (size_t) r->start + r->len; k++)
+		{
+			out[k] = r->owner >= 0 && r->next < 0 ? so[r->owner] : -1;
+		}
+	}
+	free(so);
+}
+
+/* A random live slot, or -1. */
+static int
+any_live(const sim *s)
+{
+	size_t i, n = 0;
+	int pick = -1;
+
+	for(i = 0; i < s->n_slots; i++)
+	{
+		if(s->slots[i].state == LIVE && rnd((unsigned) ++n) == 0)
+		{
+			pick = (int) i;
+		}
+	}
+	return pick;
+}
+
+static int
+n_live(const sim *s)
+{
+	size_t i;
+	int n = 0;
+
+	for(i = 0; i < s->n_slots; i++)
+	{
+		n += s->slots[i].state == LIVE;
+	}
+	return n;
+}
+
+static int
+random_weight(void)
+{
+	return rnd(10) ? 1 + (int) rnd(4) : 0;
+}
+
+/* One random change: join (a new id, or an old one with a new
+ * incarnation), clean leave, crash, or new weight. */
+static void
+random_change(sim *s, int max_members)
+{
+	unsigned kind = rnd(4);
+	int i = any_live(s);
+
+	if(i < 0 || (kind == 0 && n_live(s) < max_members))
+	{
+		char id[16];
+
+		snprintf(id, sizeof(id), "n%02u", rnd(rnd(2) ? 100 : (unsigned) max_members + 1));
+		for(i = 0; i < (int) s->n_slots; i++)
+		{
+			if(s->slots[i].state == LIVE && !strcmp(s->slots[i].id, id))
+			{
+				return; /* that id is live: no change */
+			}
+		}
+		sim_join(s, id, random_weight());
+	}
+	else if(kind == 1)
+	{
+		sim_leave(s, i);
+	}
+	else if(kind == 2)
+	{
+		sim_crash(s, i, (int) rnd(4));
+	}
+	else
+	{
+		s->slots[i].weight = random_weight();
+	}
+}
+
+/*
+ * A sequence of changes, each followed by a settle: balance, and moves no
+ * more than the change needs (the independent minimum, from the state
+ * right after it), and every member that stays keeps whatever it is not
+ * required to give up: of what it held before, it keeps min(before,
+ * after). One change in four comes while a re-assignment is still in
+ * flight (after one plan of the one before): those are checked for
+ * safety and balance only.
+ */
+static void
+run_random(uint64_t seed, uint32_t shards, int steps, tally *t)
+{
+	int *before = malloc(shards * sizeof(*before)), *after = malloc(shards * sizeof(*after));
+	int64_t *nb, *na, *both;
+	int max_members, step;
+	sim s;
+
+	rng_state = seed;
+	max_members = 1 + (int) rnd(50);
+	assert_true(before && after);
+	sim_init(&s, shards);
+	for(step = 0; step < steps; step++)
+	{
+		int64_t want;
+		int midflight = rnd(4) == 0;
+		size_t i, k;
+
+		owners_now(&s, before);
+		if(midflight)
+		{
+			random_change(&s, max_members);
+			sim_round(&s);
+		}
+		random_change(&s, max_members);
+		want = min_closed(&s);
+		s.moves = 0;
+		sim_settle(&s);
+		check_settled(&s);
+		if(midflight)
+		{
+			t->midflight++;
+			continue;
+		}
+		if((int64_t) s.moves > want)
+		{
+			print_error("seed %llu S %u step %d: moved %zu, minimum %lld\n", (unsigned long long) seed, shards, step, s.moves, (long long) want);
+		}
+		assert_true((int64_t) s.moves <= want);
+		t->moves += s.moves;
+		t->minimum += (size_t) want;
+		t->at_minimum += (int64_t) s.moves == want;
+		t->changes++;
+		owners_now(&s, after);
+		nb = calloc(s.n_slots + 1, sizeof(*nb));
+		na = calloc(s.n_slots + 1, sizeof(*na));
+		both = calloc(s.n_slots + 1, sizeof(*both));
+		assert_true(nb && na && both);
+		for(k = 0; k < shards; k++)
+		{
+			if(before[k] >= 0)
+			{
+				nb[before[k]]++;
+			}
+			if(after[k] >= 0)
+			{
+				na[after[k]]++;
+			}
+			if(before[k] >= 0 && before[k] == after[k])
+			{
+				both[before[k]]++;
+			}
+		}
+		for(i = 0; i < s.n_slots; i++)
+		{
+			if(s.slots[i].state == LIVE)
+			{
+				assert_int_equal(both[i], nb[i] < na[i] ? nb[i] : na[i]);
+			}
+		}
+		free(nb);
+		free(na);
+		free(both);
+	}
+	sim_free(&s);
+	free(before);
+	free(after);
+}
+
+static void
+test_random(void **state)
+{
+	static const struct
+	{
+		uint32_t shards;
+		int sequences, steps;
+	} plan[] = { { 1, 600, 20 }, { 7, 600, 20 }, { 64, 400, 25 }, { 1024, 100, 30 }, { 65536, 6, 30 } };
+	tally t;
+	size_t p;
+	int i;
+
+	(void) state;
+	memset(&t, 0, sizeof(t));
+	for(p = 0; p < sizeof(plan) / sizeof(plan[0]); p++)
+	{
+		for(i = 0; i < plan[p].sequences; i++)
+		{
+			run_random(0x9e3779b97f4a7c15ULL * (uint64_t) (i + 1) + plan[p].shards, plan[p].shards, plan[p].steps, &t);
+		}
+	}
+	fprintf(stderr, "# random: %zu changes moved %zu shards, minimum %zu (%zu changes at their minimum; %zu more in flight)\n",
+		t.changes, t.moves, t.minimum, t.at_minimum, t.midflight);
+}
+
+/* ------------------------------------------------------------------ */
+/* allocation failures, scale                                           */
+/* ------------------------------------------------------------------ */
+
+/* A record of 300 runs over five owners, with hand-overs pending. */
+static char *
+busy_record(void)
+{
+	size_t cap = 64 * 1024, len;
+	char *t = malloc(cap);
+	int i;
+
+	assert_non_null(t);
+	len = (size_t) snprintf(t, cap, "{\"v\":1,\"shards\":1000,\"owners\":[[\"a\",1],[\"b\",2],[\"c\",3],[\"d\",4],[\"e\",5]],\"runs\":[");
+	for(i = 0; i < 300; i++)
+	{
+		int owner = i % 5, next = i % 7 == 0 ? (owner + 1) % 5 : -1;
+
+		len += (size_t) snprintf(t + len, cap - len, "%s[%d,%d,%d,%d,%d]", i ? "," : "", i < 299 ? 3 : 103, i % 11 ? owner : -1, i % 11 ? next : -1, i % 11 ? 1 + i % 4 : 0, i % 11 && next >= 0 ? 5 : 0);
+	}
+	snprintf(t + len, cap - len, "]}");
+	return t;
+}
+
+/* Fail the k-th allocation for k = 0, 1, ... until the call succeeds:
+ * every failure is ENOMEM with the output empty and the input intact. */
+static void
+test_out_of_memory(void **state)
+{
+	cluster__shard_member live[4] = { mem("a", 1, 1, 5), mem("c", 3, 2, 0), mem("e", 5, 1, 0), mem("f", 6, 3, 0) };
+	cluster__shard_map cur, out;
+	CLUSTERSHARD held[3] = { { 0, 1 }, { 5, 1 }, { 999, 1 } };
+	char *text = busy_record(), *before, *t;
+	exp_ctx e = { 1, 0 };
+	int op;
+
+	(void) state;
+	dec(text, 1000, 9, &cur);
+	before = enc(&cur);
+	for(op = 0; op < 7; op++)
+	{
+		long k;
+
+		for(k = 0;; k++)
+		{
+			CLUSTERSHARD *acq = NULL, *rel = NULL;
+			size_t na = 0, nr = 0, len = 0;
+			int err = -1, changed = 0;
+			char why[128];
+
+			t = NULL;
+			fail_after = k;
+			switch(op)
+			{
+			case 0:
+				err = cluster__shard_plan(&cur, live, 4, expired_answer, &e, &out, &changed, &na);
+				break;
+			case 1:
+				err = cluster__shard_map_encode(&cur, &t, &len);
+				break;
+			case 2:
+				err = cluster__shard_map_decode(text, strlen(text), 1000, 9, &out, why, sizeof(why));
+				break;
+			case 3:
+				err = cluster__shard_map_leave(&cur, "b", 2, &out, &changed);
+				break;
+			case 4:
+				err = cluster__shard_map_copy(&out, &cur);
+				break;
+			case 5:
+				err = cluster__shard_diff(&cur, "a", 1, held, 3, &acq, &na, &rel, &nr, NULL);
+				break;
+			default:
+				err = cluster__shard_map_init(&out, 10);
+				break;
+			}
+			fail_after = -1;
+			if(!err)
+			{
+				if(!k)
+				{
+					print_error("operation %d allocates nothing\n", op);
+				}
+				assert_true(k > 0); /* at least one allocation was failed */
+				if(op == 1)
+				{
+					free(t);
+				}
+				else if(op == 5)
+				{
+					assert_true(na > 0 && nr > 0);
+					free(acq);
+					free(rel);
+				}
+				else
+				{
+					cluster__shard_map_free(&out);
+				}
+				break;
+			}
+			assert_int_equal(err, ENOMEM);
+			if(op == 1)
+			{
+				assert_null(t);
+			}
+			else if(op == 5)
+			{
+				assert_null(acq);
+				assert_null(rel);
+			}
+			else
+			{
+				assert_empty(&out);
+			}
+			if(op == 2)
+			{
+				assert_string_equal(why, "out of memory");
+			}
+			t = enc(&cur);
+			assert_string_equal(t, before);
+			free(t);
+		}
+	}
+	cluster__shard_map_free(&cur);
+	free(before);
+	free(text);
+}
+
+static double
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
+}
+
+/*
+ * A million shards over 200 members: from nothing; after a member goes and
+ * two come; and from the worst record there is, one run per shard. No
+ * timing assertion (bench/ measures): the times go to stderr.
+ */
+static void
+test_scale(void **state)
+{
+	enum
+	{
+		N = 200,
+		S = CLUSTER_SHARDS_MAX
+	};
+	cluster__shard_member *live = malloc((N + 2) * sizeof(*live));
+	char(*ids)[16] = malloc((N + 2) * sizeof(*ids));
+	cluster__shard_map m, next, frag;
+	int changed, i;
+	size_t moves, len;
+	double t0, t1, t2, t3, t4;
+	char *text;
+	exp_ctx yes = { 1, 0 };
+
+	(void) state;
+	assert_true(live && ids);
+	for(i = 0; i < N + 2; i++)
+	{
+		snprintf(ids[i], sizeof(ids[i]), "w%04d", i);
+		live[i] = mem(ids[i], i + 1, 1 + i % 8, 0);
+	}
+	assert_int_equal(cluster__shard_map_init(&m, S), 0);
+	t0 = now_ms();
+	assert_int_equal(cluster__shard_plan(&m, live, N, NULL, NULL, &next, &changed, &moves), 0);
+	t1 = now_ms();
+	assert_int_equal(moves, S);
+	assert_int_equal(next.n_runs, N);
+	cluster__shard_map_free(&m);
+	m = next;
+	/* the tokens a decode would have resolved */
+	for(i = 0; i < (int) m.n_runs; i++)
+	{
+		m.runs[i].token = 2;
+	}
+	/* w0100 leaves, w0200 and w0201 join */
+	memmove(&live[100], &live[101], (N + 1 - 100) * sizeof(*live));
+	t2 = now_ms();
+	assert_int_equal(cluster__shard_plan(&m, live, N + 1, expired_answer, &yes, &next, &changed, &moves), 0);
+	t3 = now_ms();
+	assert_true(changed);
+	cluster__shard_map_free(&next);
+	cluster__shard_map_free(&m);
+	/* one run per shard, owners round robin */
+	memset(&frag, 0, sizeof(frag));
+	frag.shards = S;
+	frag.n_runs = S;
+	frag.runs = malloc(S * sizeof(*frag.runs));
+	frag.n_owners = N;
+	frag.owners = malloc(N * sizeof(*frag.owners));
+	assert_true(frag.runs && frag.owners);
+	for(i = 0; i < N; i++)
+	{
+		frag.owners[i].id = malloc(16);
+		assert_non_null(frag.owners[i].id);
+		strcpy(frag.owners[i].id, ids[i]);
+		frag.owners[i].incarnation = i + 1;
+	}
+	for(i = 0; i < S; i++)
+	{
+		cluster__shard_run r = { (uint32_t) i, 1, i % N, -1, 1 + i % 3, 0 };
+
+		frag.runs[i] = r;
+	}
+	t4 = now_ms();
+	assert_int_equal(cluster__shard_map_encode(&frag, &text, &len), 0);
+	fprintf(stderr, "# scale: %d shards, %d members: plan from nothing %.1f ms, after a change %.1f ms; "
+					"%d runs: encode %.1f ms (%zu bytes), ",
+		S, N, t1 - t0, t3 - t2, S, now_ms() - t4, len);
+	free(text);
+	live[0].weight = 0;
+	t4 = now_ms();
+	assert_int_equal(cluster__shard_plan(&frag, live, N, NULL, NULL, &next, &changed, &moves), 0);
+	fprintf(stderr, "plan %.1f ms\n", now_ms() - t4);
+	assert_true(changed);
+	cluster__shard_map_free(&next);
+	cluster__shard_map_free(&frag);
+	free(live);
+	free(ids);
+}
+
 int
 main(void)
 {
@@ -1560,6 +1999,9 @@ main(void)
 		cmocka_unit_test(test_leave),
 		cmocka_unit_test(test_diff),
 		cmocka_unit_test(test_exhaustive),
+		cmocka_unit_test(test_random),
+		cmocka_unit_test(test_out_of_memory),
+		cmocka_unit_test(test_scale),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
