@@ -41,12 +41,12 @@ typedef struct cluster__shard_run cluster__shard_run;
 struct cluster__shard_run
 {
 	uint32_t start;
-	uint32_t len;    /* >= 1 */
-	int32_t owner;   /* index into owners, -1: unowned */
-	int32_t next;    /* hand-over target (index into owners), -1: none */
-	int64_t token;   /* revision that gave owner these shards; 0: "the
+	uint32_t len;  /* >= 1 */
+	int32_t owner; /* index into owners, -1: unowned */
+	int32_t next;  /* hand-over target (index into owners), -1: none */
+	int64_t token; /* revision that gave owner these shards; 0: "the
 	                  * version being written" (planner output only) */
-	int64_t since;   /* with next >= 0: revision of the version that asked
+	int64_t since; /* with next >= 0: revision of the version that asked
 	                  * for the hand-over; 0: the version being written */
 };
 
@@ -102,8 +102,8 @@ struct cluster__shard_member
 {
 	const char *id;
 	int64_t incarnation;
-	int weight;     /* worker count; 0: owns nothing (gives all away) */
-	int64_t acked;  /* highest revision it acknowledged (0: none) */
+	int weight;    /* worker count; 0: owns nothing (gives all away) */
+	int64_t acked; /* highest revision it acknowledged (0: none) */
 };
 
 /* Asked of the caller for each owner in the map that is not live: may its
