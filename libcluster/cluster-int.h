@@ -102,6 +102,18 @@ struct cluster_struct
 	/* The advisor has been used (set once, atomics): engines keep other
 	 * members' statuses from then on (engine.h want_statuses). */
 	int want_statuses;
+	/* shard ownership (shards.c). shards, shard_settle_ms and shard_cb
+	 * are configuration (changed only while not joined). */
+	int shards; /* 0: off */
+	int shard_settle_ms;
+	CLUSTERSHARDS shard_cb;
+	/* Serialises shard callbacks and the held set's changes; taken by the
+	 * delivering thread around the callback (no other lock is held then,
+	 * and nothing else is taken under it but lock). */
+	pthread_mutex_t shard_deliver;
+	CLUSTERSHARD *held; /* (S) owned now, ascending */
+	size_t n_held;
+	struct cluster__shard_map *shard_map; /* (S) the assignment last read, for the getters */
 };
 
 /* --- delivery (notify.c) ---------------------------------------------- */
@@ -148,6 +160,16 @@ int cluster__fail(CLUSTER *cluster, int err);
  * library does not log: a getter asked too early, a normal "no member").
  * Sets errno; returns -1. */
 int cluster__fail_msg(CLUSTER *cluster, int err, const char *format, ...) CLUSTER__PRINTF(3, 4);
+
+/* --- shard ownership glue (shards.c) --------------------------------- */
+/* Refuse a join that cannot run shards (EINVAL: no callback; ENOTSUP:
+ * the engine has none). Logs the reason. */
+int cluster__shards_check_join(CLUSTER *cluster);
+/* The static engine's fixed assignment, after a join or a worker change. */
+void cluster__shards_static_refresh(CLUSTER *cluster);
+/* After leave: release whatever is still held (callback), drop the map. */
+void cluster__shards_after_leave(CLUSTER *cluster);
+void cluster__shards_free(CLUSTER *cluster); /* from destroy */
 
 /* --- advisor glue (advisor-api.c) ------------------------------------ */
 

@@ -193,6 +193,7 @@ cluster_create(const char *key)
 	c->serial = __atomic_add_fetch(&serials, 1, __ATOMIC_RELAXED);
 	pthread_mutex_init(&c->control, NULL);
 	pthread_mutex_init(&c->lock, NULL);
+	pthread_mutex_init(&c->shard_deliver, NULL);
 	cluster__cond_init(&c->delivered);
 	pthread_rwlock_init(&c->engine_lock, NULL);
 	c->key = strdup(key);
@@ -206,6 +207,7 @@ cluster_create(const char *key)
 	}
 	c->ttl = CLUSTER_TTL_DEFAULT;
 	c->settle_ms = CLUSTER_SETTLE_DEFAULT_MS;
+	c->shard_settle_ms = CLUSTER_SHARD_SETTLE_DEFAULT_MS;
 	c->request_timeout_ms = CLUSTER_REQUEST_TIMEOUT_DEFAULT_MS;
 	c->join_timeout_ms = CLUSTER_JOIN_TIMEOUT_DEFAULT_MS;
 	c->workers = 1;
@@ -277,6 +279,7 @@ free_memory(CLUSTER *cluster)
 		free(r->s);
 		free(r);
 	}
+	cluster__shards_free(cluster);
 	free(cluster->key);
 	free(cluster->env);
 	free(cluster->partition);
@@ -339,6 +342,7 @@ cluster_destroy(CLUSTER *cluster)
 	pthread_rwlock_destroy(&cluster->engine_lock);
 	pthread_cond_destroy(&cluster->delivered);
 	pthread_mutex_destroy(&cluster->lock);
+	pthread_mutex_destroy(&cluster->shard_deliver);
 	pthread_mutex_destroy(&cluster->control);
 	free_memory(cluster);
 	return 0;
@@ -396,6 +400,8 @@ engine_config(CLUSTER *cluster, int passive, cluster__engine_config *cfg)
 	cfg->user = cluster->user;
 	cfg->password = cluster->password;
 	cfg->want_statuses = __atomic_load_n(&cluster->want_statuses, __ATOMIC_ACQUIRE);
+	cfg->shards = cluster->shards;
+	cfg->shard_settle_ms = cluster->shard_settle_ms;
 	cfg->static_index = cluster->static_index;
 	cfg->static_total = cluster->static_total;
 }
@@ -450,6 +456,14 @@ join(CLUSTER *cluster, int passive)
 		control_end(cluster);
 		return 0;
 	}
+	pthread_mutex_unlock(&cluster->lock);
+	r = passive ? 0 : cluster__shards_check_join(cluster);
+	if(r)
+	{
+		control_end(cluster);
+		return cluster__fail(cluster, r);
+	}
+	pthread_mutex_lock(&cluster->lock);
 	/* joined before the engine runs, so the first callback may already
 	 * use the getters */
 	cluster->joined = 1;
@@ -516,6 +530,10 @@ join(CLUSTER *cluster, int passive)
 	cluster->join_threads--;
 	pthread_cond_broadcast(&cluster->delivered);
 	pthread_mutex_unlock(&cluster->lock);
+	if(!r && !passive)
+	{
+		cluster__shards_static_refresh(cluster);
+	}
 	return r ? cluster__fail(cluster, r) : 0;
 }
 
@@ -636,7 +654,8 @@ cluster_leave(CLUSTER *cluster)
 	cb = cluster->balancer;
 	pthread_mutex_unlock(&cluster->lock);
 	control_end(cluster);
-	/* the final callback, on this thread, with no library lock held */
+	/* the final callbacks, on this thread, with no library lock held */
+	cluster__shards_after_leave(cluster);
 	cluster__deliver_state(cluster, cb, &st);
 	return 0;
 }
@@ -965,6 +984,7 @@ cluster_set_workers(CLUSTER *cluster, int workers)
 		return cluster__fail(cluster, r);
 	}
 	cluster__deliver(cluster);
+	cluster__shards_static_refresh(cluster);
 	if(cluster__verbose(cluster))
 	{
 		cluster__log(cluster, LOG_DEBUG, "libcluster: number of workers in this cluster member set to %d\n", workers);

@@ -871,5 +871,6 @@ const cluster__engine cluster__engine_etcd2 = {
 	NULL,
 	NULL,
 	NULL,
-	0 /* no settle tick: every view is delivered at once */
+	0 /* no settle tick: every view is delivered at once */,
+	0 /* shards */
 };

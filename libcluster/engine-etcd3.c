@@ -51,6 +51,7 @@
 #include "etcd3-proto.h"
 #include "member-table.h"
 #include "report-policy.h"
+#include "shard-sync.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -159,7 +160,21 @@ struct etcd3
 	 * it as lost (see cluster_destroy()'s fork rule). */
 	char *watch_body; /* (watch thread) the request of the current stream */
 	void *ping_state; /* (ping thread) its state */
+
+	/* shard ownership (cfg->shards): the record, the acknowledgements,
+	 * the shard thread's own connections, and until when the lease is
+	 * known to live (w's mutex: monotonic ms, 0: no lease) */
+	char *shard_key;  /* "/key/[partition/]env@shards" */
+	char *ack_prefix; /* "/key/[partition/]env@shards-ack/" */
+	char *ack_key;    /* ack_prefix + instance id */
+	etcd3_conn shard;
+	etcd3_conn shard_watch;
+	cluster__shard_sync *sync;
+	int64_t hold_until;
 };
+
+static void shards_members(etcd3 *ed);
+static void shards_wake(etcd3 *ed);
 
 /* ---------------------------------------------------------------------- */
 /* small helpers                                                            */
@@ -459,12 +474,14 @@ register_once(etcd3 *ed, etcd3_conn *cn, int64_t old_lease, int64_t *rev_out, cl
 	cluster__etcd3_txn txn;
 	cluster__status st;
 	unsigned long gen;
-	int64_t lease, ttl;
+	int64_t lease, ttl, granted_from;
 	char *value, *svalue, *body;
 	int r, oom;
 
 	*rev_out = 0;
 	memset(&txn, 0, sizeof(txn));
+	/* the lease lives at least a TTL from before its grant was asked */
+	granted_from = cluster__now_ms();
 	body = cluster__etcd3_build_grant(ed->cfg->ttl);
 	r = rpc(ed, cn, "/v3/lease/grant", body, &resp, why, whysz);
 	free(body);
@@ -524,6 +541,7 @@ register_once(etcd3 *ed, etcd3_conn *cn, int64_t old_lease, int64_t *rev_out, cl
 	ed->lease = lease;
 	ed->registered = 1;
 	ed->lease_ok = 1;
+	ed->hold_until = granted_from + (int64_t) ed->ttl * 1000;
 	ed->w.flags &= ~CHECK_SELF;
 	ed->id_taken = 0;
 	if(gen > ed->written_gen)
@@ -577,6 +595,7 @@ member_from_kv(etcd3 *ed, const cluster__etcd3_kv *kv, cluster__member *rec)
 	}
 	rec->passive = 0;
 	rec->mod_revision = kv->mod_revision;
+	rec->create_revision = kv->create_revision;
 	return 0;
 }
 
@@ -706,6 +725,7 @@ publish(etcd3 *ed)
 	ed->n_members = cluster__table_count(&ed->table);
 	cluster__waker_unlock(&ed->w);
 	add_self = !ed->passive && !taken && !cluster__table_find(&ed->table, ed->cfg->instance);
+	shards_members(ed);
 	if(!add_self)
 	{
 		return cluster__publish_tables(ed->core, &ed->table, &ed->statuses, ed->last_rev);
@@ -1365,8 +1385,10 @@ lost_lease(etcd3 *ed, ping_state *ps, const char *how)
 	cluster__waker_lock(&ed->w);
 	ed->registered = 0;
 	ed->lease_ok = 0;
+	ed->hold_until = 0;
 	cluster__waker_unlock(&ed->w);
 	update_fresh(ed);
+	shards_wake(ed);
 	ps->retry_register = cluster__now_ms();
 	ps->written.valid = 0;
 }
@@ -1465,7 +1487,7 @@ ping_next(etcd3 *ed, ping_state *ps, int64_t now, int64_t *due, int *member, int
 
 /* A keepalive was answered with a TTL: the lease lives. */
 static void
-keepalive_ok(etcd3 *ed, ping_state *ps)
+keepalive_ok(etcd3 *ed, ping_state *ps, int64_t sent)
 {
 	int64_t now = cluster__now_ms();
 
@@ -1481,6 +1503,11 @@ keepalive_ok(etcd3 *ed, ping_state *ps)
 	ps->last_ok = now;
 	cluster__waker_lock(&ed->w);
 	ed->lease_ok = 1;
+	/* etcd renewed it after we asked: it lives a TTL from then */
+	if(sent + (int64_t) ed->ttl * 1000 > ed->hold_until)
+	{
+		ed->hold_until = sent + (int64_t) ed->ttl * 1000;
+	}
 	cluster__waker_unlock(&ed->w);
 	update_fresh(ed);
 }
@@ -1548,9 +1575,10 @@ keepalive_unary(etcd3 *ed, ping_state *ps)
 	cluster__http_response resp;
 	int64_t id, ttl = 0;
 	char why[320], *body = cluster__etcd3_build_lease_id(ed->lease);
+	int64_t sent = cluster__now_ms();
 	int r;
 
-	ps->next_keepalive = cluster__now_ms() + refresh_ms(ed);
+	ps->next_keepalive = sent + refresh_ms(ed);
 	r = rpc(ed, &ed->ping, "/v3/lease/keepalive", body, &resp, why, sizeof(why));
 	free(body);
 	if(r == ECANCELED)
@@ -1571,7 +1599,7 @@ keepalive_unary(etcd3 *ed, ping_state *ps)
 	}
 	if(!r && ttl > 0)
 	{
-		keepalive_ok(ed, ps);
+		keepalive_ok(ed, ps, sent);
 	}
 	else if(!r)
 	{
@@ -1590,7 +1618,7 @@ static int
 ka_line(void *ctx, const char *line, size_t len)
 {
 	ping_state *ps = ctx;
-	int64_t id, ttl;
+	int64_t id, ttl, sent;
 	int r;
 
 	r = cluster__etcd3_parse_keepalive(line, len, &id, &ttl);
@@ -1603,6 +1631,7 @@ ka_line(void *ctx, const char *line, size_t len)
 		ps->err = EIO;
 		return 1;
 	}
+	sent = ps->ka_sent;
 	ps->ka_sent = 0;
 	if(ttl <= 0)
 	{
@@ -1611,7 +1640,7 @@ ka_line(void *ctx, const char *line, size_t len)
 		return 1;
 	}
 	ps->answered++;
-	keepalive_ok(ps->ed, ps);
+	keepalive_ok(ps->ed, ps, sent ? sent : cluster__now_ms() - ps->ed->ping_timeout_ms);
 	return 0;
 }
 
@@ -1986,6 +2015,438 @@ ping_main(void *arg)
 
 /* ---------------------------------------------------------------------- */
 /* engine entry points                                                      */
+/* ---------------------------------------------------------------------- */
+/* shard store: what the shard thread (shard-sync.c) asks of the registry  */
+/* ---------------------------------------------------------------------- */
+
+/* The shard thread reaches ed->sync's hooks only under the waker's mutex,
+ * so that leave can take it away. */
+static void
+shards_members(etcd3 *ed)
+{
+	cluster__waker_lock(&ed->w);
+	if(ed->sync)
+	{
+		cluster__shard_sync_members(ed->sync, &ed->table);
+	}
+	cluster__waker_unlock(&ed->w);
+}
+
+static void
+shards_wake(etcd3 *ed)
+{
+	cluster__waker_lock(&ed->w);
+	if(ed->sync)
+	{
+		cluster__shard_sync_wake(ed->sync);
+	}
+	cluster__waker_unlock(&ed->w);
+}
+
+static int
+shard_get(void *ctx, char **value, size_t *len, int64_t *mod_rev, int64_t *rev, char *why, size_t whysz)
+{
+	etcd3 *ed = ctx;
+	cluster__http_response resp;
+	cluster__etcd3_range rg;
+	char *body = cluster__etcd3_build_get(ed->shard_key);
+	int r;
+
+	*value = NULL;
+	*len = 0;
+	*mod_rev = *rev = 0;
+	r = rpc(ed, &ed->shard, "/v3/kv/range", body, &resp, why, whysz);
+	free(body);
+	if(r)
+	{
+		return r;
+	}
+	r = cluster__etcd3_parse_range(resp.body, resp.len, &rg);
+	cluster__http_response_free(&resp);
+	if(r)
+	{
+		snprintf(why, whysz, "malformed range response");
+		return r == ENOMEM ? r : EIO;
+	}
+	*rev = rg.revision;
+	if(rg.n_kvs == 1 && rg.kvs[0].key_len == strlen(ed->shard_key) && !memcmp(rg.kvs[0].key, ed->shard_key, rg.kvs[0].key_len))
+	{
+		*value = rg.kvs[0].value;
+		*len = rg.kvs[0].value_len;
+		*mod_rev = rg.kvs[0].mod_revision > 0 ? rg.kvs[0].mod_revision : 1;
+		rg.kvs[0].value = NULL;
+	}
+	cluster__etcd3_range_free(&rg);
+	return 0;
+}
+
+static int
+shard_cas(void *ctx, const char *value, int64_t expect, int *won, int64_t *rev, char *why, size_t whysz)
+{
+	etcd3 *ed = ctx;
+	cluster__etcd3_txn txn;
+	int r;
+
+	*won = 0;
+	*rev = 0;
+	memset(&txn, 0, sizeof(txn));
+	r = txn_rpc(ed, &ed->shard, cluster__etcd3_build_cas(ed->shard_key, value, expect), &txn, why, whysz);
+	if(!r)
+	{
+		*won = txn.succeeded;
+		*rev = txn.revision;
+	}
+	cluster__etcd3_txn_free(&txn);
+	return r;
+}
+
+static int
+shard_ack(void *ctx, int64_t revision, char *why, size_t whysz)
+{
+	etcd3 *ed = ctx;
+	cluster__http_response resp;
+	char value[24], *body;
+	int64_t lease;
+	int r;
+
+	cluster__waker_lock(&ed->w);
+	lease = ed->registered ? ed->lease : 0;
+	cluster__waker_unlock(&ed->w);
+	if(!lease)
+	{
+		snprintf(why, whysz, "no lease");
+		return EAGAIN;
+	}
+	snprintf(value, sizeof(value), "%lld", (long long) revision);
+	body = cluster__etcd3_build_put(ed->ack_key, value, lease);
+	r = rpc(ed, &ed->shard, "/v3/kv/put", body, &resp, why, whysz);
+	free(body);
+	cluster__http_response_free(&resp);
+	return r;
+}
+
+static int
+shard_acks(void *ctx, void (*fn)(void *fctx, const char *id, int64_t revision), void *fctx, char *why, size_t whysz)
+{
+	etcd3 *ed = ctx;
+	cluster__http_response resp;
+	cluster__etcd3_range rg;
+	char *body = cluster__etcd3_build_range(ed->ack_prefix);
+	size_t i;
+	int r;
+
+	r = rpc(ed, &ed->shard, "/v3/kv/range", body, &resp, why, whysz);
+	free(body);
+	if(r)
+	{
+		return r;
+	}
+	r = cluster__etcd3_parse_range(resp.body, resp.len, &rg);
+	cluster__http_response_free(&resp);
+	if(r)
+	{
+		snprintf(why, whysz, "malformed range response");
+		return r == ENOMEM ? r : EIO;
+	}
+	for(i = 0; i < rg.n_kvs; i++)
+	{
+		char id[CLUSTER_NAME_MAX + 1], *end;
+		long long v;
+
+		/* anything that is not "<id>" = "<revision>" is ignored: an
+		 * acknowledgement we cannot read only delays a hand-over */
+		if(cluster__etcd3_member_id(ed->ack_prefix, rg.kvs[i].key, rg.kvs[i].key_len, id) || !rg.kvs[i].value_len || rg.kvs[i].value_len > 20)
+		{
+			continue;
+		}
+		errno = 0;
+		v = strtoll(rg.kvs[i].value, &end, 10);
+		if(errno || *end || v <= 0)
+		{
+			continue;
+		}
+		fn(fctx, id, v);
+	}
+	cluster__etcd3_range_free(&rg);
+	return 0;
+}
+
+typedef struct shard_watch_ctx shard_watch_ctx;
+struct shard_watch_ctx
+{
+	etcd3 *ed;
+	int (*on_record)(void *sctx, const char *value, size_t len, int64_t mod_rev);
+	int64_t (*on_tick)(void *sctx);
+	void *sctx;
+	int created;
+	int compacted;
+	int err;
+	int heartbeat_ms;
+	int64_t next_heartbeat;
+	char why[300];
+};
+
+static int
+shard_watch_line(void *ctx, const char *line, size_t len)
+{
+	shard_watch_ctx *w = ctx;
+	cluster__etcd3_watch_msg msg;
+	char shown[CLUSTER__ESCAPE_SIZE(60)];
+	size_t i;
+	int r;
+
+	r = cluster__etcd3_parse_watch(line, len, &msg);
+	if(r)
+	{
+		cluster__escape(shown, sizeof(shown), line, len > 60 ? 60 : len);
+		snprintf(w->why, sizeof(w->why), "malformed watch message <%s>", shown);
+		w->err = r == ENOMEM ? ENOMEM : EBADMSG;
+		return 1;
+	}
+	if(msg.error || (msg.canceled && msg.compact_revision <= 0))
+	{
+		const char *t = msg.error ? (msg.error_message ? msg.error_message : "") : (msg.cancel_reason ? msg.cancel_reason : "(no reason)");
+
+		cluster__escape(shown, sizeof(shown), t, strlen(t) > 60 ? 60 : strlen(t));
+		snprintf(w->why, sizeof(w->why), "%s: %s", msg.error ? "stream error" : "watch canceled", shown);
+		w->err = EIO;
+		if(strstr(t, "Unauthenticated") || strstr(t, "auth token") || strstr(t, "user name is empty"))
+		{
+			w->ed->shard_watch.authed = 0;
+		}
+		cluster__etcd3_watch_msg_free(&msg);
+		return 1;
+	}
+	if(msg.canceled)
+	{
+		w->compacted = 1;
+		cluster__etcd3_watch_msg_free(&msg);
+		return 1;
+	}
+	if(msg.created)
+	{
+		w->created = 1;
+		w->next_heartbeat = cluster__now_ms() + w->heartbeat_ms;
+	}
+	else if(!w->created)
+	{
+		snprintf(w->why, sizeof(w->why), "watch message before \"created\"");
+		w->err = EBADMSG;
+		cluster__etcd3_watch_msg_free(&msg);
+		return 1;
+	}
+	for(i = 0; i < msg.n_events; i++)
+	{
+		const cluster__etcd3_event *ev = &msg.events[i];
+
+		if(ev->kv.key_len != strlen(w->ed->shard_key) || memcmp(ev->kv.key, w->ed->shard_key, ev->kv.key_len))
+		{
+			continue;
+		}
+		w->on_record(w->sctx, ev->type == CLUSTER__ETCD3_DELETE ? NULL : ev->kv.value, ev->type == CLUSTER__ETCD3_DELETE ? 0 : ev->kv.value_len,
+			ev->kv.mod_revision > 0 ? ev->kv.mod_revision : 1);
+	}
+	cluster__etcd3_watch_msg_free(&msg);
+	return 0;
+}
+
+static int64_t
+shard_watch_tick(void *ctx)
+{
+	shard_watch_ctx *w = ctx;
+	int64_t now = cluster__now_ms(), next;
+
+	next = w->on_tick(w->sctx);
+	if(next == CLUSTER__HTTP_STOP)
+	{
+		return next;
+	}
+	if(w->created)
+	{
+		if(now >= w->next_heartbeat)
+		{
+			if(cluster__http_stream_send(w->ed->shard_watch.h, "{\"progress_request\":{}}\n"))
+			{
+				return CLUSTER__HTTP_STOP;
+			}
+			w->next_heartbeat = now + w->heartbeat_ms;
+		}
+		if(next < 0 || w->next_heartbeat - now < next)
+		{
+			next = w->next_heartbeat - now;
+		}
+	}
+	return next;
+}
+
+/* The record's watch, with the member watch's heartbeat (a hung endpoint
+ * is left within two thirds of the TTL). */
+static int
+shard_watch(void *ctx, int64_t from, int (*on_record)(void *sctx, const char *value, size_t len, int64_t mod_rev), int64_t (*on_tick)(void *sctx), void *sctx,
+	char *why, size_t whysz)
+{
+	etcd3 *ed = ctx;
+	cluster__http_stream_opts so;
+	shard_watch_ctx w;
+	long status = 0;
+	char *body;
+	int r;
+
+	memset(&w, 0, sizeof(w));
+	w.ed = ed;
+	w.on_record = on_record;
+	w.on_tick = on_tick;
+	w.sctx = sctx;
+	w.heartbeat_ms = heartbeat_ms(ed);
+	if(ed->cfg->user && !ed->shard_watch.authed)
+	{
+		r = authenticate(ed, &ed->shard_watch, why, whysz);
+		if(r)
+		{
+			return r;
+		}
+	}
+	body = cluster__etcd3_build_watch(ed->shard_key, 0, from);
+	if(!body)
+	{
+		snprintf(why, whysz, "out of memory");
+		return ENOMEM;
+	}
+	memset(&so, 0, sizeof(so));
+	so.on_line = shard_watch_line;
+	so.on_tick = shard_watch_tick;
+	so.ctx = &w;
+	so.duplex = 1;
+	so.first_line_timeout_ms = WATCH_CREATED_TIMEOUT_MS;
+	so.idle_timeout_ms = w.heartbeat_ms + heartbeat_grace_ms(ed);
+	r = cluster__http_stream_run(ed->shard_watch.h, "/v3/watch", body, &so, &status);
+	free(body);
+	if(w.compacted)
+	{
+		return ERANGE;
+	}
+	if(w.err)
+	{
+		snprintf(why, whysz, "%s", w.why);
+		cluster__http_next_endpoint(ed->shard_watch.h);
+		return w.err;
+	}
+	if(r)
+	{
+		snprintf(why, whysz, "%s", r == ETIMEDOUT ? "no answer (endpoint hung or cut off)" : strerror(r));
+		cluster__http_next_endpoint(ed->shard_watch.h);
+		return r;
+	}
+	if(status != 200)
+	{
+		snprintf(why, whysz, "HTTP status %ld", status);
+		if(status == 401)
+		{
+			ed->shard_watch.authed = 0;
+		}
+		cluster__http_next_endpoint(ed->shard_watch.h);
+		return EIO;
+	}
+	return 0;
+}
+
+static void
+shard_wake(void *ctx)
+{
+	etcd3 *ed = ctx;
+
+	if(ed->shard_watch.h)
+	{
+		cluster__http_wake(ed->shard_watch.h);
+	}
+}
+
+static int64_t
+shard_hold_until(void *ctx)
+{
+	etcd3 *ed = ctx;
+	int64_t t;
+
+	cluster__waker_lock(&ed->w);
+	t = ed->registered ? ed->hold_until : 0;
+	cluster__waker_unlock(&ed->w);
+	return t;
+}
+
+/* Join with shards: the keys, the shard thread's connections, the thread. */
+static int
+shards_start(etcd3 *ed)
+{
+	const cluster__engine_config *c = ed->cfg;
+	cluster__shard_store st;
+	cluster__shard_sync_config sc;
+	cluster__shard_sync *sync;
+	size_t len = strlen(ed->prefix) + 16;
+	int r;
+
+	ed->shard_key = malloc(len);
+	ed->ack_prefix = malloc(len);
+	ed->ack_key = malloc(len + strlen(c->instance));
+	ed->shard.h = cluster__http_create(&ed->hcfg, ed->core);
+	ed->shard_watch.h = cluster__http_create(&ed->hcfg, ed->core);
+	if(!ed->shard_key || !ed->ack_prefix || !ed->ack_key || !ed->shard.h || !ed->shard_watch.h)
+	{
+		return ENOMEM;
+	}
+	/* beside the member prefix "/key/[partition/]env/", like the statuses */
+	snprintf(ed->shard_key, len, "%.*s@shards", (int) strlen(ed->prefix) - 1, ed->prefix);
+	snprintf(ed->ack_prefix, len, "%.*s@shards-ack/", (int) strlen(ed->prefix) - 1, ed->prefix);
+	sprintf(ed->ack_key, "%s%s", ed->ack_prefix, c->instance);
+	memset(&st, 0, sizeof(st));
+	st.ctx = ed;
+	st.get = shard_get;
+	st.cas = shard_cas;
+	st.ack = shard_ack;
+	st.acks = shard_acks;
+	st.watch = shard_watch;
+	st.wake = shard_wake;
+	st.hold_until = shard_hold_until;
+	memset(&sc, 0, sizeof(sc));
+	sc.instance = c->instance;
+	sc.label = ed->shard_key;
+	sc.shards = (uint32_t) c->shards;
+	sc.settle_ms = c->shard_settle_ms;
+	sc.ttl_ms = ed->ttl * 1000;
+	sc.leave_ms = CLUSTER_LEAVE_BUDGET_MS;
+	r = cluster__shard_sync_start(ed->core, &st, &sc, &sync);
+	if(r)
+	{
+		return r;
+	}
+	cluster__waker_lock(&ed->w);
+	ed->sync = sync;
+	cluster__waker_unlock(&ed->w);
+	shards_members(ed);
+	return 0;
+}
+
+/* Leave with shards: release and hand back (the lease still lives), then
+ * free what shards_start made. */
+static void
+shards_stop(etcd3 *ed)
+{
+	cluster__shard_sync *sync;
+
+	cluster__waker_lock(&ed->w);
+	sync = ed->sync;
+	ed->sync = NULL;
+	cluster__waker_unlock(&ed->w);
+	cluster__shard_sync_stop(sync);
+	cluster__http_destroy(ed->shard.h);
+	cluster__http_destroy(ed->shard_watch.h);
+	memset(&ed->shard, 0, sizeof(ed->shard));
+	memset(&ed->shard_watch, 0, sizeof(ed->shard_watch));
+	free(ed->shard_key);
+	free(ed->ack_prefix);
+	free(ed->ack_key);
+	ed->shard_key = ed->ack_prefix = ed->ack_key = NULL;
+}
+
 /* ---------------------------------------------------------------------- */
 
 static int
@@ -2435,6 +2896,15 @@ etcd3_join(void *engine, const cluster__engine_config *c)
 		r = r == ENOMEM || r == E2BIG ? r : EIO;
 		goto undo;
 	}
+	if(c->shards && !ed->passive)
+	{
+		r = shards_start(ed);
+		if(r)
+		{
+			cluster__log(ed->core, LOG_ERR, "libcluster: etcd: cannot start the shard thread: %s\n", strerror(r));
+			goto undo;
+		}
+	}
 	r = start_thread(&ed->watch_thread, watch_main, ed);
 	if(r)
 	{
@@ -2455,6 +2925,7 @@ etcd3_join(void *engine, const cluster__engine_config *c)
 	cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: %s %s as %s at revision %lld\n", ed->passive ? "watching" : "joined", ed->label, c->instance, (long long) rev);
 	return 0;
 undo:
+	shards_stop(ed);
 	cluster__waker_stop(&ed->w);
 	if(ed->watch_running)
 	{
@@ -2495,6 +2966,8 @@ etcd3_leave(void *engine)
 	{
 		return;
 	}
+	/* shards first: released and handed back while the lease lives */
+	shards_stop(ed);
 	cluster__waker_stop(&ed->w);
 	if(ed->watch.h)
 	{
@@ -2659,5 +3132,6 @@ const cluster__engine cluster__engine_etcd3 = {
 	etcd3_status_changed,
 	etcd3_cancel_join,
 	etcd3_want_statuses,
-	1
+	1,
+	1 /* shards */
 };

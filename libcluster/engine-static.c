@@ -119,5 +119,6 @@ const cluster__engine cluster__engine_static = {
 	NULL,
 	NULL, /* joins do not wait on the network */
 	NULL,
-	0
+	0,
+	1 /* shards */
 };

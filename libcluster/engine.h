@@ -34,9 +34,11 @@ struct cluster__engine_config
 	const char *key_file;
 	const char *user; /* credentials (both or neither) */
 	const char *password;
-	int want_statuses; /* the advisor is in use: watch others' statuses */
-	int static_index;  /* static engine: this member's base */
-	int static_total;  /* static engine: the cluster total (0: 1) */
+	int want_statuses;   /* the advisor is in use: watch others' statuses */
+	int shards;          /* shard ownership: the shard count (0: off) */
+	int shard_settle_ms; /* ... and its settle window */
+	int static_index;    /* static engine: this member's base */
+	int static_total;    /* static engine: the cluster total (0: 1) */
 };
 
 typedef struct cluster__engine cluster__engine;
@@ -86,6 +88,9 @@ struct cluster__engine
 	 * thread, so that bursts of changes can settle before the callback;
 	 * otherwise every published view is delivered at once. */
 	int settles;
+	/* Non-zero if the engine implements shard ownership (cfg->shards);
+	 * the core refuses a join with shards set otherwise (ENOTSUP). */
+	int shards;
 };
 
 extern const cluster__engine cluster__engine_static;
@@ -149,6 +154,26 @@ int cluster__report_interval(CLUSTER *core);
 /* The status write policy from the advisor configuration, now. */
 struct cluster__report_policy;
 void cluster__get_report_policy(CLUSTER *core, struct cluster__report_policy *out);
+
+/* --- shard ownership ---------------------------------------------------- */
+
+struct cluster__shard_map;
+
+/*
+ * Run the shard callback for these changes (either list may be empty),
+ * with no lock held, and update what cluster_owned_shards() reports:
+ * acquired shards count as owned from before the call, released ones
+ * until it returns. Calls are serialised per handle.
+ */
+void cluster__shards_deliver(CLUSTER *core, const CLUSTERSHARD *acquired, size_t n_acquired, const CLUSTERSHARD *released, size_t n_released);
+
+/* A copy of the shards held now (ascending; *held NULL when none).
+ * Returns 0 or ENOMEM. */
+int cluster__shards_held(CLUSTER *core, CLUSTERSHARD **held, size_t *n);
+
+/* The assignment as last read, for cluster_shard_owner(): the core takes
+ * *map (left empty); NULL forgets it. */
+void cluster__shards_set_map(CLUSTER *core, struct cluster__shard_map *map);
 
 /* Non-zero once the join's first view has reached the application (or
  * the handle is no longer joined). An engine's watch thread waits for it

@@ -367,6 +367,75 @@ cluster__etcd3_build_update(const char *key, const char *value, int64_t lease, i
 }
 
 char *
+cluster__etcd3_build_put(const char *key, const char *value, int64_t lease)
+{
+	cJSON *root = cJSON_CreateObject();
+	int bad = !root;
+
+	if(root)
+	{
+		bad |= add_bytes(root, "key", key, strlen(key));
+		bad |= add_bytes(root, "value", value, strlen(value));
+		if(lease)
+		{
+			bad |= add_i64(root, "lease", lease);
+		}
+	}
+	return finish(root, bad);
+}
+
+char *
+cluster__etcd3_build_get(const char *key)
+{
+	cJSON *root = cJSON_CreateObject();
+
+	return finish(root, !root || add_bytes(root, "key", key, strlen(key)));
+}
+
+/* A compare-and-swap: put key = value (no lease) if its mod revision is
+ * still expect (0: the key is absent), else range it. */
+char *
+cluster__etcd3_build_cas(const char *key, const char *value, int64_t expect)
+{
+	cJSON *root, *cmp, *c, *succ, *op, *fail, *rng;
+	int bad = 0;
+
+	root = cJSON_CreateObject();
+	if(!root)
+	{
+		return finish(NULL, 1);
+	}
+	cmp = cJSON_AddArrayToObject(root, "compare");
+	succ = cJSON_AddArrayToObject(root, "success");
+	fail = cJSON_AddArrayToObject(root, "failure");
+	c = cJSON_CreateObject();
+	if(!cmp || !succ || !fail || !c)
+	{
+		cJSON_Delete(c);
+		return finish(root, 1);
+	}
+	cJSON_AddItemToArray(cmp, c);
+	bad |= add_bytes(c, "key", key, strlen(key));
+	bad |= !cJSON_AddStringToObject(c, "target", expect ? "MOD" : "CREATE");
+	bad |= !cJSON_AddStringToObject(c, "result", "EQUAL");
+	bad |= add_i64(c, expect ? "mod_revision" : "create_revision", expect);
+	bad |= add_write_op(succ, key, value, 0);
+	op = cJSON_CreateObject();
+	if(!op)
+	{
+		return finish(root, 1);
+	}
+	cJSON_AddItemToArray(fail, op);
+	rng = cJSON_AddObjectToObject(op, "request_range");
+	if(!rng)
+	{
+		return finish(root, 1);
+	}
+	bad |= add_bytes(rng, "key", key, strlen(key));
+	return finish(root, bad);
+}
+
+char *
 cluster__etcd3_build_watch(const char *key, int prefix, int64_t start_revision)
 {
 	cJSON *root = cJSON_CreateObject(), *cr;

@@ -50,6 +50,13 @@ char *cluster__etcd3_build_create(const char *key, const char *value, int64_t le
 /* put only if the key is held by compare_lease: compare LEASE(key) ==
  * compare_lease, put value under lease, else range the key */
 char *cluster__etcd3_build_update(const char *key, const char *value, int64_t lease, int64_t compare_lease);
+/* {"key","value","lease" (if not 0)}: a plain put */
+char *cluster__etcd3_build_put(const char *key, const char *value, int64_t lease);
+/* {"key":key}: one exact key */
+char *cluster__etcd3_build_get(const char *key);
+/* Compare-and-swap: compare MOD(key) == expect (CREATE(key) == 0 when
+ * expect is 0), put key = value without a lease, else range the key. */
+char *cluster__etcd3_build_cas(const char *key, const char *value, int64_t expect);
 /* {"create_request":{key, range_end (prefix watch only), start_revision
  * (if > 0), prev_kv, progress_notify}} */
 char *cluster__etcd3_build_watch(const char *key, int prefix, int64_t start_revision);

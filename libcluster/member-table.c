@@ -435,6 +435,7 @@ put(cluster__table *t, const cluster__member *rec, int workers, int passive, int
 	leaf->passive = (unsigned char) !!passive;
 	leaf->idlen = (unsigned char) len;
 	leaf->mod_revision = rec->mod_revision;
+	leaf->create_revision = rec->create_revision;
 	leaf->received_ms = same ? old->received_ms : now_ms;
 	leaf->count = 1;
 	leaf->sum = own_workers(leaf);

@@ -36,14 +36,15 @@ struct cluster__member
 	long long load;
 	long long capacity; /* CLUSTER_CAPACITY_UNBOUNDED, 0 draining, or max */
 	/* bookkeeping */
-	int64_t mod_revision; /* registry revision of the record (0 if unknown) */
-	int64_t received_ms;  /* local monotonic ms when the record last changed */
+	int64_t mod_revision;    /* registry revision of the record (0 if unknown) */
+	int64_t create_revision; /* when the record was created (its incarnation; 0 if unknown) */
+	int64_t received_ms;     /* local monotonic ms when the record last changed */
 };
 
 /*
  * One stored member: one allocation, sized to its id and address. Callers
  * read the record fields (id, workers, passive, has_status, mod_revision,
- * received_ms; the status through cluster__node_status()); the tree
+ * create_revision, received_ms; the status through cluster__node_status()); the tree
  * fields (left, right, refs, count, sum) belong to member-table.c. A node
  * returned by a lookup stays valid while the version it came from is
  * held.
@@ -53,6 +54,7 @@ struct cluster__node
 {
 	cluster__node *left, *right;
 	int64_t mod_revision;
+	int64_t create_revision;
 	int64_t received_ms;
 	unsigned refs;          /* atomic */
 	int sum;                /* workers of the counted members in this subtree */

@@ -22,7 +22,7 @@ tests_etcd_member_LDADD = $(TEST_LDADD)
 
 ETCD_TEST_SOURCES = $(ETCD_HARNESS_SOURCES) tests/etcdtest.c tests/etcdtest.h
 
-CMOCKA_TESTS += tests/test_etcd_harness tests/test_etcd_membership tests/test_etcd_outage tests/test_etcd_faults tests/test_etcd_contract
+CMOCKA_TESTS += tests/test_etcd_harness tests/test_etcd_membership tests/test_etcd_outage tests/test_etcd_faults tests/test_etcd_contract tests/test_etcd_shards tests/test_etcd_shards_chaos
 TESTS += tests/test_cli_etcd.sh
 EXTRA_DIST += tests/test_cli_etcd.sh demo/demo.sh
 
@@ -31,6 +31,12 @@ tests_test_etcd_harness_SOURCES = tests/test_etcd_harness.c $(ETCD_HARNESS_SOURC
 tests_test_etcd_harness_CFLAGS = $(AM_CFLAGS) $(CMOCKA_CFLAGS) $(CURL_CFLAGS) $(CJSON_CFLAGS)
 tests_test_etcd_harness_LDADD = $(CMOCKA_LIBS) $(CURL_LIBS) $(CJSON_LIBS) $(PTHREAD_LIBS)
 
+tests_test_etcd_shards_SOURCES = tests/test_etcd_shards.c tests/shardcheck.c tests/shardcheck.h $(ETCD_TEST_SOURCES)
+tests_test_etcd_shards_CFLAGS = $(TEST_CFLAGS)
+tests_test_etcd_shards_LDADD = $(TEST_LDADD)
+tests_test_etcd_shards_chaos_SOURCES = tests/test_etcd_shards_chaos.c tests/shardcheck.c tests/shardcheck.h $(ETCD_TEST_SOURCES)
+tests_test_etcd_shards_chaos_CFLAGS = $(TEST_CFLAGS)
+tests_test_etcd_shards_chaos_LDADD = $(TEST_LDADD)
 tests_test_etcd_membership_SOURCES = tests/test_etcd_membership.c $(ETCD_TEST_SOURCES)
 tests_test_etcd_membership_CFLAGS = $(TEST_CFLAGS)
 tests_test_etcd_membership_LDADD = $(TEST_LDADD)

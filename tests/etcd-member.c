@@ -5,6 +5,11 @@
  * "failed ERRNO") on stdout, then waits for SIGTERM or SIGINT and leaves.
  *
  *   etcd-member -r URI -k KEY -i ID [-n WORKERS] [-t TTL] [-P] [-v]
+ *               [-s SHARDS -E EVENTFILE]
+ *
+ * With -s it owns shards and appends each acquire and release to
+ * EVENTFILE as "A|R SHARD TOKEN MONO_NS" lines (one write() per callback,
+ * so what was written survives a SIGKILL).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -13,11 +18,46 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <libcluster.h>
 
 static int verbose;
+static int event_fd = -1;
+
+static void
+on_shards(CLUSTER *c, const CLUSTERSHARD *acq, size_t na, const CLUSTERSHARD *rel, size_t nr)
+{
+	struct timespec ts;
+	long long ns;
+	char *buf;
+	size_t i, len = 0, cap = (na + nr) * 64 + 1;
+
+	(void) c;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ns = (long long) ts.tv_sec * 1000000000LL + ts.tv_nsec;
+	buf = malloc(cap);
+	if(!buf)
+	{
+		abort();
+	}
+	/* releases first: the application stops before it starts */
+	for(i = 0; i < nr; i++)
+	{
+		len += (size_t) snprintf(buf + len, cap - len, "R %u %lld %lld\n", rel[i].shard, rel[i].token, ns);
+	}
+	for(i = 0; i < na; i++)
+	{
+		len += (size_t) snprintf(buf + len, cap - len, "A %u %lld %lld\n", acq[i].shard, acq[i].token, ns);
+	}
+	if(write(event_fd, buf, len) != (ssize_t) len)
+	{
+		abort();
+	}
+	free(buf);
+}
 
 static void
 logger(int priority, const char *format, va_list ap)
@@ -32,13 +72,13 @@ logger(int priority, const char *format, va_list ap)
 int
 main(int argc, char **argv)
 {
-	const char *key = "cluster-test", *id = NULL, *uri = NULL;
-	int workers = 1, ttl = 0, passive = 0, opt, sig, rc;
+	const char *key = "cluster-test", *id = NULL, *uri = NULL, *events = NULL;
+	int workers = 1, ttl = 0, passive = 0, shards = 0, opt, sig, rc;
 	CLUSTER *c;
 	CLUSTERSTATE st;
 	sigset_t set;
 
-	while((opt = getopt(argc, argv, "r:k:i:n:t:Pv")) != -1)
+	while((opt = getopt(argc, argv, "r:k:i:n:t:Pvs:E:")) != -1)
 	{
 		switch(opt)
 		{
@@ -49,6 +89,8 @@ main(int argc, char **argv)
 		case 't': ttl = atoi(optarg); break;
 		case 'P': passive = 1; break;
 		case 'v': verbose = 1; break;
+		case 's': shards = atoi(optarg); break;
+		case 'E': events = optarg; break;
 		default:
 			fprintf(stderr, "usage: etcd-member -r URI -k KEY -i ID [-n N] [-t TTL] [-P] [-v]\n");
 			return 2;
@@ -69,6 +111,15 @@ main(int argc, char **argv)
 		return 1;
 	}
 	cluster_set_verbose(c, verbose);
+	if(shards)
+	{
+		event_fd = events ? open(events, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644) : -1;
+		if(event_fd < 0 || cluster_set_shards(c, shards) || cluster_set_shard_callback(c, on_shards))
+		{
+			printf("failed %d\n", errno);
+			return 1;
+		}
+	}
 	rc = passive ? cluster_join_passive(c) : cluster_join(c);
 	if(rc)
 	{

@@ -601,6 +601,22 @@ etcdh_delete(etcdh *h, const char *key)
 }
 
 int
+etcdh_revoke(etcdh *h, long long lease)
+{
+	char body[128];
+	cJSON *r;
+
+	snprintf(body, sizeof(body), "{\"ID\":\"%lld\"}", lease);
+	r = etcdh__call(h, "/v3/lease/revoke", body);
+	if(!r)
+	{
+		return -1;
+	}
+	cJSON_Delete(r);
+	return 0;
+}
+
+int
 etcdh_revoke_all(etcdh *h)
 {
 	cJSON *r = etcdh__call(h, "/v3/lease/leases", "{}"), *leases, *l, *rr;

@@ -95,6 +95,8 @@ long long etcdh_count(etcdh *h, const char *prefix);
 /* Delete one key (not its lease). Returns keys deleted, -1 on error. */
 int etcdh_delete(etcdh *h, const char *key);
 /* Revoke every lease etcd knows. Returns leases revoked, -1 on error. */
+/* Revoke one lease (its keys vanish at once). 0 or -1. */
+int etcdh_revoke(etcdh *h, long long lease);
 int etcdh_revoke_all(etcdh *h);
 /* Lease ID attached to key (0 if none or absent), -1 on error. */
 long long etcdh_key_lease(etcdh *h, const char *key);

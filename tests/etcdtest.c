@@ -349,8 +349,14 @@ et_member_path(char *out, size_t size)
 pid_t
 et_spawn(const char *key, const char *id, int workers, const char *registry, int ttl, int *index, int *total)
 {
+	return et_spawn_ex(key, id, workers, registry, ttl, NULL, index, total);
+}
+
+pid_t
+et_spawn_ex(const char *key, const char *id, int workers, const char *registry, int ttl, const char *const *extra, int *index, int *total)
+{
 	char path[PATH_MAX], wbuf[16], tbuf[16], line[256];
-	const char *argv[16];
+	const char *argv[32];
 	int fds[2], argc = 0, status, e = 0;
 	pid_t pid, parent = getpid();
 	sigset_t none;
@@ -373,6 +379,10 @@ et_spawn(const char *key, const char *id, int workers, const char *registry, int
 	argv[argc++] = registry;
 	argv[argc++] = "-t";
 	argv[argc++] = tbuf;
+	while(extra && *extra && argc < 31)
+	{
+		argv[argc++] = *extra++;
+	}
 	argv[argc] = NULL;
 	if(pipe2(fds, O_CLOEXEC))
 	{

@@ -74,6 +74,8 @@ double et_t(double seconds);
  * errno set to the child's errno, or the child did not answer in time).
  */
 pid_t et_spawn(const char *key, const char *id, int workers, const char *registry, int ttl, int *index, int *total);
+/* The same with extra etcd-member arguments (NULL-terminated; NULL: none). */
+pid_t et_spawn_ex(const char *key, const char *id, int workers, const char *registry, int ttl, const char *const *extra, int *index, int *total);
 /* SIGKILL / SIGTERM the child and reap it; returns its wait status. */
 int et_kill(pid_t pid, int sig);
 

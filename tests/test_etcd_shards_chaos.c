@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The shard chaos run: for CLUSTER_CHAOS_SECONDS (default 60) members
+ * join, leave, change their worker count and are killed with SIGKILL,
+ * and etcd is restarted, at random moments (seed printed; set
+ * CLUSTER_CHAOS_SEED to replay). Every fourth change starts from a
+ * settled cluster and is checked on its own: balance, and movement within
+ * 1.1 x the minimum. At the end the referee proves from every recorded
+ * acquire and release that no shard was ever held twice at once.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include <libcluster.h>
+#include "etcdharness.h"
+#include "etcdtest.h"
+#include "shardcheck.h"
+
+#define S     256
+#define TTL   2
+#define SLOTS 8 /* in-process members m0..m3, processes p4..p7 */
+#define WAIT  30.0
+
+typedef struct slot slot;
+struct slot
+{
+	int live;
+	int gen;
+	int workers;
+	et_member *m; /* in-process */
+	pid_t pid;    /* process */
+	char id[16];
+	char who[32];
+};
+
+static slot slots[SLOTS];
+static char dir[256];
+static const char *key;
+
+static int
+is_process(int i)
+{
+	return i >= SLOTS / 2;
+}
+
+static void
+start(int i, int workers)
+{
+	slot *s = &slots[i];
+
+	s->gen++;
+	s->workers = workers;
+	snprintf(s->id, sizeof(s->id), "%c%d", is_process(i) ? 'p' : 'm', i);
+	snprintf(s->who, sizeof(s->who), "%c%d-%d", is_process(i) ? 'p' : 'm', i, s->gen);
+	if(is_process(i))
+	{
+		char sbuf[16];
+		const char *extra[] = { "-s", sbuf, "-E", sc_event_file(s->who), NULL };
+
+		snprintf(sbuf, sizeof(sbuf), "%d", S);
+		s->pid = et_spawn_ex(key, s->id, workers, etcdh_endpoint(et_etcd), TTL, extra, NULL, NULL);
+		assert_true(s->pid > 0);
+	}
+	else
+	{
+		s->m = et_new(key, s->id, workers, TTL);
+		sc_attach(s->m->c, s->who);
+		assert_int_equal(cluster_set_shard_settle(s->m->c, 200), 0);
+		assert_int_equal(et_join(s->m), 0);
+	}
+	s->live = 1;
+}
+
+static void
+stop(int i, int kill9)
+{
+	slot *s = &slots[i];
+
+	if(is_process(i))
+	{
+		if(kill9)
+		{
+			sc_killed(s->who);
+		}
+		et_kill(s->pid, kill9 ? SIGKILL : SIGTERM);
+		s->pid = 0;
+	}
+	else
+	{
+		et_member_free(s->m);
+		s->m = NULL;
+	}
+	s->live = 0;
+}
+
+static size_t
+live_set(sc_live *out)
+{
+	size_t n = 0;
+	int i;
+
+	for(i = 0; i < SLOTS; i++)
+	{
+		if(slots[i].live)
+		{
+			out[n].who = slots[i].who;
+			out[n].workers = slots[i].workers;
+			n++;
+		}
+	}
+	return n;
+}
+
+static int
+n_live(void)
+{
+	int i, n = 0;
+
+	for(i = 0; i < SLOTS; i++)
+	{
+		n += slots[i].live;
+	}
+	return n;
+}
+
+/* One random change; returns what it did, for the log. */
+static const char *
+change(double *last_restart)
+{
+	int i = rand() % SLOTS, k = rand() % 10;
+
+	/* at least every 15 s (so at least once in any run of 20 s or
+	 * more), else now and then */
+	if((k < 1 && etcdh_now() - *last_restart > 10) || etcdh_now() - *last_restart > 15)
+	{
+		*last_restart = etcdh_now();
+		assert_int_equal(etcdh_restart(et_etcd), 0);
+		return "etcd restarted";
+	}
+	if(!slots[i].live)
+	{
+		start(i, 1 + rand() % 3);
+		return is_process(i) ? "process joined" : "member joined";
+	}
+	if(n_live() <= 1)
+	{
+		return "nothing (last member stays)";
+	}
+	if(k < 4 && is_process(i))
+	{
+		stop(i, 1);
+		return "process killed -9";
+	}
+	if(k < 6 && !is_process(i))
+	{
+		int w = 1 + rand() % 3;
+
+		if(w != slots[i].workers)
+		{
+			assert_int_equal(cluster_set_workers(slots[i].m->c, w), 0);
+			slots[i].workers = w;
+			return "worker count changed";
+		}
+	}
+	stop(i, 0);
+	return is_process(i) ? "process left" : "member left";
+}
+
+static void
+test_chaos(void **state)
+{
+	const char *env = getenv("CLUSTER_CHAOS_SECONDS"), *senv = getenv("CLUSTER_CHAOS_SEED");
+	double seconds = env ? atof(env) : 60, end, last_restart = 0;
+	unsigned seed = senv ? (unsigned) strtoul(senv, NULL, 10) : (unsigned) time(NULL);
+	size_t checked = 0, moves_total = 0, min_total = 0, n, changes = 0;
+	sc_live live[SLOTS];
+	int i;
+
+	(void) state;
+	fprintf(stderr, "# chaos: %.0f s, seed %u (CLUSTER_CHAOS_SEED to replay)\n", seconds, seed);
+	srand(seed);
+	key = et_key("sh-chaos");
+	sc_init(S, dir);
+	start(0, 1);
+	start(SLOTS / 2, 2);
+	end = etcdh_now() + seconds;
+	last_restart = etcdh_now();
+	while(etcdh_now() < end)
+	{
+		const char *what;
+
+		if(changes % 4 == 0)
+		{
+			/* a checked change: from settled to settled */
+			sc_snapshot *before, *after;
+			size_t moves, min;
+
+			n = live_set(live);
+			assert_int_equal(sc_wait_settled(live, n, WAIT), 0);
+			before = sc_snapshot_take();
+			what = change(&last_restart);
+			n = live_set(live);
+			assert_int_equal(sc_wait_settled(live, n, WAIT), 0);
+			after = sc_snapshot_take();
+			moves = sc_moves(before, after);
+			min = sc_min_moves(before, live, n);
+			fprintf(stderr, "# chaos %.1f s: %s (checked): %zu moved, minimum %zu\n", seconds - (end - etcdh_now()), what, moves, min);
+			assert_true(moves * 10 <= min * 11);
+			moves_total += moves;
+			min_total += min;
+			checked++;
+			sc_snapshot_free(before);
+			sc_snapshot_free(after);
+		}
+		else
+		{
+			struct timespec ts = { 0, (long) (100 + rand() % 1500) * 1000000L };
+
+			what = change(&last_restart);
+			fprintf(stderr, "# chaos %.1f s: %s\n", seconds - (end - etcdh_now()), what);
+			nanosleep(&ts, NULL);
+		}
+		changes++;
+	}
+	n = live_set(live);
+	assert_int_equal(sc_wait_settled(live, n, WAIT), 0);
+	fprintf(stderr, "# chaos: %zu changes, %zu checked: %zu shards moved against a minimum of %zu\n", changes, checked, moves_total, min_total);
+	for(i = 0; i < SLOTS; i++)
+	{
+		if(slots[i].live)
+		{
+			stop(i, 0);
+		}
+	}
+	assert_int_equal(sc_check_intervals(), 0);
+	sc_free();
+}
+
+static int
+setup(void **state)
+{
+	snprintf(dir, sizeof(dir), "/tmp/libcluster-chaos-XXXXXX");
+	if(!mkdtemp(dir))
+	{
+		return -1;
+	}
+	return et_setup(state);
+}
+
+static int
+teardown(void **state)
+{
+	char cmd[300];
+
+	et_teardown(state);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	return system(cmd) ? 0 : 0;
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_chaos),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
