@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * cluster-test: join a cluster with libcluster and sleep until SIGINT or
- * SIGTERM, printing every re-balance, then leave cleanly. An ordinary
- * client of <libcluster.h>, meant as a demo and as the API's example.
+ * SIGTERM, printing every re-balance (and with -s every shard acquired or
+ * released), then leave cleanly; the leave's releases are printed by the
+ * shard callback during cluster_leave(). An ordinary client of
+ * <libcluster.h>, meant as a demo and as the API's example.
  *
  * Signals: SIGINT and SIGTERM are blocked before any library thread
  * exists (threads inherit the mask) and are taken with sigtimedwait() in
@@ -112,6 +114,8 @@ setup(const struct ct_options *o, int verbose)
 		(o->have_ttl && step(cluster_set_ttl(c, o->ttl), "set the lease TTL")) ||
 		(o->have_index && step(cluster_static_set_index(c, o->index), "set the static index")) ||
 		(o->have_total && step(cluster_static_set_total(c, o->total), "set the static total")) ||
+		(o->have_shards && step(cluster_set_shards(c, o->shards), "set the shard count")) ||
+		(o->have_shards && step(cluster_set_shard_callback(c, ct_shards), "install the shard callback")) ||
 		(o->address && step(cluster_set_address(c, o->address), "set the published address")) ||
 		((o->have_load || o->have_capacity) &&
 			step(cluster_report(c, o->load, o->capacity), "report the load and capacity")) ||
@@ -226,6 +230,10 @@ main(int argc, char **argv)
 	if(r)
 	{
 		return r;
+	}
+	if(opts.json)
+	{
+		ct_set_json(1);
 	}
 	if(block_signals(&set))
 	{

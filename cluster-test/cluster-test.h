@@ -25,6 +25,7 @@ struct ct_options
 	int passive;
 	int statuses;
 	int advice;
+	int json;
 	const char *key;
 	const char *env;
 	const char *partition;
@@ -43,6 +44,8 @@ struct ct_options
 	int have_load;
 	long long capacity;
 	int have_capacity;
+	int shards;
+	int have_shards;
 };
 
 /* options.c */
@@ -70,6 +73,10 @@ void ct_advice(CLUSTER *cluster, const CLUSTERREDIRECT *redirects, size_t count)
  * one printed (or always when force is set). Returns 0, or -1 with errno
  * set when the library call failed. */
 int ct_print_statuses(CLUSTER *cluster, int force);
+/* -J: print events as JSON lines on stdout instead of text on stderr.
+ * Called once, before any library thread exists. */
+void ct_set_json(int on);
+void ct_shards(CLUSTER *cluster, const CLUSTERSHARD *acquired, size_t n_acquired, const CLUSTERSHARD *released, size_t n_released);
 void ct_output_cleanup(void);
 
 #endif /*!CLUSTER_TEST_H_*/

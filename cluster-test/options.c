@@ -13,6 +13,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#define CT_STR_(x) #x
+#define CT_STR(x)  CT_STR_(x)
+/* "1000000": for the usage text and the -s message */
+#define CT_SHARDS_MAX_TEXT CT_STR(CLUSTER_SHARDS_MAX)
+
 static const char usage_text[] =
 	"Usage: " CT_NAME " [OPTIONS]\n"
 	"\n"
@@ -31,6 +36,12 @@ static const char usage_text[] =
 	"  -i ID           Set the instance identifier to ID (default: random)\n"
 	"  -n COUNT        Set the number of workers to COUNT (1..65535, default 1)\n"
 	"  -P              Join passively: watch the cluster, take no worker index\n"
+	"  -J              Print events as JSON, one object per line on stdout\n"
+	"                  (rebalance, acquire, release, status, advice) instead\n"
+	"                  of text on stderr; messages stay on stderr\n"
+	" Shard ownership:\n"
+	"  -s SHARDS       Divide the work into SHARDS shards (1.." CT_SHARDS_MAX_TEXT ") and\n"
+	"                  print every shard this instance acquires or releases\n"
 	" Registry (etcd) clustering:\n"
 	"  -r URI          Set the cluster registry URI: http://HOST:PORT/ or\n"
 	"                  https://..., several separated by commas (etcd v3),\n"
@@ -56,12 +67,14 @@ static const char usage_text[] =
 	"\n"
 	"Exit status: 0 success (including a clean leave after SIGINT/SIGTERM),\n"
 	"1 a libcluster call or the system failed (the reason is printed),\n"
-	"2 bad usage (unknown option, missing argument, not a number).\n"
+	"2 bad usage (unknown option, missing argument, not a number, a shard\n"
+	"count out of range).\n"
 	"\n"
 	"Examples:\n"
 	"  " CT_NAME " -i node1 -n 2 -r http://127.0.0.1:2379/\n"
 	"  " CT_NAME " -i node1 -n 2 -I 0 -T 7        (static, workers #0-1 of 7)\n"
-	"  " CT_NAME " -r http://127.0.0.1:2379/ -A ws://10.0.0.1:80 -L 9 -C 10 -S -a\n";
+	"  " CT_NAME " -r http://127.0.0.1:2379/ -A ws://10.0.0.1:80 -L 9 -C 10 -S -a\n"
+	"  " CT_NAME " -s 10 -I 0 -T 2 -J             (static, shards 0-4 of 10, JSON)\n";
 
 void
 ct_usage(void)
@@ -156,6 +169,24 @@ number_option(int opt, const char *arg, int *int_out, long long *ll_out, int *ha
 	return CT_EXIT_OK;
 }
 
+/* -s: unlike the other numbers, the range is checked here. The library
+ * reads 0 as "shard ownership off", but -s means "join with S shards", so
+ * -s 0 must be refused before it reaches the library; the upper bound is
+ * checked with it, so that every bad -s is the same usage error. */
+static int
+shards_option(const char *arg, struct ct_options *opts)
+{
+	long long v;
+
+	if(parse_number(arg, 1, CLUSTER_SHARDS_MAX, &v))
+	{
+		return usage_error("the shard count must be a whole number from 1 to " CT_SHARDS_MAX_TEXT, 's', arg);
+	}
+	opts->shards = (int) v;
+	opts->have_shards = 1;
+	return CT_EXIT_OK;
+}
+
 int
 ct_parse_options(int argc, char **argv, struct ct_options *opts)
 {
@@ -167,7 +198,7 @@ ct_parse_options(int argc, char **argv, struct ct_options *opts)
 	/* leading ':' = report a missing argument apart from an unknown option;
 	 * opterr = 0 = our messages, not getopt's */
 	opterr = 0;
-	while((c = getopt(argc, argv, ":hvFk:e:p:i:n:r:PI:T:t:A:L:C:Sa")) != -1)
+	while((c = getopt(argc, argv, ":hvFk:e:p:i:n:r:PI:T:t:A:L:C:SaJs:")) != -1)
 	{
 		r = CT_EXIT_OK;
 		switch(c)
@@ -225,6 +256,12 @@ ct_parse_options(int argc, char **argv, struct ct_options *opts)
 			break;
 		case 'a':
 			opts->advice = 1;
+			break;
+		case 'J':
+			opts->json = 1;
+			break;
+		case 's':
+			r = shards_option(optarg, opts);
 			break;
 		case ':':
 			return usage_error("missing argument", optopt, NULL);

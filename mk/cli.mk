@@ -10,5 +10,5 @@ cluster_test_cluster_test_SOURCES = \
 cluster_test_cluster_test_CPPFLAGS = -I$(top_srcdir)/include
 cluster_test_cluster_test_LDADD = libcluster/libcluster.la
 
-TESTS += tests/test_cli_static.sh tests/test_cli_usage.sh
-EXTRA_DIST += tests/test_cli_static.sh tests/test_cli_usage.sh tests/test_cli_lib.sh
+TESTS += tests/test_cli_static.sh tests/test_cli_usage.sh tests/test_cli_shards.sh
+EXTRA_DIST += tests/test_cli_static.sh tests/test_cli_usage.sh tests/test_cli_shards.sh tests/test_cli_lib.sh

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # cluster-test in static mode (no registry): the README's 2/1/4 cluster
 # run as three background processes, clean leave on SIGTERM and SIGINT,
-# passive join, -F, and the advisor options.
+# passive join, -F, the advisor options, and -J's rebalance and status
+# lines (the shard lines: tests/test_cli_shards.sh).
 
 . "${top_srcdir:-.}/tests/test_cli_lib.sh"
 
@@ -135,7 +136,31 @@ case_draining()
 	stop drain "$pid" INT
 }
 
-for c in three_nodes logger_format passive longest_id fork advisor_status draining; do
+# -J: the events as JSON lines on stdout (mono_ns replaced by M to compare),
+# the messages on stderr. The address holds the two characters a JSON
+# string must escape ('"' and '\'); the library accepts both.
+case_json_status()
+{
+	start_ct js -J -S -i js1 -A 'ws://a"b\c' -L 1 -C 5 -I 0 -T 1
+	joined js || return
+	wait_for "$WORK/js.out" '"event":"status"' || fail "no status line on stdout" || return
+	got=$(grep '"event":"status"' "$WORK/js.out" | sed 's/"mono_ns":[0-9][0-9]*}$/"mono_ns":M}/')
+	want='{"event":"status","members":[{"id":"js1","self":true,"passive":false,"base":0,"workers":1,"has_status":true,"address":"ws://a\"b\\c","load":1,"capacity":5}],"pick":{"id":"js1","address":"ws://a\"b\\c"},"mono_ns":M}'
+	[ "$got" = "$want" ] || fail "status line: $got" || return
+	! has "$WORK/js.err" '^(cluster-test: (cluster members|cluster has re-balanced:|a new client|no member)|   )' ||
+		fail "an event was printed as text on stderr" || return
+	kill -TERM "$pid"
+	wait_exit "$pid"
+	[ "$rc" -eq 0 ] || fail "exited with $rc after SIGTERM" || return
+	exact js 'cluster-test: successfully left the cluster' || return
+	# the join's rebalance, the status, the leave's rebalance (index -1)
+	got=$(sed 's/"mono_ns":[0-9][0-9]*}$/"mono_ns":M}/' "$WORK/js.out" | grep -v '"event":"status"' | tr '\n' '|')
+	want='{"event":"rebalance","index":0,"workers":1,"total":1,"passive":false,"mono_ns":M}|{"event":"rebalance","index":-1,"workers":1,"total":1,"passive":false,"mono_ns":M}|'
+	[ "$got" = "$want" ] || fail "rebalance lines: $got" || return
+	[ "$(grep -c '"event":"status"' "$WORK/js.out")" -eq 1 ] || fail "the unchanged table was printed again"
+}
+
+for c in three_nodes logger_format passive longest_id fork advisor_status draining json_status; do
 	run_case "$c" "case_$c"
 done
 finish

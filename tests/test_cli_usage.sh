@@ -39,7 +39,7 @@ case_help()
 	[ "$rc" -eq 0 ] || fail "exit code $rc, expected 0" || return
 	has "$WORK/help.out" '^Usage: cluster-test \[OPTIONS\]$' || fail "no usage on stdout" || return
 	[ ! -s "$WORK/help.err" ] || fail "stderr is not empty" || return
-	for opt in h v F k e p i n r t P I T A L C S a; do
+	for opt in h v F k e p i n r t P I T A L C S a J s; do
 		has "$WORK/help.out" "^  -$opt( |$)" || fail "-$opt is not documented" || return
 	done
 	has "$WORK/help.out" '^Exit status:' || fail "exit codes are not documented" || return
@@ -58,6 +58,18 @@ case_total_not_num()    { expect_reject 2 "static total must be a whole number.*
 case_ttl_not_num()      { expect_reject 2 "lease TTL must be a whole number.*'5s'" -t 5s; }
 case_load_not_num()     { expect_reject 2 "load must be a whole number.*'lots'" -L lots; }
 case_capacity_not_num() { expect_reject 2 "capacity must be a whole number.*'1.5'" -C 1.5; }
+
+# -s is range-checked by cluster-test itself (the library reads 0 as "off"),
+# so every bad shard count is a usage error.
+shards_msg='^cluster-test: option -s: the shard count must be a whole number from 1 to 1000000, not'
+case_shards_missing()   { expect_reject 2 '^cluster-test: option -s: missing argument$' -s; }
+case_shards_zero()      { expect_reject 2 "$shards_msg '0'\$" -s 0; }
+case_shards_negative()  { expect_reject 2 "$shards_msg '-1'\$" -s -1; }
+case_shards_too_many()  { expect_reject 2 "$shards_msg '1000001'\$" -s 1000001; }
+case_shards_huge()      { expect_reject 2 "$shards_msg '99999999999999999999'\$" -s 99999999999999999999; }
+case_shards_not_num()   { expect_reject 2 "$shards_msg 'ten'\$" -s ten; }
+case_shards_empty()     { expect_reject 2 "$shards_msg ''\$" -s ''; }
+case_shards_trailing()  { expect_reject 2 "$shards_msg '10 '\$" -s '10 '; }
 
 # --- values the library refuses (exit 1) --------------------------------------
 
@@ -89,6 +101,15 @@ case_capacity_bad()     { expect_reject 1 '^libcluster<3>: .*capacity' -C -2; }
 case_capacity_below()   { expect_reject 1 '^libcluster<3>: .*capacity' -L 10 -C 5; }
 case_address_space()    { expect_reject 1 '^libcluster<3>: .*address' -A 'ws://a b'; }
 
+# -J and -s are accepted: the run gets as far as a later library refusal
+# (the shard count is set before the address, so the library took 1000000).
+case_json_accepted()    { expect_reject 1 '^libcluster<3>: .*worker count 0 ' -J -n 0; }
+case_shards_max_taken() {
+	expect_reject 1 '^libcluster<3>: .*address' -J -s 1000000 -A 'ws://a b' || return
+	has "$WORK/bad.err" '^cluster-test: failed to set the published address: ' ||
+		fail "the run did not get past the shard count to the address"
+}
+
 # --- input is quoted escaped: one line per message, no raw control bytes ------
 
 nl=$(printf '\nx'); nl=${nl%x}
@@ -112,6 +133,8 @@ case_registry_newline() { expect_escaped 1 "^libcluster<3>: .*registry URI <ftp:
 case_key_newline()      { expect_escaped 1 "^cluster-test: invalid cluster key 'a\\\\x0aforged'" -k "a${nl}forged"; }
 case_workers_escape()   { expect_escaped 2 "worker count must be a whole number.*'1\\\\x1b\\[2J'" -n "1${esc}[2J"; }
 case_stray_newline()    { expect_escaped 2 "^cluster-test: unexpected argument 'x\\\\x0aforged'" "x${nl}forged"; }
+case_shards_escape()    { expect_escaped 2 "$shards_msg '1\\\\x1b\\[2J'\$" -s "1${esc}[2J"; }
+case_shards_newline()   { expect_escaped 2 "$shards_msg '5\\\\x0aforged'\$" -s "5${nl}forged"; }
 
 for c in help \
 	unknown_option missing_argument stray_argument workers_not_num workers_trailing \
@@ -121,7 +144,9 @@ for c in help \
 	registry_broken registry_empty ttl_too_short ttl_too_long index_negative total_zero \
 	index_not_below highest_index fork_bad_option load_negative capacity_bad \
 	capacity_below address_space instance_newline env_escape registry_newline key_newline \
-	workers_escape stray_newline
+	workers_escape stray_newline \
+	shards_missing shards_zero shards_negative shards_too_many shards_huge shards_not_num \
+	shards_empty shards_trailing json_accepted shards_max_taken shards_escape shards_newline
 do
 	run_case "$c" "case_$c"
 done
