@@ -699,6 +699,27 @@ parse_whole(const char *text, size_t len)
 	return root;
 }
 
+/* Whether a JSON text holds the escape \u0000 in a string: cJSON would
+ * cut the string there, so "a\u0000b" would pass for the id "a". */
+static int
+has_nul_escape(const char *text, size_t len)
+{
+	size_t i;
+
+	for(i = 0; i + 1 < len; i++)
+	{
+		if(text[i] == '\\')
+		{
+			if(text[i + 1] == 'u' && len - i >= 6 && !memcmp(text + i + 2, "0000", 4))
+			{
+				return 1;
+			}
+			i++; /* skip the escaped byte (an escaped backslash too) */
+		}
+	}
+	return 0;
+}
+
 /* Exactly n elements (n <= 5); puts them in el. */
 static int
 tuple(const cJSON *a, const cJSON *el[5], int n)
@@ -914,6 +935,11 @@ cluster__shard_map_decode(const char *text, size_t len, uint32_t shards, int64_t
 	if(!cJSON_IsObject(root))
 	{
 		WHY("the record is not a JSON object: '%s'", quote(q, root));
+		goto done;
+	}
+	if(has_nul_escape(text, len))
+	{
+		WHY("the record holds a NUL byte (\\u0000) in a string");
 		goto done;
 	}
 	v = cJSON_GetObjectItemCaseSensitive(root, "v");
