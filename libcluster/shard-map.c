@@ -240,12 +240,41 @@ rank_owners(const ent *ents, size_t n_ents, const run *runs, size_t n_runs, int3
 	return 0;
 }
 
+/* A run renumbered by remap, with the fields its state makes meaningless
+ * zeroed (the token of an unowned run, the since of a run without a next)
+ * and a next that is its owner (a hand-built map naming one owner twice)
+ * dropped. */
+static void
+norm_run(run *r, const int32_t *remap)
+{
+	r->owner = r->owner >= 0 ? remap[r->owner] : -1;
+	r->next = r->next >= 0 && r->owner >= 0 ? remap[r->next] : -1;
+	if(r->next == r->owner)
+	{
+		r->next = -1;
+	}
+	if(r->owner < 0)
+	{
+		r->token = 0;
+	}
+	if(r->next < 0)
+	{
+		r->since = 0;
+	}
+}
+
+/* Adjacent runs that merge. */
+static int
+same_state(const run *a, const run *b)
+{
+	return a->owner == b->owner && a->next == b->next && a->token == b->token && a->since == b->since;
+}
+
 /*
  * Make out the normal form of a list of runs over entities: owners only
- * those referred to, in (id, incarnation) order; the fields a run's state
- * makes meaningless zeroed (the token of an unowned run, the since of a
- * run without a next); adjacent equal runs merged. Takes runs (freed on
- * failure too). 0 or ENOMEM (out empty).
+ * those referred to, in (id, incarnation) order; each run as norm_run()
+ * leaves it; adjacent equal runs merged. Takes runs (freed on failure
+ * too). 0 or ENOMEM (out empty).
  */
 static int
 normalise(const ent *ents, size_t n_ents, run *runs, size_t n_runs, uint32_t shards, cluster__shard_map *out)
@@ -282,17 +311,8 @@ normalise(const ent *ents, size_t n_ents, run *runs, size_t n_runs, uint32_t sha
 	{
 		run r = runs[i];
 
-		r.owner = r.owner >= 0 ? remap[r.owner] : -1;
-		r.next = r.next >= 0 && r.owner >= 0 ? remap[r.next] : -1;
-		if(r.owner < 0)
-		{
-			r.token = 0;
-		}
-		if(r.next < 0)
-		{
-			r.since = 0;
-		}
-		if(w && runs[w - 1].owner == r.owner && runs[w - 1].next == r.next && runs[w - 1].token == r.token && runs[w - 1].since == r.since)
+		norm_run(&r, remap);
+		if(w && same_state(&runs[w - 1], &r))
 		{
 			runs[w - 1].len += r.len;
 		}
@@ -538,7 +558,7 @@ cluster__shard_map_encode(const cluster__shard_map *m, char **text, size_t *len)
 		free(ents);
 		return ENOMEM;
 	}
-	if(!reserve(&b, 64))
+	if(!reserve(&b, 96))
 	{
 		put(&b, "{\"v\":", 5);
 		put_int(&b, CLUSTER__SHARD_RECORD_VERSION);
@@ -569,11 +589,8 @@ cluster__shard_map_encode(const cluster__shard_map *m, char **text, size_t *len)
 	{
 		run r = m->runs[i];
 
-		r.owner = r.owner >= 0 ? remap[r.owner] : -1;
-		r.next = r.next >= 0 && r.owner >= 0 ? remap[r.next] : -1;
-		r.token = r.owner >= 0 ? r.token : 0;
-		r.since = r.next >= 0 ? r.since : 0;
-		if(have && pend.owner == r.owner && pend.next == r.next && pend.token == r.token && pend.since == r.since)
+		norm_run(&r, remap);
+		if(have && same_state(&pend, &r))
 		{
 			pend.len += r.len;
 			continue;
@@ -697,6 +714,27 @@ parse_whole(const char *text, size_t len)
 		return NULL;
 	}
 	return root;
+}
+
+/* Whether a JSON text holds the escape \u0000 in a string: cJSON would
+ * cut the string there, so "a\u0000b" would pass for the id "a". */
+static int
+has_nul_escape(const char *text, size_t len)
+{
+	size_t i;
+
+	for(i = 0; i + 1 < len; i++)
+	{
+		if(text[i] == '\\')
+		{
+			if(text[i + 1] == 'u' && len - i >= 6 && !memcmp(text + i + 2, "0000", 4))
+			{
+				return 1;
+			}
+			i++; /* skip the escaped byte (an escaped backslash too) */
+		}
+	}
+	return 0;
 }
 
 /* Exactly n elements (n <= 5); puts them in el. */
@@ -914,6 +952,11 @@ cluster__shard_map_decode(const char *text, size_t len, uint32_t shards, int64_t
 	if(!cJSON_IsObject(root))
 	{
 		WHY("the record is not a JSON object: '%s'", quote(q, root));
+		goto done;
+	}
+	if(has_nul_escape(text, len))
+	{
+		WHY("the record holds a NUL byte (\\u0000) in a string");
 		goto done;
 	}
 	v = cJSON_GetObjectItemCaseSensitive(root, "v");
