@@ -2176,6 +2176,7 @@ struct shard_watch_ctx
 {
 	etcd3 *ed;
 	int (*on_record)(void *sctx, const char *value, size_t len, int64_t mod_rev);
+	void (*on_alive)(void *sctx);
 	int64_t (*on_tick)(void *sctx);
 	void *sctx;
 	int created;
@@ -2235,6 +2236,7 @@ shard_watch_line(void *ctx, const char *line, size_t len)
 		cluster__etcd3_watch_msg_free(&msg);
 		return 1;
 	}
+	w->on_alive(w->sctx);
 	for(i = 0; i < msg.n_events; i++)
 	{
 		const cluster__etcd3_event *ev = &msg.events[i];
@@ -2282,8 +2284,8 @@ shard_watch_tick(void *ctx)
 /* The record's watch, with the member watch's heartbeat (a hung endpoint
  * is left within two thirds of the TTL). */
 static int
-shard_watch(void *ctx, int64_t from, int (*on_record)(void *sctx, const char *value, size_t len, int64_t mod_rev), int64_t (*on_tick)(void *sctx), void *sctx,
-	char *why, size_t whysz)
+shard_watch(void *ctx, int64_t from, int (*on_record)(void *sctx, const char *value, size_t len, int64_t mod_rev), void (*on_alive)(void *sctx),
+	int64_t (*on_tick)(void *sctx), void *sctx, char *why, size_t whysz)
 {
 	etcd3 *ed = ctx;
 	cluster__http_stream_opts so;
@@ -2295,6 +2297,7 @@ shard_watch(void *ctx, int64_t from, int (*on_record)(void *sctx, const char *va
 	memset(&w, 0, sizeof(w));
 	w.ed = ed;
 	w.on_record = on_record;
+	w.on_alive = on_alive;
 	w.on_tick = on_tick;
 	w.sctx = sctx;
 	w.heartbeat_ms = heartbeat_ms(ed);

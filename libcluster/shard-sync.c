@@ -95,10 +95,16 @@ struct cluster__shard_sync
 	int64_t unknown_since; /* corrupt or deleted record seen (local ms), 0: no */
 	int64_t bad_logged;    /* mod revision of the last bad record logged */
 	int64_t changed_at;    /* local ms when the record last changed */
+	int64_t confirmed_at;  /* local ms when the watch (or a read) last spoke */
+	int reread;            /* the watch broke: read the record before watching again */
 	int64_t members_at;    /* local ms when the membership last changed */
 
 	missing_owner *missing;
 	size_t n_missing;
+	/* owners that handed their shards back (a clean leave): not planned
+	 * for, even while the membership still lists them */
+	missing_owner *departed;
+	size_t n_departed;
 	ack_entry *acks;
 	size_t n_acks;
 	int64_t acks_at;  /* when acks were last read */
@@ -115,6 +121,8 @@ struct cluster__shard_sync
 /* ------------------------------------------------------------------ */
 /* small helpers                                                        */
 /* ------------------------------------------------------------------ */
+
+static const cluster__shard_member *find_live(const cluster__shard_sync *s, const char *id);
 
 static int
 stopping(cluster__shard_sync *s)
@@ -176,6 +184,92 @@ publish_map(cluster__shard_sync *s)
 	cluster__shard_map_free(&copy);
 }
 
+static int
+is_departed(const cluster__shard_sync *s, const char *id, int64_t incarnation)
+{
+	size_t i;
+
+	for(i = 0; i < s->n_departed; i++)
+	{
+		if(s->departed[i].incarnation == incarnation && !strcmp(s->departed[i].id, id))
+		{
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/*
+ * Shards that went from an owner straight to nobody were handed back by
+ * a clean leave (the planner's own expiry only frees owners that are not
+ * live). The leaver's key may still be in our membership for a moment:
+ * remember it as departed, or the next plan would give the shards right
+ * back to it, and they would wait a TTL for its grace.
+ */
+static void
+note_departed(cluster__shard_sync *s, const cluster__shard_map *old, const cluster__shard_map *now)
+{
+	size_t i = 0, j = 0;
+
+	while(i < old->n_runs && j < now->n_runs)
+	{
+		const cluster__shard_run *a = &old->runs[i], *b = &now->runs[j];
+		uint32_t a_end = a->start + a->len, b_end = b->start + b->len;
+
+		if(a->owner >= 0 && b->owner < 0)
+		{
+			const cluster__shard_owner *o = &old->owners[a->owner];
+
+			if(!is_departed(s, o->id, o->incarnation))
+			{
+				missing_owner *d = realloc(s->departed, (s->n_departed + 1) * sizeof(*d));
+
+				if(d)
+				{
+					s->departed = d;
+					d[s->n_departed].id = strdup(o->id);
+					d[s->n_departed].incarnation = o->incarnation;
+					d[s->n_departed].since = cluster__now_ms();
+					if(d[s->n_departed].id)
+					{
+						s->n_departed++;
+					}
+				}
+			}
+		}
+		if(a_end <= b_end)
+		{
+			i++;
+		}
+		if(b_end <= a_end)
+		{
+			j++;
+		}
+	}
+}
+
+/* Forget departed owners once the membership no longer lists them. */
+static void
+prune_departed(cluster__shard_sync *s)
+{
+	size_t i, n = 0;
+
+	for(i = 0; i < s->n_departed; i++)
+	{
+		const cluster__shard_member *m = find_live(s, s->departed[i].id);
+
+		if(m && m->incarnation == s->departed[i].incarnation)
+		{
+			s->departed[n++] = s->departed[i];
+		}
+		else
+		{
+			free(s->departed[i].id);
+		}
+	}
+	s->n_departed = n;
+}
+
 /* A version of the record arrived (value NULL: absent or deleted). */
 static void
 load(cluster__shard_sync *s, const char *value, size_t len, int64_t mod_rev)
@@ -227,6 +321,7 @@ load(cluster__shard_sync *s, const char *value, size_t len, int64_t mod_rev)
 		return;
 	}
 	s->unknown_since = 0;
+	note_departed(s, &s->cur, &m);
 	cluster__shard_map_free(&s->cur);
 	s->cur = m;
 	publish_map(s);
@@ -421,13 +516,14 @@ apply(cluster__shard_sync *s, int64_t now)
 	int must_ack = 0;
 	char why[300];
 
-	if(!s->have || s->unknown_since || !s->self_inc || now >= hold)
+	if(!s->have || s->unknown_since || !s->self_inc || now >= hold || now >= s->confirmed_at + s->ttl_ms)
 	{
 		if(!cluster__shards_held(s->core, &held, &nh) && nh)
 		{
-			if(s->have && s->self_inc && now >= hold && !s->lease_logged)
+			if(s->have && s->self_inc && !s->lease_logged && (now >= hold || now >= s->confirmed_at + s->ttl_ms))
 			{
-				cluster__log(s->core, LOG_WARNING, "libcluster: shards: the lease was not renewed for a whole TTL: releasing all %zu shards until it is\n", nh);
+				cluster__log(s->core, LOG_WARNING, "libcluster: shards: %s for a whole TTL: releasing all %zu shards until it is back\n",
+					now >= hold ? "the lease was not renewed" : "the assignment could not be watched", nh);
 				s->lease_logged = 1;
 			}
 			cluster__shards_deliver(s->core, NULL, 0, held, nh);
@@ -459,8 +555,12 @@ apply(cluster__shard_sync *s, int64_t now)
 		}
 		s->acked = s->cur_mod;
 	}
-	/* hold no longer than the lease allows */
-	return cluster__shard_map_count(&s->cur, s->instance, s->self_inc) ? hold - now : -1;
+	/* hold no longer than the lease, and the record's last word, allow */
+	if(!cluster__shard_map_count(&s->cur, s->instance, s->self_inc))
+	{
+		return -1;
+	}
+	return hold < s->confirmed_at + s->ttl_ms ? hold - now : s->confirmed_at + s->ttl_ms - now;
 }
 
 /* ------------------------------------------------------------------ */
@@ -544,21 +644,39 @@ compute(cluster__shard_sync *s, cluster__shard_map *next, int *changed, size_t *
 	size_t i;
 	int r;
 
+	cluster__shard_member *live;
+	size_t n = 0;
+
+	prune_departed(s);
+	live = s->n_live ? malloc(s->n_live * sizeof(*live)) : NULL;
+	if(s->n_live && !live)
+	{
+		return ENOMEM;
+	}
 	for(i = 0; i < s->n_live; i++)
 	{
-		s->live[i].acked = acked_by(s, s->live[i].id);
+		if(!is_departed(s, s->live[i].id, s->live[i].incarnation))
+		{
+			live[n] = s->live[i];
+			live[n].acked = acked_by(s, s->live[i].id);
+			n++;
+		}
 	}
 	if(!s->unknown_since)
 	{
-		return cluster__shard_plan(&s->cur, s->live, s->n_live, expired, s, next, changed, moves);
+		r = cluster__shard_plan(&s->cur, live, n, expired, s, next, changed, moves);
 	}
-	r = cluster__shard_map_init(&empty, s->shards);
-	if(!r)
+	else
 	{
-		r = cluster__shard_plan(&empty, s->live, s->n_live, expired, s, next, changed, moves);
-		cluster__shard_map_free(&empty);
-		*changed = 1;
+		r = cluster__shard_map_init(&empty, s->shards);
+		if(!r)
+		{
+			r = cluster__shard_plan(&empty, live, n, expired, s, next, changed, moves);
+			cluster__shard_map_free(&empty);
+			*changed = 1;
+		}
 	}
+	free(live);
 	return r;
 }
 
@@ -738,6 +856,14 @@ on_record(void *ctx, const char *value, size_t len, int64_t mod_rev)
 	return 0;
 }
 
+static void
+on_alive(void *ctx)
+{
+	cluster__shard_sync *s = ctx;
+
+	s->confirmed_at = cluster__now_ms();
+}
+
 static int64_t
 on_tick(void *ctx)
 {
@@ -789,7 +915,8 @@ read_record(cluster__shard_sync *s)
 		return r;
 	}
 	ok_log(s);
-	s->cur_mod = 0;
+	s->confirmed_at = cluster__now_ms();
+	s->reread = 0;
 	load(s, value, len, mod);
 	free(value);
 	if(rev > s->seen_rev)
@@ -810,7 +937,7 @@ run(void *arg)
 		char why[300];
 		int r;
 
-		if(!s->have || s->cur_mod == 0)
+		if(!s->have || s->reread)
 		{
 			if(read_record(s))
 			{
@@ -819,20 +946,23 @@ run(void *arg)
 				continue;
 			}
 		}
-		r = s->st.watch(s->st.ctx, s->seen_rev + 1, on_record, on_tick, s, why, sizeof(why));
+		r = s->st.watch(s->st.ctx, s->seen_rev + 1, on_record, on_alive, on_tick, s, why, sizeof(why));
 		if(stopping(s))
 		{
 			break;
 		}
+		/* the last record read stays valid meanwhile: a hand-over needs
+		 * our acknowledgement, an expiry our lease, and apply() lets go
+		 * once the watch has been silent for a TTL */
 		if(r == ERANGE)
 		{
-			s->have = 0;
+			s->reread = 1;
 			continue;
 		}
 		if(r)
 		{
 			fail_log(s, "watch", why);
-			s->have = 0;
+			s->reread = 1;
 			idle(s, backoff);
 			backoff = backoff * 2 > RETRY_MS * 2 ? RETRY_MS * 2 : backoff * 2;
 			continue;
@@ -856,6 +986,11 @@ sync_free(cluster__shard_sync *s)
 		free(s->missing[i].id);
 	}
 	free(s->missing);
+	for(i = 0; i < s->n_departed; i++)
+	{
+		free(s->departed[i].id);
+	}
+	free(s->departed);
 	clear_acks(s);
 	free(s->live);
 	cluster__table_free(&s->members);

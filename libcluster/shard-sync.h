@@ -37,12 +37,14 @@ struct cluster__shard_store
 	 * id order. */
 	int (*acks)(void *ctx, void (*fn)(void *fctx, const char *id, int64_t revision), void *fctx, char *why, size_t whysz);
 	/* Watch the record from revision from: on_record(sctx, value, len,
-	 * mod_rev) for each new version (value NULL: deleted); on_tick(sctx)
-	 * between messages, as cluster__http_tick_cb (CLUSTER__HTTP_STOP ends
-	 * the watch). Returns 0 when stopped by the tick, ERANGE when the
-	 * history was compacted (read the record again), else an errno value. */
-	int (*watch)(void *ctx, int64_t from, int (*on_record)(void *sctx, const char *value, size_t len, int64_t mod_rev), int64_t (*on_tick)(void *sctx), void *sctx,
-		char *why, size_t whysz);
+	 * mod_rev) for each new version (value NULL: deleted); on_alive(sctx)
+	 * for every message (the watch is current up to it: created, events,
+	 * the answer to a heartbeat); on_tick(sctx) between messages, as
+	 * cluster__http_tick_cb (CLUSTER__HTTP_STOP ends the watch). Returns 0
+	 * when stopped by the tick, ERANGE when the history was compacted
+	 * (read the record again), else an errno value. */
+	int (*watch)(void *ctx, int64_t from, int (*on_record)(void *sctx, const char *value, size_t len, int64_t mod_rev), void (*on_alive)(void *sctx),
+		int64_t (*on_tick)(void *sctx), void *sctx, char *why, size_t whysz);
 	/* Any thread: make the watch's tick run now. */
 	void (*wake)(void *ctx);
 	/* Until when (monotonic ms) this instance may hold shards: the send

@@ -131,6 +131,7 @@ test_join_leave(void **state)
 	size_t n;
 	char id[CLUSTER_NAME_MAX + 1];
 	long long token;
+	double t0;
 
 	(void) state;
 	a = member(key, "a", "a", 1);
@@ -152,9 +153,13 @@ test_join_leave(void **state)
 	assert_int_equal(cluster_set_shards(a->c, 8), -1);
 	assert_int_equal(errno, EPERM);
 
-	/* a graceful leave hands back at once (no TTL to wait) */
+	/* a graceful leave hands back at once: settled well within the TTL
+	 * (a shard given back to the leaver would wait a TTL for its grace) */
+	t0 = etcdh_now();
 	assert_int_equal(cluster_leave(b->c), 0);
 	live[1] = live[2];
+	assert_int_equal(sc_wait_settled(live, 2, TTL * 0.6), 0);
+	fprintf(stderr, "# graceful leave settled in %.3f s\n", etcdh_now() - t0);
 	settle(live, 2, &snap, "second leaves");
 	sc_snapshot_free(snap);
 	et_member_free(a);
@@ -249,6 +254,39 @@ test_revoked(void **state)
 	assert_int_equal(sc_check_intervals(), 0);
 }
 
+/* b is cut off from etcd and its lease revoked meanwhile: the others
+ * take its shards a TTL after its key vanished; b, which cannot renew,
+ * has let them go by its own deadline before that. */
+static void
+test_partitioned_revoked(void **state)
+{
+	const char *key = begin("sh-cut");
+	sc_live live[3] = { { "a", 1 }, { "c", 1 }, { "b", 1 } };
+	etcdh_proxy *proxy;
+	et_member *m[3];
+	long long lease;
+
+	(void) state;
+	assert_int_equal(etcdh_proxy_start(et_etcd, &proxy), 0);
+	m[0] = member(key, "a", "a", 1);
+	m[1] = member(key, "c", "c", 1);
+	m[2] = et_new_at(key, "b", 1, etcdh_proxy_endpoint(proxy), TTL);
+	sc_attach(m[2]->c, "b");
+	assert_int_equal(cluster_set_shard_settle(m[2]->c, 100), 0);
+	assert_int_equal(et_join(m[2]), 0);
+	settle(live, 3, NULL, NULL);
+	lease = etcdh_key_lease(et_etcd, et_member_key(key, "b"));
+	assert_true(lease > 0);
+	etcdh_proxy_cut(proxy);
+	assert_int_equal(etcdh_revoke(et_etcd, lease), 0);
+	settle(live, 2, NULL, NULL);
+	etcdh_proxy_restore(proxy);
+	settle(live, 3, NULL, NULL);
+	et_free(m, 3);
+	etcdh_proxy_stop(proxy);
+	assert_int_equal(sc_check_intervals(), 0);
+}
+
 /* Garbage, then a record for another shard count: logged, everything
  * released, rebuilt after a TTL; never two owners. */
 static void
@@ -306,6 +344,7 @@ main(void)
 		cmocka_unit_test_teardown(test_join_leave, et_teardown_members),
 		cmocka_unit_test_teardown(test_kill9, et_teardown_members),
 		cmocka_unit_test_teardown(test_revoked, et_teardown_members),
+		cmocka_unit_test_teardown(test_partitioned_revoked, et_teardown_members),
 		cmocka_unit_test_teardown(test_bad_record, et_teardown_members),
 		cmocka_unit_test_teardown(test_race, et_teardown_members),
 		cmocka_unit_test_teardown(test_etcd_restart, et_teardown_members),
