@@ -15,6 +15,12 @@
 # prints the pick's cost at N = 1000 and 4000 and an O(1) verdict, and
 # exits 1 when the verdict fails (`make bench-pick BENCH_ARGS=--no-cache`
 # shows it failing with the cache disabled).
+# bench-shards (shard ownership beside sorted-index ranges: moves against
+# the minimum and balance from the pure planner, with a PASS/FAIL verdict
+# and exit 1 on FAIL; then join/leave -> every shard at its new owner
+# against a private etcd, several minutes at the default N = 3 10 50 200)
+# is not part of `make bench` either: `make bench-shards`, e.g. a quick
+# look with BENCH_ARGS='-S 1024 -N 3,10 -M 3,10 -k 5 -r 2'.
 BENCH_SOURCES = bench/benchlib.c bench/benchlib.h $(ETCD_HARNESS_SOURCES)
 BENCH_CFLAGS = $(AM_CFLAGS) -I$(top_srcdir)/tests $(CURL_CFLAGS) $(CJSON_CFLAGS)
 BENCH_LDADD = libcluster/libcluster-core.la $(CURL_LIBS) $(CJSON_LIBS) $(PTHREAD_LIBS)
@@ -43,6 +49,11 @@ bench_bench_pick_SOURCES = bench/bench-pick.c
 bench_bench_pick_CFLAGS = $(AM_CFLAGS)
 bench_bench_pick_LDADD = libcluster/libcluster-core.la $(CURL_LIBS) $(CJSON_LIBS) $(PTHREAD_LIBS)
 
+check_PROGRAMS += bench/bench-shards
+bench_bench_shards_SOURCES = bench/bench-shards.c $(BENCH_SOURCES)
+bench_bench_shards_CFLAGS = $(BENCH_CFLAGS)
+bench_bench_shards_LDADD = $(BENCH_LDADD)
+
 bench-convergence: bench/bench-convergence$(EXEEXT)
 	ETCD='$(ETCD)' ./bench/bench-convergence$(EXEEXT) $(BENCH_ARGS)
 bench-steady: bench/bench-steady$(EXEEXT)
@@ -55,10 +66,12 @@ bench-scale: bench/bench-scale$(EXEEXT)
 	ETCD='$(ETCD)' ./bench/bench-scale$(EXEEXT) $(BENCH_ARGS)
 bench-pick: bench/bench-pick$(EXEEXT)
 	./bench/bench-pick$(EXEEXT) $(BENCH_ARGS)
+bench-shards: bench/bench-shards$(EXEEXT)
+	ETCD='$(ETCD)' ./bench/bench-shards$(EXEEXT) $(BENCH_ARGS)
 bench: bench/bench-convergence$(EXEEXT) bench/bench-steady$(EXEEXT) bench/bench-memory$(EXEEXT) bench/bench-view$(EXEEXT) bench/bench-pick$(EXEEXT)
 	ETCD='$(ETCD)' ./bench/bench-convergence$(EXEEXT)
 	ETCD='$(ETCD)' ./bench/bench-steady$(EXEEXT)
 	ETCD='$(ETCD)' ./bench/bench-memory$(EXEEXT)
 	./bench/bench-view$(EXEEXT)
 	./bench/bench-pick$(EXEEXT)
-.PHONY: bench bench-convergence bench-steady bench-memory bench-view bench-scale bench-pick
+.PHONY: bench bench-convergence bench-steady bench-memory bench-view bench-scale bench-pick bench-shards
