@@ -374,7 +374,7 @@ cluster_shards(CLUSTER *cluster)
 {
 	int s;
 
-	if(!cluster)
+	if(cluster__enter(cluster, __func__))
 	{
 		return 0;
 	}
