@@ -660,15 +660,16 @@ table_from_range(etcd3 *ed, int statuses, const cluster__etcd3_range *rg, cluste
 	return 0;
 }
 
-/* Read a whole prefix once (the members, or with statuses set the
- * statuses): the table at revision *rev. */
+/*
+ * A range request (body freed here; NULL means out of memory) and its
+ * parsed answer. E2BIG: more than CLUSTER_MEMBERS_MAX keys (why is left
+ * to the caller); a paged answer ("more") is refused: we never set a
+ * limit, so a server that pages anyway is not etcd.
+ */
 static int
-read_prefix(etcd3 *ed, etcd3_conn *cn, int statuses, cluster__table *old, cluster__table *out, int64_t *rev, char *why, size_t whysz)
+range_rpc(etcd3 *ed, etcd3_conn *cn, char *body, cluster__etcd3_range *rg, char *why, size_t whysz)
 {
 	cluster__http_response resp;
-	cluster__etcd3_range rg;
-	const char *prefix = statuses ? ed->status_prefix : ed->prefix;
-	char *body = cluster__etcd3_build_range(prefix);
 	int r;
 
 	r = rpc(ed, cn, "/v3/kv/range", body, &resp, why, whysz);
@@ -677,11 +678,10 @@ read_prefix(etcd3 *ed, etcd3_conn *cn, int statuses, cluster__table *old, cluste
 	{
 		return r;
 	}
-	r = cluster__etcd3_parse_range(resp.body, resp.len, &rg);
+	r = cluster__etcd3_parse_range(resp.body, resp.len, rg);
 	cluster__http_response_free(&resp);
 	if(r == E2BIG)
 	{
-		snprintf(why, whysz, "%s holds more than CLUSTER_MEMBERS_MAX (%d) %s", prefix, CLUSTER_MEMBERS_MAX, statuses ? "statuses" : "members");
 		return r;
 	}
 	if(r)
@@ -689,12 +689,32 @@ read_prefix(etcd3 *ed, etcd3_conn *cn, int statuses, cluster__table *old, cluste
 		snprintf(why, whysz, "malformed range response");
 		return r == ENOMEM ? r : EIO;
 	}
-	if(rg.more)
+	if(rg->more)
 	{
-		/* we never set a limit: a server that pages anyway is not etcd */
-		cluster__etcd3_range_free(&rg);
+		cluster__etcd3_range_free(rg);
 		snprintf(why, whysz, "range response is incomplete (\"more\")");
 		return EIO;
+	}
+	return 0;
+}
+
+/* Read a whole prefix once (the members, or with statuses set the
+ * statuses): the table at revision *rev. */
+static int
+read_prefix(etcd3 *ed, etcd3_conn *cn, int statuses, cluster__table *old, cluster__table *out, int64_t *rev, char *why, size_t whysz)
+{
+	cluster__etcd3_range rg;
+	const char *prefix = statuses ? ed->status_prefix : ed->prefix;
+	int r;
+
+	r = range_rpc(ed, cn, cluster__etcd3_build_range(prefix), &rg, why, whysz);
+	if(r == E2BIG)
+	{
+		snprintf(why, whysz, "%s holds more than CLUSTER_MEMBERS_MAX (%d) %s", prefix, CLUSTER_MEMBERS_MAX, statuses ? "statuses" : "members");
+	}
+	if(r)
+	{
+		return r;
 	}
 	r = table_from_range(ed, statuses, &rg, old, out);
 	*rev = rg.revision;
@@ -2047,26 +2067,16 @@ static int
 shard_get(void *ctx, char **value, size_t *len, int64_t *mod_rev, int64_t *rev, char *why, size_t whysz)
 {
 	etcd3 *ed = ctx;
-	cluster__http_response resp;
 	cluster__etcd3_range rg;
-	char *body = cluster__etcd3_build_get(ed->shard_key);
 	int r;
 
 	*value = NULL;
 	*len = 0;
 	*mod_rev = *rev = 0;
-	r = rpc(ed, &ed->shard, "/v3/kv/range", body, &resp, why, whysz);
-	free(body);
+	r = range_rpc(ed, &ed->shard, cluster__etcd3_build_get(ed->shard_key), &rg, why, whysz);
 	if(r)
 	{
 		return r;
-	}
-	r = cluster__etcd3_parse_range(resp.body, resp.len, &rg);
-	cluster__http_response_free(&resp);
-	if(r)
-	{
-		snprintf(why, whysz, "malformed range response");
-		return r == ENOMEM ? r : EIO;
 	}
 	*rev = rg.revision;
 	if(rg.n_kvs == 1 && rg.kvs[0].key_len == strlen(ed->shard_key) && !memcmp(rg.kvs[0].key, ed->shard_key, rg.kvs[0].key_len))
@@ -2129,24 +2139,18 @@ static int
 shard_acks(void *ctx, void (*fn)(void *fctx, const char *id, int64_t revision), void *fctx, char *why, size_t whysz)
 {
 	etcd3 *ed = ctx;
-	cluster__http_response resp;
 	cluster__etcd3_range rg;
-	char *body = cluster__etcd3_build_range(ed->ack_prefix);
 	size_t i;
 	int r;
 
-	r = rpc(ed, &ed->shard, "/v3/kv/range", body, &resp, why, whysz);
-	free(body);
+	r = range_rpc(ed, &ed->shard, cluster__etcd3_build_range(ed->ack_prefix), &rg, why, whysz);
+	if(r == E2BIG)
+	{
+		snprintf(why, whysz, "more than CLUSTER_MEMBERS_MAX (%d) acknowledgements", CLUSTER_MEMBERS_MAX);
+	}
 	if(r)
 	{
 		return r;
-	}
-	r = cluster__etcd3_parse_range(resp.body, resp.len, &rg);
-	cluster__http_response_free(&resp);
-	if(r)
-	{
-		snprintf(why, whysz, "malformed range response");
-		return r == ENOMEM ? r : EIO;
 	}
 	for(i = 0; i < rg.n_kvs; i++)
 	{

@@ -6,6 +6,7 @@
  * with nothing leaked.
  */
 #include "etcd3-proto.h"
+#include "json.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -16,7 +17,6 @@
 
 /* 2^53: a JSON number this large may already have been rounded by the
  * parser, so numbers must stay strictly below it. */
-#define EXACT_DOUBLE_MAX 9007199254740992.0
 
 /* ---------------------------------------------------------------------- */
 /* base64                                                                   */
@@ -304,53 +304,65 @@ add_write_op(cJSON *succ, const char *key, const char *value, int64_t lease)
 	return bad ? -1 : 0;
 }
 
-char *
-cluster__etcd3_build_write(const char *guard_key, int64_t guard_lease, const char *key1, const char *value1, const char *key2, const char *value2, int64_t lease)
+/*
+ * The frame of a guarded txn: compare target(guard_key) == value (field
+ * names the value), with a range of guard_key as the failure branch (so
+ * the caller learns who holds it). *succ gets the success array for the
+ * caller's ops. NULL when out of memory.
+ */
+static cJSON *
+guarded_txn(const char *guard_key, const char *target, const char *field, int64_t value, cJSON **succ)
 {
-	cJSON *root, *cmp, *c, *succ, *op, *fail, *rng;
-	const char *target = guard_lease ? "LEASE" : "CREATE";
+	cJSON *root, *cmp, *c, *fail, *op, *rng;
 	int bad = 0;
 
 	root = cJSON_CreateObject();
 	if(!root)
 	{
-		return finish(NULL, 1);
+		return NULL;
 	}
 	cmp = cJSON_AddArrayToObject(root, "compare");
-	succ = cJSON_AddArrayToObject(root, "success");
+	*succ = cJSON_AddArrayToObject(root, "success");
 	fail = cJSON_AddArrayToObject(root, "failure");
 	c = cJSON_CreateObject();
-	if(!cmp || !succ || !fail || !c)
+	op = cJSON_CreateObject();
+	if(!cmp || !*succ || !fail || !c || !op)
 	{
 		cJSON_Delete(c);
-		return finish(root, 1);
+		cJSON_Delete(op);
+		cJSON_Delete(root);
+		return NULL;
 	}
 	cJSON_AddItemToArray(cmp, c);
 	bad |= add_bytes(c, "key", guard_key, strlen(guard_key));
 	bad |= !cJSON_AddStringToObject(c, "target", target);
 	bad |= !cJSON_AddStringToObject(c, "result", "EQUAL");
-	bad |= add_i64(c, guard_lease ? "lease" : "create_revision", guard_lease);
-	if(key1)
+	bad |= add_i64(c, field, value);
+	cJSON_AddItemToArray(fail, op);
+	rng = cJSON_AddObjectToObject(op, "request_range");
+	bad |= !rng || add_bytes(rng, "key", guard_key, strlen(guard_key));
+	if(bad)
+	{
+		cJSON_Delete(root);
+		return NULL;
+	}
+	return root;
+}
+
+char *
+cluster__etcd3_build_write(const char *guard_key, int64_t guard_lease, const char *key1, const char *value1, const char *key2, const char *value2, int64_t lease)
+{
+	cJSON *succ = NULL, *root = guarded_txn(guard_key, guard_lease ? "LEASE" : "CREATE", guard_lease ? "lease" : "create_revision", guard_lease, &succ);
+	int bad = !root;
+
+	if(root && key1)
 	{
 		bad |= add_write_op(succ, key1, value1, lease);
 	}
-	if(key2)
+	if(root && key2)
 	{
 		bad |= add_write_op(succ, key2, value2, lease);
 	}
-
-	op = cJSON_CreateObject();
-	if(!op)
-	{
-		return finish(root, 1);
-	}
-	cJSON_AddItemToArray(fail, op);
-	rng = cJSON_AddObjectToObject(op, "request_range");
-	if(!rng)
-	{
-		return finish(root, 1);
-	}
-	bad |= add_bytes(rng, "key", guard_key, strlen(guard_key));
 	return finish(root, bad);
 }
 
@@ -397,42 +409,9 @@ cluster__etcd3_build_get(const char *key)
 char *
 cluster__etcd3_build_cas(const char *key, const char *value, int64_t expect)
 {
-	cJSON *root, *cmp, *c, *succ, *op, *fail, *rng;
-	int bad = 0;
+	cJSON *succ = NULL, *root = guarded_txn(key, expect ? "MOD" : "CREATE", expect ? "mod_revision" : "create_revision", expect, &succ);
 
-	root = cJSON_CreateObject();
-	if(!root)
-	{
-		return finish(NULL, 1);
-	}
-	cmp = cJSON_AddArrayToObject(root, "compare");
-	succ = cJSON_AddArrayToObject(root, "success");
-	fail = cJSON_AddArrayToObject(root, "failure");
-	c = cJSON_CreateObject();
-	if(!cmp || !succ || !fail || !c)
-	{
-		cJSON_Delete(c);
-		return finish(root, 1);
-	}
-	cJSON_AddItemToArray(cmp, c);
-	bad |= add_bytes(c, "key", key, strlen(key));
-	bad |= !cJSON_AddStringToObject(c, "target", expect ? "MOD" : "CREATE");
-	bad |= !cJSON_AddStringToObject(c, "result", "EQUAL");
-	bad |= add_i64(c, expect ? "mod_revision" : "create_revision", expect);
-	bad |= add_write_op(succ, key, value, 0);
-	op = cJSON_CreateObject();
-	if(!op)
-	{
-		return finish(root, 1);
-	}
-	cJSON_AddItemToArray(fail, op);
-	rng = cJSON_AddObjectToObject(op, "request_range");
-	if(!rng)
-	{
-		return finish(root, 1);
-	}
-	bad |= add_bytes(rng, "key", key, strlen(key));
-	return finish(root, bad);
+	return finish(root, !root || add_write_op(succ, key, value, 0));
 }
 
 char *
@@ -508,37 +487,6 @@ cluster__etcd3_build_status_value(const char *address, long long load, long long
 /* parsing helpers                                                          */
 /* ---------------------------------------------------------------------- */
 
-/* A double that is an integer a double holds exactly (NaN fails too). */
-static int
-exact_integer(double d)
-{
-	return d > -EXACT_DOUBLE_MAX && d < EXACT_DOUBLE_MAX && (double) (int64_t) d == d;
-}
-
-/* Parse exactly one JSON document: trailing bytes other than white space
- * make the text invalid (cJSON alone would ignore them). */
-static cJSON *
-parse_whole(const char *text, size_t len)
-{
-	const char *end = NULL;
-	cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-
-	if(!root)
-	{
-		return NULL;
-	}
-	while(end && end < text + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
-	{
-		end++;
-	}
-	if(!end || end != text + len)
-	{
-		cJSON_Delete(root);
-		return NULL;
-	}
-	return root;
-}
-
 static cJSON *
 parse_object(const char *body, size_t len)
 {
@@ -548,7 +496,7 @@ parse_object(const char *body, size_t len)
 	{
 		return NULL;
 	}
-	root = parse_whole(body, len);
+	root = cluster__json_parse_whole(body, len);
 	if(root && !cJSON_IsObject(root))
 	{
 		cJSON_Delete(root);
@@ -604,7 +552,7 @@ get_i64(const cJSON *obj, const char *name, int64_t *out)
 	{
 		double d = it->valuedouble;
 
-		if(!exact_integer(d))
+		if(!cluster__json_exact_integer(d))
 		{
 			return EBADMSG;
 		}
@@ -1314,7 +1262,7 @@ get_ll(const cJSON *it, long long lo, long long hi, long long *out)
 		return EINVAL;
 	}
 	d = it->valuedouble;
-	if(!exact_integer(d) || d < (double) lo || d > (double) hi)
+	if(!cluster__json_exact_integer(d) || d < (double) lo || d > (double) hi)
 	{
 		return EINVAL;
 	}
@@ -1378,7 +1326,7 @@ cluster__etcd3_parse_status_value(const char *value, size_t len, cluster__member
 	cJSON *root;
 
 	*why = "";
-	root = value && len ? parse_whole(value, len) : NULL;
+	root = value && len ? cluster__json_parse_whole(value, len) : NULL;
 	if(!root || !cJSON_IsObject(root))
 	{
 		cJSON_Delete(root);
@@ -1410,7 +1358,7 @@ cluster__etcd3_parse_member_value(const char *value, size_t len, cluster__member
 		*why = "the value is empty";
 		return EINVAL;
 	}
-	root = parse_whole(value, len);
+	root = cluster__json_parse_whole(value, len);
 	if(!root || !cJSON_IsObject(root))
 	{
 		cJSON_Delete(root);

@@ -18,6 +18,7 @@
  * Pure: no I/O, no locks, no globals.
  */
 #include "shard-map.h"
+#include "json.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -33,7 +34,6 @@
 
 /* 2^53: a JSON number this large may already have been rounded by the
  * parser, so numbers must stay strictly below it. */
-#define EXACT_DOUBLE_MAX 9007199254740992.0
 
 /* How much of an offending piece a reason quotes (escaped, then cut). */
 #define QUOTE_SIZE 64
@@ -635,18 +635,11 @@ cluster__shard_map_encode(const cluster__shard_map *m, char **text, size_t *len)
 /* decode                                                               */
 /* ------------------------------------------------------------------ */
 
-/* A double that is an integer a double holds exactly (NaN fails too). */
-static int
-exact_integer(double d)
-{
-	return d > -EXACT_DOUBLE_MAX && d < EXACT_DOUBLE_MAX && (double) (int64_t) d == d;
-}
-
 /* An integral JSON number within [lo, hi]. */
 static int
 get_int(const cJSON *it, int64_t lo, int64_t hi, int64_t *out)
 {
-	if(!cJSON_IsNumber(it) || !exact_integer(it->valuedouble))
+	if(!cJSON_IsNumber(it) || !cluster__json_exact_integer(it->valuedouble))
 	{
 		return -1;
 	}
@@ -672,7 +665,7 @@ quote(char out[QUOTE_SIZE], const cJSON *it)
 	{
 		char num[40];
 
-		if(exact_integer(it->valuedouble))
+		if(cluster__json_exact_integer(it->valuedouble))
 		{
 			snprintf(num, sizeof(num), "%lld", (long long) it->valuedouble);
 		}
@@ -690,30 +683,6 @@ quote(char out[QUOTE_SIZE], const cJSON *it)
 	cluster__escape(out, QUOTE_SIZE, p, strlen(p));
 	cJSON_free(p);
 	return out;
-}
-
-/* Parse exactly one JSON document: trailing bytes other than white space
- * make the text invalid (cJSON alone would ignore them). */
-static cJSON *
-parse_whole(const char *text, size_t len)
-{
-	const char *end = NULL;
-	cJSON *root = cJSON_ParseWithLengthOpts(text, len, &end, 0);
-
-	if(!root)
-	{
-		return NULL;
-	}
-	while(end && end < text + len && (*end == ' ' || *end == '\t' || *end == '\r' || *end == '\n'))
-	{
-		end++;
-	}
-	if(!end || end != text + len)
-	{
-		cJSON_Delete(root);
-		return NULL;
-	}
-	return root;
 }
 
 /* Whether a JSON text holds the escape \u0000 in a string: cJSON would
@@ -943,7 +912,7 @@ cluster__shard_map_decode(const char *text, size_t len, uint32_t shards, int64_t
 		WHY("the record is empty");
 		return EBADMSG;
 	}
-	root = parse_whole(text, len);
+	root = cluster__json_parse_whole(text, len);
 	if(!root)
 	{
 		WHY("the record is not JSON: '%s'", cluster__escape(q, sizeof(q), text, len));
@@ -1035,9 +1004,8 @@ done:
 /* the planner                                                          */
 /* ------------------------------------------------------------------ */
 
-/* The index of id in live (sorted by id), or -1. */
-static long
-find_live(const cluster__shard_member *live, size_t n, const char *id)
+long
+cluster__shard_find_member(const cluster__shard_member *live, size_t n, const char *id)
 {
 	size_t lo = 0, hi = n;
 
@@ -1348,7 +1316,7 @@ cluster__shard_plan(const cluster__shard_map *cur, const cluster__shard_member *
 	}
 	for(i = 0; i < n_cur; i++)
 	{
-		long l = find_live(live, n_live, cur->owners[i].id);
+		long l = cluster__shard_find_member(live, n_live, cur->owners[i].id);
 
 		p.live_of[i] = l >= 0 && live[l].incarnation == cur->owners[i].incarnation ? (int32_t) (n_cur + (size_t) l) : -1;
 		p.gone[i] = -1;

@@ -106,6 +106,9 @@ struct cluster__shard_member
 	int64_t acked; /* highest revision it acknowledged (0: none) */
 };
 
+/* The index of id in live (sorted by id, binary search), or -1. */
+long cluster__shard_find_member(const cluster__shard_member *live, size_t n, const char *id);
+
 /* Asked of the caller for each owner in the map that is not live: may its
  * shards be given away (its lease is known to have run out long enough)? */
 typedef int (*cluster__shard_expired_fn)(void *ctx, const char *id, int64_t incarnation);

@@ -122,7 +122,15 @@ struct cluster__shard_sync
 /* small helpers                                                        */
 /* ------------------------------------------------------------------ */
 
-static const cluster__shard_member *find_live(const cluster__shard_sync *s, const char *id);
+
+/* The live member with id, or NULL. */
+static const cluster__shard_member *
+find_live(const cluster__shard_sync *s, const char *id)
+{
+	long i = cluster__shard_find_member(s->live, s->n_live, id);
+
+	return i < 0 ? NULL : &s->live[i];
+}
 
 static int
 stopping(cluster__shard_sync *s)
@@ -399,31 +407,6 @@ take_members(cluster__shard_sync *s, int64_t now)
 	}
 }
 
-static const cluster__shard_member *
-find_live(const cluster__shard_sync *s, const char *id)
-{
-	size_t lo = 0, hi = s->n_live;
-
-	while(lo < hi)
-	{
-		size_t mid = lo + (hi - lo) / 2;
-		int c = strcmp(s->live[mid].id, id);
-
-		if(!c)
-		{
-			return &s->live[mid];
-		}
-		if(c < 0)
-		{
-			lo = mid + 1;
-		}
-		else
-		{
-			hi = mid;
-		}
-	}
-	return NULL;
-}
 
 /* Track the record's owners that are not live, and since when. */
 static void

@@ -5,6 +5,8 @@ LIBCLUSTER_SOURCES += \
 	libcluster/cluster.c \
 	libcluster/log.c \
 	libcluster/escape.c \
+	libcluster/json.h \
+	libcluster/json.c \
 	libcluster/notify.c \
 	libcluster/util.h \
 	libcluster/util.c \

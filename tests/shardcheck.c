@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define SC_WHO        48
 #define SC_ATTACH_MAX 256
@@ -68,6 +69,37 @@ sc_init(unsigned shards, const char *dir)
 	snprintf(sc_dir, sizeof(sc_dir), "%s", dir);
 	n_mem = n_attached = n_kills = n_files = 0;
 	pthread_mutex_unlock(&sc_lock);
+}
+
+/* The run's directory for event files, made by sc_setup(). */
+static char setup_dir[256];
+
+int
+sc_setup(void **state)
+{
+	snprintf(setup_dir, sizeof(setup_dir), "/tmp/libcluster-shards-XXXXXX");
+	if(!mkdtemp(setup_dir))
+	{
+		return -1;
+	}
+	return et_setup(state);
+}
+
+int
+sc_teardown(void **state)
+{
+	char cmd[300];
+
+	et_teardown(state);
+	sc_free();
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", setup_dir);
+	return system(cmd) ? 0 : 0;
+}
+
+const char *
+sc_dir_path(void)
+{
+	return setup_dir;
 }
 
 void

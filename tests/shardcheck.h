@@ -19,6 +19,12 @@
 #include <stddef.h>
 #include <libcluster.h>
 
+/* cmocka group set-up and teardown: a temporary directory for event
+ * files (sc_dir_path()) and the program's private etcd (et_setup()). */
+int sc_setup(void **state);
+int sc_teardown(void **state);
+const char *sc_dir_path(void);
+
 /* Start a run with S shards; event files go to dir (must exist). */
 void sc_init(unsigned shards, const char *dir);
 void sc_free(void);

@@ -264,6 +264,44 @@ test_build_txn(void **state)
 	free(v);
 }
 
+/* The shard record's requests: an exact-key get, a compare-and-swap on
+ * the mod revision (or on absence), and the acknowledgement's plain put. */
+static void
+test_build_shard_requests(void **state)
+{
+	char *s, *k, *v, *want;
+
+	(void) state;
+	k = b64("/svc/production@shards");
+	v = b64("{\"v\":1}");
+	want = malloc(1024);
+	s = cluster__etcd3_build_get("/svc/production@shards");
+	snprintf(want, 1024, "{\"key\":\"%s\"}", k);
+	assert_string_equal(s, want);
+	free(s);
+	s = cluster__etcd3_build_cas("/svc/production@shards", "{\"v\":1}", 0);
+	snprintf(want, 1024, "{\"compare\":[{\"key\":\"%s\",\"target\":\"CREATE\",\"result\":\"EQUAL\",\"create_revision\":\"0\"}],"
+						 "\"success\":[{\"request_put\":{\"key\":\"%s\",\"value\":\"%s\"}}],"
+						 "\"failure\":[{\"request_range\":{\"key\":\"%s\"}}]}",
+		k, k, v, k);
+	assert_string_equal(s, want);
+	free(s);
+	s = cluster__etcd3_build_cas("/svc/production@shards", "{\"v\":1}", 42);
+	snprintf(want, 1024, "{\"compare\":[{\"key\":\"%s\",\"target\":\"MOD\",\"result\":\"EQUAL\",\"mod_revision\":\"42\"}],"
+						 "\"success\":[{\"request_put\":{\"key\":\"%s\",\"value\":\"%s\"}}],"
+						 "\"failure\":[{\"request_range\":{\"key\":\"%s\"}}]}",
+		k, k, v, k);
+	assert_string_equal(s, want);
+	free(s);
+	s = cluster__etcd3_build_put("/svc/production@shards", "{\"v\":1}", 7);
+	snprintf(want, 1024, "{\"key\":\"%s\",\"value\":\"%s\",\"lease\":\"7\"}", k, v);
+	assert_string_equal(s, want);
+	free(s);
+	free(want);
+	free(k);
+	free(v);
+}
+
 /* The guarded two-key write: the member key and the status key put under
  * one lease (or the status key deleted), guarded by the member key. */
 static void
@@ -972,6 +1010,7 @@ main(void)
 		cmocka_unit_test(test_build_txn),
 		cmocka_unit_test(test_build_member_value),
 		cmocka_unit_test(test_build_write),
+		cmocka_unit_test(test_build_shard_requests),
 		cmocka_unit_test(test_status_value),
 		cmocka_unit_test(test_parse_range),
 		cmocka_unit_test(test_parse_range_hostile),

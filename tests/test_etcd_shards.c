@@ -31,39 +31,13 @@ extern int cluster__shard_test_eager;
 #define TTL  2
 #define WAIT 20.0
 
-static char dir[256];
-
-static int
-setup(void **state)
-{
-	snprintf(dir, sizeof(dir), "/tmp/libcluster-shards-XXXXXX");
-	if(!mkdtemp(dir))
-	{
-		return -1;
-	}
-	return et_setup(state);
-}
-
-static int
-teardown(void **state)
-{
-	char cmd[300];
-
-	et_teardown(state);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if(system(cmd))
-	{
-		return 0;
-	}
-	return 0;
-}
 
 /* A fresh run: its own key, referee reset. */
 static const char *
 begin(const char *name)
 {
 	sc_free();
-	sc_init(S, dir);
+	sc_init(S, sc_dir_path());
 	cluster__shard_test_eager = 0;
 	return et_key(name);
 }
@@ -350,5 +324,5 @@ main(void)
 		cmocka_unit_test_teardown(test_etcd_restart, et_teardown_members),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, sc_setup, sc_teardown);
 }

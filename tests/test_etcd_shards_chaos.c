@@ -43,7 +43,6 @@ struct slot
 };
 
 static slot slots[SLOTS];
-static char dir[256];
 static const char *key;
 
 static int
@@ -189,7 +188,7 @@ test_chaos(void **state)
 	fprintf(stderr, "# chaos: %.0f s, seed %u (CLUSTER_CHAOS_SEED to replay)\n", seconds, seed);
 	srand(seed);
 	key = et_key("sh-chaos");
-	sc_init(S, dir);
+	sc_init(S, sc_dir_path());
 	start(0, 1);
 	start(SLOTS / 2, 2);
 	end = etcdh_now() + seconds;
@@ -245,26 +244,6 @@ test_chaos(void **state)
 	sc_free();
 }
 
-static int
-setup(void **state)
-{
-	snprintf(dir, sizeof(dir), "/tmp/libcluster-chaos-XXXXXX");
-	if(!mkdtemp(dir))
-	{
-		return -1;
-	}
-	return et_setup(state);
-}
-
-static int
-teardown(void **state)
-{
-	char cmd[300];
-
-	et_teardown(state);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	return system(cmd) ? 0 : 0;
-}
 
 int
 main(void)
@@ -273,5 +252,5 @@ main(void)
 		cmocka_unit_test(test_chaos),
 	};
 
-	return cmocka_run_group_tests(tests, setup, teardown);
+	return cmocka_run_group_tests(tests, sc_setup, sc_teardown);
 }
