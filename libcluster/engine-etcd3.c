@@ -995,30 +995,44 @@ heartbeat_grace_ms(const etcd3 *ed)
 	return hb < 1000 ? 1000 : hb;
 }
 
+/* A watch stream's heartbeat from its tick: once the watch is created,
+ * send a progress request when due. Returns ms until the next one, -1
+ * before "created", or CLUSTER__HTTP_STOP if it cannot be queued. */
+static int64_t
+heartbeat_tick(cluster__http *h, int created, int64_t *next_heartbeat, int heartbeat, int64_t now)
+{
+	if(!created)
+	{
+		return -1;
+	}
+	if(now >= *next_heartbeat)
+	{
+		if(cluster__http_stream_send(h, "{\"progress_request\":{}}\n"))
+		{
+			return CLUSTER__HTTP_STOP;
+		}
+		*next_heartbeat = now + heartbeat;
+	}
+	return *next_heartbeat - now;
+}
+
 /* The watch stream's tick (outside libcurl): send a heartbeat when due,
  * deliver a settled change when due; returns the next time to look. */
 static int64_t
 watch_tick(void *ctx)
 {
 	watch_ctx *w = ctx;
-	int64_t now = cluster__now_ms(), next = -1, settle;
+	int64_t now = cluster__now_ms(), next, settle;
 
 	if(!w->ed->status_rev && cluster__waker_peek(&w->ed->w, WATCH_ADD))
 	{
 		w->restart = 1;
 		return CLUSTER__HTTP_STOP;
 	}
-	if(w->created)
+	next = heartbeat_tick(w->ed->watch.h, w->created, &w->next_heartbeat, w->heartbeat_ms, now);
+	if(next == CLUSTER__HTTP_STOP)
 	{
-		if(now >= w->next_heartbeat)
-		{
-			if(cluster__http_stream_send(w->ed->watch.h, "{\"progress_request\":{}}\n"))
-			{
-				return CLUSTER__HTTP_STOP;
-			}
-			w->next_heartbeat = now + w->heartbeat_ms;
-		}
-		next = w->next_heartbeat - now;
+		return next;
 	}
 	settle = cluster__settle_tick(w->ed->core);
 	if(settle >= 0 && (next < 0 || settle < next))
@@ -2260,29 +2274,19 @@ static int64_t
 shard_watch_tick(void *ctx)
 {
 	shard_watch_ctx *w = ctx;
-	int64_t now = cluster__now_ms(), next;
+	int64_t next, hb;
 
 	next = w->on_tick(w->sctx);
 	if(next == CLUSTER__HTTP_STOP)
 	{
 		return next;
 	}
-	if(w->created)
+	hb = heartbeat_tick(w->ed->shard_watch.h, w->created, &w->next_heartbeat, w->heartbeat_ms, cluster__now_ms());
+	if(hb == CLUSTER__HTTP_STOP)
 	{
-		if(now >= w->next_heartbeat)
-		{
-			if(cluster__http_stream_send(w->ed->shard_watch.h, "{\"progress_request\":{}}\n"))
-			{
-				return CLUSTER__HTTP_STOP;
-			}
-			w->next_heartbeat = now + w->heartbeat_ms;
-		}
-		if(next < 0 || w->next_heartbeat - now < next)
-		{
-			next = w->next_heartbeat - now;
-		}
+		return hb;
 	}
-	return next;
+	return hb >= 0 && (next < 0 || hb < next) ? hb : next;
 }
 
 /* The record's watch, with the member watch's heartbeat (a hung endpoint
