@@ -390,6 +390,7 @@ take_members(cluster__shard_sync *s, int64_t now)
 		}
 		s->n_live++;
 	}
+	prune_departed(s);
 	/* settle: plan once the burst is quiet, but not later than a few
 	 * windows after it began */
 	if(!s->plan_at)
@@ -630,7 +631,6 @@ compute(cluster__shard_sync *s, cluster__shard_map *next, int *changed, size_t *
 	cluster__shard_member *live;
 	size_t n = 0;
 
-	prune_departed(s);
 	live = s->n_live ? malloc(s->n_live * sizeof(*live)) : NULL;
 	if(s->n_live && !live)
 	{
