@@ -288,6 +288,7 @@ load(cluster__shard_sync *s, const char *value, size_t len, int64_t mod_rev)
 
 	memset(&m, 0, sizeof(m));
 	s->changed_at = cluster__now_ms();
+	s->retry_at = 0; /* a new version: plan on it at once */
 	if(mod_rev > s->seen_rev)
 	{
 		s->seen_rev = mod_rev;
@@ -625,11 +626,9 @@ static int
 compute(cluster__shard_sync *s, cluster__shard_map *next, int *changed, size_t *moves)
 {
 	cluster__shard_map empty;
-	size_t i;
-	int r;
-
 	cluster__shard_member *live;
-	size_t n = 0;
+	size_t i, n = 0;
+	int r;
 
 	live = s->n_live ? malloc(s->n_live * sizeof(*live)) : NULL;
 	if(s->n_live && !live)
@@ -697,7 +696,13 @@ write_next(cluster__shard_sync *s, const cluster__shard_map *next, size_t moves,
 		}
 		load(s, text, len, rev);
 	}
-	/* lost: somebody else wrote first; the watch brings their version */
+	else
+	{
+		/* lost: somebody else wrote first; the watch brings their
+		 * version (which clears retry_at), so do not try again on this
+		 * one meanwhile */
+		s->retry_at = now + RETRY_MS;
+	}
 	free(text);
 }
 
