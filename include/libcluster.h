@@ -619,7 +619,8 @@ struct cluster_shard_struct
  * given to another member only after this callback has returned for its
  * release here, or after this instance's lease ran out (see README "Shard
  * ownership" for the guarantee and its one assumption). The arrays are
- * valid only during the call.
+ * never NULL (an empty one has its count 0) and valid only during the
+ * call.
  */
 typedef void (*CLUSTERSHARDS)(CLUSTER *cluster, const CLUSTERSHARD *acquired, size_t n_acquired, const CLUSTERSHARD *released, size_t n_released);
 

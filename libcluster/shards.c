@@ -96,12 +96,16 @@ set_held(CLUSTER *cluster, const CLUSTERSHARD *acq, size_t na, const CLUSTERSHAR
 void
 cluster__shards_deliver(CLUSTER *core, const CLUSTERSHARD *acquired, size_t n_acquired, const CLUSTERSHARD *released, size_t n_released)
 {
+	/* the callback gets arrays, never NULL, even when one is empty */
+	static const CLUSTERSHARD none[1];
 	CLUSTERSHARDS cb;
 
 	if(!n_acquired && !n_released)
 	{
 		return;
 	}
+	acquired = n_acquired ? acquired : none;
+	released = n_released ? released : none;
 	pthread_mutex_lock(&core->shard_deliver);
 	if(n_acquired)
 	{

@@ -235,7 +235,10 @@ all_events(size_t *n)
 	{
 		abort();
 	}
-	memcpy(ev, mem_events, n_mem * sizeof(*ev));
+	if(n_mem)
+	{
+		memcpy(ev, mem_events, n_mem * sizeof(*ev));
+	}
 	*n = n_mem;
 	for(i = 0; i < n_files; i++)
 	{

@@ -28,6 +28,9 @@ on_shards(CLUSTER *c, const CLUSTERSHARD *acq, size_t na, const CLUSTERSHARD *re
 	size_t n;
 
 	calls++;
+	/* never NULL, even when empty (the header's promise) */
+	assert_non_null(acq);
+	assert_non_null(rel);
 	memcpy(got_acq + n_acq, acq, na * sizeof(*acq));
 	n_acq += na;
 	memcpy(got_rel + n_rel, rel, nr * sizeof(*rel));
