@@ -863,53 +863,70 @@ apply_events(etcd3 *ed, const cluster__etcd3_watch_msg *msg)
 	return 0;
 }
 
+/*
+ * Read one line of a watch stream (the member watch's or the shard
+ * record's): 0 with *msg to act on (the caller frees it), or 1 when the
+ * line ends the stream (msg already freed): a malformed line (*err
+ * EBADMSG or ENOMEM), a stream error or a cancel (*err EIO; *unauthed
+ * when etcd refused our token, so the next stream logs in again), or a
+ * compaction (*compacted set, *err left 0). why gets the reason, the
+ * registry's words quoted escaped.
+ */
+static int
+watch_msg_read(const char *line, size_t len, cluster__etcd3_watch_msg *msg, int *err, int64_t *compacted, int *unauthed, char *why, size_t whysz)
+{
+	char shown[CLUSTER__ESCAPE_SIZE(60)];
+	const char *t;
+	int r;
+
+	r = cluster__etcd3_parse_watch(line, len, msg);
+	if(r)
+	{
+		cluster__escape(shown, sizeof(shown), line, len > 60 ? 60 : len);
+		snprintf(why, whysz, "malformed watch message <%s>", shown);
+		*err = r == ENOMEM ? ENOMEM : EBADMSG;
+		return 1;
+	}
+	if(!msg->error && !msg->canceled)
+	{
+		return 0;
+	}
+	if(msg->canceled && msg->compact_revision > 0)
+	{
+		*compacted = msg->compact_revision;
+		cluster__etcd3_watch_msg_free(msg);
+		return 1;
+	}
+	t = msg->error ? (msg->error_message ? msg->error_message : "") : (msg->cancel_reason ? msg->cancel_reason : "(no reason)");
+	cluster__escape(shown, sizeof(shown), t, strlen(t) > 60 ? 60 : strlen(t));
+	if(msg->error)
+	{
+		snprintf(why, whysz, "stream error %d: %s", msg->error_code, shown);
+	}
+	else
+	{
+		snprintf(why, whysz, "watch canceled: %s", shown);
+	}
+	*err = EIO;
+	*unauthed = strstr(t, "Unauthenticated") || strstr(t, "auth token") || strstr(t, "user name is empty");
+	cluster__etcd3_watch_msg_free(msg);
+	return 1;
+}
+
 static int
 watch_line(void *ctx, const char *line, size_t len)
 {
 	watch_ctx *w = ctx;
 	etcd3 *ed = w->ed;
 	cluster__etcd3_watch_msg msg;
-	char shown[CLUSTER__ESCAPE_SIZE(60)];
-	int r;
+	int unauthed = 0;
 
-	r = cluster__etcd3_parse_watch(line, len, &msg);
-	if(r)
+	if(watch_msg_read(line, len, &msg, &w->err, &w->compacted, &unauthed, w->why, sizeof(w->why)))
 	{
-		cluster__escape(shown, sizeof(shown), line, len > 60 ? 60 : len);
-		snprintf(w->why, sizeof(w->why), "malformed watch message <%s>", shown);
-		w->err = r == ENOMEM ? ENOMEM : EBADMSG;
-		return 1;
-	}
-	if(msg.error)
-	{
-		const char *t = msg.error_message ? msg.error_message : "";
-
-		cluster__escape(shown, sizeof(shown), t, strlen(t) > 60 ? 60 : strlen(t));
-		snprintf(w->why, sizeof(w->why), "stream error %d: %s", msg.error_code, shown);
-		w->err = EIO;
-		cluster__etcd3_watch_msg_free(&msg);
-		return 1;
-	}
-	if(msg.canceled)
-	{
-		if(msg.compact_revision > 0)
+		if(unauthed)
 		{
-			w->compacted = msg.compact_revision;
+			ed->watch.authed = 0;
 		}
-		else
-		{
-			const char *t = msg.cancel_reason ? msg.cancel_reason : "(no reason)";
-
-			cluster__escape(shown, sizeof(shown), t, strlen(t) > 60 ? 60 : strlen(t));
-			snprintf(w->why, sizeof(w->why), "watch canceled: %s", shown);
-			w->err = EIO;
-			if(msg.cancel_reason && (strstr(msg.cancel_reason, "Unauthenticated") || strstr(msg.cancel_reason, "auth token") ||
-										strstr(msg.cancel_reason, "user name is empty")))
-			{
-				ed->watch.authed = 0;
-			}
-		}
-		cluster__etcd3_watch_msg_free(&msg);
 		return 1;
 	}
 	if(msg.created && msg.watch_id == STATUS_WATCH && ed->status_rev)
@@ -2198,7 +2215,7 @@ struct shard_watch_ctx
 	int64_t (*on_tick)(void *sctx);
 	void *sctx;
 	int created;
-	int compacted;
+	int64_t compacted; /* > 0: history compacted: read the record again */
 	int err;
 	int heartbeat_ms;
 	int64_t next_heartbeat;
@@ -2210,36 +2227,15 @@ shard_watch_line(void *ctx, const char *line, size_t len)
 {
 	shard_watch_ctx *w = ctx;
 	cluster__etcd3_watch_msg msg;
-	char shown[CLUSTER__ESCAPE_SIZE(60)];
+	int unauthed = 0;
 	size_t i;
-	int r;
 
-	r = cluster__etcd3_parse_watch(line, len, &msg);
-	if(r)
+	if(watch_msg_read(line, len, &msg, &w->err, &w->compacted, &unauthed, w->why, sizeof(w->why)))
 	{
-		cluster__escape(shown, sizeof(shown), line, len > 60 ? 60 : len);
-		snprintf(w->why, sizeof(w->why), "malformed watch message <%s>", shown);
-		w->err = r == ENOMEM ? ENOMEM : EBADMSG;
-		return 1;
-	}
-	if(msg.error || (msg.canceled && msg.compact_revision <= 0))
-	{
-		const char *t = msg.error ? (msg.error_message ? msg.error_message : "") : (msg.cancel_reason ? msg.cancel_reason : "(no reason)");
-
-		cluster__escape(shown, sizeof(shown), t, strlen(t) > 60 ? 60 : strlen(t));
-		snprintf(w->why, sizeof(w->why), "%s: %s", msg.error ? "stream error" : "watch canceled", shown);
-		w->err = EIO;
-		if(strstr(t, "Unauthenticated") || strstr(t, "auth token") || strstr(t, "user name is empty"))
+		if(unauthed)
 		{
 			w->ed->shard_watch.authed = 0;
 		}
-		cluster__etcd3_watch_msg_free(&msg);
-		return 1;
-	}
-	if(msg.canceled)
-	{
-		w->compacted = 1;
-		cluster__etcd3_watch_msg_free(&msg);
 		return 1;
 	}
 	if(msg.created)
