@@ -150,6 +150,19 @@ wait_exit()
 	rc=$?
 }
 
+# joined TAG: wait until the instance says it is sleeping.
+joined()
+{
+	wait_for "$WORK/$1.err" '^cluster-test: cluster joined; sleeping until terminated$' ||
+		fail "$1 did not report joining in time"
+}
+
+# exact TAG LINE: stderr of TAG has exactly LINE.
+exact()
+{
+	grep -q -x -F -e "$2" "$WORK/$1.err" || fail "$1: no line '$2'"
+}
+
 # has FILE REGEX: FILE has a line matching the extended REGEX.
 has()
 {

@@ -9,19 +9,6 @@
 
 . "${top_srcdir:-.}/tests/test_cli_lib.sh"
 
-# joined TAG: wait until the instance says it is sleeping.
-joined()
-{
-	wait_for "$WORK/$1.err" '^cluster-test: cluster joined; sleeping until terminated$' ||
-		fail "$1 did not report joining in time"
-}
-
-# exact TAG LINE: stderr of TAG has exactly LINE.
-exact()
-{
-	grep -q -x -F -e "$2" "$WORK/$1.err" || fail "$1: no line '$2'"
-}
-
 # The -J lines these runs can print, whole lines with the documented key
 # order. Shards and tokens are checked apart; this only proves the shape.
 RE_SHARD='^\{"event":"(acquire|release)","shard":[0-9]+,"token":[0-9]+,"mono_ns":[0-9]+\}$'

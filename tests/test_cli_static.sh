@@ -7,19 +7,6 @@
 
 . "${top_srcdir:-.}/tests/test_cli_lib.sh"
 
-# joined TAG: wait until the instance says it is sleeping.
-joined()
-{
-	wait_for "$WORK/$1.err" '^cluster-test: cluster joined; sleeping until terminated$' ||
-		fail "$1 did not report joining in time"
-}
-
-# exact TAG LINE: stderr of TAG has exactly LINE.
-exact()
-{
-	grep -q -x -F -e "$2" "$WORK/$1.err" || fail "$1: no line '$2'"
-}
-
 # rebalanced TAG INDEX WORKERS TOTAL: the callback's four lines, with the
 # values starting at column 32 as the original printed them.
 rebalanced()
