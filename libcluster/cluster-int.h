@@ -107,11 +107,8 @@ struct cluster_struct
 	int shards; /* 0: off */
 	int shard_settle_ms;
 	CLUSTERSHARDS shard_cb;
-	/* Serialises shard callbacks and the held set's changes; taken by the
-	 * delivering thread around the callback (no other lock is held then,
-	 * and nothing else is taken under it but lock). */
-	pthread_mutex_t shard_deliver;
-	CLUSTERSHARD *held; /* (S) owned now, ascending */
+	int shard_delivering; /* (S) a shard callback runs (shards.c; waits on delivered) */
+	CLUSTERSHARD *held;   /* (S) owned now, ascending */
 	size_t n_held;
 	struct cluster__shard_map *shard_map; /* (S) the assignment last read, for the getters */
 };
@@ -131,6 +128,14 @@ void cluster__callback_enter(CLUSTER *cluster);
 void cluster__callback_leave(CLUSTER *cluster);
 int cluster__in_callback(CLUSTER *cluster);
 
+/* Control calls (cluster.c): refuse from inside a callback of this
+ * handle (EDEADLK, logged), else take the control lock that serialises
+ * setters, join, leave and destroy; end releases it. */
+int cluster__control_begin(CLUSTER *cluster);
+void cluster__control_end(CLUSTER *cluster);
+/* EPERM (logged) while joined: configuration is fixed then. Call with the
+ * control lock held. */
+int cluster__refuse_if_joined(CLUSTER *cluster);
 /* Validate a name per the header's rule; on failure returns EINVAL and
  * logs "<field> ...: <rule>". */
 int cluster__check_name(CLUSTER *cluster, const char *field, const char *value);

@@ -63,8 +63,8 @@ cluster__check_name(CLUSTER *cluster, const char *field, const char *value)
 }
 
 /* Refuse a configuration change while joined (the original's rule). */
-static int
-refuse_if_joined(CLUSTER *cluster)
+int
+cluster__refuse_if_joined(CLUSTER *cluster)
 {
 	int joined;
 
@@ -83,8 +83,8 @@ refuse_if_joined(CLUSTER *cluster)
  * Begin a control call: refuse from inside a library callback (it would
  * wait for its own thread), then serialise with other control calls.
  */
-static int
-control_begin(CLUSTER *cluster)
+int
+cluster__control_begin(CLUSTER *cluster)
 {
 	if(cluster__in_callback(cluster))
 	{
@@ -95,8 +95,8 @@ control_begin(CLUSTER *cluster)
 	return 0;
 }
 
-static void
-control_end(CLUSTER *cluster)
+void
+cluster__control_end(CLUSTER *cluster)
 {
 	pthread_mutex_unlock(&cluster->control);
 }
@@ -193,7 +193,6 @@ cluster_create(const char *key)
 	c->serial = __atomic_add_fetch(&serials, 1, __ATOMIC_RELAXED);
 	pthread_mutex_init(&c->control, NULL);
 	pthread_mutex_init(&c->lock, NULL);
-	pthread_mutex_init(&c->shard_deliver, NULL);
 	cluster__cond_init(&c->delivered);
 	pthread_rwlock_init(&c->engine_lock, NULL);
 	c->key = strdup(key);
@@ -342,7 +341,6 @@ cluster_destroy(CLUSTER *cluster)
 	pthread_rwlock_destroy(&cluster->engine_lock);
 	pthread_cond_destroy(&cluster->delivered);
 	pthread_mutex_destroy(&cluster->lock);
-	pthread_mutex_destroy(&cluster->shard_deliver);
 	pthread_mutex_destroy(&cluster->control);
 	free_memory(cluster);
 	return 0;
@@ -444,7 +442,7 @@ join(CLUSTER *cluster, int passive)
 			(long) __atomic_load_n(&cluster->owner_pid, __ATOMIC_ACQUIRE));
 		return cluster__fail(cluster, EPERM);
 	}
-	r = control_begin(cluster);
+	r = cluster__control_begin(cluster);
 	if(r)
 	{
 		return cluster__fail(cluster, r);
@@ -453,14 +451,14 @@ join(CLUSTER *cluster, int passive)
 	if(cluster->joined)
 	{
 		pthread_mutex_unlock(&cluster->lock);
-		control_end(cluster);
+		cluster__control_end(cluster);
 		return 0;
 	}
 	pthread_mutex_unlock(&cluster->lock);
 	r = passive ? 0 : cluster__shards_check_join(cluster);
 	if(r)
 	{
-		control_end(cluster);
+		cluster__control_end(cluster);
 		return cluster__fail(cluster, r);
 	}
 	pthread_mutex_lock(&cluster->lock);
@@ -513,7 +511,7 @@ join(CLUSTER *cluster, int passive)
 			r = 0;
 		}
 	}
-	control_end(cluster);
+	cluster__control_end(cluster);
 	pthread_mutex_lock(&cluster->lock);
 	if(!r)
 	{
@@ -616,7 +614,7 @@ cluster_leave(CLUSTER *cluster)
 		return cluster__fail(cluster, EDEADLK);
 	}
 	cancel_join(cluster);
-	r = control_begin(cluster);
+	r = cluster__control_begin(cluster);
 	if(r)
 	{
 		return cluster__fail(cluster, r);
@@ -625,7 +623,7 @@ cluster_leave(CLUSTER *cluster)
 	if(!cluster->joined)
 	{
 		pthread_mutex_unlock(&cluster->lock);
-		control_end(cluster);
+		cluster__control_end(cluster);
 		return 0;
 	}
 	pthread_mutex_unlock(&cluster->lock);
@@ -653,7 +651,7 @@ cluster_leave(CLUSTER *cluster)
 	cluster__view_free(&cluster->view);
 	cb = cluster->balancer;
 	pthread_mutex_unlock(&cluster->lock);
-	control_end(cluster);
+	cluster__control_end(cluster);
 	/* the final callbacks, on this thread, with no library lock held */
 	cluster__shards_after_leave(cluster);
 	cluster__deliver_state(cluster, cb, &st);
@@ -860,12 +858,12 @@ set_name(CLUSTER *cluster, char **slot, const char *field, const char *value, in
 {
 	int r;
 
-	r = control_begin(cluster);
+	r = cluster__control_begin(cluster);
 	if(r)
 	{
 		return cluster__fail(cluster, r);
 	}
-	r = refuse_if_joined(cluster);
+	r = cluster__refuse_if_joined(cluster);
 	if(!r && !(null_ok && !value))
 	{
 		r = cluster__check_name(cluster, field, value);
@@ -874,7 +872,7 @@ set_name(CLUSTER *cluster, char **slot, const char *field, const char *value, in
 	{
 		r = retire_and_replace(cluster, slot, value);
 	}
-	control_end(cluster);
+	cluster__control_end(cluster);
 	if(r)
 	{
 		return cluster__fail(cluster, r);
@@ -944,7 +942,7 @@ cluster_set_workers(CLUSTER *cluster, int workers)
 	{
 		return -1;
 	}
-	r = control_begin(cluster);
+	r = cluster__control_begin(cluster);
 	if(r)
 	{
 		return cluster__fail(cluster, r);
@@ -952,7 +950,7 @@ cluster_set_workers(CLUSTER *cluster, int workers)
 	if(workers < 1 || workers > CLUSTER_WORKERS_MAX)
 	{
 		cluster__log(cluster, LOG_ERR, "libcluster: worker count %d is invalid: it must be between 1 and %d\n", workers, CLUSTER_WORKERS_MAX);
-		control_end(cluster);
+		cluster__control_end(cluster);
 		return cluster__fail(cluster, EINVAL);
 	}
 	pthread_mutex_lock(&cluster->lock);
@@ -978,7 +976,7 @@ cluster_set_workers(CLUSTER *cluster, int workers)
 		}
 		pthread_mutex_unlock(&cluster->lock);
 	}
-	control_end(cluster);
+	cluster__control_end(cluster);
 	if(r)
 	{
 		return cluster__fail(cluster, r);
@@ -1019,15 +1017,15 @@ cluster_set_registry(CLUSTER *cluster, const char *uri)
 	{
 		return -1;
 	}
-	r = control_begin(cluster);
+	r = cluster__control_begin(cluster);
 	if(r)
 	{
 		return cluster__fail(cluster, r);
 	}
-	r = refuse_if_joined(cluster);
+	r = cluster__refuse_if_joined(cluster);
 	if(r)
 	{
-		control_end(cluster);
+		cluster__control_end(cluster);
 		return cluster__fail(cluster, r);
 	}
 	if(!uri)
@@ -1048,12 +1046,12 @@ cluster_set_registry(CLUSTER *cluster, const char *uri)
 
 		cluster__log(cluster, LOG_ERR, "libcluster: unsupported scheme in registry URI <%s>: expected http://, https://, etcd2+http:// or etcd2+https://\n",
 			cluster__escape(shown, sizeof(shown), uri, strlen(uri)));
-		control_end(cluster);
+		cluster__control_end(cluster);
 		return cluster__fail(cluster, EINVAL);
 	}
 	if(uri && !(copy = strdup(uri)))
 	{
-		control_end(cluster);
+		cluster__control_end(cluster);
 		return cluster__fail(cluster, ENOMEM);
 	}
 	/* the new engine first: on failure the old one stays, untouched */
@@ -1061,7 +1059,7 @@ cluster_set_registry(CLUSTER *cluster, const char *uri)
 	if(r)
 	{
 		free(copy);
-		control_end(cluster);
+		cluster__control_end(cluster);
 		return cluster__fail(cluster, r);
 	}
 	pthread_rwlock_wrlock(&cluster->engine_lock);
@@ -1076,7 +1074,7 @@ cluster_set_registry(CLUSTER *cluster, const char *uri)
 	}
 	free(cluster->registry);
 	cluster->registry = copy;
-	control_end(cluster);
+	cluster__control_end(cluster);
 	return 0;
 }
 
@@ -1089,12 +1087,12 @@ cluster_set_ttl(CLUSTER *cluster, int seconds)
 	{
 		return -1;
 	}
-	r = control_begin(cluster);
+	r = cluster__control_begin(cluster);
 	if(r)
 	{
 		return cluster__fail(cluster, r);
 	}
-	r = refuse_if_joined(cluster);
+	r = cluster__refuse_if_joined(cluster);
 	if(!r && (seconds < CLUSTER_TTL_MIN || seconds > CLUSTER_TTL_MAX))
 	{
 		cluster__log(cluster, LOG_ERR, "libcluster: TTL %d is invalid: it must be between %d and %d seconds\n", seconds, CLUSTER_TTL_MIN, CLUSTER_TTL_MAX);
@@ -1104,7 +1102,7 @@ cluster_set_ttl(CLUSTER *cluster, int seconds)
 	{
 		cluster->ttl = seconds;
 	}
-	control_end(cluster);
+	cluster__control_end(cluster);
 	return r ? cluster__fail(cluster, r) : 0;
 }
 
@@ -1135,12 +1133,12 @@ cluster_set_timeouts(CLUSTER *cluster, int request_ms, int join_ms)
 	{
 		return -1;
 	}
-	r = control_begin(cluster);
+	r = cluster__control_begin(cluster);
 	if(r)
 	{
 		return cluster__fail(cluster, r);
 	}
-	r = refuse_if_joined(cluster);
+	r = cluster__refuse_if_joined(cluster);
 	req = request_ms ? request_ms : cluster->request_timeout_ms;
 	jn = join_ms ? join_ms : cluster->join_timeout_ms;
 	if(!r && (req < 100 || req > 60000))
@@ -1158,7 +1156,7 @@ cluster_set_timeouts(CLUSTER *cluster, int request_ms, int join_ms)
 		cluster->request_timeout_ms = req;
 		cluster->join_timeout_ms = jn;
 	}
-	control_end(cluster);
+	cluster__control_end(cluster);
 	return r ? cluster__fail(cluster, r) : 0;
 }
 
@@ -1194,12 +1192,12 @@ cluster_set_tls(CLUSTER *cluster, const char *ca_file, const char *cert_file, co
 	{
 		return -1;
 	}
-	r = control_begin(cluster);
+	r = cluster__control_begin(cluster);
 	if(r)
 	{
 		return cluster__fail(cluster, r);
 	}
-	r = refuse_if_joined(cluster);
+	r = cluster__refuse_if_joined(cluster);
 	if(!r)
 	{
 		r = check_path(cluster, "TLS CA file", ca_file);
@@ -1234,7 +1232,7 @@ cluster_set_tls(CLUSTER *cluster, const char *ca_file, const char *cert_file, co
 	free(ca);
 	free(cert);
 	free(key);
-	control_end(cluster);
+	cluster__control_end(cluster);
 	return r ? cluster__fail(cluster, r) : 0;
 }
 
@@ -1248,12 +1246,12 @@ cluster_set_credentials(CLUSTER *cluster, const char *user, const char *password
 	{
 		return -1;
 	}
-	r = control_begin(cluster);
+	r = cluster__control_begin(cluster);
 	if(r)
 	{
 		return cluster__fail(cluster, r);
 	}
-	r = refuse_if_joined(cluster);
+	r = cluster__refuse_if_joined(cluster);
 	if(!r && (!!user != !!password))
 	{
 		cluster__log(cluster, LOG_ERR, "libcluster: a user name and a password must be given together\n");
@@ -1282,7 +1280,7 @@ cluster_set_credentials(CLUSTER *cluster, const char *user, const char *password
 	}
 	free(u);
 	free(p);
-	control_end(cluster);
+	cluster__control_end(cluster);
 	return r ? cluster__fail(cluster, r) : 0;
 }
 
@@ -1295,12 +1293,12 @@ cluster_static_set_index(CLUSTER *cluster, int index)
 	{
 		return -1;
 	}
-	r = control_begin(cluster);
+	r = cluster__control_begin(cluster);
 	if(r)
 	{
 		return cluster__fail(cluster, r);
 	}
-	r = refuse_if_joined(cluster);
+	r = cluster__refuse_if_joined(cluster);
 	if(!r && index < 0)
 	{
 		cluster__log(cluster, LOG_ERR, "libcluster: static: base index %d is invalid: it must be 0 or more\n", index);
@@ -1310,7 +1308,7 @@ cluster_static_set_index(CLUSTER *cluster, int index)
 	{
 		cluster->static_index = index;
 	}
-	control_end(cluster);
+	cluster__control_end(cluster);
 	if(r)
 	{
 		return cluster__fail(cluster, r);
@@ -1331,12 +1329,12 @@ cluster_static_set_total(CLUSTER *cluster, int total)
 	{
 		return -1;
 	}
-	r = control_begin(cluster);
+	r = cluster__control_begin(cluster);
 	if(r)
 	{
 		return cluster__fail(cluster, r);
 	}
-	r = refuse_if_joined(cluster);
+	r = cluster__refuse_if_joined(cluster);
 	if(!r && total < 1)
 	{
 		cluster__log(cluster, LOG_ERR, "libcluster: static: total %d is invalid: it must be 1 or more\n", total);
@@ -1346,7 +1344,7 @@ cluster_static_set_total(CLUSTER *cluster, int total)
 	{
 		cluster->static_total = total;
 	}
-	control_end(cluster);
+	cluster__control_end(cluster);
 	if(r)
 	{
 		return cluster__fail(cluster, r);

@@ -71,34 +71,37 @@ merge(const CLUSTERSHARD *held, size_t nh, const CLUSTERSHARD *acq, size_t na, c
 	return 0;
 }
 
-static void
-set_held(CLUSTER *cluster, const CLUSTERSHARD *acq, size_t na, const CLUSTERSHARD *rel, size_t nr)
+/* Apply a change to the held set; call with cluster->lock held. Returns
+ * ENOMEM (the set unchanged: for an acquisition the owned list is then
+ * short until the next one; a pure release never grows it) or 0. */
+static int
+update_held(CLUSTER *cluster, const CLUSTERSHARD *acq, size_t na, const CLUSTERSHARD *rel, size_t nr)
 {
 	CLUSTERSHARD *o;
 	size_t n;
 
-	pthread_mutex_lock(&cluster->lock);
 	if(merge(cluster->held, cluster->n_held, acq, na, rel, nr, &o, &n))
 	{
-		/* cannot happen for a pure release (it never grows); for an
-		 * acquisition the owned list is then short until the next one */
-		cluster__log(cluster, LOG_ERR, "libcluster: shards: out of memory recording owned shards\n");
+		return ENOMEM;
 	}
-	else
-	{
-		free(cluster->held);
-		cluster->held = o;
-		cluster->n_held = n;
-	}
-	pthread_mutex_unlock(&cluster->lock);
+	free(cluster->held);
+	cluster->held = o;
+	cluster->n_held = n;
+	return 0;
 }
 
+/*
+ * One shard callback at a time per handle, as notify.c does for the
+ * balancer: a delivering flag waited on with the delivered condition, so
+ * that no library lock is held while the application's callback runs.
+ */
 void
 cluster__shards_deliver(CLUSTER *core, const CLUSTERSHARD *acquired, size_t n_acquired, const CLUSTERSHARD *released, size_t n_released)
 {
 	/* the callback gets arrays, never NULL, even when one is empty */
 	static const CLUSTERSHARD none[1];
 	CLUSTERSHARDS cb;
+	int oom;
 
 	if(!n_acquired && !n_released)
 	{
@@ -106,14 +109,19 @@ cluster__shards_deliver(CLUSTER *core, const CLUSTERSHARD *acquired, size_t n_ac
 	}
 	acquired = n_acquired ? acquired : none;
 	released = n_released ? released : none;
-	pthread_mutex_lock(&core->shard_deliver);
-	if(n_acquired)
-	{
-		set_held(core, acquired, n_acquired, NULL, 0);
-	}
 	pthread_mutex_lock(&core->lock);
+	while(core->shard_delivering)
+	{
+		pthread_cond_wait(&core->delivered, &core->lock);
+	}
+	core->shard_delivering = 1;
+	oom = n_acquired && update_held(core, acquired, n_acquired, NULL, 0);
 	cb = core->shard_cb;
 	pthread_mutex_unlock(&core->lock);
+	if(oom)
+	{
+		cluster__log(core, LOG_ERR, "libcluster: shards: out of memory recording owned shards\n");
+	}
 	if(cluster__verbose(core))
 	{
 		cluster__log(core, LOG_DEBUG, "libcluster: shards: acquiring %zu, releasing %zu\n", n_acquired, n_released);
@@ -124,11 +132,14 @@ cluster__shards_deliver(CLUSTER *core, const CLUSTERSHARD *acquired, size_t n_ac
 		cb(core, acquired, n_acquired, released, n_released);
 		cluster__callback_leave(core);
 	}
+	pthread_mutex_lock(&core->lock);
 	if(n_released)
 	{
-		set_held(core, NULL, 0, released, n_released);
+		update_held(core, NULL, 0, released, n_released);
 	}
-	pthread_mutex_unlock(&core->shard_deliver);
+	core->shard_delivering = 0;
+	pthread_cond_broadcast(&core->delivered);
+	pthread_mutex_unlock(&core->lock);
 }
 
 int
@@ -331,23 +342,6 @@ cluster__shards_free(CLUSTER *cluster)
 /* public calls                                                         */
 /* ------------------------------------------------------------------ */
 
-/* Configuration only while not joined, like the other settings. */
-static int
-refuse_joined(CLUSTER *cluster, const char *what)
-{
-	int joined;
-
-	pthread_mutex_lock(&cluster->lock);
-	joined = cluster->joined;
-	pthread_mutex_unlock(&cluster->lock);
-	if(joined)
-	{
-		cluster__log(cluster, LOG_NOTICE, "libcluster: cannot change %s while joined: leave first\n", what);
-		return EPERM;
-	}
-	return 0;
-}
-
 int
 cluster_set_shards(CLUSTER *cluster, int shards)
 {
@@ -357,20 +351,25 @@ cluster_set_shards(CLUSTER *cluster, int shards)
 	{
 		return -1;
 	}
-	if(shards < 0 || shards > CLUSTER_SHARDS_MAX)
-	{
-		cluster__log(cluster, LOG_ERR, "libcluster: shard count %d is invalid: it must be between 1 and %d (0: off)\n", shards, CLUSTER_SHARDS_MAX);
-		return cluster__fail(cluster, EINVAL);
-	}
-	r = refuse_joined(cluster, "the shard count");
+	r = cluster__control_begin(cluster);
 	if(r)
 	{
 		return cluster__fail(cluster, r);
 	}
-	pthread_mutex_lock(&cluster->lock);
-	cluster->shards = shards;
-	pthread_mutex_unlock(&cluster->lock);
-	return 0;
+	r = cluster__refuse_if_joined(cluster);
+	if(!r && (shards < 0 || shards > CLUSTER_SHARDS_MAX))
+	{
+		cluster__log(cluster, LOG_ERR, "libcluster: shard count %d is invalid: it must be between 1 and %d (0: off)\n", shards, CLUSTER_SHARDS_MAX);
+		r = EINVAL;
+	}
+	if(!r)
+	{
+		pthread_mutex_lock(&cluster->lock);
+		cluster->shards = shards;
+		pthread_mutex_unlock(&cluster->lock);
+	}
+	cluster__control_end(cluster);
+	return r ? cluster__fail(cluster, r) : 0;
 }
 
 int
@@ -397,15 +396,20 @@ cluster_set_shard_callback(CLUSTER *cluster, CLUSTERSHARDS callback)
 	{
 		return -1;
 	}
-	r = refuse_joined(cluster, "the shard callback");
+	r = cluster__control_begin(cluster);
 	if(r)
 	{
 		return cluster__fail(cluster, r);
 	}
-	pthread_mutex_lock(&cluster->lock);
-	cluster->shard_cb = callback;
-	pthread_mutex_unlock(&cluster->lock);
-	return 0;
+	r = cluster__refuse_if_joined(cluster);
+	if(!r)
+	{
+		pthread_mutex_lock(&cluster->lock);
+		cluster->shard_cb = callback;
+		pthread_mutex_unlock(&cluster->lock);
+	}
+	cluster__control_end(cluster);
+	return r ? cluster__fail(cluster, r) : 0;
 }
 
 int
@@ -417,20 +421,25 @@ cluster_set_shard_settle(CLUSTER *cluster, int ms)
 	{
 		return -1;
 	}
-	if(ms < 0 || ms > 60000)
-	{
-		cluster__log(cluster, LOG_ERR, "libcluster: shard settle window %d ms is invalid: it must be between 0 and 60000\n", ms);
-		return cluster__fail(cluster, EINVAL);
-	}
-	r = refuse_joined(cluster, "the shard settle window");
+	r = cluster__control_begin(cluster);
 	if(r)
 	{
 		return cluster__fail(cluster, r);
 	}
-	pthread_mutex_lock(&cluster->lock);
-	cluster->shard_settle_ms = ms;
-	pthread_mutex_unlock(&cluster->lock);
-	return 0;
+	r = cluster__refuse_if_joined(cluster);
+	if(!r && (ms < 0 || ms > 60000))
+	{
+		cluster__log(cluster, LOG_ERR, "libcluster: shard settle window %d ms is invalid: it must be between 0 and 60000\n", ms);
+		r = EINVAL;
+	}
+	if(!r)
+	{
+		pthread_mutex_lock(&cluster->lock);
+		cluster->shard_settle_ms = ms;
+		pthread_mutex_unlock(&cluster->lock);
+	}
+	cluster__control_end(cluster);
+	return r ? cluster__fail(cluster, r) : 0;
 }
 
 /* EPERM unless joined with shards set (the message says which). */
