@@ -142,6 +142,8 @@ test_static_split(void **state)
 	assert_int_equal(token, 1);
 	assert_int_equal(cluster_shard_owner(c, 4, id, 2, &token), -1);
 	assert_int_equal(errno, ENOSPC);
+	assert_int_equal(cluster_shard_owner(c, 4, id, 0, &token), -1);
+	assert_int_equal(errno, EINVAL);
 	assert_int_equal(cluster_shard_owner(c, 0, id, sizeof(id), &token), -1);
 	assert_int_equal(errno, ENOENT);
 	assert_int_equal(cluster_shard_owner(c, 10, id, sizeof(id), &token), -1);
