@@ -94,7 +94,7 @@ yardstick(const state *s, const CLUSTERADVISORCONFIG *cfg, long long *share, lon
 		share[i] = p.share[i];
 		band[i] = p.band[i];
 	}
-	*min_moves = p.surplus;
+	*min_moves = p.minimum;
 	cluster__adv_plan_free(&p);
 }
 
@@ -762,7 +762,7 @@ run_policy(int n, const long long *start, const CLUSTERADVISORCONFIG *cfg, int u
 			side[i] = load[i] > share[i] ? 1 : load[i] < share[i] ? -1 :
 																	0;
 		}
-		min_moves = p.surplus;
+		min_moves = p.minimum;
 		cluster__adv_plan_free(&p);
 	}
 	*min_moves_out = min_moves;

@@ -461,7 +461,7 @@ explain(CLUSTER *cluster, const snapshot *s, const cluster__adv_plan *p, const C
 	cluster__log(cluster, LOG_DEBUG, "libcluster: advice at revision %lld: load %lld, fair share %lld%s, band %lld, gap %lld (%s); cluster load %lld, minimum moves %lld, "
 									 "plan wants %lld, round budget %lld, moving %lld this round; %s; redirect %s\n",
 		(long long) s->view.revision, s->nodes[self].load, p->share[self], p->role[self] == CLUSTER__ADV_DRAINING ? " (draining)" : "",
-		p->band[self], p->gap[self], p->out_of_band[self] ? "out of band" : "in band", p->total_load, p->surplus, p->wanted,
+		p->band[self], p->gap[self], p->out_of_band[self] ? "out of band" : "in band", p->total_load, p->minimum, p->wanted,
 		p->round_budget, p->moved, why, nrows ? buf : "nothing");
 }
 

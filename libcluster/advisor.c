@@ -747,8 +747,8 @@ struct plan_work
 	size_t *tmp;          /* sort scratch */
 	size_t ns;
 	size_t nt;
-	long long so;   /* out-of-band surplus */
-	long long dout; /* out-of-band deficit */
+	long long so;   /* out-of-band members' load above their band */
+	long long dout; /* out-of-band members' room below their band */
 };
 
 /* Every array a plan and its scratch need, zeroed, in one place, so the
@@ -799,8 +799,10 @@ plan_work_free(plan_work *wk)
 /*
  * Steps 1-2, gaps and bands: each member's gap = load - share and its
  * band; a draining member has no band (any load left is out of it). Sums
- * the surplus and the out-of-band surplus and deficit. Returns non-zero
- * when somebody is out of band, i.e. when anything is to move at all.
+ * what the out-of-band members hold above their band (so) and lack below
+ * it (dout), and records the larger as the minimum to move. Returns
+ * non-zero when somebody is out of band, i.e. when anything is to move
+ * at all.
  */
 static int
 plan_bands(cluster__adv_plan *plan, const cluster__adv_node *nodes, const CLUSTERADVISORCONFIG *cfg, plan_work *wk)
@@ -829,32 +831,32 @@ plan_bands(cluster__adv_plan *plan, const cluster__adv_node *nodes, const CLUSTE
 			plan->band[i] = band_of(cfg, plan->share[i]);
 			plan->out_of_band[i] = g > plan->band[i] || -g > plan->band[i];
 		}
-		if(g > 0)
+		if(plan->out_of_band[i] && g > 0)
 		{
-			plan->surplus += g;
-			if(plan->out_of_band[i])
-			{
-				wk->so += g;
-			}
+			wk->so += g - plan->band[i];
 		}
-		else if(g < 0)
+		else if(plan->out_of_band[i])
 		{
-			if(plan->out_of_band[i])
-			{
-				wk->dout += -g;
-			}
+			wk->dout += -g - plan->band[i];
 		}
 		any |= plan->out_of_band[i];
 	}
+	plan->minimum = wk->so > wk->dout ? wk->so : wk->dout;
 	return any;
 }
 
 /*
- * Step 3, surplus and deficit: every out-of-band member goes all the way
- * to its share. When the out-of-band surplus and deficit differ, in-band
- * members on the short side make up the difference in proportion to their
- * gaps (never past their share), so an empty new member is filled even
- * when each full one is only a little above its share. Returns 0 or ENOMEM.
+ * Step 3, surplus and deficit, at the fewest moves: every out-of-band
+ * member goes to the edge of its band (a draining one to 0), not to its
+ * share, since any move past the edge is one the balance does not need.
+ * When what the out-of-band members must send (E) and receive (S)
+ * differ, members on the short side make up the difference from what
+ * they hold beyond their share (the rest of the band for an out-of-band
+ * member, the gap for one inside), in proportion to it and never past
+ * the share: an empty new member is filled even when each full one is
+ * only a little above its share. The plan then moves max(E, S), the
+ * least that gets every member inside its band, and nobody crosses its
+ * share. Returns 0 or ENOMEM.
  */
 static int
 plan_wanted(cluster__adv_plan *plan, plan_work *wk)
@@ -869,19 +871,19 @@ plan_wanted(cluster__adv_plan *plan, plan_work *wk)
 		}
 		if(plan->gap[i] > 0)
 		{
-			wk->want_shed[i] = plan->gap[i];
+			wk->want_shed[i] = plan->gap[i] - plan->band[i];
 		}
 		else
 		{
-			wk->want_in[i] = -plan->gap[i];
+			wk->want_in[i] = -plan->gap[i] - plan->band[i];
 		}
 	}
 	if(wk->dout > wk->so)
 	{
 		for(i = 0; i < n; i++)
 		{
-			wk->mask[i] = plan->role[i] != CLUSTER__ADV_OUT && !plan->out_of_band[i] && plan->gap[i] > 0;
-			wk->limit[i] = wk->mask[i] ? plan->gap[i] : 0;
+			wk->mask[i] = plan->role[i] == CLUSTER__ADV_MEMBER && plan->gap[i] - wk->want_shed[i] > 0;
+			wk->limit[i] = wk->mask[i] ? plan->gap[i] - wk->want_shed[i] : 0;
 		}
 		if(apportion(wk->dout - wk->so, wk->limit, wk->mask, n, wk->want_shed))
 		{
@@ -892,8 +894,8 @@ plan_wanted(cluster__adv_plan *plan, plan_work *wk)
 	{
 		for(i = 0; i < n; i++)
 		{
-			wk->mask[i] = plan->role[i] == CLUSTER__ADV_MEMBER && !plan->out_of_band[i] && plan->gap[i] < 0;
-			wk->limit[i] = wk->mask[i] ? -plan->gap[i] : 0;
+			wk->mask[i] = plan->role[i] == CLUSTER__ADV_MEMBER && -plan->gap[i] - wk->want_in[i] > 0;
+			wk->limit[i] = wk->mask[i] ? -plan->gap[i] - wk->want_in[i] : 0;
 		}
 		if(apportion(wk->so - wk->dout, wk->limit, wk->mask, n, wk->want_in))
 		{
@@ -948,9 +950,10 @@ shed_limit(const CLUSTERADVISORCONFIG *cfg, int role, long long w)
 /*
  * Step 4b, the round budget: sources in priority order (draining first,
  * then the largest, then the lower id) take from the cluster-wide budget
- * in turn. A member cut short keeps more than its band of gap, so the
- * next round still sees it out of band and finishes the job instead of
- * stopping at the band edge. Fills plan->shed and the source order.
+ * in turn. A member cut short may end up inside its band while a deficit
+ * remains; the next round then finds the deficit out of band and the
+ * in-band members above their shares make it up (step 3). Fills
+ * plan->shed and the source order.
  */
 static void
 plan_budget(cluster__adv_plan *plan, const CLUSTERADVISORCONFIG *cfg, plan_work *wk)
@@ -984,15 +987,6 @@ plan_budget(cluster__adv_plan *plan, const CLUSTERADVISORCONFIG *cfg, plan_work 
 		if(budget >= 0 && give > budget)
 		{
 			give = budget;
-			if(plan->role[i] == CLUSTER__ADV_MEMBER && plan->out_of_band[i] && plan->gap[i] - give <= plan->band[i])
-			{
-				/* do not strand it inside its band, off its share */
-				give = plan->gap[i] - plan->band[i] - 1;
-				if(give < 0)
-				{
-					give = 0;
-				}
-			}
 			if(plan->role[i] == CLUSTER__ADV_MEMBER && give < cfg->step_min)
 			{
 				give = 0;

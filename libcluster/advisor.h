@@ -94,7 +94,7 @@ struct cluster__adv_plan
 	cluster__adv_row *rows;   /* ordered by source priority */
 	size_t nrows;
 	long long total_load;   /* sum of loads of MEMBER and DRAINING nodes */
-	long long surplus;      /* sum of positive gaps: the minimum to move */
+	long long minimum;      /* fewest moves that get every member inside its band */
 	long long wanted;       /* connections the plan wants moved (before limits) */
 	long long moved;        /* sum of rows this round */
 	long long round_budget; /* cluster-wide cap for this round, -1 none */

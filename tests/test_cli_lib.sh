@@ -76,8 +76,10 @@ run_case()
 finish()
 {
 	echo "$(basename "$0"): $passed passed, $failed failed, $skipped skipped"
-	[ $failed -eq 0 ] && exit 0
-	exit 1
+	[ $failed -eq 0 ] || exit 1
+	# a skipped case is not a pass: the script is reported as skipped
+	[ $skipped -eq 0 ] || exit 77
+	exit 0
 }
 
 # run_ct TAG ARGS...: run cluster-test in the foreground, bounded by a

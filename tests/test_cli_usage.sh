@@ -14,10 +14,6 @@ expect_reject()
 	regex=$2
 	shift 2
 	run_ct bad "$@"
-	if grep -q 'Function not implemented' "$WORK/bad.err"; then
-		skip "the advisor is not implemented yet (ENOSYS)"
-		return
-	fi
 	[ "$rc" -eq "$code" ] || fail "exit code $rc, expected $code" || return
 	has "$WORK/bad.err" "$regex" || fail "no line matching /$regex/" || return
 	[ ! -s "$WORK/bad.out" ] || fail "stdout is not empty" || return
