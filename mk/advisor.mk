@@ -29,10 +29,10 @@ tests_test_etcd_advisor_LDADD = $(TEST_LDADD)
 # The simulator: the same pure code the library runs, on a fake clock.
 # Built by `make check` (so it cannot rot) and `make bench-advisor`, not by `make`.
 check_PROGRAMS += bench/advisor-sim
-bench_advisor_sim_SOURCES = bench/advisor-sim.c
+bench_advisor_sim_SOURCES = bench/advisor-sim.c bench/sim.h bench/sim-judge.c bench/sim-seeds.h bench/sim-seeds.c
 bench_advisor_sim_CFLAGS = $(AM_CFLAGS)
 bench_advisor_sim_LDADD = libcluster/libcluster-core.la $(CURL_LIBS) $(CJSON_LIBS) $(PTHREAD_LIBS)
 
 bench-advisor: bench/advisor-sim$(EXEEXT)
-	./bench/advisor-sim$(EXEEXT)
+	./bench/advisor-sim$(EXEEXT) $(BENCH_ARGS)
 .PHONY: bench-advisor
