@@ -35,11 +35,15 @@
  * - arrivals during a rolling deploy: the plan's redirects per forced
  *   reconnect <= 0.5, and it never makes the peak load / share worse
  *   than the pick alone.
- * Usage: advisor-sim [--seed=N] [--break=moves|herd|stale|flap]
- *                    [--propose=unconfirmed] [--quick]
- * --break deliberately breaks one thing (moves 10% more than advised,
- * picks the least-loaded member, ignores provisional counts, turns the
- * hold-down off) to show that its verdict can fail.
+ * Usage: advisor-sim [--seed=N] [--break=moves|herd|stale|flap|inflight|align]
+ *                    [--verbose] [--quick]
+ * --break deliberately breaks one thing to show that its verdicts can
+ * fail: moves (10% more than advised), herd (every picker takes the
+ * least-loaded member), stale (pickers forget their provisional picks),
+ * flap (no hold-down or slow start), inflight (redirects in flight not
+ * published: the library before advisor-inflight.c), align (advice rounds
+ * on each member's own jittered phase: the library before aligned
+ * rounds). --verbose prints each static run's final loads.
  */
 #ifdef HAVE_CONFIG_H
 # include "config.h"
@@ -50,6 +54,7 @@
 #include <string.h>
 
 #include "advisor.h"
+#include "advisor-inflight.h"
 #include "report-policy.h"
 #include "sim.h"
 #include "sim-seeds.h"
@@ -59,7 +64,8 @@
 
 static uint64_t master_seed = 20240601;
 static const char *breakage = "";
-static int propose_unconfirmed; /* --propose=unconfirmed: see outstanding() */
+static int no_inflight; /* --break=inflight: see published() */
+static int verbose;     /* --verbose: final loads of each static run */
 static int all_pass = 1;
 static char ids[SIM_MAXN][16];
 
@@ -98,10 +104,8 @@ struct world
 	double credit[SIM_MAXN];
 	long long ver[SIM_MAXN];
 	int64_t next_advice[SIM_MAXN];
-	cluster__adv_prov prov[SIM_MAXN + MAXG]; /* members, then gateways */
-	/* redirects not yet confirmed: sent by member i to t at sent_ms */
-	long long outc[SIM_MAXN][SIM_MAXN];
-	int64_t outat[SIM_MAXN][SIM_MAXN];
+	cluster__adv_prov prov[SIM_MAXN + MAXG];  /* members, then gateways */
+	cluster__adv_inflight inflight[SIM_MAXN]; /* redirects not yet confirmed */
 	/* figures */
 	long long moved;  /* redirected by the plan */
 	long long forced; /* reconnects because a member went down */
@@ -115,6 +119,24 @@ static int64_t
 now_ms(const world *w)
 {
 	return w->now * TICK_MS;
+}
+
+/* When a member's next advice round falls after t: at the next multiple
+ * of the advice interval, as the library aligns them on the wall clock
+ * (members' clocks agree to well within a 100 ms tick). --break=align:
+ * each member on its own phase with the jitter, as the library did. */
+static int64_t
+next_round(world *w, int64_t t)
+{
+	if(!strcmp(breakage, "align"))
+	{
+		return t ? t + cluster__adv_jittered(w->cfg.advice_interval_ms, w->cfg.jitter, &w->rng) : (int64_t) sim_below(&w->rng, (uint64_t) w->cfg.advice_interval_ms) + 1;
+	}
+	{
+		int64_t round = cluster__adv_round_interval(&w->cfg, (size_t) w->st.n);
+
+		return (t / round + 1) * round;
+	}
 }
 
 static void
@@ -145,7 +167,7 @@ world_init(world *w, const sim_state *s, const CLUSTERADVISORCONFIG *cfg, int us
 		w->wat[i] = -(int64_t) sim_below(&w->rng, (uint64_t) interval) - 1; /* writes spread over one interval */
 		w->credit[i] = cluster__report_credit(&w->pol, &(cluster__report_sample) { 0 }, (size_t) s->n, 0);
 		w->ver[i] = 1;
-		w->next_advice[i] = (int64_t) sim_below(&w->rng, (uint64_t) cfg->advice_interval_ms) + 1; /* own phase */
+		w->next_advice[i] = next_round(w, 0);
 	}
 }
 
@@ -157,6 +179,10 @@ world_free(world *w)
 	for(i = 0; i < SIM_MAXN + MAXG; i++)
 	{
 		cluster__adv_prov_free(&w->prov[i]);
+	}
+	for(i = 0; i < SIM_MAXN; i++)
+	{
+		cluster__adv_inflight_free(&w->inflight[i]);
 	}
 	sim_flight_free(&w->fl);
 }
@@ -192,37 +218,29 @@ snapshot(const world *w, cluster__adv_node *v, int *map)
 }
 
 /*
- * A proposal, not yet in the library (--propose=unconfirmed): member i
- * keeps the clients it redirected in the load it publishes until their
- * target has written a status after the redirect and three effective
- * report intervals have passed (or the target went down), and sends no
- * more than its rows minus what is still unconfirmed. Clients in flight
- * are then counted somewhere, so members whose rounds come later do not
- * see the target's deficit still open and fill it again. Without it
- * (the library today) this returns 0.
+ * The load member i publishes, as the library computes it
+ * (advisor-inflight.h): its true load plus the clients it redirected that
+ * their targets have not confirmed yet (--break=inflight: just the true
+ * load, as the library did before).
  */
 static long long
-outstanding(world *w, int i)
+published(world *w, int i, const cluster__adv_node *v, size_t n)
 {
-	long long sum = 0;
-	int t;
-
-	for(t = 0; t < w->st.n; t++)
+	if(no_inflight)
 	{
-		if(w->outc[i][t] && (!w->up[t] || (w->wat[t] > w->outat[i][t] && now_ms(w) >= w->outat[i][t] + cluster__adv_prov_timeout(&w->cfg, (size_t) w->st.n)) || !propose_unconfirmed))
-		{
-			w->outc[i][t] = 0;
-		}
-		sum += w->outc[i][t];
+		return w->st.load[i];
 	}
-	return sum;
+	cluster__adv_inflight_refresh(&w->inflight[i], v, n, now_ms(w), cluster__adv_inflight_settle(&w->cfg, (size_t) w->st.n));
+	return cluster__adv_inflight_published(&w->inflight[i], w->st.load[i], w->st.cap[i]);
 }
 
 /* Statuses due are written (the report policy decides). */
 static void
 write_statuses(world *w)
 {
-	int i;
+	cluster__adv_node v[SIM_MAXN];
+	int map[SIM_MAXN], i;
+	size_t n = snapshot(w, v, map);
 
 	for(i = 0; i < w->st.n; i++)
 	{
@@ -238,7 +256,7 @@ write_statuses(world *w)
 		last.at_ms = w->wat[i];
 		last.credit = w->credit[i];
 		cur = last;
-		cur.load = w->st.load[i] + outstanding(w, i);
+		cur.load = published(w, i, v, n);
 		cur.capacity = w->st.cap[i];
 		if(cluster__report_due(&w->pol, &last, &cur, (size_t) w->st.n, 0, now_ms(w)) <= now_ms(w))
 		{
@@ -429,7 +447,12 @@ advise(world *w, int i)
 	{
 		return;
 	}
-	left = p.shed[self] - outstanding(w, i);
+	left = p.shed[self];
+	if(!no_inflight)
+	{
+		cluster__adv_inflight_refresh(&w->inflight[i], v, n, now_ms(w), cluster__adv_inflight_settle(&w->cfg, (size_t) w->st.n));
+		left = cluster__adv_inflight_allowance(&w->inflight[i], &p, self, v[self].received_ms);
+	}
 	for(k = 0; k < p.nrows && left > 0; k++)
 	{
 		long long c, count = p.rows[k].count;
@@ -440,14 +463,16 @@ advise(world *w, int i)
 		}
 		count = count < left ? count : left;
 		left -= count;
-		w->outc[i][map[p.rows[k].to]] += propose_unconfirmed ? count : 0;
-		w->outat[i][map[p.rows[k].to]] = now_ms(w);
 		if(!strcmp(breakage, "moves"))
 		{
 			count += (count + 9) / 10;
 		}
 		/* a stale status may promise more than the member holds */
 		count = count < w->st.load[i] ? count : w->st.load[i];
+		if(!no_inflight && count > 0)
+		{
+			cluster__adv_inflight_add(&w->inflight[i], &v[p.rows[k].to], count, w->st.load[i], now_ms(w));
+		}
 		w->st.load[i] -= count;
 		moved += count;
 		if(!w->use_pick)
@@ -478,6 +503,7 @@ member_down(world *w, int i)
 	w->lost += sim_flight_send(&w->fl, &w->rc, w->now, -1, w->st.load[i], &w->rng);
 	w->st.load[i] = 0;
 	cluster__adv_prov_free(&w->prov[i]);
+	cluster__adv_inflight_free(&w->inflight[i]);
 }
 
 /* Member i comes back, empty, as a new member. */
@@ -491,7 +517,7 @@ member_up(world *w, int i)
 	w->wat[i] = now_ms(w);
 	w->ver[i]++;
 	w->credit[i] = cluster__report_credit(&w->pol, &(cluster__report_sample) { 0 }, (size_t) w->st.n, now_ms(w));
-	w->next_advice[i] = now_ms(w) + cluster__adv_jittered(w->cfg.advice_interval_ms, w->cfg.jitter, &w->rng);
+	w->next_advice[i] = next_round(w, now_ms(w));
 }
 
 /* One tick: landings, churn, status writes, advice rounds due. */
@@ -508,7 +534,7 @@ tick(world *w)
 	{
 		if(w->up[i] && now_ms(w) >= w->next_advice[i])
 		{
-			w->next_advice[i] = now_ms(w) + cluster__adv_jittered(w->cfg.advice_interval_ms, w->cfg.jitter, &w->rng);
+			w->next_advice[i] = next_round(w, now_ms(w));
 			if(!w->plan_off)
 			{
 				advise(w, i);
@@ -593,6 +619,24 @@ draining(sim_state *s)
 /* static start states under the dynamic model                          */
 /* ------------------------------------------------------------------ */
 
+/*
+ * The judge's round, from the configuration as documented (README
+ * "Connection advisor"), not from the library's code: statuses are
+ * written at most every max(report_interval_ms, N / status_writes_per_second
+ * s) and rounds come every max(advice_interval_ms, twice that).
+ */
+static long long
+judge_round_ms(const CLUSTERADVISORCONFIG *cfg, int n)
+{
+	double status = cfg->report_interval_ms;
+
+	if(cfg->status_writes_per_second > 0 && n * 1000.0 / cfg->status_writes_per_second > status)
+	{
+		status = n * 1000.0 / cfg->status_writes_per_second;
+	}
+	return 2 * status > cfg->advice_interval_ms ? (long long) (2 * status + 0.999) : cfg->advice_interval_ms;
+}
+
 #define STATIC_HORIZON_MS (2LL * 3600 * 1000)
 
 /* Run ours from s until balanced and quiet (3 advice intervals without a
@@ -626,13 +670,24 @@ run_ours(const sim_state *s, const sim_judge *j, const CLUSTERADVISORCONFIG *cfg
 			last_moved = w->moved;
 			quiet_since = w->now;
 		}
-		if(bal && (w->now - quiet_since) * TICK_MS > 3LL * cfg->advice_interval_ms)
+		if(bal && (w->now - quiet_since) * TICK_MS > 3LL * judge_round_ms(cfg, s->n))
 		{
 			break;
 		}
 	}
 	o.converged = was;
-	o.rounds = (long long) (o.time_s * 1000.0 / cfg->advice_interval_ms + 0.999);
+	if(verbose)
+	{
+		int d;
+
+		for(d = 0; d < s->n; d++)
+		{
+			fprintf(stderr, "  %d: load %lld [%lld, %lld] share %.1f written %lld inflight %lld\n", d, w->st.load[d], j->lo[d], j->hi[d], j->share[d], w->wload[d],
+				cluster__adv_inflight_total(&w->inflight[d]));
+		}
+		fprintf(stderr, "  in flight %lld, t %lld ms\n", w->fl.in_flight, (long long) now_ms(w));
+	}
+	o.rounds = (long long) (o.time_s * 1000.0 / (double) judge_round_ms(cfg, s->n) + 0.999);
 	o.moved = w->moved;
 	o.lost = w->lost;
 	sim_finish(j, &t, s, w->st.load, &o);
@@ -669,13 +724,13 @@ static void
 static_scenario(const char *name, const sim_state *s, const CLUSTERADVISORCONFIG *cfg, int seeds)
 {
 	sim_judge j;
-	long long budget = cluster__adv_round_budget(cfg), goal;
+	long long round = judge_round_ms(cfg, s->n), budget = (long long) (cfg->budget_per_second * (double) round / 1000.0), goal;
 	int mode;
 	char set[96], buf[96];
 
 	sim_judge_of(s, cfg->band_absolute, cfg->band_relative, &j);
 	goal = (j.lower_bound + budget - 1) / budget + 3;
-	printf("\n### %s\n\nlower bound %lld moves; round budget %lld; goal: balanced within %lld rounds\n\n", name, j.lower_bound, budget, goal);
+	printf("\n### %s\n\nlower bound %lld moves; rounds of %lld ms, budget %lld a round; goal: balanced within %lld rounds\n\n", name, j.lower_bound, round, budget, goal);
 	table_head();
 	snprintf(set, sizeof(set), "advice %d s, band max(%lld, %.0f%%), budget %.0f/s", cfg->advice_interval_ms / 1000, cfg->band_absolute, cfg->band_relative * 100,
 		cfg->budget_per_second);
@@ -967,6 +1022,7 @@ int
 main(int argc, char **argv)
 {
 	CLUSTERADVISORCONFIG cfg, stale;
+	double deadband = -1;
 	sim_state s;
 	int i, quick = 0;
 
@@ -980,9 +1036,13 @@ main(int argc, char **argv)
 		{
 			breakage = argv[i] + 8;
 		}
-		else if(!strcmp(argv[i], "--propose=unconfirmed"))
+		else if(!strncmp(argv[i], "--deadband=", 11))
 		{
-			propose_unconfirmed = 1;
+			deadband = atof(argv[i] + 11);
+		}
+		else if(!strcmp(argv[i], "--verbose"))
+		{
+			verbose = 1;
 		}
 		else if(!strcmp(argv[i], "--quick"))
 		{
@@ -990,7 +1050,7 @@ main(int argc, char **argv)
 		}
 		else
 		{
-			fprintf(stderr, "usage: advisor-sim [--seed=N] [--break=moves|herd|stale|flap] [--propose=unconfirmed] [--quick]\n");
+			fprintf(stderr, "usage: advisor-sim [--seed=N] [--break=moves|herd|stale|flap|inflight|align] [--verbose] [--quick]\n");
 			return 2;
 		}
 	}
@@ -999,8 +1059,12 @@ main(int argc, char **argv)
 		snprintf(ids[i], sizeof(ids[i]), "n%02d", i);
 	}
 	cluster_advisor_config_init(&cfg);
-	printf("## libcluster connection-advisor simulator (seed %llu%s%s%s)\n\n", (unsigned long long) master_seed, *breakage ? ", broken on purpose: " : "", breakage,
-		propose_unconfirmed ? ", with the proposal: unconfirmed redirects published" : "");
+	if(deadband >= 0)
+	{
+		cfg.report_deadband = deadband;
+	}
+	no_inflight = !strcmp(breakage, "inflight");
+	printf("## libcluster connection-advisor simulator (seed %llu%s%s)\n\n", (unsigned long long) master_seed, *breakage ? ", broken on purpose: " : "", breakage);
 	printf("model: 100 ms ticks; own advice timers (%d ms +- %.0f%%) and status writes through the report policy (%d ms, deadband %.2f, %.0f writes/s);\n",
 		cfg.advice_interval_ms, cfg.jitter * 100, cfg.report_interval_ms, cfg.report_deadband, cfg.status_writes_per_second);
 	printf("plans and picks from the written statuses; redirected clients reconnect after 0.2..3 s. Bounds from bench/sim-judge.c (no library code).\n");

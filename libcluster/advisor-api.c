@@ -363,7 +363,7 @@ cluster_advisor_config_init(CLUSTERADVISORCONFIG *config)
 	config->jitter = 0.1;
 	config->stale_ms = 0;
 	config->status_writes_per_second = 20.0;
-	config->report_deadband = 0.25;
+	config->report_deadband = 0.1;
 }
 
 int

@@ -459,8 +459,19 @@ cluster__adv_config_check(const CLUSTERADVISORCONFIG *cfg, const char **field, c
 #undef BAD
 }
 
+int64_t
+cluster__adv_round_interval(const CLUSTERADVISORCONFIG *cfg, size_t n)
+{
+	cluster__report_policy p;
+	int64_t twice;
+
+	cluster__report_policy_of(&p, cfg);
+	twice = 2 * cluster__report_interval_for(&p, n);
+	return twice > cfg->advice_interval_ms ? twice : cfg->advice_interval_ms;
+}
+
 long long
-cluster__adv_round_budget(const CLUSTERADVISORCONFIG *cfg)
+cluster__adv_round_budget(const CLUSTERADVISORCONFIG *cfg, size_t n)
 {
 	double b;
 
@@ -469,7 +480,7 @@ cluster__adv_round_budget(const CLUSTERADVISORCONFIG *cfg)
 		return -1;
 	}
 	/* the nominal interval, not the jittered one: every member must agree */
-	b = cfg->budget_per_second * (double) cfg->advice_interval_ms / 1000.0;
+	b = cfg->budget_per_second * (double) cluster__adv_round_interval(cfg, n) / 1000.0;
 	if(b < 1.0)
 	{
 		return 1;
@@ -734,6 +745,25 @@ band_of(const CLUSTERADVISORCONFIG *cfg, long long share)
 	return rel > cfg->band_absolute ? rel : cfg->band_absolute;
 }
 
+/*
+ * How far inside its band edge the plan sends a member: the report
+ * policy's deadband (report-policy.h), the most by which the others'
+ * idea of a member's load may differ from its true load for long. A
+ * member moved exactly to its edge would then be outside its band as
+ * often as not, with nobody able to see it; one moved this far inside
+ * stays inside whatever the deadband hides. 0 for a draining member.
+ */
+static long long
+margin_of(const CLUSTERADVISORCONFIG *cfg, long long band)
+{
+	cluster__report_policy p;
+	long long m;
+
+	cluster__report_policy_of(&p, cfg);
+	m = (long long) (p.deadband * (double) band); /* >= 0: truncation is floor */
+	return m < band ? m : band;
+}
+
 /* Scratch of one plan computation, handed from step to step. */
 typedef struct plan_work plan_work;
 struct plan_work
@@ -747,8 +777,9 @@ struct plan_work
 	size_t *tmp;          /* sort scratch */
 	size_t ns;
 	size_t nt;
-	long long so;   /* out-of-band members' load above their band */
-	long long dout; /* out-of-band members' room below their band */
+	long long so;   /* out-of-band members' load above their band edge less its margin */
+	long long dout; /* out-of-band members' room below their band edge less its margin */
+	long long *margin;
 };
 
 /* Every array a plan and its scratch need, zeroed, in one place, so the
@@ -777,7 +808,8 @@ plan_alloc(cluster__adv_plan *plan, size_t n, plan_work *wk)
 	wk->src = calloc(m, sizeof(*wk->src));
 	wk->dst = calloc(m, sizeof(*wk->dst));
 	wk->tmp = calloc(m, sizeof(*wk->tmp));
-	if(!plan->role || !plan->weight || !plan->share || !plan->band || !plan->gap || !plan->out_of_band || !plan->shed || !plan->inflow || !wk->want_shed || !wk->want_in || !wk->limit || !wk->mask || !wk->src || !wk->dst || !wk->tmp)
+	wk->margin = calloc(m, sizeof(*wk->margin));
+	if(!plan->role || !plan->weight || !plan->share || !plan->band || !plan->gap || !plan->out_of_band || !plan->shed || !plan->inflow || !wk->want_shed || !wk->want_in || !wk->limit || !wk->mask || !wk->src || !wk->dst || !wk->tmp || !wk->margin)
 	{
 		return ENOMEM;
 	}
@@ -794,21 +826,23 @@ plan_work_free(plan_work *wk)
 	free(wk->src);
 	free(wk->dst);
 	free(wk->tmp);
+	free(wk->margin);
 }
 
 /*
  * Steps 1-2, gaps and bands: each member's gap = load - share and its
  * band; a draining member has no band (any load left is out of it). Sums
- * what the out-of-band members hold above their band (so) and lack below
- * it (dout), and records the larger as the minimum to move. Returns
- * non-zero when somebody is out of band, i.e. when anything is to move
- * at all.
+ * what the out-of-band members hold above their target, the band edge
+ * less the margin (so), and lack below it (dout), and records the fewest
+ * moves to the band edges as the minimum. Returns non-zero when somebody
+ * is out of band, i.e. when anything is to move at all.
  */
 static int
 plan_bands(cluster__adv_plan *plan, const cluster__adv_node *nodes, const CLUSTERADVISORCONFIG *cfg, plan_work *wk)
 {
 	size_t i;
 	int any = 0;
+	long long above = 0, below = 0;
 
 	for(i = 0; i < plan->n; i++)
 	{
@@ -830,18 +864,21 @@ plan_bands(cluster__adv_plan *plan, const cluster__adv_node *nodes, const CLUSTE
 		{
 			plan->band[i] = band_of(cfg, plan->share[i]);
 			plan->out_of_band[i] = g > plan->band[i] || -g > plan->band[i];
+			wk->margin[i] = margin_of(cfg, plan->band[i]);
 		}
 		if(plan->out_of_band[i] && g > 0)
 		{
-			wk->so += g - plan->band[i];
+			above += g - plan->band[i];
+			wk->so += g - plan->band[i] + wk->margin[i];
 		}
 		else if(plan->out_of_band[i])
 		{
-			wk->dout += -g - plan->band[i];
+			below += -g - plan->band[i];
+			wk->dout += -g - plan->band[i] + wk->margin[i];
 		}
 		any |= plan->out_of_band[i];
 	}
-	plan->minimum = wk->so > wk->dout ? wk->so : wk->dout;
+	plan->minimum = above > below ? above : below;
 	return any;
 }
 
@@ -871,11 +908,11 @@ plan_wanted(cluster__adv_plan *plan, plan_work *wk)
 		}
 		if(plan->gap[i] > 0)
 		{
-			wk->want_shed[i] = plan->gap[i] - plan->band[i];
+			wk->want_shed[i] = plan->gap[i] - plan->band[i] + wk->margin[i];
 		}
 		else
 		{
-			wk->want_in[i] = -plan->gap[i] - plan->band[i];
+			wk->want_in[i] = -plan->gap[i] - plan->band[i] + wk->margin[i];
 		}
 	}
 	if(wk->dout > wk->so)
@@ -1107,7 +1144,7 @@ cluster__adv_plan_compute(cluster__adv_plan *plan, const cluster__adv_node *node
 	{
 		goto fail;
 	}
-	plan->round_budget = cluster__adv_round_budget(cfg);
+	plan->round_budget = cluster__adv_round_budget(cfg, n);
 	if(cluster__adv_shares(nodes, n, plan->role, plan->weight, plan->share, &plan->unplaceable))
 	{
 		goto fail;

@@ -108,9 +108,18 @@ struct cluster__adv_plan
  */
 int cluster__adv_config_check(const CLUSTERADVISORCONFIG *cfg, const char **field, const char **rule);
 
-/* Connections one round may move cluster-wide (budget x nominal advice
- * interval, at least 1), or -1 when the budget is unlimited. */
-long long cluster__adv_round_budget(const CLUSTERADVISORCONFIG *cfg);
+/* The advice round interval (ms) in a cluster of n members: every
+ * member's rounds fall on the same multiples of it (advisor-api.c), so
+ * that they all plan from nearly the same statuses. It is
+ * advice_interval_ms, stretched to twice the effective report interval
+ * (report-policy.h) when statuses are written less often than that: a
+ * round then plans from statuses written after the previous round's
+ * moves, not from the ones those moves made stale. */
+int64_t cluster__adv_round_interval(const CLUSTERADVISORCONFIG *cfg, size_t n);
+
+/* Connections one round may move cluster-wide (budget x round interval
+ * in a cluster of n, at least 1), or -1 when the budget is unlimited. */
+long long cluster__adv_round_budget(const CLUSTERADVISORCONFIG *cfg, size_t n);
 
 /*
  * Fair shares only: fills role, weight and share (arrays of n) and

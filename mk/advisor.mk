@@ -6,15 +6,20 @@ LIBCLUSTER_SOURCES += \
 	libcluster/advisor.c \
 	libcluster/advisor-picker.h \
 	libcluster/advisor-picker.c \
+	libcluster/advisor-inflight.h \
+	libcluster/advisor-inflight.c \
 	libcluster/advisor-api.c \
 	libcluster/report-policy.h \
 	libcluster/report-policy.c
 
-CMOCKA_TESTS += tests/test_advisor tests/test_advisor_api tests/test_etcd_advisor tests/test_report_policy
+CMOCKA_TESTS += tests/test_advisor tests/test_advisor_inflight tests/test_advisor_api tests/test_etcd_advisor tests/test_report_policy
 
 tests_test_advisor_SOURCES = tests/test_advisor.c
 tests_test_advisor_CFLAGS = $(TEST_CFLAGS)
 tests_test_advisor_LDADD = $(TEST_LDADD)
+tests_test_advisor_inflight_SOURCES = tests/test_advisor_inflight.c
+tests_test_advisor_inflight_CFLAGS = $(TEST_CFLAGS)
+tests_test_advisor_inflight_LDADD = $(TEST_LDADD)
 tests_test_advisor_api_SOURCES = tests/test_advisor_api.c tests/testutil.h
 tests_test_advisor_api_CFLAGS = $(TEST_CFLAGS)
 tests_test_advisor_api_LDADD = $(TEST_LDADD)

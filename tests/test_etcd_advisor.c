@@ -196,10 +196,10 @@ test_three_members(void **state)
 		assert_string_equal(m[1].address, "ws://c:80");
 		cluster_members_free(m);
 	}
-	/* a sends 585 (down to its band edge, 300 + 15) to b and c; b and c
-	 * send nothing */
+	/* a sends 586 (down to its band edge, 300 + 15, less the deadband
+	 * margin of 1) to b and c; b and c send nothing */
 	assert_int_equal(advice_matches_plan(c[0], "a", &total), 2);
-	assert_int_equal(total, 585);
+	assert_int_equal(total, 586);
 	assert_int_equal(advice_matches_plan(c[1], "b", &total), 0);
 	assert_int_equal(advice_matches_plan(c[2], "c", &total), 0);
 
