@@ -364,6 +364,24 @@ cluster_advisor_config_init(CLUSTERADVISORCONFIG *config)
 	config->stale_ms = 0;
 	config->status_writes_per_second = 20.0;
 	config->report_deadband = 0.25;
+	config->hold_down_ms = 10000;
+	config->slow_start_ms = 30000;
+}
+
+/* How much of a CLUSTERADVISORCONFIG a caller built against an older
+ * header passed (fields are only appended): the size of its version. */
+static size_t
+config_size(unsigned int version)
+{
+	if(version < 2)
+	{
+		return offsetof(CLUSTERADVISORCONFIG, status_writes_per_second);
+	}
+	if(version < 3)
+	{
+		return offsetof(CLUSTERADVISORCONFIG, hold_down_ms);
+	}
+	return sizeof(CLUSTERADVISORCONFIG);
 }
 
 int
@@ -388,14 +406,14 @@ cluster_set_advisor_config(CLUSTER *cluster, const CLUSTERADVISORCONFIG *config)
 	}
 	want_statuses(cluster, 0);
 	pthread_mutex_lock(&cluster->lock);
-	if(config->version < 2)
+	if(config->version < CLUSTER_ADVISOR_CONFIG_VERSION)
 	{
-		/* a caller built against version 1 passed the shorter structure:
-		 * take its fields, keep the defaults of the newer ones */
+		/* a caller built against an older version passed the shorter
+		 * structure: take its fields, keep the defaults of the newer ones */
 		CLUSTERADVISORCONFIG full;
 
 		cluster_advisor_config_init(&full);
-		memcpy(&full, config, offsetof(CLUSTERADVISORCONFIG, status_writes_per_second));
+		memcpy(&full, config, config_size(config->version));
 		full.version = CLUSTER_ADVISOR_CONFIG_VERSION;
 		cluster->advisor_config = full;
 	}
@@ -586,7 +604,8 @@ same_config(const CLUSTERADVISORCONFIG *a, const CLUSTERADVISORCONFIG *b)
 	return a->version == b->version && a->report_interval_ms == b->report_interval_ms && a->advice_interval_ms == b->advice_interval_ms &&
 		   a->band_absolute == b->band_absolute && a->band_relative == b->band_relative && a->shed_fraction == b->shed_fraction &&
 		   a->step_max == b->step_max && a->step_min == b->step_min && a->budget_per_second == b->budget_per_second && a->jitter == b->jitter &&
-		   a->stale_ms == b->stale_ms && a->status_writes_per_second == b->status_writes_per_second && a->report_deadband == b->report_deadband;
+		   a->stale_ms == b->stale_ms && a->status_writes_per_second == b->status_writes_per_second && a->report_deadband == b->report_deadband &&
+		   a->hold_down_ms == b->hold_down_ms && a->slow_start_ms == b->slow_start_ms;
 }
 
 /* Forget the cached snapshot and picker (the build count stays). Called

@@ -455,6 +455,17 @@ cluster__adv_config_check(const CLUSTERADVISORCONFIG *cfg, const char **field, c
 			BAD("report_deadband", "must be a number between 0 and 1");
 		}
 	}
+	if(cfg->version >= 3)
+	{
+		if(cfg->hold_down_ms < 0 || cfg->hold_down_ms > 3600000)
+		{
+			BAD("hold_down_ms", "must be between 0 (off) and 3600000");
+		}
+		if(cfg->slow_start_ms < 0 || cfg->slow_start_ms > 3600000)
+		{
+			BAD("slow_start_ms", "must be between 0 (off) and 3600000");
+		}
+	}
 	return 0;
 #undef BAD
 }

@@ -35,6 +35,8 @@ test_config(void **state)
 	assert_int_equal(cfg.advice_interval_ms, 5000);
 	assert_int_equal(cfg.band_absolute, 10);
 	assert_int_equal(cfg.step_min, 1);
+	assert_int_equal(cfg.hold_down_ms, 10000);
+	assert_int_equal(cfg.slow_start_ms, 30000);
 	/* the core initialised the object's config the same way */
 	assert_memory_equal(&c->advisor_config, &cfg, sizeof(cfg));
 	before = c->advisor_config;
@@ -70,6 +72,10 @@ test_config(void **state)
 	BAD(report_deadband, -0.1);
 	BAD(report_deadband, 1.5);
 	BAD(report_deadband, NAN);
+	BAD(hold_down_ms, -1);
+	BAD(hold_down_ms, 3600001);
+	BAD(slow_start_ms, -1);
+	BAD(slow_start_ms, 3600001);
 #undef BAD
 	/* a caller built against version 1 passes the shorter structure:
 	 * its fields are taken, the version 2 fields keep their defaults */
@@ -86,6 +92,8 @@ test_config(void **state)
 		assert_int_equal(c->advisor_config.version, CLUSTER_ADVISOR_CONFIG_VERSION);
 		assert_true(c->advisor_config.status_writes_per_second == def.status_writes_per_second);
 		assert_true(c->advisor_config.report_deadband == def.report_deadband);
+		assert_int_equal(c->advisor_config.hold_down_ms, def.hold_down_ms);
+		assert_int_equal(c->advisor_config.slow_start_ms, def.slow_start_ms);
 	}
 	assert_int_equal(cluster_set_advisor_config(c, NULL), -1);
 	assert_int_equal(errno, EINVAL);
@@ -93,6 +101,52 @@ test_config(void **state)
 	cfg.band_absolute = 3;
 	assert_int_equal(cluster_set_advisor_config(c, &cfg), 0);
 	assert_int_equal(c->advisor_config.band_absolute, 3);
+	cluster_destroy(c);
+}
+
+/* Version 3 (hold-down, slow start): the bounds are inclusive, and a
+ * caller built against version 2 passes the shorter structure: its
+ * fields are taken, the version 3 ones keep their defaults and are not
+ * even read (garbage there would be refused). */
+static void
+test_config_v3(void **state)
+{
+	CLUSTER *c = tu_cluster("advcfg3");
+	CLUSTERADVISORCONFIG cfg, v2, def;
+
+	(void) state;
+	assert_non_null(c);
+	cluster_advisor_config_init(&cfg);
+	cfg.hold_down_ms = 0;
+	cfg.slow_start_ms = 3600000;
+	assert_int_equal(cluster_set_advisor_config(c, &cfg), 0);
+	assert_int_equal(c->advisor_config.hold_down_ms, 0);
+	assert_int_equal(c->advisor_config.slow_start_ms, 3600000);
+	cfg.hold_down_ms = 3600000;
+	cfg.slow_start_ms = 0;
+	assert_int_equal(cluster_set_advisor_config(c, &cfg), 0);
+	assert_int_equal(c->advisor_config.hold_down_ms, 3600000);
+	assert_int_equal(c->advisor_config.slow_start_ms, 0);
+
+	cluster_advisor_config_init(&def);
+	memset(&v2, 0xff, sizeof(v2)); /* garbage past the v2 fields: -1 each */
+	memcpy(&v2, &def, offsetof(CLUSTERADVISORCONFIG, hold_down_ms));
+	v2.version = 2;
+	v2.band_absolute = 9;
+	v2.status_writes_per_second = 5.0;
+	tu_reset();
+	assert_int_equal(cluster_set_advisor_config(c, &v2), 0);
+	assert_int_equal(c->advisor_config.version, CLUSTER_ADVISOR_CONFIG_VERSION);
+	assert_int_equal(c->advisor_config.band_absolute, 9);
+	assert_true(c->advisor_config.status_writes_per_second == 5.0);
+	assert_int_equal(c->advisor_config.hold_down_ms, 10000);
+	assert_int_equal(c->advisor_config.slow_start_ms, 30000);
+	/* the stored copy is complete: it passes the full check */
+	{
+		const char *field = NULL, *rule = NULL;
+
+		assert_int_equal(cluster__adv_config_check(&c->advisor_config, &field, &rule), 0);
+	}
 	cluster_destroy(c);
 }
 
@@ -561,6 +615,7 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config),
+		cmocka_unit_test(test_config_v3),
 		cmocka_unit_test(test_report_validation),
 		cmocka_unit_test(test_address),
 		cmocka_unit_test(test_static_single),
