@@ -470,6 +470,91 @@ cluster__adv_config_check(const CLUSTERADVISORCONFIG *cfg, const char **field, c
 #undef BAD
 }
 
+/* ------------------------------------------------------------------ */
+/* hold-down and slow start                                             */
+/* ------------------------------------------------------------------ */
+
+/* The two windows, 0 when off or when the configuration predates them
+ * (a version 2 structure has no such fields). */
+static void
+ramp_windows(const CLUSTERADVISORCONFIG *cfg, int64_t *hold, int64_t *slow)
+{
+	*hold = 0;
+	*slow = 0;
+	if(cfg->version >= 3)
+	{
+		*hold = cfg->hold_down_ms > 0 ? cfg->hold_down_ms : 0;
+		*slow = cfg->slow_start_ms > 0 ? cfg->slow_start_ms : 0;
+	}
+}
+
+/* A member that just (re)joined may leave again at once (it flaps, or a
+ * rolling deploy restarts it once more): it is left out for the
+ * hold-down, then its pick weight grows in 16 integer steps, so that
+ * whatever it is given has time to show it can hold it. */
+int
+cluster__adv_ramp(const CLUSTERADVISORCONFIG *cfg, int64_t since_join_ms)
+{
+	int64_t hold, slow, into;
+
+	if(since_join_ms <= 0)
+	{
+		return CLUSTER__ADV_RAMP_FULL;
+	}
+	ramp_windows(cfg, &hold, &slow);
+	if(since_join_ms < hold)
+	{
+		return 0;
+	}
+	into = since_join_ms - hold;
+	if(into >= slow)
+	{
+		return CLUSTER__ADV_RAMP_FULL;
+	}
+	/* into < slow <= 3600000: no overflow */
+	return 1 + (int) ((CLUSTER__ADV_RAMP_FULL - 1) * into / slow);
+}
+
+/* The ramp is a step function of time: step k (k = 0 .. 15) ends where
+ * 1 + 15 x into / slow first reaches k + 1, i.e. at into = ceil(k x slow
+ * / 15) (the hold-down ends at into = 0). */
+int64_t
+cluster__adv_ramp_next(const CLUSTERADVISORCONFIG *cfg, int64_t since_join_ms)
+{
+	int64_t hold, slow, end;
+	int k = cluster__adv_ramp(cfg, since_join_ms);
+
+	if(k == CLUSTER__ADV_RAMP_FULL)
+	{
+		return -1;
+	}
+	ramp_windows(cfg, &hold, &slow);
+	end = hold + ((int64_t) k * slow + CLUSTER__ADV_RAMP_FULL - 2) / (CLUSTER__ADV_RAMP_FULL - 1);
+	return end > since_join_ms ? end - since_join_ms : 1;
+}
+
+long long
+cluster__adv_ramp_weight(long long room, int ramp)
+{
+	long long w;
+
+	if(room <= 0)
+	{
+		return 0;
+	}
+	if(ramp >= CLUSTER__ADV_RAMP_FULL)
+	{
+		return room;
+	}
+	if(ramp < 1)
+	{
+		ramp = 1;
+	}
+	/* floor(room x ramp / 16) without forming the product */
+	w = room / CLUSTER__ADV_RAMP_FULL * ramp + room % CLUSTER__ADV_RAMP_FULL * ramp / CLUSTER__ADV_RAMP_FULL;
+	return w > 0 ? w : 1;
+}
+
 long long
 cluster__adv_round_budget(const CLUSTERADVISORCONFIG *cfg)
 {

@@ -62,6 +62,7 @@ struct cluster__adv_node
 	int64_t age_ms;       /* local time since the record last changed */
 	int64_t mod_revision; /* record identity, for provisional picks */
 	int64_t received_ms;
+	int64_t since_join_ms; /* 0: long present (or present since this instance's first view); > 0: (re)joined this many ms ago, as seen locally (at least 1) */
 };
 
 /* Role of a node in the plan. */
@@ -111,6 +112,31 @@ int cluster__adv_config_check(const CLUSTERADVISORCONFIG *cfg, const char **fiel
 /* Connections one round may move cluster-wide (budget x nominal advice
  * interval, at least 1), or -1 when the budget is unlimited. */
 long long cluster__adv_round_budget(const CLUSTERADVISORCONFIG *cfg);
+
+/*
+ * Hold-down and slow start of a member that (re)joined since_join_ms ago
+ * (cluster__adv_node.since_join_ms), in sixteenths of its full weight:
+ * 0 while held down (0 < since_join_ms < hold_down_ms: it takes no part
+ * yet), CLUSTER__ADV_RAMP_FULL when established (since_join_ms 0, or past
+ * hold_down_ms + slow_start_ms), otherwise 1 + 15 x (since_join_ms -
+ * hold_down_ms) / slow_start_ms, rounded down: 1 to 15 across the slow
+ * start. Integers only, in 16 steps, so members whose clocks differ by a
+ * few milliseconds agree. A configuration older than version 3 has
+ * neither: always full.
+ */
+#define CLUSTER__ADV_RAMP_FULL 16
+int cluster__adv_ramp(const CLUSTERADVISORCONFIG *cfg, int64_t since_join_ms);
+
+/* Milliseconds from since_join_ms until cluster__adv_ramp() changes (at
+ * least 1), or -1 when it never will (already full): when a cached pick
+ * must be rebuilt. */
+int64_t cluster__adv_ramp_next(const CLUSTERADVISORCONFIG *cfg, int64_t since_join_ms);
+
+/* A tier-2 pick weight (room below the share) scaled by a ramp (1 to
+ * CLUSTER__ADV_RAMP_FULL): room x ramp / 16, but at least 1 while room
+ * is positive (a ramping member stays a candidate); 0 when room <= 0.
+ * cluster__adv_pick() and the picker share it, so they agree. */
+long long cluster__adv_ramp_weight(long long room, int ramp);
 
 /*
  * Fair shares only: fills role, weight and share (arrays of n) and

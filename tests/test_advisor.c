@@ -1404,6 +1404,134 @@ test_config_and_random(void **state)
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/* hold-down and slow start                                             */
+/* ------------------------------------------------------------------ */
+
+/* The ramp of a (re)joined member: hold-down boundary, first and last
+ * step of the slow start, either or both windows off, an older
+ * configuration, and when the next step comes. */
+static void
+test_ramp(void **state)
+{
+	CLUSTERADVISORCONFIG c;
+	int64_t t;
+	int seen[CLUSTER__ADV_RAMP_FULL + 1] = { 0 }, prev = 0, k;
+
+	(void) state;
+	cluster_advisor_config_init(&c); /* 10 s hold-down, 30 s slow start */
+	assert_int_equal(cluster__adv_ramp(&c, 0), CLUSTER__ADV_RAMP_FULL);
+	assert_int_equal(cluster__adv_ramp(&c, -5), CLUSTER__ADV_RAMP_FULL);
+	assert_int_equal(cluster__adv_ramp(&c, 1), 0);
+	assert_int_equal(cluster__adv_ramp(&c, 9999), 0);
+	assert_int_equal(cluster__adv_ramp(&c, 10000), 1);  /* first step */
+	assert_int_equal(cluster__adv_ramp(&c, 11999), 1);  /* 15 x 1999 / 30000 < 1 */
+	assert_int_equal(cluster__adv_ramp(&c, 12000), 2);  /* 15 x 2000 / 30000 = 1 */
+	assert_int_equal(cluster__adv_ramp(&c, 25000), 8);  /* half way: 1 + 7 */
+	assert_int_equal(cluster__adv_ramp(&c, 37999), 14); /* 15 x 27999 / 30000 < 14 */
+	assert_int_equal(cluster__adv_ramp(&c, 38000), 15); /* last step */
+	assert_int_equal(cluster__adv_ramp(&c, 39999), 15);
+	assert_int_equal(cluster__adv_ramp(&c, 40000), CLUSTER__ADV_RAMP_FULL);
+	assert_int_equal(cluster__adv_ramp(&c, 86400000), CLUSTER__ADV_RAMP_FULL);
+	/* every step once, in order, across the window */
+	for(t = 1; t <= 41000; t++)
+	{
+		k = cluster__adv_ramp(&c, t);
+		assert_true(k >= prev && k <= prev + 1);
+		seen[k] = 1;
+		prev = k;
+	}
+	for(k = 0; k <= CLUSTER__ADV_RAMP_FULL; k++)
+	{
+		assert_true(seen[k]);
+	}
+	/* hold-down off: the slow start begins at once */
+	c.hold_down_ms = 0;
+	assert_int_equal(cluster__adv_ramp(&c, 1), 1);
+	assert_int_equal(cluster__adv_ramp(&c, 30000), CLUSTER__ADV_RAMP_FULL);
+	/* slow start off: full right after the hold-down */
+	cluster_advisor_config_init(&c);
+	c.slow_start_ms = 0;
+	assert_int_equal(cluster__adv_ramp(&c, 9999), 0);
+	assert_int_equal(cluster__adv_ramp(&c, 10000), CLUSTER__ADV_RAMP_FULL);
+	/* both off: always full */
+	c.hold_down_ms = 0;
+	assert_int_equal(cluster__adv_ramp(&c, 1), CLUSTER__ADV_RAMP_FULL);
+	assert_int_equal(cluster__adv_ramp_next(&c, 1), -1);
+	/* a version 2 structure has neither field */
+	cluster_advisor_config_init(&c);
+	c.version = 2;
+	assert_int_equal(cluster__adv_ramp(&c, 1), CLUSTER__ADV_RAMP_FULL);
+
+	/* the next change: exactly where the value changes, never before */
+	cluster_advisor_config_init(&c);
+	assert_int_equal(cluster__adv_ramp_next(&c, 0), -1);
+	assert_int_equal(cluster__adv_ramp_next(&c, 1), 9999);
+	assert_int_equal(cluster__adv_ramp_next(&c, 9999), 1);
+	assert_int_equal(cluster__adv_ramp_next(&c, 10000), 2000);
+	assert_int_equal(cluster__adv_ramp_next(&c, 39999), 1);
+	assert_int_equal(cluster__adv_ramp_next(&c, 40000), -1);
+	c.hold_down_ms = 7;
+	c.slow_start_ms = 44; /* steps of uneven length */
+	for(t = 1; t < 60; t++)
+	{
+		int64_t d = cluster__adv_ramp_next(&c, t);
+
+		k = cluster__adv_ramp(&c, t);
+		if(k == CLUSTER__ADV_RAMP_FULL)
+		{
+			assert_int_equal(d, -1);
+			continue;
+		}
+		assert_true(d >= 1);
+		assert_int_equal(cluster__adv_ramp(&c, t + d - 1), k);
+		assert_int_not_equal(cluster__adv_ramp(&c, t + d), k);
+	}
+
+	/* tier-2 weights: room x ramp / 16, at least 1 while room is left */
+	assert_int_equal(cluster__adv_ramp_weight(0, 16), 0);
+	assert_int_equal(cluster__adv_ramp_weight(-3, 4), 0);
+	assert_int_equal(cluster__adv_ramp_weight(100, CLUSTER__ADV_RAMP_FULL), 100);
+	assert_int_equal(cluster__adv_ramp_weight(100, 4), 25);
+	assert_int_equal(cluster__adv_ramp_weight(100, 5), 31); /* 31.25 */
+	assert_int_equal(cluster__adv_ramp_weight(3, 1), 1);    /* 3/16 rounds to 0 */
+	assert_int_equal(cluster__adv_ramp_weight(32, 1), 2);
+	assert_true(cluster__adv_ramp_weight(1LL << 60, 15) == (1LL << 56) * 15);
+}
+
+/* The pure configuration check names the new fields, and reads them only
+ * from a version 3 structure. */
+static void
+test_ramp_config(void **state)
+{
+	CLUSTERADVISORCONFIG c;
+	const char *field = NULL, *rule = NULL;
+
+	(void) state;
+	cluster_advisor_config_init(&c);
+	assert_int_equal(c.version, 3);
+	assert_int_equal(c.hold_down_ms, 10000);
+	assert_int_equal(c.slow_start_ms, 30000);
+	c.hold_down_ms = 3600000;
+	c.slow_start_ms = 3600000;
+	assert_int_equal(cluster__adv_config_check(&c, &field, &rule), 0);
+	c.hold_down_ms = 3600001;
+	assert_int_equal(cluster__adv_config_check(&c, &field, &rule), EINVAL);
+	assert_string_equal(field, "hold_down_ms");
+	c.hold_down_ms = -1;
+	assert_int_equal(cluster__adv_config_check(&c, &field, &rule), EINVAL);
+	assert_string_equal(field, "hold_down_ms");
+	c.hold_down_ms = 0;
+	c.slow_start_ms = -1;
+	assert_int_equal(cluster__adv_config_check(&c, &field, &rule), EINVAL);
+	assert_string_equal(field, "slow_start_ms");
+	c.slow_start_ms = 3600001;
+	assert_int_equal(cluster__adv_config_check(&c, &field, &rule), EINVAL);
+	assert_string_equal(field, "slow_start_ms");
+	c.version = 2; /* the fields are not part of a version 2 structure */
+	assert_int_equal(cluster__adv_config_check(&c, &field, &rule), 0);
+}
+
 int
 main(void)
 {
@@ -1425,6 +1553,8 @@ main(void)
 		cmocka_unit_test(test_picker_matches_pick),
 		cmocka_unit_test(test_picker_matches_pick_large),
 		cmocka_unit_test(test_config_and_random),
+		cmocka_unit_test(test_ramp),
+		cmocka_unit_test(test_ramp_config),
 		cmocka_unit_test(test_u128),
 	};
 
