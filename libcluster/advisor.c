@@ -586,13 +586,19 @@ cluster__adv_round_budget(const CLUSTERADVISORCONFIG *cfg)
  * draining), shares and weights cleared, and K, the capacity per worker of
  * the bounded members (1 when none are bounded), so that unbounded members
  * (weighing workers x K) and bounded ones (weighing their capacity) are in
- * the same unit. Returns the total load of the members and draining ones.
+ * the same unit. With cfg, a member in its hold-down (cluster__adv_ramp()
+ * 0) is left out like one without a status, so that nothing is planned to
+ * or from a member that may leave again at once; unless that would leave
+ * nobody at all (every member just joined: a cluster starting up), when
+ * the hold-down is ignored. Returns the total load of the members and
+ * draining ones.
  */
 static long long
-fair_roles(const cluster__adv_node *nodes, size_t n, signed char *role, long long *weight, long long *share, long long *k)
+fair_roles(const cluster__adv_node *nodes, size_t n, const CLUSTERADVISORCONFIG *cfg, signed char *role, long long *weight, long long *share, long long *k)
 {
 	long long total = 0, sumcap = 0, sumw = 0;
 	size_t i;
+	int held = 0, settled = 0;
 
 	for(i = 0; i < n; i++)
 	{
@@ -606,6 +612,28 @@ fair_roles(const cluster__adv_node *nodes, size_t n, signed char *role, long lon
 			continue;
 		}
 		role[i] = m->capacity == 0 ? CLUSTER__ADV_DRAINING : CLUSTER__ADV_MEMBER;
+		if(cfg && !cluster__adv_ramp(cfg, m->since_join_ms))
+		{
+			held = 1;
+		}
+		else
+		{
+			settled = 1;
+		}
+	}
+	for(i = 0; i < n; i++)
+	{
+		const cluster__adv_node *m = &nodes[i];
+
+		if(role[i] == CLUSTER__ADV_OUT)
+		{
+			continue;
+		}
+		if(held && settled && !cluster__adv_ramp(cfg, m->since_join_ms))
+		{
+			role[i] = CLUSTER__ADV_OUT;
+			continue;
+		}
 		total += m->load;
 		if(role[i] == CLUSTER__ADV_MEMBER && m->capacity > 0)
 		{
@@ -679,14 +707,21 @@ water_fill(const cluster__adv_node *nodes, size_t n, const long long *weight, si
 }
 
 /*
- * Capacity-weighted fair shares: roles and weights (fair_roles), pinning
- * at capacity (water_fill), the rest apportioned by weight. Load that
- * fits nowhere stays with the members holding it (in proportion to how
- * far they are above their pinned share), so shares always sum to the
- * total load.
+ * Capacity-weighted fair shares: roles and weights (fair_roles, with the
+ * hold-down when there is a configuration), pinning at capacity
+ * (water_fill), the rest apportioned by weight. Load that fits nowhere
+ * stays with the members holding it (in proportion to how far they are
+ * above their pinned share), so shares always sum to the total load.
  */
 int
 cluster__adv_shares(const cluster__adv_node *nodes, size_t n, signed char *role, long long *weight, long long *share, long long *unplaceable)
+{
+	return cluster__adv_shares_cfg(nodes, n, NULL, role, weight, share, unplaceable);
+}
+
+int
+cluster__adv_shares_cfg(const cluster__adv_node *nodes, size_t n, const CLUSTERADVISORCONFIG *cfg, signed char *role, long long *weight, long long *share,
+	long long *unplaceable)
 {
 	long long total, rem, k, left = 0;
 	signed char *active = NULL, *over = NULL;
@@ -694,7 +729,7 @@ cluster__adv_shares(const cluster__adv_node *nodes, size_t n, signed char *role,
 	size_t i;
 	int any, r = 0;
 
-	total = fair_roles(nodes, n, role, weight, share, &k);
+	total = fair_roles(nodes, n, cfg, role, weight, share, &k);
 	active = calloc(n ? n : 1, 1);
 	over = calloc(n ? n : 1, 1);
 	excess = calloc(n ? n : 1, sizeof(*excess));
@@ -1192,7 +1227,8 @@ plan_match(cluster__adv_plan *plan, const plan_work *wk)
 
 /*
  * The plan, in five steps (each a function above):
- * 1. fair shares (water-filling, cluster__adv_shares);
+ * 1. fair shares (water-filling, cluster__adv_shares_cfg: members in
+ *    their hold-down take no part);
  * 2. gaps and hysteresis bands: nothing moves unless some member is out
  *    of its band or a draining member still holds connections;
  * 3. surplus and deficit: what should move;
@@ -1210,7 +1246,7 @@ cluster__adv_plan_compute(cluster__adv_plan *plan, const cluster__adv_node *node
 		goto fail;
 	}
 	plan->round_budget = cluster__adv_round_budget(cfg);
-	if(cluster__adv_shares(nodes, n, plan->role, plan->weight, plan->share, &plan->unplaceable))
+	if(cluster__adv_shares_cfg(nodes, n, cfg, plan->role, plan->weight, plan->share, &plan->unplaceable))
 	{
 		goto fail;
 	}

@@ -66,7 +66,7 @@ struct cluster__adv_node
 };
 
 /* Role of a node in the plan. */
-#define CLUSTER__ADV_OUT      0 /* no valid status, or passive: ignored */
+#define CLUSTER__ADV_OUT      0 /* no valid status, passive, or in its hold-down: ignored */
 #define CLUSTER__ADV_MEMBER   1 /* takes part; may be a target */
 #define CLUSTER__ADV_DRAINING 2 /* capacity 0: evacuate, never a target */
 
@@ -141,11 +141,21 @@ long long cluster__adv_ramp_weight(long long room, int ramp);
 /*
  * Fair shares only: fills role, weight and share (arrays of n) and
  * returns the load that fits nowhere through *unplaceable (may be NULL).
- * Returns 0.
+ * With a configuration (cfg not NULL), a member in its hold-down
+ * (cluster__adv_ramp() 0) is CLUSTER__ADV_OUT, its load not counted,
+ * unless no member or draining one would be left at all (everyone just
+ * joined): then the hold-down is ignored. The plan uses this one.
+ * Returns 0 or ENOMEM.
  */
+int cluster__adv_shares_cfg(const cluster__adv_node *nodes, size_t n, const CLUSTERADVISORCONFIG *cfg, signed char *role, long long *weight, long long *share,
+	long long *unplaceable);
+
+/* The same without a configuration: no hold-down (every node counts as
+ * established, whatever its since_join_ms). */
 int cluster__adv_shares(const cluster__adv_node *nodes, size_t n, signed char *role, long long *weight, long long *share, long long *unplaceable);
 
-/* Compute the global plan. Returns 0 or ENOMEM (plan left empty). */
+/* Compute the global plan (members in their hold-down take no part:
+ * cluster__adv_shares_cfg()). Returns 0 or ENOMEM (plan left empty). */
 int cluster__adv_plan_compute(cluster__adv_plan *plan, const cluster__adv_node *nodes, size_t n, const CLUSTERADVISORCONFIG *cfg);
 
 /* Release a plan (safe on an empty or zeroed plan). */

@@ -1499,6 +1499,158 @@ test_ramp(void **state)
 	assert_true(cluster__adv_ramp_weight(1LL << 60, 15) == (1LL << 56) * 15);
 }
 
+/* A member in its hold-down takes no part: role OUT, no share, no rows to
+ * or from it, its load not in the total, never picked (by the pick or the
+ * picker, with or without rows); once the hold-down is over it does. */
+static void
+test_hold_down_roles(void **state)
+{
+	CLUSTERADVISORCONFIG c = unlimited();
+	cluster__adv_node v[4];
+	cluster__adv_plan p;
+	cluster__adv_picker pk;
+	signed char role[4];
+	long long w[4], share[4];
+	uint64_t rng = 5;
+	size_t i, at, self;
+	int k;
+
+	(void) state;
+	node(&v[0], 0, 900, -1);
+	node(&v[1], 1, 0, -1);
+	node(&v[2], 2, 0, -1);
+	node(&v[3], 3, 60, -1); /* rejoined with connections already */
+	v[1].since_join_ms = 1;
+	v[3].since_join_ms = 9999;
+	check_plan(v, 4, &c, &p);
+	assert_int_equal(p.role[0], CLUSTER__ADV_MEMBER);
+	assert_int_equal(p.role[1], CLUSTER__ADV_OUT);
+	assert_int_equal(p.role[2], CLUSTER__ADV_MEMBER);
+	assert_int_equal(p.role[3], CLUSTER__ADV_OUT);
+	assert_int_equal(p.total_load, 900); /* not 960 */
+	assert_int_equal(p.share[0], 450);
+	assert_int_equal(p.share[2], 450);
+	assert_int_equal(p.nrows, 1);
+	assert_int_equal(p.rows[0].from, 0);
+	assert_int_equal(p.rows[0].to, 2);
+	assert_int_equal(p.rows[0].count, 450);
+	cluster__adv_plan_free(&p);
+	/* the shares alone say the same with the configuration, and ignore
+	 * the hold-down without one */
+	assert_int_equal(cluster__adv_shares_cfg(v, 4, &c, role, w, share, NULL), 0);
+	assert_int_equal(role[1], CLUSTER__ADV_OUT);
+	assert_int_equal(share[1], 0);
+	assert_int_equal(cluster__adv_shares(v, 4, role, w, share, NULL), 0);
+	assert_int_equal(role[1], CLUSTER__ADV_MEMBER);
+	assert_int_equal(share[0] + share[1] + share[2] + share[3], 960);
+	/* never picked: not as a new client's target, not from a row */
+	for(self = 0; self < 5; self++)
+	{
+		cluster__adv_prov prov = { NULL, 0, 0 }, prov2 = { NULL, 0, 0 };
+		size_t me = self == 4 ? CLUSTER__ADV_NO_SELF : self;
+
+		assert_int_equal(cluster__adv_picker_build(&pk, v, 4, me, &c, &prov2, 1000), 0);
+		for(k = 0; k < 600; k++)
+		{
+			assert_int_equal(cluster__adv_pick(v, 4, me, &c, &prov, 1000, &rng, &at), 0);
+			assert_true(at == 0 || at == 2);
+			assert_int_equal(cluster__adv_picker_pick(&pk, &prov2, 1000, &rng, &at), 0);
+			assert_true(at == 0 || at == 2);
+		}
+		cluster__adv_picker_free(&pk);
+		cluster__adv_prov_free(&prov);
+		cluster__adv_prov_free(&prov2);
+	}
+	/* the hold-down is over: it takes part (slow start only weighs picks) */
+	v[1].since_join_ms = 10000;
+	v[3].since_join_ms = 10000;
+	check_plan(v, 4, &c, &p);
+	assert_int_equal(p.role[1], CLUSTER__ADV_MEMBER);
+	assert_int_equal(p.role[3], CLUSTER__ADV_MEMBER);
+	assert_int_equal(p.total_load, 960);
+	assert_int_equal(p.share[1], 240);
+	assert_int_equal(p.inflow[1], 240);
+	cluster__adv_plan_free(&p);
+	/* hold-down off: at once */
+	v[1].since_join_ms = 1;
+	c.hold_down_ms = 0;
+	check_plan(v, 4, &c, &p);
+	assert_int_equal(p.role[1], CLUSTER__ADV_MEMBER);
+	assert_int_equal(p.inflow[1], 240);
+	cluster__adv_plan_free(&p);
+	/* an established draining member takes part: the new members wait
+	 * for their hold-down, and its load stays put until then */
+	c = unlimited();
+	for(i = 0; i < 4; i++)
+	{
+		v[i].since_join_ms = 0;
+	}
+	v[0].capacity = 0; /* established, draining */
+	v[1].since_join_ms = 5;
+	v[2].since_join_ms = 5;
+	v[3].since_join_ms = 5;
+	check_plan(v, 4, &c, &p);
+	assert_int_equal(p.role[0], CLUSTER__ADV_DRAINING);
+	assert_int_equal(p.role[1], CLUSTER__ADV_OUT);
+	assert_int_equal(p.moved, 0);
+	assert_int_equal(p.unplaceable, 900);
+	cluster__adv_plan_free(&p);
+	/* an established member without a status does not: nobody else is
+	 * left, so the hold-down is ignored */
+	v[0].has_status = 0;
+	check_plan(v, 4, &c, &p);
+	assert_int_equal(p.role[1], CLUSTER__ADV_MEMBER);
+	assert_int_equal(p.role[3], CLUSTER__ADV_MEMBER);
+	cluster__adv_plan_free(&p);
+}
+
+/* Everyone just joined (a cluster starting up): the hold-down would
+ * leave nobody, so it is ignored for everyone, and the plan and the
+ * picks are those of an established cluster. */
+static void
+test_hold_down_all_new(void **state)
+{
+	CLUSTERADVISORCONFIG c = unlimited();
+	cluster__adv_node v[3], e[3];
+	cluster__adv_plan p, q;
+	cluster__adv_prov prov = { NULL, 0, 0 };
+	uint64_t rng = 9;
+	long long got[3] = { 0, 0, 0 };
+	size_t i, at;
+	int k;
+
+	(void) state;
+	node(&v[0], 0, 600, -1);
+	node(&v[1], 1, 0, -1);
+	node(&v[2], 2, 0, -1);
+	v[2].passive = 1; /* passive: no part, held down or not */
+	memcpy(e, v, sizeof(e));
+	for(i = 0; i < 3; i++)
+	{
+		v[i].since_join_ms = 100 + (int64_t) i;
+	}
+	check_plan(v, 3, &c, &p);
+	check_plan(e, 3, &c, &q);
+	assert_int_equal(p.role[0], CLUSTER__ADV_MEMBER);
+	assert_int_equal(p.role[1], CLUSTER__ADV_MEMBER);
+	assert_int_equal(p.role[2], CLUSTER__ADV_OUT);
+	assert_int_equal(p.total_load, 600);
+	assert_memory_equal(p.share, q.share, sizeof(*p.share) * 3);
+	assert_int_equal(p.nrows, 1);
+	assert_int_equal(p.rows[0].to, 1);
+	assert_int_equal(p.rows[0].count, 300);
+	cluster__adv_plan_free(&p);
+	cluster__adv_plan_free(&q);
+	/* and the pick takes the new member (ramp 0 counts as the first step) */
+	for(k = 0; k < 100; k++)
+	{
+		assert_int_equal(cluster__adv_pick(v, 3, CLUSTER__ADV_NO_SELF, &c, &prov, 0, &rng, &at), 0);
+		got[at]++;
+	}
+	assert_int_equal(got[1], 100);
+	cluster__adv_prov_free(&prov);
+}
+
 /* The pure configuration check names the new fields, and reads them only
  * from a version 3 structure. */
 static void
@@ -1555,6 +1707,8 @@ main(void)
 		cmocka_unit_test(test_config_and_random),
 		cmocka_unit_test(test_ramp),
 		cmocka_unit_test(test_ramp_config),
+		cmocka_unit_test(test_hold_down_roles),
+		cmocka_unit_test(test_hold_down_all_new),
 		cmocka_unit_test(test_u128),
 	};
 
