@@ -1502,16 +1502,19 @@ own_row_weights(const size_t *cand, size_t ncand, const long long *own, const lo
  * in proportion to what is left of it. Not "room no row claims":
  * independent callers (new clients) would all crowd the few unclaimed
  * places, a herd; new clients and redirects share the room, and the next
- * round accounts for both. */
+ * round accounts for both. A member in its slow start weighs its room x
+ * ramp / 16 (cluster__adv_ramp_weight): it gets new clients a little at
+ * a time, and keeps fewer if it leaves again. */
 static void
-deficit_weights(const cluster__adv_node *nodes, const cluster__adv_plan *plan, const size_t *cand, size_t ncand, const long long *prov_count, long long *w)
+deficit_weights(const cluster__adv_node *nodes, const cluster__adv_plan *plan, const CLUSTERADVISORCONFIG *cfg, const size_t *cand, size_t ncand,
+	const long long *prov_count, long long *w)
 {
 	size_t i, j;
 
 	for(j = 0; j < ncand; j++)
 	{
 		i = cand[j];
-		w[i] = plan->share[i] - nodes[i].load - prov_count[i];
+		w[i] = cluster__adv_ramp_weight(plan->share[i] - nodes[i].load - prov_count[i], cluster__adv_ramp(cfg, nodes[i].since_join_ms));
 	}
 }
 
@@ -1598,8 +1601,8 @@ prov_record(cluster__adv_prov *prov, const cluster__adv_node *target, const CLUS
  * deficit exactly; this can. Tiers, each used only when the previous one
  * has no weight left (see advisor.h):
  * 1. own plan rows: row(self, t) - provisional(t) (own_row_weights);
- * 2. deficit sampling with provisional load: share - load - provisional
- *    (deficit_weights);
+ * 2. deficit sampling with provisional load: share - load - provisional,
+ *    scaled by the slow start (deficit_weights);
  * 3. the power-of-two fallback (pick_two_choices).
  * A tier with no weight draws no random number (sample_weighted).
  */
@@ -1639,7 +1642,7 @@ cluster__adv_pick(const cluster__adv_node *nodes, size_t n, size_t self, const C
 	{
 		goto picked;
 	}
-	deficit_weights(nodes, &plan, cand, ncand, prov_count, w);
+	deficit_weights(nodes, &plan, cfg, cand, ncand, prov_count, w);
 	if(sample_weighted(cand, ncand, w, rng, &pick))
 	{
 		goto picked;

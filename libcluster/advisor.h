@@ -205,8 +205,8 @@ int64_t cluster__adv_prov_timeout(const CLUSTERADVISORCONFIG *cfg, size_t n);
  * Herd-safe, plan-aware pick. self is the picking instance's position in
  * nodes, or CLUSTER__ADV_NO_SELF. Drops provisional entries whose target
  * changed record, vanished or expired. Eligible targets: valid status,
- * not passive, not draining, not stale, not full counting provisional
- * load. The pick computes the same global plan every member computes from
+ * not passive, not draining, not in its hold-down (role MEMBER in the
+ * plan), not stale, not full counting provisional load. The pick computes the same global plan every member computes from
  * this snapshot (cluster__adv_plan_compute) and samples among the eligible
  * targets with probability proportional to the first of these weights
  * that is positive somewhere (prov = provisional picks of this caller):
@@ -214,7 +214,9 @@ int64_t cluster__adv_prov_timeout(const CLUSTERADVISORCONFIG *cfg, size_t n);
  *      follow its rows exactly, in proportion, until they are exhausted;
  *   2. room below the share: share[t] - load[t] - prov[t] (callers without
  *      rows, e.g. new clients: independent callers spread in proportion
- *      to the deficits instead of crowding the few places no row claims);
+ *      to the deficits instead of crowding the few places no row claims),
+ *      x ramp / 16 for a member in its slow start (cluster__adv_ramp_weight;
+ *      tier 1 is not scaled: the plan decides the rows);
  *   3. otherwise two random choices, lower capacity-aware utilisation.
  * Hence when every shedder of one snapshot picks exactly its shed count,
  * the picks land exactly on the plan: no target receives more than its

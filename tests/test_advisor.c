@@ -987,6 +987,33 @@ test_pick_deterministic(void **state)
 	}
 }
 
+/* Mostly established members (0), some in their hold-down, some in
+ * their slow start (with the default windows: 10 s, 30 s), some past it. */
+static int64_t
+random_since_join(uint64_t *rng)
+{
+	switch(cluster__adv_random_below(rng, 8))
+	{
+	case 0: return 1 + (int64_t) cluster__adv_random_below(rng, 10000);
+	case 1:
+	case 2: return 10000 + (int64_t) cluster__adv_random_below(rng, 30000);
+	case 3: return 40000 + (int64_t) cluster__adv_random_below(rng, 1000);
+	default: return 0;
+	}
+}
+
+/* The default windows, now and then one of them off. */
+static void
+random_ramp_config(uint64_t *rng, CLUSTERADVISORCONFIG *c)
+{
+	switch(cluster__adv_random_below(rng, 6))
+	{
+	case 0: c->hold_down_ms = 0; break;
+	case 1: c->slow_start_ms = 0; break;
+	default: break;
+	}
+}
+
 /*
  * The picker built once per snapshot (advisor-picker.c) against
  * cluster__adv_pick() computing everything per pick: on random clusters
@@ -1034,7 +1061,9 @@ test_picker_matches_pick(void **state)
 				v[i].capacity = v[i].load + (long long) cluster__adv_random_below(&rng, 3); /* nearly full */
 			}
 			v[i].mod_revision = 1 + (int64_t) cluster__adv_random_below(&rng, 3);
+			v[i].since_join_ms = random_since_join(&rng);
 		}
+		random_ramp_config(&rng, &c);
 		assert_int_equal(cluster__adv_plan_compute(&p, v, n, &c), 0);
 		for(i = 0; i < n && t % 3; i++)
 		{
@@ -1142,6 +1171,7 @@ test_picker_matches_pick_large(void **state)
 														v[i].load + (long long) cluster__adv_random_below(&rng, 4);
 			v[i].mod_revision = 1;
 			v[i].received_ms = 1 + (int64_t) cluster__adv_random_below(&rng, 600);
+			v[i].since_join_ms = random_since_join(&rng);
 		}
 		assert_int_equal(cluster__adv_plan_compute(&p, v, n, &c), 0);
 		for(i = 0; i < n && z % 2; i++)
@@ -1651,6 +1681,104 @@ test_hold_down_all_new(void **state)
 	cluster__adv_prov_free(&prov);
 }
 
+/* Slow start weighs the room below a share: of two candidates with the
+ * same room, one at ramp 4/16 gets about one pick in five (1:4), from the
+ * pick and from the picker alike; a weight that rounds to 0 is 1, so a
+ * ramping member with a little room is still preferred to the two
+ * random choices. Tier 1 (own rows) is not scaled. */
+static void
+test_slow_start_pick(void **state)
+{
+	CLUSTERADVISORCONFIG c;
+	cluster__adv_node v[10];
+	cluster__adv_plan p;
+	cluster__adv_picker pk;
+	cluster__adv_prov prov = { NULL, 0, 0 }, prov2 = { NULL, 0, 0 };
+	long long got[3] = { 0, 0, 0 }, got2[3] = { 0, 0, 0 }, own[10];
+	uint64_t rng = 17, rng2 = 18;
+	size_t at, i;
+	int k;
+
+	(void) state;
+	cluster_advisor_config_init(&c); /* 10 s hold-down, 30 s slow start */
+	node(&v[0], 0, 3000000, -1);
+	node(&v[1], 1, 0, -1);
+	node(&v[2], 2, 0, -1);
+	v[2].since_join_ms = 17000; /* 7 s into the slow start: 1 + 15 x 7 / 30 = 4 */
+	assert_int_equal(cluster__adv_ramp(&c, v[2].since_join_ms), 4);
+	assert_int_equal(cluster__adv_picker_build(&pk, v, 3, CLUSTER__ADV_NO_SELF, &c, &prov2, 0), 0);
+	for(k = 0; k < 20000; k++)
+	{
+		assert_int_equal(cluster__adv_pick(v, 3, CLUSTER__ADV_NO_SELF, &c, &prov, 0, &rng, &at), 0);
+		got[at]++;
+		assert_int_equal(cluster__adv_picker_pick(&pk, &prov2, 0, &rng2, &at), 0);
+		got2[at]++;
+	}
+	cluster__adv_picker_free(&pk);
+	cluster__adv_prov_free(&prov);
+	cluster__adv_prov_free(&prov2);
+	print_message("slow start at 4/16: %lld and %lld picks (pick), %lld and %lld (picker)\n", got[1], got[2], got2[1], got2[2]);
+	/* expected 20000 x 1/5 = 4000, standard deviation about 57; 1:1 gives 10000 */
+	assert_int_equal(got[0], 0);
+	assert_in_range(got[2], 3700, 4300);
+	assert_in_range(got2[2], 3700, 4300);
+	/* full weight once the slow start is over: about 1:1 */
+	v[2].since_join_ms = 40000;
+	memset(got, 0, sizeof(got));
+	for(k = 0; k < 2000; k++)
+	{
+		assert_int_equal(cluster__adv_pick(v, 3, CLUSTER__ADV_NO_SELF, &c, &prov, 0, &rng, &at), 0);
+		got[at]++;
+	}
+	cluster__adv_prov_free(&prov);
+	assert_in_range(got[2], 850, 1150);
+
+	/* a little room at ramp 1: 3 / 16 rounds to 0, weighs 1: the member
+	 * is still taken while its room lasts (the two random choices among
+	 * ten would take it one time in five) */
+	for(i = 0; i < 10; i++)
+	{
+		node(&v[i], (int) i, 100, -1);
+	}
+	v[0].load = 103;
+	v[9].load = 97;
+	v[9].since_join_ms = 10000; /* the first step */
+	for(k = 0; k < 3; k++)
+	{
+		assert_int_equal(cluster__adv_pick(v, 10, CLUSTER__ADV_NO_SELF, &c, &prov, 0, &rng, &at), 0);
+		assert_int_equal(at, 9);
+	}
+	cluster__adv_prov_free(&prov);
+
+	/* tier 1 is the plan's: a shedder's picks follow its rows, whatever
+	 * the slow start of their targets */
+	node(&v[0], 0, 900, -1);
+	node(&v[1], 1, 0, -1);
+	node(&v[2], 2, 0, -1);
+	v[2].since_join_ms = 10000; /* ramp 1 */
+	c.budget_per_second = 0;
+	assert_int_equal(cluster__adv_plan_compute(&p, v, 3, &c), 0);
+	own_rows(&p, 3, 0, own);
+	assert_int_equal(own[1], 300);
+	assert_int_equal(own[2], 300);
+	memset(got, 0, sizeof(got));
+	for(k = 0; k < 600; k++)
+	{
+		assert_int_equal(cluster__adv_pick(v, 3, 0, &c, &prov, 0, &rng, &at), 0);
+		got[at]++;
+		if(k == 199)
+		{
+			/* in proportion to the rows, 1:1 (about 100 each, standard
+			 * deviation 6; scaled by the ramp it would be about 1:16) */
+			assert_in_range(got[2], 75, 125);
+		}
+	}
+	assert_int_equal(got[1], 300);
+	assert_int_equal(got[2], 300);
+	cluster__adv_prov_free(&prov);
+	cluster__adv_plan_free(&p);
+}
+
 /* The pure configuration check names the new fields, and reads them only
  * from a version 3 structure. */
 static void
@@ -1709,6 +1837,7 @@ main(void)
 		cmocka_unit_test(test_ramp_config),
 		cmocka_unit_test(test_hold_down_roles),
 		cmocka_unit_test(test_hold_down_all_new),
+		cmocka_unit_test(test_slow_start_pick),
 		cmocka_unit_test(test_u128),
 	};
 
