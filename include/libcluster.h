@@ -585,9 +585,12 @@ CLUSTER_EXTERN int cluster_set_advisor(CLUSTER *cluster, CLUSTERADVICE callback)
  * Where should a new client connect? Herd-safe: picks among members with
  * spare room, weighted by their deficit, counting this instance's own
  * recent picks as provisional load, so many callers between two reports
- * spread out. Copies the chosen member into *target.
+ * spread out. A member that (re)joined less than hold_down_ms ago is not
+ * chosen, and one in its slow start weighs less (CLUSTERADVISORCONFIG).
+ * Copies the chosen member into *target.
  * @return 0, or -1 with errno EPERM (not joined), ENOENT (no member can
- *   take a client: all draining, full or stale), EINVAL.
+ *   take a client: all draining, full, stale or in their hold-down),
+ *   EINVAL.
  */
 CLUSTER_EXTERN int cluster_pick_target(CLUSTER *cluster, CLUSTERMEMBER *target);
 
