@@ -265,8 +265,22 @@ struct cluster_advisor_config_struct
 	 *  one by more than this fraction of the advisor's band (capacity and
 	 *  address changes are always written). 0 = every change. */
 	double report_deadband;
+	/* --- version 3 --- */
+	/** Hold-down (ms): a member that (re)joined less than this long ago,
+	 *  as seen by this instance, takes no part in the plan or the pick
+	 *  yet: nothing is planned to it or from it and the pick does not
+	 *  choose it, so a member that flaps is never filled (Kafka's
+	 *  scheduled rebalance delay). Ignored while every member just joined
+	 *  (a cluster starting up). 0 = off; at most 3600000. */
+	int hold_down_ms;
+	/** Slow start (ms): after the hold-down, the member's weight in the
+	 *  pick (room below its share) ramps linearly from 1/16 to full over
+	 *  this window, in 16 steps so that members whose clocks differ by
+	 *  milliseconds agree (Envoy's slow start). 0 = off (full weight
+	 *  after the hold-down); at most 3600000. */
+	int slow_start_ms;
 };
-#define CLUSTER_ADVISOR_CONFIG_VERSION 2
+#define CLUSTER_ADVISOR_CONFIG_VERSION 3
 
 /* ------------------------------------------------------------------ */
 /* Lifecycle                                                            */
@@ -571,9 +585,12 @@ CLUSTER_EXTERN int cluster_set_advisor(CLUSTER *cluster, CLUSTERADVICE callback)
  * Where should a new client connect? Herd-safe: picks among members with
  * spare room, weighted by their deficit, counting this instance's own
  * recent picks as provisional load, so many callers between two reports
- * spread out. Copies the chosen member into *target.
+ * spread out. A member that (re)joined less than hold_down_ms ago is not
+ * chosen, and one in its slow start weighs less (CLUSTERADVISORCONFIG).
+ * Copies the chosen member into *target.
  * @return 0, or -1 with errno EPERM (not joined), ENOENT (no member can
- *   take a client: all draining, full or stale), EINVAL.
+ *   take a client: all draining, full, stale or in their hold-down),
+ *   EINVAL.
  */
 CLUSTER_EXTERN int cluster_pick_target(CLUSTER *cluster, CLUSTERMEMBER *target);
 

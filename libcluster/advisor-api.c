@@ -6,7 +6,8 @@
  * calls it, logs why, and runs the advice callback with no lock held.
  *
  * Locks: the advisor's own mutex (adv->mu) protects the thread flags, the
- * provisional-pick table, the random state and the pick's cache. It may
+ * provisional-pick table, the random state, the pick's cache and the
+ * table of when members joined (hold-down, slow start). It may
  * be held while taking cluster->lock, never the other way round; nothing
  * logs, calls back or does I/O while holding it.
  */
@@ -26,6 +27,28 @@
 # include <sys/random.h>
 #endif
 
+/* When this instance first saw a member, for the hold-down and the slow
+ * start (cluster__adv_node.since_join_ms). */
+typedef struct join_entry join_entry;
+struct join_entry
+{
+	char *id;                /* owned */
+	int64_t create_revision; /* the record's incarnation, 0 if unknown */
+	int64_t first_seen_ms;   /* local monotonic ms; 0: established */
+};
+
+/* Every member of the last view applied, sorted by id like a view. */
+typedef struct join_table join_table;
+struct join_table
+{
+	join_entry *e;
+	size_t count;
+	join_entry *spare; /* the next table is built here, then swapped */
+	size_t spare_size, size;
+	uint64_t gen; /* view generation last applied (or the join's) */
+	int primed;   /* the first view since joining has been applied */
+};
+
 typedef struct cluster__advisor cluster__advisor;
 struct cluster__advisor
 {
@@ -40,6 +63,7 @@ struct cluster__advisor
 	uint64_t rng;
 	cluster__adv_prov prov;
 	struct pick_cache *cache; /* the pick's (NULL before the first pick) */
+	join_table joins;
 };
 
 /* What a snapshot keeps per member besides its advisor node. */
@@ -48,6 +72,8 @@ struct snap_member
 {
 	const char *address; /* "" when none */
 	int base;
+	int64_t create_revision; /* the member record's (0 if unknown) */
+	int64_t record_ms;       /* local ms the member record last changed */
 };
 
 /* A consistent copy of what the advisor needs, taken under the lock. */
@@ -60,6 +86,7 @@ struct snapshot
 	CLUSTERADVISORCONFIG cfg;
 	int fresh;
 	int64_t now;
+	uint64_t gen; /* cluster->view_gen of the view */
 };
 
 /* ------------------------------------------------------------------ */
@@ -132,6 +159,7 @@ take_snapshot(CLUSTER *cluster, snapshot *s)
 		return EPERM;
 	}
 	cluster__view_copy(&s->view, &cluster->view);
+	s->gen = cluster->view_gen;
 	s->cfg = cluster->advisor_config;
 	s->fresh = cluster->fresh;
 	local = cluster->status;
@@ -162,6 +190,8 @@ take_snapshot(CLUSTER *cluster, snapshot *s)
 		o->received_ms = e.received_ms;
 		s->members[i].address = "";
 		s->members[i].base = e.base;
+		s->members[i].create_revision = e.node->create_revision;
+		s->members[i].record_ms = e.node->received_ms;
 		if(e.has_status)
 		{
 			o->has_status = 1;
@@ -187,6 +217,171 @@ drop_snapshot(snapshot *s)
 	free(s->members);
 	cluster__view_free(&s->view);
 	memset(s, 0, sizeof(*s));
+}
+
+/* ------------------------------------------------------------------ */
+/* when members joined: hold-down and slow start                        */
+/* ------------------------------------------------------------------ */
+
+/* Forget every member (leave, destroy, out of memory): the next view
+ * applied counts as the first one, whose members are established. */
+static void
+joins_reset(join_table *jt)
+{
+	size_t i;
+
+	for(i = 0; i < jt->count; i++)
+	{
+		free(jt->e[i].id);
+	}
+	free(jt->e);
+	free(jt->spare);
+	jt->e = NULL;
+	jt->spare = NULL;
+	jt->count = jt->size = jt->spare_size = 0;
+	jt->primed = 0;
+}
+
+/* Out of memory half way through joins_fill(): free the ids of the new
+ * table's first made entries and of the old table's entries from passed
+ * on (the others were moved over or freed already). */
+static void
+joins_abort(join_table *jt, size_t made, size_t passed)
+{
+	size_t k;
+
+	for(k = 0; k < made; k++)
+	{
+		free(jt->spare[k].id);
+	}
+	for(k = passed; k < jt->count; k++)
+	{
+		free(jt->e[k].id);
+	}
+	jt->count = 0;
+}
+
+/* When a member that is new to this instance arrived, as closely as the
+ * view tells: its record's local receipt time, which is never before it
+ * arrived, else the snapshot's time. So every member that receives the
+ * record at about the same time starts the same hold-down, however
+ * seldom it takes a snapshot. */
+static int64_t
+arrived_ms(const snapshot *s, size_t i)
+{
+	int64_t t = s->members[i].record_ms;
+
+	return t > 0 && t <= s->now ? t : s->now;
+}
+
+/*
+ * Fill since_join_ms of the snapshot's nodes from the table, and bring
+ * the table to the snapshot's view unless a later view was applied
+ * already (two threads may take snapshots in either order). Members of
+ * the first view applied since joining are established (0): when they
+ * came is unknown. A member that appears later, or comes back with
+ * another record incarnation (create_revision: it left and rejoined),
+ * starts its hold-down where it arrived (arrived_ms; at the snapshot for
+ * a new incarnation, whose record may have kept an older receipt time).
+ * Members gone from the view are dropped, so a returning one is new.
+ * Out of memory: the table is forgotten and everyone is established,
+ * never a failed pick. Merges two id-sorted lists: O(members). Called
+ * with adv->mu held; no I/O, no other lock.
+ */
+static void
+joins_fill(join_table *jt, snapshot *s)
+{
+	size_t n = s->view.count, i = 0, j;
+	int apply = s->gen >= jt->gen;
+
+	if(apply && jt->spare_size < n)
+	{
+		join_entry *ne = realloc(jt->spare, n * sizeof(*ne));
+
+		if(!ne)
+		{
+			goto oom;
+		}
+		jt->spare = ne;
+		jt->spare_size = n;
+	}
+	for(j = 0; j < n; j++)
+	{
+		const char *id = s->nodes[j].id;
+		int64_t cr = s->members[j].create_revision;
+		join_entry ent;
+		int c = 1;
+
+		while(i < jt->count && (c = strcmp(jt->e[i].id, id)) < 0)
+		{
+			/* gone from the view */
+			if(apply)
+			{
+				free(jt->e[i].id);
+			}
+			i++;
+		}
+		if(i < jt->count && !c)
+		{
+			ent = jt->e[i++];
+			if(apply && ent.create_revision && cr && ent.create_revision != cr)
+			{
+				ent.first_seen_ms = s->now; /* rejoined meanwhile */
+			}
+			if(apply && cr)
+			{
+				ent.create_revision = cr;
+			}
+		}
+		else
+		{
+			ent.id = NULL;
+			ent.create_revision = cr;
+			/* not in an older view's table: it has left, or arrives */
+			ent.first_seen_ms = apply && jt->primed ? arrived_ms(s, j) : 0;
+			if(apply && !(ent.id = strdup(id)))
+			{
+				joins_abort(jt, j, i);
+				goto oom;
+			}
+		}
+		s->nodes[j].since_join_ms = 0;
+		if(ent.first_seen_ms)
+		{
+			s->nodes[j].since_join_ms = s->now - ent.first_seen_ms > 1 ? s->now - ent.first_seen_ms : 1;
+		}
+		if(apply)
+		{
+			jt->spare[j] = ent;
+		}
+	}
+	if(!apply)
+	{
+		return;
+	}
+	for(; i < jt->count; i++)
+	{
+		free(jt->e[i].id);
+	}
+	{
+		join_entry *t = jt->e;
+		size_t size = jt->size;
+
+		jt->e = jt->spare;
+		jt->size = jt->spare_size;
+		jt->count = n;
+		jt->spare = t;
+		jt->spare_size = size;
+	}
+	jt->primed = 1;
+	jt->gen = s->gen;
+	return;
+oom:
+	joins_reset(jt);
+	for(j = 0; j < n; j++)
+	{
+		s->nodes[j].since_join_ms = 0;
+	}
 }
 
 /* ------------------------------------------------------------------ */
@@ -364,6 +559,24 @@ cluster_advisor_config_init(CLUSTERADVISORCONFIG *config)
 	config->stale_ms = 0;
 	config->status_writes_per_second = 20.0;
 	config->report_deadband = 0.1;
+	config->hold_down_ms = 10000;
+	config->slow_start_ms = 30000;
+}
+
+/* How much of a CLUSTERADVISORCONFIG a caller built against an older
+ * header passed (fields are only appended): the size of its version. */
+static size_t
+config_size(unsigned int version)
+{
+	if(version < 2)
+	{
+		return offsetof(CLUSTERADVISORCONFIG, status_writes_per_second);
+	}
+	if(version < 3)
+	{
+		return offsetof(CLUSTERADVISORCONFIG, hold_down_ms);
+	}
+	return sizeof(CLUSTERADVISORCONFIG);
 }
 
 int
@@ -388,14 +601,14 @@ cluster_set_advisor_config(CLUSTER *cluster, const CLUSTERADVISORCONFIG *config)
 	}
 	want_statuses(cluster, 0);
 	pthread_mutex_lock(&cluster->lock);
-	if(config->version < 2)
+	if(config->version < CLUSTER_ADVISOR_CONFIG_VERSION)
 	{
-		/* a caller built against version 1 passed the shorter structure:
-		 * take its fields, keep the defaults of the newer ones */
+		/* a caller built against an older version passed the shorter
+		 * structure: take its fields, keep the defaults of the newer ones */
 		CLUSTERADVISORCONFIG full;
 
 		cluster_advisor_config_init(&full);
-		memcpy(&full, config, offsetof(CLUSTERADVISORCONFIG, status_writes_per_second));
+		memcpy(&full, config, config_size(config->version));
 		full.version = CLUSTER_ADVISOR_CONFIG_VERSION;
 		cluster->advisor_config = full;
 	}
@@ -424,10 +637,22 @@ cluster_set_advisor_config(CLUSTER *cluster, const CLUSTERADVISORCONFIG *config)
 static void
 explain(CLUSTER *cluster, const snapshot *s, const cluster__adv_plan *p, const CLUSTERREDIRECT *rows, size_t nrows)
 {
-	char buf[1024];
-	size_t off = 0, i;
+	char buf[1024], joins[96] = "";
+	size_t off = 0, i, held = 0, ramping = 0;
 	long self = s->view.self;
 	const char *why;
+
+	for(i = 0; i < s->view.count; i++)
+	{
+		int k = s->nodes[i].since_join_ms ? cluster__adv_ramp(&s->cfg, s->nodes[i].since_join_ms) : CLUSTER__ADV_RAMP_FULL;
+
+		held += !k && p->role[i] == CLUSTER__ADV_OUT;
+		ramping += k && k < CLUSTER__ADV_RAMP_FULL && p->role[i] == CLUSTER__ADV_MEMBER;
+	}
+	if(held || ramping)
+	{
+		snprintf(joins, sizeof(joins), "; %zu member(s) in their hold-down, %zu in their slow start", held, ramping);
+	}
 
 	if(p->balanced)
 	{
@@ -443,8 +668,8 @@ explain(CLUSTER *cluster, const snapshot *s, const cluster__adv_plan *p, const C
 	}
 	if(self < 0 || p->role[self] == CLUSTER__ADV_OUT)
 	{
-		cluster__log(cluster, LOG_DEBUG, "libcluster: advice at revision %lld: this instance takes no part (no status, or passive); cluster load %lld, %s\n",
-			(long long) s->view.revision, p->total_load, why);
+		cluster__log(cluster, LOG_DEBUG, "libcluster: advice at revision %lld: this instance takes no part (no status, passive, or in its hold-down); cluster load %lld, %s%s\n",
+			(long long) s->view.revision, p->total_load, why, joins);
 		return;
 	}
 	for(i = 0; i < nrows && off < sizeof(buf) - 64; i++)
@@ -459,16 +684,17 @@ explain(CLUSTER *cluster, const snapshot *s, const cluster__adv_plan *p, const C
 	}
 	buf[off] = 0;
 	cluster__log(cluster, LOG_DEBUG, "libcluster: advice at revision %lld: load %lld, fair share %lld%s, band %lld, gap %lld (%s); cluster load %lld, minimum moves %lld, "
-									 "plan wants %lld, round budget %lld, moving %lld this round; %s; redirect %s\n",
+									 "plan wants %lld, round budget %lld, moving %lld this round; %s%s; redirect %s\n",
 		(long long) s->view.revision, s->nodes[self].load, p->share[self], p->role[self] == CLUSTER__ADV_DRAINING ? " (draining)" : "",
 		p->band[self], p->gap[self], p->out_of_band[self] ? "out of band" : "in band", p->total_load, p->minimum, p->wanted,
-		p->round_budget, p->moved, why, nrows ? buf : "nothing");
+		p->round_budget, p->moved, why, joins, nrows ? buf : "nothing");
 }
 
 /* This instance's rows of the plan for the current snapshot. */
 static int
 compute_advice(CLUSTER *cluster, CLUSTERREDIRECT **out, size_t *count)
 {
+	cluster__advisor *adv;
 	snapshot s;
 	cluster__adv_plan p;
 	CLUSTERREDIRECT *rows = NULL;
@@ -481,6 +707,14 @@ compute_advice(CLUSTER *cluster, CLUSTERREDIRECT **out, size_t *count)
 	if(r)
 	{
 		return r;
+	}
+	adv = get_advisor(cluster);
+	if(adv)
+	{
+		/* without it (out of memory) everyone counts as established */
+		pthread_mutex_lock(&adv->mu);
+		joins_fill(&adv->joins, &s);
+		pthread_mutex_unlock(&adv->mu);
 	}
 	if(!s.fresh)
 	{
@@ -574,6 +808,7 @@ struct pick_cache
 	uint64_t view_gen;        /* cluster->view_gen */
 	unsigned long status_seq; /* cluster->status.seq, or 0 when unused */
 	CLUSTERADVISORCONFIG cfg; /* cluster->advisor_config */
+	int64_t ramp_due;         /* local ms of the next step of someone's ramp */
 	snapshot s;
 	cluster__adv_picker picker;
 	unsigned long long builds;
@@ -586,7 +821,28 @@ same_config(const CLUSTERADVISORCONFIG *a, const CLUSTERADVISORCONFIG *b)
 	return a->version == b->version && a->report_interval_ms == b->report_interval_ms && a->advice_interval_ms == b->advice_interval_ms &&
 		   a->band_absolute == b->band_absolute && a->band_relative == b->band_relative && a->shed_fraction == b->shed_fraction &&
 		   a->step_max == b->step_max && a->step_min == b->step_min && a->budget_per_second == b->budget_per_second && a->jitter == b->jitter &&
-		   a->stale_ms == b->stale_ms && a->status_writes_per_second == b->status_writes_per_second && a->report_deadband == b->report_deadband;
+		   a->stale_ms == b->stale_ms && a->status_writes_per_second == b->status_writes_per_second && a->report_deadband == b->report_deadband &&
+		   a->hold_down_ms == b->hold_down_ms && a->slow_start_ms == b->slow_start_ms;
+}
+
+/* When the first of the snapshot's members in their hold-down or slow
+ * start takes its next step (local ms), INT64_MAX when none is. */
+static int64_t
+ramp_due(const snapshot *s)
+{
+	int64_t due = INT64_MAX;
+	size_t i;
+
+	for(i = 0; i < s->view.count; i++)
+	{
+		int64_t d = s->nodes[i].since_join_ms ? cluster__adv_ramp_next(&s->cfg, s->nodes[i].since_join_ms) : -1;
+
+		if(d > 0 && s->now + d < due)
+		{
+			due = s->now + d;
+		}
+	}
+	return due;
 }
 
 /* Forget the cached snapshot and picker (the build count stays). Called
@@ -615,13 +871,16 @@ cache_drop(cluster__advisor *adv)
  * new view: it does not cost a rebuild. The key is
  * read before the snapshot is taken, so the snapshot is never older than
  * its key: a change racing with the build only costs one more build.
- * Time needs no key: the picker itself applies the members going stale
- * and the provisional picks expiring (advisor-picker.h). Called with
- * adv->mu held (it takes cluster->lock, in that order). Returns 0, EPERM
- * (not joined) or ENOMEM.
+ * Time is no key, but for one thing: the picker itself applies the
+ * members going stale and the provisional picks expiring
+ * (advisor-picker.h), but a member's hold-down and slow start
+ * (since_join_ms) are taken at the snapshot, so the cache also expires
+ * at the next step of anyone's ramp (ramp_due): at most 16 rebuilds per
+ * joining member. Called with adv->mu held (it takes cluster->lock, in
+ * that order). Returns 0, EPERM (not joined) or ENOMEM.
  */
 static int
-cache_refresh(CLUSTER *cluster, cluster__advisor *adv)
+cache_refresh(CLUSTER *cluster, cluster__advisor *adv, int64_t now)
 {
 	pick_cache *pc = adv->cache;
 	CLUSTERADVISORCONFIG cfg;
@@ -658,7 +917,7 @@ cache_refresh(CLUSTER *cluster, cluster__advisor *adv)
 	}
 	cfg = cluster->advisor_config;
 	pthread_mutex_unlock(&cluster->lock);
-	if(pc->valid && pc->view_gen == gen && pc->status_seq == seq && same_config(&pc->cfg, &cfg))
+	if(pc->valid && pc->view_gen == gen && pc->status_seq == seq && same_config(&pc->cfg, &cfg) && now < pc->ramp_due)
 	{
 		return 0;
 	}
@@ -668,6 +927,8 @@ cache_refresh(CLUSTER *cluster, cluster__advisor *adv)
 	{
 		return r;
 	}
+	joins_fill(&adv->joins, &pc->s);
+	pc->ramp_due = ramp_due(&pc->s);
 	/* this instance's position lets the pick follow its own plan rows and
 	 * keep off the room other members' rows will fill */
 	self = pc->s.view.self;
@@ -696,13 +957,15 @@ cached_pick(CLUSTER *cluster, cluster__advisor *adv, CLUSTERMEMBER *target)
 	size_t at = 0;
 	int r;
 
-	r = cache_refresh(cluster, adv);
+	int64_t now = cluster__now_ms();
+
+	r = cache_refresh(cluster, adv, now);
 	if(r)
 	{
 		return r;
 	}
 	pc = adv->cache;
-	r = cluster__adv_picker_pick(&pc->picker, &adv->prov, cluster__now_ms(), &adv->rng, &at);
+	r = cluster__adv_picker_pick(&pc->picker, &adv->prov, now, &adv->rng, &at);
 	if(r)
 	{
 		return r;
@@ -755,8 +1018,8 @@ cluster_pick_target(CLUSTER *cluster, CLUSTERMEMBER *target)
 	if(r == ENOENT)
 	{
 		/* a normal answer under load: logged for debugging only */
-		cluster__log(cluster, LOG_DEBUG, "libcluster: pick: no member can take a client (all draining, full, stale or without a status)\n");
-		return cluster__fail_msg(cluster, ENOENT, "libcluster: pick: no member can take a client (all draining, full, stale or without a status)");
+		cluster__log(cluster, LOG_DEBUG, "libcluster: pick: no member can take a client (all draining, full, stale, without a status or just (re)joined)\n");
+		return cluster__fail_msg(cluster, ENOENT, "libcluster: pick: no member can take a client (all draining, full, stale, without a status or just (re)joined)");
 	}
 	return r ? cluster__fail(cluster, r) : 0;
 }
@@ -927,8 +1190,14 @@ cluster__advisor_start(CLUSTER *cluster)
 	pthread_mutex_lock(&adv->mu);
 	adv->active = 1;
 	adv->stop = 0;
-	/* a new membership: nothing cached from a previous one */
+	/* a new membership: nothing cached from a previous one, and who is
+	 * established is decided by its first view (a snapshot of a view
+	 * older than the join's is not applied) */
 	cache_drop(adv);
+	joins_reset(&adv->joins);
+	pthread_mutex_lock(&cluster->lock);
+	adv->joins.gen = cluster->view_gen;
+	pthread_mutex_unlock(&cluster->lock);
 	r = maybe_start(adv);
 	pthread_mutex_unlock(&adv->mu);
 	return r;
@@ -963,6 +1232,7 @@ cluster__advisor_stop(CLUSTER *cluster)
 	/* picks made for the old membership mean nothing to the next one */
 	cache_drop(adv); /* first: it writes its counts back into the table */
 	cluster__adv_prov_free(&adv->prov);
+	joins_reset(&adv->joins);
 	pthread_mutex_unlock(&adv->mu);
 }
 
@@ -983,6 +1253,7 @@ cluster__advisor_free(CLUSTER *cluster)
 	cache_drop(adv);
 	free(adv->cache);
 	cluster__adv_prov_free(&adv->prov);
+	joins_reset(&adv->joins);
 	pthread_cond_destroy(&adv->cond);
 	pthread_mutex_destroy(&adv->mu);
 	free(adv);

@@ -153,17 +153,18 @@ eligible(const cluster__adv_picker *pk, const cluster__adv_pick_slot *t)
 }
 
 /* Bring one target's eligibility and tier weights (own_row_weights(),
- * deficit_weights(); only positive weights count) up to date. */
+ * deficit_weights() with the slow start; only positive weights count)
+ * up to date. */
 static void
 refresh(cluster__adv_picker *pk, size_t i)
 {
 	cluster__adv_pick_slot *t = &pk->slot[i];
 	int c = eligible(pk, t);
 	long long a = c ? t->own - t->prov : 0;
-	long long b = c ? t->room - t->prov : 0;
+	long long b = c ? cluster__adv_ramp_weight(t->room - t->prov, t->ramp) : 0;
 
 	st_set(&pk->w1, &t->w1, i, a > 0 ? a : 0);
-	st_set(&pk->w2, &t->w2, i, b > 0 ? b : 0);
+	st_set(&pk->w2, &t->w2, i, b);
 	if(c != t->cand)
 	{
 		st_add(&pk->cands, i, c ? 1 : (uint64_t) -1);
@@ -419,6 +420,7 @@ cluster__adv_picker_build(cluster__adv_picker *pk, const cluster__adv_node *node
 		t->received_ms = nodes[i].received_ms;
 		t->room = pk->plan.share[i] - nodes[i].load;
 		t->member = pk->plan.role[i] == CLUSTER__ADV_MEMBER;
+		t->ramp = (signed char) cluster__adv_ramp(cfg, nodes[i].since_join_ms);
 		t->entry = NONE;
 	}
 	for(i = 0; i < pk->plan.nrows; i++)
@@ -440,7 +442,7 @@ cluster__adv_picker_build(cluster__adv_picker *pk, const cluster__adv_node *node
 		if(t->cand)
 		{
 			t->w1 = t->own - t->prov > 0 ? t->own - t->prov : 0;
-			t->w2 = t->room - t->prov > 0 ? t->room - t->prov : 0;
+			t->w2 = cluster__adv_ramp_weight(t->room - t->prov, t->ramp);
 			pk->w1.v[i] = (uint64_t) t->w1;
 			pk->w2.v[i] = (uint64_t) t->w2;
 			pk->cands.v[i] = 1;

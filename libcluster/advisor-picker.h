@@ -49,6 +49,7 @@ struct cluster__adv_pick_slot
 	size_t entry;        /* position of the entry in the table, or (size_t) -1 */
 	signed char member;  /* role CLUSTER__ADV_MEMBER */
 	signed char cand;    /* eligible target */
+	signed char ramp;    /* slow start: cluster__adv_ramp() of the node */
 };
 
 typedef struct cluster__adv_picker cluster__adv_picker;

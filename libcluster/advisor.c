@@ -455,8 +455,104 @@ cluster__adv_config_check(const CLUSTERADVISORCONFIG *cfg, const char **field, c
 			BAD("report_deadband", "must be a number between 0 and 1");
 		}
 	}
+	if(cfg->version >= 3)
+	{
+		if(cfg->hold_down_ms < 0 || cfg->hold_down_ms > 3600000)
+		{
+			BAD("hold_down_ms", "must be between 0 (off) and 3600000");
+		}
+		if(cfg->slow_start_ms < 0 || cfg->slow_start_ms > 3600000)
+		{
+			BAD("slow_start_ms", "must be between 0 (off) and 3600000");
+		}
+	}
 	return 0;
 #undef BAD
+}
+
+/* ------------------------------------------------------------------ */
+/* hold-down and slow start                                             */
+/* ------------------------------------------------------------------ */
+
+/* The two windows, 0 when off or when the configuration predates them
+ * (a version 2 structure has no such fields). */
+static void
+ramp_windows(const CLUSTERADVISORCONFIG *cfg, int64_t *hold, int64_t *slow)
+{
+	*hold = 0;
+	*slow = 0;
+	if(cfg->version >= 3)
+	{
+		*hold = cfg->hold_down_ms > 0 ? cfg->hold_down_ms : 0;
+		*slow = cfg->slow_start_ms > 0 ? cfg->slow_start_ms : 0;
+	}
+}
+
+/* A member that just (re)joined may leave again at once (it flaps, or a
+ * rolling deploy restarts it once more): it is left out for the
+ * hold-down, then its pick weight grows in 16 integer steps, so that
+ * whatever it is given has time to show it can hold it. */
+int
+cluster__adv_ramp(const CLUSTERADVISORCONFIG *cfg, int64_t since_join_ms)
+{
+	int64_t hold, slow, into;
+
+	if(since_join_ms <= 0)
+	{
+		return CLUSTER__ADV_RAMP_FULL;
+	}
+	ramp_windows(cfg, &hold, &slow);
+	if(since_join_ms < hold)
+	{
+		return 0;
+	}
+	into = since_join_ms - hold;
+	if(into >= slow)
+	{
+		return CLUSTER__ADV_RAMP_FULL;
+	}
+	/* into < slow <= 3600000: no overflow */
+	return 1 + (int) ((CLUSTER__ADV_RAMP_FULL - 1) * into / slow);
+}
+
+/* The ramp is a step function of time: step k (k = 0 .. 15) ends where
+ * 1 + 15 x into / slow first reaches k + 1, i.e. at into = ceil(k x slow
+ * / 15) (the hold-down ends at into = 0). */
+int64_t
+cluster__adv_ramp_next(const CLUSTERADVISORCONFIG *cfg, int64_t since_join_ms)
+{
+	int64_t hold, slow, end;
+	int k = cluster__adv_ramp(cfg, since_join_ms);
+
+	if(k == CLUSTER__ADV_RAMP_FULL)
+	{
+		return -1;
+	}
+	ramp_windows(cfg, &hold, &slow);
+	end = hold + ((int64_t) k * slow + CLUSTER__ADV_RAMP_FULL - 2) / (CLUSTER__ADV_RAMP_FULL - 1);
+	return end > since_join_ms ? end - since_join_ms : 1;
+}
+
+long long
+cluster__adv_ramp_weight(long long room, int ramp)
+{
+	long long w;
+
+	if(room <= 0)
+	{
+		return 0;
+	}
+	if(ramp >= CLUSTER__ADV_RAMP_FULL)
+	{
+		return room;
+	}
+	if(ramp < 1)
+	{
+		ramp = 1;
+	}
+	/* floor(room x ramp / 16) without forming the product */
+	w = room / CLUSTER__ADV_RAMP_FULL * ramp + room % CLUSTER__ADV_RAMP_FULL * ramp / CLUSTER__ADV_RAMP_FULL;
+	return w > 0 ? w : 1;
 }
 
 int64_t
@@ -501,13 +597,19 @@ cluster__adv_round_budget(const CLUSTERADVISORCONFIG *cfg, size_t n)
  * draining), shares and weights cleared, and K, the capacity per worker of
  * the bounded members (1 when none are bounded), so that unbounded members
  * (weighing workers x K) and bounded ones (weighing their capacity) are in
- * the same unit. Returns the total load of the members and draining ones.
+ * the same unit. With cfg, a member in its hold-down (cluster__adv_ramp()
+ * 0) is left out like one without a status, so that nothing is planned to
+ * or from a member that may leave again at once; unless that would leave
+ * nobody at all (every member just joined: a cluster starting up), when
+ * the hold-down is ignored. Returns the total load of the members and
+ * draining ones.
  */
 static long long
-fair_roles(const cluster__adv_node *nodes, size_t n, signed char *role, long long *weight, long long *share, long long *k)
+fair_roles(const cluster__adv_node *nodes, size_t n, const CLUSTERADVISORCONFIG *cfg, signed char *role, long long *weight, long long *share, long long *k)
 {
 	long long total = 0, sumcap = 0, sumw = 0;
 	size_t i;
+	int held = 0, settled = 0;
 
 	for(i = 0; i < n; i++)
 	{
@@ -521,6 +623,28 @@ fair_roles(const cluster__adv_node *nodes, size_t n, signed char *role, long lon
 			continue;
 		}
 		role[i] = m->capacity == 0 ? CLUSTER__ADV_DRAINING : CLUSTER__ADV_MEMBER;
+		if(cfg && !cluster__adv_ramp(cfg, m->since_join_ms))
+		{
+			held = 1;
+		}
+		else
+		{
+			settled = 1;
+		}
+	}
+	for(i = 0; i < n; i++)
+	{
+		const cluster__adv_node *m = &nodes[i];
+
+		if(role[i] == CLUSTER__ADV_OUT)
+		{
+			continue;
+		}
+		if(held && settled && !cluster__adv_ramp(cfg, m->since_join_ms))
+		{
+			role[i] = CLUSTER__ADV_OUT;
+			continue;
+		}
 		total += m->load;
 		if(role[i] == CLUSTER__ADV_MEMBER && m->capacity > 0)
 		{
@@ -594,14 +718,21 @@ water_fill(const cluster__adv_node *nodes, size_t n, const long long *weight, si
 }
 
 /*
- * Capacity-weighted fair shares: roles and weights (fair_roles), pinning
- * at capacity (water_fill), the rest apportioned by weight. Load that
- * fits nowhere stays with the members holding it (in proportion to how
- * far they are above their pinned share), so shares always sum to the
- * total load.
+ * Capacity-weighted fair shares: roles and weights (fair_roles, with the
+ * hold-down when there is a configuration), pinning at capacity
+ * (water_fill), the rest apportioned by weight. Load that fits nowhere
+ * stays with the members holding it (in proportion to how far they are
+ * above their pinned share), so shares always sum to the total load.
  */
 int
 cluster__adv_shares(const cluster__adv_node *nodes, size_t n, signed char *role, long long *weight, long long *share, long long *unplaceable)
+{
+	return cluster__adv_shares_cfg(nodes, n, NULL, role, weight, share, unplaceable);
+}
+
+int
+cluster__adv_shares_cfg(const cluster__adv_node *nodes, size_t n, const CLUSTERADVISORCONFIG *cfg, signed char *role, long long *weight, long long *share,
+	long long *unplaceable)
 {
 	long long total, rem, k, left = 0;
 	signed char *active = NULL, *over = NULL;
@@ -609,7 +740,7 @@ cluster__adv_shares(const cluster__adv_node *nodes, size_t n, signed char *role,
 	size_t i;
 	int any, r = 0;
 
-	total = fair_roles(nodes, n, role, weight, share, &k);
+	total = fair_roles(nodes, n, cfg, role, weight, share, &k);
 	active = calloc(n ? n : 1, 1);
 	over = calloc(n ? n : 1, 1);
 	excess = calloc(n ? n : 1, sizeof(*excess));
@@ -1127,7 +1258,8 @@ plan_match(cluster__adv_plan *plan, const plan_work *wk)
 
 /*
  * The plan, in five steps (each a function above):
- * 1. fair shares (water-filling, cluster__adv_shares);
+ * 1. fair shares (water-filling, cluster__adv_shares_cfg: members in
+ *    their hold-down take no part);
  * 2. gaps and hysteresis bands: nothing moves unless some member is out
  *    of its band or a draining member still holds connections;
  * 3. surplus and deficit: what should move;
@@ -1145,7 +1277,7 @@ cluster__adv_plan_compute(cluster__adv_plan *plan, const cluster__adv_node *node
 		goto fail;
 	}
 	plan->round_budget = cluster__adv_round_budget(cfg, n);
-	if(cluster__adv_shares(nodes, n, plan->role, plan->weight, plan->share, &plan->unplaceable))
+	if(cluster__adv_shares_cfg(nodes, n, cfg, plan->role, plan->weight, plan->share, &plan->unplaceable))
 	{
 		goto fail;
 	}
@@ -1401,16 +1533,19 @@ own_row_weights(const size_t *cand, size_t ncand, const long long *own, const lo
  * in proportion to what is left of it. Not "room no row claims":
  * independent callers (new clients) would all crowd the few unclaimed
  * places, a herd; new clients and redirects share the room, and the next
- * round accounts for both. */
+ * round accounts for both. A member in its slow start weighs its room x
+ * ramp / 16 (cluster__adv_ramp_weight): it gets new clients a little at
+ * a time, and keeps fewer if it leaves again. */
 static void
-deficit_weights(const cluster__adv_node *nodes, const cluster__adv_plan *plan, const size_t *cand, size_t ncand, const long long *prov_count, long long *w)
+deficit_weights(const cluster__adv_node *nodes, const cluster__adv_plan *plan, const CLUSTERADVISORCONFIG *cfg, const size_t *cand, size_t ncand,
+	const long long *prov_count, long long *w)
 {
 	size_t i, j;
 
 	for(j = 0; j < ncand; j++)
 	{
 		i = cand[j];
-		w[i] = plan->share[i] - nodes[i].load - prov_count[i];
+		w[i] = cluster__adv_ramp_weight(plan->share[i] - nodes[i].load - prov_count[i], cluster__adv_ramp(cfg, nodes[i].since_join_ms));
 	}
 }
 
@@ -1497,8 +1632,8 @@ prov_record(cluster__adv_prov *prov, const cluster__adv_node *target, const CLUS
  * deficit exactly; this can. Tiers, each used only when the previous one
  * has no weight left (see advisor.h):
  * 1. own plan rows: row(self, t) - provisional(t) (own_row_weights);
- * 2. deficit sampling with provisional load: share - load - provisional
- *    (deficit_weights);
+ * 2. deficit sampling with provisional load: share - load - provisional,
+ *    scaled by the slow start (deficit_weights);
  * 3. the power-of-two fallback (pick_two_choices).
  * A tier with no weight draws no random number (sample_weighted).
  */
@@ -1538,7 +1673,7 @@ cluster__adv_pick(const cluster__adv_node *nodes, size_t n, size_t self, const C
 	{
 		goto picked;
 	}
-	deficit_weights(nodes, &plan, cand, ncand, prov_count, w);
+	deficit_weights(nodes, &plan, cfg, cand, ncand, prov_count, w);
 	if(sample_weighted(cand, ncand, w, rng, &pick))
 	{
 		goto picked;

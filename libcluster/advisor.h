@@ -62,10 +62,11 @@ struct cluster__adv_node
 	int64_t age_ms;       /* local time since the record last changed */
 	int64_t mod_revision; /* record identity, for provisional picks */
 	int64_t received_ms;
+	int64_t since_join_ms; /* 0: long present (or present since this instance's first view); > 0: (re)joined this many ms ago, as seen locally (at least 1) */
 };
 
 /* Role of a node in the plan. */
-#define CLUSTER__ADV_OUT      0 /* no valid status, or passive: ignored */
+#define CLUSTER__ADV_OUT      0 /* no valid status, passive, or in its hold-down: ignored */
 #define CLUSTER__ADV_MEMBER   1 /* takes part; may be a target */
 #define CLUSTER__ADV_DRAINING 2 /* capacity 0: evacuate, never a target */
 
@@ -122,13 +123,48 @@ int64_t cluster__adv_round_interval(const CLUSTERADVISORCONFIG *cfg, size_t n);
 long long cluster__adv_round_budget(const CLUSTERADVISORCONFIG *cfg, size_t n);
 
 /*
+ * Hold-down and slow start of a member that (re)joined since_join_ms ago
+ * (cluster__adv_node.since_join_ms), in sixteenths of its full weight:
+ * 0 while held down (0 < since_join_ms < hold_down_ms: it takes no part
+ * yet), CLUSTER__ADV_RAMP_FULL when established (since_join_ms 0, or past
+ * hold_down_ms + slow_start_ms), otherwise 1 + 15 x (since_join_ms -
+ * hold_down_ms) / slow_start_ms, rounded down: 1 to 15 across the slow
+ * start. Integers only, in 16 steps, so members whose clocks differ by a
+ * few milliseconds agree. A configuration older than version 3 has
+ * neither: always full.
+ */
+#define CLUSTER__ADV_RAMP_FULL 16
+int cluster__adv_ramp(const CLUSTERADVISORCONFIG *cfg, int64_t since_join_ms);
+
+/* Milliseconds from since_join_ms until cluster__adv_ramp() changes (at
+ * least 1), or -1 when it never will (already full): when a cached pick
+ * must be rebuilt. */
+int64_t cluster__adv_ramp_next(const CLUSTERADVISORCONFIG *cfg, int64_t since_join_ms);
+
+/* A tier-2 pick weight (room below the share) scaled by a ramp (1 to
+ * CLUSTER__ADV_RAMP_FULL): room x ramp / 16, but at least 1 while room
+ * is positive (a ramping member stays a candidate); 0 when room <= 0.
+ * cluster__adv_pick() and the picker share it, so they agree. */
+long long cluster__adv_ramp_weight(long long room, int ramp);
+
+/*
  * Fair shares only: fills role, weight and share (arrays of n) and
  * returns the load that fits nowhere through *unplaceable (may be NULL).
- * Returns 0.
+ * With a configuration (cfg not NULL), a member in its hold-down
+ * (cluster__adv_ramp() 0) is CLUSTER__ADV_OUT, its load not counted,
+ * unless no member or draining one would be left at all (everyone just
+ * joined): then the hold-down is ignored. The plan uses this one.
+ * Returns 0 or ENOMEM.
  */
+int cluster__adv_shares_cfg(const cluster__adv_node *nodes, size_t n, const CLUSTERADVISORCONFIG *cfg, signed char *role, long long *weight, long long *share,
+	long long *unplaceable);
+
+/* The same without a configuration: no hold-down (every node counts as
+ * established, whatever its since_join_ms). */
 int cluster__adv_shares(const cluster__adv_node *nodes, size_t n, signed char *role, long long *weight, long long *share, long long *unplaceable);
 
-/* Compute the global plan. Returns 0 or ENOMEM (plan left empty). */
+/* Compute the global plan (members in their hold-down take no part:
+ * cluster__adv_shares_cfg()). Returns 0 or ENOMEM (plan left empty). */
 int cluster__adv_plan_compute(cluster__adv_plan *plan, const cluster__adv_node *nodes, size_t n, const CLUSTERADVISORCONFIG *cfg);
 
 /* Release a plan (safe on an empty or zeroed plan). */
@@ -178,8 +214,8 @@ int64_t cluster__adv_prov_timeout(const CLUSTERADVISORCONFIG *cfg, size_t n);
  * Herd-safe, plan-aware pick. self is the picking instance's position in
  * nodes, or CLUSTER__ADV_NO_SELF. Drops provisional entries whose target
  * changed record, vanished or expired. Eligible targets: valid status,
- * not passive, not draining, not stale, not full counting provisional
- * load. The pick computes the same global plan every member computes from
+ * not passive, not draining, not in its hold-down (role MEMBER in the
+ * plan), not stale, not full counting provisional load. The pick computes the same global plan every member computes from
  * this snapshot (cluster__adv_plan_compute) and samples among the eligible
  * targets with probability proportional to the first of these weights
  * that is positive somewhere (prov = provisional picks of this caller):
@@ -187,7 +223,9 @@ int64_t cluster__adv_prov_timeout(const CLUSTERADVISORCONFIG *cfg, size_t n);
  *      follow its rows exactly, in proportion, until they are exhausted;
  *   2. room below the share: share[t] - load[t] - prov[t] (callers without
  *      rows, e.g. new clients: independent callers spread in proportion
- *      to the deficits instead of crowding the few places no row claims);
+ *      to the deficits instead of crowding the few places no row claims),
+ *      x ramp / 16 for a member in its slow start (cluster__adv_ramp_weight;
+ *      tier 1 is not scaled: the plan decides the rows);
  *   3. otherwise two random choices, lower capacity-aware utilisation.
  * Hence when every shedder of one snapshot picks exactly its shed count,
  * the picks land exactly on the plan: no target receives more than its

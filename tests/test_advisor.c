@@ -1083,6 +1083,33 @@ test_pick_deterministic(void **state)
 	}
 }
 
+/* Mostly established members (0), some in their hold-down, some in
+ * their slow start (with the default windows: 10 s, 30 s), some past it. */
+static int64_t
+random_since_join(uint64_t *rng)
+{
+	switch(cluster__adv_random_below(rng, 8))
+	{
+	case 0: return 1 + (int64_t) cluster__adv_random_below(rng, 10000);
+	case 1:
+	case 2: return 10000 + (int64_t) cluster__adv_random_below(rng, 30000);
+	case 3: return 40000 + (int64_t) cluster__adv_random_below(rng, 1000);
+	default: return 0;
+	}
+}
+
+/* The default windows, now and then one of them off. */
+static void
+random_ramp_config(uint64_t *rng, CLUSTERADVISORCONFIG *c)
+{
+	switch(cluster__adv_random_below(rng, 6))
+	{
+	case 0: c->hold_down_ms = 0; break;
+	case 1: c->slow_start_ms = 0; break;
+	default: break;
+	}
+}
+
 /*
  * The picker built once per snapshot (advisor-picker.c) against
  * cluster__adv_pick() computing everything per pick: on random clusters
@@ -1130,7 +1157,9 @@ test_picker_matches_pick(void **state)
 				v[i].capacity = v[i].load + (long long) cluster__adv_random_below(&rng, 3); /* nearly full */
 			}
 			v[i].mod_revision = 1 + (int64_t) cluster__adv_random_below(&rng, 3);
+			v[i].since_join_ms = random_since_join(&rng);
 		}
+		random_ramp_config(&rng, &c);
 		assert_int_equal(cluster__adv_plan_compute(&p, v, n, &c), 0);
 		for(i = 0; i < n && t % 3; i++)
 		{
@@ -1238,6 +1267,7 @@ test_picker_matches_pick_large(void **state)
 														v[i].load + (long long) cluster__adv_random_below(&rng, 4);
 			v[i].mod_revision = 1;
 			v[i].received_ms = 1 + (int64_t) cluster__adv_random_below(&rng, 600);
+			v[i].since_join_ms = random_since_join(&rng);
 		}
 		assert_int_equal(cluster__adv_plan_compute(&p, v, n, &c), 0);
 		for(i = 0; i < n && z % 2; i++)
@@ -1503,6 +1533,416 @@ test_config_and_random(void **state)
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/* hold-down and slow start                                             */
+/* ------------------------------------------------------------------ */
+
+/* The ramp of a (re)joined member: hold-down boundary, first and last
+ * step of the slow start, either or both windows off, an older
+ * configuration, and when the next step comes. */
+static void
+test_ramp(void **state)
+{
+	CLUSTERADVISORCONFIG c;
+	int64_t t;
+	int seen[CLUSTER__ADV_RAMP_FULL + 1] = { 0 }, prev = 0, k;
+
+	(void) state;
+	cluster_advisor_config_init(&c); /* 10 s hold-down, 30 s slow start */
+	assert_int_equal(cluster__adv_ramp(&c, 0), CLUSTER__ADV_RAMP_FULL);
+	assert_int_equal(cluster__adv_ramp(&c, -5), CLUSTER__ADV_RAMP_FULL);
+	assert_int_equal(cluster__adv_ramp(&c, 1), 0);
+	assert_int_equal(cluster__adv_ramp(&c, 9999), 0);
+	assert_int_equal(cluster__adv_ramp(&c, 10000), 1);  /* first step */
+	assert_int_equal(cluster__adv_ramp(&c, 11999), 1);  /* 15 x 1999 / 30000 < 1 */
+	assert_int_equal(cluster__adv_ramp(&c, 12000), 2);  /* 15 x 2000 / 30000 = 1 */
+	assert_int_equal(cluster__adv_ramp(&c, 25000), 8);  /* half way: 1 + 7 */
+	assert_int_equal(cluster__adv_ramp(&c, 37999), 14); /* 15 x 27999 / 30000 < 14 */
+	assert_int_equal(cluster__adv_ramp(&c, 38000), 15); /* last step */
+	assert_int_equal(cluster__adv_ramp(&c, 39999), 15);
+	assert_int_equal(cluster__adv_ramp(&c, 40000), CLUSTER__ADV_RAMP_FULL);
+	assert_int_equal(cluster__adv_ramp(&c, 86400000), CLUSTER__ADV_RAMP_FULL);
+	/* every step once, in order, across the window */
+	for(t = 1; t <= 41000; t++)
+	{
+		k = cluster__adv_ramp(&c, t);
+		assert_true(k >= prev && k <= prev + 1);
+		seen[k] = 1;
+		prev = k;
+	}
+	for(k = 0; k <= CLUSTER__ADV_RAMP_FULL; k++)
+	{
+		assert_true(seen[k]);
+	}
+	/* hold-down off: the slow start begins at once */
+	c.hold_down_ms = 0;
+	assert_int_equal(cluster__adv_ramp(&c, 1), 1);
+	assert_int_equal(cluster__adv_ramp(&c, 30000), CLUSTER__ADV_RAMP_FULL);
+	/* slow start off: full right after the hold-down */
+	cluster_advisor_config_init(&c);
+	c.slow_start_ms = 0;
+	assert_int_equal(cluster__adv_ramp(&c, 9999), 0);
+	assert_int_equal(cluster__adv_ramp(&c, 10000), CLUSTER__ADV_RAMP_FULL);
+	/* both off: always full */
+	c.hold_down_ms = 0;
+	assert_int_equal(cluster__adv_ramp(&c, 1), CLUSTER__ADV_RAMP_FULL);
+	assert_int_equal(cluster__adv_ramp_next(&c, 1), -1);
+	/* a version 2 structure has neither field */
+	cluster_advisor_config_init(&c);
+	c.version = 2;
+	assert_int_equal(cluster__adv_ramp(&c, 1), CLUSTER__ADV_RAMP_FULL);
+
+	/* the next change: exactly where the value changes, never before */
+	cluster_advisor_config_init(&c);
+	assert_int_equal(cluster__adv_ramp_next(&c, 0), -1);
+	assert_int_equal(cluster__adv_ramp_next(&c, 1), 9999);
+	assert_int_equal(cluster__adv_ramp_next(&c, 9999), 1);
+	assert_int_equal(cluster__adv_ramp_next(&c, 10000), 2000);
+	assert_int_equal(cluster__adv_ramp_next(&c, 39999), 1);
+	assert_int_equal(cluster__adv_ramp_next(&c, 40000), -1);
+	c.hold_down_ms = 7;
+	c.slow_start_ms = 44; /* steps of uneven length */
+	for(t = 1; t < 60; t++)
+	{
+		int64_t d = cluster__adv_ramp_next(&c, t);
+
+		k = cluster__adv_ramp(&c, t);
+		if(k == CLUSTER__ADV_RAMP_FULL)
+		{
+			assert_int_equal(d, -1);
+			continue;
+		}
+		assert_true(d >= 1);
+		assert_int_equal(cluster__adv_ramp(&c, t + d - 1), k);
+		assert_int_not_equal(cluster__adv_ramp(&c, t + d), k);
+	}
+
+	/* tier-2 weights: room x ramp / 16, at least 1 while room is left */
+	assert_int_equal(cluster__adv_ramp_weight(0, 16), 0);
+	assert_int_equal(cluster__adv_ramp_weight(-3, 4), 0);
+	assert_int_equal(cluster__adv_ramp_weight(100, CLUSTER__ADV_RAMP_FULL), 100);
+	assert_int_equal(cluster__adv_ramp_weight(100, 4), 25);
+	assert_int_equal(cluster__adv_ramp_weight(100, 5), 31); /* 31.25 */
+	assert_int_equal(cluster__adv_ramp_weight(3, 1), 1);    /* 3/16 rounds to 0 */
+	assert_int_equal(cluster__adv_ramp_weight(32, 1), 2);
+	assert_true(cluster__adv_ramp_weight(1LL << 60, 15) == (1LL << 56) * 15);
+}
+
+/* Two plans are the same: roles, shares, totals and rows. */
+static void
+assert_same_plan(const cluster__adv_plan *a, const cluster__adv_plan *b)
+{
+	size_t i;
+
+	assert_int_equal(a->n, b->n);
+	assert_memory_equal(a->role, b->role, a->n * sizeof(*a->role));
+	assert_memory_equal(a->share, b->share, a->n * sizeof(*a->share));
+	assert_int_equal(a->total_load, b->total_load);
+	assert_int_equal(a->moved, b->moved);
+	assert_int_equal(a->nrows, b->nrows);
+	for(i = 0; i < a->nrows; i++)
+	{
+		assert_int_equal(a->rows[i].from, b->rows[i].from);
+		assert_int_equal(a->rows[i].to, b->rows[i].to);
+		assert_int_equal(a->rows[i].count, b->rows[i].count);
+	}
+}
+
+/* A member in its hold-down takes no part: role OUT, no share, no rows to
+ * or from it, its load not in the total, never picked (by the pick or the
+ * picker, with or without rows); once the hold-down is over it does. */
+static void
+test_hold_down_roles(void **state)
+{
+	CLUSTERADVISORCONFIG c = unlimited();
+	cluster__adv_node v[4], e[4];
+	cluster__adv_plan p, q;
+	cluster__adv_picker pk;
+	signed char role[4];
+	long long w[4], share[4];
+	uint64_t rng = 5;
+	size_t i, at, self;
+	int k;
+
+	(void) state;
+	node(&v[0], 0, 900, -1);
+	node(&v[1], 1, 0, -1);
+	node(&v[2], 2, 0, -1);
+	node(&v[3], 3, 60, -1); /* rejoined with connections already */
+	v[1].since_join_ms = 1;
+	v[3].since_join_ms = 9999;
+	check_plan(v, 4, &c, &p);
+	assert_int_equal(p.role[0], CLUSTER__ADV_MEMBER);
+	assert_int_equal(p.role[1], CLUSTER__ADV_OUT);
+	assert_int_equal(p.role[2], CLUSTER__ADV_MEMBER);
+	assert_int_equal(p.role[3], CLUSTER__ADV_OUT);
+	assert_int_equal(p.total_load, 900); /* not 960 */
+	assert_int_equal(p.share[0], 450);
+	assert_int_equal(p.share[2], 450);
+	assert_true(p.nrows > 0);
+	for(i = 0; i < p.nrows; i++)
+	{
+		assert_int_equal(p.rows[i].from, 0);
+		assert_int_equal(p.rows[i].to, 2);
+	}
+	/* exactly the plan in which they have no status */
+	memcpy(e, v, sizeof(e));
+	e[1].has_status = 0;
+	e[3].has_status = 0;
+	e[1].since_join_ms = 0;
+	e[3].since_join_ms = 0;
+	check_plan(e, 4, &c, &q);
+	assert_same_plan(&p, &q);
+	cluster__adv_plan_free(&p);
+	cluster__adv_plan_free(&q);
+	/* the shares alone say the same with the configuration, and ignore
+	 * the hold-down without one */
+	assert_int_equal(cluster__adv_shares_cfg(v, 4, &c, role, w, share, NULL), 0);
+	assert_int_equal(role[1], CLUSTER__ADV_OUT);
+	assert_int_equal(share[1], 0);
+	assert_int_equal(cluster__adv_shares(v, 4, role, w, share, NULL), 0);
+	assert_int_equal(role[1], CLUSTER__ADV_MEMBER);
+	assert_int_equal(share[0] + share[1] + share[2] + share[3], 960);
+	/* never picked: not as a new client's target, not from a row */
+	for(self = 0; self < 5; self++)
+	{
+		cluster__adv_prov prov = { NULL, 0, 0 }, prov2 = { NULL, 0, 0 };
+		size_t me = self == 4 ? CLUSTER__ADV_NO_SELF : self;
+
+		assert_int_equal(cluster__adv_picker_build(&pk, v, 4, me, &c, &prov2, 1000), 0);
+		for(k = 0; k < 600; k++)
+		{
+			assert_int_equal(cluster__adv_pick(v, 4, me, &c, &prov, 1000, &rng, &at), 0);
+			assert_true(at == 0 || at == 2);
+			assert_int_equal(cluster__adv_picker_pick(&pk, &prov2, 1000, &rng, &at), 0);
+			assert_true(at == 0 || at == 2);
+		}
+		cluster__adv_picker_free(&pk);
+		cluster__adv_prov_free(&prov);
+		cluster__adv_prov_free(&prov2);
+	}
+	/* the hold-down is over: it takes part (slow start only weighs picks) */
+	v[1].since_join_ms = 10000;
+	v[3].since_join_ms = 10000;
+	check_plan(v, 4, &c, &p);
+	assert_int_equal(p.role[1], CLUSTER__ADV_MEMBER);
+	assert_int_equal(p.role[3], CLUSTER__ADV_MEMBER);
+	assert_int_equal(p.total_load, 960);
+	assert_int_equal(p.share[1], 240);
+	assert_true(p.inflow[1] > 0);
+	cluster__adv_plan_free(&p);
+	/* hold-down off: at once */
+	v[1].since_join_ms = 1;
+	c.hold_down_ms = 0;
+	check_plan(v, 4, &c, &p);
+	assert_int_equal(p.role[1], CLUSTER__ADV_MEMBER);
+	assert_true(p.inflow[1] > 0);
+	cluster__adv_plan_free(&p);
+	/* an established draining member takes part: the new members wait
+	 * for their hold-down, and its load stays put until then */
+	c = unlimited();
+	for(i = 0; i < 4; i++)
+	{
+		v[i].since_join_ms = 0;
+	}
+	v[0].capacity = 0; /* established, draining */
+	v[1].since_join_ms = 5;
+	v[2].since_join_ms = 5;
+	v[3].since_join_ms = 5;
+	check_plan(v, 4, &c, &p);
+	assert_int_equal(p.role[0], CLUSTER__ADV_DRAINING);
+	assert_int_equal(p.role[1], CLUSTER__ADV_OUT);
+	assert_int_equal(p.moved, 0);
+	assert_int_equal(p.unplaceable, 900);
+	cluster__adv_plan_free(&p);
+	/* an established member without a status does not: nobody else is
+	 * left, so the hold-down is ignored */
+	v[0].has_status = 0;
+	check_plan(v, 4, &c, &p);
+	assert_int_equal(p.role[1], CLUSTER__ADV_MEMBER);
+	assert_int_equal(p.role[3], CLUSTER__ADV_MEMBER);
+	cluster__adv_plan_free(&p);
+}
+
+/* Everyone just joined (a cluster starting up): the hold-down would
+ * leave nobody, so it is ignored for everyone, and the plan and the
+ * picks are those of an established cluster. */
+static void
+test_hold_down_all_new(void **state)
+{
+	CLUSTERADVISORCONFIG c = unlimited();
+	cluster__adv_node v[3], e[3];
+	cluster__adv_plan p, q;
+	cluster__adv_prov prov = { NULL, 0, 0 };
+	uint64_t rng = 9;
+	long long got[3] = { 0, 0, 0 };
+	size_t i, at;
+	int k;
+
+	(void) state;
+	node(&v[0], 0, 600, -1);
+	node(&v[1], 1, 0, -1);
+	node(&v[2], 2, 0, -1);
+	v[2].passive = 1; /* passive: no part, held down or not */
+	memcpy(e, v, sizeof(e));
+	for(i = 0; i < 3; i++)
+	{
+		v[i].since_join_ms = 100 + (int64_t) i;
+	}
+	check_plan(v, 3, &c, &p);
+	check_plan(e, 3, &c, &q);
+	assert_int_equal(p.role[0], CLUSTER__ADV_MEMBER);
+	assert_int_equal(p.role[1], CLUSTER__ADV_MEMBER);
+	assert_int_equal(p.role[2], CLUSTER__ADV_OUT);
+	assert_int_equal(p.total_load, 600);
+	assert_int_equal(p.share[1], 300);
+	assert_true(p.nrows > 0);
+	assert_int_equal(p.rows[0].to, 1);
+	assert_same_plan(&p, &q);
+	cluster__adv_plan_free(&p);
+	cluster__adv_plan_free(&q);
+	/* and the pick takes the new member (ramp 0 counts as the first step) */
+	for(k = 0; k < 100; k++)
+	{
+		assert_int_equal(cluster__adv_pick(v, 3, CLUSTER__ADV_NO_SELF, &c, &prov, 0, &rng, &at), 0);
+		got[at]++;
+	}
+	assert_int_equal(got[1], 100);
+	cluster__adv_prov_free(&prov);
+}
+
+/* Slow start weighs the room below a share: of two candidates with the
+ * same room, one at ramp 4/16 gets about one pick in five (1:4), from the
+ * pick and from the picker alike; a weight that rounds to 0 is 1, so a
+ * ramping member with a little room is still preferred to the two
+ * random choices. Tier 1 (own rows) is not scaled. */
+static void
+test_slow_start_pick(void **state)
+{
+	CLUSTERADVISORCONFIG c;
+	cluster__adv_node v[10];
+	cluster__adv_plan p;
+	cluster__adv_picker pk;
+	cluster__adv_prov prov = { NULL, 0, 0 }, prov2 = { NULL, 0, 0 };
+	long long got[3] = { 0, 0, 0 }, got2[3] = { 0, 0, 0 }, own[10];
+	uint64_t rng = 17, rng2 = 18;
+	size_t at, i;
+	int k;
+
+	(void) state;
+	cluster_advisor_config_init(&c); /* 10 s hold-down, 30 s slow start */
+	node(&v[0], 0, 3000000, -1);
+	node(&v[1], 1, 0, -1);
+	node(&v[2], 2, 0, -1);
+	v[2].since_join_ms = 17000; /* 7 s into the slow start: 1 + 15 x 7 / 30 = 4 */
+	assert_int_equal(cluster__adv_ramp(&c, v[2].since_join_ms), 4);
+	assert_int_equal(cluster__adv_picker_build(&pk, v, 3, CLUSTER__ADV_NO_SELF, &c, &prov2, 0), 0);
+	for(k = 0; k < 20000; k++)
+	{
+		assert_int_equal(cluster__adv_pick(v, 3, CLUSTER__ADV_NO_SELF, &c, &prov, 0, &rng, &at), 0);
+		got[at]++;
+		assert_int_equal(cluster__adv_picker_pick(&pk, &prov2, 0, &rng2, &at), 0);
+		got2[at]++;
+	}
+	cluster__adv_picker_free(&pk);
+	cluster__adv_prov_free(&prov);
+	cluster__adv_prov_free(&prov2);
+	print_message("slow start at 4/16: %lld and %lld picks (pick), %lld and %lld (picker)\n", got[1], got[2], got2[1], got2[2]);
+	/* expected 20000 x 1/5 = 4000, standard deviation about 57; 1:1 gives 10000 */
+	assert_int_equal(got[0], 0);
+	assert_in_range(got[2], 3700, 4300);
+	assert_in_range(got2[2], 3700, 4300);
+	/* full weight once the slow start is over: about 1:1 */
+	v[2].since_join_ms = 40000;
+	memset(got, 0, sizeof(got));
+	for(k = 0; k < 2000; k++)
+	{
+		assert_int_equal(cluster__adv_pick(v, 3, CLUSTER__ADV_NO_SELF, &c, &prov, 0, &rng, &at), 0);
+		got[at]++;
+	}
+	cluster__adv_prov_free(&prov);
+	assert_in_range(got[2], 850, 1150);
+
+	/* a little room at ramp 1: 3 / 16 rounds to 0, weighs 1: the member
+	 * is still taken while its room lasts (the two random choices among
+	 * ten would take it one time in five) */
+	for(i = 0; i < 10; i++)
+	{
+		node(&v[i], (int) i, 100, -1);
+	}
+	v[0].load = 103;
+	v[9].load = 97;
+	v[9].since_join_ms = 10000; /* the first step */
+	for(k = 0; k < 3; k++)
+	{
+		assert_int_equal(cluster__adv_pick(v, 10, CLUSTER__ADV_NO_SELF, &c, &prov, 0, &rng, &at), 0);
+		assert_int_equal(at, 9);
+	}
+	cluster__adv_prov_free(&prov);
+
+	/* tier 1 is the plan's: a shedder's picks follow its rows, whatever
+	 * the slow start of their targets */
+	node(&v[0], 0, 900, -1);
+	node(&v[1], 1, 0, -1);
+	node(&v[2], 2, 0, -1);
+	v[2].since_join_ms = 10000; /* ramp 1 */
+	c.budget_per_second = 0;
+	assert_int_equal(cluster__adv_plan_compute(&p, v, 3, &c), 0);
+	own_rows(&p, 3, 0, own);
+	/* two equal members: (nearly) equal rows */
+	assert_true(own[1] > 250 && own[2] > 250);
+	assert_true(own[1] - own[2] <= 2 && own[2] - own[1] <= 2);
+	memset(got, 0, sizeof(got));
+	for(k = 0; k < own[1] + own[2]; k++)
+	{
+		assert_int_equal(cluster__adv_pick(v, 3, 0, &c, &prov, 0, &rng, &at), 0);
+		got[at]++;
+		if(k == 199)
+		{
+			/* in proportion to the rows, 1:1 (about 100 each, standard
+			 * deviation 7; scaled by the ramp it would be about 1:16) */
+			assert_in_range(got[2], 75, 125);
+		}
+	}
+	assert_int_equal(got[1], own[1]);
+	assert_int_equal(got[2], own[2]);
+	cluster__adv_prov_free(&prov);
+	cluster__adv_plan_free(&p);
+}
+
+/* The pure configuration check names the new fields, and reads them only
+ * from a version 3 structure. */
+static void
+test_ramp_config(void **state)
+{
+	CLUSTERADVISORCONFIG c;
+	const char *field = NULL, *rule = NULL;
+
+	(void) state;
+	cluster_advisor_config_init(&c);
+	assert_int_equal(c.version, 3);
+	assert_int_equal(c.hold_down_ms, 10000);
+	assert_int_equal(c.slow_start_ms, 30000);
+	c.hold_down_ms = 3600000;
+	c.slow_start_ms = 3600000;
+	assert_int_equal(cluster__adv_config_check(&c, &field, &rule), 0);
+	c.hold_down_ms = 3600001;
+	assert_int_equal(cluster__adv_config_check(&c, &field, &rule), EINVAL);
+	assert_string_equal(field, "hold_down_ms");
+	c.hold_down_ms = -1;
+	assert_int_equal(cluster__adv_config_check(&c, &field, &rule), EINVAL);
+	assert_string_equal(field, "hold_down_ms");
+	c.hold_down_ms = 0;
+	c.slow_start_ms = -1;
+	assert_int_equal(cluster__adv_config_check(&c, &field, &rule), EINVAL);
+	assert_string_equal(field, "slow_start_ms");
+	c.slow_start_ms = 3600001;
+	assert_int_equal(cluster__adv_config_check(&c, &field, &rule), EINVAL);
+	assert_string_equal(field, "slow_start_ms");
+	c.version = 2; /* the fields are not part of a version 2 structure */
+	assert_int_equal(cluster__adv_config_check(&c, &field, &rule), 0);
+}
+
 int
 main(void)
 {
@@ -1524,6 +1964,11 @@ main(void)
 		cmocka_unit_test(test_picker_matches_pick),
 		cmocka_unit_test(test_picker_matches_pick_large),
 		cmocka_unit_test(test_config_and_random),
+		cmocka_unit_test(test_ramp),
+		cmocka_unit_test(test_ramp_config),
+		cmocka_unit_test(test_hold_down_roles),
+		cmocka_unit_test(test_hold_down_all_new),
+		cmocka_unit_test(test_slow_start_pick),
 		cmocka_unit_test(test_u128),
 	};
 

@@ -35,6 +35,8 @@ test_config(void **state)
 	assert_int_equal(cfg.advice_interval_ms, 5000);
 	assert_int_equal(cfg.band_absolute, 10);
 	assert_int_equal(cfg.step_min, 1);
+	assert_int_equal(cfg.hold_down_ms, 10000);
+	assert_int_equal(cfg.slow_start_ms, 30000);
 	/* the core initialised the object's config the same way */
 	assert_memory_equal(&c->advisor_config, &cfg, sizeof(cfg));
 	before = c->advisor_config;
@@ -70,6 +72,10 @@ test_config(void **state)
 	BAD(report_deadband, -0.1);
 	BAD(report_deadband, 1.5);
 	BAD(report_deadband, NAN);
+	BAD(hold_down_ms, -1);
+	BAD(hold_down_ms, 3600001);
+	BAD(slow_start_ms, -1);
+	BAD(slow_start_ms, 3600001);
 #undef BAD
 	/* a caller built against version 1 passes the shorter structure:
 	 * its fields are taken, the version 2 fields keep their defaults */
@@ -86,6 +92,8 @@ test_config(void **state)
 		assert_int_equal(c->advisor_config.version, CLUSTER_ADVISOR_CONFIG_VERSION);
 		assert_true(c->advisor_config.status_writes_per_second == def.status_writes_per_second);
 		assert_true(c->advisor_config.report_deadband == def.report_deadband);
+		assert_int_equal(c->advisor_config.hold_down_ms, def.hold_down_ms);
+		assert_int_equal(c->advisor_config.slow_start_ms, def.slow_start_ms);
 	}
 	assert_int_equal(cluster_set_advisor_config(c, NULL), -1);
 	assert_int_equal(errno, EINVAL);
@@ -93,6 +101,52 @@ test_config(void **state)
 	cfg.band_absolute = 3;
 	assert_int_equal(cluster_set_advisor_config(c, &cfg), 0);
 	assert_int_equal(c->advisor_config.band_absolute, 3);
+	cluster_destroy(c);
+}
+
+/* Version 3 (hold-down, slow start): the bounds are inclusive, and a
+ * caller built against version 2 passes the shorter structure: its
+ * fields are taken, the version 3 ones keep their defaults and are not
+ * even read (garbage there would be refused). */
+static void
+test_config_v3(void **state)
+{
+	CLUSTER *c = tu_cluster("advcfg3");
+	CLUSTERADVISORCONFIG cfg, v2, def;
+
+	(void) state;
+	assert_non_null(c);
+	cluster_advisor_config_init(&cfg);
+	cfg.hold_down_ms = 0;
+	cfg.slow_start_ms = 3600000;
+	assert_int_equal(cluster_set_advisor_config(c, &cfg), 0);
+	assert_int_equal(c->advisor_config.hold_down_ms, 0);
+	assert_int_equal(c->advisor_config.slow_start_ms, 3600000);
+	cfg.hold_down_ms = 3600000;
+	cfg.slow_start_ms = 0;
+	assert_int_equal(cluster_set_advisor_config(c, &cfg), 0);
+	assert_int_equal(c->advisor_config.hold_down_ms, 3600000);
+	assert_int_equal(c->advisor_config.slow_start_ms, 0);
+
+	cluster_advisor_config_init(&def);
+	memset(&v2, 0xff, sizeof(v2)); /* garbage past the v2 fields: -1 each */
+	memcpy(&v2, &def, offsetof(CLUSTERADVISORCONFIG, hold_down_ms));
+	v2.version = 2;
+	v2.band_absolute = 9;
+	v2.status_writes_per_second = 5.0;
+	tu_reset();
+	assert_int_equal(cluster_set_advisor_config(c, &v2), 0);
+	assert_int_equal(c->advisor_config.version, CLUSTER_ADVISOR_CONFIG_VERSION);
+	assert_int_equal(c->advisor_config.band_absolute, 9);
+	assert_true(c->advisor_config.status_writes_per_second == 5.0);
+	assert_int_equal(c->advisor_config.hold_down_ms, 10000);
+	assert_int_equal(c->advisor_config.slow_start_ms, 30000);
+	/* the stored copy is complete: it passes the full check */
+	{
+		const char *field = NULL, *rule = NULL;
+
+		assert_int_equal(cluster__adv_config_check(&c->advisor_config, &field, &rule), 0);
+	}
 	cluster_destroy(c);
 }
 
@@ -473,6 +527,208 @@ test_pick_threads(void **state)
 }
 
 /* ------------------------------------------------------------------ */
+/* hold-down and slow start                                             */
+/* ------------------------------------------------------------------ */
+
+/* One injected member: id ("me" is this instance), load, record
+ * incarnation (create_revision, 0 unknown), local receipt time (0: now). */
+typedef struct inj inj;
+struct inj
+{
+	const char *id;
+	long long load;
+	int64_t create;
+	int64_t received;
+};
+
+static void
+inject_set(CLUSTER *c, const inj *in, size_t n, int64_t revision)
+{
+	cluster__member m[8];
+	size_t i;
+
+	assert_true(n <= 8);
+	memset(m, 0, sizeof(m));
+	for(i = 0; i < n; i++)
+	{
+		snprintf(m[i].id, sizeof(m[i].id), "%s", in[i].id);
+		snprintf(m[i].address, sizeof(m[i].address), "ws://%s:1", in[i].id);
+		m[i].workers = 1;
+		m[i].has_status = 1;
+		m[i].load = in[i].load;
+		m[i].capacity = -1;
+		m[i].mod_revision = revision;
+		m[i].create_revision = in[i].create;
+		m[i].received_ms = in[i].received;
+	}
+	assert_int_equal(cluster__publish_view(c, m, n, revision), 0);
+}
+
+/* This instance's advice must be exactly its rows of the plan of in[]
+ * (sorted by id, this instance first) in which the members flagged in
+ * held have no status: that is what a hold-down means, whatever the plan
+ * makes of it. Returns the number of rows. */
+static size_t
+advice_as_if(CLUSTER *c, const inj *in, size_t n, const char *held)
+{
+	CLUSTERADVISORCONFIG cfg = c->advisor_config;
+	CLUSTERREDIRECT *rows = NULL;
+	cluster__adv_node v[8];
+	cluster__adv_plan p;
+	size_t nr = 0, i, k = 0;
+
+	assert_true(n <= 8 && strlen(held) == n);
+	assert_string_equal(in[0].id, cluster_instance(c));
+	memset(v, 0, sizeof(v));
+	for(i = 0; i < n; i++)
+	{
+		v[i].id = in[i].id;
+		v[i].workers = 1;
+		v[i].has_status = held[i] != 'h';
+		v[i].load = in[i].load;
+		v[i].capacity = -1;
+	}
+	assert_int_equal(cluster__adv_plan_compute(&p, v, n, &cfg), 0);
+	assert_int_equal(cluster_advice(c, &rows, &nr), 0);
+	for(i = 0; i < p.nrows; i++)
+	{
+		if(p.rows[i].from != 0)
+		{
+			continue;
+		}
+		assert_true(k < nr);
+		assert_string_equal(rows[k].target, in[p.rows[i].to].id);
+		assert_int_equal(rows[k].count, p.rows[i].count);
+		k++;
+	}
+	assert_int_equal(k, nr);
+	cluster__adv_plan_free(&p);
+	cluster_redirects_free(rows);
+	return nr;
+}
+
+/* Who is new, as this instance sees it: members of its first view since
+ * joining are established; one that arrives later is held down (no rows
+ * to it, never picked); so is one that comes back as another incarnation
+ * (create_revision), or that left and came back; one whose record this
+ * instance received long ago is not; a new join starts over. */
+static void
+test_hold_down_api(void **state)
+{
+	CLUSTER *c = tu_cluster("advhold");
+	inj m[4] = { { "me", 900, 1, 0 }, { "peer-a", 0, 2, 0 }, { "peer-b", 0, 3, 0 }, { "peer-c", 0, 4, 0 } };
+	inj without_b[3];
+	CLUSTERMEMBER t;
+	int i;
+
+	(void) state;
+	assert_non_null(c);
+	assert_int_equal(cluster_set_instance(c, "me"), 0);
+	assert_int_equal(cluster_join(c), 0);
+	/* the first view: everyone established (default 10 s hold-down) */
+	inject_set(c, m, 3, 50);
+	assert_int_equal(advice_as_if(c, m, 3, "..."), 2);
+	/* peer-c arrives: held down, the plan is the other three's */
+	inject_set(c, m, 4, 51);
+	tu_reset();
+	assert_int_equal(advice_as_if(c, m, 4, "...h"), 2);
+	assert_true(tu_logged("1 member(s) in their hold-down, 0 in their slow start"));
+	for(i = 0; i < 100; i++)
+	{
+		assert_int_equal(cluster_pick_target(c, &t), 0);
+		assert_string_not_equal(t.id, "peer-c");
+	}
+	/* peer-a left and rejoined meanwhile (another incarnation): held down */
+	m[1].create = 12;
+	inject_set(c, m, 4, 52);
+	assert_int_equal(advice_as_if(c, m, 4, ".h.h"), 1);
+	/* peer-b leaves and comes back, same incarnation (or none known):
+	 * new again once this instance saw it gone */
+	without_b[0] = m[0];
+	without_b[1] = m[1];
+	without_b[2] = m[3];
+	inject_set(c, without_b, 3, 53);
+	assert_int_equal(advice_as_if(c, without_b, 3, ".hh"), 0);
+	inject_set(c, m, 4, 54);
+	tu_reset();
+	assert_int_equal(advice_as_if(c, m, 4, ".hhh"), 0);
+	assert_true(tu_logged("3 member(s) in their hold-down"));
+	/* a record this instance received long ago is not new, even if no
+	 * snapshot saw it yet */
+	m[2].create = 13;
+	inject_set(c, without_b, 3, 55);
+	assert_int_equal(advice_as_if(c, without_b, 3, ".hh"), 0);
+	m[2].received = cluster__now_ms() - 20000;
+	inject_set(c, m, 4, 56);
+	assert_int_equal(advice_as_if(c, m, 4, ".h.h"), 1);
+	/* a new membership: its first view decides, everyone is established */
+	assert_int_equal(cluster_leave(c), 0);
+	assert_int_equal(cluster_join(c), 0);
+	m[2].received = 0;
+	inject_set(c, m, 4, 60);
+	assert_int_equal(advice_as_if(c, m, 4, "...."), 3);
+	assert_int_equal(cluster_leave(c), 0);
+	cluster_destroy(c);
+}
+
+/* The hold-down ends with time alone: the pick's cache, built while the
+ * member was held down, expires then without a new view (one rebuild),
+ * and the member is picked. The slow start is announced in the advice. */
+static void
+test_hold_down_expires(void **state)
+{
+	CLUSTER *c = tu_cluster("advholdexp");
+	CLUSTERADVISORCONFIG cfg;
+	inj m[3] = { { "me", 900, 1, 0 }, { "peer-a", 0, 2, 0 }, { "peer-c", 0, 3, 0 } };
+	CLUSTERREDIRECT *rows = NULL;
+	size_t n = 0;
+	CLUSTERMEMBER t;
+	unsigned long long b1;
+	int64_t t0;
+	int i, held_picks = 0, got_c = 0, hold = tu_scaled_ms(400);
+
+	(void) state;
+	assert_non_null(c);
+	assert_int_equal(cluster_set_instance(c, "me"), 0);
+	cluster_advisor_config_init(&cfg);
+	cfg.hold_down_ms = hold;
+	cfg.slow_start_ms = 0;
+	assert_int_equal(cluster_set_advisor_config(c, &cfg), 0);
+	assert_int_equal(cluster_join(c), 0);
+	inject_set(c, m, 2, 70);
+	assert_int_equal(cluster_pick_target(c, &t), 0);
+	assert_string_equal(t.id, "peer-a");
+	t0 = cluster__now_ms();
+	inject_set(c, m, 3, 71);
+	while(cluster__now_ms() - t0 < hold / 2 && held_picks < 1000)
+	{
+		assert_int_equal(cluster_pick_target(c, &t), 0);
+		assert_string_not_equal(t.id, "peer-c");
+		held_picks++;
+	}
+	assert_true(held_picks > 0);
+	b1 = cluster__advisor_pick_builds(c);
+	sleep_ms(hold + 50);
+	for(i = 0; i < 60; i++)
+	{
+		assert_int_equal(cluster_pick_target(c, &t), 0);
+		got_c += !strcmp(t.id, "peer-c");
+	}
+	assert_true(got_c > 0);
+	assert_int_equal(cluster__advisor_pick_builds(c), b1 + 1);
+	/* slow start: said in the advice round's explanation */
+	cfg.hold_down_ms = 0;
+	cfg.slow_start_ms = 60000;
+	assert_int_equal(cluster_set_advisor_config(c, &cfg), 0);
+	tu_reset();
+	assert_int_equal(cluster_advice(c, &rows, &n), 0);
+	cluster_redirects_free(rows);
+	assert_true(tu_logged("0 member(s) in their hold-down, 1 in their slow start"));
+	assert_int_equal(cluster_leave(c), 0);
+	cluster_destroy(c);
+}
+
+/* ------------------------------------------------------------------ */
 
 static pthread_mutex_t cb_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cb_cond = PTHREAD_COND_INITIALIZER;
@@ -533,6 +789,9 @@ test_advisor_thread(void **state)
 	cfg.advice_interval_ms = 20;
 	cfg.jitter = 0;
 	cfg.budget_per_second = 0;
+	/* a slow run may take its first round before the peers are injected:
+	 * they would then be new, and held down */
+	cfg.hold_down_ms = 0;
 	assert_int_equal(cluster_set_advisor_config(c, &cfg), 0);
 	/* installed before join: the thread starts with the join */
 	assert_int_equal(cluster_set_advisor(c, advice_cb), 0);
@@ -563,12 +822,15 @@ main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_config),
+		cmocka_unit_test(test_config_v3),
 		cmocka_unit_test(test_report_validation),
 		cmocka_unit_test(test_address),
 		cmocka_unit_test(test_static_single),
 		cmocka_unit_test(test_advice_rows_and_fail_static),
 		cmocka_unit_test(test_pick_cache),
 		cmocka_unit_test(test_pick_threads),
+		cmocka_unit_test(test_hold_down_api),
+		cmocka_unit_test(test_hold_down_expires),
 		cmocka_unit_test(test_advisor_thread),
 	};
 
