@@ -106,6 +106,7 @@ struct world
 	int64_t next_advice[SIM_MAXN];
 	cluster__adv_prov prov[SIM_MAXN + MAXG];  /* members, then gateways */
 	cluster__adv_inflight inflight[SIM_MAXN]; /* redirects not yet confirmed */
+	int64_t confirm_at[SIM_MAXN];             /* next confirmation check between rounds */
 	/* figures */
 	long long moved;  /* redirected by the plan */
 	long long forced; /* reconnects because a member went down */
@@ -230,7 +231,12 @@ published(world *w, int i, const cluster__adv_node *v, size_t n)
 	{
 		return w->st.load[i];
 	}
-	cluster__adv_inflight_refresh(&w->inflight[i], v, n, now_ms(w), cluster__adv_inflight_settle(&w->cfg, (size_t) w->st.n));
+	if(now_ms(w) >= w->confirm_at[i])
+	{
+		/* the library's advisor thread checks every 500 ms between rounds */
+		w->confirm_at[i] = now_ms(w) + 500;
+		cluster__adv_inflight_refresh(&w->inflight[i], v, n, now_ms(w), cluster__adv_inflight_settle(&w->cfg, (size_t) w->st.n));
+	}
 	return cluster__adv_inflight_published(&w->inflight[i], w->st.load[i], w->st.cap[i]);
 }
 

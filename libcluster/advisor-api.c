@@ -13,6 +13,7 @@
  */
 #include "cluster-int.h"
 #include "advisor.h"
+#include "advisor-inflight.h"
 #include "advisor-picker.h"
 
 #include <errno.h>
@@ -62,7 +63,8 @@ struct cluster__advisor
 	pthread_t thread;
 	uint64_t rng;
 	cluster__adv_prov prov;
-	struct pick_cache *cache; /* the pick's (NULL before the first pick) */
+	cluster__adv_inflight inflight; /* redirects advised, not yet confirmed */
+	struct pick_cache *cache;       /* the pick's (NULL before the first pick) */
 	join_table joins;
 };
 
@@ -86,7 +88,8 @@ struct snapshot
 	CLUSTERADVISORCONFIG cfg;
 	int fresh;
 	int64_t now;
-	uint64_t gen; /* cluster->view_gen of the view */
+	long long local_load; /* this instance's reported load */
+	uint64_t gen;         /* cluster->view_gen of the view */
 };
 
 /* ------------------------------------------------------------------ */
@@ -164,6 +167,7 @@ take_snapshot(CLUSTER *cluster, snapshot *s)
 	s->fresh = cluster->fresh;
 	local = cluster->status;
 	pthread_mutex_unlock(&cluster->lock);
+	s->local_load = local.load;
 
 	n = s->view.count;
 	s->nodes = calloc(n ? n : 1, sizeof(*s->nodes));
@@ -690,16 +694,74 @@ explain(CLUSTER *cluster, const snapshot *s, const cluster__adv_plan *p, const C
 		p->round_budget, p->moved, why, joins, nrows ? buf : "nothing");
 }
 
-/* This instance's rows of the plan for the current snapshot. */
+/* Hand the count of redirects in flight to the status the engine
+ * publishes (cluster__get_status() adds it to the load), and tell the
+ * engine when that changed it. */
+static void
+publish_inflight(CLUSTER *cluster, cluster__advisor *adv)
+{
+	long long u, base;
+	int changed, joined;
+
+	pthread_mutex_lock(&adv->mu);
+	u = cluster__adv_inflight_total(&adv->inflight);
+	base = adv->inflight.base;
+	pthread_mutex_unlock(&adv->mu);
+	pthread_mutex_lock(&cluster->lock);
+	changed = cluster->status.unconfirmed != u || (u && cluster->status.unconfirmed_base != base);
+	if(changed)
+	{
+		cluster->status.unconfirmed = u;
+		cluster->status.unconfirmed_base = base;
+		cluster->status.seq++;
+	}
+	joined = cluster->joined;
+	pthread_mutex_unlock(&cluster->lock);
+	if(changed)
+	{
+		status_changed(cluster, joined);
+	}
+}
+
+/* Confirm what the targets have published since (the advisor thread
+ * calls this between rounds while redirects are in flight). Returns
+ * non-zero while some are still unconfirmed. */
 static int
-compute_advice(CLUSTER *cluster, CLUSTERREDIRECT **out, size_t *count)
+inflight_tick(CLUSTER *cluster, cluster__advisor *adv)
+{
+	snapshot s;
+	long long u;
+
+	if(take_snapshot(cluster, &s))
+	{
+		return 0;
+	}
+	pthread_mutex_lock(&adv->mu);
+	u = cluster__adv_inflight_refresh(&adv->inflight, s.nodes, s.view.count, s.now, cluster__adv_inflight_settle(&s.cfg, s.view.count));
+	pthread_mutex_unlock(&adv->mu);
+	drop_snapshot(&s);
+	publish_inflight(cluster, adv);
+	return u > 0;
+}
+
+/*
+ * This instance's rows of the plan for the current snapshot, less what
+ * it sent since its own record last changed (advisor-inflight.h). With
+ * record (the advisor thread's rounds, whose thread also confirms them
+ * between rounds) the rows are recorded as in flight; cluster_advice()
+ * only reads them: an application that only pulls advice has no thread
+ * to confirm them, and its published load must not stay inflated.
+ */
+static int
+compute_advice(CLUSTER *cluster, CLUSTERREDIRECT **out, size_t *count, int record)
 {
 	cluster__advisor *adv;
 	snapshot s;
 	cluster__adv_plan p;
 	CLUSTERREDIRECT *rows = NULL;
 	size_t i, n = 0;
-	int r;
+	long long left;
+	int r, oom = 0;
 
 	*out = NULL;
 	*count = 0;
@@ -729,6 +791,16 @@ compute_advice(CLUSTER *cluster, CLUSTERREDIRECT **out, size_t *count)
 		drop_snapshot(&s);
 		return r;
 	}
+	left = s.view.self >= 0 ? p.shed[s.view.self] : 0;
+	if(adv && s.view.self >= 0)
+	{
+		/* what is still in flight counts: send no more than the rows
+		 * less what left since this member's record last changed */
+		pthread_mutex_lock(&adv->mu);
+		cluster__adv_inflight_refresh(&adv->inflight, s.nodes, s.view.count, s.now, cluster__adv_inflight_settle(&s.cfg, s.view.count));
+		left = cluster__adv_inflight_allowance(&adv->inflight, &p, (size_t) s.view.self, s.nodes[s.view.self].received_ms);
+		pthread_mutex_unlock(&adv->mu);
+	}
 	if(s.view.self >= 0)
 	{
 		for(i = 0; i < p.nrows; i++)
@@ -746,17 +818,46 @@ compute_advice(CLUSTER *cluster, CLUSTERREDIRECT **out, size_t *count)
 			return ENOMEM;
 		}
 		n = 0;
+		if(adv)
+		{
+			pthread_mutex_lock(&adv->mu);
+		}
 		for(i = 0; i < p.nrows; i++)
 		{
-			if(p.rows[i].from != (size_t) s.view.self)
+			long long c = p.rows[i].count < left ? p.rows[i].count : left;
+
+			if(p.rows[i].from != (size_t) s.view.self || c <= 0)
 			{
 				continue;
 			}
+			c = c > INT_MAX ? INT_MAX : c;
+			left -= c;
 			snprintf(rows[n].target, sizeof(rows[n].target), "%s", s.nodes[p.rows[i].to].id);
 			snprintf(rows[n].address, sizeof(rows[n].address), "%s", s.members[p.rows[i].to].address);
-			rows[n].count = p.rows[i].count > INT_MAX ? INT_MAX : (int) p.rows[i].count;
+			rows[n].count = (int) c;
 			n++;
+			if(adv && record && cluster__adv_inflight_add(&adv->inflight, &s.nodes[p.rows[i].to], c, s.local_load, s.now))
+			{
+				oom = 1; /* not counted in flight: the next round may see a deficit twice */
+			}
 		}
+		if(adv)
+		{
+			pthread_mutex_unlock(&adv->mu);
+		}
+		if(!n)
+		{
+			free(rows);
+			rows = NULL;
+		}
+	}
+	if(oom)
+	{
+		cluster__log(cluster, LOG_WARNING, "libcluster: advisor: out of memory recording redirects in flight\n");
+	}
+	if(adv)
+	{
+		publish_inflight(cluster, adv);
 	}
 	explain(cluster, &s, &p, rows, n);
 	cluster__adv_plan_free(&p);
@@ -781,7 +882,7 @@ cluster_advice(CLUSTER *cluster, CLUSTERREDIRECT **redirects, size_t *count)
 		return cluster__fail(cluster, EINVAL);
 	}
 	want_statuses(cluster, 1);
-	r = compute_advice(cluster, redirects, count);
+	r = compute_advice(cluster, redirects, count, 0);
 	if(r == EPERM)
 	{
 		return cluster__fail_msg(cluster, EPERM, "libcluster: cluster_advice(): this instance has not joined a cluster");
@@ -1059,7 +1160,7 @@ advice_round(CLUSTER *cluster)
 	{
 		return;
 	}
-	r = compute_advice(cluster, &rows, &n);
+	r = compute_advice(cluster, &rows, &n, 1);
 	if(r)
 	{
 		cluster__log(cluster, LOG_WARNING, "libcluster: advisor: cannot compute advice: %s\n", strerror(r));
@@ -1071,27 +1172,59 @@ advice_round(CLUSTER *cluster)
 	free(rows);
 }
 
-/* Sleep a jittered advice interval, run a round, repeat until stopped.
- * Each wait is re-armed when the configuration changes. */
+/* Milliseconds from now to the next multiple of round on the wall clock:
+ * every member's rounds fall on the same instants (hosts' clocks agree
+ * to milliseconds), so they all plan from nearly the same statuses. A
+ * wrong clock only moves this member's rounds. */
+static int64_t
+until_round(int64_t round)
+{
+	struct timespec now;
+	int64_t ms;
+
+	if(round <= 0 || clock_gettime(CLOCK_REALTIME, &now))
+	{
+		return round > 0 ? round : 1000;
+	}
+	ms = ((int64_t) now.tv_sec * 1000 + now.tv_nsec / 1000000) % round;
+	return round - ms;
+}
+
+/* Wait for the next aligned round and run it, until stopped; while
+ * redirects are in flight, wake every half second in between to confirm
+ * them, so that this member's published load drops before the next
+ * round. Each wait is re-armed when the configuration changes. */
 static void *
 advisor_main(void *arg)
 {
 	cluster__advisor *adv = arg;
 	CLUSTER *cluster = adv->cluster;
+	int64_t last = 0; /* monotonic time of the last round */
+	int pending = 0;
 
 	for(;;)
 	{
 		CLUSTERADVISORCONFIG cfg;
 		struct timespec ts;
-		int stop, again = 0;
+		int64_t wait, round;
+		size_t n;
+		int stop, again = 0, tick;
 
 		pthread_mutex_lock(&cluster->lock);
 		cfg = cluster->advisor_config;
+		n = cluster->view.count;
 		pthread_mutex_unlock(&cluster->lock);
 
+		round = cluster__adv_round_interval(&cfg, n);
+		wait = until_round(round);
+		if(last && cluster__now_ms() + wait - last < round / 2)
+		{
+			wait += round; /* woken a little early: that boundary had its round */
+		}
+		tick = pending && wait > 500;
 		pthread_mutex_lock(&adv->mu);
 		adv->reconfig = 0;
-		cluster__deadline(&ts, cluster__adv_jittered(cfg.advice_interval_ms, cfg.jitter, &adv->rng));
+		cluster__deadline(&ts, tick ? 500 : wait);
 		while(!adv->stop && !adv->reconfig)
 		{
 			if(pthread_cond_timedwait(&adv->cond, &adv->mu, &ts) == ETIMEDOUT)
@@ -1106,9 +1239,17 @@ advisor_main(void *arg)
 		{
 			break;
 		}
-		if(!again)
+		if(tick)
 		{
+			pending = inflight_tick(cluster, adv);
+		}
+		else if(!again)
+		{
+			last = cluster__now_ms();
 			advice_round(cluster);
+			pthread_mutex_lock(&adv->mu);
+			pending = cluster__adv_inflight_total(&adv->inflight) > 0;
+			pthread_mutex_unlock(&adv->mu);
 		}
 	}
 	return NULL;
@@ -1232,8 +1373,12 @@ cluster__advisor_stop(CLUSTER *cluster)
 	/* picks made for the old membership mean nothing to the next one */
 	cache_drop(adv); /* first: it writes its counts back into the table */
 	cluster__adv_prov_free(&adv->prov);
+	cluster__adv_inflight_free(&adv->inflight);
 	joins_reset(&adv->joins);
 	pthread_mutex_unlock(&adv->mu);
+	pthread_mutex_lock(&cluster->lock);
+	cluster->status.unconfirmed = 0;
+	pthread_mutex_unlock(&cluster->lock);
 }
 
 void
@@ -1253,6 +1398,7 @@ cluster__advisor_free(CLUSTER *cluster)
 	cache_drop(adv);
 	free(adv->cache);
 	cluster__adv_prov_free(&adv->prov);
+	cluster__adv_inflight_free(&adv->inflight);
 	joins_reset(&adv->joins);
 	pthread_cond_destroy(&adv->cond);
 	pthread_mutex_destroy(&adv->mu);

@@ -20,12 +20,16 @@ cluster__adv_inflight_refresh(cluster__adv_inflight *f, const cluster__adv_node 
 		cluster__adv_prov_entry *e = &f->sent.entries[i];
 		long at = cluster__adv_find_node(nodes, n, e->id);
 		int64_t since = now_ms - e->received_ms;
-		int confirmed = at < 0 || since >= 4 * settle_ms || (since >= settle_ms && nodes[at].mod_revision != e->mod_revision);
 
-		if(!confirmed)
+		if(since >= 4 * settle_ms)
 		{
-			f->sent.entries[k++] = *e;
+			continue; /* forgotten */
 		}
+		if(!e->expires_ms && (at < 0 || (since >= settle_ms && nodes[at].mod_revision != e->mod_revision)))
+		{
+			e->expires_ms = now_ms > 0 ? now_ms : 1; /* confirmed */
+		}
+		f->sent.entries[k++] = *e;
 	}
 	f->sent.count = k;
 	return cluster__adv_inflight_total(f);
@@ -53,9 +57,14 @@ cluster__adv_inflight_add(cluster__adv_inflight *f, const cluster__adv_node *tar
 	{
 		e = !strcmp(f->sent.entries[i].id, target->id) ? &f->sent.entries[i] : NULL;
 	}
-	if(!f->sent.count)
+	if(!cluster__adv_inflight_total(f))
 	{
 		f->base = load_before;
+	}
+	if(e && e->expires_ms)
+	{
+		e->count = 0; /* the confirmed ones are accounted for */
+		e->expires_ms = 0;
 	}
 	if(!e)
 	{
@@ -79,25 +88,31 @@ cluster__adv_inflight_total(const cluster__adv_inflight *f)
 
 	for(i = 0; i < f->sent.count; i++)
 	{
-		sum += f->sent.entries[i].count;
+		sum += f->sent.entries[i].expires_ms ? 0 : f->sent.entries[i].count;
 	}
 	return sum;
 }
 
 long long
-cluster__adv_inflight_published(const cluster__adv_inflight *f, long long load, long long capacity)
+cluster__adv_published_load(long long load, long long capacity, long long u, long long base)
 {
-	long long u = cluster__adv_inflight_total(f), p = load;
+	long long p = load;
 
-	if(u > 0 && f->base > load)
+	if(u > 0 && base > load)
 	{
-		p = load + u < f->base ? load + u : f->base;
+		p = load + u < base ? load + u : base;
 	}
 	if(capacity > 0 && p > capacity)
 	{
 		p = capacity > load ? capacity : load;
 	}
 	return p;
+}
+
+long long
+cluster__adv_inflight_published(const cluster__adv_inflight *f, long long load, long long capacity)
+{
+	return cluster__adv_published_load(load, capacity, cluster__adv_inflight_total(f), f->base);
 }
 
 long long

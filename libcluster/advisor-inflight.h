@@ -20,11 +20,14 @@
 #include "advisor.h"
 
 /*
- * Redirects not yet confirmed, one entry per target (a cluster__adv_prov
- * table: count = clients sent there, mod_revision = the target's record
- * when they were last sent, received_ms = when they were last sent).
- * base is this instance's reported load just before the first of them
- * was advised, so the published load never exceeds what it really held.
+ * Redirects sent, one entry per target (a cluster__adv_prov table: count
+ * = clients sent there, mod_revision = the target's record when they
+ * were last sent, received_ms = when they were last sent, expires_ms = 0
+ * while unconfirmed, else when confirmed). Confirmed entries are kept a
+ * while for the allowance: the plan counts them in this member's load
+ * until its own record changes. base is this instance's reported load
+ * just before the first unconfirmed one was advised, so the published
+ * load never exceeds what it really held.
  */
 typedef struct cluster__adv_inflight cluster__adv_inflight;
 struct cluster__adv_inflight
@@ -34,11 +37,12 @@ struct cluster__adv_inflight
 };
 
 /*
- * Forget the redirects their targets have confirmed: the target's record
+ * Mark the redirects their targets have confirmed: the target's record
  * changed after the send and settle_ms have passed since it (time for
  * the clients to reconnect and the target to publish them), or the target
  * left the view (nodes sorted by id), or 4 x settle_ms have passed in any
- * case. Returns the clients still unconfirmed.
+ * case; entries sent 4 x settle_ms ago are forgotten. Returns the clients
+ * still unconfirmed.
  */
 long long cluster__adv_inflight_refresh(cluster__adv_inflight *f, const cluster__adv_node *nodes, size_t n, int64_t now_ms, int64_t settle_ms);
 
@@ -58,6 +62,13 @@ int cluster__adv_inflight_add(cluster__adv_inflight *f, const cluster__adv_node 
 /* Clients still unconfirmed (after the last refresh). */
 long long cluster__adv_inflight_total(const cluster__adv_inflight *f);
 
+/*
+ * The load to publish for a reported load and capacity, u clients
+ * unconfirmed and base the load before they were advised: load + u, but
+ * never more than base (an application that ignored the advice publishes
+ * its own load) nor more than a bounded capacity (nor less than load).
+ */
+long long cluster__adv_published_load(long long load, long long capacity, long long u, long long base);
 /*
  * The load to publish: the reported load plus the unconfirmed redirects,
  * but never more than the load held when they were advised (an

@@ -4,6 +4,7 @@
  * getters, and the one path (apply_view) through which every engine's view
  * reaches the application.
  */
+#include "advisor-inflight.h"
 #include "cluster-int.h"
 #include "report-policy.h"
 
@@ -358,12 +359,15 @@ cluster__set_fresh(CLUSTER *cluster, int fresh)
 	pthread_mutex_unlock(&cluster->lock);
 }
 
+/* The status to publish: the load counts the redirects still in flight
+ * (advisor-inflight.h), so that nobody fills the same deficit twice. */
 void
 cluster__get_status(CLUSTER *cluster, cluster__status *out)
 {
 	pthread_mutex_lock(&cluster->lock);
 	*out = cluster->status;
 	pthread_mutex_unlock(&cluster->lock);
+	out->load = cluster__adv_published_load(out->load, out->capacity, out->unconfirmed, out->unconfirmed_base);
 }
 
 int

@@ -106,6 +106,11 @@ struct cluster__status
 	long long capacity;
 	int reported;      /* cluster_report() called at least once */
 	unsigned long seq; /* bumped on every change */
+	/* Redirects advised and not yet confirmed by their targets, and the
+	 * load before they were advised (advisor-inflight.h): the load
+	 * cluster__get_status() returns, the one to publish, counts them. */
+	long long unconfirmed;
+	long long unconfirmed_base;
 };
 
 /* --- hooks: what an engine may ask of the core ------------------------ */

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "testutil.h"
 #include "cluster-int.h"
@@ -817,6 +818,107 @@ test_advisor_thread(void **state)
 	assert_int_equal(cluster_destroy(c), 0);
 }
 
+/* Wait until this instance's published load is want. */
+static int
+published_becomes(CLUSTER *c, long long want, double seconds)
+{
+	double deadline = (double) cluster__now_ms() / 1000.0 + seconds * tu_timeout_mult();
+	cluster__status st;
+
+	do
+	{
+		cluster__get_status(c, &st);
+		if(st.load == want)
+		{
+			return 1;
+		}
+		usleep(5000);
+	}
+	while((double) cluster__now_ms() / 1000.0 < deadline);
+	print_message("published load %lld, expected %lld\n", st.load, want);
+	return 0;
+}
+
+/*
+ * Redirects in flight, through the advice thread: the clients a round
+ * redirected stay in the load this instance publishes (so nobody fills
+ * the same deficit again) and are not advised again, until the targets
+ * have written new statuses; then the published load is the reported one.
+ */
+static void
+test_inflight_thread(void **state)
+{
+	CLUSTER *c = tu_cluster("advflight");
+	CLUSTERADVISORCONFIG cfg;
+	cluster__member m[3];
+	int calls, i;
+
+	(void) state;
+	assert_non_null(c);
+	assert_int_equal(cluster_set_instance(c, "me"), 0);
+	cluster_advisor_config_init(&cfg);
+	cfg.advice_interval_ms = 100;
+	cfg.report_interval_ms = 20; /* rounds every 100 ms, confirmed after 50 */
+	cfg.budget_per_second = 0;
+	cfg.hold_down_ms = 0;
+	assert_int_equal(cluster_set_advisor_config(c, &cfg), 0);
+	assert_int_equal(cluster_report(c, 900, -1), 0);
+	assert_int_equal(cluster_join(c), 0);
+	pthread_mutex_lock(&cb_lock);
+	cb_total = 0;
+	pthread_mutex_unlock(&cb_lock);
+	inject(c, 900, 0, -1, 0);
+	assert_int_equal(cluster_set_advisor(c, advice_cb), 0);
+	/* a round advises 586 away */
+	for(i = 0; i < 50; i++)
+	{
+		pthread_mutex_lock(&cb_lock);
+		calls = cb_calls;
+		pthread_mutex_unlock(&cb_lock);
+		assert_true(wait_calls(calls + 1, 2.0));
+		pthread_mutex_lock(&cb_lock);
+		calls = (int) cb_total;
+		pthread_mutex_unlock(&cb_lock);
+		if(calls)
+		{
+			break;
+		}
+	}
+	assert_int_equal(calls, 586);
+	/* the application follows: its load drops, what it publishes does not */
+	assert_int_equal(cluster_report(c, 314, -1), 0);
+	assert_true(published_becomes(c, 900, 1.0));
+	/* the next rounds advise nothing more: those 586 are on their way */
+	pthread_mutex_lock(&cb_lock);
+	calls = cb_calls;
+	pthread_mutex_unlock(&cb_lock);
+	assert_true(wait_calls(calls + 1, 2.0));
+	pthread_mutex_lock(&cb_lock);
+	assert_int_equal(cb_total, 0);
+	pthread_mutex_unlock(&cb_lock);
+	assert_true(published_becomes(c, 900, 0.01));
+	/* the targets publish what they received: confirmed, the published
+	 * load is the reported one */
+	memset(m, 0, sizeof(m));
+	snprintf(m[0].id, sizeof(m[0].id), "me");
+	snprintf(m[1].id, sizeof(m[1].id), "peer-a");
+	snprintf(m[2].id, sizeof(m[2].id), "peer-b");
+	m[0].load = 900;
+	m[1].load = 293;
+	m[2].load = 293;
+	for(i = 0; i < 3; i++)
+	{
+		m[i].workers = 1;
+		m[i].has_status = 1;
+		m[i].capacity = -1;
+		m[i].mod_revision = i ? 50 + i : 40;
+		m[i].received_ms = cluster__now_ms();
+	}
+	assert_int_equal(cluster__publish_view(c, m, 3, 52), 0);
+	assert_true(published_becomes(c, 314, 2.0));
+	assert_int_equal(cluster_destroy(c), 0);
+}
+
 int
 main(void)
 {
@@ -832,6 +934,7 @@ main(void)
 		cmocka_unit_test(test_hold_down_api),
 		cmocka_unit_test(test_hold_down_expires),
 		cmocka_unit_test(test_advisor_thread),
+		cmocka_unit_test(test_inflight_thread),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -66,7 +66,13 @@ test_confirmation(void **state)
 	assert_int_equal(cluster__adv_inflight_refresh(&f, v, 3, 34000, 3000), 10);
 	v[1].mod_revision = 11;
 	assert_int_equal(cluster__adv_inflight_refresh(&f, v, 3, 35000, 3000), 0);
-	assert_int_equal(cluster__adv_inflight_add(&f, &v[1], 0, 45, 36000), 0); /* nothing sent: no entry */
+	assert_int_equal(cluster__adv_inflight_add(&f, &v[1], 0, 45, 36000), 0); /* nothing sent: nothing changes */
+	assert_int_equal(f.sent.count, 1);
+	/* a confirmed entry is kept (for the allowance) until 4 settle times
+	 * after its send, then forgotten */
+	assert_int_equal(cluster__adv_inflight_refresh(&f, v, 3, 43999, 3000), 0);
+	assert_int_equal(f.sent.count, 1);
+	assert_int_equal(cluster__adv_inflight_refresh(&f, v, 3, 44000, 3000), 0);
 	assert_int_equal(f.sent.count, 0);
 	cluster__adv_inflight_free(&f);
 }
@@ -121,6 +127,12 @@ test_allowance(void **state)
 	assert_int_equal(cluster__adv_inflight_allowance(&f, &p, 0, 2001), 50);
 	assert_int_equal(cluster__adv_inflight_add(&f, &t, 40, 80, 3000), 0);
 	assert_int_equal(cluster__adv_inflight_allowance(&f, &p, 0, 1000), 0); /* never negative */
+	/* confirmed, but the record the plan used is still the old one: the
+	 * plan still counts them, so they still count here */
+	t.mod_revision = 2;
+	assert_int_equal(cluster__adv_inflight_refresh(&f, &t, 1, 6000, 3000), 0);
+	assert_int_equal(cluster__adv_inflight_allowance(&f, &p, 0, 1000), 0);
+	assert_int_equal(cluster__adv_inflight_allowance(&f, &p, 0, 3001), 50);
 	cluster__adv_inflight_free(&f);
 }
 
