@@ -563,7 +563,7 @@ cluster_advisor_config_init(CLUSTERADVISORCONFIG *config)
 	config->stale_ms = 0;
 	config->status_writes_per_second = 20.0;
 	config->report_deadband = 0.1;
-	config->hold_down_ms = 10000;
+	config->hold_down_ms = 15000;
 	config->slow_start_ms = 30000;
 }
 

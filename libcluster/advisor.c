@@ -962,7 +962,10 @@ plan_work_free(plan_work *wk)
 
 /*
  * Steps 1-2, gaps and bands: each member's gap = load - share and its
- * band; a draining member has no band (any load left is out of it). Sums
+ * band; a draining member has no band (any load left is out of it); a
+ * member in its slow start (cluster__adv_ramp) shows only ramp / 16 of
+ * its deficit, so that the plan fills it over the window instead of at
+ * once, and arrivals may fill it first. Sums
  * what the out-of-band members hold above their target, the band edge
  * less the margin (so), and lack below it (dout), and records the fewest
  * moves to the band edges as the minimum. Returns non-zero when somebody
@@ -972,9 +975,13 @@ static int
 plan_bands(cluster__adv_plan *plan, const cluster__adv_node *nodes, const CLUSTERADVISORCONFIG *cfg, plan_work *wk)
 {
 	size_t i;
-	int any = 0;
+	int any = 0, established = 0;
 	long long above = 0, below = 0;
 
+	for(i = 0; i < plan->n && !established; i++)
+	{
+		established = plan->role[i] == CLUSTER__ADV_MEMBER && cluster__adv_ramp(cfg, nodes[i].since_join_ms) == CLUSTER__ADV_RAMP_FULL;
+	}
 	for(i = 0; i < plan->n; i++)
 	{
 		long long g;
@@ -985,6 +992,13 @@ plan_bands(cluster__adv_plan *plan, const cluster__adv_node *nodes, const CLUSTE
 		}
 		plan->total_load += nodes[i].load;
 		g = nodes[i].load - plan->share[i];
+		if(g < 0 && plan->role[i] == CLUSTER__ADV_MEMBER && established)
+		{
+			/* slow start: a member that joined lately is filled as far as
+			 * its ramp says, like its weight in the pick (unless nobody is
+			 * established: a cluster starting up fills everyone alike) */
+			g = -cluster__adv_ramp_weight(-g, cluster__adv_ramp(cfg, nodes[i].since_join_ms));
+		}
 		plan->gap[i] = g;
 		if(plan->role[i] == CLUSTER__ADV_DRAINING)
 		{
@@ -1011,6 +1025,41 @@ plan_bands(cluster__adv_plan *plan, const cluster__adv_node *nodes, const CLUSTE
 	}
 	plan->minimum = above > below ? above : below;
 	return any;
+}
+
+/*
+ * What is wanted out must fit what is wanted in. It does, unless members
+ * in their slow start show only part of their room: then the sources'
+ * wants shrink, in proportion, to the room shown (they finish in later
+ * rounds, as the ramp opens). Sums plan->wanted. Returns 0 or ENOMEM.
+ */
+static int
+plan_fit(cluster__adv_plan *plan, plan_work *wk)
+{
+	long long out = 0, in = 0;
+	size_t i;
+
+	for(i = 0; i < plan->n; i++)
+	{
+		out += wk->want_shed[i];
+		in += wk->want_in[i];
+	}
+	if(out > in)
+	{
+		for(i = 0; i < plan->n; i++)
+		{
+			wk->limit[i] = wk->want_shed[i];
+			wk->mask[i] = wk->limit[i] > 0;
+			wk->want_shed[i] = 0;
+		}
+		if(apportion(in, wk->limit, wk->mask, plan->n, wk->want_shed))
+		{
+			return ENOMEM;
+		}
+		out = in;
+	}
+	plan->wanted = out;
+	return 0;
 }
 
 /*
@@ -1060,21 +1109,20 @@ plan_wanted(cluster__adv_plan *plan, plan_work *wk)
 	}
 	else if(wk->so > wk->dout)
 	{
+		long long room = 0;
+
 		for(i = 0; i < n; i++)
 		{
 			wk->mask[i] = plan->role[i] == CLUSTER__ADV_MEMBER && -plan->gap[i] - wk->want_in[i] > 0;
 			wk->limit[i] = wk->mask[i] ? -plan->gap[i] - wk->want_in[i] : 0;
+			room += wk->limit[i];
 		}
-		if(apportion(wk->so - wk->dout, wk->limit, wk->mask, n, wk->want_in))
+		if(apportion(wk->so - wk->dout < room ? wk->so - wk->dout : room, wk->limit, wk->mask, n, wk->want_in))
 		{
 			return ENOMEM;
 		}
 	}
-	for(i = 0; i < n; i++)
-	{
-		plan->wanted += wk->want_shed[i];
-	}
-	return 0;
+	return plan_fit(plan, wk);
 }
 
 /*

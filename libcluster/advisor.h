@@ -88,7 +88,7 @@ struct cluster__adv_plan
 	long long *weight;        /* fair-share weight (0 unless MEMBER) */
 	long long *share;         /* fair share; shares sum to total_load */
 	long long *band;          /* hysteresis band around the share */
-	long long *gap;           /* load - share */
+	long long *gap;           /* load - share (a deficit scaled by the member's slow-start ramp) */
 	signed char *out_of_band; /* |gap| > band (draining: gap > 0) */
 	long long *shed;          /* connections this node sends this round */
 	long long *inflow;        /* connections this node receives this round */

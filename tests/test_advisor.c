@@ -64,8 +64,14 @@ check_plan(const cluster__adv_node *v, size_t n, const CLUSTERADVISORCONFIG *cfg
 	cluster__adv_plan q;
 	long long sum = 0, shed = 0, in = 0, *from, *to;
 	size_t i;
+	int established = 0;
 
 	assert_int_equal(cluster__adv_plan_compute(p, v, n, cfg), 0);
+	for(i = 0; i < n && !established; i++)
+	{
+		/* a slow start counts against established members only */
+		established = p->role[i] == CLUSTER__ADV_MEMBER && cluster__adv_ramp(cfg, v[i].since_join_ms) == CLUSTER__ADV_RAMP_FULL;
+	}
 	from = calloc(n + 1, sizeof(*from));
 	to = calloc(n + 1, sizeof(*to));
 	assert_non_null(from);
@@ -93,7 +99,21 @@ check_plan(const cluster__adv_node *v, size_t n, const CLUSTERADVISORCONFIG *cfg
 				assert_int_equal(p->share[i], 0);
 			}
 		}
-		assert_int_equal(p->gap[i], v[i].load - p->share[i]);
+		if(v[i].load < p->share[i] && p->role[i] == CLUSTER__ADV_MEMBER && established)
+		{
+			/* a deficit shows as far as the member's ramp says */
+			long long room = p->share[i] - v[i].load;
+			int ramp = cluster__adv_ramp(cfg, v[i].since_join_ms);
+
+			ramp = ramp < 1 ? 1 : ramp; /* everyone new: the hold-down is ignored */
+
+			assert_int_equal(-p->gap[i], ramp >= CLUSTER__ADV_RAMP_FULL ? room : room * ramp / CLUSTER__ADV_RAMP_FULL > 0 ? room * ramp / CLUSTER__ADV_RAMP_FULL :
+																															1);
+		}
+		else
+		{
+			assert_int_equal(p->gap[i], v[i].load - p->share[i]);
+		}
 		/* nobody overshoots: sources stay at or above share, targets at or below */
 		assert_true(p->shed[i] <= (p->gap[i] > 0 ? p->gap[i] : 0));
 		assert_true(p->inflow[i] <= (p->gap[i] < 0 ? -p->gap[i] : 0));
@@ -123,6 +143,7 @@ check_plan(const cluster__adv_node *v, size_t n, const CLUSTERADVISORCONFIG *cfg
 	 * band), so it moves max(E, S) with those margins added */
 	{
 		long long above = 0, below = 0, e = 0, s = 0;
+		int ramping = 0;
 		double deadband = cfg->version >= 2 ? cfg->report_deadband : 0;
 
 		for(i = 0; i < n; i++)
@@ -141,9 +162,13 @@ check_plan(const cluster__adv_node *v, size_t n, const CLUSTERADVISORCONFIG *cfg
 		}
 		assert_int_equal(p->minimum, above > below ? above : below);
 		assert_true(p->moved <= (e > s ? e : s));
-		if(!p->unplaceable && p->round_budget < 0 && cfg->step_max == 0 && cfg->shed_fraction >= 1.0 && cfg->step_min <= 1)
+		for(i = 0; i < n && !ramping; i++)
 		{
-			/* no limits: the plan moves exactly that */
+			ramping = v[i].since_join_ms > 0 && cluster__adv_ramp(cfg, v[i].since_join_ms) < CLUSTER__ADV_RAMP_FULL;
+		}
+		if(!p->unplaceable && !ramping && p->round_budget < 0 && cfg->step_max == 0 && cfg->shed_fraction >= 1.0 && cfg->step_min <= 1)
+		{
+			/* no limits and nobody in a slow start: the plan moves exactly that */
 			assert_int_equal(p->moved, e > s ? e : s);
 		}
 	}
@@ -1537,6 +1562,28 @@ test_config_and_random(void **state)
 /* hold-down and slow start                                             */
 /* ------------------------------------------------------------------ */
 
+/* The defaults with the windows these tests were written for (10 s
+ * hold-down, 30 s slow start), whatever the defaults become. */
+static CLUSTERADVISORCONFIG
+windows(void)
+{
+	CLUSTERADVISORCONFIG c;
+
+	cluster_advisor_config_init(&c);
+	c.hold_down_ms = 10000;
+	c.slow_start_ms = 30000;
+	return c;
+}
+
+static CLUSTERADVISORCONFIG
+unlimited_windows(void)
+{
+	CLUSTERADVISORCONFIG c = windows();
+
+	c.budget_per_second = 0;
+	return c;
+}
+
 /* The ramp of a (re)joined member: hold-down boundary, first and last
  * step of the slow start, either or both windows off, an older
  * configuration, and when the next step comes. */
@@ -1548,7 +1595,7 @@ test_ramp(void **state)
 	int seen[CLUSTER__ADV_RAMP_FULL + 1] = { 0 }, prev = 0, k;
 
 	(void) state;
-	cluster_advisor_config_init(&c); /* 10 s hold-down, 30 s slow start */
+	c = windows(); /* 10 s hold-down, 30 s slow start */
 	assert_int_equal(cluster__adv_ramp(&c, 0), CLUSTER__ADV_RAMP_FULL);
 	assert_int_equal(cluster__adv_ramp(&c, -5), CLUSTER__ADV_RAMP_FULL);
 	assert_int_equal(cluster__adv_ramp(&c, 1), 0);
@@ -1579,7 +1626,7 @@ test_ramp(void **state)
 	assert_int_equal(cluster__adv_ramp(&c, 1), 1);
 	assert_int_equal(cluster__adv_ramp(&c, 30000), CLUSTER__ADV_RAMP_FULL);
 	/* slow start off: full right after the hold-down */
-	cluster_advisor_config_init(&c);
+	c = windows();
 	c.slow_start_ms = 0;
 	assert_int_equal(cluster__adv_ramp(&c, 9999), 0);
 	assert_int_equal(cluster__adv_ramp(&c, 10000), CLUSTER__ADV_RAMP_FULL);
@@ -1588,12 +1635,12 @@ test_ramp(void **state)
 	assert_int_equal(cluster__adv_ramp(&c, 1), CLUSTER__ADV_RAMP_FULL);
 	assert_int_equal(cluster__adv_ramp_next(&c, 1), -1);
 	/* a version 2 structure has neither field */
-	cluster_advisor_config_init(&c);
+	c = windows();
 	c.version = 2;
 	assert_int_equal(cluster__adv_ramp(&c, 1), CLUSTER__ADV_RAMP_FULL);
 
 	/* the next change: exactly where the value changes, never before */
-	cluster_advisor_config_init(&c);
+	c = windows();
 	assert_int_equal(cluster__adv_ramp_next(&c, 0), -1);
 	assert_int_equal(cluster__adv_ramp_next(&c, 1), 9999);
 	assert_int_equal(cluster__adv_ramp_next(&c, 9999), 1);
@@ -1654,7 +1701,7 @@ assert_same_plan(const cluster__adv_plan *a, const cluster__adv_plan *b)
 static void
 test_hold_down_roles(void **state)
 {
-	CLUSTERADVISORCONFIG c = unlimited();
+	CLUSTERADVISORCONFIG c = unlimited_windows();
 	cluster__adv_node v[4], e[4];
 	cluster__adv_plan p, q;
 	cluster__adv_picker pk;
@@ -1770,7 +1817,7 @@ test_hold_down_roles(void **state)
 static void
 test_hold_down_all_new(void **state)
 {
-	CLUSTERADVISORCONFIG c = unlimited();
+	CLUSTERADVISORCONFIG c = unlimited_windows();
 	cluster__adv_node v[3], e[3];
 	cluster__adv_plan p, q;
 	cluster__adv_prov prov = { NULL, 0, 0 };
@@ -1830,7 +1877,7 @@ test_slow_start_pick(void **state)
 	int k;
 
 	(void) state;
-	cluster_advisor_config_init(&c); /* 10 s hold-down, 30 s slow start */
+	c = windows(); /* 10 s hold-down, 30 s slow start */
 	node(&v[0], 0, 3000000, -1);
 	node(&v[1], 1, 0, -1);
 	node(&v[2], 2, 0, -1);
@@ -1880,8 +1927,9 @@ test_slow_start_pick(void **state)
 	}
 	cluster__adv_prov_free(&prov);
 
-	/* tier 1 is the plan's: a shedder's picks follow its rows, whatever
-	 * the slow start of their targets */
+	/* the plan fills a member in its slow start as far as its ramp (1/16
+	 * of its room at the first step), and tier 1 is the plan's: a
+	 * shedder's picks follow its rows exactly */
 	node(&v[0], 0, 900, -1);
 	node(&v[1], 1, 0, -1);
 	node(&v[2], 2, 0, -1);
@@ -1889,20 +1937,13 @@ test_slow_start_pick(void **state)
 	c.budget_per_second = 0;
 	assert_int_equal(cluster__adv_plan_compute(&p, v, 3, &c), 0);
 	own_rows(&p, 3, 0, own);
-	/* two equal members: (nearly) equal rows */
-	assert_true(own[1] > 250 && own[2] > 250);
-	assert_true(own[1] - own[2] <= 2 && own[2] - own[1] <= 2);
+	assert_true(own[1] > 250);
+	assert_true(own[2] > 0 && own[2] <= 300 / 16 + 1);
 	memset(got, 0, sizeof(got));
 	for(k = 0; k < own[1] + own[2]; k++)
 	{
 		assert_int_equal(cluster__adv_pick(v, 3, 0, &c, &prov, 0, &rng, &at), 0);
 		got[at]++;
-		if(k == 199)
-		{
-			/* in proportion to the rows, 1:1 (about 100 each, standard
-			 * deviation 7; scaled by the ramp it would be about 1:16) */
-			assert_in_range(got[2], 75, 125);
-		}
 	}
 	assert_int_equal(got[1], own[1]);
 	assert_int_equal(got[2], own[2]);
@@ -1921,7 +1962,7 @@ test_ramp_config(void **state)
 	(void) state;
 	cluster_advisor_config_init(&c);
 	assert_int_equal(c.version, 3);
-	assert_int_equal(c.hold_down_ms, 10000);
+	assert_int_equal(c.hold_down_ms, 15000);
 	assert_int_equal(c.slow_start_ms, 30000);
 	c.hold_down_ms = 3600000;
 	c.slow_start_ms = 3600000;

@@ -36,7 +36,7 @@ test_config(void **state)
 	assert_int_equal(cfg.advice_interval_ms, 5000);
 	assert_int_equal(cfg.band_absolute, 10);
 	assert_int_equal(cfg.step_min, 1);
-	assert_int_equal(cfg.hold_down_ms, 10000);
+	assert_int_equal(cfg.hold_down_ms, 15000);
 	assert_int_equal(cfg.slow_start_ms, 30000);
 	/* the core initialised the object's config the same way */
 	assert_memory_equal(&c->advisor_config, &cfg, sizeof(cfg));
@@ -140,7 +140,7 @@ test_config_v3(void **state)
 	assert_int_equal(c->advisor_config.version, CLUSTER_ADVISOR_CONFIG_VERSION);
 	assert_int_equal(c->advisor_config.band_absolute, 9);
 	assert_true(c->advisor_config.status_writes_per_second == 5.0);
-	assert_int_equal(c->advisor_config.hold_down_ms, 10000);
+	assert_int_equal(c->advisor_config.hold_down_ms, 15000);
 	assert_int_equal(c->advisor_config.slow_start_ms, 30000);
 	/* the stored copy is complete: it passes the full check */
 	{
@@ -626,7 +626,7 @@ test_hold_down_api(void **state)
 	assert_non_null(c);
 	assert_int_equal(cluster_set_instance(c, "me"), 0);
 	assert_int_equal(cluster_join(c), 0);
-	/* the first view: everyone established (default 10 s hold-down) */
+	/* the first view: everyone established (default 15 s hold-down) */
 	inject_set(c, m, 3, 50);
 	assert_int_equal(advice_as_if(c, m, 3, "..."), 2);
 	/* peer-c arrives: held down, the plan is the other three's */
@@ -659,7 +659,7 @@ test_hold_down_api(void **state)
 	m[2].create = 13;
 	inject_set(c, without_b, 3, 55);
 	assert_int_equal(advice_as_if(c, without_b, 3, ".hh"), 0);
-	m[2].received = cluster__now_ms() - 20000;
+	m[2].received = cluster__now_ms() - 60000; /* past the hold-down and the slow start */
 	inject_set(c, m, 4, 56);
 	assert_int_equal(advice_as_if(c, m, 4, ".h.h"), 1);
 	/* a new membership: its first view decides, everyone is established */
