@@ -35,7 +35,7 @@
  * - arrivals during a rolling deploy: the plan's redirects per forced
  *   reconnect <= 0.5, and it never makes the peak load / share worse
  *   than the pick alone.
- * Usage: advisor-sim [--seed=N] [--break=moves|herd|stale|flap|inflight|align]
+ * Usage: advisor-sim [--seed=N] [--break=moves|herd|stale|flap|inflight|align|ghost]
  *                    [--verbose] [--quick]
  * --break deliberately breaks one thing to show that its verdicts can
  * fail: moves (10% more than advised), herd (every picker takes the
@@ -43,7 +43,8 @@
  * flap (no hold-down or slow start), inflight (redirects in flight not
  * published: the library before advisor-inflight.c), align (advice rounds
  * on each member's own jittered phase: the library before aligned
- * rounds). --verbose prints each static run's final loads.
+ * rounds), ghost (no ghost node for members that left lately).
+ * --verbose prints each static run's final loads, --trace every move.
  */
 #ifdef HAVE_CONFIG_H
 # include "config.h"
@@ -106,6 +107,7 @@ struct world
 	/* per member */
 	int up[SIM_MAXN];
 	int64_t joined_ms[SIM_MAXN]; /* 0: present from the start */
+	int64_t left_ms[SIM_MAXN];   /* when it went down (0: never) */
 	long long wload[SIM_MAXN];   /* the written status */
 	long long wcap[SIM_MAXN];
 	int64_t wat[SIM_MAXN];
@@ -204,8 +206,14 @@ snapshot(const world *w, cluster__adv_node *v, int *map)
 	size_t k = 0;
 	int i;
 
+	long long ghosts = 0;
+
 	for(i = 0; i < w->st.n; i++)
 	{
+		if(!w->up[i] && w->left_ms[i] && now_ms(w) - w->left_ms[i] < w->cfg.hold_down_ms)
+		{
+			ghosts += w->wload[i]; /* left lately: its clients are on their way */
+		}
 		if(!w->up[i])
 		{
 			continue;
@@ -222,6 +230,19 @@ snapshot(const world *w, cluster__adv_node *v, int *map)
 		v[k].since_join_ms = w->joined_ms[i] ? now_ms(w) - w->joined_ms[i] + 1 : 0;
 #endif
 		map[k++] = i;
+	}
+	if(ghosts > 0 && strcmp(breakage, "ghost"))
+	{
+		/* the library's ghost node (advisor-api.c): one draining node
+		 * after the others holding what the members that left lately had */
+		memset(&v[k], 0, sizeof(v[k]));
+		v[k].id = CLUSTER__ADV_GHOST_ID;
+		v[k].workers = 1;
+		v[k].has_status = 1;
+		v[k].load = ghosts;
+		v[k].capacity = 0;
+		v[k].received_ms = now_ms(w);
+		map[k++] = -1;
 	}
 	return k;
 }
@@ -252,8 +273,8 @@ published(world *w, int i, const cluster__adv_node *v, size_t n)
 static void
 write_statuses(world *w)
 {
-	cluster__adv_node v[SIM_MAXN];
-	int map[SIM_MAXN], i;
+	cluster__adv_node v[SIM_MAXN + 1];
+	int map[SIM_MAXN + 1], i;
 	size_t n = snapshot(w, v, map);
 
 	for(i = 0; i < w->st.n; i++)
@@ -289,8 +310,8 @@ write_statuses(world *w)
 static int
 pick_one(world *w, int p)
 {
-	cluster__adv_node v[SIM_MAXN];
-	int map[SIM_MAXN];
+	cluster__adv_node v[SIM_MAXN + 1];
+	int map[SIM_MAXN + 1];
 	size_t n = snapshot(w, v, map), self = CLUSTER__ADV_NO_SELF, at = 0, k;
 
 	if(!strcmp(breakage, "herd"))
@@ -445,8 +466,8 @@ churn(world *w)
 static void
 advise(world *w, int i)
 {
-	cluster__adv_node v[SIM_MAXN];
-	int map[SIM_MAXN];
+	cluster__adv_node v[SIM_MAXN + 1];
+	int map[SIM_MAXN + 1];
 	size_t n = snapshot(w, v, map), self = CLUSTER__ADV_NO_SELF, k;
 	cluster__adv_plan p;
 	long long moved = 0;
@@ -517,6 +538,7 @@ static void
 member_down(world *w, int i)
 {
 	w->up[i] = 0;
+	w->left_ms[i] = now_ms(w) ? now_ms(w) : 1;
 	w->forced += w->st.load[i];
 	w->lost += sim_flight_send(&w->fl, &w->rc, w->now, -1, w->st.load[i], &w->rng);
 	w->st.load[i] = 0;
@@ -841,6 +863,15 @@ sample_peak(const world *w, peak *pk)
 			worst = u > worst ? u : worst;
 		}
 	}
+	if(verbose > 1 && worst > pk->max)
+	{
+		fprintf(stderr, "  peak %.3f at %lld ms:", worst, (long long) now_ms(w));
+		for(i = 0; i < s.n; i++)
+		{
+			fprintf(stderr, " %lld%s", s.load[i], w->up[i] ? "" : "(down)");
+		}
+		fprintf(stderr, "\n");
+	}
 	pk->max = worst > pk->max ? worst : pk->max;
 	pk->sum += worst;
 	pk->samples++;
@@ -1076,7 +1107,7 @@ main(int argc, char **argv)
 		}
 		else
 		{
-			fprintf(stderr, "usage: advisor-sim [--seed=N] [--break=moves|herd|stale|flap|inflight|align] [--only=static|seeds|storm|flap|arrivals] [--deadband=X] [--verbose|--trace] [--quick]\n");
+			fprintf(stderr, "usage: advisor-sim [--seed=N] [--break=moves|herd|stale|flap|inflight|align|ghost] [--only=static|seeds|storm|flap|arrivals] [--deadband=X] [--verbose|--trace] [--quick]\n");
 			return 2;
 		}
 	}

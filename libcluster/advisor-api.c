@@ -36,7 +36,21 @@ struct join_entry
 	char *id;                /* owned */
 	int64_t create_revision; /* the record's incarnation, 0 if unknown */
 	int64_t first_seen_ms;   /* local monotonic ms; 0: established */
+	long long load;          /* its last status's load, -1 if none */
 };
+
+/* A member that left lately, with the load it held: its clients are on
+ * their way to the others (README "Hold-down and slow start"). */
+typedef struct ghost ghost;
+struct ghost
+{
+	char *id; /* owned */
+	long long load;
+	int64_t left_ms; /* local monotonic ms */
+};
+
+/* Most departed members remembered at once (the oldest go first). */
+#define GHOSTS_MAX 64
 
 /* Every member of the last view applied, sorted by id like a view. */
 typedef struct join_table join_table;
@@ -48,6 +62,8 @@ struct join_table
 	size_t spare_size, size;
 	uint64_t gen; /* view generation last applied (or the join's) */
 	int primed;   /* the first view since joining has been applied */
+	ghost ghosts[GHOSTS_MAX];
+	size_t nghosts;
 };
 
 typedef struct cluster__advisor cluster__advisor;
@@ -88,6 +104,8 @@ struct snapshot
 	CLUSTERADVISORCONFIG cfg;
 	int fresh;
 	int64_t now;
+	size_t n;             /* nodes: the view's, then the ghost node if any */
+	int64_t ghost_due;    /* when the first ghost expires (0: none) */
 	long long local_load; /* this instance's reported load */
 	uint64_t gen;         /* cluster->view_gen of the view */
 };
@@ -170,8 +188,9 @@ take_snapshot(CLUSTER *cluster, snapshot *s)
 	s->local_load = local.load;
 
 	n = s->view.count;
-	s->nodes = calloc(n ? n : 1, sizeof(*s->nodes));
-	s->members = calloc(1, (n ? n : 1) * sizeof(*s->members) + sizeof(local.address));
+	s->n = n;
+	s->nodes = calloc(n + 1, sizeof(*s->nodes)); /* + 1: the ghost node */
+	s->members = calloc(1, (n + 1) * sizeof(*s->members) + sizeof(local.address));
 	if(!s->nodes || !s->members)
 	{
 		free(s->nodes);
@@ -179,7 +198,7 @@ take_snapshot(CLUSTER *cluster, snapshot *s)
 		cluster__view_free(&s->view);
 		return ENOMEM;
 	}
-	self_address = (char *) (s->members + (n ? n : 1));
+	self_address = (char *) (s->members + n + 1);
 	memcpy(self_address, local.address, sizeof(local.address));
 	cluster__view_iter_init(&it, &s->view);
 	for(i = 0; i < n && cluster__view_next(&it, &e); i++)
@@ -244,6 +263,67 @@ joins_reset(join_table *jt)
 	jt->spare = NULL;
 	jt->count = jt->size = jt->spare_size = 0;
 	jt->primed = 0;
+	for(i = 0; i < jt->nghosts; i++)
+	{
+		free(jt->ghosts[i].id);
+	}
+	jt->nghosts = 0;
+}
+
+/* A member left holding load: remember it (taking id), the oldest
+ * making room. */
+static void
+ghost_add(join_table *jt, char *id, long long load, int64_t now)
+{
+	if(jt->nghosts == GHOSTS_MAX)
+	{
+		free(jt->ghosts[0].id);
+		memmove(&jt->ghosts[0], &jt->ghosts[1], (GHOSTS_MAX - 1) * sizeof(jt->ghosts[0]));
+		jt->nghosts--;
+	}
+	jt->ghosts[jt->nghosts].id = id;
+	jt->ghosts[jt->nghosts].load = load;
+	jt->ghosts[jt->nghosts].left_ms = now;
+	jt->nghosts++;
+}
+
+/* Forget the ghosts of id (it is back) and those older than the
+ * hold-down; the load of the others. */
+static long long
+ghosts_sweep(join_table *jt, const char *id, int64_t now, int64_t hold)
+{
+	long long sum = 0;
+	size_t i, k = 0;
+
+	for(i = 0; i < jt->nghosts; i++)
+	{
+		ghost *g = &jt->ghosts[i];
+
+		if((id && !strcmp(g->id, id)) || now - g->left_ms >= hold)
+		{
+			free(g->id);
+			continue;
+		}
+		sum += g->load;
+		jt->ghosts[k++] = *g;
+	}
+	jt->nghosts = k;
+	return sum;
+}
+
+/* A member gone from the view (its table entry e): a ghost if it held
+ * load, once the table is primed. Takes e's id. */
+static void
+joins_gone(join_table *jt, join_entry *e, int64_t now)
+{
+	if(jt->primed && e->load > 0)
+	{
+		ghost_add(jt, e->id, e->load, now);
+	}
+	else
+	{
+		free(e->id);
+	}
 }
 
 /* Out of memory half way through joins_fill(): free the ids of the new
@@ -276,6 +356,44 @@ arrived_ms(const snapshot *s, size_t i)
 	int64_t t = s->members[i].record_ms;
 
 	return t > 0 && t <= s->now ? t : s->now;
+}
+
+/*
+ * The members that left within the hold-down, as one draining node after
+ * the view's (its id sorts after every valid name, so the nodes stay
+ * sorted): their load counts in everyone's share, so the clients they
+ * had, reconnecting to the others, are expected there and spread by the
+ * pick in proportion, instead of landing where no deficit shows (a
+ * reconnect storm), and are not planned away again meanwhile.
+ */
+static void
+ghosts_append(join_table *jt, snapshot *s)
+{
+	int64_t hold = s->cfg.version >= 3 && s->cfg.hold_down_ms > 0 ? s->cfg.hold_down_ms : 0;
+	long long sum = ghosts_sweep(jt, NULL, s->now, hold);
+	cluster__adv_node *g = &s->nodes[s->view.count];
+	size_t i;
+
+	s->n = s->view.count;
+	s->ghost_due = 0;
+	for(i = 0; i < jt->nghosts; i++)
+	{
+		int64_t due = jt->ghosts[i].left_ms + hold;
+
+		s->ghost_due = !s->ghost_due || due < s->ghost_due ? due : s->ghost_due;
+	}
+	if(sum <= 0)
+	{
+		return;
+	}
+	memset(g, 0, sizeof(*g));
+	g->id = CLUSTER__ADV_GHOST_ID;
+	g->workers = 1;
+	g->has_status = 1;
+	g->load = sum < CLUSTER__ADV_VALUE_MAX ? sum : CLUSTER__ADV_VALUE_MAX;
+	g->capacity = 0;
+	s->members[s->view.count].address = "";
+	s->n = s->view.count + 1;
 }
 
 /*
@@ -321,7 +439,7 @@ joins_fill(join_table *jt, snapshot *s)
 			/* gone from the view */
 			if(apply)
 			{
-				free(jt->e[i].id);
+				joins_gone(jt, &jt->e[i], s->now);
 			}
 			i++;
 		}
@@ -349,6 +467,7 @@ joins_fill(join_table *jt, snapshot *s)
 				goto oom;
 			}
 		}
+		ent.load = s->nodes[j].has_status ? s->nodes[j].load : -1;
 		s->nodes[j].since_join_ms = 0;
 		if(ent.first_seen_ms)
 		{
@@ -361,11 +480,12 @@ joins_fill(join_table *jt, snapshot *s)
 	}
 	if(!apply)
 	{
+		ghosts_append(jt, s);
 		return;
 	}
 	for(; i < jt->count; i++)
 	{
-		free(jt->e[i].id);
+		joins_gone(jt, &jt->e[i], s->now);
 	}
 	{
 		join_entry *t = jt->e;
@@ -379,6 +499,11 @@ joins_fill(join_table *jt, snapshot *s)
 	}
 	jt->primed = 1;
 	jt->gen = s->gen;
+	for(j = 0; j < n; j++)
+	{
+		ghosts_sweep(jt, s->nodes[j].id, s->now, INT64_MAX); /* back: no ghost */
+	}
+	ghosts_append(jt, s);
 	return;
 oom:
 	joins_reset(jt);
@@ -737,7 +862,7 @@ inflight_tick(CLUSTER *cluster, cluster__advisor *adv)
 		return 0;
 	}
 	pthread_mutex_lock(&adv->mu);
-	u = cluster__adv_inflight_refresh(&adv->inflight, s.nodes, s.view.count, s.now, cluster__adv_inflight_settle(&s.cfg, s.view.count));
+	u = cluster__adv_inflight_refresh(&adv->inflight, s.nodes, s.n, s.now, cluster__adv_inflight_settle(&s.cfg, s.view.count));
 	pthread_mutex_unlock(&adv->mu);
 	drop_snapshot(&s);
 	publish_inflight(cluster, adv);
@@ -785,7 +910,7 @@ compute_advice(CLUSTER *cluster, CLUSTERREDIRECT **out, size_t *count, int recor
 		drop_snapshot(&s);
 		return 0;
 	}
-	r = cluster__adv_plan_compute(&p, s.nodes, s.view.count, &s.cfg);
+	r = cluster__adv_plan_compute(&p, s.nodes, s.n, &s.cfg);
 	if(r)
 	{
 		drop_snapshot(&s);
@@ -797,7 +922,7 @@ compute_advice(CLUSTER *cluster, CLUSTERREDIRECT **out, size_t *count, int recor
 		/* what is still in flight counts: send no more than the rows
 		 * less what left since this member's record last changed */
 		pthread_mutex_lock(&adv->mu);
-		cluster__adv_inflight_refresh(&adv->inflight, s.nodes, s.view.count, s.now, cluster__adv_inflight_settle(&s.cfg, s.view.count));
+		cluster__adv_inflight_refresh(&adv->inflight, s.nodes, s.n, s.now, cluster__adv_inflight_settle(&s.cfg, s.view.count));
 		left = cluster__adv_inflight_allowance(&adv->inflight, &p, (size_t) s.view.self, s.nodes[s.view.self].received_ms);
 		pthread_mutex_unlock(&adv->mu);
 	}
@@ -927,11 +1052,12 @@ same_config(const CLUSTERADVISORCONFIG *a, const CLUSTERADVISORCONFIG *b)
 }
 
 /* When the first of the snapshot's members in their hold-down or slow
- * start takes its next step (local ms), INT64_MAX when none is. */
+ * start takes its next step, or its first ghost expires (local ms),
+ * INT64_MAX when none does. */
 static int64_t
 ramp_due(const snapshot *s)
 {
-	int64_t due = INT64_MAX;
+	int64_t due = s->ghost_due ? s->ghost_due : INT64_MAX;
 	size_t i;
 
 	for(i = 0; i < s->view.count; i++)
@@ -1033,7 +1159,7 @@ cache_refresh(CLUSTER *cluster, cluster__advisor *adv, int64_t now)
 	/* this instance's position lets the pick follow its own plan rows and
 	 * keep off the room other members' rows will fill */
 	self = pc->s.view.self;
-	r = cluster__adv_picker_build(&pc->picker, pc->s.nodes, pc->s.view.count, self >= 0 ? (size_t) self : CLUSTER__ADV_NO_SELF, &pc->s.cfg,
+	r = cluster__adv_picker_build(&pc->picker, pc->s.nodes, pc->s.n, self >= 0 ? (size_t) self : CLUSTER__ADV_NO_SELF, &pc->s.cfg,
 		&adv->prov, pc->s.now);
 	if(r)
 	{

@@ -318,7 +318,7 @@ build_prov(cluster__adv_picker *pk, cluster__adv_prov *prov)
 		cluster__adv_prov_entry *e = &prov->entries[i];
 		long at = cluster__adv_find_node(pk->nodes, pk->n, e->id);
 
-		if(at < 0 || pk->nodes[at].mod_revision != e->mod_revision || pk->nodes[at].received_ms != e->received_ms || pk->now_ms >= e->expires_ms)
+		if(at < 0 || pk->now_ms >= e->expires_ms || cluster__adv_prov_stale(e, &pk->nodes[at], &pk->cfg, pk->n))
 		{
 			continue;
 		}

@@ -1324,7 +1324,8 @@ cluster__adv_plan_compute(cluster__adv_plan *plan, const cluster__adv_node *node
 	{
 		goto fail;
 	}
-	plan->round_budget = cluster__adv_round_budget(cfg, n);
+	/* the ghost node is no member: every member counts the same n */
+	plan->round_budget = cluster__adv_round_budget(cfg, n && !strcmp(nodes[n - 1].id, CLUSTER__ADV_GHOST_ID) ? n - 1 : n);
 	if(cluster__adv_shares_cfg(nodes, n, cfg, plan->role, plan->weight, plan->share, &plan->unplaceable))
 	{
 		goto fail;
@@ -1505,12 +1506,32 @@ own_rows(const cluster__adv_plan *plan, size_t self, long long *own)
 	}
 }
 
-/* Provisional load: forget picks the target has since reported (its
- * record changed), that vanished or that are too old, and count the rest
- * per target in prov_count, so repeated picks see their own effect before
- * the targets report it. */
+/* Only a record received after the last pick includes all the picks:
+ * one written while picks were still being made would make the rest
+ * count nowhere, and the pickers would send more there at once. */
+int
+cluster__adv_prov_stale(cluster__adv_prov_entry *e, const cluster__adv_node *target, const CLUSTERADVISORCONFIG *cfg, size_t n)
+{
+	if(target->mod_revision == e->mod_revision && target->received_ms == e->received_ms)
+	{
+		return 0;
+	}
+	/* the last pick was made timeout before the entry expires */
+	if(target->received_ms > e->expires_ms - cluster__adv_prov_timeout(cfg, n))
+	{
+		return 1;
+	}
+	e->mod_revision = target->mod_revision;
+	e->received_ms = target->received_ms;
+	return 0;
+}
+
+/* Provisional load: forget picks the target has since reported (a record
+ * received after the last of them), that vanished or that are too old,
+ * and count the rest per target in prov_count, so repeated picks see
+ * their own effect before the targets report it. */
 static void
-prov_refresh(cluster__adv_prov *prov, const cluster__adv_node *nodes, size_t n, int64_t now_ms, long long *prov_count)
+prov_refresh(cluster__adv_prov *prov, const cluster__adv_node *nodes, size_t n, const CLUSTERADVISORCONFIG *cfg, int64_t now_ms, long long *prov_count)
 {
 	size_t i, j;
 
@@ -1519,7 +1540,7 @@ prov_refresh(cluster__adv_prov *prov, const cluster__adv_node *nodes, size_t n, 
 		cluster__adv_prov_entry *e = &prov->entries[i];
 		long at = cluster__adv_find_node(nodes, n, e->id);
 
-		if(at < 0 || nodes[at].mod_revision != e->mod_revision || nodes[at].received_ms != e->received_ms || now_ms >= e->expires_ms)
+		if(at < 0 || now_ms >= e->expires_ms || cluster__adv_prov_stale(e, &nodes[at], cfg, n))
 		{
 			continue;
 		}
@@ -1709,7 +1730,7 @@ cluster__adv_pick(const cluster__adv_node *nodes, size_t n, size_t self, const C
 		goto done;
 	}
 	own_rows(&plan, self, own);
-	prov_refresh(prov, nodes, n, now_ms, prov_count);
+	prov_refresh(prov, nodes, n, cfg, now_ms, prov_count);
 	ncand = pick_candidates(nodes, &plan, cfg, prov_count, cand);
 	if(!ncand)
 	{

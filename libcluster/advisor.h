@@ -65,6 +65,11 @@ struct cluster__adv_node
 	int64_t since_join_ms; /* 0: long present (or present since this instance's first view); > 0: (re)joined this many ms ago, as seen locally (at least 1) */
 };
 
+/* The id of the node that stands for members that left lately
+ * (advisor-api.c): after every valid name in byte order, so a view's
+ * nodes followed by it are still sorted. */
+#define CLUSTER__ADV_GHOST_ID "\x7f"
+
 /* Role of a node in the plan. */
 #define CLUSTER__ADV_OUT      0 /* no valid status, passive, or in its hold-down: ignored */
 #define CLUSTER__ADV_MEMBER   1 /* takes part; may be a target */
@@ -192,6 +197,16 @@ struct cluster__adv_prov
 
 /* Position of id in nodes (n of them, sorted by id), or -1. */
 long cluster__adv_find_node(const cluster__adv_node *nodes, size_t n, const char *id);
+
+/*
+ * Has target's record caught up with the provisional picks of entry e (in
+ * a cluster of n)? Only a record received after the last of them
+ * (expires_ms - cluster__adv_prov_timeout()) includes them all: then the
+ * entry is to be forgotten (1). A record that changed earlier (it was
+ * written while picks were still being made) leaves the entry counting,
+ * now against that record (e is updated, 0); an unchanged record too.
+ */
+int cluster__adv_prov_stale(cluster__adv_prov_entry *e, const cluster__adv_node *target, const CLUSTERADVISORCONFIG *cfg, size_t n);
 
 /* A new entry for target at the end of the provisional table (count 0,
  * no expiry yet); NULL when out of memory. */

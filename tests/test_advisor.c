@@ -673,18 +673,34 @@ test_pick_spread(void **state)
 		assert_true(got[i] <= (deficit > 0 ? deficit : 0));
 	}
 	assert_true(got[3] > 500);
-	/* the target reports: its provisional count is forgotten (only the
-	 * next pick's own entry, if it lands there, remains) */
+	/* a record written while the picks were being made (received before
+	 * the last of them) does not include them all: the count stays */
 	v[3].mod_revision = 2;
-	v[3].load += got[3];
+	v[3].load += 10;
+	assert_int_equal(cluster__adv_pick(v, 10, CLUSTER__ADV_NO_SELF, &c, &prov, 1000, &rng, &at), 0);
+	for(i = 0; i < (int) prov.count; i++)
+	{
+		if(!strcmp(prov.entries[i].id, v[3].id))
+		{
+			assert_true(prov.entries[i].count >= got[3]);
+			assert_int_equal(prov.entries[i].mod_revision, 2); /* now against the new record */
+		}
+	}
+	/* the targets report after the picks: their provisional counts are
+	 * forgotten (only the next pick's own entry, if it lands there,
+	 * remains) */
+	v[3].mod_revision = 3;
+	v[3].load += got[3] - 10;
+	v[3].received_ms = 2000;
 	v[7].load += got[7];
 	v[7].mod_revision = 2;
-	assert_int_equal(cluster__adv_pick(v, 10, CLUSTER__ADV_NO_SELF, &c, &prov, 1000, &rng, &at), 0);
+	v[7].received_ms = 2000;
+	assert_int_equal(cluster__adv_pick(v, 10, CLUSTER__ADV_NO_SELF, &c, &prov, 2001, &rng, &at), 0);
 	for(i = 0; i < (int) prov.count; i++)
 	{
 		if(!strcmp(prov.entries[i].id, v[3].id) || !strcmp(prov.entries[i].id, v[7].id))
 		{
-			assert_int_equal(prov.entries[i].mod_revision, 2);
+			assert_int_equal(prov.entries[i].received_ms, 2000);
 			assert_true(prov.entries[i].count <= 1);
 		}
 	}
