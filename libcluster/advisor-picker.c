@@ -161,7 +161,7 @@ refresh(cluster__adv_picker *pk, size_t i)
 	cluster__adv_pick_slot *t = &pk->slot[i];
 	int c = eligible(pk, t);
 	long long a = c ? t->own - t->prov : 0;
-	long long b = c ? cluster__adv_ramp_weight(t->room - t->prov, t->ramp) : 0;
+	long long b = c ? cluster__adv_ramp_room(t->room + t->load, t->load + t->prov, t->ramp) : 0;
 
 	st_set(&pk->w1, &t->w1, i, a > 0 ? a : 0);
 	st_set(&pk->w2, &t->w2, i, b);
@@ -442,7 +442,7 @@ cluster__adv_picker_build(cluster__adv_picker *pk, const cluster__adv_node *node
 		if(t->cand)
 		{
 			t->w1 = t->own - t->prov > 0 ? t->own - t->prov : 0;
-			t->w2 = cluster__adv_ramp_weight(t->room - t->prov, t->ramp);
+			t->w2 = cluster__adv_ramp_room(t->room + t->load, t->load + t->prov, t->ramp);
 			pk->w1.v[i] = (uint64_t) t->w1;
 			pk->w2.v[i] = (uint64_t) t->w2;
 			pk->cands.v[i] = 1;

@@ -534,25 +534,17 @@ cluster__adv_ramp_next(const CLUSTERADVISORCONFIG *cfg, int64_t since_join_ms)
 }
 
 long long
-cluster__adv_ramp_weight(long long room, int ramp)
+cluster__adv_ramp_room(long long share, long long held, int ramp)
 {
-	long long w;
+	long long level = share;
 
-	if(room <= 0)
+	if(ramp < CLUSTER__ADV_RAMP_FULL && share > 0)
 	{
-		return 0;
+		/* floor(share x ramp / 16) without forming the product */
+		ramp = ramp < 1 ? 1 : ramp;
+		level = share / CLUSTER__ADV_RAMP_FULL * ramp + share % CLUSTER__ADV_RAMP_FULL * ramp / CLUSTER__ADV_RAMP_FULL;
 	}
-	if(ramp >= CLUSTER__ADV_RAMP_FULL)
-	{
-		return room;
-	}
-	if(ramp < 1)
-	{
-		ramp = 1;
-	}
-	/* floor(room x ramp / 16) without forming the product */
-	w = room / CLUSTER__ADV_RAMP_FULL * ramp + room % CLUSTER__ADV_RAMP_FULL * ramp / CLUSTER__ADV_RAMP_FULL;
-	return w > 0 ? w : 1;
+	return level > held ? level - held : 0;
 }
 
 int64_t
@@ -997,7 +989,7 @@ plan_bands(cluster__adv_plan *plan, const cluster__adv_node *nodes, const CLUSTE
 			/* slow start: a member that joined lately is filled as far as
 			 * its ramp says, like its weight in the pick (unless nobody is
 			 * established: a cluster starting up fills everyone alike) */
-			g = -cluster__adv_ramp_weight(-g, cluster__adv_ramp(cfg, nodes[i].since_join_ms));
+			g = -cluster__adv_ramp_room(plan->share[i], nodes[i].load, cluster__adv_ramp(cfg, nodes[i].since_join_ms));
 		}
 		plan->gap[i] = g;
 		if(plan->role[i] == CLUSTER__ADV_DRAINING)
@@ -1614,7 +1606,7 @@ deficit_weights(const cluster__adv_node *nodes, const cluster__adv_plan *plan, c
 	for(j = 0; j < ncand; j++)
 	{
 		i = cand[j];
-		w[i] = cluster__adv_ramp_weight(plan->share[i] - nodes[i].load - prov_count[i], cluster__adv_ramp(cfg, nodes[i].since_join_ms));
+		w[i] = cluster__adv_ramp_room(plan->share[i], nodes[i].load + prov_count[i], cluster__adv_ramp(cfg, nodes[i].since_join_ms));
 	}
 }
 

@@ -146,11 +146,14 @@ int cluster__adv_ramp(const CLUSTERADVISORCONFIG *cfg, int64_t since_join_ms);
  * must be rebuilt. */
 int64_t cluster__adv_ramp_next(const CLUSTERADVISORCONFIG *cfg, int64_t since_join_ms);
 
-/* A tier-2 pick weight (room below the share) scaled by a ramp (1 to
- * CLUSTER__ADV_RAMP_FULL): room x ramp / 16, but at least 1 while room
- * is positive (a ramping member stays a candidate); 0 when room <= 0.
- * cluster__adv_pick() and the picker share it, so they agree. */
-long long cluster__adv_ramp_weight(long long room, int ramp);
+/* The room a member holding held connections has below its fill level:
+ * its share, or for a member in its slow start (ramp < 16, ramp 0
+ * counting as 1) share x ramp / 16, so that its level, not just its
+ * weight, rises over the window (the others may have no room at all, and
+ * a weight alone would still send it every new client). 0 when at or
+ * above. The plan (its deficit), cluster__adv_pick() and the picker (tier
+ * 2) share it, so they agree. */
+long long cluster__adv_ramp_room(long long share, long long held, int ramp);
 
 /*
  * Fair shares only: fills role, weight and share (arrays of n) and
@@ -239,7 +242,8 @@ int64_t cluster__adv_prov_timeout(const CLUSTERADVISORCONFIG *cfg, size_t n);
  *   2. room below the share: share[t] - load[t] - prov[t] (callers without
  *      rows, e.g. new clients: independent callers spread in proportion
  *      to the deficits instead of crowding the few places no row claims),
- *      x ramp / 16 for a member in its slow start (cluster__adv_ramp_weight;
+ *      below share x ramp / 16 for a member in its slow start
+ *      (cluster__adv_ramp_room;
  *      tier 1 is not scaled: the plan decides the rows);
  *   3. otherwise two random choices, lower capacity-aware utilisation.
  * Hence when every shedder of one snapshot picks exactly its shed count,

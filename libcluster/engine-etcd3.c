@@ -1389,6 +1389,7 @@ struct ping_state
 	cluster__report_policy pol; /* the policy and member count last used */
 	size_t pol_n;
 	char written_address[CLUSTER_ADDRESS_MAX + 1];
+	unsigned long written_exact; /* the status's exact_seq when written */
 	/* the keepalive stream in progress */
 	int64_t ka_sent; /* when the unanswered keepalive went out, 0: none */
 	int64_t end_by;  /* the upload was ended: the answer must end by then */
@@ -1454,6 +1455,7 @@ status_written(ping_state *ps, const cluster__status *st, int64_t now)
 	ps->written.capacity = st->capacity;
 	ps->written.at_ms = now;
 	memcpy(ps->written_address, st->address, sizeof(ps->written_address));
+	ps->written_exact = st->exact_seq;
 }
 
 /*
@@ -1481,7 +1483,7 @@ status_due(const ping_state *ps, const cluster__status *st, const cluster__repor
 	cur.load = st->load;
 	cur.capacity = st->capacity;
 	cur.at_ms = now;
-	forced = !ps->written.valid || strcmp(st->address, ps->written_address) != 0;
+	forced = !ps->written.valid || strcmp(st->address, ps->written_address) != 0 || (st->exact_seq != ps->written_exact && st->load != ps->written.load);
 	return cluster__report_due(pol, &ps->written, &cur, n, forced, now);
 }
 

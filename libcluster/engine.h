@@ -111,6 +111,11 @@ struct cluster__status
 	 * cluster__get_status() returns, the one to publish, counts them. */
 	long long unconfirmed;
 	long long unconfirmed_base;
+	/* Bumped when confirmed redirects lowered the load to publish: the
+	 * next write ignores the report deadband (the plan counted those
+	 * clients here; a small drop hidden by the deadband would make it
+	 * count them twice). */
+	unsigned long exact_seq;
 };
 
 /* --- hooks: what an engine may ask of the core ------------------------ */

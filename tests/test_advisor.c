@@ -101,14 +101,14 @@ check_plan(const cluster__adv_node *v, size_t n, const CLUSTERADVISORCONFIG *cfg
 		}
 		if(v[i].load < p->share[i] && p->role[i] == CLUSTER__ADV_MEMBER && established)
 		{
-			/* a deficit shows as far as the member's ramp says */
-			long long room = p->share[i] - v[i].load;
+			/* a deficit shows up to the member's fill level, share x
+			 * ramp / 16 in its slow start */
 			int ramp = cluster__adv_ramp(cfg, v[i].since_join_ms);
+			long long level;
 
 			ramp = ramp < 1 ? 1 : ramp; /* everyone new: the hold-down is ignored */
-
-			assert_int_equal(-p->gap[i], ramp >= CLUSTER__ADV_RAMP_FULL ? room : room * ramp / CLUSTER__ADV_RAMP_FULL > 0 ? room * ramp / CLUSTER__ADV_RAMP_FULL :
-																															1);
+			level = ramp >= CLUSTER__ADV_RAMP_FULL ? p->share[i] : p->share[i] * ramp / CLUSTER__ADV_RAMP_FULL;
+			assert_int_equal(-p->gap[i], level > v[i].load ? level - v[i].load : 0);
 		}
 		else
 		{
@@ -1680,15 +1680,17 @@ test_ramp(void **state)
 		assert_int_not_equal(cluster__adv_ramp(&c, t + d), k);
 	}
 
-	/* tier-2 weights: room x ramp / 16, at least 1 while room is left */
-	assert_int_equal(cluster__adv_ramp_weight(0, 16), 0);
-	assert_int_equal(cluster__adv_ramp_weight(-3, 4), 0);
-	assert_int_equal(cluster__adv_ramp_weight(100, CLUSTER__ADV_RAMP_FULL), 100);
-	assert_int_equal(cluster__adv_ramp_weight(100, 4), 25);
-	assert_int_equal(cluster__adv_ramp_weight(100, 5), 31); /* 31.25 */
-	assert_int_equal(cluster__adv_ramp_weight(3, 1), 1);    /* 3/16 rounds to 0 */
-	assert_int_equal(cluster__adv_ramp_weight(32, 1), 2);
-	assert_true(cluster__adv_ramp_weight(1LL << 60, 15) == (1LL << 56) * 15);
+	/* the room below the fill level: the share, share x ramp / 16 in the
+	 * slow start (ramp 0 counting as 1) */
+	assert_int_equal(cluster__adv_ramp_room(100, 100, 16), 0);
+	assert_int_equal(cluster__adv_ramp_room(100, 130, 4), 0);
+	assert_int_equal(cluster__adv_ramp_room(100, 0, CLUSTER__ADV_RAMP_FULL), 100);
+	assert_int_equal(cluster__adv_ramp_room(100, 0, 4), 25);
+	assert_int_equal(cluster__adv_ramp_room(100, 10, 5), 21); /* 31.25 - 10 */
+	assert_int_equal(cluster__adv_ramp_room(100, 0, 0), 6);   /* ramp 0 counts as 1 */
+	assert_int_equal(cluster__adv_ramp_room(100, 97, 1), 0);  /* above its level at the first step */
+	assert_int_equal(cluster__adv_ramp_room(0, 0, 3), 0);
+	assert_true(cluster__adv_ramp_room(1LL << 60, 0, 15) == (1LL << 56) * 15);
 }
 
 /* Two plans are the same: roles, shares, totals and rows. */
@@ -1926,20 +1928,22 @@ test_slow_start_pick(void **state)
 	cluster__adv_prov_free(&prov);
 	assert_in_range(got[2], 850, 1150);
 
-	/* a little room at ramp 1: 3 / 16 rounds to 0, weighs 1: the member
-	 * is still taken while its room lasts (the two random choices among
-	 * ten would take it one time in five) */
+	/* it is the fill level that ramps, not only the weight: at the first
+	 * step a member holding 97 of its share of 100 is above its level
+	 * (6) and takes nothing while another has room (scaling its weight
+	 * would still give it one pick in six here) */
 	for(i = 0; i < 10; i++)
 	{
 		node(&v[i], (int) i, 100, -1);
 	}
-	v[0].load = 103;
+	v[0].load = 108;
+	v[5].load = 95;
 	v[9].load = 97;
 	v[9].since_join_ms = 10000; /* the first step */
-	for(k = 0; k < 3; k++)
+	for(k = 0; k < 5; k++)
 	{
 		assert_int_equal(cluster__adv_pick(v, 10, CLUSTER__ADV_NO_SELF, &c, &prov, 0, &rng, &at), 0);
-		assert_int_equal(at, 9);
+		assert_int_equal(at, 5);
 	}
 	cluster__adv_prov_free(&prov);
 
