@@ -210,7 +210,11 @@ struct cluster_redirect_struct
 /**
  * Advice callback: called once per advice interval on the advisor thread
  * with this instance's rows of the global plan (count may be 0: no
- * redirects this round). The array is valid only during the call.
+ * redirects this round), less what it was advised to send since its own
+ * record last changed. Those clients stay in the load this instance
+ * publishes until their targets have reported them (README "Connection
+ * advisor", redirects in flight). The array is valid only during the
+ * call.
  */
 typedef void (*CLUSTERADVICE)(CLUSTER *cluster, const CLUSTERREDIRECT *redirects, size_t count);
 
@@ -226,7 +230,11 @@ struct cluster_advisor_config_struct
 	unsigned int version;
 	/** Minimum time between two status writes to the registry (ms). */
 	int report_interval_ms;
-	/** Time between two advice rounds (ms). */
+	/** Time between two advice rounds (ms). Every member's rounds fall on
+	 *  the same multiples of it on the wall clock, so that they plan from
+	 *  nearly the same statuses; it stretches to twice the effective
+	 *  report interval when statuses are written less often than that
+	 *  (README "Connection advisor"). */
 	int advice_interval_ms;
 	/** Absolute band: a member within this many connections of its fair
 	 *  share is balanced (cluster-balancer "precision"). */
@@ -246,7 +254,8 @@ struct cluster_advisor_config_struct
 	/** Cluster-wide redirect budget in connections per second, shared by
 	 *  all shedders; 0 = no limit. */
 	double budget_per_second;
-	/** Random spread applied to each interval, as a fraction (0.1 = +-10%). */
+	/** Checked (0 to 1) but no longer used: advice rounds are aligned
+	 *  since version 3, not spread. */
 	double jitter;
 	/** A member whose record has not changed for this long (ms, local
 	 *  receipt time) is treated as stale by the pick (0 = never). */
@@ -263,7 +272,9 @@ struct cluster_advisor_config_struct
 	double status_writes_per_second;
 	/** A new load is written only once it differs from the last written
 	 *  one by more than this fraction of the advisor's band (capacity and
-	 *  address changes are always written). 0 = every change. */
+	 *  address changes are always written); the plan moves members this
+	 *  far inside their band edges, so that what it does not see cannot
+	 *  leave them outside. 0 = every change. */
 	double report_deadband;
 	/* --- version 3 --- */
 	/** Hold-down (ms): a member that (re)joined less than this long ago,
@@ -271,13 +282,15 @@ struct cluster_advisor_config_struct
 	 *  yet: nothing is planned to it or from it and the pick does not
 	 *  choose it, so a member that flaps is never filled (Kafka's
 	 *  scheduled rebalance delay). Ignored while every member just joined
-	 *  (a cluster starting up). 0 = off; at most 3600000. */
+	 *  (a cluster starting up). A member that left holding clients counts
+	 *  as draining for as long, so that its clients, reconnecting to the
+	 *  others, are expected there. 0 = off; at most 3600000. */
 	int hold_down_ms;
-	/** Slow start (ms): after the hold-down, the member's weight in the
-	 *  pick (room below its share) ramps linearly from 1/16 to full over
-	 *  this window, in 16 steps so that members whose clocks differ by
-	 *  milliseconds agree (Envoy's slow start). 0 = off (full weight
-	 *  after the hold-down); at most 3600000. */
+	/** Slow start (ms): after the hold-down, the member's fill level (in
+	 *  the pick and the plan) rises linearly from 1/16 of its share to all
+	 *  of it over this window, in 16 steps so that members whose clocks
+	 *  differ by milliseconds agree (Envoy's slow start). 0 = off (filled
+	 *  at once after the hold-down); at most 3600000. */
 	int slow_start_ms;
 };
 #define CLUSTER_ADVISOR_CONFIG_VERSION 3
@@ -596,7 +609,8 @@ CLUSTER_EXTERN int cluster_pick_target(CLUSTER *cluster, CLUSTERMEMBER *target);
 
 /**
  * Compute this instance's rows of the current global plan now (the same
- * rows the advice callback would receive). *redirects is freed with
+ * rows the advice callback would receive, but not recorded as in flight:
+ * only the callback's are). *redirects is freed with
  * cluster_redirects_free(); NULL when *count is 0. Returns no rows while
  * the view may be stale (registry unreachable). EPERM, EINVAL, ENOMEM.
  */

@@ -38,6 +38,10 @@ bench_advisor_sim_SOURCES = bench/advisor-sim.c bench/sim.h bench/sim-judge.c be
 bench_advisor_sim_CFLAGS = $(AM_CFLAGS)
 bench_advisor_sim_LDADD = libcluster/libcluster-core.la $(CURL_LIBS) $(CJSON_LIBS) $(PTHREAD_LIBS)
 
+# make check runs it too: every goal must pass, and --break must fail.
+TESTS += tests/test_advisor_sim.sh
+EXTRA_DIST += tests/test_advisor_sim.sh
+
 bench-advisor: bench/advisor-sim$(EXEEXT)
 	./bench/advisor-sim$(EXEEXT) $(BENCH_ARGS)
 .PHONY: bench-advisor
