@@ -1786,7 +1786,7 @@ test_hold_down_roles(void **state)
 		cluster__adv_prov_free(&prov);
 		cluster__adv_prov_free(&prov2);
 	}
-	/* the hold-down is over: it takes part (slow start only weighs picks) */
+	/* the hold-down is over: it takes part (at the first step of its slow start) */
 	v[1].since_join_ms = 10000;
 	v[3].since_join_ms = 10000;
 	check_plan(v, 4, &c, &p);

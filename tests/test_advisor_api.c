@@ -672,6 +672,21 @@ test_hold_down_api(void **state)
 	cluster_destroy(c);
 }
 
+/* Join c as "me" with a hold-down of hold ms and no slow start. */
+static void
+join_held(CLUSTER *c, int hold)
+{
+	CLUSTERADVISORCONFIG cfg;
+
+	assert_non_null(c);
+	assert_int_equal(cluster_set_instance(c, "me"), 0);
+	cluster_advisor_config_init(&cfg);
+	cfg.hold_down_ms = hold;
+	cfg.slow_start_ms = 0;
+	assert_int_equal(cluster_set_advisor_config(c, &cfg), 0);
+	assert_int_equal(cluster_join(c), 0);
+}
+
 /* The hold-down ends with time alone: the pick's cache, built while the
  * member was held down, expires then without a new view (one rebuild),
  * and the member is picked. The slow start is announced in the advice. */
@@ -689,13 +704,7 @@ test_hold_down_expires(void **state)
 	int i, held_picks = 0, got_c = 0, hold = tu_scaled_ms(400);
 
 	(void) state;
-	assert_non_null(c);
-	assert_int_equal(cluster_set_instance(c, "me"), 0);
-	cluster_advisor_config_init(&cfg);
-	cfg.hold_down_ms = hold;
-	cfg.slow_start_ms = 0;
-	assert_int_equal(cluster_set_advisor_config(c, &cfg), 0);
-	assert_int_equal(cluster_join(c), 0);
+	join_held(c, hold);
 	inject_set(c, m, 2, 70);
 	assert_int_equal(cluster_pick_target(c, &t), 0);
 	assert_string_equal(t.id, "peer-a");
@@ -718,6 +727,7 @@ test_hold_down_expires(void **state)
 	assert_true(got_c > 0);
 	assert_int_equal(cluster__advisor_pick_builds(c), b1 + 1);
 	/* slow start: said in the advice round's explanation */
+	cfg = c->advisor_config;
 	cfg.hold_down_ms = 0;
 	cfg.slow_start_ms = 60000;
 	assert_int_equal(cluster_set_advisor_config(c, &cfg), 0);
@@ -945,20 +955,13 @@ static void
 test_ghost(void **state)
 {
 	CLUSTER *c = tu_cluster("advghost");
-	CLUSTERADVISORCONFIG cfg;
 	inj m[4] = { { "me", 300, 1, 0 }, { "peer-a", 500, 2, 0 }, { "peer-b", 100, 3, 0 }, { "peer-c", 300, 4, 0 } };
 	CLUSTERMEMBER t;
 	unsigned long long b1;
 	int i, got_me = 0, got_a = 0, hold = tu_scaled_ms(500);
 
 	(void) state;
-	assert_non_null(c);
-	assert_int_equal(cluster_set_instance(c, "me"), 0);
-	cluster_advisor_config_init(&cfg);
-	cfg.hold_down_ms = hold;
-	cfg.slow_start_ms = 0;
-	assert_int_equal(cluster_set_advisor_config(c, &cfg), 0);
-	assert_int_equal(cluster_join(c), 0);
+	join_held(c, hold);
 	inject_set(c, m, 4, 80);
 	assert_int_equal(cluster_pick_target(c, &t), 0);
 	/* peer-c leaves with 300: shares 400 (ghost counted), room 100 here,
