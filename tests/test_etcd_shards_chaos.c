@@ -5,7 +5,9 @@
  * and etcd is restarted, at random moments (seed printed; set
  * CLUSTER_CHAOS_SEED to replay). Every fourth change starts from a
  * settled cluster and is checked on its own: balance, and movement within
- * 1.1 x the minimum. At the end the referee proves from every recorded
+ * 1.1 x the minimum (not for an etcd restart, which is no membership
+ * change: members that cannot renew their lease release their shards and
+ * may see them move). At the end the referee proves from every recorded
  * acquire and release that no shard was ever held twice at once.
  */
 #include <errno.h>
@@ -213,10 +215,22 @@ test_chaos(void **state)
 			moves = sc_moves(before, after);
 			min = sc_min_moves(before, live, n);
 			fprintf(stderr, "# chaos %.1f s: %s (checked): %zu moved, minimum %zu\n", seconds - (end - etcdh_now()), what, moves, min);
-			assert_true(moves * 10 <= min * 11);
-			moves_total += moves;
-			min_total += min;
-			checked++;
+			if(!strcmp(what, "etcd restarted"))
+			{
+				/* an outage is no membership change: a member that could
+				 * not renew its lease for the TTL (2 s; a slow restart, a
+				 * slow sanitizer build) releases its shards, for safety,
+				 * and gets them back or sees them moved; "never two
+				 * owners" is what holds there, checked all along */
+				fprintf(stderr, "# (an etcd restart: movement not judged)\n");
+			}
+			else
+			{
+				assert_true(moves * 10 <= min * 11);
+				moves_total += moves;
+				min_total += min;
+				checked++;
+			}
 			sc_snapshot_free(before);
 			sc_snapshot_free(after);
 		}
