@@ -1185,6 +1185,11 @@ main(int argc, char **argv)
 		cfg.report_deadband = deadband;
 	}
 	no_inflight = !strcmp(breakage, "inflight");
+	if(!strcmp(breakage, "flap"))
+	{
+		cfg.hold_down_ms = 0; /* everywhere, not only in the flapping scenario */
+		cfg.slow_start_ms = 0;
+	}
 	printf("## libcluster connection-advisor simulator (seed %llu%s%s)\n\n", (unsigned long long) master_seed, *breakage ? ", broken on purpose: " : "", breakage);
 	printf("model: 100 ms ticks; advice rounds on the library's aligned round interval (%d ms, stretched to twice the report interval), status writes\n"
 		   "through the report policy (%d ms, deadband %.2f, %.0f writes/s cluster-wide); hold-down %d ms, slow start %d ms;\n",
