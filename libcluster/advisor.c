@@ -877,13 +877,10 @@ band_of(const CLUSTERADVISORCONFIG *cfg, long long share)
  * stays inside whatever the deadband hides. 0 for a draining member.
  */
 static long long
-margin_of(const CLUSTERADVISORCONFIG *cfg, long long band)
+margin_of(double deadband, long long band)
 {
-	cluster__report_policy p;
-	long long m;
+	long long m = (long long) (deadband * (double) band); /* >= 0: truncation is floor */
 
-	cluster__report_policy_of(&p, cfg);
-	m = (long long) (p.deadband * (double) band); /* >= 0: truncation is floor */
 	return m < band ? m : band;
 }
 
@@ -969,7 +966,9 @@ plan_bands(cluster__adv_plan *plan, const cluster__adv_node *nodes, const CLUSTE
 	size_t i;
 	int any = 0, established = 0;
 	long long above = 0, below = 0;
+	cluster__report_policy policy; /* its deadband sets the margins */
 
+	cluster__report_policy_of(&policy, cfg);
 	for(i = 0; i < plan->n && !established; i++)
 	{
 		established = plan->role[i] == CLUSTER__ADV_MEMBER && cluster__adv_ramp(cfg, nodes[i].since_join_ms) == CLUSTER__ADV_RAMP_FULL;
@@ -1001,7 +1000,7 @@ plan_bands(cluster__adv_plan *plan, const cluster__adv_node *nodes, const CLUSTE
 		{
 			plan->band[i] = band_of(cfg, plan->share[i]);
 			plan->out_of_band[i] = g > plan->band[i] || -g > plan->band[i];
-			wk->margin[i] = margin_of(cfg, plan->band[i]);
+			wk->margin[i] = margin_of(policy.deadband, plan->band[i]);
 		}
 		if(plan->out_of_band[i] && g > 0)
 		{
