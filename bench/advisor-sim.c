@@ -37,10 +37,13 @@
  * - flapping member: connections redirected by the plan <= 0.1 per
  *   connection over 5 minutes;
  * - arrivals during a rolling deploy: the plan's redirects per forced
- *   reconnect <= 0.5, and it does not make the peak load / share worse
+ *   reconnect <= 0.5; it does not make the peak load / share worse
  *   than the pick alone (16 paired runs: the mean difference within two
- *   standard errors).
- * Usage: advisor-sim [--seed=N] [--break=moves|herd|stale|flap|inflight|align|ghost]
+ *   standard errors); and that peak, averaged over the runs, is <= 1.25
+ *   (one member of ten in its hold-down puts the others at 10/9 = 1.11
+ *   of their shares as the judge counts them; 1.25 is the herd goal's
+ *   tolerance).
+ * Usage: advisor-sim [--seed=N] [--break=moves|herd|stale|flap|inflight|align|ghost|claim]
  *                    [--only=static|seeds|storm|flap|arrivals] [--deadband=X]
  *                    [--verbose|--trace] [--quick]
  * --break deliberately breaks one thing to show that its verdicts can
@@ -49,7 +52,9 @@
  * flap (no hold-down or slow start), inflight (redirects in flight not
  * published: the library before advisor-inflight.c), align (advice rounds
  * on each member's own jittered phase: the library before aligned
- * rounds), ghost (no ghost node for members that left lately).
+ * rounds), ghost (no ghost node for members that left lately), claim
+ * (each picker counts its own picks once, as if it were the only one:
+ * the advisor configuration's pickers = 1).
  * --verbose prints each static run's final loads, --trace every move.
  */
 #ifdef HAVE_CONFIG_H
@@ -1096,6 +1101,11 @@ arrivals_deploy(const CLUSTERADVISORCONFIG *cfg)
 			free(w);
 		}
 		d += (peaks[1][run] - peaks[0][run]) / ARRIVAL_RUNS;
+		if(verbose)
+		{
+			fprintf(stderr, "arrivals run %d (seed %llu): peak max/share %.3f alone, %.3f with the plan\n", run, (unsigned long long) (seed0 + (uint64_t) run),
+				peaks[0][run], peaks[1][run]);
+		}
 	}
 	master_seed = seed0;
 	for(run = 0; run < ARRIVAL_RUNS; run++)
@@ -1127,8 +1137,9 @@ arrivals_deploy(const CLUSTERADVISORCONFIG *cfg)
 	printf("(max/share: against the fair share of every member that is up, including one in its hold-down or slow start, which takes\n"
 		   "less on purpose; the peak is each run's worst second, averaged over the runs)\n");
 	printf("goals: plan redirects per forced reconnect <= 0.5 %s (%.3f); the plan does not make the peak worse %s (mean difference %+.3f, "
-		   "2 standard errors %.3f)\n",
-		pf((double) moved[1] <= 0.5 * (double) forced[1]), forced[1] ? (double) moved[1] / (double) forced[1] : 0.0, pf(d <= 2 * se), d, 2 * se);
+		   "2 standard errors %.3f);\npeak max/share with the plan <= 1.25 %s (%.3f; one member of ten held down: 10/9 = %.3f)\n",
+		pf((double) moved[1] <= 0.5 * (double) forced[1]), forced[1] ? (double) moved[1] / (double) forced[1] : 0.0, pf(d <= 2 * se), d, 2 * se,
+		pf(means[1] <= 1.25), means[1], 10.0 / 9.0);
 }
 
 int
@@ -1171,7 +1182,7 @@ main(int argc, char **argv)
 		}
 		else
 		{
-			fprintf(stderr, "usage: advisor-sim [--seed=N] [--break=moves|herd|stale|flap|inflight|align|ghost] [--only=static|seeds|storm|flap|arrivals] [--deadband=X] [--verbose|--trace] [--quick]\n");
+			fprintf(stderr, "usage: advisor-sim [--seed=N] [--break=moves|herd|stale|flap|inflight|align|ghost|claim] [--only=static|seeds|storm|flap|arrivals] [--deadband=X] [--verbose|--trace] [--quick]\n");
 			return 2;
 		}
 	}
@@ -1189,6 +1200,10 @@ main(int argc, char **argv)
 	{
 		cfg.hold_down_ms = 0; /* everywhere, not only in the flapping scenario */
 		cfg.slow_start_ms = 0;
+	}
+	if(!strcmp(breakage, "claim"))
+	{
+		cfg.pickers = 1; /* 14 pickers, each believing it is alone */
 	}
 	printf("## libcluster connection-advisor simulator (seed %llu%s%s)\n\n", (unsigned long long) master_seed, *breakage ? ", broken on purpose: " : "", breakage);
 	printf("model: 100 ms ticks; advice rounds on the library's aligned round interval (%d ms, stretched to twice the report interval), status writes\n"

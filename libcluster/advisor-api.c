@@ -690,6 +690,7 @@ cluster_advisor_config_init(CLUSTERADVISORCONFIG *config)
 	config->report_deadband = 0.1;
 	config->hold_down_ms = 15000;
 	config->slow_start_ms = 30000;
+	config->pickers = 0;
 }
 
 /* How much of a CLUSTERADVISORCONFIG a caller built against an older
@@ -704,6 +705,10 @@ config_size(unsigned int version)
 	if(version < 3)
 	{
 		return offsetof(CLUSTERADVISORCONFIG, hold_down_ms);
+	}
+	if(version < 4)
+	{
+		return offsetof(CLUSTERADVISORCONFIG, pickers);
 	}
 	return sizeof(CLUSTERADVISORCONFIG);
 }
@@ -1052,7 +1057,7 @@ same_config(const CLUSTERADVISORCONFIG *a, const CLUSTERADVISORCONFIG *b)
 		   a->band_absolute == b->band_absolute && a->band_relative == b->band_relative && a->shed_fraction == b->shed_fraction &&
 		   a->step_max == b->step_max && a->step_min == b->step_min && a->budget_per_second == b->budget_per_second && a->jitter == b->jitter &&
 		   a->stale_ms == b->stale_ms && a->status_writes_per_second == b->status_writes_per_second && a->report_deadband == b->report_deadband &&
-		   a->hold_down_ms == b->hold_down_ms && a->slow_start_ms == b->slow_start_ms;
+		   a->hold_down_ms == b->hold_down_ms && a->slow_start_ms == b->slow_start_ms && a->pickers == b->pickers;
 }
 
 /* When the first of the snapshot's members in their hold-down or slow

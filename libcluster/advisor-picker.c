@@ -161,7 +161,7 @@ refresh(cluster__adv_picker *pk, size_t i)
 	cluster__adv_pick_slot *t = &pk->slot[i];
 	int c = eligible(pk, t);
 	long long a = c ? t->own - t->prov : 0;
-	long long b = c ? cluster__adv_ramp_room(t->room + t->load, t->load + t->prov, t->ramp) : 0;
+	long long b = c ? cluster__adv_ramp_room(t->room + t->load, t->load + cluster__adv_prov_seen(t->prov, pk->pickers), t->ramp) : 0;
 
 	st_set(&pk->w1, &t->w1, i, a > 0 ? a : 0);
 	st_set(&pk->w2, &t->w2, i, b);
@@ -396,6 +396,7 @@ cluster__adv_picker_build(cluster__adv_picker *pk, const cluster__adv_node *node
 	memset(pk, 0, sizeof(*pk));
 	pk->nodes = nodes;
 	pk->n = n;
+	pk->pickers = cluster__adv_pickers(cfg, nodes, n);
 	pk->self = self;
 	pk->cfg = *cfg;
 	pk->now_ms = now_ms;
@@ -442,7 +443,7 @@ cluster__adv_picker_build(cluster__adv_picker *pk, const cluster__adv_node *node
 		if(t->cand)
 		{
 			t->w1 = t->own - t->prov > 0 ? t->own - t->prov : 0;
-			t->w2 = cluster__adv_ramp_room(t->room + t->load, t->load + t->prov, t->ramp);
+			t->w2 = cluster__adv_ramp_room(t->room + t->load, t->load + cluster__adv_prov_seen(t->prov, pk->pickers), t->ramp);
 			pk->w1.v[i] = (uint64_t) t->w1;
 			pk->w2.v[i] = (uint64_t) t->w2;
 			pk->cands.v[i] = 1;
@@ -478,8 +479,8 @@ two_choices(const cluster__adv_picker *pk, uint64_t *rng)
 			y++;
 		}
 		j = st_find(&pk->cands, y);
-		if(cluster__adv_u128_cmp(cluster__adv_u128_mul((uint64_t) (pk->slot[j].load + pk->slot[j].prov + 1), (uint64_t) pk->plan.weight[pick]),
-			   cluster__adv_u128_mul((uint64_t) (pk->slot[pick].load + pk->slot[pick].prov + 1), (uint64_t) pk->plan.weight[j])) < 0)
+		if(cluster__adv_less_used(pk->slot[j].load + cluster__adv_prov_seen(pk->slot[j].prov, pk->pickers), pk->plan.weight[j],
+			   pk->slot[pick].load + cluster__adv_prov_seen(pk->slot[pick].prov, pk->pickers), pk->plan.weight[pick]))
 		{
 			pick = j;
 		}

@@ -57,6 +57,7 @@ struct cluster__adv_picker
 {
 	const cluster__adv_node *nodes; /* the snapshot; not owned, must outlive the picker */
 	size_t n;
+	size_t pickers; /* cluster__adv_pickers() of the snapshot */
 	size_t self;
 	CLUSTERADVISORCONFIG cfg;
 	cluster__adv_plan plan;

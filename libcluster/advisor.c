@@ -466,6 +466,10 @@ cluster__adv_config_check(const CLUSTERADVISORCONFIG *cfg, const char **field, c
 			BAD("slow_start_ms", "must be between 0 (off) and 3600000");
 		}
 	}
+	if(cfg->version >= 4 && (cfg->pickers < 0 || cfg->pickers > 1000000))
+	{
+		BAD("pickers", "must be between 0 (every live member) and 1000000");
+	}
 	return 0;
 #undef BAD
 }
@@ -1316,7 +1320,7 @@ cluster__adv_plan_compute(cluster__adv_plan *plan, const cluster__adv_node *node
 		goto fail;
 	}
 	/* the ghost node is no member: every member counts the same n */
-	plan->round_budget = cluster__adv_round_budget(cfg, n && !strcmp(nodes[n - 1].id, CLUSTER__ADV_GHOST_ID) ? n - 1 : n);
+	plan->round_budget = cluster__adv_round_budget(cfg, cluster__adv_live(nodes, n));
 	if(cluster__adv_shares_cfg(nodes, n, cfg, plan->role, plan->weight, plan->share, &plan->unplaceable))
 	{
 		goto fail;
@@ -1411,6 +1415,38 @@ cluster__adv_prov_timeout(const CLUSTERADVISORCONFIG *cfg, size_t n)
 
 	cluster__report_policy_of(&p, cfg);
 	return 3 * cluster__report_interval_for(&p, n);
+}
+
+size_t
+cluster__adv_live(const cluster__adv_node *nodes, size_t n)
+{
+	return n && !strcmp(nodes[n - 1].id, CLUSTER__ADV_GHOST_ID) ? n - 1 : n;
+}
+
+size_t
+cluster__adv_pickers(const CLUSTERADVISORCONFIG *cfg, const cluster__adv_node *nodes, size_t n)
+{
+	return cfg->version >= 4 && cfg->pickers > 0 ? (size_t) cfg->pickers : cluster__adv_live(nodes, n);
+}
+
+long long
+cluster__adv_prov_seen(long long prov, size_t pickers)
+{
+	long long k = pickers > 1 ? (long long) (pickers < (size_t) CLUSTER__ADV_VALUE_MAX ? pickers : (size_t) CLUSTER__ADV_VALUE_MAX) : 1;
+
+	if(prov <= 0)
+	{
+		return 0;
+	}
+	return prov >= CLUSTER__ADV_VALUE_MAX / k ? CLUSTER__ADV_VALUE_MAX : prov * k;
+}
+
+int
+cluster__adv_less_used(long long held_b, long long weight_b, long long held_a, long long weight_a)
+{
+	/* every factor is positive: held >= 0 (plus 1), weights of members > 0 */
+	return cluster__adv_u128_cmp(cluster__adv_u128_mul((uint64_t) (held_b + 1), (uint64_t) weight_a),
+			   cluster__adv_u128_mul((uint64_t) (held_a + 1), (uint64_t) weight_b)) < 0;
 }
 
 /* Binary search over the snapshot, which is sorted by id. */
@@ -1590,30 +1626,33 @@ own_row_weights(const size_t *cand, size_t ncand, const long long *own, const lo
 }
 
 /* Tier 2, deficit sampling with provisional load: room below the share,
- * in proportion to what is left of it. Not "room no row claims":
+ * less this caller's picks as it assumes the cluster made them
+ * (cluster__adv_prov_seen), in proportion to what is left of it. Not
+ * "room no row claims":
  * independent callers (new clients) would all crowd the few unclaimed
  * places, a herd; new clients and redirects share the room, and the next
  * round accounts for both. A member in its slow start weighs its room x
- * ramp / 16 (cluster__adv_ramp_weight): it gets new clients a little at
+ * ramp / 16 (cluster__adv_ramp_room): it gets new clients a little at
  * a time, and keeps fewer if it leaves again. */
 static void
 deficit_weights(const cluster__adv_node *nodes, const cluster__adv_plan *plan, const CLUSTERADVISORCONFIG *cfg, const size_t *cand, size_t ncand,
-	const long long *prov_count, long long *w)
+	const long long *prov_count, size_t pickers, long long *w)
 {
 	size_t i, j;
 
 	for(j = 0; j < ncand; j++)
 	{
 		i = cand[j];
-		w[i] = cluster__adv_ramp_room(plan->share[i], nodes[i].load + prov_count[i], cluster__adv_ramp(cfg, nodes[i].since_join_ms));
+		w[i] = cluster__adv_ramp_room(plan->share[i], nodes[i].load + cluster__adv_prov_seen(prov_count[i], pickers), cluster__adv_ramp(cfg, nodes[i].since_join_ms));
 	}
 }
 
 /* Tier 3, the power-of-two fallback when nobody is below its share:
  * two distinct random candidates, the lower capacity-aware utilisation
- * (load + provisional + 1) / weight wins (the first on a tie). */
+ * (load + provisional as seen + 1) / weight wins (the first on a tie). */
 static size_t
-pick_two_choices(const cluster__adv_node *nodes, const cluster__adv_plan *plan, const long long *prov_count, const size_t *cand, size_t ncand, uint64_t *rng)
+pick_two_choices(const cluster__adv_node *nodes, const cluster__adv_plan *plan, const long long *prov_count, size_t pickers, const size_t *cand, size_t ncand,
+	uint64_t *rng)
 {
 	size_t x = (size_t) cluster__adv_random_below(rng, ncand), y, j, pick = cand[x];
 
@@ -1625,9 +1664,8 @@ pick_two_choices(const cluster__adv_node *nodes, const cluster__adv_plan *plan, 
 			y++;
 		}
 		j = cand[y];
-		/* cross-multiplied utilisations; every factor is positive */
-		if(cluster__adv_u128_cmp(cluster__adv_u128_mul((uint64_t) (nodes[j].load + prov_count[j] + 1), (uint64_t) plan->weight[pick]),
-			   cluster__adv_u128_mul((uint64_t) (nodes[pick].load + prov_count[pick] + 1), (uint64_t) plan->weight[j])) < 0)
+		if(cluster__adv_less_used(nodes[j].load + cluster__adv_prov_seen(prov_count[j], pickers), plan->weight[j],
+			   nodes[pick].load + cluster__adv_prov_seen(prov_count[pick], pickers), plan->weight[pick]))
 		{
 			pick = j;
 		}
@@ -1733,12 +1771,12 @@ cluster__adv_pick(const cluster__adv_node *nodes, size_t n, size_t self, const C
 	{
 		goto picked;
 	}
-	deficit_weights(nodes, &plan, cfg, cand, ncand, prov_count, w);
+	deficit_weights(nodes, &plan, cfg, cand, ncand, prov_count, cluster__adv_pickers(cfg, nodes, n), w);
 	if(sample_weighted(cand, ncand, w, rng, &pick))
 	{
 		goto picked;
 	}
-	pick = pick_two_choices(nodes, &plan, prov_count, cand, ncand, rng);
+	pick = pick_two_choices(nodes, &plan, prov_count, cluster__adv_pickers(cfg, nodes, n), cand, ncand, rng);
 picked:
 	r = prov_record(prov, &nodes[pick], cfg, n, now_ms);
 	if(!r)

@@ -224,6 +224,32 @@ void cluster__adv_prov_free(cluster__adv_prov *prov);
  * the load the picks gave it. */
 int64_t cluster__adv_prov_timeout(const CLUSTERADVISORCONFIG *cfg, size_t n);
 
+/* The live members of a snapshot of n nodes: n, less the ghost node when
+ * the last node is one. */
+size_t cluster__adv_live(const cluster__adv_node *nodes, size_t n);
+
+/* The pickers an instance assumes: cfg->pickers when set (version 4),
+ * else the live members of the snapshot. */
+size_t cluster__adv_pickers(const CLUSTERADVISORCONFIG *cfg, const cluster__adv_node *nodes, size_t n);
+
+/*
+ * Provisional load as a picker counts it in tiers 2 and 3 of the pick: its
+ * own prov picks to a target, times the pickers it assumes. Every member
+ * (and every gateway) may be picking from the same written statuses at
+ * the same rate, and none sees the others' picks until the target writes
+ * again; counting its own picks once, each would fill the whole room, and
+ * the target would receive pickers x its room (a herd). Counted this way
+ * each claims its part. Saturates at CLUSTER__ADV_VALUE_MAX. The capacity
+ * check (a full member is never picked) counts prov once: that is a fact,
+ * this an estimate.
+ */
+long long cluster__adv_prov_seen(long long prov, size_t pickers);
+
+/* Tier 3's comparison, power of two choices: is b (held_b connections
+ * counting provisional load as seen, fair-share weight weight_b) less
+ * used than a? Cross-multiplied, integers only; the first wins a tie. */
+int cluster__adv_less_used(long long held_b, long long weight_b, long long held_a, long long weight_a);
+
 /* The self argument of cluster__adv_pick() for a caller that is not one
  * of the nodes (or has no usable status). */
 #define CLUSTER__ADV_NO_SELF ((size_t) -1)
@@ -239,13 +265,15 @@ int64_t cluster__adv_prov_timeout(const CLUSTERADVISORCONFIG *cfg, size_t n);
  * that is positive somewhere (prov = provisional picks of this caller):
  *   1. own rows: row(self, t) - prov[t], so a shedder's repeated picks
  *      follow its rows exactly, in proportion, until they are exhausted;
- *   2. room below the share: share[t] - load[t] - prov[t] (callers without
- *      rows, e.g. new clients: independent callers spread in proportion
- *      to the deficits instead of crowding the few places no row claims),
- *      below share x ramp / 16 for a member in its slow start
- *      (cluster__adv_ramp_room;
- *      tier 1 is not scaled: the plan decides the rows);
- *   3. otherwise two random choices, lower capacity-aware utilisation.
+ *   2. room below the share: share[t] - load[t] - seen(prov[t]) (callers
+ *      without rows, e.g. new clients: independent callers spread in
+ *      proportion to the deficits instead of crowding the few places no
+ *      row claims, and each claims only its part of a room,
+ *      cluster__adv_prov_seen), below share x ramp / 16 for a member in
+ *      its slow start (cluster__adv_ramp_room; tier 1 is not scaled: the
+ *      plan decides the rows);
+ *   3. otherwise two random choices, lower capacity-aware utilisation
+ *      (load + seen(prov) + 1) / weight.
  * Hence when every shedder of one snapshot picks exactly its shed count,
  * the picks land exactly on the plan: no target receives more than its
  * inflow and nobody overshoots. A tier with no weight draws no random

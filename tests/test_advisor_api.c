@@ -77,6 +77,8 @@ test_config(void **state)
 	BAD(hold_down_ms, 3600001);
 	BAD(slow_start_ms, -1);
 	BAD(slow_start_ms, 3600001);
+	BAD(pickers, -1);
+	BAD(pickers, 1000001);
 #undef BAD
 	/* a caller built against version 1 passes the shorter structure:
 	 * its fields are taken, the version 2 fields keep their defaults */
@@ -105,7 +107,7 @@ test_config(void **state)
 	cluster_destroy(c);
 }
 
-/* Version 3 (hold-down, slow start): the bounds are inclusive, and a
+/* Versions 3 (hold-down, slow start) and 4 (pickers): the bounds are inclusive, and a
  * caller built against version 2 passes the shorter structure: its
  * fields are taken, the version 3 ones keep their defaults and are not
  * even read (garbage there would be refused). */
@@ -142,6 +144,23 @@ test_config_v3(void **state)
 	assert_true(c->advisor_config.status_writes_per_second == 5.0);
 	assert_int_equal(c->advisor_config.hold_down_ms, 15000);
 	assert_int_equal(c->advisor_config.slow_start_ms, 30000);
+	/* a caller built against version 3 passes no pickers: the default */
+	{
+		CLUSTERADVISORCONFIG v3;
+
+		memset(&v3, 0xff, sizeof(v3));
+		memcpy(&v3, &def, offsetof(CLUSTERADVISORCONFIG, pickers));
+		v3.version = 3;
+		v3.slow_start_ms = 1234;
+		assert_int_equal(cluster_set_advisor_config(c, &v3), 0);
+		assert_int_equal(c->advisor_config.version, CLUSTER_ADVISOR_CONFIG_VERSION);
+		assert_int_equal(c->advisor_config.slow_start_ms, 1234);
+		assert_int_equal(c->advisor_config.pickers, 0);
+		cfg.pickers = 1000000;
+		assert_int_equal(cluster_set_advisor_config(c, &cfg), 0);
+		assert_int_equal(c->advisor_config.pickers, 1000000);
+		assert_int_equal(cluster_set_advisor_config(c, &v2), 0);
+	}
 	/* the stored copy is complete: it passes the full check */
 	{
 		const char *field = NULL, *rule = NULL;
@@ -424,8 +443,10 @@ test_pick_cache(void **state)
 	assert_int_equal(cluster__advisor_pick_builds(c), b0 + 1); /* one build, 200 picks */
 	assert_int_equal(got_a + got_b, 200);
 	assert_in_range(got_a, 60, 140);
-	/* the same revision (42), different loads: peer-a drains */
-	inject(c, 300, 0, 0, 0);
+	/* the same revision (42), different loads: peer-a drains (peer-b's
+	 * room, 1500, is more than the three members' picks may claim of it
+	 * while the earlier ones still count: 3 x about 100) */
+	inject(c, 3000, 0, 0, 0);
 	for(i = 0; i < 50; i++)
 	{
 		assert_int_equal(cluster_pick_target(c, &t), 0);
@@ -966,16 +987,19 @@ test_ghost(void **state)
 	assert_int_equal(cluster_pick_target(c, &t), 0);
 	/* peer-c leaves with 300: shares 400 (ghost counted), room 100 here,
 	 * 300 at peer-b, none at peer-a (without the ghost: 300, 300, 300 and
-	 * all of the room at peer-b) */
+	 * all of the room at peer-b). This caller claims a third of each
+	 * room (three members may pick): 34 here and 100 at peer-b; 60
+	 * picks stay within that (without the ghost they would all go to
+	 * peer-b) */
 	inject_set(c, m, 3, 81);
-	for(i = 0; i < 200; i++)
+	for(i = 0; i < 60; i++)
 	{
 		assert_int_equal(cluster_pick_target(c, &t), 0);
 		got_me += !strcmp(t.id, "me");
 		got_a += !strcmp(t.id, "peer-a");
 	}
 	assert_int_equal(got_a, 0);
-	assert_in_range(got_me, 25, 75); /* a quarter of 200, binomial sd 6 */
+	assert_in_range(got_me, 5, 25); /* 60 x 34 / 134 = 15.2, drawn without replacement: sd about 3 */
 	tu_reset();
 	advise_quietly(c);
 	assert_true(tu_logged("cluster load 1200,")); /* 900 and the ghost's 300 */

@@ -2,8 +2,9 @@
 # SPDX-License-Identifier: Apache-2.0
 # The connection-advisor simulator (bench/advisor-sim) meets every goal
 # with the library as built, and its verdicts can fail: with the plan
-# deliberately broken (10% more moves than advised) or the pick herding
-# (everyone on the least-loaded member) it reports FAIL and exits 1.
+# deliberately broken (10% more moves than advised), the pick herding
+# (everyone on the least-loaded member) or each picker claiming every
+# room as if it were the only one, it reports FAIL and exits 1.
 set -u
 sim=./bench/advisor-sim
 out=${TMPDIR:-/tmp}/advisor-sim.$$
@@ -17,8 +18,10 @@ if ! "$sim" > "$out" 2>&1; then
 else
 	grep -E '^overall' "$out"
 fi
-for b in moves herd; do
-	if "$sim" --break="$b" > "$out" 2>&1; then
+for b in moves herd claim; do
+	only=
+	[ "$b" = claim ] && only=--only=arrivals # the scenario it shows in
+	if "$sim" --break="$b" $only > "$out" 2>&1; then
 		echo "FAIL: advisor-sim --break=$b passed every goal: a verdict that cannot fail"
 		fail=1
 	elif ! grep -q 'FAIL' "$out"; then
