@@ -2029,6 +2029,16 @@ test_slow_start_pick(void **state)
 	cluster__adv_plan_free(&p);
 }
 
+/* The check refuses c, naming field. */
+static void
+refused(const CLUSTERADVISORCONFIG *c, const char *name)
+{
+	const char *field = NULL, *rule = NULL;
+
+	assert_int_equal(cluster__adv_config_check(c, &field, &rule), EINVAL);
+	assert_string_equal(field, name);
+}
+
 /* The pure configuration check names the new fields, and reads them only
  * from a structure of their version. */
 static void
@@ -2047,27 +2057,21 @@ test_ramp_config(void **state)
 	c.slow_start_ms = 3600000;
 	assert_int_equal(cluster__adv_config_check(&c, &field, &rule), 0);
 	c.hold_down_ms = 3600001;
-	assert_int_equal(cluster__adv_config_check(&c, &field, &rule), EINVAL);
-	assert_string_equal(field, "hold_down_ms");
+	refused(&c, "hold_down_ms");
 	c.hold_down_ms = -1;
-	assert_int_equal(cluster__adv_config_check(&c, &field, &rule), EINVAL);
-	assert_string_equal(field, "hold_down_ms");
+	refused(&c, "hold_down_ms");
 	c.hold_down_ms = 0;
 	c.slow_start_ms = -1;
-	assert_int_equal(cluster__adv_config_check(&c, &field, &rule), EINVAL);
-	assert_string_equal(field, "slow_start_ms");
+	refused(&c, "slow_start_ms");
 	c.slow_start_ms = 3600001;
-	assert_int_equal(cluster__adv_config_check(&c, &field, &rule), EINVAL);
-	assert_string_equal(field, "slow_start_ms");
+	refused(&c, "slow_start_ms");
 	c.slow_start_ms = 0;
 	c.pickers = 1000000;
 	assert_int_equal(cluster__adv_config_check(&c, &field, &rule), 0);
 	c.pickers = 1000001;
-	assert_int_equal(cluster__adv_config_check(&c, &field, &rule), EINVAL);
-	assert_string_equal(field, "pickers");
+	refused(&c, "pickers");
 	c.pickers = -1;
-	assert_int_equal(cluster__adv_config_check(&c, &field, &rule), EINVAL);
-	assert_string_equal(field, "pickers");
+	refused(&c, "pickers");
 	c.version = 3; /* not part of a version 3 structure */
 	assert_int_equal(cluster__adv_config_check(&c, &field, &rule), 0);
 	c.slow_start_ms = -1;
