@@ -297,9 +297,10 @@ struct cluster_advisor_config_struct
 	 *  (members calling cluster_pick_target(), and gateways). None sees
 	 *  the others' picks until a target writes its load again, so each
 	 *  claims only its part of a member's room: its own recent picks
-	 *  count this many times there (README "Herd-safe pick"). 0 = every
-	 *  live member of the view (the default); set it when a few gateways
-	 *  pick for everyone, e.g. 1 for a single gateway. At most 1000000. */
+	 *  count this many times there (README "Herd-safe pick"). 0 = the
+	 *  members of the view that publish a status (the default); set it
+	 *  when a few gateways pick for everyone, e.g. 1 for a single
+	 *  gateway. At most 1000000. */
 	int pickers;
 };
 #define CLUSTER_ADVISOR_CONFIG_VERSION 4
@@ -608,8 +609,9 @@ CLUSTER_EXTERN int cluster_set_advisor(CLUSTER *cluster, CLUSTERADVICE callback)
  * spare room, weighted by their deficit, counting this instance's own
  * recent picks as provisional load, times the pickers it assumes
  * (CLUSTERADVISORCONFIG.pickers), so that many callers between two
- * reports each take their part of a member's room, not all of it. A member that (re)joined less than hold_down_ms ago is not
- * chosen, and one in its slow start weighs less (CLUSTERADVISORCONFIG).
+ * reports each take their part of a member's room, not all of it. A
+ * member that (re)joined less than hold_down_ms ago is not chosen, and
+ * one in its slow start weighs less (CLUSTERADVISORCONFIG).
  * Copies the chosen member into *target.
  * @return 0, or -1 with errno EPERM (not joined), ENOENT (no member can
  *   take a client: all draining, full, stale or in their hold-down),

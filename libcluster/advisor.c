@@ -468,7 +468,7 @@ cluster__adv_config_check(const CLUSTERADVISORCONFIG *cfg, const char **field, c
 	}
 	if(cfg->version >= 4 && (cfg->pickers < 0 || cfg->pickers > 1000000))
 	{
-		BAD("pickers", "must be between 0 (every live member) and 1000000");
+		BAD("pickers", "must be between 0 (the members that publish a status) and 1000000");
 	}
 	return 0;
 #undef BAD
@@ -1426,7 +1426,18 @@ cluster__adv_live(const cluster__adv_node *nodes, size_t n)
 size_t
 cluster__adv_pickers(const CLUSTERADVISORCONFIG *cfg, const cluster__adv_node *nodes, size_t n)
 {
-	return cfg->version >= 4 && cfg->pickers > 0 ? (size_t) cfg->pickers : cluster__adv_live(nodes, n);
+	size_t i, k = 0;
+
+	if(cfg->version >= 4 && cfg->pickers > 0)
+	{
+		return (size_t) cfg->pickers;
+	}
+	/* the servers: plain members (workers, watchers) pick nothing */
+	for(i = 0, n = cluster__adv_live(nodes, n); i < n; i++)
+	{
+		k += (size_t) valid_status(&nodes[i]);
+	}
+	return k ? k : 1;
 }
 
 long long

@@ -229,7 +229,9 @@ int64_t cluster__adv_prov_timeout(const CLUSTERADVISORCONFIG *cfg, size_t n);
 size_t cluster__adv_live(const cluster__adv_node *nodes, size_t n);
 
 /* The pickers an instance assumes: cfg->pickers when set (version 4),
- * else the live members of the snapshot. */
+ * else the live members of the snapshot that publish a usable status (at
+ * least 1): the servers, which pick for their clients; members that
+ * publish none (workers, watchers) do not. */
 size_t cluster__adv_pickers(const CLUSTERADVISORCONFIG *cfg, const cluster__adv_node *nodes, size_t n);
 
 /*

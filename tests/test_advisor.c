@@ -850,14 +850,29 @@ own_rows(const cluster__adv_plan *p, size_t n, size_t self, long long *own)
 	}
 }
 
+/* The pickers the pick assumes by default: the members with a status
+ * (random_cluster() makes every status it sets valid). */
+static long long
+servers(const cluster__adv_node *v, size_t n)
+{
+	long long k = 0;
+	size_t i;
+
+	for(i = 0; i < n; i++)
+	{
+		k += v[i].has_status != 0;
+	}
+	return k ? k : 1;
+}
+
 /* Room below the share, as the pick must see it (eligible targets only):
- * a caller's own picks count once toward a capacity, and n times (every
- * member of the view may be picking alike) against the room; returns the
- * sum of the positive parts. */
+ * a caller's own picks count once toward a capacity, and once per
+ * assumed picker (servers()) against the room; returns the sum of the
+ * positive parts. */
 static long long
 room_below_share(const cluster__adv_node *v, size_t n, const cluster__adv_plan *p, const long long *mine, long long *room)
 {
-	long long sum = 0;
+	long long sum = 0, k = servers(v, n);
 	size_t i;
 
 	for(i = 0; i < n; i++)
@@ -867,7 +882,7 @@ room_below_share(const cluster__adv_node *v, size_t n, const cluster__adv_plan *
 		{
 			continue;
 		}
-		room[i] = p->share[i] - v[i].load - mine[i] * (long long) n;
+		room[i] = p->share[i] - v[i].load - mine[i] * k;
 		sum += room[i] > 0 ? room[i] : 0;
 	}
 	return sum;
@@ -1034,7 +1049,7 @@ test_pick_callers_without_rows(void **state)
 
 				for(j = 0; j < n; j++)
 				{
-					long long left = p.share[j] - v[j].load - got[j] * (long long) n;
+					long long left = p.share[j] - v[j].load - got[j] * servers(v, n);
 
 					if(p.role[j] == CLUSTER__ADV_MEMBER && left > 0 && (v[j].capacity < 0 || v[j].load + got[j] < v[j].capacity))
 					{
@@ -1050,7 +1065,7 @@ test_pick_callers_without_rows(void **state)
 				if(room > 0)
 				{
 					/* never a member at or above its share while room is left */
-					assert_true(p.share[at] - v[at].load - got[at] * (long long) n > 0);
+					assert_true(p.share[at] - v[at].load - got[at] * servers(v, n) > 0);
 				}
 				got[at]++;
 			}
@@ -2029,6 +2044,42 @@ test_slow_start_pick(void **state)
 	cluster__adv_plan_free(&p);
 }
 
+/* Who the pick assumes is picking: the members that publish a usable
+ * status (not workers without one, not a garbled status, not the ghost),
+ * at least 1; or the configured number. And a picker's own picks count
+ * that many times, saturating. */
+static void
+test_pickers(void **state)
+{
+	CLUSTERADVISORCONFIG c;
+	cluster__adv_node v[8];
+	int i;
+
+	(void) state;
+	cluster_advisor_config_init(&c);
+	for(i = 0; i < 7; i++)
+	{
+		node(&v[i], i, 100, -1);
+	}
+	v[1].has_status = 0; /* a worker */
+	v[2].has_status = 0;
+	v[3].load = -5; /* garbage: no usable status */
+	node(&v[7], 7, 300, 0);
+	v[7].id = CLUSTER__ADV_GHOST_ID;
+	assert_int_equal(cluster__adv_pickers(&c, v, 8), 4);
+	assert_int_equal(cluster__adv_pickers(&c, v, 7), 4);
+	assert_int_equal(cluster__adv_pickers(&c, v, 1), 1);
+	assert_int_equal(cluster__adv_pickers(&c, v + 1, 2), 1); /* nobody: 1 */
+	c.pickers = 2;
+	assert_int_equal(cluster__adv_pickers(&c, v, 8), 2);
+	c.version = 3; /* no such field yet */
+	assert_int_equal(cluster__adv_pickers(&c, v, 8), 4);
+	assert_int_equal(cluster__adv_prov_seen(7, 3), 21);
+	assert_int_equal(cluster__adv_prov_seen(0, 3), 0);
+	assert_int_equal(cluster__adv_prov_seen(7, 0), 7);
+	assert_int_equal(cluster__adv_prov_seen(1LL << 30, 1000000), CLUSTER__ADV_VALUE_MAX);
+}
+
 /* The check refuses c, naming field. */
 static void
 refused(const CLUSTERADVISORCONFIG *c, const char *name)
@@ -2102,6 +2153,7 @@ main(void)
 		cmocka_unit_test(test_config_and_random),
 		cmocka_unit_test(test_ramp),
 		cmocka_unit_test(test_ramp_config),
+		cmocka_unit_test(test_pickers),
 		cmocka_unit_test(test_hold_down_roles),
 		cmocka_unit_test(test_hold_down_all_new),
 		cmocka_unit_test(test_slow_start_pick),
