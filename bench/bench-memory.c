@@ -4,11 +4,19 @@
  *
  * For each N, N handles join one cluster in this process; VmRSS and the
  * thread count from /proc/self/status are read before and after the
- * joins (and after everyone left), and the growth is divided by N.
+ * joins (and after everyone left), and the growth is divided by N. Beside
+ * it, the heap bytes in use (glibc's mallinfo2: what the library and
+ * libcurl hold allocated, without thread stacks and without free memory
+ * the allocator keeps), so that RSS can be told from fragmentation.
  *
- *   bench-memory [N ...]   (default: 1 10 50 200)
+ * With -a every member is an advisor user: it reports a load and sets
+ * the advisor configuration, so it publishes a status and keeps everyone
+ * else's; the figures are read once the last member sees every status.
+ *
+ *   bench-memory [-a] [N ...]   (default: 1 10 50 200)
  */
 #include <errno.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,16 +27,62 @@
 #include "benchlib.h"
 #include "etcdharness.h"
 
+/* Heap bytes in use, in kB (0 where glibc's mallinfo2 is missing). */
+static double
+heap_kb(void)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+	struct mallinfo2 mi = mallinfo2();
+
+	return (double) (mi.uordblks + mi.hblkhd) / 1024.0;
+#else
+	return 0;
+#endif
+}
+
+static int advisor_users;
+
+/* Wait until member m's view holds n statuses (s seconds at most). */
+static int
+wait_statuses(CLUSTER *c, size_t n, int s)
+{
+	int k;
+
+	for(k = 0; k < s * 100; k++)
+	{
+		CLUSTERMEMBER *v = NULL;
+		size_t count = 0, i, seen = 0;
+
+		if(cluster_members(c, &v, &count) == 0)
+		{
+			for(i = 0; i < count; i++)
+			{
+				seen += v[i].has_status != 0;
+			}
+			cluster_members_free(v);
+			if(seen >= n)
+			{
+				return 0;
+			}
+		}
+		usleep(10000);
+	}
+	fprintf(stderr, "bench: statuses did not all arrive within %d s\n", s);
+	return -1;
+}
+
 static int
 run_n(etcdh *h, int n)
 {
 	bl_member **m = calloc((size_t) n, sizeof(*m));
 	char key[64], id[64];
 	long rss0, rss1, rss2;
+	double heap0, heap1;
 	int th0, th1, th2, i, joined = 0, rc = 0;
 
 	snprintf(key, sizeof(key), "mem%d", n);
 	rss0 = bl_rss_kb();
+	heap0 = heap_kb();
 	th0 = bl_threads();
 	for(i = 0; i < n; i++)
 	{
@@ -49,7 +103,25 @@ run_n(etcdh *h, int n)
 		rc = -1;
 		goto out;
 	}
+	for(i = 0; i < n && advisor_users; i++)
+	{
+		CLUSTERADVISORCONFIG cfg;
+
+		cluster_advisor_config_init(&cfg);
+		if(cluster_set_advisor_config(m[i]->c, &cfg) || cluster_report(m[i]->c, 100 + i, -1))
+		{
+			fprintf(stderr, "bench: member %d could not report: %s\n", i, strerror(errno));
+			rc = -1;
+			goto out;
+		}
+	}
+	if(advisor_users && wait_statuses(m[n - 1]->c, (size_t) n, 120))
+	{
+		rc = -1;
+		goto out;
+	}
 	rss1 = bl_rss_kb();
+	heap1 = heap_kb();
 	th1 = bl_threads();
 	for(i = 0; i < n; i++)
 	{
@@ -58,8 +130,8 @@ run_n(etcdh *h, int n)
 	joined = 0;
 	rss2 = bl_rss_kb();
 	th2 = bl_threads();
-	printf("%6d %10ld %10ld %12.1f %10d %10d %12.2f %14ld\n", n, rss0, rss1,
-		(double) (rss1 - rss0) / n, th0, th1, (double) (th1 - th0) / n, rss2);
+	printf("%6d %10ld %10ld %12.1f %14.1f %10d %10d %12.2f %14ld\n", n, rss0, rss1, (double) (rss1 - rss0) / n, (heap1 - heap0) / n, th0, th1,
+		(double) (th1 - th0) / n, rss2);
 	(void) th2;
 out:
 	for(i = 0; i < joined; i++)
@@ -76,6 +148,12 @@ main(int argc, char **argv)
 	int ns[16], nn = 0, i;
 	etcdh *h;
 
+	if(argc > 1 && !strcmp(argv[1], "-a"))
+	{
+		advisor_users = 1;
+		argv++;
+		argc--;
+	}
 	nn = bl_sizes(argv + 1, argc - 1, ns, 16, (const int[]) { 1, 10, 50, 200, 0 });
 	curl_global_init(CURL_GLOBAL_DEFAULT);
 	if(etcdh_start(&h))
@@ -83,9 +161,10 @@ main(int argc, char **argv)
 		fprintf(stderr, "bench-memory: cannot start etcd\n");
 		return 1;
 	}
-	printf("bench-memory: handles joined in one process against %s\n\n", etcdh_endpoint(h));
-	printf("%6s %10s %10s %12s %10s %10s %12s %14s\n", "N", "RSS0 kB", "RSS kB", "kB/instance",
-		"threads0", "threads", "thr/instance", "RSS after kB");
+	printf("bench-memory: handles joined in one process against %s%s\n\n", etcdh_endpoint(h),
+		advisor_users ? ", every one an advisor user (status published and everyone's kept)" : "");
+	printf("%6s %10s %10s %12s %14s %10s %10s %12s %14s\n", "N", "RSS0 kB", "RSS kB", "kB/instance", "heap kB/inst.", "threads0", "threads",
+		"thr/instance", "RSS after kB");
 	for(i = 0; i < nn; i++)
 	{
 		if(run_n(h, ns[i]))
