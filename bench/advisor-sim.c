@@ -248,12 +248,7 @@ snapshot(const world *w, cluster__adv_node *v, int *map)
 	{
 		/* the library's ghost node (advisor-api.c): one draining node
 		 * after the others holding what the members that left lately had */
-		memset(&v[k], 0, sizeof(v[k]));
-		v[k].id = CLUSTER__ADV_GHOST_ID;
-		v[k].workers = 1;
-		v[k].has_status = 1;
-		v[k].load = ghosts;
-		v[k].capacity = 0;
+		cluster__adv_ghost_node(&v[k], ghosts);
 		v[k].received_ms = now_ms(w);
 		map[k++] = -1;
 	}

@@ -369,11 +369,12 @@ arrived_ms(const snapshot *s, size_t i)
 static void
 ghosts_append(join_table *jt, snapshot *s)
 {
-	int64_t hold = s->cfg.version >= 3 && s->cfg.hold_down_ms > 0 ? s->cfg.hold_down_ms : 0;
-	long long sum = ghosts_sweep(jt, NULL, s->now, hold);
-	cluster__adv_node *g = &s->nodes[s->view.count];
+	int64_t hold, slow;
+	long long sum;
 	size_t i;
 
+	cluster__adv_ramp_windows(&s->cfg, &hold, &slow);
+	sum = ghosts_sweep(jt, NULL, s->now, hold);
 	s->n = s->view.count;
 	s->ghost_due = 0;
 	for(i = 0; i < jt->nghosts; i++)
@@ -386,12 +387,7 @@ ghosts_append(join_table *jt, snapshot *s)
 	{
 		return;
 	}
-	memset(g, 0, sizeof(*g));
-	g->id = CLUSTER__ADV_GHOST_ID;
-	g->workers = 1;
-	g->has_status = 1;
-	g->load = sum < CLUSTER__ADV_VALUE_MAX ? sum : CLUSTER__ADV_VALUE_MAX;
-	g->capacity = 0;
+	cluster__adv_ghost_node(&s->nodes[s->view.count], sum);
 	s->members[s->view.count].address = "";
 	s->n = s->view.count + 1;
 }
@@ -466,6 +462,12 @@ joins_fill(join_table *jt, snapshot *s)
 				joins_abort(jt, j, i);
 				goto oom;
 			}
+			if(apply && jt->nghosts)
+			{
+				/* back: no ghost (only a member gone from the table
+				 * can have one) */
+				ghosts_sweep(jt, id, s->now, INT64_MAX);
+			}
 		}
 		ent.load = s->nodes[j].has_status ? s->nodes[j].load : -1;
 		s->nodes[j].since_join_ms = 0;
@@ -499,10 +501,6 @@ joins_fill(join_table *jt, snapshot *s)
 	}
 	jt->primed = 1;
 	jt->gen = s->gen;
-	for(j = 0; j < n; j++)
-	{
-		ghosts_sweep(jt, s->nodes[j].id, s->now, INT64_MAX); /* back: no ghost */
-	}
 	ghosts_append(jt, s);
 	return;
 oom:

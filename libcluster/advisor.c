@@ -478,10 +478,8 @@ cluster__adv_config_check(const CLUSTERADVISORCONFIG *cfg, const char **field, c
 /* hold-down and slow start                                             */
 /* ------------------------------------------------------------------ */
 
-/* The two windows, 0 when off or when the configuration predates them
- * (a version 2 structure has no such fields). */
-static void
-ramp_windows(const CLUSTERADVISORCONFIG *cfg, int64_t *hold, int64_t *slow)
+void
+cluster__adv_ramp_windows(const CLUSTERADVISORCONFIG *cfg, int64_t *hold, int64_t *slow)
 {
 	*hold = 0;
 	*slow = 0;
@@ -505,7 +503,7 @@ cluster__adv_ramp(const CLUSTERADVISORCONFIG *cfg, int64_t since_join_ms)
 	{
 		return CLUSTER__ADV_RAMP_FULL;
 	}
-	ramp_windows(cfg, &hold, &slow);
+	cluster__adv_ramp_windows(cfg, &hold, &slow);
 	if(since_join_ms < hold)
 	{
 		return 0;
@@ -532,7 +530,7 @@ cluster__adv_ramp_next(const CLUSTERADVISORCONFIG *cfg, int64_t since_join_ms)
 	{
 		return -1;
 	}
-	ramp_windows(cfg, &hold, &slow);
+	cluster__adv_ramp_windows(cfg, &hold, &slow);
 	end = hold + ((int64_t) k * slow + CLUSTER__ADV_RAMP_FULL - 2) / (CLUSTER__ADV_RAMP_FULL - 1);
 	return end > since_join_ms ? end - since_join_ms : 1;
 }
@@ -1423,6 +1421,17 @@ cluster__adv_live(const cluster__adv_node *nodes, size_t n)
 	return n && !strcmp(nodes[n - 1].id, CLUSTER__ADV_GHOST_ID) ? n - 1 : n;
 }
 
+void
+cluster__adv_ghost_node(cluster__adv_node *g, long long load)
+{
+	memset(g, 0, sizeof(*g));
+	g->id = CLUSTER__ADV_GHOST_ID;
+	g->workers = 1;
+	g->has_status = 1;
+	g->load = load < CLUSTER__ADV_VALUE_MAX ? load : CLUSTER__ADV_VALUE_MAX;
+	g->capacity = 0; /* draining: never a target */
+}
+
 size_t
 cluster__adv_pickers(const CLUSTERADVISORCONFIG *cfg, const cluster__adv_node *nodes, size_t n)
 {
@@ -1753,7 +1762,7 @@ cluster__adv_pick(const cluster__adv_node *nodes, size_t n, size_t self, const C
 	long long *prov_count = NULL, *own = NULL, *w = NULL;
 	size_t *cand = NULL, ncand, pick = 0;
 	int r = ENOMEM;
-	size_t m = n ? n : 1;
+	size_t m = n ? n : 1, pickers = cluster__adv_pickers(cfg, nodes, n);
 
 	memset(&plan, 0, sizeof(plan));
 	prov_count = calloc(m, sizeof(*prov_count));
@@ -1782,12 +1791,12 @@ cluster__adv_pick(const cluster__adv_node *nodes, size_t n, size_t self, const C
 	{
 		goto picked;
 	}
-	deficit_weights(nodes, &plan, cfg, cand, ncand, prov_count, cluster__adv_pickers(cfg, nodes, n), w);
+	deficit_weights(nodes, &plan, cfg, cand, ncand, prov_count, pickers, w);
 	if(sample_weighted(cand, ncand, w, rng, &pick))
 	{
 		goto picked;
 	}
-	pick = pick_two_choices(nodes, &plan, prov_count, cluster__adv_pickers(cfg, nodes, n), cand, ncand, rng);
+	pick = pick_two_choices(nodes, &plan, prov_count, pickers, cand, ncand, rng);
 picked:
 	r = prov_record(prov, &nodes[pick], cfg, n, now_ms);
 	if(!r)

@@ -70,6 +70,12 @@ struct cluster__adv_node
  * nodes followed by it are still sorted. */
 #define CLUSTER__ADV_GHOST_ID "\x7f"
 
+/* Make g the ghost node holding load (clamped to CLUSTER__ADV_VALUE_MAX):
+ * a draining member (capacity 0) of one worker with that status, so its
+ * load counts in everyone's share and nothing is sent to it. The caller
+ * appends it after the view's nodes. */
+void cluster__adv_ghost_node(cluster__adv_node *g, long long load);
+
 /* Role of a node in the plan. */
 #define CLUSTER__ADV_OUT      0 /* no valid status, passive, or in its hold-down: ignored */
 #define CLUSTER__ADV_MEMBER   1 /* takes part; may be a target */
@@ -140,6 +146,11 @@ long long cluster__adv_round_budget(const CLUSTERADVISORCONFIG *cfg, size_t n);
  */
 #define CLUSTER__ADV_RAMP_FULL 16
 int cluster__adv_ramp(const CLUSTERADVISORCONFIG *cfg, int64_t since_join_ms);
+
+/* The hold-down and slow-start windows (ms) of cfg: 0 when off or when
+ * the configuration predates them (a version 2 structure has no such
+ * fields). */
+void cluster__adv_ramp_windows(const CLUSTERADVISORCONFIG *cfg, int64_t *hold, int64_t *slow);
 
 /* Milliseconds from since_join_ms until cluster__adv_ramp() changes (at
  * least 1), or -1 when it never will (already full): when a cached pick
