@@ -40,10 +40,20 @@ bl_now(void)
 	return (double) ts.tv_sec + (double) ts.tv_nsec / 1e9;
 }
 
+/* Messages up to LOG_ERR, or up to the level in BENCH_LOG (a number,
+ * syslog's: 4 adds warnings, 7 everything). */
 void
 bl_logger(int priority, const char *format, va_list ap)
 {
-	if(priority <= LOG_ERR)
+	static int level = -1;
+
+	if(level < 0)
+	{
+		const char *env = getenv("BENCH_LOG");
+
+		level = env && *env ? atoi(env) : LOG_ERR;
+	}
+	if(priority <= level)
 	{
 		fprintf(stderr, "libcluster<%d>: ", priority);
 		vfprintf(stderr, format, ap);
