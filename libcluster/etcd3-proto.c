@@ -436,9 +436,20 @@ cluster__etcd3_build_watch(const char *key, int prefix, int64_t start_revision)
 	{
 		bad |= add_i64(cr, "start_revision", start_revision);
 	}
-	bad |= !cJSON_AddTrueToObject(cr, "prev_kv");
 	bad |= !cJSON_AddTrueToObject(cr, "progress_notify");
 	return finish(root, bad);
+}
+
+char *
+cluster__etcd3_build_cancel(int64_t watch_id)
+{
+	cJSON *root = cJSON_CreateObject(), *cr;
+
+	if(!root || !(cr = cJSON_AddObjectToObject(root, "cancel_request")))
+	{
+		return finish(root, 1);
+	}
+	return finish(root, add_i64(cr, "watch_id", watch_id));
 }
 
 char *

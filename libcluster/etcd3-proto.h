@@ -58,8 +58,12 @@ char *cluster__etcd3_build_get(const char *key);
  * expect is 0), put key = value without a lease, else range the key. */
 char *cluster__etcd3_build_cas(const char *key, const char *value, int64_t expect);
 /* {"create_request":{key, range_end (prefix watch only), start_revision
- * (if > 0), prev_kv, progress_notify}} */
+ * (if > 0), progress_notify}}. No prev_kv: a DELETE event's key is all
+ * the engine needs, and etcd reads the previous value of every event
+ * for every watcher that asks (one more Range each). */
 char *cluster__etcd3_build_watch(const char *key, int prefix, int64_t start_revision);
+/* {"cancel_request":{"watch_id":id}}: ends one watch of a stream */
+char *cluster__etcd3_build_cancel(int64_t watch_id);
 /* {"name":user,"password":password} */
 char *cluster__etcd3_build_auth(const char *user, const char *password);
 /* Member value: {"workers":N} plus "address","load","capacity" when

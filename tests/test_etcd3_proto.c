@@ -198,7 +198,7 @@ test_build_range_and_watch(void **state)
 	free(s);
 
 	s = cluster__etcd3_build_watch("/members/", 1, 43);
-	assert_string_equal(s, "{\"create_request\":{\"key\":\"L21lbWJlcnMv\",\"range_end\":\"L21lbWJlcnMw\",\"start_revision\":\"43\",\"prev_kv\":true,\"progress_notify\":true}}");
+	assert_string_equal(s, "{\"create_request\":{\"key\":\"L21lbWJlcnMv\",\"range_end\":\"L21lbWJlcnMw\",\"start_revision\":\"43\",\"progress_notify\":true}}");
 	free(s);
 
 	/* single key, no start revision */
@@ -211,6 +211,11 @@ test_build_range_and_watch(void **state)
 	assert_null(cJSON_GetObjectItem(cJSON_GetObjectItem(root, "create_request"), "start_revision"));
 	free(k);
 	cJSON_Delete(root);
+	free(s);
+
+	/* one watch of a stream ended; ids are strings, as every int64 */
+	s = cluster__etcd3_build_cancel(7);
+	assert_string_equal(s, "{\"cancel_request\":{\"watch_id\":\"7\"}}");
 	free(s);
 }
 
