@@ -28,9 +28,15 @@
  *   report policy (report-policy.h);
  * - the balancer (watch) thread holds one long-lived watch stream with the
  *   member prefix watch (id 0) and, for advisor users, the status prefix
- *   watch (id 1). It applies events to two tables (members, statuses),
- *   publishes a merged view per message, resumes both watches by revision
- *   after a broken stream and re-reads only after a compaction.
+ *   watch (ids 1, 2, ...). It applies events to two tables (members,
+ *   statuses), publishes a merged view per message, resumes both watches
+ *   by revision after a broken stream and re-reads only after a
+ *   compaction. Past 50 members the status watch takes one batch at a
+ *   time: after a message of statuses it is canceled, and created again
+ *   from the next revision once cluster__report_poll_ms() has passed, so
+ *   etcd replays what was written meanwhile in one message (a member
+ *   costs etcd a few messages per wait instead of one per status write
+ *   in the cluster).
  * So an instance holds two TCP connections. One is not possible over
  * HTTP/1.1: the watch and the keepalive are two concurrent streams, and a
  * connection carries one request at a time.
@@ -780,7 +786,18 @@ struct watch_ctx
 	int err;           /* why the stream was abandoned */
 	int restart;       /* ended to add the status watch */
 	char why[300];
+	/* the status watch, one batch at a time (status_batch_tick()) */
+	int st_state;    /* ST_IDLE, ST_CREATING, ST_OPEN, ST_CANCELING */
+	int64_t st_id;   /* its watch id once created */
+	int64_t st_next; /* ST_IDLE: when to create it again */
+	int64_t st_wait; /* the wait last used (cluster__report_poll_ms) */
 };
+
+/* States of the status watch on the watch stream. */
+#define ST_IDLE      0
+#define ST_CREATING  1
+#define ST_OPEN      2
+#define ST_CANCELING 3
 
 /* Apply one message's events to the table its watch feeds (the status
  * watch's to the statuses), then publish once. Returns 0, or E2BIG
@@ -788,7 +805,7 @@ struct watch_ctx
 static int
 apply_events(etcd3 *ed, const cluster__etcd3_watch_msg *msg)
 {
-	int statuses = ed->status_rev && msg->watch_id == STATUS_WATCH;
+	int statuses = ed->status_rev && msg->watch_id != MEMBER_WATCH;
 	cluster__table *t = statuses ? &ed->statuses : &ed->table;
 	int64_t *rev = statuses ? &ed->status_rev : &ed->last_rev;
 	const char *prefix = statuses ? ed->status_prefix : ed->prefix;
@@ -873,7 +890,7 @@ apply_events(etcd3 *ed, const cluster__etcd3_watch_msg *msg)
  * registry's words quoted escaped.
  */
 static int
-watch_msg_read(const char *line, size_t len, cluster__etcd3_watch_msg *msg, int *err, int64_t *compacted, int *unauthed, char *why, size_t whysz)
+watch_msg_read(const char *line, size_t len, cluster__etcd3_watch_msg *msg, int64_t cancel_asked, int *err, int64_t *compacted, int *unauthed, char *why, size_t whysz)
 {
 	char shown[CLUSTER__ESCAPE_SIZE(60)];
 	const char *t;
@@ -887,9 +904,9 @@ watch_msg_read(const char *line, size_t len, cluster__etcd3_watch_msg *msg, int 
 		*err = r == ENOMEM ? ENOMEM : EBADMSG;
 		return 1;
 	}
-	if(!msg->error && !msg->canceled)
+	if(!msg->error && (!msg->canceled || (cancel_asked > 0 && msg->watch_id == cancel_asked && msg->compact_revision <= 0)))
 	{
-		return 0;
+		return 0; /* a message, or the answer to our own cancel */
 	}
 	if(msg->canceled && msg->compact_revision > 0)
 	{
@@ -913,6 +930,64 @@ watch_msg_read(const char *line, size_t len, cluster__etcd3_watch_msg *msg, int 
 	return 1;
 }
 
+/*
+ * A batch of statuses arrived on the status watch: end the watch, unless
+ * the cluster is small enough to watch statuses live
+ * (cluster__report_poll_ms() 0). The statuses written until the next
+ * batch stay in etcd's history; status_batch_tick() asks for them. If the
+ * cancel cannot be queued the watch simply stays live until the next
+ * batch.
+ */
+static void
+status_batch_end(watch_ctx *w)
+{
+	cluster__report_policy pol;
+	char *body;
+
+	cluster__get_report_policy(w->ed->core, &pol);
+	w->st_wait = cluster__report_poll_ms(&pol, cluster__table_count(&w->ed->table));
+	if(w->st_wait <= 0 || !(body = cluster__etcd3_build_cancel(w->st_id)))
+	{
+		return;
+	}
+	if(!cluster__http_stream_send(w->ed->watch.h, body) && !cluster__http_stream_send(w->ed->watch.h, "\n"))
+	{
+		w->st_state = ST_CANCELING;
+		w->st_next = cluster__now_ms() + w->st_wait;
+	}
+	free(body);
+}
+
+/* From the watch stream's tick: once the wait after the last batch is
+ * over, watch the statuses again from the revision after the last one
+ * seen (etcd replays what was written meanwhile as one message). Returns
+ * ms until it is due, or -1 when nothing is waiting. */
+static int64_t
+status_batch_tick(watch_ctx *w, int64_t now)
+{
+	etcd3 *ed = w->ed;
+	char *body;
+
+	if(!ed->status_rev || !w->created || w->st_state != ST_IDLE)
+	{
+		return -1;
+	}
+	if(now < w->st_next)
+	{
+		return w->st_next - now;
+	}
+	body = cluster__etcd3_build_watch(ed->status_prefix, 1, next_rev(ed->status_rev));
+	if(body && !cluster__http_stream_send(ed->watch.h, body) && !cluster__http_stream_send(ed->watch.h, "\n"))
+	{
+		w->st_state = ST_CREATING;
+		free(body);
+		return -1;
+	}
+	free(body);
+	w->st_next = now + WATCH_BACKOFF_MAX_MS; /* out of memory: later */
+	return WATCH_BACKOFF_MAX_MS;
+}
+
 static int
 watch_line(void *ctx, const char *line, size_t len)
 {
@@ -921,7 +996,7 @@ watch_line(void *ctx, const char *line, size_t len)
 	cluster__etcd3_watch_msg msg;
 	int unauthed = 0;
 
-	if(watch_msg_read(line, len, &msg, &w->err, &w->compacted, &unauthed, w->why, sizeof(w->why)))
+	if(watch_msg_read(line, len, &msg, w->st_state == ST_CANCELING ? w->st_id : 0, &w->err, &w->compacted, &unauthed, w->why, sizeof(w->why)))
 	{
 		if(unauthed)
 		{
@@ -929,8 +1004,18 @@ watch_line(void *ctx, const char *line, size_t len)
 		}
 		return 1;
 	}
-	if(msg.created && msg.watch_id == STATUS_WATCH && ed->status_rev)
+	if(msg.canceled)
 	{
+		/* the status watch ended as we asked: the next batch is due
+		 * st_wait after the last one arrived (status_batch_tick()) */
+		w->st_state = ST_IDLE;
+		cluster__etcd3_watch_msg_free(&msg);
+		return 0;
+	}
+	if(msg.created && msg.watch_id != MEMBER_WATCH && ed->status_rev)
+	{
+		w->st_id = msg.watch_id;
+		w->st_state = ST_OPEN;
 		if(cluster__verbose(ed->core))
 		{
 			cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: watching %s from revision %lld\n", ed->status_prefix, (long long) next_rev(ed->status_rev));
@@ -957,6 +1042,12 @@ watch_line(void *ctx, const char *line, size_t len)
 		cluster__etcd3_watch_msg_free(&msg);
 		return 1;
 	}
+	if(msg.n_events && msg.watch_id != MEMBER_WATCH && w->st_state == ST_OPEN && msg.watch_id == w->st_id)
+	{
+		/* one batch of statuses is all this member takes per wait: the
+		 * statuses written meanwhile come in the next one */
+		status_batch_end(w);
+	}
 	if(msg.n_events)
 	{
 		if(apply_events(ed, &msg) == E2BIG)
@@ -973,7 +1064,7 @@ watch_line(void *ctx, const char *line, size_t len)
 		 * alive. Its revision is not used: etcd 3.4 may send it before
 		 * events of lower revisions that are still on their way. */
 	}
-	else if(!msg.created && msg.watch_id == STATUS_WATCH && ed->status_rev)
+	else if(!msg.created && msg.watch_id != MEMBER_WATCH && ed->status_rev)
 	{
 		/* progress notification of the status watch */
 		if(msg.revision > ed->status_rev)
@@ -1039,7 +1130,7 @@ static int64_t
 watch_tick(void *ctx)
 {
 	watch_ctx *w = ctx;
-	int64_t now = cluster__now_ms(), next, settle;
+	int64_t now = cluster__now_ms(), next, settle, batch;
 
 	if(!w->ed->status_rev && cluster__waker_peek(&w->ed->w, WATCH_ADD))
 	{
@@ -1050,6 +1141,11 @@ watch_tick(void *ctx)
 	if(next == CLUSTER__HTTP_STOP)
 	{
 		return next;
+	}
+	batch = status_batch_tick(w, now);
+	if(batch >= 0 && (next < 0 || batch < next))
+	{
+		next = batch;
 	}
 	settle = cluster__settle_tick(w->ed->core);
 	if(settle >= 0 && (next < 0 || settle < next))
@@ -1263,6 +1359,7 @@ watch_main(void *arg)
 		}
 		memset(&w, 0, sizeof(w));
 		w.ed = ed;
+		w.st_state = ed->status_rev ? ST_CREATING : ST_IDLE; /* in the request */
 		cluster__waker_take(&ed->w, WATCH_KICK);
 		if(ed->cfg->user && !ed->watch.authed)
 		{
@@ -2232,7 +2329,7 @@ shard_watch_line(void *ctx, const char *line, size_t len)
 	int unauthed = 0;
 	size_t i;
 
-	if(watch_msg_read(line, len, &msg, &w->err, &w->compacted, &unauthed, w->why, sizeof(w->why)))
+	if(watch_msg_read(line, len, &msg, 0, &w->err, &w->compacted, &unauthed, w->why, sizeof(w->why)))
 	{
 		if(unauthed)
 		{

@@ -67,6 +67,41 @@ cluster__report_interval_for(const cluster__report_policy *p, size_t n)
 }
 
 /*
+ * Every status write reaches every member that watches statuses: with
+ * one watch message per write, n members writing w times a second cost
+ * the registry n x w messages a second (200 members at 20 writes/s: 4000
+ * messages, which on a two-core machine starve etcd's raft loop until
+ * keepalives time out). Batched, the same writes cost far less: a member
+ * takes the statuses written since its last batch in one message, then
+ * waits this long before it asks again, so the cluster costs at most
+ * CLUSTER__STATUS_MESSAGES_PER_SECOND batches a second whatever n is.
+ * The wait stays under half the effective interval, so a status is seen
+ * within 1.5 effective intervals of the change even when its write was
+ * held back by the budget for a whole interval. Below 250 ms (fewer than
+ * 50 members) a member watches statuses live: each batch costs about
+ * five messages (the create and cancel requests and answers, the
+ * events), which a live watch only exceeds beyond a write per member per
+ * quarter second.
+ */
+int64_t
+cluster__report_poll_ms(const cluster__report_policy *p, size_t n)
+{
+	int64_t half = cluster__report_interval_for(p, n) / 2;
+	double wait;
+
+	if(n <= 1)
+	{
+		return 0;
+	}
+	wait = (double) n * 1000.0 / CLUSTER__STATUS_MESSAGES_PER_SECOND;
+	if(wait > (double) half)
+	{
+		wait = (double) half;
+	}
+	return wait < 250.0 ? 0 : (int64_t) wait;
+}
+
+/*
  * Did the load move enough to be worth a write? 0: no; 1: by more than
  * the deadband (write within the stretched interval); 2: by more than
  * half the band (write within the configured interval). The advisor's

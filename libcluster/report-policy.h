@@ -50,6 +50,19 @@ struct cluster__report_sample
  * at most one day; writes_per_second <= 0 means no limit. */
 int64_t cluster__report_interval_for(const cluster__report_policy *p, size_t n);
 
+/* Status watch messages per second the whole cluster may cost the
+ * registry (report-policy.c, cluster__report_poll_ms()). */
+#define CLUSTER__STATUS_MESSAGES_PER_SECOND 200
+
+/*
+ * How long (ms) a member that watches statuses waits between two status
+ * batches in a cluster of n members: n x 1000 /
+ * CLUSTER__STATUS_MESSAGES_PER_SECOND, at most half the effective report
+ * interval (cluster__report_interval_for); 0 (watch live) when that is
+ * under 250 ms.
+ */
+int64_t cluster__report_poll_ms(const cluster__report_policy *p, size_t n);
+
 /*
  * When cur should be written, given the last written status and the
  * member count n: an absolute monotonic time in ms (now_ms or earlier

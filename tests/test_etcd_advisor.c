@@ -551,6 +551,104 @@ test_status_storm_reaches_only_advisor_users(void **state)
 	cluster_destroy(quiet);
 }
 
+/* Whether every one of the n members in c shows its status with load
+ * base + its index (ids "s00".."s59" in order). */
+static int
+all_loads_seen(CLUSTER **c, size_t n, long long base, double seconds)
+{
+	double deadline = etcdh_now() + seconds * etcdh_timeout_mult();
+	size_t j = 0;
+
+	while(j < n)
+	{
+		CLUSTERMEMBER *m = NULL;
+		size_t count = 0, i, ok = 0;
+
+		if(!cluster_members(c[j], &m, &count) && count == n)
+		{
+			for(i = 0; i < n; i++)
+			{
+				ok += m[i].has_status && m[i].load == base + (long long) i;
+			}
+		}
+		cluster_members_free(m);
+		if(ok == n)
+		{
+			j++; /* this one sees everything: on to the next */
+			continue;
+		}
+		if(etcdh_now() >= deadline)
+		{
+			fprintf(stderr, "# member %zu sees %zu of %zu statuses with their last load\n", j, ok, n);
+			return 0;
+		}
+		usleep(20000);
+	}
+	return 1;
+}
+
+/*
+ * Past 50 members a status watcher takes the statuses in batches
+ * (cluster__report_poll_ms()): 60 members whose loads jump by more than
+ * the band five times cost etcd far fewer watch messages than one per
+ * write and watcher (what a live watch costs: about 60 per write here),
+ * and every member still ends seeing every member's last load.
+ */
+#define BATCH_N 60
+static void
+test_status_batches_past_fifty(void **state)
+{
+	const char *sent = "grpc_server_msg_sent_total";
+	const char *watch = "grpc_method=\"Watch\"";
+	char key[64], id[BATCH_N][8];
+	CLUSTER *c[BATCH_N];
+	CLUSTERADVISORCONFIG cfg;
+	cluster__report_policy pol;
+	double m0, p0, msgs, puts;
+	int i, k;
+
+	(void) state;
+	cluster_advisor_config_init(&cfg);
+	cfg.report_interval_ms = 100; /* as member() */
+	cluster__report_policy_of(&pol, &cfg);
+	assert_true(cluster__report_poll_ms(&pol, BATCH_N) > 0);
+	new_key(key, sizeof(key));
+	for(i = 0; i < BATCH_N; i++)
+	{
+		snprintf(id[i], sizeof(id[i]), "s%02d", i);
+		c[i] = member(key, id[i]);
+		assert_int_equal(cluster_report(c[i], 1000 + i, -1), 0);
+	}
+	/* the first writes settled before counting */
+	assert_true(all_loads_seen(c, BATCH_N, 1000, 15));
+	m0 = et_metric(sent, watch);
+	p0 = et_metric("etcd_mvcc_put_total", NULL);
+	for(k = 1; k <= 5; k++)
+	{
+		struct timespec pace = { 0, 200 * 1000000L };
+
+		for(i = 0; i < BATCH_N; i++)
+		{
+			assert_int_equal(cluster_report(c[i], (k % 2 ? 3000 : 1000) + i, -1), 0);
+		}
+		nanosleep(&pace, NULL);
+	}
+	for(i = 0; i < BATCH_N; i++)
+	{
+		assert_int_equal(cluster_report(c[i], 9000 + i, -1), 0);
+	}
+	assert_true(all_loads_seen(c, BATCH_N, 9000, 15));
+	msgs = et_metric(sent, watch) - m0;
+	puts = et_metric("etcd_mvcc_put_total", NULL) - p0;
+	fprintf(stderr, "# %d members: %.0f status writes, %.0f watch messages (%.1f per write; live: about %d)\n", BATCH_N, puts, msgs, msgs / puts, BATCH_N);
+	assert_true(puts >= BATCH_N);
+	assert_true(msgs < 0.33 * BATCH_N * puts);
+	for(i = 0; i < BATCH_N; i++)
+	{
+		cluster_destroy(c[i]);
+	}
+}
+
 /* With a low cluster-wide budget (status_writes_per_second), a member
  * whose load changes every 20 ms writes its status at most once per
  * members / budget seconds, and still writes the final value; a member
@@ -691,6 +789,7 @@ main(void)
 		cmocka_unit_test(test_report_races_registry_switch),
 		cmocka_unit_test(test_status_storm_reaches_only_advisor_users),
 		cmocka_unit_test(test_report_policy_spaces_writes),
+		cmocka_unit_test(test_status_batches_past_fifty),
 		cmocka_unit_test(test_status_watch_resumes_after_a_cut),
 	};
 

@@ -408,12 +408,59 @@ test_due_drift(void **state)
 	assert_in_range(writes, 40, 90);
 }
 
+/* The wait between two status batches: members x 5 ms (200 batches a
+ * second cluster-wide), live below 250 ms, at most half the effective
+ * interval. */
+static void
+test_poll(void **state)
+{
+	static const struct
+	{
+		int interval_ms;
+		double wps;
+		size_t n;
+		int64_t want;
+	} cases[] = {
+		{ 1000, 20.0, 0, 0 },
+		{ 1000, 20.0, 1, 0 },
+		{ 1000, 20.0, 49, 0 },      /* 245 ms: live */
+		{ 1000, 20.0, 50, 250 },    /* the first batched size */
+		{ 1000, 20.0, 200, 1000 },  /* interval 10 s */
+		{ 1000, 20.0, 1000, 5000 }, /* interval 50 s */
+		{ 1000, 0.0, 200, 500 },    /* no budget: half of 1 s */
+		{ 1000, 0.0, 60, 300 },
+		{ 100, 0.0, 200, 0 }, /* half of 100 ms is below 250: live */
+		{ 1000, 20.0, 1000000, 5000000 },
+		{ 60000, 0.0, 100000, 30000 }, /* capped at half the interval */
+	};
+	size_t i;
+
+	(void) state;
+	for(i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	{
+		cluster__report_policy p;
+		int64_t got;
+
+		memset(&p, 0, sizeof(p));
+		p.interval_ms = cases[i].interval_ms;
+		p.writes_per_second = cases[i].wps;
+		got = cluster__report_poll_ms(&p, cases[i].n);
+		if(got != cases[i].want)
+		{
+			fail_msg("case %zu: interval %d, %.1f/s, n %zu: %lld, want %lld", i, cases[i].interval_ms, cases[i].wps, cases[i].n, (long long) got, (long long) cases[i].want);
+		}
+		/* never more than half the effective interval */
+		assert_true(2 * got <= cluster__report_interval_for(&p, cases[i].n));
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_interval),
 		cmocka_unit_test(test_interval_budget_holds),
+		cmocka_unit_test(test_poll),
 		cmocka_unit_test(test_due),
 		cmocka_unit_test(test_due_interval),
 		cmocka_unit_test(test_due_tiers),
