@@ -72,13 +72,18 @@
 #include "sim-seeds.h"
 
 #define TICK_MS 100
-#define MAXG    16 /* gateways */
+/* Writes of a member kept for the lagged view: with writes at least one
+ * tick apart this covers a lag of 1.5 s, with the default 1 s report
+ * interval 15 s. */
+#define SIM_HIST 16
+#define MAXG     16 /* gateways */
 
 static uint64_t master_seed = 20240601;
 static const char *breakage = "";
-static int no_inflight;       /* --break=inflight: see published() */
-static int verbose;           /* --verbose: final loads of each static run; --trace: every move too */
-static const char *only = ""; /* --only=static|seeds|storm|flap|arrivals */
+static int no_inflight;           /* --break=inflight: see published() */
+static int64_t lag_override = -1; /* --lag-ms: the status batch wait */
+static int verbose;               /* --verbose: final loads of each static run; --trace: every move too */
+static const char *only = "";     /* --only=static|seeds|storm|flap|arrivals */
 
 /* Is this section to run? */
 static int
@@ -123,6 +128,16 @@ struct world
 	long long wcap[SIM_MAXN];
 	int64_t wat[SIM_MAXN];
 	double credit[SIM_MAXN];
+	/* what the others see: the statuses written up to lag_ms ago (the
+	 * library's status batches, cluster__report_poll_ms()), from each
+	 * member's last SIM_HIST writes */
+	int64_t lag_ms;
+	struct
+	{
+		int64_t at;
+		long long load, cap, ver;
+	} hist[SIM_MAXN][SIM_HIST];
+	int hpos[SIM_MAXN];
 	long long ver[SIM_MAXN];
 	int64_t next_advice[SIM_MAXN];
 	cluster__adv_prov prov[SIM_MAXN + MAXG];  /* members, then gateways */
@@ -163,15 +178,28 @@ next_round(world *w, int64_t t)
 	}
 }
 
+/* Keep member i's written status for the lagged view (snapshot()). */
+static void
+remember(world *w, int i)
+{
+	int k = w->hpos[i] = (w->hpos[i] + 1) % SIM_HIST;
+
+	w->hist[i][k].at = w->wat[i];
+	w->hist[i][k].load = w->wload[i];
+	w->hist[i][k].cap = w->wcap[i];
+	w->hist[i][k].ver = w->ver[i];
+}
+
 static void
 world_init(world *w, const sim_state *s, const CLUSTERADVISORCONFIG *cfg, int use_pick)
 {
-	int i;
+	int i, k;
 
 	memset(w, 0, sizeof(*w));
 	w->cfg = *cfg;
 	cluster__report_policy_of(&w->pol, cfg);
 	w->st = *s;
+	w->lag_ms = lag_override >= 0 ? lag_override : cluster__report_poll_ms(&w->pol, (size_t) s->n);
 	w->rc.delay_min_ms = 200;
 	w->rc.delay_max_ms = 3000;
 	w->use_pick = use_pick;
@@ -192,6 +220,10 @@ world_init(world *w, const sim_state *s, const CLUSTERADVISORCONFIG *cfg, int us
 		w->credit[i] = cluster__report_credit(&w->pol, &(cluster__report_sample) { 0 }, (size_t) s->n, 0);
 		w->ver[i] = 1;
 		w->next_advice[i] = next_round(w, 0);
+		for(k = 0; k < SIM_HIST; k++)
+		{
+			remember(w, i); /* the history starts full of the first status */
+		}
 	}
 }
 
@@ -211,13 +243,32 @@ world_free(world *w)
 	sim_flight_free(&w->fl);
 }
 
+/* The newest write of member i that the others see now: written at
+ * least lag_ms ago (every observer as late as the library's status batch
+ * wait allows: the worst case), or the oldest kept. */
+static int
+seen_write(const world *w, int i)
+{
+	int k, j;
+
+	for(j = 0; j < SIM_HIST; j++)
+	{
+		k = (w->hpos[i] - j + SIM_HIST) % SIM_HIST;
+		if(w->hist[i][k].at <= now_ms(w) - w->lag_ms)
+		{
+			return k;
+		}
+	}
+	return (w->hpos[i] + 1) % SIM_HIST;
+}
+
 /* The registry as every observer sees it this tick: the written statuses
  * of the members that are up. map[k] = member of node k. */
 static size_t
 snapshot(const world *w, cluster__adv_node *v, int *map)
 {
 	size_t k = 0;
-	int i;
+	int i, seen;
 
 	long long ghosts = 0;
 
@@ -235,10 +286,12 @@ snapshot(const world *w, cluster__adv_node *v, int *map)
 		v[k].id = ids[i];
 		v[k].workers = w->st.workers[i];
 		v[k].has_status = 1;
-		v[k].load = w->wload[i];
-		v[k].capacity = w->wcap[i];
-		v[k].mod_revision = w->ver[i];
-		v[k].received_ms = w->wat[i] + 1 > 0 ? w->wat[i] + 1 : 1;
+		seen = seen_write(w, i);
+		v[k].load = w->hist[i][seen].load;
+		v[k].capacity = w->hist[i][seen].cap;
+		v[k].mod_revision = w->hist[i][seen].ver;
+		/* received when the batch holding it arrived */
+		v[k].received_ms = w->hist[i][seen].at + w->lag_ms + 1 > 0 ? w->hist[i][seen].at + w->lag_ms + 1 : 1;
 #if CLUSTER_ADVISOR_CONFIG_VERSION >= 3
 		v[k].since_join_ms = w->joined_ms[i] ? now_ms(w) - w->joined_ms[i] + 1 : 0;
 #endif
@@ -293,6 +346,7 @@ write_statuses(world *w)
 	for(i = 0; i < w->st.n; i++)
 	{
 		cluster__report_sample last, cur;
+		cluster__report_policy pol;
 
 		if(!w->up[i])
 		{
@@ -306,7 +360,9 @@ write_statuses(world *w)
 		cur = last;
 		cur.load = published(w, i, v, n);
 		cur.capacity = w->st.cap[i];
-		if(cluster__report_due(&w->pol, &last, &cur, (size_t) w->st.n, w->exact[i] != w->written_exact[i] && cur.load != last.load, now_ms(w)) <= now_ms(w))
+		pol = w->pol;
+		pol.phase = cluster__report_phase(ids[i]); /* as the library: from the id */
+		if(cluster__report_due(&pol, &last, &cur, (size_t) w->st.n, w->exact[i] != w->written_exact[i] && cur.load != last.load, now_ms(w)) <= now_ms(w))
 		{
 			w->written_exact[i] = w->exact[i];
 			w->credit[i] = cluster__report_credit(&w->pol, &last, (size_t) w->st.n, now_ms(w));
@@ -315,6 +371,7 @@ write_statuses(world *w)
 			w->wat[i] = now_ms(w);
 			w->ver[i]++;
 			w->writes++;
+			remember(w, i);
 		}
 	}
 }
@@ -572,6 +629,7 @@ member_up(world *w, int i)
 	w->wcap[i] = w->st.cap[i];
 	w->wat[i] = now_ms(w);
 	w->ver[i]++;
+	remember(w, i);
 	w->credit[i] = cluster__report_credit(&w->pol, &(cluster__report_sample) { 0 }, (size_t) w->st.n, now_ms(w));
 	w->next_advice[i] = next_round(w, now_ms(w));
 }
@@ -1171,13 +1229,17 @@ main(int argc, char **argv)
 		{
 			verbose = 2;
 		}
+		else if(!strncmp(argv[i], "--lag-ms=", 9))
+		{
+			lag_override = atoll(argv[i] + 9);
+		}
 		else if(!strcmp(argv[i], "--quick"))
 		{
 			quick = 1;
 		}
 		else
 		{
-			fprintf(stderr, "usage: advisor-sim [--seed=N] [--break=moves|herd|stale|flap|inflight|align|ghost|claim] [--only=static|seeds|storm|flap|arrivals] [--deadband=X] [--verbose|--trace] [--quick]\n");
+			fprintf(stderr, "usage: advisor-sim [--seed=N] [--break=moves|herd|stale|flap|inflight|align|ghost|claim] [--only=static|seeds|storm|flap|arrivals] [--deadband=X] [--lag-ms=MS] [--verbose|--trace] [--quick]\n");
 			return 2;
 		}
 	}
@@ -1204,7 +1266,9 @@ main(int argc, char **argv)
 	printf("model: 100 ms ticks; advice rounds on the library's aligned round interval (%d ms, stretched to twice the report interval), status writes\n"
 		   "through the report policy (%d ms, deadband %.2f, %.0f writes/s cluster-wide); hold-down %d ms, slow start %d ms;\n",
 		cfg.advice_interval_ms, cfg.report_interval_ms, cfg.report_deadband, cfg.status_writes_per_second, cfg.hold_down_ms, cfg.slow_start_ms);
-	printf("plans and picks from the written statuses; redirected clients reconnect after 0.2..3 s. Bounds from bench/sim-judge.c (no library code).\n");
+	printf("plans and picks from the written statuses, seen by everybody the library's status batch wait after their write (%s);\n"
+		   "redirected clients reconnect after 0.2..3 s. Bounds from bench/sim-judge.c (no library code).\n",
+		lag_override >= 0 ? "--lag-ms: the same wait at every N" : "cluster__report_poll_ms(): a fifth of the effective interval, live below 250 ms");
 
 	if(want("static"))
 	{
@@ -1229,6 +1293,8 @@ main(int argc, char **argv)
 		stale = cfg;
 		stale.status_writes_per_second = 1; /* 10 s between a member's writes */
 		static_scenario("heterogeneous capacities, stale views (1 status write/s cluster-wide: 10 s old)", &s, &stale, 0);
+		stale.status_writes_per_second = 0.5; /* less than a token each: every member at its slot */
+		static_scenario("heterogeneous capacities, slotted writes (0.5 status writes/s: each member at its slot, 20 s apart)", &s, &stale, 0);
 		draining(&s);
 		static_scenario("one member draining (10 x 1k, member 4 capacity 0)", &s, &cfg, 1);
 	}

@@ -424,6 +424,7 @@ cluster__get_report_policy(CLUSTER *cluster, cluster__report_policy *out)
 {
 	pthread_mutex_lock(&cluster->lock);
 	cluster__report_policy_of(out, &cluster->advisor_config);
+	out->phase = cluster__report_phase(cluster->instance);
 	pthread_mutex_unlock(&cluster->lock);
 }
 

@@ -31,12 +31,12 @@
  *   watch (ids 1, 2, ...). It applies events to two tables (members,
  *   statuses), publishes a merged view per message, resumes both watches
  *   by revision after a broken stream and re-reads only after a
- *   compaction. Past 50 members the status watch takes one batch at a
- *   time: after a message of statuses it is canceled, and created again
- *   from the next revision once cluster__report_poll_ms() has passed, so
- *   etcd replays what was written meanwhile in one message (a member
- *   costs etcd a few messages per wait instead of one per status write
- *   in the cluster).
+ *   compaction. From 25 members on (at the default budget) the status
+ *   watch takes one batch at a time: after a message of statuses it is
+ *   canceled, and created again from the next revision once
+ *   cluster__report_poll_ms() has passed, so etcd replays what was
+ *   written meanwhile in one message (a member costs etcd five messages
+ *   per wait instead of one per status write in the cluster).
  * So an instance holds two TCP connections. One is not possible over
  * HTTP/1.1: the watch and the keepalive are two concurrent streams, and a
  * connection carries one request at a time.
@@ -57,6 +57,7 @@
 #include "etcd3-proto.h"
 #include "member-table.h"
 #include "report-policy.h"
+#include "advisor.h"
 #include "shard-sync.h"
 
 #include <errno.h>
@@ -160,6 +161,7 @@ struct etcd3
 	cluster__table statuses; /* statuses (advisor users only) */
 	int64_t last_rev;        /* of the member watch */
 	int64_t status_rev;      /* of the status watch; 0: not watched */
+	uint64_t batch_rng;      /* jitter of the status batch waits */
 	int over_limit;          /* the prefix holds more than CLUSTER_MEMBERS_MAX */
 	/* Thread memory kept reachable from here, not only from the threads'
 	 * stacks: a forked child, which has none of the threads, must not see
@@ -952,8 +954,11 @@ status_batch_end(watch_ctx *w)
 	}
 	if(!cluster__http_stream_send(w->ed->watch.h, body) && !cluster__http_stream_send(w->ed->watch.h, "\n"))
 	{
+		/* jittered by a quarter either way: the members that took a
+		 * batch at the same moment (the first write of a storm reaches
+		 * them all live) must not all ask again at the same moment */
 		w->st_state = ST_CANCELING;
-		w->st_next = cluster__now_ms() + w->st_wait;
+		w->st_next = cluster__now_ms() + cluster__adv_jittered((int) (w->st_wait < INT32_MAX ? w->st_wait : INT32_MAX), 0.25, &w->ed->batch_rng);
 	}
 	free(body);
 }
@@ -1332,6 +1337,7 @@ watch_main(void *arg)
 	int backoff = WATCH_BACKOFF_MIN_MS, failures = 0, need_reread = 0;
 
 	cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: re-balancing thread started for %s at %s\n", ed->label, cluster__http_endpoint(ed->watch.h));
+	ed->batch_rng = (uint64_t) cluster__report_phase(ed->cfg->instance) << 32 ^ (uint64_t) cluster__now_ms();
 	/* the join's own view first (delivered as cluster_join() ends) */
 	while(!cluster__first_view_delivered(ed->core) && !cluster__waker_nap(&ed->w, 5, 0))
 	{
@@ -1487,6 +1493,7 @@ struct ping_state
 	size_t pol_n;
 	char written_address[CLUSTER_ADDRESS_MAX + 1];
 	unsigned long written_exact; /* the status's exact_seq when written */
+	int64_t first_wait;          /* since when a first write waits, 0: none */
 	/* the keepalive stream in progress */
 	int64_t ka_sent; /* when the unanswered keepalive went out, 0: none */
 	int64_t end_by;  /* the upload was ended: the answer must end by then */
@@ -1565,7 +1572,7 @@ status_written(ping_state *ps, const cluster__status *st, int64_t now)
 static int64_t
 status_due(const ping_state *ps, const cluster__status *st, const cluster__report_policy *pol, size_t n, int64_t now)
 {
-	cluster__report_sample cur;
+	cluster__report_sample cur, last;
 	int forced;
 
 	if(!st->reported)
@@ -1581,7 +1588,12 @@ status_due(const ping_state *ps, const cluster__status *st, const cluster__repor
 	cur.capacity = st->capacity;
 	cur.at_ms = now;
 	forced = !ps->written.valid || strcmp(st->address, ps->written_address) != 0 || (st->exact_seq != ps->written_exact && st->load != ps->written.load);
-	return cluster__report_due(pol, &ps->written, &cur, n, forced, now);
+	last = ps->written;
+	if(!last.valid)
+	{
+		last.at_ms = ps->first_wait; /* the first write's slot counts from here */
+	}
+	return cluster__report_due(pol, &last, &cur, n, forced, now);
 }
 
 /*
@@ -1617,6 +1629,14 @@ ping_next(etcd3 *ed, ping_state *ps, int64_t now, int64_t *due, int *member, int
 	}
 	ps->pol = pol;
 	ps->pol_n = n;
+	if(ps->written.valid || !st.reported)
+	{
+		ps->first_wait = 0;
+	}
+	else if(!ps->first_wait)
+	{
+		ps->first_wait = now; /* a first write starts waiting */
+	}
 	sdue = status_due(ps, &st, &pol, n, now);
 	*status = sdue <= now;
 	if(*member)

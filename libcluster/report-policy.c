@@ -17,21 +17,35 @@
  *   writes_per_second times a second, on average;
  * - except a load that moved by more than half a band: that waits only
  *   interval_ms, if the member has a write token saved. Such a move is
- *   what the plan must see (the simulator, bench/advisor-sim.c, shows
+ *   what the plan must see (the simulator, bench/advisor-sim.c, showed
  *   what happens when it waits the stretched interval: every member plans
  *   from a load up to a minute old, sources shed the same surplus again
  *   round after round, 2.2x to 2.7x the minimum moves and no convergence
- *   at N = 1000). Tokens accrue at one per effective interval, up to
- *   CLUSTER__REPORT_BURST (three), and every write spends one: a member
- *   quiet for a while writes its next rebalancing moves at once, while a
- *   member whose load jumps by more than the band every second (a status
- *   storm) is held to one write per effective interval once its saved
- *   tokens are spent. In any window of T seconds the cluster writes at
- *   most budget x T + 3 x N times. Fewer saved tokens are not enough:
- *   with one, the simulator's rolling deploy at N = 1000 no longer
- *   converges (sources and targets need several prompt writes in a row);
- * - an unchanged status is never rewritten: the lease keeps the key alive
- *   and the others keep the last written value.
+ *   at N = 1000). Tokens accrue at one per effective interval, up to the
+ *   burst, and every write spends one: a member quiet for a while writes
+ *   its next rebalancing moves at once, while a member whose load jumps
+ *   by more than the band every second (a status storm) is held to one
+ *   write per effective interval once its saved tokens are spent. The
+ *   burst is CLUSTER__REPORT_BURST (three; with one the simulator's
+ *   rolling deploy did not converge: sources and targets need several
+ *   prompt writes in a row), but all members together save at most
+ *   CLUSTER__REPORT_BURST_SECONDS of the cluster-wide budget
+ *   (cluster__report_burst(): three each up to 66 members at the default
+ *   20 writes/s, one each at 200). Every write reaches every advisor
+ *   user, so N members writing at once cost N x N watch events: at
+ *   N = 1000, three tokens each were three million, and even one each a
+ *   million, which kept a two-core etcd saturated until keepalives timed
+ *   out and leases expired (bench-scale);
+ * - so where a member saves less than one token (past 200 members at the
+ *   default budget) it writes only at its slot, once per effective
+ *   interval at its own phase (next_slot()): the cluster writes at most
+ *   the budget every second, however the loads move together.
+ * In any window of T seconds the cluster writes at most
+ * budget x (T + CLUSTER__REPORT_BURST_SECONDS) + N times (the N: first
+ * writes below 200 members; past them, at most a slot that follows a
+ * draining member's write, which the engine makes at once).
+ * An unchanged status is never rewritten: the lease keeps the key alive
+ * and the others keep the last written value.
  */
 #include "report-policy.h"
 
@@ -73,32 +87,28 @@ cluster__report_interval_for(const cluster__report_policy *p, size_t n)
  * messages, which on a two-core machine starve etcd's raft loop until
  * keepalives time out). Batched, the same writes cost far less: a member
  * takes the statuses written since its last batch in one message, then
- * waits this long before it asks again, so the cluster costs at most
- * CLUSTER__STATUS_MESSAGES_PER_SECOND batches a second whatever n is.
- * The wait stays under half the effective interval, so a status is seen
- * within 1.5 effective intervals of the change even when its write was
- * held back by the budget for a whole interval. Below 250 ms (fewer than
- * 50 members) a member watches statuses live: each batch costs about
- * five messages (the create and cancel requests and answers, the
- * events), which a live watch only exceeds beyond a write per member per
- * quarter second.
+ * waits a fifth of the effective interval before it asks again. A batch
+ * costs five messages (the create and cancel requests and their answers,
+ * the events), so the cluster costs 25 x writes_per_second messages a
+ * second (500 at the default budget) whatever n is. A status is seen
+ * within 1.2 effective intervals of the change even when its write was
+ * held back by the budget for a whole interval, and advice rounds (twice
+ * the effective interval apart, cluster__adv_round_interval()) plan from
+ * statuses at most a tenth of a round late: the simulator
+ * (bench/advisor-sim.c --lag-ms) keeps every goal with a lag of a tenth
+ * of a round, and overshoots with a fifth. (A batch every N x 5 ms, 200
+ * batches a second, kept a two-core etcd serving 1000 members busier
+ * with batches than with keepalives, and a status storm tipped it over.)
+ * Below 250 ms (fewer than 25 members at the default budget) a member
+ * watches statuses live: five messages per batch would cost more than a
+ * live watch's one per write.
  */
 int64_t
 cluster__report_poll_ms(const cluster__report_policy *p, size_t n)
 {
-	int64_t half = cluster__report_interval_for(p, n) / 2;
-	double wait;
+	int64_t fifth = cluster__report_interval_for(p, n) / 5;
 
-	if(n <= 1)
-	{
-		return 0;
-	}
-	wait = (double) n * 1000.0 / CLUSTER__STATUS_MESSAGES_PER_SECOND;
-	if(wait > (double) half)
-	{
-		wait = (double) half;
-	}
-	return wait < 250.0 ? 0 : (int64_t) wait;
+	return n <= 1 || fifth < 250 ? 0 : fifth;
 }
 
 /*
@@ -143,6 +153,48 @@ load_moved(const cluster__report_policy *p, long long last, long long cur)
 	return delta > deadband * band;
 }
 
+/*
+ * The member's first slot after t: the next time congruent to its phase
+ * modulo the interval. When all of N members may write at once (a status
+ * storm after a quiet spell, or every load jumping together), the
+ * registry must send every write to every advisor user: at N = 1000 a
+ * thousand writes at once are a million watch events, which kept a
+ * two-core etcd saturated until keepalives timed out and leases expired
+ * (bench-scale). Slots spread a member's one write per interval over the
+ * interval, whatever the loads do, so the cluster writes at most the
+ * budget every second. The price: a large move waits up to one
+ * effective interval for its slot (at N = 1000, 50 s by default), where
+ * tokens would have let it through at once.
+ */
+static int64_t
+next_slot(const cluster__report_policy *p, int64_t interval, int64_t t)
+{
+	int64_t phase = (int64_t) (p->phase % (uint64_t) interval), off;
+
+	if(t > INT64_MAX - interval - 1)
+	{
+		return INT64_MAX - 1; /* due, one day; INT64_MAX means never */
+	}
+	off = (phase - t % interval) % interval;
+	if(off <= 0)
+	{
+		off += interval; /* strictly after t (t itself may be a slot) */
+	}
+	return t + off;
+}
+
+uint32_t
+cluster__report_phase(const char *instance)
+{
+	uint32_t h = 2166136261u;
+
+	while(instance && *instance)
+	{
+		h = (h ^ (unsigned char) *instance++) * 16777619u;
+	}
+	return h;
+}
+
 int64_t
 cluster__report_due(const cluster__report_policy *p, const cluster__report_sample *last,
 	const cluster__report_sample *cur, size_t n, int forced, int64_t now_ms)
@@ -152,7 +204,9 @@ cluster__report_due(const cluster__report_policy *p, const cluster__report_sampl
 
 	if(!last->valid)
 	{
-		return now_ms;
+		/* at once, but in slots (everybody's first report after a
+		 * deploy would be N writes at once) */
+		return cluster__report_burst(p, n) < 1.0 ? next_slot(p, cluster__report_interval_for(p, n), last->at_ms - 1) : now_ms;
 	}
 	moved = load_moved(p, last->load, cur->load);
 	if(!forced && cur->capacity == last->capacity && !moved)
@@ -160,6 +214,10 @@ cluster__report_due(const cluster__report_policy *p, const cluster__report_sampl
 		return INT64_MAX;
 	}
 	interval = cluster__report_interval_for(p, n);
+	if(cluster__report_burst(p, n) < 1.0)
+	{
+		return next_slot(p, interval, last->at_ms);
+	}
 	if(moved == 2)
 	{
 		/* a move the plan must see waits only the configured interval,
@@ -178,22 +236,37 @@ cluster__report_due(const cluster__report_policy *p, const cluster__report_sampl
 }
 
 double
+cluster__report_burst(const cluster__report_policy *p, size_t n)
+{
+	double cap;
+
+	if(!(p->writes_per_second > 0.0) || n == 0)
+	{
+		return CLUSTER__REPORT_BURST;
+	}
+	cap = p->writes_per_second * CLUSTER__REPORT_BURST_SECONDS / (double) n;
+	return cap < CLUSTER__REPORT_BURST ? cap : CLUSTER__REPORT_BURST;
+}
+
+double
 cluster__report_credit(const cluster__report_policy *p, const cluster__report_sample *last, size_t n, int64_t now_ms)
 {
 	double tokens;
 
+	double burst = cluster__report_burst(p, n);
+
 	if(!last->valid)
 	{
-		return CLUSTER__REPORT_BURST - 1.0;
+		return burst - 1.0;
 	}
 	tokens = last->credit;
 	if(now_ms > last->at_ms)
 	{
 		tokens += (double) (now_ms - last->at_ms) / (double) cluster__report_interval_for(p, n);
 	}
-	if(tokens > CLUSTER__REPORT_BURST)
+	if(tokens > burst)
 	{
-		tokens = CLUSTER__REPORT_BURST;
+		tokens = burst;
 	}
 	return tokens - 1.0;
 }

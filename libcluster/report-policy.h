@@ -21,7 +21,14 @@ struct cluster__report_policy
 	double deadband;          /* fraction of the band; 0 = every change */
 	long long band_absolute;  /* the advisor's bands */
 	double band_relative;
+	uint32_t phase; /* this member's write slot (cluster__report_phase()) */
 };
+
+/* A member's write slot from its instance id (FNV-1a): past
+ * cluster__report_burst() < 1 it writes only at the times congruent to
+ * phase modulo the effective interval, so that the members' writes are
+ * spread over the interval. */
+uint32_t cluster__report_phase(const char *instance);
 
 /* The policy an advisor configuration sets (the version 2 fields count
  * only in a version 2 structure: before, no budget and no deadband). */
@@ -34,7 +41,8 @@ struct cluster__report_sample
 	int valid; /* 0: never written */
 	long long load;
 	long long capacity;
-	int64_t at_ms; /* when it was written (monotonic ms) */
+	int64_t at_ms; /* when it was written (monotonic ms); not valid:
+	                * since when a first write has been waiting */
 	double credit; /* write tokens left after that write
 	                * (cluster__report_credit()) */
 };
@@ -42,24 +50,29 @@ struct cluster__report_sample
 /* Write tokens a member may save up: after a quiet spell it may write
  * this many large load moves at the configured interval before it falls
  * back to one write per effective interval (report-policy.c says why
- * three). */
+ * three). Fewer in a large cluster: cluster__report_burst(). */
 #define CLUSTER__REPORT_BURST 3.0
+
+/* Seconds of the cluster-wide budget that all members' saved tokens
+ * together may spend at once (cluster__report_burst()). */
+#define CLUSTER__REPORT_BURST_SECONDS 10.0
+
+/* The tokens a member of a cluster of n may save: CLUSTER__REPORT_BURST,
+ * at most writes_per_second x CLUSTER__REPORT_BURST_SECONDS / n (no
+ * limit without a budget). Below 1 a member never writes a large move
+ * sooner than (1 - burst) effective intervals after its last write. */
+double cluster__report_burst(const cluster__report_policy *p, size_t n);
 
 /* The effective report interval (ms) in a cluster of n members:
  * max(interval_ms (1000 when unset), ceil(n x 1000 / writes_per_second)),
  * at most one day; writes_per_second <= 0 means no limit. */
 int64_t cluster__report_interval_for(const cluster__report_policy *p, size_t n);
 
-/* Status watch messages per second the whole cluster may cost the
- * registry (report-policy.c, cluster__report_poll_ms()). */
-#define CLUSTER__STATUS_MESSAGES_PER_SECOND 200
-
 /*
  * How long (ms) a member that watches statuses waits between two status
- * batches in a cluster of n members: n x 1000 /
- * CLUSTER__STATUS_MESSAGES_PER_SECOND, at most half the effective report
+ * batches in a cluster of n members: a fifth of the effective report
  * interval (cluster__report_interval_for); 0 (watch live) when that is
- * under 250 ms.
+ * under 250 ms or n <= 1.
  */
 int64_t cluster__report_poll_ms(const cluster__report_policy *p, size_t n);
 
@@ -75,7 +88,11 @@ int64_t cluster__report_poll_ms(const cluster__report_policy *p, size_t n);
  * forced write, or a load that moved by more than deadband x band is due
  * one effective interval (cluster__report_interval_for) after
  * last->at_ms; anything else is never due (an unchanged status is not
- * refreshed: the lease keeps the key).
+ * refreshed: the lease keeps the key). In a cluster so large that a
+ * member saves less than one token (cluster__report_burst() < 1), every
+ * write is due at the member's next slot (p->phase) after last->at_ms
+ * instead, the first at its first slot from last->at_ms on (the caller
+ * keeps that time fixed while the first write waits).
  */
 int64_t cluster__report_due(const cluster__report_policy *p, const cluster__report_sample *last,
 	const cluster__report_sample *cur, size_t n, int forced, int64_t now_ms);
@@ -83,7 +100,8 @@ int64_t cluster__report_due(const cluster__report_policy *p, const cluster__repo
 /*
  * The write tokens left after a write at now_ms that follows last (not
  * valid: the first write). Tokens accrue at one per effective interval
- * up to CLUSTER__REPORT_BURST; each write spends one. Store the result in
+ * up to cluster__report_burst(); each write spends one (the result may
+ * be negative: that much more to accrue before the next token). Store the result in
  * the new sample's credit.
  */
 double cluster__report_credit(const cluster__report_policy *p, const cluster__report_sample *last, size_t n, int64_t now_ms);

@@ -588,8 +588,8 @@ all_loads_seen(CLUSTER **c, size_t n, long long base, double seconds)
 }
 
 /*
- * Past 50 members a status watcher takes the statuses in batches
- * (cluster__report_poll_ms()): 60 members whose loads jump by more than
+ * From 25 members on a status watcher takes the statuses in batches
+ * (cluster__report_poll_ms(): 600 ms here): 60 members whose loads jump by more than
  * the band five times cost etcd far fewer watch messages than one per
  * write and watcher (what a live watch costs: about 60 per write here),
  * and every member still ends seeing every member's last load.
@@ -644,6 +644,96 @@ test_status_batches_past_fifty(void **state)
 	assert_true(puts >= BATCH_N);
 	assert_true(msgs < 0.33 * BATCH_N * puts);
 	for(i = 0; i < BATCH_N; i++)
+	{
+		cluster_destroy(c[i]);
+	}
+}
+
+/*
+ * Where a member saves less than one write token (cluster__report_burst()
+ * < 1: past 200 members by default; here 10 members at 0.8 writes/s,
+ * interval 12.5 s) every status write waits for the member's slot, its
+ * first one too: 10 members reporting at once write their statuses
+ * spread over one interval, each at its own phase, and every one of them
+ * within the interval (a first write whose slot was counted from each
+ * new look at the clock would wait for ever).
+ */
+#define SLOT_N 10
+static void
+test_first_writes_in_slots(void **state)
+{
+	char key[64], id[SLOT_N][8], skey[256];
+	CLUSTER *c[SLOT_N];
+	CLUSTERADVISORCONFIG cfg;
+	cluster__report_policy pol;
+	double t0, seen[SLOT_N], first = 1e300, last = 0, deadline;
+	int64_t interval, lo = INT64_MAX, hi = 0;
+	int i, left = SLOT_N;
+
+	(void) state;
+	cluster_advisor_config_init(&cfg);
+	cfg.report_interval_ms = 100;
+	cfg.status_writes_per_second = 0.8;
+	cluster__report_policy_of(&pol, &cfg);
+	assert_true(cluster__report_burst(&pol, SLOT_N) < 1.0);
+	interval = cluster__report_interval_for(&pol, SLOT_N);
+	assert_int_equal(interval, 12500);
+	new_key(key, sizeof(key));
+	for(i = 0; i < SLOT_N; i++)
+	{
+		int64_t phase;
+
+		snprintf(id[i], sizeof(id[i]), "f%d", i);
+		phase = (int64_t) (cluster__report_phase(id[i]) % (uint64_t) interval);
+		lo = phase < lo ? phase : lo;
+		hi = phase > hi ? phase : hi;
+		c[i] = tu_cluster(key);
+		assert_non_null(c[i]);
+		assert_int_equal(cluster_set_instance(c[i], id[i]), 0);
+		assert_int_equal(cluster_set_registry(c[i], etcdh_endpoint(et_etcd)), 0);
+		assert_int_equal(cluster_set_ttl(c[i], 3), 0);
+		assert_int_equal(cluster_set_advisor_config(c[i], &cfg), 0);
+		assert_int_equal(cluster_join(c[i]), 0);
+		seen[i] = 0;
+	}
+	/* the ids' phases lie several seconds apart */
+	assert_true(hi - lo >= 4000);
+	t0 = etcdh_now();
+	for(i = 0; i < SLOT_N; i++)
+	{
+		assert_int_equal(cluster_report(c[i], 100 + i, -1), 0);
+	}
+	deadline = t0 + (double) interval / 1000.0 + 2.0 * etcdh_timeout_mult();
+	while(left > 0 && etcdh_now() < deadline)
+	{
+		for(i = 0; i < SLOT_N; i++)
+		{
+			char *v = NULL;
+
+			snprintf(skey, sizeof(skey), "/%s/production@status/%s", key, id[i]);
+			if(!seen[i] && etcdh_get(et_etcd, skey, &v) == 1)
+			{
+				seen[i] = etcdh_now();
+				left--;
+			}
+			free(v);
+		}
+		usleep(50000);
+	}
+	for(i = 0; i < SLOT_N; i++)
+	{
+		if(!seen[i])
+		{
+			fail_msg("%s never wrote its first status (interval %lld ms)", id[i], (long long) interval);
+		}
+		first = seen[i] < first ? seen[i] : first;
+		last = seen[i] > last ? seen[i] : last;
+	}
+	fprintf(stderr, "# first statuses of %d members written %.1f .. %.1f s after the reports (slots %.1f s apart at most)\n", SLOT_N, first - t0, last - t0,
+		(double) (hi - lo) / 1000.0);
+	/* spread, not all at once */
+	assert_true(last - first >= 2.0);
+	for(i = 0; i < SLOT_N; i++)
 	{
 		cluster_destroy(c[i]);
 	}
@@ -790,6 +880,7 @@ main(void)
 		cmocka_unit_test(test_status_storm_reaches_only_advisor_users),
 		cmocka_unit_test(test_report_policy_spaces_writes),
 		cmocka_unit_test(test_status_batches_past_fifty),
+		cmocka_unit_test(test_first_writes_in_slots),
 		cmocka_unit_test(test_status_watch_resumes_after_a_cut),
 	};
 

@@ -239,26 +239,27 @@ test_due_interval(void **state)
 	assert_int_equal(cluster__report_due(&p, &last, &cur, 0, 0, 5000), 5000);
 	assert_int_equal(cluster__report_due(&p, &last, &cur, 20, 0, 5000), 5000);
 	assert_int_equal(cluster__report_due(&p, &last, &cur, 200, 0, 5000), 14000);
-	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 5000), 54000);
-	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 1, 5000), 54000);
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 200, 1, 5000), 14000);
 	/* more than half a band: the configured interval, whatever n */
 	cur.load = 1026;
-	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 5000), 5000);
-	assert_int_equal(cluster__report_due(&p, &last, &cur, (size_t) -1, 0, 5000), 5000);
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 200, 0, 5000), 5000);
+	/* a cluster past 200 members writes at its slots (test_slots): phase
+	 * 0, the interval (one day at most) after the last write */
+	assert_int_equal(cluster__report_due(&p, &last, &cur, (size_t) -1, 0, 5000), 86400000);
 	cur.load = 974;
-	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 5000), 5000);
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 200, 0, 5000), 5000);
 	cur.load = 975; /* exactly half a band is not more */
-	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 5000), 54000);
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 200, 0, 5000), 14000);
 	cur.load = 1025;
-	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 5000), 54000);
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 200, 0, 5000), 14000);
 	/* a capacity change waits the stretched interval, unless the load moved */
 	cur = sample(1, 1000, 0, 0);
-	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 5000), 54000);
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 200, 0, 5000), 14000);
 	cur.load = 1100;
-	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 5000), 5000);
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 200, 0, 5000), 5000);
 	/* the first write does not wait */
 	last.valid = 0;
-	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 5000), 5000);
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 200, 0, 5000), 5000);
 	/* no budget */
 	last = sample(1, 1000, -1, 4000);
 	cur = sample(1, 1020, -1, 0);
@@ -271,61 +272,181 @@ test_due_interval(void **state)
 	assert_int_equal(cluster__report_due(&p, &last, &cur, (size_t) -1, 0, 5000), INT64_MAX - 1);
 	last.at_ms = INT64_MAX - 86400000;
 	assert_int_equal(cluster__report_due(&p, &last, &cur, (size_t) -1, 0, 5000), INT64_MAX - 1);
-	last.at_ms = INT64_MAX - 86400002;
-	assert_int_equal(cluster__report_due(&p, &last, &cur, (size_t) -1, 0, 5000), INT64_MAX - 2);
+	last.at_ms = INT64_MAX - 86400002; /* its slot, at most a day later */
+	assert_true(cluster__report_due(&p, &last, &cur, (size_t) -1, 0, 5000) <= INT64_MAX - 2);
+	assert_true(cluster__report_due(&p, &last, &cur, (size_t) -1, 0, 5000) > last.at_ms);
 }
 
-/* The two thresholds against each other, at n = 1000 (stretched interval
- * 50 s, configured 1 s): the deadband, half a band, whichever is larger
- * decides a prompt write. */
 /* The write tokens: a member whose load jumps by more than a band at
  * every report (a status storm) is held to the budget, one write per
  * effective interval after its saved tokens are spent; a member quiet for
  * a while gets its tokens back, up to the burst, and writes large moves
- * promptly again. */
+ * promptly again. The burst shrinks past 66 members so that all of them
+ * together save at most ten seconds of the cluster-wide budget; past 200
+ * members, where it is less than one, slots hold each member to one write
+ * per interval. */
+static int
+near(double a, double b)
+{
+	return a - b < 1e-9 && b - a < 1e-9;
+}
+
 static void
 test_tokens_bound_a_storm(void **state)
 {
+	static const size_t sizes[] = { 50, 200, 1000 };
 	cluster__report_policy p = defaults();
-	cluster__report_sample last = sample(0, 0, -1, 0), cur;
-	int64_t now, interval = cluster__report_interval_for(&p, 1000); /* 50 s */
-	long long writes = 0, load = 1000;
+	cluster__report_sample last, cur;
+	int64_t now, interval;
+	long long writes, load;
+	size_t k, n;
+	double burst;
 
 	(void) state;
-	assert_int_equal(interval, 50000);
-	for(now = 0; now < 1000000; now += 1000)
+	assert_true(cluster__report_burst(&p, 50) == CLUSTER__REPORT_BURST);
+	assert_true(cluster__report_burst(&p, 66) == CLUSTER__REPORT_BURST);
+	assert_true(near(cluster__report_burst(&p, 200), 1.0));
+	assert_true(near(cluster__report_burst(&p, 1000), 0.2));
+	p.writes_per_second = 0.0; /* no budget, no limit */
+	assert_true(cluster__report_burst(&p, 1000000) == CLUSTER__REPORT_BURST);
+	p = defaults();
+	for(k = 0; k < sizeof(sizes) / sizeof(sizes[0]); k++)
 	{
-		load = load == 1000 ? 2000 : 1000; /* twenty bands every second */
-		cur = sample(1, load, -1, now);
-		if(cluster__report_due(&p, &last, &cur, 1000, 0, now) <= now)
+		n = sizes[k];
+		burst = cluster__report_burst(&p, n);
+		interval = cluster__report_interval_for(&p, n);
+		last = sample(0, 0, -1, 0);
+		writes = 0;
+		load = 1000;
+		for(now = 0; now < 1000000; now += 1000)
 		{
-			cur.credit = cluster__report_credit(&p, &last, 1000, now);
-			assert_true(cur.credit >= -1e-9);
-			last = cur;
-			writes++;
+			load = load == 1000 ? 2000 : 1000; /* twenty bands every second */
+			cur = sample(1, load, -1, now);
+			if(cluster__report_due(&p, &last, &cur, n, 0, now) <= now)
+			{
+				cur.credit = cluster__report_credit(&p, &last, n, now);
+				if(burst >= 1.0 && cur.credit < -1e-9)
+				{
+					fail_msg("n %zu: credit %f at %lld", n, cur.credit, (long long) now);
+				}
+				last = cur;
+				writes++;
+			}
+		}
+		/* 1000 s at one write per interval, plus the burst saved at the
+		 * start (the first write is free); a second more when the load
+		 * is back at the written value as the interval ends */
+		if(writes > 1000000 / interval + (long long) burst + 2 || writes < 1000000 / (interval + 1000) - 1)
+		{
+			fail_msg("n %zu: %lld writes in 1000 s, interval %lld ms, burst %.2f", n, writes, (long long) interval, burst);
 		}
 	}
-	/* 1000 s at one write per 50 s, plus the burst saved at the start */
-	assert_true(writes <= 1000000 / interval + (long long) CLUSTER__REPORT_BURST);
-	assert_true(writes >= 1000000 / interval - 1);
-	/* quiet for three intervals: one token is back (the burst), a large
+	/* quiet for three intervals: the tokens are back (the burst), a large
 	 * move is prompt */
-	last.at_ms = now;
+	n = 50;
+	interval = cluster__report_interval_for(&p, n);
+	last = sample(1, 1000, -1, 0);
 	last.credit = 0.0;
-	now += 3 * interval;
+	now = 3 * interval;
 	cur = sample(1, last.load + 500, -1, now);
-	assert_int_equal(cluster__report_credit(&p, &last, 1000, now), CLUSTER__REPORT_BURST - 1.0);
-	assert_true(cluster__report_due(&p, &last, &cur, 1000, 0, now) <= now);
+	assert_true(cluster__report_credit(&p, &last, n, now) == CLUSTER__REPORT_BURST - 1.0);
+	assert_true(cluster__report_due(&p, &last, &cur, n, 0, now) <= now);
 	/* with no token saved the same move waits a whole interval */
 	last.at_ms = now;
-	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, now), now + interval);
+	assert_int_equal(cluster__report_due(&p, &last, &cur, n, 0, now), now + interval);
 	/* half a token saved: half an interval */
 	last.credit = 0.5;
-	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, now), now + interval / 2 + 1);
+	assert_int_equal(cluster__report_due(&p, &last, &cur, n, 0, now), now + interval / 2 + 1);
 	/* the first write leaves the burst less one */
-	assert_int_equal(cluster__report_credit(&p, &(cluster__report_sample) { 0 }, 1000, now), CLUSTER__REPORT_BURST - 1.0);
+	assert_true(cluster__report_credit(&p, &(cluster__report_sample) { 0 }, n, now) == CLUSTER__REPORT_BURST - 1.0);
+	/* at 1000 members a fifth of a token is all one saves: the member
+	 * writes at its slots instead (test_slots) */
+	n = 1000;
+	last = sample(1, 1000, -1, 0);
+	assert_true(near(cluster__report_credit(&p, &last, n, 100 * interval), 0.2 - 1.0));
 }
 
+/*
+ * Past 200 members (a burst below one token) a member writes only at its
+ * slot: the times congruent to its phase modulo the effective interval.
+ * 1000 members whose loads all jump at the same moment then write one by
+ * one over the next interval, about the budget every second, instead of
+ * all at once.
+ */
+static void
+test_slots(void **state)
+{
+	cluster__report_policy p = defaults();
+	cluster__report_sample last = sample(1, 1000, -1, 4000), cur = sample(1, 2000, -1, 0);
+	int64_t interval = cluster__report_interval_for(&p, 1000); /* 50 s */
+	int per_second[50] = { 0 };
+	char id[16];
+	int i, most = 0;
+
+	(void) state;
+	p.phase = 12345;
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 5000), 12345);
+	/* a slot is used once: from a write at the slot, the next one */
+	last.at_ms = 12345;
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 13000), 12345 + interval);
+	/* the phase counts modulo the interval */
+	p.phase = (uint32_t) (3 * interval + 12345);
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 13000), 12345 + interval);
+	/* drift, capacity and forced writes too; no change is never due */
+	cur = sample(1, 1020, -1, 0);
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 13000), 12345 + interval);
+	cur = sample(1, 1000, 5000, 0);
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 13000), 12345 + interval);
+	cur = sample(1, 1000, -1, 0);
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 1, 13000), 12345 + interval);
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 13000), NEVER);
+	/* the first write waits for the slot too (a deploy would report N
+	 * statuses at once), counted from when it started waiting (at_ms),
+	 * so that a late look still finds it due */
+	last.valid = 0;
+	last.at_ms = 13000;
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 13000), 12345 + interval);
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 12345 + interval + 7), 12345 + interval);
+	last.at_ms = 12345;
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 1000, 0, 12345), 12345);
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 200, 0, 13000), 13000);
+	/* 200 members save one token each: no slots */
+	last = sample(1, 1000, -1, 4000);
+	cur = sample(1, 2000, -1, 0);
+	last.credit = 1.0;
+	p.phase = 12345;
+	assert_int_equal(cluster__report_due(&p, &last, &cur, 200, 0, 5000), 5000);
+	/* 1000 members, phases from their ids, all moved at t = 0 after
+	 * writing at t = -1: every one writes within the interval, and no
+	 * second holds more than three times the budget */
+	for(i = 0; i < 1000; i++)
+	{
+		int64_t due;
+
+		snprintf(id, sizeof(id), "m%04d", i);
+		p.phase = cluster__report_phase(id);
+		last = sample(1, 1000, -1, -1);
+		due = cluster__report_due(&p, &last, &cur, 1000, 0, 0);
+		assert_true(due > -1 && due <= interval - 1);
+		per_second[due / 1000]++;
+	}
+	for(i = 0; i < 50; i++)
+	{
+		most = per_second[i] > most ? per_second[i] : most;
+	}
+	if(most > 3 * 20)
+	{
+		fail_msg("%d writes in one second (budget 20/s)", most);
+	}
+	/* the phase is the id's, and differs between ids */
+	assert_int_equal(cluster__report_phase("m0001"), cluster__report_phase("m0001"));
+	assert_true(cluster__report_phase("m0001") != cluster__report_phase("m0002"));
+	assert_int_equal(cluster__report_phase(""), 2166136261u);
+}
+
+/* The two thresholds against each other, at n = 200 (stretched interval
+ * 10 s, configured 1 s): the deadband, half a band, whichever is larger
+ * decides a prompt write. */
 static void
 test_due_tiers(void **state)
 {
@@ -338,13 +459,13 @@ test_due_tiers(void **state)
 	} cases[] = {
 		/* deadband 0.25 of band 10: 2.5; half band 5 */
 		{ 0.25, 10, 100, 102, NEVER },
-		{ 0.25, 10, 100, 103, 50000 },
-		{ 0.25, 10, 100, 105, 50000 },
+		{ 0.25, 10, 100, 103, 10000 },
+		{ 0.25, 10, 100, 105, 10000 },
 		{ 0.25, 10, 100, 106, 1000 },
 		{ 0.25, 10, 100, 94, 1000 },
 		/* deadband 0: every change, prompt past half a band */
-		{ 0.0, 10, 100, 101, 50000 },
-		{ 0.0, 10, 100, 105, 50000 },
+		{ 0.0, 10, 100, 101, 10000 },
+		{ 0.0, 10, 100, 105, 10000 },
 		{ 0.0, 10, 100, 106, 1000 },
 		/* no band: every change is more than half of it */
 		{ 0.0, 0, 0, 1, 1000 },
@@ -367,7 +488,7 @@ test_due_tiers(void **state)
 
 		p.deadband = cases[i].deadband;
 		p.band_absolute = cases[i].band_absolute;
-		got = cluster__report_due(&p, &last, &cur, 1000, 0, 10000);
+		got = cluster__report_due(&p, &last, &cur, 200, 0, 10000);
 		if(got != want)
 		{
 			fail_msg("case %zu: %lld -> %lld (deadband %g, band %lld): due %lld, want %lld", i, cases[i].last, cases[i].cur, cases[i].deadband,
@@ -408,9 +529,8 @@ test_due_drift(void **state)
 	assert_in_range(writes, 40, 90);
 }
 
-/* The wait between two status batches: members x 5 ms (200 batches a
- * second cluster-wide), live below 250 ms, at most half the effective
- * interval. */
+/* The wait between two status batches: a fifth of the effective
+ * interval, live below 250 ms. */
 static void
 test_poll(void **state)
 {
@@ -423,15 +543,15 @@ test_poll(void **state)
 	} cases[] = {
 		{ 1000, 20.0, 0, 0 },
 		{ 1000, 20.0, 1, 0 },
-		{ 1000, 20.0, 49, 0 },      /* 245 ms: live */
-		{ 1000, 20.0, 50, 250 },    /* the first batched size */
-		{ 1000, 20.0, 200, 1000 },  /* interval 10 s */
-		{ 1000, 20.0, 1000, 5000 }, /* interval 50 s */
-		{ 1000, 0.0, 200, 500 },    /* no budget: half of 1 s */
-		{ 1000, 0.0, 60, 300 },
-		{ 100, 0.0, 200, 0 }, /* half of 100 ms is below 250: live */
-		{ 1000, 20.0, 1000000, 5000000 },
-		{ 60000, 0.0, 100000, 30000 }, /* capped at half the interval */
+		{ 1000, 20.0, 24, 0 },       /* 240 ms: live */
+		{ 1000, 20.0, 25, 250 },     /* the first batched size */
+		{ 1000, 20.0, 60, 600 },     /* interval 3 s */
+		{ 1000, 20.0, 200, 2000 },   /* interval 10 s */
+		{ 1000, 20.0, 1000, 10000 }, /* interval 50 s */
+		{ 1000, 0.0, 200, 0 },       /* no budget: a fifth of 1 s, live */
+		{ 5000, 0.0, 60, 1000 },     /* a fifth of 5 s */
+		{ 1000, 20.0, 1000000, 10000000 },
+		{ 60000, 0.0, 100000, 12000 },
 	};
 	size_t i;
 
@@ -449,8 +569,8 @@ test_poll(void **state)
 		{
 			fail_msg("case %zu: interval %d, %.1f/s, n %zu: %lld, want %lld", i, cases[i].interval_ms, cases[i].wps, cases[i].n, (long long) got, (long long) cases[i].want);
 		}
-		/* never more than half the effective interval */
-		assert_true(2 * got <= cluster__report_interval_for(&p, cases[i].n));
+		/* never more than a fifth of the effective interval */
+		assert_true(5 * got <= cluster__report_interval_for(&p, cases[i].n));
 	}
 }
 
@@ -465,6 +585,7 @@ main(void)
 		cmocka_unit_test(test_due_interval),
 		cmocka_unit_test(test_due_tiers),
 		cmocka_unit_test(test_tokens_bound_a_storm),
+		cmocka_unit_test(test_slots),
 		cmocka_unit_test(test_due_drift),
 	};
 
