@@ -87,16 +87,18 @@ cluster__report_interval_for(const cluster__report_policy *p, size_t n)
  * messages, which on a two-core machine starve etcd's raft loop until
  * keepalives time out). Batched, the same writes cost far less: a member
  * takes the statuses written since its last batch in one message, then
- * waits a fifth of the effective interval before it asks again. A batch
- * costs five messages (the create and cancel requests and their answers,
- * the events), so the cluster costs 25 x writes_per_second messages a
- * second (500 at the default budget) whatever n is. A status is seen
+ * waits a fifth of the effective interval (less up to a quarter of it at
+ * random, so that members do not ask together) before it asks again. A
+ * batch costs five messages (the create and cancel requests and their
+ * answers, the events), so the cluster costs at most about
+ * 29 x writes_per_second messages a second (570 at the default budget)
+ * whatever n is. A status is seen
  * within 1.2 effective intervals of the change even when its write was
  * held back by the budget for a whole interval, and advice rounds (twice
  * the effective interval apart, cluster__adv_round_interval()) plan from
  * statuses at most a tenth of a round late: the simulator
  * (bench/advisor-sim.c --lag-ms) keeps every goal with a lag of a tenth
- * of a round, and overshoots with a fifth. (A batch every N x 5 ms, 200
+ * of a round, and overshoots with an eighth. (A batch every N x 5 ms, 200
  * batches a second, kept a two-core etcd serving 1000 members busier
  * with batches than with keepalives, and a status storm tipped it over.)
  * Below 250 ms (fewer than 25 members at the default budget) a member
