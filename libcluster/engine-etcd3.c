@@ -101,9 +101,9 @@
 #define REPUBLISH  0x8u  /* the watch thread should publish again */
 #define WATCH_ADD  0x10u /* reconnect to add the status watch (no outage) */
 
-/* The watch ids etcd assigns on our stream (in order of the creates). */
+/* The member watch's id on our stream (the first create); the status
+ * watches get the next ones, 1, 2, ..., one per batch. */
 #define MEMBER_WATCH 0
-#define STATUS_WATCH 1
 /* How long leave lets the keepalive stream end cleanly (ms), so that the
  * revoke reuses its connection; then it is cut. */
 #define STOP_END_MS 300
