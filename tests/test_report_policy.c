@@ -30,16 +30,41 @@ defaults(void)
 	return p;
 }
 
+/* One case of a function of (interval_ms, writes_per_second, n). */
+typedef struct
+{
+	int interval_ms;
+	double wps;
+	size_t n;
+	int64_t want;
+} policy_case;
+
+/* Check f against every case, the policy otherwise the defaults. */
+static void
+check_cases(const policy_case *cases, size_t count, int64_t (*f)(const cluster__report_policy *, size_t), const char *name)
+{
+	size_t i;
+
+	for(i = 0; i < count; i++)
+	{
+		cluster__report_policy p = defaults();
+		int64_t got;
+
+		p.interval_ms = cases[i].interval_ms;
+		p.writes_per_second = cases[i].wps;
+		got = f(&p, cases[i].n);
+		if(got != cases[i].want)
+		{
+			fail_msg("case %zu: %s(%d ms, %g/s, n %zu) = %lld, want %lld", i, name, cases[i].interval_ms, cases[i].wps, cases[i].n, (long long) got,
+				(long long) cases[i].want);
+		}
+	}
+}
+
 static void
 test_interval(void **state)
 {
-	static const struct
-	{
-		int interval_ms;
-		double wps;
-		size_t n;
-		int64_t want;
-	} cases[] = {
+	static const policy_case cases[] = {
 		/* no budget: the configured interval, whatever n */
 		{ 1000, 0.0, 0, 1000 },
 		{ 1000, 0.0, 1000000, 1000 },
@@ -68,21 +93,9 @@ test_interval(void **state)
 		{ 1000, 1e6, (size_t) -1, 86400000 },
 		{ 1000, 1e6, 1000000, 1000 },
 	};
-	size_t i;
 
 	(void) state;
-	for(i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-	{
-		cluster__report_policy p = defaults();
-
-		p.interval_ms = cases[i].interval_ms;
-		p.writes_per_second = cases[i].wps;
-		if(cluster__report_interval_for(&p, cases[i].n) != cases[i].want)
-		{
-			fail_msg("case %zu: interval_for(%d ms, %g/s, n %zu) = %lld, want %lld", i, cases[i].interval_ms, cases[i].wps, cases[i].n,
-				(long long) cluster__report_interval_for(&p, cases[i].n), (long long) cases[i].want);
-		}
-	}
+	check_cases(cases, sizeof(cases) / sizeof(cases[0]), cluster__report_interval_for, "interval_for");
 }
 
 /* The cluster-wide rate of n members each writing once per interval never
@@ -534,13 +547,7 @@ test_due_drift(void **state)
 static void
 test_poll(void **state)
 {
-	static const struct
-	{
-		int interval_ms;
-		double wps;
-		size_t n;
-		int64_t want;
-	} cases[] = {
+	static const policy_case cases[] = {
 		{ 1000, 20.0, 0, 0 },
 		{ 1000, 20.0, 1, 0 },
 		{ 1000, 20.0, 24, 0 },       /* 240 ms: live */
@@ -556,21 +563,15 @@ test_poll(void **state)
 	size_t i;
 
 	(void) state;
+	check_cases(cases, sizeof(cases) / sizeof(cases[0]), cluster__report_poll_ms, "poll_ms");
 	for(i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
 	{
-		cluster__report_policy p;
-		int64_t got;
+		cluster__report_policy p = defaults();
 
-		memset(&p, 0, sizeof(p));
+		/* never more than a fifth of the effective interval */
 		p.interval_ms = cases[i].interval_ms;
 		p.writes_per_second = cases[i].wps;
-		got = cluster__report_poll_ms(&p, cases[i].n);
-		if(got != cases[i].want)
-		{
-			fail_msg("case %zu: interval %d, %.1f/s, n %zu: %lld, want %lld", i, cases[i].interval_ms, cases[i].wps, cases[i].n, (long long) got, (long long) cases[i].want);
-		}
-		/* never more than a fifth of the effective interval */
-		assert_true(5 * got <= cluster__report_interval_for(&p, cases[i].n));
+		assert_true(5 * cluster__report_poll_ms(&p, cases[i].n) <= cluster__report_interval_for(&p, cases[i].n));
 	}
 }
 
