@@ -157,16 +157,11 @@ load_moved(const cluster__report_policy *p, long long last, long long cur)
 
 /*
  * The member's first slot after t: the next time congruent to its phase
- * modulo the interval. When all of N members may write at once (a status
- * storm after a quiet spell, or every load jumping together), the
- * registry must send every write to every advisor user: at N = 1000 a
- * thousand writes at once are a million watch events, which kept a
- * two-core etcd saturated until keepalives timed out and leases expired
- * (bench-scale). Slots spread a member's one write per interval over the
- * interval, whatever the loads do, so the cluster writes at most the
- * budget every second. The price: a large move waits up to one
+ * modulo the interval (see the rule above for why slots). Phases from
+ * the ids spread the members' one write per interval over the interval,
+ * whatever the loads do. The price: a large move waits up to one
  * effective interval for its slot (at N = 1000, 50 s by default), where
- * tokens would have let it through at once.
+ * a token would have let it through at once.
  */
 static int64_t
 next_slot(const cluster__report_policy *p, int64_t interval, int64_t t)
@@ -253,9 +248,7 @@ cluster__report_burst(const cluster__report_policy *p, size_t n)
 double
 cluster__report_credit(const cluster__report_policy *p, const cluster__report_sample *last, size_t n, int64_t now_ms)
 {
-	double tokens;
-
-	double burst = cluster__report_burst(p, n);
+	double tokens, burst = cluster__report_burst(p, n);
 
 	if(!last->valid)
 	{
