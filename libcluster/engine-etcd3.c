@@ -792,7 +792,6 @@ struct watch_ctx
 	int st_state;    /* ST_IDLE, ST_CREATING, ST_OPEN, ST_CANCELING */
 	int64_t st_id;   /* its watch id once created */
 	int64_t st_next; /* ST_IDLE: when to create it again */
-	int64_t st_wait; /* the wait last used (cluster__report_poll_ms) */
 };
 
 /* States of the status watch on the watch stream. */
@@ -932,6 +931,17 @@ watch_msg_read(const char *line, size_t len, cluster__etcd3_watch_msg *msg, int6
 	return 1;
 }
 
+/* Queue one request line (body, which is freed; NULL: out of memory) on
+ * the watch stream. Returns 0 when it was queued. */
+static int
+watch_send(etcd3 *ed, char *body)
+{
+	int r = !body || cluster__http_stream_send(ed->watch.h, body) || cluster__http_stream_send(ed->watch.h, "\n");
+
+	free(body);
+	return r;
+}
+
 /*
  * A batch of statuses arrived on the status watch: end the watch, unless
  * the cluster is small enough to watch statuses live
@@ -944,15 +954,11 @@ static void
 status_batch_end(watch_ctx *w)
 {
 	cluster__report_policy pol;
-	char *body;
+	int64_t wait;
 
 	cluster__get_report_policy(w->ed->core, &pol);
-	w->st_wait = cluster__report_poll_ms(&pol, cluster__table_count(&w->ed->table));
-	if(w->st_wait <= 0 || !(body = cluster__etcd3_build_cancel(w->st_id)))
-	{
-		return;
-	}
-	if(!cluster__http_stream_send(w->ed->watch.h, body) && !cluster__http_stream_send(w->ed->watch.h, "\n"))
+	wait = cluster__report_poll_ms(&pol, cluster__table_count(&w->ed->table));
+	if(wait > 0 && !watch_send(w->ed, cluster__etcd3_build_cancel(w->st_id)))
 	{
 		/* shortened by up to a quarter at random: the members that took
 		 * a batch at the same moment (the first write of a storm reaches
@@ -960,9 +966,8 @@ status_batch_end(watch_ctx *w)
 		 * the wait must not grow (the simulator's goals hold with a lag
 		 * of a tenth of a round, not with an eighth) */
 		w->st_state = ST_CANCELING;
-		w->st_next = cluster__now_ms() + w->st_wait - (int64_t) cluster__adv_random_below(&w->ed->batch_rng, (uint64_t) w->st_wait / 4 + 1);
+		w->st_next = cluster__now_ms() + wait - (int64_t) cluster__adv_random_below(&w->ed->batch_rng, (uint64_t) wait / 4 + 1);
 	}
-	free(body);
 }
 
 /* From the watch stream's tick: once the wait after the last batch is
@@ -973,7 +978,6 @@ static int64_t
 status_batch_tick(watch_ctx *w, int64_t now)
 {
 	etcd3 *ed = w->ed;
-	char *body;
 
 	if(!ed->status_rev || !w->created || w->st_state != ST_IDLE)
 	{
@@ -983,14 +987,11 @@ status_batch_tick(watch_ctx *w, int64_t now)
 	{
 		return w->st_next - now;
 	}
-	body = cluster__etcd3_build_watch(ed->status_prefix, 1, next_rev(ed->status_rev));
-	if(body && !cluster__http_stream_send(ed->watch.h, body) && !cluster__http_stream_send(ed->watch.h, "\n"))
+	if(!watch_send(ed, cluster__etcd3_build_watch(ed->status_prefix, 1, next_rev(ed->status_rev))))
 	{
 		w->st_state = ST_CREATING;
-		free(body);
 		return -1;
 	}
-	free(body);
 	w->st_next = now + WATCH_BACKOFF_MAX_MS; /* out of memory: later */
 	return WATCH_BACKOFF_MAX_MS;
 }
@@ -1013,8 +1014,8 @@ watch_line(void *ctx, const char *line, size_t len)
 	}
 	if(msg.canceled)
 	{
-		/* the status watch ended as we asked: the next batch is due
-		 * st_wait after the last one arrived (status_batch_tick()) */
+		/* the status watch ended as we asked: the next batch is due at
+		 * st_next (status_batch_end(), status_batch_tick()) */
 		w->st_state = ST_IDLE;
 		cluster__etcd3_watch_msg_free(&msg);
 		return 0;
@@ -1049,7 +1050,7 @@ watch_line(void *ctx, const char *line, size_t len)
 		cluster__etcd3_watch_msg_free(&msg);
 		return 1;
 	}
-	if(msg.n_events && msg.watch_id != MEMBER_WATCH && w->st_state == ST_OPEN && msg.watch_id == w->st_id)
+	if(msg.n_events && w->st_state == ST_OPEN && msg.watch_id == w->st_id)
 	{
 		/* one batch of statuses is all this member takes per wait: the
 		 * statuses written meanwhile come in the next one */
