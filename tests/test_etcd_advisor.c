@@ -39,24 +39,33 @@ new_key(char *buf, size_t size)
 	return buf;
 }
 
+/* A joined advisor user with the advisor configuration cfg. */
 static CLUSTER *
-member(const char *key, const char *id)
+member_with(const char *key, const char *id, const CLUSTERADVISORCONFIG *cfg)
 {
 	CLUSTER *c = tu_cluster(key);
-	CLUSTERADVISORCONFIG cfg;
 
 	assert_non_null(c);
 	assert_int_equal(cluster_set_instance(c, id), 0);
 	assert_int_equal(cluster_set_registry(c, etcdh_endpoint(et_etcd)), 0);
 	assert_int_equal(cluster_set_ttl(c, 3), 0);
-	cluster_advisor_config_init(&cfg);
-	cfg.report_interval_ms = 100;
-	assert_int_equal(cluster_set_advisor_config(c, &cfg), 0);
+	assert_int_equal(cluster_set_advisor_config(c, cfg), 0);
 	if(cluster_join(c))
 	{
 		fail_msg("%s cannot join: %s", id, strerror(errno));
 	}
 	return c;
+}
+
+/* The same with the defaults, reports every 100 ms. */
+static CLUSTER *
+member(const char *key, const char *id)
+{
+	CLUSTERADVISORCONFIG cfg;
+
+	cluster_advisor_config_init(&cfg);
+	cfg.report_interval_ms = 100;
+	return member_with(key, id, &cfg);
 }
 
 /* The member list as advisor nodes (ids point into the list). */
@@ -551,38 +560,37 @@ test_status_storm_reaches_only_advisor_users(void **state)
 	cluster_destroy(quiet);
 }
 
+#define BATCH_N 60
+
 /* Whether every one of the n members in c shows its status with load
- * base + its index (ids "s00".."s59" in order). */
+ * base + its index (ids "s00".."s59" in order, capacity unbounded). */
 static int
 all_loads_seen(CLUSTER **c, size_t n, long long base, double seconds)
 {
+	char idbuf[BATCH_N][8];
+	const char *id[BATCH_N];
+	long long load[BATCH_N], cap[BATCH_N];
 	double deadline = etcdh_now() + seconds * etcdh_timeout_mult();
-	size_t j = 0;
+	size_t i;
 
-	while(j < n)
+	assert_true(n <= BATCH_N);
+	for(i = 0; i < n; i++)
 	{
-		CLUSTERMEMBER *m = NULL;
-		size_t count = 0, i, ok = 0;
+		snprintf(idbuf[i], sizeof(idbuf[i]), "s%02zu", i);
+		id[i] = idbuf[i];
+		load[i] = base + (long long) i;
+		cap[i] = CLUSTER_CAPACITY_UNBOUNDED;
+	}
+	for(i = 0; i < n; i++)
+	{
+		/* one deadline for all of them, as sees() scales it */
+		double left = (deadline - etcdh_now()) / etcdh_timeout_mult();
 
-		if(!cluster_members(c[j], &m, &count) && count == n)
+		if(!sees(c[i], n, id, load, cap, left > 0 ? left : 0))
 		{
-			for(i = 0; i < n; i++)
-			{
-				ok += m[i].has_status && m[i].load == base + (long long) i;
-			}
-		}
-		cluster_members_free(m);
-		if(ok == n)
-		{
-			j++; /* this one sees everything: on to the next */
-			continue;
-		}
-		if(etcdh_now() >= deadline)
-		{
-			fprintf(stderr, "# member %zu sees %zu of %zu statuses with their last load\n", j, ok, n);
+			fprintf(stderr, "# member %zu does not see every last load\n", i);
 			return 0;
 		}
-		usleep(20000);
 	}
 	return 1;
 }
@@ -594,7 +602,6 @@ all_loads_seen(CLUSTER **c, size_t n, long long base, double seconds)
  * write and watcher (what a live watch costs: about 60 per write here),
  * and every member still ends seeing every member's last load.
  */
-#define BATCH_N 60
 static void
 test_status_batches_past_fifty(void **state)
 {
@@ -683,13 +690,7 @@ test_first_writes_in_slots(void **state)
 	{
 		snprintf(id[i], sizeof(id[i]), "f%d", i);
 		phase[i] = (int64_t) (cluster__report_phase(id[i]) % (uint64_t) interval);
-		c[i] = tu_cluster(key);
-		assert_non_null(c[i]);
-		assert_int_equal(cluster_set_instance(c[i], id[i]), 0);
-		assert_int_equal(cluster_set_registry(c[i], etcdh_endpoint(et_etcd)), 0);
-		assert_int_equal(cluster_set_ttl(c[i], 3), 0);
-		assert_int_equal(cluster_set_advisor_config(c[i], &cfg), 0);
-		assert_int_equal(cluster_join(c[i]), 0);
+		c[i] = member_with(key, id[i], &cfg);
 		seen[i] = 0;
 	}
 	/* the ids' slots lie several seconds apart wherever the clock cuts
