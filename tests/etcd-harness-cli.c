@@ -17,8 +17,10 @@ usage(FILE *f)
 	fputs("Usage: etcd-harness COMMAND DIR [ARGS]\n"
 		  "  available               exit 0 if etcd is installed, 77 if not (1 if\n"
 		  "                          CLUSTER_REQUIRE_ETCD is set and it is not)\n"
+		  "  pki DIR                 make a throw-away PKI in DIR (etcdharness.h)\n"
 		  "  start DIR [FLAG...]     start etcd in DIR on free loopback ports; print\n"
 		  "                          the endpoint; write DIR/etcd.pid, DIR/endpoint\n"
+		  "                          (with --cert-file among the FLAGs: https://)\n"
 		  "  stop DIR                SIGTERM (SIGKILL after a deadline) that etcd\n"
 		  "  kill DIR                SIGKILL it\n"
 		  "  restart DIR             start it again on the same ports and data\n"
@@ -29,7 +31,12 @@ usage(FILE *f)
 		  "  get DIR KEY             print the value (exit 1 if absent)\n"
 		  "  count DIR PREFIX        print the number of keys under PREFIX\n"
 		  "  metrics DIR             print /metrics\n"
-		  "  log DIR [LINES]         print the tail of etcd's log\n",
+		  "  log DIR [LINES]         print the tail of etcd's log\n"
+		  "  auth DIR ROOTPW         create root and turn v3 auth on\n"
+		  "  user DIR ROOTPW NAME PASSWORD PREFIX\n"
+		  "                          add a user with readwrite on PREFIX only\n"
+		  "The environment variable ETCDH_PKI=DIR makes the commands speak TLS with\n"
+		  "that PKI's CA and client certificate.\n",
 		f);
 }
 
@@ -61,6 +68,14 @@ main(int argc, char **argv)
 	}
 	cmd = argv[1];
 	dir = argv[2];
+	if(getenv("ETCDH_PKI") && *getenv("ETCDH_PKI"))
+	{
+		etcdh_use_pki(getenv("ETCDH_PKI"));
+	}
+	if(!strcmp(cmd, "pki"))
+	{
+		return etcdh_pki_make(dir) ? 1 : 0;
+	}
 	if(!strcmp(cmd, "start"))
 	{
 		rc = etcdh_start_opts(&h, dir, 1, (const char *const *) (argc > 3 ? argv + 3 : NULL));
@@ -134,6 +149,14 @@ main(int argc, char **argv)
 		{
 			fputs(text, stdout);
 		}
+	}
+	else if(!strcmp(cmd, "auth") && argc == 4)
+	{
+		rc = etcdh_enable_auth(h, argv[3]);
+	}
+	else if(!strcmp(cmd, "user") && argc == 7)
+	{
+		rc = etcdh_add_user(h, argv[3], argv[4], argv[5], argv[6]);
 	}
 	else if(!strcmp(cmd, "log"))
 	{

@@ -50,6 +50,10 @@ etcdh__write_cb(char *ptr, size_t size, size_t nmemb, void *userdata)
 
 static pthread_once_t etcdh__curl_once = PTHREAD_ONCE_INIT;
 
+/* The harness's own TLS files for https:// etcds (etcdh_use_pki()): set
+ * from the main thread before anything else talks to etcd. */
+static char etcdh__ca[PATH_MAX + 16], etcdh__cert[PATH_MAX + 16], etcdh__key[PATH_MAX + 16];
+
 static void
 etcdh__curl_init(void)
 {
@@ -96,6 +100,12 @@ etcdh__request(const char *method, const char *url, const char *body, long timeo
 	{
 		curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body);
 	}
+	if(!strncmp(url, "https:", 6) && etcdh__ca[0])
+	{
+		curl_easy_setopt(curl, CURLOPT_CAINFO, etcdh__ca);
+		curl_easy_setopt(curl, CURLOPT_SSLCERT, etcdh__cert);
+		curl_easy_setopt(curl, CURLOPT_SSLKEY, etcdh__key);
+	}
 	if(token && *token)
 	{
 		/* the raw token: "Bearer ..." is refused by etcd */
@@ -129,6 +139,14 @@ etcdh__http(const char *base, const char *path, const char *body, long timeout_m
 
 	snprintf(url, sizeof(url), "%s%s", base, path);
 	return etcdh__request(NULL, url, body, timeout_ms, token, out);
+}
+
+void
+etcdh_use_pki(const char *dir)
+{
+	snprintf(etcdh__ca, sizeof(etcdh__ca), "%s/ca.crt", dir);
+	snprintf(etcdh__cert, sizeof(etcdh__cert), "%s/client.crt", dir);
+	snprintf(etcdh__key, sizeof(etcdh__key), "%s/client.key", dir);
 }
 
 long

@@ -39,6 +39,7 @@ struct etcdh
 	int is_child; /* we can waitpid() it */
 	int detached;
 	int paused;
+	int tls; /* clients speak https:// ("--cert-file" among the extra flags) */
 	char *extra[ETCDH_MAX_EXTRA + 1];
 	/* --initial-cluster: this member alone, or every member of its cluster */
 	char initial_cluster[ETCDH_CLUSTER_MAX * 96];

@@ -232,6 +232,21 @@ etcdh__gone(etcdh *h)
 	return 0;
 }
 
+/* The clients' URL scheme of this etcd. */
+static const char *
+etcdh__scheme(const etcdh *h)
+{
+	return h->tls ? "https" : "http";
+}
+
+/* Its endpoint and base URL from its scheme and client port. */
+static void
+etcdh__set_urls(etcdh *h)
+{
+	snprintf(h->endpoint, sizeof(h->endpoint), "%s://127.0.0.1:%d/", etcdh__scheme(h), h->client_port);
+	snprintf(h->base, sizeof(h->base), "%s://127.0.0.1:%d", etcdh__scheme(h), h->client_port);
+}
+
 /* Save what etcd-harness needs to find this etcd again. */
 static void
 etcdh__write_state(etcdh *h)
@@ -242,7 +257,7 @@ etcdh__write_state(etcdh *h)
 	snprintf(path, sizeof(path), "%s/etcd.state", h->dir);
 	if((f = fopen(path, "w")))
 	{
-		fprintf(f, "%ld %d %d %s\n", (long) h->pid, h->client_port, h->peer_port, h->name);
+		fprintf(f, "%ld %d %d %s %s\n", (long) h->pid, h->client_port, h->peer_port, h->name, etcdh__scheme(h));
 		fclose(f);
 	}
 	snprintf(path, sizeof(path), "%s/etcd.pid", h->dir);
@@ -277,7 +292,7 @@ etcdh__spawn(etcdh *h, const char *binary)
 	{
 		maxfd = 65536;
 	}
-	snprintf(client, sizeof(client), "http://127.0.0.1:%d", h->client_port);
+	snprintf(client, sizeof(client), "%s://127.0.0.1:%d", etcdh__scheme(h), h->client_port);
 	snprintf(peer, sizeof(peer), "http://127.0.0.1:%d", h->peer_port);
 	argv[argc++] = binary;
 	argv[argc++] = "--name";
@@ -465,8 +480,7 @@ etcdh__launch(etcdh *h)
 		etcdh__err("etcd not found (set ETCD or install the Debian package etcd-server)");
 		return -1;
 	}
-	snprintf(h->endpoint, sizeof(h->endpoint), "http://127.0.0.1:%d/", h->client_port);
-	snprintf(h->base, sizeof(h->base), "http://127.0.0.1:%d", h->client_port);
+	etcdh__set_urls(h);
 	/* a restarted etcd has forgotten every simple token */
 	h->token[0] = '\0';
 	return etcdh__spawn(h, binary);
@@ -561,6 +575,7 @@ etcdh__new(const char *dir, int detached, const char *const *extra_args)
 	for(i = 0; extra_args && extra_args[i] && i < ETCDH_MAX_EXTRA; i++)
 	{
 		h->extra[i] = strdup(extra_args[i]);
+		h->tls |= !strcmp(extra_args[i], "--cert-file");
 	}
 	snprintf(h->dir, sizeof(h->dir), "%s", dir);
 	mkdir(h->dir, 0700);
@@ -642,6 +657,7 @@ etcdh_attach(etcdh **out, const char *dir)
 	char path[PATH_MAX + 16], cmd[8192], want[PATH_MAX + 16];
 	etcdh *h;
 	FILE *f;
+	char scheme[8] = "http";
 	long pid = 0;
 	size_t n, i;
 	int fd, ok = 0;
@@ -657,7 +673,7 @@ etcdh_attach(etcdh **out, const char *dir)
 	snprintf(h->logpath, sizeof(h->logpath), "%s/etcd.log", h->dir);
 	snprintf(path, sizeof(path), "%s/etcd.state", dir);
 	f = fopen(path, "r");
-	if(!f || fscanf(f, "%ld %d %d %63s", &pid, &h->client_port, &h->peer_port, h->name) != 4)
+	if(!f || fscanf(f, "%ld %d %d %63s %7s", &pid, &h->client_port, &h->peer_port, h->name, scheme) < 4)
 	{
 		etcdh__err("no etcd state in %s", dir);
 		if(f)
@@ -668,8 +684,8 @@ etcdh_attach(etcdh **out, const char *dir)
 		return -1;
 	}
 	fclose(f);
-	snprintf(h->endpoint, sizeof(h->endpoint), "http://127.0.0.1:%d/", h->client_port);
-	snprintf(h->base, sizeof(h->base), "http://127.0.0.1:%d", h->client_port);
+	h->tls = !strcmp(scheme, "https");
+	etcdh__set_urls(h);
 	snprintf(h->initial_cluster, sizeof(h->initial_cluster), "%s=http://127.0.0.1:%d", h->name, h->peer_port);
 	h->detached = 1;
 	/* Only ever signal the etcd we started: its command line must name
@@ -1037,4 +1053,78 @@ etcdh_detach(etcdh *h)
 	{
 		etcdh__free(h);
 	}
+}
+
+/* ---- a throw-away PKI ---------------------------------------------------- */
+
+/* The openssl commands of etcdh_pki_make(), run by /bin/sh in the PKI
+ * directory ($1 is unused). Each certificate: "cert NAME CA SUBJECT DAYS
+ * EXT". */
+static const char etcdh__pki_script[] =
+	"set -e\n"
+	"key() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out \"$1.key\" 2>/dev/null; }\n"
+	"ca() { key \"$1\"; openssl req -x509 -new -key \"$1.key\" -out \"$1.crt\" -days 30 -subj \"/CN=$2\"; }\n"
+	"cert() {\n"
+	"  key \"$1\"\n"
+	"  openssl req -new -key \"$1.key\" -out \"$1.csr\" -subj \"$3\"\n"
+	"  printf '%b' \"$5\" > \"$1.ext\"\n"
+	"  openssl x509 -req -in \"$1.csr\" -CA \"$2.crt\" -CAkey \"$2.key\" -CAcreateserial -out \"$1.crt\" "
+	"-days \"$4\" -extfile \"$1.ext\" 2>/dev/null\n"
+	"  rm -f \"$1.csr\" \"$1.ext\"\n"
+	"}\n"
+	"usage='keyUsage=digitalSignature,keyEncipherment\\n'\n"
+	"ca ca libcluster-test-ca\n"
+	"ca other-ca libcluster-stranger-ca\n"
+	"cert server ca /CN=etcd-server 30 "
+	"\"subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth,clientAuth\\n$usage\"\n"
+	"cert client ca /O=libcluster-test-client 30 \"extendedKeyUsage=clientAuth\\n$usage\"\n"
+	"cert other-client other-ca /O=libcluster-stranger 30 \"extendedKeyUsage=clientAuth\\n$usage\"\n"
+	"cert expired-client ca /O=libcluster-test-client -1 \"extendedKeyUsage=clientAuth\\n$usage\"\n"
+	"chmod 600 *.key\n";
+
+int
+etcdh_pki_make(const char *dir)
+{
+	char log[PATH_MAX + 16];
+	pid_t pid;
+	int status, fd;
+
+	if(mkdir(dir, 0700) && errno != EEXIST)
+	{
+		etcdh__err("mkdir %s: %s", dir, strerror(errno));
+		return -1;
+	}
+	snprintf(log, sizeof(log), "%s/pki.log", dir);
+	pid = fork();
+	if(pid < 0)
+	{
+		etcdh__err("fork: %s", strerror(errno));
+		return -1;
+	}
+	if(pid == 0)
+	{
+		fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if(fd < 0 || chdir(dir))
+		{
+			_exit(126);
+		}
+		dup2(fd, 1);
+		dup2(fd, 2);
+		execl("/bin/sh", "sh", "-c", etcdh__pki_script, "pki", (char *) NULL);
+		_exit(127);
+	}
+	while(waitpid(pid, &status, 0) < 0)
+	{
+		if(errno != EINTR)
+		{
+			etcdh__err("waitpid: %s", strerror(errno));
+			return -1;
+		}
+	}
+	if(!WIFEXITED(status) || WEXITSTATUS(status))
+	{
+		etcdh__err("making a PKI in %s failed (is openssl installed?); see %s", dir, log);
+		return -1;
+	}
+	return 0;
 }

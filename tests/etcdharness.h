@@ -118,6 +118,24 @@ double etcdh_metric(const char *text, const char *name, const char *labels);
  */
 long etcdh_request(const char *method, const char *url, const char *body, long timeout_ms, char **out);
 
+/*
+ * A throw-away PKI in dir (made if missing), by the openssl command
+ * (P-256 keys): ca.crt/.key; server.crt/.key for 127.0.0.1 and localhost
+ * (serverAuth and clientAuth: with --client-cert-auth etcd's gateway
+ * presents it to etcd's own gRPC server); client.crt/.key (no CommonName:
+ * with auth on, etcd's gateway refuses a client certificate that has one);
+ * other-ca.crt and other-client.crt/.key signed by it (a stranger's CA);
+ * expired-client.crt/.key (signed by ca, expired yesterday). 0 or -1.
+ */
+int etcdh_pki_make(const char *dir);
+/*
+ * From now on the harness's own requests to https:// URLs verify the
+ * server with dir/ca.crt and present dir/client.crt (call it from the
+ * main thread before starting a TLS etcd). An etcd started with
+ * "--cert-file" among its extra_args listens on https://.
+ */
+void etcdh_use_pki(const char *dir);
+
 /* Print the last lines of etcd's log to f (for failed tests). */
 void etcdh_log_tail(etcdh *h, FILE *f, int lines);
 
