@@ -335,13 +335,21 @@ CLUSTER_EXTERN int cluster_destroy(CLUSTER *cluster);
  * join deadline (cluster_set_timeouts()) has passed. If the instance id is
  * held by a crashed predecessor, the join also waits (up to TTL + 1 s) for
  * its lease to run out.
+ * Failures that another try cannot mend end the join at once, with a
+ * logged reason (also in cluster_errmsg()) naming the cause: TLS,
+ * credentials and permissions are never retried, and https:// never
+ * falls back to plain http.
  * @return 0, or -1 with errno EINVAL (static index/total inconsistent,
  *   bad configuration), EEXIST (a live instance already holds this
  *   instance id), ECONNREFUSED/ETIMEDOUT/EIO (registry unreachable or
- *   failing until the join deadline), EACCES (registry refused
- *   credentials), ECANCELED (cluster_leave() from another thread),
- *   E2BIG (more than CLUSTER_MEMBERS_MAX members), EPERM (a forked child
- *   using its parent's handle), ENOMEM, EDEADLK.
+ *   failing until the join deadline), EPROTO (TLS: the server's
+ *   certificate not verified by the CA file, our client certificate
+ *   missing, expired or refused, a TLS file unreadable, or http:// to a
+ *   TLS port), EACCES (credentials refused, or none given where the
+ *   registry requires them), EPERM (the registry user has no permission
+ *   on this cluster's keys, or a forked child using its parent's
+ *   handle), ECANCELED (cluster_leave() from another thread), E2BIG
+ *   (more than CLUSTER_MEMBERS_MAX members), ENOMEM, EDEADLK.
  */
 CLUSTER_EXTERN int cluster_join(CLUSTER *cluster);
 
@@ -473,13 +481,20 @@ CLUSTER_EXTERN int cluster_set_ttl(CLUSTER *cluster, int seconds);
 CLUSTER_EXTERN int cluster_ttl(CLUSTER *cluster);
 
 /**
- * TLS files for https:// registries (PEM paths; any may be NULL). The
- * files are read when joining. EPERM while joined.
+ * TLS files for https:// registries (PEM paths; any may be NULL): the CA
+ * that signed the registry's certificate (NULL: the system's CAs), and
+ * a client certificate with its key for registries that require one
+ * (both or neither; EINVAL otherwise). The files are read when joining
+ * (a client certificate that has expired fails the join with EPROTO
+ * before any request). EPERM while joined.
  */
 CLUSTER_EXTERN int cluster_set_tls(CLUSTER *cluster, const char *ca_file, const char *cert_file, const char *key_file);
 
 /** User name and password for registry authentication (NULL, NULL:
- *  none). EINVAL if only one is given. EPERM while joined. */
+ *  none): etcd v3 logs in for a token (and again when etcd forgets it),
+ *  etcd v2 sends them as HTTP basic auth. The password is copied, never
+ *  logged, and wiped from memory when replaced or destroyed. EINVAL if
+ *  only one is given. EPERM while joined. */
 CLUSTER_EXTERN int cluster_set_credentials(CLUSTER *cluster, const char *user, const char *password);
 
 /** Static engine: this instance's base index (>= 0). EINVAL, EPERM. */

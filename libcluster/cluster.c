@@ -7,6 +7,7 @@
 #include "advisor-inflight.h"
 #include "cluster-int.h"
 #include "report-policy.h"
+#include "cert.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ------------------------------------------------------------------ */
@@ -429,6 +431,45 @@ cluster__get_report_policy(CLUSTER *cluster, cluster__report_policy *out)
 }
 
 /*
+ * A client certificate that has expired (or is not valid yet) is refused
+ * by the server with a bare "bad certificate" TLS alert: read its dates
+ * before joining and name the cause. A file that cannot be read or is not
+ * a PEM certificate is left to libcurl, whose error names it. 0, or
+ * EPROTO (logged).
+ */
+static int
+check_client_cert(CLUSTER *cluster)
+{
+	char text[65536], shown[CLUSTER__ESCAPE_SIZE(128)], when[64];
+	int64_t not_before, not_after, now = (int64_t) time(NULL), bad;
+	struct tm tm;
+	size_t n;
+	time_t t;
+	FILE *f;
+
+	if(!cluster->cert_file || cluster->engine == &cluster__engine_static || !(f = fopen(cluster->cert_file, "re")))
+	{
+		return 0;
+	}
+	n = fread(text, 1, sizeof(text), f);
+	fclose(f);
+	if(cluster__cert_validity(text, n, &not_before, &not_after) || (now >= not_before && now <= not_after))
+	{
+		return 0;
+	}
+	bad = now > not_after ? not_after : not_before;
+	t = (time_t) bad;
+	if(!gmtime_r(&t, &tm) || !strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", &tm))
+	{
+		snprintf(when, sizeof(when), "%lld s after the epoch", (long long) bad);
+	}
+	cluster__escape(shown, sizeof(shown), cluster->cert_file, strlen(cluster->cert_file) > 128 ? 128 : strlen(cluster->cert_file));
+	cluster__log(cluster, LOG_ERR, "libcluster: TLS: the client certificate '%s' %s %s: the registry would refuse it\n", shown,
+		now > not_after ? "expired on" : "is not valid before", when);
+	return EPROTO;
+}
+
+/*
  * Join. The engine publishes the first view while this thread holds the
  * control lock; it waits as pending, and is delivered here once the lock
  * is released, so that the first callback runs inside cluster_join() with
@@ -461,6 +502,10 @@ join(CLUSTER *cluster, int passive)
 	}
 	pthread_mutex_unlock(&cluster->lock);
 	r = passive ? 0 : cluster__shards_check_join(cluster);
+	if(!r)
+	{
+		r = check_client_cert(cluster);
+	}
 	if(r)
 	{
 		cluster__control_end(cluster);

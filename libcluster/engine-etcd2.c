@@ -232,7 +232,7 @@ list_dir(etcd2 *e, cluster__http *http, uint64_t *index, char *why, size_t whyle
 	r = cluster__http_request(http, "GET", e->dir_path, NULL, NULL, &resp);
 	if(r)
 	{
-		snprintf(why, whylen, "%s", strerror(r));
+		snprintf(why, whylen, "%s", cluster__http_error(http, r));
 		return r;
 	}
 	*index = resp.etcd_index ? strtoull(resp.etcd_index, NULL, 10) : 0;
@@ -478,7 +478,7 @@ watch_main(void *arg)
 failed:
 		if(!why[0])
 		{
-			snprintf(why, sizeof(why), "%s", strerror(r));
+			snprintf(why, sizeof(why), "%s", cluster__http_error(e->watch_http, r));
 		}
 		update_fresh(e, &e->watch_ok, 0);
 		if(r == E2BIG)
@@ -598,7 +598,7 @@ ping_main(void *arg)
 		}
 		if(r)
 		{
-			snprintf(why, sizeof(why), "%s", strerror(r));
+			snprintf(why, sizeof(why), "%s", cluster__http_error(e->ping_http, r));
 		}
 		else
 		{
@@ -636,7 +636,7 @@ register_self(etcd2 *e)
 
 		if(r)
 		{
-			cluster__log(e->core, LOG_ERR, "libcluster: etcd2: cannot register %s at <%s>: %s\n", e->cfg->instance, cluster__http_endpoint(e->ping_http), strerror(r));
+			cluster__log(e->core, LOG_ERR, "libcluster: etcd2: cannot register %s at <%s>: %s\n", e->cfg->instance, cluster__http_endpoint(e->ping_http), cluster__http_error(e->ping_http, r));
 			return r;
 		}
 		if(status == 201 || status == 200)

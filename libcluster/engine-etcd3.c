@@ -283,11 +283,18 @@ status_error(const cluster__http_response *resp, char *why, size_t whysz)
 		cluster__escape(shown, sizeof(shown), msg, strlen(msg) > 64 ? 64 : strlen(msg));
 	}
 	snprintf(why, whysz, "HTTP %ld: %s", resp->status, shown);
+	if(resp->status == 400 && strstr(why, "user name is empty"))
+	{
+		/* etcd's answer to a request without a token: auth is on */
+		return EACCES;
+	}
 	switch(resp->status)
 	{
 	case 401:
-	case 403:
 		return EACCES;
+	case 403:
+		/* a user without permission on the cluster's keys */
+		return EPERM;
 	case 404:
 		return ENOENT;
 	case 400:
@@ -318,7 +325,7 @@ authenticate(etcd3 *ed, etcd3_conn *cn, char *why, size_t whysz)
 	free(body);
 	if(r)
 	{
-		snprintf(why, whysz, "%s", strerror(r));
+		snprintf(why, whysz, "%s", cluster__http_error(cn->h, r));
 		return r;
 	}
 	if(resp.status != 200)
@@ -377,7 +384,7 @@ rpc(etcd3 *ed, etcd3_conn *cn, const char *path, const char *body, cluster__http
 		r = cluster__http_request(cn->h, "POST", path, NULL, body, resp);
 		if(r)
 		{
-			snprintf(why, whysz, "%s", strerror(r));
+			snprintf(why, whysz, "%s", cluster__http_error(cn->h, r));
 			return r;
 		}
 		if(resp->status == 200)
@@ -1449,7 +1456,7 @@ watch_main(void *arg)
 		}
 		else if(!w.err)
 		{
-			snprintf(w.why, sizeof(w.why), "%s", strerror(r));
+			snprintf(w.why, sizeof(w.why), "%s", cluster__http_error(ed->watch.h, r));
 		}
 failed:
 		failures++;
@@ -1974,7 +1981,7 @@ keepalive_stream(etcd3 *ed, ping_state *ps)
 	}
 	else if(r)
 	{
-		snprintf(why, sizeof(why), "%s", r == ETIMEDOUT ? "no answer (endpoint hung or cut off)" : strerror(r));
+		snprintf(why, sizeof(why), "%s", r == ETIMEDOUT ? "no answer (endpoint hung or cut off)" : cluster__http_error(ed->ping.h, r));
 	}
 	else
 	{
@@ -2462,7 +2469,7 @@ shard_watch(void *ctx, int64_t from, int (*on_record)(void *sctx, const char *va
 	}
 	if(r)
 	{
-		snprintf(why, whysz, "%s", r == ETIMEDOUT ? "no answer (endpoint hung or cut off)" : strerror(r));
+		snprintf(why, whysz, "%s", r == ETIMEDOUT ? "no answer (endpoint hung or cut off)" : cluster__http_error(ed->shard_watch.h, r));
 		cluster__http_next_endpoint(ed->shard_watch.h);
 		return r;
 	}

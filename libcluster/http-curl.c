@@ -76,6 +76,9 @@ struct cluster__http
 	int out_eof; /* end the chunked body once out is sent */
 	char *out;
 	size_t out_len, out_off, out_cap;
+	/* why the last request failed on the way (curl's words), "" if not */
+	char errbuf[CURL_ERROR_SIZE];
+	char error[CURL_ERROR_SIZE + 320];
 };
 
 static pthread_once_t http_once = PTHREAD_ONCE_INIT;
@@ -443,11 +446,71 @@ map_curl_error(CURLcode cc)
 	case CURLE_SSL_ENGINE_SETFAILED:
 	case CURLE_SSL_ISSUER_ERROR:
 	case CURLE_SSL_CRL_BADFILE:
+	case CURLE_SSL_SHUTDOWN_FAILED:
+	case CURLE_SSL_INVALIDCERTSTATUS:
+	case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+	case CURLE_USE_SSL_FAILED:
+#if LIBCURL_VERSION_NUM >= 0x074d00
+	case CURLE_SSL_CLIENTCERT:
+#endif
+		return EPROTO;
 	case CURLE_LOGIN_DENIED:
 		return EACCES;
 	default:
 		return EIO;
 	}
+}
+
+/*
+ * The errno value of a failed transfer, and its cause in curl's words in
+ * h->error. TLS failures are EPROTO. Two of them reach curl as plain
+ * transport errors:
+ * - a server that requires a client certificate checks ours only after
+ *   the handshake has completed on our side (TLS 1.3), then sends an
+ *   alert and drops the connection: curl sees a failed send or receive
+ *   (or an HTTP/2 error) on a connection it has just made, before any
+ *   answer, with or without the alert's text depending on the race;
+ * - http:// to a TLS port gets an empty reply (etcd drops the
+ *   connection), which says so.
+ */
+static int
+transfer_error(cluster__http *h, CURLcode cc)
+{
+	const char *detail = h->errbuf[0] ? h->errbuf : curl_easy_strerror(cc);
+	const char *ep = h->endpoints[h->cur];
+	int https = !strncmp(ep, "https:", 6), r = map_curl_error(cc);
+	long fresh = 0, status = 0;
+	char where[96] = "";
+
+	if(h->n_endpoints > 1)
+	{
+		/* the caller may have moved on to the next endpoint */
+		snprintf(where, sizeof(where), "%s: ", ep);
+	}
+	if(cc == CURLE_GOT_NOTHING && !https)
+	{
+		snprintf(h->error, sizeof(h->error), "%s%s (a TLS endpoint answers http:// this way: use https://)", where, detail);
+		return EPROTO;
+	}
+	curl_easy_getinfo(h->easy, CURLINFO_NUM_CONNECTS, &fresh);
+	curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
+	if(r == EIO && https && !status && fresh > 0 &&
+		(cc == CURLE_RECV_ERROR || cc == CURLE_SEND_ERROR || cc == CURLE_HTTP2 || cc == CURLE_HTTP2_STREAM || cc == CURLE_GOT_NOTHING))
+	{
+		snprintf(h->error, sizeof(h->error),
+			"%sTLS: the server ended a new connection right after the handshake (%s): a server that requires a "
+			"client certificate does this when ours is missing, expired, or signed by a CA it does not trust",
+			where, detail);
+		return EPROTO;
+	}
+	snprintf(h->error, sizeof(h->error), "%s%s%s", where, r == EPROTO ? "TLS: " : "", detail);
+	return r;
+}
+
+const char *
+cluster__http_error(const cluster__http *h, int r)
+{
+	return h->error[0] ? h->error : strerror(r);
 }
 
 /* The request's headers: the content type, no "Expect" delay (except a
@@ -529,6 +592,9 @@ setup(cluster__http *h, const char *method, const char *path, const char *conten
 		return EINVAL;
 	}
 	curl_easy_reset(h->easy);
+	curl_easy_setopt(h->easy, CURLOPT_ERRORBUFFER, h->errbuf);
+	h->errbuf[0] = 0;
+	h->error[0] = 0;
 	h->len = 0;
 	if(h->body)
 	{
@@ -802,7 +868,7 @@ perform(cluster__http *h, int idle_ms, int first_line_ms, int total_ms, cluster_
 	{
 		return 0;
 	}
-	return map_curl_error(cc);
+	return cc == CURLE_OK ? 0 : transfer_error(h, cc);
 }
 
 int
@@ -859,7 +925,7 @@ cluster__http_request(cluster__http *h, const char *method, const char *path, co
 		else if(http_verbose(h) && h->c)
 		{
 			cluster__log(h->c, LOG_DEBUG, "libcluster: http: %s%s failed: %s; trying the next endpoint\n", h->endpoints[h->cur], path,
-				r == EIO && cc != CURLE_OK ? curl_easy_strerror(cc) : strerror(r));
+				cluster__http_error(h, r));
 		}
 		cluster__http_next_endpoint(h);
 	}
@@ -894,7 +960,7 @@ cluster__http_stream_run(cluster__http *h, const char *path, const char *body, c
 		else if(http_verbose(h) && h->c && r != ECANCELED)
 		{
 			cluster__log(h->c, LOG_DEBUG, "libcluster: http: stream %s%s ended: %s\n", h->endpoints[h->cur], path,
-				r == EIO && cc != CURLE_OK ? curl_easy_strerror(cc) : strerror(r));
+				cluster__http_error(h, r));
 		}
 	}
 	h->streaming = 0;

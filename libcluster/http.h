@@ -70,7 +70,8 @@ void cluster__http_destroy(cluster__http *http);
  * On a transport error or a 5xx status the next endpoint is tried (each at
  * most once per call). Returns 0 when an HTTP response arrived (any status;
  * see resp->status), or an errno value: ECONNREFUSED, ETIMEDOUT, EIO,
- * EACCES (TLS handshake/certificate failure), ECANCELED, ENOMEM.
+ * EPROTO (TLS: handshake, certificates, or http:// to a TLS port),
+ * ECANCELED, ENOMEM; cluster__http_error() then says why.
  * resp must be released with cluster__http_response_free().
  */
 int cluster__http_request(cluster__http *http, const char *method, const char *path, const char *content_type, const char *body, cluster__http_response *resp);
@@ -142,6 +143,12 @@ void cluster__http_wake(cluster__http *http);
  * limit beyond the per-request one): a request that would start after it
  * fails with ETIMEDOUT, one that starts before gets what is left. */
 void cluster__http_set_deadline(cluster__http *http, int64_t deadline_ms);
+
+/* Why the last request on this handle failed on the way: curl's words
+ * (naming the endpoint when there are several), or strerror(r) when the
+ * failure was ours (a timeout of ours, a cancel). Valid until the next
+ * request. */
+const char *cluster__http_error(const cluster__http *http, int r);
 
 /* Move to the next endpoint (round robin). */
 void cluster__http_next_endpoint(cluster__http *http);

@@ -5,6 +5,8 @@ LIBCLUSTER_SOURCES += \
 	libcluster/cluster.c \
 	libcluster/log.c \
 	libcluster/escape.c \
+	libcluster/cert.h \
+	libcluster/cert.c \
 	libcluster/json.h \
 	libcluster/json.c \
 	libcluster/notify.c \
@@ -24,7 +26,7 @@ LIBCLUSTER_SOURCES += \
 
 # Test programs that use cmocka go in CMOCKA_TESTS, never straight into
 # check_PROGRAMS/TESTS: Makefile.am adds them only when configure found it.
-CMOCKA_TESTS += tests/test_view tests/test_member_table tests/test_escape tests/test_api tests/test_static tests/test_etcd2_proto
+CMOCKA_TESTS += tests/test_view tests/test_member_table tests/test_escape tests/test_cert tests/test_api tests/test_static tests/test_etcd2_proto
 check_PROGRAMS += tests/headertest
 TESTS += tests/headertest tests/check-exports.sh
 EXTRA_DIST += tests/check-exports.sh tests/exports.txt tests/tsan.supp
@@ -37,6 +39,9 @@ tests_test_member_table_CFLAGS = $(TEST_CFLAGS)
 tests_test_member_table_LDADD = $(TEST_LDADD)
 # malloc fails on demand (the test's __wrap_malloc): GNU ld, as on the CI
 tests_test_member_table_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=malloc
+tests_test_cert_SOURCES = tests/test_cert.c
+tests_test_cert_CFLAGS = $(TEST_CFLAGS)
+tests_test_cert_LDADD = $(TEST_LDADD)
 tests_test_escape_SOURCES = tests/test_escape.c
 tests_test_escape_CFLAGS = $(TEST_CFLAGS)
 tests_test_escape_LDADD = $(TEST_LDADD)

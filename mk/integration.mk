@@ -22,9 +22,9 @@ tests_etcd_member_LDADD = $(TEST_LDADD)
 
 ETCD_TEST_SOURCES = $(ETCD_HARNESS_SOURCES) tests/etcdtest.c tests/etcdtest.h
 
-CMOCKA_TESTS += tests/test_etcd_harness tests/test_etcd_membership tests/test_etcd_outage tests/test_etcd_faults tests/test_etcd_contract tests/test_etcd_shards tests/test_etcd_shards_chaos
-TESTS += tests/test_cli_etcd.sh
-EXTRA_DIST += tests/test_cli_etcd.sh demo/demo.sh
+CMOCKA_TESTS += tests/test_etcd_harness tests/test_etcd_membership tests/test_etcd_outage tests/test_etcd_faults tests/test_etcd_contract tests/test_etcd_shards tests/test_etcd_shards_chaos tests/test_etcd_tls
+TESTS += tests/test_cli_etcd.sh tests/test_cli_tls.sh
+EXTRA_DIST += tests/test_cli_etcd.sh tests/test_cli_tls.sh demo/demo.sh
 
 # The harness alone, without the library.
 tests_test_etcd_harness_SOURCES = tests/test_etcd_harness.c $(ETCD_HARNESS_SOURCES)
@@ -47,6 +47,10 @@ tests_test_etcd_outage_LDADD = $(TEST_LDADD)
 tests_test_etcd_faults_SOURCES = tests/test_etcd_faults.c $(ETCD_TEST_SOURCES)
 tests_test_etcd_faults_CFLAGS = $(TEST_CFLAGS)
 tests_test_etcd_faults_LDADD = $(TEST_LDADD)
+# TLS, mutual TLS and auth against real etcds (certificates made by openssl).
+tests_test_etcd_tls_SOURCES = tests/test_etcd_tls.c $(ETCD_TEST_SOURCES)
+tests_test_etcd_tls_CFLAGS = $(TEST_CFLAGS)
+tests_test_etcd_tls_LDADD = $(TEST_LDADD)
 # The header's contract: fork rule, cancellable join, join retries,
 # callbacks outside libcurl (backtrace()/dladdr(): glibc, no -ldl needed).
 tests_test_etcd_contract_SOURCES = tests/test_etcd_contract.c $(ETCD_TEST_SOURCES)
@@ -56,6 +60,7 @@ tests_test_etcd_contract_LDADD = $(TEST_LDADD)
 # The shell test needs the harness and the member helper (cluster-test is
 # built by `make`).
 tests/test_cli_etcd.log: tests/etcd-harness$(EXEEXT) tests/etcd-member$(EXEEXT)
+tests/test_cli_tls.log: tests/etcd-harness$(EXEEXT)
 
 # The live demo: a private etcd, three cluster-test instances, one leaves.
 # The harness is a check program, so name it here.

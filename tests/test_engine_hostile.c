@@ -683,7 +683,7 @@ test_v3_join_bad_grant(void **state)
 		{ "body larger than 4 MiB", R_GRANT, { NULL, 0, 0, 0, 0, 1 }, EIO, "cannot register" },
 		{ "closed mid-body", R_GRANT, { NULL, 0, 0, 0, 0, 1 }, EIO, "cannot register" },
 		{ "not HTTP at all", R_GRANT, { NULL, 0, 0, 0, 0, 1 }, EIO, "cannot register" },
-		{ "HTTP 403", R_GRANT, { NULL, 0, 0, 0, 0, 0 }, EACCES, "HTTP 403" },
+		{ "HTTP 403 (no permission on the keys)", R_GRANT, { NULL, 0, 0, 0, 0, 0 }, EPERM, "HTTP 403" },
 	};
 
 	(void) state;

@@ -368,7 +368,7 @@ test_request_hostile(void **state)
 		{ { NULL, 0, 0, 0, 0, 1 }, EIO },                                                            /* oversized body */
 		{ { "HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\n{\"a\":1", 0, 0, 0, 0, 1 }, EIO },        /* truncated */
 		{ { "SSH-2.0-OpenSSH_9.2\r\n", 0, 0, 0, 0, 1 }, EIO },                                       /* not HTTP */
-		{ { "", 0, 0, 0, 0, 1 }, EIO },                                                              /* empty reply */
+		{ { "", 0, 0, 0, 0, 1 }, EPROTO },                                                           /* empty reply: what a TLS port answers to http:// */
 		{ { "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nxx", 0, 0, 0, 0, 1 }, EIO }, /* bad chunking */
 	};
 	size_t i;
