@@ -75,6 +75,75 @@ step(int result, const char *what)
 	return 0;
 }
 
+/*
+ * The registry password for --user: the first line of --password-file,
+ * or else $CLUSTER_PASSWORD. Never from argv (any user can read another's
+ * command line in ps). 0, or -1 after saying why.
+ */
+static int
+read_password(const struct ct_options *o, char *out, size_t size)
+{
+	char shown[4 * 100 + 4];
+	const char *env;
+	size_t n;
+	FILE *f;
+
+	out[0] = 0;
+	if(o->password_file)
+	{
+		f = fopen(o->password_file, "re");
+		if(!f)
+		{
+			ct_message("cannot read the password file '%s': %s", ct_escape(shown, sizeof(shown), o->password_file), strerror(errno));
+			return -1;
+		}
+		if(!fgets(out, (int) size, f))
+		{
+			out[0] = 0;
+		}
+		fclose(f);
+		n = strcspn(out, "\r\n");
+		out[n] = 0;
+		if(!n)
+		{
+			ct_message("the password file '%s' is empty (the password is its first line)", ct_escape(shown, sizeof(shown), o->password_file));
+			return -1;
+		}
+		return 0;
+	}
+	env = getenv("CLUSTER_PASSWORD");
+	if(!env || !*env)
+	{
+		ct_message("--user %s needs a password: --password-file FILE, or the environment variable CLUSTER_PASSWORD",
+			ct_escape(shown, sizeof(shown), o->user));
+		return -1;
+	}
+	if(strlen(env) >= size)
+	{
+		ct_message("the password in CLUSTER_PASSWORD is longer than %zu bytes", size - 1);
+		return -1;
+	}
+	snprintf(out, size, "%s", env);
+	return 0;
+}
+
+/* --user: log in with the password read_password() finds. 0 or -1. */
+static int
+set_credentials(CLUSTER *c, const struct ct_options *o)
+{
+	char password[1024];
+	int r;
+
+	if(read_password(o, password, sizeof(password)))
+	{
+		return -1;
+	}
+	r = step(cluster_set_credentials(c, o->user, password), "set the registry credentials");
+	/* the library keeps its own copy */
+	memset(password, 0, sizeof(password));
+	return r;
+}
+
 /* Create a handle configured as the options say. Returns NULL after
  * printing why. verbose is off for -F's scratch handle, whose setter echoes
  * would otherwise be printed twice. */
@@ -112,6 +181,8 @@ setup(const struct ct_options *o, int verbose)
 		(o->have_workers && step(cluster_set_workers(c, o->workers), "set the worker count")) ||
 		(o->registry && step(cluster_set_registry(c, o->registry), "set the registry URI")) ||
 		(o->have_ttl && step(cluster_set_ttl(c, o->ttl), "set the lease TTL")) ||
+		((o->cacert || o->cert) && step(cluster_set_tls(c, o->cacert, o->cert, o->key_file), "set the TLS files")) ||
+		(o->user && set_credentials(c, o)) ||
 		(o->have_index && step(cluster_static_set_index(c, o->index), "set the static index")) ||
 		(o->have_total && step(cluster_static_set_total(c, o->total), "set the static total")) ||
 		(o->have_shards && step(cluster_set_shards(c, o->shards), "set the shard count")) ||

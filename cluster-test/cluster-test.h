@@ -32,6 +32,13 @@ struct ct_options
 	const char *instance;
 	const char *registry;
 	const char *address;
+	/* registry TLS files and login (--cacert, --cert, --key, --user,
+	 * --password-file) */
+	const char *cacert;
+	const char *cert;
+	const char *key_file;
+	const char *user;
+	const char *password_file;
 	int workers;
 	int have_workers;
 	int index;

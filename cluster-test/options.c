@@ -7,6 +7,7 @@
 #include "cluster-test.h"
 
 #include <errno.h>
+#include <getopt.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,7 +27,8 @@ static const char usage_text[] =
 	"work itself; it shows what a clustered service would see.\n"
 	"\n"
 	"OPTIONS are one or more of:\n"
-	"  -h              Print this message and exit\n"
+	"  -h, --help      Print this message and exit\n"
+	"  -V, --version   Print libcluster's version and exit\n"
 	"  -v              Be more verbose (library debug logging)\n"
 	"  -F              Fork: check the options, fork, print the child's PID\n"
 	"                  and exit 0; the child joins and carries on\n"
@@ -48,6 +50,14 @@ static const char usage_text[] =
 	"                  or etcd2+http://HOST:PORT/ (the original's v2 layout)\n"
 	"  -t TTL          Set the registration lease to TTL seconds (2..3600,\n"
 	"                  default 5)\n"
+	"  --cacert FILE   Verify the registry's certificate with this CA (PEM;\n"
+	"                  default: the system's CAs)\n"
+	"  --cert FILE     Present this client certificate (PEM) to the registry\n"
+	"  --key FILE      ... with this private key (PEM); both or neither\n"
+	"  --user NAME     Log in to etcd as NAME; the password is the first line\n"
+	"                  of --password-file FILE, or else the environment\n"
+	"                  variable CLUSTER_PASSWORD (never an argument: others\n"
+	"                  can read the command line)\n"
 	" Static clustering (when -r is not given):\n"
 	"  -I INDEX        Set this instance's first worker index (default 0)\n"
 	"  -T COUNT        Set the cluster's total worker count (>= 1, default 1)\n"
@@ -74,6 +84,8 @@ static const char usage_text[] =
 	"  " CT_NAME " -i node1 -n 2 -r http://127.0.0.1:2379/\n"
 	"  " CT_NAME " -i node1 -n 2 -I 0 -T 7        (static, workers #0-1 of 7)\n"
 	"  " CT_NAME " -r http://127.0.0.1:2379/ -A ws://10.0.0.1:80 -L 9 -C 10 -S -a\n"
+	"  " CT_NAME " -r https://etcd1:2379/,https://etcd2:2379/ --cacert ca.pem \\\n"
+	"      --cert me.pem --key me-key.pem --user app --password-file app.pw\n"
 	"  " CT_NAME " -s 10 -I 0 -T 2 -J             (static, shards 0-4 of 10, JSON)\n";
 
 void
@@ -82,19 +94,20 @@ ct_usage(void)
 	fputs(usage_text, stdout);
 }
 
-/* One line saying what is wrong, then where to look: a usage error. */
+/* One line saying what is wrong, then where to look: a usage error.
+ * opt names the option ("-n", "--cacert"), or is NULL. */
 static int
-usage_error(const char *reason, int opt, const char *arg)
+usage_error(const char *reason, const char *opt, const char *arg)
 {
 	if(arg)
 	{
 		char shown[4 * 100 + 4];
 
-		fprintf(stderr, CT_NAME ": option -%c: %s, not '%s'\n", opt, reason, ct_escape(shown, sizeof(shown), arg));
+		fprintf(stderr, CT_NAME ": option %s: %s, not '%s'\n", opt, reason, ct_escape(shown, sizeof(shown), arg));
 	}
 	else if(opt)
 	{
-		fprintf(stderr, CT_NAME ": option -%c: %s\n", opt, reason);
+		fprintf(stderr, CT_NAME ": option %s: %s\n", opt, reason);
 	}
 	else
 	{
@@ -102,6 +115,51 @@ usage_error(const char *reason, int opt, const char *arg)
 	}
 	fprintf(stderr, "Try '" CT_NAME " -h' for more information.\n");
 	return CT_EXIT_USAGE;
+}
+
+/* Long options without a short form: their getopt codes. */
+enum
+{
+	OPT_CACERT = 256,
+	OPT_CERT,
+	OPT_KEY,
+	OPT_USER,
+	OPT_PASSWORD_FILE
+};
+
+static const struct option long_options[] = {
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ "cacert", required_argument, NULL, OPT_CACERT },
+	{ "cert", required_argument, NULL, OPT_CERT },
+	{ "key", required_argument, NULL, OPT_KEY },
+	{ "user", required_argument, NULL, OPT_USER },
+	{ "password-file", required_argument, NULL, OPT_PASSWORD_FILE },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* The option a getopt code stands for, as the user wrote it ("-n",
+ * "--cacert"), for messages. */
+static const char *
+option_name(int opt)
+{
+	static char shortname[3];
+	size_t i;
+
+	for(i = 0; long_options[i].name; i++)
+	{
+		if(long_options[i].val == opt && opt >= 256)
+		{
+			static char longname[32];
+
+			snprintf(longname, sizeof(longname), "--%s", long_options[i].name);
+			return longname;
+		}
+	}
+	shortname[0] = '-';
+	shortname[1] = (char) opt;
+	shortname[2] = 0;
+	return shortname;
 }
 
 /* A whole decimal number (optional sign, no trailing junk) within
@@ -155,7 +213,7 @@ number_option(int opt, const char *arg, int *int_out, long long *ll_out, int *ha
 	if(parse_number(arg, int_out ? INT_MIN : LLONG_MIN, int_out ? INT_MAX : LLONG_MAX, &v))
 	{
 		snprintf(reason, sizeof(reason), "the %s must be a whole number in range", number_field(opt));
-		return usage_error(reason, opt, arg);
+		return usage_error(reason, option_name(opt), arg);
 	}
 	if(int_out)
 	{
@@ -180,10 +238,30 @@ shards_option(const char *arg, struct ct_options *opts)
 
 	if(parse_number(arg, 1, CLUSTER_SHARDS_MAX, &v))
 	{
-		return usage_error("the shard count must be a whole number from 1 to " CT_SHARDS_MAX_TEXT, 's', arg);
+		return usage_error("the shard count must be a whole number from 1 to " CT_SHARDS_MAX_TEXT, "-s", arg);
 	}
 	opts->shards = (int) v;
 	opts->have_shards = 1;
+	return CT_EXIT_OK;
+}
+
+/* After the loop: options that only make sense together. */
+static int
+check_combinations(struct ct_options *opts)
+{
+	if(!!opts->cert != !!opts->key_file)
+	{
+		return usage_error("--cert and --key go together (a client certificate and its private key)", NULL, NULL);
+	}
+	if(opts->password_file && !opts->user)
+	{
+		return usage_error("--password-file needs --user", NULL, NULL);
+	}
+	if(opts->user && !opts->password_file && !(getenv("CLUSTER_PASSWORD") && *getenv("CLUSTER_PASSWORD")))
+	{
+		return usage_error("--user needs a password: --password-file FILE, or the environment variable CLUSTER_PASSWORD", NULL,
+			NULL);
+	}
 	return CT_EXIT_OK;
 }
 
@@ -198,13 +276,16 @@ ct_parse_options(int argc, char **argv, struct ct_options *opts)
 	/* leading ':' = report a missing argument apart from an unknown option;
 	 * opterr = 0 = our messages, not getopt's */
 	opterr = 0;
-	while((c = getopt(argc, argv, ":hvFk:e:p:i:n:r:PI:T:t:A:L:C:SaJs:")) != -1)
+	while((c = getopt_long(argc, argv, ":hVvFk:e:p:i:n:r:PI:T:t:A:L:C:SaJs:", long_options, NULL)) != -1)
 	{
 		r = CT_EXIT_OK;
 		switch(c)
 		{
 		case 'h':
 			ct_usage();
+			return -1;
+		case 'V':
+			printf(CT_NAME " (libcluster %s)\n", cluster_version());
 			return -1;
 		case 'v':
 			opts->verbose = 1;
@@ -263,14 +344,40 @@ ct_parse_options(int argc, char **argv, struct ct_options *opts)
 		case 's':
 			r = shards_option(optarg, opts);
 			break;
+		case OPT_CACERT:
+			opts->cacert = optarg;
+			break;
+		case OPT_CERT:
+			opts->cert = optarg;
+			break;
+		case OPT_KEY:
+			opts->key_file = optarg;
+			break;
+		case OPT_USER:
+			opts->user = optarg;
+			break;
+		case OPT_PASSWORD_FILE:
+			opts->password_file = optarg;
+			break;
 		case ':':
-			return usage_error("missing argument", optopt, NULL);
+			if(optopt)
+			{
+				return usage_error("missing argument", option_name(optopt), NULL);
+			}
+			return usage_error("missing argument", argv[optind - 1], NULL);
 		default:
 			if(optopt > 32 && optopt < 127)
 			{
-				return usage_error("unknown option", optopt, NULL);
+				return usage_error("unknown option", option_name(optopt), NULL);
 			}
-			return usage_error("unknown option", 0, NULL);
+			else
+			{
+				/* an unknown long option: getopt leaves its text in argv */
+				char reason[4 * 100 + 64], shown[4 * 100 + 4];
+
+				snprintf(reason, sizeof(reason), "unknown option '%s'", ct_escape(shown, sizeof(shown), argv[optind - 1]));
+				return usage_error(reason, NULL, NULL);
+			}
 		}
 		if(r != CT_EXIT_OK)
 		{
@@ -282,7 +389,7 @@ ct_parse_options(int argc, char **argv, struct ct_options *opts)
 		char reason[4 * 100 + 64], shown[4 * 100 + 4];
 
 		snprintf(reason, sizeof(reason), "unexpected argument '%s' (options only)", ct_escape(shown, sizeof(shown), argv[optind]));
-		return usage_error(reason, 0, NULL);
+		return usage_error(reason, NULL, NULL);
 	}
-	return CT_EXIT_OK;
+	return check_combinations(opts);
 }

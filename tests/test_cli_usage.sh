@@ -35,15 +35,30 @@ case_help()
 	[ "$rc" -eq 0 ] || fail "exit code $rc, expected 0" || return
 	has "$WORK/help.out" '^Usage: cluster-test \[OPTIONS\]$' || fail "no usage on stdout" || return
 	[ ! -s "$WORK/help.err" ] || fail "stderr is not empty" || return
-	for opt in h v F k e p i n r t P I T A L C S a J s; do
-		has "$WORK/help.out" "^  -$opt( |$)" || fail "-$opt is not documented" || return
+	for opt in h V v F k e p i n r t P I T A L C S a J s; do
+		has "$WORK/help.out" "^  -$opt(,| |$)" || fail "-$opt is not documented" || return
+	done
+	for opt in help version cacert cert key user password-file; do
+		has "$WORK/help.out" "--$opt( |$)" || fail "--$opt is not documented" || return
 	done
 	has "$WORK/help.out" '^Exit status:' || fail "exit codes are not documented" || return
+}
+
+case_version()
+{
+	run_ct version --version
+	[ "$rc" -eq 0 ] || fail "exit code $rc, expected 0" || return
+	has "$WORK/version.out" '^cluster-test \(libcluster [0-9]+\.[0-9]+\.[0-9]+\)$' || fail "no version on stdout" || return
+	run_ct version -V
+	[ "$rc" -eq 0 ] || fail "-V: exit code $rc, expected 0" || return
+	has "$WORK/version.out" '^cluster-test \(libcluster [0-9]+\.[0-9]+\.[0-9]+\)$' || fail "-V: no version on stdout"
 }
 
 # --- usage errors (exit 2) ---------------------------------------------------
 
 case_unknown_option()   { expect_reject 2 '^cluster-test: option -x: unknown option$' -x; }
+case_unknown_long()     { expect_reject 2 "^cluster-test: unknown option '--anything'$" --anything; }
+case_long_missing_arg() { expect_reject 2 '^cluster-test: option --cacert: missing argument$' --cacert; }
 case_missing_argument() { expect_reject 2 '^cluster-test: option -n: missing argument$' -n; }
 case_stray_argument()   { expect_reject 2 "^cluster-test: unexpected argument 'node1'" node1; }
 case_workers_not_num()  { expect_reject 2 "worker count must be a whole number.*'abc'" -n abc; }
@@ -132,8 +147,8 @@ case_stray_newline()    { expect_escaped 2 "^cluster-test: unexpected argument '
 case_shards_escape()    { expect_escaped 2 "$shards_msg '1\\\\x1b\\[2J'\$" -s "1${esc}[2J"; }
 case_shards_newline()   { expect_escaped 2 "$shards_msg '5\\\\x0aforged'\$" -s "5${nl}forged"; }
 
-for c in help \
-	unknown_option missing_argument stray_argument workers_not_num workers_trailing \
+for c in help version \
+	unknown_option unknown_long long_missing_arg missing_argument stray_argument workers_not_num workers_trailing \
 	workers_huge index_not_num total_not_num ttl_not_num load_not_num capacity_not_num \
 	workers_zero workers_negative workers_too_many key_empty key_slash key_dotdot \
 	instance_too_long instance_empty env_space env_empty partition_dot registry_ftp \
