@@ -21,7 +21,10 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 
@@ -303,6 +306,24 @@ et_wait(et_member *m, int index, int total, double seconds)
 		et_dump(m);
 	}
 	return ok ? 0 : -1;
+}
+
+int
+et_dead_port(void)
+{
+	struct sockaddr_in sa;
+	socklen_t sl = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_true(fd >= 0);
+	assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
+	assert_int_equal(getsockname(fd, (struct sockaddr *) &sa, &sl), 0);
+	port = ntohs(sa.sin_port);
+	close(fd);
+	return port;
 }
 
 const char *

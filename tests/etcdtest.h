@@ -125,6 +125,10 @@ void et_join_214(const char *key, et_member **m, const char *registry, int ttl, 
 /* et_member_free() each of m[0..n-1] (NULL entries ok). */
 void et_free(et_member **m, int n);
 
+/* A loopback port nobody listens on (found free, then released): an
+ * endpoint that refuses every connection. Fails the test on error. */
+int et_dead_port(void);
+
 /* Unique cluster key for this test run: "it-<name>-<pid>". */
 const char *et_key(const char *name);
 

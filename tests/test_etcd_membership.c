@@ -467,25 +467,6 @@ test_bad_registry(void **state)
 	et_member_free(m);
 }
 
-/* A loopback port nobody listens on (found free, then released). */
-static int
-dead_port(void)
-{
-	struct sockaddr_in sa;
-	socklen_t sl = sizeof(sa);
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sin_family = AF_INET;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	assert_true(fd >= 0);
-	assert_int_equal(bind(fd, (struct sockaddr *) &sa, sizeof(sa)), 0);
-	assert_int_equal(getsockname(fd, (struct sockaddr *) &sa, &sl), 0);
-	port = ntohs(sa.sin_port);
-	close(fd);
-	return port;
-}
-
 static void
 test_dead_endpoint(void **state)
 {
@@ -497,7 +478,7 @@ test_dead_endpoint(void **state)
 	int e;
 
 	(void) state;
-	snprintf(uri, sizeof(uri), "http://127.0.0.1:%d/", dead_port());
+	snprintf(uri, sizeof(uri), "http://127.0.0.1:%d/", et_dead_port());
 	m = et_member_new(key, "lonely", 1, uri, 3);
 	assert_non_null(m);
 	/* a refused connection is retried until the join deadline (2 s here) */
@@ -515,7 +496,7 @@ test_dead_endpoint(void **state)
 	assert_int_equal(st.index, -1);
 	et_member_free(m);
 	/* with a live endpoint after the dead one, the join fails over */
-	snprintf(uri, sizeof(uri), "http://127.0.0.1:%d/,%s", dead_port(), etcdh_endpoint(et_etcd));
+	snprintf(uri, sizeof(uri), "http://127.0.0.1:%d/,%s", et_dead_port(), etcdh_endpoint(et_etcd));
 	m = et_member_new(key, "failover", 1, uri, 3);
 	assert_non_null(m);
 	if(et_join(m))
