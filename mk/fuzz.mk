@@ -1,0 +1,42 @@
+# SPDX-License-Identifier: Apache-2.0
+# make fuzz: libFuzzer harnesses (fuzz/) for every parser of data that
+# comes from the network (etcd v3 answers and the status record, the v3
+# watch stream, etcd v2 answers, the stream line splitter), the endpoint
+# list and the client certificate's dates. Built with clang
+# (-fsanitize=fuzzer,address,undefined) straight from the pure sources,
+# apart from the automake build; each harness runs FUZZ_SECONDS from its
+# seeds (fuzz/seeds/NAME) and keeps what it finds in fuzzbin/corpus-NAME
+# (binaries and logs there too). A crash or a failed check stops the run,
+# leaves the input in fuzzbin/crash-NAME-*, and fails the target.
+FUZZ_CC = clang
+FUZZ_SECONDS = 60
+FUZZ_TARGETS = etcd3 watch etcd2 endpoints linesplit cert
+FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	-I$(top_builddir) -I$(top_srcdir)/include -I$(top_srcdir)/libcluster -I$(top_srcdir)/fuzz $(CJSON_CFLAGS)
+FUZZ_LIB_FILES = $(top_srcdir)/libcluster/etcd3-proto.c $(top_srcdir)/libcluster/etcd2-proto.c \
+	$(top_srcdir)/libcluster/json.c $(top_srcdir)/libcluster/endpoints.c $(top_srcdir)/libcluster/linesplit.c \
+	$(top_srcdir)/libcluster/cert.c $(top_srcdir)/libcluster/escape.c $(top_srcdir)/libcluster/util.c \
+	$(top_srcdir)/libcluster/view.c $(top_srcdir)/libcluster/member-table.c
+EXTRA_DIST += fuzz
+
+fuzz-build:
+	@command -v $(FUZZ_CC) >/dev/null 2>&1 || \
+		{ echo "$@: $(FUZZ_CC) not found (Debian package clang)" >&2; exit 1; }
+	@$(MKDIR_P) fuzzbin
+	@for t in $(FUZZ_TARGETS); do \
+		echo "  FUZZCC   fuzzbin/fuzz-$$t"; \
+		$(FUZZ_CC) $(FUZZ_CFLAGS) $(top_srcdir)/fuzz/fuzz-$$t.c $(FUZZ_LIB_FILES) $(CJSON_LIBS) -o fuzzbin/fuzz-$$t || exit 1; \
+	done
+
+fuzz: fuzz-build
+	@for t in $(FUZZ_TARGETS); do \
+		$(MKDIR_P) fuzzbin/corpus-$$t; \
+		seeds=`ls $(top_srcdir)/fuzz/seeds/$$t | wc -l`; \
+		./fuzzbin/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=1024 -print_final_stats=1 \
+			-artifact_prefix=fuzzbin/crash-$$t- fuzzbin/corpus-$$t $(top_srcdir)/fuzz/seeds/$$t >fuzzbin/fuzz-$$t.log 2>&1 || \
+			{ tail -n 60 fuzzbin/fuzz-$$t.log; echo "fuzz-$$t: FAILED (input saved as fuzzbin/crash-$$t-*)"; exit 1; }; \
+		runs=`sed -n 's/^stat::number_of_executed_units: *//p' fuzzbin/fuzz-$$t.log`; \
+		echo "fuzz-$$t: $$runs executions in $(FUZZ_SECONDS) s; corpus: $$seeds seeds, `ls fuzzbin/corpus-$$t | wc -l` inputs found; 0 crashes"; \
+	done
+
+.PHONY: fuzz fuzz-build
