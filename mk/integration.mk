@@ -22,7 +22,7 @@ tests_etcd_member_LDADD = $(TEST_LDADD)
 
 ETCD_TEST_SOURCES = $(ETCD_HARNESS_SOURCES) tests/etcdtest.c tests/etcdtest.h
 
-CMOCKA_TESTS += tests/test_etcd_harness tests/test_etcd_membership tests/test_etcd_outage tests/test_etcd_faults tests/test_etcd_contract tests/test_etcd_shards tests/test_etcd_shards_chaos tests/test_etcd_tls tests/test_etcd_quorum
+CMOCKA_TESTS += tests/test_etcd_harness tests/test_etcd_membership tests/test_etcd_outage tests/test_etcd_faults tests/test_etcd_contract tests/test_etcd_shards tests/test_etcd_shards_chaos tests/test_etcd_tls tests/test_etcd_quorum tests/test_etcd_churn
 TESTS += tests/test_cli_etcd.sh tests/test_cli_tls.sh
 EXTRA_DIST += tests/test_cli_etcd.sh tests/test_cli_tls.sh demo/demo.sh
 
@@ -51,6 +51,10 @@ tests_test_etcd_faults_LDADD = $(TEST_LDADD)
 tests_test_etcd_quorum_SOURCES = tests/test_etcd_quorum.c $(ETCD_TEST_SOURCES)
 tests_test_etcd_quorum_CFLAGS = $(TEST_CFLAGS)
 tests_test_etcd_quorum_LDADD = $(TEST_LDADD)
+# Two minutes of member processes joining and leaving at random.
+tests_test_etcd_churn_SOURCES = tests/test_etcd_churn.c $(ETCD_TEST_SOURCES)
+tests_test_etcd_churn_CFLAGS = $(TEST_CFLAGS)
+tests_test_etcd_churn_LDADD = $(TEST_LDADD)
 # TLS, mutual TLS and auth against real etcds (certificates made by openssl).
 tests_test_etcd_tls_SOURCES = tests/test_etcd_tls.c $(ETCD_TEST_SOURCES)
 tests_test_etcd_tls_CFLAGS = $(TEST_CFLAGS)
