@@ -239,6 +239,59 @@ test_mtls_with_auth(void **state)
 	et_member_free(b);
 }
 
+static void
+no_shards(CLUSTER *c, const CLUSTERSHARD *acquired, size_t n_acquired, const CLUSTERSHARD *released, size_t n_released)
+{
+	(void) c;
+	(void) acquired;
+	(void) n_acquired;
+	(void) released;
+	(void) n_released;
+}
+
+/*
+ * No key escapes the cluster's directory, whatever the names: a user whose
+ * role covers exactly "/<key>/" joins with the oddest valid partition,
+ * environment and instance names, publishes a status (its own key) and
+ * owns shards (their keys): a key written anywhere else would fail with
+ * a permission error.
+ */
+static void
+test_keys_stay_under_the_cluster_prefix(void **state)
+{
+	const char *key = et_key("tight");
+	et_member *a, *b;
+
+	(void) state;
+	assert_int_equal(etcdh_add_user(mtls_etcd, ROOT_PASSWORD, "tight", APP_PASSWORD, et_root(key)), 0);
+	a = member(mtls_etcd, key, "...", 4, pki_file("ca.crt"), pki_file("client.crt"), pki_file("client.key"), "tight",
+		APP_PASSWORD);
+	b = member(mtls_etcd, key, "-_.", 4, pki_file("ca.crt"), pki_file("client.crt"), pki_file("client.key"), "tight",
+		APP_PASSWORD);
+	assert_int_equal(cluster_set_partition(a->c, ".."), -1); /* refused, as "." */
+	assert_int_equal(cluster_set_partition(a->c, "..."), 0);
+	assert_int_equal(cluster_set_partition(b->c, "..."), 0);
+	assert_int_equal(cluster_set_env(a->c, "_-"), 0);
+	assert_int_equal(cluster_set_env(b->c, "_-"), 0);
+	assert_int_equal(cluster_set_shards(a->c, 8), 0);
+	assert_int_equal(cluster_set_shards(b->c, 8), 0);
+	assert_int_equal(cluster_set_shard_callback(a->c, no_shards), 0);
+	assert_int_equal(cluster_set_shard_callback(b->c, no_shards), 0);
+	assert_int_equal(cluster_set_address(a->c, "ws://10.0.0.1:80"), 0);
+	assert_int_equal(cluster_report(a->c, 3, 10), 0);
+	assert_int_equal(et_join(a), 0);
+	assert_int_equal(et_join(b), 0);
+	/* "-_." sorts before "..." */
+	et_check(a, 1, 1, 2, 5);
+	et_check(b, 0, 1, 2, 5);
+	/* everything the two wrote is under /<key>/ (the role allows no
+	 * more), and there is something beside the two member keys */
+	assert_true(etcdh_count(mtls_etcd, et_root(key)) > 2);
+	leave_is_seen_at_once(b, a, 4);
+	et_member_free(a);
+	et_member_free(b);
+}
+
 /* ---- every way of getting it wrong ---- */
 
 struct logbuf
@@ -362,6 +415,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_tls_server_verified, et_teardown_members),
 		cmocka_unit_test_teardown(test_mtls_with_auth, et_teardown_members),
+		cmocka_unit_test_teardown(test_keys_stay_under_the_cluster_prefix, et_teardown_members),
 		cmocka_unit_test_teardown(test_bad_tls_and_auth_fail_clearly, et_teardown_members),
 	};
 
