@@ -4,10 +4,12 @@
  * DER (ITU-T X.690) down to Certificate.tbsCertificate.validity (RFC
  * 5280 section 4.1). Every length is checked against what is left.
  */
-#include <string.h>
 #include <errno.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cert.h"
+#include "etcd3-proto.h" /* cluster__b64_decode() */
 
 #define PEM_BEGIN "-----BEGIN CERTIFICATE-----"
 #define PEM_END   "-----END CERTIFICATE-----"
@@ -29,58 +31,26 @@ find(const char *hay, size_t len, const char *needle)
 	return NULL;
 }
 
-static int
-b64_value(unsigned char ch)
-{
-	if(ch >= 'A' && ch <= 'Z')
-	{
-		return ch - 'A';
-	}
-	if(ch >= 'a' && ch <= 'z')
-	{
-		return ch - 'a' + 26;
-	}
-	if(ch >= '0' && ch <= '9')
-	{
-		return ch - '0' + 52;
-	}
-	return ch == '+' ? 62 : ch == '/' ? 63 :
-										-1;
-}
-
-/* Base64 between begin and end (whitespace skipped, '=' ends it) into
- * out; the decoded length, or 0 on a bad character or overflow. */
+/* The base64 between p and end without its line breaks and spaces, into
+ * out (cap bytes, NUL-terminated); its length, or 0 if it does not fit. */
 static size_t
-b64_decode(const char *p, const char *end, unsigned char *out, size_t cap)
+b64_text(const char *p, const char *end, char *out, size_t cap)
 {
-	unsigned acc = 0;
-	int bits = 0, v;
 	size_t n = 0;
 
-	for(; p < end && *p != '='; p++)
+	for(; p < end; p++)
 	{
 		if(*p == '\n' || *p == '\r' || *p == ' ' || *p == '\t')
 		{
 			continue;
 		}
-		v = b64_value((unsigned char) *p);
-		if(v < 0)
+		if(n + 1 >= cap)
 		{
 			return 0;
 		}
-		acc = (acc << 6) | (unsigned) v;
-		bits += 6;
-		if(bits >= 8)
-		{
-			bits -= 8;
-			if(n == cap)
-			{
-				return 0;
-			}
-			out[n++] = (unsigned char) (acc >> bits);
-			acc &= (1u << bits) - 1;
-		}
+		out[n++] = *p;
 	}
+	out[n] = 0;
 	return n;
 }
 
@@ -190,29 +160,14 @@ der_time(int tag, const unsigned char *s, size_t len, int64_t *out)
 	return 0;
 }
 
-int
-cluster__cert_validity(const char *text, size_t len, int64_t *not_before, int64_t *not_after)
+/* The validity of the DER certificate der[0..n). 0 or EINVAL. */
+static int
+validity(const unsigned char *der, size_t n, int64_t *not_before, int64_t *not_after)
 {
-	unsigned char der[DER_MAX];
-	const unsigned char *p, *end, *body, *tbs_end, *v, *v_end;
-	const char *begin, *stop;
-	size_t n, blen;
+	const unsigned char *p = der, *end = der + n, *body, *tbs_end, *v, *v_end;
+	size_t blen;
 	int tag, i;
 
-	begin = text ? find(text, len, PEM_BEGIN) : NULL;
-	if(!begin)
-	{
-		return EINVAL;
-	}
-	begin += strlen(PEM_BEGIN);
-	stop = find(begin, len - (size_t) (begin - text), PEM_END);
-	n = stop ? b64_decode(begin, stop, der, sizeof(der)) : 0;
-	if(!n)
-	{
-		return EINVAL;
-	}
-	p = der;
-	end = der + n;
 	/* Certificate ::= SEQUENCE { tbsCertificate SEQUENCE {...}, ... } */
 	if(tlv(&p, end, &tag, &body, &blen) || tag != 0x30)
 	{
@@ -258,4 +213,30 @@ cluster__cert_validity(const char *text, size_t len, int64_t *not_before, int64_
 		return EINVAL;
 	}
 	return 0;
+}
+
+int
+cluster__cert_validity(const char *text, size_t len, int64_t *not_before, int64_t *not_after)
+{
+	char b64[DER_MAX / 3 * 4 + 8], *der = NULL;
+	size_t n = 0, blen;
+	const char *begin, *stop;
+	int r;
+
+	begin = text ? find(text, len, PEM_BEGIN) : NULL;
+	if(!begin)
+	{
+		return EINVAL;
+	}
+	begin += strlen(PEM_BEGIN);
+	stop = find(begin, len - (size_t) (begin - text), PEM_END);
+	blen = stop ? b64_text(begin, stop, b64, sizeof(b64)) : 0;
+	if(!blen || cluster__b64_decode(b64, blen, &der, &n) || !n)
+	{
+		free(der);
+		return EINVAL;
+	}
+	r = validity((const unsigned char *) der, n, not_before, not_after);
+	free(der);
+	return r;
 }

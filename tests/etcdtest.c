@@ -309,6 +309,24 @@ et_wait(et_member *m, int index, int total, double seconds)
 }
 
 int
+et_cluster_start(etcdh_cluster **cl, int n)
+{
+	int i;
+
+	if(etcdh_cluster_start(cl, n, NULL))
+	{
+		fprintf(stderr, "# cannot start a %d-member etcd cluster\n", n);
+		return -1;
+	}
+	for(i = 0; i < n; i++)
+	{
+		fprintf(stderr, "# etcd member %d at %s (pid %ld)\n", i, etcdh_endpoint(etcdh_cluster_member(*cl, i)),
+			(long) etcdh_pid(etcdh_cluster_member(*cl, i)));
+	}
+	return 0;
+}
+
+int
 et_dead_port(void)
 {
 	struct sockaddr_in sa;

@@ -84,6 +84,11 @@ int et_kill(pid_t pid, int sig);
 struct etcdh;
 int et_etcd_start(struct etcdh **h, const char *const *extra_args);
 
+/* Start an etcd cluster of n members and say where each runs on
+ * stderr. 0, or -1 after printing why. */
+struct etcdh_cluster;
+int et_cluster_start(struct etcdh_cluster **cl, int n);
+
 /* The program's private etcd: et_setup() starts it, et_teardown() stops
  * it; NULL in between when set-up and teardown run per test. */
 extern struct etcdh *et_etcd;

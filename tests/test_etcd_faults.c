@@ -49,21 +49,9 @@ setup_token_ttl(void **state)
 static int
 setup_cluster(void **state)
 {
-	int i;
-
 	(void) state;
 	T0 = etcdh_now();
-	if(etcdh_cluster_start(&CL, 3, NULL))
-	{
-		fprintf(stderr, "# cannot start a 3-member etcd cluster\n");
-		return -1;
-	}
-	for(i = 0; i < 3; i++)
-	{
-		fprintf(stderr, "# etcd member %d at %s (pid %ld)\n", i, etcdh_endpoint(etcdh_cluster_member(CL, i)),
-			(long) etcdh_pid(etcdh_cluster_member(CL, i)));
-	}
-	return 0;
+	return et_cluster_start(&CL, 3);
 }
 
 /* Whatever a failed test left behind must not run on into the next. */

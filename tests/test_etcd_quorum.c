@@ -38,21 +38,9 @@ static double T0;
 static int
 setup(void **state)
 {
-	int i;
-
 	(void) state;
 	T0 = etcdh_now();
-	if(etcdh_cluster_start(&CL, 3, NULL))
-	{
-		fprintf(stderr, "# cannot start a 3-member etcd cluster\n");
-		return -1;
-	}
-	for(i = 0; i < 3; i++)
-	{
-		fprintf(stderr, "# etcd member %d at %s (pid %ld)\n", i, etcdh_endpoint(etcdh_cluster_member(CL, i)),
-			(long) etcdh_pid(etcdh_cluster_member(CL, i)));
-	}
-	return 0;
+	return et_cluster_start(&CL, 3);
 }
 
 static int
@@ -209,6 +197,31 @@ free_all(et_member **m, et_member *newcomer)
 }
 
 /*
+ * After a fault that began at t_fault: no member's registration or view
+ * was damaged, and a newcomer (logging in as user, if not NULL) is seen
+ * by every member within 3 s. Frees the members.
+ */
+static void
+nothing_lost(const char *key, et_member **m, const long long *lease, double t_fault, const char *user, const char *after)
+{
+	et_member *q0;
+	double took, joined;
+	int i, bad = 0;
+
+	for(i = 0; i < N; i++)
+	{
+		bad += damage(key, m[i], i, lease[i], t_fault);
+	}
+	took = newcomer_seen(key, user, m, etcdh_now(), 3, &q0, &joined);
+	fprintf(stderr, "# after %s (%.1f s after the fault began): a newcomer seen by every member in %.3f s (its join %.3f s; "
+					"limit %.1f s)\n",
+		after, etcdh_now() - t_fault, took, joined, et_t(3));
+	assert_int_equal(bad, 0);
+	assert_true(took >= 0);
+	free_all(m, q0);
+}
+
+/*
  * SIGKILL the leader: the survivors elect another; every member keeps
  * its registration and its view, and a newcomer is seen by all within
  * 3 s of the kill.
@@ -262,10 +275,10 @@ static void
 test_quorum_lost_for_20s(void **state)
 {
 	const char *key = et_key("quorum");
-	et_member *m[N], *q0;
+	et_member *m[N];
 	long long lease[N];
-	double t_fault, t_back, took, joined;
-	int leader, other, i, bad = 0;
+	double t_fault;
+	int leader, other;
 
 	(void) state;
 	join_all(key, m, lease, NULL, NULL);
@@ -279,21 +292,11 @@ test_quorum_lost_for_20s(void **state)
 	sleep(20);
 	assert_int_equal(etcdh_restart(etcdh_cluster_member(CL, leader)), 0);
 	assert_int_equal(etcdh_restart(etcdh_cluster_member(CL, other)), 0);
-	t_back = etcdh_now();
-	fprintf(stderr, "# quorum back %.1f s after the fault began\n", t_back - t_fault);
+	fprintf(stderr, "# quorum back %.1f s after the fault began\n", etcdh_now() - t_fault);
 	/* two TTLs with quorum: a member that lost its lease would have
 	 * re-registered by now */
 	sleep(2 * TTL);
-	for(i = 0; i < N; i++)
-	{
-		bad += damage(key, m[i], i, lease[i], t_fault);
-	}
-	took = newcomer_seen(key, NULL, m, etcdh_now(), 3, &q0, &joined);
-	fprintf(stderr, "# after the restore: a newcomer seen by every member in %.3f s (its join %.3f s; limit %.1f s)\n", took,
-		joined, et_t(3));
-	assert_int_equal(bad, 0);
-	assert_true(took >= 0);
-	free_all(m, q0);
+	nothing_lost(key, m, lease, t_fault, NULL, "the restore");
 }
 
 /*
@@ -307,10 +310,10 @@ static void
 test_rolling_restart(void **state)
 {
 	const char *key = et_key("rolling");
-	et_member *m[N], *q0;
+	et_member *m[N];
 	long long lease[N];
-	double t_fault, took, joined;
-	int i, bad = 0;
+	double t_fault;
+	int i;
 
 	(void) state;
 	assert_int_equal(etcdh_enable_auth(etcdh_cluster_member(CL, 0), "root-pw"), 0);
@@ -326,16 +329,7 @@ test_rolling_restart(void **state)
 		/* one TTL between restarts, as a careful operator waits */
 		sleep(TTL);
 	}
-	for(i = 0; i < N; i++)
-	{
-		bad += damage(key, m[i], i, lease[i], t_fault);
-	}
-	took = newcomer_seen(key, "app", m, etcdh_now(), 3, &q0, &joined);
-	fprintf(stderr, "# after the rolling restart (%.1f s): a newcomer seen by every member in %.3f s (its join %.3f s; limit %.1f s)\n",
-		etcdh_now() - t_fault, took, joined, et_t(3));
-	assert_int_equal(bad, 0);
-	assert_true(took >= 0);
-	free_all(m, q0);
+	nothing_lost(key, m, lease, t_fault, "app", "the rolling restart");
 }
 
 int
