@@ -5,7 +5,10 @@
  * "failed ERRNO") on stdout, then waits for SIGTERM or SIGINT and leaves.
  *
  *   etcd-member -r URI -k KEY -i ID [-n WORKERS] [-t TTL] [-P] [-v]
- *               [-s SHARDS -E EVENTFILE]
+ *               [-s SHARDS -E EVENTFILE] [-V VIEWFILE]
+ *
+ * With -V, on SIGUSR1 it writes its current view to VIEWFILE as "INDEX
+ * TOTAL" (what its application holds) and carries on.
  *
  * With -s it owns shards and appends each acquire and release to
  * EVENTFILE as "A|R SHARD TOKEN MONO_NS" lines (one write() per callback,
@@ -72,13 +75,13 @@ logger(int priority, const char *format, va_list ap)
 int
 main(int argc, char **argv)
 {
-	const char *key = "cluster-test", *id = NULL, *uri = NULL, *events = NULL;
+	const char *key = "cluster-test", *id = NULL, *uri = NULL, *events = NULL, *viewfile = NULL;
 	int workers = 1, ttl = 0, passive = 0, shards = 0, opt, sig, rc;
 	CLUSTER *c;
 	CLUSTERSTATE st;
 	sigset_t set;
 
-	while((opt = getopt(argc, argv, "r:k:i:n:t:Pvs:E:")) != -1)
+	while((opt = getopt(argc, argv, "r:k:i:n:t:Pvs:E:V:")) != -1)
 	{
 		switch(opt)
 		{
@@ -91,6 +94,7 @@ main(int argc, char **argv)
 		case 'v': verbose = 1; break;
 		case 's': shards = atoi(optarg); break;
 		case 'E': events = optarg; break;
+		case 'V': viewfile = optarg; break;
 		default:
 			fprintf(stderr, "usage: etcd-member -r URI -k KEY -i ID [-n N] [-t TTL] [-P] [-v]\n");
 			return 2;
@@ -101,6 +105,7 @@ main(int argc, char **argv)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGUSR1);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	c = cluster_create(key);
 	if(!c || cluster_set_logger(c, logger) || (id && cluster_set_instance(c, id)) ||
@@ -130,7 +135,23 @@ main(int argc, char **argv)
 	cluster_state(c, &st);
 	printf("joined %d %d\n", st.index, st.total);
 	fflush(stdout);
-	sigwait(&set, &sig);
+	while(!sigwait(&set, &sig) && sig == SIGUSR1)
+	{
+		/* written whole, then renamed: a reader never sees half */
+		char tmp[4096];
+		FILE *f;
+
+		snprintf(tmp, sizeof(tmp), "%s.tmp", viewfile ? viewfile : "");
+		f = viewfile ? fopen(tmp, "w") : NULL;
+		if(f && !cluster_state(c, &st))
+		{
+			fprintf(f, "%d %d\n", st.index, st.total);
+		}
+		if(f && !fclose(f))
+		{
+			rename(tmp, viewfile);
+		}
+	}
 	cluster_leave(c);
 	cluster_destroy(c);
 	printf("left\n");

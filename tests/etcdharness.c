@@ -1080,6 +1080,8 @@ static const char etcdh__pki_script[] =
 	"cert client ca /O=libcluster-test-client 30 \"extendedKeyUsage=clientAuth\\n$usage\"\n"
 	"cert other-client other-ca /O=libcluster-stranger 30 \"extendedKeyUsage=clientAuth\\n$usage\"\n"
 	"cert expired-client ca /O=libcluster-test-client -1 \"extendedKeyUsage=clientAuth\\n$usage\"\n"
+	"cert expired-server ca /CN=etcd-server -1 "
+	"\"subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth,clientAuth\\n$usage\"\n"
 	"chmod 600 *.key\n";
 
 int

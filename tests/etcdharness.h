@@ -125,7 +125,8 @@ long etcdh_request(const char *method, const char *url, const char *body, long t
  * presents it to etcd's own gRPC server); client.crt/.key (no CommonName:
  * with auth on, etcd's gateway refuses a client certificate that has one);
  * other-ca.crt and other-client.crt/.key signed by it (a stranger's CA);
- * expired-client.crt/.key (signed by ca, expired yesterday). 0 or -1.
+ * expired-client.crt/.key and expired-server.crt/.key (signed by ca,
+ * expired yesterday). 0 or -1.
  */
 int etcdh_pki_make(const char *dir);
 /*

@@ -4,13 +4,16 @@
  * leave at random, 100 of them in all: a graceful leave (SIGTERM) or a
  * crash (SIGKILL) each time one goes. Two long-lived members in this
  * process watch it all. At the end every survivor's view must be what
- * etcd holds (total = the sum of the live members' workers, exactly the
- * live ids), no key of a member that left or crashed may outlive its
- * lease, and the long-lived members' process must not have grown: its
- * RSS and open descriptors, printed at the start and at the end.
+ * etcd holds: the two here list exactly the live ids, and each surviving
+ * process, asked (SIGUSR1), reports the index and total its application
+ * holds (its base among the live ids in order, the sum of their workers);
+ * no key of a member that left or crashed may outlive its lease; and the
+ * long-lived members' process must not have grown: its RSS and open
+ * descriptors, printed at the start and at the end.
  */
 #include <stdarg.h>
 #include <stddef.h>
+#include <limits.h>
 #include <setjmp.h>
 #include <cmocka.h>
 #include <dirent.h>
@@ -71,6 +74,43 @@ usage_now(long *rss_kb, int *fds)
 	{
 		*fds -= 1; /* the directory's own descriptor */
 		closedir(d);
+	}
+}
+
+/* etcd-member's -V VIEWFILE for member id (a static buffer: used at
+ * once). */
+static const char *const *
+view_args(const char *id)
+{
+	static char path[PATH_MAX];
+	static const char *args[3] = { "-V", path, NULL };
+
+	snprintf(path, sizeof(path), "%s/view-%s", etcdh_dir(et_etcd), id);
+	return args;
+}
+
+/* Ask surviving process p for its view (SIGUSR1) and read its answer:
+ * index and total, or -2 -2 if none came within 5 s. */
+static void
+reported_view(const struct proc *p, int *index, int *total)
+{
+	double deadline = etcdh_now() + et_t(5);
+	FILE *f = NULL;
+
+	*index = *total = -2;
+	remove(view_args(p->id)[1]);
+	kill(p->pid, SIGUSR1);
+	while(!(f = fopen(view_args(p->id)[1], "r")) && etcdh_now() < deadline)
+	{
+		usleep(20000);
+	}
+	if(f)
+	{
+		if(fscanf(f, "%d %d", index, total) != 2)
+		{
+			*index = *total = -2;
+		}
+		fclose(f);
 	}
 }
 
@@ -147,7 +187,7 @@ test_churn(void **state)
 
 			snprintf(p->id, sizeof(p->id), "c%03d", spawned);
 			p->workers = 1 + rand() % 3;
-			p->pid = et_spawn(key, p->id, p->workers, etcdh_endpoint(et_etcd), TTL, NULL, NULL);
+			p->pid = et_spawn_ex(key, p->id, p->workers, etcdh_endpoint(et_etcd), TTL, view_args(p->id), NULL, NULL);
 			if(p->pid <= 0)
 			{
 				fail_msg("member %s could not join: %s", p->id, strerror(errno));
@@ -215,6 +255,21 @@ test_churn(void **state)
 	usage_now(&rss1, &fds1);
 	fprintf(stderr, "# the long-lived members' process: RSS %ld kB -> %ld kB (%+ld kB), descriptors %d -> %d\n", rss0, rss1,
 		rss1 - rss0, fds0, fds1);
+	/* the surviving processes: each one's base is the workers of the live
+	 * ids before its own (the ids sort as anchor1, anchor2, c000, ...) */
+	for(i = 0, k = 3; i < spawned; i++)
+	{
+		int index, got_total;
+
+		if(!procs[i].pid)
+		{
+			continue;
+		}
+		reported_view(&procs[i], &index, &got_total);
+		fprintf(stderr, "# survivor %s: held (%d, %d), expected (%d, %d)\n", procs[i].id, index, got_total, k, total);
+		stale += index != k || got_total != total;
+		k += procs[i].workers;
+	}
 	for(i = 0; i < spawned; i++)
 	{
 		if(procs[i].pid)
@@ -222,6 +277,7 @@ test_churn(void **state)
 			et_kill(procs[i].pid, SIGTERM);
 		}
 	}
+	assert_int_equal(stale, 0);
 	/* flat: the same descriptors (two connections per member, maybe
 	 * reopened), and no growth a leak per event would make (about a
 	 * thousand membership events went by) */

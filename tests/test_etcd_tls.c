@@ -9,17 +9,27 @@
  * - "mtls": https:// with --client-cert-auth and auth enabled, a user
  *   "app" whose role covers only the test clusters' keys, and a user
  *   "stranger" whose role covers another prefix.
+ * etcd cannot be started with an expired certificate and then be waited
+ * for, so "openssl s_server" presents one: a TLS endpoint whose
+ * certificate expired yesterday (the handshake is all that is tested).
  * Over TLS libcurl speaks HTTP/2 to etcd, so these tests are also the
  * ones that run the keepalive stream and the watch over HTTP/2.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 
 #include <cmocka.h>
 
@@ -33,6 +43,8 @@
 
 static char pki[4096];
 static etcdh *tls_etcd, *mtls_etcd;
+static pid_t expired_server; /* openssl s_server with expired-server.crt */
+static int expired_port;
 
 /* A PKI file's path (one of a ring of buffers, main thread only). */
 static const char *
@@ -44,6 +56,62 @@ pki_file(const char *name)
 
 	snprintf(p, sizeof(ring[0]), "%s/%s", pki, name);
 	return p;
+}
+
+/* Non-zero once something accepts connections on the loopback port. */
+static int
+listening(int port)
+{
+	struct sockaddr_in sa;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((unsigned short) port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ok = fd >= 0 && connect(fd, (struct sockaddr *) &sa, sizeof(sa)) == 0;
+	if(fd >= 0)
+	{
+		close(fd);
+	}
+	return ok;
+}
+
+/* openssl s_server on a free port with the expired server certificate;
+ * 0 once it listens, -1 if it does not within 10 s. */
+static int
+start_expired_server(void)
+{
+	char accept[32];
+	const char *cert = strdup(pki_file("expired-server.crt")), *key = strdup(pki_file("expired-server.key"));
+	double deadline;
+
+	expired_port = et_dead_port();
+	snprintf(accept, sizeof(accept), "127.0.0.1:%d", expired_port);
+	expired_server = fork();
+	if(expired_server == 0)
+	{
+		int null = open("/dev/null", O_RDWR);
+
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		dup2(null, 1);
+		dup2(null, 2);
+		execlp("openssl", "openssl", "s_server", "-quiet", "-accept", accept, "-cert", cert, "-key", key, (char *) NULL);
+		_exit(127);
+	}
+	free((void *) cert);
+	free((void *) key);
+	deadline = etcdh_now() + et_t(10);
+	while(expired_server > 0 && etcdh_now() < deadline)
+	{
+		if(listening(expired_port))
+		{
+			return 0;
+		}
+		usleep(50000);
+	}
+	fprintf(stderr, "# openssl s_server did not listen on %s\n", accept);
+	return -1;
 }
 
 static int
@@ -74,7 +142,7 @@ group_setup(void **state)
 	free((void *) tls_args[1]);
 	free((void *) tls_args[3]);
 	free((void *) mtls_args[6]);
-	if(rc)
+	if(rc || start_expired_server())
 	{
 		return -1;
 	}
@@ -97,6 +165,11 @@ group_teardown(void **state)
 
 	(void) state;
 	et_free_all();
+	if(expired_server > 0)
+	{
+		kill(expired_server, SIGKILL);
+		waitpid(expired_server, NULL, 0);
+	}
 	etcdh_destroy(tls_etcd);
 	etcdh_destroy(mtls_etcd);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", pki);
@@ -328,6 +401,7 @@ struct bad_case
 
 static const struct bad_case bad_cases[] = {
 	{ "no CA: the server is not trusted", 0, 0, NULL, NULL, NULL, NULL, NULL, EPROTO, "certificate" },
+	{ "the server's certificate expired", 2, 0, "ca.crt", NULL, NULL, NULL, NULL, EPROTO, "certificate has expired" },
 	{ "a stranger's CA", 0, 0, "other-ca.crt", NULL, NULL, NULL, NULL, EPROTO, "certificate" },
 	{ "a CA file that does not exist", 0, 0, "missing-ca.crt", NULL, NULL, NULL, NULL, EPROTO, "missing-ca.crt" },
 	{ "http:// to a TLS port", 0, 1, NULL, NULL, NULL, NULL, NULL, EPROTO, "https://" },
@@ -370,8 +444,14 @@ test_bad_tls_and_auth_fail_clearly(void **state)
 		int rc, err;
 
 		assert_non_null(log);
-		snprintf(registry, sizeof(registry), "%s%s", bc->plain ? "http" : "https",
-			strchr(etcdh_endpoint(e), ':'));
+		if(bc->mtls == 2)
+		{
+			snprintf(registry, sizeof(registry), "https://127.0.0.1:%d/", expired_port);
+		}
+		else
+		{
+			snprintf(registry, sizeof(registry), "%s%s", bc->plain ? "http" : "https", strchr(etcdh_endpoint(e), ':'));
+		}
 		c = cluster_create(key);
 		assert_non_null(c);
 		assert_int_equal(cluster_set_instance(c, "bad"), 0);
