@@ -13,8 +13,10 @@
 
 #define PEM_BEGIN "-----BEGIN CERTIFICATE-----"
 #define PEM_END   "-----END CERTIFICATE-----"
-/* larger than any certificate a registry client presents */
+/* larger than any certificate a registry client presents (DER bytes, and
+ * its base64 text) */
 #define DER_MAX 16384
+#define B64_MAX (DER_MAX / 3 * 4 + 8)
 
 static const char *
 find(const char *hay, size_t len, const char *needle)
@@ -218,7 +220,7 @@ validity(const unsigned char *der, size_t n, int64_t *not_before, int64_t *not_a
 int
 cluster__cert_validity(const char *text, size_t len, int64_t *not_before, int64_t *not_after)
 {
-	char b64[DER_MAX / 3 * 4 + 8], *der = NULL;
+	char *b64 = NULL, *der = NULL;
 	size_t n = 0, blen;
 	const char *begin, *stop;
 	int r;
@@ -230,12 +232,15 @@ cluster__cert_validity(const char *text, size_t len, int64_t *not_before, int64_
 	}
 	begin += strlen(PEM_BEGIN);
 	stop = find(begin, len - (size_t) (begin - text), PEM_END);
-	blen = stop ? b64_text(begin, stop, b64, sizeof(b64)) : 0;
+	b64 = stop ? malloc(B64_MAX) : NULL;
+	blen = b64 ? b64_text(begin, stop, b64, B64_MAX) : 0;
 	if(!blen || cluster__b64_decode(b64, blen, &der, &n) || !n)
 	{
+		free(b64);
 		free(der);
 		return EINVAL;
 	}
+	free(b64);
 	r = validity((const unsigned char *) der, n, not_before, not_after);
 	free(der);
 	return r;

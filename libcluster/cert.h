@@ -16,8 +16,9 @@
  * Find the first "-----BEGIN CERTIFICATE-----" block in text (len bytes,
  * need not be NUL-terminated), decode it and read the notBefore and
  * notAfter times of its TBSCertificate, as seconds since the epoch (UTC).
- * Returns 0, or EINVAL when there is no such block or it is not a
- * well-formed X.509 certificate as far as those fields go.
+ * Returns 0, or EINVAL when there is no such block, it is not a
+ * well-formed X.509 certificate as far as those fields go, or memory ran
+ * out (the caller then does without the dates).
  */
 int cluster__cert_validity(const char *text, size_t len, int64_t *not_before, int64_t *not_after);
 

@@ -430,6 +430,9 @@ cluster__get_report_policy(CLUSTER *cluster, cluster__report_policy *out)
 	pthread_mutex_unlock(&cluster->lock);
 }
 
+/* The most of a client certificate file read to find its dates. */
+#define CERT_FILE_MAX 65536
+
 /*
  * A client certificate that has expired (or is not valid yet) is refused
  * by the server with a bare "bad certificate" TLS alert: read its dates
@@ -440,20 +443,25 @@ cluster__get_report_policy(CLUSTER *cluster, cluster__report_policy *out)
 static int
 check_client_cert(CLUSTER *cluster)
 {
-	char text[65536], shown[CLUSTER__ESCAPE_SIZE(128)], when[64];
+	char *text, shown[CLUSTER__ESCAPE_SIZE(128)], when[64];
 	int64_t not_before, not_after, now = (int64_t) time(NULL), bad;
 	struct tm tm;
 	size_t n;
 	time_t t;
 	FILE *f;
+	int r;
 
 	if(!cluster->cert_file || cluster->engine == &cluster__engine_static || !(f = fopen(cluster->cert_file, "re")))
 	{
 		return 0;
 	}
-	n = fread(text, 1, sizeof(text), f);
+	/* (on the heap: join may run on a thread with a small stack) */
+	text = malloc(CERT_FILE_MAX);
+	n = text ? fread(text, 1, CERT_FILE_MAX, f) : 0;
 	fclose(f);
-	if(cluster__cert_validity(text, n, &not_before, &not_after) || (now >= not_before && now <= not_after))
+	r = text ? cluster__cert_validity(text, n, &not_before, &not_after) : ENOMEM;
+	free(text);
+	if(r || (now >= not_before && now <= not_after))
 	{
 		return 0;
 	}
