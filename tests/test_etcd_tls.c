@@ -428,7 +428,9 @@ static void
 test_bad_tls_and_auth_fail_clearly(void **state)
 {
 	const char *key = et_key("bad");
-	const int join_ms = 8000;
+	/* scaled: under valgrind a handshake that loads the system's CAs
+	 * takes seconds */
+	const int request_ms = (int) et_t(2) * 1000, join_ms = (int) et_t(8) * 1000;
 	size_t i;
 	int failures = 0;
 
@@ -456,7 +458,7 @@ test_bad_tls_and_auth_fail_clearly(void **state)
 		assert_non_null(c);
 		assert_int_equal(cluster_set_instance(c, "bad"), 0);
 		assert_int_equal(cluster_set_registry(c, registry), 0);
-		assert_int_equal(cluster_set_timeouts(c, 2000, join_ms), 0);
+		assert_int_equal(cluster_set_timeouts(c, request_ms, join_ms), 0);
 		assert_int_equal(cluster_set_userdata(c, log), 0);
 		assert_int_equal(cluster_set_logger2(c, capture), 0);
 		assert_int_equal(cluster_set_verbose(c, 1), 0);
