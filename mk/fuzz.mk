@@ -17,7 +17,9 @@ FUZZ_LIB_FILES = $(top_srcdir)/libcluster/etcd3-proto.c $(top_srcdir)/libcluster
 	$(top_srcdir)/libcluster/json.c $(top_srcdir)/libcluster/endpoints.c $(top_srcdir)/libcluster/linesplit.c \
 	$(top_srcdir)/libcluster/cert.c $(top_srcdir)/libcluster/escape.c $(top_srcdir)/libcluster/util.c \
 	$(top_srcdir)/libcluster/view.c $(top_srcdir)/libcluster/member-table.c
-EXTRA_DIST += fuzz
+# (the files, not the directory: "fuzz" is also the target below, and
+# make would run it to "make" the directory for the tarball)
+EXTRA_DIST += fuzz/fuzz.h $(FUZZ_TARGETS:%=fuzz/fuzz-%.c) fuzz/seeds
 
 fuzz-build:
 	@command -v $(FUZZ_CC) >/dev/null 2>&1 || \
