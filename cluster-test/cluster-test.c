@@ -77,8 +77,9 @@ step(int result, const char *what)
 
 /*
  * The registry password for --user: the first line of --password-file,
- * or else $CLUSTER_PASSWORD. Never from argv (any user can read another's
- * command line in ps). 0, or -1 after saying why.
+ * or else $CLUSTER_PASSWORD (ct_parse_options() has made sure one of them
+ * is given). Never from argv (any user can read another's command line in
+ * ps). 0, or -1 after saying why.
  */
 static int
 read_password(const struct ct_options *o, char *out, size_t size)
@@ -112,12 +113,6 @@ read_password(const struct ct_options *o, char *out, size_t size)
 		return 0;
 	}
 	env = getenv("CLUSTER_PASSWORD");
-	if(!env || !*env)
-	{
-		ct_message("--user %s needs a password: --password-file FILE, or the environment variable CLUSTER_PASSWORD",
-			ct_escape(shown, sizeof(shown), o->user));
-		return -1;
-	}
 	if(strlen(env) >= size)
 	{
 		ct_message("the password in CLUSTER_PASSWORD is longer than %zu bytes", size - 1);

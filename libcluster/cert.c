@@ -4,6 +4,10 @@
  * DER (ITU-T X.690) down to Certificate.tbsCertificate.validity (RFC
  * 5280 section 4.1). Every length is checked against what is left.
  */
+#ifdef HAVE_CONFIG_H
+# include "config.h" /* _GNU_SOURCE: memmem() */
+#endif
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,21 +21,6 @@
  * its base64 text) */
 #define DER_MAX 16384
 #define B64_MAX (DER_MAX / 3 * 4 + 8)
-
-static const char *
-find(const char *hay, size_t len, const char *needle)
-{
-	size_t n = strlen(needle), i;
-
-	for(i = 0; n <= len && i <= len - n; i++)
-	{
-		if(!memcmp(hay + i, needle, n))
-		{
-			return hay + i;
-		}
-	}
-	return NULL;
-}
 
 /* The base64 between p and end without its line breaks and spaces, into
  * out (cap bytes, NUL-terminated); its length, or 0 if it does not fit. */
@@ -225,13 +214,13 @@ cluster__cert_validity(const char *text, size_t len, int64_t *not_before, int64_
 	const char *begin, *stop;
 	int r;
 
-	begin = text ? find(text, len, PEM_BEGIN) : NULL;
+	begin = text ? memmem(text, len, PEM_BEGIN, strlen(PEM_BEGIN)) : NULL;
 	if(!begin)
 	{
 		return EINVAL;
 	}
 	begin += strlen(PEM_BEGIN);
-	stop = find(begin, len - (size_t) (begin - text), PEM_END);
+	stop = memmem(begin, len - (size_t) (begin - text), PEM_END, strlen(PEM_END));
 	b64 = stop ? malloc(B64_MAX) : NULL;
 	blen = b64 ? b64_text(begin, stop, b64, B64_MAX) : 0;
 	if(!blen || cluster__b64_decode(b64, blen, &der, &n) || !n)

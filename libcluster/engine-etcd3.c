@@ -361,7 +361,6 @@ authenticate(etcd3 *ed, etcd3_conn *cn, char *why, size_t whysz)
 static int
 rpc(etcd3 *ed, etcd3_conn *cn, const char *path, const char *body, cluster__http_response *resp, char *why, size_t whysz)
 {
-	long status;
 	int r = EIO, attempt;
 
 	memset(resp, 0, sizeof(*resp));
@@ -391,12 +390,12 @@ rpc(etcd3 *ed, etcd3_conn *cn, const char *path, const char *body, cluster__http
 		{
 			return 0;
 		}
-		status = resp->status;
 		r = status_error(resp, why, whysz);
 		cluster__http_response_free(resp);
 		/* a token etcd no longer knows (expired, or etcd restarted with
-		 * simple tokens): log in again once, then retry */
-		if(!ed->cfg->user || !(status == 401 || (status == 400 && strstr(why, "user name is empty"))))
+		 * simple tokens; status_error() says EACCES for 401 and for
+		 * "user name is empty"): log in again once, then retry */
+		if(!ed->cfg->user || r != EACCES)
 		{
 			break;
 		}

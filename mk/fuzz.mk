@@ -11,7 +11,7 @@
 FUZZ_CC = clang
 FUZZ_SECONDS = 60
 FUZZ_TARGETS = etcd3 watch etcd2 endpoints linesplit cert
-FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -DHAVE_CONFIG_H \
 	-I$(top_builddir) -I$(top_srcdir)/include -I$(top_srcdir)/libcluster -I$(top_srcdir)/fuzz $(CJSON_CFLAGS)
 FUZZ_LIB_FILES = $(top_srcdir)/libcluster/etcd3-proto.c $(top_srcdir)/libcluster/etcd2-proto.c \
 	$(top_srcdir)/libcluster/json.c $(top_srcdir)/libcluster/endpoints.c $(top_srcdir)/libcluster/linesplit.c \
