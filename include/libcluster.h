@@ -467,7 +467,9 @@ CLUSTER_EXTERN int cluster_set_settle(CLUSTER *cluster, int ms);
 /**
  * Time limits (ms) for registry requests: request_ms bounds one request
  * (100..60000, default CLUSTER_REQUEST_TIMEOUT_DEFAULT_MS; a connect takes
- * at most half of it, and at most 1 s), join_ms bounds all of
+ * at most half of it, and over http:// at most 1 s, so that a dead
+ * endpoint is passed over quickly; over https:// the connect includes the
+ * TLS handshake and may take the whole half), join_ms bounds all of
  * cluster_join()'s retries (request_ms..600000, default
  * CLUSTER_JOIN_TIMEOUT_DEFAULT_MS; not counting the wait for a crashed
  * predecessor's lease). 0 keeps the current value. EINVAL, EPERM.

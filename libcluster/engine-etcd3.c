@@ -2930,7 +2930,8 @@ etcd3_join(void *engine, const cluster__engine_config *c)
 	memset(&ed->hcfg, 0, sizeof(ed->hcfg));
 	ed->hcfg.endpoints = ed->endpoints;
 	ed->hcfg.n_endpoints = ed->n_endpoints;
-	/* a connect gets at most half of a request's time, and at most 1 s */
+	/* a connect gets at most half of a request's time, and at most 1 s
+	 * (over https the HTTP layer lets the handshake have the half) */
 	ed->hcfg.timeout_ms = c->request_timeout_ms;
 	ed->hcfg.connect_timeout_ms = c->request_timeout_ms / 2 < CLUSTER_CONNECT_TIMEOUT_MS ? c->request_timeout_ms / 2 : CLUSTER_CONNECT_TIMEOUT_MS;
 	ed->hcfg.ca_file = c->ca_file;

@@ -587,6 +587,14 @@ setup(cluster__http *h, const char *method, const char *path, const char *conten
 	long timeout = stream ? total_ms : h->timeout_ms;
 	long connect = h->connect_timeout_ms;
 
+	/* Over https a connect includes the TLS handshake, which costs more
+	 * than a TCP connect (loading the CA store, a busy server): it gets
+	 * half of a request's time even where a TCP connect is capped lower,
+	 * so that a slow handshake is not retried as a timeout for ever. */
+	if(!strncmp(h->endpoints[h->cur], "https:", 6) && connect < h->timeout_ms / 2)
+	{
+		connect = h->timeout_ms / 2;
+	}
 	if(snprintf(url, sizeof(url), "%s%s", h->endpoints[h->cur], path) >= (int) sizeof(url))
 	{
 		return EINVAL;

@@ -202,6 +202,11 @@ int etcdh_proxy_start(etcdh *h, etcdh_proxy **out);
 const char *etcdh_proxy_endpoint(etcdh_proxy *p);
 void etcdh_proxy_cut(etcdh_proxy *p);
 void etcdh_proxy_restore(etcdh_proxy *p);
+/*
+ * hold: from now on, each new connection's first answer from etcd (a TLS
+ * server's handshake) is held back ms milliseconds; 0 ends it.
+ */
+void etcdh_proxy_hold(etcdh_proxy *p, int ms);
 /* Connections accepted and forwarded so far. */
 unsigned long etcdh_proxy_accepted(etcdh_proxy *p);
 void etcdh_proxy_stop(etcdh_proxy *p);

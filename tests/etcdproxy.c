@@ -3,7 +3,8 @@
  * etcd test harness, TCP proxy (see etcdharness.h): a forwarder on a free
  * loopback port in front of one etcd, run by its own thread, that can cut
  * every connection and refuse new ones until restored, so that the
- * library loses the registry while etcd itself runs on.
+ * library loses the registry while etcd itself runs on; or hold back the
+ * server's first bytes on each new connection (a slow TLS handshake).
  */
 #ifndef _GNU_SOURCE
 # define _GNU_SOURCE
@@ -35,12 +36,14 @@ struct etcdh_proxy
 	int wake[2];
 	int upstream_port;
 	char endpoint[64];
-	int cut;                     /* (lock) reset connections */
-	int stop;                    /* (lock) */
-	unsigned long gen_req;       /* (lock) cut requests made */
-	unsigned long gen_done;      /* (lock) cut requests applied */
-	unsigned long accepted;      /* (lock) */
-	int fds[ETCDH_PROXY_MAX][2]; /* thread only: client, upstream */
+	int cut;                            /* (lock) reset connections */
+	int stop;                           /* (lock) */
+	unsigned long gen_req;              /* (lock) cut requests made */
+	unsigned long gen_done;             /* (lock) cut requests applied */
+	unsigned long accepted;             /* (lock) */
+	int hold_ms;                        /* (lock) a new connection's answer waits */
+	int fds[ETCDH_PROXY_MAX][2];        /* thread only: client, upstream */
+	double hold_until[ETCDH_PROXY_MAX]; /* thread only: upstream unread before */
 	int npairs;
 };
 
@@ -55,6 +58,7 @@ etcdh__close_pair(etcdh_proxy *p, int i)
 	close(p->fds[i][1]);
 	p->fds[i][0] = p->fds[p->npairs - 1][0];
 	p->fds[i][1] = p->fds[p->npairs - 1][1];
+	p->hold_until[i] = p->hold_until[p->npairs - 1];
 	p->npairs--;
 }
 
@@ -109,8 +113,9 @@ etcdh__proxy_main(void *arg)
 {
 	etcdh_proxy *p = arg;
 	struct pollfd pfd[2 + 2 * ETCDH_PROXY_MAX];
-	int i, n, fd, up, cut, stop, one = 1;
+	int i, n, fd, up, cut, stop, hold_ms, wait_ms, one = 1;
 	unsigned long gen;
+	double now;
 	char drain[64];
 
 	for(;;)
@@ -119,6 +124,7 @@ etcdh__proxy_main(void *arg)
 		cut = p->cut;
 		stop = p->stop;
 		gen = p->gen_req;
+		hold_ms = p->hold_ms;
 		pthread_mutex_unlock(&p->lock);
 		if(stop)
 		{
@@ -140,14 +146,23 @@ etcdh__proxy_main(void *arg)
 		pfd[0].events = POLLIN;
 		pfd[1].fd = p->wake[0];
 		pfd[1].events = POLLIN;
+		now = etcdh_now();
+		wait_ms = -1;
 		for(i = 0; i < p->npairs; i++)
 		{
 			pfd[2 + 2 * i].fd = p->fds[i][0];
 			pfd[2 + 2 * i].events = POLLIN;
 			pfd[3 + 2 * i].fd = p->fds[i][1];
 			pfd[3 + 2 * i].events = POLLIN;
+			if(p->hold_until[i] > now)
+			{
+				int left = (int) ((p->hold_until[i] - now) * 1000) + 1;
+
+				pfd[3 + 2 * i].events = 0;
+				wait_ms = (wait_ms < 0 || left < wait_ms) ? left : wait_ms;
+			}
 		}
-		n = poll(pfd, (nfds_t) (2 + 2 * p->npairs), -1);
+		n = poll(pfd, (nfds_t) (2 + 2 * p->npairs), wait_ms);
 		if(n < 0)
 		{
 			continue;
@@ -195,6 +210,7 @@ etcdh__proxy_main(void *arg)
 			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 			p->fds[p->npairs][0] = fd;
 			p->fds[p->npairs][1] = up;
+			p->hold_until[p->npairs] = hold_ms > 0 ? etcdh_now() + hold_ms / 1000.0 : 0;
 			p->npairs++;
 		}
 	}
@@ -292,6 +308,14 @@ void
 etcdh_proxy_restore(etcdh_proxy *p)
 {
 	etcdh__proxy_set(p, 0);
+}
+
+void
+etcdh_proxy_hold(etcdh_proxy *p, int ms)
+{
+	pthread_mutex_lock(&p->lock);
+	p->hold_ms = ms;
+	pthread_mutex_unlock(&p->lock);
 }
 
 unsigned long
