@@ -122,6 +122,25 @@ read_password(const struct ct_options *o, char *out, size_t size)
 	return 0;
 }
 
+/* --hold-down, --slow-start: the library's advisor defaults with these
+ * two changed (it checks their ranges). 0 or -1. */
+static int
+set_advisor_tuning(CLUSTER *c, const struct ct_options *o)
+{
+	CLUSTERADVISORCONFIG cfg;
+
+	cluster_advisor_config_init(&cfg);
+	if(o->have_hold_down)
+	{
+		cfg.hold_down_ms = o->hold_down_ms;
+	}
+	if(o->have_slow_start)
+	{
+		cfg.slow_start_ms = o->slow_start_ms;
+	}
+	return step(cluster_set_advisor_config(c, &cfg), "set the advisor tuning");
+}
+
 /* --user: log in with the password read_password() finds. 0 or -1. */
 static int
 set_credentials(CLUSTER *c, const struct ct_options *o)
@@ -185,6 +204,7 @@ setup(const struct ct_options *o, int verbose)
 		(o->address && step(cluster_set_address(c, o->address), "set the published address")) ||
 		((o->have_load || o->have_capacity) &&
 			step(cluster_report(c, o->load, o->capacity), "report the load and capacity")) ||
+		((o->have_hold_down || o->have_slow_start) && set_advisor_tuning(c, o)) ||
 		(o->advice && step(cluster_set_advisor(c, ct_advice), "install the advice callback")))
 	{
 		cluster_destroy(c);

@@ -53,6 +53,11 @@ struct ct_options
 	int have_capacity;
 	int shards;
 	int have_shards;
+	/* advisor tuning (--hold-down, --slow-start; ms) */
+	int hold_down_ms;
+	int have_hold_down;
+	int slow_start_ms;
+	int have_slow_start;
 };
 
 /* options.c */

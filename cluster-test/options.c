@@ -69,6 +69,11 @@ static const char usage_text[] =
 	"  -S              Print every member's status and the member a new client\n"
 	"                  would be sent to, at join and whenever they change\n"
 	"  -a              Print the connection advice of each advice round\n"
+	"  --hold-down MS  Take a member that joined less than MS ago as this\n"
+	"                  instance saw it into no plan or pick yet (default\n"
+	"                  15000; 0: off)\n"
+	"  --slow-start MS Then fill it from 1/16 of its share to all of it over\n"
+	"                  MS (default 30000; 0: at once)\n"
 	"\n"
 	"Every value is checked by libcluster: names are 1..128 characters from\n"
 	"[A-Za-z0-9._-] and not \".\" or \"..\". An option that is not given keeps\n"
@@ -124,7 +129,9 @@ enum
 	OPT_CERT,
 	OPT_KEY,
 	OPT_USER,
-	OPT_PASSWORD_FILE
+	OPT_PASSWORD_FILE,
+	OPT_HOLD_DOWN,
+	OPT_SLOW_START
 };
 
 static const struct option long_options[] = {
@@ -135,6 +142,8 @@ static const struct option long_options[] = {
 	{ "key", required_argument, NULL, OPT_KEY },
 	{ "user", required_argument, NULL, OPT_USER },
 	{ "password-file", required_argument, NULL, OPT_PASSWORD_FILE },
+	{ "hold-down", required_argument, NULL, OPT_HOLD_DOWN },
+	{ "slow-start", required_argument, NULL, OPT_SLOW_START },
 	{ NULL, 0, NULL, 0 },
 };
 
@@ -199,6 +208,10 @@ number_field(int opt)
 		return "load";
 	case 'C':
 		return "capacity";
+	case OPT_HOLD_DOWN:
+		return "hold-down";
+	case OPT_SLOW_START:
+		return "slow start";
 	}
 	return "value";
 }
@@ -358,6 +371,12 @@ ct_parse_options(int argc, char **argv, struct ct_options *opts)
 			break;
 		case OPT_PASSWORD_FILE:
 			opts->password_file = optarg;
+			break;
+		case OPT_HOLD_DOWN:
+			r = number_option(c, optarg, &opts->hold_down_ms, NULL, &opts->have_hold_down);
+			break;
+		case OPT_SLOW_START:
+			r = number_option(c, optarg, &opts->slow_start_ms, NULL, &opts->have_slow_start);
 			break;
 		case ':':
 			if(optopt)

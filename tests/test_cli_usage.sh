@@ -38,7 +38,7 @@ case_help()
 	for opt in h V v F k e p i n r t P I T A L C S a J s; do
 		has "$WORK/help.out" "^  -$opt(,| |$)" || fail "-$opt is not documented" || return
 	done
-	for opt in help version cacert cert key user password-file; do
+	for opt in help version cacert cert key user password-file hold-down slow-start; do
 		has "$WORK/help.out" "--$opt( |$)" || fail "--$opt is not documented" || return
 	done
 	has "$WORK/help.out" '^Exit status:' || fail "exit codes are not documented" || return
@@ -69,6 +69,8 @@ case_total_not_num()    { expect_reject 2 "static total must be a whole number.*
 case_ttl_not_num()      { expect_reject 2 "lease TTL must be a whole number.*'5s'" -t 5s; }
 case_load_not_num()     { expect_reject 2 "load must be a whole number.*'lots'" -L lots; }
 case_capacity_not_num() { expect_reject 2 "capacity must be a whole number.*'1.5'" -C 1.5; }
+case_hold_down_not_num(){ expect_reject 2 "option --hold-down: the hold-down must be a whole number.*'2s'" --hold-down 2s; }
+case_slow_start_empty() { expect_reject 2 "option --slow-start: the slow start must be a whole number.*''" --slow-start ''; }
 
 # -s is range-checked by cluster-test itself (the library reads 0 as "off"),
 # so every bad shard count is a usage error.
@@ -111,6 +113,8 @@ case_load_negative()    { expect_reject 1 '^libcluster<3>: .*load' -L -1; }
 case_capacity_bad()     { expect_reject 1 '^libcluster<3>: .*capacity' -C -2; }
 case_capacity_below()   { expect_reject 1 '^libcluster<3>: .*capacity' -L 10 -C 5; }
 case_address_space()    { expect_reject 1 '^libcluster<3>: .*address' -A 'ws://a b'; }
+case_hold_down_negative(){ expect_reject 1 '^libcluster<3>: .*field hold_down_ms is invalid' --hold-down -1; }
+case_slow_start_too_long(){ expect_reject 1 '^libcluster<3>: .*field slow_start_ms is invalid' --slow-start 3600001; }
 
 # -J and -s are accepted: the run gets as far as a later library refusal
 # (the shard count is set before the address, so the library took 1000000).
@@ -157,7 +161,8 @@ for c in help version \
 	capacity_below address_space instance_newline env_escape registry_newline key_newline \
 	workers_escape stray_newline \
 	shards_missing shards_zero shards_negative shards_too_many shards_huge shards_not_num \
-	shards_empty shards_trailing json_accepted shards_max_taken shards_escape shards_newline
+	shards_empty shards_trailing json_accepted shards_max_taken shards_escape shards_newline \
+	hold_down_not_num slow_start_empty hold_down_negative slow_start_too_long
 do
 	run_case "$c" "case_$c"
 done
