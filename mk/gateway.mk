@@ -16,3 +16,7 @@ cluster_gateway_cluster_gateway_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(CJSON
 cluster_gateway_cluster_gateway_LDADD = libcluster/libcluster.la $(LIBEVENT_LIBS) $(CJSON_LIBS) $(PTHREAD_LIBS)
 dist_man_MANS = cluster-gateway/cluster-gateway.1
 
+# Against a private etcd and real cluster-test members; needs the harness.
+TESTS += tests/test_cli_gateway.sh
+EXTRA_DIST += tests/test_cli_gateway.sh
+tests/test_cli_gateway.log: tests/etcd-harness$(EXEEXT)
