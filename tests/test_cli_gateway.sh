@@ -6,7 +6,8 @@
 # /metrics agree with the membership, bad requests get 404/405/4xx, a
 # member killed with SIGKILL leaves the rotation within TTL + 1 s, no
 # member gives 503, a lost registry makes /healthz 503, and SIGTERM ends
-# the gateway with exit 0.
+# the gateway with exit 0. Also: usage errors (exit 2), a query with a
+# control byte (400), a port already in use (exit 1).
 # Exit 0 pass, 1 fail, 77 skip (etcd not installed, CLUSTER_REQUIRE_ETCD unset).
 
 : "${top_builddir:=.}"
@@ -112,6 +113,26 @@ is_member_address()
 	return 1
 }
 
+# --- usage: exit 2 with the reason, before anything is joined
+usage_case()
+{
+	want=$1
+	shift
+	timeout -s KILL "$(tenths 1)" "$GWB" "$@" >"$WORK/usage.out" 2>"$WORK/usage.err" </dev/null
+	rc=$?
+	[ $rc -eq 2 ] || fail "cluster-gateway $*: exit $rc, expected 2"
+	grep -qF -- "$want" "$WORK/usage.err" || fail "cluster-gateway $*: no '$want' in: $(cat "$WORK/usage.err")"
+}
+usage_case "--http ADDR:PORT is required"
+usage_case "expected ADDR:PORT" --http 127.0.0.1
+usage_case "the port must be a whole number from 0 to 65535" --http 127.0.0.1:65536
+usage_case "an IPv6 address is written [ADDR]:PORT" --http ::1:80
+usage_case "unknown option '--bogus'" --http 127.0.0.1:0 --bogus
+usage_case "--cert and --key go together" --http 127.0.0.1:0 --cert x.pem
+"$GWB" --version | grep -q '^cluster-gateway (libcluster [0-9]' || fail "--version: $("$GWB" --version)"
+rm -f "$WORK/usage.out" "$WORK/usage.err"
+echo "ok: usage errors exit 2, --version"
+
 ENDPOINT=$("$H" start "$WORK/etcd") || fail "cannot start etcd"
 echo "etcd at $ENDPOINT"
 start m1 -i m1 -A http://127.0.0.1:10001 -L 0
@@ -161,6 +182,18 @@ http://127.0.0.1:1000[123]/\?room=7\&x=%20) ;;
 *) fail "GET /?room=7&x=%20: Location '$(header Location)', expected ADDRESS/?room=7&x=%20" ;;
 esac
 echo "ok: query carried over ($(header Location))"
+req / --request-target "$(printf '/?a=\001b')"
+[ "$code" = 400 ] || fail "GET /?a=<control byte>: $code, expected 400"
+jq -e '.error | test("query")' "$WORK/body" >/dev/null || fail "GET /?a=<control byte>: no JSON error naming the query"
+echo "ok: a query with a control byte -> 400"
+
+# --- a second gateway on the same port: exit 1, saying why
+timeout -s KILL "$(tenths 10)" "$GWB" -k "$KEY" -r "$ENDPOINT" --http "$GW" >"$WORK/gw2.out" 2>"$WORK/gw2.err" </dev/null
+rc=$?
+[ $rc -eq 1 ] || fail "a second gateway on $GW: exit $rc, expected 1"
+grep -q "cannot listen for HTTP on" "$WORK/gw2.err" || fail "a second gateway on $GW: no reason given"
+rm -f "$WORK/gw2.out" "$WORK/gw2.err"
+echo "ok: port in use -> exit 1"
 
 # --- /target, /members, /healthz, /metrics
 req /target
