@@ -3,7 +3,8 @@
 # cluster-gateway against a private etcd and three cluster-test members
 # that publish http:// addresses: the redirect goes to a member and
 # spreads over all of them, /target, /workers, /members, /healthz and
-# /metrics agree with the membership, bad requests get 404/405/4xx, a
+# /metrics agree with the membership, a draining member gets no client,
+# bad requests get 404/405/4xx, a
 # member killed with SIGKILL leaves the rotation within TTL + 1 s, no
 # member gives 503, a lost registry makes /healthz 503, and SIGTERM ends
 # the gateway with exit 0. Also: usage errors (exit 2), a query with a
@@ -104,6 +105,7 @@ wait_json()
 	fail "GET $1: '$2' still false after $3 s (x$MULT); last answer $code: $(cat "$WORK/body")"
 }
 
+# the serving members' addresses (m4, draining, is not one)
 ADDRS="http://127.0.0.1:10001 http://127.0.0.1:10002 http://127.0.0.1:10003"
 is_member_address()
 {
@@ -138,6 +140,8 @@ echo "etcd at $ENDPOINT"
 start m1 -i m1 -A http://127.0.0.1:10001 -L 0
 start m2 -i m2 -A http://127.0.0.1:10002 -L 0
 start m3 -i m3 -A http://127.0.0.1:10003 -L 0
+# draining (capacity 0): listed in /members, never in /workers or a Location
+start m4 -i m4 -A http://127.0.0.1:10004 -L 0 -C 0
 
 "$GWB" -k "$KEY" -r "$ENDPOINT" -t "$TTL" --http 127.0.0.1:0 >"$WORK/gw.out" 2>"$WORK/gw.err" </dev/null &
 gwpid=$!
@@ -165,7 +169,9 @@ i=0
 while [ $i -lt 40 ]; do
 	req /
 	[ "$code" = 307 ] || fail "GET / #$i: $code, expected 307"
-	header Location >>"$WORK/locations"
+	loc=$(header Location)
+	is_member_address "$loc" || fail "GET / #$i: Location '$loc' is not a serving member's address"
+	echo "$loc" >>"$WORK/locations"
 	i=$((i + 1))
 done
 for a in $ADDRS; do
@@ -204,9 +210,10 @@ is_member_address "$(jq -r .address "$WORK/body")" || fail "GET /target: not a m
 echo "ok: /target $(cat "$WORK/body")"
 req /members
 [ "$code" = 200 ] || fail "GET /members: $code"
-jq -e 'length == 3 and ([.[].id] == ["m1","m2","m3"]) and all(.[]; .workers == 1 and .has_status and .capacity == -1 and .serving)' \
+jq -e 'length == 4 and ([.[].id] == ["m1","m2","m3","m4"]) and all(.[]; .workers == 1 and .has_status) and
+	all(.[:3][]; .capacity == -1 and .serving and (.draining | not)) and (.[3] | .capacity == 0 and .draining and (.serving | not))' \
 	"$WORK/body" >/dev/null || fail "GET /members: $(cat "$WORK/body")"
-echo "ok: /members has m1 m2 m3"
+echo "ok: /members has m1 m2 m3 serving and m4 draining"
 req /healthz
 [ "$code" = 200 ] || fail "GET /healthz: $code"
 [ "$(cat "$WORK/body")" = ok ] || fail "GET /healthz: body '$(cat "$WORK/body")'"
@@ -214,7 +221,8 @@ req /metrics
 [ "$code" = 200 ] || fail "GET /metrics: $code"
 awk '$1 == "cluster_gateway_redirects_total" { r = $2 } END { exit !(r >= 40) }' "$WORK/body" ||
 	fail "/metrics: cluster_gateway_redirects_total below 40"
-grep -q '^cluster_gateway_members 3$' "$WORK/body" || fail "/metrics: cluster_gateway_members is not 3"
+grep -q '^cluster_gateway_members 4$' "$WORK/body" || fail "/metrics: cluster_gateway_members is not 4"
+grep -q '^cluster_gateway_serving_members 3$' "$WORK/body" || fail "/metrics: cluster_gateway_serving_members is not 3"
 for id in m1 m2 m3; do
 	grep -q "^cluster_gateway_picks_total{id=\"$id\"} [1-9]" "$WORK/body" || fail "/metrics: no picks counted for $id"
 done
@@ -256,7 +264,7 @@ while [ $i -lt 10 ]; do
 done
 echo "ok: no client sent to the killed member"
 
-# --- no member: 503 with a JSON error
+# --- no member that takes clients (m4 drains): 503 with a JSON error
 kill -TERM "$pid_m1" "$pid_m2"
 wait_json /workers 'length == 0' 5
 req /
@@ -264,7 +272,7 @@ req /
 jq -e '.error | length > 0' "$WORK/body" >/dev/null || fail "GET / with no member: no JSON error"
 req /target
 [ "$code" = 503 ] || fail "GET /target with no member: $code, expected 503"
-echo "ok: no member -> 503 $(cat "$WORK/body")"
+echo "ok: only a draining member -> 503 $(cat "$WORK/body")"
 
 # --- the registry gone: /healthz says so
 "$H" stop "$WORK/etcd" || fail "cannot stop etcd"
