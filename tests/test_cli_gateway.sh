@@ -1,14 +1,14 @@
 #!/bin/sh
 # SPDX-License-Identifier: Apache-2.0
-# cluster-gateway against a private etcd and three cluster-test members
-# that publish http:// addresses: the redirect goes to a member and
-# spreads over all of them, /target, /workers, /members, /healthz and
-# /metrics agree with the membership, a draining member gets no client,
-# bad requests get 404/405/4xx, a
-# member killed with SIGKILL leaves the rotation within TTL + 1 s, no
-# member gives 503, a lost registry makes /healthz 503, and SIGTERM ends
-# the gateway with exit 0. Also: usage errors (exit 2), a query with a
-# control byte (400), a port already in use (exit 1).
+# cluster-gateway against a private etcd and four cluster-test members
+# that publish http:// addresses (one of them draining): the redirect goes
+# to a serving member and spreads over all of them, /target, /workers,
+# /members, /healthz and /metrics agree with the membership, the draining
+# member gets no client, bad requests get 404/405/4xx, a member killed
+# with SIGKILL leaves the rotation within TTL + 1 s, no serving member
+# gives 503, a lost registry makes /healthz 503, and SIGTERM ends the
+# gateway with exit 0. Also: usage errors (exit 2), a query with a control
+# byte (400), a port already in use (exit 1).
 # Exit 0 pass, 1 fail, 77 skip (etcd not installed, CLUSTER_REQUIRE_ETCD unset).
 
 : "${top_builddir:=.}"
@@ -158,7 +158,7 @@ echo "gateway at $GW"
 
 # --- every member is listed once its status has been read
 wait_json /workers 'sort == ["http://127.0.0.1:10001","http://127.0.0.1:10002","http://127.0.0.1:10003"]' 10
-echo "ok: /workers lists the three members"
+echo "ok: /workers lists the three serving members (not the draining m4)"
 
 # --- GET / redirects to a member, and 40 redirects reach every member
 req /
