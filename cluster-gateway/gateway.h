@@ -95,6 +95,18 @@ struct gw
 	unsigned long long errors;
 	/* monotonic ms when the view was last seen current */
 	long long last_fresh_ms;
+	/* the join runs on its own thread so that a signal can cancel it:
+	 * join_result/_errno/_errmsg are written by that thread before it
+	 * activates join_done, and read on the loop thread after */
+	pthread_t join_thread;
+	int join_pending;
+	int join_result;
+	int join_errno;
+	char join_errmsg[512];
+	struct event *join_done;
+	/* cluster_leave() has been called (loop thread) */
+	int left;
+	int exit_code;
 };
 
 /* options.c */

@@ -174,12 +174,21 @@ reply_error(struct gw *gw, struct evhttp_request *req, int code, const char *for
 static int
 pick(struct gw *gw, struct evhttp_request *req, CLUSTERMEMBER *target)
 {
+	if(gw->join_pending)
+	{
+		reply_error(gw, req, 503, "not joined to the cluster yet: no member is known");
+		return -1;
+	}
 	if(cluster_pick_target(gw->cluster, target))
 	{
 		if(errno == ENOENT)
 		{
 			gw->no_target++;
 			reply_error(gw, req, 503, "no member can take a client now (none, or all draining, full or stale)");
+		}
+		else if(errno == EPERM)
+		{
+			reply_error(gw, req, 503, "not joined to the cluster yet (or leaving it)");
 		}
 		else
 		{
@@ -386,6 +395,11 @@ serve_healthz(struct gw *gw, struct evhttp_request *req)
 {
 	struct evbuffer *body;
 
+	if(gw->join_pending)
+	{
+		reply_error(gw, req, 503, "not joined to the cluster yet");
+		return;
+	}
 	if(cluster_view_fresh(gw->cluster, NULL) != 1)
 	{
 		reply_error(gw, req, 503, "the view of the cluster may be stale (registry unreachable or watch interrupted)");

@@ -8,9 +8,11 @@
  * so that library threads may wake it), the signal events (before any
  * library thread exists, so a signal never meets the default action),
  * the HTTP socket (a busy port fails before anything joins), then the
- * passive join, then "listening http ADDR:PORT" on stdout and the loop.
- * A signal that comes during the join is handled as soon as the loop
- * starts.
+ * loop, with the passive join on a thread of its own: a join may wait
+ * (an unreachable registry: up to the join timeout), and a signal then
+ * cancels it with cluster_leave() instead of waiting it out. Until the
+ * join has succeeded, /healthz and the picks answer 503. "listening http
+ * ADDR:PORT" goes to stdout when the loop starts, with the join under way.
  */
 #include "gateway.h"
 
@@ -108,6 +110,24 @@ setup(struct gw *gw)
 	return c;
 }
 
+/* Leave once (from a signal during the join, or at the end). */
+static int
+leave(struct gw *gw)
+{
+	if(gw->left)
+	{
+		return 0;
+	}
+	gw->left = 1;
+	gw_log(LOG_INFO, "will now leave the cluster");
+	if(step(gw->cluster, cluster_leave(gw->cluster), "leave the cluster"))
+	{
+		return -1;
+	}
+	gw_log(LOG_INFO, "successfully left the cluster");
+	return 0;
+}
+
 /* SIGTERM/SIGINT: stop taking connections and end the loop once what is
  * queued has been written; main() then leaves the cluster. */
 static void
@@ -118,6 +138,11 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 
 	(void) what;
 	gw_log(LOG_NOTICE, "signal %d received, will terminate", (int) sig);
+	if(gw->join_pending)
+	{
+		/* the join returns ECANCELED at once */
+		leave(gw);
+	}
 	gw_http_stop_accepting(gw);
 	event_del(refresh);
 	event_del(sig_term);
@@ -178,32 +203,111 @@ free_events(void)
 	}
 }
 
-/* Say where we serve and run the loop until a signal (joined). */
-static int
-serve(struct gw *gw)
+/* The join thread: join, record the outcome (the reason is thread-local,
+ * so it is copied here), and wake the loop. */
+static void *
+join_main(void *arg)
 {
+	struct gw *gw = arg;
+
+	gw->join_result = cluster_join_passive(gw->cluster);
+	gw->join_errno = errno;
+	if(gw->join_result)
+	{
+		snprintf(gw->join_errmsg, sizeof(gw->join_errmsg), "%s", cluster_errmsg(gw->cluster));
+	}
+	event_active(gw->join_done, EV_READ, 0);
+	return NULL;
+}
+
+/* The join is over (loop thread): serve, or end with the reason. A join
+ * cancelled by a signal is the shutdown that signal asked for. */
+static void
+on_join_done(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw *gw = arg;
 	struct timeval every = { 0, REFRESH_MS * 1000 };
 	CLUSTERSTATE st;
-	char bound[300];
 
+	(void) fd;
+	(void) what;
+	gw->join_pending = 0;
+	if(gw->join_result)
+	{
+		if(!gw->left)
+		{
+			gw_log(LOG_ERR, "failed to join the cluster: %s (%s)", strerror(gw->join_errno), gw->join_errmsg);
+			gw->exit_code = GW_EXIT_ERROR;
+		}
+		event_base_loopbreak(gw->base);
+		return;
+	}
+	if(gw->left)
+	{
+		/* joined just before a signal's leave: nothing to serve */
+		return;
+	}
 	gw->last_fresh_ms = gw_now_ms();
 	if(cluster_state(gw->cluster, &st) == 0)
 	{
 		gw_log(LOG_NOTICE, "passively-joined a cluster of %d workers", st.total);
 	}
-	if(evtimer_add(refresh, &every) || gw_http_bound(gw, bound, sizeof(bound)))
+	if(evtimer_add(refresh, &every))
 	{
-		gw_log(LOG_ERR, "cannot start serving: %s", strerror(errno));
-		return -1;
+		gw_log(LOG_ERR, "cannot start the refresh timer");
+		gw->exit_code = GW_EXIT_ERROR;
+		event_base_loopbreak(gw->base);
 	}
+}
+
+/* Start the join thread and run the loop until a signal or a failed
+ * join; then leave (cancelling a join still running) and wait for the
+ * thread. Returns the exit code. */
+static int
+run(struct gw *gw)
+{
+	char bound[300];
+	int err;
+
+	if(gw_http_bound(gw, bound, sizeof(bound)))
+	{
+		gw_log(LOG_ERR, "cannot read the HTTP socket's address: %s", strerror(errno));
+		return GW_EXIT_ERROR;
+	}
+
+	gw->join_done = event_new(gw->base, -1, 0, on_join_done, gw);
+	if(!gw->join_done)
+	{
+		gw_log(LOG_ERR, "cannot set up the event loop: out of memory");
+		return GW_EXIT_ERROR;
+	}
+	gw->join_pending = 1;
+	err = pthread_create(&gw->join_thread, NULL, join_main, gw);
+	if(err)
+	{
+		gw_log(LOG_ERR, "cannot start the join thread: %s", strerror(err));
+		return GW_EXIT_ERROR;
+	}
+	/* requests are answered from now on: 503 from /healthz and the
+	 * picks until the join has succeeded */
 	printf("listening http %s\n", bound);
 	fflush(stdout);
 	if(event_base_dispatch(gw->base) == -1)
 	{
 		gw_log(LOG_ERR, "the event loop failed");
-		return -1;
+		gw->exit_code = GW_EXIT_ERROR;
 	}
-	return 0;
+	/* a join still running is cancelled by the leave */
+	if(gw->join_pending && leave(gw))
+	{
+		gw->exit_code = GW_EXIT_ERROR;
+	}
+	pthread_join(gw->join_thread, NULL);
+	if(gw->join_result == 0 && leave(gw))
+	{
+		gw->exit_code = GW_EXIT_ERROR;
+	}
+	return gw->exit_code;
 }
 
 int
@@ -233,27 +337,17 @@ main(int argc, char **argv)
 	{
 		if(add_events(&gw) == 0 && gw_http_start(&gw) == 0 && (gw.cluster = setup(&gw)))
 		{
-			if(step(gw.cluster, cluster_join_passive(gw.cluster), "join the cluster"))
-			{
-				goto out;
-			}
-			r = serve(&gw) ? GW_EXIT_ERROR : GW_EXIT_OK;
-			gw_log(LOG_INFO, "will now leave the cluster");
-			if(step(gw.cluster, cluster_leave(gw.cluster), "leave the cluster"))
-			{
-				r = GW_EXIT_ERROR;
-			}
-			else
-			{
-				gw_log(LOG_INFO, "successfully left the cluster");
-			}
+			r = run(&gw);
 		}
-out:
-		/* the library's threads are gone after this: nothing else can
-		 * touch the view's event */
+		/* the library's threads and the join thread are gone after this:
+		 * nothing else can touch the view's event */
 		cluster_destroy(gw.cluster);
 		gw_http_free(&gw);
 		gw_view_destroy(&gw.view);
+		if(gw.join_done)
+		{
+			event_free(gw.join_done);
+		}
 	}
 	free_events();
 	event_base_free(gw.base);

@@ -8,7 +8,8 @@
 # with SIGKILL leaves the rotation within TTL + 1 s, no serving member
 # gives 503, a lost registry makes /healthz 503, and SIGTERM ends the
 # gateway with exit 0. Also: usage errors (exit 2), a query with a control
-# byte (400), a port already in use (exit 1).
+# byte (400), a port already in use (exit 1), and a join that waits for a
+# dead registry (503 meanwhile, SIGTERM cancels it: exit 0).
 # Exit 0 pass, 1 fail, 77 skip (etcd not installed, CLUSTER_REQUIRE_ETCD unset).
 
 : "${top_builddir:=.}"
@@ -297,6 +298,35 @@ rc=$?
 [ $rc -eq 0 ] || fail "the gateway exited with $rc after SIGTERM"
 grep -qF "successfully left the cluster" "$WORK/gw.err" || fail "the gateway did not report leaving"
 echo "ok: SIGTERM -> exit 0"
+
+# --- a join that waits for a registry that is gone: 503 meanwhile, and
+# SIGTERM cancels it at once (exit 0), instead of waiting out the join
+"$GWB" -k "$KEY" -r "$ENDPOINT" --http 127.0.0.1:0 >"$WORK/gw3.out" 2>"$WORK/gw3.err" </dev/null &
+gw3pid=$!
+pids="$pids $gw3pid"
+n=$(tenths 5)
+while ! grep -q '^listening http ' "$WORK/gw3.out" && [ "$n" -gt 0 ]; do
+	sleep 0.1
+	n=$((n - 1))
+done
+GW=$(sed -n 's/^listening http //p' "$WORK/gw3.out")
+[ -n "$GW" ] || fail "a gateway joining a dead registry did not print 'listening http'"
+req /healthz
+[ "$code" = 503 ] || fail "GET /healthz while joining: $code, expected 503"
+req /
+[ "$code" = 503 ] || fail "GET / while joining: $code, expected 503"
+jq -e '.error | test("not joined")' "$WORK/body" >/dev/null || fail "GET / while joining: $(cat "$WORK/body")"
+kill -TERM "$gw3pid"
+n=$(tenths 2)
+while kill -0 "$gw3pid" 2>/dev/null && [ "$n" -gt 0 ]; do
+	sleep 0.1
+	n=$((n - 1))
+done
+kill -0 "$gw3pid" 2>/dev/null && fail "SIGTERM did not cancel the join within 2 s"
+wait "$gw3pid"
+rc=$?
+[ $rc -eq 0 ] || fail "the gateway exited with $rc after SIGTERM during its join"
+echo "ok: joining a dead registry: 503 meanwhile, SIGTERM -> exit 0 at once"
 
 echo "test_cli_gateway: all passed"
 exit 0
