@@ -6,7 +6,9 @@
  * header only ties its own files together.
  *
  * Threads: one event-loop thread (libevent) owns everything below except
- * struct gw_view's pending slot, which library threads fill (view.c).
+ * struct gw_view's pending slot, which library threads fill (view.c), and
+ * the join's outcome, written by the join thread before it wakes the loop
+ * (main.c).
  */
 #ifndef CLUSTER_GATEWAY_H_
 #define CLUSTER_GATEWAY_H_ 1

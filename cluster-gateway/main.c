@@ -138,10 +138,10 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 
 	(void) what;
 	gw_log(LOG_NOTICE, "signal %d received, will terminate", (int) sig);
-	if(gw->join_pending)
+	if(gw->join_pending && leave(gw))
 	{
-		/* the join returns ECANCELED at once */
-		leave(gw);
+		/* (the join returns ECANCELED at once) */
+		gw->exit_code = GW_EXIT_ERROR;
 	}
 	gw_http_stop_accepting(gw);
 	event_del(refresh);
@@ -274,7 +274,6 @@ run(struct gw *gw)
 		gw_log(LOG_ERR, "cannot read the HTTP socket's address: %s", strerror(errno));
 		return GW_EXIT_ERROR;
 	}
-
 	gw->join_done = event_new(gw->base, -1, 0, on_join_done, gw);
 	if(!gw->join_done)
 	{
