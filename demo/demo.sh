@@ -6,7 +6,8 @@
 # others re-balancing (node2 0, node3 1, total 5). Then the connection
 # advisor after a rolling deploy: three full WebSocket-style servers and a
 # new empty one; new clients are sent to the new one and each full server
-# is advised to redirect its surplus there. Everything it starts is
+# is advised to redirect its surplus there; cluster-gateway sends HTTP
+# clients there too. Everything it starts is
 # stopped by PID at the end, whatever happens. Exits non-zero if the
 # expected figures do not appear.
 
@@ -14,10 +15,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 : "${top_builddir:=$here/..}"
 H="$top_builddir/tests/etcd-harness"
 CT="$top_builddir/cluster-test/cluster-test"
+GWB="$top_builddir/cluster-gateway/cluster-gateway"
 KEY=demo
 TIMEOUT=10
 
-for p in "$H" "$CT"; do
+for p in "$H" "$CT" "$GWB"; do
 	if [ ! -x "$p" ]; then
 		echo "demo: $p is not built; run 'make demo'" >&2
 		exit 1
@@ -54,7 +56,7 @@ say()
 die()
 {
 	echo "demo: FAILED: $*" >&2
-	for f in "$WORK"/node*.err "$WORK"/ws*.err; do
+	for f in "$WORK"/node*.err "$WORK"/ws*.err "$WORK"/gateway.err; do
 		[ -f "$f" ] || continue
 		echo "--- $(basename "$f" .err), last lines:" >&2
 		tail -n 15 "$f" >&2
@@ -201,10 +203,38 @@ minimum=$(grep -E 'plan wants [0-9]+.*redirect [0-9]+ -> ws4' "$WORK/ws1.err" | 
 [ "$moved" -ge "$minimum" ] && [ "$moved" -le 750 ] ||
 	die "the advice moves $moved connections to ws4: not between the minimum ($minimum) and its fair share (750)"
 say "Together they redirect $moved connections to ws4, what the shared plan wants: enough to bring every server within its band around the fair share of 750 (at least $minimum), never more than 750 (no herd, no overshoot)"
+
+say "cluster-gateway joins passively and sends HTTP clients (GET /) to members by their deficit"
+echo "\$ cluster-gateway -r $ENDPOINT --http 127.0.0.1:0"
+"$GWB" -k "$KEY" -r "$ENDPOINT" --http 127.0.0.1:0 >"$WORK/gateway.out" 2>"$WORK/gateway.err" &
+pid_gateway=$!
+pids="$pids $pid_gateway"
+n=$((TIMEOUT * 10))
+while ! grep -q '^listening http ' "$WORK/gateway.out" && [ "$n" -gt 0 ]; do
+	sleep 0.1
+	n=$((n - 1))
+done
+GW=$(sed -n 's/^listening http //p' "$WORK/gateway.out")
+[ -n "$GW" ] || die "the gateway did not start"
+echo "  [gateway] listening on $GW"
+echo "\$ curl -s http://$GW/workers"
+echo "  $(curl -s "http://$GW/workers")"
+: >"$WORK/locations"
+i=0
+while [ $i -lt 20 ]; do
+	curl -s -o /dev/null -D - "http://$GW/" | tr -d '\r' | sed -n 's/^[Ll]ocation: //p' >>"$WORK/locations"
+	i=$((i + 1))
+done
+echo "\$ 20 x curl http://$GW/  (307 Location, counted)"
+sort "$WORK/locations" | uniq -c | sed 's/^ */  /'
+[ "$(grep -c -x -F 'ws://127.0.0.1:9004' "$WORK/locations")" -eq 20 ] ||
+	die "the gateway did not send all 20 clients to ws4, the only member below its fair share"
+say "All 20 go to ws4: the only member below its fair share (ws1-ws3 are above theirs)"
+stop gateway
 for i in 1 2 3 4; do
 	stop ws$i
 done
 
 "$H" stop "$WORK/etcd" || die "cannot stop etcd"
-say "Demo finished: bases 0, 2, 3 / total 7, then 0, 1 / total 5, then the planned redirects to the new server, as expected."
+say "Demo finished: bases 0, 2, 3 / total 7, then 0, 1 / total 5, then the planned redirects to the new server, and the gateway's clients to it too, as expected."
 exit 0

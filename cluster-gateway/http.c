@@ -1,0 +1,643 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * cluster-gateway: the HTTP endpoints, on libevent's evhttp (which parses
+ * every request and enforces the size limits set below). Everything here
+ * runs on the loop thread.
+ *
+ *   GET /          307 to the member cluster_pick_target() chooses
+ *   GET /target    the same choice as JSON {"id":..., "address":...}
+ *   GET /workers   JSON array of the serving members' addresses
+ *   GET /members   JSON array of every member and its status
+ *   GET /healthz   200 "ok" while the view is current, else 503
+ *   GET /metrics   Prometheus text format
+ *
+ * HEAD is answered as GET (evhttp leaves the body out). Any other method
+ * on these paths is 405 with Allow; any other path is 404; a request
+ * evhttp cannot parse, or one past the size limits, is refused by evhttp
+ * itself (400, 413, 431...). Every error this file answers is JSON
+ * {"error":"..."} built with cJSON.
+ *
+ * The Location rule (GET /): the member's published address as it is;
+ * when that address is http:// or https:// (any case) and has neither a
+ * query nor a fragment of its own, the request's query string is carried
+ * over ("?" + query, with a "/" before it when the address has no path).
+ * The request's path is "/" and stands for the address itself, so nothing
+ * of it is appended. Other schemes (ws://, tcp://, ...) get the address
+ * only.
+ */
+#include "gateway.h"
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/util.h>
+
+#include <cJSON.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <syslog.h>
+
+/* evhttp's limits: a client that sends more is refused by evhttp. No
+ * endpoint takes a body; the header limit leaves room for cookies. */
+#define MAX_HEADERS_SIZE 8192
+#define MAX_BODY_SIZE    1024
+/* Seconds a connection may sit idle (or trickle a request) before evhttp
+ * closes it. */
+#define HTTP_TIMEOUT_S 10
+
+typedef void (*handler_fn)(struct gw *gw, struct evhttp_request *req);
+
+static const char *
+method_name(enum evhttp_cmd_type cmd)
+{
+	switch(cmd)
+	{
+	case EVHTTP_REQ_GET: return "GET";
+	case EVHTTP_REQ_POST: return "POST";
+	case EVHTTP_REQ_HEAD: return "HEAD";
+	case EVHTTP_REQ_PUT: return "PUT";
+	case EVHTTP_REQ_DELETE: return "DELETE";
+	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+	case EVHTTP_REQ_TRACE: return "TRACE";
+	case EVHTTP_REQ_CONNECT: return "CONNECT";
+	case EVHTTP_REQ_PATCH: return "PATCH";
+	}
+	return "?";
+}
+
+/* The reason phrase: evhttp's own table calls 307 "Redirection". */
+static const char *
+reason_phrase(int code)
+{
+	switch(code)
+	{
+	case 200: return "OK";
+	case 307: return "Temporary Redirect";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 503: return "Service Unavailable";
+	}
+	return NULL; /* evhttp's */
+}
+
+/* Every answer goes out here, so that the error counter and the debug
+ * request line cannot miss one. Takes body (may be NULL) over. */
+static void
+reply(struct gw *gw, struct evhttp_request *req, int code, const char *content_type, struct evbuffer *body)
+{
+	struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
+	char shown[4 * 200 + 4];
+
+	if(code >= 400)
+	{
+		gw->errors++;
+	}
+	if(content_type)
+	{
+		evhttp_add_header(headers, "Content-Type", content_type);
+	}
+	/* a redirect or a member list is true only now */
+	evhttp_add_header(headers, "Cache-Control", "no-store");
+	gw_log(LOG_DEBUG, "%s %s -> %d", method_name(evhttp_request_get_command(req)),
+		gw_escape(shown, sizeof(shown), evhttp_request_get_uri(req)), code);
+	evhttp_send_reply(req, code, reason_phrase(code), body);
+	if(body)
+	{
+		evbuffer_free(body);
+	}
+}
+
+/* Last resort when the answer itself cannot be built (no memory). */
+static void
+reply_oom(struct gw *gw, struct evhttp_request *req)
+{
+	gw->errors++;
+	evhttp_send_error(req, 500, "Out of memory");
+}
+
+/* Send doc as the body (takes it over). */
+static void
+reply_json(struct gw *gw, struct evhttp_request *req, int code, cJSON *doc)
+{
+	struct evbuffer *body;
+	char *text;
+
+	text = doc ? cJSON_PrintUnformatted(doc) : NULL;
+	cJSON_Delete(doc);
+	body = text ? evbuffer_new() : NULL;
+	if(!body || evbuffer_add(body, text, strlen(text)))
+	{
+		if(body)
+		{
+			evbuffer_free(body);
+		}
+		free(text);
+		reply_oom(gw, req);
+		return;
+	}
+	free(text);
+	reply(gw, req, code, "application/json", body);
+}
+
+/* {"error": message}: what went wrong, in words a client can show. */
+static void __attribute__((format(printf, 4, 5)))
+reply_error(struct gw *gw, struct evhttp_request *req, int code, const char *format, ...)
+{
+	char message[512];
+	cJSON *doc;
+	va_list ap;
+
+	va_start(ap, format);
+	vsnprintf(message, sizeof(message), format, ap);
+	va_end(ap);
+	doc = cJSON_CreateObject();
+	if(doc && !cJSON_AddStringToObject(doc, "error", message))
+	{
+		cJSON_Delete(doc);
+		doc = NULL;
+	}
+	reply_json(gw, req, code, doc);
+}
+
+/* The library's choice for a new client, counted; answers 503 itself
+ * when there is none. 0 with *target set, or -1 (answered). */
+static int
+pick(struct gw *gw, struct evhttp_request *req, CLUSTERMEMBER *target)
+{
+	if(gw->join_pending)
+	{
+		reply_error(gw, req, 503, "not joined to the cluster yet: no member is known");
+		return -1;
+	}
+	if(cluster_pick_target(gw->cluster, target))
+	{
+		if(errno == ENOENT)
+		{
+			gw->no_target++;
+			reply_error(gw, req, 503, "no member can take a client now (none, or all draining, full or stale)");
+		}
+		else if(errno == EPERM)
+		{
+			reply_error(gw, req, 503, "not joined to the cluster yet (or leaving it)");
+		}
+		else
+		{
+			reply_error(gw, req, 503, "cannot pick a member: %s", strerror(errno));
+		}
+		return -1;
+	}
+	gw_view_count_pick(&gw->view, target->id);
+	if(!target->address[0])
+	{
+		reply_error(gw, req, 503, "member '%s' was chosen but has published no address", target->id);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+is_http_address(const char *address)
+{
+	return !strncasecmp(address, "http://", 7) || !strncasecmp(address, "https://", 8);
+}
+
+/* The Location for address (the rule at the top of this file), on the
+ * heap; NULL when out of memory. */
+static char *
+location_for(const char *address, const char *query)
+{
+	const char *authority;
+	size_t alen = strlen(address), qlen = query ? strlen(query) : 0;
+	int slash;
+	char *out;
+
+	if(!qlen || !is_http_address(address) || strpbrk(address, "?#"))
+	{
+		return strdup(address);
+	}
+	authority = strstr(address, "://") + 3;
+	slash = strchr(authority, '/') == NULL;
+	out = malloc(alen + (size_t) slash + 1 + qlen + 1);
+	if(out)
+	{
+		snprintf(out, alen + (size_t) slash + 1 + qlen + 1, "%s%s?%s", address, slash ? "/" : "", query);
+	}
+	return out;
+}
+
+/* A query we copy into a header must be plain URL text. evhttp accepts
+ * some non-conforming bytes in a request line; those are refused here. */
+static int
+query_ok(const char *query)
+{
+	const unsigned char *p;
+
+	for(p = (const unsigned char *) query; p && *p; p++)
+	{
+		if(*p <= 0x20 || *p >= 0x7f)
+		{
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* A JSON object naming the picked member (GET /target, and the body of
+ * GET /'s redirect for clients that read it). */
+static cJSON *
+target_json(const CLUSTERMEMBER *target)
+{
+	cJSON *doc = cJSON_CreateObject();
+
+	if(doc && (!cJSON_AddStringToObject(doc, "id", target->id) || !cJSON_AddStringToObject(doc, "address", target->address)))
+	{
+		cJSON_Delete(doc);
+		return NULL;
+	}
+	return doc;
+}
+
+static void
+serve_redirect(struct gw *gw, struct evhttp_request *req)
+{
+	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	CLUSTERMEMBER target;
+	char *location;
+
+	if(!query_ok(query))
+	{
+		reply_error(gw, req, 400, "the query string has a byte that is not allowed in a URL (control, space or non-ASCII)");
+		return;
+	}
+	if(pick(gw, req, &target))
+	{
+		return;
+	}
+	location = location_for(target.address, query);
+	if(!location || evhttp_add_header(evhttp_request_get_output_headers(req), "Location", location))
+	{
+		free(location);
+		reply_oom(gw, req);
+		return;
+	}
+	free(location);
+	gw->redirects++;
+	reply_json(gw, req, 307, target_json(&target));
+}
+
+static void
+serve_target(struct gw *gw, struct evhttp_request *req)
+{
+	CLUSTERMEMBER target;
+
+	if(pick(gw, req, &target))
+	{
+		return;
+	}
+	gw->targets++;
+	reply_json(gw, req, 200, target_json(&target));
+}
+
+/* Serving: registered (not passive), reachable (an address) and taking
+ * clients (capacity not 0, i.e. not draining). */
+static int
+serving(const CLUSTERMEMBER *m)
+{
+	return !m->passive && m->has_status && m->address[0] && m->capacity != 0;
+}
+
+static void
+serve_workers(struct gw *gw, struct evhttp_request *req)
+{
+	const struct gw_snapshot *snap = gw->view.current;
+	cJSON *doc = cJSON_CreateArray();
+	size_t i;
+
+	for(i = 0; doc && i < snap->count; i++)
+	{
+		cJSON *s;
+
+		if(!serving(&snap->members[i]))
+		{
+			continue;
+		}
+		s = cJSON_CreateString(snap->members[i].address);
+		if(!s || !cJSON_AddItemToArray(doc, s))
+		{
+			cJSON_Delete(s);
+			cJSON_Delete(doc);
+			doc = NULL;
+		}
+	}
+	reply_json(gw, req, 200, doc);
+}
+
+/* One member as /members shows it; NULL when out of memory. */
+static cJSON *
+member_json(const CLUSTERMEMBER *m, unsigned long long picks, long long since_ms)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	if(!o ||
+		!cJSON_AddStringToObject(o, "id", m->id) ||
+		!cJSON_AddNumberToObject(o, "workers", m->workers) ||
+		!cJSON_AddNumberToObject(o, "base", m->base) ||
+		!cJSON_AddBoolToObject(o, "passive", m->passive) ||
+		!cJSON_AddBoolToObject(o, "has_status", m->has_status) ||
+		!cJSON_AddStringToObject(o, "address", m->address) ||
+		!cJSON_AddNumberToObject(o, "load", (double) m->load) ||
+		!cJSON_AddNumberToObject(o, "capacity", (double) m->capacity) ||
+		!cJSON_AddBoolToObject(o, "draining", m->has_status && m->capacity == 0) ||
+		!cJSON_AddBoolToObject(o, "serving", serving(m)) ||
+		!cJSON_AddNumberToObject(o, "age_ms", (double) (m->age_ms + since_ms)) ||
+		!cJSON_AddNumberToObject(o, "picks", (double) picks))
+	{
+		cJSON_Delete(o);
+		return NULL;
+	}
+	return o;
+}
+
+static void
+serve_members(struct gw *gw, struct evhttp_request *req)
+{
+	const struct gw_snapshot *snap = gw->view.current;
+	long long since = gw_now_ms() - snap->taken_ms;
+	cJSON *doc = cJSON_CreateArray();
+	size_t i;
+
+	for(i = 0; doc && i < snap->count; i++)
+	{
+		cJSON *o = member_json(&snap->members[i], snap->picks[i], since);
+
+		if(!o || !cJSON_AddItemToArray(doc, o))
+		{
+			cJSON_Delete(o);
+			cJSON_Delete(doc);
+			doc = NULL;
+		}
+	}
+	reply_json(gw, req, 200, doc);
+}
+
+static void
+serve_healthz(struct gw *gw, struct evhttp_request *req)
+{
+	struct evbuffer *body;
+
+	if(gw->join_pending)
+	{
+		reply_error(gw, req, 503, "not joined to the cluster yet");
+		return;
+	}
+	if(cluster_view_fresh(gw->cluster, NULL) != 1)
+	{
+		reply_error(gw, req, 503, "the view of the cluster may be stale (registry unreachable or watch interrupted)");
+		return;
+	}
+	body = evbuffer_new();
+	if(!body || evbuffer_add(body, "ok\n", 3))
+	{
+		if(body)
+		{
+			evbuffer_free(body);
+		}
+		reply_oom(gw, req);
+		return;
+	}
+	reply(gw, req, 200, "text/plain; charset=utf-8", body);
+}
+
+/* A label value in the exposition format: backslash, quote and newline
+ * escaped. (Ids are plain names, but the format is kept whatever they
+ * hold.) */
+static int
+add_label_value(struct evbuffer *b, const char *s)
+{
+	int r = 0;
+
+	for(; *s && !r; s++)
+	{
+		if(*s == '\\' || *s == '"')
+		{
+			r = evbuffer_add_printf(b, "\\%c", *s) < 0;
+		}
+		else if(*s == '\n')
+		{
+			r = evbuffer_add(b, "\\n", 2);
+		}
+		else
+		{
+			r = evbuffer_add(b, s, 1);
+		}
+	}
+	return r ? -1 : 0;
+}
+
+/* One metric with its HELP and TYPE lines. */
+static int
+add_metric(struct evbuffer *b, const char *name, const char *type, const char *help, double value)
+{
+	return evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, value) < 0 ? -1 : 0;
+}
+
+static void
+serve_metrics(struct gw *gw, struct evhttp_request *req)
+{
+	const struct gw_snapshot *snap = gw->view.current;
+	struct evbuffer *b = evbuffer_new();
+	long long now = gw_now_ms();
+	size_t i, serving_count = 0;
+	int fresh, r;
+
+	fresh = cluster_view_fresh(gw->cluster, NULL) == 1;
+	if(fresh)
+	{
+		gw->last_fresh_ms = now;
+	}
+	for(i = 0; i < snap->count; i++)
+	{
+		serving_count += serving(&snap->members[i]) ? 1 : 0;
+	}
+	r = !b;
+	r = r || add_metric(b, "cluster_gateway_members", "gauge", "Members in the gateway's view of the cluster.", (double) snap->count);
+	r = r || add_metric(b, "cluster_gateway_serving_members", "gauge", "Members with an address that take clients (capacity not 0).", (double) serving_count);
+	r = r || add_metric(b, "cluster_gateway_requests_total", "counter", "HTTP requests answered by the gateway's handlers.", (double) gw->requests);
+	r = r || add_metric(b, "cluster_gateway_redirects_total", "counter", "Redirects (307) sent by GET /.", (double) gw->redirects);
+	r = r || add_metric(b, "cluster_gateway_targets_total", "counter", "Targets answered by GET /target.", (double) gw->targets);
+	r = r || add_metric(b, "cluster_gateway_no_target_total", "counter", "Picks that found no member able to take a client (503).", (double) gw->no_target);
+	r = r || add_metric(b, "cluster_gateway_errors_total", "counter", "Answers with a status of 400 or more sent by the handlers.", (double) gw->errors);
+	r = r || add_metric(b, "cluster_gateway_view_fresh", "gauge", "1 while the view of the cluster is known to be current.", fresh);
+	r = r || add_metric(b, "cluster_gateway_view_age_seconds", "gauge", "Seconds since the view was last known to be current (0 while it is).",
+				 (double) (now - gw->last_fresh_ms) / 1000.0);
+	r = r || add_metric(b, "cluster_gateway_picks_unlisted_total", "counter", "Picks of members not yet in the gateway's member list.",
+				 (double) gw->view.picks_unlisted);
+	r = r || evbuffer_add_printf(b, "# HELP cluster_gateway_picks_total Picks per member (GET / and GET /target), while the member is listed.\n"
+									"# TYPE cluster_gateway_picks_total counter\n") < 0;
+	for(i = 0; !r && i < snap->count; i++)
+	{
+		r = evbuffer_add_printf(b, "cluster_gateway_picks_total{id=\"") < 0 ||
+			add_label_value(b, snap->members[i].id) ||
+			evbuffer_add_printf(b, "\"} %llu\n", snap->picks[i]) < 0;
+	}
+	if(r)
+	{
+		if(b)
+		{
+			evbuffer_free(b);
+		}
+		reply_oom(gw, req);
+		return;
+	}
+	reply(gw, req, 200, "text/plain; version=0.0.4; charset=utf-8", b);
+}
+
+static const struct route
+{
+	const char *path;
+	handler_fn fn;
+} routes[] = {
+	{ "/", serve_redirect },
+	{ "/target", serve_target },
+	{ "/workers", serve_workers },
+	{ "/members", serve_members },
+	{ "/healthz", serve_healthz },
+	{ "/metrics", serve_metrics },
+};
+
+/* evhttp's one callback: route by exact path, then check the method. */
+static void
+handle(struct evhttp_request *req, void *arg)
+{
+	struct gw *gw = arg;
+	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
+	const char *path;
+	char shown[4 * 100 + 4];
+	size_t i;
+
+	gw->requests++;
+	if(!uri)
+	{
+		reply_error(gw, req, 400, "the request target is not a URL");
+		return;
+	}
+	path = evhttp_uri_get_path(uri);
+	/* an absolute-form target ("http://host") has an empty path: "/" */
+	if(!path || !path[0])
+	{
+		path = "/";
+	}
+	for(i = 0; i < sizeof(routes) / sizeof(routes[0]); i++)
+	{
+		if(!strcmp(path, routes[i].path))
+		{
+			break;
+		}
+	}
+	if(i == sizeof(routes) / sizeof(routes[0]))
+	{
+		reply_error(gw, req, 404, "no such resource: '%s' (try /, /target, /workers, /members, /healthz, /metrics)",
+			gw_escape(shown, sizeof(shown), path));
+		return;
+	}
+	if(cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD)
+	{
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
+		reply_error(gw, req, 405, "method %s is not allowed on %s (only GET and HEAD)", method_name(cmd), routes[i].path);
+		return;
+	}
+	routes[i].fn(gw, req);
+}
+
+int
+gw_http_start(struct gw *gw)
+{
+	const struct gw_options *o = gw->opts;
+
+	gw->http = evhttp_new(gw->base);
+	if(!gw->http)
+	{
+		gw_log(LOG_ERR, "cannot create the HTTP server: out of memory");
+		return -1;
+	}
+	evhttp_set_gencb(gw->http, handle, gw);
+	evhttp_set_max_headers_size(gw->http, MAX_HEADERS_SIZE);
+	evhttp_set_max_body_size(gw->http, MAX_BODY_SIZE);
+	evhttp_set_timeout(gw->http, HTTP_TIMEOUT_S);
+	/* every method reaches handle(), which answers 405 with Allow (evhttp
+	 * would answer a method it was not told about with 501) */
+	evhttp_set_allowed_methods(gw->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+											 EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
+	errno = 0;
+	gw->listener = evhttp_bind_socket_with_handle(gw->http, o->http_host, (ev_uint16_t) o->http_port);
+	if(!gw->listener)
+	{
+		char shown[4 * 100 + 4];
+
+		gw_log(LOG_ERR, "cannot listen for HTTP on %s port %d: %s", gw_escape(shown, sizeof(shown), o->http_host), o->http_port,
+			errno ? strerror(errno) : "the address does not resolve");
+		return -1;
+	}
+	return 0;
+}
+
+void
+gw_http_stop_accepting(struct gw *gw)
+{
+	if(gw->listener)
+	{
+		evhttp_del_accept_socket(gw->http, gw->listener);
+		gw->listener = NULL;
+	}
+}
+
+void
+gw_http_free(struct gw *gw)
+{
+	if(gw->http)
+	{
+		evhttp_free(gw->http);
+		gw->http = NULL;
+	}
+}
+
+/* The bound address, read back from the socket: with --http ...:0 only
+ * the kernel knows the port. */
+int
+gw_http_bound(struct gw *gw, char *out, size_t size)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[INET6_ADDRSTRLEN];
+
+	if(!gw->listener || getsockname(evhttp_bound_socket_get_fd(gw->listener), (struct sockaddr *) &ss, &len))
+	{
+		return -1;
+	}
+	if(ss.ss_family == AF_INET6)
+	{
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *) &ss;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		snprintf(out, size, "[%s]:%u", host, (unsigned) ntohs(s6->sin6_port));
+	}
+	else
+	{
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *) &ss;
+
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		snprintf(out, size, "%s:%u", host, (unsigned) ntohs(s4->sin_port));
+	}
+	return 0;
+}

@@ -1,0 +1,22 @@
+# SPDX-License-Identifier: Apache-2.0
+# cluster-gateway: the front door for clients that cannot link the library
+# (HTTP redirects and the member list over evhttp). Like cluster-test, an
+# ordinary client of the public header: its include path lacks libcluster/
+# and it links the installed library, not the core.
+bin_PROGRAMS += cluster-gateway/cluster-gateway
+cluster_gateway_cluster_gateway_SOURCES = \
+	cluster-gateway/gateway.h \
+	cluster-gateway/main.c \
+	cluster-gateway/options.c \
+	cluster-gateway/view.c \
+	cluster-gateway/http.c \
+	cluster-gateway/log.c
+cluster_gateway_cluster_gateway_CPPFLAGS = -I$(top_srcdir)/include
+cluster_gateway_cluster_gateway_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(CJSON_CFLAGS)
+cluster_gateway_cluster_gateway_LDADD = libcluster/libcluster.la $(LIBEVENT_LIBS) $(CJSON_LIBS) $(PTHREAD_LIBS)
+dist_man_MANS = cluster-gateway/cluster-gateway.1
+
+# Against a private etcd and real cluster-test members; needs the harness.
+TESTS += tests/test_cli_gateway.sh
+EXTRA_DIST += tests/test_cli_gateway.sh
+tests/test_cli_gateway.log: tests/etcd-harness$(EXEEXT)
