@@ -15,6 +15,8 @@
 
 #include <libcluster.h>
 
+#include "cli-common.h"
+
 #include <pthread.h>
 #include <stddef.h>
 
@@ -24,7 +26,7 @@
 /* Exit codes, as cluster-test's: success, failure, bad usage. */
 #define GW_EXIT_OK    0
 #define GW_EXIT_ERROR 1
-#define GW_EXIT_USAGE 2
+#define GW_EXIT_USAGE CLI_EXIT_USAGE
 
 struct event_base;
 struct event;
@@ -116,9 +118,6 @@ struct gw
 /* Parse argv into *opts. GW_EXIT_OK to carry on, -1 when --help or
  * --version printed (exit 0), or GW_EXIT_USAGE after saying why. */
 int gw_parse_options(int argc, char **argv, struct gw_options *opts);
-/* The registry password for --user (--password-file's first line, else
- * $CLUSTER_PASSWORD) into out. 0, or -1 after saying why. */
-int gw_read_password(const struct gw_options *opts, char *out, size_t size);
 
 /* log.c */
 
@@ -128,9 +127,6 @@ void gw_set_verbose(int on);
 void gw_log(int priority, const char *format, ...) __attribute__((format(printf, 2, 3)));
 /* The library's logger. */
 void gw_library_logger(int priority, const char *format, va_list ap);
-/* Quote untrusted text for a log line: printable ASCII but the backslash
- * as is, anything else as \xHH, cut with "..." to fit. Returns out. */
-const char *gw_escape(char *out, size_t outsz, const char *in);
 long long gw_now_ms(void);
 
 /* view.c */

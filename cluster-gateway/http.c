@@ -109,7 +109,7 @@ reply(struct gw *gw, struct evhttp_request *req, int code, const char *content_t
 	/* a redirect or a member list is true only now */
 	evhttp_add_header(headers, "Cache-Control", "no-store");
 	gw_log(LOG_DEBUG, "%s %s -> %d", method_name(evhttp_request_get_command(req)),
-		gw_escape(shown, sizeof(shown), evhttp_request_get_uri(req)), code);
+		cli_escape(shown, sizeof(shown), evhttp_request_get_uri(req)), code);
 	evhttp_send_reply(req, code, reason_phrase(code), body);
 	if(body)
 	{
@@ -548,7 +548,7 @@ handle(struct evhttp_request *req, void *arg)
 	if(i == sizeof(routes) / sizeof(routes[0]))
 	{
 		reply_error(gw, req, 404, "no such resource: '%s' (try /, /target, /workers, /members, /healthz, /metrics)",
-			gw_escape(shown, sizeof(shown), path));
+			cli_escape(shown, sizeof(shown), path));
 		return;
 	}
 	if(cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD)
@@ -585,7 +585,7 @@ gw_http_start(struct gw *gw)
 	{
 		char shown[4 * 100 + 4];
 
-		gw_log(LOG_ERR, "cannot listen for HTTP on %s port %d: %s", gw_escape(shown, sizeof(shown), o->http_host), o->http_port,
+		gw_log(LOG_ERR, "cannot listen for HTTP on %s port %d: %s", cli_escape(shown, sizeof(shown), o->http_host), o->http_port,
 			errno ? strerror(errno) : "the address does not resolve");
 		return -1;
 	}

@@ -58,68 +58,9 @@ gw_log(int priority, const char *format, ...)
 void
 gw_library_logger(int priority, const char *format, va_list ap)
 {
-	char buf[1024];
-	size_t len;
-
 	if(priority >= LOG_DEBUG && !verbose)
 	{
 		return;
 	}
-	vsnprintf(buf, sizeof(buf), format, ap);
-	len = strlen(buf);
-	fprintf(stderr, "libcluster<%d>: %s%s", priority, buf, (len && buf[len - 1] == '\n') ? "" : "\n");
-}
-
-static int
-plain_byte(unsigned char ch)
-{
-	return ch >= 0x20 && ch < 0x7f && ch != '\\';
-}
-
-/* Request paths and option values are untrusted: quoted by libcluster's
- * rule (its own escaper is internal), so a request cannot forge a log
- * line or reach a terminal as an escape sequence. */
-const char *
-gw_escape(char *out, size_t outsz, const char *in)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0, total = 0, reserve, i;
-
-	if(!outsz)
-	{
-		return out;
-	}
-	for(i = 0; in[i]; i++)
-	{
-		total += plain_byte((unsigned char) in[i]) ? 1 : 4;
-	}
-	/* cut only when the whole does not fit, and then say so with "..." */
-	reserve = total < outsz ? 0 : 3;
-	for(i = 0; in[i]; i++)
-	{
-		unsigned char ch = (unsigned char) in[i];
-		size_t unit = plain_byte(ch) ? 1 : 4;
-
-		if(o + unit + reserve >= outsz)
-		{
-			break;
-		}
-		if(unit == 1)
-		{
-			out[o++] = (char) ch;
-		}
-		else
-		{
-			out[o++] = '\\';
-			out[o++] = 'x';
-			out[o++] = hex[ch >> 4];
-			out[o++] = hex[ch & 0x0f];
-		}
-	}
-	for(i = 0; reserve && i < 3 && o + 1 < outsz; i++)
-	{
-		out[o++] = '.';
-	}
-	out[o] = 0;
-	return out;
+	cli_library_line(priority, format, ap);
 }

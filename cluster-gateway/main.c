@@ -48,14 +48,15 @@ step(CLUSTER *c, int result, const char *what)
 	return 0;
 }
 
-/* --user: log in with the password gw_read_password() finds. */
+/* --user: log in with the first line of --password-file, or else
+ * $CLUSTER_PASSWORD. */
 static int
 set_credentials(CLUSTER *c, const struct gw_options *o)
 {
 	char password[1024];
 	int r;
 
-	if(gw_read_password(o, password, sizeof(password)))
+	if(cli_read_password(GW_NAME, o->password_file, password, sizeof(password)))
 	{
 		return -1;
 	}
@@ -83,7 +84,7 @@ setup(struct gw *gw)
 	{
 		char shown[4 * 60 + 4];
 
-		gw_log(LOG_ERR, "failed to create the cluster connection for key '%s': %s (%s)", gw_escape(shown, sizeof(shown), o->key),
+		gw_log(LOG_ERR, "failed to create the cluster connection for key '%s': %s (%s)", cli_escape(shown, sizeof(shown), o->key),
 			strerror(errno), cluster_errmsg(NULL));
 		return NULL;
 	}

@@ -59,22 +59,7 @@ static const char usage_text[] =
 static int
 usage_error(const char *reason, const char *opt, const char *arg)
 {
-	char shown[4 * 100 + 4];
-
-	if(arg)
-	{
-		fprintf(stderr, GW_NAME ": option %s: %s, not '%s'\n", opt, reason, gw_escape(shown, sizeof(shown), arg));
-	}
-	else if(opt)
-	{
-		fprintf(stderr, GW_NAME ": option %s: %s\n", opt, reason);
-	}
-	else
-	{
-		fprintf(stderr, GW_NAME ": %s\n", reason);
-	}
-	fprintf(stderr, "Try '" GW_NAME " --help' for more information.\n");
-	return GW_EXIT_USAGE;
+	return cli_usage_error(GW_NAME, "--help", reason, opt, arg);
 }
 
 enum
@@ -105,36 +90,7 @@ static const struct option long_options[] = {
 static const char *
 option_name(int opt)
 {
-	static char name[40];
-	size_t i;
-
-	for(i = 0; opt >= 256 && long_options[i].name; i++)
-	{
-		if(long_options[i].val == opt)
-		{
-			snprintf(name, sizeof(name), "--%s", long_options[i].name);
-			return name;
-		}
-	}
-	snprintf(name, sizeof(name), "-%c", opt);
-	return name;
-}
-
-/* A whole decimal number in [min, max], nothing else around it. */
-static int
-parse_number(const char *arg, long long min, long long max, long long *out)
-{
-	char *end;
-	long long v;
-
-	errno = 0;
-	v = strtoll(arg, &end, 10);
-	if(end == arg || *end || errno == ERANGE || v < min || v > max)
-	{
-		return -1;
-	}
-	*out = v;
-	return 0;
+	return cli_option_name(long_options, opt);
 }
 
 /*
@@ -189,7 +145,7 @@ http_option(const char *arg, struct gw_options *opts)
 			return usage_error("the address has a character no address has", "--http", arg);
 		}
 	}
-	if(parse_number(colon + 1, 0, 65535, &port))
+	if(cli_parse_number(colon + 1, 0, 65535, &port))
 	{
 		return usage_error("the port must be a whole number from 0 to 65535", "--http", arg);
 	}
@@ -229,7 +185,7 @@ check_combinations(const struct gw_options *opts)
 static int
 bad_option(int c, char **argv)
 {
-	char reason[4 * 100 + 64], shown[4 * 100 + 4];
+	char reason[4 * 100 + 64], shown[CLI_SHOWN_SIZE];
 
 	if(c == ':')
 	{
@@ -240,7 +196,7 @@ bad_option(int c, char **argv)
 		return usage_error("unknown option", option_name(optopt), NULL);
 	}
 	/* an unknown long option: getopt leaves its text in argv */
-	snprintf(reason, sizeof(reason), "unknown option '%s'", gw_escape(shown, sizeof(shown), argv[optind - 1]));
+	snprintf(reason, sizeof(reason), "unknown option '%s'", cli_escape(shown, sizeof(shown), argv[optind - 1]));
 	return usage_error(reason, NULL, NULL);
 }
 
@@ -273,7 +229,7 @@ gw_parse_options(int argc, char **argv, struct gw_options *opts)
 		case 'p': opts->partition = optarg; break;
 		case 'r': opts->registry = optarg; break;
 		case 't':
-			if(parse_number(optarg, INT_MIN, INT_MAX, &v))
+			if(cli_parse_number(optarg, INT_MIN, INT_MAX, &v))
 			{
 				return usage_error("the lease TTL must be a whole number in range", "-t", optarg);
 			}
@@ -281,7 +237,7 @@ gw_parse_options(int argc, char **argv, struct gw_options *opts)
 			opts->have_ttl = 1;
 			break;
 		case OPT_PICKERS:
-			if(parse_number(optarg, 0, 1000000, &v))
+			if(cli_parse_number(optarg, 0, 1000000, &v))
 			{
 				return usage_error("the picker count must be a whole number from 0 to 1000000", "--pickers", optarg);
 			}
@@ -303,52 +259,10 @@ gw_parse_options(int argc, char **argv, struct gw_options *opts)
 	}
 	if(optind < argc)
 	{
-		char reason[4 * 100 + 64], shown[4 * 100 + 4];
+		char reason[4 * 100 + 64], shown[CLI_SHOWN_SIZE];
 
-		snprintf(reason, sizeof(reason), "unexpected argument '%s' (options only)", gw_escape(shown, sizeof(shown), argv[optind]));
+		snprintf(reason, sizeof(reason), "unexpected argument '%s' (options only)", cli_escape(shown, sizeof(shown), argv[optind]));
 		return usage_error(reason, NULL, NULL);
 	}
 	return check_combinations(opts);
-}
-
-/* Never from argv: any user can read another's command line. */
-int
-gw_read_password(const struct gw_options *opts, char *out, size_t size)
-{
-	char shown[4 * 100 + 4];
-	const char *env;
-	size_t n;
-	FILE *f;
-
-	out[0] = 0;
-	if(!opts->password_file)
-	{
-		env = getenv("CLUSTER_PASSWORD");
-		if(!env || strlen(env) >= size)
-		{
-			gw_log(LOG_ERR, "the password in CLUSTER_PASSWORD is missing or longer than %zu bytes", size - 1);
-			return -1;
-		}
-		memcpy(out, env, strlen(env) + 1);
-		return 0;
-	}
-	f = fopen(opts->password_file, "re");
-	if(!f)
-	{
-		gw_log(LOG_ERR, "cannot read the password file '%s': %s", gw_escape(shown, sizeof(shown), opts->password_file), strerror(errno));
-		return -1;
-	}
-	if(!fgets(out, (int) size, f))
-	{
-		out[0] = 0;
-	}
-	fclose(f);
-	n = strcspn(out, "\r\n");
-	out[n] = 0;
-	if(!n)
-	{
-		gw_log(LOG_ERR, "the password file '%s' is empty (the password is its first line)", gw_escape(shown, sizeof(shown), opts->password_file));
-		return -1;
-	}
-	return 0;
 }

@@ -75,53 +75,6 @@ step(int result, const char *what)
 	return 0;
 }
 
-/*
- * The registry password for --user: the first line of --password-file,
- * or else $CLUSTER_PASSWORD (ct_parse_options() has made sure one of them
- * is given). Never from argv (any user can read another's command line in
- * ps). 0, or -1 after saying why.
- */
-static int
-read_password(const struct ct_options *o, char *out, size_t size)
-{
-	char shown[4 * 100 + 4];
-	const char *env;
-	size_t n;
-	FILE *f;
-
-	out[0] = 0;
-	if(o->password_file)
-	{
-		f = fopen(o->password_file, "re");
-		if(!f)
-		{
-			ct_message("cannot read the password file '%s': %s", ct_escape(shown, sizeof(shown), o->password_file), strerror(errno));
-			return -1;
-		}
-		if(!fgets(out, (int) size, f))
-		{
-			out[0] = 0;
-		}
-		fclose(f);
-		n = strcspn(out, "\r\n");
-		out[n] = 0;
-		if(!n)
-		{
-			ct_message("the password file '%s' is empty (the password is its first line)", ct_escape(shown, sizeof(shown), o->password_file));
-			return -1;
-		}
-		return 0;
-	}
-	env = getenv("CLUSTER_PASSWORD");
-	if(strlen(env) >= size)
-	{
-		ct_message("the password in CLUSTER_PASSWORD is longer than %zu bytes", size - 1);
-		return -1;
-	}
-	snprintf(out, size, "%s", env);
-	return 0;
-}
-
 /* --hold-down, --slow-start: the library's advisor defaults with these
  * two changed (it checks their ranges). 0 or -1. */
 static int
@@ -141,14 +94,15 @@ set_advisor_tuning(CLUSTER *c, const struct ct_options *o)
 	return step(cluster_set_advisor_config(c, &cfg), "set the advisor tuning");
 }
 
-/* --user: log in with the password read_password() finds. 0 or -1. */
+/* --user: log in with the first line of --password-file, or else
+ * $CLUSTER_PASSWORD (ct_parse_options() has made sure one is given). */
 static int
 set_credentials(CLUSTER *c, const struct ct_options *o)
 {
 	char password[1024];
 	int r;
 
-	if(read_password(o, password, sizeof(password)))
+	if(cli_read_password(CT_NAME, o->password_file, password, sizeof(password)))
 	{
 		return -1;
 	}
@@ -179,7 +133,7 @@ setup(const struct ct_options *o, int verbose)
 			char shown[4 * 60 + 4];
 
 			ct_message("invalid cluster key '%s': a key is 1..%d characters from [A-Za-z0-9._-] and not \".\" or \"..\"",
-				ct_escape(shown, sizeof(shown), o->key), CLUSTER_NAME_MAX);
+				cli_escape(shown, sizeof(shown), o->key), CLUSTER_NAME_MAX);
 		}
 		return NULL;
 	}

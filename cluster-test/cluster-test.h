@@ -8,13 +8,15 @@
 
 #include <libcluster.h>
 
+#include "cli-common.h"
+
 #define CT_NAME        "cluster-test"
 #define CT_DEFAULT_KEY "cluster-test"
 
 /* Exit codes: success, a library call (or the system) failed, bad usage. */
 #define CT_EXIT_OK    0
 #define CT_EXIT_ERROR 1
-#define CT_EXIT_USAGE 2
+#define CT_EXIT_USAGE CLI_EXIT_USAGE
 
 /* Everything the command line asked for. A have_* flag is set only when the
  * option was given: an absent option leaves the library's default alone. */
@@ -69,10 +71,6 @@ void ct_usage(void);
 
 /* output.c */
 
-/* Quote a command-line value for a message: printable ASCII as is, every
- * other byte and the backslash as \xHH (libcluster's rule), cut with "..."
- * to fit outsz; always NUL-terminated (outsz > 0). Returns out. */
-const char *ct_escape(char *out, size_t outsz, const char *in);
 /* Print "cluster-test: " + the formatted message + a newline to stderr
  * as one write. */
 void ct_message(const char *format, ...) __attribute__((format(printf, 1, 2)));

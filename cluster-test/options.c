@@ -104,22 +104,7 @@ ct_usage(void)
 static int
 usage_error(const char *reason, const char *opt, const char *arg)
 {
-	if(arg)
-	{
-		char shown[4 * 100 + 4];
-
-		fprintf(stderr, CT_NAME ": option %s: %s, not '%s'\n", opt, reason, ct_escape(shown, sizeof(shown), arg));
-	}
-	else if(opt)
-	{
-		fprintf(stderr, CT_NAME ": option %s: %s\n", opt, reason);
-	}
-	else
-	{
-		fprintf(stderr, CT_NAME ": %s\n", reason);
-	}
-	fprintf(stderr, "Try '" CT_NAME " -h' for more information.\n");
-	return CT_EXIT_USAGE;
+	return cli_usage_error(CT_NAME, "-h", reason, opt, arg);
 }
 
 /* Long options without a short form: their getopt codes. */
@@ -152,42 +137,7 @@ static const struct option long_options[] = {
 static const char *
 option_name(int opt)
 {
-	static char shortname[3];
-	size_t i;
-
-	for(i = 0; long_options[i].name; i++)
-	{
-		if(long_options[i].val == opt && opt >= 256)
-		{
-			static char longname[32];
-
-			snprintf(longname, sizeof(longname), "--%s", long_options[i].name);
-			return longname;
-		}
-	}
-	shortname[0] = '-';
-	shortname[1] = (char) opt;
-	shortname[2] = 0;
-	return shortname;
-}
-
-/* A whole decimal number (optional sign, no trailing junk) within
- * [min, max]; the range here is only the C type's, the library checks
- * the meaning. */
-static int
-parse_number(const char *arg, long long min, long long max, long long *out)
-{
-	char *end;
-	long long v;
-
-	errno = 0;
-	v = strtoll(arg, &end, 10);
-	if(end == arg || *end || errno == ERANGE || v < min || v > max)
-	{
-		return -1;
-	}
-	*out = v;
-	return 0;
+	return cli_option_name(long_options, opt);
 }
 
 /* Return value: the option's meaning, for messages that name the field. */
@@ -223,7 +173,7 @@ number_option(int opt, const char *arg, int *int_out, long long *ll_out, int *ha
 	long long v;
 	char reason[96];
 
-	if(parse_number(arg, int_out ? INT_MIN : LLONG_MIN, int_out ? INT_MAX : LLONG_MAX, &v))
+	if(cli_parse_number(arg, int_out ? INT_MIN : LLONG_MIN, int_out ? INT_MAX : LLONG_MAX, &v))
 	{
 		snprintf(reason, sizeof(reason), "the %s must be a whole number in range", number_field(opt));
 		return usage_error(reason, option_name(opt), arg);
@@ -249,7 +199,7 @@ shards_option(const char *arg, struct ct_options *opts)
 {
 	long long v;
 
-	if(parse_number(arg, 1, CLUSTER_SHARDS_MAX, &v))
+	if(cli_parse_number(arg, 1, CLUSTER_SHARDS_MAX, &v))
 	{
 		return usage_error("the shard count must be a whole number from 1 to " CT_SHARDS_MAX_TEXT, "-s", arg);
 	}
@@ -392,9 +342,9 @@ ct_parse_options(int argc, char **argv, struct ct_options *opts)
 			else
 			{
 				/* an unknown long option: getopt leaves its text in argv */
-				char reason[4 * 100 + 64], shown[4 * 100 + 4];
+				char reason[4 * 100 + 64], shown[CLI_SHOWN_SIZE];
 
-				snprintf(reason, sizeof(reason), "unknown option '%s'", ct_escape(shown, sizeof(shown), argv[optind - 1]));
+				snprintf(reason, sizeof(reason), "unknown option '%s'", cli_escape(shown, sizeof(shown), argv[optind - 1]));
 				return usage_error(reason, NULL, NULL);
 			}
 		}
@@ -405,9 +355,9 @@ ct_parse_options(int argc, char **argv, struct ct_options *opts)
 	}
 	if(optind < argc)
 	{
-		char reason[4 * 100 + 64], shown[4 * 100 + 4];
+		char reason[4 * 100 + 64], shown[CLI_SHOWN_SIZE];
 
-		snprintf(reason, sizeof(reason), "unexpected argument '%s' (options only)", ct_escape(shown, sizeof(shown), argv[optind]));
+		snprintf(reason, sizeof(reason), "unexpected argument '%s' (options only)", cli_escape(shown, sizeof(shown), argv[optind]));
 		return usage_error(reason, NULL, NULL);
 	}
 	return check_combinations(opts);

@@ -31,59 +31,6 @@ static char json_buffer[64 * 1024];
 /* The member table last printed by ct_print_statuses() (main thread only). */
 static char *last_table;
 
-static size_t
-unit_len(unsigned char ch)
-{
-	return (ch >= 0x20 && ch < 0x7f && ch != '\\') ? 1 : 4;
-}
-
-/* libcluster's own quoting rule (its cluster__escape() is internal):
- * printable ASCII but the backslash as is, every other byte as \xHH, cut
- * with "..." after a whole escape when out is too small. */
-const char *
-ct_escape(char *out, size_t outsz, const char *in)
-{
-	static const char hex[] = "0123456789abcdef";
-	size_t o = 0, total = 0, reserve, i;
-
-	if(!outsz)
-	{
-		return out;
-	}
-	for(i = 0; in[i]; i++)
-	{
-		total += unit_len((unsigned char) in[i]);
-	}
-	/* cut only when the whole does not fit: then leave room for "..." */
-	reserve = total < outsz ? 0 : 3;
-	for(i = 0; in[i]; i++)
-	{
-		unsigned char ch = (unsigned char) in[i];
-
-		if(o + unit_len(ch) + reserve >= outsz)
-		{
-			break;
-		}
-		if(unit_len(ch) == 1)
-		{
-			out[o++] = (char) ch;
-		}
-		else
-		{
-			out[o++] = '\\';
-			out[o++] = 'x';
-			out[o++] = hex[ch >> 4];
-			out[o++] = hex[ch & 0x0f];
-		}
-	}
-	for(i = 0; reserve && i < 3 && o + 1 < outsz; i++)
-	{
-		out[o++] = '.';
-	}
-	out[o] = 0;
-	return out;
-}
-
 void
 ct_set_json(int on)
 {
@@ -178,37 +125,7 @@ ct_failure(int err, const char *what)
 void
 ct_logger(int priority, const char *format, va_list ap)
 {
-	char buf[1024];
-	char *text = buf;
-	va_list copy;
-	size_t len;
-	int n;
-
-	va_copy(copy, ap);
-	n = vsnprintf(buf, sizeof(buf), format, copy);
-	va_end(copy);
-	if(n < 0)
-	{
-		return;
-	}
-	if((size_t) n >= sizeof(buf))
-	{
-		text = malloc((size_t) n + 1);
-		if(!text)
-		{
-			text = buf;
-		}
-		else
-		{
-			vsnprintf(text, (size_t) n + 1, format, ap);
-		}
-	}
-	len = strlen(text);
-	fprintf(stderr, "libcluster<%d>: %s%s", priority, text, (len && text[len - 1] == '\n') ? "" : "\n");
-	if(text != buf)
-	{
-		free(text);
-	}
+	cli_library_line(priority, format, ap);
 }
 
 /* The re-balance callback: the original's exact four lines (values start

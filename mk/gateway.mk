@@ -10,8 +10,10 @@ cluster_gateway_cluster_gateway_SOURCES = \
 	cluster-gateway/options.c \
 	cluster-gateway/view.c \
 	cluster-gateway/http.c \
-	cluster-gateway/log.c
-cluster_gateway_cluster_gateway_CPPFLAGS = -I$(top_srcdir)/include
+	cluster-gateway/log.c \
+	cli-common/cli-common.h \
+	cli-common/cli-common.c
+cluster_gateway_cluster_gateway_CPPFLAGS = -I$(top_srcdir)/include -I$(top_srcdir)/cli-common
 cluster_gateway_cluster_gateway_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(CJSON_CFLAGS)
 cluster_gateway_cluster_gateway_LDADD = libcluster/libcluster.la $(LIBEVENT_LIBS) $(CJSON_LIBS) $(PTHREAD_LIBS)
 dist_man_MANS = cluster-gateway/cluster-gateway.1
