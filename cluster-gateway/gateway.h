@@ -31,7 +31,22 @@
 struct event_base;
 struct event;
 struct evhttp;
+struct evbuffer;
 struct evhttp_bound_socket;
+struct evconnlistener;
+struct evdns_base;
+struct gw_tcp_conn;
+
+/* The largest weight a member gets in the TCP choice (choose.c). */
+#define GW_WEIGHT_MAX (1LL << 40)
+
+/* A member that refused or timed out a proxied connection, passed over
+ * until the monotonic ms until_ms (tcp.c). */
+struct gw_down
+{
+	char id[CLUSTER_NAME_MAX + 1];
+	long long until_ms;
+};
 
 /* Everything the command line asked for; have_* says an option was given
  * (an absent option leaves the library's default). */
@@ -54,6 +69,18 @@ struct gw_options
 	char http_host[256];
 	int http_port;
 	int have_http;
+	/* --tcp ADDR:PORT, split the same way */
+	char tcp_host[256];
+	int tcp_port;
+	int have_tcp;
+	/* --sticky: a client address keeps its member (rendezvous hashing) */
+	int sticky;
+	/* --connect-timeout MS, --down-time MS, --max-connections N,
+	 * --drain-time MS (defaults in options.c) */
+	int connect_timeout_ms;
+	int down_ms;
+	int max_connections;
+	int drain_ms;
 };
 
 /* One copy of the member list, as cluster_members() gave it (sorted by
@@ -64,6 +91,8 @@ struct gw_snapshot
 	size_t count;
 	/* picks[i]: picks of members[i] (loop thread only) */
 	unsigned long long *picks;
+	/* rr[i]: members[i]'s credit in the TCP round robin (loop thread) */
+	long long *rr;
 	/* monotonic ms when the copy was made: ages are reported from it */
 	long long taken_ms;
 };
@@ -99,6 +128,24 @@ struct gw
 	unsigned long long errors;
 	/* monotonic ms when the view was last seen current */
 	long long last_fresh_ms;
+	/* the TCP proxy (tcp.c): listener, resolver, open connections */
+	struct evconnlistener *tcp_listener;
+	struct evdns_base *dns;
+	struct gw_tcp_conn *tcp_conns;
+	struct event *tcp_drain_done;
+	struct gw_down *down;
+	size_t down_count;
+	size_t tcp_active;
+	/* --max-connections, lowered to what the fd limit allows */
+	size_t tcp_max;
+	int tcp_paused;
+	int stopping;
+	unsigned long long tcp_accepted;
+	unsigned long long tcp_proxied;
+	unsigned long long tcp_requeued;
+	unsigned long long tcp_failed;
+	unsigned long long tcp_refused_full;
+	unsigned long long tcp_bytes;
 	/* the join runs on its own thread so that a signal can cancel it:
 	 * join_result/_errno/_errmsg are written by that thread before it
 	 * activates join_done, and read on the loop thread after */
@@ -118,6 +165,37 @@ struct gw
 /* Parse argv into *opts. GW_EXIT_OK to carry on, -1 when --help or
  * --version printed (exit 0), or GW_EXIT_USAGE after saying why. */
 int gw_parse_options(int argc, char **argv, struct gw_options *opts);
+
+/* choose.c: pure, see there for the rules */
+
+/* The host and port to dial for a published address into host/port.
+ * 0, or -1 when the address gives none (the member is passed over). */
+int gw_dial_address(const char *address, char *host, size_t hostsz, char *port, size_t portsz);
+/* weight[i] for members[i]: 0 unless candidate[i]; else its capacity when
+ * every candidate's is bounded, its worker count otherwise, in
+ * 1..GW_WEIGHT_MAX. */
+void gw_weights(const CLUSTERMEMBER *members, const int *candidate, size_t n, long long *weight);
+/* Smooth weighted round robin over the members of positive weight,
+ * current[] holding their credits. The index chosen, or -1 if none. */
+long gw_choose_round_robin(const long long *weight, long long *current, size_t n);
+/* Weighted rendezvous hashing of key over the members of positive
+ * weight. The index chosen, or -1 if none. */
+long gw_choose_rendezvous(const char *key, const CLUSTERMEMBER *members, const long long *weight, size_t n);
+
+/* tcp.c */
+
+/* Bind --tcp and start accepting (loop thread). 0, or -1 after saying
+ * why. */
+int gw_tcp_start(struct gw *gw);
+/* The bound address as "HOST:PORT". 0 or -1. */
+int gw_tcp_bound(struct gw *gw, char *out, size_t size);
+/* Shutdown: stop accepting; returns the connections still open (they
+ * go on until they end or gw_tcp_free()). */
+size_t gw_tcp_stop_accepting(struct gw *gw);
+/* Close every connection still open and free the proxy. */
+void gw_tcp_free(struct gw *gw);
+/* /metrics lines of the proxy into b. 0 or -1. */
+int gw_tcp_metrics(struct gw *gw, struct evbuffer *b);
 
 /* log.c */
 

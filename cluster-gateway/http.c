@@ -482,6 +482,7 @@ serve_metrics(struct gw *gw, struct evhttp_request *req)
 				 (double) (now - gw->last_fresh_ms) / 1000.0);
 	r = r || add_metric(b, "cluster_gateway_picks_unlisted_total", "counter", "Picks of members not yet in the gateway's member list.",
 				 (double) gw->view.picks_unlisted);
+	r = r || gw_tcp_metrics(gw, b);
 	r = r || evbuffer_add_printf(b, "# HELP cluster_gateway_picks_total Picks per member (GET / and GET /target), while the member is listed.\n"
 									"# TYPE cluster_gateway_picks_total counter\n") < 0;
 	for(i = 0; !r && i < snap->count; i++)

@@ -148,6 +148,29 @@ on_signal(evutil_socket_t sig, short what, void *arg)
 	event_del(refresh);
 	event_del(sig_term);
 	event_del(sig_int);
+	if(gw_tcp_stop_accepting(gw))
+	{
+		/* proxied connections go on until they end (on_tcp_drained) or
+		 * until --drain-time */
+		struct timeval deadline = { gw->opts->drain_ms / 1000, (gw->opts->drain_ms % 1000) * 1000 };
+
+		gw_log(LOG_NOTICE, "waiting up to %d ms for %zu proxied connection%s to end", gw->opts->drain_ms, gw->tcp_active,
+			gw->tcp_active == 1 ? "" : "s");
+		event_base_loopexit(gw->base, &deadline);
+		return;
+	}
+	event_base_loopexit(gw->base, &drain);
+}
+
+/* The last proxied connection ended during the shutdown. */
+static void
+on_tcp_drained(evutil_socket_t fd, short what, void *arg)
+{
+	struct gw *gw = arg;
+	struct timeval drain = { 0, DRAIN_MS * 1000 };
+
+	(void) fd;
+	(void) what;
 	event_base_loopexit(gw->base, &drain);
 }
 
@@ -179,7 +202,8 @@ add_events(struct gw *gw)
 	sig_term = evsignal_new(gw->base, SIGTERM, on_signal, gw);
 	sig_int = evsignal_new(gw->base, SIGINT, on_signal, gw);
 	refresh = event_new(gw->base, -1, EV_PERSIST, on_refresh, gw);
-	if(!sig_term || !sig_int || !refresh || evsignal_add(sig_term, NULL) || evsignal_add(sig_int, NULL))
+	gw->tcp_drain_done = event_new(gw->base, -1, 0, on_tcp_drained, gw);
+	if(!sig_term || !sig_int || !refresh || !gw->tcp_drain_done || evsignal_add(sig_term, NULL) || evsignal_add(sig_int, NULL))
 	{
 		gw_log(LOG_ERR, "cannot set up the event loop's signals and timer");
 		return -1;
@@ -188,8 +212,12 @@ add_events(struct gw *gw)
 }
 
 static void
-free_events(void)
+free_events(struct gw *gw)
 {
+	if(gw->tcp_drain_done)
+	{
+		event_free(gw->tcp_drain_done);
+	}
 	if(sig_term)
 	{
 		event_free(sig_term);
@@ -291,6 +319,15 @@ run(struct gw *gw)
 	/* requests are answered from now on: 503 from /healthz and the
 	 * picks until the join has succeeded */
 	printf("listening http %s\n", bound);
+	if(gw->tcp_listener)
+	{
+		if(gw_tcp_bound(gw, bound, sizeof(bound)))
+		{
+			gw_log(LOG_ERR, "cannot read the TCP socket's address: %s", strerror(errno));
+			return GW_EXIT_ERROR;
+		}
+		printf("listening tcp %s\n", bound);
+	}
 	fflush(stdout);
 	if(event_base_dispatch(gw->base) == -1)
 	{
@@ -335,13 +372,14 @@ main(int argc, char **argv)
 	r = GW_EXIT_ERROR;
 	if(gw_view_init(&gw.view, gw.base) == 0)
 	{
-		if(add_events(&gw) == 0 && gw_http_start(&gw) == 0 && (gw.cluster = setup(&gw)))
+		if(add_events(&gw) == 0 && gw_http_start(&gw) == 0 && gw_tcp_start(&gw) == 0 && (gw.cluster = setup(&gw)))
 		{
 			r = run(&gw);
 		}
 		/* the library's threads and the join thread are gone after this:
 		 * nothing else can touch the view's event */
 		cluster_destroy(gw.cluster);
+		gw_tcp_free(&gw);
 		gw_http_free(&gw);
 		gw_view_destroy(&gw.view);
 		if(gw.join_done)
@@ -349,7 +387,7 @@ main(int argc, char **argv)
 			event_free(gw.join_done);
 		}
 	}
-	free_events();
+	free_events(&gw);
 	event_base_free(gw.base);
 	return r;
 }

@@ -37,6 +37,21 @@ static const char usage_text[] =
 	"                  https://..., several separated by commas (etcd v3),\n"
 	"                  or etcd2+http://HOST:PORT/\n"
 	"  -t TTL          Set the registry lease to TTL seconds (2..3600, default 5)\n"
+	"  --tcp ADDR:PORT Also proxy TCP on ADDR:PORT: each client is spliced to\n"
+	"                  a member's published address (tcp://HOST:PORT, the\n"
+	"                  HOST:PORT of a URL, or HOST:PORT), weighted by\n"
+	"                  capacity (by workers when a capacity is unbounded);\n"
+	"                  printed as 'listening tcp ADDR:PORT'\n"
+	"  --sticky        With --tcp: a client address keeps its member while\n"
+	"                  that member lives (rendezvous hashing)\n"
+	"  --connect-timeout MS  With --tcp: dial a member for at most MS ms\n"
+	"                  (default 2000); a member that refuses or times out is\n"
+	"                  passed over and the client re-queued to another\n"
+	"  --down-time MS  ... passed over for MS ms (default 10000)\n"
+	"  --max-connections N  With --tcp: at most N clients at once; more wait\n"
+	"                  in the listen queue (default 10000)\n"
+	"  --drain-time MS On SIGTERM, let proxied connections go on for up to\n"
+	"                  MS ms before closing them (default 10000)\n"
 	"  --pickers N     Gateways (and members) picking targets from the same\n"
 	"                  statuses; each claims 1/N of a member's room between two\n"
 	"                  reports (default 1: this gateway alone; 0: every member\n"
@@ -48,6 +63,7 @@ static const char usage_text[] =
 	"                  of --password-file FILE, or else the environment\n"
 	"                  variable CLUSTER_PASSWORD\n"
 	"\n"
+	"--http is required with --tcp too: /healthz and /metrics live there.\n"
 	"HTTP: GET / (307 to a member), /target, /workers, /members, /healthz,\n"
 	"/metrics; see cluster-gateway(1).\n"
 	"\n"
@@ -70,7 +86,13 @@ enum
 	OPT_USER,
 	OPT_PASSWORD_FILE,
 	OPT_HTTP,
-	OPT_PICKERS
+	OPT_PICKERS,
+	OPT_TCP,
+	OPT_STICKY,
+	OPT_CONNECT_TIMEOUT,
+	OPT_DOWN_TIME,
+	OPT_MAX_CONNECTIONS,
+	OPT_DRAIN_TIME
 };
 
 static const struct option long_options[] = {
@@ -78,6 +100,12 @@ static const struct option long_options[] = {
 	{ "version", no_argument, NULL, 'V' },
 	{ "http", required_argument, NULL, OPT_HTTP },
 	{ "pickers", required_argument, NULL, OPT_PICKERS },
+	{ "tcp", required_argument, NULL, OPT_TCP },
+	{ "sticky", no_argument, NULL, OPT_STICKY },
+	{ "connect-timeout", required_argument, NULL, OPT_CONNECT_TIMEOUT },
+	{ "down-time", required_argument, NULL, OPT_DOWN_TIME },
+	{ "max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS },
+	{ "drain-time", required_argument, NULL, OPT_DRAIN_TIME },
 	{ "cacert", required_argument, NULL, OPT_CACERT },
 	{ "cert", required_argument, NULL, OPT_CERT },
 	{ "key", required_argument, NULL, OPT_KEY },
@@ -94,14 +122,14 @@ option_name(int opt)
 }
 
 /*
- * --http ADDR:PORT. The port is after the last colon; an IPv6 address
+ * --http or --tcp ADDR:PORT. The port is after the last colon; an IPv6 address
  * comes in brackets (so that its colons are not read as the port's). The
  * address itself is checked by the resolver when binding; here only that
  * there is one, that it fits and that it has no byte a resolver should
  * never see.
  */
 static int
-http_option(const char *arg, struct gw_options *opts)
+address_option(const char *opt, const char *arg, char *out_host, size_t hostsz, int *out_port, int *have)
 {
 	const char *colon, *host = arg;
 	size_t hostlen, i;
@@ -113,7 +141,7 @@ http_option(const char *arg, struct gw_options *opts)
 
 		if(!close || close[1] != ':')
 		{
-			return usage_error("an IPv6 address is written [ADDR]:PORT", "--http", arg);
+			return usage_error("an IPv6 address is written [ADDR]:PORT", opt, arg);
 		}
 		host = arg + 1;
 		hostlen = (size_t) (close - host);
@@ -124,17 +152,17 @@ http_option(const char *arg, struct gw_options *opts)
 		colon = strrchr(arg, ':');
 		if(!colon)
 		{
-			return usage_error("expected ADDR:PORT", "--http", arg);
+			return usage_error("expected ADDR:PORT", opt, arg);
 		}
 		hostlen = (size_t) (colon - arg);
 		if(memchr(arg, ':', hostlen))
 		{
-			return usage_error("an IPv6 address is written [ADDR]:PORT", "--http", arg);
+			return usage_error("an IPv6 address is written [ADDR]:PORT", opt, arg);
 		}
 	}
-	if(!hostlen || hostlen >= sizeof(opts->http_host))
+	if(!hostlen || hostlen >= hostsz)
 	{
-		return usage_error("the address must be 1..255 characters", "--http", arg);
+		return usage_error("the address must be 1..255 characters", opt, arg);
 	}
 	for(i = 0; i < hostlen; i++)
 	{
@@ -142,17 +170,49 @@ http_option(const char *arg, struct gw_options *opts)
 
 		if(ch <= 0x20 || ch >= 0x7f || ch == '/' || ch == '[' || ch == ']')
 		{
-			return usage_error("the address has a character no address has", "--http", arg);
+			return usage_error("the address has a character no address has", opt, arg);
 		}
 	}
 	if(cli_parse_number(colon + 1, 0, 65535, &port))
 	{
-		return usage_error("the port must be a whole number from 0 to 65535", "--http", arg);
+		return usage_error("the port must be a whole number from 0 to 65535", opt, arg);
 	}
-	memcpy(opts->http_host, host, hostlen);
-	opts->http_host[hostlen] = 0;
-	opts->http_port = (int) port;
-	opts->have_http = 1;
+	memcpy(out_host, host, hostlen);
+	out_host[hostlen] = 0;
+	*out_port = (int) port;
+	*have = 1;
+	return GW_EXIT_OK;
+}
+
+/* The TCP proxy's numbers, each with its range: a timeout of 0 would
+ * fail every dial, and the limits keep timevals and fd counts sane. */
+static int
+tcp_number(int opt, const char *arg, struct gw_options *opts)
+{
+	static const struct
+	{
+		int opt;
+		long long min, max;
+		const char *reason;
+	} ranges[] = {
+		{ OPT_CONNECT_TIMEOUT, 1, 600000, "the connect timeout must be a whole number of ms from 1 to 600000" },
+		{ OPT_DOWN_TIME, 0, 3600000, "the down time must be a whole number of ms from 0 to 3600000" },
+		{ OPT_MAX_CONNECTIONS, 1, 1000000, "the connection limit must be a whole number from 1 to 1000000" },
+		{ OPT_DRAIN_TIME, 0, 3600000, "the drain time must be a whole number of ms from 0 to 3600000" },
+	};
+	int *slot[] = { &opts->connect_timeout_ms, &opts->down_ms, &opts->max_connections, &opts->drain_ms };
+	long long v;
+	size_t i = 0;
+
+	while(ranges[i].opt != opt)
+	{
+		i++;
+	}
+	if(cli_parse_number(arg, ranges[i].min, ranges[i].max, &v))
+	{
+		return usage_error(ranges[i].reason, option_name(opt), arg);
+	}
+	*slot[i] = (int) v;
 	return GW_EXIT_OK;
 }
 
@@ -165,6 +225,10 @@ check_combinations(const struct gw_options *opts)
 	if(!opts->have_http)
 	{
 		return usage_error("--http ADDR:PORT is required (where to serve clients)", NULL, NULL);
+	}
+	if(opts->sticky && !opts->have_tcp)
+	{
+		return usage_error("--sticky needs --tcp (it maps TCP clients to members)", NULL, NULL);
 	}
 	if(!!opts->cert != !!opts->key_file)
 	{
@@ -209,6 +273,10 @@ gw_parse_options(int argc, char **argv, struct gw_options *opts)
 	memset(opts, 0, sizeof(*opts));
 	opts->key = GW_DEFAULT_KEY;
 	opts->pickers = 1;
+	opts->connect_timeout_ms = 2000;
+	opts->down_ms = 10000;
+	opts->max_connections = 10000;
+	opts->drain_ms = 10000;
 	/* ':' first: a missing argument is told apart from an unknown option;
 	 * opterr = 0: our messages, not getopt's */
 	opterr = 0;
@@ -243,7 +311,13 @@ gw_parse_options(int argc, char **argv, struct gw_options *opts)
 			}
 			opts->pickers = (int) v;
 			break;
-		case OPT_HTTP: r = http_option(optarg, opts); break;
+		case OPT_HTTP: r = address_option("--http", optarg, opts->http_host, sizeof(opts->http_host), &opts->http_port, &opts->have_http); break;
+		case OPT_TCP: r = address_option("--tcp", optarg, opts->tcp_host, sizeof(opts->tcp_host), &opts->tcp_port, &opts->have_tcp); break;
+		case OPT_STICKY: opts->sticky = 1; break;
+		case OPT_CONNECT_TIMEOUT:
+		case OPT_DOWN_TIME:
+		case OPT_MAX_CONNECTIONS:
+		case OPT_DRAIN_TIME: r = tcp_number(c, optarg, opts); break;
 		case OPT_CACERT: opts->cacert = optarg; break;
 		case OPT_CERT: opts->cert = optarg; break;
 		case OPT_KEY: opts->key_file = optarg; break;

@@ -39,8 +39,11 @@ gw_snapshot_take(CLUSTER *cluster)
 	}
 	/* one counter per member, even for an empty list (calloc(0) may be NULL) */
 	snap->picks = calloc(snap->count ? snap->count : 1, sizeof(*snap->picks));
-	if(!snap->picks)
+	snap->rr = calloc(snap->count ? snap->count : 1, sizeof(*snap->rr));
+	if(!snap->picks || !snap->rr)
 	{
+		free(snap->picks);
+		free(snap->rr);
 		cluster_members_free(snap->members);
 		free(snap);
 		return NULL;
@@ -56,12 +59,14 @@ gw_snapshot_free(struct gw_snapshot *snap)
 	{
 		cluster_members_free(snap->members);
 		free(snap->picks);
+		free(snap->rr);
 		free(snap);
 	}
 }
 
 /*
- * Carry the pick counters of members still present from old to new. Both
+ * Carry the pick counters and round-robin credits of members still
+ * present from old to new (a refresh must not restart the round robin). Both
  * lists are sorted by id in byte order (cluster_members() says so, and
  * strcmp() compares bytes as unsigned char), so one merge pass does it.
  * A member that left takes its counter with it.
@@ -77,7 +82,8 @@ carry_picks(const struct gw_snapshot *old, struct gw_snapshot *snap)
 
 		if(c == 0)
 		{
-			snap->picks[j++] = old->picks[i++];
+			snap->picks[j] = old->picks[i];
+			snap->rr[j++] = old->rr[i++];
 		}
 		else if(c < 0)
 		{

@@ -11,14 +11,31 @@ cluster_gateway_cluster_gateway_SOURCES = \
 	cluster-gateway/view.c \
 	cluster-gateway/http.c \
 	cluster-gateway/log.c \
+	cluster-gateway/choose.c \
+	cluster-gateway/tcp.c \
 	cli-common/cli-common.h \
 	cli-common/cli-common.c
 cluster_gateway_cluster_gateway_CPPFLAGS = -I$(top_srcdir)/include -I$(top_srcdir)/cli-common
 cluster_gateway_cluster_gateway_CFLAGS = $(AM_CFLAGS) $(LIBEVENT_CFLAGS) $(CJSON_CFLAGS)
-cluster_gateway_cluster_gateway_LDADD = libcluster/libcluster.la $(LIBEVENT_LIBS) $(CJSON_LIBS) $(PTHREAD_LIBS)
+cluster_gateway_cluster_gateway_LDADD = libcluster/libcluster.la $(LIBEVENT_LIBS) $(CJSON_LIBS) $(PTHREAD_LIBS) -lm
 dist_man_MANS = cluster-gateway/cluster-gateway.1
 
 # Against a private etcd and real cluster-test members; needs the harness.
 TESTS += tests/test_cli_gateway.sh
 EXTRA_DIST += tests/test_cli_gateway.sh
 tests/test_cli_gateway.log: tests/etcd-harness$(EXEEXT)
+
+# The TCP proxy against real echo servers (tests/tcp-helper) and members.
+check_PROGRAMS += tests/tcp-helper
+tests_tcp_helper_SOURCES = tests/tcp-helper.c
+tests_tcp_helper_LDADD = -lpthread
+TESTS += tests/test_cli_gateway_tcp.sh
+EXTRA_DIST += tests/test_cli_gateway_tcp.sh
+tests/test_cli_gateway_tcp.log: tests/etcd-harness$(EXEEXT) tests/tcp-helper$(EXEEXT)
+
+# The gateway's pure choice logic (choose.c), checked exhaustively.
+CMOCKA_TESTS += tests/test_gateway_choose
+tests_test_gateway_choose_SOURCES = tests/test_gateway_choose.c cluster-gateway/choose.c
+tests_test_gateway_choose_CPPFLAGS = -I$(top_srcdir)/include -I$(top_srcdir)/cli-common -I$(top_srcdir)/cluster-gateway
+tests_test_gateway_choose_CFLAGS = $(TEST_CFLAGS)
+tests_test_gateway_choose_LDADD = $(CMOCKA_LIBS) -lm
