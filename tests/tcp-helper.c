@@ -10,6 +10,10 @@
  *       COUNT connections one after another (from BIND_ADDR when given):
  *       read the member's name line, print it, send BYTES pseudo-random
  *       bytes (default 16) and check that they come back the same.
+ *   tcp-helper blackhole
+ *       listen on 127.0.0.1 with a full accept queue and never accept:
+ *       print "port N"; a connect there gets no answer (Linux drops the
+ *       SYN), as from a hung host.
  *   tcp-helper hold HOST PORT
  *       one connection: print the name line, wait for a line on stdin,
  *       then check an echo and print "echo ok".
@@ -114,6 +118,39 @@ serve(void)
 			continue;
 		}
 		pthread_detach(t);
+	}
+}
+
+static void __attribute__((noreturn))
+blackhole(void)
+{
+	struct sockaddr_in sa;
+	socklen_t len = sizeof(sa);
+	int lfd = socket(AF_INET, SOCK_STREAM, 0), i;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if(lfd < 0 || bind(lfd, (struct sockaddr *) &sa, sizeof(sa)) || listen(lfd, 0) || getsockname(lfd, (struct sockaddr *) &sa, &len))
+	{
+		die("listen");
+	}
+	/* fill the accept queue (backlog 0 holds one) with our own connects */
+	for(i = 0; i < 3; i++)
+	{
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+
+		if(fd < 0)
+		{
+			die("socket");
+		}
+		connect(fd, (struct sockaddr *) &sa, sizeof(sa));
+	}
+	printf("port %d\n", ntohs(sa.sin_port));
+	fflush(stdout);
+	for(;;)
+	{
+		pause();
 	}
 }
 
@@ -247,6 +284,10 @@ main(int argc, char **argv)
 		name = argv[2];
 		serve();
 	}
+	if(argc == 2 && !strcmp(argv[1], "blackhole"))
+	{
+		blackhole();
+	}
 	if(argc >= 5 && argc <= 7 && !strcmp(argv[1], "connect"))
 	{
 		int i, count = atoi(argv[4]);
@@ -281,6 +322,6 @@ main(int argc, char **argv)
 		close(fd);
 		return 0;
 	}
-	fprintf(stderr, "usage: tcp-helper serve NAME | connect HOST PORT COUNT [BIND [BYTES]] | hold HOST PORT\n");
+	fprintf(stderr, "usage: tcp-helper serve NAME | blackhole | connect HOST PORT COUNT [BIND [BYTES]] | hold HOST PORT\n");
 	return 2;
 }

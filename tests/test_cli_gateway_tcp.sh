@@ -4,7 +4,8 @@
 # members and real echo servers on loopback (tests/tcp-helper): clients
 # are spread by capacity (1:3), a draining member gets none, a member
 # whose port is closed costs its clients nothing (re-queued, passed
-# over), 1 MB goes through both ways intact, --sticky keeps every client
+# over), so does one whose server never answers (--connect-timeout),
+# 1 MB goes through both ways intact, --sticky keeps every client
 # address on one member and a member's death moves only its own clients,
 # SIGTERM lets a proxied connection finish (new clients refused) and
 # --drain-time closes one that does not. Also the proxy's usage errors.
@@ -163,9 +164,20 @@ backend b5
 kill -KILL "$bpid_b5"
 wait "$bpid_b5" 2>/dev/null
 member m5 -A "tcp://127.0.0.1:$port" -C 100
+# m6's server never answers a connect (a hung host)
+"$TH" blackhole >"$WORK/b6.port" 2>"$WORK/b6.err" </dev/null &
+pids="$pids $!"
+n=$(tenths 5)
+while ! grep -q '^port ' "$WORK/b6.port" && [ "$n" -gt 0 ]; do
+	sleep 0.1
+	n=$((n - 1))
+done
+port=$(sed -n 's/^port //p' "$WORK/b6.port")
+[ -n "$port" ] || fail "the blackhole server did not start"
+member m6 -A "tcp://127.0.0.1:$port" -C 100
 
-gateway g1 --down-time 60000
-wait_json "$http" /members '[.[] | select(.has_status)] | length == 4' 10
+gateway g1 --down-time 60000 --connect-timeout 500
+wait_json "$http" /members '[.[] | select(.has_status)] | length == 5' 10
 echo "etcd at $ENDPOINT, gateway at http $http, tcp $tcp"
 
 # --- 40 clients: none lost to m5, none on draining m3, 1:3 by capacity
@@ -178,18 +190,19 @@ c3=$(count "$WORK/names" b3)
 [ "$c1" -ge 8 ] && [ "$c1" -le 12 ] || fail "40 clients by capacity 100:300: b1 $c1, b2 $c2 (expected 10 and 30, +-2)"
 requeued=$(metric "$http" cluster_gateway_tcp_requeued_total)
 down=$(metric "$http" cluster_gateway_tcp_members_down)
-[ "${requeued:-0}" -ge 1 ] || fail "the dead member's port was never tried (requeued $requeued)"
-[ "$down" = 1 ] || fail "members down: '$down', expected 1 (m5)"
+[ "${requeued:-0}" -ge 2 ] || fail "the dead and the hung member were not both tried (requeued $requeued)"
+[ "$down" = 2 ] || fail "members down: '$down', expected 2 (m5, m6)"
 grep -q "member 'm5' at 127.0.0.1:[0-9]* Connection refused: passed over" "$WORK/g1.err" || fail "no log line for m5's refusal"
-echo "ok: 40 clients, b1 $c1 b2 $c2 (capacity 100:300), draining m3 none, m5 refused: $requeued re-queued, passed over"
+grep -q "member 'm6' at 127.0.0.1:[0-9]* did not answer within 500 ms: passed over" "$WORK/g1.err" || fail "no log line for m6's timeout"
+echo "ok: 40 clients, b1 $c1 b2 $c2 (capacity 100:300), draining m3 none, m5 refused and m6 hung: $requeued re-queued, passed over"
 
 # --- 1 MB both ways, intact (past the proxy's 256 kB high-water mark)
 "$TH" connect 127.0.0.1 "${tcp#*:}" 1 "" 1048576 >"$WORK/big" 2>"$WORK/connect.err" || fail "1 MB through the proxy"
 echo "ok: 1 MB echoed intact through $(cat "$WORK/big")"
 
 # --- --sticky: each client address keeps its member; a death moves only its own
-gateway g2 --sticky --down-time 60000
-wait_json "$http" /members '[.[] | select(.has_status)] | length == 4' 10
+gateway g2 --sticky --down-time 60000 --connect-timeout 500
+wait_json "$http" /members '[.[] | select(.has_status)] | length == 5' 10
 sticky_round()
 {
 	: >"$WORK/$1"
