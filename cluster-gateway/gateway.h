@@ -36,6 +36,8 @@ struct evhttp_bound_socket;
 struct evconnlistener;
 struct evdns_base;
 struct gw_tcp_conn;
+struct gw_reg;
+struct cJSON;
 
 /* The largest weight a member gets in the TCP choice (choose.c). */
 #define GW_WEIGHT_MAX (1LL << 40)
@@ -146,6 +148,13 @@ struct gw
 	unsigned long long tcp_failed;
 	unsigned long long tcp_refused_full;
 	unsigned long long tcp_bytes;
+	/* POST /register-worker (register.c): the registrations, newest first */
+	struct gw_reg *regs;
+	size_t reg_count;
+	unsigned long long reg_accepted;
+	unsigned long long reg_renewed;
+	unsigned long long reg_refused;
+	unsigned long long reg_expired;
 	/* the join runs on its own thread so that a signal can cancel it:
 	 * join_result/_errno/_errmsg are written by that thread before it
 	 * activates join_done, and read on the loop thread after */
@@ -181,6 +190,26 @@ long gw_choose_round_robin(const long long *weight, long long *current, size_t n
 /* Weighted rendezvous hashing of key over the members of positive
  * weight. The index chosen, or -1 if none. */
 long gw_choose_rendezvous(const char *key, const CLUSTERMEMBER *members, const long long *weight, size_t n);
+
+/* main.c */
+
+/* Apply the cluster options (environment, partition, registry, TTL, TLS,
+ * login) and the logger to a handle. 0, or -1 after saying why. */
+int gw_configure(const struct gw_options *o, CLUSTER *c);
+
+/* register.c */
+
+/* Start the registrar thread. 0, or -1 after saying why. */
+int gw_register_start(struct gw *gw);
+/* POST /register-worker with this body (loop thread): the answer's
+ * status in *code (202 new, 200 renewed, 400 refused, 503 full, 500) and
+ * its JSON body (NULL when out of memory). */
+struct cJSON *gw_register(struct gw *gw, const char *body, size_t len, int *code);
+/* The refresh timer's turn: end the registrations whose worker has not
+ * posted within its TTL, and those whose join failed. */
+void gw_register_expire(struct gw *gw);
+/* Shutdown: leave for every registered worker and stop the registrar. */
+void gw_register_stop(struct gw *gw);
 
 /* tcp.c */
 

@@ -483,6 +483,12 @@ serve_metrics(struct gw *gw, struct evhttp_request *req)
 	r = r || add_metric(b, "cluster_gateway_picks_unlisted_total", "counter", "Picks of members not yet in the gateway's member list.",
 				 (double) gw->view.picks_unlisted);
 	r = r || gw_tcp_metrics(gw, b);
+	r = r || add_metric(b, "cluster_gateway_registered_workers", "gauge", "Workers registered through POST /register-worker now.", (double) gw->reg_count);
+	r = r || add_metric(b, "cluster_gateway_registrations_total", "counter", "New registrations accepted (202).", (double) gw->reg_accepted);
+	r = r || add_metric(b, "cluster_gateway_registration_renewals_total", "counter", "Registrations renewed (200).", (double) gw->reg_renewed);
+	r = r || add_metric(b, "cluster_gateway_registrations_refused_total", "counter", "Registrations refused (400, 503).", (double) gw->reg_refused);
+	r = r || add_metric(b, "cluster_gateway_registrations_expired_total", "counter", "Registrations ended because the worker did not post again in time.",
+				 (double) gw->reg_expired);
 	r = r || evbuffer_add_printf(b, "# HELP cluster_gateway_picks_total Picks per member (GET / and GET /target), while the member is listed.\n"
 									"# TYPE cluster_gateway_picks_total counter\n") < 0;
 	for(i = 0; !r && i < snap->count; i++)
@@ -503,17 +509,39 @@ serve_metrics(struct gw *gw, struct evhttp_request *req)
 	reply(gw, req, 200, "text/plain; version=0.0.4; charset=utf-8", b);
 }
 
+/* POST /register-worker: the body is the registration (register.c). */
+static void
+serve_register(struct gw *gw, struct evhttp_request *req)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(req);
+	size_t len = evbuffer_get_length(in);
+	unsigned char *body = evbuffer_pullup(in, (ev_ssize_t) len);
+	cJSON *doc;
+	int code;
+
+	if(gw->join_pending)
+	{
+		reply_error(gw, req, 503, "not joined to the cluster yet: try again");
+		return;
+	}
+	doc = gw_register(gw, body ? (const char *) body : "", body ? len : 0, &code);
+	reply_json(gw, req, code, doc);
+}
+
+/* post: the route takes POST only; else GET and HEAD. */
 static const struct route
 {
 	const char *path;
 	handler_fn fn;
+	int post;
 } routes[] = {
-	{ "/", serve_redirect },
-	{ "/target", serve_target },
-	{ "/workers", serve_workers },
-	{ "/members", serve_members },
-	{ "/healthz", serve_healthz },
-	{ "/metrics", serve_metrics },
+	{ "/", serve_redirect, 0 },
+	{ "/target", serve_target, 0 },
+	{ "/workers", serve_workers, 0 },
+	{ "/members", serve_members, 0 },
+	{ "/healthz", serve_healthz, 0 },
+	{ "/metrics", serve_metrics, 0 },
+	{ "/register-worker", serve_register, 1 },
 };
 
 /* evhttp's one callback: route by exact path, then check the method. */
@@ -548,11 +576,17 @@ handle(struct evhttp_request *req, void *arg)
 	}
 	if(i == sizeof(routes) / sizeof(routes[0]))
 	{
-		reply_error(gw, req, 404, "no such resource: '%s' (try /, /target, /workers, /members, /healthz, /metrics)",
+		reply_error(gw, req, 404, "no such resource: '%s' (try /, /target, /workers, /members, /healthz, /metrics, /register-worker)",
 			cli_escape(shown, sizeof(shown), path));
 		return;
 	}
-	if(cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD)
+	if(routes[i].post && cmd != EVHTTP_REQ_POST)
+	{
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+		reply_error(gw, req, 405, "method %s is not allowed on %s (only POST)", method_name(cmd), routes[i].path);
+		return;
+	}
+	if(!routes[i].post && cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD)
 	{
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
 		reply_error(gw, req, 405, "method %s is not allowed on %s (only GET and HEAD)", method_name(cmd), routes[i].path);

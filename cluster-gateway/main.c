@@ -66,11 +66,32 @@ set_credentials(CLUSTER *c, const struct gw_options *o)
 	return r;
 }
 
+int
+gw_configure(const struct gw_options *o, CLUSTER *c)
+{
+	cluster_set_logger(c, gw_library_logger);
+	if(o->verbose)
+	{
+		cluster_set_verbose(c, 1);
+	}
+	if((o->env && step(c, cluster_set_env(c, o->env), "set the cluster environment")) ||
+		(o->partition && step(c, cluster_set_partition(c, o->partition), "set the cluster partition")) ||
+		(o->registry && step(c, cluster_set_registry(c, o->registry), "set the registry URI")) ||
+		(o->have_ttl && step(c, cluster_set_ttl(c, o->ttl), "set the lease TTL")) ||
+		((o->cacert || o->cert) && step(c, cluster_set_tls(c, o->cacert, o->cert, o->key_file), "set the TLS files")) ||
+		(o->user && set_credentials(c, o)))
+	{
+		return -1;
+	}
+	return 0;
+}
+
 /*
- * A handle configured as the options say. The advisor configuration is
- * set before the join so that the join reads every member's status too
- * (the first pick then never waits for it), and so that the pick counts
- * this gateway's recent picks for --pickers instances.
+ * The gateway's own handle, configured as the options say. The advisor
+ * configuration is set before the join so that the join reads every
+ * member's status too (the first pick then never waits for it), and so
+ * that the pick counts this gateway's recent picks for --pickers
+ * instances.
  */
 static CLUSTER *
 setup(struct gw *gw)
@@ -88,22 +109,11 @@ setup(struct gw *gw)
 			strerror(errno), cluster_errmsg(NULL));
 		return NULL;
 	}
-	cluster_set_logger(c, gw_library_logger);
 	cluster_set_userdata(c, gw);
 	cluster_set_balancer(c, gw_on_balance);
-	if(o->verbose)
-	{
-		cluster_set_verbose(c, 1);
-	}
 	cluster_advisor_config_init(&cfg);
 	cfg.pickers = o->pickers;
-	if((o->env && step(c, cluster_set_env(c, o->env), "set the cluster environment")) ||
-		(o->partition && step(c, cluster_set_partition(c, o->partition), "set the cluster partition")) ||
-		(o->registry && step(c, cluster_set_registry(c, o->registry), "set the registry URI")) ||
-		(o->have_ttl && step(c, cluster_set_ttl(c, o->ttl), "set the lease TTL")) ||
-		((o->cacert || o->cert) && step(c, cluster_set_tls(c, o->cacert, o->cert, o->key_file), "set the TLS files")) ||
-		(o->user && set_credentials(c, o)) ||
-		step(c, cluster_set_advisor_config(c, &cfg), "set the advisor configuration"))
+	if(gw_configure(o, c) || step(c, cluster_set_advisor_config(c, &cfg), "set the advisor configuration"))
 	{
 		cluster_destroy(c);
 		return NULL;
@@ -193,6 +203,7 @@ on_refresh(evutil_socket_t fd, short what, void *arg)
 	{
 		gw_view_offer(&gw->view, snap);
 	}
+	gw_register_expire(gw);
 }
 
 /* The events main() needs besides HTTP's. 0, or -1 after saying why. */
@@ -372,10 +383,13 @@ main(int argc, char **argv)
 	r = GW_EXIT_ERROR;
 	if(gw_view_init(&gw.view, gw.base) == 0)
 	{
-		if(add_events(&gw) == 0 && gw_http_start(&gw) == 0 && gw_tcp_start(&gw) == 0 && (gw.cluster = setup(&gw)))
+		if(add_events(&gw) == 0 && gw_http_start(&gw) == 0 && gw_tcp_start(&gw) == 0 && (gw.cluster = setup(&gw)) &&
+			gw_register_start(&gw) == 0)
 		{
 			r = run(&gw);
 		}
+		/* the registered workers leave before the gateway does */
+		gw_register_stop(&gw);
 		/* the library's threads and the join thread are gone after this:
 		 * nothing else can touch the view's event */
 		cluster_destroy(gw.cluster);

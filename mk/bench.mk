@@ -74,4 +74,13 @@ bench: bench/bench-convergence$(EXEEXT) bench/bench-steady$(EXEEXT) bench/bench-
 	ETCD='$(ETCD)' ./bench/bench-memory$(EXEEXT)
 	./bench/bench-view$(EXEEXT)
 	./bench/bench-pick$(EXEEXT)
-.PHONY: bench bench-convergence bench-steady bench-memory bench-view bench-scale bench-pick bench-shards
+.PHONY: bench bench-convergence bench-steady bench-memory bench-view bench-scale bench-pick bench-shards bench-gateway
+
+# cluster-gateway beside HAProxy (issue 8): HTTP redirects, the TCP proxy
+# and 10,000 idle connections; needs Debian's haproxy and wrk. Not part
+# of `make bench`: make bench-gateway [BENCH_ARGS='-d 10'].
+check_PROGRAMS += bench/tcp-load
+bench_tcp_load_SOURCES = bench/tcp-load.c
+EXTRA_DIST += bench/bench-gateway.sh
+bench-gateway: bench/tcp-load$(EXEEXT) tests/etcd-harness$(EXEEXT) cluster-test/cluster-test$(EXEEXT) cluster-gateway/cluster-gateway$(EXEEXT)
+	top_builddir=. $(SHELL) $(srcdir)/bench/bench-gateway.sh $(BENCH_ARGS)

@@ -13,6 +13,7 @@ cluster_gateway_cluster_gateway_SOURCES = \
 	cluster-gateway/log.c \
 	cluster-gateway/choose.c \
 	cluster-gateway/tcp.c \
+	cluster-gateway/register.c \
 	cli-common/cli-common.h \
 	cli-common/cli-common.c
 cluster_gateway_cluster_gateway_CPPFLAGS = -I$(top_srcdir)/include -I$(top_srcdir)/cli-common

@@ -6,7 +6,9 @@
 # /members, /healthz and /metrics agree with the membership, the draining
 # member gets no client, bad requests get 404/405/4xx, a member killed
 # with SIGKILL leaves the rotation within TTL + 1 s, no serving member
-# gives 503, a lost registry makes /healthz 503, and SIGTERM ends the
+# gives 503, POST /register-worker registers a member that stays while
+# it posts again and expires when it stops (bad bodies: 400 naming the
+# field, nothing registered), a lost registry makes /healthz 503, and SIGTERM ends the
 # gateway with exit 0. Also: usage errors (exit 2), a query with a control
 # byte (400), a port already in use (exit 1), and a join that waits for a
 # dead registry (503 meanwhile, SIGTERM cancels it: exit 0).
@@ -249,6 +251,48 @@ bigcode=$code
 req /workers -I
 [ "$code" = 200 ] || fail "HEAD /workers: $code"
 echo "ok: 404, 405 with Allow, oversized headers $bigcode, HEAD 200"
+
+# --- POST /register-worker: a worker that cannot link the library
+W9='{"id":"w9","address":"http://127.0.0.1:10009","workers":2,"capacity":50,"load":1}'
+req /register-worker -d "$W9"
+[ "$code" = 202 ] || fail "POST /register-worker: $code, expected 202: $(cat "$WORK/body")"
+jq -e '.status == "registering" and .id == "w9" and .ttl == '"$TTL" "$WORK/body" >/dev/null || fail "POST /register-worker: $(cat "$WORK/body")"
+wait_json /members 'any(.[]; .id == "w9" and .address == "http://127.0.0.1:10009" and .workers == 2 and .capacity == 50 and .load == 1)' 5
+# renewed every 0.5 s for two TTLs: still a member, and the new load shows
+end=$(($(date +%s) + 2 * TTL))
+while [ "$(date +%s)" -lt $end ]; do
+	req /register-worker -d '{"id":"w9","address":"http://127.0.0.1:10009","workers":2,"capacity":50,"load":7}'
+	[ "$code" = 200 ] || fail "POST /register-worker (renewal): $code: $(cat "$WORK/body")"
+	sleep 0.5
+done
+jq -e '.status == "renewed"' "$WORK/body" >/dev/null || fail "renewal answer: $(cat "$WORK/body")"
+wait_json /members 'any(.[]; .id == "w9" and .load == 7)' 2
+echo "ok: register-worker: 202, listed with its fields, renewed for $((2 * TTL)) s (200) and kept"
+stopped=$(date +%s.%N)
+wait_json /members 'all(.[]; .id != "w9")' $((TTL + 2))
+echo "ok: register-worker expired $(awk -v a="$stopped" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s after its last POST (TTL $TTL s)"
+reg_bad()
+{
+	req /register-worker -d "$2"
+	[ "$code" = 400 ] || fail "POST /register-worker $2: $code, expected 400"
+	jq -e --arg w "$1" '.error | contains($w)' "$WORK/body" >/dev/null || fail "POST /register-worker $2: the error does not name '$1': $(cat "$WORK/body")"
+}
+reg_bad "not a JSON object" 'nope'
+reg_bad '"id" and "address" are required' '{"address":"a"}'
+reg_bad '"id"' '{"id":"w 8","address":"a"}'
+reg_bad '"address"' '{"id":"w8","address":"a b"}'
+reg_bad '"workers"' '{"id":"w8","address":"a","workers":0}'
+reg_bad '"load/capacity"' '{"id":"w8","address":"a","capacity":1,"load":5}'
+reg_bad '"ttl"' '{"id":"w8","address":"a","ttl":1}'
+req /register-worker
+[ "$code" = 405 ] && [ "$(header Allow)" = POST ] || fail "GET /register-worker: $code, Allow '$(header Allow)'"
+sleep 1
+req /members
+jq -e 'all(.[]; .id != "w8")' "$WORK/body" >/dev/null || fail "a refused registration reached the cluster: $(cat "$WORK/body")"
+req /metrics
+grep -q '^cluster_gateway_registrations_expired_total 1$' "$WORK/body" || fail "/metrics: no expired registration counted"
+grep -q '^cluster_gateway_registrations_refused_total 7$' "$WORK/body" || fail "/metrics: refused registrations not 7"
+echo "ok: register-worker: 7 bad bodies -> 400 naming the field, nothing registered; GET -> 405"
 
 # --- a member killed with SIGKILL leaves the rotation within TTL + 1 s
 kill -KILL "$pid_m3"
