@@ -130,6 +130,8 @@ struct gw
 	unsigned long long errors;
 	/* monotonic ms when the view was last seen current */
 	long long last_fresh_ms;
+	/* a status older than this is stale (the advisor's stale_ms; 0: never) */
+	long long stale_ms;
 	/* the TCP proxy (tcp.c): listener, resolver, open connections */
 	struct evconnlistener *tcp_listener;
 	struct evdns_base *dns;
@@ -210,6 +212,10 @@ struct cJSON *gw_register(struct gw *gw, const char *body, size_t len, int *code
 void gw_register_expire(struct gw *gw);
 /* Shutdown: leave for every registered worker and stop the registrar. */
 void gw_register_stop(struct gw *gw);
+
+/* status-html.c (generated from status.html) */
+
+extern const char gw_status_html[];
 
 /* tcp.c */
 

@@ -344,7 +344,7 @@ serve_workers(struct gw *gw, struct evhttp_request *req)
 
 /* One member as /members shows it; NULL when out of memory. */
 static cJSON *
-member_json(const CLUSTERMEMBER *m, unsigned long long picks, long long since_ms)
+member_json(const CLUSTERMEMBER *m, unsigned long long picks, long long since_ms, long long stale_ms)
 {
 	cJSON *o = cJSON_CreateObject();
 
@@ -360,6 +360,7 @@ member_json(const CLUSTERMEMBER *m, unsigned long long picks, long long since_ms
 		!cJSON_AddBoolToObject(o, "draining", m->has_status && m->capacity == 0) ||
 		!cJSON_AddBoolToObject(o, "serving", serving(m)) ||
 		!cJSON_AddNumberToObject(o, "age_ms", (double) (m->age_ms + since_ms)) ||
+		!cJSON_AddBoolToObject(o, "stale", m->has_status && stale_ms > 0 && m->age_ms + since_ms > stale_ms) ||
 		!cJSON_AddNumberToObject(o, "picks", (double) picks))
 	{
 		cJSON_Delete(o);
@@ -378,7 +379,7 @@ serve_members(struct gw *gw, struct evhttp_request *req)
 
 	for(i = 0; doc && i < snap->count; i++)
 	{
-		cJSON *o = member_json(&snap->members[i], snap->picks[i], since);
+		cJSON *o = member_json(&snap->members[i], snap->picks[i], since, gw->stale_ms);
 
 		if(!o || !cJSON_AddItemToArray(doc, o))
 		{
@@ -388,6 +389,58 @@ serve_members(struct gw *gw, struct evhttp_request *req)
 		}
 	}
 	reply_json(gw, req, 200, doc);
+}
+
+/* GET /plan: the library's global plan as this gateway computes it
+ * (cluster_plan(): a getter, no network). */
+static void
+serve_plan(struct gw *gw, struct evhttp_request *req)
+{
+	CLUSTERPLANENTRY *e = NULL;
+	size_t n = 0, i;
+	cJSON *doc;
+
+	if(gw->join_pending || cluster_plan(gw->cluster, &e, &n))
+	{
+		reply_error(gw, req, 503, "no plan: %s", gw->join_pending ? "not joined to the cluster yet" : strerror(errno));
+		return;
+	}
+	doc = cJSON_CreateArray();
+	for(i = 0; doc && i < n; i++)
+	{
+		cJSON *o = cJSON_CreateObject();
+
+		if(!o || !cJSON_AddStringToObject(o, "id", e[i].id) || !cJSON_AddBoolToObject(o, "member", e[i].member) ||
+			!cJSON_AddBoolToObject(o, "draining", e[i].draining) || !cJSON_AddNumberToObject(o, "share", (double) e[i].share) ||
+			!cJSON_AddNumberToObject(o, "load", (double) e[i].load) || !cJSON_AddNumberToObject(o, "shed", (double) e[i].shed) ||
+			!cJSON_AddNumberToObject(o, "inflow", (double) e[i].inflow) || !cJSON_AddItemToArray(doc, o))
+		{
+			cJSON_Delete(o);
+			cJSON_Delete(doc);
+			doc = NULL;
+		}
+	}
+	cluster_plan_free(e);
+	reply_json(gw, req, 200, doc);
+}
+
+/* GET /status: the operators' page (status.html, built in). It draws
+ * itself from /members, /plan and /metrics. */
+static void
+serve_status(struct gw *gw, struct evhttp_request *req)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	if(!b || evbuffer_add_reference(b, gw_status_html, strlen(gw_status_html), NULL, NULL))
+	{
+		if(b)
+		{
+			evbuffer_free(b);
+		}
+		reply_oom(gw, req);
+		return;
+	}
+	reply(gw, req, 200, "text/html; charset=utf-8", b);
 }
 
 static void
@@ -541,6 +594,8 @@ static const struct route
 	{ "/members", serve_members, 0 },
 	{ "/healthz", serve_healthz, 0 },
 	{ "/metrics", serve_metrics, 0 },
+	{ "/plan", serve_plan, 0 },
+	{ "/status", serve_status, 0 },
 	{ "/register-worker", serve_register, 1 },
 };
 
@@ -576,7 +631,7 @@ handle(struct evhttp_request *req, void *arg)
 	}
 	if(i == sizeof(routes) / sizeof(routes[0]))
 	{
-		reply_error(gw, req, 404, "no such resource: '%s' (try /, /target, /workers, /members, /healthz, /metrics, /register-worker)",
+		reply_error(gw, req, 404, "no such resource: '%s' (try /, /target, /workers, /members, /healthz, /metrics, /plan, /status, /register-worker)",
 			cli_escape(shown, sizeof(shown), path));
 		return;
 	}

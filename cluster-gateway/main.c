@@ -113,6 +113,7 @@ setup(struct gw *gw)
 	cluster_set_balancer(c, gw_on_balance);
 	cluster_advisor_config_init(&cfg);
 	cfg.pickers = o->pickers;
+	gw->stale_ms = cfg.stale_ms;
 	if(gw_configure(o, c) || step(c, cluster_set_advisor_config(c, &cfg), "set the advisor configuration"))
 	{
 		cluster_destroy(c);

@@ -648,6 +648,41 @@ CLUSTER_EXTERN int cluster_advice(CLUSTER *cluster, CLUSTERREDIRECT **redirects,
 /** Free an array returned by cluster_advice(). */
 CLUSTER_EXTERN void cluster_redirects_free(CLUSTERREDIRECT *redirects);
 
+/** One member's line of the global plan (cluster_plan()). */
+typedef struct cluster_plan_entry_struct CLUSTERPLANENTRY;
+struct cluster_plan_entry_struct
+{
+	/** Instance id. */
+	char id[CLUSTER_NAME_MAX + 1];
+	/** Non-zero if the member takes part in the plan (a valid status,
+	 *  not passive, past its hold-down). */
+	int member;
+	/** Non-zero if it is draining (capacity 0): it only sends. */
+	int draining;
+	/** Its fair share of the cluster's load (0 unless member). */
+	long long share;
+	/** Its published load. */
+	long long load;
+	/** Connections it is planned to send this round, and to receive. */
+	long long shed;
+	long long inflow;
+};
+
+/**
+ * The whole global plan as this instance computes it now (every member
+ * computes the same one from the same view): one entry per member of the
+ * view, in view order, with its fair share and what it sends and
+ * receives this round. For dashboards and tools that watch the cluster
+ * (a passive instance works too). While the view may be stale, shed and
+ * inflow are 0, as the advice is then (fail-static). *entries is freed
+ * with cluster_plan_free(); NULL when *count is 0. EPERM (not joined),
+ * EINVAL, ENOMEM.
+ */
+CLUSTER_EXTERN int cluster_plan(CLUSTER *cluster, CLUSTERPLANENTRY **entries, size_t *count);
+
+/** Free an array returned by cluster_plan(). */
+CLUSTER_EXTERN void cluster_plan_free(CLUSTERPLANENTRY *entries);
+
 /* ------------------------------------------------------------------ */
 /* Shard ownership                                                      */
 /* ------------------------------------------------------------------ */

@@ -1028,6 +1028,84 @@ cluster_redirects_free(CLUSTERREDIRECT *redirects)
 	free(redirects);
 }
 
+/* The plan of compute_advice(), for every member rather than this
+ * instance's rows: nothing is recorded. */
+static int
+compute_plan(CLUSTER *cluster, CLUSTERPLANENTRY **out, size_t *count)
+{
+	CLUSTERPLANENTRY *entries;
+	cluster__adv_plan p;
+	snapshot s;
+	size_t i, n;
+	int r;
+
+	*out = NULL;
+	*count = 0;
+	r = take_snapshot(cluster, &s);
+	if(r)
+	{
+		return r;
+	}
+	n = s.view.count;
+	if(!n)
+	{
+		drop_snapshot(&s);
+		return 0;
+	}
+	entries = calloc(n, sizeof(*entries));
+	if(!entries || cluster__adv_plan_compute(&p, s.nodes, n, &s.cfg))
+	{
+		free(entries);
+		drop_snapshot(&s);
+		return ENOMEM;
+	}
+	for(i = 0; i < n; i++)
+	{
+		snprintf(entries[i].id, sizeof(entries[i].id), "%s", s.nodes[i].id);
+		entries[i].member = p.role[i] != CLUSTER__ADV_OUT;
+		entries[i].draining = p.role[i] == CLUSTER__ADV_DRAINING;
+		entries[i].share = p.share[i];
+		entries[i].load = s.nodes[i].has_status ? s.nodes[i].load : 0;
+		/* fail-static: a stale view moves nobody */
+		entries[i].shed = s.fresh ? p.shed[i] : 0;
+		entries[i].inflow = s.fresh ? p.inflow[i] : 0;
+	}
+	cluster__adv_plan_free(&p);
+	drop_snapshot(&s);
+	*out = entries;
+	*count = n;
+	return 0;
+}
+
+int
+cluster_plan(CLUSTER *cluster, CLUSTERPLANENTRY **entries, size_t *count)
+{
+	int r;
+
+	if(cluster__enter(cluster, __func__))
+	{
+		return -1;
+	}
+	if(!entries || !count)
+	{
+		cluster__log(cluster, LOG_ERR, "libcluster: cluster_plan() needs an array pointer and a count pointer\n");
+		return cluster__fail(cluster, EINVAL);
+	}
+	want_statuses(cluster, 1);
+	r = compute_plan(cluster, entries, count);
+	if(r == EPERM)
+	{
+		return cluster__fail_msg(cluster, EPERM, "libcluster: cluster_plan(): this instance has not joined a cluster");
+	}
+	return r ? cluster__fail(cluster, r) : 0;
+}
+
+void
+cluster_plan_free(CLUSTERPLANENTRY *entries)
+{
+	free(entries);
+}
+
 /* ------------------------------------------------------------------ */
 /* where should a new client connect?                                   */
 /* ------------------------------------------------------------------ */

@@ -40,3 +40,11 @@ tests_test_gateway_choose_SOURCES = tests/test_gateway_choose.c cluster-gateway/
 tests_test_gateway_choose_CPPFLAGS = -I$(top_srcdir)/include -I$(top_srcdir)/cli-common -I$(top_srcdir)/cluster-gateway
 tests_test_gateway_choose_CFLAGS = $(TEST_CFLAGS)
 tests_test_gateway_choose_LDADD = $(CMOCKA_LIBS) -lm
+
+# /status: the page is a plain HTML file, built into the program as a C
+# string (each line quoted: backslashes and double quotes escaped).
+nodist_cluster_gateway_cluster_gateway_SOURCES = cluster-gateway/status-html.c
+CLEANFILES += cluster-gateway/status-html.c
+EXTRA_DIST += cluster-gateway/status.html
+cluster-gateway/status-html.c: $(srcdir)/cluster-gateway/status.html
+	$(AM_V_GEN)$(MKDIR_P) cluster-gateway && $(AWK) 'BEGIN { print "/* generated from cluster-gateway/status.html: do not edit */"; print "const char gw_status_html[] ="; } { gsub(/\\/, "\\\\"); gsub(/"/, "\\\""); print "\t\"" $$0 "\\n\""; } END { print "\t\"\";"; }' $(srcdir)/cluster-gateway/status.html >$@

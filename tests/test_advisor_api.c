@@ -405,6 +405,70 @@ test_advice_rows_and_fail_static(void **state)
 	cluster_destroy(c);
 }
 
+/* cluster_plan(): every member's line of the same plan cluster_advice()
+ * takes its own rows from; stale: no moves; not joined, NULL: errors. */
+static void
+test_plan(void **state)
+{
+	CLUSTER *c = tu_cluster("advplan");
+	CLUSTERPLANENTRY *e = NULL;
+	CLUSTERREDIRECT *rows = NULL;
+	size_t n = 0, nr = 0, i;
+	long long shed = 0, inflow = 0;
+
+	(void) state;
+	assert_non_null(c);
+	assert_int_equal(cluster_plan(c, &e, &n), -1);
+	assert_int_equal(errno, EPERM);
+	assert_int_equal(cluster_set_instance(c, "me"), 0);
+	assert_int_equal(cluster_join(c), 0);
+	inject(c, 900, 0, -1, 0);
+	assert_int_equal(cluster_plan(c, &e, &n), 0);
+	assert_int_equal(n, 3);
+	assert_string_equal(e[0].id, "me");
+	assert_string_equal(e[1].id, "peer-a");
+	assert_string_equal(e[2].id, "peer-b");
+	for(i = 0; i < n; i++)
+	{
+		assert_true(e[i].member);
+		assert_false(e[i].draining);
+		assert_int_equal(e[i].share, 300);
+		shed += e[i].shed;
+		inflow += e[i].inflow;
+	}
+	assert_int_equal(e[0].load, 900);
+	/* what "me" sheds is what its own advice rows move */
+	assert_int_equal(cluster_advice(c, &rows, &nr), 0);
+	assert_int_equal(nr, 2);
+	assert_int_equal(e[0].shed, rows[0].count + rows[1].count);
+	assert_int_equal(e[1].inflow, rows[0].count);
+	assert_int_equal(shed, inflow);
+	assert_int_equal(e[1].shed + e[2].shed, 0);
+	cluster_redirects_free(rows);
+	cluster_plan_free(e);
+	/* a draining peer: marked, no share, it sheds to the others */
+	inject(c, 100, 500, 0, 100);
+	assert_int_equal(cluster_plan(c, &e, &n), 0);
+	assert_true(e[1].draining && e[1].member);
+	assert_int_equal(e[1].share, 0);
+	assert_true(e[1].shed > 0);
+	assert_int_equal(e[0].share + e[2].share, 700);
+	cluster_plan_free(e);
+	/* fail-static */
+	cluster__set_fresh(c, 0);
+	assert_int_equal(cluster_plan(c, &e, &n), 0);
+	assert_int_equal(n, 3);
+	assert_int_equal(e[1].shed + e[0].inflow + e[2].inflow, 0);
+	cluster_plan_free(e);
+	cluster__set_fresh(c, 1);
+	assert_int_equal(cluster_plan(c, NULL, &n), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_int_equal(cluster_leave(c), 0);
+	assert_int_equal(cluster_plan(c, &e, &n), -1);
+	assert_int_equal(errno, EPERM);
+	cluster_destroy(c);
+}
+
 static void
 sleep_ms(int ms)
 {
@@ -1034,6 +1098,7 @@ main(void)
 		cmocka_unit_test(test_address),
 		cmocka_unit_test(test_static_single),
 		cmocka_unit_test(test_advice_rows_and_fail_static),
+		cmocka_unit_test(test_plan),
 		cmocka_unit_test(test_pick_cache),
 		cmocka_unit_test(test_pick_threads),
 		cmocka_unit_test(test_hold_down_api),

@@ -3,7 +3,8 @@
 # cluster-gateway against a private etcd and four cluster-test members
 # that publish http:// addresses (one of them draining): the redirect goes
 # to a serving member and spreads over all of them, /target, /workers,
-# /members, /healthz and /metrics agree with the membership, the draining
+# /members, /plan, /healthz and /metrics agree with the membership, the
+# /status page rendered by headless Chromium shows every member, the draining
 # member gets no client, bad requests get 404/405/4xx, a member killed
 # with SIGKILL leaves the rotation within TTL + 1 s, no serving member
 # gives 503, POST /register-worker registers a member that stays while
@@ -32,7 +33,7 @@ esac
 for p in "$CT" "$GWB"; do
 	[ -x "$p" ] || { echo "FAIL: not built: $p"; exit 1; }
 done
-for t in curl jq; do
+for t in curl jq chromium; do
 	command -v "$t" >/dev/null 2>&1 || { echo "FAIL: $t is required (./bootstrap installs it)"; exit 1; }
 done
 
@@ -230,6 +231,25 @@ for id in m1 m2 m3; do
 	grep -q "^cluster_gateway_picks_total{id=\"$id\"} [1-9]" "$WORK/body" || fail "/metrics: no picks counted for $id"
 done
 echo "ok: /healthz 200, /metrics $(grep '^cluster_gateway_redirects_total' "$WORK/body")"
+
+# --- /plan: the library's global plan, every member in it
+req /plan
+[ "$code" = 200 ] || fail "GET /plan: $code"
+jq -e '([.[].id] == ["m1","m2","m3","m4"]) and (.[3].draining) and all(.[]; .member) and ((map(.shed) | add) == (map(.inflow) | add))' \
+	"$WORK/body" >/dev/null || fail "GET /plan: $(cat "$WORK/body")"
+echo "ok: /plan lists the four members, m4 draining, sheds and inflows balance"
+
+# --- /status in headless Chromium: the page draws every member
+timeout -s KILL "$(tenths 60)" chromium --headless --no-sandbox --disable-gpu --user-data-dir="$WORK/chromium" \
+	--virtual-time-budget=5000 --dump-dom "http://$GW/status" >"$WORK/status.html" 2>"$WORK/chromium.log" ||
+	fail "chromium could not load /status: $(tail -5 "$WORK/chromium.log")"
+for id in m1 m2 m3 m4; do
+	grep -q "<td class=\"id\">$id<" "$WORK/status.html" || fail "/status as rendered by Chromium does not show $id: $(grep -o '<tbody.*</tbody>' "$WORK/status.html" | head -c 600)"
+done
+grep -q '<td class="id">m4<span class="tag draining">draining</span>' "$WORK/status.html" || fail "/status does not mark m4 draining"
+grep -q 'members: 4' "$WORK/status.html" || fail "/status summary does not count 4 members"
+grep -q 'class="bar"' "$WORK/status.html" || fail "/status draws no bars"
+echo "ok: /status rendered by headless Chromium shows m1..m4 with bars, m4 marked draining"
 
 # --- bad requests: JSON errors, and the gateway lives on
 req /nope
