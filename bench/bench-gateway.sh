@@ -45,6 +45,12 @@ for p in "$H" "$CT" "$GWB" "$TL"; do
 	[ -x "$p" ] || { echo "bench-gateway: not built: $p" >&2; exit 1; }
 done
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+# each idle connection costs a proxy two descriptors: keep within the limit
+fit=$((($(ulimit -n) - 2000) / 2))
+if [ "$IDLE" -gt "$fit" ]; then
+	echo "bench-gateway: the descriptor limit $(ulimit -n) allows $fit idle connections through a proxy, not $IDLE" >&2
+	IDLE=$fit
+fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-gateway.XXXXXX") || exit 1
 pids=""
@@ -118,7 +124,7 @@ HPT=$(free_port)
 cat >"$WORK/haproxy.cfg" <<CFG
 global
     nbthread 1
-    maxconn $((IDLE + 1000))
+    maxconn $((IDLE + 500))
 defaults
     timeout connect 2s
     timeout client 60s
@@ -145,8 +151,10 @@ haproxy -f "$WORK/haproxy.cfg" -db >"$WORK/haproxy.out" 2>&1 &
 hppid=$!
 pids="$pids $hppid"
 n=100
-until curl -s -o /dev/null "http://127.0.0.1:$HPH/" && [ $n -gt 0 ]; do
+until curl -s -o /dev/null "http://127.0.0.1:$HPH/"; do
+	kill -0 $hppid 2>/dev/null || die "HAProxy exited: $(cat "$WORK/haproxy.out")"
 	n=$((n - 1))
+	[ $n -gt 0 ] || die "HAProxy does not answer: $(cat "$WORK/haproxy.out")"
 	sleep 0.1
 done
 curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$HPH/" | grep -q 307 || die "HAProxy does not redirect: $(cat "$WORK/haproxy.out")"
