@@ -580,6 +580,7 @@ null_advice(CLUSTER *cluster, const CLUSTERREDIRECT *r, size_t n)
 static CLUSTERSTATE null_state;
 static CLUSTERMEMBER *null_members, null_member;
 static CLUSTERREDIRECT *null_redirects;
+static CLUSTERPLANENTRY *null_plan;
 static CLUSTERSHARD *null_shards;
 static CLUSTERADVISORCONFIG null_config;
 static size_t null_count;
@@ -635,6 +636,7 @@ THUNK(cluster_set_advisor_config, NULL, &null_config)
 THUNK(cluster_set_advisor, NULL, null_advice)
 THUNK(cluster_pick_target, NULL, &null_member)
 THUNK(cluster_advice, NULL, &null_redirects, &null_count)
+THUNK(cluster_plan, NULL, &null_plan, &null_count)
 THUNK(cluster_set_shards, NULL, 4)
 THUNK(cluster_shards, NULL)
 THUNK(cluster_set_shard_callback, NULL, NULL)
@@ -643,6 +645,7 @@ THUNK(cluster_owned_shards, NULL, &null_shards, &null_count)
 THUNK_VOID(cluster_shards_free, NULL)
 THUNK(cluster_shard_owner, NULL, 0, null_buf, sizeof(null_buf), &null_revision)
 THUNK_VOID(cluster_redirects_free, NULL)
+THUNK_VOID(cluster_plan_free, NULL)
 THUNK(cluster_errmsg, NULL)
 THUNK(cluster_version)
 
@@ -720,6 +723,8 @@ static const struct
 	ROW(cluster_pick_target, NR_MINUS1_EINVAL),
 	ROW(cluster_advice, NR_MINUS1_EINVAL),
 	ROW(cluster_redirects_free, NR_VOID_UNTOUCHED),
+	ROW(cluster_plan, NR_MINUS1_EINVAL),
+	ROW(cluster_plan_free, NR_VOID_UNTOUCHED),
 	ROW(cluster_set_shards, NR_MINUS1_EINVAL),
 	ROW(cluster_shards, NR_ZERO_EINVAL),
 	ROW(cluster_set_shard_callback, NR_MINUS1_EINVAL),
