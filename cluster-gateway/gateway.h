@@ -241,6 +241,9 @@ void gw_log(int priority, const char *format, ...) __attribute__((format(printf,
 /* The library's logger. */
 void gw_library_logger(int priority, const char *format, va_list ap);
 long long gw_now_ms(void);
+/* The address socket fd is bound to, as "HOST:PORT" ("[HOST]:PORT" for
+ * IPv6). 0, or -1 with errno set. */
+int gw_socket_address(int fd, char *out, size_t size);
 
 /* view.c */
 
@@ -259,6 +262,9 @@ void gw_view_count_pick(struct gw_view *view, const char *id);
 int gw_on_balance(CLUSTER *cluster, CLUSTERSTATE *state);
 
 /* http.c */
+
+/* One Prometheus metric with its HELP and TYPE lines into b. 0 or -1. */
+int gw_add_metric(struct evbuffer *b, const char *name, const char *type, const char *help, double value);
 
 /* Create the HTTP server on gw->base and bind --http. 0, or -1 after
  * saying why. */

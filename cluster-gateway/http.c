@@ -497,9 +497,8 @@ add_label_value(struct evbuffer *b, const char *s)
 	return r ? -1 : 0;
 }
 
-/* One metric with its HELP and TYPE lines. */
-static int
-add_metric(struct evbuffer *b, const char *name, const char *type, const char *help, double value)
+int
+gw_add_metric(struct evbuffer *b, const char *name, const char *type, const char *help, double value)
 {
 	return evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, value) < 0 ? -1 : 0;
 }
@@ -523,24 +522,24 @@ serve_metrics(struct gw *gw, struct evhttp_request *req)
 		serving_count += serving(&snap->members[i]) ? 1 : 0;
 	}
 	r = !b;
-	r = r || add_metric(b, "cluster_gateway_members", "gauge", "Members in the gateway's view of the cluster.", (double) snap->count);
-	r = r || add_metric(b, "cluster_gateway_serving_members", "gauge", "Members with an address that take clients (capacity not 0).", (double) serving_count);
-	r = r || add_metric(b, "cluster_gateway_requests_total", "counter", "HTTP requests answered by the gateway's handlers.", (double) gw->requests);
-	r = r || add_metric(b, "cluster_gateway_redirects_total", "counter", "Redirects (307) sent by GET /.", (double) gw->redirects);
-	r = r || add_metric(b, "cluster_gateway_targets_total", "counter", "Targets answered by GET /target.", (double) gw->targets);
-	r = r || add_metric(b, "cluster_gateway_no_target_total", "counter", "Picks that found no member able to take a client (503).", (double) gw->no_target);
-	r = r || add_metric(b, "cluster_gateway_errors_total", "counter", "Answers with a status of 400 or more sent by the handlers.", (double) gw->errors);
-	r = r || add_metric(b, "cluster_gateway_view_fresh", "gauge", "1 while the view of the cluster is known to be current.", fresh);
-	r = r || add_metric(b, "cluster_gateway_view_age_seconds", "gauge", "Seconds since the view was last known to be current (0 while it is).",
+	r = r || gw_add_metric(b, "cluster_gateway_members", "gauge", "Members in the gateway's view of the cluster.", (double) snap->count);
+	r = r || gw_add_metric(b, "cluster_gateway_serving_members", "gauge", "Members with an address that take clients (capacity not 0).", (double) serving_count);
+	r = r || gw_add_metric(b, "cluster_gateway_requests_total", "counter", "HTTP requests answered by the gateway's handlers.", (double) gw->requests);
+	r = r || gw_add_metric(b, "cluster_gateway_redirects_total", "counter", "Redirects (307) sent by GET /.", (double) gw->redirects);
+	r = r || gw_add_metric(b, "cluster_gateway_targets_total", "counter", "Targets answered by GET /target.", (double) gw->targets);
+	r = r || gw_add_metric(b, "cluster_gateway_no_target_total", "counter", "Picks that found no member able to take a client (503).", (double) gw->no_target);
+	r = r || gw_add_metric(b, "cluster_gateway_errors_total", "counter", "Answers with a status of 400 or more sent by the handlers.", (double) gw->errors);
+	r = r || gw_add_metric(b, "cluster_gateway_view_fresh", "gauge", "1 while the view of the cluster is known to be current.", fresh);
+	r = r || gw_add_metric(b, "cluster_gateway_view_age_seconds", "gauge", "Seconds since the view was last known to be current (0 while it is).",
 				 (double) (now - gw->last_fresh_ms) / 1000.0);
-	r = r || add_metric(b, "cluster_gateway_picks_unlisted_total", "counter", "Picks of members not yet in the gateway's member list.",
+	r = r || gw_add_metric(b, "cluster_gateway_picks_unlisted_total", "counter", "Picks of members not yet in the gateway's member list.",
 				 (double) gw->view.picks_unlisted);
 	r = r || gw_tcp_metrics(gw, b);
-	r = r || add_metric(b, "cluster_gateway_registered_workers", "gauge", "Workers registered through POST /register-worker now.", (double) gw->reg_count);
-	r = r || add_metric(b, "cluster_gateway_registrations_total", "counter", "New registrations accepted (202).", (double) gw->reg_accepted);
-	r = r || add_metric(b, "cluster_gateway_registration_renewals_total", "counter", "Registrations renewed (200).", (double) gw->reg_renewed);
-	r = r || add_metric(b, "cluster_gateway_registrations_refused_total", "counter", "Registrations refused (400, 503).", (double) gw->reg_refused);
-	r = r || add_metric(b, "cluster_gateway_registrations_expired_total", "counter", "Registrations ended because the worker did not post again in time.",
+	r = r || gw_add_metric(b, "cluster_gateway_registered_workers", "gauge", "Workers registered through POST /register-worker now.", (double) gw->reg_count);
+	r = r || gw_add_metric(b, "cluster_gateway_registrations_total", "counter", "New registrations accepted (202).", (double) gw->reg_accepted);
+	r = r || gw_add_metric(b, "cluster_gateway_registration_renewals_total", "counter", "Registrations renewed (200).", (double) gw->reg_renewed);
+	r = r || gw_add_metric(b, "cluster_gateway_registrations_refused_total", "counter", "Registrations refused (400, 503).", (double) gw->reg_refused);
+	r = r || gw_add_metric(b, "cluster_gateway_registrations_expired_total", "counter", "Registrations ended because the worker did not post again in time.",
 				 (double) gw->reg_expired);
 	r = r || evbuffer_add_printf(b, "# HELP cluster_gateway_picks_total Picks per member (GET / and GET /target), while the member is listed.\n"
 									"# TYPE cluster_gateway_picks_total counter\n") < 0;
@@ -707,27 +706,5 @@ gw_http_free(struct gw *gw)
 int
 gw_http_bound(struct gw *gw, char *out, size_t size)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	char host[INET6_ADDRSTRLEN];
-
-	if(!gw->listener || getsockname(evhttp_bound_socket_get_fd(gw->listener), (struct sockaddr *) &ss, &len))
-	{
-		return -1;
-	}
-	if(ss.ss_family == AF_INET6)
-	{
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *) &ss;
-
-		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
-		snprintf(out, size, "[%s]:%u", host, (unsigned) ntohs(s6->sin6_port));
-	}
-	else
-	{
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *) &ss;
-
-		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
-		snprintf(out, size, "%s:%u", host, (unsigned) ntohs(s4->sin_port));
-	}
-	return 0;
+	return gw->listener ? gw_socket_address(evhttp_bound_socket_get_fd(gw->listener), out, size) : -1;
 }

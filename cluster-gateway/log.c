@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * cluster-gateway: messages. The library logs from its own threads while
+ * cluster-gateway: messages (and sockets' addresses as text). The library logs from its own threads while
  * the loop thread logs requests, so every line is formatted first and
  * written with one stdio call: lines never interleave.
  */
@@ -12,6 +12,10 @@
 #include <string.h>
 #include <syslog.h>
 #include <time.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 /* -v: set once by the main thread before any other thread exists. */
 static int verbose;
@@ -63,4 +67,34 @@ gw_library_logger(int priority, const char *format, va_list ap)
 		return;
 	}
 	cli_library_line(priority, format, ap);
+}
+
+/* The address a socket is bound to, read back from the kernel (with port
+ * 0 only it knows the port): "HOST:PORT", or "[HOST]:PORT" for IPv6. */
+int
+gw_socket_address(int fd, char *out, size_t size)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	char host[INET6_ADDRSTRLEN];
+
+	if(getsockname(fd, (struct sockaddr *) &ss, &len))
+	{
+		return -1;
+	}
+	if(ss.ss_family == AF_INET6)
+	{
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *) &ss;
+
+		inet_ntop(AF_INET6, &s6->sin6_addr, host, sizeof(host));
+		snprintf(out, size, "[%s]:%u", host, (unsigned) ntohs(s6->sin6_port));
+	}
+	else
+	{
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *) &ss;
+
+		inet_ntop(AF_INET, &s4->sin_addr, host, sizeof(host));
+		snprintf(out, size, "%s:%u", host, (unsigned) ntohs(s4->sin_port));
+	}
+	return 0;
 }

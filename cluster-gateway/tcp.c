@@ -588,28 +588,7 @@ gw_tcp_start(struct gw *gw)
 int
 gw_tcp_bound(struct gw *gw, char *out, size_t size)
 {
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-	char host[INET6_ADDRSTRLEN];
-	int port;
-
-	if(getsockname(evconnlistener_get_fd(gw->tcp_listener), (struct sockaddr *) &ss, &len))
-	{
-		return -1;
-	}
-	if(ss.ss_family == AF_INET6)
-	{
-		inet_ntop(AF_INET6, &((struct sockaddr_in6 *) &ss)->sin6_addr, host, sizeof(host));
-		port = ntohs(((struct sockaddr_in6 *) &ss)->sin6_port);
-		snprintf(out, size, "[%s]:%d", host, port);
-	}
-	else
-	{
-		inet_ntop(AF_INET, &((struct sockaddr_in *) &ss)->sin_addr, host, sizeof(host));
-		port = ntohs(((struct sockaddr_in *) &ss)->sin_port);
-		snprintf(out, size, "%s:%d", host, port);
-	}
-	return 0;
+	return gw_socket_address(evconnlistener_get_fd(gw->tcp_listener), out, size);
 }
 
 size_t
@@ -671,12 +650,6 @@ gw_tcp_free(struct gw *gw)
 	gw->down_count = 0;
 }
 
-static int
-metric(struct evbuffer *b, const char *name, const char *type, const char *help, double value)
-{
-	return evbuffer_add_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s %.17g\n", name, help, name, type, name, value) < 0 ? -1 : 0;
-}
-
 int
 gw_tcp_metrics(struct gw *gw, struct evbuffer *b)
 {
@@ -691,13 +664,13 @@ gw_tcp_metrics(struct gw *gw, struct evbuffer *b)
 	{
 		down += gw->down[i].until_ms > now;
 	}
-	return metric(b, "cluster_gateway_tcp_connections", "gauge", "Proxied TCP connections open now (dialling or connected).", (double) gw->tcp_active) ||
-		   metric(b, "cluster_gateway_tcp_accepted_total", "counter", "TCP clients accepted.", (double) gw->tcp_accepted) ||
-		   metric(b, "cluster_gateway_tcp_proxied_total", "counter", "TCP clients connected to a member.", (double) gw->tcp_proxied) ||
-		   metric(b, "cluster_gateway_tcp_requeued_total", "counter", "Dials that failed and moved the client to another member.",
+	return gw_add_metric(b, "cluster_gateway_tcp_connections", "gauge", "Proxied TCP connections open now (dialling or connected).", (double) gw->tcp_active) ||
+		   gw_add_metric(b, "cluster_gateway_tcp_accepted_total", "counter", "TCP clients accepted.", (double) gw->tcp_accepted) ||
+		   gw_add_metric(b, "cluster_gateway_tcp_proxied_total", "counter", "TCP clients connected to a member.", (double) gw->tcp_proxied) ||
+		   gw_add_metric(b, "cluster_gateway_tcp_requeued_total", "counter", "Dials that failed and moved the client to another member.",
 			   (double) gw->tcp_requeued) ||
-		   metric(b, "cluster_gateway_tcp_failed_total", "counter", "TCP clients closed without a member (none left to try).",
+		   gw_add_metric(b, "cluster_gateway_tcp_failed_total", "counter", "TCP clients closed without a member (none left to try).",
 			   (double) gw->tcp_failed) ||
-		   metric(b, "cluster_gateway_tcp_bytes_total", "counter", "Bytes spliced between clients and members, both ways.", (double) gw->tcp_bytes) ||
-		   metric(b, "cluster_gateway_tcp_members_down", "gauge", "Members passed over after a refused or timed-out dial.", (double) down);
+		   gw_add_metric(b, "cluster_gateway_tcp_bytes_total", "counter", "Bytes spliced between clients and members, both ways.", (double) gw->tcp_bytes) ||
+		   gw_add_metric(b, "cluster_gateway_tcp_members_down", "gauge", "Members passed over after a refused or timed-out dial.", (double) down);
 }
