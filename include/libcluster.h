@@ -341,8 +341,10 @@ CLUSTER_EXTERN int cluster_destroy(CLUSTER *cluster);
  * falls back to plain http.
  * @return 0, or -1 with errno EINVAL (static index/total inconsistent,
  *   bad configuration), EEXIST (a live instance already holds this
- *   instance id), ECONNREFUSED/ETIMEDOUT/EIO (registry unreachable or
- *   failing until the join deadline), EPROTO (TLS: the server's
+ *   instance id), ENXIO (the registry's host name could
+ *   not be resolved), ECONNREFUSED (connection refused), ETIMEDOUT (no
+ *   answer in time), EIO (the registry answered with an error) - each
+ *   retried until the join deadline, EPROTO (TLS: the server's
  *   certificate not verified by the CA file, our client certificate
  *   missing, expired or refused, a TLS file unreadable, or http:// to a
  *   TLS port), EACCES (credentials refused, or none given where the
@@ -363,6 +365,12 @@ CLUSTER_EXTERN int cluster_join_passive(CLUSTER *cluster);
  * Leave the cluster: deregister, stop the library threads, and call the
  * balancer callback with index -1. Returns within about one second even if
  * the registry is hung or down. Not joined: 0.
+ * The instance has left whenever 0 is returned; errno then tells whether
+ * the registry knows it: 0 if the registration was removed (or there was
+ * none), else the cause (ETIMEDOUT, ECONNREFUSED, ENXIO, EPROTO, EIO...)
+ * of a registry that could not be reached in time. The registration then
+ * stays visible to the other members until its lease runs out, within the
+ * TTL (cluster_ttl()); the logger has said so.
  * @return 0, or -1/EDEADLK from a library callback.
  */
 CLUSTER_EXTERN int cluster_leave(CLUSTER *cluster);
@@ -371,7 +379,9 @@ CLUSTER_EXTERN int cluster_leave(CLUSTER *cluster);
 /* Configuration (refused with EPERM while joined unless noted)         */
 /* ------------------------------------------------------------------ */
 
-/** Enable (non-zero) or disable extra debug logging. Any time. Returns 0. */
+/** Enable (non-zero) or disable extra debug logging. Any time. Returns 0.
+ *  As in the original, a few LOG_DEBUG lines reach the logger even
+ *  without it: a logger that wants none drops them by priority. */
 CLUSTER_EXTERN int cluster_set_verbose(CLUSTER *cluster, int verbose);
 
 /** Install the logger (NULL: the built-in one, which prints only

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -655,7 +656,7 @@ cluster_leave(CLUSTER *cluster)
 {
 	CLUSTERBALANCE cb;
 	CLUSTERSTATE st;
-	int r;
+	int r, cause;
 
 	if(cluster__enter(cluster, __func__))
 	{
@@ -664,6 +665,7 @@ cluster_leave(CLUSTER *cluster)
 	if(foreign_process(cluster))
 	{
 		/* a forked child: the membership is the parent's */
+		errno = 0;
 		return 0;
 	}
 	if(cluster__in_callback(cluster))
@@ -682,12 +684,13 @@ cluster_leave(CLUSTER *cluster)
 	{
 		pthread_mutex_unlock(&cluster->lock);
 		cluster__control_end(cluster);
+		errno = 0;
 		return 0;
 	}
 	pthread_mutex_unlock(&cluster->lock);
 
 	cluster__advisor_stop(cluster);
-	cluster->engine->leave(cluster->engine_data);
+	cause = cluster->engine->leave(cluster->engine_data);
 
 	pthread_mutex_lock(&cluster->lock);
 	cluster->joined = 0;
@@ -713,6 +716,8 @@ cluster_leave(CLUSTER *cluster)
 	/* the final callbacks, on this thread, with no library lock held */
 	cluster__shards_after_leave(cluster);
 	cluster__deliver_state(cluster, cb, &st);
+	/* left either way; errno says whether the registry knows it yet */
+	errno = cause;
 	return 0;
 }
 
@@ -1090,11 +1095,12 @@ cluster_set_registry(CLUSTER *cluster, const char *uri)
 	{
 		engine = &cluster__engine_static;
 	}
-	else if(!strncmp(uri, "http://", 7) || !strncmp(uri, "https://", 8))
+	else if(!strncasecmp(uri, "http://", 7) || !strncasecmp(uri, "https://", 8))
 	{
+		/* schemes are case-insensitive (RFC 3986) */
 		engine = &cluster__engine_etcd3;
 	}
-	else if(!strncmp(uri, "etcd2+http://", 13) || !strncmp(uri, "etcd2+https://", 14))
+	else if(!strncasecmp(uri, "etcd2+http://", 13) || !strncasecmp(uri, "etcd2+https://", 14))
 	{
 		engine = &cluster__engine_etcd2;
 	}
@@ -1103,7 +1109,7 @@ cluster_set_registry(CLUSTER *cluster, const char *uri)
 		char shown[CLUSTER__ESCAPE_SIZE(200)];
 
 		cluster__log(cluster, LOG_ERR, "libcluster: unsupported scheme in registry URI <%s>: expected http://, https://, etcd2+http:// or etcd2+https://\n",
-			cluster__escape(shown, sizeof(shown), uri, strlen(uri)));
+			cluster__escape_uri(shown, uri));
 		cluster__control_end(cluster);
 		return cluster__fail(cluster, EINVAL);
 	}

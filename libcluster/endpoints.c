@@ -59,6 +59,15 @@ parse_one_endpoint(const char *s, size_t len, char **out, const char **why)
 		return EINVAL;
 	}
 	hstart = i;
+	for(pstart = i; pstart < len && s[pstart] != '/'; pstart++)
+	{
+		if(s[pstart] == '@')
+		{
+			*why = "a user name or password in the registry URI is not allowed: use cluster_set_credentials() (cluster-test "
+				   "--user and --password-file)";
+			return EINVAL;
+		}
+	}
 	if(i < len && s[i] == '[')
 	{
 		i++;
@@ -84,11 +93,6 @@ parse_one_endpoint(const char *s, size_t len, char **out, const char **why)
 	if(hend == hstart)
 	{
 		*why = "endpoint has no host name";
-		return EINVAL;
-	}
-	if(i < len && s[i] == '@')
-	{
-		*why = "user information in an endpoint URI is not allowed (use cluster_set_credentials())";
 		return EINVAL;
 	}
 	if(i >= len || s[i] != ':')

@@ -25,6 +25,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #define FORM "application/x-www-form-urlencoded"
@@ -87,7 +88,7 @@ etcd2_create(CLUSTER *core, const char *uri, void **out)
 		}
 		while(*p)
 		{
-			if(!strncmp(p, "etcd2+", 6) && (p == uri || p[-1] == ',' || p[-1] == ' '))
+			if(!strncasecmp(p, "etcd2+", 6) && (p == uri || p[-1] == ',' || p[-1] == ' '))
 			{
 				p += 6;
 				continue;
@@ -104,7 +105,7 @@ etcd2_create(CLUSTER *core, const char *uri, void **out)
 		{
 			char shown[CLUSTER__ESCAPE_SIZE(200)];
 
-			cluster__log(core, LOG_ERR, "libcluster: etcd2: invalid registry URI <%s>: %s\n", cluster__escape(shown, sizeof(shown), uri, strlen(uri)), why);
+			cluster__log(core, LOG_ERR, "libcluster: etcd2: invalid registry URI <%s>: %s\n", cluster__escape_uri(shown, uri), why);
 		}
 		free(e);
 		return r;
@@ -781,12 +782,14 @@ etcd2_join(void *engine, const cluster__engine_config *cfg)
 }
 
 /* Stop both threads (cancelling any request in flight), then delete our
- * key within what is left of the leave budget. */
-static void
+ * key within what is left of the leave budget. Returns 0 or why the key
+ * could not be deleted. */
+static int
 etcd2_leave(void *engine)
 {
 	etcd2 *e = engine;
 	int64_t start = cluster__now_ms();
+	int cause = 0;
 
 	cluster__waker_stop(&e->w);
 	cluster__http_cancel(e->ping_http);
@@ -806,20 +809,28 @@ etcd2_leave(void *engine)
 		int left = CLUSTER_LEAVE_BUDGET_MS - (int) (cluster__now_ms() - start);
 		cluster__http *http = left > 50 ? new_http(e, left) : NULL;
 
+		cause = ETIMEDOUT;
 		if(http)
 		{
 			cluster__http_response resp;
 
 			memset(&resp, 0, sizeof(resp));
-			if(cluster__http_request(http, "DELETE", e->self_path, NULL, NULL, &resp))
+			cause = cluster__http_request(http, "DELETE", e->self_path, NULL, NULL, &resp);
+			if(!cause && resp.status >= 300 && resp.status != 404)
 			{
-				cluster__log(e->core, LOG_WARNING, "libcluster: etcd2: could not remove %s in time; it expires within %d s\n", e->cfg->instance, e->cfg->ttl);
+				cause = EIO;
 			}
 			cluster__http_response_free(&resp);
 			cluster__http_destroy(http);
 		}
+		if(cause)
+		{
+			cluster__log(e->core, LOG_WARNING, "libcluster: etcd2: could not remove %s in time (%s); it expires within %d s\n", e->cfg->instance,
+				strerror(cause), e->cfg->ttl);
+		}
 	}
 	drop_http(e);
+	return cause;
 }
 
 /*

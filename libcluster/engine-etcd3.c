@@ -2603,8 +2603,7 @@ etcd3_create(CLUSTER *c, const char *uri, void **out)
 		{
 			char shown[CLUSTER__ESCAPE_SIZE(200)];
 
-			cluster__log(c, LOG_ERR, "libcluster: etcd: invalid registry URI <%s>: %s\n",
-				cluster__escape(shown, sizeof(shown), uri ? uri : "(null)", uri ? (strlen(uri) > 200 ? 200 : strlen(uri)) : 6), why);
+			cluster__log(c, LOG_ERR, "libcluster: etcd: invalid registry URI <%s>: %s\n", cluster__escape_uri(shown, uri), why);
 		}
 		free(ed);
 		return r;
@@ -2736,7 +2735,7 @@ wait_line(void *ctx, const char *line, size_t len)
 static int
 transient(int r, const char *why)
 {
-	return r == ETIMEDOUT || r == ECONNREFUSED || (r == EIO && !strncmp(why, "HTTP 5", 6));
+	return r == ETIMEDOUT || r == ECONNREFUSED || r == ENXIO || (r == EIO && !strncmp(why, "HTTP 5", 6));
 }
 
 /* Wait up to ms for a join retry; non-zero if the join was cancelled. */
@@ -3090,17 +3089,17 @@ undo:
  * revoke may fail over to the other endpoints, all within what is left of
  * the budget.
  */
-static void
+static int
 etcd3_leave(void *engine)
 {
 	etcd3 *ed = engine;
 	int64_t start = cluster__now_ms();
 	int64_t lease;
-	int r;
+	int r, cause = 0;
 
 	if(!ed)
 	{
-		return;
+		return 0;
 	}
 	/* shards first: released and handed back while the lease lives */
 	shards_stop(ed);
@@ -3156,12 +3155,14 @@ etcd3_leave(void *engine)
 		}
 		else
 		{
-			cluster__log(ed->core, LOG_WARNING, "libcluster: etcd: could not revoke lease %llx within the leave budget; %s disappears when it expires (within %d s)\n",
-				(unsigned long long) lease, ed->member_key, ed->ttl);
+			cluster__log(ed->core, LOG_WARNING, "libcluster: etcd: could not revoke lease %llx within the leave budget (%s); %s disappears when it expires (within %d s)\n",
+				(unsigned long long) lease, strerror(r), ed->member_key, ed->ttl);
+			cause = r;
 		}
 	}
 	cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: left %s (%lld ms)\n", ed->label, (long long) (cluster__now_ms() - start));
 	release(ed);
+	return cause;
 }
 
 /*

@@ -82,13 +82,14 @@ static_join(void *engine, const cluster__engine_config *cfg)
 	return cluster__publish_static(se->core, cfg->passive ? -1 : cfg->static_index, total);
 }
 
-static void
+static int
 static_leave(void *engine)
 {
 	static_engine *se = engine;
 
 	cluster__log(se->core, LOG_DEBUG, "libcluster: static: successfully left the cluster\n");
 	se->cfg = NULL;
+	return 0;
 }
 
 static int

@@ -64,8 +64,10 @@ struct cluster__engine
 	 * registered (as far as the registry let us) and no thread runs. */
 	int (*join)(void *engine, const cluster__engine_config *cfg);
 	/* Leave: stop threads and deregister, within CLUSTER_LEAVE_BUDGET_MS.
-	 * The core then reports index -1 to the callback. */
-	void (*leave)(void *engine);
+	 * The core then reports index -1 to the callback. Returns 0, or the
+	 * errno value of the failed deregistration (logged): the registration
+	 * then stays until its lease or TTL runs out. */
+	int (*leave)(void *engine);
 	/* While joined: this instance's worker count is now workers; push it
 	 * to the registry. Returns 0 or an errno value (the core then keeps
 	 * the old count). May be NULL (nothing to push). */

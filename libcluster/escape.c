@@ -78,3 +78,38 @@ cluster__escape(char *out, size_t outsz, const char *in, size_t len)
 	out[o] = 0;
 	return out;
 }
+
+const char *
+cluster__escape_uri(char out[CLUSTER__ESCAPE_SIZE(200)], const char *uri)
+{
+	char masked[201];
+	size_t i, o = 0, len;
+
+	if(!uri)
+	{
+		return cluster__escape(out, CLUSTER__ESCAPE_SIZE(200), NULL, 0);
+	}
+	len = strlen(uri);
+	len = len > 200 ? 200 : len;
+	for(i = 0; i < len && o < 200; i++)
+	{
+		masked[o++] = uri[i];
+		if(uri[i] == '/' && i >= 2 && uri[i - 1] == '/' && uri[i - 2] == ':')
+		{
+			/* an authority starts: is there an '@' before its end? */
+			size_t j = i + 1;
+
+			while(j < len && uri[j] != '@' && uri[j] != '/' && uri[j] != ',')
+			{
+				j++;
+			}
+			if(j < len && uri[j] == '@' && o + 3 <= 200)
+			{
+				memcpy(masked + o, "***", 3);
+				o += 3;
+				i = j - 1;
+			}
+		}
+	}
+	return cluster__escape(out, CLUSTER__ESCAPE_SIZE(200), masked, o);
+}

@@ -430,9 +430,11 @@ map_curl_error(CURLcode cc)
 	case CURLE_OK:
 		return 0;
 	case CURLE_COULDNT_CONNECT:
+		return ECONNREFUSED;
 	case CURLE_COULDNT_RESOLVE_HOST:
 	case CURLE_COULDNT_RESOLVE_PROXY:
-		return ECONNREFUSED;
+		/* "No such device or address": no address for the name */
+		return ENXIO;
 	case CURLE_OPERATION_TIMEDOUT:
 		return ETIMEDOUT;
 	case CURLE_OUT_OF_MEMORY:

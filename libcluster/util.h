@@ -81,4 +81,13 @@ int cluster__reserve(char **buf, size_t *cap, size_t need, size_t first);
 const char *cluster__escape(char *out, size_t outsz, const char *in, size_t len);
 #define CLUSTER__ESCAPE_SIZE(n) (4 * (n) + 1)
 
+/*
+ * A registry URI (NULL: "(null)"; at most its first 200 bytes) for a log
+ * line, escaped as cluster__escape() does, with the user information of
+ * every element ("user:password@" after "://", up to the host) shown as
+ * "***@": a password must never reach a log. out holds
+ * CLUSTER__ESCAPE_SIZE(200) bytes. Returns out. Pure.
+ */
+const char *cluster__escape_uri(char out[CLUSTER__ESCAPE_SIZE(200)], const char *uri);
+
 #endif /*!CLUSTER_UTIL_H_*/

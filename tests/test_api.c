@@ -234,6 +234,20 @@ test_registry(void **state)
 	assert_int_equal(cluster_total(c), 1);
 	assert_int_equal(cluster_leave(c), 0);
 	assert_int_equal(cluster_set_registry(c, NULL), 0);
+	/* schemes are case-insensitive (HTTP:// was once refused) */
+	assert_int_equal(cluster_set_registry(c, "HTTP://127.0.0.1:1/"), 0);
+	assert_int_equal(cluster_set_registry(c, "Https://a:1,hTTp://b:2"), 0);
+	assert_int_equal(cluster_set_registry(c, "ETCD2+HTTP://127.0.0.1:1/"), 0);
+	/* credentials in the URI: refused, named, and never logged */
+	tu_log_clear();
+	assert_int_equal(cluster_set_registry(c, "http://root:s3cret@127.0.0.1:2379/"), -1);
+	assert_int_equal(errno, EINVAL);
+	assert_true(tu_logged("<http://***@127.0.0.1:2379/>: a user name or password in the registry URI is not allowed"));
+	pthread_mutex_lock(&tu_lock);
+	assert_null(strstr(tu_log, "s3cret"));
+	pthread_mutex_unlock(&tu_lock);
+	assert_null(strstr(cluster_errmsg(c), "s3cret"));
+	assert_int_equal(cluster_set_registry(c, NULL), 0);
 	cluster_destroy(c);
 }
 

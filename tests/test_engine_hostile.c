@@ -710,7 +710,8 @@ test_v3_join_bad_grant(void **state)
 }
 
 /* No answer at all: ETIMEDOUT within the request timeout; nothing
- * listening: ECONNREFUSED. Both can be retried. */
+ * listening: ECONNREFUSED; a host name that does not resolve: ENXIO
+ * (it once said ECONNREFUSED). All can be retried. */
 static void
 test_v3_join_unreachable(void **state)
 {
@@ -729,6 +730,13 @@ test_v3_join_unreachable(void **state)
 	fakehttp_stop(gone);
 	c = new_cluster(url);
 	assert_join_fails(c, ECONNREFUSED, "nothing listening");
+	assert_int_equal(cluster_destroy(c), 0);
+
+	/* .invalid never resolves (RFC 6761) */
+	c = new_cluster("http://nosuchhost.invalid:2379/");
+	assert_int_equal(cluster_set_timeouts(c, 500, 1000), 0);
+	assert_join_fails(c, ENXIO, "name not resolved");
+	assert_true(tu_logged("Could not resolve host"));
 	assert_int_equal(cluster_destroy(c), 0);
 }
 

@@ -193,6 +193,30 @@ test_truncation_edges(void **state)
 	}
 }
 
+/* A registry URI in a message never shows a password. */
+static void
+test_uri_masks_user_info(void **state)
+{
+	char out[CLUSTER__ESCAPE_SIZE(200)];
+	char longer[400];
+
+	(void) state;
+	assert_string_equal(cluster__escape_uri(out, "http://user:s3cret@h:1/"), "http://***@h:1/");
+	assert_string_equal(cluster__escape_uri(out, "http://a:1/,https://u:p@b:2,etcd2+http://x@c:3"),
+		"http://a:1/,https://***@b:2,etcd2+http://***@c:3");
+	/* an '@' in the path is not user information */
+	assert_string_equal(cluster__escape_uri(out, "http://h:1/p@q"), "http://h:1/p@q");
+	assert_string_equal(cluster__escape_uri(out, "ftp://\n@x"), "ftp://***@x");
+	assert_string_equal(cluster__escape_uri(out, "http://\x1b[2J"), "http://\\x1b[2J");
+	assert_string_equal(cluster__escape_uri(out, NULL), "(null)");
+	/* longer than 200 bytes: the first 200, masked, then escaped */
+	memset(longer, 'a', sizeof(longer) - 1);
+	longer[sizeof(longer) - 1] = 0;
+	memcpy(longer, "http://pw@", 10);
+	assert_int_equal(strlen(cluster__escape_uri(out, longer)), 200);
+	assert_null(strstr(out, "pw"));
+}
+
 int
 main(void)
 {
@@ -200,6 +224,7 @@ main(void)
 		cmocka_unit_test(test_every_byte_alone),
 		cmocka_unit_test(test_all_bytes_round_trip),
 		cmocka_unit_test(test_truncation_edges),
+		cmocka_unit_test(test_uri_masks_user_info),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -109,6 +109,13 @@ test_endpoints(void **state)
 		assert_true(strlen(why) > 5);
 	}
 	assert_int_equal(cluster__http_parse_endpoints(NULL, &eps, &n, &why), EINVAL);
+
+	/* credentials in the URI: named as such (it once said "port must be
+	 * a number") */
+	assert_int_equal(cluster__http_parse_endpoints("http://user:pw@host:2379/", &eps, &n, &why), EINVAL);
+	assert_non_null(strstr(why, "user name or password"));
+	assert_int_equal(cluster__http_parse_endpoints("http://a:1/,https://u@b:2", &eps, &n, &why), EINVAL);
+	assert_non_null(strstr(why, "user name or password"));
 }
 
 /* ---- line splitter ------------------------------------------------------- */

@@ -387,6 +387,26 @@ test_string_getters_survive_setters(void **state)
 	cluster_destroy(c);
 }
 
+/* Leaving a static cluster leaves errno 0: nothing was left behind in a
+ * registry (the etcd engines set the cause when they could not tell it). */
+static void
+test_leave_errno(void **state)
+{
+	CLUSTER *c;
+
+	(void) state;
+	c = tu_cluster("quiet");
+	assert_non_null(c);
+	errno = EINVAL;
+	assert_int_equal(cluster_leave(c), 0);
+	assert_int_equal(errno, 0);
+	assert_int_equal(cluster_join(c), 0);
+	errno = EINVAL;
+	assert_int_equal(cluster_leave(c), 0);
+	assert_int_equal(errno, 0);
+	assert_int_equal(cluster_destroy(c), 0);
+}
+
 int
 main(void)
 {
@@ -400,6 +420,7 @@ main(void)
 		cmocka_unit_test(test_callbacks_run_without_the_control_lock),
 		cmocka_unit_test(test_callback_may_configure_another_handle),
 		cmocka_unit_test(test_string_getters_survive_setters),
+		cmocka_unit_test(test_leave_errno),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
