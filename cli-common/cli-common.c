@@ -172,6 +172,7 @@ cli_library_line(int priority, const char *format, va_list ap)
 {
 	char buf[1024];
 	char *text = buf;
+	const char *shown;
 	va_list copy;
 	size_t len;
 	int n;
@@ -195,10 +196,39 @@ cli_library_line(int priority, const char *format, va_list ap)
 			vsnprintf(text, (size_t) n + 1, format, ap);
 		}
 	}
-	len = strlen(text);
-	fprintf(stderr, "libcluster<%d>: %s%s", priority, text, (len && text[len - 1] == '\n') ? "" : "\n");
+	shown = text;
+	if(!strncmp(shown, "libcluster: ", 12))
+	{
+		shown += 12;
+	}
+	len = strlen(shown);
+	fprintf(stderr, "libcluster<%d>: %s%s", priority, shown, (len && shown[len - 1] == '\n') ? "" : "\n");
 	if(text != buf)
 	{
 		free(text);
+	}
+}
+
+const char *
+cli_registry_cause(int err)
+{
+	switch(err)
+	{
+	case ENXIO:
+		return "the registry's host name could not be resolved";
+	case ECONNREFUSED:
+		return "the registry refused the connection (nothing listening there?)";
+	case ETIMEDOUT:
+		return "the registry did not answer in time";
+	case EPROTO:
+		return "TLS failure (see the message above)";
+	case EACCES:
+		return "the registry refused the credentials";
+	case EPERM:
+		return "permission denied (the registry user may not use this cluster's keys)";
+	case EIO:
+		return "the registry answered with an error (see the message above)";
+	default:
+		return strerror(err);
 	}
 }

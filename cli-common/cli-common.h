@@ -46,9 +46,16 @@ int cli_usage_error(const char *prog, const char *help, const char *reason, cons
  * "PROG: <why>" to stderr. */
 int cli_read_password(const char *prog, const char *password_file, char *out, size_t size);
 
-/* Write one library log line to stderr as "libcluster<PRIO>: message",
- * with a single stdio call so that lines from several threads never
- * interleave; a message longer than the stack buffer is not cut. */
+/* Write one library log line to stderr as "libcluster<PRIO>: message"
+ * (the library's own "libcluster: " opening is not repeated), with a
+ * single stdio call so that lines from several threads never interleave;
+ * a message longer than the stack buffer is not cut. */
 void cli_library_line(int priority, const char *format, va_list ap);
+
+/* Why a registry call failed, for people: the cause that errno value
+ * stands for in libcluster's join and leave (the name did not resolve,
+ * refused, timed out, TLS, credentials, permission...), else
+ * strerror(err). */
+const char *cli_registry_cause(int err);
 
 #endif /*!CLI_COMMON_H_*/

@@ -277,7 +277,7 @@ on_join_done(evutil_socket_t fd, short what, void *arg)
 	{
 		if(!gw->left)
 		{
-			gw_log(LOG_ERR, "failed to join the cluster: %s (%s)", strerror(gw->join_errno), gw->join_errmsg);
+			gw_log(LOG_ERR, "failed to join the cluster: %s (%s)", cli_registry_cause(gw->join_errno), gw->join_errmsg);
 			gw->exit_code = GW_EXIT_ERROR;
 		}
 		event_base_loopbreak(gw->base);
@@ -291,7 +291,7 @@ on_join_done(evutil_socket_t fd, short what, void *arg)
 	gw->last_fresh_ms = gw_now_ms();
 	if(cluster_state(gw->cluster, &st) == 0)
 	{
-		gw_log(LOG_NOTICE, "passively-joined a cluster of %d workers", st.total);
+		gw_log(LOG_NOTICE, "passively-joined a cluster of %d worker%s", st.total, st.total == 1 ? "" : "s");
 	}
 	if(evtimer_add(refresh, &every))
 	{

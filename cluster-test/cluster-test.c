@@ -23,6 +23,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <syslog.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,7 +139,15 @@ setup(const struct ct_options *o, int verbose)
 		return NULL;
 	}
 	cluster_set_logger(c, ct_logger);
-	cluster_set_balancer(c, ct_balancer);
+	/* debug lines only with -v (the library sends a few without it);
+	 * a listing is all -l prints: of the library's lines only warnings
+	 * and errors, and no re-balance reports */
+	ct_set_log_ceiling(verbose ? LOG_DEBUG : o->list ? LOG_WARNING :
+													   LOG_INFO);
+	if(!o->list)
+	{
+		cluster_set_balancer(c, ct_balancer);
+	}
 	if(verbose)
 	{
 		cluster_set_verbose(c, 1);
@@ -202,8 +211,11 @@ join(CLUSTER *c, const struct ct_options *o)
 {
 	CLUSTERSTATE st;
 
-	if(step(o->passive ? cluster_join_passive(c) : cluster_join(c), "join cluster"))
+	if(o->passive ? cluster_join_passive(c) : cluster_join(c))
 	{
+		int err = errno;
+
+		ct_message("failed to join cluster: %s", cli_registry_cause(err));
 		return -1;
 	}
 	if(step(cluster_state(c, &st), "obtain cluster state"))
@@ -212,13 +224,16 @@ join(CLUSTER *c, const struct ct_options *o)
 	}
 	if(st.passive)
 	{
-		ct_message("passively-joined a cluster of %d workers", st.total);
+		ct_message("passively-joined a cluster of %d worker%s", st.total, st.total == 1 ? "" : "s");
+	}
+	else if(st.workers == 1)
+	{
+		ct_message("actively-joined a cluster of %d worker%s (our node is worker #%d)", st.total, st.total == 1 ? "" : "s", st.index);
 	}
 	else
 	{
 		/* inclusive range: the original printed index + workers */
-		ct_message("actively-joined a cluster of %d workers (our node is workers #%d-%d)",
-			st.total, st.index, st.index + st.workers - 1);
+		ct_message("actively-joined a cluster of %d workers (our node is workers #%d-%d)", st.total, st.index, st.index + st.workers - 1);
 	}
 	return 0;
 }
@@ -288,6 +303,30 @@ main(int argc, char **argv)
 	{
 		return CT_EXIT_ERROR;
 	}
+	if(opts.list)
+	{
+		CLUSTERADVISORCONFIG cfg;
+
+		/* a passive watch that also reads statuses (the advisor's
+		 * defaults ask for them): the join's answer is the listing */
+		cluster_advisor_config_init(&cfg);
+		if(cluster_set_advisor_config(c, &cfg))
+		{
+			ct_failure(errno, "ask for the members' statuses");
+			cluster_destroy(c);
+			return CT_EXIT_ERROR;
+		}
+		if(cluster_join_passive(c))
+		{
+			ct_message("failed to read the cluster: %s", cli_registry_cause(errno));
+			cluster_destroy(c);
+			return CT_EXIT_ERROR;
+		}
+		r = ct_print_list(c) ? CT_EXIT_ERROR : CT_EXIT_OK;
+		cluster_destroy(c);
+		ct_output_cleanup();
+		return r;
+	}
 	if(join(c, &opts))
 	{
 		cluster_destroy(c);
@@ -311,6 +350,13 @@ main(int argc, char **argv)
 	{
 		ct_failure(errno, "leave cluster");
 		r = CT_EXIT_ERROR;
+	}
+	else if(errno)
+	{
+		int cause = errno, ttl = cluster_ttl(c);
+
+		/* left, but the registry could not be told: say so */
+		ct_message("left; the registry was unreachable (%s), the registration expires within %d s", cli_registry_cause(cause), ttl);
 	}
 	else
 	{

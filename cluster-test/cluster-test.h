@@ -25,6 +25,7 @@ struct ct_options
 	int verbose;
 	int fork;
 	int passive;
+	int list;
 	int statuses;
 	int advice;
 	int json;
@@ -77,6 +78,12 @@ void ct_message(const char *format, ...) __attribute__((format(printf, 1, 2)));
 /* As ct_message() with ": <strerror(err)>" appended. */
 void ct_failure(int err, const char *what);
 void ct_logger(int priority, const char *format, va_list ap);
+/* Pass the library's lines up to this syslog priority only (default:
+ * all of them). */
+void ct_set_log_ceiling(int priority);
+/* -l: every member but this (passive) instance once on stdout, as a table
+ * or (-J) as JSON lines. 0, or -1 after saying why. */
+int ct_print_list(CLUSTER *cluster);
 int ct_balancer(CLUSTER *cluster, CLUSTERSTATE *state);
 void ct_advice(CLUSTER *cluster, const CLUSTERREDIRECT *redirects, size_t count);
 /* Print the member table and the pick if the table differs from the last

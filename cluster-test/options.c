@@ -38,6 +38,10 @@ static const char usage_text[] =
 	"  -i ID           Set the instance identifier to ID (default: random)\n"
 	"  -n COUNT        Set the number of workers to COUNT (1..65535, default 1)\n"
 	"  -P              Join passively: watch the cluster, take no worker index\n"
+	"  -l              List the cluster's members once (id, workers, first\n"
+	"                  index, address, load, capacity) on stdout and exit;\n"
+	"                  with -J one JSON object per member per line.\n"
+	"                  Registers nothing (a passive watch)\n"
 	"  -J              Print events as JSON, one object per line on stdout\n"
 	"                  (rebalance, acquire, release, status, advice) instead\n"
 	"                  of text on stderr; messages stay on stderr\n"
@@ -216,6 +220,16 @@ check_combinations(struct ct_options *opts)
 	{
 		return usage_error("--cert and --key go together (a client certificate and its private key)", NULL, NULL);
 	}
+	if(opts->list && (opts->fork || opts->have_shards || opts->statuses || opts->advice || opts->address || opts->have_load ||
+						 opts->have_capacity || opts->have_workers || opts->have_index || opts->have_total))
+	{
+		return usage_error("-l lists the members once and exits: it takes no -F, -s, -S, -a, -A, -L, -C, -n, -I or -T", NULL, NULL);
+	}
+	if(opts->list)
+	{
+		/* a listing only watches: it takes no worker index */
+		opts->passive = 1;
+	}
 	if(opts->password_file && !opts->user)
 	{
 		return usage_error("--password-file needs --user", NULL, NULL);
@@ -239,7 +253,7 @@ ct_parse_options(int argc, char **argv, struct ct_options *opts)
 	/* leading ':' = report a missing argument apart from an unknown option;
 	 * opterr = 0 = our messages, not getopt's */
 	opterr = 0;
-	while((c = getopt_long(argc, argv, ":hVvFk:e:p:i:n:r:PI:T:t:A:L:C:SaJs:", long_options, NULL)) != -1)
+	while((c = getopt_long(argc, argv, ":hVvFk:e:p:i:n:r:PlI:T:t:A:L:C:SaJs:", long_options, NULL)) != -1)
 	{
 		r = CT_EXIT_OK;
 		switch(c)
@@ -276,6 +290,9 @@ ct_parse_options(int argc, char **argv, struct ct_options *opts)
 			break;
 		case 'P':
 			opts->passive = 1;
+			break;
+		case 'l':
+			opts->list = 1;
 			break;
 		case 'I':
 			r = number_option(c, optarg, &opts->index, NULL, &opts->have_index);

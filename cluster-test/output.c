@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <syslog.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -122,10 +123,21 @@ ct_failure(int err, const char *what)
 
 /* The library's logger: "libcluster<PRIO>: " + the message. A long message
  * gets a heap buffer rather than being cut. */
+static int log_ceiling = LOG_DEBUG;
+
+void
+ct_set_log_ceiling(int priority)
+{
+	log_ceiling = priority;
+}
+
 void
 ct_logger(int priority, const char *format, va_list ap)
 {
-	cli_library_line(priority, format, ap);
+	if(priority <= log_ceiling)
+	{
+		cli_library_line(priority, format, ap);
+	}
 }
 
 /* The re-balance callback: the original's exact four lines (values start
@@ -359,11 +371,14 @@ format_member_json(FILE *f, const CLUSTERMEMBER *m)
 		m->has_status ? "true" : "false");
 	if(!m->has_status)
 	{
-		fputs("null,\"load\":null,\"capacity\":null}", f);
-		return;
+		fputs("null,\"load\":null,\"capacity\":null", f);
 	}
-	json_string(f, m->address);
-	fprintf(f, ",\"load\":%lld,\"capacity\":%lld}", m->load, m->capacity);
+	else
+	{
+		json_string(f, m->address);
+		fprintf(f, ",\"load\":%lld,\"capacity\":%lld", m->load, m->capacity);
+	}
+	putc('}', f);
 }
 
 /* Render the member table into a heap string (-J: a JSON array); NULL
@@ -495,4 +510,79 @@ ct_output_cleanup(void)
 {
 	free(last_table);
 	last_table = NULL;
+}
+
+/* -l. No age column: a member's age (CLUSTERMEMBER.age_ms) is the time
+ * since this process received its record, which is always about 0 in a
+ * one-shot listing; a join time would compare clocks across hosts. */
+int
+ct_print_list(CLUSTER *cluster)
+{
+	CLUSTERMEMBER *members = NULL;
+	size_t count = 0, i, shown = 0;
+	char base[16], load[24], capacity[24];
+	int idw = 2, addrw = 7;
+
+	if(cluster_members(cluster, &members, &count))
+	{
+		ct_failure(errno, "read the cluster members");
+		return -1;
+	}
+	for(i = 0; i < count; i++)
+	{
+		int l = members[i].self ? 0 : (int) strlen(members[i].id), a = (int) strlen(members[i].address);
+
+		idw = l > idw ? l : idw;
+		addrw = a > addrw ? a : addrw;
+	}
+	if(!json_mode)
+	{
+		printf("%-*s %7s %6s %-*s %8s %10s\n", idw, "ID", "WORKERS", "BASE", addrw, "ADDRESS", "LOAD", "CAPACITY");
+	}
+	for(i = 0; i < count; i++)
+	{
+		const CLUSTERMEMBER *m = &members[i];
+
+		if(m->self)
+		{
+			continue;
+		}
+		shown++;
+		if(json_mode)
+		{
+			format_member_json(stdout, m);
+			putchar('\n');
+			continue;
+		}
+		snprintf(base, sizeof(base), m->passive ? "-" : "%d", m->base);
+		snprintf(load, sizeof(load), m->has_status ? "%lld" : "-", m->load);
+		if(!m->has_status)
+		{
+			snprintf(capacity, sizeof(capacity), "-");
+		}
+		else if(m->capacity == CLUSTER_CAPACITY_UNBOUNDED)
+		{
+			snprintf(capacity, sizeof(capacity), "unbounded");
+		}
+		else if(m->capacity == 0)
+		{
+			snprintf(capacity, sizeof(capacity), "draining");
+		}
+		else
+		{
+			snprintf(capacity, sizeof(capacity), "%lld", m->capacity);
+		}
+		printf("%-*s %7d %6s %-*s %8s %10s\n", idw, m->id, m->workers, base, addrw, m->address[0] ? m->address : "-", load, capacity);
+	}
+	cluster_members_free(members);
+	if(!json_mode)
+	{
+		printf("(%zu member%s)\n", shown, shown == 1 ? "" : "s");
+	}
+	if(fflush(stdout))
+	{
+		ct_failure(errno, "write the listing");
+		return -1;
+	}
+	return 0;
 }

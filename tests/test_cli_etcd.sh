@@ -4,7 +4,9 @@
 # (node1 -n 2, node2, node3 -n 4 -> bases 0, 2, 3, total 7) with the
 # member listing (`*` marks self, bases in brackets), SIGTERM and SIGINT
 # leaves and the re-balancing they cause, a passive watcher, a duplicate
-# id, a bad registry URI and a dead endpoint.
+# id, a bad registry URI, a dead endpoint and a name that does not
+# resolve; the one-shot listing -l (table and JSON lines); leaving while
+# etcd is frozen; no debug lines without -v.
 # Exit 0 pass, 1 fail, 77 skip (etcd not installed, CLUSTER_REQUIRE_ETCD unset).
 
 : "${top_builddir:=.}"
@@ -160,6 +162,31 @@ for line in "  node1 [0]" "* node2 [2]" "  node3 [3]"; do
 	wait_line node2 "libcluster<7>: $line" 5
 done
 echo "ok: node1 -n 2, node2, node3 -n 4 -> bases 0, 2, 3, total 7"
+# one worker is "worker #2", not "workers #2-2"; the library's own
+# "libcluster: " opening is not printed twice
+wait_line node2 "actively-joined a cluster of 3 workers (our node is worker #2)" 0
+grep -q "libcluster<[0-9]>: libcluster:" "$WORK/node1.err" && fail "node1: a log line repeats its prefix"
+echo "ok: '(our node is worker #2)', log lines without a doubled prefix"
+
+# --- -l: a one-shot listing on stdout (a table, or JSON lines with -J),
+# nothing else printed, nothing registered
+run_fg list 0 -r "$ENDPOINT" -l
+exact_list=$(awk 'NR > 1 && !/^\(/ { print $1, $2, $3 }' "$WORK/list.out" | tr '\n' ';')
+[ "$exact_list" = "node1 2 0;node2 1 2;node3 4 3;" ] || fail "-l listed '$exact_list'"
+head -1 "$WORK/list.out" | grep -q "^ID *WORKERS *BASE *ADDRESS *LOAD *CAPACITY" || fail "-l: no header"
+grep -qxF "(3 members)" "$WORK/list.out" || fail "-l: no '(3 members)' line"
+[ -s "$WORK/list.err" ] && fail "-l printed on stderr"
+run_fg listj 0 -r "$ENDPOINT" -l -J
+ids=$(jq -r '"\(.id):\(.base):\(.workers)"' "$WORK/listj.out" | tr '\n' ' ') || fail "-l -J: not JSON lines"
+[ "$ids" = "node1:0:2 node2:2:1 node3:3:4 " ] || fail "-l -J listed '$ids'"
+[ "$("$H" count "$WORK/etcd" "/$KEY/")" = 3 ] || fail "-l left a key behind"
+echo "ok: -l table and -l -J JSON lines: node1 0 2, node2 2 1, node3 3 4"
+
+# --- without -v no debug line, even while the cluster changes
+"$CT" -k "$KEY" -r "$ENDPOINT" -t "$TTL" -i quiet -P >"$WORK/quiet.out" 2>"$WORK/quiet.err" &
+pid_quiet=$!
+pids="$pids $pid_quiet"
+wait_line quiet "passively-joined a cluster of 7 workers" 5
 
 # --- a passive watcher knows the total and changes nobody's numbers
 start watcher -i watcher -P
@@ -187,8 +214,31 @@ echo "ok: SIGTERM on node1 -> node2 0, node3 1, total 5"
 stop node2 INT
 wait_state node3 0 4 5
 echo "ok: SIGINT on node2 -> node3 0, total 4"
+wait_state quiet -1 4 5
+stop quiet TERM
+grep -q "libcluster<7>" "$WORK/quiet.err" && fail "without -v: debug lines printed"
+echo "ok: without -v, $(grep -c 'libcluster<' "$WORK/quiet.err") library lines and none of them debug"
 stop node3 TERM
 [ "$("$H" count "$WORK/etcd" "/$KEY/")" = 0 ] || fail "keys left in etcd after everyone left"
+
+# --- leaving while etcd is frozen says so (it once said "successfully
+# left"), within the one-second leave budget, and exits 0
+start lonely -i lonely
+wait_state lonely 0 1 5
+"$H" pause "$WORK/etcd" || fail "cannot pause etcd"
+kill -TERM "$pid_lonely"
+n=$(tenths 5)
+while kill -0 "$pid_lonely" 2>/dev/null && [ "$n" -gt 0 ]; do
+	sleep 0.1
+	n=$((n - 1))
+done
+kill -0 "$pid_lonely" 2>/dev/null && fail "lonely did not exit while etcd was frozen"
+wait "$pid_lonely" || fail "lonely exited with $? while etcd was frozen"
+"$H" resume "$WORK/etcd" || fail "cannot resume etcd"
+grep -qF "left; the registry was unreachable (the registry did not answer in time), the registration expires within $TTL s" \
+	"$WORK/lonely.err" || fail "lonely: no 'left; the registry was unreachable' line"
+grep -qF "successfully left" "$WORK/lonely.err" && fail "lonely: 'successfully left' with etcd frozen"
+echo "ok: leave with etcd frozen: 'left; the registry was unreachable (...), the registration expires within $TTL s'"
 
 # --- bad registry URI and a dead endpoint: exit 1 with the reason
 run_fg baduri 1 -r "ftp://127.0.0.1/" -i bad
@@ -196,7 +246,16 @@ grep -qi "registry" "$WORK/baduri.err" || fail "bad URI: the reason does not nam
 "$H" stop "$WORK/etcd" || fail "cannot stop etcd"
 run_fg dead 1 -r "$ENDPOINT" -i dead
 grep -qF "failed to join cluster" "$WORK/dead.err" || fail "dead endpoint: no 'failed to join cluster' line"
+grep -qF "failed to join cluster: the registry refused the connection" "$WORK/dead.err" || fail "dead endpoint: cause not named"
 echo "ok: bad URI and dead endpoint refused"
+
+# --- a name that does not resolve is named as such (it once said
+# "Connection refused"): .invalid never resolves (RFC 6761)
+run_fg nores 1 -r "http://nosuchhost.invalid:2379/" -i nores
+grep -qF "failed to join cluster: the registry's host name could not be resolved" "$WORK/nores.err" ||
+	fail "unresolvable name: cause not named"
+grep -qF "Could not resolve host: nosuchhost.invalid" "$WORK/nores.err" || fail "unresolvable name: curl's message missing"
+echo "ok: unresolvable registry name: 'the registry's host name could not be resolved'"
 
 echo "test_cli_etcd: all passed"
 exit 0

@@ -102,6 +102,12 @@ case_partition_dot()    { expect_reject 1 "^libcluster<3>: .*partition '\.' is i
 case_registry_ftp()     { expect_reject 1 '^libcluster<3>: .*registry URI <ftp://x>' -r 'ftp://x'; }
 case_registry_broken()  { expect_reject 1 '^libcluster<3>: .*registry URI <https//broken>' -r 'https//broken'; }
 case_registry_empty()   { expect_reject 1 '^libcluster<3>: .*registry URI <>' -r ''; }
+case_registry_userinfo(){
+	expect_reject 1 '^libcluster<3>: .*registry URI <http://\*\*\*@h:1/>: a user name or password' -r 'http://u:s3cret@h:1/' || return
+	! grep -q s3cret "$WORK/bad.err" || fail "the password was printed"
+}
+case_list_with_shards() { expect_reject 2 '^cluster-test: -l lists the members once and exits' -l -s 4; }
+case_list_with_fork()   { expect_reject 2 '^cluster-test: -l lists the members once and exits' -l -F; }
 case_ttl_too_short()    { expect_reject 1 '^libcluster<3>: .*TTL 1 is invalid' -t 1; }
 case_ttl_too_long()     { expect_reject 1 '^libcluster<3>: .*TTL 3601 is invalid' -t 3601; }
 case_index_negative()   { expect_reject 1 '^libcluster<3>: .*index -1 is invalid' -I -1; }
@@ -156,7 +162,7 @@ for c in help version \
 	workers_huge index_not_num total_not_num ttl_not_num load_not_num capacity_not_num \
 	workers_zero workers_negative workers_too_many key_empty key_slash key_dotdot \
 	instance_too_long instance_empty env_space env_empty partition_dot registry_ftp \
-	registry_broken registry_empty ttl_too_short ttl_too_long index_negative total_zero \
+	registry_broken registry_empty registry_userinfo list_with_shards list_with_fork ttl_too_short ttl_too_long index_negative total_zero \
 	index_not_below highest_index fork_bad_option load_negative capacity_bad \
 	capacity_below address_space instance_newline env_escape registry_newline key_newline \
 	workers_escape stray_newline \
