@@ -95,6 +95,17 @@ wait_line()
 	fail "$1: no line '$2'"
 }
 
+# wait_gone PID SECONDS: 0 once PID has exited, 1 if it is still running
+wait_gone()
+{
+	n=$(tenths "$2")
+	while kill -0 "$1" 2>/dev/null && [ "$n" -gt 0 ]; do
+		sleep 0.1
+		n=$((n - 1))
+	done
+	! kill -0 "$1" 2>/dev/null
+}
+
 # start NAME ARGS...: cluster-test in the background, stderr to NAME.err
 start()
 {
@@ -110,12 +121,7 @@ stop()
 {
 	eval "p=\$pid_$1"
 	kill -"$2" "$p"
-	n=$(tenths 5)
-	while kill -0 "$p" 2>/dev/null && [ "$n" -gt 0 ]; do
-		sleep 0.1
-		n=$((n - 1))
-	done
-	kill -0 "$p" 2>/dev/null && fail "$1 did not exit after SIG$2"
+	wait_gone "$p" 5 || fail "$1 did not exit after SIG$2"
 	wait "$p"
 	rc=$?
 	[ $rc -eq 0 ] || fail "$1 exited with $rc after SIG$2"
@@ -131,12 +137,7 @@ run_fg()
 	"$CT" -k "$KEY" -t "$TTL" "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" &
 	p=$!
 	pids="$pids $p"
-	n=$(tenths 15)
-	while kill -0 "$p" 2>/dev/null && [ "$n" -gt 0 ]; do
-		sleep 0.1
-		n=$((n - 1))
-	done
-	kill -0 "$p" 2>/dev/null && fail "$name did not exit"
+	wait_gone "$p" 15 || fail "$name did not exit"
 	wait "$p"
 	rc=$?
 	[ $rc -eq "$want" ] || fail "$name exited with $rc, expected $want"
@@ -227,12 +228,7 @@ start lonely -i lonely
 wait_state lonely 0 1 5
 "$H" pause "$WORK/etcd" || fail "cannot pause etcd"
 kill -TERM "$pid_lonely"
-n=$(tenths 5)
-while kill -0 "$pid_lonely" 2>/dev/null && [ "$n" -gt 0 ]; do
-	sleep 0.1
-	n=$((n - 1))
-done
-kill -0 "$pid_lonely" 2>/dev/null && fail "lonely did not exit while etcd was frozen"
+wait_gone "$pid_lonely" 5 || fail "lonely did not exit while etcd was frozen"
 wait "$pid_lonely" || fail "lonely exited with $? while etcd was frozen"
 "$H" resume "$WORK/etcd" || fail "cannot resume etcd"
 grep -qF "left; the registry was unreachable (the registry did not answer in time), the registration expires within $TTL s" \
