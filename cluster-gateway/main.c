@@ -136,6 +136,13 @@ leave(struct gw *gw)
 	{
 		return -1;
 	}
+	if(errno)
+	{
+		/* left, but the registry could not be told (a passive gateway
+		 * registers nothing, so this is only a safety net) */
+		gw_log(LOG_WARNING, "left; the registry was unreachable (%s)", cli_registry_cause(errno));
+		return 0;
+	}
 	gw_log(LOG_INFO, "successfully left the cluster");
 	return 0;
 }

@@ -40,7 +40,7 @@ case_three_nodes()
 	joined node1 && joined node2 && joined node3 || return
 	rebalanced node1 0 2 7 && rebalanced node2 2 1 7 && rebalanced node3 3 4 7 || return
 	exact node1 'cluster-test: actively-joined a cluster of 7 workers (our node is workers #0-1)' &&
-	exact node2 'cluster-test: actively-joined a cluster of 7 workers (our node is workers #2-2)' &&
+	exact node2 'cluster-test: actively-joined a cluster of 7 workers (our node is worker #2)' &&
 	exact node3 'cluster-test: actively-joined a cluster of 7 workers (our node is workers #3-6)' || return
 	stop node1 "$p1" TERM && stop node2 "$p2" INT && stop node3 "$p3" TERM || return
 	# the final callback of a leave reports index -1
