@@ -70,6 +70,8 @@ case_wrong_password()
 	run_ct wrong -v -k clitls -i w -r "$ENDPOINT" $TLS --user app --password-file "$WORK/wrong.pw"
 	[ "$rc" -eq 1 ] || fail "exit $rc, expected 1" || return
 	has "$WORK/wrong.err" 'invalid user ID or password' || fail "the reason is not named" || return
+	has "$WORK/wrong.err" '^cluster-test: failed to join cluster: the registry refused the credentials$' ||
+		fail "the final line does not say the credentials were refused" || return
 	! grep -q -F -e "not-$PASSWORD" "$WORK/wrong.err" || fail "the wrong password appears in the output"
 }
 
@@ -78,7 +80,10 @@ case_no_ca()
 	run_ct noca -k clitls -i n -r "$ENDPOINT" --cert "$PKI/client.crt" --key "$PKI/client.key" --user app \
 		--password-file "$WORK/app.pw"
 	[ "$rc" -eq 1 ] || fail "exit $rc, expected 1" || return
-	has "$WORK/noca.err" 'TLS: SSL certificate problem' || fail "the reason is not named"
+	has "$WORK/noca.err" 'TLS: SSL certificate problem' || fail "the reason is not named" || return
+	# a TLS failure once ended with "Permission denied", like bad credentials
+	has "$WORK/noca.err" '^cluster-test: failed to join cluster: TLS failure' ||
+		fail "the final line does not say TLS"
 }
 
 case_expired_client_certificate()
