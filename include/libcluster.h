@@ -254,7 +254,7 @@ struct cluster_advisor_config_struct
 	/** Cluster-wide redirect budget in connections per second, shared by
 	 *  all shedders; 0 = no limit. */
 	double budget_per_second;
-	/** Checked (0 to 1) but no longer used: advice rounds are aligned
+	/** Checked (0 to 0.5) but no longer used: advice rounds are aligned
 	 *  since version 3, not spread. */
 	double jitter;
 	/** A member whose record has not changed for this long (ms, local
