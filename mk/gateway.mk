@@ -23,7 +23,7 @@ dist_man_MANS = cluster-gateway/cluster-gateway.1
 
 # Against a private etcd and real cluster-test members; needs the harness.
 TESTS += tests/test_cli_gateway.sh
-EXTRA_DIST += tests/test_cli_gateway.sh
+EXTRA_DIST += tests/test_cli_gateway.sh tests/etcd-script-lib.sh
 tests/test_cli_gateway.log: tests/etcd-harness$(EXEEXT)
 
 # The TCP proxy against real echo servers (tests/tcp-helper) and members.

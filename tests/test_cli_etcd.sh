@@ -9,58 +9,11 @@
 # etcd is frozen; no debug lines without -v.
 # Exit 0 pass, 1 fail, 77 skip (etcd not installed, CLUSTER_REQUIRE_ETCD unset).
 
-: "${top_builddir:=.}"
-H="$top_builddir/tests/etcd-harness"
-CT="$top_builddir/cluster-test/cluster-test"
-MULT="${CLUSTER_TEST_TIMEOUT_MULTIPLIER:-1}"
+NAME=cli-etcd
+NEEDS="CT jq"
+. "${top_srcdir:-.}/tests/etcd-script-lib.sh"
 KEY="clitest$$"
 TTL=3
-
-"$H" available
-case $? in
-0) ;;
-77) echo "SKIP: etcd is not installed (Debian package etcd-server)"; exit 77 ;;
-*) echo "FAIL: etcd is required (CLUSTER_REQUIRE_ETCD) but not installed"; exit 1 ;;
-esac
-if [ ! -x "$CT" ]; then
-	echo "FAIL: cluster-test not built: $CT"
-	exit 1
-fi
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/cli-etcd.XXXXXX") || exit 1
-pids=""
-
-cleanup()
-{
-	# only what this script started, by PID
-	for p in $pids; do
-		kill -KILL "$p" 2>/dev/null
-	done
-	"$H" stop "$WORK/etcd" >/dev/null 2>&1
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-failures=0
-fail()
-{
-	echo "FAIL: $*"
-	failures=$((failures + 1))
-	for f in "$WORK"/*.err; do
-		[ -f "$f" ] || continue
-		echo "--- $(basename "$f"):"
-		sed 's/^/  | /' "$f" | tail -40
-	done
-	"$H" log "$WORK/etcd" 15
-	exit 1
-}
-
-# Tenths of a second in BASE seconds x the multiplier (for polling loops).
-tenths()
-{
-	awk -v b="$1" -v m="$MULT" 'BEGIN { v = b * m * 10 + 0.5; if (v < 1) v = 1; printf "%d\n", v }'
-}
 
 # index and total of the last "cluster has re-balanced:" block in FILE
 last_state()
@@ -93,17 +46,6 @@ wait_line()
 		n=$((n - 1))
 	done
 	fail "$1: no line '$2'"
-}
-
-# wait_gone PID SECONDS: 0 once PID has exited, 1 if it is still running
-wait_gone()
-{
-	n=$(tenths "$2")
-	while kill -0 "$1" 2>/dev/null && [ "$n" -gt 0 ]; do
-		sleep 0.1
-		n=$((n - 1))
-	done
-	! kill -0 "$1" 2>/dev/null
 }
 
 # start NAME ARGS...: cluster-test in the background, stderr to NAME.err

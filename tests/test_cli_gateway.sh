@@ -15,60 +15,12 @@
 # dead registry (503 meanwhile, SIGTERM cancels it: exit 0).
 # Exit 0 pass, 1 fail, 77 skip (etcd not installed, CLUSTER_REQUIRE_ETCD unset).
 
-: "${top_builddir:=.}"
-H="$top_builddir/tests/etcd-harness"
-CT="$top_builddir/cluster-test/cluster-test"
-GWB="$top_builddir/cluster-gateway/cluster-gateway"
-MULT="${CLUSTER_TEST_TIMEOUT_MULTIPLIER:-1}"
+NAME=cli-gateway
+NEEDS="CT GWB curl jq chromium"
+. "${top_srcdir:-.}/tests/etcd-script-lib.sh"
 KEY="gwtest$$"
 TTL=2
 CURL_MAX=$(awk -v m="$MULT" 'BEGIN { printf "%d\n", 5 * m + 0.999 }')
-
-"$H" available
-case $? in
-0) ;;
-77) echo "SKIP: etcd is not installed (Debian package etcd-server)"; exit 77 ;;
-*) echo "FAIL: etcd is required (CLUSTER_REQUIRE_ETCD) but not installed"; exit 1 ;;
-esac
-for p in "$CT" "$GWB"; do
-	[ -x "$p" ] || { echo "FAIL: not built: $p"; exit 1; }
-done
-for t in curl jq chromium; do
-	command -v "$t" >/dev/null 2>&1 || { echo "FAIL: $t is required (./bootstrap installs it)"; exit 1; }
-done
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/cli-gateway.XXXXXX") || exit 1
-pids=""
-
-cleanup()
-{
-	# only what this script started, by PID
-	for p in $pids; do
-		kill -KILL "$p" 2>/dev/null
-	done
-	"$H" stop "$WORK/etcd" >/dev/null 2>&1
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-fail()
-{
-	echo "FAIL: $*"
-	for f in "$WORK"/*.err "$WORK/body"; do
-		[ -f "$f" ] || continue
-		echo "--- $(basename "$f"):"
-		sed 's/^/  | /' "$f" | tail -30
-	done
-	"$H" log "$WORK/etcd" 10
-	exit 1
-}
-
-# Tenths of a second in BASE seconds x the multiplier (polling loops).
-tenths()
-{
-	awk -v b="$1" -v m="$MULT" 'BEGIN { v = b * m * 10 + 0.5; if (v < 1) v = 1; printf "%d\n", v }'
-}
 
 # start NAME ARGS...: cluster-test in the background, output to NAME.*
 start()
@@ -351,12 +303,7 @@ echo "ok: etcd stopped -> /healthz 503"
 
 # --- SIGTERM: a prompt, clean exit
 kill -TERM "$gwpid"
-n=$(tenths 5)
-while kill -0 "$gwpid" 2>/dev/null && [ "$n" -gt 0 ]; do
-	sleep 0.1
-	n=$((n - 1))
-done
-kill -0 "$gwpid" 2>/dev/null && fail "the gateway did not exit after SIGTERM"
+wait_gone "$gwpid" 5 || fail "the gateway did not exit after SIGTERM"
 wait "$gwpid"
 rc=$?
 [ $rc -eq 0 ] || fail "the gateway exited with $rc after SIGTERM"
@@ -381,12 +328,7 @@ req /
 [ "$code" = 503 ] || fail "GET / while joining: $code, expected 503"
 jq -e '.error | test("not joined")' "$WORK/body" >/dev/null || fail "GET / while joining: $(cat "$WORK/body")"
 kill -TERM "$gw3pid"
-n=$(tenths 2)
-while kill -0 "$gw3pid" 2>/dev/null && [ "$n" -gt 0 ]; do
-	sleep 0.1
-	n=$((n - 1))
-done
-kill -0 "$gw3pid" 2>/dev/null && fail "SIGTERM did not cancel the join within 2 s"
+wait_gone "$gw3pid" 2 || fail "SIGTERM did not cancel the join within 2 s"
 wait "$gw3pid"
 rc=$?
 [ $rc -eq 0 ] || fail "the gateway exited with $rc after SIGTERM during its join"

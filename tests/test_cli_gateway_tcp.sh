@@ -11,61 +11,12 @@
 # --drain-time closes one that does not. Also the proxy's usage errors.
 # Exit 0 pass, 1 fail, 77 skip (etcd not installed, CLUSTER_REQUIRE_ETCD unset).
 
-: "${top_builddir:=.}"
-H="$top_builddir/tests/etcd-harness"
-TH="$top_builddir/tests/tcp-helper"
-CT="$top_builddir/cluster-test/cluster-test"
-GWB="$top_builddir/cluster-gateway/cluster-gateway"
-MULT="${CLUSTER_TEST_TIMEOUT_MULTIPLIER:-1}"
+NAME=cli-gateway-tcp
+NEEDS="CT GWB TH curl jq"
+. "${top_srcdir:-.}/tests/etcd-script-lib.sh"
 KEY="gwtcp$$"
 TTL=2
 CURL_MAX=$(awk -v m="$MULT" 'BEGIN { printf "%d\n", 5 * m + 0.999 }')
-
-"$H" available
-case $? in
-0) ;;
-77) echo "SKIP: etcd is not installed (Debian package etcd-server)"; exit 77 ;;
-*) echo "FAIL: etcd is required (CLUSTER_REQUIRE_ETCD) but not installed"; exit 1 ;;
-esac
-for p in "$CT" "$GWB" "$TH"; do
-	[ -x "$p" ] || { echo "FAIL: not built: $p"; exit 1; }
-done
-for t in curl jq; do
-	command -v "$t" >/dev/null 2>&1 || { echo "FAIL: $t is required (./bootstrap installs it)"; exit 1; }
-done
-
-WORK=$(mktemp -d "${TMPDIR:-/tmp}/cli-gateway-tcp.XXXXXX") || exit 1
-pids=""
-
-cleanup()
-{
-	# only what this script started, by PID
-	for p in $pids; do
-		kill -KILL "$p" 2>/dev/null
-	done
-	"$H" stop "$WORK/etcd" >/dev/null 2>&1
-	rm -rf "$WORK"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
-fail()
-{
-	echo "FAIL: $*"
-	for f in "$WORK"/*.err; do
-		[ -s "$f" ] || continue
-		echo "--- $(basename "$f"):"
-		sed 's/^/  | /' "$f" | tail -30
-	done
-	"$H" log "$WORK/etcd" 10
-	exit 1
-}
-
-# Tenths of a second in BASE seconds x the multiplier (polling loops).
-tenths()
-{
-	awk -v b="$1" -v m="$MULT" 'BEGIN { v = b * m * 10 + 0.5; if (v < 1) v = 1; printf "%d\n", v }'
-}
 
 # member NAME ARGS...: cluster-test in the background
 member()
@@ -254,12 +205,7 @@ echo go >&3
 exec 3>&-
 wait "$hpid" || fail "the held connection broke during the drain: $(cat "$WORK/hold.err")"
 grep -q '^echo ok$' "$WORK/hold.out" || fail "the held connection's echo"
-n=$(tenths 3)
-while kill -0 "$gpid_g2" 2>/dev/null && [ "$n" -gt 0 ]; do
-	sleep 0.1
-	n=$((n - 1))
-done
-kill -0 "$gpid_g2" 2>/dev/null && fail "the gateway did not end once its last proxied connection ended"
+wait_gone "$gpid_g2" 3 || fail "the gateway did not end once its last proxied connection ended"
 wait "$gpid_g2"
 rc=$?
 [ $rc -eq 0 ] || fail "the gateway exited $rc after SIGTERM"
