@@ -7,7 +7,8 @@
 # advisor after a rolling deploy: three full WebSocket-style servers and a
 # new empty one; new clients are sent to the new one and each full server
 # is advised to redirect its surplus there; cluster-gateway sends HTTP
-# clients there too. Everything it starts is
+# clients there too. Last, cluster-gateway's TCP proxy in front of two
+# echo servers of capacities 100 and 300. Everything it starts is
 # stopped by PID at the end, whatever happens. Exits non-zero if the
 # expected figures do not appear.
 
@@ -16,10 +17,11 @@ here=$(cd "$(dirname "$0")" && pwd)
 H="$top_builddir/tests/etcd-harness"
 CT="$top_builddir/cluster-test/cluster-test"
 GWB="$top_builddir/cluster-gateway/cluster-gateway"
+TH="$top_builddir/tests/tcp-helper"
 KEY=demo
 TIMEOUT=10
 
-for p in "$H" "$CT" "$GWB"; do
+for p in "$H" "$CT" "$GWB" "$TH"; do
 	if [ ! -x "$p" ]; then
 		echo "demo: $p is not built; run 'make demo'" >&2
 		exit 1
@@ -56,7 +58,7 @@ say()
 die()
 {
 	echo "demo: FAILED: $*" >&2
-	for f in "$WORK"/node*.err "$WORK"/ws*.err "$WORK"/gateway.err; do
+	for f in "$WORK"/node*.err "$WORK"/ws*.err "$WORK"/m[12].err "$WORK"/gateway.err; do
 		[ -f "$f" ] || continue
 		echo "--- $(basename "$f" .err), last lines:" >&2
 		tail -n 15 "$f" >&2
@@ -235,6 +237,53 @@ for i in 1 2 3 4; do
 	stop ws$i
 done
 
+# --- the TCP proxy ---------------------------------------------------------
+KEY=demo-tcp
+say "cluster-gateway --tcp in front of two echo servers: echo1 (capacity 100) and echo2 (capacity 300)"
+for b in echo1 echo2; do
+	"$TH" serve $b >"$WORK/$b.port" 2>"$WORK/$b.err" &
+	pids="$pids $!"
+done
+n=$((TIMEOUT * 10))
+while ! { grep -q '^port ' "$WORK/echo1.port" && grep -q '^port ' "$WORK/echo2.port"; } && [ "$n" -gt 0 ]; do
+	sleep 0.1
+	n=$((n - 1))
+done
+p1=$(sed -n 's/^port //p' "$WORK/echo1.port")
+p2=$(sed -n 's/^port //p' "$WORK/echo2.port")
+[ -n "$p1" ] && [ -n "$p2" ] || die "the echo servers did not start"
+start m1 -i m1 -A "tcp://127.0.0.1:$p1" -L 0 -C 100
+start m2 -i m2 -A "tcp://127.0.0.1:$p2" -L 0 -C 300
+echo "\$ cluster-gateway -r $ENDPOINT --http 127.0.0.1:0 --tcp 127.0.0.1:0"
+"$GWB" -k "$KEY" -r "$ENDPOINT" --http 127.0.0.1:0 --tcp 127.0.0.1:0 >"$WORK/gateway.out" 2>"$WORK/gateway.err" &
+pid_gateway=$!
+pids="$pids $pid_gateway"
+n=$((TIMEOUT * 10))
+while ! grep -q '^listening tcp ' "$WORK/gateway.out" && [ "$n" -gt 0 ]; do
+	sleep 0.1
+	n=$((n - 1))
+done
+TCP=$(sed -n 's/^listening tcp //p' "$WORK/gateway.out")
+GW=$(sed -n 's/^listening http //p' "$WORK/gateway.out")
+[ -n "$TCP" ] || die "the gateway did not start its TCP proxy"
+echo "  [gateway] proxying TCP on $TCP"
+# both members listed with their capacities before the clients come
+n=$((TIMEOUT * 10))
+while [ "$(curl -s "http://$GW/members" | grep -o '"capacity":[13]00' | wc -l)" -lt 2 ] && [ "$n" -gt 0 ]; do
+	sleep 0.1
+	n=$((n - 1))
+done
+echo "\$ 40 clients through $TCP (each reads the name of the echo server that answers, then checks an echo)"
+"$TH" connect 127.0.0.1 "${TCP##*:}" 40 >"$WORK/tcp.out" 2>"$WORK/tcp.err" || die "TCP clients: $(cat "$WORK/tcp.err")"
+sort "$WORK/tcp.out" | uniq -c | sed 's/^ */  /'
+c1=$(grep -c -x echo1 "$WORK/tcp.out")
+c2=$(grep -c -x echo2 "$WORK/tcp.out")
+[ "$c1" -eq 10 ] && [ "$c2" -eq 30 ] || die "the proxy sent $c1 and $c2 clients, expected 10 and 30 (capacities 100:300)"
+say "10 and 30: the proxy weighs members by their capacity (smooth weighted round robin), and every echo came back intact"
+stop gateway
+stop m1
+stop m2
+
 "$H" stop "$WORK/etcd" || die "cannot stop etcd"
-say "Demo finished: bases 0, 2, 3 / total 7, then 0, 1 / total 5, then the planned redirects to the new server, and the gateway's clients to it too, as expected."
+say "Demo finished: bases 0, 2, 3 / total 7, then 0, 1 / total 5, then the planned redirects to the new server, the gateway's clients to it too, and TCP clients proxied 1:3 by capacity, as expected."
 exit 0

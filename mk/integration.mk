@@ -72,6 +72,6 @@ tests/test_cli_tls.log: tests/etcd-harness$(EXEEXT)
 
 # The live demo: a private etcd, three cluster-test instances, one leaves.
 # The harness is a check program, so name it here.
-demo: all tests/etcd-harness$(EXEEXT)
+demo: all tests/etcd-harness$(EXEEXT) tests/tcp-helper$(EXEEXT)
 	@top_builddir='$(abs_top_builddir)' top_srcdir='$(abs_top_srcdir)' ETCD='$(ETCD)' \
 		$(SHELL) $(top_srcdir)/demo/demo.sh
