@@ -371,14 +371,11 @@ format_member_json(FILE *f, const CLUSTERMEMBER *m)
 		m->has_status ? "true" : "false");
 	if(!m->has_status)
 	{
-		fputs("null,\"load\":null,\"capacity\":null", f);
+		fputs("null,\"load\":null,\"capacity\":null}", f);
+		return;
 	}
-	else
-	{
-		json_string(f, m->address);
-		fprintf(f, ",\"load\":%lld,\"capacity\":%lld", m->load, m->capacity);
-	}
-	putc('}', f);
+	json_string(f, m->address);
+	fprintf(f, ",\"load\":%lld,\"capacity\":%lld}", m->load, m->capacity);
 }
 
 /* Render the member table into a heap string (-J: a JSON array); NULL
