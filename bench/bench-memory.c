@@ -7,7 +7,8 @@
  * joins (and after everyone left), and the growth is divided by N. Beside
  * it, the heap bytes in use (glibc's mallinfo2: what the library and
  * libcurl hold allocated, without thread stacks and without free memory
- * the allocator keeps), so that RSS can be told from fragmentation.
+ * the allocator keeps), so that RSS can be told from fragmentation; and
+ * the RSS growth split into thread stacks and anonymous memory (arenas).
  *
  * With -a every member is an advisor user: it reports a load and sets
  * the advisor configuration, so it publishes a status and keeps everyone
@@ -41,6 +42,46 @@ heap_kb(void)
 }
 
 static int advisor_users;
+
+/* Resident kB of thread stacks and of everything else anonymous (the
+ * malloc arenas and [heap]), from /proc/self/smaps: the heap column says
+ * what is allocated; this says which of it, and how much stack, the
+ * kernel holds in memory. A thread stack is told by the inaccessible
+ * guard page mapped just below it, whatever its size. */
+static void
+rss_split(long *stacks, long *anon)
+{
+	FILE *f = fopen("/proc/self/smaps", "r");
+	char line[512];
+	unsigned long guard_end = 0;
+	int cls = 0; /* 1: a stack, 2: other anonymous memory or [heap] */
+
+	*stacks = *anon = 0;
+	if(!f)
+	{
+		return;
+	}
+	while(fgets(line, sizeof(line), f))
+	{
+		unsigned long lo, hi;
+		char perm[8], name[256] = "";
+		long kb;
+
+		if(sscanf(line, "%lx-%lx %7s %*s %*s %*s %255s", &lo, &hi, perm, name) >= 3)
+		{
+			int blank = !name[0];
+
+			cls = blank && lo == guard_end && perm[0] == 'r' ? 1 : blank || !strcmp(name, "[heap]") ? 2 :
+																									  0;
+			guard_end = blank && !strncmp(perm, "---", 3) && hi - lo == 4096 ? hi : 0;
+		}
+		else if(cls && sscanf(line, "Rss: %ld kB", &kb) == 1)
+		{
+			*(cls == 1 ? stacks : anon) += kb;
+		}
+	}
+	fclose(f);
+}
 
 /* Wait until member m's view holds n statuses (s seconds at most). */
 static int
@@ -76,12 +117,13 @@ run_n(etcdh *h, int n)
 {
 	bl_member **m = calloc((size_t) n, sizeof(*m));
 	char key[64], id[64];
-	long rss0, rss1, rss2;
+	long rss0, rss1, rss2, st0, st1, an0, an1;
 	double heap0, heap1;
 	int th0, th1, th2, i, joined = 0, rc = 0;
 
 	snprintf(key, sizeof(key), "mem%d", n);
 	rss0 = bl_rss_kb();
+	rss_split(&st0, &an0);
 	heap0 = heap_kb();
 	th0 = bl_threads();
 	for(i = 0; i < n; i++)
@@ -121,6 +163,7 @@ run_n(etcdh *h, int n)
 		goto out;
 	}
 	rss1 = bl_rss_kb();
+	rss_split(&st1, &an1);
 	heap1 = heap_kb();
 	th1 = bl_threads();
 	for(i = 0; i < n; i++)
@@ -130,8 +173,8 @@ run_n(etcdh *h, int n)
 	joined = 0;
 	rss2 = bl_rss_kb();
 	th2 = bl_threads();
-	printf("%6d %10ld %10ld %12.1f %14.1f %10d %10d %12.2f %14ld\n", n, rss0, rss1, (double) (rss1 - rss0) / n, (heap1 - heap0) / n, th0, th1,
-		(double) (th1 - th0) / n, rss2);
+	printf("%6d %10ld %10ld %12.1f %14.1f %14.1f %14.1f %10d %10d %12.2f %14ld\n", n, rss0, rss1, (double) (rss1 - rss0) / n, (heap1 - heap0) / n,
+		(double) (st1 - st0) / n, (double) (an1 - an0) / n, th0, th1, (double) (th1 - th0) / n, rss2);
 	(void) th2;
 out:
 	for(i = 0; i < joined; i++)
@@ -163,7 +206,7 @@ main(int argc, char **argv)
 	}
 	printf("bench-memory: handles joined in one process against %s%s\n\n", etcdh_endpoint(h),
 		advisor_users ? ", every one an advisor user (status published and everyone's kept)" : "");
-	printf("%6s %10s %10s %12s %14s %10s %10s %12s %14s\n", "N", "RSS0 kB", "RSS kB", "kB/instance", "heap kB/inst.", "threads0", "threads",
+	printf("%6s %10s %10s %12s %14s %14s %14s %10s %10s %12s %14s\n", "N", "RSS0 kB", "RSS kB", "kB/instance", "heap kB/inst.", "stack RSS/inst", "anon RSS/inst", "threads0", "threads",
 		"thr/instance", "RSS after kB");
 	for(i = 0; i < nn; i++)
 	{
