@@ -17,6 +17,12 @@
  *   tcp-helper hold HOST PORT
  *       one connection: print the name line, wait for a line on stdin,
  *       then check an echo and print "echo ok".
+ *   tcp-helper flood HOST PORT
+ *       one connection that sends without reading until nothing has
+ *       been taken for a second (every buffer on the way is full), or
+ *       256 MB went (a proxy that buffers without bound): print
+ *       "stalled N" (the bytes sent), wait for a line on stdin, then read
+ *       the N bytes back, check them and print "flood ok".
  * Exit 0, or 1 with the reason on stderr. Every wait is bounded by
  * 10 s x CLUSTER_TEST_TIMEOUT_MULTIPLIER.
  */
@@ -268,6 +274,77 @@ echo_check(int fd, size_t len, unsigned seed)
 	free(out);
 }
 
+/* Byte i of the flood: a pattern with a period no buffer size shares. */
+static unsigned char
+flood_byte(size_t i)
+{
+	return (unsigned char) (i * 131u % 251u);
+}
+
+/* See "flood" above: the proxy must stop reading from a sender whose
+ * receiver does not read, not keep what it sends. */
+static void
+flood(int fd)
+{
+	unsigned char buf[65536];
+	size_t sent = 0, got = 0, i;
+	char line[300];
+
+	while(sent < ((size_t) 256 << 20))
+	{
+		struct pollfd p = { fd, POLLOUT, 0 };
+		ssize_t r;
+
+		if(poll(&p, 1, 1000) != 1)
+		{
+			break;
+		}
+		for(i = 0; i < sizeof(buf); i++)
+		{
+			buf[i] = flood_byte(sent + i);
+		}
+		r = write(fd, buf, sizeof(buf));
+		if(r <= 0)
+		{
+			die("flood the gateway");
+		}
+		sent += (size_t) r;
+	}
+	printf("stalled %zu\n", sent);
+	fflush(stdout);
+	if(!fgets(line, sizeof(line), stdin))
+	{
+		line[0] = 0;
+	}
+	while(got < sent)
+	{
+		ssize_t r;
+
+		errno = 0;
+		if(wait_readable(fd))
+		{
+			errno = ETIMEDOUT;
+			die("read the flood back");
+		}
+		r = read(fd, buf, sent - got < sizeof(buf) ? sent - got : sizeof(buf));
+		if(r <= 0)
+		{
+			die("read the flood back (the connection ended early)");
+		}
+		for(i = 0; i < (size_t) r; i++)
+		{
+			if(buf[i] != flood_byte(got + i))
+			{
+				errno = 0;
+				die("the flood came back different");
+			}
+		}
+		got += (size_t) r;
+	}
+	printf("flood ok\n");
+	fflush(stdout);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -322,6 +399,15 @@ main(int argc, char **argv)
 		close(fd);
 		return 0;
 	}
-	fprintf(stderr, "usage: tcp-helper serve NAME | blackhole | connect HOST PORT COUNT [BIND [BYTES]] | hold HOST PORT\n");
+	if(argc == 4 && !strcmp(argv[1], "flood"))
+	{
+		int fd = dial(argv[2], argv[3], NULL);
+
+		read_name(fd, line, sizeof(line));
+		flood(fd);
+		close(fd);
+		return 0;
+	}
+	fprintf(stderr, "usage: tcp-helper serve NAME | blackhole | connect HOST PORT COUNT [BIND [BYTES]] | hold HOST PORT | flood HOST PORT\n");
 	return 2;
 }

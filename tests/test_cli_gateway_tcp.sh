@@ -5,7 +5,8 @@
 # are spread by capacity (1:3), a draining member gets none, a member
 # whose port is closed costs its clients nothing (re-queued, passed
 # over), so does one whose server never answers (--connect-timeout),
-# 1 MB goes through both ways intact, --sticky keeps every client
+# 1 MB goes through both ways intact, a client that sends without reading
+# is paused without the gateway keeping its bytes, --sticky keeps every client
 # address on one member and a member's death moves only its own clients,
 # SIGTERM lets a proxied connection finish (new clients refused) and
 # --drain-time closes one that does not. Also the proxy's usage errors.
@@ -150,6 +151,30 @@ echo "ok: 40 clients, b1 $c1 b2 $c2 (capacity 100:300), draining m3 none, m5 ref
 # --- 1 MB both ways, intact (past the proxy's 256 kB high-water mark)
 "$TH" connect 127.0.0.1 "${tcp#*:}" 1 "" 1048576 >"$WORK/big" 2>"$WORK/connect.err" || fail "1 MB through the proxy"
 echo "ok: 1 MB echoed intact through $(cat "$WORK/big")"
+
+# --- back-pressure: a client that sends without reading fills the
+# buffers on the way and is then paused; the gateway keeps little of it
+rss() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status"; }
+rss0=$(rss "$gpid_g1")
+mkfifo "$WORK/flood.go"
+"$TH" flood 127.0.0.1 "${tcp#*:}" <"$WORK/flood.go" >"$WORK/flood.out" 2>"$WORK/flood.err" &
+fpid=$!
+pids="$pids $fpid"
+exec 4>"$WORK/flood.go"
+n=$(tenths 20)
+while ! grep -q '^stalled' "$WORK/flood.out" && kill -0 $fpid 2>/dev/null && [ "$n" -gt 0 ]; do
+	sleep 0.1
+	n=$((n - 1))
+done
+sent=$(sed -n 's/^stalled //p' "$WORK/flood.out")
+[ -n "$sent" ] || fail "the flood never stalled: $(cat "$WORK/flood.err")"
+grown=$(($(rss "$gpid_g1") - rss0))
+echo go >&4
+exec 4>&-
+wait "$fpid" || fail "the flood's bytes did not come back: $(cat "$WORK/flood.err")"
+[ "$sent" -lt $((64 << 20)) ] || fail "the gateway took $sent bytes from a client whose echo nobody read"
+[ "$grown" -lt 4096 ] || fail "the gateway grew $grown kB holding a flood of $sent bytes"
+echo "ok: a client sending $sent bytes without reading was paused (gateway +$grown kB), and got them all back intact"
 
 # --- --sticky: each client address keeps its member; a death moves only its own
 gateway g2 --sticky --down-time 60000 --connect-timeout 500
