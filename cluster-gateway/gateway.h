@@ -238,6 +238,9 @@ void gw_set_verbose(int on);
 /* Print "cluster-gateway: " + the message to stderr as one write; debug
  * messages only with -v. */
 void gw_log(int priority, const char *format, ...) __attribute__((format(printf, 2, 3)));
+/* Would gw_log() print at this priority? (Spares a hot path building
+ * arguments for a debug line nobody sees.) */
+int gw_log_on(int priority);
 /* The library's logger. */
 void gw_library_logger(int priority, const char *format, va_list ap);
 long long gw_now_ms(void);

@@ -108,8 +108,11 @@ reply(struct gw *gw, struct evhttp_request *req, int code, const char *content_t
 	}
 	/* a redirect or a member list is true only now */
 	evhttp_add_header(headers, "Cache-Control", "no-store");
-	gw_log(LOG_DEBUG, "%s %s -> %d", method_name(evhttp_request_get_command(req)),
-		cli_escape(shown, sizeof(shown), evhttp_request_get_uri(req)), code);
+	if(gw_log_on(LOG_DEBUG))
+	{
+		gw_log(LOG_DEBUG, "%s %s -> %d", method_name(evhttp_request_get_command(req)),
+			cli_escape(shown, sizeof(shown), evhttp_request_get_uri(req)), code);
+	}
 	evhttp_send_reply(req, code, reason_phrase(code), body);
 	if(body)
 	{
@@ -252,19 +255,67 @@ query_ok(const char *query)
 	return 1;
 }
 
-/* A JSON object naming the picked member (GET /target, and the body of
- * GET /'s redirect for clients that read it). */
-static cJSON *
-target_json(const CLUSTERMEMBER *target)
+/* s as a JSON string: quotes and backslashes escaped, control bytes as
+ * \u00XX, other bytes as they are (as cJSON prints them). -1 out of
+ * memory. */
+static int
+add_json_string(struct evbuffer *b, const char *s)
 {
-	cJSON *doc = cJSON_CreateObject();
+	const char *run = s;
 
-	if(doc && (!cJSON_AddStringToObject(doc, "id", target->id) || !cJSON_AddStringToObject(doc, "address", target->address)))
+	if(evbuffer_add(b, "\"", 1))
 	{
-		cJSON_Delete(doc);
+		return -1;
+	}
+	for(; *s; s++)
+	{
+		unsigned char c = (unsigned char) *s;
+
+		if(c >= 0x20 && c != '"' && c != '\\')
+		{
+			continue;
+		}
+		if(evbuffer_add(b, run, (size_t) (s - run)) ||
+			(c == '"' || c == '\\' ? evbuffer_add_printf(b, "\\%c", c) : evbuffer_add_printf(b, "\\u%04x", c)) < 0)
+		{
+			return -1;
+		}
+		run = s + 1;
+	}
+	return evbuffer_add(b, run, (size_t) (s - run)) || evbuffer_add(b, "\"", 1) ? -1 : 0;
+}
+
+/* {"id":..,"address":..} naming the picked member (GET /target, and the
+ * body of GET /'s redirect for clients that read it), written straight
+ * into a buffer: this is every redirect's body, and a cJSON tree built
+ * and printed for two strings cost more than the pick. NULL out of
+ * memory. */
+static struct evbuffer *
+target_body(const CLUSTERMEMBER *target)
+{
+	struct evbuffer *b = evbuffer_new();
+
+	if(b && (evbuffer_add(b, "{\"id\":", 6) || add_json_string(b, target->id) || evbuffer_add(b, ",\"address\":", 11) ||
+				add_json_string(b, target->address) || evbuffer_add(b, "}", 1)))
+	{
+		evbuffer_free(b);
 		return NULL;
 	}
-	return doc;
+	return b;
+}
+
+/* Send a target body, or 500 when it could not be built. */
+static void
+reply_target(struct gw *gw, struct evhttp_request *req, int code, const CLUSTERMEMBER *target)
+{
+	struct evbuffer *body = target_body(target);
+
+	if(!body)
+	{
+		reply_oom(gw, req);
+		return;
+	}
+	reply(gw, req, code, "application/json", body);
 }
 
 static void
@@ -292,7 +343,7 @@ serve_redirect(struct gw *gw, struct evhttp_request *req)
 	}
 	free(location);
 	gw->redirects++;
-	reply_json(gw, req, 307, target_json(&target));
+	reply_target(gw, req, 307, &target);
 }
 
 static void
@@ -305,7 +356,7 @@ serve_target(struct gw *gw, struct evhttp_request *req)
 		return;
 	}
 	gw->targets++;
-	reply_json(gw, req, 200, target_json(&target));
+	reply_target(gw, req, 200, &target);
 }
 
 /* Serving: registered (not passive), reachable (an address) and taking

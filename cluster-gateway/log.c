@@ -38,6 +38,12 @@ gw_now_ms(void)
 	return (long long) ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
 }
 
+int
+gw_log_on(int priority)
+{
+	return priority < LOG_DEBUG || verbose;
+}
+
 /* Our own messages follow syslog priorities as the library's do, so that
  * request lines (LOG_DEBUG) stay quiet unless -v asked for them. */
 void
@@ -46,7 +52,7 @@ gw_log(int priority, const char *format, ...)
 	char buf[1024];
 	va_list ap;
 
-	if(priority >= LOG_DEBUG && !verbose)
+	if(!gw_log_on(priority))
 	{
 		return;
 	}

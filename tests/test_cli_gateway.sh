@@ -291,6 +291,22 @@ req /target
 [ "$code" = 503 ] || fail "GET /target with no member: $code, expected 503"
 echo "ok: only a draining member -> 503 $(cat "$WORK/body")"
 
+# --- the answer's JSON stays valid whatever a member publishes: an
+# address with a quote and a backslash (printable, so the library takes it);
+# the gateway writes that body itself
+odd='ws://q"u\\o/'
+start m7 -i m7 -A "$odd" -L 0
+# picked once its hold-down (15 s by default) is over
+wait_json /target '.id == "m7"' 20
+tbody=$(cat "$WORK/body")
+[ "$(jq -r .address "$WORK/body")" = "$odd" ] && [ "$(jq -r .id "$WORK/body")" = m7 ] || fail "GET /target with m7's odd address: $(cat "$WORK/body")"
+req /
+[ "$code" = 307 ] && [ "$(jq -r .address "$WORK/body")" = "$odd" ] || fail "GET / with m7's odd address: $code $(cat "$WORK/body")"
+kill -TERM "$pid_m7"
+wait "$pid_m7"
+wait_json /workers 'length == 0' 5
+echo "ok: an address with a quote and a backslash comes back intact in /target and /'s body: $tbody"
+
 # --- the registry gone: /healthz says so
 "$H" stop "$WORK/etcd" || fail "cannot stop etcd"
 n=$(tenths $((TTL + 3)))
