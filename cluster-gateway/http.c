@@ -287,9 +287,9 @@ add_json_string(struct evbuffer *b, const char *s)
 
 /* {"id":..,"address":..} naming the picked member (GET /target, and the
  * body of GET /'s redirect for clients that read it), written straight
- * into a buffer: this is every redirect's body, and a cJSON tree built
- * and printed for two strings cost more than the pick. NULL out of
- * memory. */
+ * into a buffer: this is every redirect's body, and a cJSON tree for
+ * two strings is several allocations built, printed and freed per
+ * request. NULL out of memory. */
 static struct evbuffer *
 target_body(const CLUSTERMEMBER *target)
 {
