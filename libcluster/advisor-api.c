@@ -1029,11 +1029,14 @@ cluster_redirects_free(CLUSTERREDIRECT *redirects)
 }
 
 /* The plan of compute_advice(), for every member rather than this
- * instance's rows: nothing is recorded. */
+ * instance's rows: nothing is recorded. It applies the hold-down, the
+ * slow start and the ghosts as the advice does, so that a dashboard shows
+ * the plan the members act on. */
 static int
 compute_plan(CLUSTER *cluster, CLUSTERPLANENTRY **out, size_t *count)
 {
 	CLUSTERPLANENTRY *entries;
+	cluster__advisor *adv;
 	cluster__adv_plan p;
 	snapshot s;
 	size_t i, n;
@@ -1052,8 +1055,17 @@ compute_plan(CLUSTER *cluster, CLUSTERPLANENTRY **out, size_t *count)
 		drop_snapshot(&s);
 		return 0;
 	}
+	adv = get_advisor(cluster);
+	if(adv)
+	{
+		/* without it (out of memory) everyone counts as established */
+		pthread_mutex_lock(&adv->mu);
+		joins_fill(&adv->joins, &s);
+		pthread_mutex_unlock(&adv->mu);
+	}
 	entries = calloc(n, sizeof(*entries));
-	if(!entries || cluster__adv_plan_compute(&p, s.nodes, n, &s.cfg))
+	/* s.n: the ghost node, if any, after the view's n members */
+	if(!entries || cluster__adv_plan_compute(&p, s.nodes, s.n, &s.cfg))
 	{
 		free(entries);
 		drop_snapshot(&s);

@@ -693,6 +693,26 @@ advice_as_if(CLUSTER *c, const inj *in, size_t n, const char *held)
 	return nr;
 }
 
+/* cluster_plan() leaves out the members flagged 'h' in held (in view
+ * order), as the advice does. */
+static void
+plan_held(CLUSTER *c, const char *held)
+{
+	CLUSTERPLANENTRY *e = NULL;
+	size_t n = 0, i;
+
+	assert_int_equal(cluster_plan(c, &e, &n), 0);
+	assert_int_equal(n, strlen(held));
+	for(i = 0; i < n; i++)
+	{
+		if(e[i].member != (held[i] != 'h'))
+		{
+			fail_msg("cluster_plan(): %s member %d, want %d", e[i].id, e[i].member, held[i] != 'h');
+		}
+	}
+	cluster_plan_free(e);
+}
+
 /* Who is new, as this instance sees it: members of its first view since
  * joining are established; one that arrives later is held down (no rows
  * to it, never picked); so is one that comes back as another incarnation
@@ -719,6 +739,7 @@ test_hold_down_api(void **state)
 	tu_reset();
 	assert_int_equal(advice_as_if(c, m, 4, "...h"), 2);
 	assert_true(tu_logged("1 member(s) in their hold-down, 0 in their slow start"));
+	plan_held(c, "...h");
 	for(i = 0; i < 100; i++)
 	{
 		assert_int_equal(cluster_pick_target(c, &t), 0);
