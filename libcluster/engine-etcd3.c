@@ -449,7 +449,7 @@ status_value(const cluster__status *st, int *oom)
 	{
 		return NULL;
 	}
-	v = cluster__etcd3_build_status_value(st->address, st->load, st->capacity);
+	v = cluster__etcd3_build_status_value(st->address, st->load, st->capacity, -1);
 	*oom = !v;
 	return v;
 }

@@ -35,6 +35,10 @@ struct cluster__member
 	char address[CLUSTER_ADDRESS_MAX + 1];
 	long long load;
 	long long capacity; /* CLUSTER_CAPACITY_UNBOUNDED, 0 draining, or max */
+	/* the member's age since it joined, as its status published it at
+	 * the write (has_up; only a status record carries one) */
+	int has_up;
+	long long up_ms;
 	/* bookkeeping */
 	int64_t mod_revision;    /* registry revision of the record (0 if unknown) */
 	int64_t create_revision; /* when the record was created (its incarnation; 0 if unknown) */
