@@ -1011,6 +1011,76 @@ test_newcomers_held_down_alike(void **state)
 	}
 }
 
+/* The age ("up_ms") c's status key holds now; -1 when none. */
+static long long
+status_up_ms(const char *skey)
+{
+	char *v = NULL, *at;
+	long long up = -1;
+
+	if(etcdh_get(et_etcd, skey, &v) == 1 && (at = strstr(v, "\"up_ms\":")))
+	{
+		up = strtoll(at + 8, NULL, 10);
+	}
+	free(v);
+	return up;
+}
+
+/*
+ * An idle member's status is rewritten while the age it publishes is
+ * inside its hold-down (here 600 ms, no slow start), so that a member
+ * reading it later is not told an old age; the first write past the
+ * window is the last one.
+ */
+static void
+test_status_age_refreshed_then_left(void **state)
+{
+	CLUSTERADVISORCONFIG cfg;
+	char key[64], skey[256];
+	long long up, last = -1, first;
+	int distinct = 0, hold = tu_scaled_ms(600);
+	double deadline;
+	char *v1 = NULL, *v2 = NULL;
+	CLUSTER *c;
+
+	(void) state;
+	new_key(key, sizeof(key));
+	snprintf(skey, sizeof(skey), "/%s/production@status/old", key);
+	cluster_advisor_config_init(&cfg);
+	cfg.report_interval_ms = 100;
+	cfg.status_writes_per_second = 0; /* the interval alone: 100 ms */
+	cfg.hold_down_ms = hold;
+	cfg.slow_start_ms = 0;
+	c = member_with(key, "old", &cfg);
+	assert_int_equal(cluster_report(c, 5, -1), 0);
+	deadline = etcdh_now() + 10 * etcdh_timeout_mult();
+	while((first = status_up_ms(skey)) < 0 && etcdh_now() < deadline)
+	{
+		usleep(10000);
+	}
+	assert_true(first >= 0 && first < hold);
+	/* rewritten, unchanged but for its age, until the age passes the
+	 * hold-down */
+	while((up = status_up_ms(skey)) < hold && etcdh_now() < deadline)
+	{
+		distinct += up != last;
+		last = up;
+		usleep(10000);
+	}
+	fprintf(stderr, "# age written %d time(s) below the hold-down of %d ms, then %lld\n", distinct, hold, up);
+	assert_true(up >= hold);
+	assert_true(distinct >= 2);
+	/* and then left alone: several intervals bring no write */
+	assert_int_equal(etcdh_get(et_etcd, skey, &v1), 1);
+	usleep(500000);
+	assert_int_equal(etcdh_get(et_etcd, skey, &v2), 1);
+	assert_string_equal(v1, v2);
+	assert_non_null(strstr(v2, "\"load\":5,"));
+	free(v1);
+	free(v2);
+	cluster_destroy(c);
+}
+
 int
 main(void)
 {
@@ -1024,6 +1094,7 @@ main(void)
 		cmocka_unit_test(test_first_writes_in_slots),
 		cmocka_unit_test(test_status_watch_resumes_after_a_cut),
 		cmocka_unit_test(test_newcomers_held_down_alike),
+		cmocka_unit_test(test_status_age_refreshed_then_left),
 	};
 
 	if(etcdh_skip())
