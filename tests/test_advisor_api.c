@@ -618,7 +618,8 @@ test_pick_threads(void **state)
 
 /* One injected member: id ("me" is this instance), load, record
  * incarnation (create_revision, 0 unknown), local receipt time (0: now),
- * the age its status publishes (ms at the injection; 0: none). */
+ * the age its status publishes (ms at the injection; 0: none; -1: no
+ * status at all). */
 typedef struct inj inj;
 struct inj
 {
@@ -642,7 +643,7 @@ inject_set(CLUSTER *c, const inj *in, size_t n, int64_t revision)
 		snprintf(m[i].id, sizeof(m[i].id), "%s", in[i].id);
 		snprintf(m[i].address, sizeof(m[i].address), "ws://%s:1", in[i].id);
 		m[i].workers = 1;
-		m[i].has_status = 1;
+		m[i].has_status = in[i].age >= 0;
 		m[i].load = in[i].load;
 		m[i].capacity = -1;
 		m[i].mod_revision = revision;
@@ -804,7 +805,8 @@ join_held(CLUSTER *c, int hold)
 /* A member's age is the one its status publishes, whenever this
  * instance first saw it: one in the first view is held down if it says
  * it is young, one that arrives later is established if it says it is
- * old, this instance too; cluster_plan() shows the same. */
+ * old, this instance too (also by its own join while its status has not
+ * come back); cluster_plan() shows the same. */
 static void
 test_published_age(void **state)
 {
@@ -833,6 +835,13 @@ test_published_age(void **state)
 	m[2].age = 10001;
 	inject_set(c, m, 5, 83);
 	assert_int_equal(advice_as_if(c, m, 5, "....."), 4);
+	/* before its own status comes back, the one it reported stands in,
+	 * dated by its own join (moments ago): held down */
+	m[0].age = -1;
+	assert_int_equal(cluster_report(c, 900, -1), 0);
+	inject_set(c, m, 5, 84);
+	assert_int_equal(advice_as_if(c, m, 5, "h...."), 0);
+	plan_held(c, "h....");
 	assert_int_equal(cluster_leave(c), 0);
 	cluster_destroy(c);
 }

@@ -8,6 +8,9 @@
  * values are left out. Statuses reach only members that use the advisor
  * (others hold no status watch at all), also one that starts using it
  * after its join; status writes are spaced by the report policy.
+ * Members that join at different times agree on who is held down (by the
+ * age each status publishes), and an idle member keeps that age fresh
+ * through its hold-down, then stops writing.
  */
 #include <pthread.h>
 #include <stdarg.h>
