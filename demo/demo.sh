@@ -209,10 +209,11 @@ grep -A4 -E 'cluster members \(4\)' "$WORK/ws4.err" | tail -n 5 | sed 's/^/  [ws
 grep -E 'a new client would be sent' "$WORK/ws4.err" | tail -n 1 | sed 's/^/  [ws4] /'
 
 say "After ws4's 2 s hold-down, each full server computes the same global plan (fair share 750 each) and acts on its own row"
-# A member's first rounds may still hold down members it saw join moments
-# before (each instance times the hold-down from when it saw the member),
-# so the round shown is each one's first with all four counted: the
-# library's debug line says "fair share 750", the row follows it.
+# The four started within moments of each other and every member holds
+# each one down by the age its status publishes, so for a moment the first
+# to pass 2 s may take part alone (all four agree on that); the round shown
+# is each one's first with all four counted: the library's debug line says
+# "fair share 750", the row follows it.
 row750()
 {
 	awk '/advice at revision .*fair share 750,/ { armed = 1; next }

@@ -88,6 +88,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		r = cluster__etcd3_parse_status_value(body, len, &m, &why);
 		FUZZ_CHECK(r || m.has_status);
 		FUZZ_CHECK(r || memchr(m.address, 0, sizeof(m.address)) != NULL);
+		/* a published age is only ever one in range */
+		FUZZ_CHECK(!m.has_up || (!r && m.up_ms >= 0 && m.up_ms <= CLUSTER__ETCD3_UP_MS_MAX));
 		break;
 	}
 	return 0;

@@ -277,14 +277,16 @@ struct cluster_advisor_config_struct
 	 *  leave them outside. 0 = every change. */
 	double report_deadband;
 	/* --- version 3 --- */
-	/** Hold-down (ms): a member that (re)joined less than this long ago,
-	 *  as seen by this instance, takes no part in the plan or the pick
-	 *  yet: nothing is planned to it or from it and the pick does not
-	 *  choose it, so a member that flaps is never filled (Kafka's
-	 *  scheduled rebalance delay). Ignored while every member just joined
-	 *  (a cluster starting up). A member that left holding clients counts
-	 *  as draining for as long, so that its clients, reconnecting to the
-	 *  others, are expected there. 0 = off; at most 3600000. */
+	/** Hold-down (ms): a member that (re)joined less than this long ago
+	 *  takes no part in the plan or the pick yet: nothing is planned to
+	 *  it or from it and the pick does not choose it, so a member that
+	 *  flaps is never filled (Kafka's scheduled rebalance delay). Its age
+	 *  is the one its status publishes, so every member holds it down
+	 *  alike (README "Hold-down and slow start"). Ignored while every
+	 *  member just joined (a cluster starting up). A member that left
+	 *  holding clients counts as draining for as long, so that its
+	 *  clients, reconnecting to the others, are expected there. 0 = off;
+	 *  at most 3600000. */
 	int hold_down_ms;
 	/** Slow start (ms): after the hold-down, the member's fill level (in
 	 *  the pick and the plan) rises linearly from 1/16 of its share to all

@@ -92,6 +92,8 @@ struct snap_member
 	int base;
 	int64_t create_revision; /* the member record's (0 if unknown) */
 	int64_t record_ms;       /* local ms the member record last changed */
+	int has_joined;          /* joined_ms is the age its status published */
+	int64_t joined_ms;       /* local ms it joined, by that age */
 };
 
 /* A consistent copy of what the advisor needs, taken under the lock. */
@@ -169,6 +171,7 @@ take_snapshot(CLUSTER *cluster, snapshot *s)
 	cluster__view_entry e;
 	cluster__status local;
 	char *self_address;
+	int64_t join_ms;
 	size_t i, n;
 
 	memset(s, 0, sizeof(*s));
@@ -184,6 +187,7 @@ take_snapshot(CLUSTER *cluster, snapshot *s)
 	s->cfg = cluster->advisor_config;
 	s->fresh = cluster->fresh;
 	local = cluster->status;
+	join_ms = cluster->join_ms;
 	pthread_mutex_unlock(&cluster->lock);
 	s->local_load = local.load;
 
@@ -221,13 +225,18 @@ take_snapshot(CLUSTER *cluster, snapshot *s)
 			o->load = e.load;
 			o->capacity = e.capacity;
 			s->members[i].address = e.address;
+			s->members[i].has_joined = e.has_joined;
+			s->members[i].joined_ms = e.joined_ms;
 		}
 		else if(e.self && local.reported)
 		{
+			/* its join is the one its status will publish */
 			o->has_status = 1;
 			o->load = local.load;
 			o->capacity = local.capacity;
 			s->members[i].address = self_address;
+			s->members[i].has_joined = 1;
+			s->members[i].joined_ms = join_ms;
 		}
 	}
 	return 0;
@@ -393,18 +402,46 @@ ghosts_append(join_table *jt, snapshot *s)
 }
 
 /*
- * Fill since_join_ms of the snapshot's nodes from the table, and bring
- * the table to the snapshot's view unless a later view was applied
- * already (two threads may take snapshots in either order). Members of
- * the first view applied since joining are established (0): when they
- * came is unknown. A member that appears later, or comes back with
- * another record incarnation (create_revision: it left and rejoined),
- * starts its hold-down where it arrived (arrived_ms; at the snapshot for
- * a new incarnation, whose record may have kept an older receipt time).
- * Members gone from the view are dropped, so a returning one is new.
- * Out of memory: the table is forgotten and everyone is established,
- * never a failed pick. Merges two id-sorted lists: O(members). Called
- * with adv->mu held; no I/O, no other lock.
+ * How long ago member j joined when its status published its age
+ * (snap_member.has_joined): the same for every member that looks, up to
+ * the transfer times, where our own receipt of its record would differ
+ * from theirs. 0 (established) once past the hold-down and slow start,
+ * else at least 1; -1 when it published none.
+ */
+static int64_t
+published_since(const snapshot *s, size_t j)
+{
+	int64_t hold, slow, since;
+
+	if(!s->members[j].has_joined)
+	{
+		return -1;
+	}
+	cluster__adv_ramp_windows(&s->cfg, &hold, &slow);
+	since = s->now - s->members[j].joined_ms;
+	if(since >= hold + slow)
+	{
+		return 0;
+	}
+	return since > 1 ? since : 1;
+}
+
+/*
+ * Fill since_join_ms of the snapshot's nodes, and bring the table to the
+ * snapshot's view unless a later view was applied already (two threads
+ * may take snapshots in either order). A member whose status publishes
+ * its age (this instance too) is dated by it (published_since), so that
+ * every member holds it down alike. For the others (older writers, or no
+ * status yet) the table times it here: members of the first view applied
+ * since joining are established (0): when they came is unknown. A member
+ * that appears later, or comes back with another record incarnation
+ * (create_revision: it left and rejoined), starts its hold-down where it
+ * arrived (arrived_ms; at the snapshot for a new incarnation, whose
+ * record may have kept an older receipt time). Members gone from the
+ * view are dropped, so a returning one is new. Out of memory: the table
+ * is forgotten and everyone is established, never a failed pick. Merges
+ * two id-sorted lists: O(members). Called with adv->mu held; no I/O, no
+ * other lock.
  */
 static void
 joins_fill(join_table *jt, snapshot *s)
@@ -475,6 +512,10 @@ joins_fill(join_table *jt, snapshot *s)
 		{
 			s->nodes[j].since_join_ms = s->now - ent.first_seen_ms > 1 ? s->now - ent.first_seen_ms : 1;
 		}
+		if(published_since(s, j) >= 0)
+		{
+			s->nodes[j].since_join_ms = published_since(s, j);
+		}
 		if(apply)
 		{
 			jt->spare[j] = ent;
@@ -507,7 +548,9 @@ oom:
 	joins_reset(jt);
 	for(j = 0; j < n; j++)
 	{
-		s->nodes[j].since_join_ms = 0;
+		int64_t since = published_since(s, j);
+
+		s->nodes[j].since_join_ms = since > 0 ? since : 0;
 	}
 }
 
@@ -1029,11 +1072,14 @@ cluster_redirects_free(CLUSTERREDIRECT *redirects)
 }
 
 /* The plan of compute_advice(), for every member rather than this
- * instance's rows: nothing is recorded. */
+ * instance's rows: nothing is recorded. It applies the hold-down, the
+ * slow start and the ghosts as the advice does, so that a dashboard shows
+ * the plan the members act on. */
 static int
 compute_plan(CLUSTER *cluster, CLUSTERPLANENTRY **out, size_t *count)
 {
 	CLUSTERPLANENTRY *entries;
+	cluster__advisor *adv;
 	cluster__adv_plan p;
 	snapshot s;
 	size_t i, n;
@@ -1052,8 +1098,17 @@ compute_plan(CLUSTER *cluster, CLUSTERPLANENTRY **out, size_t *count)
 		drop_snapshot(&s);
 		return 0;
 	}
+	adv = get_advisor(cluster);
+	if(adv)
+	{
+		/* without it (out of memory) everyone counts as established */
+		pthread_mutex_lock(&adv->mu);
+		joins_fill(&adv->joins, &s);
+		pthread_mutex_unlock(&adv->mu);
+	}
 	entries = calloc(n, sizeof(*entries));
-	if(!entries || cluster__adv_plan_compute(&p, s.nodes, n, &s.cfg))
+	/* s.n: the ghost node, if any, after the view's n members */
+	if(!entries || cluster__adv_plan_compute(&p, s.nodes, s.n, &s.cfg))
 	{
 		free(entries);
 		drop_snapshot(&s);

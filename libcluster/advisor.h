@@ -62,7 +62,7 @@ struct cluster__adv_node
 	int64_t age_ms;       /* local time since the record last changed */
 	int64_t mod_revision; /* record identity, for provisional picks */
 	int64_t received_ms;
-	int64_t since_join_ms; /* 0: long present (or present since this instance's first view); > 0: (re)joined this many ms ago, as seen locally (at least 1) */
+	int64_t since_join_ms; /* 0: long present (past the hold-down and slow start by its published age, or present since this instance's first view); > 0: (re)joined this many ms ago, by its published age, else as seen locally (at least 1) */
 };
 
 /* The id of the node that stands for members that left lately

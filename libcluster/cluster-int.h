@@ -74,6 +74,7 @@ struct cluster_struct
 	CLUSTERADVICE advice;
 	int verbose;
 	int joined;
+	int64_t join_ms; /* local monotonic ms this join began (while joined) */
 	int passive;
 	int workers;
 	cluster__view view; /* last published view */

@@ -4,6 +4,7 @@
  * getters, and the one path (apply_view) through which every engine's view
  * reaches the application.
  */
+#include "advisor.h"
 #include "advisor-inflight.h"
 #include "cluster-int.h"
 #include "report-policy.h"
@@ -367,8 +368,17 @@ cluster__set_fresh(CLUSTER *cluster, int fresh)
 void
 cluster__get_status(CLUSTER *cluster, cluster__status *out)
 {
+	int64_t now = cluster__now_ms(), hold, slow;
+
 	pthread_mutex_lock(&cluster->lock);
 	*out = cluster->status;
+	out->up_ms = -1;
+	if(cluster->joined)
+	{
+		out->up_ms = now > cluster->join_ms ? now - cluster->join_ms : 0;
+	}
+	cluster__adv_ramp_windows(&cluster->advisor_config, &hold, &slow);
+	out->settle_ms = hold + slow;
 	pthread_mutex_unlock(&cluster->lock);
 	out->load = cluster__adv_published_load(out->load, out->capacity, out->unconfirmed, out->unconfirmed_base);
 }
@@ -524,6 +534,9 @@ join(CLUSTER *cluster, int passive)
 	/* joined before the engine runs, so the first callback may already
 	 * use the getters */
 	cluster->joined = 1;
+	/* its age, which its status publishes, counts from here: no other
+	 * member can have seen it before */
+	cluster->join_ms = cluster__now_ms();
 	cluster->joining = 1;
 	cluster->join_cancel = 0;
 	cluster->join_threads++;

@@ -437,8 +437,8 @@ member_value(etcd3 *ed, unsigned long *gen)
 	return cluster__etcd3_build_member_value(cluster__get_workers(ed->core), 0, NULL, 0, 0);
 }
 
-/* The status value of st, or NULL when none is reported (*oom says
- * whether NULL means out of memory). */
+/* The status value of st with this instance's age, or NULL when none is
+ * reported (*oom says whether NULL means out of memory). */
 static char *
 status_value(const cluster__status *st, int *oom)
 {
@@ -449,7 +449,7 @@ status_value(const cluster__status *st, int *oom)
 	{
 		return NULL;
 	}
-	v = cluster__etcd3_build_status_value(st->address, st->load, st->capacity);
+	v = cluster__etcd3_build_status_value(st->address, st->load, st->capacity, st->up_ms);
 	*oom = !v;
 	return v;
 }
@@ -631,6 +631,12 @@ status_from_kv(etcd3 *ed, const cluster__etcd3_kv *kv, cluster__member *rec)
 	{
 		cluster__log(ed->core, LOG_WARNING, "libcluster: etcd: ignoring the status of %s (key %s%s): %s\n", rec->id, ed->status_prefix, rec->id, why);
 		return EINVAL;
+	}
+	if(rec->has_up)
+	{
+		/* the member's join on our clock: its age at the write, taken
+		 * back from now (the write is at most the transfer older) */
+		rec->joined_ms = cluster__now_ms() - rec->up_ms;
 	}
 	rec->mod_revision = kv->mod_revision;
 	return 0;
@@ -1502,6 +1508,7 @@ struct ping_state
 	size_t pol_n;
 	char written_address[CLUSTER_ADDRESS_MAX + 1];
 	unsigned long written_exact; /* the status's exact_seq when written */
+	int64_t written_up_ms;       /* the age it published (-1: none) */
 	int64_t first_wait;          /* since when a first write waits, 0: none */
 	/* the keepalive stream in progress */
 	int64_t ka_sent; /* when the unanswered keepalive went out, 0: none */
@@ -1569,6 +1576,7 @@ status_written(ping_state *ps, const cluster__status *st, int64_t now)
 	ps->written.at_ms = now;
 	memcpy(ps->written_address, st->address, sizeof(ps->written_address));
 	ps->written_exact = st->exact_seq;
+	ps->written_up_ms = st->reported ? st->up_ms : -1;
 }
 
 /*
@@ -1576,7 +1584,12 @@ status_written(ping_state *ps, const cluster__status *st, int64_t now)
  * all), by the report policy over n members. The first report and an
  * address change are forced; a member that starts draining (capacity 0)
  * writes at once, so that nobody keeps sending it clients. A status no
- * longer reported is removed at once.
+ * longer reported is removed at once. While the age the status last
+ * published is inside the hold-down and slow start, it is rewritten
+ * every effective interval even unchanged: a member that reads it from
+ * the registry later (it joins, or re-reads) dates the join by it, and
+ * an old write would make the member look younger there than everywhere
+ * else. The first write past that window ends it.
  */
 static int64_t
 status_due(const ping_state *ps, const cluster__status *st, const cluster__report_policy *pol, size_t n, int64_t now)
@@ -1597,6 +1610,7 @@ status_due(const ping_state *ps, const cluster__status *st, const cluster__repor
 	cur.capacity = st->capacity;
 	cur.at_ms = now;
 	forced = !ps->written.valid || strcmp(st->address, ps->written_address) != 0 || (st->exact_seq != ps->written_exact && st->load != ps->written.load);
+	forced = forced || (ps->written_up_ms >= 0 && ps->written_up_ms < st->settle_ms);
 	last = ps->written;
 	if(!last.valid)
 	{

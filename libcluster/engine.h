@@ -118,6 +118,13 @@ struct cluster__status
 	 * clients here; a small drop hidden by the deadband would make it
 	 * count them twice). */
 	unsigned long exact_seq;
+	/* Filled by cluster__get_status(): this instance's age since
+	 * cluster_join() began, in ms (-1 while not joined), which its status
+	 * publishes, and the hold-down plus slow start of its advisor
+	 * configuration, during which the published age is kept fresh (README
+	 * "Hold-down and slow start"). */
+	int64_t up_ms;
+	int64_t settle_ms;
 };
 
 /* --- hooks: what an engine may ask of the core ------------------------ */

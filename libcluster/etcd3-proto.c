@@ -480,7 +480,7 @@ cluster__etcd3_build_member_value(int workers, int has_status, const char *addre
 }
 
 char *
-cluster__etcd3_build_status_value(const char *address, long long load, long long capacity)
+cluster__etcd3_build_status_value(const char *address, long long load, long long capacity, long long up_ms)
 {
 	cJSON *root = cJSON_CreateObject();
 	int bad = !root;
@@ -490,6 +490,10 @@ cluster__etcd3_build_status_value(const char *address, long long load, long long
 		bad |= !cJSON_AddStringToObject(root, "address", address ? address : "");
 		bad |= add_raw_ll(root, "load", load);
 		bad |= add_raw_ll(root, "capacity", capacity);
+		if(up_ms >= 0)
+		{
+			bad |= add_raw_ll(root, "up_ms", up_ms);
+		}
 	}
 	return finish(root, bad);
 }
@@ -1345,12 +1349,26 @@ cluster__etcd3_parse_status_value(const char *value, size_t len, cluster__member
 		*why = "the status is not a JSON object";
 		return EINVAL;
 	}
+	m->has_up = 0;
+	m->up_ms = 0;
 	if(status_fields(root, m) || !m->has_status)
 	{
 		cJSON_Delete(root);
 		m->has_status = 0;
 		*why = "the status (address, load >= 0, capacity >= -1) is missing or malformed";
 		return EINVAL;
+	}
+	{
+		/* optional, from newer writers: a bad one only goes unused (the
+		 * observers then time this member's join themselves) */
+		const cJSON *u = cJSON_GetObjectItemCaseSensitive(root, "up_ms");
+		long long up;
+
+		if(u && !get_ll(u, 0, CLUSTER__ETCD3_UP_MS_MAX, &up))
+		{
+			m->has_up = 1;
+			m->up_ms = up;
+		}
 	}
 	cJSON_Delete(root);
 	return 0;

@@ -70,8 +70,13 @@ char *cluster__etcd3_build_auth(const char *user, const char *password);
  * has_status. */
 char *cluster__etcd3_build_member_value(int workers, int has_status, const char *address, long long load, long long capacity);
 /* Status value (the member's status key): {"address":..,"load":..,
- * "capacity":..}. */
-char *cluster__etcd3_build_status_value(const char *address, long long load, long long capacity);
+ * "capacity":..}, plus "up_ms": up_ms when up_ms >= 0 (the member's age
+ * since it joined, at the write: README "Hold-down and slow start"). */
+char *cluster__etcd3_build_status_value(const char *address, long long load, long long capacity, long long up_ms);
+
+/* The largest "up_ms" a status value may carry (100 years): a larger one
+ * is ignored, like a negative or fractional one. */
+#define CLUSTER__ETCD3_UP_MS_MAX 3155760000000LL
 
 /* ---- responses -------------------------------------------------------- */
 
@@ -177,7 +182,9 @@ int cluster__etcd3_parse_member_value(const char *value, size_t len, cluster__me
 /*
  * Parse a status value ({"address":..,"load":..,"capacity":..}) into m's
  * status fields (has_status 1). Returns 0, or EINVAL (has_status 0) with
- * *why saying what is wrong.
+ * *why saying what is wrong. An optional "up_ms" (an integer 0 ..
+ * CLUSTER__ETCD3_UP_MS_MAX) sets m->has_up and m->up_ms; one that is not
+ * is left out (has_up 0), the status stands.
  */
 int cluster__etcd3_parse_status_value(const char *value, size_t len, cluster__member *m, const char **why);
 

@@ -437,6 +437,10 @@ put(cluster__table *t, const cluster__member *rec, int workers, int passive, int
 	leaf->mod_revision = rec->mod_revision;
 	leaf->create_revision = rec->create_revision;
 	leaf->received_ms = same ? old->received_ms : now_ms;
+	/* not content: every write publishes a new age, and each one dates
+	 * the join afresh from its own receipt */
+	leaf->has_joined = (unsigned char) !!rec->has_up;
+	leaf->joined_ms = rec->has_up ? rec->joined_ms : 0;
 	leaf->count = 1;
 	leaf->sum = own_workers(leaf);
 	memcpy(leaf->id, rec->id, len + 1);

@@ -35,6 +35,13 @@ struct cluster__member
 	char address[CLUSTER_ADDRESS_MAX + 1];
 	long long load;
 	long long capacity; /* CLUSTER_CAPACITY_UNBOUNDED, 0 draining, or max */
+	/* the member's age since it joined, as its status published it at
+	 * the write (has_up; only a status record carries one), and the
+	 * local monotonic ms it joined by that age: its receipt time less
+	 * up_ms, set by the engine that received it */
+	int has_up;
+	long long up_ms;
+	int64_t joined_ms;
 	/* bookkeeping */
 	int64_t mod_revision;    /* registry revision of the record (0 if unknown) */
 	int64_t create_revision; /* when the record was created (its incarnation; 0 if unknown) */
@@ -44,7 +51,8 @@ struct cluster__member
 /*
  * One stored member: one allocation, sized to its id and address. Callers
  * read the record fields (id, workers, passive, has_status, mod_revision,
- * create_revision, received_ms; the status through cluster__node_status()); the tree
+ * create_revision, received_ms, has_joined and joined_ms; the status
+ * through cluster__node_status()); the tree
  * fields (left, right, refs, count, sum) belong to member-table.c. A node
  * returned by a lookup stays valid while the version it came from is
  * held.
@@ -56,12 +64,14 @@ struct cluster__node
 	int64_t mod_revision;
 	int64_t create_revision;
 	int64_t received_ms;
+	int64_t joined_ms;      /* cluster__member.joined_ms, when has_joined */
 	unsigned refs;          /* atomic */
 	int sum;                /* workers of the counted members in this subtree */
 	unsigned short count;   /* nodes in this subtree (<= CLUSTER_MEMBERS_MAX) */
 	unsigned short workers; /* 0 in a statuses table */
 	unsigned char passive;
 	unsigned char has_status;
+	unsigned char has_joined; /* the record published the member's age */
 	unsigned char idlen;
 	unsigned short addrlen;
 	/* the id and its NUL; with a status, the address and its NUL, then

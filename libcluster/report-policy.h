@@ -88,11 +88,13 @@ int64_t cluster__report_poll_ms(const cluster__report_policy *p, size_t n);
  * forced write, or a load that moved by more than deadband x band is due
  * one effective interval (cluster__report_interval_for) after
  * last->at_ms; anything else is never due (an unchanged status is not
- * refreshed: the lease keeps the key). In a cluster so large that a
- * member saves less than one token (cluster__report_burst() < 1), every
- * write is due at the member's next slot (p->phase) after last->at_ms
- * instead, the first at its first slot from last->at_ms on (the caller
- * keeps that time fixed while the first write waits).
+ * refreshed: the lease keeps the key; the etcd engine forces a refresh
+ * while the age a status publishes is inside the hold-down and slow
+ * start). In a cluster so large that a member saves less than one token
+ * (cluster__report_burst() < 1), every write is due at the member's next
+ * slot (p->phase) after last->at_ms instead, the first at its first slot
+ * from last->at_ms on (the caller keeps that time fixed while the first
+ * write waits).
  */
 int64_t cluster__report_due(const cluster__report_policy *p, const cluster__report_sample *last,
 	const cluster__report_sample *cur, size_t n, int forced, int64_t now_ms);

@@ -62,6 +62,10 @@ struct cluster__view_entry
 	 * (registry revision; local monotonic ms of the last change) */
 	int64_t mod_revision;
 	int64_t received_ms;
+	/* when the member joined (local monotonic ms), by the age the record
+	 * that gave its status published (has_joined 0: it published none) */
+	int has_joined;
+	int64_t joined_ms;
 	size_t pos; /* position in id order */
 	int base;   /* base index, -1 if passive */
 	int self;   /* this instance */

@@ -617,7 +617,9 @@ test_pick_threads(void **state)
 /* ------------------------------------------------------------------ */
 
 /* One injected member: id ("me" is this instance), load, record
- * incarnation (create_revision, 0 unknown), local receipt time (0: now). */
+ * incarnation (create_revision, 0 unknown), local receipt time (0: now),
+ * the age its status publishes (ms at the injection; 0: none; -1: no
+ * status at all). */
 typedef struct inj inj;
 struct inj
 {
@@ -625,6 +627,7 @@ struct inj
 	long long load;
 	int64_t create;
 	int64_t received;
+	int64_t age;
 };
 
 static void
@@ -640,12 +643,18 @@ inject_set(CLUSTER *c, const inj *in, size_t n, int64_t revision)
 		snprintf(m[i].id, sizeof(m[i].id), "%s", in[i].id);
 		snprintf(m[i].address, sizeof(m[i].address), "ws://%s:1", in[i].id);
 		m[i].workers = 1;
-		m[i].has_status = 1;
+		m[i].has_status = in[i].age >= 0;
 		m[i].load = in[i].load;
 		m[i].capacity = -1;
 		m[i].mod_revision = revision;
 		m[i].create_revision = in[i].create;
 		m[i].received_ms = in[i].received;
+		if(in[i].age > 0)
+		{
+			m[i].has_up = 1;
+			m[i].up_ms = in[i].age;
+			m[i].joined_ms = cluster__now_ms() - in[i].age;
+		}
 	}
 	assert_int_equal(cluster__publish_view(c, m, n, revision), 0);
 }
@@ -693,6 +702,26 @@ advice_as_if(CLUSTER *c, const inj *in, size_t n, const char *held)
 	return nr;
 }
 
+/* cluster_plan() leaves out the members flagged 'h' in held (in view
+ * order), as the advice does. */
+static void
+plan_held(CLUSTER *c, const char *held)
+{
+	CLUSTERPLANENTRY *e = NULL;
+	size_t n = 0, i;
+
+	assert_int_equal(cluster_plan(c, &e, &n), 0);
+	assert_int_equal(n, strlen(held));
+	for(i = 0; i < n; i++)
+	{
+		if(e[i].member != (held[i] != 'h'))
+		{
+			fail_msg("cluster_plan(): %s member %d, want %d", e[i].id, e[i].member, held[i] != 'h');
+		}
+	}
+	cluster_plan_free(e);
+}
+
 /* Who is new, as this instance sees it: members of its first view since
  * joining are established; one that arrives later is held down (no rows
  * to it, never picked); so is one that comes back as another incarnation
@@ -702,7 +731,7 @@ static void
 test_hold_down_api(void **state)
 {
 	CLUSTER *c = tu_cluster("advhold");
-	inj m[4] = { { "me", 900, 1, 0 }, { "peer-a", 0, 2, 0 }, { "peer-b", 0, 3, 0 }, { "peer-c", 0, 4, 0 } };
+	inj m[4] = { { "me", 900, 1, 0, 0 }, { "peer-a", 0, 2, 0, 0 }, { "peer-b", 0, 3, 0, 0 }, { "peer-c", 0, 4, 0, 0 } };
 	inj without_b[3];
 	CLUSTERMEMBER t;
 	int i;
@@ -719,6 +748,7 @@ test_hold_down_api(void **state)
 	tu_reset();
 	assert_int_equal(advice_as_if(c, m, 4, "...h"), 2);
 	assert_true(tu_logged("1 member(s) in their hold-down, 0 in their slow start"));
+	plan_held(c, "...h");
 	for(i = 0; i < 100; i++)
 	{
 		assert_int_equal(cluster_pick_target(c, &t), 0);
@@ -772,6 +802,50 @@ join_held(CLUSTER *c, int hold)
 	assert_int_equal(cluster_join(c), 0);
 }
 
+/* A member's age is the one its status publishes, whenever this
+ * instance first saw it: one in the first view is held down if it says
+ * it is young, one that arrives later is established if it says it is
+ * old, this instance too (also by its own join while its status has not
+ * come back); cluster_plan() shows the same. */
+static void
+test_published_age(void **state)
+{
+	CLUSTER *c = tu_cluster("advage");
+	inj m[5] = { { "me", 900, 1, 0, 60000 }, { "peer-a", 0, 2, 0, 60000 }, { "peer-b", 0, 3, 0, 2000 }, { "peer-c", 0, 4, 0, 0 },
+		{ "peer-d", 0, 5, 0, 60000 } };
+
+	(void) state;
+	join_held(c, 10000);
+	/* the first view: peer-b is young by its own word; peer-c says
+	 * nothing, so it is established as before */
+	inject_set(c, m, 4, 80);
+	assert_int_equal(advice_as_if(c, m, 4, "..h."), 2);
+	plan_held(c, "..h.");
+	/* peer-d arrives later but has been up a minute: established */
+	inject_set(c, m, 5, 81);
+	assert_int_equal(advice_as_if(c, m, 5, "..h.."), 3);
+	plan_held(c, "..h..");
+	/* this instance holds itself down by the age it publishes */
+	m[0].age = 3000;
+	inject_set(c, m, 5, 82);
+	assert_int_equal(advice_as_if(c, m, 5, "h.h.."), 0);
+	plan_held(c, "h.h..");
+	/* ages past the hold-down: everyone takes part */
+	m[0].age = 10001;
+	m[2].age = 10001;
+	inject_set(c, m, 5, 83);
+	assert_int_equal(advice_as_if(c, m, 5, "....."), 4);
+	/* before its own status comes back, the one it reported stands in,
+	 * dated by its own join (moments ago): held down */
+	m[0].age = -1;
+	assert_int_equal(cluster_report(c, 900, -1), 0);
+	inject_set(c, m, 5, 84);
+	assert_int_equal(advice_as_if(c, m, 5, "h...."), 0);
+	plan_held(c, "h....");
+	assert_int_equal(cluster_leave(c), 0);
+	cluster_destroy(c);
+}
+
 /* The hold-down ends with time alone: the pick's cache, built while the
  * member was held down, expires then without a new view (one rebuild),
  * and the member is picked. The slow start is announced in the advice. */
@@ -780,7 +854,7 @@ test_hold_down_expires(void **state)
 {
 	CLUSTER *c = tu_cluster("advholdexp");
 	CLUSTERADVISORCONFIG cfg;
-	inj m[3] = { { "me", 900, 1, 0 }, { "peer-a", 0, 2, 0 }, { "peer-c", 0, 3, 0 } };
+	inj m[3] = { { "me", 900, 1, 0, 0 }, { "peer-a", 0, 2, 0, 0 }, { "peer-c", 0, 3, 0, 0 } };
 	CLUSTERREDIRECT *rows = NULL;
 	size_t n = 0;
 	CLUSTERMEMBER t;
@@ -1040,7 +1114,7 @@ static void
 test_ghost(void **state)
 {
 	CLUSTER *c = tu_cluster("advghost");
-	inj m[4] = { { "me", 300, 1, 0 }, { "peer-a", 500, 2, 0 }, { "peer-b", 100, 3, 0 }, { "peer-c", 300, 4, 0 } };
+	inj m[4] = { { "me", 300, 1, 0, 0 }, { "peer-a", 500, 2, 0, 0 }, { "peer-b", 100, 3, 0, 0 }, { "peer-c", 300, 4, 0, 0 } };
 	CLUSTERMEMBER t;
 	unsigned long long b1;
 	int i, got_me = 0, got_a = 0, hold = tu_scaled_ms(500);
@@ -1102,6 +1176,7 @@ main(void)
 		cmocka_unit_test(test_pick_cache),
 		cmocka_unit_test(test_pick_threads),
 		cmocka_unit_test(test_hold_down_api),
+		cmocka_unit_test(test_published_age),
 		cmocka_unit_test(test_hold_down_expires),
 		cmocka_unit_test(test_advisor_thread),
 		cmocka_unit_test(test_inflight_thread),

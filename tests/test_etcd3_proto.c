@@ -367,13 +367,15 @@ test_status_value(void **state)
 	char *s;
 
 	(void) state;
-	s = cluster__etcd3_build_status_value("10.1.2.3:8080", 12, 0);
+	s = cluster__etcd3_build_status_value("10.1.2.3:8080", 12, 0, -1);
 	assert_string_equal(s, "{\"address\":\"10.1.2.3:8080\",\"load\":12,\"capacity\":0}");
 	memset(&m, 0, sizeof(m));
+	m.has_up = 1; /* a record without an age says so */
 	assert_int_equal(cluster__etcd3_parse_status_value(s, strlen(s), &m, &why), 0);
 	assert_int_equal(m.has_status, 1);
 	assert_string_equal(m.address, "10.1.2.3:8080");
 	assert_true(m.load == 12 && m.capacity == 0);
+	assert_int_equal(m.has_up, 0);
 	free(s);
 	for(i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 	{
@@ -382,6 +384,64 @@ test_status_value(void **state)
 		assert_int_equal(m.has_status, 0);
 		assert_true(*why);
 	}
+}
+
+/* The age a status publishes ("up_ms"): written when known, read back;
+ * a hostile one (negative, fractional, not a number, past 100 years) is
+ * left out and the status stands, as a record without one. */
+static void
+test_status_up_ms(void **state)
+{
+	static const char *const ignored[] = {
+		"{\"address\":\"x:1\",\"load\":3,\"capacity\":-1,\"up_ms\":-1}",
+		"{\"address\":\"x:1\",\"load\":3,\"capacity\":-1,\"up_ms\":1.5}",
+		"{\"address\":\"x:1\",\"load\":3,\"capacity\":-1,\"up_ms\":\"15\"}",
+		"{\"address\":\"x:1\",\"load\":3,\"capacity\":-1,\"up_ms\":null}",
+		"{\"address\":\"x:1\",\"load\":3,\"capacity\":-1,\"up_ms\":[1]}",
+		"{\"address\":\"x:1\",\"load\":3,\"capacity\":-1,\"up_ms\":true}",
+		"{\"address\":\"x:1\",\"load\":3,\"capacity\":-1,\"up_ms\":3155760000001}",
+		"{\"address\":\"x:1\",\"load\":3,\"capacity\":-1,\"up_ms\":1e300}",
+		"{\"address\":\"x:1\",\"load\":3,\"capacity\":-1,\"up_ms\":-1e300}",
+	};
+	cluster__member m;
+	const char *why;
+	size_t i;
+	char *s;
+
+	(void) state;
+	s = cluster__etcd3_build_status_value("10.1.2.3:8080", 12, -1, 15000);
+	assert_string_equal(s, "{\"address\":\"10.1.2.3:8080\",\"load\":12,\"capacity\":-1,\"up_ms\":15000}");
+	memset(&m, 0, sizeof(m));
+	assert_int_equal(cluster__etcd3_parse_status_value(s, strlen(s), &m, &why), 0);
+	assert_true(m.has_status && m.load == 12 && m.capacity == -1);
+	assert_int_equal(m.has_up, 1);
+	assert_int_equal(m.up_ms, 15000);
+	free(s);
+	/* 0 (just joined) and the largest accepted */
+	s = cluster__etcd3_build_status_value("", 0, 5, 0);
+	assert_string_equal(s, "{\"address\":\"\",\"load\":0,\"capacity\":5,\"up_ms\":0}");
+	assert_int_equal(cluster__etcd3_parse_status_value(s, strlen(s), &m, &why), 0);
+	assert_true(m.has_up && m.up_ms == 0);
+	free(s);
+	s = cluster__etcd3_build_status_value("", 0, 5, CLUSTER__ETCD3_UP_MS_MAX);
+	assert_int_equal(cluster__etcd3_parse_status_value(s, strlen(s), &m, &why), 0);
+	assert_true(m.has_up && m.up_ms == CLUSTER__ETCD3_UP_MS_MAX);
+	free(s);
+	for(i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
+	{
+		memset(&m, 0, sizeof(m));
+		m.up_ms = 77;
+		assert_int_equal(cluster__etcd3_parse_status_value(ignored[i], strlen(ignored[i]), &m, &why), 0);
+		assert_true(m.has_status && m.load == 3 && m.capacity == -1);
+		assert_string_equal(m.address, "x:1");
+		assert_int_equal(m.has_up, 0);
+		assert_int_equal(m.up_ms, 0);
+	}
+	/* an age does not rescue a bad status */
+	memset(&m, 0, sizeof(m));
+	assert_int_equal(cluster__etcd3_parse_status_value(S("{\"load\":-1,\"capacity\":5,\"up_ms\":10}"), &m, &why), EINVAL);
+	assert_int_equal(m.has_status, 0);
+	assert_int_equal(m.has_up, 0);
 }
 
 static void
@@ -1017,6 +1077,7 @@ main(void)
 		cmocka_unit_test(test_build_write),
 		cmocka_unit_test(test_build_shard_requests),
 		cmocka_unit_test(test_status_value),
+		cmocka_unit_test(test_status_up_ms),
 		cmocka_unit_test(test_parse_range),
 		cmocka_unit_test(test_parse_range_hostile),
 		cmocka_unit_test(test_parse_deep_nesting),

@@ -8,6 +8,9 @@
  * values are left out. Statuses reach only members that use the advisor
  * (others hold no status watch at all), also one that starts using it
  * after its join; status writes are spaced by the report policy.
+ * Members that join at different times agree on who is held down (by the
+ * age each status publishes), and an idle member keeps that age fresh
+ * through its hold-down, then stops writing.
  */
 #include <pthread.h>
 #include <stdarg.h>
@@ -886,6 +889,201 @@ test_status_watch_resumes_after_a_cut(void **state)
 	cluster_destroy(busy);
 }
 
+/* ------------------------------------------------------------------ */
+/* hold-down: one age per member, whoever looks                         */
+/* ------------------------------------------------------------------ */
+
+/* Every member's whole plan, as c computes it now. */
+static void
+plan_of(CLUSTER *c, CLUSTERPLANENTRY **e, size_t *n)
+{
+	assert_int_equal(cluster_plan(c, e, n), 0);
+}
+
+/*
+ * Two members run past their hold-down, then two more join while the
+ * first two already watch: all four must hold down the newcomers, and
+ * only them, from the first plan on, and their advice rows must add up
+ * to the plan's moves. Before the published age each instance timed
+ * joins itself: the newcomers counted everyone in their first view as
+ * established (themselves too) and planned among four while the first
+ * two planned between two (the demo's rows 239 + 318 + 477 against a
+ * plan of 716).
+ */
+static void
+test_newcomers_held_down_alike(void **state)
+{
+	static const char *const ids[4] = { "a", "b", "c", "d" };
+	long long load[4] = { 900, 100, 0, 0 }, cap[4] = { -1, -1, -1, -1 };
+	CLUSTERADVISORCONFIG cfg;
+	CLUSTERPLANENTRY *ref = NULL;
+	size_t nref = 0;
+	long long rows = 0, shed = 0;
+	double hold_s, joined;
+	char key[64];
+	CLUSTER *c[4];
+	int i, k;
+
+	(void) state;
+	new_key(key, sizeof(key));
+	cluster_advisor_config_init(&cfg);
+	cfg.report_interval_ms = 100;
+	/* long enough for the newcomers to be seen everywhere within it */
+	cfg.hold_down_ms = (int) (4000 * etcdh_timeout_mult());
+	cfg.slow_start_ms = 0;
+	hold_s = cfg.hold_down_ms / 1000.0;
+	joined = etcdh_now();
+	for(i = 0; i < 2; i++)
+	{
+		char addr[32];
+
+		c[i] = member_with(key, ids[i], &cfg);
+		snprintf(addr, sizeof(addr), "ws://%s:80", ids[i]);
+		assert_int_equal(cluster_set_address(c[i], addr), 0);
+		assert_int_equal(cluster_report(c[i], load[i], cap[i]), 0);
+	}
+	for(i = 0; i < 2; i++)
+	{
+		assert_true(sees(c[i], 2, ids, load, cap, 10));
+		/* the first two take their first plan now, with each other */
+		plan_of(c[i], &ref, &nref);
+		cluster_plan_free(ref);
+	}
+	/* the first two are past their hold-down (a time, not an event) */
+	while(etcdh_now() < joined + hold_s + 1.0)
+	{
+		usleep(50000);
+	}
+	joined = etcdh_now();
+	for(i = 2; i < 4; i++)
+	{
+		char addr[32];
+
+		c[i] = member_with(key, ids[i], &cfg);
+		snprintf(addr, sizeof(addr), "ws://%s:80", ids[i]);
+		assert_int_equal(cluster_set_address(c[i], addr), 0);
+		assert_int_equal(cluster_report(c[i], load[i], cap[i]), 0);
+	}
+	for(i = 0; i < 4; i++)
+	{
+		assert_true(sees(c[i], 4, ids, load, cap, 10));
+	}
+	plan_of(c[0], &ref, &nref);
+	assert_int_equal(nref, 4);
+	for(i = 0; i < 4; i++)
+	{
+		CLUSTERPLANENTRY *e = NULL;
+		CLUSTERREDIRECT *r = NULL;
+		size_t n = 0, nr = 0, j;
+
+		plan_of(c[i], &e, &n);
+		assert_int_equal(n, 4);
+		for(k = 0; k < 4; k++)
+		{
+			if(e[k].member != ref[k].member || e[k].share != ref[k].share || e[k].shed != ref[k].shed || e[k].inflow != ref[k].inflow)
+			{
+				fail_msg("%s and a plan %s differently: member %d/%d share %lld/%lld shed %lld/%lld inflow %lld/%lld", ids[i], e[k].id, e[k].member,
+					ref[k].member, e[k].share, ref[k].share, e[k].shed, ref[k].shed, e[k].inflow, ref[k].inflow);
+			}
+			/* the first two take part, the newcomers are held down */
+			assert_int_equal(e[k].member, k < 2);
+		}
+		assert_int_equal(cluster_advice(c[i], &r, &nr), 0);
+		for(j = 0; j < nr; j++)
+		{
+			rows += r[j].count;
+		}
+		cluster_redirects_free(r);
+		cluster_plan_free(e);
+	}
+	for(k = 0; k < 4; k++)
+	{
+		shed += ref[k].shed;
+	}
+	cluster_plan_free(ref);
+	/* a sends b its excess between the two of them, nothing more */
+	assert_true(shed > 0);
+	assert_int_equal(rows, shed);
+	if(etcdh_now() >= joined + hold_s)
+	{
+		fail_msg("too slow: the newcomers' hold-down ended before every plan was taken (raise the timeout multiplier)");
+	}
+	for(i = 0; i < 4; i++)
+	{
+		cluster_destroy(c[i]);
+	}
+}
+
+/* The age ("up_ms") c's status key holds now; -1 when none. */
+static long long
+status_up_ms(const char *skey)
+{
+	char *v = NULL, *at;
+	long long up = -1;
+
+	if(etcdh_get(et_etcd, skey, &v) == 1 && (at = strstr(v, "\"up_ms\":")))
+	{
+		up = strtoll(at + 8, NULL, 10);
+	}
+	free(v);
+	return up;
+}
+
+/*
+ * An idle member's status is rewritten while the age it publishes is
+ * inside its hold-down (here 600 ms, no slow start), so that a member
+ * reading it later is not told an old age; the first write past the
+ * window is the last one.
+ */
+static void
+test_status_age_refreshed_then_left(void **state)
+{
+	CLUSTERADVISORCONFIG cfg;
+	char key[64], skey[256];
+	long long up, last = -1, first;
+	int distinct = 0, hold = tu_scaled_ms(600);
+	double deadline;
+	char *v1 = NULL, *v2 = NULL;
+	CLUSTER *c;
+
+	(void) state;
+	new_key(key, sizeof(key));
+	snprintf(skey, sizeof(skey), "/%s/production@status/old", key);
+	cluster_advisor_config_init(&cfg);
+	cfg.report_interval_ms = 100;
+	cfg.status_writes_per_second = 0; /* the interval alone: 100 ms */
+	cfg.hold_down_ms = hold;
+	cfg.slow_start_ms = 0;
+	c = member_with(key, "old", &cfg);
+	assert_int_equal(cluster_report(c, 5, -1), 0);
+	deadline = etcdh_now() + 10 * etcdh_timeout_mult();
+	while((first = status_up_ms(skey)) < 0 && etcdh_now() < deadline)
+	{
+		usleep(10000);
+	}
+	assert_true(first >= 0 && first < hold);
+	/* rewritten, unchanged but for its age, until the age passes the
+	 * hold-down */
+	while((up = status_up_ms(skey)) < hold && etcdh_now() < deadline)
+	{
+		distinct += up != last;
+		last = up;
+		usleep(10000);
+	}
+	fprintf(stderr, "# age written %d time(s) below the hold-down of %d ms, then %lld\n", distinct, hold, up);
+	assert_true(up >= hold);
+	assert_true(distinct >= 2);
+	/* and then left alone: several intervals bring no write */
+	assert_int_equal(etcdh_get(et_etcd, skey, &v1), 1);
+	usleep(500000);
+	assert_int_equal(etcdh_get(et_etcd, skey, &v2), 1);
+	assert_string_equal(v1, v2);
+	assert_non_null(strstr(v2, "\"load\":5,"));
+	free(v1);
+	free(v2);
+	cluster_destroy(c);
+}
+
 int
 main(void)
 {
@@ -898,6 +1096,8 @@ main(void)
 		cmocka_unit_test(test_status_batches_past_fifty),
 		cmocka_unit_test(test_first_writes_in_slots),
 		cmocka_unit_test(test_status_watch_resumes_after_a_cut),
+		cmocka_unit_test(test_newcomers_held_down_alike),
+		cmocka_unit_test(test_status_age_refreshed_then_left),
 	};
 
 	if(etcdh_skip())
