@@ -804,6 +804,7 @@ struct watch_ctx
 	int st_state;    /* ST_IDLE, ST_CREATING, ST_OPEN, ST_CANCELING */
 	int64_t st_id;   /* its watch id once created */
 	int64_t st_next; /* ST_IDLE: when to create it again */
+	int64_t st_last; /* when the last batch ended, 0: none yet */
 };
 
 /* States of the status watch on the watch stream. */
@@ -972,13 +973,13 @@ status_batch_end(watch_ctx *w)
 	wait = cluster__report_poll_ms(&pol, cluster__table_count(&w->ed->table));
 	if(wait > 0 && !watch_send(w->ed, cluster__etcd3_build_cancel(w->st_id)))
 	{
-		/* shortened by up to a quarter at random: the members that took
-		 * a batch at the same moment (the first write of a storm reaches
-		 * them all live) must not all ask again at the same moment, and
-		 * the wait must not grow (the simulator's goals hold with a lag
-		 * of a tenth of a round, not with an eighth) */
+		int64_t now = cluster__now_ms();
+
+		/* cluster__report_batch_wait() says why the first batch after a
+		 * quiet spell waits a random part of the whole wait */
 		w->st_state = ST_CANCELING;
-		w->st_next = cluster__now_ms() + wait - (int64_t) cluster__adv_random_below(&w->ed->batch_rng, (uint64_t) wait / 4 + 1);
+		w->st_next = now + cluster__report_batch_wait(wait, w->st_last ? now - w->st_last : 0, cluster__adv_random(&w->ed->batch_rng));
+		w->st_last = now;
 	}
 }
 

@@ -113,6 +113,19 @@ cluster__report_poll_ms(const cluster__report_policy *p, size_t n)
 	return n <= 1 || fifth < 250 ? 0 : fifth;
 }
 
+int64_t
+cluster__report_batch_wait(int64_t wait, int64_t since_last_ms, uint64_t r)
+{
+	uint64_t spread;
+
+	if(wait <= 1)
+	{
+		return 1;
+	}
+	spread = since_last_ms > 0 && since_last_ms <= 2 * wait ? (uint64_t) wait / 4 + 1 : (uint64_t) wait;
+	return wait - (int64_t) (r % spread);
+}
+
 /*
  * Did the load move enough to be worth a write? 0: no; 1: by more than
  * the deadband (write within the stretched interval); 2: by more than

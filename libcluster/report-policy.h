@@ -77,6 +77,19 @@ int64_t cluster__report_interval_for(const cluster__report_policy *p, size_t n);
 int64_t cluster__report_poll_ms(const cluster__report_policy *p, size_t n);
 
 /*
+ * The wait (ms) after a status batch, from the poll wait (> 0), how long
+ * ago the previous batch ended (since_last_ms; <= 0 when there was none)
+ * and a random number r: shortened by r modulo a quarter of the wait, so
+ * that it never grows and members drift apart; by r modulo all of it
+ * when the previous batch is more than two waits old (the watch sat
+ * live, so the first write of a storm reached every member at once:
+ * otherwise they would all ask again within one quarter of a wait, and
+ * etcd would replay the storm's first writes to all of them together).
+ * Between 1 and wait.
+ */
+int64_t cluster__report_batch_wait(int64_t wait, int64_t since_last_ms, uint64_t r);
+
+/*
  * When cur should be written, given the last written status and the
  * member count n: an absolute monotonic time in ms (now_ms or earlier
  * means now), or INT64_MAX if cur need not be written at all. forced

@@ -575,6 +575,48 @@ test_poll(void **state)
 	}
 }
 
+/* The wait after a batch: never longer than the poll wait nor under 1
+ * ms; within its last quarter while batches follow each other; anywhere
+ * in it for the first batch after a quiet spell (or the first ever), so
+ * that members woken together by a storm's first write spread out. */
+static void
+test_batch_wait(void **state)
+{
+	static const int64_t since[] = { 0, -5, 1, 1000, 4000, 4001, 60000 };
+	uint64_t rng = 42;
+	size_t k;
+
+	(void) state;
+	assert_int_equal(cluster__report_batch_wait(1, 0, 12345), 1);
+	for(k = 0; k < sizeof(since) / sizeof(since[0]); k++)
+	{
+		int64_t lo = INT64_MAX, hi = 0;
+		int i, steady = since[k] > 0 && since[k] <= 4000;
+
+		for(i = 0; i < 2000; i++)
+		{
+			int64_t w;
+
+			rng = rng * 6364136223846793005ULL + 1442695040888963407ULL; /* an LCG's high bits */
+			w = cluster__report_batch_wait(2000, since[k], rng >> 11);
+
+			assert_in_range(w, 1, 2000);
+			lo = w < lo ? w : lo;
+			hi = w > hi ? w : hi;
+		}
+		if(steady)
+		{
+			assert_in_range(lo, 1500, 1520);
+		}
+		else
+		{
+			/* 2000 uniform draws over 2000 ms: the tails are reached */
+			assert_true(lo < 100);
+		}
+		assert_true(hi > 1980);
+	}
+}
+
 int
 main(void)
 {
@@ -582,6 +624,7 @@ main(void)
 		cmocka_unit_test(test_interval),
 		cmocka_unit_test(test_interval_budget_holds),
 		cmocka_unit_test(test_poll),
+		cmocka_unit_test(test_batch_wait),
 		cmocka_unit_test(test_due),
 		cmocka_unit_test(test_due_interval),
 		cmocka_unit_test(test_due_tiers),
