@@ -900,6 +900,25 @@ plan_of(CLUSTER *c, CLUSTERPLANENTRY **e, size_t *n)
 	assert_int_equal(cluster_plan(c, e, n), 0);
 }
 
+/* Members from..to-1 join with cfg, publish ws://ID:80 and report their
+ * load and capacity. */
+static void
+join_reporting(CLUSTER **c, const char *key, const char *const *ids, const long long *load, const long long *cap, const CLUSTERADVISORCONFIG *cfg,
+	int from, int to)
+{
+	int i;
+
+	for(i = from; i < to; i++)
+	{
+		char addr[32];
+
+		c[i] = member_with(key, ids[i], cfg);
+		snprintf(addr, sizeof(addr), "ws://%s:80", ids[i]);
+		assert_int_equal(cluster_set_address(c[i], addr), 0);
+		assert_int_equal(cluster_report(c[i], load[i], cap[i]), 0);
+	}
+}
+
 /*
  * Two members run past their hold-down, then two more join while the
  * first two already watch: all four must hold down the newcomers, and
@@ -933,15 +952,7 @@ test_newcomers_held_down_alike(void **state)
 	cfg.slow_start_ms = 0;
 	hold_s = cfg.hold_down_ms / 1000.0;
 	joined = etcdh_now();
-	for(i = 0; i < 2; i++)
-	{
-		char addr[32];
-
-		c[i] = member_with(key, ids[i], &cfg);
-		snprintf(addr, sizeof(addr), "ws://%s:80", ids[i]);
-		assert_int_equal(cluster_set_address(c[i], addr), 0);
-		assert_int_equal(cluster_report(c[i], load[i], cap[i]), 0);
-	}
+	join_reporting(c, key, ids, load, cap, &cfg, 0, 2);
 	for(i = 0; i < 2; i++)
 	{
 		assert_true(sees(c[i], 2, ids, load, cap, 10));
@@ -955,15 +966,7 @@ test_newcomers_held_down_alike(void **state)
 		usleep(50000);
 	}
 	joined = etcdh_now();
-	for(i = 2; i < 4; i++)
-	{
-		char addr[32];
-
-		c[i] = member_with(key, ids[i], &cfg);
-		snprintf(addr, sizeof(addr), "ws://%s:80", ids[i]);
-		assert_int_equal(cluster_set_address(c[i], addr), 0);
-		assert_int_equal(cluster_report(c[i], load[i], cap[i]), 0);
-	}
+	join_reporting(c, key, ids, load, cap, &cfg, 2, 4);
 	for(i = 0; i < 4; i++)
 	{
 		assert_true(sees(c[i], 4, ids, load, cap, 10));
