@@ -80,8 +80,6 @@ struct gw_tcp_conn
 	int connected;
 	/* once connected: [0] the client's socket, [1] the member's */
 	struct gw_side side[2];
-	/* one side has closed: free once the other has taken its bytes */
-	int closing;
 };
 
 static struct event *accept_resume;
@@ -237,7 +235,9 @@ side_flush(struct gw_side *s)
 
 /* Bytes arrived on side k: send them to the other side at once; what it
  * does not take waits (a copy), and side k is not read until it is
- * written. End of stream: close once the other side has everything. */
+ * written. So when side k is read, nothing of its waits any more: at its
+ * end of stream (or a reset) the connection closes at once, dropping
+ * only what still waited for side k itself, as a bufferevent's free did. */
 static void
 on_relay_read(evutil_socket_t fd, short what, void *arg)
 {
@@ -254,15 +254,7 @@ on_relay_read(evutil_socket_t fd, short what, void *arg)
 	}
 	if(n <= 0)
 	{
-		/* closed or reset: what it sent before is already on its way */
-		if(n < 0 || !to->pend)
-		{
-			conn_free(conn);
-			return;
-		}
-		conn->closing = 1;
-		event_del(conn->side[k].rd);
-		event_del(to->rd);
+		conn_free(conn);
 		return;
 	}
 	conn->gw->tcp_bytes += (unsigned long long) n;
@@ -292,7 +284,7 @@ on_relay_read(evutil_socket_t fd, short what, void *arg)
 }
 
 /* Side k can take more: write what waits for it; once all is taken,
- * read from the other side again, or finish closing. */
+ * read from the other side again. */
 static void
 on_relay_write(evutil_socket_t fd, short what, void *arg)
 {
@@ -304,7 +296,7 @@ on_relay_write(evutil_socket_t fd, short what, void *arg)
 	{
 		return;
 	}
-	if(r < 0 || conn->closing)
+	if(r < 0)
 	{
 		conn_free(conn);
 		return;
