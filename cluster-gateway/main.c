@@ -114,7 +114,13 @@ setup(struct gw *gw)
 	cluster_advisor_config_init(&cfg);
 	cfg.pickers = o->pickers;
 	gw->stale_ms = cfg.stale_ms;
-	if(gw_configure(o, c) || step(c, cluster_set_advisor_config(c, &cfg), "set the advisor configuration"))
+	/* No settle window: /healthz asks cluster_view_fresh(), which counts
+	 * a change still waiting in the window as not current, and with
+	 * members reporting loads a status change is nearly always waiting
+	 * (the health check flapped to 503). A passive observer has no index
+	 * to protect from churn, and the loop takes each change as it comes. */
+	if(gw_configure(o, c) || step(c, cluster_set_settle(c, 0), "set the settle window") ||
+		step(c, cluster_set_advisor_config(c, &cfg), "set the advisor configuration"))
 	{
 		cluster_destroy(c);
 		return NULL;

@@ -173,6 +173,16 @@ echo "ok: /members has m1 m2 m3 serving and m4 draining"
 req /healthz
 [ "$code" = 200 ] || fail "GET /healthz: $code"
 [ "$(cat "$WORK/body")" = ok ] || fail "GET /healthz: body '$(cat "$WORK/body")'"
+# and it stays 200 while statuses change (members within their hold-down
+# and slow start rewrite theirs every second): a change waiting to be
+# delivered is not a stale view
+i=0
+while [ $i -lt 30 ]; do
+	req /healthz
+	[ "$code" = 200 ] || fail "GET /healthz flapped to $code while statuses changed (try $i): $(cat "$WORK/body")"
+	sleep 0.1
+	i=$((i + 1))
+done
 req /metrics
 [ "$code" = 200 ] || fail "GET /metrics: $code"
 awk '$1 == "cluster_gateway_redirects_total" { r = $2 } END { exit !(r >= 40) }' "$WORK/body" ||
