@@ -448,6 +448,7 @@ joins_fill(join_table *jt, snapshot *s)
 {
 	size_t n = s->view.count, i = 0, j;
 	int apply = s->gen >= jt->gen;
+	int64_t published;
 
 	if(apply && jt->spare_size < n)
 	{
@@ -507,14 +508,15 @@ joins_fill(join_table *jt, snapshot *s)
 			}
 		}
 		ent.load = s->nodes[j].has_status ? s->nodes[j].load : -1;
+		published = published_since(s, j);
 		s->nodes[j].since_join_ms = 0;
-		if(ent.first_seen_ms)
+		if(published >= 0)
+		{
+			s->nodes[j].since_join_ms = published;
+		}
+		else if(ent.first_seen_ms)
 		{
 			s->nodes[j].since_join_ms = s->now - ent.first_seen_ms > 1 ? s->now - ent.first_seen_ms : 1;
-		}
-		if(published_since(s, j) >= 0)
-		{
-			s->nodes[j].since_join_ms = published_since(s, j);
 		}
 		if(apply)
 		{
