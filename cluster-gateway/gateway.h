@@ -30,9 +30,8 @@
 
 struct event_base;
 struct event;
-struct evhttp;
 struct evbuffer;
-struct evhttp_bound_socket;
+struct gw_http_conn;
 struct evconnlistener;
 struct evdns_base;
 struct gw_tcp_conn;
@@ -119,8 +118,9 @@ struct gw
 	const struct gw_options *opts;
 	CLUSTER *cluster;
 	struct event_base *base;
-	struct evhttp *http;
-	struct evhttp_bound_socket *listener;
+	/* the HTTP server (httpd.c): listener and open connections */
+	struct evconnlistener *http_listener;
+	struct gw_http_conn *http_conns;
 	struct gw_view view;
 	/* counters for /metrics */
 	unsigned long long requests;
@@ -264,10 +264,50 @@ void gw_view_count_pick(struct gw_view *view, const char *id);
 /* The balancer callback: a membership change, handed to the loop. */
 int gw_on_balance(CLUSTER *cluster, CLUSTERSTATE *state);
 
-/* http.c */
+/* http.c: the endpoints */
 
 /* One Prometheus metric with its HELP and TYPE lines into b. 0 or -1. */
 int gw_add_metric(struct evbuffer *b, const char *name, const char *type, const char *help, double value);
+
+enum gw_http_method
+{
+	GW_HTTP_GET,
+	GW_HTTP_HEAD,
+	GW_HTTP_POST,
+	GW_HTTP_OTHER
+};
+
+/* A complete request, as the server (httpd.c) hands it to the endpoints.
+ * Everything it points to lives until the handler returns. */
+struct gw_http_request
+{
+	enum gw_http_method method;
+	/* the method as sent ("GET", "DELETE", ...) */
+	const char *method_name;
+	/* the request target as sent, NUL-terminated */
+	const char *target;
+	/* its path and query, not decoded; path NULL when the target is not
+	 * a URL, query NULL when there is none */
+	const char *path;
+	const char *query;
+	const char *body;
+	size_t body_len;
+	/* set by the handler before answering: extra headers, or NULL */
+	const char *location;
+	const char *allow;
+	/* (the server's) */
+	struct gw_http_conn *conn;
+	int head;
+	int answered;
+};
+
+/* Answer req (once): code, Content-Type (or NULL) and body. */
+void gw_http_respond(struct gw_http_request *req, int code, const char *content_type, const char *body, size_t len);
+/* Route and answer a request: the server calls this for each one, on
+ * the loop thread, in the order the client sent them. */
+void gw_http_handle(struct gw *gw, struct gw_http_request *req);
+
+/* httpd.c: the HTTP/1.1 server */
 
 /* Create the HTTP server on gw->base and bind --http. 0, or -1 after
  * saying why. */

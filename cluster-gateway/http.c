@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * cluster-gateway: the HTTP endpoints, on libevent's evhttp (which parses
- * every request and enforces the size limits set below). Everything here
- * runs on the loop thread.
+ * cluster-gateway: the HTTP endpoints. The server under them (httpd.c)
+ * parses each request, enforces the size limits and calls
+ * gw_http_handle(); everything here runs on the loop thread.
  *
  *   GET /          307 to the member cluster_pick_target() chooses
  *   GET /target    the same choice as JSON {"id":..., "address":...}
@@ -11,11 +11,11 @@
  *   GET /healthz   200 "ok" while the view is current, else 503
  *   GET /metrics   Prometheus text format
  *
- * HEAD is answered as GET (evhttp leaves the body out). Any other method
- * on these paths is 405 with Allow; any other path is 404; a request
- * evhttp cannot parse, or one past the size limits, is refused by evhttp
- * itself (400, 413, 431...). Every error this file answers is JSON
- * {"error":"..."} built with cJSON.
+ * HEAD is answered as GET (the server leaves the body out). Any other
+ * method on these paths is 405 with Allow; any other path is 404; a
+ * request the server cannot parse, or one past the size limits, is
+ * refused by the server itself (400, 413, 431). Every error is JSON
+ * {"error":"..."}.
  *
  * The Location rule (GET /): the member's published address as it is;
  * when that address is http:// or https:// (any case) and has neither a
@@ -28,10 +28,6 @@
 #include "gateway.h"
 
 #include <event2/buffer.h>
-#include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
-#include <event2/util.h>
 
 #include <cJSON.h>
 
@@ -46,74 +42,30 @@
 #include <sys/socket.h>
 #include <syslog.h>
 
-/* evhttp's limits: a client that sends more is refused by evhttp. No
- * endpoint takes a body; the header limit leaves room for cookies. */
-#define MAX_HEADERS_SIZE 8192
-#define MAX_BODY_SIZE    1024
-/* Seconds a connection may sit idle (or trickle a request) before evhttp
- * closes it. */
-#define HTTP_TIMEOUT_S 10
+typedef void (*handler_fn)(struct gw *gw, struct gw_http_request *req);
 
-typedef void (*handler_fn)(struct gw *gw, struct evhttp_request *req);
+static void reply_oom(struct gw *gw, struct gw_http_request *req);
 
-static const char *
-method_name(enum evhttp_cmd_type cmd)
-{
-	switch(cmd)
-	{
-	case EVHTTP_REQ_GET: return "GET";
-	case EVHTTP_REQ_POST: return "POST";
-	case EVHTTP_REQ_HEAD: return "HEAD";
-	case EVHTTP_REQ_PUT: return "PUT";
-	case EVHTTP_REQ_DELETE: return "DELETE";
-	case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-	case EVHTTP_REQ_TRACE: return "TRACE";
-	case EVHTTP_REQ_CONNECT: return "CONNECT";
-	case EVHTTP_REQ_PATCH: return "PATCH";
-	}
-	return "?";
-}
-
-/* The reason phrase: evhttp's own table calls 307 "Redirection". */
-static const char *
-reason_phrase(int code)
-{
-	switch(code)
-	{
-	case 200: return "OK";
-	case 307: return "Temporary Redirect";
-	case 400: return "Bad Request";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 503: return "Service Unavailable";
-	}
-	return NULL; /* evhttp's */
-}
-
-/* Every answer goes out here, so that the error counter and the debug
- * request line cannot miss one. Takes body (may be NULL) over. */
+/* Every answer goes out here, so that the debug request line cannot
+ * miss one. Takes body (may be NULL) over. */
 static void
-reply(struct gw *gw, struct evhttp_request *req, int code, const char *content_type, struct evbuffer *body)
+reply(struct gw *gw, struct gw_http_request *req, int code, const char *content_type, struct evbuffer *body)
 {
-	struct evkeyvalq *headers = evhttp_request_get_output_headers(req);
 	char shown[4 * 200 + 4];
+	size_t len = body ? evbuffer_get_length(body) : 0;
+	const unsigned char *data = len ? evbuffer_pullup(body, -1) : NULL;
 
-	if(code >= 400)
+	if(len && !data)
 	{
-		gw->errors++;
+		evbuffer_free(body);
+		reply_oom(gw, req);
+		return;
 	}
-	if(content_type)
-	{
-		evhttp_add_header(headers, "Content-Type", content_type);
-	}
-	/* a redirect or a member list is true only now */
-	evhttp_add_header(headers, "Cache-Control", "no-store");
 	if(gw_log_on(LOG_DEBUG))
 	{
-		gw_log(LOG_DEBUG, "%s %s -> %d", method_name(evhttp_request_get_command(req)),
-			cli_escape(shown, sizeof(shown), evhttp_request_get_uri(req)), code);
+		gw_log(LOG_DEBUG, "%s %s -> %d", req->method_name, cli_escape(shown, sizeof(shown), req->target), code);
 	}
-	evhttp_send_reply(req, code, reason_phrase(code), body);
+	gw_http_respond(req, code, content_type, (const char *) data, len);
 	if(body)
 	{
 		evbuffer_free(body);
@@ -122,15 +74,15 @@ reply(struct gw *gw, struct evhttp_request *req, int code, const char *content_t
 
 /* Last resort when the answer itself cannot be built (no memory). */
 static void
-reply_oom(struct gw *gw, struct evhttp_request *req)
+reply_oom(struct gw *gw, struct gw_http_request *req)
 {
-	gw->errors++;
-	evhttp_send_error(req, 500, "Out of memory");
+	(void) gw;
+	gw_http_respond(req, 500, "application/json", "{\"error\":\"out of memory\"}", 25);
 }
 
 /* Send doc as the body (takes it over). */
 static void
-reply_json(struct gw *gw, struct evhttp_request *req, int code, cJSON *doc)
+reply_json(struct gw *gw, struct gw_http_request *req, int code, cJSON *doc)
 {
 	struct evbuffer *body;
 	char *text;
@@ -154,7 +106,7 @@ reply_json(struct gw *gw, struct evhttp_request *req, int code, cJSON *doc)
 
 /* {"error": message}: what went wrong, in words a client can show. */
 static void __attribute__((format(printf, 4, 5)))
-reply_error(struct gw *gw, struct evhttp_request *req, int code, const char *format, ...)
+reply_error(struct gw *gw, struct gw_http_request *req, int code, const char *format, ...)
 {
 	char message[512];
 	cJSON *doc;
@@ -175,7 +127,7 @@ reply_error(struct gw *gw, struct evhttp_request *req, int code, const char *for
 /* The library's choice for a new client, counted; answers 503 itself
  * when there is none. 0 with *target set, or -1 (answered). */
 static int
-pick(struct gw *gw, struct evhttp_request *req, CLUSTERMEMBER *target)
+pick(struct gw *gw, struct gw_http_request *req, CLUSTERMEMBER *target)
 {
 	if(gw->join_pending)
 	{
@@ -238,8 +190,9 @@ location_for(const char *address, const char *query)
 	return out;
 }
 
-/* A query we copy into a header must be plain URL text. evhttp accepts
- * some non-conforming bytes in a request line; those are refused here. */
+/* A query we copy into a header must be plain URL text. The parser
+ * accepts some non-conforming bytes in a request target (bytes over
+ * 0x7f); those are refused here. */
 static int
 query_ok(const char *query)
 {
@@ -255,73 +208,66 @@ query_ok(const char *query)
 	return 1;
 }
 
-/* s as a JSON string: quotes and backslashes escaped, control bytes as
- * \u00XX, other bytes as they are (as cJSON prints them). -1 out of
- * memory. */
-static int
-add_json_string(struct evbuffer *b, const char *s)
+/* s as a JSON string at out (room for 6 bytes per byte of s, plus 2):
+ * quotes and backslashes escaped, control bytes as \u00XX, other bytes
+ * as they are (as cJSON prints them). Returns the bytes written. */
+static size_t
+json_string(char *out, const char *s)
 {
-	const char *run = s;
+	char *o = out;
 
-	if(evbuffer_add(b, "\"", 1))
-	{
-		return -1;
-	}
+	*o++ = '"';
 	for(; *s; s++)
 	{
 		unsigned char c = (unsigned char) *s;
 
 		if(c >= 0x20 && c != '"' && c != '\\')
 		{
-			continue;
+			*o++ = (char) c;
 		}
-		if(evbuffer_add(b, run, (size_t) (s - run)) ||
-			(c == '"' || c == '\\' ? evbuffer_add_printf(b, "\\%c", c) : evbuffer_add_printf(b, "\\u%04x", c)) < 0)
+		else if(c == '"' || c == '\\')
 		{
-			return -1;
+			*o++ = '\\';
+			*o++ = (char) c;
 		}
-		run = s + 1;
+		else
+		{
+			o += sprintf(o, "\\u%04x", c);
+		}
 	}
-	return evbuffer_add(b, run, (size_t) (s - run)) || evbuffer_add(b, "\"", 1) ? -1 : 0;
+	*o++ = '"';
+	return (size_t) (o - out);
 }
 
-/* {"id":..,"address":..} naming the picked member (GET /target, and the
- * body of GET /'s redirect for clients that read it), written straight
- * into a buffer: this is every redirect's body, and a cJSON tree for
- * two strings is several allocations built, printed and freed per
- * request. NULL out of memory. */
-static struct evbuffer *
-target_body(const CLUSTERMEMBER *target)
-{
-	struct evbuffer *b = evbuffer_new();
-
-	if(b && (evbuffer_add(b, "{\"id\":", 6) || add_json_string(b, target->id) || evbuffer_add(b, ",\"address\":", 11) ||
-				add_json_string(b, target->address) || evbuffer_add(b, "}", 1)))
-	{
-		evbuffer_free(b);
-		return NULL;
-	}
-	return b;
-}
-
-/* Send a target body, or 500 when it could not be built. */
+/* Send {"id":..,"address":..} naming the picked member (GET /target, and
+ * the body of GET /'s redirect for clients that read it). Written into
+ * a buffer on the stack: this is every redirect's body, and a cJSON tree
+ * for two strings is several allocations built, printed and freed per
+ * request. */
 static void
-reply_target(struct gw *gw, struct evhttp_request *req, int code, const CLUSTERMEMBER *target)
+reply_target(struct gw *gw, struct gw_http_request *req, int code, const CLUSTERMEMBER *target)
 {
-	struct evbuffer *body = target_body(target);
+	char body[6 * (CLUSTER_NAME_MAX + CLUSTER_ADDRESS_MAX) + 32], shown[4 * 200 + 4];
+	size_t n = 0;
 
-	if(!body)
+	memcpy(body, "{\"id\":", 6);
+	n = 6;
+	n += json_string(body + n, target->id);
+	memcpy(body + n, ",\"address\":", 11);
+	n += 11;
+	n += json_string(body + n, target->address);
+	body[n++] = '}';
+	if(gw_log_on(LOG_DEBUG))
 	{
-		reply_oom(gw, req);
-		return;
+		gw_log(LOG_DEBUG, "%s %s -> %d", req->method_name, cli_escape(shown, sizeof(shown), req->target), code);
 	}
-	reply(gw, req, code, "application/json", body);
+	gw_http_respond(req, code, "application/json", body, n);
 }
 
 static void
-serve_redirect(struct gw *gw, struct evhttp_request *req)
+serve_redirect(struct gw *gw, struct gw_http_request *req)
 {
-	const char *query = evhttp_uri_get_query(evhttp_request_get_evhttp_uri(req));
+	const char *query = req->query;
 	CLUSTERMEMBER target;
 	char *location;
 
@@ -335,19 +281,19 @@ serve_redirect(struct gw *gw, struct evhttp_request *req)
 		return;
 	}
 	location = location_for(target.address, query);
-	if(!location || evhttp_add_header(evhttp_request_get_output_headers(req), "Location", location))
+	if(!location)
 	{
-		free(location);
 		reply_oom(gw, req);
 		return;
 	}
-	free(location);
 	gw->redirects++;
+	req->location = location;
 	reply_target(gw, req, 307, &target);
+	free(location);
 }
 
 static void
-serve_target(struct gw *gw, struct evhttp_request *req)
+serve_target(struct gw *gw, struct gw_http_request *req)
 {
 	CLUSTERMEMBER target;
 
@@ -368,7 +314,7 @@ serving(const CLUSTERMEMBER *m)
 }
 
 static void
-serve_workers(struct gw *gw, struct evhttp_request *req)
+serve_workers(struct gw *gw, struct gw_http_request *req)
 {
 	const struct gw_snapshot *snap = gw->view.current;
 	cJSON *doc = cJSON_CreateArray();
@@ -421,7 +367,7 @@ member_json(const CLUSTERMEMBER *m, unsigned long long picks, long long since_ms
 }
 
 static void
-serve_members(struct gw *gw, struct evhttp_request *req)
+serve_members(struct gw *gw, struct gw_http_request *req)
 {
 	const struct gw_snapshot *snap = gw->view.current;
 	long long since = gw_now_ms() - snap->taken_ms;
@@ -445,7 +391,7 @@ serve_members(struct gw *gw, struct evhttp_request *req)
 /* GET /plan: the library's global plan as this gateway computes it
  * (cluster_plan(): a getter, no network). */
 static void
-serve_plan(struct gw *gw, struct evhttp_request *req)
+serve_plan(struct gw *gw, struct gw_http_request *req)
 {
 	CLUSTERPLANENTRY *e = NULL;
 	size_t n = 0, i;
@@ -478,7 +424,7 @@ serve_plan(struct gw *gw, struct evhttp_request *req)
 /* GET /status: the operators' page (status.html, built in). It draws
  * itself from /members, /plan and /metrics. */
 static void
-serve_status(struct gw *gw, struct evhttp_request *req)
+serve_status(struct gw *gw, struct gw_http_request *req)
 {
 	struct evbuffer *b = evbuffer_new();
 
@@ -495,7 +441,7 @@ serve_status(struct gw *gw, struct evhttp_request *req)
 }
 
 static void
-serve_healthz(struct gw *gw, struct evhttp_request *req)
+serve_healthz(struct gw *gw, struct gw_http_request *req)
 {
 	struct evbuffer *body;
 
@@ -555,7 +501,7 @@ gw_add_metric(struct evbuffer *b, const char *name, const char *type, const char
 }
 
 static void
-serve_metrics(struct gw *gw, struct evhttp_request *req)
+serve_metrics(struct gw *gw, struct gw_http_request *req)
 {
 	const struct gw_snapshot *snap = gw->view.current;
 	struct evbuffer *b = evbuffer_new();
@@ -579,7 +525,7 @@ serve_metrics(struct gw *gw, struct evhttp_request *req)
 	r = r || gw_add_metric(b, "cluster_gateway_redirects_total", "counter", "Redirects (307) sent by GET /.", (double) gw->redirects);
 	r = r || gw_add_metric(b, "cluster_gateway_targets_total", "counter", "Targets answered by GET /target.", (double) gw->targets);
 	r = r || gw_add_metric(b, "cluster_gateway_no_target_total", "counter", "Picks that found no member able to take a client (503).", (double) gw->no_target);
-	r = r || gw_add_metric(b, "cluster_gateway_errors_total", "counter", "Answers with a status of 400 or more sent by the handlers.", (double) gw->errors);
+	r = r || gw_add_metric(b, "cluster_gateway_errors_total", "counter", "Answers with a status of 400 or more, refusals of malformed or oversized requests included.", (double) gw->errors);
 	r = r || gw_add_metric(b, "cluster_gateway_view_fresh", "gauge", "1 while the view of the cluster is known to be current.", fresh);
 	r = r || gw_add_metric(b, "cluster_gateway_view_age_seconds", "gauge", "Seconds since the view was last known to be current (0 while it is).",
 				 (double) (now - gw->last_fresh_ms) / 1000.0);
@@ -614,11 +560,8 @@ serve_metrics(struct gw *gw, struct evhttp_request *req)
 
 /* POST /register-worker: the body is the registration (register.c). */
 static void
-serve_register(struct gw *gw, struct evhttp_request *req)
+serve_register(struct gw *gw, struct gw_http_request *req)
 {
-	struct evbuffer *in = evhttp_request_get_input_buffer(req);
-	size_t len = evbuffer_get_length(in);
-	unsigned char *body = evbuffer_pullup(in, (ev_ssize_t) len);
 	cJSON *doc;
 	int code;
 
@@ -627,7 +570,7 @@ serve_register(struct gw *gw, struct evhttp_request *req)
 		reply_error(gw, req, 503, "not joined to the cluster yet: try again");
 		return;
 	}
-	doc = gw_register(gw, body ? (const char *) body : "", body ? len : 0, &code);
+	doc = gw_register(gw, req->body, req->body_len, &code);
 	reply_json(gw, req, code, doc);
 }
 
@@ -649,26 +592,22 @@ static const struct route
 	{ "/register-worker", serve_register, 1 },
 };
 
-/* evhttp's one callback: route by exact path, then check the method. */
-static void
-handle(struct evhttp_request *req, void *arg)
+/* Route by exact path, then check the method. */
+void
+gw_http_handle(struct gw *gw, struct gw_http_request *req)
 {
-	struct gw *gw = arg;
-	const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
-	enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
-	const char *path;
 	char shown[4 * 100 + 4];
+	const char *path = req->path;
 	size_t i;
 
 	gw->requests++;
-	if(!uri)
+	if(!path)
 	{
 		reply_error(gw, req, 400, "the request target is not a URL");
 		return;
 	}
-	path = evhttp_uri_get_path(uri);
 	/* an absolute-form target ("http://host") has an empty path: "/" */
-	if(!path || !path[0])
+	if(!path[0])
 	{
 		path = "/";
 	}
@@ -685,77 +624,17 @@ handle(struct evhttp_request *req, void *arg)
 			cli_escape(shown, sizeof(shown), path));
 		return;
 	}
-	if(routes[i].post && cmd != EVHTTP_REQ_POST)
+	if(routes[i].post && req->method != GW_HTTP_POST)
 	{
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
-		reply_error(gw, req, 405, "method %s is not allowed on %s (only POST)", method_name(cmd), routes[i].path);
+		req->allow = "POST";
+		reply_error(gw, req, 405, "method %s is not allowed on %s (only POST)", req->method_name, routes[i].path);
 		return;
 	}
-	if(!routes[i].post && cmd != EVHTTP_REQ_GET && cmd != EVHTTP_REQ_HEAD)
+	if(!routes[i].post && req->method != GW_HTTP_GET && req->method != GW_HTTP_HEAD)
 	{
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "GET, HEAD");
-		reply_error(gw, req, 405, "method %s is not allowed on %s (only GET and HEAD)", method_name(cmd), routes[i].path);
+		req->allow = "GET, HEAD";
+		reply_error(gw, req, 405, "method %s is not allowed on %s (only GET and HEAD)", req->method_name, routes[i].path);
 		return;
 	}
 	routes[i].fn(gw, req);
-}
-
-int
-gw_http_start(struct gw *gw)
-{
-	const struct gw_options *o = gw->opts;
-
-	gw->http = evhttp_new(gw->base);
-	if(!gw->http)
-	{
-		gw_log(LOG_ERR, "cannot create the HTTP server: out of memory");
-		return -1;
-	}
-	evhttp_set_gencb(gw->http, handle, gw);
-	evhttp_set_max_headers_size(gw->http, MAX_HEADERS_SIZE);
-	evhttp_set_max_body_size(gw->http, MAX_BODY_SIZE);
-	evhttp_set_timeout(gw->http, HTTP_TIMEOUT_S);
-	/* every method reaches handle(), which answers 405 with Allow (evhttp
-	 * would answer a method it was not told about with 501) */
-	evhttp_set_allowed_methods(gw->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST | EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
-											 EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS | EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT | EVHTTP_REQ_PATCH);
-	errno = 0;
-	gw->listener = evhttp_bind_socket_with_handle(gw->http, o->http_host, (ev_uint16_t) o->http_port);
-	if(!gw->listener)
-	{
-		char shown[4 * 100 + 4];
-
-		gw_log(LOG_ERR, "cannot listen for HTTP on %s port %d: %s", cli_escape(shown, sizeof(shown), o->http_host), o->http_port,
-			errno ? strerror(errno) : "the address does not resolve");
-		return -1;
-	}
-	return 0;
-}
-
-void
-gw_http_stop_accepting(struct gw *gw)
-{
-	if(gw->listener)
-	{
-		evhttp_del_accept_socket(gw->http, gw->listener);
-		gw->listener = NULL;
-	}
-}
-
-void
-gw_http_free(struct gw *gw)
-{
-	if(gw->http)
-	{
-		evhttp_free(gw->http);
-		gw->http = NULL;
-	}
-}
-
-/* The bound address, read back from the socket: with --http ...:0 only
- * the kernel knows the port. */
-int
-gw_http_bound(struct gw *gw, char *out, size_t size)
-{
-	return gw->listener ? gw_socket_address(evhttp_bound_socket_get_fd(gw->listener), out, size) : -1;
 }

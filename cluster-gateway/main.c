@@ -374,11 +374,12 @@ run(struct gw *gw)
 
 /*
  * The event loop. With epoll, libevent's change list folds the read and
- * write interest changes evhttp and the bufferevents make during one
- * loop iteration into one epoll_ctl() per descriptor: without it,
- * epoll_ctl() was the largest single cost of a redirect (perf), and
- * bench-gateway's redirects per second rose by about 30 % with it. Its
- * one caveat, descriptors copied with dup(), does not arise here.
+ * write interest changes made during one loop iteration (the TCP
+ * proxy's dialling bufferevents; an HTTP answer that must wait) into one
+ * epoll_ctl() per descriptor. When the HTTP server was evhttp, which
+ * switched interest for every answer, it raised bench-gateway's
+ * redirects per second by about 30 %. Its one caveat, descriptors
+ * copied with dup(), does not arise here.
  */
 static struct event_base *
 new_base(void)
