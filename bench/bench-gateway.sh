@@ -11,8 +11,10 @@
 #   TCP proxy: tcp-load pingpong: 32 connections x 64-byte echoes (rps,
 #       p50/p99), and 8 x 64 KiB echoes (MB/s); the echo server alone
 #       (direct) as the floor, so the added latency shows.
-#   Idle: 10,000 proxied connections held open; the proxy's RSS before
-#       and after.
+#   Idle: 10,000 proxied connections held open (two descriptors each in
+#       the proxy: fewer when the limit does not allow it), then 10,000
+#       keep-alive HTTP connections each after one redirect; the proxy's
+#       RSS before and after.
 #
 # Rounds alternate (gateway, HAProxy, gateway, HAProxy); each side's better
 # round is kept. Verdicts: gateway rps >= MIN_RATIO x HAProxy's (0.8) and
@@ -47,9 +49,16 @@ done
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 # each idle connection costs a proxy two descriptors: keep within the limit
 fit=$((($(ulimit -n) - 2000) / 2))
+IDLE_HTTP=$IDLE
 if [ "$IDLE" -gt "$fit" ]; then
 	echo "bench-gateway: the descriptor limit $(ulimit -n) allows $fit idle connections through a proxy, not $IDLE" >&2
 	IDLE=$fit
+fi
+# an idle HTTP connection costs one
+fit=$(($(ulimit -n) - 2000))
+if [ "$IDLE_HTTP" -gt "$fit" ]; then
+	echo "bench-gateway: the descriptor limit $(ulimit -n) allows $fit idle HTTP connections, not $IDLE_HTTP" >&2
+	IDLE_HTTP=$fit
 fi
 
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/bench-gateway.XXXXXX") || exit 1
@@ -112,6 +121,7 @@ pids="$pids $gwpid"
 wait_for "$WORK/gw.out" '^listening tcp '
 GWH=$(sed -n 's/^listening http //p' "$WORK/gw.out")
 GWT=$(sed -n 's/^listening tcp 127.0.0.1://p' "$WORK/gw.out")
+GWH_PORT=${GWH##*:}
 n=100
 until curl -s "http://$GWH/workers" | jq -e 'length == 3' >/dev/null 2>&1; do
 	n=$((n - 1))
@@ -213,10 +223,12 @@ idle_rss()
 {
 	pid=$1
 	port=$2
+	mode=${3:-idle}
+	count=${4:-$IDLE}
 	before=$(rss_kb "$pid")
 	rm -f "$WORK/hold"
 	mkfifo "$WORK/hold"
-	"$TL" idle 127.0.0.1 "$port" "$IDLE" <"$WORK/hold" >"$WORK/idle.out" 2>"$WORK/idle.err" &
+	"$TL" "$mode" 127.0.0.1 "$port" "$count" <"$WORK/hold" >"$WORK/idle.out" 2>"$WORK/idle.err" &
 	ipid=$!
 	exec 5>"$WORK/hold"
 	n=1200
@@ -233,6 +245,12 @@ idle_rss()
 i_gw=$(idle_rss "$gwpid" "$GWT")
 sleep 1
 i_hp=$(idle_rss "$hppid" "$HPT")
+# and N idle keep-alive HTTP connections, each after one redirect: one
+# descriptor each, so the full 10,000 fit the limit
+sleep 1
+ih_gw=$(idle_rss "$gwpid" "$GWH_PORT" http-idle "$IDLE_HTTP")
+sleep 1
+ih_hp=$(idle_rss "$hppid" "$HPH" http-idle "$IDLE_HTTP")
 
 echo
 echo "                          cluster-gateway      HAProxy     ratio"
@@ -262,6 +280,10 @@ ig_b=$1 ig_a=$2
 set -- $i_hp
 row "RSS idle, start (kB)" "$ig_b" "$1"
 row "RSS $IDLE idle (kB)" "$ig_a" "$2"
+set -- $ih_gw
+ihg_a=$2
+set -- $ih_hp
+row "RSS $IDLE_HTTP idle HTTP (kB)" "$ihg_a" "$2"
 
 fails=0
 verdict()
@@ -278,5 +300,6 @@ verdict "HTTP rps >= $MIN_RATIO x HAProxy's" "$(awk -v r="$MIN_RATIO" -v h="$hh_
 verdict "HTTP p99 <= $MAX_P99_RATIO x HAProxy's" "$hg_p99" "$(awk -v r="$MAX_P99_RATIO" -v h="$hh_p99" 'BEGIN { printf "%.0f", r * h }')"
 verdict "TCP rps >= $MIN_RATIO x HAProxy's" "$(awk -v r="$MIN_RATIO" -v h="$th_rps" 'BEGIN { printf "%.0f", r * h }')" "$tg_rps"
 verdict "TCP p99 <= $MAX_P99_RATIO x HAProxy's" "$tg_p99" "$(awk -v r="$MAX_P99_RATIO" -v h="$th_p99" 'BEGIN { printf "%.0f", r * h }')"
-verdict "RSS with $IDLE idle connections <= 200 MB (kB)" "$ig_a" "$RSS_LIMIT_KB"
+verdict "RSS with $IDLE idle proxied connections <= 200 MB (kB)" "$ig_a" "$RSS_LIMIT_KB"
+verdict "RSS with $IDLE_HTTP idle HTTP connections <= 200 MB (kB)" "$ihg_a" "$RSS_LIMIT_KB"
 [ $fails -eq 0 ]

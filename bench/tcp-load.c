@@ -16,6 +16,10 @@
  *   tcp-load idle HOST PORT N
  *       open N connections, prove each echoes one byte, print "ready N",
  *       then hold them until stdin closes.
+ *   tcp-load http-idle HOST PORT N
+ *       open N connections, prove each gets an answer to one keep-alive
+ *       "GET /" (307 from either proxy), print "ready N", then hold them
+ *       until stdin closes.
  * Exit 0, or 1 with the reason on stderr.
  */
 #include <arpa/inet.h>
@@ -26,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -341,6 +346,82 @@ idle(const char *host, int port, int n)
 	return 0;
 }
 
+/* Read one HTTP answer (headers, then Content-Length bytes of body) from
+ * a blocking-with-deadline socket. 0, or -1. */
+static int
+read_answer(int fd)
+{
+	char buf[4096];
+	size_t got = 0;
+	double deadline = now_s() + 10;
+	long body = -1;
+	char *end = NULL;
+
+	while(now_s() < deadline && got < sizeof(buf) - 1)
+	{
+		ssize_t r = read(fd, buf + got, sizeof(buf) - 1 - got);
+
+		if(r == 0 || (r < 0 && errno != EAGAIN))
+		{
+			return -1;
+		}
+		if(r < 0)
+		{
+			usleep(200);
+			continue;
+		}
+		got += (size_t) r;
+		buf[got] = '\0';
+		if(!end && (end = strstr(buf, "\r\n\r\n")))
+		{
+			char *cl;
+
+			/* (HAProxy writes header names in lower case) */
+			for(cl = buf, body = 0; cl < end; cl++)
+			{
+				if(!strncasecmp(cl, "\r\ncontent-length:", 17))
+				{
+					body = atol(cl + 17);
+					break;
+				}
+			}
+		}
+		if(end && (long) got >= (end + 4 - buf) + body)
+		{
+			return strncmp(buf, "HTTP/1.1 307", 12) ? -1 : 0;
+		}
+	}
+	return -1;
+}
+
+static int
+http_idle(const char *host, int port, int n)
+{
+	static const char request[] = "GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
+	int *fds = calloc((size_t) n, sizeof(int)), i;
+	char buf[8];
+
+	if(!fds)
+	{
+		die("malloc");
+	}
+	for(i = 0; i < n; i++)
+	{
+		fds[i] = dial(host, port);
+		if(write(fds[i], request, sizeof(request) - 1) != (ssize_t) sizeof(request) - 1 || read_answer(fds[i]))
+		{
+			fprintf(stderr, "tcp-load: connection %d got no 307 answer\n", i);
+			return 1;
+		}
+	}
+	printf("ready %d\n", n);
+	fflush(stdout);
+	while(read(0, buf, sizeof(buf)) > 0)
+	{
+	}
+	return 0;
+}
+
 int
 main(int argc, char **argv)
 {
@@ -357,6 +438,10 @@ main(int argc, char **argv)
 	{
 		return idle(argv[2], atoi(argv[3]), atoi(argv[4]));
 	}
-	fprintf(stderr, "usage: tcp-load echo N | pingpong HOST PORT CONNS SECONDS SIZE | idle HOST PORT N\n");
+	if(argc == 5 && !strcmp(argv[1], "http-idle"))
+	{
+		return http_idle(argv[2], atoi(argv[3]), atoi(argv[4]));
+	}
+	fprintf(stderr, "usage: tcp-load echo N | pingpong HOST PORT CONNS SECONDS SIZE | idle HOST PORT N | http-idle HOST PORT N\n");
 	return 2;
 }
