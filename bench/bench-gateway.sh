@@ -11,10 +11,10 @@
 #   TCP proxy: tcp-load pingpong: 32 connections x 64-byte echoes (rps,
 #       p50/p99), and 8 x 64 KiB echoes (MB/s); the echo server alone
 #       (direct) as the floor, so the added latency shows.
-#   Idle: 10,000 proxied connections held open (two descriptors each in
-#       the proxy: fewer when the limit does not allow it), then 10,000
-#       keep-alive HTTP connections each after one redirect; the proxy's
-#       RSS before and after.
+#   Idle: 10,000 keep-alive HTTP connections each after one redirect,
+#       then 10,000 proxied connections (two descriptors each in the
+#       proxy: fewer when the limit does not allow it); the proxy's RSS
+#       before and after.
 #
 # Rounds alternate (gateway, HAProxy, gateway, HAProxy); each side's better
 # round is kept. Verdicts: gateway rps >= MIN_RATIO x HAProxy's (0.8) and
@@ -242,15 +242,17 @@ idle_rss()
 	wait $ipid
 	echo "$before $after"
 }
-i_gw=$(idle_rss "$gwpid" "$GWT")
-sleep 1
-i_hp=$(idle_rss "$hppid" "$HPT")
-# and N idle keep-alive HTTP connections, each after one redirect: one
-# descriptor each, so the full 10,000 fit the limit
-sleep 1
+# N idle keep-alive HTTP connections, each after one redirect (one
+# descriptor each, so the full 10,000 fit the limit), then the proxied
+# ones (two each); the second round's RSS includes the first's high-water
+# mark
 ih_gw=$(idle_rss "$gwpid" "$GWH_PORT" http-idle "$IDLE_HTTP")
 sleep 1
 ih_hp=$(idle_rss "$hppid" "$HPH" http-idle "$IDLE_HTTP")
+sleep 1
+i_gw=$(idle_rss "$gwpid" "$GWT")
+sleep 1
+i_hp=$(idle_rss "$hppid" "$HPT")
 
 echo
 echo "                          cluster-gateway      HAProxy     ratio"
@@ -275,15 +277,15 @@ row "TCP p50 (us)" "$tg_p50" "$th_p50"
 row "TCP p99 (us)" "$tg_p99" "$th_p99"
 echo "  (echo server direct, no proxy: $1 echoes/s, p50 $2 us, p99 $3 us; added p50: gateway $((tg_p50 - $2)) us, HAProxy $((th_p50 - $2)) us)"
 row "TCP 64 KiB MB/s" "$(echo "$b_gw" | awk '{ print $4 }')" "$(echo "$b_hp" | awk '{ print $4 }')"
-set -- $i_gw
-ig_b=$1 ig_a=$2
-set -- $i_hp
-row "RSS idle, start (kB)" "$ig_b" "$1"
-row "RSS $IDLE idle (kB)" "$ig_a" "$2"
 set -- $ih_gw
-ihg_a=$2
+ihg_b=$1 ihg_a=$2
 set -- $ih_hp
+row "RSS idle, start (kB)" "$ihg_b" "$1"
 row "RSS $IDLE_HTTP idle HTTP (kB)" "$ihg_a" "$2"
+set -- $i_gw
+ig_a=$2
+set -- $i_hp
+row "RSS then $IDLE proxied (kB)" "$ig_a" "$2"
 
 fails=0
 verdict()

@@ -53,9 +53,6 @@
 #define READ_CHUNK (64 * 1024)
 /* answers waiting beyond this stop the parsing of pipelined requests */
 #define OUT_HIGH (256 * 1024)
-/* a buffer grown past this is freed once empty, so idle connections stay
- * small */
-#define BUF_KEEP (16 * 1024)
 /* after an answer that closes the connection, what the client still sends
  * is read and dropped for this long (at most LINGER_MAX bytes), so that
  * closing with unread bytes does not reset the answer away */
@@ -505,12 +502,12 @@ dispatch(struct gw_http_conn *c)
 	{
 		refuse(c, 500, "the request was not answered");
 	}
-	if(c->req_cap > BUF_KEEP)
-	{
-		free(c->req);
-		c->req = NULL;
-		c->req_cap = 0;
-	}
+	/* an idle connection holds no buffer: a small allocation per
+	 * request costs less than 2 kB held by each of 10,000 idle
+	 * keep-alive connections (flush() frees the answers' buffer) */
+	free(c->req);
+	c->req = NULL;
+	c->req_cap = 0;
 }
 
 /* Parse and answer what data holds, one request at a time, until it is
@@ -600,12 +597,9 @@ flush(struct gw_http_conn *c)
 		c->out_off += (size_t) n;
 	}
 	c->out_off = c->out_len = 0;
-	if(c->out_cap > BUF_KEEP)
-	{
-		free(c->out);
-		c->out = NULL;
-		c->out_cap = 0;
-	}
+	free(c->out);
+	c->out = NULL;
+	c->out_cap = 0;
 	return 0;
 }
 
