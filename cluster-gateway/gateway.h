@@ -309,6 +309,11 @@ void gw_http_handle(struct gw *gw, struct gw_http_request *req);
 
 /* httpd.c: the HTTP/1.1 server */
 
+/* The server's timers on gw->base (gw_http_start() calls it). 0 or -1. */
+int gw_http_init(struct gw *gw);
+/* Serve HTTP on a connected, non-blocking socket (accepted, or one end
+ * of a socketpair in the fuzz harness); takes fd over. 0, or -1 (closed). */
+int gw_http_adopt(struct gw *gw, int fd);
 /* Create the HTTP server on gw->base and bind --http. 0, or -1 after
  * saying why. */
 int gw_http_start(struct gw *gw);

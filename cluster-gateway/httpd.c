@@ -778,25 +778,18 @@ on_write(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-static void
-on_accept(struct evconnlistener *listener, evutil_socket_t fd, struct sockaddr *sa, int socklen, void *arg)
+int
+gw_http_adopt(struct gw *gw, evutil_socket_t fd)
 {
-	struct gw *gw = arg;
-	struct gw_http_conn *c;
-	int one = 1;
+	struct gw_http_conn *c = calloc(1, sizeof(*c));
 
-	(void) listener;
-	(void) sa;
-	(void) socklen;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	c = calloc(1, sizeof(*c));
 	if(!c || event_assign(&c->rd, gw->base, fd, EV_READ | EV_PERSIST, on_read, c) ||
 		event_assign(&c->wr, gw->base, fd, EV_WRITE | EV_PERSIST, on_write, c))
 	{
 		gw_log(LOG_ERR, "cannot take an HTTP client: out of memory");
 		evutil_closesocket(fd);
 		free(c);
-		return;
+		return -1;
 	}
 	c->gw = gw;
 	c->fd = fd;
@@ -810,6 +803,19 @@ on_accept(struct evconnlistener *listener, evutil_socket_t fd, struct sockaddr *
 	gw->http_conns = c;
 	event_add(&c->rd, idle_timeout);
 	c->reading = 1;
+	return 0;
+}
+
+static void
+on_accept(struct evconnlistener *listener, evutil_socket_t fd, struct sockaddr *sa, int socklen, void *arg)
+{
+	int one = 1;
+
+	(void) listener;
+	(void) sa;
+	(void) socklen;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	gw_http_adopt(arg, fd);
 }
 
 static void
@@ -840,13 +846,9 @@ on_accept_error(struct evconnlistener *listener, void *arg)
 }
 
 int
-gw_http_start(struct gw *gw)
+gw_http_init(struct gw *gw)
 {
-	const struct gw_options *o = gw->opts;
 	struct timeval idle = { HTTP_TIMEOUT_S, 0 }, linger = { LINGER_MS / 1000, (LINGER_MS % 1000) * 1000 };
-	struct evutil_addrinfo hints, *ai = NULL;
-	char port[8], shown[CLI_SHOWN_SIZE];
-	int r;
 
 	/* every connection's timer is one of two durations: libevent keeps
 	 * such timers in a queue instead of its heap */
@@ -856,6 +858,21 @@ gw_http_start(struct gw *gw)
 	if(!idle_timeout || !linger_timeout || !accept_resume)
 	{
 		gw_log(LOG_ERR, "cannot create the HTTP server: out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+int
+gw_http_start(struct gw *gw)
+{
+	const struct gw_options *o = gw->opts;
+	struct evutil_addrinfo hints, *ai = NULL;
+	char port[8], shown[CLI_SHOWN_SIZE];
+	int r;
+
+	if(gw_http_init(gw))
+	{
 		return -1;
 	}
 	memset(&hints, 0, sizeof(hints));
