@@ -33,6 +33,7 @@ struct event;
 struct evbuffer;
 struct gw_http_conn;
 struct evconnlistener;
+struct sockaddr;
 struct evdns_base;
 struct gw_tcp_conn;
 struct gw_reg;
@@ -247,6 +248,11 @@ long long gw_now_ms(void);
 /* The address socket fd is bound to, as "HOST:PORT" ("[HOST]:PORT" for
  * IPv6). 0, or -1 with errno set. */
 int gw_socket_address(int fd, char *out, size_t size);
+/* Bind host:port and listen, for the server named what ("HTTP", "TCP");
+ * each accepted socket goes to cb with gw as its argument. The listener,
+ * or NULL after saying why. */
+struct evconnlistener *gw_listen(struct gw *gw, const char *what, const char *host, int port,
+	void (*cb)(struct evconnlistener *, int, struct sockaddr *, int, void *));
 
 /* view.c */
 

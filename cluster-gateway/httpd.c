@@ -351,6 +351,14 @@ on_url(http_parser *p, const char *at, size_t len)
 	return count_header_bytes(c, len) || req_add(c, at, len);
 }
 
+/* A header name or value arrives in pieces: does want (matched so far
+ * for its first done bytes) still match after the piece at[0..len)? */
+static unsigned
+still_matches(unsigned so_far, const char *want, size_t done, const char *at, size_t len)
+{
+	return so_far && done + len <= strlen(want) && !strncasecmp(at, want + done, len);
+}
+
 /* The header just read was "Expect: 100-continue". */
 static void
 header_end(struct gw_http_conn *c)
@@ -373,10 +381,7 @@ on_header_field(http_parser *p, const char *at, size_t len)
 		c->field_len = 0;
 		c->field_is_expect = 1;
 	}
-	if(c->field_is_expect && (c->field_len + len > 6 || strncasecmp(at, expect_name + c->field_len, len)))
-	{
-		c->field_is_expect = 0;
-	}
+	c->field_is_expect = still_matches(c->field_is_expect, expect_name, c->field_len, at, len);
 	c->field_len += len;
 	return count_header_bytes(c, len);
 }
@@ -392,10 +397,7 @@ on_header_value(http_parser *p, const char *at, size_t len)
 		c->value_len = 0;
 		c->value_is_continue = 1;
 	}
-	if(c->value_is_continue && (c->value_len + len > 12 || strncasecmp(at, continue_value + c->value_len, len)))
-	{
-		c->value_is_continue = 0;
-	}
+	c->value_is_continue = still_matches(c->value_is_continue, continue_value, c->value_len, at, len);
 	c->value_len += len;
 	return count_header_bytes(c, len);
 }
@@ -867,32 +869,14 @@ int
 gw_http_start(struct gw *gw)
 {
 	const struct gw_options *o = gw->opts;
-	struct evutil_addrinfo hints, *ai = NULL;
-	char port[8], shown[CLI_SHOWN_SIZE];
-	int r;
 
 	if(gw_http_init(gw))
 	{
 		return -1;
 	}
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = EVUTIL_AI_PASSIVE;
-	snprintf(port, sizeof(port), "%d", o->http_port);
-	r = evutil_getaddrinfo(o->http_host, port, &hints, &ai);
-	if(r)
-	{
-		gw_log(LOG_ERR, "cannot listen for HTTP on %s port %d: %s", cli_escape(shown, sizeof(shown), o->http_host), o->http_port,
-			evutil_gai_strerror(r));
-		return -1;
-	}
-	gw->http_listener = evconnlistener_new_bind(gw->base, on_accept, gw, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-		1024, ai->ai_addr, (int) ai->ai_addrlen);
-	evutil_freeaddrinfo(ai);
+	gw->http_listener = gw_listen(gw, "HTTP", o->http_host, o->http_port, on_accept);
 	if(!gw->http_listener)
 	{
-		gw_log(LOG_ERR, "cannot listen for HTTP on %s port %d: %s", cli_escape(shown, sizeof(shown), o->http_host), o->http_port, strerror(errno));
 		return -1;
 	}
 	evconnlistener_set_error_cb(gw->http_listener, on_accept_error);

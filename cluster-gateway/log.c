@@ -6,6 +6,9 @@
  */
 #include "gateway.h"
 
+#include <event2/listener.h>
+#include <event2/util.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -103,4 +106,36 @@ gw_socket_address(int fd, char *out, size_t size)
 		snprintf(out, size, "%s:%u", host, (unsigned) ntohs(s4->sin_port));
 	}
 	return 0;
+}
+
+/* Bind host:port and listen, for the server named what ("HTTP", "TCP");
+ * accepted sockets go to cb (non-blocking, close-on-exec). The listener,
+ * or NULL after saying why. */
+struct evconnlistener *
+gw_listen(struct gw *gw, const char *what, const char *host, int port, evconnlistener_cb cb)
+{
+	struct evutil_addrinfo hints, *ai = NULL;
+	struct evconnlistener *l;
+	char portstr[8], shown[CLI_SHOWN_SIZE];
+	int r;
+
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_UNSPEC;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_flags = EVUTIL_AI_PASSIVE;
+	snprintf(portstr, sizeof(portstr), "%d", port);
+	r = evutil_getaddrinfo(host, portstr, &hints, &ai);
+	if(r)
+	{
+		gw_log(LOG_ERR, "cannot listen for %s on %s port %d: %s", what, cli_escape(shown, sizeof(shown), host), port, evutil_gai_strerror(r));
+		return NULL;
+	}
+	l = evconnlistener_new_bind(gw->base, cb, gw, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 1024, ai->ai_addr,
+		(int) ai->ai_addrlen);
+	evutil_freeaddrinfo(ai);
+	if(!l)
+	{
+		gw_log(LOG_ERR, "cannot listen for %s on %s port %d: %s", what, cli_escape(shown, sizeof(shown), host), port, strerror(errno));
+	}
+	return l;
 }

@@ -633,33 +633,15 @@ int
 gw_tcp_start(struct gw *gw)
 {
 	const struct gw_options *o = gw->opts;
-	struct evutil_addrinfo hints, *ai = NULL;
-	char port[8], shown[CLI_SHOWN_SIZE];
-	int r;
 
 	if(!o->have_tcp)
 	{
 		return 0;
 	}
 	gw->tcp_max = fit_fd_limit(o);
-	memset(&hints, 0, sizeof(hints));
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = EVUTIL_AI_PASSIVE;
-	snprintf(port, sizeof(port), "%d", o->tcp_port);
-	r = evutil_getaddrinfo(o->tcp_host, port, &hints, &ai);
-	if(r)
-	{
-		gw_log(LOG_ERR, "cannot listen for TCP on %s port %d: %s", cli_escape(shown, sizeof(shown), o->tcp_host), o->tcp_port,
-			evutil_gai_strerror(r));
-		return -1;
-	}
-	gw->tcp_listener = evconnlistener_new_bind(gw->base, on_accept, gw, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
-		1024, ai->ai_addr, (int) ai->ai_addrlen);
-	evutil_freeaddrinfo(ai);
+	gw->tcp_listener = gw_listen(gw, "TCP", o->tcp_host, o->tcp_port, on_accept);
 	if(!gw->tcp_listener)
 	{
-		gw_log(LOG_ERR, "cannot listen for TCP on %s port %d: %s", cli_escape(shown, sizeof(shown), o->tcp_host), o->tcp_port, strerror(errno));
 		return -1;
 	}
 	evconnlistener_set_error_cb(gw->tcp_listener, on_accept_error);
