@@ -215,8 +215,10 @@ test_workers_update_while_etcd_down_does_not_spin(void **state)
 	assert_int_equal(etcdh_proxy_start(et_etcd, &proxy), 0);
 	snprintf(reg, sizeof(reg), "etcd2+%s", etcdh_proxy_endpoint(proxy));
 	/* a long TTL: the key outlives the outage, so the update itself
-	 * (not a re-registration) has to carry the new count */
-	m = et_member_new(key, "node1", 1, reg, 30);
+	 * (not a re-registration) has to carry the new count. It scales with
+	 * the window: with a fixed 30 s, the window of 30 s under valgrind
+	 * (multiplier 10) outlived a key last refreshed before the cut */
+	m = et_member_new(key, "node1", 1, reg, (int) (3 * window) + 10);
 	assert_non_null(m);
 	cluster_set_logger(m->c, count_logger);
 	cluster_set_verbose(m->c, 1);
