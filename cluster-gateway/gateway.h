@@ -253,6 +253,9 @@ int gw_socket_address(int fd, char *out, size_t size);
  * or NULL after saying why. */
 struct evconnlistener *gw_listen(struct gw *gw, const char *what, const char *host, int port,
 	void (*cb)(struct evconnlistener *, int, struct sockaddr *, int, void *));
+/* accept() failed on listener: say so, stop accepting and start resume
+ * (a timer whose callback enables the listener again when it should). */
+void gw_accept_pause(struct evconnlistener *listener, struct event *resume, const char *what);
 
 /* view.c */
 

@@ -56,9 +56,8 @@
 /* after an answer that closes the connection, what the client still sends
  * is read and dropped for this long (at most LINGER_MAX bytes), so that
  * closing with unread bytes does not reset the answer away */
-#define LINGER_MS       2000
-#define LINGER_MAX      (256 * 1024)
-#define ACCEPT_PAUSE_MS 100
+#define LINGER_MS  2000
+#define LINGER_MAX (256 * 1024)
 
 struct gw_http_conn
 {
@@ -171,16 +170,23 @@ reserve(char **buf, size_t *cap, size_t used, size_t len)
 	return 0;
 }
 
+/* Append len bytes to *buf (capacity *cap, used *used). 0 or -1. */
 static int
-out_add(struct gw_http_conn *c, const void *data, size_t len)
+append(char **buf, size_t *cap, size_t *used, const void *data, size_t len)
 {
-	if(reserve(&c->out, &c->out_cap, c->out_len, len))
+	if(reserve(buf, cap, *used, len))
 	{
 		return -1;
 	}
-	memcpy(c->out + c->out_len, data, len);
-	c->out_len += len;
+	memcpy(*buf + *used, data, len);
+	*used += len;
 	return 0;
+}
+
+static int
+out_add(struct gw_http_conn *c, const void *data, size_t len)
+{
+	return append(&c->out, &c->out_cap, &c->out_len, data, len);
 }
 
 static int __attribute__((format(printf, 2, 3)))
@@ -309,13 +315,7 @@ refuse(struct gw_http_conn *c, int code, const char *message)
 static int
 req_add(struct gw_http_conn *c, const char *at, size_t len)
 {
-	if(reserve(&c->req, &c->req_cap, c->req_len, len))
-	{
-		return -1;
-	}
-	memcpy(c->req + c->req_len, at, len);
-	c->req_len += len;
-	return 0;
+	return append(&c->req, &c->req_cap, &c->req_len, at, len);
 }
 
 /* The request line and headers together stay under MAX_HEADERS_SIZE. */
@@ -833,18 +833,11 @@ on_resume(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* accept() failed (out of descriptors or memory): pause rather than
- * spin. */
 static void
 on_accept_error(struct evconnlistener *listener, void *arg)
 {
-	struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
-	int err = EVUTIL_SOCKET_ERROR();
-
 	(void) arg;
-	gw_log(LOG_WARNING, "cannot accept an HTTP client: %s (pausing %d ms)", evutil_socket_error_to_string(err), ACCEPT_PAUSE_MS);
-	evconnlistener_disable(listener);
-	evtimer_add(accept_resume, &tv);
+	gw_accept_pause(listener, accept_resume, "HTTP");
 }
 
 int

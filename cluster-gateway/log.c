@@ -6,6 +6,7 @@
  */
 #include "gateway.h"
 
+#include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
 
@@ -138,4 +139,20 @@ gw_listen(struct gw *gw, const char *what, const char *host, int port, evconnlis
 		gw_log(LOG_ERR, "cannot listen for %s on %s port %d: %s", what, cli_escape(shown, sizeof(shown), host), port, strerror(errno));
 	}
 	return l;
+}
+
+/* How long accepting pauses after accept() failed. */
+#define ACCEPT_PAUSE_MS 100
+
+/* accept() failed (out of descriptors or memory): stop accepting for
+ * ACCEPT_PAUSE_MS, until resume (a timer) fires, rather than spin. */
+void
+gw_accept_pause(struct evconnlistener *listener, struct event *resume, const char *what)
+{
+	struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
+	int err = EVUTIL_SOCKET_ERROR();
+
+	gw_log(LOG_WARNING, "cannot accept a new %s client: %s (pausing %d ms)", what, evutil_socket_error_to_string(err), ACCEPT_PAUSE_MS);
+	evconnlistener_disable(listener);
+	evtimer_add(resume, &tv);
 }

@@ -45,8 +45,6 @@
 #define MAX_ATTEMPTS 8
 /* Largest read relayed at once (the one buffer, shared: one loop thread) */
 #define RELAY_CHUNK (64 * 1024)
-/* How long accepting pauses after accept() itself failed (EMFILE). */
-#define ACCEPT_PAUSE_MS 100
 /* fds kept back from --max-connections for etcd, HTTP and the logs */
 #define FD_RESERVE 64
 
@@ -587,17 +585,11 @@ on_resume(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
-/* accept() failed (out of fds or memory): pause rather than spin. */
 static void
 on_accept_error(struct evconnlistener *listener, void *arg)
 {
-	struct timeval tv = { 0, ACCEPT_PAUSE_MS * 1000 };
-	int err = EVUTIL_SOCKET_ERROR();
-
 	(void) arg;
-	gw_log(LOG_WARNING, "cannot accept a TCP client: %s (pausing %d ms)", evutil_socket_error_to_string(err), ACCEPT_PAUSE_MS);
-	evconnlistener_disable(listener);
-	evtimer_add(accept_resume, &tv);
+	gw_accept_pause(listener, accept_resume, "TCP");
 }
 
 /* Each connection holds two descriptors: --max-connections must fit the
