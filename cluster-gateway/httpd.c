@@ -256,6 +256,7 @@ gw_http_respond(struct gw_http_request *r, int code, const char *content_type, c
 	{
 		c->gw->errors++;
 	}
+	/* no-store: a redirect or a member list is true only now */
 	err = out_printf(c, "HTTP/1.1 %d %s\r\nDate: %s\r\nCache-Control: no-store\r\nContent-Length: %zu\r\n", code, reason_phrase(code), http_date(),
 		len);
 	if(!err && content_type)
