@@ -306,7 +306,6 @@ struct gw_http_request
 	const char *allow;
 	/* (the server's) */
 	struct gw_http_conn *conn;
-	int head;
 	int answered;
 };
 

@@ -46,12 +46,11 @@ typedef void (*handler_fn)(struct gw *gw, struct gw_http_request *req);
 
 static void reply_oom(struct gw *gw, struct gw_http_request *req);
 
-/* Every answer goes out here, so that the debug request line cannot
- * miss one. Takes body (may be NULL) over. */
+/* Send body (may be NULL; taken over) as the answer. (The server logs
+ * each answer's debug request line.) */
 static void
 reply(struct gw *gw, struct gw_http_request *req, int code, const char *content_type, struct evbuffer *body)
 {
-	char shown[4 * 200 + 4];
 	size_t len = body ? evbuffer_get_length(body) : 0;
 	const unsigned char *data = len ? evbuffer_pullup(body, -1) : NULL;
 
@@ -60,10 +59,6 @@ reply(struct gw *gw, struct gw_http_request *req, int code, const char *content_
 		evbuffer_free(body);
 		reply_oom(gw, req);
 		return;
-	}
-	if(gw_log_on(LOG_DEBUG))
-	{
-		gw_log(LOG_DEBUG, "%s %s -> %d", req->method_name, cli_escape(shown, sizeof(shown), req->target), code);
 	}
 	gw_http_respond(req, code, content_type, (const char *) data, len);
 	if(body)
@@ -247,7 +242,7 @@ json_string(char *out, const char *s)
 static void
 reply_target(struct gw *gw, struct gw_http_request *req, int code, const CLUSTERMEMBER *target)
 {
-	char body[6 * (CLUSTER_NAME_MAX + CLUSTER_ADDRESS_MAX) + 32], shown[4 * 200 + 4];
+	char body[6 * (CLUSTER_NAME_MAX + CLUSTER_ADDRESS_MAX) + 32];
 	size_t n = 0;
 
 	memcpy(body, "{\"id\":", 6);
@@ -257,10 +252,6 @@ reply_target(struct gw *gw, struct gw_http_request *req, int code, const CLUSTER
 	n += 11;
 	n += json_string(body + n, target->address);
 	body[n++] = '}';
-	if(gw_log_on(LOG_DEBUG))
-	{
-		gw_log(LOG_DEBUG, "%s %s -> %d", req->method_name, cli_escape(shown, sizeof(shown), req->target), code);
-	}
 	gw_http_respond(req, code, "application/json", body, n);
 }
 

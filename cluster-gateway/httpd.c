@@ -11,8 +11,8 @@
  * CPU and evhttp's objects (a request, two header lists and evbuffers per
  * request, an ioctl per read, a change of epoll interest per answer) most
  * of the rest. Here a connection is one small object with a read event
- * that stays armed: a request costs one recv() and one send() and no
- * allocation once the connection's buffers exist.
+ * that stays armed: a request costs one recv() and one send(), and an
+ * idle connection holds no buffer.
  *
  * Limits: a request line plus headers over MAX_HEADERS_SIZE is refused
  * with 431, a body over MAX_BODY_SIZE with 413, anything http-parser
@@ -48,7 +48,10 @@
  * cookies. */
 #define MAX_HEADERS_SIZE 8192
 #define MAX_BODY_SIZE    1024
-#define HTTP_TIMEOUT_S   10
+/* a limit as text, for the refusals' messages */
+#define STR_(x)        #x
+#define STR(x)         STR_(x)
+#define HTTP_TIMEOUT_S 10
 /* what one recv() takes (one static buffer: one loop thread) */
 #define READ_CHUNK (64 * 1024)
 /* answers waiting beyond this stop the parsing of pipelined requests */
@@ -256,6 +259,13 @@ gw_http_respond(struct gw_http_request *r, int code, const char *content_type, c
 	{
 		c->gw->errors++;
 	}
+	if(r->target && gw_log_on(LOG_DEBUG))
+	{
+		/* an endpoint's answer (a refusal has no target) */
+		char shown[4 * 200 + 4];
+
+		gw_log(LOG_DEBUG, "%s %s -> %d", r->method_name, cli_escape(shown, sizeof(shown), r->target), code);
+	}
 	/* no-store: a redirect or a member list is true only now */
 	err = out_printf(c, "HTTP/1.1 %d %s\r\nDate: %s\r\nCache-Control: no-store\r\nContent-Length: %zu\r\n", code, reason_phrase(code), http_date(),
 		len);
@@ -281,7 +291,7 @@ gw_http_respond(struct gw_http_request *r, int code, const char *content_type, c
 	}
 	err = err || out_add(c, "\r\n", 2);
 	/* HEAD: the headers of the GET answer, no body */
-	if(!err && len && !r->head)
+	if(!err && len && r->method != GW_HTTP_HEAD)
 	{
 		err = out_add(c, body, len);
 	}
@@ -295,6 +305,19 @@ gw_http_respond(struct gw_http_request *r, int code, const char *content_type, c
 	}
 }
 
+/* The request's method as the endpoints see it (also for a refusal, where
+ * the parser may not have read one: HEAD then only drops the body). */
+static void
+request_method(struct gw_http_conn *c, struct gw_http_request *r)
+{
+	enum http_method m = (enum http_method) c->parser.method;
+
+	r->method_name = http_method_str(m);
+	r->method = m == HTTP_GET ? GW_HTTP_GET : m == HTTP_HEAD ? GW_HTTP_HEAD :
+										  m == HTTP_POST     ? GW_HTTP_POST :
+															   GW_HTTP_OTHER;
+}
+
 /* A refusal by the server itself (before any handler): a JSON error, and
  * the connection closes after it. */
 static void
@@ -306,7 +329,7 @@ refuse(struct gw_http_conn *c, int code, const char *message)
 
 	memset(&r, 0, sizeof(r));
 	r.conn = c;
-	r.head = c->parser.method == HTTP_HEAD;
+	request_method(c, &r);
 	c->keep_alive = 0;
 	c->close_after = 1;
 	n = snprintf(body, sizeof(body), "{\"error\":\"%s\"}", message);
@@ -364,7 +387,7 @@ still_matches(unsigned so_far, const char *want, size_t done, const char *at, si
 static void
 header_end(struct gw_http_conn *c)
 {
-	if(c->in_value && c->field_is_expect && c->field_len == 6 && c->value_is_continue && c->value_len == 12)
+	if(c->in_value && c->field_is_expect && c->field_len == sizeof(expect_name) - 1 && c->value_is_continue && c->value_len == sizeof(continue_value) - 1)
 	{
 		c->expect_continue = 1;
 	}
@@ -476,11 +499,7 @@ dispatch(struct gw_http_conn *c)
 
 	memset(&r, 0, sizeof(r));
 	r.conn = c;
-	r.method_name = http_method_str((enum http_method) c->parser.method);
-	r.head = c->parser.method == HTTP_HEAD;
-	r.method = c->parser.method == HTTP_GET ? GW_HTTP_GET : c->parser.method == HTTP_HEAD ? GW_HTTP_HEAD :
-														c->parser.method == HTTP_POST     ? GW_HTTP_POST :
-																							GW_HTTP_OTHER;
+	request_method(c, &r);
 	r.target = target;
 	r.body = c->req + c->target_len + 1;
 	r.body_len = c->req_len - c->target_len - 1;
@@ -543,11 +562,11 @@ parse(struct gw_http_conn *c, const char *data, size_t len)
 		{
 			if(c->refuse == 413)
 			{
-				refuse(c, 413, "the request body is larger than 1024 bytes");
+				refuse(c, 413, "the request body is larger than " STR(MAX_BODY_SIZE) " bytes");
 			}
 			else if(c->refuse == 431 || e == HPE_HEADER_OVERFLOW)
 			{
-				refuse(c, 431, "the request line and headers are larger than 8192 bytes");
+				refuse(c, 431, "the request line and headers are larger than " STR(MAX_HEADERS_SIZE) " bytes");
 			}
 			else if(e == HPE_INVALID_URL)
 			{
