@@ -153,6 +153,10 @@ struct etcd3
 	int statuses_ready; /* this join's first status read reached the view */
 	size_t n_members;   /* members in the last published view (report policy) */
 	int ping_exited;    /* the ping thread has ended (leave waits for it) */
+	/* (atomic) when the ping thread last had a keepalive answered, in
+	 * monotonic ms << 8, with the index of the endpoint that answered in
+	 * the low 8 bits; 0: none yet (watch_vouched()) */
+	uint64_t ping_heard;
 
 	pthread_mutex_t fresh_m; /* orders cluster__set_fresh() calls */
 
@@ -789,13 +793,23 @@ publish(etcd3 *ed)
 /* watch (balancer) thread                                                  */
 /* ---------------------------------------------------------------------- */
 
+/* A watch stream's heartbeat (heartbeat_tick()). */
+typedef struct watch_beat watch_beat;
+struct watch_beat
+{
+	int ms;        /* heartbeat_ms() */
+	int grace_ms;  /* how long a progress request may go unanswered */
+	int vouch;     /* the keepalive stream's answers count as heard */
+	int64_t heard; /* a line arrived then; 0: not created yet */
+	int64_t asked; /* the unanswered progress request went out then */
+};
+
 typedef struct watch_ctx watch_ctx;
 struct watch_ctx
 {
 	etcd3 *ed;
 	int created;
-	int heartbeat_ms; /* progress request interval once created */
-	int64_t next_heartbeat;
+	watch_beat beat;
 	int64_t compacted; /* > 0: history compacted at this revision */
 	int err;           /* why the stream was abandoned */
 	int restart;       /* ended to add the status watch */
@@ -812,6 +826,107 @@ struct watch_ctx
 #define ST_CREATING  1
 #define ST_OPEN      2
 #define ST_CANCELING 3
+
+/* Heartbeat of the watch stream: a progress request every TTL/3 (0.5 to
+ * 5 s) without other news, answered at once by a live endpoint. A hung
+ * one (SIGSTOPped, or cut off without a reset) answers nothing, and the
+ * stream is abandoned once the request has gone unanswered for a grace
+ * period: within two thirds of the TTL of the last news (three quarters
+ * when the news was a keepalive's answer, see heartbeat_tick()). */
+static int
+heartbeat_ms(const etcd3 *ed)
+{
+	int hb = ed->cfg->ttl * 1000 / 3;
+
+	return hb < 500 ? 500 : hb > 5000 ? 5000 :
+										hb;
+}
+
+static int
+heartbeat_grace_ms(const etcd3 *ed)
+{
+	int hb = heartbeat_ms(ed);
+
+	return hb < 1000 ? 1000 : hb;
+}
+
+static void
+beat_init(watch_beat *b, const etcd3 *ed, int vouch)
+{
+	memset(b, 0, sizeof(*b));
+	b->ms = heartbeat_ms(ed);
+	b->grace_ms = heartbeat_grace_ms(ed);
+	b->vouch = vouch;
+}
+
+/* A line arrived on the stream (created: the watch exists): it is news. */
+static void
+beat_heard(watch_beat *b, int created)
+{
+	if(created)
+	{
+		b->heard = cluster__now_ms();
+		b->asked = 0;
+	}
+}
+
+/* When the keepalive stream last heard from the endpoint h is talking to
+ * (0: not lately, or another endpoint). The keepalives go to the same
+ * etcd process every TTL/3: while they are answered, that process is not
+ * hung, and a progress request on the watch would only tell us again, at
+ * the same cost to etcd as the keepalive (half of a quiet member's etcd
+ * CPU, issue 13). */
+static int64_t
+watch_vouched(etcd3 *ed, const cluster__http *h)
+{
+	uint64_t v = __atomic_load_n(&ed->ping_heard, __ATOMIC_RELAXED);
+
+	return v && (v & 0xff) == (cluster__http_endpoint_index(h) & 0xff) ? (int64_t) (v >> 8) : 0;
+}
+
+/* A watch stream's heartbeat from its tick: once the watch is created,
+ * send a progress request when nothing was heard for a heartbeat (from
+ * the keepalive stream's answers too, b->vouch, with a quarter heartbeat
+ * of slack for their own round trip), and end the stream with ETIMEDOUT
+ * (*err, why) when it goes unanswered for the grace period. Returns ms
+ * until it wants to look again, -1 before "created", or
+ * CLUSTER__HTTP_STOP. */
+static int64_t
+heartbeat_tick(etcd3 *ed, cluster__http *h, watch_beat *b, int64_t now, int *err, char *why, size_t whysz)
+{
+	int64_t due, vouched;
+
+	if(!b->heard)
+	{
+		return -1;
+	}
+	if(b->asked)
+	{
+		if(now - b->asked < b->grace_ms)
+		{
+			return b->asked + b->grace_ms - now;
+		}
+		*err = ETIMEDOUT;
+		snprintf(why, whysz, "no answer to the heartbeat for %d ms (endpoint hung or cut off)", b->grace_ms);
+		return CLUSTER__HTTP_STOP;
+	}
+	due = b->heard + b->ms;
+	vouched = b->vouch ? watch_vouched(ed, h) : 0;
+	if(vouched && vouched + b->ms + b->ms / 4 > due)
+	{
+		due = vouched + b->ms + b->ms / 4;
+	}
+	if(now < due)
+	{
+		return due - now;
+	}
+	if(cluster__http_stream_send(h, "{\"progress_request\":{}}\n"))
+	{
+		return CLUSTER__HTTP_STOP;
+	}
+	b->asked = now;
+	return b->grace_ms;
+}
 
 /* Apply one message's events to the table its watch feeds (the status
  * watch's to the statuses), then publish once. Returns 0, or E2BIG
@@ -1025,6 +1140,7 @@ watch_line(void *ctx, const char *line, size_t len)
 		}
 		return 1;
 	}
+	beat_heard(&w->beat, msg.created || w->created);
 	if(msg.canceled)
 	{
 		/* the status watch ended as we asked: the next batch is due at
@@ -1045,7 +1161,6 @@ watch_line(void *ctx, const char *line, size_t len)
 	else if(msg.created)
 	{
 		w->created = 1;
-		w->next_heartbeat = cluster__now_ms() + w->heartbeat_ms;
 		cluster__waker_lock(&ed->w);
 		ed->watch_ok = 1;
 		cluster__waker_unlock(&ed->w);
@@ -1102,49 +1217,6 @@ watch_line(void *ctx, const char *line, size_t len)
 	return 0;
 }
 
-/* Heartbeat of the watch stream: a progress request every TTL/3 (0.5 to
- * 5 s), answered at once by a live endpoint. A hung one (SIGSTOPped, or
- * cut off without a reset) answers nothing, and the stream is abandoned
- * once nothing has arrived for a heartbeat plus a grace period: within
- * two thirds of the TTL. */
-static int
-heartbeat_ms(const etcd3 *ed)
-{
-	int hb = ed->cfg->ttl * 1000 / 3;
-
-	return hb < 500 ? 500 : hb > 5000 ? 5000 :
-										hb;
-}
-
-static int
-heartbeat_grace_ms(const etcd3 *ed)
-{
-	int hb = heartbeat_ms(ed);
-
-	return hb < 1000 ? 1000 : hb;
-}
-
-/* A watch stream's heartbeat from its tick: once the watch is created,
- * send a progress request when due. Returns ms until the next one, -1
- * before "created", or CLUSTER__HTTP_STOP if it cannot be queued. */
-static int64_t
-heartbeat_tick(cluster__http *h, int created, int64_t *next_heartbeat, int heartbeat, int64_t now)
-{
-	if(!created)
-	{
-		return -1;
-	}
-	if(now >= *next_heartbeat)
-	{
-		if(cluster__http_stream_send(h, "{\"progress_request\":{}}\n"))
-		{
-			return CLUSTER__HTTP_STOP;
-		}
-		*next_heartbeat = now + heartbeat;
-	}
-	return *next_heartbeat - now;
-}
-
 /* The watch stream's tick (outside libcurl): send a heartbeat when due,
  * deliver a settled change when due; returns the next time to look. */
 static int64_t
@@ -1158,7 +1230,7 @@ watch_tick(void *ctx)
 		w->restart = 1;
 		return CLUSTER__HTTP_STOP;
 	}
-	next = heartbeat_tick(w->ed->watch.h, w->created, &w->next_heartbeat, w->heartbeat_ms, now);
+	next = heartbeat_tick(w->ed, w->ed->watch.h, &w->beat, now, &w->err, w->why, sizeof(w->why));
 	if(next == CLUSTER__HTTP_STOP)
 	{
 		return next;
@@ -1403,13 +1475,26 @@ watch_main(void *arg)
 		so.ctx = &w;
 		so.duplex = 1;
 		so.first_line_timeout_ms = WATCH_CREATED_TIMEOUT_MS;
-		so.idle_timeout_ms = heartbeat_ms(ed) + heartbeat_grace_ms(ed);
-		w.heartbeat_ms = heartbeat_ms(ed);
+		/* no idle limit: heartbeat_tick() judges silence, counting the
+		 * keepalive stream's answers */
+		beat_init(&w.beat, ed, 1);
 		ed->watch_body = body;
 		r = cluster__http_stream_run(ed->watch.h, "/v3/watch", body, &so, &status);
 		ed->watch_body = NULL;
 		free(body);
 		kicked = cluster__waker_take(&ed->w, WATCH_KICK) != 0;
+		if(kicked && r == ECANCELED)
+		{
+			/* the ping thread kicks the watch when the registry answers
+			 * again after failures, at the endpoint it moved to: the one
+			 * the watch had may be the one that hung, so follow it */
+			uint64_t v = __atomic_load_n(&ed->ping_heard, __ATOMIC_RELAXED);
+
+			if(v)
+			{
+				cluster__http_use_endpoint(ed->watch.h, (size_t) (v & 0xff));
+			}
+		}
 		if(w.restart && !stopping(ed))
 		{
 			/* a healthy stream ended to add the status watch: the view
@@ -1452,11 +1537,7 @@ watch_main(void *arg)
 			need_reread = 1;
 			goto retry;
 		}
-		if(!w.err && r == ETIMEDOUT && w.created)
-		{
-			snprintf(w.why, sizeof(w.why), "no answer to the heartbeat for %d ms (endpoint hung or cut off)", so.idle_timeout_ms);
-		}
-		else if(!w.err && !r)
+		if(!w.err && !r)
 		{
 			snprintf(w.why, sizeof(w.why), status && status != 200 ? "HTTP status %ld" : "stream ended", status);
 		}
@@ -1685,6 +1766,8 @@ keepalive_ok(etcd3 *ed, ping_state *ps, int64_t sent)
 {
 	int64_t now = cluster__now_ms();
 
+	/* first: a watch kicked below follows it to this endpoint */
+	__atomic_store_n(&ed->ping_heard, ((uint64_t) now << 8) | (cluster__http_endpoint_index(ed->ping.h) & 0xff), __ATOMIC_RELAXED);
 	if(ps->failing)
 	{
 		cluster__log(ed->core, LOG_NOTICE, "libcluster: etcd: registry reachable again at %s; lease %llx is alive\n", cluster__http_endpoint(ed->ping.h),
@@ -2360,8 +2443,7 @@ struct shard_watch_ctx
 	int created;
 	int64_t compacted; /* > 0: history compacted: read the record again */
 	int err;
-	int heartbeat_ms;
-	int64_t next_heartbeat;
+	watch_beat beat;
 	char why[300];
 };
 
@@ -2384,7 +2466,6 @@ shard_watch_line(void *ctx, const char *line, size_t len)
 	if(msg.created)
 	{
 		w->created = 1;
-		w->next_heartbeat = cluster__now_ms() + w->heartbeat_ms;
 	}
 	else if(!w->created)
 	{
@@ -2393,6 +2474,7 @@ shard_watch_line(void *ctx, const char *line, size_t len)
 		cluster__etcd3_watch_msg_free(&msg);
 		return 1;
 	}
+	beat_heard(&w->beat, 1);
 	w->on_alive(w->sctx);
 	for(i = 0; i < msg.n_events; i++)
 	{
@@ -2420,7 +2502,7 @@ shard_watch_tick(void *ctx)
 	{
 		return next;
 	}
-	hb = heartbeat_tick(w->ed->shard_watch.h, w->created, &w->next_heartbeat, w->heartbeat_ms, cluster__now_ms());
+	hb = heartbeat_tick(w->ed, w->ed->shard_watch.h, &w->beat, cluster__now_ms(), &w->err, w->why, sizeof(w->why));
 	if(hb == CLUSTER__HTTP_STOP)
 	{
 		return hb;
@@ -2447,7 +2529,8 @@ shard_watch(void *ctx, int64_t from, int (*on_record)(void *sctx, const char *va
 	w.on_alive = on_alive;
 	w.on_tick = on_tick;
 	w.sctx = sctx;
-	w.heartbeat_ms = heartbeat_ms(ed);
+	/* its own heartbeats: the shard holds lean on this stream alone */
+	beat_init(&w.beat, ed, 0);
 	if(ed->cfg->user && !ed->shard_watch.authed)
 	{
 		r = authenticate(ed, &ed->shard_watch, why, whysz);
@@ -2468,7 +2551,7 @@ shard_watch(void *ctx, int64_t from, int (*on_record)(void *sctx, const char *va
 	so.ctx = &w;
 	so.duplex = 1;
 	so.first_line_timeout_ms = WATCH_CREATED_TIMEOUT_MS;
-	so.idle_timeout_ms = w.heartbeat_ms + heartbeat_grace_ms(ed);
+	so.idle_timeout_ms = w.beat.ms + w.beat.grace_ms;
 	r = cluster__http_stream_run(ed->shard_watch.h, "/v3/watch", body, &so, &status);
 	free(body);
 	if(w.compacted)

@@ -15,6 +15,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <curl/curl.h>
 
 /* Endpoint base URLs are checked to be at most this long (endpoints.c). */
@@ -76,6 +78,9 @@ struct cluster__http
 	int out_eof; /* end the chunked body once out is sent */
 	char *out;
 	size_t out_len, out_off, out_cap;
+	/* the connections this handle's libcurl holds open (on_open_socket) */
+	int n_socks;
+	curl_socket_t sock; /* the last one opened, CURL_SOCKET_BAD: none */
 	/* why the last request failed on the way (curl's words), "" if not */
 	char errbuf[CURL_ERROR_SIZE];
 	char error[CURL_ERROR_SIZE + 320];
@@ -152,6 +157,7 @@ cluster__http_create(const cluster__http_config *config, struct cluster_struct *
 	{
 		goto fail;
 	}
+	h->sock = CURL_SOCKET_BAD;
 	h->multi = curl_multi_init();
 	h->easy = curl_easy_init();
 	if(!h->multi || !h->easy)
@@ -213,6 +219,18 @@ const char *
 cluster__http_endpoint(const cluster__http *h)
 {
 	return h->endpoints[h->cur];
+}
+
+size_t
+cluster__http_endpoint_index(const cluster__http *h)
+{
+	return h->cur;
+}
+
+void
+cluster__http_use_endpoint(cluster__http *h, size_t index)
+{
+	h->cur = index % h->n_endpoints;
 }
 
 void
@@ -515,6 +533,37 @@ cluster__http_error(const cluster__http *h, int r)
 	return h->error[0] ? h->error : strerror(r);
 }
 
+/* libcurl's sockets, opened and closed here so that the handle knows
+ * its connection (peer_closed()); close-on-exec, so that a child the
+ * application forks does not hold our connections open. */
+static curl_socket_t
+on_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	cluster__http *h = ud;
+	curl_socket_t fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol);
+
+	(void) purpose;
+	if(fd != CURL_SOCKET_BAD)
+	{
+		h->n_socks++;
+		h->sock = fd;
+	}
+	return fd;
+}
+
+static int
+on_close_socket(void *ud, curl_socket_t fd)
+{
+	cluster__http *h = ud;
+
+	h->n_socks--;
+	if(h->sock == fd)
+	{
+		h->sock = CURL_SOCKET_BAD;
+	}
+	return close(fd);
+}
+
 /* The request's headers: the content type, no "Expect" delay (except a
  * duplex stream, see below), etcd's leader requirement and the auth
  * token. Returns the list, or NULL when out of memory. */
@@ -644,6 +693,10 @@ setup(cluster__http *h, const char *method, const char *path, const char *conten
 	curl_easy_setopt(h->easy, CURLOPT_URL, url);
 	curl_easy_setopt(h->easy, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(h->easy, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(h->easy, CURLOPT_OPENSOCKETFUNCTION, on_open_socket);
+	curl_easy_setopt(h->easy, CURLOPT_OPENSOCKETDATA, h);
+	curl_easy_setopt(h->easy, CURLOPT_CLOSESOCKETFUNCTION, on_close_socket);
+	curl_easy_setopt(h->easy, CURLOPT_CLOSESOCKETDATA, h);
 	curl_easy_setopt(h->easy, CURLOPT_CONNECTTIMEOUT_MS, connect);
 	curl_easy_setopt(h->easy, CURLOPT_TIMEOUT_MS, timeout);
 	curl_easy_setopt(h->easy, CURLOPT_TCP_KEEPALIVE, 1L);
@@ -739,6 +792,31 @@ deliver_lines(cluster__http *h)
 }
 
 /*
+ * Whether the server has closed the connection of a duplex stream whose
+ * upload is paused. libcurl 7.88 does not notice that by itself: with the
+ * upload paused it sees the end of the connection only when it sends
+ * again (curl issue 11769, fixed in 8.8), and a watch that sends nothing
+ * for a while (its heartbeats left to the keepalive stream) would sit on
+ * a dead connection. The connection is known when it is the handle's
+ * only one (CURLINFO_ACTIVESOCKET says nothing during a transfer).
+ * Everything curl read was delivered before this is asked, so an orderly
+ * end with nothing left to read is the end of the stream.
+ */
+static int
+peer_closed(cluster__http *h)
+{
+	char c;
+	ssize_t n;
+
+	if(h->n_socks != 1 || h->sock == CURL_SOCKET_BAD)
+	{
+		return 0;
+	}
+	n = recv(h->sock, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/*
  * Drive one transfer to its end. Waits in curl_multi_poll() so that a
  * cancel or interrupt from another thread (curl_multi_wakeup) is seen at
  * once; the idle / first-line / total limits are enforced here because
@@ -804,6 +882,12 @@ perform(cluster__http *h, int idle_ms, int first_line_ms, int total_ms, cluster_
 		if(done || !running)
 		{
 			done = 1;
+			break;
+		}
+		if(h->duplex && h->upload_paused && peer_closed(h))
+		{
+			snprintf(h->error, sizeof(h->error), "%s: the server closed the connection", h->endpoints[h->cur]);
+			r = EIO;
 			break;
 		}
 		if(tick)

@@ -154,6 +154,11 @@ const char *cluster__http_error(const cluster__http *http, int r);
 void cluster__http_next_endpoint(cluster__http *http);
 /* The endpoint currently in use. */
 const char *cluster__http_endpoint(const cluster__http *http);
+/* Its position in the configured list (handles made from one config
+ * list their endpoints in the same order). */
+size_t cluster__http_endpoint_index(const cluster__http *http);
+/* Move to the endpoint at that position (modulo their number). */
+void cluster__http_use_endpoint(cluster__http *http, size_t index);
 
 /* Override the overall limit of later unary requests (ms, > 0); the connect
  * timeout is capped to it too. Used to fit a request into a deadline. */

@@ -701,6 +701,34 @@ test_keepalive_stream_and_leave_connections(void **state)
 	etcdh_proxy_stop(p);
 }
 
+/* A quiet member's watch sends etcd no heartbeat of its own while its
+ * keepalives are answered by the same endpoint (issue 13: each progress
+ * request cost etcd as much as a keepalive). Without the keepalives'
+ * word it would send one every TTL/3: six or more over the same window. */
+static void
+test_quiet_watch_leans_on_the_keepalives(void **state)
+{
+	const char *ka = "grpc_method=\"LeaseKeepAlive\"";
+	const char *watch = "grpc_method=\"Watch\"";
+	const int ttl = 2;
+	et_member *m;
+	double ka0, ka1, w0, w1;
+
+	(void) state;
+	m = et_new(et_key("lean"), "l1", 1, ttl);
+	assert_int_equal(et_join(m), 0);
+	et_check(m, 0, 1, 1, 5);
+	ka0 = await_metric("grpc_server_msg_received_total", ka, 1, ttl);
+	w0 = et_metric("grpc_server_msg_received_total", watch);
+	ka1 = await_metric("grpc_server_msg_received_total", ka, ka0 + 6, 4 * ttl);
+	w1 = et_metric("grpc_server_msg_received_total", watch);
+	fprintf(stderr, "# keepalive messages %.0f -> %.0f; watch messages received %.0f -> %.0f\n", ka0, ka1, w0, w1);
+	assert_true(ka1 >= ka0 + 6);
+	assert_true(w1 - w0 <= 1);
+	assert_int_equal(cluster_view_fresh(m->c, NULL), 1);
+	et_member_free(m);
+}
+
 /* A member whose status changes faster than its keepalives come does
  * not open a connection per write: after the first write has ended the
  * keepalive stream (and, over HTTP/1.1, its connection), keepalives go
@@ -761,6 +789,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_view_freshness_follows_the_registry, et_setup, et_teardown),
 		cmocka_unit_test_setup_teardown(test_status_key_beside_member_key, et_setup, et_teardown),
 		cmocka_unit_test_setup_teardown(test_keepalive_stream_and_leave_connections, et_setup, et_teardown),
+		cmocka_unit_test_setup_teardown(test_quiet_watch_leans_on_the_keepalives, et_setup, et_teardown),
 		cmocka_unit_test_setup_teardown(test_frequent_writes_keep_their_connection, et_setup, et_teardown),
 	};
 
