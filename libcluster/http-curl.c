@@ -800,7 +800,9 @@ deliver_lines(cluster__http *h)
  * a dead connection. The connection is known when it is the handle's
  * only one (CURLINFO_ACTIVESOCKET says nothing during a transfer).
  * Everything curl read was delivered before this is asked, so an orderly
- * end with nothing left to read is the end of the stream.
+ * end with nothing left to read is the end of the stream. Returns 0 (open
+ * or not known), EPIPE (closed by the server) or the socket's error (a
+ * reset, a TCP keepalive timeout).
  */
 static int
 peer_closed(cluster__http *h)
@@ -813,7 +815,11 @@ peer_closed(cluster__http *h)
 		return 0;
 	}
 	n = recv(h->sock, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+	if(n == 0)
+	{
+		return EPIPE;
+	}
+	return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR ? errno : 0;
 }
 
 /*
@@ -845,7 +851,7 @@ perform(cluster__http *h, int idle_ms, int first_line_ms, int total_ms, cluster_
 	while(!done)
 	{
 		CURLMsg *msg;
-		int q, wait = 1000;
+		int q, closed, wait = 1000;
 		int64_t now, rem;
 
 		if(__atomic_load_n(&h->cancelled, __ATOMIC_SEQ_CST) || __atomic_load_n(&h->interrupts, __ATOMIC_SEQ_CST) != gen0)
@@ -884,9 +890,9 @@ perform(cluster__http *h, int idle_ms, int first_line_ms, int total_ms, cluster_
 			done = 1;
 			break;
 		}
-		if(h->duplex && h->upload_paused && peer_closed(h))
+		if(h->duplex && h->upload_paused && (closed = peer_closed(h)))
 		{
-			snprintf(h->error, sizeof(h->error), "%s: the server closed the connection", h->endpoints[h->cur]);
+			snprintf(h->error, sizeof(h->error), "%s: %s", h->endpoints[h->cur], closed == EPIPE ? "the server closed the connection" : strerror(closed));
 			r = EIO;
 			break;
 		}
