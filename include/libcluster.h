@@ -335,7 +335,7 @@ CLUSTER_EXTERN int cluster_destroy(CLUSTER *cluster);
  * A registry request that fails on the way (a timeout, a refused
  * connection, a 5xx answer) is retried, on the next endpoint, until the
  * join deadline (cluster_set_timeouts()) has passed. If the instance id is
- * held by a crashed predecessor, the join also waits (up to TTL + 1 s) for
+ * held by a crashed predecessor, the join also waits (up to TTL + 2 s) for
  * its lease to run out.
  * Failures that another try cannot mend end the join at once, with a
  * logged reason (also in cluster_errmsg()) naming the cause: TLS,

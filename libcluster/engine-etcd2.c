@@ -623,11 +623,11 @@ ping_main(void *arg)
 }
 
 /* Create our key; if a live (or crashed) instance holds the id, wait up
- * to TTL + 1 s for its key to expire before giving up with EEXIST. */
+ * to TTL + 2 s for its key to expire before giving up with EEXIST. */
 static int
 register_self(etcd2 *e)
 {
-	int64_t deadline = cluster__now_ms() + e->cfg->ttl * 1000 + 1000;
+	int64_t deadline = cluster__now_ms() + e->cfg->ttl * 1000 + CLUSTER__DUPLICATE_GRACE_MS;
 	int warned = 0;
 
 	for(;;)

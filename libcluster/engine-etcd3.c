@@ -2848,13 +2848,13 @@ join_pause(etcd3 *ed, int64_t ms)
  * Initial registration. A failing registry (timeout, refused, 5xx) is
  * retried until the join deadline. If the id is taken, watch that key
  * until it is deleted (a crashed predecessor's lease runs out within its
- * TTL) for at most TTL + 1 s, then fail with EEXIST: a second live
+ * TTL) for at most TTL + 2 s, then fail with EEXIST: a second live
  * instance with the same id never takes over silently.
  */
 static int
 register_initial(etcd3 *ed, int64_t join_deadline)
 {
-	int64_t deadline = cluster__now_ms() + (int64_t) ed->cfg->ttl * 1000 + 1000;
+	int64_t deadline = cluster__now_ms() + (int64_t) ed->cfg->ttl * 1000 + CLUSTER__DUPLICATE_GRACE_MS;
 	char why[320];
 	cluster__status st;
 	int64_t rev;

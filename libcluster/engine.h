@@ -15,6 +15,14 @@
 #include "libcluster.h"
 #include "view.h"
 
+/* How long past the TTL a join waits for a crashed predecessor's key
+ * (same id) to go before it fails with EEXIST. The lease runs out a TTL
+ * after its last renewal at most, but etcd notices expired leases only
+ * every 500 ms and deletes their keys through a raft round: 3.0 to 3.5 s
+ * after the crash with TTL 3 on an idle machine, and more than 4.2 s once
+ * on a loaded one (CI, ThreadSanitizer), past the 1 s this used to be. */
+#define CLUSTER__DUPLICATE_GRACE_MS 2000
+
 /* What an engine needs to join, fixed for the whole time it is joined.
  * The strings belong to the core and stay valid (and unchanged) until the
  * engine's leave returns. */

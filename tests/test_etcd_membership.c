@@ -238,8 +238,8 @@ test_duplicate_live(void **state)
 	assert_int_equal(errno, EEXIST);
 	took = etcdh_now() - t0;
 	fprintf(stderr, "# duplicate join refused after %.3f s\n", took);
-	/* it may wait for a crashed predecessor, but only about TTL + 1 s */
-	assert_true(took < et_t(ttl + 3.0));
+	/* it may wait for a crashed predecessor, but only about TTL + 2 s */
+	assert_true(took < et_t(ttl + 4.0));
 	assert_int_equal(et_calls(b), 0);
 	assert_int_equal(cluster_state(b->c, &st), 0);
 	assert_int_equal(st.index, -1);
