@@ -2551,7 +2551,9 @@ shard_watch(void *ctx, int64_t from, int (*on_record)(void *sctx, const char *va
 	so.ctx = &w;
 	so.duplex = 1;
 	so.first_line_timeout_ms = WATCH_CREATED_TIMEOUT_MS;
-	so.idle_timeout_ms = w.beat.ms + w.beat.grace_ms;
+	/* no idle limit: heartbeat_tick() judges silence, as for the member
+	 * watch (a progress request after a heartbeat without news, then the
+	 * grace period: the same heartbeat plus grace the limit allowed) */
 	r = cluster__http_stream_run(ed->shard_watch.h, "/v3/watch", body, &so, &status);
 	free(body);
 	if(w.compacted)
