@@ -128,6 +128,7 @@ struct world
 	long long wcap[SIM_MAXN];
 	int64_t wat[SIM_MAXN];
 	double credit[SIM_MAXN];
+	int64_t wgrid[SIM_MAXN]; /* the slot grid of the written status */
 	/* what the others see: the statuses written up to lag_ms ago (the
 	 * library's status batches, cluster__report_poll_ms()), from each
 	 * member's last SIM_HIST writes */
@@ -218,6 +219,7 @@ world_init(world *w, const sim_state *s, const CLUSTERADVISORCONFIG *cfg, int us
 		w->wcap[i] = s->cap[i];
 		w->wat[i] = -(int64_t) sim_below(&w->rng, (uint64_t) interval) - 1; /* writes spread over one interval */
 		w->credit[i] = cluster__report_credit(&w->pol, &(cluster__report_sample) { 0 }, (size_t) s->n, 0);
+		w->wgrid[i] = cluster__report_grid(&w->pol, (size_t) s->n, 0);
 		w->ver[i] = 1;
 		w->next_advice[i] = next_round(w, 0);
 		for(k = 0; k < SIM_HIST; k++)
@@ -357,6 +359,7 @@ write_statuses(world *w)
 		last.capacity = w->wcap[i];
 		last.at_ms = w->wat[i];
 		last.credit = w->credit[i];
+		last.grid_ms = w->wgrid[i];
 		cur = last;
 		cur.load = published(w, i, v, n);
 		cur.capacity = w->st.cap[i];
@@ -366,6 +369,7 @@ write_statuses(world *w)
 		{
 			w->written_exact[i] = w->exact[i];
 			w->credit[i] = cluster__report_credit(&w->pol, &last, (size_t) w->st.n, now_ms(w));
+			w->wgrid[i] = cluster__report_grid(&w->pol, (size_t) w->st.n, last.grid_ms);
 			w->wload[i] = cur.load;
 			w->wcap[i] = w->st.cap[i];
 			w->wat[i] = now_ms(w);
@@ -631,6 +635,7 @@ member_up(world *w, int i)
 	w->ver[i]++;
 	remember(w, i);
 	w->credit[i] = cluster__report_credit(&w->pol, &(cluster__report_sample) { 0 }, (size_t) w->st.n, now_ms(w));
+	w->wgrid[i] = cluster__report_grid(&w->pol, (size_t) w->st.n, 0);
 	w->next_advice[i] = next_round(w, now_ms(w));
 }
 

@@ -1652,6 +1652,7 @@ static void
 status_written(ping_state *ps, const cluster__status *st, int64_t now)
 {
 	ps->written.credit = cluster__report_credit(&ps->pol, &ps->written, ps->pol_n, now);
+	ps->written.grid_ms = cluster__report_grid(&ps->pol, ps->pol_n, ps->written.grid_ms);
 	ps->written.valid = st->reported;
 	ps->written.load = st->load;
 	ps->written.capacity = st->capacity;

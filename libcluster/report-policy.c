@@ -37,9 +37,18 @@
  *   million, which kept a two-core etcd saturated until keepalives timed
  *   out and leases expired (bench-scale);
  * - so where a member saves less than one token (past 200 members at the
- *   default budget) it writes only at its slot, once per effective
- *   interval at its own phase (next_slot()): the cluster writes at most
- *   the budget every second, however the loads move together.
+ *   default budget) it writes only at its slot, once per slot period at
+ *   its own phase (next_slot()): the cluster writes at most the budget
+ *   every second, however the loads move together. The slot period is
+ *   the effective interval rounded up to eight steps per octave (at most
+ *   an eighth longer), kept while n moves by less than a fifth
+ *   (cluster__report_grid()), and a new period starts a whole period
+ *   after the last write. Slots are times congruent to the phase
+ *   modulo the period, so a period that followed n exactly would move
+ *   every member's next slot to a random point of the next interval
+ *   whenever one member joins or leaves, and with members coming and
+ *   going every second the cluster wrote twice its budget (36.9 writes/s
+ *   against 20 in bench-scale at N = 1000).
  * In any window of T seconds the cluster writes at most
  * budget x (T + CLUSTER__REPORT_BURST_SECONDS) + N times (the N: first
  * writes below 200 members; past them, at most a slot that follows a
@@ -193,6 +202,25 @@ next_slot(const cluster__report_policy *p, int64_t interval, int64_t t)
 	return t + off;
 }
 
+int64_t
+cluster__report_grid(const cluster__report_policy *p, size_t n, int64_t prev_ms)
+{
+	int64_t exact = cluster__report_interval_for(p, n), step = 1;
+
+	/* kept: at least the interval (the budget holds), at most a quarter
+	 * more (5 exact >= 4 prev; exact is at most a day, no overflow) */
+	if(prev_ms >= exact && 5 * exact >= 4 * prev_ms)
+	{
+		return prev_ms;
+	}
+	while(step * 16 <= exact)
+	{
+		step *= 2; /* exact / 16 < step <= exact / 8 */
+	}
+	exact = (exact + step - 1) / step * step;
+	return exact < REPORT_INTERVAL_MAX ? exact : REPORT_INTERVAL_MAX;
+}
+
 uint32_t
 cluster__report_phase(const char *instance)
 {
@@ -216,7 +244,7 @@ cluster__report_due(const cluster__report_policy *p, const cluster__report_sampl
 	{
 		/* at once, but in slots (everybody's first report after a
 		 * deploy would be N writes at once) */
-		return cluster__report_burst(p, n) < 1.0 ? next_slot(p, cluster__report_interval_for(p, n), last->at_ms - 1) : now_ms;
+		return cluster__report_burst(p, n) < 1.0 ? next_slot(p, cluster__report_grid(p, n, last->grid_ms), last->at_ms - 1) : now_ms;
 	}
 	moved = load_moved(p, last->load, cur->load);
 	if(!forced && cur->capacity == last->capacity && !moved)
@@ -226,7 +254,19 @@ cluster__report_due(const cluster__report_policy *p, const cluster__report_sampl
 	interval = cluster__report_interval_for(p, n);
 	if(cluster__report_burst(p, n) < 1.0)
 	{
-		return next_slot(p, interval, last->at_ms);
+		int64_t grid = cluster__report_grid(p, n, last->grid_ms);
+
+		if(!last->grid_ms || grid == last->grid_ms)
+		{
+			return next_slot(p, grid, last->at_ms);
+		}
+		/* a new period: its slots are elsewhere, so the first one a
+		 * whole period after the last write (never two writes closer) */
+		if(last->at_ms > INT64_MAX - 2 * grid)
+		{
+			return INT64_MAX - 1;
+		}
+		return next_slot(p, grid, last->at_ms + grid - 1);
 	}
 	if(moved == 2)
 	{

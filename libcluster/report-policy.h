@@ -41,10 +41,12 @@ struct cluster__report_sample
 	int valid; /* 0: never written */
 	long long load;
 	long long capacity;
-	int64_t at_ms; /* when it was written (monotonic ms); not valid:
+	int64_t at_ms;   /* when it was written (monotonic ms); not valid:
 	                * since when a first write has been waiting */
-	double credit; /* write tokens left after that write
+	double credit;   /* write tokens left after that write
 	                * (cluster__report_credit()) */
+	int64_t grid_ms; /* the slot grid of that write (cluster__report_grid());
+	                  * 0: none */
 };
 
 /* Write tokens a member may save up: after a quiet spell it may write
@@ -67,6 +69,16 @@ double cluster__report_burst(const cluster__report_policy *p, size_t n);
  * max(interval_ms (1000 when unset), ceil(n x 1000 / writes_per_second)),
  * at most one day; writes_per_second <= 0 means no limit. */
 int64_t cluster__report_interval_for(const cluster__report_policy *p, size_t n);
+
+/*
+ * The period (ms) of the slot grid for n members, when the last write was
+ * on grid prev_ms (0: none): prev_ms while it still holds the budget and
+ * is at most a quarter longer than the effective interval, else the
+ * effective interval rounded up to one of eight steps per octave. A slot
+ * grid that followed n exactly would move every member's slot whenever
+ * one member joins or leaves (see report-policy.c).
+ */
+int64_t cluster__report_grid(const cluster__report_policy *p, size_t n, int64_t prev_ms);
 
 /*
  * How long (ms) a member that watches statuses waits between two status
