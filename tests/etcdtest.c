@@ -44,8 +44,15 @@ et_t(double seconds)
 	return seconds * etcdh_timeout_mult();
 }
 
+/* The log text et_log_wait() counts (et_log_watch()), and its count. */
+static pthread_mutex_t et_log_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t et_log_cond = PTHREAD_COND_INITIALIZER;
+static char et_log_needle[256];
+static int et_log_hits;
+
 /* Library log lines go to stderr with a timestamp, so a failed test's
- * log shows what each member did and when. */
+ * log shows what each member did and when; lines holding the watched
+ * text are counted. */
 static void
 et_logger(int priority, const char *format, va_list ap)
 {
@@ -55,6 +62,22 @@ et_logger(int priority, const char *format, va_list ap)
 	n = snprintf(line, sizeof(line), "# %.3f libcluster<%d>: ", etcdh_now(), priority);
 	vsnprintf(line + n, sizeof(line) - (size_t) n, format, ap);
 	fputs(line, stderr);
+	pthread_mutex_lock(&et_log_lock);
+	if(et_log_needle[0] && strstr(line + n, et_log_needle))
+	{
+		et_log_hits++;
+		pthread_cond_broadcast(&et_log_cond);
+	}
+	pthread_mutex_unlock(&et_log_lock);
+}
+
+void
+et_log_watch(const char *needle)
+{
+	pthread_mutex_lock(&et_log_lock);
+	snprintf(et_log_needle, sizeof(et_log_needle), "%s", needle ? needle : "");
+	et_log_hits = 0;
+	pthread_mutex_unlock(&et_log_lock);
 }
 
 static et_member *
@@ -263,6 +286,25 @@ et_deadline(double seconds)
 	ts.tv_sec = (time_t) deadline;
 	ts.tv_nsec = (long) ((deadline - (double) ts.tv_sec) * 1e9);
 	return ts;
+}
+
+int
+et_log_wait(int count, double seconds)
+{
+	struct timespec ts = et_deadline(seconds);
+	int hits;
+
+	pthread_mutex_lock(&et_log_lock);
+	while(et_log_hits < count)
+	{
+		if(pthread_cond_timedwait(&et_log_cond, &et_log_lock, &ts) == ETIMEDOUT)
+		{
+			break;
+		}
+	}
+	hits = et_log_hits;
+	pthread_mutex_unlock(&et_log_lock);
+	return hits >= count ? 0 : -1;
 }
 
 int

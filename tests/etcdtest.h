@@ -63,6 +63,11 @@ int et_wait_calls(et_member *m, int calls, double seconds);
 
 /* Print the member's callback history to stderr. */
 void et_dump(et_member *m);
+/* Count the in-process members' log lines that contain needle (from now
+ * on; NULL or "" stops counting), and wait until count of them were
+ * logged, at most seconds (x the environment multiplier): 0, or -1. */
+void et_log_watch(const char *needle);
+int et_log_wait(int count, double seconds);
 
 /* Seconds x CLUSTER_TEST_TIMEOUT_MULTIPLIER. */
 double et_t(double seconds);

@@ -157,7 +157,10 @@ print_calls(et_member *m, int first, double t0, int *left)
  * Three etcd members; five members list a follower first and it is
  * SIGSTOPped (TCP still accepts, nothing answers). A sixth member joins
  * through a healthy endpoint and one of the five is killed with SIGKILL:
- * every survivor must see both within one TTL + 3 s, not keep its old
+ * every survivor must hear of the join within 1 s (the join comes once
+ * every keepalive stream has failed over; each watch must follow its
+ * keepalives off the frozen endpoint) and see both within one TTL + 3 s,
+ * not keep its old
  * view for as long as the endpoint stays frozen, and the keepalive
  * streams stuck on the frozen endpoint must fail over before the leases
  * run out.
@@ -208,10 +211,16 @@ test_hung_endpoint_is_detected_and_left(void **state)
 		assert_true(lease[i] > 0);
 	}
 	FROZEN = etcdh_cluster_member(CL, f);
+	et_log_watch("registry reachable again");
 	assert_int_equal(etcdh_pause(FROZEN), 0);
-	/* hold the fault one TTL so lease renewals have met the frozen
-	 * endpoint before anything changes */
-	sleep((unsigned) ttl);
+	/* the change comes as soon as every keepalive stream has failed over
+	 * (and kicked its watch): the watches must follow them to the healthy
+	 * endpoint, not go back to the frozen one */
+	if(et_log_wait(4, ttl + 2.0))
+	{
+		fail_msg("the keepalives did not all fail over within %.1f s of the freeze", et_t(ttl + 2.0));
+	}
+	et_log_watch(NULL);
 
 	/* m0 (two workers) sorts first: every survivor's index moves */
 	t_join = etcdh_now();
@@ -257,6 +266,21 @@ test_hung_endpoint_is_detected_and_left(void **state)
 		sorted[2] < 1e9 ? sorted[2] : etcdh_now() - t_kill, sorted[4] < 1e9 ? "" : "> ",
 		sorted[4] < 1e9 ? sorted[4] : etcdh_now() - t_kill, et_t(ttl + 3.0));
 
+	/* the survivors heard of the join at once: their watches had followed
+	 * their keepalives off the frozen endpoint (a kicked watch that went
+	 * back to the endpoint it had sat on it again for a heartbeat and its
+	 * grace, 2 s here) */
+	for(i = 0; i < 4; i++)
+	{
+		seen = first_call_after(m[i], t_join);
+		if(seen < 0 || seen - t_join > et_t(1.0))
+		{
+			fprintf(stderr, "# %s: heard of the join after %.3f s (limit %.1f s)\n", ids[i],
+				seen < 0 ? etcdh_now() - t_join : seen - t_join, et_t(1.0));
+			failed++;
+		}
+	}
+
 	/* the keepalive streams stuck on the frozen endpoint failed over in
 	 * time: every lease is still the one from before the freeze (an
 	 * expired lease would have meant a re-registration under a new one) */
@@ -274,9 +298,9 @@ test_hung_endpoint_is_detected_and_left(void **state)
 	FROZEN = NULL;
 	if(failed)
 	{
-		fail_msg("%d of 5 surviving members did not reach the new view within %.1f s of the kill "
-				 "with endpoint %d frozen",
-			failed, et_t(ttl + 3.0), f);
+		fail_msg("%d failures with endpoint %d frozen: a survivor did not reach the new view within %.1f s of "
+				 "the kill, did not hear of the join within %.1f s, or lost its lease (see above)",
+			failed, f, et_t(ttl + 3.0), et_t(1.0));
 	}
 	for(i = 0; i < 4; i++)
 	{
