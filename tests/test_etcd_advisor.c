@@ -667,7 +667,8 @@ test_status_batches_past_fifty(void **state)
 /*
  * Where a member saves less than one write token (cluster__report_burst()
  * < 1: past 200 members by default; here 10 members at 0.8 writes/s,
- * interval 12.5 s) every status write waits for the member's slot, its
+ * interval 12.5 s, slot period 13.3 s) every status write waits for the
+ * member's slot, its
  * first one too: 10 members reporting at once write their statuses
  * spread over one interval, each at its own phase, and every one of them
  * within the interval (a first write whose slot was counted from each
@@ -691,8 +692,9 @@ test_first_writes_in_slots(void **state)
 	cfg.status_writes_per_second = 0.8;
 	cluster__report_policy_of(&pol, &cfg);
 	assert_true(cluster__report_burst(&pol, SLOT_N) < 1.0);
-	interval = cluster__report_interval_for(&pol, SLOT_N);
-	assert_int_equal(interval, 12500);
+	assert_int_equal(cluster__report_interval_for(&pol, SLOT_N), 12500);
+	interval = cluster__report_grid(&pol, SLOT_N, 0); /* the slots' period: 12.5 s rounded up */
+	assert_int_equal(interval, 13312);
 	new_key(key, sizeof(key));
 	for(i = 0; i < SLOT_N; i++)
 	{
