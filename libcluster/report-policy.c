@@ -207,6 +207,10 @@ cluster__report_grid(const cluster__report_policy *p, size_t n, int64_t prev_ms)
 {
 	int64_t exact = cluster__report_interval_for(p, n), step = 1;
 
+	if(cluster__report_burst(p, n) >= 1.0)
+	{
+		return 0; /* no slots */
+	}
 	/* kept: at least the interval (the budget holds), at most a quarter
 	 * more (5 exact >= 4 prev; exact is at most a day, no overflow) */
 	if(prev_ms >= exact && 5 * exact >= 4 * prev_ms)

@@ -74,9 +74,11 @@ int64_t cluster__report_interval_for(const cluster__report_policy *p, size_t n);
  * The period (ms) of the slot grid for n members, when the last write was
  * on grid prev_ms (0: none): prev_ms while it still holds the budget and
  * is at most a quarter longer than the effective interval, else the
- * effective interval rounded up to one of eight steps per octave. A slot
- * grid that followed n exactly would move every member's slot whenever
- * one member joins or leaves (see report-policy.c).
+ * effective interval rounded up to one of eight steps per octave; 0 when
+ * n members write without slots (cluster__report_burst() >= 1: n = 0,
+ * no budget, or a budget that saves each member a token). A slot grid
+ * that followed n exactly would move every member's slot whenever one
+ * member joins or leaves (see report-policy.c).
  */
 int64_t cluster__report_grid(const cluster__report_policy *p, size_t n, int64_t prev_ms);
 

@@ -495,6 +495,26 @@ test_slots_hold_under_churn(void **state)
 	assert_int_equal(cluster__report_grid(&p, 983, 53248), 53248);
 	assert_int_equal(cluster__report_grid(&p, 700, 53248), 36864);       /* 35000 ms: a fifth shorter */
 	assert_int_equal(cluster__report_grid(&p, 1000000000, 0), 86400000); /* at most a day */
+	/* no slots, no grid: up to 200 members (a token each), none, no budget */
+	assert_int_equal(cluster__report_grid(&p, 200, 0), 0);
+	assert_int_equal(cluster__report_grid(&p, 200, 53248), 0);
+	assert_int_equal(cluster__report_grid(&p, 0, 0), 0);
+	p.writes_per_second = 0.0;
+	assert_int_equal(cluster__report_grid(&p, 1000, 0), 0);
+	p = defaults();
+	/* a write without slots (at join, the engine's policy is not known
+	 * yet: n = 0) leaves no grid, so the first slotted write after it
+	 * comes at the next slot, not a whole period later */
+	{
+		cluster__report_sample w = sample(1, 1000, -1, 10000), c2 = sample(1, 5000, -1, 0);
+
+		w.grid_ms = cluster__report_grid(&p, 0, 0);
+		p.phase = 12345;
+		assert_int_equal(cluster__report_due(&p, &w, &c2, 1000, 0, 10000), 12345);
+		/* while a write on another grid waits a whole period */
+		w.grid_ms = 49152;
+		assert_int_equal(cluster__report_due(&p, &w, &c2, 1000, 0, 10000), 12345 + 53248);
+	}
 	for(i = 0; i < MEMBERS; i++)
 	{
 		snprintf(id, sizeof(id), "m%05d", i);
