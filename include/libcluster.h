@@ -233,8 +233,8 @@ struct cluster_advisor_config_struct
 	/** Time between two advice rounds (ms). Every member's rounds fall on
 	 *  the same multiples of it on the wall clock, so that they plan from
 	 *  nearly the same statuses; it stretches to twice the effective
-	 *  report interval when statuses are written less often than that
-	 *  (README "Connection advisor"). */
+	 *  report interval (rounded up by at most an eighth) when statuses
+	 *  are written less often than that (README "Connection advisor"). */
 	int advice_interval_ms;
 	/** Absolute band: a member within this many connections of its fair
 	 *  share is balanced (cluster-balancer "precision"). */

@@ -553,10 +553,19 @@ int64_t
 cluster__adv_round_interval(const CLUSTERADVISORCONFIG *cfg, size_t n)
 {
 	cluster__report_policy p;
-	int64_t twice;
+	int64_t iv, twice;
 
 	cluster__report_policy_of(&p, cfg);
-	twice = 2 * cluster__report_interval_for(&p, n);
+	iv = cluster__report_interval_for(&p, n);
+	/* stretched by the budget, on the ladder of the status slots' period:
+	 * the round's length, and so where its boundaries fall on the clock,
+	 * stays the same for every member while a member or two come and go
+	 * (exactly 2 x n / budget, every join and leave moved them) */
+	if(iv > (p.interval_ms > 0 ? p.interval_ms : 1000))
+	{
+		iv = cluster__report_ladder(iv);
+	}
+	twice = 2 * iv;
 	return twice > cfg->advice_interval_ms ? twice : cfg->advice_interval_ms;
 }
 

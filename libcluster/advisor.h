@@ -124,7 +124,9 @@ int cluster__adv_config_check(const CLUSTERADVISORCONFIG *cfg, const char **fiel
  * member's rounds fall on the same multiples of it (advisor-api.c), so
  * that they all plan from nearly the same statuses. It is
  * advice_interval_ms, stretched to twice the effective report interval
- * (report-policy.h) when statuses are written less often than that: a
+ * (report-policy.h; rounded up on cluster__report_ladder(), so that a
+ * member joining or leaving does not move the boundaries) when statuses
+ * are written less often than that: a
  * round then plans from statuses written after the previous round's
  * moves, not from the ones those moves made stale. */
 int64_t cluster__adv_round_interval(const CLUSTERADVISORCONFIG *cfg, size_t n);

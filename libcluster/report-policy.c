@@ -205,7 +205,7 @@ next_slot(const cluster__report_policy *p, int64_t interval, int64_t t)
 int64_t
 cluster__report_grid(const cluster__report_policy *p, size_t n, int64_t prev_ms)
 {
-	int64_t exact = cluster__report_interval_for(p, n), step = 1;
+	int64_t exact = cluster__report_interval_for(p, n);
 
 	if(cluster__report_burst(p, n) >= 1.0)
 	{
@@ -217,12 +217,28 @@ cluster__report_grid(const cluster__report_policy *p, size_t n, int64_t prev_ms)
 	{
 		return prev_ms;
 	}
-	while(step * 16 <= exact)
+	return cluster__report_ladder(exact);
+}
+
+int64_t
+cluster__report_ladder(int64_t ms)
+{
+	int64_t step = 1;
+
+	if(ms <= 0)
 	{
-		step *= 2; /* exact / 16 < step <= exact / 8 */
+		return ms;
 	}
-	exact = (exact + step - 1) / step * step;
-	return exact < REPORT_INTERVAL_MAX ? exact : REPORT_INTERVAL_MAX;
+	if(ms >= REPORT_INTERVAL_MAX)
+	{
+		return REPORT_INTERVAL_MAX;
+	}
+	while(step * 16 <= ms)
+	{
+		step *= 2; /* ms / 16 < step <= ms / 8 */
+	}
+	ms = (ms + step - 1) / step * step;
+	return ms < REPORT_INTERVAL_MAX ? ms : REPORT_INTERVAL_MAX;
 }
 
 uint32_t

@@ -82,6 +82,11 @@ int64_t cluster__report_interval_for(const cluster__report_policy *p, size_t n);
  */
 int64_t cluster__report_grid(const cluster__report_policy *p, size_t n, int64_t prev_ms);
 
+/* ms rounded up to one of eight steps per octave (at most an eighth
+ * more), capped at a day; ms <= 0 unchanged. Every n whose interval falls
+ * between two steps gets the same value. */
+int64_t cluster__report_ladder(int64_t ms);
+
 /*
  * How long (ms) a member that watches statuses waits between two status
  * batches in a cluster of n members: a fifth of the effective report

@@ -1624,9 +1624,15 @@ test_config_and_random(void **state)
 	cluster_advisor_config_init(&c);
 	assert_int_equal(cluster__adv_config_check(&c, &field, &rule), 0);
 	assert_int_equal(cluster__adv_round_budget(&c, 10), 2500);
-	/* 1000 members at 20 status writes/s: statuses every 50 s, rounds every 100 s */
-	assert_int_equal(cluster__adv_round_interval(&c, 1000), 100000);
-	assert_int_equal(cluster__adv_round_budget(&c, 1000), 50000);
+	/* 1000 members at 20 status writes/s: statuses every 50 s, rounds
+	 * every 100 s rounded up on the ladder (106.5 s), the same with a
+	 * member more or less, so that churn does not move the boundaries */
+	assert_int_equal(cluster__adv_round_interval(&c, 1000), 106496);
+	assert_int_equal(cluster__adv_round_interval(&c, 999), 106496);
+	assert_int_equal(cluster__adv_round_interval(&c, 1001), 106496);
+	assert_int_equal(cluster__adv_round_budget(&c, 1000), 53248);
+	/* not stretched: the configured interval, off the ladder */
+	assert_int_equal(cluster__adv_round_interval(&c, 10), c.advice_interval_ms > 2000 ? c.advice_interval_ms : 2000);
 	c.shed_fraction = 0;
 	assert_int_equal(cluster__adv_config_check(&c, &field, &rule), EINVAL);
 	assert_string_equal(field, "shed_fraction");

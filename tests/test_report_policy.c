@@ -459,6 +459,39 @@ test_slots(void **state)
 	assert_int_equal(cluster__report_phase(""), 2166136261u);
 }
 
+/* The ladder the slots' period and the advice rounds are rounded up on:
+ * exact cases, then over a sweep: never less, at most an eighth more,
+ * monotone, and a value on the ladder stays where it is. */
+static void
+test_ladder(void **state)
+{
+	static const int64_t cases[][2] = { { -5, -5 }, { 0, 0 }, { 1, 1 }, { 15, 15 }, { 16, 16 }, { 17, 18 },
+		{ 1000, 1024 }, { 12500, 13312 }, { 50000, 53248 }, { 86399999, 86400000 }, { 86400000, 86400000 },
+		{ INT64_MAX, 86400000 } };
+	int64_t ms, prev = 0;
+	size_t i;
+
+	(void) state;
+	for(i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+	{
+		if(cluster__report_ladder(cases[i][0]) != cases[i][1])
+		{
+			fail_msg("ladder(%lld) = %lld, want %lld", (long long) cases[i][0], (long long) cluster__report_ladder(cases[i][0]),
+				(long long) cases[i][1]);
+		}
+	}
+	for(ms = 1; ms < 86400000; ms += ms / 1000 + 1)
+	{
+		int64_t l = cluster__report_ladder(ms);
+
+		if(l < ms || 8 * l > 9 * ms || l < prev || cluster__report_ladder(l) != l)
+		{
+			fail_msg("ladder(%lld) = %lld (previous %lld)", (long long) ms, (long long) l, (long long) prev);
+		}
+		prev = l;
+	}
+}
+
 /*
  * Slots while the member count moves by one: the bench's extra member
  * joins and leaves every second while 1000 members' loads jump every
@@ -738,6 +771,7 @@ main(void)
 		cmocka_unit_test(test_tokens_bound_a_storm),
 		cmocka_unit_test(test_slots),
 		cmocka_unit_test(test_slots_hold_under_churn),
+		cmocka_unit_test(test_ladder),
 		cmocka_unit_test(test_due_drift),
 	};
 
