@@ -266,10 +266,12 @@ test_hung_endpoint_is_detected_and_left(void **state)
 		sorted[2] < 1e9 ? sorted[2] : etcdh_now() - t_kill, sorted[4] < 1e9 ? "" : "> ",
 		sorted[4] < 1e9 ? sorted[4] : etcdh_now() - t_kill, et_t(ttl + 3.0));
 
-	/* the survivors heard of the join at once: their watches had followed
-	 * their keepalives off the frozen endpoint (a kicked watch that went
-	 * back to the endpoint it had sat on it again for a heartbeat and its
-	 * grace, 2 s here) */
+	/* the survivors heard of the join at once: their watches had left the
+	 * frozen endpoint with their keepalives, not stayed on it until their
+	 * own heartbeat gave up (a heartbeat and its grace, 2 s here). The
+	 * next endpoint in the list is where the keepalives went, so this
+	 * does not tell a watch that follows its keepalives' endpoint from
+	 * one that takes the next (a difference only with more endpoints) */
 	for(i = 0; i < 4; i++)
 	{
 		seen = first_call_after(m[i], t_join);
