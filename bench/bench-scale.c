@@ -1147,11 +1147,10 @@ run_n(etcdh *h, int n, const struct opts *o, struct result *res)
 	res->cpu_event_us = (tcpu_delta(&ta, &tb, self) - bg * wall) / n / k * 1e6;
 	res->leave_conns = k >= 2 ? leave_conns / (k / 2) : 0;
 	res->q_samples = (size_t) k;
-	res->q_p50 = bl_quantile(qs, (size_t) k, 0.5);
-	res->q_p99 = bl_quantile(qs, (size_t) k, 0.99);
 	{
 		/* joins (even samples: a lease grant and a transaction before
-		 * anyone hears) apart from leaves (odd: one revoke) */
+		 * anyone hears) apart from leaves (odd: one revoke), taken
+		 * before bl_quantile() sorts the samples */
 		static double js[MAX_SAMPLES / 2 + 1], ls[MAX_SAMPLES / 2 + 1];
 		size_t nj = 0, nl = 0;
 
@@ -1169,6 +1168,8 @@ run_n(etcdh *h, int n, const struct opts *o, struct result *res)
 		res->q_join_p99 = bl_quantile(js, nj, 0.99);
 		res->q_leave_p99 = nl ? bl_quantile(ls, nl, 0.99) : 0;
 	}
+	res->q_p50 = bl_quantile(qs, (size_t) k, 0.5);
+	res->q_p99 = bl_quantile(qs, (size_t) k, 0.99);
 
 	/* the storm */
 	storm_end = o->storm_s > 2 * res->interval_s + 12 ? o->storm_s : 2 * res->interval_s + 12;
