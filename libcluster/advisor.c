@@ -561,7 +561,7 @@ cluster__adv_round_interval(const CLUSTERADVISORCONFIG *cfg, size_t n)
 	 * the round's length, and so where its boundaries fall on the clock,
 	 * stays the same for every member while a member or two come and go
 	 * (exactly 2 x n / budget, every join and leave moved them) */
-	if(iv > (p.interval_ms > 0 ? p.interval_ms : 1000))
+	if(iv > cluster__report_interval_for(&p, 0))
 	{
 		iv = cluster__report_ladder(iv);
 	}

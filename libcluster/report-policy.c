@@ -258,14 +258,15 @@ int64_t
 cluster__report_due(const cluster__report_policy *p, const cluster__report_sample *last,
 	const cluster__report_sample *cur, size_t n, int forced, int64_t now_ms)
 {
-	int64_t interval;
+	/* non-zero where this member writes in slots (burst below a token) */
+	int64_t grid = cluster__report_grid(p, n, last->grid_ms), interval;
 	int moved;
 
 	if(!last->valid)
 	{
 		/* at once, but in slots (everybody's first report after a
 		 * deploy would be N writes at once) */
-		return cluster__report_burst(p, n) < 1.0 ? next_slot(p, cluster__report_grid(p, n, last->grid_ms), last->at_ms - 1) : now_ms;
+		return grid ? next_slot(p, grid, last->at_ms - 1) : now_ms;
 	}
 	moved = load_moved(p, last->load, cur->load);
 	if(!forced && cur->capacity == last->capacity && !moved)
@@ -273,10 +274,8 @@ cluster__report_due(const cluster__report_policy *p, const cluster__report_sampl
 		return INT64_MAX;
 	}
 	interval = cluster__report_interval_for(p, n);
-	if(cluster__report_burst(p, n) < 1.0)
+	if(grid)
 	{
-		int64_t grid = cluster__report_grid(p, n, last->grid_ms);
-
 		if(!last->grid_ms || grid == last->grid_ms)
 		{
 			return next_slot(p, grid, last->at_ms);
