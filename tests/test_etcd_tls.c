@@ -322,6 +322,49 @@ test_slow_handshake_joins(void **state)
 }
 
 /*
+ * Over https etcd speaks HTTP/2, where an ended stream leaves its
+ * connection open: the member holds two connections (watch, keepalives)
+ * through a proxy that counts them, and its leave, which ends the
+ * keepalive stream and revokes, opens none. (Over plain HTTP/1.1 it
+ * opens one: test_etcd_contract.)
+ */
+static void
+test_leave_over_http2_opens_no_connection(void **state)
+{
+	const char *key = et_key("h2leave");
+	const int ttl = 2;
+	etcdh_proxy *px;
+	char registry[96];
+	unsigned long conns;
+	double t0;
+	et_member *a, *b;
+
+	(void) state;
+	assert_int_equal(etcdh_proxy_start(tls_etcd, &px), 0);
+	snprintf(registry, sizeof(registry), "https%s", strchr(etcdh_proxy_endpoint(px), ':'));
+	a = member(tls_etcd, key, "a", ttl, pki_file("ca.crt"), NULL, NULL, NULL, NULL);
+	b = et_new_at(key, "b", 1, registry, ttl);
+	assert_int_equal(cluster_set_tls(b->c, pki_file("ca.crt"), NULL, NULL), 0);
+	assert_int_equal(et_join(a), 0);
+	assert_int_equal(et_join(b), 0);
+	et_check(a, 0, 1, 2, 5);
+	/* a TTL and more: the keepalive stream is open (its first keepalive
+	 * is due at TTL/3), and the lease has been renewed on it */
+	stays_registered(tls_etcd, key, "b", ttl, 2);
+	conns = etcdh_proxy_accepted(px);
+	fprintf(stderr, "# connections before leave: %lu\n", conns);
+	assert_int_equal(conns, 2);
+	t0 = etcdh_now();
+	assert_int_equal(cluster_leave(b->c), 0);
+	assert_int_equal(et_wait(a, 0, 1, ttl / 2.0), 0);
+	fprintf(stderr, "# leave seen in %.3f s; connections after leave: %lu\n", etcdh_now() - t0, etcdh_proxy_accepted(px));
+	assert_int_equal(etcdh_proxy_accepted(px), conns);
+	et_member_free(b);
+	et_member_free(a);
+	etcdh_proxy_stop(px);
+}
+
+/*
  * Mutual TLS with etcd auth: members with the CA, a client certificate
  * and a user limited to the test keys join, stay, and leave as on plain
  * http.
@@ -536,6 +579,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_teardown(test_tls_server_verified, et_teardown_members),
 		cmocka_unit_test_teardown(test_slow_handshake_joins, et_teardown_members),
+		cmocka_unit_test_teardown(test_leave_over_http2_opens_no_connection, et_teardown_members),
 		cmocka_unit_test_teardown(test_mtls_with_auth, et_teardown_members),
 		cmocka_unit_test_teardown(test_keys_stay_under_the_cluster_prefix, et_teardown_members),
 		cmocka_unit_test_teardown(test_bad_tls_and_auth_fail_clearly, et_teardown_members),
