@@ -7,7 +7,9 @@
  * no advisor function) join one cluster against a private etcd, and:
  *  1 quiet: membership change (an extra member joins / leaves) -> last
  *    member's balancer callback, p50/p99, beside etcd's own fan-out (a
- *    put -> the last of N raw /v3/watch streams over libcurl);
+ *    put -> the last of N raw /v3/watch streams over libcurl) and beside
+ *    the same watchers' fan-out of the writes a member makes (a lease
+ *    grant and a put under it to join, a revoke to leave);
  *  2 status storm: every advisor member reports a load that jumps by more
  *    than the advisor band once per second. Measured meanwhile:
  *    membership change p99 vs quiet; status staleness (how long until an
@@ -29,7 +31,7 @@
  * (cluster_set_settle(c, 0)); setup joins keep the default.
  *
  *   bench-scale [-r ROUNDS] [-q QUIET_S] [-s STORM_S] [-T SETUP_S] [-x PLAIN] [-j JOINERS] [N ...]
- *   (default: -r 10 -q 10 -s 20 -T 300 -x 3 -j 8, N: 10 50 200 1000)
+ *   (default: -r 50 -q 10 -s 20 -T 300 -x 3 -j 8, N: 10 50 200 1000)
  *
  * -T bounds the setup: joins still missing after it make the library
  * part of that N "failed" (with how many joined), and the yardstick is
@@ -85,6 +87,8 @@ struct result
 	int q_timeouts, s_timeouts;
 	double q_p50, q_p99, fan_p50, fan_p99;
 	double q_join_p99, q_leave_p99;
+	/* the raw client's join (grant + put) and leave (revoke) fan-out */
+	double same_p50, same_p99, same_join_p99, same_leave_p99;
 	/* 2 */
 	size_t s_samples;
 	double s_p50, s_p99;
@@ -100,7 +104,8 @@ struct result
 	/* 4 */
 	double etcd_lib_us, etcd_yard_us, ka_lib, ka_yard;
 	/* 5 */
-	double rss_kb, tcp_per, leave_conns;
+	double rss_kb, tcp_per, leave_conns, old_leave_conns;
+	int old_leaves;
 	int join_retries;
 	int yard_ok;
 	char why[192]; /* why the library part failed */
@@ -858,7 +863,7 @@ yard_keepalive(void *arg)
 static int
 yardstick(etcdh *h, int n, int ttl, int samples, double quiet_s, struct result *res)
 {
-	static double fan[MAX_SAMPLES], rtt[MAX_SAMPLES];
+	static double fan[MAX_SAMPLES], rtt[MAX_SAMPLES], same[2 * MAX_SAMPLES];
 	struct yard y;
 	struct yard_thread yt[8];
 	pthread_t t[8];
@@ -876,6 +881,14 @@ yardstick(etcdh *h, int n, int ttl, int samples, double quiet_s, struct result *
 	nf = bl_bare_latency(bare, samples, fan, rtt);
 	res->fan_p50 = bl_quantile(fan, nf, 0.5);
 	res->fan_p99 = bl_quantile(fan, nf, 0.99);
+	/* joins in same[0..), leaves in same[MAX_SAMPLES..), then pooled
+	 * (each split taken before bl_quantile() sorts its part) */
+	nf = bl_bare_membership(bare, ttl, samples / 2 > 0 ? samples / 2 : 1, same, same + MAX_SAMPLES);
+	res->same_join_p99 = bl_quantile(same, nf, 0.99);
+	res->same_leave_p99 = bl_quantile(same + MAX_SAMPLES, nf, 0.99);
+	memmove(same + nf, same + MAX_SAMPLES, nf * sizeof(*same));
+	res->same_p50 = bl_quantile(same, 2 * nf, 0.5);
+	res->same_p99 = bl_quantile(same, 2 * nf, 0.99);
 	memset(&y, 0, sizeof(y));
 	y.endpoint = etcdh_endpoint(h);
 	y.n = n;
@@ -1225,6 +1238,26 @@ run_n(etcdh *h, int n, const struct opts *o, struct result *res)
 		res->plain_cpu_s = (sb.plain_cpu - sa.plain_cpu) / plain / wall;
 		res->plain_wake_s = (sb.plain_wake - sa.plain_wake) / plain / wall;
 	}
+	/* the connections a long-lived member's leave opens (the extra
+	 * member of the rounds lived 20 ms): members that joined at setup,
+	 * plain ones first (their keepalive stream has been open since) */
+	bl_sleep(1.0);
+	for(i = n - 1; i >= 0 && res->old_leaves < 3; i--)
+	{
+		int p;
+
+		bl_tcp_ports(port, ports_before);
+		if(cluster_leave(m[i]->c) == 0)
+		{
+			bl_tcp_ports(port, ports_after);
+			for(p = 0; p < 65536; p++)
+			{
+				res->old_leave_conns += ports_after[p] && !ports_before[p];
+			}
+			res->old_leaves++;
+		}
+	}
+	res->old_leave_conns = res->old_leaves ? res->old_leave_conns / res->old_leaves : 0;
 	rc = k > 0 ? 0 : -1;
 	res->ok = rc == 0;
 out:
@@ -1279,6 +1312,21 @@ print_tables(const struct result *r, int nn, const struct opts *o, double fan_sa
 			r[i].q_timeouts, r[i].q_p50, r[i].q_p99, r[i].fan_p50, r[i].fan_p99,
 			r[i].fan_p99 > 0 ? r[i].q_p99 / r[i].fan_p99 : 0.0, verdict(r[i].q_p99 <= 2 * r[i].fan_p99),
 			r[i].q_join_p99, r[i].q_leave_p99);
+	}
+	printf("   the same samples against a raw client making the same registry writes to the same N raw watchers,\n"
+		   "   %.0f joins (a lease grant, then a put under it -> last watcher has the put) and as many leaves (a revoke -> "
+		   "last watcher has the delete)\n",
+		fan_samples / 2);
+	printf("%6s %9s %9s %10s %7s %10s %10s %10s %10s\n", "N", "same p50", "same p99", "p99/same", "<=2x", "join p99",
+		"same join", "leave p99", "same leave");
+	for(i = 0; i < nn; i++)
+	{
+		if(r[i].ok && r[i].yard_ok)
+		{
+			printf("%6d %9.2f %9.2f %9.2fx %7s %10.2f %10.2f %10.2f %10.2f\n", r[i].n, r[i].same_p50, r[i].same_p99,
+				r[i].same_p99 > 0 ? r[i].q_p99 / r[i].same_p99 : 0.0, verdict(r[i].same_p99 > 0 && r[i].q_p99 <= 2 * r[i].same_p99),
+				r[i].q_join_p99, r[i].same_join_p99, r[i].q_leave_p99, r[i].same_leave_p99);
+		}
 	}
 
 	printf("\n2. status storm: N-X advisor members report a load jumping +-100..1000 around %d once per s\n",
@@ -1407,14 +1455,18 @@ print_tables(const struct result *r, int nn, const struct opts *o, double fan_sa
 	}
 
 	printf("\n5. per instance: RSS growth after N joined / N, ESTABLISHED TCP connections to etcd / N, and the "
-		   "connections one leave opened;\n   setup: all N joined and agreed (parallel joins, 1 s settle window, "
-		   "2 min join deadline); 'join retried': setup joins that failed and were tried again\n");
-	printf("%6s %10s %10s %12s %8s %13s\n", "N", "RSS kB", "TCP", "leave conns", "setup s", "join retried");
+		   "connections one leave opened\n   ('young': the rounds' extra member, 20 ms after its join; 'old': up to 3 "
+		   "members that joined at setup, plain ones first, after the storm; goal: none);\n   setup: all N joined and "
+		   "agreed (parallel joins, 1 s settle window, 2 min join deadline); 'join retried': setup joins that failed and "
+		   "were tried again\n");
+	printf("%6s %10s %10s %12s %10s %7s %8s %13s\n", "N", "RSS kB", "TCP", "young leave", "old leave", "none", "setup s",
+		"join retried");
 	for(i = 0; i < nn; i++)
 	{
 		if(r[i].ok)
 		{
-			printf("%6d %10.1f %10.2f %12.2f %8.1f %13d\n", r[i].n, r[i].rss_kb, r[i].tcp_per, r[i].leave_conns,
+			printf("%6d %10.1f %10.2f %12.2f %10.2f %7s %8.1f %13d\n", r[i].n, r[i].rss_kb, r[i].tcp_per, r[i].leave_conns,
+				r[i].old_leave_conns, verdict(r[i].old_leaves > 0 && r[i].leave_conns == 0 && r[i].old_leave_conns == 0),
 				r[i].setup_s, r[i].join_retries);
 		}
 		else
@@ -1427,7 +1479,7 @@ print_tables(const struct result *r, int nn, const struct opts *o, double fan_sa
 int
 main(int argc, char **argv)
 {
-	struct opts o = { 10, 10.0, 20.0, 300.0, 3, 8 };
+	struct opts o = { 50, 10.0, 20.0, 300.0, 3, 8 };
 	struct result res[MAX_N];
 	int ns[MAX_N], nn, i, opt, failed = 0;
 	double t0 = bl_now(), fan_samples;

@@ -539,6 +539,25 @@ bl_bare_start(const char *endpoint, int watchers)
 	return b;
 }
 
+/* Wait (lock held) until every watcher has seen want events; returns
+ * when the last of them had its newest one, or -1 when one has not within
+ * 30 s of t1. */
+static double
+bare_await(bl_bare *b, long want, double t1)
+{
+	double last;
+
+	while(bare_min_events(b, &last) < want)
+	{
+		if(bl_cond_wait_for(&b->cond, &b->lock, 30) && bl_now() - t1 > 29)
+		{
+			fprintf(stderr, "bench: a raw watcher never got the event\n");
+			return -1;
+		}
+	}
+	return last;
+}
+
 size_t
 bl_bare_latency(bl_bare *b, int samples, double *out, double *rtt_out)
 {
@@ -564,15 +583,8 @@ bl_bare_latency(bl_bare *b, int samples, double *out, double *rtt_out)
 		}
 		t1 = bl_now();
 		pthread_mutex_lock(&b->lock);
-		while(bare_min_events(b, &last) < want)
-		{
-			if(bl_cond_wait_for(&b->cond, &b->lock, 30) && bl_now() - t1 > 29)
-			{
-				fprintf(stderr, "bench: a raw watcher never got the event\n");
-				lost = 1;
-				break;
-			}
-		}
+		last = bare_await(b, want, t1);
+		lost = last < 0;
 		/* the first few warm the connections up and are not counted */
 		if(i >= 5 && !lost)
 		{
@@ -584,6 +596,123 @@ bl_bare_latency(bl_bare *b, int samples, double *out, double *rtt_out)
 	}
 	curl_slist_free_all(hdr);
 	curl_easy_cleanup(put);
+	return n;
+}
+
+/* The start of an answer (NUL-terminated), for the lease ID. */
+struct bare_answer
+{
+	char buf[512];
+	size_t len;
+};
+
+static size_t
+bare_keep(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct bare_answer *a = userdata;
+	size_t n = size * nmemb, room = sizeof(a->buf) - 1 - a->len;
+
+	memcpy(a->buf + a->len, ptr, n < room ? n : room);
+	a->len += n < room ? n : room;
+	a->buf[a->len] = '\0';
+	return n;
+}
+
+/* One request of the membership yardstick on curl's warm connection:
+ * body to path; 0 on HTTP 200, else printed and -1. */
+static int
+bare_call(CURL *curl, const char *endpoint, const char *path, const char *body, struct bare_answer *a)
+{
+	char url[256];
+	long code = 0;
+
+	snprintf(url, sizeof(url), "%s%s", endpoint, path);
+	a->len = 0;
+	a->buf[0] = '\0';
+	curl_easy_setopt(curl, CURLOPT_URL, url);
+	curl_easy_setopt(curl, CURLOPT_COPYPOSTFIELDS, body);
+	curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, bare_keep);
+	curl_easy_setopt(curl, CURLOPT_WRITEDATA, a);
+	if(curl_easy_perform(curl) != CURLE_OK || curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code) != CURLE_OK || code != 200)
+	{
+		fprintf(stderr, "bench: raw %s failed (HTTP %ld)\n", path, code);
+		return -1;
+	}
+	return 0;
+}
+
+size_t
+bl_bare_membership(bl_bare *b, int ttl, int samples, double *join_out, double *leave_out)
+{
+	struct curl_slist *hdr = curl_slist_append(NULL, "Grpc-Metadata-Hasleader: true");
+	CURL *curl = bl_curl_post(b->endpoint, "v3/lease/grant", hdr, 2000L);
+	struct timespec pause = { 0, 10 * 1000000L };
+	struct bare_answer a;
+	char body[256], lease[32], *p;
+	size_t n = 0;
+	double t0, t1, last;
+	long want;
+	int i;
+
+	for(i = 0; curl && i < samples + 5; i++)
+	{
+		/* join: a lease, then the member key under it */
+		pthread_mutex_lock(&b->lock);
+		want = bare_min_events(b, &last) + 1;
+		pthread_mutex_unlock(&b->lock);
+		t0 = bl_now();
+		snprintf(body, sizeof(body), "{\"TTL\":%d}", ttl);
+		if(bare_call(curl, b->endpoint, "v3/lease/grant", body, &a) || !(p = strstr(a.buf, "\"ID\":\"")) || sscanf(p + 6, "%31[0-9]", lease) != 1)
+		{
+			break;
+		}
+		/* key /bench-bare/m, value {"workers":1} */
+		snprintf(body, sizeof(body), "{\"key\":\"L2JlbmNoLWJhcmUvbQ==\",\"value\":\"eyJ3b3JrZXJzIjoxfQ==\",\"lease\":\"%s\"}", lease);
+		if(bare_call(curl, b->endpoint, "v3/kv/put", body, &a))
+		{
+			break;
+		}
+		t1 = bl_now();
+		pthread_mutex_lock(&b->lock);
+		last = bare_await(b, want, t1);
+		want++;
+		pthread_mutex_unlock(&b->lock);
+		if(last < 0)
+		{
+			break;
+		}
+		if(i >= 5)
+		{
+			join_out[n] = (last - t0) * 1000.0;
+		}
+		nanosleep(&pause, NULL);
+		/* leave: revoke the lease, which deletes the key */
+		t0 = bl_now();
+		snprintf(body, sizeof(body), "{\"ID\":\"%s\"}", lease);
+		if(bare_call(curl, b->endpoint, "v3/lease/revoke", body, &a))
+		{
+			break;
+		}
+		t1 = bl_now();
+		pthread_mutex_lock(&b->lock);
+		last = bare_await(b, want, t1);
+		pthread_mutex_unlock(&b->lock);
+		if(last < 0)
+		{
+			break;
+		}
+		/* the first few warm the connections up and are not counted */
+		if(i >= 5)
+		{
+			leave_out[n++] = (last - t0) * 1000.0;
+		}
+		nanosleep(&pause, NULL);
+	}
+	curl_slist_free_all(hdr);
+	if(curl)
+	{
+		curl_easy_cleanup(curl);
+	}
 	return n;
 }
 

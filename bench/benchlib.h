@@ -71,6 +71,13 @@ void bl_logger(int priority, const char *format, va_list ap);
 typedef struct bl_bare bl_bare;
 bl_bare *bl_bare_start(const char *endpoint, int watchers);
 size_t bl_bare_latency(bl_bare *b, int samples, double *out, double *rtt_out);
+/* The same watchers' fan-out of the registry writes a member makes: for
+ * each sample a lease grant then a put of /bench-bare/m under it, timed
+ * from the grant until the last watcher has the put (join_out, ms), and
+ * 10 ms later a revoke of that lease, timed until the last watcher has
+ * the delete (leave_out). 5 unrecorded warm-up rounds; returns the
+ * sample count of each. */
+size_t bl_bare_membership(bl_bare *b, int ttl, int samples, double *join_out, double *leave_out);
 void bl_bare_stop(bl_bare *b);
 
 /* pthread_cond_timedwait() for seconds from now; non-zero on timeout. */
