@@ -476,6 +476,15 @@ revoke(etcd3 *ed, etcd3_conn *cn, int64_t lease)
 	return r;
 }
 
+/* What a join reads in its registration transaction (register_once()):
+ * the members always, the statuses when asked. */
+typedef struct join_read join_read;
+struct join_read
+{
+	int statuses;
+	cluster__etcd3_txn txn;
+};
+
 /*
  * Grant a lease and create our key under it with a put-if-absent txn
  * (our status key too, in the same txn, when a status is reported). If
@@ -483,10 +492,13 @@ revoke(etcd3 *ed, etcd3_conn *cn, int64_t lease)
  * with a compare on that lease; under any other lease the new lease is
  * revoked and EEXIST returned (*rev_out = the revision that saw it).
  * On success ed->lease/registered/lease_ok are set and *st_out holds the
- * status written (reported 0: none).
+ * status written (reported 0: none). With jr (a join), the transaction
+ * also reads the member prefix and, when jr->statuses, the status
+ * prefix, and on success jr->txn keeps its answer (its ranges may still
+ * be missing: see cluster__etcd3_txn).
  */
 static int
-register_once(etcd3 *ed, etcd3_conn *cn, int64_t old_lease, int64_t *rev_out, cluster__status *st_out, char *why, size_t whysz)
+register_once(etcd3 *ed, etcd3_conn *cn, int64_t old_lease, int64_t *rev_out, cluster__status *st_out, join_read *jr, char *why, size_t whysz)
 {
 	cluster__http_response resp;
 	cluster__etcd3_txn txn;
@@ -519,7 +531,9 @@ register_once(etcd3 *ed, etcd3_conn *cn, int64_t old_lease, int64_t *rev_out, cl
 	cluster__get_status(ed->core, &st);
 	value = member_value(ed, &gen);
 	svalue = status_value(&st, &oom);
-	body = value && !oom ? cluster__etcd3_build_write(ed->member_key, 0, ed->member_key, value, svalue ? ed->status_key : NULL, svalue, lease) : NULL;
+	body = value && !oom ? cluster__etcd3_build_write_read(ed->member_key, 0, ed->member_key, value, svalue ? ed->status_key : NULL, svalue, lease,
+							   jr ? ed->prefix : NULL, jr && jr->statuses ? ed->status_prefix : NULL) :
+						   NULL;
 	r = txn_rpc(ed, cn, body, &txn, why, whysz);
 	if(!r && !txn.succeeded)
 	{
@@ -542,6 +556,12 @@ register_once(etcd3 *ed, etcd3_conn *cn, int64_t old_lease, int64_t *rev_out, cl
 			snprintf(why, whysz, "key %s is held by lease %llx", ed->member_key, (unsigned long long) txn.kv.lease);
 			r = EEXIST;
 		}
+	}
+	if(!r && jr)
+	{
+		cluster__etcd3_txn_free(&jr->txn);
+		jr->txn = txn;
+		memset(&txn, 0, sizeof(txn));
 	}
 	/* the failure paths (EEXIST above all) hold a decoded kv too */
 	cluster__etcd3_txn_free(&txn);
@@ -2098,7 +2118,7 @@ do_register(etcd3 *ed, ping_state *ps)
 	int64_t rev;
 	int r;
 
-	r = register_once(ed, &ed->ping, ed->lease, &rev, &st, why, sizeof(why));
+	r = register_once(ed, &ed->ping, ed->lease, &rev, &st, NULL, why, sizeof(why));
 	if(r == ECANCELED)
 	{
 		return;
@@ -2852,10 +2872,11 @@ join_pause(etcd3 *ed, int64_t ms)
  * retried until the join deadline. If the id is taken, watch that key
  * until it is deleted (a crashed predecessor's lease runs out within its
  * TTL) for at most TTL + 2 s, then fail with EEXIST: a second live
- * instance with the same id never takes over silently.
+ * instance with the same id never takes over silently. The registration
+ * that succeeds reads what jr asks for (register_once()).
  */
 static int
-register_initial(etcd3 *ed, int64_t join_deadline)
+register_initial(etcd3 *ed, int64_t join_deadline, join_read *jr)
 {
 	int64_t deadline = cluster__now_ms() + (int64_t) ed->cfg->ttl * 1000 + CLUSTER__DUPLICATE_GRACE_MS;
 	char why[320];
@@ -2873,7 +2894,7 @@ register_initial(etcd3 *ed, int64_t join_deadline)
 		{
 			return ECANCELED;
 		}
-		r = register_once(ed, &ed->ping, 0, &rev, &st, why, sizeof(why));
+		r = register_once(ed, &ed->ping, 0, &rev, &st, jr, why, sizeof(why));
 		if(transient(r, why) && cluster__now_ms() + 100 < join_deadline)
 		{
 			if(!tries++)
@@ -2969,6 +2990,24 @@ read_initial(etcd3 *ed, int statuses, int64_t join_deadline, int64_t *rev)
 	return r;
 }
 
+/*
+ * The join's first table of members (statuses set: of statuses) and its
+ * revision: from the registration's own answer when it holds that range
+ * (one round trip less before the first view), else read_initial().
+ */
+static int
+read_joined(etcd3 *ed, const join_read *jr, int statuses, int64_t join_deadline, int64_t *rev)
+{
+	size_t k = statuses ? 1 : 0;
+
+	if(jr->txn.n_ranges > k && (!statuses || jr->statuses))
+	{
+		*rev = jr->txn.revision;
+		return table_from_range(ed, statuses, &jr->txn.ranges[k], NULL, statuses ? &ed->statuses : &ed->table);
+	}
+	return read_initial(ed, statuses, join_deadline, rev);
+}
+
 /* Any thread: make the join in progress give up (its requests fail with
  * ECANCELED at once; handles made later see cluster__join_cancelled()). */
 static void
@@ -2999,6 +3038,7 @@ etcd3_join(void *engine, const cluster__engine_config *c)
 	etcd3 *ed = engine;
 	int64_t join_deadline = cluster__now_ms() + c->join_timeout_ms;
 	cluster__http *wh, *ph;
+	join_read jr;
 	int64_t rev;
 	size_t len;
 	int r;
@@ -3097,16 +3137,21 @@ etcd3_join(void *engine, const cluster__engine_config *c)
 		release(ed);
 		return ECANCELED;
 	}
+	memset(&jr, 0, sizeof(jr));
+	jr.statuses = wants_statuses(ed);
 	if(!ed->passive)
 	{
-		r = register_initial(ed, join_deadline);
+		r = register_initial(ed, join_deadline, &jr);
 		if(r)
 		{
+			cluster__etcd3_txn_free(&jr.txn);
 			release(ed);
 			return r;
 		}
 	}
-	r = read_initial(ed, 0, join_deadline, &rev);
+	/* the first view: read in the registration when it could be, else
+	 * now (a passive member, an answer without usable ranges) */
+	r = read_joined(ed, &jr, 0, join_deadline, &rev);
 	if(r)
 	{
 		goto undo;
@@ -3116,7 +3161,7 @@ etcd3_join(void *engine, const cluster__engine_config *c)
 	{
 		int64_t srev;
 
-		r = read_initial(ed, 1, join_deadline, &srev);
+		r = read_joined(ed, &jr, 1, join_deadline, &srev);
 		if(r)
 		{
 			goto undo;
@@ -3124,6 +3169,7 @@ etcd3_join(void *engine, const cluster__engine_config *c)
 		ed->status_rev = srev > 0 ? srev : 1;
 		statuses_are_ready(ed);
 	}
+	cluster__etcd3_txn_free(&jr.txn);
 	r = publish(ed);
 	if(r)
 	{
@@ -3161,6 +3207,7 @@ etcd3_join(void *engine, const cluster__engine_config *c)
 	cluster__log(ed->core, LOG_DEBUG, "libcluster: etcd: %s %s as %s at revision %lld\n", ed->passive ? "watching" : "joined", ed->label, c->instance, (long long) rev);
 	return 0;
 undo:
+	cluster__etcd3_txn_free(&jr.txn);
 	shards_stop(ed);
 	cluster__waker_stop(&ed->w);
 	if(ed->watch_running)

@@ -349,8 +349,24 @@ guarded_txn(const char *guard_key, const char *target, const char *field, int64_
 	return root;
 }
 
+/* Add a range of prefix to a txn's success ops. 0 or -1 (out of memory). */
+static int
+add_range_op(cJSON *succ, const char *prefix)
+{
+	cJSON *op = cJSON_CreateObject(), *req;
+
+	if(!op)
+	{
+		return -1;
+	}
+	cJSON_AddItemToArray(succ, op);
+	req = cJSON_AddObjectToObject(op, "request_range");
+	return !req || add_prefix_range(req, prefix) ? -1 : 0;
+}
+
 char *
-cluster__etcd3_build_write(const char *guard_key, int64_t guard_lease, const char *key1, const char *value1, const char *key2, const char *value2, int64_t lease)
+cluster__etcd3_build_write_read(const char *guard_key, int64_t guard_lease, const char *key1, const char *value1, const char *key2, const char *value2, int64_t lease,
+	const char *prefix1, const char *prefix2)
 {
 	cJSON *succ = NULL, *root = guarded_txn(guard_key, guard_lease ? "LEASE" : "CREATE", guard_lease ? "lease" : "create_revision", guard_lease, &succ);
 	int bad = !root;
@@ -363,7 +379,21 @@ cluster__etcd3_build_write(const char *guard_key, int64_t guard_lease, const cha
 	{
 		bad |= add_write_op(succ, key2, value2, lease);
 	}
+	if(root && prefix1)
+	{
+		bad |= add_range_op(succ, prefix1);
+	}
+	if(root && prefix2)
+	{
+		bad |= add_range_op(succ, prefix2);
+	}
 	return finish(root, bad);
+}
+
+char *
+cluster__etcd3_build_write(const char *guard_key, int64_t guard_lease, const char *key1, const char *value1, const char *key2, const char *value2, int64_t lease)
+{
+	return cluster__etcd3_build_write_read(guard_key, guard_lease, key1, value1, key2, value2, lease, NULL, NULL);
 }
 
 char *
@@ -835,10 +865,29 @@ open_reply(const char *body, size_t len, cJSON **root, int64_t *revision)
 	return r;
 }
 
+/* The body of a range answer (a RangeResponse, alone or inside a txn's
+ * responses): "more" and the kvs into *out; revision is left alone. */
+static int
+parse_range_body(const cJSON *obj, cluster__etcd3_range *out)
+{
+	const cJSON *arr;
+	int r;
+
+	r = get_bool(obj, "more", &out->more);
+	if(!r)
+	{
+		r = get_array(obj, "kvs", &arr);
+	}
+	if(!r)
+	{
+		r = parse_kvs(arr, &out->kvs, &out->n_kvs);
+	}
+	return r;
+}
+
 int
 cluster__etcd3_parse_range(const char *body, size_t len, cluster__etcd3_range *out)
 {
-	const cJSON *arr;
 	cJSON *root;
 	int r;
 
@@ -846,15 +895,7 @@ cluster__etcd3_parse_range(const char *body, size_t len, cluster__etcd3_range *o
 	r = open_reply(body, len, &root, &out->revision);
 	if(!r)
 	{
-		r = get_bool(root, "more", &out->more);
-	}
-	if(!r)
-	{
-		r = get_array(root, "kvs", &arr);
-	}
-	if(!r)
-	{
-		r = parse_kvs(arr, &out->kvs, &out->n_kvs);
+		r = parse_range_body(root, out);
 	}
 	cJSON_Delete(root);
 	if(r)
@@ -864,10 +905,69 @@ cluster__etcd3_parse_range(const char *body, size_t len, cluster__etcd3_range *o
 	return r;
 }
 
+/* The range answers among a succeeded txn's responses, into t->ranges.
+ * Returns 0, or why they cannot be used (t->ranges left empty). */
+static int
+parse_txn_ranges(const cJSON *arr, cluster__etcd3_txn *t)
+{
+	const cJSON *it, *rr;
+	int r = 0;
+
+	cJSON_ArrayForEach(it, arr)
+	{
+		if(!cJSON_IsObject(it))
+		{
+			r = EBADMSG;
+			break;
+		}
+		r = get_object(it, "response_range", &rr);
+		if(r)
+		{
+			break;
+		}
+		if(!rr)
+		{
+			/* a put's answer */
+			continue;
+		}
+		if(t->n_ranges == CLUSTER__ETCD3_TXN_RANGES)
+		{
+			r = EBADMSG;
+			break;
+		}
+		t->ranges[t->n_ranges].revision = t->revision;
+		r = parse_range_body(rr, &t->ranges[t->n_ranges]);
+		if(!r && t->ranges[t->n_ranges].more)
+		{
+			/* we never set a limit: a paged answer is not etcd's */
+			r = EBADMSG;
+		}
+		t->n_ranges++;
+		if(r)
+		{
+			break;
+		}
+	}
+	if(r)
+	{
+		while(t->n_ranges > 0)
+		{
+			cluster__etcd3_range_free(&t->ranges[--t->n_ranges]);
+		}
+	}
+	return r;
+}
+
 void
 cluster__etcd3_txn_free(cluster__etcd3_txn *t)
 {
+	size_t i;
+
 	kv_free(&t->kv);
+	for(i = 0; i < t->n_ranges; i++)
+	{
+		cluster__etcd3_range_free(&t->ranges[i]);
+	}
 	memset(t, 0, sizeof(*t));
 }
 
@@ -887,6 +987,10 @@ cluster__etcd3_parse_txn(const char *body, size_t len, cluster__etcd3_txn *out)
 	if(!r)
 	{
 		r = get_array(root, "responses", &arr);
+	}
+	if(!r && out->succeeded && arr)
+	{
+		out->ranges_err = parse_txn_ranges(arr, out);
 	}
 	if(!r && !out->succeeded && arr && (first = cJSON_GetArrayItem(arr, 0)))
 	{

@@ -44,6 +44,12 @@ char *cluster__etcd3_build_lease_id(int64_t id);
  * delete the key when its value is NULL; on failure range guard_key (so
  * the caller learns who holds it). */
 char *cluster__etcd3_build_write(const char *guard_key, int64_t guard_lease, const char *key1, const char *value1, const char *key2, const char *value2, int64_t lease);
+/* The same, and after the writes the success branch ranges prefix1 and
+ * prefix2 (each skipped when NULL), each as cluster__etcd3_build_range()
+ * would: a join learns the member set (and the statuses) at the revision
+ * of its own registration, in the same round trip. */
+char *cluster__etcd3_build_write_read(const char *guard_key, int64_t guard_lease, const char *key1, const char *value1, const char *key2, const char *value2, int64_t lease,
+	const char *prefix1, const char *prefix2);
 /* put-if-absent: compare CREATE(key) == 0, put value under lease, else
  * range the key (so the caller learns who holds it) */
 char *cluster__etcd3_build_create(const char *key, const char *value, int64_t lease);
@@ -106,6 +112,9 @@ struct cluster__etcd3_range
 int cluster__etcd3_parse_range(const char *body, size_t len, cluster__etcd3_range *out);
 void cluster__etcd3_range_free(cluster__etcd3_range *r);
 
+/* Ranges a succeeded txn may answer (cluster__etcd3_build_write_read()). */
+#define CLUSTER__ETCD3_TXN_RANGES 2
+
 typedef struct cluster__etcd3_txn cluster__etcd3_txn;
 struct cluster__etcd3_txn
 {
@@ -113,6 +122,14 @@ struct cluster__etcd3_txn
 	int64_t revision; /* header.revision (> 0) */
 	int has_kv;       /* failure branch found the key */
 	cluster__etcd3_kv kv;
+	/* a succeeded txn's range answers, in order, each at revision; a
+	 * range answer that cannot be used (malformed, paged, more than
+	 * CLUSTER_MEMBERS_MAX kvs, out of memory) leaves n_ranges 0 and its
+	 * cause in ranges_err: the txn itself stands, and the caller reads
+	 * the prefixes as usual instead */
+	cluster__etcd3_range ranges[CLUSTER__ETCD3_TXN_RANGES];
+	size_t n_ranges;
+	int ranges_err;
 };
 int cluster__etcd3_parse_txn(const char *body, size_t len, cluster__etcd3_txn *out);
 void cluster__etcd3_txn_free(cluster__etcd3_txn *t);

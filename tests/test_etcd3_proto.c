@@ -338,6 +338,28 @@ test_build_write(void **state)
 		k, sk, k);
 	assert_string_equal(s, want);
 	free(s);
+
+	/* a join's: the writes, then a range of each prefix */
+	s = cluster__etcd3_build_write_read("/svc/production/a", 0, "/svc/production/a", "{\"workers\":2}", NULL, NULL, 7, "/svc/production/",
+		"/svc/production@status/");
+	free(sk);
+	free(sv);
+	sk = b64("/svc/production/");
+	sv = b64("/svc/production@status/");
+	{
+		char *e1 = b64("/svc/production0"), *e2 = b64("/svc/production@status0");
+
+		snprintf(want, 2048, "{\"compare\":[{\"key\":\"%s\",\"target\":\"CREATE\",\"result\":\"EQUAL\",\"create_revision\":\"0\"}],"
+							 "\"success\":[{\"request_put\":{\"key\":\"%s\",\"value\":\"%s\",\"lease\":\"7\"}},"
+							 "{\"request_range\":{\"key\":\"%s\",\"range_end\":\"%s\"}},"
+							 "{\"request_range\":{\"key\":\"%s\",\"range_end\":\"%s\"}}],"
+							 "\"failure\":[{\"request_range\":{\"key\":\"%s\"}}]}",
+			k, k, v, sk, e1, sv, e2, k);
+		free(e1);
+		free(e2);
+	}
+	assert_string_equal(s, want);
+	free(s);
 	free(want);
 	free(k);
 	free(v);
@@ -619,6 +641,72 @@ test_parse_txn(void **state)
 	assert_int_equal(cluster__etcd3_parse_txn(S("{\"header\":{\"revision\":\"9\"},\"responses\":[7]}"), &t), EBADMSG);
 	assert_int_equal(cluster__etcd3_parse_txn(S("{\"header\":{\"revision\":\"9\"},\"responses\":[{\"response_range\":{\"kvs\":[{\"key\":1}]}}]}"), &t), EBADMSG);
 	assert_int_equal(cluster__etcd3_parse_txn(S("{\"succeeded\":true}"), &t), EBADMSG);
+}
+
+/* A join's txn answer (etcd 3.4's own, for build_write_read()): the
+ * ranges in order at the txn's revision. A range that cannot be used
+ * leaves none, with its cause, and never fails the txn: the write went
+ * through whatever its reads say. */
+static void
+test_parse_txn_ranges(void **state)
+{
+	cluster__etcd3_txn t;
+	size_t len;
+	char *body = load("txn-read.json", &len);
+
+	(void) state;
+	assert_int_equal(cluster__etcd3_parse_txn(body, len, &t), 0);
+	assert_int_equal(t.succeeded, 1);
+	assert_true(t.revision == 4);
+	assert_int_equal(t.ranges_err, 0);
+	assert_int_equal(t.n_ranges, 2);
+	assert_true(t.ranges[0].revision == 4);
+	assert_int_equal(t.ranges[0].n_kvs, 2);
+	assert_string_equal(t.ranges[0].kvs[0].key, "/svc/production/a");
+	assert_string_equal(t.ranges[0].kvs[1].key, "/svc/production/b");
+	assert_string_equal(t.ranges[0].kvs[1].value, "{\"workers\":1}");
+	assert_int_equal(t.ranges[1].n_kvs, 1);
+	assert_string_equal(t.ranges[1].kvs[0].key, "/svc/production@status/a");
+	cluster__etcd3_txn_free(&t);
+	assert_int_equal(t.n_ranges, 0);
+	free(body);
+
+	/* an empty prefix is a range with no kvs */
+	assert_int_equal(cluster__etcd3_parse_txn(S("{\"header\":{\"revision\":\"5\"},\"succeeded\":true,\"responses\":[{\"response_put\":{}},"
+												"{\"response_range\":{\"header\":{\"revision\":\"5\"}}}]}"),
+						 &t),
+		0);
+	assert_int_equal(t.n_ranges, 1);
+	assert_int_equal(t.ranges[0].n_kvs, 0);
+	cluster__etcd3_txn_free(&t);
+
+	/* unusable ranges: the txn stands, the ranges are dropped */
+	{
+		static const char *const bad[] = {
+			/* a kv without a key */
+			"{\"header\":{\"revision\":\"5\"},\"succeeded\":true,\"responses\":[{\"response_range\":{\"kvs\":[{\"value\":\"eA==\"}]}}]}",
+			/* paged, though no limit was asked */
+			"{\"header\":{\"revision\":\"5\"},\"succeeded\":true,\"responses\":[{\"response_range\":{\"kvs\":[],\"more\":true}}]}",
+			/* the first good, the second not an object */
+			"{\"header\":{\"revision\":\"5\"},\"succeeded\":true,\"responses\":[{\"response_range\":{\"kvs\":[{\"key\":\"L2E=\"}]}},"
+			"{\"response_range\":7}]}",
+			/* more ranges than any request of ours asks for */
+			"{\"header\":{\"revision\":\"5\"},\"succeeded\":true,\"responses\":[{\"response_range\":{}},{\"response_range\":{}},"
+			"{\"response_range\":{}}]}",
+			/* a response that is not an object */
+			"{\"header\":{\"revision\":\"5\"},\"succeeded\":true,\"responses\":[{\"response_range\":{}},\"x\"]}",
+		};
+		size_t i;
+
+		for(i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		{
+			assert_int_equal(cluster__etcd3_parse_txn(bad[i], strlen(bad[i]), &t), 0);
+			assert_int_equal(t.succeeded, 1);
+			assert_int_equal(t.n_ranges, 0);
+			assert_int_equal(t.ranges_err, EBADMSG);
+			cluster__etcd3_txn_free(&t);
+		}
+	}
 }
 
 static void
@@ -1082,6 +1170,7 @@ main(void)
 		cmocka_unit_test(test_parse_range_hostile),
 		cmocka_unit_test(test_parse_deep_nesting),
 		cmocka_unit_test(test_parse_txn),
+		cmocka_unit_test(test_parse_txn_ranges),
 		cmocka_unit_test(test_parse_lease),
 		cmocka_unit_test(test_parse_error_and_auth),
 		cmocka_unit_test(test_parse_watch_stream),

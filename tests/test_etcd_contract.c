@@ -606,6 +606,52 @@ await_metric(const char *name, const char *labels, double want, double seconds)
 	return v;
 }
 
+/*
+ * A join reads the member set, and an advisor user's join the statuses
+ * too, inside its registration transaction: etcd handles no Range for
+ * it, and its first view is whole (the other member, its worker count
+ * and its status). Before, each was a request of its own after the
+ * transaction, on the way to the joiner's first callback.
+ */
+static void
+test_join_reads_in_its_registration(void **state)
+{
+	const char *key = et_key("joinread");
+	const char *range = "grpc_method=\"Range\"";
+	CLUSTERADVISORCONFIG cfg;
+	CLUSTERMEMBER *ms = NULL;
+	size_t n = 0, i;
+	et_member *a, *b;
+	double r0, r1;
+	int seen = 0;
+
+	(void) state;
+	a = et_new(key, "a", 3, 5);
+	assert_int_equal(cluster_set_address(a->c, "ws://a:1"), 0);
+	assert_int_equal(cluster_report(a->c, 7, 100), 0);
+	assert_int_equal(et_join(a), 0);
+	et_check(a, 0, 3, 3, 5);
+	b = et_new(key, "b", 1, 5);
+	/* an advisor user: it keeps everyone's status from its join on */
+	cluster_advisor_config_init(&cfg);
+	assert_int_equal(cluster_set_advisor_config(b->c, &cfg), 0);
+	r0 = et_metric("grpc_server_started_total", range);
+	assert_int_equal(et_join(b), 0);
+	r1 = et_metric("grpc_server_started_total", range);
+	et_check(b, 3, 1, 4, 5);
+	assert_int_equal(cluster_peers(b->c, &ms, &n), 0);
+	for(i = 0; i < n; i++)
+	{
+		seen |= !strcmp(ms[i].id, "a") && ms[i].workers == 3 && ms[i].has_status && ms[i].load == 7;
+	}
+	cluster_members_free(ms);
+	fprintf(stderr, "# Range requests during the join: %.0f\n", r1 - r0);
+	assert_true(seen);
+	assert_true(r1 == r0);
+	et_member_free(b);
+	et_member_free(a);
+}
+
 /* The status is written beside the member key, not into it: under
  * /<key>/production@status/<id> (outside the member prefix, so a member
  * watch never sees it), under the member's lease; the member value keeps
@@ -788,6 +834,7 @@ main(void)
 		cmocka_unit_test_setup_teardown(test_watch_callbacks_run_outside_libcurl, et_setup, et_teardown),
 		cmocka_unit_test_setup_teardown(test_view_freshness_follows_the_registry, et_setup, et_teardown),
 		cmocka_unit_test_setup_teardown(test_status_key_beside_member_key, et_setup, et_teardown),
+		cmocka_unit_test_setup_teardown(test_join_reads_in_its_registration, et_setup, et_teardown),
 		cmocka_unit_test_setup_teardown(test_keepalive_stream_and_leave_connections, et_setup, et_teardown),
 		cmocka_unit_test_setup_teardown(test_quiet_watch_leans_on_the_keepalives, et_setup, et_teardown),
 		cmocka_unit_test_setup_teardown(test_frequent_writes_keep_their_connection, et_setup, et_teardown),
