@@ -539,22 +539,24 @@ bl_bare_start(const char *endpoint, int watchers)
 	return b;
 }
 
-/* Wait (lock held) until every watcher has seen want events; returns
- * when the last of them had its newest one, or -1 when one has not within
- * 30 s of t1. */
+/* Wait until every watcher has seen want events; returns when the last
+ * of them had its newest one, or -1 when one has not within 30 s of t1. */
 static double
 bare_await(bl_bare *b, long want, double t1)
 {
 	double last;
 
+	pthread_mutex_lock(&b->lock);
 	while(bare_min_events(b, &last) < want)
 	{
 		if(bl_cond_wait_for(&b->cond, &b->lock, 30) && bl_now() - t1 > 29)
 		{
 			fprintf(stderr, "bench: a raw watcher never got the event\n");
-			return -1;
+			last = -1;
+			break;
 		}
 	}
+	pthread_mutex_unlock(&b->lock);
 	return last;
 }
 
@@ -582,7 +584,6 @@ bl_bare_latency(bl_bare *b, int samples, double *out, double *rtt_out)
 			break;
 		}
 		t1 = bl_now();
-		pthread_mutex_lock(&b->lock);
 		last = bare_await(b, want, t1);
 		lost = last < 0;
 		/* the first few warm the connections up and are not counted */
@@ -591,7 +592,6 @@ bl_bare_latency(bl_bare *b, int samples, double *out, double *rtt_out)
 			rtt_out[n] = (t1 - t0) * 1000.0;
 			out[n++] = (last - t0) * 1000.0;
 		}
-		pthread_mutex_unlock(&b->lock);
 		nanosleep(&pause, NULL);
 	}
 	curl_slist_free_all(hdr);
@@ -650,7 +650,7 @@ bl_bare_membership(bl_bare *b, int ttl, int samples, double *join_out, double *l
 	struct bare_answer a;
 	char body[256], lease[32], *p;
 	size_t n = 0;
-	double t0, t1, last;
+	double t0, last;
 	long want;
 	int i;
 
@@ -672,11 +672,7 @@ bl_bare_membership(bl_bare *b, int ttl, int samples, double *join_out, double *l
 		{
 			break;
 		}
-		t1 = bl_now();
-		pthread_mutex_lock(&b->lock);
-		last = bare_await(b, want, t1);
-		want++;
-		pthread_mutex_unlock(&b->lock);
+		last = bare_await(b, want++, bl_now());
 		if(last < 0)
 		{
 			break;
@@ -693,10 +689,7 @@ bl_bare_membership(bl_bare *b, int ttl, int samples, double *join_out, double *l
 		{
 			break;
 		}
-		t1 = bl_now();
-		pthread_mutex_lock(&b->lock);
-		last = bare_await(b, want, t1);
-		pthread_mutex_unlock(&b->lock);
+		last = bare_await(b, want, bl_now());
 		if(last < 0)
 		{
 			break;
