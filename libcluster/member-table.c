@@ -91,12 +91,32 @@ own_workers(const cluster__node *n)
 	return n->passive ? 0 : n->workers;
 }
 
-/* Bytes after the fixed fields: the id, and with a status the address,
- * load and capacity. */
+/* The status values after the address: load, capacity, joined_ms. */
+struct status_vals
+{
+	long long load, capacity;
+	int64_t joined_ms;
+};
+
+/* Bytes after the fixed fields: the id, and with a status the address and
+ * the status values. */
 static size_t
 tail_size(size_t idlen, int has_status, size_t addrlen)
 {
-	return idlen + 1 + (has_status ? addrlen + 1 + 2 * sizeof(long long) : 0);
+	return idlen + 1 + (has_status ? addrlen + 1 + sizeof(struct status_vals) : 0);
+}
+
+/* A status node's values (zero without a status). */
+static struct status_vals
+status_vals(const cluster__node *n)
+{
+	struct status_vals v = { 0, 0, 0 };
+
+	if(n->has_status)
+	{
+		memcpy(&v, n->id + n->idlen + 1 + n->addrlen + 1, sizeof(v));
+	}
+	return v;
 }
 
 /* A bare node with room for tail bytes, children unset. */
@@ -340,27 +360,27 @@ cluster__table_find(const cluster__table *t, const char *id)
 int
 cluster__node_status(const cluster__node *n, const char **address, long long *load, long long *capacity)
 {
-	const char *addr = "";
-	long long v[2] = { 0, 0 };
+	struct status_vals v = status_vals(n);
 
-	if(n->has_status)
-	{
-		addr = n->id + n->idlen + 1;
-		memcpy(v, addr + n->addrlen + 1, sizeof(v));
-	}
 	if(address)
 	{
-		*address = addr;
+		*address = n->has_status ? n->id + n->idlen + 1 : "";
 	}
 	if(load)
 	{
-		*load = v[0];
+		*load = v.load;
 	}
 	if(capacity)
 	{
-		*capacity = v[1];
+		*capacity = v.capacity;
 	}
 	return n->has_status;
+}
+
+int64_t
+cluster__node_joined_ms(const cluster__node *n)
+{
+	return n->has_joined ? status_vals(n).joined_ms : 0;
 }
 
 static int
@@ -437,23 +457,23 @@ put(cluster__table *t, const cluster__member *rec, int workers, int passive, int
 	leaf->mod_revision = rec->mod_revision;
 	leaf->create_revision = rec->create_revision;
 	leaf->received_ms = same ? old->received_ms : now_ms;
-	/* not content: every write publishes a new age, and each one dates
-	 * the join afresh from its own receipt */
-	leaf->has_joined = (unsigned char) !!rec->has_up;
-	leaf->joined_ms = rec->has_up ? rec->joined_ms : 0;
 	leaf->count = 1;
 	leaf->sum = own_workers(leaf);
 	memcpy(leaf->id, rec->id, len + 1);
 	if(rec->has_status)
 	{
-		long long v[2];
+		struct status_vals v;
 
-		v[0] = rec->load;
-		v[1] = rec->capacity;
+		/* the age is not content: every write publishes a new one, and
+		 * each dates the join afresh from its own receipt */
+		v.load = rec->load;
+		v.capacity = rec->capacity;
+		v.joined_ms = rec->has_up ? rec->joined_ms : 0;
 		leaf->has_status = 1;
+		leaf->has_joined = (unsigned char) !!rec->has_up;
 		leaf->addrlen = (unsigned short) alen;
 		memcpy(leaf->id + len + 1, rec->address, alen + 1);
-		memcpy(leaf->id + len + 1 + alen + 1, v, sizeof(v));
+		memcpy(leaf->id + len + 1 + alen + 1, &v, sizeof(v));
 	}
 	if(old)
 	{
@@ -686,7 +706,7 @@ check(const cluster__node *n, const char *lo, const char *hi)
 	{
 		return -1;
 	}
-	if(n->has_status && strlen(n->id + n->idlen + 1) != n->addrlen)
+	if((n->has_status && strlen(n->id + n->idlen + 1) != n->addrlen) || (n->has_joined && !n->has_status))
 	{
 		return -1;
 	}

@@ -49,10 +49,11 @@ struct cluster__member
 };
 
 /*
- * One stored member: one allocation, sized to its id and address. Callers
- * read the record fields (id, workers, passive, has_status, mod_revision,
- * create_revision, received_ms, has_joined and joined_ms; the status
- * through cluster__node_status()); the tree
+ * One stored member: one allocation, sized to its id and, with a status,
+ * its address. Callers read the record fields (id, workers, passive,
+ * has_status, mod_revision, create_revision, received_ms, has_joined; the
+ * status through cluster__node_status(), the join time through
+ * cluster__node_joined_ms()); the tree
  * fields (left, right, refs, count, sum) belong to member-table.c. A node
  * returned by a lookup stays valid while the version it came from is
  * held.
@@ -64,24 +65,30 @@ struct cluster__node
 	int64_t mod_revision;
 	int64_t create_revision;
 	int64_t received_ms;
-	int64_t joined_ms;      /* cluster__member.joined_ms, when has_joined */
 	unsigned refs;          /* atomic */
 	int sum;                /* workers of the counted members in this subtree */
 	unsigned short count;   /* nodes in this subtree (<= CLUSTER_MEMBERS_MAX) */
 	unsigned short workers; /* 0 in a statuses table */
-	unsigned char passive;
-	unsigned char has_status;
-	unsigned char has_joined; /* the record published the member's age */
+	unsigned char passive : 1;
+	unsigned char has_status : 1;
+	unsigned char has_joined : 1; /* a status record that published the member's age */
 	unsigned char idlen;
 	unsigned short addrlen;
 	/* the id and its NUL; with a status, the address and its NUL, then
-	 * load and capacity (unaligned: read through cluster__node_status()) */
+	 * load, capacity and joined_ms (unaligned: read through
+	 * cluster__node_status() and cluster__node_joined_ms()). A member
+	 * without a status (most of them) carries no status bytes: the fixed
+	 * part is 56 bytes, so a node with an id of up to 15 bytes is an
+	 * 80-byte malloc chunk on glibc (it was 96 bytes up to 13). */
 	char id[];
 };
 
 /* The node's advisor status: its address ("" if none), *load and
  * *capacity (both may be NULL; 0 if none). Returns has_status. */
 int cluster__node_status(const cluster__node *n, const char **address, long long *load, long long *capacity);
+/* When the member joined (local monotonic ms, cluster__member.joined_ms)
+ * by the age its status record published; 0 when has_joined is not set. */
+int64_t cluster__node_joined_ms(const cluster__node *n);
 
 /* A table version: NULL root is the empty table, so a zeroed struct is a
  * valid empty table. Assigning the struct moves the reference. */

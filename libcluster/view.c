@@ -68,7 +68,7 @@ entry(const cluster__view *view, const cluster__node *n, const cluster__node *sn
 	out->node = n;
 	out->has_status = cluster__node_status(sn ? sn : n, &out->address, &out->load, &out->capacity);
 	out->has_joined = out->has_status && (sn ? sn : n)->has_joined;
-	out->joined_ms = out->has_joined ? (sn ? sn : n)->joined_ms : 0;
+	out->joined_ms = out->has_joined ? cluster__node_joined_ms(sn ? sn : n) : 0;
 	out->mod_revision = n->mod_revision;
 	out->received_ms = n->received_ms;
 	if(sn)

@@ -531,6 +531,81 @@ test_status_table(void **state)
 	cluster__table_free(&s);
 }
 
+/*
+ * The join age lives with the status: a status record that published one
+ * gives it back (and keeps it through rotations and a new version of
+ * another member), a new write dates the join afresh without being a
+ * change of content, and a record without a status carries none (the
+ * bytes of a plain member hold no status: the fixed part stays 56).
+ */
+static void
+test_joined_with_status(void **state)
+{
+	cluster__table t, old;
+	cluster__member rec;
+	const cluster__node *n;
+	const char *addr;
+	long long load, cap;
+	int changed, i;
+	char id[8];
+
+	(void) state;
+	assert_true(offsetof(cluster__node, id) <= 56);
+	memset(&t, 0, sizeof(t));
+	rec = rec_of("m", 2, 0);
+	rec.has_up = 1; /* no status: the age is not kept */
+	rec.joined_ms = 777;
+	assert_int_equal(cluster__table_put(&t, &rec, 10, &changed), 0);
+	n = cluster__table_find(&t, "m");
+	assert_int_equal(n->has_joined, 0);
+	assert_true(cluster__node_joined_ms(n) == 0);
+	rec.has_status = 1;
+	snprintf(rec.address, sizeof(rec.address), "ws://m:1");
+	rec.load = 3;
+	rec.capacity = 9;
+	rec.mod_revision = 2;
+	assert_int_equal(cluster__table_put(&t, &rec, 20, &changed), 0);
+	assert_int_equal(changed, 1);
+	n = cluster__table_find(&t, "m");
+	assert_int_equal(n->has_joined, 1);
+	assert_true(cluster__node_joined_ms(n) == 777);
+	assert_int_equal(cluster__node_status(n, &addr, &load, &cap), 1);
+	assert_string_equal(addr, "ws://m:1");
+	assert_true(load == 3 && cap == 9);
+	/* many more members: rotations copy the node with its tail */
+	for(i = 0; i < 40; i++)
+	{
+		cluster__member other;
+
+		snprintf(id, sizeof(id), "a%02d", i);
+		other = rec_of(id, 1, 0);
+		assert_int_equal(cluster__table_put(&t, &other, 30, NULL), 0);
+	}
+	n = cluster__table_find(&t, "m");
+	assert_true(cluster__node_joined_ms(n) == 777);
+	assert_int_equal(cluster__node_status(n, &addr, &load, &cap), 1);
+	assert_string_equal(addr, "ws://m:1");
+	assert_true(load == 3 && cap == 9);
+	/* a later write with a new age: same content, the old version keeps its own */
+	cluster__table_share(&old, &t);
+	rec.joined_ms = 780;
+	rec.mod_revision = 3;
+	assert_int_equal(cluster__table_put(&t, &rec, 40, &changed), 0);
+	assert_int_equal(changed, 0);
+	assert_true(cluster__node_joined_ms(cluster__table_find(&t, "m")) == 780);
+	assert_true(cluster__node_joined_ms(cluster__table_find(&old, "m")) == 777);
+	/* a write without an age */
+	rec.has_up = 0;
+	rec.mod_revision = 4;
+	assert_int_equal(cluster__table_put(&t, &rec, 50, &changed), 0);
+	assert_int_equal(cluster__table_find(&t, "m")->has_joined, 0);
+	assert_true(cluster__node_joined_ms(cluster__table_find(&t, "m")) == 0);
+	assert_int_equal(cluster__table_check(&t), 0);
+	assert_int_equal(cluster__table_check(&old), 0);
+	cluster__table_free(&old);
+	cluster__table_free(&t);
+}
+
 /* ------------------------------------------------------------------ */
 /* shape and the limit                                                  */
 /* ------------------------------------------------------------------ */
@@ -873,6 +948,7 @@ main(void)
 		cmocka_unit_test(test_put_semantics),
 		cmocka_unit_test(test_invalid_records),
 		cmocka_unit_test(test_status_table),
+		cmocka_unit_test(test_joined_with_status),
 		cmocka_unit_test(test_limit),
 		cmocka_unit_test(test_every_order),
 		cmocka_unit_test(test_out_of_memory),
