@@ -36,10 +36,13 @@
 #define HTTP_UPLOAD_BUFFER 16384L
 
 /* Our own buffers that grew past this for one large answer (the range of
- * a big cluster, a long watch replay) are released once it has been
- * handed over: with a thousand instances in a process, each keeping its
- * largest answer ever would cost more than everything else it holds. */
-#define HTTP_KEEP_BUFFER 16384u
+ * a big cluster, a long watch replay, a batch of statuses) are released
+ * once it has been handed over: with a thousand instances in a process,
+ * each keeping its largest answer ever would cost more than everything
+ * else it holds. A keepalive answer or one watch event fits; at 16 KiB an
+ * advisor user kept three buffers of status batches (bench-memory -a 300:
+ * 278.7 kB per instance, 257.0 at 4 KiB). */
+#define HTTP_KEEP_BUFFER 4096u
 
 struct cluster__http
 {
