@@ -4,18 +4,23 @@
 LIBCLUSTER_SOURCES += \
 	libcluster/http.h \
 	libcluster/http-curl.c \
+	libcluster/http1-reader.h \
+	libcluster/http1-reader.c \
 	libcluster/linesplit.c \
 	libcluster/endpoints.c \
 	libcluster/etcd3-proto.h \
 	libcluster/etcd3-proto.c \
 	libcluster/engine-etcd3.c
 
-CMOCKA_TESTS += tests/test_http tests/test_etcd3_proto tests/test_engine_hostile
+CMOCKA_TESTS += tests/test_http tests/test_http1_reader tests/test_etcd3_proto tests/test_engine_hostile
 EXTRA_DIST += tests/data/etcd3
 
 tests_test_http_SOURCES = tests/test_http.c tests/fakehttp.c tests/fakehttp.h
 tests_test_http_CFLAGS = $(TEST_CFLAGS)
 tests_test_http_LDADD = $(TEST_LDADD)
+tests_test_http1_reader_SOURCES = tests/test_http1_reader.c
+tests_test_http1_reader_CFLAGS = $(TEST_CFLAGS)
+tests_test_http1_reader_LDADD = $(TEST_LDADD)
 tests_test_etcd3_proto_SOURCES = tests/test_etcd3_proto.c
 tests_test_etcd3_proto_CFLAGS = $(TEST_CFLAGS)
 tests_test_etcd3_proto_LDADD = $(TEST_LDADD)

@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # make fuzz: libFuzzer harnesses (fuzz/) for every parser of data that
 # comes from the network (etcd v3 answers and the status record, the v3
-# watch stream, etcd v2 answers, the stream line splitter), the endpoint
+# watch stream, etcd v2 answers, the stream line splitter, the HTTP/1.1 answer
+# of a duplex stream over plain HTTP), the endpoint
 # list, the client certificate's dates, and cluster-gateway's HTTP server
 # (httpd: built from its own sources with libevent and http-parser). Built with clang
 # (-fsanitize=fuzzer,address,undefined) straight from the pure sources,
@@ -11,11 +12,11 @@
 # leaves the input in fuzzbin/crash-NAME-*, and fails the target.
 FUZZ_CC = clang
 FUZZ_SECONDS = 60
-FUZZ_TARGETS = etcd3 watch etcd2 endpoints linesplit cert httpd
+FUZZ_TARGETS = etcd3 watch etcd2 endpoints linesplit http1 cert httpd
 FUZZ_CFLAGS = -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -DHAVE_CONFIG_H \
 	-I$(top_builddir) -I$(top_srcdir)/include -I$(top_srcdir)/libcluster -I$(top_srcdir)/fuzz $(CJSON_CFLAGS)
 FUZZ_LIB_FILES = $(top_srcdir)/libcluster/etcd3-proto.c $(top_srcdir)/libcluster/etcd2-proto.c \
-	$(top_srcdir)/libcluster/json.c $(top_srcdir)/libcluster/endpoints.c $(top_srcdir)/libcluster/linesplit.c \
+	$(top_srcdir)/libcluster/json.c $(top_srcdir)/libcluster/endpoints.c $(top_srcdir)/libcluster/linesplit.c $(top_srcdir)/libcluster/http1-reader.c \
 	$(top_srcdir)/libcluster/cert.c $(top_srcdir)/libcluster/escape.c $(top_srcdir)/libcluster/util.c \
 	$(top_srcdir)/libcluster/view.c $(top_srcdir)/libcluster/member-table.c
 FUZZ_HTTPD_FILES = -I$(top_srcdir)/cluster-gateway -I$(top_srcdir)/cli-common $(LIBEVENT_CFLAGS) \
