@@ -6,15 +6,19 @@
  * cluster__http_interrupt() wake with curl_multi_wakeup() from any thread:
  * that is what lets cluster_leave() return at once even when the registry
  * is hung (SIGSTOPped) and a request or a watch stream is in progress.
+ * A duplex stream over plain HTTP is framed here on a connection libcurl
+ * makes (raw_stream()); over https libcurl drives it (HTTP/2 there).
  */
 #include "util.h"
 #include "http.h"
+#include "http1-reader.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <fcntl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 #include <curl/curl.h>
@@ -80,6 +84,7 @@ struct cluster__http
 	size_t in_len, in_cap;
 	/* duplex streams: bytes queued for the chunked request body */
 	int duplex;
+	int raw; /* the duplex stream is framed here (raw_stream()) */
 	int upload_paused;
 	int out_eof; /* end the chunked body once out is sent */
 	char *out;
@@ -87,6 +92,7 @@ struct cluster__http
 	/* the connections this handle's libcurl holds open (on_open_socket) */
 	int n_socks;
 	curl_socket_t sock; /* the last one opened, CURL_SOCKET_BAD: none */
+	size_t sock_ep;     /* the endpoint it was opened to */
 	/* why the last request failed on the way (curl's words), "" if not */
 	char errbuf[CURL_ERROR_SIZE];
 	char error[CURL_ERROR_SIZE + 320];
@@ -407,15 +413,9 @@ on_read(char *buf, size_t size, size_t nitems, void *ud)
 	return n;
 }
 
-int
-cluster__http_stream_send(cluster__http *h, const char *data)
+static int
+out_append(cluster__http *h, const char *data, size_t n)
 {
-	size_t n = strlen(data);
-
-	if(!h->duplex)
-	{
-		return EINVAL;
-	}
 	if(cluster__reserve(&h->out, &h->out_cap, h->out_len + n + 1, 256))
 	{
 		return ENOMEM;
@@ -425,11 +425,45 @@ cluster__http_stream_send(cluster__http *h, const char *data)
 	return 0;
 }
 
+/* Queue data for the request body. libcurl frames what on_read() gives
+ * it as chunks; a raw stream's bytes go out as they are, so each message
+ * is framed here as one chunk (an empty one would end the body). */
+int
+cluster__http_stream_send(cluster__http *h, const char *data)
+{
+	size_t n = strlen(data);
+	char size[24];
+
+	if(!h->duplex || h->out_eof)
+	{
+		return EINVAL;
+	}
+	if(!h->raw)
+	{
+		return out_append(h, data, n);
+	}
+	if(!n)
+	{
+		return 0;
+	}
+	snprintf(size, sizeof(size), "%zx\r\n", n);
+	if(cluster__reserve(&h->out, &h->out_cap, h->out_len + strlen(size) + n + 3, 256))
+	{
+		return ENOMEM;
+	}
+	return out_append(h, size, strlen(size)) || out_append(h, data, n) || out_append(h, "\r\n", 2) ? ENOMEM : 0;
+}
+
 void
 cluster__http_stream_end(cluster__http *h)
 {
-	if(h->duplex)
+	if(h->duplex && !h->out_eof)
 	{
+		/* a raw stream's last chunk (out of memory fails the stream) */
+		if(h->raw && out_append(h, "0\r\n\r\n", 5))
+		{
+			h->xfer_err = ENOMEM;
+		}
 		h->out_eof = 1;
 	}
 }
@@ -553,6 +587,7 @@ on_open_socket(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
 	{
 		h->n_socks++;
 		h->sock = fd;
+		h->sock_ep = h->cur;
 	}
 	return fd;
 }
@@ -828,6 +863,40 @@ peer_closed(cluster__http *h)
 	return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR ? errno : 0;
 }
 
+/* The limits of a transfer that started at start: ETIMEDOUT once one has
+ * passed, else 0 with *wait lowered to the time left to the nearest. */
+static int
+limits(cluster__http *h, int64_t start, int idle_ms, int first_line_ms, int total_ms, int *wait)
+{
+	int64_t now = cluster__now_ms(), end[3] = { INT64_MAX, INT64_MAX, INT64_MAX };
+	int i;
+
+	if(idle_ms > 0)
+	{
+		end[0] = h->last_data_ms + idle_ms;
+	}
+	if(first_line_ms > 0 && h->streaming && !h->ls.lines)
+	{
+		end[1] = start + first_line_ms;
+	}
+	if(total_ms > 0)
+	{
+		end[2] = start + total_ms;
+	}
+	for(i = 0; i < 3; i++)
+	{
+		if(end[i] <= now)
+		{
+			return ETIMEDOUT;
+		}
+		if(end[i] - now < *wait)
+		{
+			*wait = (int) (end[i] - now);
+		}
+	}
+	return 0;
+}
+
 /*
  * Drive one transfer to its end. Waits in curl_multi_poll() so that a
  * cancel or interrupt from another thread (curl_multi_wakeup) is seen at
@@ -836,7 +905,7 @@ peer_closed(cluster__http *h)
  * delivered here, between turns of libcurl, and its tick runs here too.
  */
 static int
-perform(cluster__http *h, int idle_ms, int first_line_ms, int total_ms, cluster__http_tick_cb tick, long *status, CURLcode *ccout)
+perform(cluster__http *h, int idle_ms, int first_line_ms, int total_ms, cluster__http_tick_cb tick, long *status, CURLcode *ccout, int keep)
 {
 	unsigned long gen0 = __atomic_load_n(&h->interrupts, __ATOMIC_SEQ_CST);
 	int64_t start = cluster__now_ms();
@@ -858,7 +927,6 @@ perform(cluster__http *h, int idle_ms, int first_line_ms, int total_ms, cluster_
 	{
 		CURLMsg *msg;
 		int q, closed, wait = 1000;
-		int64_t now, rem;
 
 		if(__atomic_load_n(&h->cancelled, __ATOMIC_SEQ_CST) || __atomic_load_n(&h->interrupts, __ATOMIC_SEQ_CST) != gen0)
 		{
@@ -922,36 +990,9 @@ perform(cluster__http *h, int idle_ms, int first_line_ms, int total_ms, cluster_
 			curl_easy_pause(h->easy, CURLPAUSE_CONT);
 			wait = 0;
 		}
-		now = cluster__now_ms();
-		if(idle_ms > 0)
+		if((r = limits(h, start, idle_ms, first_line_ms, total_ms, &wait)))
 		{
-			rem = h->last_data_ms + idle_ms - now;
-			if(rem <= 0)
-			{
-				r = ETIMEDOUT;
-				break;
-			}
-			wait = rem < wait ? (int) rem : wait;
-		}
-		if(first_line_ms > 0 && h->streaming && !h->ls.lines)
-		{
-			rem = start + first_line_ms - now;
-			if(rem <= 0)
-			{
-				r = ETIMEDOUT;
-				break;
-			}
-			wait = rem < wait ? (int) rem : wait;
-		}
-		if(total_ms > 0)
-		{
-			rem = start + total_ms - now;
-			if(rem <= 0)
-			{
-				r = ETIMEDOUT;
-				break;
-			}
-			wait = rem < wait ? (int) rem : wait;
+			break;
 		}
 		if(curl_multi_poll(h->multi, NULL, 0, wait, NULL) != CURLM_OK)
 		{
@@ -960,7 +1001,10 @@ perform(cluster__http *h, int idle_ms, int first_line_ms, int total_ms, cluster_
 		}
 	}
 	curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, status);
-	curl_multi_remove_handle(h->multi, h->easy);
+	if(!keep || r || h->xfer_err || cc != CURLE_OK)
+	{
+		curl_multi_remove_handle(h->multi, h->easy);
+	}
 	*ccout = cc;
 	if(r)
 	{
@@ -995,7 +1039,7 @@ cluster__http_request(cluster__http *h, const char *method, const char *path, co
 		{
 			return r;
 		}
-		r = perform(h, 0, 0, 0, NULL, &status, &cc);
+		r = perform(h, 0, 0, 0, NULL, &status, &cc, 0);
 		curl_slist_free_all(hdrs);
 		if(r == ECANCELED || r == ENOMEM)
 		{
@@ -1038,6 +1082,247 @@ cluster__http_request(cluster__http *h, const char *method, const char *path, co
 	return r ? r : EIO;
 }
 
+/* The body bytes of a raw stream's answer, to the stream's buffer. */
+static int
+raw_body(void *ud, const char *data, size_t len)
+{
+	cluster__http *h = ud;
+
+	if(on_write((char *) data, 1, len, h) != len)
+	{
+		return h->xfer_err ? h->xfer_err : EIO;
+	}
+	return 0;
+}
+
+/* The request head of a raw stream, queued before its first chunk:
+ * the endpoint's host and base path, and the headers libcurl would send. */
+static int
+raw_head(cluster__http *h, const char *path, const struct curl_slist *hdrs)
+{
+	const char *ep = h->endpoints[h->cur] + 7; /* after "http://" */
+	const char *slash = strchr(ep, '/');
+	size_t host = slash ? (size_t) (slash - ep) : strlen(ep);
+	char line[HTTP_MAX_URL + 64];
+	int n;
+
+	n = snprintf(line, sizeof(line), "POST %s%s HTTP/1.1\r\nHost: %.*s\r\n", slash ? slash : "", path, (int) host, ep);
+	if(n < 0 || (size_t) n >= sizeof(line))
+	{
+		return EINVAL;
+	}
+	if(out_append(h, line, (size_t) n))
+	{
+		return ENOMEM;
+	}
+	for(; hdrs; hdrs = hdrs->next)
+	{
+		if(out_append(h, hdrs->data, strlen(hdrs->data)) || out_append(h, "\r\n", 2))
+		{
+			return ENOMEM;
+		}
+	}
+	return out_append(h, "\r\n", 2);
+}
+
+/*
+ * The connection of a raw stream, as a descriptor of our own (close-on-
+ * exec). The idle connection libcurl keeps from this handle's last request
+ * to the same endpoint is shared (a duplicate of its socket), as libcurl
+ * would reuse it for the stream: a member's join and its keepalive stream
+ * are one connection. libcurl's copy is closed by libcurl once it finds the
+ * connection ended (etcd's gateway ends it after a duplex exchange; a raw
+ * stream that did not end cleanly shuts it down). Without one, libcurl
+ * makes a connection (CURLOPT_CONNECT_ONLY: its resolve, connect timeout
+ * and error words) and hands it over. Returns the descriptor, or -1 with
+ * *r set.
+ */
+static int
+raw_connect(cluster__http *h, int total_ms, long *status, int *r)
+{
+	curl_socket_t sock = CURL_SOCKET_BAD;
+	CURLcode cc;
+	int fd;
+
+	if(h->n_socks == 1 && h->sock != CURL_SOCKET_BAD && h->sock_ep == h->cur && !peer_closed(h) &&
+		(fd = fcntl(h->sock, F_DUPFD_CLOEXEC, 0)) >= 0)
+	{
+		return fd;
+	}
+	curl_easy_setopt(h->easy, CURLOPT_CONNECT_ONLY, 1L);
+	if((*r = perform(h, 0, 0, total_ms, NULL, status, &cc, 1)))
+	{
+		return -1;
+	}
+	curl_easy_getinfo(h->easy, CURLINFO_ACTIVESOCKET, &sock);
+	fd = sock == CURL_SOCKET_BAD ? -1 : fcntl(sock, F_DUPFD_CLOEXEC, 0);
+	/* closes libcurl's copy: one made for CONNECT_ONLY is never reused */
+	curl_multi_remove_handle(h->multi, h->easy);
+	if(fd < 0)
+	{
+		snprintf(h->error, sizeof(h->error), "%s: the connection is gone (%s)", h->endpoints[h->cur], strerror(sock == CURL_SOCKET_BAD ? ENOTCONN : errno));
+		*r = EIO;
+	}
+	return fd;
+}
+
+/* A failed send or receive on a raw stream's connection, named. */
+static int
+raw_io_error(cluster__http *h, const char *what, int err)
+{
+	snprintf(h->error, sizeof(h->error), "%s: %s: %s", h->endpoints[h->cur], what, strerror(err));
+	return err == ETIMEDOUT ? ETIMEDOUT : EIO;
+}
+
+/*
+ * A duplex stream over a plain connection, framed here instead of by
+ * libcurl. libcurl 7.88 sends a request body that stays open only by
+ * pausing its upload, and the first curl_easy_pause() of a handle makes
+ * its multi allocate a socket hash of 911 slots (29 kB, heaptrack): most
+ * of what a plain member's two threads cost beyond their buffers. The head
+ * and the chunks are written here and the answer is read by
+ * http1-reader.c, on a connection from raw_connect(). Waits in
+ * curl_multi_poll() on the socket, so cancel, interrupt and wake work as
+ * in perform(), and the same limits apply. Over https libcurl keeps the
+ * stream (HTTP/2 there keeps the connection for the next request, which
+ * Go's HTTP/1.1 server never does after a duplex exchange).
+ */
+static int
+raw_stream(cluster__http *h, const char *path, const char *body, const struct curl_slist *hdrs, const cluster__http_stream_opts *o, long *status)
+{
+	unsigned long gen0 = __atomic_load_n(&h->interrupts, __ATOMIC_SEQ_CST);
+	int64_t start;
+	cluster__h1 p;
+	int r = 0, eof = 0, fd;
+
+	/* the head and the first message, framed, before anything is sent */
+	h->out_len = h->out_off = 0;
+	if((r = raw_head(h, path, hdrs)) || (body && (r = cluster__http_stream_send(h, body))))
+	{
+		return r;
+	}
+	if((fd = raw_connect(h, o->total_timeout_ms, status, &r)) < 0)
+	{
+		return r;
+	}
+	*status = 0;
+	cluster__h1_init(&p);
+	start = h->last_data_ms = cluster__now_ms();
+	while(!r)
+	{
+		struct curl_waitfd wfd;
+		char buf[1024];
+		ssize_t n;
+		int wait = 1000, reads = 0, e = 0;
+
+		if(__atomic_load_n(&h->cancelled, __ATOMIC_SEQ_CST) || __atomic_load_n(&h->interrupts, __ATOMIC_SEQ_CST) != gen0)
+		{
+			r = ECANCELED;
+			break;
+		}
+		while(h->out_off < h->out_len && (n = send(fd, h->out + h->out_off, h->out_len - h->out_off, MSG_NOSIGNAL | MSG_DONTWAIT)) != 0)
+		{
+			if(n < 0)
+			{
+				if(errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				{
+					r = raw_io_error(h, "sending", errno);
+				}
+				break;
+			}
+			h->out_off += (size_t) n;
+		}
+		if(h->out_off == h->out_len)
+		{
+			h->out_off = h->out_len = 0;
+			trim(&h->out, &h->out_cap, 0);
+		}
+		/* what arrived, a bounded amount per turn: the lines are handed
+		 * over between turns */
+		while(!r && !e && !eof && !cluster__h1_done(&p) && reads++ < 64)
+		{
+			n = recv(fd, buf, sizeof(buf), MSG_DONTWAIT);
+			if(n < 0)
+			{
+				if(errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
+				{
+					r = raw_io_error(h, "receiving", errno);
+				}
+				break;
+			}
+			if(!n)
+			{
+				eof = 1;
+				break;
+			}
+			h->last_data_ms = cluster__now_ms();
+			e = cluster__h1_feed(&p, buf, (size_t) n, raw_body, h);
+		}
+		if(r)
+		{
+			break;
+		}
+		if(!h->xfer_err && e == EPROTO && p.error)
+		{
+			snprintf(h->error, sizeof(h->error), "%s: not an HTTP answer: %s", h->endpoints[h->cur], p.error);
+			r = EIO;
+			break;
+		}
+		if(!h->xfer_err)
+		{
+			h->xfer_err = deliver_lines(h);
+		}
+		if(h->xfer_err || h->ls.stopped || cluster__h1_done(&p))
+		{
+			break;
+		}
+		if(eof)
+		{
+			if(cluster__h1_eof(&p))
+			{
+				snprintf(h->error, sizeof(h->error), "%s: %s", h->endpoints[h->cur], p.error);
+				r = EIO;
+			}
+			break;
+		}
+		if(o->on_tick)
+		{
+			int64_t t = o->on_tick(o->ctx);
+
+			if(t == CLUSTER__HTTP_STOP)
+			{
+				h->ls.stopped = 1;
+				break;
+			}
+			if(t >= 0 && t < wait)
+			{
+				wait = (int) t;
+			}
+		}
+		if((r = limits(h, start, o->idle_timeout_ms, o->first_line_timeout_ms, o->total_timeout_ms, &wait)) || reads > 64)
+		{
+			/* a limit passed, or more to read at once */
+			continue;
+		}
+		wfd.fd = fd;
+		wfd.events = CURL_WAIT_POLLIN | (h->out_off < h->out_len ? CURL_WAIT_POLLOUT : 0);
+		wfd.revents = 0;
+		if(curl_multi_poll(h->multi, &wfd, 1, wait, NULL) != CURLM_OK)
+		{
+			r = EIO;
+		}
+	}
+	*status = p.status;
+	if(!cluster__h1_done(&p) || h->out_len || !h->out_eof)
+	{
+		/* the exchange did not end cleanly: nobody may reuse the
+		 * connection (libcurl may hold a copy) */
+		shutdown(fd, SHUT_RDWR);
+	}
+	close(fd);
+	return r ? r : h->xfer_err;
+}
+
 int
 cluster__http_stream_run(cluster__http *h, const char *path, const char *body, const cluster__http_stream_opts *o, long *status_out)
 {
@@ -1056,7 +1341,16 @@ cluster__http_stream_run(cluster__http *h, const char *path, const char *body, c
 	r = setup(h, "POST", path, NULL, body, 1, o->total_timeout_ms, &hdrs);
 	if(!r)
 	{
-		r = perform(h, o->idle_timeout_ms, o->first_line_timeout_ms, o->total_timeout_ms, o->on_tick, &status, &cc);
+		/* a duplex stream over plain HTTP is framed here (raw_stream()) */
+		h->raw = o->duplex && !strncmp(h->endpoints[h->cur], "http://", 7) && !h->user;
+		if(h->raw)
+		{
+			r = raw_stream(h, path, body, hdrs, o, &status);
+		}
+		else
+		{
+			r = perform(h, o->idle_timeout_ms, o->first_line_timeout_ms, o->total_timeout_ms, o->on_tick, &status, &cc, 0);
+		}
 		curl_slist_free_all(hdrs);
 		if(!r)
 		{
@@ -1071,6 +1365,10 @@ cluster__http_stream_run(cluster__http *h, const char *path, const char *body, c
 	}
 	h->streaming = 0;
 	h->duplex = 0;
+	h->raw = 0;
+	h->out_len = h->out_off = 0;
+	h->out_eof = 0;
+	trim(&h->out, &h->out_cap, 0);
 	h->cb = NULL;
 	h->ctx = NULL;
 	h->ls.len = 0;

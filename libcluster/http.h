@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
  * The one HTTP seam. Every request the library makes to a registry goes
- * through these functions (implemented with libcurl in http-curl.c).
+ * through these functions (implemented with libcurl in http-curl.c, which
+ * reads the answer of a duplex stream over plain HTTP with
+ * http1-reader.c).
  *
  * A cluster__http object is used by one thread at a time; each library
  * thread owns its own. cluster__http_cancel() and cluster__http_interrupt()
@@ -124,7 +126,10 @@ struct cluster__http_stream_opts
 int cluster__http_stream_run(cluster__http *http, const char *path, const char *body, const cluster__http_stream_opts *opts, long *status_out);
 
 /* During a duplex stream, from its on_line or on_tick: queue data for the
- * request body. Returns 0, ENOMEM, or EINVAL when no duplex stream runs. */
+ * request body. Returns 0, ENOMEM, or EINVAL when no duplex stream runs
+ * or its body was ended (cluster__http_stream_end()). Over http:// the
+ * seam frames the stream itself (one chunk per call; see http1-reader.h),
+ * over https:// libcurl does. */
 int cluster__http_stream_send(cluster__http *http, const char *data);
 
 /* During a duplex stream, from its on_line or on_tick: end the request

@@ -35,6 +35,7 @@ struct fakehttp
 	pthread_t thread;
 	pthread_mutex_t m;
 	unsigned requests;
+	unsigned accepted; /* connections */
 	char last[8192];
 	char *all; /* every request, concatenated (bounded) */
 	size_t all_len;
@@ -83,12 +84,12 @@ free_routes(fakehttp *f)
 	f->route_count = NULL;
 }
 
+/* What a duplex client sends after its first chunk, or a request:
+ * searchable with fakehttp_seen(). */
 static void
-record(fakehttp *f, const char *req, size_t len)
+record_more(fakehttp *f, const char *data, size_t len)
 {
 	pthread_mutex_lock(&f->m);
-	f->requests++;
-	snprintf(f->last, sizeof(f->last), "%.*s", (int) len, req);
 	if(f->all_len + len < (1u << 20))
 	{
 		char *p = realloc(f->all, f->all_len + len + 1);
@@ -96,12 +97,22 @@ record(fakehttp *f, const char *req, size_t len)
 		if(p)
 		{
 			f->all = p;
-			memcpy(f->all + f->all_len, req, len);
+			memcpy(f->all + f->all_len, data, len);
 			f->all_len += len;
 			f->all[f->all_len] = 0;
 		}
 	}
 	pthread_mutex_unlock(&f->m);
+}
+
+static void
+record(fakehttp *f, const char *req, size_t len)
+{
+	pthread_mutex_lock(&f->m);
+	f->requests++;
+	snprintf(f->last, sizeof(f->last), "%.*s", (int) len, req);
+	pthread_mutex_unlock(&f->m);
+	record_more(f, req, len);
 }
 
 /* A chunked body (a duplex stream: etcd watch with heartbeats) holds a
@@ -216,6 +227,7 @@ drain(fakehttp *f, int fd, int ms)
 	{
 		struct pollfd p[2];
 		char sink[4096];
+		ssize_t n;
 		int64_t left = ms < 0 ? -1 : end - fh_now_ms();
 
 		if(ms >= 0 && left <= 0)
@@ -230,10 +242,11 @@ drain(fakehttp *f, int fd, int ms)
 		{
 			return;
 		}
-		if(read(fd, sink, sizeof(sink)) <= 0)
+		if((n = read(fd, sink, sizeof(sink))) <= 0)
 		{
 			return;
 		}
+		record_more(f, sink, (size_t) n);
 	}
 }
 
@@ -412,6 +425,9 @@ serve(void *arg)
 		{
 			continue;
 		}
+		pthread_mutex_lock(&f->m);
+		f->accepted++;
+		pthread_mutex_unlock(&f->m);
 		if(f->routes)
 		{
 			spawn_conn(f, fd);
@@ -573,6 +589,17 @@ const char *
 fakehttp_url(fakehttp *f)
 {
 	return f->url;
+}
+
+unsigned
+fakehttp_accepted(fakehttp *f)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&f->m);
+	n = f->accepted;
+	pthread_mutex_unlock(&f->m);
+	return n;
 }
 
 unsigned

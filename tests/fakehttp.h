@@ -50,6 +50,8 @@ void fakehttp_route_last(fakehttp *f, const char *match, char *buf, size_t size)
 int fakehttp_port(fakehttp *f);
 /* "http://127.0.0.1:PORT" in a static-per-server buffer. */
 const char *fakehttp_url(fakehttp *f);
+/* Number of connections accepted so far. */
+unsigned fakehttp_accepted(fakehttp *f);
 /* Number of requests read so far. */
 unsigned fakehttp_requests(fakehttp *f);
 /* Copy of the last request (head and body) into buf. */

@@ -574,6 +574,226 @@ test_stream_lines(void **state)
 	free(ep);
 }
 
+/* ---- duplex streams over plain HTTP (framed by the seam itself) ---------- */
+
+typedef struct duplex_ctx duplex_ctx;
+struct duplex_ctx
+{
+	cluster__http *h;
+	fakehttp *f;
+	lines got;
+	int step; /* 0: wait for 2 lines; 1: second message sent; 2: ended */
+	int send_after_end;
+};
+
+static int
+duplex_line(void *ctx, const char *line, size_t len)
+{
+	duplex_ctx *d = ctx;
+
+	return collect(&d->got, line, len);
+}
+
+/* Once two lines are in: a second message, then the end of the body, and
+ * stop when the server has seen both on the wire, framed as chunks. */
+static int64_t
+duplex_tick(void *ctx)
+{
+	duplex_ctx *d = ctx;
+
+	if(d->step == 0 && d->got.n >= 2)
+	{
+		assert_int_equal(cluster__http_stream_send(d->h, "{\"ID\":2}\n"), 0);
+		d->step = 1;
+	}
+	else if(d->step == 1 && fakehttp_seen(d->f, "9\r\n{\"ID\":2}\n\r\n"))
+	{
+		cluster__http_stream_end(d->h);
+		d->send_after_end = cluster__http_stream_send(d->h, "late\n");
+		d->step = 2;
+	}
+	else if(d->step == 2 && fakehttp_seen(d->f, "{\"ID\":2}\n\r\n0\r\n\r\n"))
+	{
+		return CLUSTER__HTTP_STOP;
+	}
+	return 10;
+}
+
+static int
+run_duplex(cluster__http *h, duplex_ctx *d, int idle_ms, long *status)
+{
+	cluster__http_stream_opts o;
+
+	memset(&o, 0, sizeof(o));
+	o.on_line = duplex_line;
+	o.on_tick = duplex_tick;
+	o.ctx = d;
+	o.duplex = 1;
+	o.idle_timeout_ms = idle_ms;
+	o.total_timeout_ms = tu_scaled_ms(10000);
+	return cluster__http_stream_run(h, "/v3/lease/keepalive", "{\"ID\":1}\n", &o, status);
+}
+
+/* A duplex stream over http:// is written and read by the seam (not
+ * libcurl's paused upload): the head libcurl would send, each message one
+ * chunk, the last chunk on end, an answer in slices after "100 Continue";
+ * and each way it can end, named. */
+static void
+test_duplex_plain(void **state)
+{
+	char *raw = chunked("{\"result\":1}\n{\"result\":2}\n", 5, 0), *ep, req[2048], host[64];
+	fakehttp_reply script[] = { { raw, 0, 7, 1, 0, 0 } };
+	fakehttp *f = fakehttp_start(script, 1);
+	cluster__http *h;
+	duplex_ctx d;
+	long status = 0;
+	int64_t t0;
+	canceller c;
+	pthread_t t;
+
+	(void) state;
+	ep = strdup(fakehttp_url(f));
+	h = make_http(&ep, 1, 2000);
+	memset(&d, 0, sizeof(d));
+	d.h = h;
+	d.f = f;
+	assert_int_equal(run_duplex(h, &d, 0, &status), 0);
+	assert_int_equal(status, 200);
+	assert_int_equal(d.got.n, 2);
+	assert_string_equal(d.got.v[0], "{\"result\":1}");
+	assert_string_equal(d.got.v[1], "{\"result\":2}");
+	assert_int_equal(d.step, 2);
+	assert_int_equal(d.send_after_end, EINVAL);
+	fakehttp_last_request(f, req, sizeof(req));
+	snprintf(host, sizeof(host), "\r\nHost: 127.0.0.1:%d\r\n", fakehttp_port(f));
+	assert_non_null(strstr(req, "POST /v3/lease/keepalive HTTP/1.1\r\n"));
+	assert_non_null(strstr(req, host));
+	assert_non_null(strstr(req, "\r\nTransfer-Encoding: chunked\r\n"));
+	assert_non_null(strstr(req, "\r\nExpect: 100-continue\r\n"));
+	assert_non_null(strstr(req, "\r\nGrpc-Metadata-Hasleader: true\r\n"));
+	assert_non_null(strstr(req, "\r\n\r\n{\"ID\":1}\n"));
+	assert_false(fakehttp_seen(f, "late"));
+	lines_free(&d.got);
+	cluster__http_destroy(h);
+	fakehttp_stop(f);
+	free(ep);
+	free(raw);
+
+	/* the server ends its answer: the stream ends, no error */
+	raw = chunked("{\"result\":1}\n", 4, 1);
+	script[0].raw = raw;
+	f = fakehttp_start(script, 1);
+	ep = strdup(fakehttp_url(f));
+	h = make_http(&ep, 1, 2000);
+	memset(&d, 0, sizeof(d));
+	d.h = h;
+	d.f = f;
+	assert_int_equal(run_duplex(h, &d, 0, &status), 0);
+	assert_int_equal(d.got.n, 1);
+	lines_free(&d.got);
+	cluster__http_destroy(h);
+	fakehttp_stop(f);
+	free(ep);
+	free(raw);
+
+	/* the server closes the connection in the middle of its answer */
+	raw = chunked("{\"result\":1}\n", 4, 0);
+	script[0].raw = raw;
+	script[0].close = 1;
+	f = fakehttp_start(script, 1);
+	ep = strdup(fakehttp_url(f));
+	h = make_http(&ep, 1, 2000);
+	memset(&d, 0, sizeof(d));
+	d.h = h;
+	d.f = f;
+	assert_int_equal(run_duplex(h, &d, 0, &status), EIO);
+	assert_non_null(strstr(cluster__http_error(h, EIO), "closed the connection before the end of its answer"));
+	assert_int_equal(d.got.n, 1);
+	lines_free(&d.got);
+	cluster__http_destroy(h);
+	fakehttp_stop(f);
+	free(ep);
+	free(raw);
+
+	/* a request before the stream leaves its connection to the stream
+	 * (as libcurl would reuse it); a stream that ends unclean (here the
+	 * idle limit, the server still reading) leaves no connection behind
+	 * for libcurl to reuse: the next request makes a new one and is
+	 * answered (on the old one the server would not answer it) */
+	script[0].close = 0;
+	script[0].raw = ok_reply;
+	{
+		fakehttp_reply two[] = { { ok_reply, 0, 0, 0, 0, 0 }, { NULL, 0, 0, 0, 0, 0 }, { ok_reply, 0, 0, 0, 0, 0 } };
+		cluster__http_response resp;
+
+		raw = chunked("{\"result\":1}\n", 4, 0);
+		two[1].raw = raw;
+		f = fakehttp_start(two, 3);
+		ep = strdup(fakehttp_url(f));
+		h = make_http(&ep, 1, 2000);
+		memset(&d, 0, sizeof(d));
+		d.h = h;
+		d.f = f;
+		assert_int_equal(cluster__http_request(h, "POST", "/v3/lease/grant", NULL, "{}", &resp), 0);
+		cluster__http_response_free(&resp);
+		assert_int_equal(run_duplex(h, &d, 300, &status), ETIMEDOUT);
+		assert_int_equal(d.got.n, 1);
+		assert_int_equal(fakehttp_accepted(f), 1);
+		assert_int_equal(fakehttp_requests(f), 2);
+		assert_int_equal(cluster__http_request(h, "POST", "/v3/lease/revoke", NULL, "{}", &resp), 0);
+		assert_int_equal(resp.status, 200);
+		cluster__http_response_free(&resp);
+		assert_int_equal(fakehttp_accepted(f), 2);
+		lines_free(&d.got);
+		cluster__http_destroy(h);
+		fakehttp_stop(f);
+		free(ep);
+		free(raw);
+	}
+
+	/* not HTTP at all */
+	script[0].raw = "SSH-2.0-OpenSSH_9.2\r\n";
+	f = fakehttp_start(script, 1);
+	ep = strdup(fakehttp_url(f));
+	h = make_http(&ep, 1, 2000);
+	memset(&d, 0, sizeof(d));
+	d.h = h;
+	d.f = f;
+	assert_int_equal(run_duplex(h, &d, 0, &status), EIO);
+	assert_non_null(strstr(cluster__http_error(h, EIO), "not an HTTP answer: not an HTTP/1.x status line"));
+	assert_int_equal(d.got.n, 0);
+	cluster__http_destroy(h);
+	fakehttp_stop(f);
+	free(ep);
+
+	/* silence after the head: the idle limit, then an interrupt */
+	raw = chunked("", 4, 0);
+	script[0].raw = raw;
+	script[0].close = 0;
+	script[0].hang_ms = -1;
+	f = fakehttp_start(script, 1);
+	ep = strdup(fakehttp_url(f));
+	h = make_http(&ep, 1, 2000);
+	memset(&d, 0, sizeof(d));
+	d.h = h;
+	d.f = f;
+	t0 = now_ms();
+	assert_int_equal(run_duplex(h, &d, 300, &status), ETIMEDOUT);
+	assert_true(now_ms() - t0 >= 250 && now_ms() - t0 < tu_scaled_ms(2000));
+	c.h = h;
+	c.delay_ms = 100;
+	c.interrupt = 1;
+	t0 = now_ms();
+	assert_int_equal(pthread_create(&t, NULL, cancel_main, &c), 0);
+	assert_int_equal(run_duplex(h, &d, 0, &status), ECANCELED);
+	assert_true(now_ms() - t0 < tu_scaled_ms(600));
+	pthread_join(t, NULL);
+	cluster__http_destroy(h);
+	fakehttp_stop(f);
+	free(ep);
+	free(raw);
+}
+
 static void
 test_stream_timeouts_and_limits(void **state)
 {
@@ -674,6 +894,7 @@ main(void)
 		cmocka_unit_test(test_cancel_and_interrupt),
 		cmocka_unit_test(test_stream_lines),
 		cmocka_unit_test(test_stream_timeouts_and_limits),
+		cmocka_unit_test(test_duplex_plain),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
