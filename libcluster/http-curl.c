@@ -1313,10 +1313,12 @@ raw_stream(cluster__http *h, const char *path, const char *body, const struct cu
 		}
 	}
 	*status = p.status;
-	if(!cluster__h1_done(&p) || h->out_len || !h->out_eof)
+	if(!cluster__h1_done(&p) || h->out_len || !h->out_eof || p.close)
 	{
-		/* the exchange did not end cleanly: nobody may reuse the
-		 * connection (libcurl may hold a copy) */
+		/* the exchange did not end cleanly, or the server ends the
+		 * connection ("Connection: close", as etcd's gateway does after
+		 * a duplex exchange): libcurl, which may hold a copy, must not
+		 * send its next request there */
 		shutdown(fd, SHUT_RDWR);
 	}
 	close(fd);
