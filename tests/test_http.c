@@ -634,6 +634,28 @@ run_duplex(cluster__http *h, duplex_ctx *d, int idle_ms, long *status)
 	return cluster__http_stream_run(h, "/v3/lease/keepalive", "{\"ID\":1}\n", &o, status);
 }
 
+/* A fake server with the script, a handle on it, a fresh context. */
+static cluster__http *
+duplex_setup(const fakehttp_reply *script, size_t n, fakehttp **f, char **ep, duplex_ctx *d)
+{
+	*f = fakehttp_start(script, n);
+	assert_non_null(*f);
+	*ep = strdup(fakehttp_url(*f));
+	memset(d, 0, sizeof(*d));
+	d->h = make_http(ep, 1, 2000);
+	d->f = *f;
+	return d->h;
+}
+
+static void
+duplex_teardown(cluster__http *h, fakehttp *f, char *ep, duplex_ctx *d)
+{
+	lines_free(&d->got);
+	cluster__http_destroy(h);
+	fakehttp_stop(f);
+	free(ep);
+}
+
 /* A duplex stream over http:// is written and read by the seam (not
  * libcurl's paused upload): the head libcurl would send, each message one
  * chunk, the last chunk on end, an answer in slices after "100 Continue";
@@ -643,7 +665,7 @@ test_duplex_plain(void **state)
 {
 	char *raw = chunked("{\"result\":1}\n{\"result\":2}\n", 5, 0), *ep, req[2048], host[64];
 	fakehttp_reply script[] = { { raw, 0, 7, 1, 0, 0 } };
-	fakehttp *f = fakehttp_start(script, 1);
+	fakehttp *f;
 	cluster__http *h;
 	duplex_ctx d;
 	long status = 0;
@@ -652,11 +674,7 @@ test_duplex_plain(void **state)
 	pthread_t t;
 
 	(void) state;
-	ep = strdup(fakehttp_url(f));
-	h = make_http(&ep, 1, 2000);
-	memset(&d, 0, sizeof(d));
-	d.h = h;
-	d.f = f;
+	h = duplex_setup(script, 1, &f, &ep, &d);
 	assert_int_equal(run_duplex(h, &d, 0, &status), 0);
 	assert_int_equal(status, 200);
 	assert_int_equal(d.got.n, 2);
@@ -673,46 +691,27 @@ test_duplex_plain(void **state)
 	assert_non_null(strstr(req, "\r\nGrpc-Metadata-Hasleader: true\r\n"));
 	assert_non_null(strstr(req, "\r\n\r\n{\"ID\":1}\n"));
 	assert_false(fakehttp_seen(f, "late"));
-	lines_free(&d.got);
-	cluster__http_destroy(h);
-	fakehttp_stop(f);
-	free(ep);
+	duplex_teardown(h, f, ep, &d);
 	free(raw);
 
 	/* the server ends its answer: the stream ends, no error */
 	raw = chunked("{\"result\":1}\n", 4, 1);
 	script[0].raw = raw;
-	f = fakehttp_start(script, 1);
-	ep = strdup(fakehttp_url(f));
-	h = make_http(&ep, 1, 2000);
-	memset(&d, 0, sizeof(d));
-	d.h = h;
-	d.f = f;
+	h = duplex_setup(script, 1, &f, &ep, &d);
 	assert_int_equal(run_duplex(h, &d, 0, &status), 0);
 	assert_int_equal(d.got.n, 1);
-	lines_free(&d.got);
-	cluster__http_destroy(h);
-	fakehttp_stop(f);
-	free(ep);
+	duplex_teardown(h, f, ep, &d);
 	free(raw);
 
 	/* the server closes the connection in the middle of its answer */
 	raw = chunked("{\"result\":1}\n", 4, 0);
 	script[0].raw = raw;
 	script[0].close = 1;
-	f = fakehttp_start(script, 1);
-	ep = strdup(fakehttp_url(f));
-	h = make_http(&ep, 1, 2000);
-	memset(&d, 0, sizeof(d));
-	d.h = h;
-	d.f = f;
+	h = duplex_setup(script, 1, &f, &ep, &d);
 	assert_int_equal(run_duplex(h, &d, 0, &status), EIO);
 	assert_non_null(strstr(cluster__http_error(h, EIO), "closed the connection before the end of its answer"));
 	assert_int_equal(d.got.n, 1);
-	lines_free(&d.got);
-	cluster__http_destroy(h);
-	fakehttp_stop(f);
-	free(ep);
+	duplex_teardown(h, f, ep, &d);
 	free(raw);
 
 	/* a request before the stream leaves its connection to the stream
@@ -728,12 +727,7 @@ test_duplex_plain(void **state)
 
 		raw = chunked("{\"result\":1}\n", 4, 0);
 		two[1].raw = raw;
-		f = fakehttp_start(two, 3);
-		ep = strdup(fakehttp_url(f));
-		h = make_http(&ep, 1, 2000);
-		memset(&d, 0, sizeof(d));
-		d.h = h;
-		d.f = f;
+		h = duplex_setup(two, 3, &f, &ep, &d);
 		assert_int_equal(cluster__http_request(h, "POST", "/v3/lease/grant", NULL, "{}", &resp), 0);
 		cluster__http_response_free(&resp);
 		assert_int_equal(run_duplex(h, &d, 300, &status), ETIMEDOUT);
@@ -744,39 +738,24 @@ test_duplex_plain(void **state)
 		assert_int_equal(resp.status, 200);
 		cluster__http_response_free(&resp);
 		assert_int_equal(fakehttp_accepted(f), 2);
-		lines_free(&d.got);
-		cluster__http_destroy(h);
-		fakehttp_stop(f);
-		free(ep);
+		duplex_teardown(h, f, ep, &d);
 		free(raw);
 	}
 
 	/* not HTTP at all */
 	script[0].raw = "SSH-2.0-OpenSSH_9.2\r\n";
-	f = fakehttp_start(script, 1);
-	ep = strdup(fakehttp_url(f));
-	h = make_http(&ep, 1, 2000);
-	memset(&d, 0, sizeof(d));
-	d.h = h;
-	d.f = f;
+	h = duplex_setup(script, 1, &f, &ep, &d);
 	assert_int_equal(run_duplex(h, &d, 0, &status), EIO);
 	assert_non_null(strstr(cluster__http_error(h, EIO), "not an HTTP answer: not an HTTP/1.x status line"));
 	assert_int_equal(d.got.n, 0);
-	cluster__http_destroy(h);
-	fakehttp_stop(f);
-	free(ep);
+	duplex_teardown(h, f, ep, &d);
 
 	/* silence after the head: the idle limit, then an interrupt */
 	raw = chunked("", 4, 0);
 	script[0].raw = raw;
 	script[0].close = 0;
 	script[0].hang_ms = -1;
-	f = fakehttp_start(script, 1);
-	ep = strdup(fakehttp_url(f));
-	h = make_http(&ep, 1, 2000);
-	memset(&d, 0, sizeof(d));
-	d.h = h;
-	d.f = f;
+	h = duplex_setup(script, 1, &f, &ep, &d);
 	t0 = now_ms();
 	assert_int_equal(run_duplex(h, &d, 300, &status), ETIMEDOUT);
 	assert_true(now_ms() - t0 >= 250 && now_ms() - t0 < tu_scaled_ms(2000));
@@ -788,9 +767,7 @@ test_duplex_plain(void **state)
 	assert_int_equal(run_duplex(h, &d, 0, &status), ECANCELED);
 	assert_true(now_ms() - t0 < tu_scaled_ms(600));
 	pthread_join(t, NULL);
-	cluster__http_destroy(h);
-	fakehttp_stop(f);
-	free(ep);
+	duplex_teardown(h, f, ep, &d);
 	free(raw);
 }
 
