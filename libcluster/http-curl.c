@@ -1142,7 +1142,7 @@ raw_connect(cluster__http *h, int total_ms, long *status, int *r)
 {
 	curl_socket_t sock = CURL_SOCKET_BAD;
 	CURLcode cc;
-	int fd;
+	int fd, err;
 
 	if(h->n_socks == 1 && h->sock != CURL_SOCKET_BAD && h->sock_ep == h->cur && !peer_closed(h) &&
 		(fd = fcntl(h->sock, F_DUPFD_CLOEXEC, 0)) >= 0)
@@ -1156,11 +1156,12 @@ raw_connect(cluster__http *h, int total_ms, long *status, int *r)
 	}
 	curl_easy_getinfo(h->easy, CURLINFO_ACTIVESOCKET, &sock);
 	fd = sock == CURL_SOCKET_BAD ? -1 : fcntl(sock, F_DUPFD_CLOEXEC, 0);
+	err = sock == CURL_SOCKET_BAD ? ENOTCONN : errno;
 	/* closes libcurl's copy: one made for CONNECT_ONLY is never reused */
 	curl_multi_remove_handle(h->multi, h->easy);
 	if(fd < 0)
 	{
-		snprintf(h->error, sizeof(h->error), "%s: the connection is gone (%s)", h->endpoints[h->cur], strerror(sock == CURL_SOCKET_BAD ? ENOTCONN : errno));
+		snprintf(h->error, sizeof(h->error), "%s: the connection is gone (%s)", h->endpoints[h->cur], strerror(err));
 		*r = EIO;
 	}
 	return fd;
