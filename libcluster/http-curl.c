@@ -1137,6 +1137,22 @@ raw_head(cluster__http *h, const char *path, const struct curl_slist *hdrs)
  * and error words) and hands it over. Returns the descriptor, or -1 with
  * *r set.
  */
+/* A close-on-exec copy of a socket. dup() rather than F_DUPFD_CLOEXEC:
+ * ThreadSanitizer knows dup() makes a descriptor, not that fcntl() does,
+ * and took our close of a reused number for a race with the number's
+ * earlier owner (cluster-gateway's libevent). */
+static int
+raw_dup(int sock)
+{
+	int fd = dup(sock);
+
+	if(fd >= 0)
+	{
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+	}
+	return fd;
+}
+
 static int
 raw_connect(cluster__http *h, int total_ms, long *status, int *r)
 {
@@ -1144,8 +1160,7 @@ raw_connect(cluster__http *h, int total_ms, long *status, int *r)
 	CURLcode cc;
 	int fd, err;
 
-	if(h->n_socks == 1 && h->sock != CURL_SOCKET_BAD && h->sock_ep == h->cur && !peer_closed(h) &&
-		(fd = fcntl(h->sock, F_DUPFD_CLOEXEC, 0)) >= 0)
+	if(h->n_socks == 1 && h->sock != CURL_SOCKET_BAD && h->sock_ep == h->cur && !peer_closed(h) && (fd = raw_dup(h->sock)) >= 0)
 	{
 		return fd;
 	}
@@ -1155,7 +1170,7 @@ raw_connect(cluster__http *h, int total_ms, long *status, int *r)
 		return -1;
 	}
 	curl_easy_getinfo(h->easy, CURLINFO_ACTIVESOCKET, &sock);
-	fd = sock == CURL_SOCKET_BAD ? -1 : fcntl(sock, F_DUPFD_CLOEXEC, 0);
+	fd = sock == CURL_SOCKET_BAD ? -1 : raw_dup(sock);
 	err = sock == CURL_SOCKET_BAD ? ENOTCONN : errno;
 	/* closes libcurl's copy: one made for CONNECT_ONLY is never reused */
 	curl_multi_remove_handle(h->multi, h->easy);
