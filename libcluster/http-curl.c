@@ -863,6 +863,32 @@ peer_closed(cluster__http *h)
 	return n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR ? errno : 0;
 }
 
+/* Whether cancel (sticky) or an interrupt since gen0 ends the transfer. */
+static int
+stopped_by_caller(cluster__http *h, unsigned long gen0)
+{
+	return __atomic_load_n(&h->cancelled, __ATOMIC_SEQ_CST) || __atomic_load_n(&h->interrupts, __ATOMIC_SEQ_CST) != gen0;
+}
+
+/* A stream's tick, if it has one: lowers *wait to what it asks for;
+ * returns non-zero (the stream stopped, as success) on CLUSTER__HTTP_STOP. */
+static int
+run_tick(cluster__http *h, cluster__http_tick_cb tick, void *ctx, int *wait)
+{
+	int64_t t = tick ? tick(ctx) : -1;
+
+	if(t == CLUSTER__HTTP_STOP)
+	{
+		h->ls.stopped = 1;
+		return 1;
+	}
+	if(t >= 0 && t < *wait)
+	{
+		*wait = (int) t;
+	}
+	return 0;
+}
+
 /* The limits of a transfer that started at start: ETIMEDOUT once one has
  * passed, else 0 with *wait lowered to the time left to the nearest. */
 static int
@@ -928,7 +954,7 @@ perform(cluster__http *h, int idle_ms, int first_line_ms, int total_ms, cluster_
 		CURLMsg *msg;
 		int q, closed, wait = 1000;
 
-		if(__atomic_load_n(&h->cancelled, __ATOMIC_SEQ_CST) || __atomic_load_n(&h->interrupts, __ATOMIC_SEQ_CST) != gen0)
+		if(stopped_by_caller(h, gen0))
 		{
 			r = ECANCELED;
 			break;
@@ -970,19 +996,9 @@ perform(cluster__http *h, int idle_ms, int first_line_ms, int total_ms, cluster_
 			r = EIO;
 			break;
 		}
-		if(tick)
+		if(run_tick(h, tick, h->ctx, &wait))
 		{
-			int64_t t = tick(h->ctx);
-
-			if(t == CLUSTER__HTTP_STOP)
-			{
-				h->ls.stopped = 1;
-				break;
-			}
-			if(t >= 0)
-			{
-				wait = t < wait ? (int) t : wait;
-			}
+			break;
 		}
 		if(h->duplex && h->upload_paused && (h->out_len > h->out_off || h->out_eof))
 		{
@@ -1231,7 +1247,7 @@ raw_stream(cluster__http *h, const char *path, const char *body, const struct cu
 		ssize_t n;
 		int wait = 1000, reads = 0, e = 0;
 
-		if(__atomic_load_n(&h->cancelled, __ATOMIC_SEQ_CST) || __atomic_load_n(&h->interrupts, __ATOMIC_SEQ_CST) != gen0)
+		if(stopped_by_caller(h, gen0))
 		{
 			r = ECANCELED;
 			break;
@@ -1301,19 +1317,9 @@ raw_stream(cluster__http *h, const char *path, const char *body, const struct cu
 			}
 			break;
 		}
-		if(o->on_tick)
+		if(run_tick(h, o->on_tick, o->ctx, &wait))
 		{
-			int64_t t = o->on_tick(o->ctx);
-
-			if(t == CLUSTER__HTTP_STOP)
-			{
-				h->ls.stopped = 1;
-				break;
-			}
-			if(t >= 0 && t < wait)
-			{
-				wait = (int) t;
-			}
+			break;
 		}
 		if((r = limits(h, start, o->idle_timeout_ms, o->first_line_timeout_ms, o->total_timeout_ms, &wait)) || reads > 64)
 		{
