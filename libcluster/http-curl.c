@@ -1141,22 +1141,13 @@ raw_head(cluster__http *h, const char *path, const struct curl_slist *hdrs)
 	return out_append(h, "\r\n", 2);
 }
 
-/*
- * The connection of a raw stream, as a descriptor of our own (close-on-
- * exec). The idle connection libcurl keeps from this handle's last request
- * to the same endpoint is shared (a duplicate of its socket), as libcurl
- * would reuse it for the stream: a member's join and its keepalive stream
- * are one connection. libcurl's copy is closed by libcurl once it finds the
- * connection ended (etcd's gateway ends it after a duplex exchange; a raw
- * stream that did not end cleanly shuts it down). Without one, libcurl
- * makes a connection (CURLOPT_CONNECT_ONLY: its resolve, connect timeout
- * and error words) and hands it over. Returns the descriptor, or -1 with
- * *r set.
- */
 /* A close-on-exec copy of a socket. dup() rather than F_DUPFD_CLOEXEC:
- * ThreadSanitizer knows dup() makes a descriptor, not that fcntl() does,
- * and took our close of a reused number for a race with the number's
- * earlier owner (cluster-gateway's libevent). */
+ * ThreadSanitizer knows that dup() makes a descriptor, not that fcntl()
+ * does, and took each later use of a copy whose number had been used in
+ * another thread (cluster-gateway's libevent) for a race. The dup() itself
+ * is still checked against that number's last use: the one suppression in
+ * tests/tsan.supp. The cost: a fork and exec in another thread between
+ * the two calls here inherits the copy. */
 static int
 raw_dup(int sock)
 {
@@ -1169,6 +1160,18 @@ raw_dup(int sock)
 	return fd;
 }
 
+/*
+ * The connection of a raw stream, as a descriptor of our own (close-on-
+ * exec). The idle connection libcurl keeps from this handle's last request
+ * to the same endpoint is shared (a duplicate of its socket), as libcurl
+ * would reuse it for the stream: a member's join and its keepalive stream
+ * are one connection. libcurl's copy is closed by libcurl once it finds the
+ * connection ended (etcd's gateway ends it after a duplex exchange; a raw
+ * stream that did not end cleanly shuts it down). Without one, libcurl
+ * makes a connection (CURLOPT_CONNECT_ONLY: its resolve, connect timeout
+ * and error words) and hands it over. Returns the descriptor, or -1 with
+ * *r set.
+ */
 static int
 raw_connect(cluster__http *h, int total_ms, long *status, int *r)
 {
