@@ -584,6 +584,7 @@ struct duplex_ctx
 	lines got;
 	int step; /* 0: wait for 2 lines; 1: second message sent; 2: ended */
 	int send_after_end;
+	int end_at_once; /* end the body at the first tick, then await the answer's end */
 };
 
 static int
@@ -601,7 +602,12 @@ duplex_tick(void *ctx)
 {
 	duplex_ctx *d = ctx;
 
-	if(d->step == 0 && d->got.n >= 2)
+	if(d->end_at_once && d->step == 0)
+	{
+		cluster__http_stream_end(d->h);
+		d->step = 3;
+	}
+	else if(d->step == 0 && d->got.n >= 2)
 	{
 		assert_int_equal(cluster__http_stream_send(d->h, "{\"ID\":2}\n"), 0);
 		d->step = 1;
@@ -740,6 +746,34 @@ test_duplex_plain(void **state)
 		assert_int_equal(fakehttp_accepted(f), 2);
 		duplex_teardown(h, f, ep, &d);
 		free(raw);
+	}
+
+	/* an exchange that ends cleanly on both sides, but whose answer says
+	 * "Connection: close" (etcd's gateway after every duplex exchange):
+	 * libcurl must not reuse the connection for the next request, though
+	 * this server would still answer on it */
+	{
+		const char *close_reply = "HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
+								  "d\r\n{\"result\":1}\n\r\n0\r\n\r\n";
+		fakehttp_reply two[] = { { ok_reply, 0, 0, 0, 0, 0 }, { close_reply, 0, 16, 0, 0, 0 }, { ok_reply, 0, 0, 0, 0, 0 } };
+		cluster__http_response resp;
+
+		/* the answer comes in slices, so the body has ended before it does */
+		two[1].slice_pause_ms = tu_scaled_ms(100);
+		h = duplex_setup(two, 3, &f, &ep, &d);
+		d.end_at_once = 1;
+		assert_int_equal(cluster__http_request(h, "POST", "/v3/lease/grant", NULL, "{}", &resp), 0);
+		cluster__http_response_free(&resp);
+		assert_int_equal(run_duplex(h, &d, 0, &status), 0);
+		assert_int_equal(status, 200);
+		assert_int_equal(d.got.n, 1);
+		assert_int_equal(d.step, 3);
+		assert_int_equal(fakehttp_accepted(f), 1);
+		assert_int_equal(cluster__http_request(h, "POST", "/v3/lease/revoke", NULL, "{}", &resp), 0);
+		assert_int_equal(resp.status, 200);
+		cluster__http_response_free(&resp);
+		assert_int_equal(fakehttp_accepted(f), 2);
+		duplex_teardown(h, f, ep, &d);
 	}
 
 	/* not HTTP at all */
