@@ -802,61 +802,6 @@ storm_free(struct storm *s)
 
 /* ---- the yardstick: raw keepalives and watchers ---------------------------- */
 
-struct yard
-{
-	const char *endpoint;
-	char (*ids)[32];
-	int n, nthreads;
-	double period, t0;
-	int stop; /* (lock) */
-	long posts;
-	pthread_mutex_t lock;
-};
-
-struct yard_thread
-{
-	struct yard *y;
-	int k;
-};
-
-/* One POST /v3/lease/keepalive per lease per TTL/3, as the library of
- * main does: lease j is renewed at phase j / n of the period. */
-static void *
-yard_keepalive(void *arg)
-{
-	struct yard_thread *yt = arg;
-	struct yard *y = yt->y;
-	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
-	CURL *curl = bl_curl_post(y->endpoint, "v3/lease/keepalive", hdr, 2000L);
-	char body[96];
-	double due, now;
-	long cycle;
-	int j, stop = 0;
-
-	for(cycle = 0; !stop; cycle++)
-	{
-		for(j = yt->k; j < y->n && !stop; j += y->nthreads)
-		{
-			due = y->t0 + (double) cycle * y->period + y->period * j / y->n;
-			now = bl_now();
-			if(due > now)
-			{
-				bl_sleep(due - now);
-			}
-			snprintf(body, sizeof(body), "{\"ID\":\"%s\"}", y->ids[j]);
-			curl_easy_setopt(curl, CURLOPT_COPYPOSTFIELDS, body);
-			curl_easy_perform(curl);
-			pthread_mutex_lock(&y->lock);
-			y->posts++;
-			stop = y->stop;
-			pthread_mutex_unlock(&y->lock);
-		}
-	}
-	curl_slist_free_all(hdr);
-	curl_easy_cleanup(curl);
-	return NULL;
-}
-
 /*
  * The yardstick for N: N raw watchers (fan-out latency, samples puts),
  * then N leases kept alive by POSTs at TTL/3 while etcd's CPU and its
@@ -866,14 +811,11 @@ static int
 yardstick(etcdh *h, int n, int ttl, int samples, double quiet_s, struct result *res)
 {
 	static double fan[MAX_SAMPLES], rtt[MAX_SAMPLES], same[2 * MAX_SAMPLES];
-	struct yard y;
-	struct yard_thread yt[8];
-	pthread_t t[8];
 	struct snap a = { 0 }, b = { 0 };
-	char url[256], *out, *p;
+	bl_yard *y;
 	bl_bare *bare;
 	size_t nf;
-	int i, rc = -1;
+	int rc = -1;
 
 	bare = bl_bare_start(etcdh_endpoint(h), n);
 	if(!bare)
@@ -891,47 +833,16 @@ yardstick(etcdh *h, int n, int ttl, int samples, double quiet_s, struct result *
 	memmove(same + nf, same + MAX_SAMPLES, nf * sizeof(*same));
 	res->same_p50 = bl_quantile(same, 2 * nf, 0.5);
 	res->same_p99 = bl_quantile(same, 2 * nf, 0.99);
-	memset(&y, 0, sizeof(y));
-	y.endpoint = etcdh_endpoint(h);
-	y.n = n;
-	y.period = ttl / 3.0;
-	y.ids = calloc((size_t) n, sizeof(*y.ids));
-	pthread_mutex_init(&y.lock, NULL);
-	snprintf(url, sizeof(url), "%sv3/lease/grant", y.endpoint);
-	for(i = 0; y.ids && i < n; i++)
+	y = bl_yard_start(etcdh_endpoint(h), n, ttl);
+	if(!y)
 	{
-		char body[64];
-
-		snprintf(body, sizeof(body), "{\"TTL\":%d}", ttl);
-		out = NULL;
-		if(etcdh_request(NULL, url, body, 5000, &out) != 200 || !out || !(p = strstr(out, "\"ID\":\"")) ||
-			sscanf(p + 6, "%31[0-9]", y.ids[i]) != 1)
-		{
-			fprintf(stderr, "bench: yardstick lease grant failed\n");
-			free(out);
-			goto out;
-		}
-		free(out);
-	}
-	y.nthreads = n < 8 ? n : 8;
-	y.t0 = bl_now();
-	for(i = 0; i < y.nthreads; i++)
-	{
-		yt[i].y = &y;
-		yt[i].k = i;
-		pthread_create(&t[i], NULL, yard_keepalive, &yt[i]);
+		goto out;
 	}
 	bl_sleep(1.0);
 	snap_take(h, &a);
 	bl_sleep(quiet_s);
 	snap_take(h, &b);
-	pthread_mutex_lock(&y.lock);
-	y.stop = 1;
-	pthread_mutex_unlock(&y.lock);
-	for(i = 0; i < y.nthreads; i++)
-	{
-		pthread_join(t[i], NULL);
-	}
+	bl_yard_stop(y);
 	res->etcd_yard_us = (b.etcd_cpu - a.etcd_cpu) / n / (b.t - a.t) * 1e6;
 	res->ka_yard = snap_metric(&a, &b, "grpc_server_started_total", "grpc_method=\"LeaseKeepAlive\"") / n / (b.t - a.t);
 	etcdh_revoke_all(h);
@@ -940,8 +851,6 @@ out:
 	bl_bare_stop(bare);
 	free(a.metrics);
 	free(b.metrics);
-	free(y.ids);
-	pthread_mutex_destroy(&y.lock);
 	return rc;
 }
 

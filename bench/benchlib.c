@@ -900,3 +900,168 @@ bl_tcp_ports(int port, unsigned char *seen)
 	memset(seen, 0, 65536);
 	bl_tcp_walk(port, mark_port, seen);
 }
+
+/* ---- the etcd-cost yardstick: one POST per keepalive ------------------------ */
+
+#define YARD_THREADS 8
+
+struct bl_yard
+{
+	char endpoint[200];
+	char (*ids)[32];
+	int n, nthreads, stop; /* stop: under lock */
+	double period, t0;
+	long posts; /* under lock */
+	pthread_t threads[YARD_THREADS];
+	int started; /* threads to join */
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+};
+
+struct yard_arg
+{
+	bl_yard *y;
+	int k;
+};
+
+/* Thread k renews leases k, k + nthreads, ... each at its own phase of
+ * the period, like n members renewing independently. */
+static void *
+yard_keepalive(void *arg)
+{
+	struct yard_arg *a = arg;
+	bl_yard *y = a->y;
+	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+	CURL *curl = bl_curl_post(y->endpoint, "v3/lease/keepalive", hdr, 2000L);
+	char body[96];
+	double due, now;
+	long cycle;
+	int j, stop = 0;
+
+	for(cycle = 0; curl && !stop; cycle++)
+	{
+		for(j = a->k; j < y->n && !stop; j += y->nthreads)
+		{
+			due = y->t0 + (double) cycle * y->period + y->period * j / y->n;
+			pthread_mutex_lock(&y->lock);
+			while(!y->stop && (now = bl_now()) < due)
+			{
+				bl_cond_wait_for(&y->cond, &y->lock, due - now);
+			}
+			stop = y->stop;
+			pthread_mutex_unlock(&y->lock);
+			if(stop)
+			{
+				break;
+			}
+			snprintf(body, sizeof(body), "{\"ID\":\"%s\"}", y->ids[j]);
+			curl_easy_setopt(curl, CURLOPT_COPYPOSTFIELDS, body);
+			curl_easy_perform(curl);
+			pthread_mutex_lock(&y->lock);
+			y->posts++;
+			pthread_mutex_unlock(&y->lock);
+		}
+	}
+	curl_slist_free_all(hdr);
+	if(curl)
+	{
+		curl_easy_cleanup(curl);
+	}
+	free(a);
+	return NULL;
+}
+
+bl_yard *
+bl_yard_start(const char *endpoint, int n, int ttl)
+{
+	struct curl_slist *hdr = curl_slist_append(NULL, "Content-Type: application/json");
+	CURL *curl = bl_curl_post(endpoint, "v3/lease/grant", hdr, 5000L);
+	bl_yard *y = calloc(1, sizeof(*y));
+	struct bare_answer ans;
+	struct yard_arg *a;
+	char body[64], *p;
+	int i, ok = curl && y && n > 0 && strlen(endpoint) < sizeof(y->endpoint);
+
+	if(ok)
+	{
+		snprintf(y->endpoint, sizeof(y->endpoint), "%s", endpoint);
+		y->n = n;
+		y->period = ttl / 3.0;
+		y->ids = calloc((size_t) n, sizeof(*y->ids));
+		ok = y->ids != NULL;
+		pthread_mutex_init(&y->lock, NULL);
+		pthread_cond_init(&y->cond, NULL);
+	}
+	snprintf(body, sizeof(body), "{\"TTL\":%d}", ttl);
+	for(i = 0; ok && i < n; i++)
+	{
+		ok = bare_call(curl, endpoint, "v3/lease/grant", body, &ans) == 0 && (p = strstr(ans.buf, "\"ID\":\"")) != NULL &&
+			 sscanf(p + 6, "%31[0-9]", y->ids[i]) == 1;
+	}
+	if(curl)
+	{
+		curl_easy_cleanup(curl);
+	}
+	curl_slist_free_all(hdr);
+	if(!ok)
+	{
+		fprintf(stderr, "bench: yardstick lease grant failed\n");
+		if(y && y->n)
+		{
+			pthread_mutex_destroy(&y->lock);
+			pthread_cond_destroy(&y->cond);
+		}
+		if(y)
+		{
+			free(y->ids);
+		}
+		free(y);
+		return NULL;
+	}
+	y->t0 = bl_now();
+	y->nthreads = n < YARD_THREADS ? n : YARD_THREADS;
+	for(i = 0; i < y->nthreads; i++)
+	{
+		a = malloc(sizeof(*a));
+		if(a)
+		{
+			a->y = y;
+			a->k = i;
+		}
+		if(!a || pthread_create(&y->threads[i], NULL, yard_keepalive, a))
+		{
+			fprintf(stderr, "bench: cannot start the yardstick's threads\n");
+			free(a);
+			bl_yard_stop(y);
+			return NULL;
+		}
+		y->started = i + 1;
+	}
+	return y;
+}
+
+long
+bl_yard_stop(bl_yard *y)
+{
+	long posts;
+	int i;
+
+	if(!y)
+	{
+		return 0;
+	}
+	pthread_mutex_lock(&y->lock);
+	y->stop = 1;
+	pthread_cond_broadcast(&y->cond);
+	pthread_mutex_unlock(&y->lock);
+	for(i = 0; i < y->started; i++)
+	{
+		pthread_join(y->threads[i], NULL);
+	}
+	posts = y->posts;
+	pthread_mutex_destroy(&y->lock);
+	pthread_cond_destroy(&y->cond);
+	free(y->ids);
+	free(y);
+	return posts;
+}

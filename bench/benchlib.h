@@ -80,6 +80,19 @@ size_t bl_bare_latency(bl_bare *b, int samples, double *out, double *rtt_out);
 size_t bl_bare_membership(bl_bare *b, int ttl, int samples, double *join_out, double *leave_out);
 void bl_bare_stop(bl_bare *b);
 
+/*
+ * The etcd-cost yardstick of issue 13: n leases of ttl seconds, each kept
+ * alive by one POST /v3/lease/keepalive per TTL/3 (lease j at phase j / n
+ * of the period) from min(n, 8) threads, each on one warm connection:
+ * what one member cost etcd before the keepalive stream. bl_yard_start()
+ * grants the leases and starts the threads (NULL on failure, printed);
+ * bl_yard_stop() stops and joins them, revokes nothing, frees, and
+ * returns the POSTs made.
+ */
+typedef struct bl_yard bl_yard;
+bl_yard *bl_yard_start(const char *endpoint, int n, int ttl);
+long bl_yard_stop(bl_yard *y);
+
 /* pthread_cond_timedwait() for seconds from now; non-zero on timeout. */
 int bl_cond_wait_for(pthread_cond_t *cond, pthread_mutex_t *lock, double seconds);
 /* Sleep (restarted on EINTR). */
