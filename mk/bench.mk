@@ -42,7 +42,7 @@ bench_bench_view_LDADD = libcluster/libcluster-core.la $(CURL_LIBS) $(CJSON_LIBS
 bench_bench_scale_SOURCES = bench/bench-scale.c $(BENCH_SOURCES)
 bench_bench_scale_CFLAGS = $(BENCH_CFLAGS)
 bench_bench_scale_LDADD = $(BENCH_LDADD) -lm
-EXTRA_DIST += bench/compare-scale.sh
+EXTRA_DIST += bench/compare-scale.sh bench/pprof-split.py
 
 check_PROGRAMS += bench/bench-pick
 bench_bench_pick_SOURCES = bench/bench-pick.c
