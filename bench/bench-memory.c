@@ -17,7 +17,6 @@
  *   bench-memory [-a] [N ...]   (default: 1 10 50 200)
  */
 #include <errno.h>
-#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,19 +26,6 @@
 
 #include "benchlib.h"
 #include "etcdharness.h"
-
-/* Heap bytes in use, in kB (0 where glibc's mallinfo2 is missing). */
-static double
-heap_kb(void)
-{
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
-	struct mallinfo2 mi = mallinfo2();
-
-	return (double) (mi.uordblks + mi.hblkhd) / 1024.0;
-#else
-	return 0;
-#endif
-}
 
 static int advisor_users;
 
@@ -124,7 +110,7 @@ run_n(etcdh *h, int n)
 	snprintf(key, sizeof(key), "mem%d", n);
 	rss0 = bl_rss_kb();
 	rss_split(&st0, &an0);
-	heap0 = heap_kb();
+	heap0 = bl_heap_kb();
 	th0 = bl_threads();
 	for(i = 0; i < n; i++)
 	{
@@ -164,7 +150,7 @@ run_n(etcdh *h, int n)
 	}
 	rss1 = bl_rss_kb();
 	rss_split(&st1, &an1);
-	heap1 = heap_kb();
+	heap1 = bl_heap_kb();
 	th1 = bl_threads();
 	for(i = 0; i < n; i++)
 	{

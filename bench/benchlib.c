@@ -6,6 +6,7 @@
 # define _GNU_SOURCE
 #endif
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -301,6 +302,18 @@ long
 bl_rss_kb(void)
 {
 	return bl_status_field("VmRSS");
+}
+
+double
+bl_heap_kb(void)
+{
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+	struct mallinfo2 mi = mallinfo2();
+
+	return (double) (mi.uordblks + mi.hblkhd) / 1024.0;
+#else
+	return 0;
+#endif
 }
 
 int
