@@ -54,11 +54,11 @@ int bl_sizes(char **args, int nargs, int *ns, int max, const int *defaults);
 
 /* VmRSS (kB) and Threads of this process from /proc/self/status. */
 long bl_rss_kb(void);
+int bl_threads(void);
 /* Heap bytes in use in every malloc arena, in kB (glibc's mallinfo2; 0
  * where it is missing): what is allocated, where RSS also counts what
  * the heap holds free. */
 double bl_heap_kb(void);
-int bl_threads(void);
 
 /* Quiet logger (only LOG_ERR and worse) for the benchmarks. */
 void bl_logger(int priority, const char *format, va_list ap);
