@@ -662,6 +662,17 @@ duplex_teardown(cluster__http *h, fakehttp *f, char *ep, duplex_ctx *d)
 	free(ep);
 }
 
+/* A POST on h that must be answered 200 (the fake server's ok_reply). */
+static void
+post_answered(cluster__http *h, const char *path)
+{
+	cluster__http_response resp;
+
+	assert_int_equal(cluster__http_request(h, "POST", path, NULL, "{}", &resp), 0);
+	assert_int_equal(resp.status, 200);
+	cluster__http_response_free(&resp);
+}
+
 /* A duplex stream over http:// is written and read by the seam (not
  * libcurl's paused upload): the head libcurl would send, each message one
  * chunk, the last chunk on end, an answer in slices after "100 Continue";
@@ -729,20 +740,16 @@ test_duplex_plain(void **state)
 	script[0].raw = ok_reply;
 	{
 		fakehttp_reply two[] = { { ok_reply, 0, 0, 0, 0, 0 }, { NULL, 0, 0, 0, 0, 0 }, { ok_reply, 0, 0, 0, 0, 0 } };
-		cluster__http_response resp;
 
 		raw = chunked("{\"result\":1}\n", 4, 0);
 		two[1].raw = raw;
 		h = duplex_setup(two, 3, &f, &ep, &d);
-		assert_int_equal(cluster__http_request(h, "POST", "/v3/lease/grant", NULL, "{}", &resp), 0);
-		cluster__http_response_free(&resp);
+		post_answered(h, "/v3/lease/grant");
 		assert_int_equal(run_duplex(h, &d, 300, &status), ETIMEDOUT);
 		assert_int_equal(d.got.n, 1);
 		assert_int_equal(fakehttp_accepted(f), 1);
 		assert_int_equal(fakehttp_requests(f), 2);
-		assert_int_equal(cluster__http_request(h, "POST", "/v3/lease/revoke", NULL, "{}", &resp), 0);
-		assert_int_equal(resp.status, 200);
-		cluster__http_response_free(&resp);
+		post_answered(h, "/v3/lease/revoke");
 		assert_int_equal(fakehttp_accepted(f), 2);
 		duplex_teardown(h, f, ep, &d);
 		free(raw);
@@ -756,22 +763,18 @@ test_duplex_plain(void **state)
 		const char *close_reply = "HTTP/1.1 200 OK\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n"
 								  "d\r\n{\"result\":1}\n\r\n0\r\n\r\n";
 		fakehttp_reply two[] = { { ok_reply, 0, 0, 0, 0, 0 }, { close_reply, 0, 16, 0, 0, 0 }, { ok_reply, 0, 0, 0, 0, 0 } };
-		cluster__http_response resp;
 
 		/* the answer comes in slices, so the body has ended before it does */
 		two[1].slice_pause_ms = tu_scaled_ms(100);
 		h = duplex_setup(two, 3, &f, &ep, &d);
 		d.end_at_once = 1;
-		assert_int_equal(cluster__http_request(h, "POST", "/v3/lease/grant", NULL, "{}", &resp), 0);
-		cluster__http_response_free(&resp);
+		post_answered(h, "/v3/lease/grant");
 		assert_int_equal(run_duplex(h, &d, 0, &status), 0);
 		assert_int_equal(status, 200);
 		assert_int_equal(d.got.n, 1);
 		assert_int_equal(d.step, 3);
 		assert_int_equal(fakehttp_accepted(f), 1);
-		assert_int_equal(cluster__http_request(h, "POST", "/v3/lease/revoke", NULL, "{}", &resp), 0);
-		assert_int_equal(resp.status, 200);
-		cluster__http_response_free(&resp);
+		post_answered(h, "/v3/lease/revoke");
 		assert_int_equal(fakehttp_accepted(f), 2);
 		duplex_teardown(h, f, ep, &d);
 	}
