@@ -82,19 +82,20 @@ goroutines(etcdh *h)
 static int
 profile_into(etcdh *h, const char *path, int seconds)
 {
-	char url[256];
+	char query[64], url[256];
 	FILE *f = fopen(path, "wb");
-	CURL *curl = curl_easy_init();
+	CURL *curl;
 	long code = 0;
 	int rc = -1;
 
-	snprintf(url, sizeof(url), "%sdebug/pprof/profile?seconds=%d", etcdh_endpoint(h), seconds);
+	/* the benches' one raw-request set-up, made a GET that writes to f */
+	snprintf(query, sizeof(query), "debug/pprof/profile?seconds=%d", seconds);
+	snprintf(url, sizeof(url), "%s%s", etcdh_endpoint(h), query);
+	curl = bl_curl_post(etcdh_endpoint(h), query, NULL, ((long) seconds + 30L) * 1000L);
 	if(f && curl)
 	{
-		curl_easy_setopt(curl, CURLOPT_URL, url);
-		curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-		curl_easy_setopt(curl, CURLOPT_NOPROXY, "*");
-		curl_easy_setopt(curl, CURLOPT_TIMEOUT, (long) seconds + 30L);
+		curl_easy_setopt(curl, CURLOPT_HTTPGET, 1L);
+		curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, NULL); /* libcurl's own: fwrite() */
 		curl_easy_setopt(curl, CURLOPT_WRITEDATA, f);
 		if(curl_easy_perform(curl) == CURLE_OK && curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &code) == CURLE_OK &&
 			code == 200)
