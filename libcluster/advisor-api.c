@@ -28,15 +28,15 @@
 # include <sys/random.h>
 #endif
 
-/* When this instance first saw a member, for the hold-down and the slow
- * start (cluster__adv_node.since_join_ms). */
+/* What this instance keeps per member of the last view applied, for the
+ * hold-down and the slow start (cluster__adv_node.since_join_ms) and the
+ * ghosts: 16 bytes. The id and the record's incarnation are read from
+ * that view's member table, which the join table shares. */
 typedef struct join_entry join_entry;
 struct join_entry
 {
-	char *id;                /* owned */
-	int64_t create_revision; /* the record's incarnation, 0 if unknown */
-	int64_t first_seen_ms;   /* local monotonic ms; 0: established */
-	long long load;          /* its last status's load, -1 if none */
+	int64_t first_seen_ms; /* local monotonic ms it arrived; 0: established */
+	long long load;        /* its last status's load, -1 if none */
 };
 
 /* A member that left lately, with the load it held: its clients are on
@@ -52,16 +52,19 @@ struct ghost
 /* Most departed members remembered at once (the oldest go first). */
 #define GHOSTS_MAX 64
 
-/* Every member of the last view applied, sorted by id like a view. */
+/*
+ * Every member of the last view applied: that view's member table (a
+ * shared version: O(1) to keep, and no copy of any id; it pins only the
+ * records membership changes replace until the next view is applied, not
+ * the statuses) and, in its id order, one join_entry per member.
+ */
 typedef struct join_table join_table;
 struct join_table
 {
-	join_entry *e;
-	size_t count;
-	join_entry *spare; /* the next table is built here, then replaces e */
-	size_t spare_size, size;
-	uint64_t gen; /* view generation last applied (or the join's) */
-	int primed;   /* the first view since joining has been applied */
+	cluster__table members;
+	join_entry *e; /* cluster__table_count(&members) entries */
+	uint64_t gen;  /* view generation last applied (or the join's) */
+	int primed;    /* the first view since joining has been applied */
 	ghost ghosts[GHOSTS_MAX];
 	size_t nghosts;
 };
@@ -262,15 +265,9 @@ joins_reset(join_table *jt)
 {
 	size_t i;
 
-	for(i = 0; i < jt->count; i++)
-	{
-		free(jt->e[i].id);
-	}
+	cluster__table_free(&jt->members);
 	free(jt->e);
-	free(jt->spare);
 	jt->e = NULL;
-	jt->spare = NULL;
-	jt->count = jt->size = jt->spare_size = 0;
 	jt->primed = 0;
 	for(i = 0; i < jt->nghosts; i++)
 	{
@@ -320,38 +317,20 @@ ghosts_sweep(join_table *jt, const char *id, int64_t now, int64_t hold)
 	return sum;
 }
 
-/* A member gone from the view (its table entry e): a ghost if it held
- * load, once the table is primed. Takes e's id. */
+/* A member gone from the view (id, with e its entry): a ghost if it held
+ * load, once the table is primed. The id is copied, as the table it
+ * lives in is about to be let go; without the memory for the copy the
+ * ghost is not kept (its clients are then expected nowhere in
+ * particular, as before ghosts existed). */
 static void
-joins_gone(join_table *jt, join_entry *e, int64_t now)
+joins_gone(join_table *jt, const char *id, const join_entry *e, int64_t now)
 {
-	if(jt->primed && e->load > 0)
-	{
-		ghost_add(jt, e->id, e->load, now);
-	}
-	else
-	{
-		free(e->id);
-	}
-}
+	char *copy;
 
-/* Out of memory half way through joins_fill(): free the ids of the new
- * table's first made entries and of the old table's entries from passed
- * on (the others were moved over or freed already). */
-static void
-joins_abort(join_table *jt, size_t made, size_t passed)
-{
-	size_t k;
-
-	for(k = 0; k < made; k++)
+	if(jt->primed && e->load > 0 && (copy = strdup(id)))
 	{
-		free(jt->spare[k].id);
+		ghost_add(jt, copy, e->load, now);
 	}
-	for(k = passed; k < jt->count; k++)
-	{
-		free(jt->e[k].id);
-	}
-	jt->count = 0;
 }
 
 /* When a member that is new to this instance arrived, as closely as the
@@ -449,18 +428,16 @@ joins_fill(join_table *jt, snapshot *s)
 	size_t n = s->view.count, i = 0, j;
 	int apply = s->gen >= jt->gen;
 	int64_t published;
+	join_entry *ne = NULL;
+	cluster__table_iter it;
+	const cluster__node *old; /* the applied view's member at entry i */
 
-	if(apply && jt->spare_size < n)
+	if(apply && n && !(ne = malloc(n * sizeof(*ne))))
 	{
-		join_entry *ne = realloc(jt->spare, n * sizeof(*ne));
-
-		if(!ne)
-		{
-			goto oom;
-		}
-		jt->spare = ne;
-		jt->spare_size = n;
+		goto oom;
 	}
+	cluster__table_iter_init(&it, &jt->members);
+	old = cluster__table_iter_next(&it);
 	for(j = 0; j < n; j++)
 	{
 		const char *id = s->nodes[j].id;
@@ -468,38 +445,29 @@ joins_fill(join_table *jt, snapshot *s)
 		join_entry ent;
 		int c = 1;
 
-		while(i < jt->count && (c = strcmp(jt->e[i].id, id)) < 0)
+		while(old && (c = strcmp(old->id, id)) < 0)
 		{
 			/* gone from the view */
 			if(apply)
 			{
-				joins_gone(jt, &jt->e[i], s->now);
+				joins_gone(jt, old->id, &jt->e[i], s->now);
 			}
 			i++;
+			old = cluster__table_iter_next(&it);
 		}
-		if(i < jt->count && !c)
+		if(old && !c)
 		{
 			ent = jt->e[i++];
-			if(apply && ent.create_revision && cr && ent.create_revision != cr)
+			if(apply && old->create_revision && cr && old->create_revision != cr)
 			{
 				ent.first_seen_ms = s->now; /* rejoined meanwhile */
 			}
-			if(apply && cr)
-			{
-				ent.create_revision = cr;
-			}
+			old = cluster__table_iter_next(&it);
 		}
 		else
 		{
-			ent.id = NULL;
-			ent.create_revision = cr;
 			/* not in an older view's table: it has left, or arrives */
 			ent.first_seen_ms = apply && jt->primed ? arrived_ms(s, j) : 0;
-			if(apply && !(ent.id = strdup(id)))
-			{
-				joins_abort(jt, j, i);
-				goto oom;
-			}
 			if(apply && jt->nghosts)
 			{
 				/* back: no ghost (only a member gone from the table
@@ -520,7 +488,7 @@ joins_fill(join_table *jt, snapshot *s)
 		}
 		if(apply)
 		{
-			jt->spare[j] = ent;
+			ne[j] = ent;
 		}
 	}
 	if(!apply)
@@ -528,19 +496,17 @@ joins_fill(join_table *jt, snapshot *s)
 		ghosts_append(jt, s);
 		return;
 	}
-	for(; i < jt->count; i++)
+	for(; old; i++, old = cluster__table_iter_next(&it))
 	{
-		joins_gone(jt, &jt->e[i], s->now);
+		joins_gone(jt, old->id, &jt->e[i], s->now);
 	}
-	/* the old table is freed, not kept for the next build: with a
-	 * thousand members it is 32 kB that an instance would hold for
+	/* the old entries go at once, not kept for the next build: with a
+	 * thousand members they are 16 kB an instance would hold for
 	 * nothing between views (issue 13's memory per instance) */
 	free(jt->e);
-	jt->e = jt->spare;
-	jt->size = jt->spare_size;
-	jt->count = n;
-	jt->spare = NULL;
-	jt->spare_size = 0;
+	jt->e = ne;
+	cluster__table_free(&jt->members);
+	cluster__table_share(&jt->members, &s->view.members);
 	jt->primed = 1;
 	jt->gen = s->gen;
 	ghosts_append(jt, s);
