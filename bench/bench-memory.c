@@ -27,7 +27,7 @@
 #include "benchlib.h"
 #include "etcdharness.h"
 
-static int advisor_users;
+static int advisor_users; /* 1: -a, 2: -p (they pick too) */
 
 /* Resident kB of thread stacks and of everything else anonymous (the
  * malloc arenas and [heap]), from /proc/self/smaps: the heap column says
@@ -148,6 +148,20 @@ run_n(etcdh *h, int n)
 		rc = -1;
 		goto out;
 	}
+	for(i = 0; i < n && advisor_users > 1; i++)
+	{
+		CLUSTERMEMBER target;
+		CLUSTERREDIRECT *rows;
+		size_t nrows;
+
+		if(cluster_pick_target(m[i]->c, &target) || cluster_advice(m[i]->c, &rows, &nrows))
+		{
+			fprintf(stderr, "bench: member %d could not pick: %s\n", i, strerror(errno));
+			rc = -1;
+			goto out;
+		}
+		cluster_redirects_free(rows);
+	}
 	rss1 = bl_rss_kb();
 	rss_split(&st1, &an1);
 	heap1 = bl_heap_kb();
@@ -177,9 +191,9 @@ main(int argc, char **argv)
 	int ns[16], nn = 0, i;
 	etcdh *h;
 
-	if(argc > 1 && !strcmp(argv[1], "-a"))
+	if(argc > 1 && (!strcmp(argv[1], "-a") || !strcmp(argv[1], "-p")))
 	{
-		advisor_users = 1;
+		advisor_users = argv[1][1] == 'p' ? 2 : 1;
 		argv++;
 		argc--;
 	}
@@ -191,7 +205,9 @@ main(int argc, char **argv)
 		return 1;
 	}
 	printf("bench-memory: handles joined in one process against %s%s\n\n", etcdh_endpoint(h),
-		advisor_users ? ", every one an advisor user (status published and everyone's kept)" : "");
+		advisor_users > 1 ? ", every one an advisor user that picks (status published, everyone's kept, one pick and one round of advice made)"
+		: advisor_users ? ", every one an advisor user (status published and everyone's kept)"
+						: "");
 	printf("%6s %10s %10s %12s %14s %14s %14s %10s %10s %12s %14s\n", "N", "RSS0 kB", "RSS kB", "kB/instance", "heap kB/inst.", "stack RSS/inst", "anon RSS/inst", "threads0", "threads",
 		"thr/instance", "RSS after kB");
 	for(i = 0; i < nn; i++)
