@@ -180,34 +180,49 @@ struct cluster__adv_pick_due
 	size_t pos;
 };
 
-/* Queue a target's expiry. A pick sets its target's expiry to now + a
- * constant, so the queue is in expiry order; an item is outdated once its
- * target was picked again (its expiry moved on) and is then skipped. A
- * full queue is compacted to its current items first: at most one per
- * target, so at least half the room comes back and the cost stays O(1)
- * per pick, amortised, in sequential memory (a linked list by target
- * would touch two more targets' cache lines per pick). */
-static void
-due_push(cluster__adv_picker *pk, size_t i)
+/* Make room to queue one more expiry. A pick sets its target's expiry
+ * to now + a constant, so the queue is in expiry order; an item is
+ * outdated once its target was picked again (its expiry moved on) and is
+ * then skipped. A full queue is compacted to its current items first (at
+ * most one per target), and doubled only when that leaves it more than
+ * half full: so the cost stays O(1) per pick, amortised, in sequential
+ * memory (a linked list by target would touch two more targets' cache
+ * lines per pick), and an instance that picks seldom holds a few dozen
+ * bytes here instead of 32 per member. Returns 0 or ENOMEM (the queue is
+ * then full, and unchanged but for the compaction). */
+static int
+due_room(cluster__adv_picker *pk)
 {
-	if(pk->due_len == pk->due_size)
+	size_t k, j = 0;
+
+	if(pk->due_len < pk->due_size)
 	{
-		size_t k, j = 0;
-
-		for(k = pk->due_head; k < pk->due_len; k++)
-		{
-			const cluster__adv_pick_slot *t = &pk->slot[pk->due[k].pos];
-
-			if(t->prov > 0 && t->expires == pk->due[k].key)
-			{
-				pk->due[j++] = pk->due[k];
-			}
-		}
-		pk->due_head = 0;
-		pk->due_len = j;
+		return 0;
 	}
-	pk->due[pk->due_len].key = pk->slot[i].expires;
-	pk->due[pk->due_len++].pos = i;
+	for(k = pk->due_head; k < pk->due_len; k++)
+	{
+		const cluster__adv_pick_slot *t = &pk->slot[pk->due[k].pos];
+
+		if(t->prov > 0 && t->expires == pk->due[k].key)
+		{
+			pk->due[j++] = pk->due[k];
+		}
+	}
+	pk->due_head = 0;
+	pk->due_len = j;
+	if(2 * j > pk->due_size || !pk->due_size)
+	{
+		size_t size = pk->due_size ? 2 * pk->due_size : 16;
+		keyed *d = realloc(pk->due, size * sizeof(*d));
+
+		if(!d)
+		{
+			return j < pk->due_size ? 0 : ENOMEM;
+		}
+		pk->due = d;
+		pk->due_size = size;
+	}
+	return 0;
 }
 
 /* Time passes: members whose record got too old leave the candidates,
@@ -247,6 +262,12 @@ record(cluster__adv_picker *pk, cluster__adv_prov *prov, size_t i)
 	cluster__adv_pick_slot *t = &pk->slot[i];
 	int64_t expires = pk->now_ms + cluster__adv_prov_timeout(&pk->cfg, pk->n);
 
+	int push = !(t->prov > 0 && t->expires == expires); /* not twice for one expiry */
+
+	if(push && due_room(pk))
+	{
+		return ENOMEM;
+	}
 	if(t->entry == NONE)
 	{
 		if(!cluster__adv_prov_append(prov, &pk->nodes[i]))
@@ -255,10 +276,11 @@ record(cluster__adv_picker *pk, cluster__adv_prov *prov, size_t i)
 		}
 		t->entry = prov->count - 1;
 	}
-	if(!(t->prov > 0 && t->expires == expires))
+	if(push)
 	{
 		t->expires = expires;
-		due_push(pk, i); /* not twice for one expiry */
+		pk->due[pk->due_len].key = expires;
+		pk->due[pk->due_len++].pos = i;
 	}
 	t->prov++;
 	refresh(pk, i);
@@ -306,9 +328,9 @@ static int
 build_prov(cluster__adv_picker *pk, cluster__adv_prov *prov)
 {
 	keyed *order;
-	size_t i, j, k = 0;
+	size_t i, j, k = 0, size = prov->count ? prov->count : 1;
 
-	order = calloc(prov->count ? prov->count : 1, sizeof(*order));
+	order = calloc(size, sizeof(*order));
 	if(!order)
 	{
 		return ENOMEM;
@@ -341,11 +363,10 @@ build_prov(cluster__adv_picker *pk, cluster__adv_prov *prov)
 		}
 	}
 	qsort(order, k, sizeof(*order), cmp_keyed);
-	for(i = 0; i < k; i++)
-	{
-		pk->due[pk->due_len++] = order[i];
-	}
-	free(order);
+	/* the sorted expiries become the queue (due_room() grows it) */
+	pk->due = order;
+	pk->due_len = k;
+	pk->due_size = size;
 	return 0;
 }
 
@@ -392,6 +413,7 @@ cluster__adv_picker_build(cluster__adv_picker *pk, const cluster__adv_node *node
 	cluster__adv_prov *prov, int64_t now_ms)
 {
 	size_t m = n ? n : 1, i;
+	cluster__adv_plan plan;
 
 	memset(pk, 0, sizeof(*pk));
 	pk->nodes = nodes;
@@ -401,14 +423,13 @@ cluster__adv_picker_build(cluster__adv_picker *pk, const cluster__adv_node *node
 	pk->cfg = *cfg;
 	pk->now_ms = now_ms;
 	pk->slot = calloc(m, sizeof(*pk->slot));
-	pk->due_size = 2 * m + 8;
-	pk->due = calloc(pk->due_size, sizeof(*pk->due));
-	if(!pk->slot || !pk->due || st_init(&pk->w1, n) || st_init(&pk->w2, n) || st_init(&pk->cands, n))
+	if(!pk->slot || st_init(&pk->w1, n) || st_init(&pk->w2, n) || st_init(&pk->cands, n))
 	{
 		goto fail;
 	}
-	/* the same plan every member computes from this snapshot */
-	if(cluster__adv_plan_compute(&pk->plan, nodes, n, cfg))
+	/* the same plan every member computes from this snapshot; a pick
+	 * reads only what the slots take of it, so it goes after the build */
+	if(cluster__adv_plan_compute(&plan, nodes, n, cfg))
 	{
 		goto fail;
 	}
@@ -419,18 +440,20 @@ cluster__adv_picker_build(cluster__adv_picker *pk, const cluster__adv_node *node
 		t->load = nodes[i].load;
 		t->capacity = nodes[i].capacity;
 		t->received_ms = nodes[i].received_ms;
-		t->room = pk->plan.share[i] - nodes[i].load;
-		t->member = pk->plan.role[i] == CLUSTER__ADV_MEMBER;
+		t->room = plan.share[i] - nodes[i].load;
+		t->weight = plan.weight[i];
+		t->member = plan.role[i] == CLUSTER__ADV_MEMBER;
 		t->ramp = (signed char) cluster__adv_ramp(cfg, nodes[i].since_join_ms);
 		t->entry = NONE;
 	}
-	for(i = 0; i < pk->plan.nrows; i++)
+	for(i = 0; i < plan.nrows; i++)
 	{
-		if(pk->plan.rows[i].from == self)
+		if(plan.rows[i].from == self)
 		{
-			pk->slot[pk->plan.rows[i].to].own += pk->plan.rows[i].count;
+			pk->slot[plan.rows[i].to].own += plan.rows[i].count;
 		}
 	}
+	cluster__adv_plan_free(&plan);
 	if(build_prov(pk, prov) || build_stale(pk))
 	{
 		goto fail;
@@ -479,8 +502,8 @@ two_choices(const cluster__adv_picker *pk, uint64_t *rng)
 			y++;
 		}
 		j = st_find(&pk->cands, y);
-		if(cluster__adv_less_used(pk->slot[j].load + cluster__adv_prov_seen(pk->slot[j].prov, pk->pickers), pk->plan.weight[j],
-			   pk->slot[pick].load + cluster__adv_prov_seen(pk->slot[pick].prov, pk->pickers), pk->plan.weight[pick]))
+		if(cluster__adv_less_used(pk->slot[j].load + cluster__adv_prov_seen(pk->slot[j].prov, pk->pickers), pk->slot[j].weight,
+			   pk->slot[pick].load + cluster__adv_prov_seen(pk->slot[pick].prov, pk->pickers), pk->slot[pick].weight))
 		{
 			pick = j;
 		}
@@ -528,7 +551,6 @@ cluster__adv_picker_pick(cluster__adv_picker *pk, cluster__adv_prov *prov, int64
 void
 cluster__adv_picker_free(cluster__adv_picker *pk)
 {
-	cluster__adv_plan_free(&pk->plan);
 	free(pk->slot);
 	free(pk->due);
 	st_free(&pk->w1);

@@ -7,8 +7,9 @@
  * each call: O(n log n). Between two changes of the view nothing it
  * derives from the snapshot changes except the provisional counts (one
  * target per pick), the provisional entries that expire and the members
- * that go stale with time. The picker keeps the plan and the tier weights
- * in sum trees (prefix sums with point updates) and applies exactly
+ * that go stale with time. The picker keeps what a pick reads of the plan
+ * (each target's room, its rows from this caller, its weight; the rest of
+ * the plan is let go after the build) and the tier weights in sum trees (prefix sums with point updates) and applies exactly
  * those events, so that it returns exactly what cluster__adv_pick() would
  * return for the same snapshot, provisional table, time and random state,
  * pick after pick (tests/test_advisor.c checks it), at a cost of
@@ -47,6 +48,7 @@ struct cluster__adv_pick_slot
 	long long w1, w2;    /* tier weights as stored in the trees */
 	int64_t expires;     /* the provisional entry's expiry */
 	size_t entry;        /* position of the entry in the table, or (size_t) -1 */
+	long long weight;    /* fair-share weight in the plan (0 unless a member) */
 	signed char member;  /* role CLUSTER__ADV_MEMBER */
 	signed char cand;    /* eligible target */
 	signed char ramp;    /* slow start: cluster__adv_ramp() of the node */
@@ -60,10 +62,9 @@ struct cluster__adv_picker
 	size_t pickers; /* cluster__adv_pickers() of the snapshot */
 	size_t self;
 	CLUSTERADVISORCONFIG cfg;
-	cluster__adv_plan plan;
 	int64_t now_ms;                    /* latest time seen (time never goes back) */
 	cluster__adv_pick_slot *slot;      /* per target */
-	struct cluster__adv_pick_due *due; /* provisional expiries, earliest first */
+	struct cluster__adv_pick_due *due; /* provisional expiries, earliest first (grown on demand) */
 	size_t due_head, due_len, due_size;
 	cluster__adv_sumtree w1, w2; /* tier 1, tier 2 weights */
 	cluster__adv_sumtree cands;  /* 1 per candidate */
