@@ -1134,6 +1134,15 @@ cluster_plan_free(CLUSTERPLANENTRY *entries)
 
 /* What the pick reuses from one call to the next: a snapshot and the
  * picker built from it, with the key they were taken under. */
+/* What a pick copies out of the snapshot's members array (snap_member):
+ * 16 bytes per member where that array takes 48. */
+typedef struct pick_out pick_out;
+struct pick_out
+{
+	const char *address; /* "" when none */
+	int base;
+};
+
 typedef struct pick_cache pick_cache;
 struct pick_cache
 {
@@ -1142,9 +1151,11 @@ struct pick_cache
 	unsigned long status_seq; /* cluster->status.seq, or 0 when unused */
 	CLUSTERADVISORCONFIG cfg; /* cluster->advisor_config */
 	int64_t ramp_due;         /* local ms of the next step of someone's ramp */
-	snapshot s;
+	snapshot s;               /* without its members array once the picker is built */
 	cluster__adv_picker picker;
 	unsigned long long builds;
+	pick_out *out;                              /* per node of s */
+	char self_address[CLUSTER_ADDRESS_MAX + 1]; /* the snapshot's local stand-in (take_snapshot()) */
 };
 
 /* Every field of the tuning, compared one by one (no padding bytes). */
@@ -1191,6 +1202,8 @@ cache_drop(cluster__advisor *adv)
 		cluster__adv_picker_sync(&pc->picker, &adv->prov);
 		cluster__adv_picker_free(&pc->picker);
 		drop_snapshot(&pc->s);
+		free(pc->out);
+		pc->out = NULL;
 		pc->valid = 0;
 	}
 }
@@ -1221,6 +1234,7 @@ cache_refresh(CLUSTER *cluster, cluster__advisor *adv, int64_t now)
 	uint64_t gen;
 	unsigned long seq;
 	long self;
+	size_t i;
 	int r;
 
 	if(!pc)
@@ -1273,6 +1287,24 @@ cache_refresh(CLUSTER *cluster, cluster__advisor *adv, int64_t now)
 		drop_snapshot(&pc->s);
 		return r;
 	}
+	/* of the members array a pick needs only the address and the base:
+	 * those are kept, the rest (32 bytes per member that an instance
+	 * that picks would otherwise hold between views) goes */
+	pc->out = malloc(pc->s.n * sizeof(*pc->out) + 1);
+	if(!pc->out)
+	{
+		cluster__adv_picker_free(&pc->picker);
+		drop_snapshot(&pc->s);
+		return ENOMEM;
+	}
+	snprintf(pc->self_address, sizeof(pc->self_address), "%s", self >= 0 ? pc->s.members[self].address : "");
+	for(i = 0; i < pc->s.n; i++)
+	{
+		pc->out[i].address = (long) i == self ? pc->self_address : pc->s.members[i].address;
+		pc->out[i].base = pc->s.members[i].base;
+	}
+	free(pc->s.members);
+	pc->s.members = NULL;
 	pc->valid = 1;
 	pc->view_gen = gen;
 	pc->status_seq = seq;
@@ -1288,6 +1320,7 @@ cached_pick(CLUSTER *cluster, cluster__advisor *adv, CLUSTERMEMBER *target)
 {
 	pick_cache *pc;
 	const cluster__adv_node *m;
+	const char *address;
 	size_t at = 0;
 	int r;
 
@@ -1305,15 +1338,16 @@ cached_pick(CLUSTER *cluster, cluster__advisor *adv, CLUSTERMEMBER *target)
 		return r;
 	}
 	m = &pc->s.nodes[at];
+	address = pc->out[at].address;
 	memset(target, 0, sizeof(*target));
 	/* only the bytes in use: the buffers are long */
 	memcpy(target->id, m->id, strnlen(m->id, sizeof(target->id) - 1));
 	target->workers = m->workers;
-	target->base = pc->s.members[at].base;
+	target->base = pc->out[at].base;
 	target->passive = m->passive;
 	target->self = (long) at == pc->s.view.self;
 	target->has_status = m->has_status;
-	memcpy(target->address, pc->s.members[at].address, strnlen(pc->s.members[at].address, sizeof(target->address) - 1));
+	memcpy(target->address, address, strnlen(address, sizeof(target->address) - 1));
 	target->load = m->load;
 	target->capacity = m->capacity;
 	/* the snapshot's age plus the time since the snapshot was taken */
