@@ -189,6 +189,7 @@ int
 main(int argc, char **argv)
 {
 	int ns[16], nn = 0, i;
+	const char *who = "";
 	etcdh *h;
 
 	if(argc > 1 && (!strcmp(argv[1], "-a") || !strcmp(argv[1], "-p")))
@@ -204,10 +205,15 @@ main(int argc, char **argv)
 		fprintf(stderr, "bench-memory: cannot start etcd\n");
 		return 1;
 	}
-	printf("bench-memory: handles joined in one process against %s%s\n\n", etcdh_endpoint(h),
-		advisor_users > 1 ? ", every one an advisor user that picks (status published, everyone's kept, one pick and one round of advice made)"
-		: advisor_users ? ", every one an advisor user (status published and everyone's kept)"
-						: "");
+	if(advisor_users > 1)
+	{
+		who = ", every one an advisor user that picks (status published, everyone's kept, one pick and one round of advice made)";
+	}
+	else if(advisor_users)
+	{
+		who = ", every one an advisor user (status published and everyone's kept)";
+	}
+	printf("bench-memory: handles joined in one process against %s%s\n\n", etcdh_endpoint(h), who);
 	printf("%6s %10s %10s %12s %14s %14s %14s %10s %10s %12s %14s\n", "N", "RSS0 kB", "RSS kB", "kB/instance", "heap kB/inst.", "stack RSS/inst", "anon RSS/inst", "threads0", "threads",
 		"thr/instance", "RSS after kB");
 	for(i = 0; i < nn; i++)
