@@ -110,16 +110,15 @@ st_find(const cluster__adv_sumtree *t, uint64_t x)
 	return idx;
 }
 
-/* Set leaf i to v (its current value in *cur). */
+/* Set leaf i to v (the leaf itself holds its current value). */
 static void
-st_set(cluster__adv_sumtree *t, long long *cur, size_t i, long long v)
+st_set(cluster__adv_sumtree *t, size_t i, long long v)
 {
-	uint64_t delta = (uint64_t) v - (uint64_t) *cur;
+	uint64_t delta = (uint64_t) v - t->v[t->off[0] + i];
 
 	if(delta)
 	{
 		st_add(t, i, delta);
-		*cur = v;
 	}
 }
 
@@ -136,20 +135,36 @@ st_free(cluster__adv_sumtree *t)
 
 /* Stale at the picker's time: the record is older than stale_ms. */
 static int
-is_stale(const cluster__adv_picker *pk, const cluster__adv_pick_slot *t)
+is_stale(const cluster__adv_picker *pk, size_t i)
 {
-	return pk->cfg.stale_ms > 0 && t->received_ms && pk->now_ms - t->received_ms > pk->cfg.stale_ms;
+	int64_t received = pk->nodes[i].received_ms;
+
+	return pk->cfg.stale_ms > 0 && received && pk->now_ms - received > pk->cfg.stale_ms;
 }
 
 /* pick_candidates(), for one target. */
 static int
-eligible(const cluster__adv_picker *pk, const cluster__adv_pick_slot *t)
+eligible(const cluster__adv_picker *pk, size_t i)
 {
-	if(!t->member || is_stale(pk, t))
+	const cluster__adv_node *nd = &pk->nodes[i];
+	const cluster__adv_pick_slot *t = &pk->slot[i];
+
+	if(!t->member || is_stale(pk, i))
 	{
 		return 0;
 	}
-	return !(t->capacity > 0 && t->load + t->prov >= t->capacity);
+	return !(nd->capacity > 0 && nd->load + t->prov >= nd->capacity);
+}
+
+/* The tier 2 weight of a candidate: its room below the share, as the
+ * slow start lets it fill with what the pickers send meanwhile. */
+static long long
+tier2(const cluster__adv_picker *pk, size_t i)
+{
+	const cluster__adv_pick_slot *t = &pk->slot[i];
+	long long load = pk->nodes[i].load;
+
+	return cluster__adv_ramp_room(t->room + load, load + cluster__adv_prov_seen(t->prov, pk->pickers), t->ramp);
 }
 
 /* Bring one target's eligibility and tier weights (own_row_weights(),
@@ -159,12 +174,12 @@ static void
 refresh(cluster__adv_picker *pk, size_t i)
 {
 	cluster__adv_pick_slot *t = &pk->slot[i];
-	int c = eligible(pk, t);
+	int c = eligible(pk, i);
 	long long a = c ? t->own - t->prov : 0;
-	long long b = c ? cluster__adv_ramp_room(t->room + t->load, t->load + cluster__adv_prov_seen(t->prov, pk->pickers), t->ramp) : 0;
+	long long b = c ? tier2(pk, i) : 0;
 
-	st_set(&pk->w1, &t->w1, i, a > 0 ? a : 0);
-	st_set(&pk->w2, &t->w2, i, b);
+	st_set(&pk->w1, i, a > 0 ? a : 0);
+	st_set(&pk->w2, i, b);
 	if(c != t->cand)
 	{
 		st_add(&pk->cands, i, c ? 1 : (uint64_t) -1);
@@ -236,7 +251,7 @@ advance(cluster__adv_picker *pk, int64_t now_ms)
 	{
 		pk->now_ms = now_ms;
 	}
-	while(pk->next_stale < pk->nstale && is_stale(pk, &pk->slot[pk->stale[pk->next_stale]]))
+	while(pk->next_stale < pk->nstale && is_stale(pk, pk->stale[pk->next_stale]))
 	{
 		refresh(pk, pk->stale[pk->next_stale++]);
 	}
@@ -392,7 +407,7 @@ build_stale(cluster__adv_picker *pk)
 	}
 	for(i = 0; i < pk->n; i++)
 	{
-		if(pk->slot[i].member && pk->slot[i].received_ms && !is_stale(pk, &pk->slot[i]))
+		if(pk->slot[i].member && pk->nodes[i].received_ms && !is_stale(pk, i))
 		{
 			order[k].key = pk->nodes[i].received_ms;
 			order[k++].pos = i;
@@ -437,9 +452,6 @@ cluster__adv_picker_build(cluster__adv_picker *pk, const cluster__adv_node *node
 	{
 		cluster__adv_pick_slot *t = &pk->slot[i];
 
-		t->load = nodes[i].load;
-		t->capacity = nodes[i].capacity;
-		t->received_ms = nodes[i].received_ms;
 		t->room = plan.share[i] - nodes[i].load;
 		t->weight = plan.weight[i];
 		t->member = plan.role[i] == CLUSTER__ADV_MEMBER;
@@ -462,13 +474,11 @@ cluster__adv_picker_build(cluster__adv_picker *pk, const cluster__adv_node *node
 	{
 		cluster__adv_pick_slot *t = &pk->slot[i];
 
-		t->cand = (signed char) eligible(pk, t);
+		t->cand = (signed char) eligible(pk, i);
 		if(t->cand)
 		{
-			t->w1 = t->own - t->prov > 0 ? t->own - t->prov : 0;
-			t->w2 = cluster__adv_ramp_room(t->room + t->load, t->load + cluster__adv_prov_seen(t->prov, pk->pickers), t->ramp);
-			pk->w1.v[i] = (uint64_t) t->w1;
-			pk->w2.v[i] = (uint64_t) t->w2;
+			pk->w1.v[i] = (uint64_t) (t->own - t->prov > 0 ? t->own - t->prov : 0);
+			pk->w2.v[i] = (uint64_t) tier2(pk, i);
 			pk->cands.v[i] = 1;
 		}
 	}
@@ -502,8 +512,8 @@ two_choices(const cluster__adv_picker *pk, uint64_t *rng)
 			y++;
 		}
 		j = st_find(&pk->cands, y);
-		if(cluster__adv_less_used(pk->slot[j].load + cluster__adv_prov_seen(pk->slot[j].prov, pk->pickers), pk->slot[j].weight,
-			   pk->slot[pick].load + cluster__adv_prov_seen(pk->slot[pick].prov, pk->pickers), pk->slot[pick].weight))
+		if(cluster__adv_less_used(pk->nodes[j].load + cluster__adv_prov_seen(pk->slot[j].prov, pk->pickers), pk->slot[j].weight,
+			   pk->nodes[pick].load + cluster__adv_prov_seen(pk->slot[pick].prov, pk->pickers), pk->slot[pick].weight))
 		{
 			pick = j;
 		}

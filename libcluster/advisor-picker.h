@@ -33,25 +33,23 @@ struct cluster__adv_sumtree
 	uint64_t total;
 };
 
-/* Everything one pick reads or writes about one target, together, so
- * that a pick touches a couple of cache lines per target, not one per
- * array (at a few thousand members the arrays outgrow the caches). */
+/* What one pick reads or writes about one target besides its node (the
+ * load, capacity and receipt time are read there) and its leaves in the
+ * sum trees (which hold its tier weights), together, so that a pick
+ * touches a few cache lines per target, not one per array (at a few
+ * thousand members the arrays outgrow the caches): 56 bytes. */
 typedef struct cluster__adv_pick_slot cluster__adv_pick_slot;
 struct cluster__adv_pick_slot
 {
-	long long load;      /* the node's */
-	long long capacity;  /* the node's */
-	int64_t received_ms; /* the node's */
-	long long room;      /* share - load */
-	long long own;       /* row(self, t) */
-	long long prov;      /* provisional picks (live entries) */
-	long long w1, w2;    /* tier weights as stored in the trees */
-	int64_t expires;     /* the provisional entry's expiry */
-	size_t entry;        /* position of the entry in the table, or (size_t) -1 */
-	long long weight;    /* fair-share weight in the plan (0 unless a member) */
-	signed char member;  /* role CLUSTER__ADV_MEMBER */
-	signed char cand;    /* eligible target */
-	signed char ramp;    /* slow start: cluster__adv_ramp() of the node */
+	long long room;     /* share - load */
+	long long own;      /* row(self, t) */
+	long long prov;     /* provisional picks (live entries) */
+	long long weight;   /* fair-share weight in the plan (0 unless a member) */
+	int64_t expires;    /* the provisional entry's expiry */
+	size_t entry;       /* position of the entry in the table, or (size_t) -1 */
+	signed char member; /* role CLUSTER__ADV_MEMBER */
+	signed char cand;   /* eligible target */
+	signed char ramp;   /* slow start: cluster__adv_ramp() of the node */
 };
 
 typedef struct cluster__adv_picker cluster__adv_picker;
