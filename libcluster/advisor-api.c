@@ -1132,8 +1132,6 @@ cluster_plan_free(CLUSTERPLANENTRY *entries)
 /* where should a new client connect?                                   */
 /* ------------------------------------------------------------------ */
 
-/* What the pick reuses from one call to the next: a snapshot and the
- * picker built from it, with the key they were taken under. */
 /* What a pick copies out of the snapshot's members array (snap_member):
  * 16 bytes per member where that array takes 48. */
 typedef struct pick_out pick_out;
@@ -1143,6 +1141,8 @@ struct pick_out
 	int base;
 };
 
+/* What the pick reuses from one call to the next: a snapshot and the
+ * picker built from it, with the key they were taken under. */
 typedef struct pick_cache pick_cache;
 struct pick_cache
 {

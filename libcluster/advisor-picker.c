@@ -276,7 +276,6 @@ record(cluster__adv_picker *pk, cluster__adv_prov *prov, size_t i)
 {
 	cluster__adv_pick_slot *t = &pk->slot[i];
 	int64_t expires = pk->now_ms + cluster__adv_prov_timeout(&pk->cfg, pk->n);
-
 	int push = !(t->prov > 0 && t->expires == expires); /* not twice for one expiry */
 
 	if(push && due_room(pk))
