@@ -9,8 +9,9 @@
  * target per pick), the provisional entries that expire and the members
  * that go stale with time. The picker keeps what a pick reads of the plan
  * (each target's room, its rows from this caller, its weight; the rest of
- * the plan is let go after the build) and the tier weights in sum trees (prefix sums with point updates) and applies exactly
- * those events, so that it returns exactly what cluster__adv_pick() would
+ * the plan is let go after the build) and the tier weights in sum trees
+ * (prefix sums with point updates) and applies exactly those events, so
+ * that it returns exactly what cluster__adv_pick() would
  * return for the same snapshot, provisional table, time and random state,
  * pick after pick (tests/test_advisor.c checks it), at a cost of
  * O(log n) in base 8: the same four levels from 513 to 4096 members. Pure: no I/O, no locks, no globals.
