@@ -13,8 +13,13 @@
  * With -a every member is an advisor user: it reports a load and sets
  * the advisor configuration, so it publishes a status and keeps everyone
  * else's; the figures are read once the last member sees every status.
+ * With -p every member is an advisor user that also picks, as a
+ * WebSocket server that places clients does: once every status is seen,
+ * each member makes one pick (cluster_pick_target(), whose cache it then
+ * holds) and one round of advice (cluster_advice(), which fills its table
+ * of arrivals for the hold-down) before the figures are read.
  *
- *   bench-memory [-a] [N ...]   (default: 1 10 50 200)
+ *   bench-memory [-a | -p] [N ...]   (default: 1 10 50 200)
  */
 #include <errno.h>
 #include <stdio.h>
