@@ -28,8 +28,9 @@
  *   report policy (report-policy.h);
  * - the balancer (watch) thread holds one long-lived watch stream with the
  *   member prefix watch (id 0) and, for advisor users, the status prefix
- *   watch (ids 1, 2, ...). It applies events to two tables (members,
- *   statuses), publishes a merged view per message, resumes both watches
+ *   watch (ids 1, 2, ...). It applies events to one member table whose
+ *   nodes carry the members' statuses (status-fold.h: one node per
+ *   member), publishes a view per message, resumes both watches
  *   by revision after a broken stream and re-reads only after a
  *   compaction. From 25 members on (at the default budget) the status
  *   watch takes one batch at a time: after a message of statuses it is
@@ -56,6 +57,7 @@
 #include "http.h"
 #include "etcd3-proto.h"
 #include "member-table.h"
+#include "status-fold.h"
 #include "report-policy.h"
 #include "advisor.h"
 #include "shard-sync.h"
@@ -161,8 +163,8 @@ struct etcd3
 	pthread_mutex_t fresh_m; /* orders cluster__set_fresh() calls */
 
 	/* watch thread only (join fills them before it starts) */
-	cluster__table table;    /* members */
-	cluster__table statuses; /* statuses (advisor users only) */
+	cluster__table table;    /* members, with their statuses (status-fold.h) */
+	cluster__table statuses; /* statuses of ids that are not members (ditto) */
 	int64_t last_rev;        /* of the member watch */
 	int64_t status_rev;      /* of the status watch; 0: not watched */
 	uint64_t batch_rng;      /* jitter of the status batch waits */
@@ -673,10 +675,11 @@ record_from_kv(etcd3 *ed, int statuses, const cluster__etcd3_kv *kv, cluster__me
 	return statuses ? status_from_kv(ed, kv, rec) : member_from_kv(ed, kv, rec);
 }
 
-/* Build a table (members, or statuses) from a range answer, keeping each
- * unchanged record's receipt time from the old table. */
+/* Build a raw table (members, or statuses) from a range answer: received
+ * now; folding it into the tables keeps the receipt time of what did not
+ * change (status-fold.h). */
 static int
-table_from_range(etcd3 *ed, int statuses, const cluster__etcd3_range *rg, cluster__table *old, cluster__table *out)
+table_from_range(etcd3 *ed, int statuses, const cluster__etcd3_range *rg, cluster__table *out)
 {
 	int64_t now = cluster__now_ms();
 	size_t i;
@@ -686,15 +689,12 @@ table_from_range(etcd3 *ed, int statuses, const cluster__etcd3_range *rg, cluste
 	for(i = 0; i < rg->n_kvs; i++)
 	{
 		cluster__member rec;
-		const cluster__node *prev;
 
 		if(record_from_kv(ed, statuses, &rg->kvs[i], &rec))
 		{
 			continue;
 		}
-		prev = old ? cluster__table_find(old, rec.id) : NULL;
-		r = (statuses ? cluster__table_put_status : cluster__table_put)(out, &rec,
-			prev && cluster__node_same(prev, &rec) ? prev->received_ms : now, NULL);
+		r = (statuses ? cluster__table_put_status : cluster__table_put)(out, &rec, now, NULL);
 		if(r)
 		{
 			cluster__table_free(out);
@@ -745,7 +745,7 @@ range_rpc(etcd3 *ed, etcd3_conn *cn, char *body, cluster__etcd3_range *rg, char 
 /* Read a whole prefix once (the members, or with statuses set the
  * statuses): the table at revision *rev. */
 static int
-read_prefix(etcd3 *ed, etcd3_conn *cn, int statuses, cluster__table *old, cluster__table *out, int64_t *rev, char *why, size_t whysz)
+read_prefix(etcd3 *ed, etcd3_conn *cn, int statuses, cluster__table *out, int64_t *rev, char *why, size_t whysz)
 {
 	cluster__etcd3_range rg;
 	const char *prefix = statuses ? ed->status_prefix : ed->prefix;
@@ -760,10 +760,36 @@ read_prefix(etcd3 *ed, etcd3_conn *cn, int statuses, cluster__table *old, cluste
 	{
 		return r;
 	}
-	r = table_from_range(ed, statuses, &rg, old, out);
+	r = table_from_range(ed, statuses, &rg, out);
 	*rev = rg.revision;
 	cluster__etcd3_range_free(&rg);
 	return r;
+}
+
+/* Make the statuses of raw (a whole status prefix, freed here) the
+ * tables' separate statuses (status-fold.h). */
+static int
+take_statuses(etcd3 *ed, cluster__table *raw, char *why, size_t whysz)
+{
+	int r = cluster__fold_statuses(&ed->table, &ed->statuses, raw, cluster__now_ms());
+
+	cluster__table_free(raw);
+	if(r)
+	{
+		snprintf(why, whysz, "out of memory");
+	}
+	return r;
+}
+
+/* Read the whole status prefix on the watch connection into the tables:
+ * the statuses at revision *rev. */
+static int
+read_statuses(etcd3 *ed, int64_t *rev, char *why, size_t whysz)
+{
+	cluster__table raw;
+	int r = read_prefix(ed, &ed->watch, 1, &raw, rev, why, whysz);
+
+	return r ? r : take_statuses(ed, &raw, why, whysz);
 }
 
 /*
@@ -948,14 +974,13 @@ heartbeat_tick(etcd3 *ed, cluster__http *h, watch_beat *b, int64_t now, int *err
 	return b->grace_ms;
 }
 
-/* Apply one message's events to the table its watch feeds (the status
- * watch's to the statuses), then publish once. Returns 0, or E2BIG
+/* Apply one message's events (the member watch's or the status
+ * watch's) to the tables, then publish once. Returns 0, or E2BIG
  * (nothing published) when a new member would pass the limit. */
 static int
 apply_events(etcd3 *ed, const cluster__etcd3_watch_msg *msg)
 {
 	int statuses = ed->status_rev && msg->watch_id != MEMBER_WATCH;
-	cluster__table *t = statuses ? &ed->statuses : &ed->table;
 	int64_t *rev = statuses ? &ed->status_rev : &ed->last_rev;
 	const char *prefix = statuses ? ed->status_prefix : ed->prefix;
 	int64_t now = cluster__now_ms();
@@ -979,7 +1004,12 @@ apply_events(etcd3 *ed, const cluster__etcd3_watch_msg *msg)
 			{
 				continue;
 			}
-			cluster__table_del(t, rec.id);
+			r = statuses ? cluster__fold_status_del(&ed->table, &ed->statuses, rec.id, now) :
+						   cluster__fold_member_del(&ed->table, &ed->statuses, rec.id);
+			if(r)
+			{
+				cluster__log(ed->core, LOG_ERR, "libcluster: etcd: out of memory applying a watch event\n");
+			}
 			if(!statuses && !strcmp(rec.id, ed->cfg->instance))
 			{
 				self_deleted = 1;
@@ -994,13 +1024,14 @@ apply_events(etcd3 *ed, const cluster__etcd3_watch_msg *msg)
 		if(r)
 		{
 			/* left out: a record we cannot read does not count */
-			if(rec.id[0])
+			if(rec.id[0] && (statuses ? cluster__fold_status_del(&ed->table, &ed->statuses, rec.id, now) :
+										cluster__fold_member_del(&ed->table, &ed->statuses, rec.id)))
 			{
-				cluster__table_del(t, rec.id);
+				cluster__log(ed->core, LOG_ERR, "libcluster: etcd: out of memory applying a watch event\n");
 			}
 			continue;
 		}
-		r = (statuses ? cluster__table_put_status : cluster__table_put)(t, &rec, now, NULL);
+		r = (statuses ? cluster__fold_status_put : cluster__fold_member_put)(&ed->table, &ed->statuses, &rec, now);
 		if(r == E2BIG && statuses)
 		{
 			/* more statuses than members can exist only for members
@@ -1279,7 +1310,7 @@ reread(etcd3 *ed)
 	int r;
 
 	memset(&ts, 0, sizeof(ts));
-	r = read_prefix(ed, &ed->watch, 0, &ed->table, &t, &rev, why, sizeof(why));
+	r = read_prefix(ed, &ed->watch, 0, &t, &rev, why, sizeof(why));
 	if(r == E2BIG)
 	{
 		/* said once per episode; the watch thread retries meanwhile */
@@ -1289,10 +1320,38 @@ reread(etcd3 *ed)
 	}
 	if(!r && ed->status_rev)
 	{
-		r = read_prefix(ed, &ed->watch, 1, &ed->statuses, &ts, &srev, why, sizeof(why));
+		r = read_prefix(ed, &ed->watch, 1, &ts, &srev, why, sizeof(why));
 		if(r)
 		{
 			cluster__table_free(&t);
+		}
+	}
+	if(!r)
+	{
+		/* the difference into the tables (unchanged records keep their
+		 * receipt times), all or nothing */
+		cluster__table m, o;
+		int64_t now = cluster__now_ms();
+
+		cluster__table_share(&m, &ed->table);
+		cluster__table_share(&o, &ed->statuses);
+		r = cluster__fold_members(&m, &o, &t, now);
+		if(!r && ed->status_rev)
+		{
+			r = cluster__fold_statuses(&m, &o, &ts, now);
+		}
+		cluster__table_free(&t);
+		cluster__table_free(&ts);
+		if(r)
+		{
+			cluster__table_free(&m);
+			cluster__table_free(&o);
+			snprintf(why, sizeof(why), "out of memory");
+		}
+		else
+		{
+			t = m;
+			ts = o;
 		}
 	}
 	if(r)
@@ -1310,18 +1369,15 @@ reread(etcd3 *ed)
 	}
 	cluster__table_free(&ed->table);
 	ed->table = t;
+	cluster__table_free(&ed->statuses);
+	ed->statuses = ts;
 	if(rev > ed->last_rev)
 	{
 		ed->last_rev = rev;
 	}
-	if(ed->status_rev)
+	if(ed->status_rev && srev > ed->status_rev)
 	{
-		cluster__table_free(&ed->statuses);
-		ed->statuses = ts;
-		if(srev > ed->status_rev)
-		{
-			ed->status_rev = srev;
-		}
+		ed->status_rev = srev;
 	}
 	if(!cluster__table_find(&ed->table, ed->cfg->instance) && !ed->passive)
 	{
@@ -1367,8 +1423,7 @@ add_statuses(etcd3 *ed)
 	int64_t rev, settle;
 	int r;
 
-	cluster__table_free(&ed->statuses);
-	r = read_prefix(ed, &ed->watch, 1, NULL, &ed->statuses, &rev, why, sizeof(why));
+	r = read_statuses(ed, &rev, why, sizeof(why));
 	if(r)
 	{
 		if(r != ECANCELED)
@@ -2953,10 +3008,10 @@ register_initial(etcd3 *ed, int64_t join_deadline, join_read *jr)
 	return r;
 }
 
-/* Read the prefix (or the status prefix) for the first view, retrying a
- * failing registry until the join deadline. */
+/* Read the prefix (or the status prefix) for the first view into *out,
+ * retrying a failing registry until the join deadline. */
 static int
-read_initial(etcd3 *ed, int statuses, int64_t join_deadline, int64_t *rev)
+read_initial(etcd3 *ed, int statuses, int64_t join_deadline, cluster__table *out, int64_t *rev)
 {
 	const char *prefix = statuses ? ed->status_prefix : ed->prefix;
 	char why[320];
@@ -2968,7 +3023,7 @@ read_initial(etcd3 *ed, int statuses, int64_t join_deadline, int64_t *rev)
 		{
 			return ECANCELED;
 		}
-		r = read_prefix(ed, &ed->watch, statuses, NULL, statuses ? &ed->statuses : &ed->table, rev, why, sizeof(why));
+		r = read_prefix(ed, &ed->watch, statuses, out, rev, why, sizeof(why));
 		if(!transient(r, why) || cluster__now_ms() + 100 >= join_deadline)
 		{
 			break;
@@ -2991,21 +3046,37 @@ read_initial(etcd3 *ed, int statuses, int64_t join_deadline, int64_t *rev)
 }
 
 /*
- * The join's first table of members (statuses set: of statuses) and its
- * revision: from the registration's own answer when it holds that range
- * (one round trip less before the first view), else read_initial().
+ * The join's first table of members (statuses set: of statuses, folded
+ * into the members read before) and its revision: from the
+ * registration's own answer when it holds that range (one round trip
+ * less before the first view), else read_initial().
  */
 static int
 read_joined(etcd3 *ed, const join_read *jr, int statuses, int64_t join_deadline, int64_t *rev)
 {
 	size_t k = statuses ? 1 : 0;
+	cluster__table raw;
+	char why[32];
+	int r;
 
 	if(jr->txn.n_ranges > k && (!statuses || jr->statuses))
 	{
 		*rev = jr->txn.revision;
-		return table_from_range(ed, statuses, &jr->txn.ranges[k], NULL, statuses ? &ed->statuses : &ed->table);
+		r = table_from_range(ed, statuses, &jr->txn.ranges[k], statuses ? &raw : &ed->table);
 	}
-	return read_initial(ed, statuses, join_deadline, rev);
+	else
+	{
+		r = read_initial(ed, statuses, join_deadline, statuses ? &raw : &ed->table, rev);
+	}
+	if(!r && statuses)
+	{
+		r = take_statuses(ed, &raw, why, sizeof(why));
+		if(r)
+		{
+			cluster__log(ed->core, LOG_ERR, "libcluster: etcd: cannot read %s: %s\n", ed->status_prefix, why);
+		}
+	}
+	return r;
 }
 
 /* Any thread: make the join in progress give up (its requests fail with

@@ -394,13 +394,35 @@ status_same(const cluster__node *n, const cluster__member *rec)
 		return !n->has_status && !rec->has_status;
 	}
 	cluster__node_status(n, &addr, &load, &cap);
-	return load == rec->load && cap == rec->capacity && !strcmp(addr, rec->address);
+	return load == rec->load && cap == rec->capacity && !strcmp(addr, rec->address) && n->status_apart == !!rec->status_apart;
 }
 
 int
 cluster__node_same(const cluster__node *n, const cluster__member *rec)
 {
 	return n->workers == rec->workers && n->passive == !!rec->passive && status_same(n, rec);
+}
+
+void
+cluster__node_record(const cluster__node *n, cluster__member *out)
+{
+	const char *addr;
+
+	memset(out, 0, sizeof(*out));
+	memcpy(out->id, n->id, (size_t) n->idlen + 1);
+	out->workers = n->workers;
+	out->passive = n->passive;
+	out->mod_revision = n->mod_revision;
+	out->create_revision = n->create_revision;
+	out->received_ms = n->received_ms;
+	out->has_status = cluster__node_status(n, &addr, &out->load, &out->capacity);
+	if(out->has_status)
+	{
+		memcpy(out->address, addr, (size_t) n->addrlen + 1);
+		out->status_apart = n->status_apart;
+		out->has_up = n->has_joined;
+		out->joined_ms = cluster__node_joined_ms(n);
+	}
 }
 
 /* The one insert path for member and status records. */
@@ -471,6 +493,7 @@ put(cluster__table *t, const cluster__member *rec, int workers, int passive, int
 		v.joined_ms = rec->has_up ? rec->joined_ms : 0;
 		leaf->has_status = 1;
 		leaf->has_joined = (unsigned char) !!rec->has_up;
+		leaf->status_apart = (unsigned char) !!rec->status_apart;
 		leaf->addrlen = (unsigned short) alen;
 		memcpy(leaf->id + len + 1, rec->address, alen + 1);
 		memcpy(leaf->id + len + 1 + alen + 1, &v, sizeof(v));

@@ -46,6 +46,9 @@ struct cluster__member
 	int64_t mod_revision;    /* registry revision of the record (0 if unknown) */
 	int64_t create_revision; /* when the record was created (its incarnation; 0 if unknown) */
 	int64_t received_ms;     /* local monotonic ms when the record last changed */
+	/* the status is the member's separate status record (status-fold.h)
+	 * folded into its member record, not the member record's own */
+	int status_apart;
 };
 
 /*
@@ -71,7 +74,8 @@ struct cluster__node
 	unsigned short workers; /* 0 in a statuses table */
 	unsigned char passive : 1;
 	unsigned char has_status : 1;
-	unsigned char has_joined : 1; /* a status record that published the member's age */
+	unsigned char has_joined : 1;   /* a status record that published the member's age */
+	unsigned char status_apart : 1; /* cluster__member.status_apart */
 	unsigned char idlen;
 	unsigned short addrlen;
 	/* the id and its NUL; with a status, the address and its NUL, then
@@ -145,8 +149,14 @@ const cluster__node *cluster__table_locate(const cluster__table *t, const char *
 const cluster__node *cluster__table_at(const cluster__table *t, size_t pos, int *base);
 
 /* Non-zero if the node carries the content of rec (workers, passive,
- * status); ids, revisions and times are not compared. */
+ * status and where it came from); ids, revisions and times are not
+ * compared. */
 int cluster__node_same(const cluster__node *n, const cluster__member *rec);
+
+/* The node's record as cluster__table_put() would take it back: id,
+ * workers, passive, status (the join time as has_up with joined_ms),
+ * revisions, receipt time and status_apart. */
+void cluster__node_record(const cluster__node *n, cluster__member *out);
 
 /* In-order iteration over one version (which must be held meanwhile). */
 typedef struct cluster__table_iter cluster__table_iter;

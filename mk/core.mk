@@ -19,6 +19,8 @@ LIBCLUSTER_SOURCES += \
 	libcluster/view.c \
 	libcluster/member-table.h \
 	libcluster/member-table.c \
+	libcluster/status-fold.h \
+	libcluster/status-fold.c \
 	libcluster/engine-static.c \
 	libcluster/engine-etcd2.c \
 	libcluster/etcd2-proto.h \
@@ -26,7 +28,7 @@ LIBCLUSTER_SOURCES += \
 
 # Test programs that use cmocka go in CMOCKA_TESTS, never straight into
 # check_PROGRAMS/TESTS: Makefile.am adds them only when configure found it.
-CMOCKA_TESTS += tests/test_view tests/test_member_table tests/test_escape tests/test_cert tests/test_api tests/test_static tests/test_etcd2_proto
+CMOCKA_TESTS += tests/test_view tests/test_member_table tests/test_status_fold tests/test_escape tests/test_cert tests/test_api tests/test_static tests/test_etcd2_proto
 check_PROGRAMS += tests/headertest
 TESTS += tests/headertest tests/check-exports.sh
 EXTRA_DIST += tests/check-exports.sh tests/exports.txt tests/tsan.supp
@@ -39,6 +41,11 @@ tests_test_member_table_CFLAGS = $(TEST_CFLAGS)
 tests_test_member_table_LDADD = $(TEST_LDADD)
 # malloc fails on demand (the test's __wrap_malloc): GNU ld, as on the CI
 tests_test_member_table_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=malloc
+tests_test_status_fold_SOURCES = tests/test_status_fold.c
+tests_test_status_fold_CFLAGS = $(TEST_CFLAGS)
+tests_test_status_fold_LDADD = $(TEST_LDADD)
+# malloc fails on demand, as for test_member_table
+tests_test_status_fold_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=malloc
 tests_test_cert_SOURCES = tests/test_cert.c
 tests_test_cert_CFLAGS = $(TEST_CFLAGS)
 tests_test_cert_LDADD = $(TEST_LDADD)
