@@ -62,9 +62,10 @@ typedef struct join_table join_table;
 struct join_table
 {
 	cluster__table members;
-	join_entry *e; /* cluster__table_count(&members) entries */
-	uint64_t gen;  /* view generation last applied (or the join's) */
-	int primed;    /* the first view since joining has been applied */
+	join_entry *e;        /* cluster__table_count(&members) entries */
+	uint64_t gen;         /* view generation last applied (or the join's) */
+	uint64_t members_gen; /* that view's (view.h) */
+	int primed;           /* the first view since joining has been applied */
 	ghost ghosts[GHOSTS_MAX];
 	size_t nghosts;
 };
@@ -269,6 +270,7 @@ joins_reset(join_table *jt)
 	free(jt->e);
 	jt->e = NULL;
 	jt->primed = 0;
+	jt->members_gen = 0;
 	for(i = 0; i < jt->nghosts; i++)
 	{
 		free(jt->ghosts[i].id);
@@ -509,6 +511,7 @@ joins_fill(join_table *jt, snapshot *s)
 	cluster__table_share(&jt->members, &s->view.members);
 	jt->primed = 1;
 	jt->gen = s->gen;
+	jt->members_gen = s->view.members_gen;
 	ghosts_append(jt, s);
 	return;
 oom:
@@ -1646,6 +1649,35 @@ cluster__advisor_stop(CLUSTER *cluster)
 	pthread_mutex_lock(&cluster->lock);
 	cluster->status.unconfirmed = 0;
 	pthread_mutex_unlock(&cluster->lock);
+}
+
+/*
+ * The join table holds the member table of the view it last applied, for
+ * its ids. Statuses live in the member nodes (status-fold.h), so each
+ * status change makes new nodes and the held version would keep the old
+ * ones until the next advisor round (with every status changed, a second
+ * copy of the table). When a delivered view has the same members
+ * (members_gen), its table serves the join table as well: take it. O(1).
+ */
+void
+cluster__advisor_view(CLUSTER *cluster, const cluster__view *view)
+{
+	cluster__advisor *adv;
+
+	pthread_mutex_lock(&cluster->lock);
+	adv = cluster->advisor;
+	pthread_mutex_unlock(&cluster->lock);
+	if(!adv || !view->members_gen)
+	{
+		return;
+	}
+	pthread_mutex_lock(&adv->mu);
+	if(adv->joins.primed && adv->joins.members_gen == view->members_gen && adv->joins.members.root != view->members.root)
+	{
+		cluster__table_free(&adv->joins.members);
+		cluster__table_share(&adv->joins.members, &view->members);
+	}
+	pthread_mutex_unlock(&adv->mu);
 }
 
 void

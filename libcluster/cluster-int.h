@@ -182,6 +182,9 @@ void cluster__shards_free(CLUSTER *cluster); /* from destroy */
 int cluster__advisor_start(CLUSTER *cluster); /* after join */
 void cluster__advisor_stop(CLUSTER *cluster); /* before leave */
 void cluster__advisor_free(CLUSTER *cluster); /* from destroy */
+/* A view was delivered (called with no lock held): the advisor lets go
+ * of older table versions it no longer needs. */
+void cluster__advisor_view(CLUSTER *cluster, const cluster__view *view);
 /* How many times the pick built its cache (tests and benchmarks). */
 unsigned long long cluster__advisor_pick_builds(CLUSTER *cluster);
 

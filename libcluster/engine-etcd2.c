@@ -310,7 +310,7 @@ list_dir(etcd2 *e, cluster__http *http, uint64_t *index, char *why, size_t whyle
 static int
 publish(etcd2 *e)
 {
-	return cluster__publish_tables(e->core, &e->table, NULL, (int64_t) (e->next_index - 1));
+	return cluster__publish_tables(e->core, &e->table, NULL, (int64_t) (e->next_index - 1), 0);
 }
 
 /* Apply one long-poll answer; returns 0, ESTALE when history is gone,

@@ -165,6 +165,7 @@ struct etcd3
 	/* watch thread only (join fills them before it starts) */
 	cluster__table table;    /* members, with their statuses (status-fold.h) */
 	cluster__table statuses; /* statuses of ids that are not members (ditto) */
+	uint64_t members_gen;    /* bumped when table's members may have changed (view.h) */
 	int64_t last_rev;        /* of the member watch */
 	int64_t status_rev;      /* of the status watch; 0: not watched */
 	uint64_t batch_rng;      /* jitter of the status batch waits */
@@ -818,7 +819,7 @@ publish(etcd3 *ed)
 	shards_members(ed);
 	if(!add_self)
 	{
-		return cluster__publish_tables(ed->core, &ed->table, &ed->statuses, ed->last_rev);
+		return cluster__publish_tables(ed->core, &ed->table, &ed->statuses, ed->last_rev, ed->members_gen);
 	}
 	/* ourselves put into a shared copy: O(log N), the table untouched */
 	cluster__table_share(&t, &ed->table);
@@ -830,7 +831,8 @@ publish(etcd3 *ed)
 		cluster__table_free(&t);
 		cluster__table_share(&t, &ed->table);
 	}
-	r = cluster__publish_tables(ed->core, &t, &ed->statuses, ed->last_rev);
+	/* not the table's members: a count of 0 says so */
+	r = cluster__publish_tables(ed->core, &t, &ed->statuses, ed->last_rev, 0);
 	cluster__table_free(&t);
 	return r;
 }
@@ -987,6 +989,10 @@ apply_events(etcd3 *ed, const cluster__etcd3_watch_msg *msg)
 	size_t i;
 	int self_deleted = 0;
 
+	if(!statuses)
+	{
+		ed->members_gen++;
+	}
 	for(i = 0; i < msg->n_events; i++)
 	{
 		const cluster__etcd3_event *ev = &msg->events[i];
@@ -1371,6 +1377,7 @@ reread(etcd3 *ed)
 	ed->table = t;
 	cluster__table_free(&ed->statuses);
 	ed->statuses = ts;
+	ed->members_gen++;
 	if(rev > ed->last_rev)
 	{
 		ed->last_rev = rev;
@@ -3227,6 +3234,7 @@ etcd3_join(void *engine, const cluster__engine_config *c)
 	{
 		goto undo;
 	}
+	ed->members_gen++;
 	ed->last_rev = rev;
 	if(wants_statuses(ed))
 	{

@@ -144,10 +144,11 @@ struct cluster__status
  * core shares both versions (the engine keeps and goes on updating its
  * own), computes this instance's base and the total in O(log N) and
  * delivers the view to the application (at once, or after the settle
- * window when the engine ticks). Call it with no lock held. Returns 0 (a
+ * window when the engine ticks). members_gen: the view's (view.h; 0 if
+ * the engine does not count). Call it with no lock held. Returns 0 (a
  * table is always a valid member set).
  */
-int cluster__publish_tables(CLUSTER *core, const cluster__table *members, const cluster__table *statuses, int64_t revision);
+int cluster__publish_tables(CLUSTER *core, const cluster__table *members, const cluster__table *statuses, int64_t revision, uint64_t members_gen);
 
 /*
  * The same from n member records (any order), for tests and callers that

@@ -153,7 +153,8 @@ cluster__deliver(CLUSTER *cluster)
 	{
 		CLUSTERBALANCE cb;
 		CLUSTERSTATE st;
-		int old_base, old_total, notify;
+		cluster__view anchor;
+		int old_base, old_total, notify, advised;
 
 		cluster->has_pending = 0;
 		cluster->pending_first_ms = 0;
@@ -181,12 +182,22 @@ cluster__deliver(CLUSTER *cluster)
 		cluster->index = cluster->view.base;
 		cluster->total = cluster->view.total;
 		cluster->announced = 1;
+		advised = cluster->advisor != NULL;
+		if(advised)
+		{
+			cluster__view_copy(&anchor, &cluster->view);
+		}
 		cb = cluster->balancer;
 		st.index = cluster->index;
 		st.workers = cluster->workers;
 		st.total = cluster->total;
 		st.passive = cluster->passive;
 		pthread_mutex_unlock(&cluster->lock);
+		if(advised)
+		{
+			cluster__advisor_view(cluster, &anchor);
+			cluster__view_free(&anchor);
+		}
 		if(notify)
 		{
 			log_change(cluster, &st, old_base, old_total);
@@ -285,11 +296,12 @@ cluster__settle_tick(CLUSTER *cluster)
 }
 
 int
-cluster__publish_tables(CLUSTER *cluster, const cluster__table *members, const cluster__table *statuses, int64_t revision)
+cluster__publish_tables(CLUSTER *cluster, const cluster__table *members, const cluster__table *statuses, int64_t revision, uint64_t members_gen)
 {
 	cluster__view view;
 
 	cluster__view_make(&view, members, statuses, cluster->instance, revision);
+	view.members_gen = members_gen;
 	if(view.self >= 0 && cluster->passive)
 	{
 		/* an observer is never counted, even if a record with its id exists */
@@ -335,7 +347,7 @@ cluster__publish_view(CLUSTER *cluster, const cluster__member *members, size_t n
 		}
 		return r;
 	}
-	r = cluster__publish_tables(cluster, &t, NULL, revision);
+	r = cluster__publish_tables(cluster, &t, NULL, revision, 0);
 	cluster__table_free(&t);
 	return r;
 }

@@ -26,6 +26,11 @@ struct cluster__view
 	int total;               /* sum of workers of counted (non-passive) members */
 	int offset;              /* added to every counted member's base (static engine) */
 	int64_t revision;        /* registry revision the view reflects (0 if static) */
+	/* The engine's count of membership changes: two views with the same
+	 * non-zero value have the same members and member records (ids,
+	 * workers, passive, incarnations); only statuses may differ. 0:
+	 * unknown (every view may differ). */
+	uint64_t members_gen;
 };
 
 /* An empty view (no members, self absent). */
