@@ -19,7 +19,8 @@ typedef struct cluster__view cluster__view;
 struct cluster__view
 {
 	cluster__table members;  /* a shared version, sorted by id (byte order) */
-	cluster__table statuses; /* a shared version (empty: none kept apart) */
+	cluster__table statuses; /* a shared version (empty: none kept apart; etcd v3:
+	                          * only statuses of non-members, status-fold.h) */
 	size_t count;            /* members */
 	long self;               /* position of this instance, -1 if absent */
 	int base;                /* this instance's base index, -1 if absent or passive */
