@@ -21,26 +21,8 @@
 #include <string.h>
 
 #include "member-table.h"
+#include "failmalloc.h"
 
-/* -1: malloc works; k >= 0: k more calls succeed, then every one fails. */
-static long fail_after = -1;
-
-void *__real_malloc(size_t size);
-void *__wrap_malloc(size_t size);
-
-void *
-__wrap_malloc(size_t size)
-{
-	if(fail_after == 0)
-	{
-		return NULL;
-	}
-	if(fail_after > 0)
-	{
-		fail_after--;
-	}
-	return __real_malloc(size);
-}
 
 /* ------------------------------------------------------------------ */
 /* the model                                                            */

@@ -23,26 +23,8 @@
 
 #include "status-fold.h"
 #include "view.h"
+#include "failmalloc.h"
 
-/* -1: malloc works; k >= 0: k more calls succeed, then every one fails. */
-static long fail_after = -1;
-
-void *__real_malloc(size_t size);
-void *__wrap_malloc(size_t size);
-
-void *
-__wrap_malloc(size_t size)
-{
-	if(fail_after == 0)
-	{
-		return NULL;
-	}
-	if(fail_after > 0)
-	{
-		fail_after--;
-	}
-	return __real_malloc(size);
-}
 
 static uint64_t rng_state;
 
