@@ -25,7 +25,6 @@
 #include "view.h"
 #include "failmalloc.h"
 
-
 static uint64_t rng_state;
 
 /* xorshift64*: deterministic per seed, so a failure replays */
