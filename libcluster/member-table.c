@@ -729,7 +729,7 @@ check(const cluster__node *n, const char *lo, const char *hi)
 	{
 		return -1;
 	}
-	if((n->has_status && strlen(n->id + n->idlen + 1) != n->addrlen) || (n->has_joined && !n->has_status))
+	if((n->has_status && strlen(n->id + n->idlen + 1) != n->addrlen) || ((n->has_joined || n->status_apart) && !n->has_status))
 	{
 		return -1;
 	}
