@@ -36,12 +36,12 @@ EXTRA_DIST += tests/check-exports.sh tests/exports.txt tests/tsan.supp
 tests_test_view_SOURCES = tests/test_view.c
 tests_test_view_CFLAGS = $(TEST_CFLAGS)
 tests_test_view_LDADD = $(TEST_LDADD)
-tests_test_member_table_SOURCES = tests/test_member_table.c tests/failmalloc.h
+tests_test_member_table_SOURCES = tests/test_member_table.c tests/failmalloc.h tests/testrng.h
 tests_test_member_table_CFLAGS = $(TEST_CFLAGS)
 tests_test_member_table_LDADD = $(TEST_LDADD)
 # malloc fails on demand (the test's __wrap_malloc): GNU ld, as on the CI
 tests_test_member_table_LDFLAGS = $(AM_LDFLAGS) -Wl,--wrap=malloc
-tests_test_status_fold_SOURCES = tests/test_status_fold.c tests/failmalloc.h
+tests_test_status_fold_SOURCES = tests/test_status_fold.c tests/failmalloc.h tests/testrng.h
 tests_test_status_fold_CFLAGS = $(TEST_CFLAGS)
 tests_test_status_fold_LDADD = $(TEST_LDADD)
 # malloc fails on demand, as for test_member_table

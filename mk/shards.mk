@@ -10,7 +10,7 @@ LIBCLUSTER_SOURCES += \
 	libcluster/shard-sync.c
 
 CMOCKA_TESTS += tests/test_shard_map tests/test_shards_api
-tests_test_shard_map_SOURCES = tests/test_shard_map.c
+tests_test_shard_map_SOURCES = tests/test_shard_map.c tests/testrng.h
 tests_test_shard_map_CFLAGS = $(TEST_CFLAGS)
 tests_test_shard_map_LDADD = $(TEST_LDADD)
 # malloc and realloc fail on demand (the test's wrappers): GNU ld, as on the CI

@@ -22,6 +22,7 @@
 
 #include "member-table.h"
 #include "failmalloc.h"
+#include "testrng.h"
 
 /* ------------------------------------------------------------------ */
 /* the model                                                            */
@@ -199,16 +200,10 @@ check_against(const cluster__table *t, const model *m)
 	assert_null(cluster__table_at(t, m->n, NULL));
 }
 
-static uint64_t rng_state;
-
 static unsigned
 rnd(unsigned n)
 {
-	/* xorshift64*: deterministic per seed, so a failure replays */
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return (unsigned) ((rng_state * 2685821657736338717ULL) >> 33) % n;
+	return (unsigned) (rng64() >> 33) % n;
 }
 
 static cluster__member

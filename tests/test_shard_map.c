@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "shard-map.h"
+#include "testrng.h"
 
 /* -1: allocations work; k >= 0: k more succeed, then every one fails. */
 static long fail_after = -1;
@@ -60,22 +61,10 @@ __wrap_realloc(void *p, size_t size)
 	return should_fail() ? NULL : __real_realloc(p, size);
 }
 
-/* xorshift64*: deterministic per seed, so a failure replays */
-static uint64_t rng_state;
-
-static uint64_t
-rng(void)
-{
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 2685821657736338717ULL;
-}
-
 static unsigned
 rnd(unsigned n)
 {
-	return (unsigned) (rng() % n);
+	return (unsigned) (rng64() % n);
 }
 
 /* ------------------------------------------------------------------ */

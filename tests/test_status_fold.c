@@ -24,17 +24,12 @@
 #include "status-fold.h"
 #include "view.h"
 #include "failmalloc.h"
+#include "testrng.h"
 
-static uint64_t rng_state;
-
-/* xorshift64*: deterministic per seed, so a failure replays */
 static unsigned
 rnd(unsigned n)
 {
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return (unsigned) ((rng_state * 2685821657736338717ULL) >> 33) % n;
+	return (unsigned) (rng64() >> 33) % n;
 }
 
 /* The two ways of holding the same registry. */
