@@ -772,7 +772,7 @@ read_prefix(etcd3 *ed, etcd3_conn *cn, int statuses, cluster__table *out, int64_
 static int
 take_statuses(etcd3 *ed, cluster__table *raw, char *why, size_t whysz)
 {
-	int r = cluster__fold_statuses(&ed->table, &ed->statuses, raw, cluster__now_ms());
+	int r = cluster__fold_prefixes(&ed->table, &ed->statuses, NULL, raw, cluster__now_ms());
 
 	cluster__table_free(raw);
 	if(r)
@@ -1336,28 +1336,12 @@ reread(etcd3 *ed)
 	{
 		/* the difference into the tables (unchanged records keep their
 		 * receipt times), all or nothing */
-		cluster__table m, o;
-		int64_t now = cluster__now_ms();
-
-		cluster__table_share(&m, &ed->table);
-		cluster__table_share(&o, &ed->statuses);
-		r = cluster__fold_members(&m, &o, &t, now);
-		if(!r && ed->status_rev)
-		{
-			r = cluster__fold_statuses(&m, &o, &ts, now);
-		}
+		r = cluster__fold_prefixes(&ed->table, &ed->statuses, &t, ed->status_rev ? &ts : NULL, cluster__now_ms());
 		cluster__table_free(&t);
 		cluster__table_free(&ts);
 		if(r)
 		{
-			cluster__table_free(&m);
-			cluster__table_free(&o);
 			snprintf(why, sizeof(why), "out of memory");
-		}
-		else
-		{
-			t = m;
-			ts = o;
 		}
 	}
 	if(r)
@@ -1373,10 +1357,6 @@ reread(etcd3 *ed)
 		cluster__log(ed->core, LOG_NOTICE, "libcluster: etcd: %s is back within CLUSTER_MEMBERS_MAX (%d members)\n", ed->prefix, CLUSTER_MEMBERS_MAX);
 		ed->over_limit = 0;
 	}
-	cluster__table_free(&ed->table);
-	ed->table = t;
-	cluster__table_free(&ed->statuses);
-	ed->statuses = ts;
 	ed->members_gen++;
 	if(rev > ed->last_rev)
 	{

@@ -273,19 +273,19 @@ cluster__fold_status_del(cluster__table *members, cluster__table *orphans, const
 }
 
 int
-cluster__fold_members(cluster__table *members, cluster__table *orphans, const cluster__table *raw, int64_t now_ms)
+cluster__fold_prefixes(cluster__table *members, cluster__table *orphans, const cluster__table *raw_members, const cluster__table *raw_statuses, int64_t now_ms)
 {
 	cluster__table m, o;
+	int r = 0;
 
 	begin(&m, &o, members, orphans);
-	return end(fold_members(&m, &o, raw, now_ms), &m, &o, members, orphans);
-}
-
-int
-cluster__fold_statuses(cluster__table *members, cluster__table *orphans, const cluster__table *raw, int64_t now_ms)
-{
-	cluster__table m, o;
-
-	begin(&m, &o, members, orphans);
-	return end(fold_statuses(&m, &o, raw, now_ms), &m, &o, members, orphans);
+	if(raw_members)
+	{
+		r = fold_members(&m, &o, raw_members, now_ms);
+	}
+	if(!r && raw_statuses)
+	{
+		r = fold_statuses(&m, &o, raw_statuses, now_ms);
+	}
+	return end(r, &m, &o, members, orphans);
 }

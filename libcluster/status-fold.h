@@ -45,14 +45,12 @@ int cluster__fold_status_put(cluster__table *members, cluster__table *orphans, c
  * Returns 0 or ENOMEM. */
 int cluster__fold_status_del(cluster__table *members, cluster__table *orphans, const char *id, int64_t now_ms);
 
-/* A whole member prefix read again (raw: one node per member record, as
- * built by cluster__table_put()): members not in raw are deleted, the
- * others put. Unchanged records keep their receipt time. */
-int cluster__fold_members(cluster__table *members, cluster__table *orphans, const cluster__table *raw, int64_t now_ms);
-
-/* A whole status prefix read again (raw: one status node per status
- * record, as built by cluster__table_put_status()): the separate statuses
- * become exactly those of raw. */
-int cluster__fold_statuses(cluster__table *members, cluster__table *orphans, const cluster__table *raw, int64_t now_ms);
+/* Whole prefixes read again, as one operation (either may be NULL: not
+ * read). raw_members (one node per member record, as built by
+ * cluster__table_put()): members not in it are deleted, the others put.
+ * raw_statuses (one status node per status record, as built by
+ * cluster__table_put_status()): the separate statuses become exactly
+ * those. Unchanged records keep their receipt time. */
+int cluster__fold_prefixes(cluster__table *members, cluster__table *orphans, const cluster__table *raw_members, const cluster__table *raw_statuses, int64_t now_ms);
 
 #endif /*!CLUSTER_STATUS_FOLD_H_*/

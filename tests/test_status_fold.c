@@ -216,10 +216,10 @@ step(pair *p, long fail)
 		r = cluster__fold_status_del(&p->members, &p->orphans, id, 9);
 		break;
 	case 10:
-		r = cluster__fold_members(&p->members, &p->orphans, &raw, 9);
+		r = cluster__fold_prefixes(&p->members, &p->orphans, &raw, NULL, 9);
 		break;
 	default:
-		r = cluster__fold_statuses(&p->members, &p->orphans, &raw, 9);
+		r = cluster__fold_prefixes(&p->members, &p->orphans, NULL, &raw, 9);
 		break;
 	}
 	fail_after = -1;
